@@ -1,0 +1,204 @@
+"""Pure, vectorised sequence encoders (no training code).
+
+One-hot layout follows the field's convention (Basset, DeepSEA, tangermeme): channels are
+``A, C, G, T`` in that order and the array is ``(4, length)`` for one sequence or
+``(n, 4, length)`` for a batch. With that order the complement of a channel is the channel
+mirrored (A<->T, C<->G), so the reverse complement of a one-hot array is a flip of both
+axes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from biodl.errors import BiodlInputError
+
+ALPHABET = "ACGT"
+IUPAC_AMBIGUOUS = "RYSWKMBDHVN"
+_INVALID = 255
+_N = 4
+
+
+def _build_lut(iupac_as_n: bool) -> np.ndarray:
+    lut = np.full(256, _INVALID, dtype=np.uint8)
+    for i, base in enumerate("ACGT"):
+        lut[ord(base)] = i
+        lut[ord(base.lower())] = i
+    lut[ord("U")] = lut[ord("u")] = 3  # RNA: U is read as T
+    lut[ord("N")] = lut[ord("n")] = _N
+    if iupac_as_n:
+        for c in IUPAC_AMBIGUOUS:
+            lut[ord(c)] = lut[ord(c.lower())] = _N
+    return lut
+
+
+_LUT = {False: _build_lut(False), True: _build_lut(True)}
+_COMPLEMENT_STR = str.maketrans("ACGTUNacgtunRYSWKMBDHVryswkmbdhv", "TGCAANtgcaanYRSWMKVHDByrswmkvhdb")
+# one_hot compares bytes case-folded with ``| 0x20`` (x | 0x20 == ord("a") only for "A" and "a").
+_ACGT_LOWER = np.frombuffer(b"acgt", dtype=np.uint8)[:, None]
+
+
+def _value_table(n_value: float, dtype) -> np.ndarray:
+    table = np.zeros((256, 4), dtype=dtype)
+    table[np.arange(4), np.arange(4)] = 1
+    table[_N] = n_value
+    return table
+
+
+def _codes(buf: np.ndarray, iupac_as_n: bool) -> np.ndarray:
+    codes = _LUT[bool(iupac_as_n)][buf]
+    if codes.max(initial=0) == _INVALID:
+        pos = int(np.argmax(codes == _INVALID))
+        raise BiodlInputError(
+            f"invalid character {chr(buf.flat[pos])!r} at position {pos + 1} "
+            "(allowed: A, C, G, T, U, N in either case)"
+        )
+    return codes
+
+
+def sequence_codes(seq: str | bytes, iupac_as_n: bool = False) -> np.ndarray:
+    """Integer codes of a sequence: A=0, C=1, G=2, T/U=3, N=4.
+
+    Returns
+    -------
+    np.ndarray
+        ``(length,)`` uint8.
+    """
+    raw = seq.encode("ascii", errors="replace") if isinstance(seq, str) else bytes(seq)
+    return _codes(np.frombuffer(raw, dtype=np.uint8), iupac_as_n)
+
+
+def one_hot(
+    seq: str | bytes,
+    n_value: float = 0.25,
+    dtype: np.dtype | type = np.float32,
+    iupac_as_n: bool = False,
+) -> np.ndarray:
+    """One-hot encode a DNA or RNA sequence.
+
+    Parameters
+    ----------
+    seq
+        Sequence of ``ACGTUN`` in any case; ``U`` is read as ``T``.
+    n_value
+        Value put in all four channels for ``N`` (0.25 = uniform, 0 = zero).
+    dtype
+        Output dtype.
+    iupac_as_n
+        Read other IUPAC ambiguity codes (R, Y, S, ...) as ``N`` instead of refusing them.
+
+    Returns
+    -------
+    np.ndarray
+        ``(4, length)`` array, channels ``A, C, G, T``.
+
+    Raises
+    ------
+    BiodlInputError
+        On a character outside the alphabet (its position is named).
+    """
+    raw = seq.encode("ascii", errors="replace") if isinstance(seq, str) else bytes(seq)
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    length = buf.shape[0]
+    # Boolean rows written in place: one vectorised comparison per channel, no gather and no
+    # transposed copy. The rows and the N/U masks are disjoint, so every character is valid
+    # iff their counts add up to the length; the rarer N, U and IUPAC passes run only when
+    # the A/C/G/T rows leave positions uncovered.
+    folded = buf | np.uint8(0x20)
+    mask = np.empty((4, length), dtype=np.bool_)
+    np.equal(folded, _ACGT_LOWER, out=mask)
+    n_mask = None
+    missing = length - np.count_nonzero(mask)
+    if missing:
+        n_mask = folded == ord("n")
+        missing -= np.count_nonzero(n_mask)
+    if missing:
+        u_mask = folded == ord("u")  # RNA: U is read as T
+        n_u = np.count_nonzero(u_mask)
+        if n_u:
+            mask[3] |= u_mask
+            missing -= n_u
+    if missing and iupac_as_n:
+        n_mask = ~mask.any(axis=0)
+        if (_LUT[True][buf[n_mask]] == _N).all():
+            missing = 0
+    if missing:
+        _codes(buf, iupac_as_n)  # raises, naming the first invalid character and its position
+        raise AssertionError("unreachable: one_hot's fast path and its lookup table disagree")
+    dtype = np.dtype(dtype)
+    out = mask.view(dtype) if dtype.itemsize == 1 and dtype.kind in "biu" else mask.astype(dtype)
+    if n_value != 0 and n_mask is not None and n_mask.any():
+        out[:, n_mask] = n_value
+    return out
+
+
+def one_hot_batch(
+    seqs: Sequence[str],
+    n_value: float = 0.25,
+    dtype: np.dtype | type = np.float32,
+    iupac_as_n: bool = False,
+) -> np.ndarray:
+    """One-hot encode equal-length sequences in one vectorised pass.
+
+    Returns
+    -------
+    np.ndarray
+        ``(n, 4, length)``.
+
+    Raises
+    ------
+    BiodlInputError
+        If lengths differ (the first offending index is named) or a character is invalid
+        (sequence index and position are named).
+    """
+    n = len(seqs)
+    if n == 0:
+        return np.zeros((0, 4, 0), dtype=dtype)
+    length = len(seqs[0])
+    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=n)
+    if (lengths != length).any():
+        bad = int(np.argmax(lengths != length))
+        raise BiodlInputError(
+            f"sequences must all have the same length: sequence {bad + 1} has length "
+            f"{lengths[bad]}, the first has {length}"
+        )
+    raw = "".join(seqs).encode("ascii", errors="replace")
+    buf = np.frombuffer(raw, dtype=np.uint8).reshape(n, length)
+    try:
+        codes = _codes(buf, iupac_as_n)
+    except BiodlInputError:
+        bad_mask = _LUT[bool(iupac_as_n)][buf] == _INVALID
+        row = int(np.argmax(bad_mask.any(axis=1)))
+        col = int(np.argmax(bad_mask[row]))
+        raise BiodlInputError(
+            f"sequence {row + 1}: invalid character {chr(buf[row, col])!r} at position {col + 1} "
+            "(allowed: A, C, G, T, U, N in either case)"
+        ) from None
+    return np.ascontiguousarray(_value_table(n_value, dtype)[codes].transpose(0, 2, 1))
+
+
+def reverse_complement(seq: str) -> str:
+    """Reverse complement of a DNA/RNA string (case kept; U is complemented to A)."""
+    return seq.translate(_COMPLEMENT_STR)[::-1]
+
+
+def reverse_complement_onehot(x):
+    """Reverse complement of one-hot array(s) in ``A, C, G, T`` order.
+
+    Works on numpy arrays and torch tensors of shape ``(..., 4, length)``.
+    """
+    if isinstance(x, np.ndarray):
+        return x[..., ::-1, ::-1].copy()
+    return x.flip(dims=(-2, -1))
+
+
+def decode(x: np.ndarray, n_threshold: float = 0.5) -> str:
+    """Turn a ``(4, length)`` one-hot array back into a string (``N`` where no channel
+    exceeds ``n_threshold``)."""
+    x = np.asarray(x)
+    idx = x.argmax(axis=0)
+    out = np.array(list(ALPHABET))[idx]
+    out[x.max(axis=0) <= n_threshold] = "N"
+    return "".join(out.tolist())

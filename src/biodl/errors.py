@@ -1,0 +1,40 @@
+"""Exceptions raised by biodl.
+
+Every problem with user input is reported as a :class:`BiodlInputError` that names the
+file, the record or line, and what is wrong, so the CLI can print one clear line instead
+of a traceback from deep inside numpy or torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class BiodlError(Exception):
+    """Base class of all biodl errors."""
+
+
+class BiodlInputError(BiodlError, ValueError):
+    """Bad user input: a file, a record in it, or an option.
+
+    Parameters
+    ----------
+    message
+        What is wrong, in words a user understands.
+    path
+        The file the problem is in, if any.
+    record
+        The line number (1-based) or record name the problem is at, if any.
+    """
+
+    def __init__(self, message: str, path: str | Path | None = None, record: str | int | None = None):
+        self.path = None if path is None else str(path)
+        self.record = record
+        self.problem = message
+        where = []
+        if path is not None:
+            where.append(str(path))
+        if record is not None:
+            where.append(f"line {record}" if isinstance(record, int) else f"record {record!r}")
+        prefix = ": ".join([", ".join(where)]) + ": " if where else ""
+        super().__init__(prefix + message)

@@ -1,0 +1,278 @@
+"""Labelled sequence tables: TSV/CSV (optionally gzip) with a sequence column and one or
+more label columns, including DeepBind's ``FoldID EventID seq Bound`` files, and labelled
+FASTA (labels in the header as ``class:1`` or ``label=1``)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from biodl.errors import BiodlInputError
+from biodl.io._util import check_file, open_text
+from biodl.io.fasta import read_fasta, validate_sequence
+
+SEQ_COLUMNS = ("seq", "sequence", "sequences", "Sequence", "SEQ", "Seq")
+LABEL_COLUMNS = ("Bound", "label", "labels", "Label", "class", "Class", "y", "target")
+ID_COLUMNS = ("EventID", "id", "ID", "name", "Name", "seq_id")
+_HEADER_LABEL = re.compile(r"(?:class|label)\s*[:=]\s*([^\s;|,]+)")
+
+
+@dataclass
+class SequenceTable:
+    """Sequences with optional labels.
+
+    Attributes
+    ----------
+    ids
+        One identifier per sequence.
+    seqs
+        The sequences (strings, case kept).
+    labels
+        ``(n, n_labels)`` float32; NaN marks a missing label (masked in training). For a
+        multi-class table, one column of class indices. ``None`` when unlabelled.
+    label_names
+        Names of the label columns.
+    classes
+        Class names for a multi-class table (index = class code), else ``None``.
+    source
+        The file the table came from.
+    """
+
+    ids: list[str]
+    seqs: list[str]
+    labels: np.ndarray | None = None
+    label_names: list[str] = field(default_factory=list)
+    classes: list[str] | None = None
+    source: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+    def subset(self, idx) -> SequenceTable:
+        idx = np.asarray(idx)
+        return SequenceTable(
+            ids=[self.ids[i] for i in idx],
+            seqs=[self.seqs[i] for i in idx],
+            labels=None if self.labels is None else self.labels[idx],
+            label_names=list(self.label_names),
+            classes=self.classes,
+            source=self.source,
+        )
+
+    def fixed_length(self) -> int:
+        """The common length of all sequences; raises a clear error if they differ."""
+        if not self.seqs:
+            raise BiodlInputError("no sequences", path=self.source)
+        lengths = np.fromiter((len(s) for s in self.seqs), dtype=np.int64, count=len(self.seqs))
+        if (lengths != lengths[0]).any():
+            bad = int(np.argmax(lengths != lengths[0]))
+            raise BiodlInputError(
+                f"sequences must all have the same length here: {self.ids[bad]!r} has {lengths[bad]} bases, "
+                f"{self.ids[0]!r} has {lengths[0]} (use --pad to pad with N, or trim the input)",
+                path=self.source,
+                record=self.ids[bad],
+            )
+        return int(lengths[0])
+
+    @property
+    def task_hint(self) -> str:
+        """``binary``, ``multilabel``, ``multiclass`` or ``regression`` guessed from labels."""
+        if self.labels is None:
+            return "binary"
+        if self.classes is not None:
+            return "multiclass"
+        vals = self.labels[~np.isnan(self.labels)]
+        if vals.size and np.isin(vals, (0.0, 1.0)).all():
+            return "binary" if self.labels.shape[1] == 1 else "multilabel"
+        return "regression"
+
+
+def _sep_for(path: Path, first_line: str) -> str:
+    name = path.name.lower().removesuffix(".gz")
+    if name.endswith(".csv"):
+        return ","
+    if name.endswith((".tsv", ".seq", ".txt", ".tab")):
+        return "\t"
+    return "\t" if first_line.count("\t") >= first_line.count(",") else ","
+
+
+def read_sequence_table(
+    path: str | Path,
+    seq_col: str | None = None,
+    label_cols: list[str] | str | None = None,
+    id_col: str | None = None,
+    require_labels: bool = True,
+    iupac_as_n: bool = False,
+    uppercase: bool = False,
+) -> SequenceTable:
+    """Read a TSV/CSV (optionally gzip) table of sequences and labels.
+
+    Columns are found by name when not given: sequence in ``seq``/``sequence``, labels in
+    ``Bound``/``label``/``class``..., ids in ``EventID``/``id``/``name``. DeepBind's
+    ``FoldID EventID seq Bound`` files are read as they are. Numeric label columns give
+    binary/multi-label/regression targets (empty cells are missing labels); a single
+    non-numeric label column gives a multi-class target.
+
+    Raises
+    ------
+    BiodlInputError
+        Missing file or column, an empty or invalid sequence (with its line), or a
+        non-numeric value in a numeric label column (with its line).
+    """
+    p = check_file(path)
+    with open_text(p) as fh:
+        first = fh.readline()
+    if not first.strip():
+        raise BiodlInputError("the file is empty (expected a header line)", path=p, record=1)
+    sep = _sep_for(p, first)
+    try:
+        with open_text(p) as fh:
+            df = pd.read_csv(fh, sep=sep, dtype=str, keep_default_na=False, comment=None)
+    except pd.errors.ParserError as e:
+        m = re.search(r"line (\d+)", str(e))
+        raise BiodlInputError(
+            f"malformed table: {e}", path=p, record=int(m.group(1)) if m else None
+        ) from None
+    cols = list(df.columns)
+    if seq_col is None:
+        seq_col = next((c for c in SEQ_COLUMNS if c in cols), None)
+        if seq_col is None:
+            raise BiodlInputError(
+                f"no sequence column found (looked for {', '.join(SEQ_COLUMNS[:2])}; "
+                f"columns are: {', '.join(cols)}); name it with --seq-col",
+                path=p,
+                record=1,
+            )
+    elif seq_col not in cols:
+        raise BiodlInputError(
+            f"sequence column {seq_col!r} not found; columns are: {', '.join(cols)}", path=p, record=1
+        )
+    if isinstance(label_cols, str):
+        label_cols = [c.strip() for c in label_cols.split(",") if c.strip()]
+    if not label_cols:
+        found = next((c for c in LABEL_COLUMNS if c in cols), None)
+        label_cols = [found] if found else []
+    missing = [c for c in label_cols if c not in cols]
+    if missing:
+        raise BiodlInputError(
+            f"label column(s) {', '.join(map(repr, missing))} not found; columns are: {', '.join(cols)}",
+            path=p,
+            record=1,
+        )
+    if require_labels and not label_cols:
+        raise BiodlInputError(
+            f"no label column found (looked for {', '.join(LABEL_COLUMNS[:4])}; "
+            f"columns are: {', '.join(cols)}); name it with --label-col",
+            path=p,
+            record=1,
+        )
+    if id_col is None:
+        id_col = next((c for c in ID_COLUMNS if c in cols), None)
+
+    seqs = df[seq_col].str.strip().tolist()
+    if uppercase:
+        seqs = [s.upper() for s in seqs]
+    for i, s in enumerate(seqs):
+        if not s or not _quick_ok(s, iupac_as_n):
+            validate_sequence(s, p, i + 2, iupac_as_n)  # raises with the line number
+    ids = df[id_col].tolist() if id_col else [f"seq{i + 1}" for i in range(len(seqs))]
+
+    labels = None
+    classes = None
+    if label_cols:
+        raw = df[label_cols]
+        numeric = raw.apply(
+            lambda c: pd.to_numeric(
+                c.str.strip().replace({"": np.nan, "NA": np.nan, "nan": np.nan}), errors="coerce"
+            )
+        )
+        bad = numeric.isna() & ~raw.apply(lambda c: c.str.strip().isin(["", "NA", "nan"]))
+        if bad.to_numpy().any():
+            if len(label_cols) == 1 and bad.to_numpy().mean() > 0.5:
+                # a categorical label: multi-class
+                col = raw.iloc[:, 0].str.strip()
+                if (col == "").any():
+                    row = int(np.argmax((col == "").to_numpy()))
+                    raise BiodlInputError(
+                        f"empty class label in column {label_cols[0]!r}", path=p, record=row + 2
+                    )
+                classes = sorted(col.unique().tolist())
+                code = {c: i for i, c in enumerate(classes)}
+                labels = col.map(code).to_numpy(dtype=np.float32)[:, None]
+            else:
+                r, c = np.argwhere(bad.to_numpy())[0]
+                raise BiodlInputError(
+                    f"non-numeric label {raw.iat[r, c]!r} in column {label_cols[c]!r}",
+                    path=p,
+                    record=int(r) + 2,
+                )
+        else:
+            labels = numeric.to_numpy(dtype=np.float32)
+    return SequenceTable(
+        ids=ids, seqs=seqs, labels=labels, label_names=list(label_cols), classes=classes, source=str(p)
+    )
+
+
+def _quick_ok(s: str, iupac_as_n: bool) -> bool:
+    allowed = "ACGTUNacgtunRYSWKMBDHVryswkmbdhv" if iupac_as_n else "ACGTUNacgtun"
+    return not s.strip(allowed)
+
+
+def read_labelled_fasta(
+    path: str | Path, require_labels: bool = True, iupac_as_n: bool = False, uppercase: bool = False
+) -> SequenceTable:
+    """Read FASTA whose headers carry a label as ``class:1`` or ``label=1`` (e.g. deepRAM/iONMF
+    files). Without labels in the headers, ``require_labels=False`` gives an unlabelled table."""
+    p = check_file(path)
+    recs = read_fasta(p, iupac_as_n=iupac_as_n)
+    raw_labels = []
+    for r in recs:
+        m = _HEADER_LABEL.search(r.description)
+        raw_labels.append(m.group(1) if m else None)
+    seqs = [r.sequence.upper() if uppercase else r.sequence for r in recs]
+    ids = [r.name for r in recs]
+    if all(v is None for v in raw_labels):
+        if require_labels:
+            raise BiodlInputError(
+                "no labels in the FASTA headers (expected 'class:1' or 'label=1'); "
+                "give a table with a label column instead",
+                path=p,
+                record=recs[0].line,
+            )
+        return SequenceTable(ids=ids, seqs=seqs, source=str(p))
+    missing = [i for i, v in enumerate(raw_labels) if v is None]
+    if missing:
+        r = recs[missing[0]]
+        raise BiodlInputError(f"record {r.name!r} has no label in its header", path=p, record=r.line)
+    try:
+        labels = np.array([float(v) for v in raw_labels], dtype=np.float32)[:, None]
+        classes = None
+    except ValueError:
+        classes = sorted(set(raw_labels))
+        code = {c: i for i, c in enumerate(classes)}
+        labels = np.array([code[v] for v in raw_labels], dtype=np.float32)[:, None]
+    return SequenceTable(
+        ids=ids, seqs=seqs, labels=labels, label_names=["label"], classes=classes, source=str(p)
+    )
+
+
+def _looks_like_fasta(p: Path) -> bool:
+    with open_text(p) as fh:
+        for line in fh:
+            if line.strip():
+                return line.startswith(">")
+    return False
+
+
+def read_sequences(path: str | Path, require_labels: bool = True, **kwargs) -> SequenceTable:
+    """Read a labelled (or, with ``require_labels=False``, unlabelled) sequence file of any
+    supported kind: FASTA (labels in headers) or a TSV/CSV table."""
+    p = check_file(path)
+    if _looks_like_fasta(p):
+        kw = {k: v for k, v in kwargs.items() if k in ("iupac_as_n", "uppercase")}
+        return read_labelled_fasta(p, require_labels=require_labels, **kw)
+    return read_sequence_table(p, require_labels=require_labels, **kwargs)

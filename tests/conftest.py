@@ -1,0 +1,31 @@
+"""Shared fixtures: small slices of the bundled real ENCODE ChIP-seq data."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+
+from biodl.demo import ENCODE_DIR
+
+REST_AC = ENCODE_DIR / "REST_GM12878_NRSF_HudsonAlpha_AC.seq.gz"
+REST_B = ENCODE_DIR / "REST_GM12878_NRSF_HudsonAlpha_B.seq.gz"
+
+
+def _head(src: Path, dst: Path, n: int, step: int = 1) -> Path:
+    with gzip.open(src, "rt") as fh:
+        lines = fh.read().splitlines()
+    body = lines[1::step][:n]
+    dst.write_text("\n".join([lines[0], *body]) + "\n")
+    return dst
+
+
+@pytest.fixture(scope="session")
+def rest_small(tmp_path_factory) -> dict[str, Path]:
+    """600 REST training positives and 200 held-out B sequences (both classes)."""
+    d = tmp_path_factory.mktemp("rest")
+    return {
+        "train": _head(REST_AC, d / "rest_ac.seq", 600),
+        "test": _head(REST_B, d / "rest_b.seq", 200, step=5),
+    }

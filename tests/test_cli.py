@@ -1,0 +1,127 @@
+"""Every CLI command: --help with an example, and a real run on small real data."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from biodl.cli import app
+
+runner = CliRunner()
+COMMANDS = [
+    ["systems"],
+    ["train"],
+    ["evaluate"],
+    ["predict"],
+    ["report"],
+    ["demo"],
+    ["deepbind", "score"],
+    ["deepbind", "list"],
+]
+TINY = ["-m", "num_motifs=8", "-m", "motif_len=12"]
+
+
+@pytest.mark.parametrize("cmd", COMMANDS, ids=" ".join)
+def test_help_has_example(cmd):
+    r = runner.invoke(app, [*cmd, "--help"])
+    assert r.exit_code == 0, r.output
+    assert "Example: biodl" in r.output
+
+
+def test_systems_lists_registry():
+    r = runner.invoke(app, ["systems", "--json"])
+    assert r.exit_code == 0
+    rows = {d["name"]: d for d in json.loads(r.output)}
+    for name in ("deepbind", "deepsea", "basset", "danq", "splicing-cnn"):
+        assert rows[name]["status"] == "ready" and rows[name]["citation"]
+    assert rows["adage"]["status"] == "planned"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, rest_small):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            str(rest_small["train"]),
+            "--out",
+            str(out),
+            "--test",
+            str(rest_small["test"]),
+            "--epochs",
+            "2",
+            "--no-progress",
+            "--device",
+            "cpu",
+            *TINY,
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_train_writes_run(trained):
+    s = json.loads((trained / "summary.json").read_text())
+    assert s["system"] == "deepbind" and s["epochs_run"] == 2 and "auroc" in s["test_metrics"]
+    assert (trained / "model.pt").exists() and (trained / "history.csv").exists()
+
+
+def test_evaluate(trained, rest_small, tmp_path):
+    r = runner.invoke(app, ["evaluate", str(trained), str(rest_small["test"]), "--out", str(tmp_path / "ev")])
+    assert r.exit_code == 0, r.output
+    m = json.loads(r.output)
+    s = json.loads((trained / "summary.json").read_text())
+    assert m["auroc"] == pytest.approx(s["test_metrics"]["auroc"], abs=1e-6)
+    assert (tmp_path / "ev" / "roc.png").exists()
+
+
+def test_predict_keeps_order_and_ids(trained, tmp_path):
+    fa = tmp_path / "q.fa"
+    fa.write_text(">zeta\n" + "ACGT" * 25 + "A\n>alpha\n" + "GGCC" * 25 + "G\n")
+    out = tmp_path / "p.tsv"
+    r = runner.invoke(app, ["predict", str(trained), str(fa), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    df = pd.read_csv(out, sep="\t")
+    assert df["id"].tolist() == ["zeta", "alpha"] and df["prob_Bound"].between(0, 1).all()
+
+
+def test_report(trained):
+    r = runner.invoke(app, ["report", str(trained)])
+    assert r.exit_code == 0, r.output
+    html = (trained / "report.html").read_text()
+    assert "data:image/png;base64," in html and "First-layer filters" in html
+
+
+def test_bad_input_is_one_clear_line(tmp_path):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("seq\tBound\nACGT\t1\nACQT\t0\n")
+    r = runner.invoke(app, ["train", str(bad), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2
+    assert "error:" in r.output and "line 3" in r.output and "'Q'" in r.output
+    assert "Traceback" not in r.output
+    r = runner.invoke(app, ["train", str(bad), "--out", str(tmp_path / "o"), "--system", "nope"])
+    assert r.exit_code == 2 and "unknown system 'nope'" in r.output
+
+
+def test_deepbind_score_and_list(tmp_path):
+    fa = tmp_path / "s.fa"
+    fa.write_text(">ctcf_site\nTACCACTAGGGGGCGCCACC\n>gata\nGAGGTTACGCGGCAAGATAA\n")
+    r = runner.invoke(app, ["deepbind", "score", "D00328.003", str(fa)])
+    assert r.exit_code == 0, r.output
+    lines = r.output.strip().splitlines()
+    assert lines[1].split("\t")[0] == "ctcf_site"
+    assert float(lines[1].split("\t")[1]) == pytest.approx(17.682623, abs=1e-5)
+    r = runner.invoke(app, ["deepbind", "list", "--protein", "CTCF"])
+    assert r.exit_code == 0 and "D00328.003" in r.output
+
+
+def test_demo_runs(tmp_path):
+    r = runner.invoke(
+        app, ["demo", "--out", str(tmp_path / "demo"), "--epochs", "1", "--no-progress", "--device", "cpu"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "held-out test AUC" in r.output and (tmp_path / "demo" / "report.html").exists()

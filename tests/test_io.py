@@ -1,0 +1,123 @@
+import gzip
+
+import numpy as np
+import pytest
+
+from biodl.errors import BiodlInputError
+from biodl.io import cut_intervals, open_genome, read_bed, read_fasta, read_sequence_table, read_sequences
+from tests.conftest import REST_B
+
+
+def test_fasta_plain_gzip_multiline(tmp_path):
+    text = ">a desc\nACGT\nacgt\n>b\nNNNU\n"
+    (tmp_path / "x.fa").write_text(text)
+    with gzip.open(tmp_path / "x.fa.gz", "wt") as fh:
+        fh.write(text)
+    for name in ("x.fa", "x.fa.gz"):
+        recs = read_fasta(tmp_path / name)
+        assert [(r.name, r.sequence, r.line) for r in recs] == [("a", "ACGTacgt", 1), ("b", "NNNU", 4)]
+
+
+@pytest.mark.parametrize(
+    "text, match, line",
+    [
+        (">a\nACGT\n>b\nACXT\n", r"record 'b'.*'X' at position 3", 3),
+        (">a\nACGT\n>b\n>c\nAC\n", r"record 'b': empty sequence", 3),
+        ("ACGT\n>a\nAC\n", "before the first '>' header", 1),
+    ],
+)
+def test_fasta_errors_name_file_record_and_line(tmp_path, text, match, line):
+    p = tmp_path / "bad.fa"
+    p.write_text(text)
+    with pytest.raises(BiodlInputError, match=match) as e:
+        read_fasta(p)
+    assert str(p) in str(e.value) and f"line {line}" in str(e.value)
+
+
+def test_missing_file():
+    with pytest.raises(BiodlInputError, match="file not found"):
+        read_fasta("/nonexistent/x.fa")
+
+
+def test_deepbind_seq_file():
+    t = read_sequence_table(REST_B)
+    assert len(t) == 1000 and t.labels.shape == (1000, 1)
+    assert t.label_names == ["Bound"] and t.ids[0] == "seq_00002_peak"
+    assert t.fixed_length() == 101 and t.task_hint == "binary"
+    assert set(np.unique(t.labels)) == {0.0, 1.0}
+
+
+def test_table_errors(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_text("sequence,label\nACGT,1\nACGT,x\n")
+    with pytest.raises(BiodlInputError, match=r"line 3.*non-numeric label 'x'"):
+        read_sequence_table(p)
+    p.write_text("sequence,score\nACGT,1\n")
+    with pytest.raises(BiodlInputError, match=r"no label column found.*columns are: sequence, score"):
+        read_sequence_table(p)
+    with pytest.raises(BiodlInputError, match=r"label column\(s\) 'nope' not found"):
+        read_sequence_table(p, label_cols="nope")
+    p.write_text("sequence,label\nACGT,1\nAC-T,0\n")
+    with pytest.raises(BiodlInputError, match=r"line 3.*'-' at position 3"):
+        read_sequence_table(p)
+    p.write_text("sequence,label\nACGT,1\n,0\n")
+    with pytest.raises(BiodlInputError, match=r"line 3.*empty sequence"):
+        read_sequence_table(p)
+
+
+def test_ragged_sequences_error_when_fixed_length_needed(tmp_path):
+    p = tmp_path / "t.tsv"
+    p.write_text("id\tsequence\tlabel\ns1\tACGT\t1\ns2\tACG\t0\n")
+    t = read_sequence_table(p)
+    with pytest.raises(BiodlInputError, match=r"same length.*'s2' has 3 bases"):
+        t.fixed_length()
+
+
+def test_multilabel_missing_and_multiclass(tmp_path):
+    p = tmp_path / "m.csv"
+    p.write_text("sequence,a,b\nACGT,1,\nACGT,0,1\n")
+    t = read_sequence_table(p, label_cols="a,b")
+    assert np.isnan(t.labels[0, 1]) and t.task_hint == "multilabel"
+    p.write_text("sequence,class\nACGT,EI\nACGT,N\nACGT,IE\n")
+    t = read_sequence_table(p)
+    assert t.classes == ["EI", "IE", "N"] and t.labels[:, 0].tolist() == [0, 2, 1]
+
+
+def test_labelled_fasta(tmp_path):
+    p = tmp_path / "l.fa"
+    p.write_text(">s1; class:1\nACGT\n>s2; class:0\nACGA\n")
+    t = read_sequences(p)
+    assert t.ids == ["s1;", "s2;"] or t.ids == ["s1", "s2"] or t.ids[0].startswith("s1")
+    assert t.labels[:, 0].tolist() == [1.0, 0.0]
+    p.write_text(">s1; class:1\nACGT\n>s2\nACGA\n")
+    with pytest.raises(BiodlInputError, match=r"line 3.*no label"):
+        read_sequences(p)
+
+
+def test_bed_cut_and_errors(tmp_path):
+    g = tmp_path / "g.fa"
+    g.write_text(">chr1\nAAAACCCCGGGGTTTT\n>chr2\nACGTACGT\n")
+    bed = tmp_path / "r.bed"
+    bed.write_text("chr1\t4\t8\tx\t0\t+\nchr1\t4\t8\ty\t0\t-\n")
+    genome = open_genome(g)
+    assert cut_intervals(read_bed(bed), genome, bed) == ["CCCC", "GGGG"]
+    bed.write_text("chr1\t0\t4\nchr2\t4\t12\n")
+    with pytest.raises(BiodlInputError, match=r"line 2.*past the end of chr2 \(length 8\)"):
+        cut_intervals(read_bed(bed), genome, bed)
+    bed.write_text("chr1\t0\t4\nchrX\t0\t4\n")
+    with pytest.raises(BiodlInputError, match=r"line 2.*chromosome 'chrX' is not in the genome"):
+        cut_intervals(read_bed(bed), genome, bed)
+    bed.write_text("chr1\t5\t4\n")
+    with pytest.raises(BiodlInputError, match=r"line 1.*bad interval"):
+        read_bed(bed)
+    bed.write_text("chr1\tfive\t9\n")
+    with pytest.raises(BiodlInputError, match=r"line 1.*integers"):
+        read_bed(bed)
+
+
+def test_gzip_genome_is_indexed_via_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("BIODL_CACHE", str(tmp_path / "cache"))
+    with gzip.open(tmp_path / "g.fa.gz", "wt") as fh:
+        fh.write(">c\nACGTACGTAC\n")
+    genome = open_genome(tmp_path / "g.fa.gz")
+    assert str(genome["c"][2:6]) == "GTAC"

@@ -1,0 +1,245 @@
+"""Tests of the report layer: figures (ROC/PR, learning curves, logos) and the HTML report."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from biodl.errors import BiodlInputError
+from biodl.report import (
+    Section,
+    plot_learning_curves,
+    plot_logos,
+    plot_pr,
+    plot_roc,
+    pwm_information_content,
+    write_bytes_atomic,
+    write_html_report,
+)
+from biodl.report import plots as plots_mod
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _toy_labels(n: int = 300, t: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = (rng.random((n, t)) < 0.3).astype(float)
+    s = y * rng.normal(1.0, 1.0, (n, t)) + rng.normal(0.0, 1.0, (n, t))
+    y[rng.random((n, t)) < 0.1] = np.nan  # unknown labels
+    return y, s
+
+
+def _assert_png(path: Path, min_px: int = 200) -> np.ndarray:
+    data = path.read_bytes()
+    assert len(data) > 0
+    assert data[:8] == PNG_MAGIC
+    img = mpimg.imread(path)
+    assert img.ndim == 3 and img.shape[2] in (3, 4)
+    assert img.shape[0] >= min_px and img.shape[1] >= min_px
+    return img
+
+
+@pytest.fixture
+def legends(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Capture the legend texts of every figure saved by biodl.report.plots."""
+    captured: list[list[str]] = []
+    original = plots_mod._save_figure
+
+    def spy(fig, path, dpi=plots_mod.DEFAULT_DPI):
+        texts = []
+        for ax in fig.axes:
+            leg = ax.get_legend()
+            if leg is not None:
+                texts += [t.get_text() for t in leg.get_texts()]
+        captured.append(texts)
+        return original(fig, path, dpi)
+
+    monkeypatch.setattr(plots_mod, "_save_figure", spy)
+    return captured
+
+
+def _values(texts: list[str], key: str) -> list[float]:
+    return [float(m.group(1)) for t in texts if (m := re.search(rf"\b{key} = ([0-9.]+)\)?$", t))]
+
+
+def test_roc_auc_in_legend_matches_sklearn(tmp_path: Path, legends: list[list[str]]) -> None:
+    y, s = _toy_labels()
+    out = plot_roc(y[:, 0], s[:, 0], tmp_path / "roc.png")
+    assert out == tmp_path / "roc.png"
+    keep = ~np.isnan(y[:, 0])
+    expected = roc_auc_score(y[keep, 0], s[keep, 0])
+    (auc,) = [v for v in _values(legends[0], "AUC") if v != 0.5]
+    assert auc == pytest.approx(expected, abs=5e-4)
+    _assert_png(out)
+
+    plot_roc(y, s, tmp_path / "roc_multi.png", label_names=["CTCF", "GATA1", "SPI1"])
+    texts = [t for t in legends[1] if not t.startswith("chance")]
+    assert [t.split(" (")[0] for t in texts] == ["CTCF", "GATA1", "SPI1"]
+    for j, v in enumerate(_values(texts, "AUC")):
+        keep = ~np.isnan(y[:, j])
+        assert v == pytest.approx(roc_auc_score(y[keep, j], s[keep, j]), abs=5e-4)
+    _assert_png(tmp_path / "roc_multi.png")
+
+
+def test_pr_auprc_in_legend_matches_sklearn(tmp_path: Path, legends: list[list[str]]) -> None:
+    y, s = _toy_labels(seed=1)
+    plot_pr(y, s, tmp_path / "pr.png")
+    for j, v in enumerate(_values(legends[0], "AUPRC")):
+        keep = ~np.isnan(y[:, j])
+        assert v == pytest.approx(average_precision_score(y[keep, j], s[keep, j]), abs=5e-4)
+    _assert_png(tmp_path / "pr.png")
+
+
+def test_curves_cap_and_skip_one_class_labels(tmp_path: Path, legends: list[list[str]]) -> None:
+    y, s = _toy_labels(n=120, t=20, seed=2)
+    y[:, 0] = 0.0  # one class only: no ROC curve
+    plot_roc(y, s, tmp_path / "many.png", max_curves=12)
+    curves = [t for t in legends[0] if not t.startswith("chance")]
+    assert len(curves) == 12
+    assert not any(t.startswith("label 0 ") for t in curves)
+
+
+def test_curve_input_errors(tmp_path: Path) -> None:
+    with pytest.raises(BiodlInputError, match="shape"):
+        plot_roc(np.zeros(5), np.zeros(6), tmp_path / "x.png")
+    with pytest.raises(BiodlInputError, match="binary"):
+        plot_roc(np.array([0, 0.5, 1]), np.zeros(3), tmp_path / "x.png")
+    with pytest.raises(BiodlInputError, match="both positive and negative"):
+        plot_pr(np.ones(4), np.arange(4.0), tmp_path / "x.png")
+    with pytest.raises(BiodlInputError, match="label_names"):
+        plot_roc(np.eye(4)[:, :2], np.ones((4, 2)), tmp_path / "x.png", label_names=["a"])
+    assert not list(tmp_path.iterdir())
+
+
+def test_learning_curves_with_nans(tmp_path: Path, legends: list[list[str]]) -> None:
+    # Lightning CSVLogger style: train and val metrics on separate rows of the same epoch.
+    history = pd.DataFrame(
+        {
+            "epoch": [0, 0, 1, 1, 2, 2, 3],
+            "step": [10, 10, 20, 20, 30, 30, 40],
+            "train_loss": [0.9, np.nan, 0.7, np.nan, 0.5, np.nan, 0.4],
+            "val_loss": [np.nan, 0.8, np.nan, 0.6, np.nan, 0.65, np.nan],
+            "val_auroc": [np.nan, 0.70, np.nan, 0.78, np.nan, 0.77, np.nan],
+            "val_auprc": np.nan,
+        }
+    )
+    out = plot_learning_curves(history, tmp_path / "lc.png", title="toy")
+    img = _assert_png(out)
+    assert img.shape[1] > img.shape[0]  # two panels side by side
+    texts = legends[0]
+    assert {"train_loss", "val_loss", "val_auroc"} <= set(texts)
+    assert "val_auprc" not in texts and "step" not in texts
+    assert any("epoch 1" in t for t in texts)  # best val_loss marker
+
+    # Only losses, no metrics: still two panels, no error.
+    plot_learning_curves(pd.DataFrame({"epoch": [0, 1], "train_loss": [1.0, np.nan]}), tmp_path / "lc2.png")
+    _assert_png(tmp_path / "lc2.png")
+    with pytest.raises(BiodlInputError, match="epoch"):
+        plot_learning_curves(pd.DataFrame({"train_loss": [1.0]}), tmp_path / "lc3.png")
+
+
+def test_information_content() -> None:
+    assert pwm_information_content(np.full((5, 4), 0.25)) == pytest.approx(0.0)
+    assert pwm_information_content(np.eye(4)) == pytest.approx(8.0)
+    assert pwm_information_content([[0.5, 0.5, 0, 0]]) == pytest.approx(1.0)
+    assert pwm_information_content([[0, 0, 0, 0], [0, 0, 0, 2]]) == pytest.approx(2.0)  # empty row -> uniform
+    with pytest.raises(BiodlInputError, match="transpose"):
+        pwm_information_content(np.full((4, 7), 0.25))
+    with pytest.raises(BiodlInputError, match="negative"):
+        pwm_information_content([[-0.1, 0.5, 0.3, 0.3]])
+
+
+def test_logos_two_filters(tmp_path: Path) -> None:
+    ctcf_like = np.array(
+        [[0.05, 0.85, 0.05, 0.05], [0.1, 0.1, 0.7, 0.1], [0.97, 0.01, 0.01, 0.01], [0.25, 0.25, 0.25, 0.25]]
+    )
+    rng = np.random.default_rng(3)
+    other = rng.dirichlet(np.full(4, 0.5), size=7)
+    out = plot_logos([ctcf_like, other], tmp_path / "logos.png", names=["filter 0", "filter 1"], ncols=4)
+    img = _assert_png(out, min_px=150)
+    assert img.shape[1] > img.shape[0]  # one row of two logos
+    out2 = plot_logos(
+        np.stack([ctcf_like, ctcf_like]), tmp_path / "logos2.png", titles=["n = 10", "n = 20"], ncols=1
+    )
+    img2 = _assert_png(out2, min_px=150)
+    assert img2.shape[0] > 300  # two rows
+    with pytest.raises(BiodlInputError, match="names"):
+        plot_logos([ctcf_like], tmp_path / "x.png", names=["a", "b"])
+    with pytest.raises(BiodlInputError, match="no PWMs"):
+        plot_logos([], tmp_path / "x.png")
+
+
+def test_no_pyplot_figures_left_open(tmp_path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    before = set(plt.get_fignums())
+    y, s = _toy_labels(n=50, t=1)
+    plot_roc(y, s, tmp_path / "a.png")
+    plot_pr(y, s, tmp_path / "b.png")
+    plot_logos([np.eye(4)], tmp_path / "c.png")
+    assert set(plt.get_fignums()) == before
+
+
+def test_atomic_writer_leaves_no_temp_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    y, s = _toy_labels(n=60, t=1)
+    plot_roc(y, s, tmp_path / "out" / "roc.png")  # creates the directory
+    plot_roc(y, s, tmp_path / "out" / "roc.png")  # overwrites
+    write_bytes_atomic(tmp_path / "out" / "x.bin", b"abc")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["roc.png", "x.bin"]
+
+    def failing_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="disk full"):
+        write_bytes_atomic(tmp_path / "out" / "x.bin", b"new content")
+    with pytest.raises(OSError, match="disk full"):
+        plot_pr(y, s, tmp_path / "out" / "pr.png")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["roc.png", "x.bin"]
+    assert (tmp_path / "out" / "x.bin").read_bytes() == b"abc"
+
+
+def test_html_report_embeds_images_and_metrics(tmp_path: Path) -> None:
+    y, s = _toy_labels(n=80, t=1)
+    roc = plot_roc(y, s, tmp_path / "roc.png")
+    pr = plot_pr(y, s, tmp_path / "pr.png")
+    models = pd.DataFrame({"auroc": [0.91234, 0.8], "auprc": [0.5, np.nan]}, index=["DeepBind", "DeepSEA"])
+    sections = [
+        Section(
+            "Test metrics", text="Held-out <chr8>.\n\nSecond paragraph.", table={"auroc": 0.8765, "n": 12}
+        ),
+        Section("Models", table=models),
+        Section("Curves", images=[roc, (pr, "Precision-recall")]),
+    ]
+    out = write_html_report(tmp_path / "site" / "report.html", "CTCF & friends", sections, timestamp=False)
+    page = out.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>")
+    assert page.count("data:image/png;base64,") == 2
+    uris = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert base64.b64decode(uris[0]) == roc.read_bytes()
+    assert base64.b64decode(uris[1]) == pr.read_bytes()
+    for value in ("0.8765", ">12<", "0.9123", "0.8000", "0.5000", "DeepBind", "Precision-recall"):
+        assert value in page
+    assert "CTCF &amp; friends" in page and "Held-out &lt;chr8&gt;." in page  # escaped
+    assert "<script" not in page and "http://" not in page and "https://" not in page
+    assert "<style>" in page
+    assert [p.name for p in out.parent.iterdir()] == ["report.html"]
+    # Moving the page keeps it working: nothing refers to the image files.
+    assert str(tmp_path) not in page
+
+
+def test_html_report_missing_image(tmp_path: Path) -> None:
+    with pytest.raises(BiodlInputError, match="missing.png"):
+        write_html_report(tmp_path / "r.html", "x", [Section("a", images=[tmp_path / "missing.png"])])
+    with pytest.raises(BiodlInputError, match="not a valid"):
+        (tmp_path / "fake.png").write_text("not a png")
+        write_html_report(tmp_path / "r.html", "x", [Section("a", images=[tmp_path / "fake.png"])])
+    assert not (tmp_path / "r.html").exists()

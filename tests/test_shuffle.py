@@ -1,0 +1,275 @@
+"""Tests of biodl.shuffle: the exact, uniform dinucleotide shuffle (Altschul-Erickson)."""
+
+from __future__ import annotations
+
+import gzip
+import time
+import zlib
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from biodl.errors import BiodlInputError
+from biodl.shuffle import dinucleotide_shuffle, shuffle_negatives
+
+GENOMES = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "genomes_mcb185"
+
+
+def dinucs(seq: str) -> Counter:
+    return Counter(seq[i : i + 2] for i in range(len(seq) - 1))
+
+
+def assert_valid_shuffle(orig: str, shuf: str) -> None:
+    assert isinstance(shuf, str)
+    assert len(shuf) == len(orig)
+    assert Counter(shuf) == Counter(orig)
+    assert dinucs(shuf) == dinucs(orig)
+    assert shuf[:1] == orig[:1]
+    assert shuf[-1:] == orig[-1:]
+
+
+def eulerian_strings(seq: str) -> list[str]:
+    """Every string with the dinucleotide counts and end letters of ``seq`` (brute force)."""
+    edges = Counter(zip(seq, seq[1:]))
+    out: set[str] = set()
+
+    def walk(path: list[str]) -> None:
+        if len(path) == len(seq):
+            out.add("".join(path))
+            return
+        for (a, b), c in list(edges.items()):
+            if a == path[-1] and c > 0:
+                edges[(a, b)] -= 1
+                path.append(b)
+                walk(path)
+                path.pop()
+                edges[(a, b)] += 1
+
+    walk([seq[0]])
+    return sorted(out)
+
+
+def real_looking(rng: np.random.Generator, length: int) -> str:
+    """A genome-like string: CpG-depleted AT-rich Markov chain, homopolymer runs, an N gap
+    and a soft-masked (lower-case) stretch."""
+    bases = "ACGT"
+    trans = np.array(
+        [
+            [0.35, 0.17, 0.23, 0.25],  # from A
+            [0.35, 0.25, 0.05, 0.35],  # from C (CpG depleted)
+            [0.28, 0.22, 0.25, 0.25],  # from G
+            [0.22, 0.20, 0.25, 0.33],  # from T
+        ]
+    )
+    out = [int(rng.integers(4))]
+    while len(out) < length:
+        if rng.random() < 0.02:  # homopolymer run
+            out.extend([out[-1]] * int(rng.integers(3, 9)))
+        out.append(int(rng.choice(4, p=trans[out[-1]])))
+    chars = [bases[i] for i in out[:length]]
+    if length > 40:
+        start = int(rng.integers(0, length - 10))
+        for i in range(start, start + int(rng.integers(1, 10))):
+            chars[i] = "N"
+        lo = int(rng.integers(0, length // 2))
+        hi = lo + int(rng.integers(5, length // 2))
+        chars[lo:hi] = [c.lower() for c in chars[lo:hi]]
+    return "".join(chars)
+
+
+def genome_windows(n: int, width: int) -> list[str]:
+    """Windows of the first chromosome slice of D. melanogaster (has N runs), if present."""
+    path = GENOMES / "D.melanogaster.fa.gz"
+    if not path.is_file():
+        pytest.skip(f"shared genome data not found: {path}")
+    chunks: list[str] = []
+    total = 0
+    with gzip.open(path, "rt") as fh:
+        next(fh)
+        for line in fh:
+            if line.startswith(">") or total >= n * width:
+                break
+            chunks.append(line.strip())
+            total += len(chunks[-1])
+    seq = "".join(chunks)
+    return [seq[i * width : (i + 1) * width] for i in range(len(seq) // width)][:n]
+
+
+# --- counts and end letters ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "alphabet",
+    ["ACGT", "ACGTN", "ACGTacgtNn", "ACGTRYKMSWN", "AT", "GC", "ACGTU"],
+)
+def test_preserves_dinucleotides_random(alphabet: str) -> None:
+    rng = np.random.default_rng(zlib.crc32(alphabet.encode()))
+    letters = list(alphabet)
+    for _ in range(300):
+        length = int(rng.integers(0, 160))
+        p = rng.dirichlet(np.ones(len(letters)) * 0.7)
+        seq = "".join(rng.choice(letters, size=length, p=p)) if length else ""
+        assert_valid_shuffle(seq, dinucleotide_shuffle(seq, rng))
+
+
+def test_preserves_dinucleotides_real_looking() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        seq = real_looking(rng, int(rng.integers(50, 1200)))
+        shuf = dinucleotide_shuffle(seq, rng)
+        assert_valid_shuffle(seq, shuf)
+        # case is kept: soft-masked letters stay lower case, as many as before
+        assert sum(c.islower() for c in shuf) == sum(c.islower() for c in seq)
+
+
+def test_preserves_dinucleotides_genome_windows() -> None:
+    seqs = genome_windows(300, 101) + genome_windows(10, 5000)
+    out = shuffle_negatives(seqs, seed=11)
+    for seq, shuf in zip(seqs, out):
+        assert_valid_shuffle(seq, shuf)
+
+
+def test_non_ascii_symbols_are_letters() -> None:
+    seq = "ACGTÄÖACGTÖÄACß"
+    for seed in range(20):
+        assert_valid_shuffle(seq, dinucleotide_shuffle(seq, seed))
+
+
+# --- reproducibility -----------------------------------------------------------------
+
+
+def test_same_seed_same_output() -> None:
+    seq = real_looking(np.random.default_rng(1), 101)
+    assert dinucleotide_shuffle(seq, 42) == dinucleotide_shuffle(seq, 42)
+    a = [dinucleotide_shuffle(seq, np.random.default_rng(5)) for _ in range(3)]
+    assert a[0] == a[1] == a[2]
+    seqs = [real_looking(np.random.default_rng(i), 101) for i in range(50)]
+    assert shuffle_negatives(seqs, seed=3, n_per_seq=2) == shuffle_negatives(seqs, seed=3, n_per_seq=2)
+
+
+def test_different_seed_different_output() -> None:
+    seq = real_looking(np.random.default_rng(2), 101)
+    outs = {dinucleotide_shuffle(seq, s) for s in range(20)}
+    assert len(outs) == 20
+    seqs = [real_looking(np.random.default_rng(i), 101) for i in range(50)]
+    a, b = shuffle_negatives(seqs, seed=1), shuffle_negatives(seqs, seed=2)
+    assert sum(x != y for x, y in zip(a, b)) >= 49
+
+
+def test_generator_is_advanced() -> None:
+    seq = real_looking(np.random.default_rng(3), 101)
+    gen = np.random.default_rng(0)
+    first, second = dinucleotide_shuffle(seq, gen), dinucleotide_shuffle(seq, gen)
+    assert first != second
+
+
+def test_output_differs_from_input() -> None:
+    rng = np.random.default_rng(9)
+    seqs = ["".join(rng.choice(list("ACGT"), size=101)) for _ in range(200)]
+    seqs += [real_looking(rng, 101) for _ in range(200)]
+    out = shuffle_negatives(seqs, seed=0)
+    assert all(s != o for s, o in zip(seqs, out))
+
+
+def test_shuffle_negatives_layout() -> None:
+    seqs = [real_looking(np.random.default_rng(i), 101) for i in range(10)] + ["", "A", "ACGT"]
+    out = shuffle_negatives(seqs, seed=4, n_per_seq=3)
+    assert len(out) == 3 * len(seqs)
+    for i, seq in enumerate(seqs):
+        group = out[3 * i : 3 * i + 3]
+        for shuf in group:
+            assert_valid_shuffle(seq, shuf)
+        if len(seq) == 101:
+            assert len(set(group)) == 3
+    assert shuffle_negatives([], seed=0) == []
+    assert shuffle_negatives(("ACGTTGCA",), seed=0)[0][0] == "A"
+
+
+# --- uniformity ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "seq, n_expected",
+    [("ACAGTACGTCA", 15), ("AANCAAGNCCA", 24), ("ACAGATCACAGT", 24), ("aCAGTacGTCa", None)],
+)
+def test_uniform_over_all_eulerian_shufflings(seq: str, n_expected: int | None) -> None:
+    from scipy.stats import chisquare
+
+    support = eulerian_strings(seq)
+    if n_expected is not None:
+        assert len(support) == n_expected
+    per_outcome = 400
+    gen = np.random.default_rng(2024)
+    counts = Counter(dinucleotide_shuffle(seq, gen) for _ in range(per_outcome * len(support)))
+    # Every draw is a valid shuffle, every valid shuffle is drawn, frequencies are flat.
+    assert set(counts) == set(support)
+    observed = np.array([counts[s] for s in support])
+    assert chisquare(observed).pvalue > 1e-4
+    assert np.abs(observed / per_outcome - 1).max() < 0.25
+
+
+# --- edge cases ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seq", ["", "A", "N", "a", "AC", "ACG", "AAA", "AAAAAAAAAA", "nnnnnn", "ATATATAT"])
+def test_edge_cases_unchanged(seq: str) -> None:
+    # Each has a single string with its dinucleotide counts and end letters.
+    for seed in range(5):
+        assert dinucleotide_shuffle(seq, seed) == seq
+
+
+def test_two_letter_cases() -> None:
+    assert eulerian_strings("AACAA") == ["AAACA", "AACAA", "ACAAA"]
+    seen = {dinucleotide_shuffle("AACAA", s) for s in range(200)}
+    assert seen == {"AACAA", "ACAAA", "AAACA"}
+
+
+# --- errors --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [b"ACGT", None, 5, ["A", "C"]])
+def test_bad_sequence(bad) -> None:
+    with pytest.raises(BiodlInputError, match="seq must be a str"):
+        dinucleotide_shuffle(bad, 0)
+
+
+@pytest.mark.parametrize("bad", [None, 1.5, "0", True, np.random.RandomState(0), -1])
+def test_bad_rng(bad) -> None:
+    with pytest.raises(BiodlInputError, match="rng"):
+        dinucleotide_shuffle("ACGTACGT", bad)
+
+
+def test_numpy_integer_seed() -> None:
+    assert dinucleotide_shuffle("ACGTTGCAACGT", np.int64(3)) == dinucleotide_shuffle("ACGTTGCAACGT", 3)
+
+
+def test_shuffle_negatives_bad_input() -> None:
+    with pytest.raises(BiodlInputError, match="not a single string"):
+        shuffle_negatives("ACGTACGT", seed=0)
+    with pytest.raises(BiodlInputError, match="sequence 2 is a bytes"):
+        shuffle_negatives(["ACGT", b"ACGT"], seed=0)
+    with pytest.raises(BiodlInputError, match="n_per_seq"):
+        shuffle_negatives(["ACGT"], seed=0, n_per_seq=0)
+    with pytest.raises(BiodlInputError, match="n_per_seq"):
+        shuffle_negatives(["ACGT"], seed=0, n_per_seq=1.0)
+    with pytest.raises(BiodlInputError, match="seed"):
+        shuffle_negatives(["ACGT"], seed=1.5)
+    with pytest.raises(BiodlInputError, match="seed"):
+        shuffle_negatives(["ACGT"], seed=-3)
+    with pytest.raises(BiodlInputError, match="seed"):
+        shuffle_negatives(["ACGT"], seed=True)
+
+
+# --- speed ---------------------------------------------------------------------------
+
+
+def test_speed_101bp() -> None:
+    rng = np.random.default_rng(0)
+    seqs = ["".join(rng.choice(list("ACGT"), size=101)) for _ in range(4000)]
+    t0 = time.perf_counter()
+    shuffle_negatives(seqs, seed=0)
+    elapsed = time.perf_counter() - t0
+    # ~0.1 s on one core (40k sequences take ~0.9 s); the bound only catches gross slowdowns.
+    assert elapsed < 4.0, f"4000 shuffles of 101 bp took {elapsed:.2f} s"

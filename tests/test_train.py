@@ -1,0 +1,247 @@
+"""Training engine: tasks, masked labels, determinism, checkpoints and resume after a kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from biodl.api import train
+from biodl.data.sequences import SequenceDataset
+from biodl.io.tables import SequenceTable
+from biodl.models import DeepBind
+from biodl.train import TrainConfig, compute_metrics, fit, load_model, masked_loss, seed_all
+
+TINY = {"num_motifs": 8, "motif_len": 12, "hidden": 0}
+
+
+def _cfg(**kw) -> TrainConfig:
+    base = dict(max_epochs=2, patience=0, batch_size=64, lr=3e-3, seed=0, device="cpu", progress=False)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _planted(n=256, length=40, seed=0, n_labels=1):
+    rng = np.random.default_rng(seed)
+    seqs, labels = [], []
+    motifs = ["GGAATTCC", "TTTACGTA", "CACGTGCA"][:n_labels]
+    for _ in range(n):
+        s = list(rng.choice(list("ACGT"), length))
+        y = rng.random(n_labels) < 0.5
+        for j, m in enumerate(motifs):
+            if y[j]:
+                p = rng.integers(0, length - len(m))
+                s[p : p + len(m)] = m
+        seqs.append("".join(s))
+        labels.append(y.astype(np.float32))
+    return SequenceTable(
+        ids=[f"s{i}" for i in range(n)],
+        seqs=seqs,
+        labels=np.array(labels),
+        label_names=[f"l{j}" for j in range(n_labels)],
+    )
+
+
+def test_masked_loss_ignores_missing_labels():
+    logits = torch.tensor([[2.0, -1.0], [0.5, 3.0]])
+    y = torch.tensor([[1.0, float("nan")], [0.0, 1.0]])
+    full = masked_loss("multilabel", logits, torch.nan_to_num(y, nan=1.0))
+    masked = masked_loss("multilabel", logits, y)
+    expect = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.tensor([2.0, 0.5, 3.0]), torch.tensor([1.0, 0.0, 1.0])
+    )
+    assert torch.isclose(masked, expect) and not torch.isclose(full, masked)
+
+
+def test_metrics_match_sklearn():
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    rng = np.random.default_rng(1)
+    y = (rng.random((300, 2)) < 0.4).astype(np.float32)
+    s = (y + rng.normal(0, 1, y.shape)).astype(np.float32)
+    y[:10, 1] = np.nan
+    m = compute_metrics("multilabel", torch.from_numpy(s), torch.from_numpy(y), ["a", "b"])
+    ok = ~np.isnan(y[:, 1])
+    assert m["auroc/a"] == pytest.approx(roc_auc_score(y[:, 0], s[:, 0]), abs=1e-5)
+    assert m["auroc/b"] == pytest.approx(roc_auc_score(y[ok, 1], s[ok, 1]), abs=1e-5)
+    assert m["auprc/a"] == pytest.approx(average_precision_score(y[:, 0], s[:, 0]), abs=1e-4)
+
+
+@pytest.mark.parametrize("task", ["binary", "multilabel", "regression", "multiclass"])
+def test_each_task_learns_planted_motifs(tmp_path, task):
+    n_labels = 3 if task == "multilabel" else 1
+    table = _planted(400, n_labels=n_labels, seed=2)
+    n_out = n_labels
+    if task == "regression":
+        table.labels = table.labels * 2.0 + 0.1
+    if task == "multiclass":
+        table.labels = table.labels.copy()
+        table.classes, n_out = ["no", "yes"], 2
+    if task == "multilabel":
+        table.labels[::7, 1] = np.nan  # missing labels are masked
+    tr, va = table.subset(range(300)), table.subset(range(300, 400))
+    model = DeepBind(n_outputs=n_out, **TINY)
+    res = fit(
+        model,
+        task,
+        SequenceDataset(tr),
+        SequenceDataset(va),
+        tmp_path,
+        _cfg(max_epochs=8, batch_size=32, lr=1e-2),
+        meta={"recipe": "deepbind", "model_kwargs": dict(n_outputs=n_out, **TINY)},
+        label_names=table.label_names,
+    )
+    hist = pd.read_csv(tmp_path / "history.csv")
+    assert list(hist["epoch"]) == list(range(8))
+    assert hist["train_loss"].iloc[-1] < hist["train_loss"].iloc[0]
+    key = {
+        "binary": "val_auroc",
+        "multilabel": "val_auroc",
+        "multiclass": "val_accuracy",
+        "regression": "val_loss",
+    }[task]
+    if task == "regression":
+        assert hist[key].iloc[-1] < hist[key].iloc[0]
+    else:
+        assert res.val_metrics[key] > 0.8, res.val_metrics
+    model2, meta = load_model(tmp_path / "model.pt")
+    assert meta["task"] == task and isinstance(model2, DeepBind)
+
+
+def test_same_seed_same_numbers(tmp_path):
+    table = _planted(200, seed=3)
+    states = []
+    for run in ("a", "b"):
+        seed_all(0)
+        model = DeepBind(**TINY)
+        fit(
+            model,
+            "binary",
+            SequenceDataset(table.subset(range(150)), rc_augment=True, shift=3),
+            SequenceDataset(table.subset(range(150, 200))),
+            tmp_path / run,
+            _cfg(max_epochs=2),
+            meta={"recipe": "deepbind", "model_kwargs": dict(n_outputs=1, **TINY)},
+        )
+        states.append(
+            torch.load(tmp_path / run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+        )
+    for k in states[0]:
+        assert torch.equal(states[0][k], states[1][k]), k
+
+
+def test_resume_matches_uninterrupted_run(tmp_path):
+    """Stop after 2 epochs, resume to 4: the weights equal a straight 4-epoch run."""
+    table = _planted(200, seed=4)
+    tr, va = table.subset(range(150)), table.subset(range(150, 200))
+    meta = {"recipe": "deepbind", "model_kwargs": dict(n_outputs=1, **TINY)}
+
+    def run(out, epochs):
+        torch.manual_seed(0)  # same initial weights in both runs
+        return fit(
+            DeepBind(**TINY),
+            "binary",
+            SequenceDataset(tr, rc_augment=True),
+            SequenceDataset(va),
+            out,
+            _cfg(max_epochs=epochs),
+            meta=meta,
+        )
+
+    run(tmp_path / "straight", 4)
+    run(tmp_path / "split", 2)
+    res = run(tmp_path / "split", 4)
+    assert res.resumed_from is not None and res.resumed_from.endswith("last.ckpt")
+    a = torch.load(tmp_path / "straight" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "split" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6), k
+    hist = pd.read_csv(tmp_path / "split" / "history.csv")
+    assert list(hist["epoch"]) == [0, 1, 2, 3]  # rows of finished epochs kept across the resume
+
+
+def test_kill_and_resume_from_cli(tmp_path, rest_small):
+    """A training process killed with SIGKILL resumes from its last checkpoint and finishes."""
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "biodl.cli",
+        "train",
+        str(rest_small["train"]),
+        "--out",
+        str(out),
+        "--epochs",
+        "6",
+        "--patience",
+        "0",
+        "--no-progress",
+        "--device",
+        "cpu",
+        "-m",
+        "num_motifs=8",
+        "-m",
+        "motif_len=12",
+    ]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True
+    )
+    last = out / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "history.csv").exists() and len(pd.read_csv(out / "history.csv")) >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "training finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert last.exists()
+    done_before = len(pd.read_csv(out / "history.csv"))
+    assert json.loads((out / "run.json").read_text())["status"] == "running"
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "finished" and run["resumed_from"].endswith("last.ckpt")
+    hist = pd.read_csv(out / "history.csv")
+    assert list(hist["epoch"]) == list(range(6)) and done_before >= 2
+
+
+def test_train_api_with_shuffled_negatives_and_test(tmp_path, rest_small):
+    s = train(
+        "deepbind",
+        rest_small["train"],
+        tmp_path / "r",
+        test=rest_small["test"],
+        config=_cfg(max_epochs=3),
+        model_options={"num_motifs": 8, "motif_len": 12},
+        quiet=True,
+    )
+    assert s["n_train"] + s["n_valid"] == 1200  # 600 positives + 600 shuffles
+    assert 0.0 <= s["test_metrics"]["auroc"] <= 1.0
+    assert (tmp_path / "r" / "test" / "roc.png").stat().st_size > 1000
+    pred = pd.read_csv(tmp_path / "r" / "test" / "predictions.tsv", sep="\t")
+    assert len(pred) == 200 and pred["id"].iloc[0] == "seq_00002_peak"
+
+
+def test_checkpoint_loads_weights_only(tmp_path):
+    table = _planted(100, seed=5)
+    fit(
+        DeepBind(**TINY),
+        "binary",
+        SequenceDataset(table.subset(range(80))),
+        SequenceDataset(table.subset(range(80, 100))),
+        tmp_path,
+        _cfg(max_epochs=1),
+        meta={"recipe": "deepbind", "model_kwargs": dict(n_outputs=1, **TINY)},
+    )
+    for f in ("model.pt", "checkpoints/last.ckpt", "checkpoints/best.ckpt"):
+        torch.load(tmp_path / f, weights_only=True)
