@@ -32,7 +32,7 @@ def assert_valid_shuffle(orig: str, shuf: str) -> None:
 
 def eulerian_strings(seq: str) -> list[str]:
     """Every string with the dinucleotide counts and end letters of ``seq`` (brute force)."""
-    edges = Counter(zip(seq, seq[1:]))
+    edges = Counter(zip(seq[:-1], seq[1:], strict=True))
     out: set[str] = set()
 
     def walk(path: list[str]) -> None:
@@ -127,7 +127,7 @@ def test_preserves_dinucleotides_real_looking() -> None:
 def test_preserves_dinucleotides_genome_windows() -> None:
     seqs = genome_windows(300, 101) + genome_windows(10, 5000)
     out = shuffle_negatives(seqs, seed=11)
-    for seq, shuf in zip(seqs, out):
+    for seq, shuf in zip(seqs, out, strict=True):
         assert_valid_shuffle(seq, shuf)
 
 
@@ -155,7 +155,7 @@ def test_different_seed_different_output() -> None:
     assert len(outs) == 20
     seqs = [real_looking(np.random.default_rng(i), 101) for i in range(50)]
     a, b = shuffle_negatives(seqs, seed=1), shuffle_negatives(seqs, seed=2)
-    assert sum(x != y for x, y in zip(a, b)) >= 49
+    assert sum(x != y for x, y in zip(a, b, strict=True)) >= 49
 
 
 def test_generator_is_advanced() -> None:
@@ -170,7 +170,7 @@ def test_output_differs_from_input() -> None:
     seqs = ["".join(rng.choice(list("ACGT"), size=101)) for _ in range(200)]
     seqs += [real_looking(rng, 101) for _ in range(200)]
     out = shuffle_negatives(seqs, seed=0)
-    assert all(s != o for s, o in zip(seqs, out))
+    assert all(s != o for s, o in zip(seqs, out, strict=True))
 
 
 def test_shuffle_negatives_layout() -> None:

@@ -85,11 +85,22 @@ def systems(as_json: bool = typer.Option(False, "--json", help="Print the regist
 
 @app.command()
 def train(
-    data: Path = typer.Argument(
-        ...,
+    data: Path | None = typer.Argument(
+        None,
         help="Training file: TSV/CSV with sequence + label columns (DeepBind .seq "
-        "files too) or FASTA with class:1 in the headers.",
+        "files too) or FASTA with class:1 in the headers; for other systems, their data file.",
     ),
+    data_opt: Path | None = typer.Option(None, "--data", help="Same as the DATA argument."),
+    target: str | None = typer.Option(None, help="Target column(s), comma-separated (molecules, tables)."),
+    samples: Path | None = typer.Option(None, help="Sample table (CellCnn: CSV of file, label[, group])."),
+    genome: Path | None = typer.Option(None, help="Genome FASTA: train on windows labelled by --annotation."),
+    annotation: list[Path] | None = typer.Option(
+        None, help="GFF/BED annotation(s) labelling genome windows."
+    ),
+    labels: str | None = typer.Option(
+        None, help="Feature types used as labels, comma-separated (e.g. CDS,tRNA)."
+    ),
+    set_: list[str] | None = typer.Option(None, "--set", help="Data/task option KEY=VALUE (repeatable)."),
     out: Path = typer.Option(
         ..., "--out", "-o", help="Run directory (model.pt, checkpoints, history, report)."
     ),
@@ -133,16 +144,21 @@ def train(
     ),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
-    """Train a system on a labelled sequence file.
+    """Train a system on a labelled sequence file (or its own kind of data).
 
     Example: biodl train REST_AC.seq.gz --test REST_B.seq.gz --system deepbind --out runs/rest
     """
     from biodl.api import train as api_train
+    from biodl.plugins import plugin_for
     from biodl.recipes import get_recipe
     from biodl.train.engine import TrainConfig
 
     try:
-        defaults = dict(get_recipe(system).train_defaults)
+        if data is not None and data_opt is not None and data != data_opt:
+            raise BiodlError("give the training file once (DATA or --data)")
+        data = data or data_opt
+        recipe = get_recipe(system)
+        defaults = dict(recipe.train_defaults)
         overrides = dict(
             max_epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, weight_decay=weight_decay
         )
@@ -160,6 +176,36 @@ def train(
             resume=resume,
             progress=progress,
         )
+        options = {
+            "target": target,
+            "samples": samples,
+            "genome": genome,
+            "annotation": annotation,
+            "labels": labels,
+            "task": task,
+            "valid_fraction": valid_fraction,
+            "rc_augment": rc_augment,
+            "shift": shift,
+            "class_weight": class_weight,
+        }
+        options.update(_parse_options(set_))
+        plugin = plugin_for(recipe, options)
+        if plugin is not None:
+            s = plugin.train(
+                recipe.name,
+                out,
+                cfg,
+                data=data,
+                valid=valid,
+                test=test,
+                options=options,
+                model_options=_parse_options(model_option),
+                quiet=False,
+            )
+            _print_summary(s)
+            return
+        if data is None:
+            raise BiodlError("no training file given (DATA or --data)")
         s = api_train(
             system,
             data,
@@ -210,15 +256,23 @@ def evaluate(
     ),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
     batch_size: int = typer.Option(256),
+    set_: list[str] | None = typer.Option(None, "--set", help="Data option KEY=VALUE (repeatable)."),
 ) -> None:
     """Evaluate a trained model on a labelled file (AUROC/AUPRC, accuracy or correlation).
 
     Example: biodl evaluate runs/rest REST_B.seq.gz --out runs/rest/eval
     """
     from biodl.api import evaluate as api_evaluate
+    from biodl.plugins import plugin_for_model
 
     try:
-        r = api_evaluate(model, data, out_dir=out, device=device, batch_size=batch_size, quiet=True)
+        plugin = plugin_for_model(model)
+        if plugin is not None:
+            r = plugin.evaluate(
+                model, data, out_dir=out, device=device, options=_parse_options(set_), quiet=True
+            )
+        else:
+            r = api_evaluate(model, data, out_dir=out, device=device, batch_size=batch_size, quiet=True)
     except BiodlError as e:
         _fail(e)
     console.print_json(json.dumps(r["metrics"]))
@@ -231,15 +285,23 @@ def predict(
     out: Path | None = typer.Option(None, "--out", "-o", help="Output TSV (default: standard output)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
     batch_size: int = typer.Option(256),
+    set_: list[str] | None = typer.Option(None, "--set", help="Data option KEY=VALUE (repeatable)."),
 ) -> None:
     """Score sequences with a trained model; output keeps input order and identifiers.
 
     Example: biodl predict runs/rest/model.pt seqs.fa --out scores.tsv
     """
     from biodl.api import predict as api_predict
+    from biodl.plugins import plugin_for_model
 
     try:
-        df = api_predict(model, data, out=out, device=device, batch_size=batch_size, quiet=out is None)
+        plugin = plugin_for_model(model)
+        if plugin is not None:
+            df = plugin.predict(
+                model, data, out=out, device=device, options=_parse_options(set_), quiet=out is None
+            )
+        else:
+            df = api_predict(model, data, out=out, device=device, batch_size=batch_size, quiet=out is None)
     except BiodlError as e:
         _fail(e)
     if out is None:

@@ -84,9 +84,8 @@ def write_run_report(
         pwms, n_sites = filter_pwms(model, x)
         ic = np.array([pwm_information_content(p) for p in pwms])
         order = np.argsort(-ic)[:n_logos]
-        names = [f"filter {int(i)}" for i in order]
-        titles = [f"filter {int(i)}: {ic[i]:.1f} bits, {int(n_sites[i])} sites" for i in order]
-        plot_logos([pwms[i] for i in order], run / "filters.png", names=names, titles=titles)
+        names = [f"filter {int(i)} ({int(n_sites[i])} sites)" for i in order]
+        plot_logos([pwms[i] for i in order], run / "filters.png", names=names)
         _write_meme(run / "filters.meme", pwms, n_sites)
         sections.append(
             Section(

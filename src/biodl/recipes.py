@@ -43,6 +43,10 @@ class Recipe:
         Paper reference.
     status
         ``ready``, ``in progress`` or ``planned``.
+    plugin
+        For data kinds other than labelled sequence files: the module implementing
+        ``train``, ``evaluate`` and ``predict`` for this recipe (see :mod:`biodl.plugins`).
+        ``None`` means the sequence API (:mod:`biodl.api`).
     """
 
     name: str
@@ -55,6 +59,7 @@ class Recipe:
     model_defaults: dict[str, Any] = field(default_factory=dict)
     train_defaults: dict[str, Any] = field(default_factory=dict)
     reference: str = ""
+    plugin: str | None = None
 
     @property
     def short_citation(self) -> str:

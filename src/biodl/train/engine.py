@@ -220,17 +220,7 @@ def export_model(path: Path, model: nn.Module, meta: dict[str, Any]) -> Path:
     return Path(path)
 
 
-def load_model(path: str | Path, device: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild a model saved by :func:`export_model` (never unpickles arbitrary objects).
-
-    Returns
-    -------
-    (model, meta)
-        The model in eval mode on ``device`` and its description (recipe, model kwargs,
-        task, label names, sequence length, ...).
-    """
-    from biodl.recipes import get_recipe
-
+def _read_payload(path: str | Path) -> tuple[Path, dict]:
     p = Path(path)
     if p.is_dir():
         p = p / "model.pt"
@@ -242,6 +232,27 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[nn.Module, dict[s
         raise BiodlInputError(f"not a biodl model file ({type(e).__name__}: {e})", path=p) from None
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise BiodlInputError(f"not a biodl model file (expected format {MODEL_FORMAT})", path=p)
+    return p, payload
+
+
+def read_model_meta(path: str | Path) -> dict[str, Any]:
+    """The description stored with a model (recipe, task, model kwargs, ...), without
+    building the model."""
+    return json.loads(_read_payload(path)[1]["meta"])
+
+
+def load_model(path: str | Path, device: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a model saved by :func:`export_model` (never unpickles arbitrary objects).
+
+    Returns
+    -------
+    (model, meta)
+        The model in eval mode on ``device`` and its description (recipe, model kwargs,
+        task, label names, sequence length, ...).
+    """
+    from biodl.recipes import get_recipe
+
+    p, payload = _read_payload(path)
     meta = json.loads(payload["meta"])
     model = get_recipe(meta["recipe"]).build(**meta["model_kwargs"])
     model.load_state_dict(payload["state_dict"])
