@@ -317,7 +317,7 @@ def report(
 
     Example: biodl report runs/rest
     """
-    from biodl.demo import write_run_report
+    from biodl.report.run import write_run_report
 
     try:
         p = write_run_report(run_dir, test_file=test)
@@ -405,6 +405,23 @@ def deepbind_list(
         c for c in ("ID", "Protein", "Type", "Species", "Experiment", "Experiment Details") if c in db.columns
     ]
     db[cols].to_csv(sys.stdout, sep="\t", index=False)
+
+
+# Commands of other data kinds and of the interpretation layer live in their own modules,
+# each with ``register(app)``.
+_CLI_MODULES = ("biodl.cli_interpret", "biodl.cli_molecules", "biodl.cli_expression", "biodl.cli_cells")
+
+
+def _load_cli_modules() -> None:
+    import importlib
+    import importlib.util
+
+    for mod in _CLI_MODULES:
+        if importlib.util.find_spec(mod) is not None:
+            importlib.import_module(mod).register(app)
+
+
+_load_cli_modules()
 
 
 def main() -> None:

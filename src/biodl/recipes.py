@@ -299,3 +299,30 @@ for _name, _title, _kind, _cite in [
             status="planned",
         )
     )
+
+
+# Recipes of other data kinds register themselves from their own packages (replacing the
+# "planned" placeholders above). A package that is not there yet keeps its placeholder; one
+# that is there but fails to import is an error, never silently skipped.
+_RECIPE_MODULES = (
+    "biodl.windows",
+    "biodl.molecules.recipes",
+    "biodl.expression.recipes",
+    "biodl.cells.recipes",
+)
+
+
+def _load_recipe_modules() -> None:
+    import importlib
+    import importlib.util
+
+    for mod in _RECIPE_MODULES:
+        try:
+            found = importlib.util.find_spec(mod) is not None
+        except ModuleNotFoundError:
+            found = False
+        if found:
+            importlib.import_module(mod)
+
+
+_load_recipe_modules()
