@@ -9,6 +9,7 @@ from typing import Any
 
 from biodl.api import RESOURCES, train
 from biodl.io._util import atomic_write_text
+from biodl.report.run import write_run_report
 from biodl.train.engine import TrainConfig
 
 ENCODE_DIR = RESOURCES / "encode"
