@@ -245,3 +245,39 @@ def test_checkpoint_loads_weights_only(tmp_path):
     )
     for f in ("model.pt", "checkpoints/last.ckpt", "checkpoints/best.ckpt"):
         torch.load(tmp_path / f, weights_only=True)
+
+
+def test_ddp_strategy_passes_through_to_lightning(tmp_path, rest_small):
+    """Lightning's DDP runs two CPU processes; rank 0 alone exports and reports."""
+    out = tmp_path / "ddp"
+    cmd = [
+        sys.executable,
+        "-m",
+        "biodl.cli",
+        "train",
+        str(rest_small["train"]),
+        "--out",
+        str(out),
+        "--epochs",
+        "2",
+        "--device",
+        "cpu",
+        "--devices",
+        "2",
+        "--strategy",
+        "ddp",
+        "--no-progress",
+        "-m",
+        "num_motifs=8",
+        "-m",
+        "motif_len=12",
+    ]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count("model: ") == 1
+    run = json.loads((out / "run.json").read_text())
+    assert (
+        run["status"] == "finished" and run["config"]["strategy"] == "ddp" and run["config"]["devices"] == 2
+    )
+    assert list(pd.read_csv(out / "history.csv")["epoch"]) == [0, 1]
+    load_model(out / "model.pt")

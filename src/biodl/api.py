@@ -191,6 +191,8 @@ def train(
         label_names=label_names,
         pos_weight=_pos_weight(train_t, task) if class_weight else None,
     )
+    if not res.is_global_zero:
+        return {"system": recipe.name, "task": task, "rank": "non-zero", "model": str(res.model_path)}
     summary: dict[str, Any] = {
         "system": recipe.name,
         "task": task,

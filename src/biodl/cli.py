@@ -232,6 +232,8 @@ def train(
 
 
 def _print_summary(s: dict) -> None:
+    if s.get("rank") == "non-zero":  # a DDP worker process: rank 0 reports
+        return
     t = Table(title=f"{s['system']} ({s['task']})")
     t.add_column("what")
     t.add_column("value", justify="right")

@@ -164,11 +164,11 @@ def one_hot_batch(
             f"sequences must all have the same length: sequence {bad + 1} has length "
             f"{lengths[bad]}, the first has {length}"
         )
-    raw = "".join(seqs).encode("ascii", errors="replace")
-    buf = np.frombuffer(raw, dtype=np.uint8).reshape(n, length)
+    joined = "".join(seqs)
     try:
-        codes = _codes(buf, iupac_as_n)
+        flat = one_hot(joined, n_value=n_value, dtype=dtype, iupac_as_n=iupac_as_n)  # (4, n * length)
     except BiodlInputError:
+        buf = np.frombuffer(joined.encode("ascii", errors="replace"), dtype=np.uint8).reshape(n, length)
         bad_mask = _LUT[bool(iupac_as_n)][buf] == _INVALID
         row = int(np.argmax(bad_mask.any(axis=1)))
         col = int(np.argmax(bad_mask[row]))
@@ -176,7 +176,7 @@ def one_hot_batch(
             f"sequence {row + 1}: invalid character {chr(buf[row, col])!r} at position {col + 1} "
             "(allowed: A, C, G, T, U, N in either case)"
         ) from None
-    return np.ascontiguousarray(_value_table(n_value, dtype)[codes].transpose(0, 2, 1))
+    return np.ascontiguousarray(flat.reshape(4, n, length).transpose(1, 0, 2))
 
 
 def reverse_complement(seq: str) -> str:

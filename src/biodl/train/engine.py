@@ -156,6 +156,7 @@ class FitResult:
     epochs_run: int
     val_metrics: dict[str, float]
     resumed_from: str | None
+    is_global_zero: bool = True
 
 
 def _quiet_lightning() -> None:
@@ -312,6 +313,11 @@ def fit(
         trainer.fit(module, datamodule=dm, ckpt_path=resumed, weights_only=True if resumed else None)
     except (KeyboardInterrupt, SystemExit):
         raise
+    if not trainer.is_global_zero:
+        # other ranks of a multi-process (DDP) run: rank 0 exports and reports
+        return FitResult(
+            out, out / "model.pt", None, trainer.current_epoch, {}, resumed, is_global_zero=False
+        )
     best = out / "checkpoints" / "best.ckpt"
     src = best if best.exists() else last
     if src.exists():

@@ -151,6 +151,11 @@ class TaskModule(pl.LightningModule):
             return
         logits = torch.cat([o[0] for o in outs])
         target = torch.cat([o[1] for o in outs])
+        if self.trainer.world_size > 1:
+            # every rank holds one shard of the predictions: gather them (the distributed
+            # sampler pads shards to equal size, so shapes agree across ranks)
+            logits = self.all_gather(logits.to(self.device)).flatten(0, 1).cpu()
+            target = self.all_gather(target.to(self.device)).flatten(0, 1).cpu()
         metrics = compute_metrics(self.task, logits, target, self.label_names)
         for k, v in metrics.items():
             if "/" not in k:
