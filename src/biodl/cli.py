@@ -110,7 +110,9 @@ def train(
     task: str | None = typer.Option(
         None, help="binary, multilabel, multiclass or regression (default: guessed from the labels)."
     ),
-    valid_fraction: float = typer.Option(0.1, help="Fraction of the training file held out for validation."),
+    valid_fraction: float | None = typer.Option(
+        None, help="Fraction of the training data held out for validation (default: 0.1; per system)."
+    ),
     shuffle_negatives: str = typer.Option(
         "auto",
         help="auto: add dinucleotide-shuffled negatives when all "
@@ -184,6 +186,9 @@ def train(
             "labels": labels,
             "task": task,
             "valid_fraction": valid_fraction,
+            "lr": lr,
+            "epochs": epochs,
+            "batch_size": batch_size,
             "rc_augment": rc_augment,
             "shift": shift,
             "class_weight": class_weight,
@@ -213,7 +218,7 @@ def train(
             valid=valid,
             test=test,
             task=task,
-            valid_fraction=valid_fraction,
+            valid_fraction=0.1 if valid_fraction is None else valid_fraction,
             shuffle_negatives=shuffle_negatives,
             seq_col=seq_col,
             label_cols=label_col,

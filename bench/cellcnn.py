@@ -1,0 +1,215 @@
+"""CellCnn on real mass cytometry (Bodenmiller et al. 2012, PBMC, BCR-XL vs reference).
+
+Prints
+1. leave-one-patient-out held-out performance (CellCnn ensemble vs the cluster-median +
+   logistic-regression baseline), per patient and pooled;
+2. the marker profile of the cells selected in the held-out BCR-XL samples by each fold's
+   best filter (chosen on the training patients only), and how many of them are B cells;
+3. the rare-subset spike-in table: BCR-XL B cells of a patient spiked into that patient's
+   reference cells at 1 %, 0.1 %, 0.01 %; held-out AUC, recall of the spiked cells among the
+   top-ranked cells, baseline AUC beside it.
+
+Usage (see bench/README_cellcnn.md for the output of the default run):
+
+    nice -n 10 python bench/cellcnn.py                       # everything, ~20-40 min on 1 core
+    nice -n 10 python bench/cellcnn.py --skip-spike --nrun 3 # quick LOPO only
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from biodl.cells.experiments import gate, leave_one_group_out, make_spike_in, summarize
+from biodl.cells.fit import CellCnnConfig, encode_labels
+from biodl.cells.interpret import marker_profile
+from biodl.cells.io import load_samples
+
+B_CELL_GATE = {
+    "CD20": (">", 2.0),
+    "CD3": ("<", 2.0),
+    "CD33": ("<", 2.0),
+    "CD14": ("<", 2.0),
+    "HLA-DR": (">", 2.5),
+}
+RESPONDING = ("pS6", "pPlcg2", "pBtk", "pErk")
+
+
+def _quiet() -> None:
+    warnings.filterwarnings("ignore")
+    for n in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(n).setLevel(logging.ERROR)
+
+
+def _lopo(ss, y, cfg, args) -> None:
+    pats = None if args.patients == "all" else args.patients.split(",")
+    res = leave_one_group_out(
+        ss, y, cfg, seed=args.seed, groups=pats, log=lambda m: print(f"  {m}", file=sys.stderr, flush=True)
+    )
+    pred = res["predictions"]
+    print("\n## 1. Leave-one-patient-out (held-out patient's 2 samples; p = P(BCR-XL))")
+    rows = []
+    for g, d in pred.groupby("group", sort=False):
+        r = {"patient": g}
+        for name in ("cellcnn", "baseline"):
+            ps = d.set_index("label")[f"p_{name}"]
+            r[f"{name}: p(BCRXL sample)"] = ps.get("BCRXL", np.nan)
+            r[f"{name}: p(Ref sample)"] = ps.get("Ref", np.nan)
+            acc = float(((d[f"p_{name}"] > 0.5) == (d["target"] == 1)).mean())
+            r[f"{name}: acc"] = acc
+            r[f"{name}: AUC"] = float(ps.get("BCRXL", np.nan) > ps.get("Ref", np.nan))
+        rows.append(r)
+    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    s = summarize(pred)
+    print("pooled over held-out samples: " + ", ".join(f"{k}={v:.3f}" for k, v in s.items()))
+    print("\n## 2. Cells selected in the held-out BCR-XL samples by each fold's best filter")
+    print(res["filters"].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    all_cells = np.concatenate(ss.cells)
+    b_all = gate(all_cells, ss.markers, B_CELL_GATE).mean()
+    held = (
+        pred[pred["target"] == 1]["percent_selected"].mean(),
+        pred[pred["target"] == 0]["percent_selected"].mean(),
+    )
+    print(
+        f"best filter: mean % of held-out cells selected: BCR-XL samples {held[0]:.2f}%, "
+        f"Ref samples {held[1]:.2f}%"
+    )
+    for k, sel in res["selected"].items():
+        prof = marker_profile(sel, all_cells, ss.markers)
+        b_sel = gate(sel, ss.markers, B_CELL_GATE).mean() if len(sel) else float("nan")
+        print(
+            f"\n### filter rank {k} (per fold, ranked on the training patients): {len(sel):,} "
+            "selected cells in "
+            f"held-out BCR-XL samples; B cells {100 * b_sel:.1f}% of them vs {100 * b_all:.1f}% of all cells"
+        )
+        print(prof.T.to_string(header=False, float_format=lambda v: f"{v:.2f}"))
+        top = list(prof["marker"].head(10))
+        print(
+            "responding markers among the 10 most increased: "
+            + ", ".join(f"{m}: {'yes' if m in top else 'no'}" for m in RESPONDING)
+        )
+    print(f"B-cell gate: {B_CELL_GATE} (arcsinh units)")
+    print(f"# part 1-2 time: {(time.time() - args.t0) / 60:.1f} min")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    ap.add_argument("--patients", default="all", help="patients held out (comma-separated) or all")
+    ap.add_argument("--max-cells", type=int, default=0, help="cells kept per sample on reading (0 = all)")
+    ap.add_argument("--ncell", type=int, default=500)
+    ap.add_argument("--nsubset", type=int, default=500)
+    ap.add_argument("--nrun", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--patience", type=int, default=3)
+    ap.add_argument("--skip-spike", action="store_true")
+    ap.add_argument("--skip-lopo", action="store_true", help="only the spike-in part")
+    ap.add_argument("--spike-freqs", default="0.01,0.001,0.0001")
+    ap.add_argument("--spike-cells", type=int, default=20000, help="cells per spike-in sample")
+    ap.add_argument("--spike-ncell", type=int, default=1000, help="cells per multi-cell input (spike-in)")
+    ap.add_argument("--spike-nrun", type=int, default=3)
+    ap.add_argument("--spike-patients", default="all")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    _quiet()
+    root = args.data_dir / "cellcnn" / "bodenmiller2012_pbmc8_bcrxl_fcs"
+    table = root / "sample_table_bodenmiller_2012.csv"
+    if not table.exists():
+        print(f"missing data: {table} (see SOURCES-other.md, cellcnn/)", file=sys.stderr)
+        return 1
+    t0 = args.t0 = time.time()
+    ss = load_samples(table, cofactor=5.0, max_cells=args.max_cells or None, seed=args.seed)
+    y, classes, _ = encode_labels(ss.labels, ["Ref", "BCRXL"])
+    print(
+        f"# Bodenmiller 2012 PBMC: {len(ss)} samples, {sum(map(len, ss.cells)):,} cells, "
+        f"{len(ss.markers)} markers, arcsinh cofactor 5; classes {classes}"
+    )
+    print(f"# markers: {', '.join(ss.markers)}")
+    cfg = CellCnnConfig(
+        ncell=args.ncell, nsubset=args.nsubset, nrun=args.nrun, max_epochs=args.epochs, patience=args.patience
+    )
+    print(
+        f"# CellCnn: ncell={cfg.ncell} nsubset={cfg.nsubset}/class nrun={cfg.nrun} (best {cfg.n_best} "
+        f"ensembled) epochs<={cfg.max_epochs} patience={cfg.patience} l2={cfg.l2}; baseline: KMeans(10) "
+        "per-cluster marker medians -> logistic regression"
+    )
+    if not args.skip_lopo:
+        _lopo(ss, y, cfg, args)
+    if args.skip_spike:
+        return 0
+
+    print("\n## 3. Spike-in: BCR-XL B cells of a patient spiked into that patient's reference cells")
+    ref = {g: c for g, c, lab in zip(ss.groups, ss.cells, ss.labels, strict=True) if lab == "Ref"}
+    donors = {
+        g: c[gate(c, ss.markers, B_CELL_GATE)]
+        for g, c, lab in zip(ss.groups, ss.cells, ss.labels, strict=True)
+        if lab == "BCRXL"
+    }
+    print(
+        "donor (gated BCR-XL B) cells per patient: " + ", ".join(f"{g}: {len(d)}" for g, d in donors.items())
+    )
+    print(
+        f"each patient: one plain and one spiked sample of {args.spike_cells:,} cells "
+        "(disjoint halves of its "
+        "reference cells, resampled with replacement); CellCnn ncell=" + str(args.spike_ncell)
+    )
+    scfg = CellCnnConfig(
+        ncell=args.spike_ncell,
+        nsubset=args.nsubset,
+        nrun=args.spike_nrun,
+        max_epochs=args.epochs,
+        patience=args.patience,
+    )
+    spats = None if args.spike_patients == "all" else args.spike_patients.split(",")
+    table_rows = []
+    for f in [float(x) for x in args.spike_freqs.split(",")]:
+        t1 = time.time()
+        sp = make_spike_in(ref, donors, ss.markers, f, n_cells=args.spike_cells, seed=args.seed)
+        r = leave_one_group_out(
+            sp.samples,
+            sp.targets,
+            scfg,
+            seed=args.seed,
+            groups=spats,
+            spiked=sp.spiked,
+            log=lambda m, f=f: print(f"  [{f:g}] {m}", file=sys.stderr, flush=True),
+        )
+        p = r["predictions"]
+        sm = summarize(p)
+        pos = p[p["target"] == 1]
+        table_rows.append(
+            {
+                "frequency": f"{100 * f:g}%",
+                "spiked cells/sample": int(pos["n_spiked"].iloc[0]),
+                "CellCnn AUC": sm.get("cellcnn_auc"),
+                "CellCnn acc": sm.get("cellcnn_accuracy"),
+                "recall@top-n": pos["recall_top_n"].mean(),
+                "recall@top-10n": pos["recall_top_10n"].mean(),
+                "recall(selected)": pos["recall_selected"].mean(),
+                "baseline AUC": sm.get("baseline_auc"),
+                "baseline acc": sm.get("baseline_accuracy"),
+                "min": (time.time() - t1) / 60,
+            }
+        )
+        print(
+            pd.DataFrame(table_rows[-1:]).to_string(index=False, float_format=lambda v: f"{v:.3f}"),
+            flush=True,
+        )
+    print("\nspike-in summary (held-out, leave-one-patient-out; n = top-n with n = spiked cells per sample)")
+    print(pd.DataFrame(table_rows).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"# total time: {(time.time() - t0) / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,306 @@
+"""Tests of biodl.cells (FCS input, transform, sample tables), the CellCnn model and the
+``biodl train --system cellcnn`` command on real (subsampled) Bodenmiller 2012 FCS files."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from biodl.cells.baseline import ClusterMedianBaseline
+from biodl.cells.experiments import gate, make_spike_in
+from biodl.cells.fit import MultiCellDataset, encode_labels
+from biodl.cells.io import (
+    arcsinh_transform,
+    default_markers,
+    load_samples,
+    read_fcs,
+    read_sample_table,
+    resolve_markers,
+)
+from biodl.errors import BiodlInputError
+from biodl.models.cellcnn import CellCnn, CellCnnEnsemble, pooled_k, top_k_pool
+
+DATA = Path(__file__).parent / "data" / "cells"
+FCS = DATA / "patient1_BCR-XL_500.fcs"
+TABLE = DATA / "samples.csv"
+
+
+# ------------------------------------------------------------------------------------ FCS input
+def test_read_fcs_fixture():
+    f = read_fcs(FCS)
+    assert f.version == "3.1"
+    assert f.events.shape == (500, 35) and f.events.dtype == np.float32
+    assert f.channels[2] == "CD3(110:114)Dd" and f.markers[2] == "CD3"
+    assert len(default_markers(f)) == 24  # no Time, Cell_length, DNA-1/2, BC1-7
+    assert "pS6" in default_markers(f) and "BC3" not in default_markers(f)
+
+
+def test_marker_names_resolve_by_pns_pnn_and_stem():
+    f = read_fcs(FCS)
+    assert resolve_markers(f, ["CD3(110:114)Dd"]) == resolve_markers(f, ["CD3"]) == [2]
+    idx = resolve_markers(f, ["cd20", "HLA-DR", "pS6(Yb172)Dd"])
+    assert [f.markers[i] for i in idx] == ["CD20", "HLA-DR", "pS6"]
+    with pytest.raises(BiodlInputError, match=r"unknown marker 'CD999'.*CD3"):
+        resolve_markers(f, ["CD3", "CD999"])
+    with pytest.raises(BiodlInputError, match="twice"):
+        resolve_markers(f, ["CD3", "CD3(110:114)Dd"])
+
+
+def test_truncated_fcs(tmp_path):
+    data = FCS.read_bytes()
+    bad = tmp_path / "truncated.fcs"
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(BiodlInputError, match="truncated") as e:
+        read_fcs(bad)
+    assert str(bad) in str(e.value)
+
+
+def test_corrupt_fcs_files(tmp_path):
+    data = FCS.read_bytes()
+    p = tmp_path / "notfcs.fcs"
+    p.write_bytes(b"hello world, this is not a flow cytometry standard file at all" * 3)
+    with pytest.raises(BiodlInputError, match="not an FCS file"):
+        read_fcs(p)
+    p = tmp_path / "short.fcs"
+    p.write_bytes(data[:20])
+    with pytest.raises(BiodlInputError, match="shorter than the 58-byte"):
+        read_fcs(p)
+    p = tmp_path / "version.fcs"
+    p.write_bytes(b"FCS9.9" + data[6:])
+    with pytest.raises(BiodlInputError, match="unsupported FCS version '9.9'"):
+        read_fcs(p)
+    # garbage in the HEADER offsets
+    p = tmp_path / "header.fcs"
+    p.write_bytes(data[:10] + b"    abcdef" + data[20:])
+    with pytest.raises(BiodlInputError, match="corrupt or truncated"):
+        read_fcs(p)
+    # TEXT segment whose keywords are destroyed
+    head = data[:58]
+    text_start, text_end = int(data[10:18]), int(data[18:26])
+    p = tmp_path / "text.fcs"
+    p.write_bytes(head + data[58:text_start] + b"\x00" * (text_end - text_start + 1) + data[text_end + 1 :])
+    with pytest.raises(BiodlInputError, match=str(p.name)):
+        read_fcs(p)
+    with pytest.raises(BiodlInputError, match="file not found"):
+        read_fcs(tmp_path / "missing.fcs")
+
+
+# ------------------------------------------------------------------------------------ transform
+def test_arcsinh_transform():
+    x = np.array([[-10.0, 0.0, 5.0, 500.0]])
+    np.testing.assert_allclose(arcsinh_transform(x, 5), np.arcsinh(x / 5), rtol=1e-6)
+    np.testing.assert_allclose(arcsinh_transform(x, 150), np.arcsinh(x / 150), rtol=1e-6)
+    assert arcsinh_transform(x).dtype == np.float32
+    with pytest.raises(BiodlInputError, match="cofactor"):
+        arcsinh_transform(x, 0)
+
+
+# ------------------------------------------------------------------------------------ sample tables
+def _copy_fixture(tmp_path: Path) -> Path:
+    d = tmp_path / "cyto"
+    d.mkdir()
+    for f in DATA.glob("*.fcs"):
+        shutil.copy(f, d / f.name)
+    return d
+
+
+def test_sample_table_paths_relative_to_table(tmp_path):
+    d = _copy_fixture(tmp_path)
+    (d / "t.csv").write_text(
+        "file_name,condition,patient\npatient1_Reference_500.fcs,Ref,1\npatient1_BCR-XL_500.fcs,BCRXL,1\n"
+    )
+    st = read_sample_table(d / "t.csv")
+    assert st.files[0] == (d / "patient1_Reference_500.fcs").resolve()
+    assert st.labels == ["Ref", "BCRXL"] and st.groups == ["1", "1"]
+    ss = load_samples(d / "t.csv", markers="CD20,pS6", cofactor=5)
+    assert ss.markers == ["CD20", "pS6"] and ss.cells[0].shape == (500, 2)
+    raw = read_fcs(d / "patient1_Reference_500.fcs")
+    np.testing.assert_allclose(ss.cells[0][:, 0], np.arcsinh(raw.events[:, 10] / 5), rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        (
+            "file,label\nnope.fcs,Ref\npatient1_BCR-XL_500.fcs,BCRXL\n",
+            r"line 2: sample file 'nope.fcs' does not exist",
+        ),
+        (
+            "file,label\npatient1_Reference_500.fcs,\npatient1_BCR-XL_500.fcs,BCRXL\n",
+            "line 2: sample .* has no label",
+        ),
+        (
+            "file,label\npatient1_Reference_500.fcs,Ref\npatient1_Reference_500.fcs,BCRXL\n",
+            "line 3: .*listed twice",
+        ),
+        ("file,label\npatient1_Reference_500.fcs,Ref\npatient1_BCR-XL_500.fcs,Ref\n", "same label"),
+        ("sample,label\npatient1_Reference_500.fcs,Ref\n", "no file column"),
+        ("file,patient\npatient1_Reference_500.fcs,1\n", "no label column"),
+    ],
+)
+def test_sample_table_errors(tmp_path, text, match):
+    d = _copy_fixture(tmp_path)
+    (d / "t.csv").write_text(text)
+    with pytest.raises(BiodlInputError, match=match) as e:
+        read_sample_table(d / "t.csv")
+    assert "t.csv" in str(e.value)
+
+
+def test_unknown_marker_names_file(tmp_path):
+    with pytest.raises(BiodlInputError, match=r"patient1_Reference_500.fcs: unknown marker 'CD999'"):
+        load_samples(TABLE, markers="CD3,CD999")
+
+
+def test_encode_labels():
+    y, classes, task = encode_labels(["BCRXL", "Ref", "BCRXL"])
+    assert classes == ["Ref", "BCRXL"] and task == "multiclass" and y.tolist() == [1, 0, 1]
+    y, classes, _ = encode_labels(["b", "a"], classes=["b", "a"])
+    assert y.tolist() == [0, 1]
+    y, classes, task = encode_labels(["1.5", "2", "7"])
+    assert task == "regression" and classes is None
+    with pytest.raises(BiodlInputError, match="not among classes"):
+        encode_labels(["x", "y"], classes=["x", "z"])
+
+
+# ------------------------------------------------------------------------------------ model
+def test_top_k_pooling():
+    r = torch.tensor([[[1.0, 0.0], [3.0, 2.0], [2.0, 4.0], [0.0, 1.0]]])  # (1, 4 cells, 2 filters)
+    assert torch.allclose(top_k_pool(r, 1), torch.tensor([[3.0, 4.0]]))
+    assert torch.allclose(top_k_pool(r, 2), torch.tensor([[2.5, 3.0]]))
+    assert torch.allclose(top_k_pool(r, 4), r.mean(1))
+    assert pooled_k(200, 0.01) == 1 and pooled_k(200, 5) == 10 and pooled_k(200, 100) == 200
+
+
+def test_cellcnn_shapes_and_ensemble():
+    torch.manual_seed(0)
+    net = CellCnn(6, n_outputs=2, n_filters=4, pool_percent=10)
+    x = torch.randn(3, 50, 6)
+    assert net(x).shape == (3, 2) and net.responses(x).shape == (3, 50, 4)
+    assert (net.responses(x) >= 0).all()
+    # permuting the cells of an input does not change the output (a bag of cells)
+    net.eval()
+    assert torch.allclose(net(x), net(x[:, torch.randperm(50)]), atol=1e-6)
+    assert float(net.penalty(l1=0.1).detach()) > 0 and float(net.penalty()) == 0
+    ens = CellCnnEnsemble(6, 2, [{"n_filters": 3, "pool_percent": 1}, {"n_filters": 5, "pool_percent": 100}])
+    out = ens(x)
+    assert torch.allclose(out.exp().sum(1), torch.ones(3), atol=1e-5)
+    assert CellCnnEnsemble(6, 1, [{"n_filters": 3, "pool_percent": 5}], regression=True)(x).shape == (3, 1)
+
+
+def test_multicell_dataset_is_seeded():
+    cells = [np.arange(40, dtype=np.float32).reshape(20, 2), np.ones((5, 2), np.float32)]
+    ds = MultiCellDataset(cells, np.array([0, 1]), [3, 2], ncell=8, seed=1)
+    assert len(ds) == 5
+    x, y = ds[0]
+    assert x.shape == (8, 2) and y.tolist() == [0.0]
+    assert len(set(x[:, 0].tolist())) == 8  # without replacement when enough cells
+    assert torch.equal(ds[0][0], MultiCellDataset(cells, np.array([0, 1]), [3, 2], 8, seed=1)[0][0])
+    assert ds[4][0].shape == (8, 2) and ds[4][1].tolist() == [1.0]  # with replacement (5 cells)
+
+
+def test_spike_in_and_baseline():
+    rng = np.random.default_rng(0)
+    ref = {str(g): rng.normal(size=(400, 3)).astype(np.float32) for g in range(3)}
+    donors = {g: rng.normal(5, 0.1, size=(30, 3)).astype(np.float32) for g in ref}
+    sp = make_spike_in(ref, donors, ["a", "b", "c"], 0.05, n_cells=200, seed=0)
+    assert len(sp.samples) == 6 and sp.targets.tolist() == [0, 1] * 3
+    assert [int(m.sum()) for m in sp.spiked] == [0, 10] * 3
+    assert all(len(c) == 200 for c in sp.samples.cells)
+    assert (sp.samples.cells[1][sp.spiked[1]] > 4).all()
+    assert gate(sp.samples.cells[1], ["a", "b", "c"], {"a": (">", 4.0)}).sum() == 10
+    bl = ClusterMedianBaseline(n_clusters=3, seed=0).fit(sp.samples.cells, sp.targets)
+    assert bl.predict_proba(sp.samples.cells).shape == (6, 2)
+
+
+# ------------------------------------------------------------------------------------ CLI
+def test_cli_train_evaluate_predict(tmp_path):
+    from typer.testing import CliRunner
+
+    from biodl.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "run"
+    args = [
+        "train",
+        "--system",
+        "cellcnn",
+        "--samples",
+        str(TABLE),
+        "--out",
+        str(out),
+        "--epochs",
+        "2",
+        "--no-progress",
+        "--set",
+        "ncell=60",
+        "--set",
+        "nsubset=24",
+        "--set",
+        "nrun=3",
+        "--set",
+        "embedding=pca",
+        "--test",
+        str(TABLE),
+    ]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    for f in (
+        "model.pt",
+        "report.html",
+        "restarts.tsv",
+        "predictions_train.tsv",
+        "predictions_test.tsv",
+        "metrics.json",
+        "interpret/profile_filter1.tsv",
+        "interpret/filter1_hist.png",
+        "interpret/filter1_pca.png",
+    ):
+        assert (out / f).exists(), f
+    html = (out / "report.html").read_text()
+    assert "Selected cells" in html and "data:image/png;base64" in html
+    restarts = pd.read_csv(out / "restarts.tsv", sep="\t")
+    assert len(restarts) == 3 and restarts["selected"].sum() == 3
+
+    r = runner.invoke(app, ["evaluate", str(out), str(TABLE), "--out", str(tmp_path / "ev")])
+    assert r.exit_code == 0, r.output
+    assert "accuracy" in r.output and (tmp_path / "ev" / "predictions.tsv").exists()
+
+    r = runner.invoke(app, ["predict", str(out), str(FCS)])
+    assert r.exit_code == 0, r.output
+    assert "p_BCRXL" in r.output and "patient1_BCR-XL_500" in r.output
+
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "--system",
+            "cellcnn",
+            "--samples",
+            str(TABLE),
+            "--out",
+            str(tmp_path / "x"),
+            "--set",
+            "markers=CD3,CD999",
+        ],
+    )
+    assert r.exit_code == 2 and "unknown marker 'CD999'" in " ".join(r.output.split())
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "--system",
+            "cellcnn",
+            "--samples",
+            str(TABLE),
+            "--out",
+            str(tmp_path / "x"),
+            "--set",
+            "ncel=5",
+        ],
+    )
+    assert r.exit_code == 2 and "unknown CellCnn option" in " ".join(r.output.split())
