@@ -170,6 +170,7 @@ def train(
         "n_value": train_ds.n_value,
         "classes": table.classes,
         "iupac_as_n": iupac_as_n,
+        "rc_augment": rc_augment,
         "uppercase": uppercase,
         "train_file": str(data),
         "n_train": len(train_t),
@@ -229,11 +230,13 @@ def _dataset_for(meta: dict[str, Any], table: SequenceTable) -> SequenceDataset:
 
 
 def _scores(
-    model, meta, table: SequenceTable, device: str, batch_size: int = 256
+    model, meta, table: SequenceTable, device: str, batch_size: int = 256, rc_average: bool | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
+    if rc_average is None:  # default: average strands when the model was trained on both
+        rc_average = bool(meta.get("rc_augment", False))
     ds = _dataset_for(meta, table)
     if ds is not None:
-        return predict_logits(model, ds, batch_size=batch_size, device=device)
+        return predict_logits(model, ds, batch_size=batch_size, device=device, rc_average=rc_average)
     # variable lengths with a length-agnostic model: group by length
     outs = np.zeros((len(table), model.n_outputs), dtype=np.float32)
     by_len: dict[int, list[int]] = {}
@@ -246,6 +249,7 @@ def _scores(
             SequenceDataset(sub, n_value=meta.get("n_value", 0.25), iupac_as_n=meta.get("iupac_as_n", False)),
             batch_size=batch_size,
             device=device,
+            rc_average=rc_average,
         )
         outs[idx] = lg
     y = table.labels if table.labels is not None else np.zeros((len(table), 0), np.float32)
@@ -280,9 +284,12 @@ def predict(
     device: str = "cpu",
     batch_size: int = 256,
     quiet: bool = False,
+    rc_average: bool | None = None,
 ) -> pd.DataFrame:
     """Score every sequence of a FASTA/table file with a trained model; the output keeps
-    the input order and identifiers (TSV written atomically when ``out`` is given)."""
+    the input order and identifiers (TSV written atomically when ``out`` is given).
+    ``rc_average`` averages both strands (default: when the model was trained with
+    reverse-complement augmentation)."""
     model, meta = load_model(model_path, device=device)
     table = load_table(
         data,
@@ -290,7 +297,7 @@ def predict(
         iupac_as_n=meta.get("iupac_as_n", False),
         uppercase=meta.get("uppercase", False),
     )
-    logits, _ = _scores(model, meta, table, device, batch_size)
+    logits, _ = _scores(model, meta, table, device, batch_size, rc_average)
     df = _prediction_frame(meta, table, logits)
     if out is not None:
         atomic_write_text(out, df.to_csv(sep="\t", index=False, float_format="%.6g"))
@@ -305,6 +312,7 @@ def evaluate(
     device: str = "cpu",
     batch_size: int = 256,
     quiet: bool = False,
+    rc_average: bool | None = None,
 ) -> dict[str, Any]:
     """Metrics of a trained model on a labelled file; with ``out_dir``, also writes
     ``metrics.json``, ``predictions.tsv`` and (binary / multi-label) ``roc.png``, ``pr.png``."""
@@ -318,7 +326,7 @@ def evaluate(
             )
         remap = {i: meta["classes"].index(c) for i, c in enumerate(table.classes)}
         table.labels = np.vectorize(remap.get)(table.labels).astype(np.float32)
-    logits, y = _scores(model, meta, table, device, batch_size)
+    logits, y = _scores(model, meta, table, device, batch_size, rc_average)
     if task != "multiclass" and y.shape[1] != logits.shape[1]:
         raise BiodlInputError(
             f"the file has {y.shape[1]} label column(s), the model {logits.shape[1]} output(s)", path=data

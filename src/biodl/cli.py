@@ -45,6 +45,13 @@ def _parse_options(options: list[str] | None) -> dict:
     return out
 
 
+def _eval_options(set_: list[str] | None, rc_average: bool | None) -> dict:
+    opts = _parse_options(set_)
+    if rc_average is not None:
+        opts["rc_average"] = rc_average
+    return opts
+
+
 DeviceOpt = typer.Option("auto", "--device", help="cpu, cuda or auto.")
 
 
@@ -263,6 +270,11 @@ def evaluate(
     ),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
     batch_size: int = typer.Option(256),
+    rc_average: bool | None = typer.Option(
+        None,
+        "--rc-average/--no-rc-average",
+        help="Average both strands (default: if trained with --rc-augment).",
+    ),
     set_: list[str] | None = typer.Option(None, "--set", help="Data option KEY=VALUE (repeatable)."),
 ) -> None:
     """Evaluate a trained model on a labelled file (AUROC/AUPRC, accuracy or correlation).
@@ -276,10 +288,18 @@ def evaluate(
         plugin = plugin_for_model(model)
         if plugin is not None:
             r = plugin.evaluate(
-                model, data, out_dir=out, device=device, options=_parse_options(set_), quiet=True
+                model, data, out_dir=out, device=device, options=_eval_options(set_, rc_average), quiet=True
             )
         else:
-            r = api_evaluate(model, data, out_dir=out, device=device, batch_size=batch_size, quiet=True)
+            r = api_evaluate(
+                model,
+                data,
+                out_dir=out,
+                device=device,
+                batch_size=batch_size,
+                quiet=True,
+                rc_average=rc_average,
+            )
     except BiodlError as e:
         _fail(e)
     console.print_json(json.dumps(r["metrics"]))
@@ -292,6 +312,11 @@ def predict(
     out: Path | None = typer.Option(None, "--out", "-o", help="Output TSV (default: standard output)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
     batch_size: int = typer.Option(256),
+    rc_average: bool | None = typer.Option(
+        None,
+        "--rc-average/--no-rc-average",
+        help="Average both strands (default: if trained with --rc-augment).",
+    ),
     set_: list[str] | None = typer.Option(None, "--set", help="Data option KEY=VALUE (repeatable)."),
 ) -> None:
     """Score sequences with a trained model; output keeps input order and identifiers.
@@ -305,10 +330,23 @@ def predict(
         plugin = plugin_for_model(model)
         if plugin is not None:
             df = plugin.predict(
-                model, data, out=out, device=device, options=_parse_options(set_), quiet=out is None
+                model,
+                data,
+                out=out,
+                device=device,
+                options=_eval_options(set_, rc_average),
+                quiet=out is None,
             )
         else:
-            df = api_predict(model, data, out=out, device=device, batch_size=batch_size, quiet=out is None)
+            df = api_predict(
+                model,
+                data,
+                out=out,
+                device=device,
+                batch_size=batch_size,
+                quiet=out is None,
+                rc_average=rc_average,
+            )
     except BiodlError as e:
         _fail(e)
     if out is None:

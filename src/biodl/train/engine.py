@@ -351,9 +351,17 @@ def fit(
 
 @torch.no_grad()
 def predict_logits(
-    model: nn.Module, dataset: Dataset, batch_size: int = 256, device: str = "cpu", progress: bool = False
+    model: nn.Module,
+    dataset: Dataset,
+    batch_size: int = 256,
+    device: str = "cpu",
+    progress: bool = False,
+    rc_average: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Raw outputs of ``model`` over a dataset, in dataset order.
+
+    With ``rc_average``, each output is the mean of the outputs for the sequence and its
+    reverse complement (one-hot ``A, C, G, T`` flipped on both axes).
 
     Returns
     -------
@@ -370,7 +378,11 @@ def predict_logits(
 
         it = track(loader, description="predicting", total=len(loader))
     for x, y in it:
-        outs.append(model(x.to(dev)).float().cpu())
+        x = x.to(dev)
+        y_hat = model(x)
+        if rc_average:
+            y_hat = (y_hat + model(x.flip(dims=(-2, -1)))) / 2
+        outs.append(y_hat.float().cpu())
         ys.append(y)
     if not outs:
         raise BiodlError("nothing to predict: the input is empty")

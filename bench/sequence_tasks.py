@@ -1,0 +1,799 @@
+"""Benchmark biodl's sequence systems (DeepBind, DeepSEA, Basset, DanQ, splicing CNN) on real
+sequence datasets against the published numbers.
+
+One row per (system, dataset task): our metric on held-out data, the published metric, the
+difference and the CPU minutes the row took. Published numbers are copied below with their
+source (``/work/shared/data/SOURCES-sequence.md``). Every protocol (split, CV, metric) is
+stated in :data:`PROTOCOLS` and printed with the table.
+
+Usage (from the repository root)::
+
+    nice -n 10 python bench/sequence_tasks.py                         # best-suited system everywhere
+    python bench/sequence_tasks.py --datasets enhancer,splice --systems deepsea,basset,danq
+    python bench/sequence_tasks.py --datasets cnnprom --ablation     # rc-average / shift / class weight
+    python bench/sequence_tasks.py --max-minutes 30                   # stop starting rows after 30 min
+
+Finished rows are cached in ``--out`` (``rows.jsonl``); a rerun skips them (``--no-cache``
+recomputes). The table is also written to ``OUT/table.md`` and ``OUT/table.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from biodl.data.sequences import SequenceDataset, add_shuffled_negatives
+from biodl.errors import BiodlInputError
+from biodl.io.fasta import read_fasta
+from biodl.io.tables import SequenceTable, read_sequences
+from biodl.recipes import get_recipe
+from biodl.train.engine import TrainConfig, fit, seed_all
+
+HERE = Path(__file__).resolve().parent
+
+# ------------------------------------------------------------------ published numbers
+#: All numbers copied from /work/shared/data/SOURCES-sequence.md (V = verified there).
+PUBLISHED: dict[str, dict[str, Any]] = {
+    # GUE (Zhou et al., DNABERT-2, ICLR 2024), test MCC (x100 in the paper), DNABERT-2 117M [V]
+    **{
+        f"gue_tf/{k}": {
+            "metric": "mcc",
+            "value": v,
+            "source": "DNABERT-2 (Zhou et al. ICLR 2024), GUE test MCC",
+        }
+        for k, v in {"0": 0.7199, "1": 0.7606, "2": 0.6652, "3": 0.5854, "4": 0.7743}.items()
+    },
+    **{
+        f"gue_prom/{k}": {
+            "metric": "mcc",
+            "value": v,
+            "source": "DNABERT-2 (Zhou et al. ICLR 2024), GUE test MCC",
+        }
+        for k, v in {
+            "prom_core_all": 0.6937,
+            "prom_core_notata": 0.6804,
+            "prom_core_tata": 0.7417,
+            "prom_300_tata": 0.7159,
+        }.items()
+    },
+    # CNNProm (Umarov & Solovyev 2017, PLOS ONE 12:e0171410) Sn / Sp / CC [V]
+    **{
+        f"cnnprom/{k}": {
+            "metric": "cc",
+            "value": cc,
+            "sn": sn,
+            "sp": sp,
+            "source": "CNNProm (Umarov & Solovyev 2017) Sn/Sp/CC",
+        }
+        for k, (sn, sp, cc) in {
+            "ecoli": (0.90, 0.96, 0.84),
+            "bsubtilis": (0.91, 0.95, 0.86),
+            "arabidopsis_tata": (0.95, 0.97, 0.91),
+            "arabidopsis_nontata": (0.94, 0.94, 0.86),
+            "mouse_tata": (0.97, 0.97, 0.93),
+        }.items()
+    },
+    # iEnhancer-2L benchmark, independent test set (PMC10339552 Table 4) [V]; best published
+    # deep model per layer: iEnhancer-EBLSTM (layer 1), iEnhancer-ECNN (layer 2)
+    "enhancer/layer1": {
+        "metric": "acc",
+        "value": 0.772,
+        "mcc": 0.534,
+        "auc": 0.835,
+        "source": "iEnhancer-EBLSTM, iEnhancer-2L independent test, layer 1 (iEnhancer-2L itself: acc 0.730)",
+    },
+    "enhancer/layer2": {
+        "metric": "acc",
+        "value": 0.678,
+        "mcc": 0.368,
+        "auc": 0.748,
+        "source": "iEnhancer-ECNN, iEnhancer-2L independent test, layer 2 (iEnhancer-2L itself: acc 0.605)",
+    },
+    # UCI primate splice junctions (Towell et al.; splice.arff header) error % Neither/EI/IE [V]
+    "splice/uci": {
+        "metric": "mean_error",
+        "value": (4.62 + 7.56 + 8.47) / 3 / 100,
+        "errors": {"N": 4.62, "EI": 7.56, "IE": 8.47},
+        "backprop": {"N": 5.29, "EI": 5.74, "IE": 10.75},
+        "source": "KBANN (Towell et al.), 10-fold CV on 1000 random examples; error % N/EI/IE",
+    },
+}
+#: Released DeepBind model AUC on the ENCODE fold-B test sets (deepbind_released_model_auc_on_B.tsv,
+#: computed at staging from the original v0.11 models).
+ENCODE_EXPERIMENTS = (
+    "MYC_H1-hESC_c-Myc_Stanford",
+    "SRF_H1-hESC_SRF_HudsonAlpha",
+    "ELK1_GM12878_ELK1_(1277-1)_Stanford",
+    "GABPA_GM12878_GABP_HudsonAlpha",
+    "SUZ12_H1-hESC_SUZ12_USC",
+)
+CLIP_DEFAULT = ("1_PARCLIP_AGO1234_hg19", "11_CLIPSEQ_ELAVL1_hg19", "19_ICLIP_hnRNPL", "30_ICLIP_U2AF65")
+
+PROTOCOLS = {
+    "gue_tf": "GUE official train / dev (early stopping) / test CSVs; MCC at p=0.5 on test",
+    "gue_prom": "GUE official train / dev / test CSVs; MCC at p=0.5 on test",
+    "cnnprom": "seeded stratified 80/20 train/test split (seed 0) of promoter + non-promoter FASTA; "
+    "10% of train for early stopping; Sn, Sp, CC (=MCC) at p=0.5 on the 20% test",
+    "enhancer": "official iEnhancer-2L train (10% for early stopping) / independent test (400); "
+    "upper-cased; layer 1 = strong+weak vs non, layer 2 = strong vs weak; acc/MCC at p=0.5, AUC",
+    "splice": "stratified 10-fold CV (seed 0) over all 3190 UCI sequences (published: 10-fold CV on "
+    "1000 random examples); 3-class; per-class error % pooled over the folds; IUPAC codes read as N",
+    "clip": "deepRAM RBP-31 split: training.fa (10% for early stopping) / test.fa (10,000); AUC",
+    "janggu": "janggu Oct4 (sample.fa, positives) vs Mafk (sample2.fa) peaks, 10% early stopping; "
+    "test = sample_test.fa vs sample2_test.fa (100+100); AUC; no published number",
+    "encode": "DeepBind protocol: train on fold A+C positives + dinucleotide-shuffled negatives, "
+    "test on fold B (500 bound + 500 shuffled); AUC vs the released DeepBind model on B",
+}
+
+#: Best-suited system per dataset (the default when --systems is not given).
+BEST = {
+    "gue_tf": "deepbind",
+    "gue_prom": "basset",
+    "cnnprom": "basset",
+    "enhancer": "basset",
+    "splice": "splicing-cnn",
+    "clip": "deepbind",
+    "janggu": "deepbind",
+    "encode": "deepbind",
+}
+
+
+# --------------------------------------------------------------------------- models
+def model_options(system: str, seq_len: int) -> dict[str, Any]:
+    """CPU-sized model options per system (shrunk from the papers' sizes, which were built
+    for GPUs and 1000-bp inputs) for inputs of ``seq_len`` bp."""
+    long = seq_len >= 180
+    if system == "deepbind":
+        return dict(num_motifs=64, motif_len=15 if seq_len < 150 else 19, hidden=32, dropout=0.5)
+    if system == "deepsea":
+        return dict(n_filters=(64, 96, 128), kernel_size=8, pool_size=4 if long else 2, hidden=128)
+    if system == "basset":
+        p = (3, 3, 2) if long else (2, 2, 2)
+        return dict(n_filters=(64, 64, 64), kernel_sizes=(11, 7, 5), pool_sizes=p, hidden=(128, 128))
+    if system == "danq":
+        return dict(n_filters=64, kernel_size=15, pool_size=8 if long else 4, lstm_hidden=32, hidden=64)
+    if system == "splicing-cnn":
+        return dict(n_filters=64, kernel_size=9, n_res_blocks=1, hidden=64)
+    raise BiodlInputError(f"no bench preset for system {system!r}")
+
+
+# ----------------------------------------------------------------------------- data
+@dataclass
+class Split:
+    train: SequenceTable
+    test: SequenceTable
+    valid: SequenceTable | None = None
+
+
+@dataclass
+class Row:
+    """One benchmark task."""
+
+    dataset: str
+    key: str
+    task: str
+    splits: Callable[[], list[Split]]
+    metric: Callable[[np.ndarray, np.ndarray, SequenceTable], dict[str, float]]
+    primary: str
+    published: dict[str, Any] | None = None
+    higher_is_better: bool = True
+    shuffle_negatives: bool = False
+    epochs: int = 30
+    notes: list[str] = field(default_factory=list)
+
+
+def _table(seqs: list[str], labels, ids=None, classes=None, source=None) -> SequenceTable:
+    y = np.asarray(labels, np.float32).reshape(len(seqs), -1)
+    return SequenceTable(
+        ids=list(ids) if ids is not None else [f"s{i}" for i in range(len(seqs))],
+        seqs=[s.upper() for s in seqs],
+        labels=y,
+        label_names=["label"],
+        classes=classes,
+        source=source,
+    )
+
+
+def _concat(a: SequenceTable, b: SequenceTable) -> SequenceTable:
+    return SequenceTable(
+        ids=a.ids + b.ids,
+        seqs=a.seqs + b.seqs,
+        labels=np.concatenate([a.labels, b.labels]),
+        label_names=a.label_names,
+        classes=a.classes,
+        source=a.source,
+    )
+
+
+def _fasta_seqs(path: Path) -> list[str]:
+    return [r.sequence.upper().replace("U", "T") for r in read_fasta(path, validate=False)]
+
+
+def _strat_split(y: np.ndarray, frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded stratified split: (rest, held) index arrays, ``frac`` of every class held."""
+    rng = np.random.default_rng(seed)
+    held = []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        rng.shuffle(idx)
+        held.append(idx[: int(round(frac * len(idx)))])
+    h = np.sort(np.concatenate(held))
+    return np.setdiff1d(np.arange(len(y)), h), h
+
+
+def _holdout_valid(t: SequenceTable, seed: int = 0, frac: float = 0.1) -> tuple[SequenceTable, SequenceTable]:
+    tr, va = _strat_split(t.labels[:, 0], frac, seed)
+    return t.subset(tr), t.subset(va)
+
+
+# ---------------------------------------------------------------------------- metrics
+def _binary_counts(y: np.ndarray, p: np.ndarray) -> tuple[int, int, int, int]:
+    pred = p >= 0.5
+    t = y.astype(bool)
+    return int((pred & t).sum()), int((~pred & ~t).sum()), int((pred & ~t).sum()), int((~pred & t).sum())
+
+
+def _mcc(tp, tn, fp, fn) -> float:
+    d = math.sqrt(float((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)))
+    return (tp * tn - fp * fn) / d if d else 0.0
+
+
+def _auc(y: np.ndarray, s: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, s))
+
+
+def binary_metrics(logits: np.ndarray, y: np.ndarray, _t=None) -> dict[str, float]:
+    """acc, MCC (= CNNProm's CC), Sn, Sp at p = 0.5 and AUC; ``logits`` ``(n, 1)``."""
+    yy = y[:, 0]
+    p = 1 / (1 + np.exp(-logits[:, 0].astype(np.float64)))
+    tp, tn, fp, fn = _binary_counts(yy, p)
+    return {
+        "acc": (tp + tn) / len(yy),
+        "mcc": _mcc(tp, tn, fp, fn),
+        "cc": _mcc(tp, tn, fp, fn),
+        "sn": tp / max(tp + fn, 1),
+        "sp": tn / max(tn + fp, 1),
+        "auc": _auc(yy, p),
+    }
+
+
+def splice_metrics(logits: np.ndarray, y: np.ndarray, t: SequenceTable) -> dict[str, float]:
+    """Per-class error rate (fraction of that class misclassified) and their mean."""
+    pred = logits.argmax(1)
+    yy = y[:, 0].astype(int)
+    out = {}
+    for k, c in enumerate(t.classes):
+        m = yy == k
+        out[f"err_{c}"] = float((pred[m] != k).mean())
+    out["mean_error"] = float(np.mean([out[f"err_{c}"] for c in t.classes]))
+    out["acc"] = float((pred == yy).mean())
+    return out
+
+
+# ----------------------------------------------------------------------- datasets
+def gue_rows(data: Path, group: str, names) -> list[Row]:
+    rows = []
+    for name in names:
+        d = data / "gue_subset" / group / name
+        if not (d / "train.csv").exists():
+            continue
+
+        def splits(d=d) -> list[Split]:
+            rd = lambda f: read_sequences(d / f, seq_col="sequence", label_cols="label", uppercase=True)  # noqa: E731
+            return [Split(train=rd("train.csv"), valid=rd("dev.csv"), test=rd("test.csv"))]
+
+        ds = "gue_tf" if group == "tf" else "gue_prom"
+        rows.append(
+            Row(ds, name, "binary", splits, binary_metrics, "mcc", PUBLISHED.get(f"{ds}/{name}"), epochs=8)
+        )
+    return rows
+
+
+CNNPROM_FILES = {
+    "ecoli": (["Ecoli_prom.fa"], ["Ecoli_non_prom.fa"]),
+    "bsubtilis": (["Bacillus_prom.fa"], ["Bacillus_non_prom.fa"]),
+    "arabidopsis_tata": (["Arabidopsis_tata.fa"], ["Arabidopsis_non_prom.fa"]),
+    "arabidopsis_nontata": (["Arabidopsis_non_tata.fa"], ["Arabidopsis_non_prom.fa"]),
+    "mouse_tata": (["Mouse_tata.fa"], ["Mouse_nonprom.fa"]),
+}
+
+
+def cnnprom_rows(data: Path) -> list[Row]:
+    rows = []
+    d = data / "promoter_cnnprom"
+    for key, (pos, neg) in CNNPROM_FILES.items():
+        if not all((d / f).exists() for f in pos + neg):
+            continue
+
+        def splits(pos=pos, neg=neg) -> list[Split]:
+            P = [s for f in pos for s in _fasta_seqs(d / f)]
+            N = [s for f in neg for s in _fasta_seqs(d / f)]
+            L = max(len(s) for s in P + N)
+            P = [s for s in P if len(s) == L]
+            N = [s for s in N if len(s) == L]
+            t = _table(P + N, [1] * len(P) + [0] * len(N))
+            tr, te = _strat_split(t.labels[:, 0], 0.2, 0)
+            tr_t, va_t = _holdout_valid(t.subset(tr))
+            return [Split(train=tr_t, valid=va_t, test=t.subset(te))]
+
+        rows.append(Row("cnnprom", key, "binary", splits, binary_metrics, "cc", PUBLISHED[f"cnnprom/{key}"]))
+    return rows
+
+
+def enhancer_rows(data: Path) -> list[Row]:
+    d = data / "enhancer_iEnhancer2L"
+    if not d.exists():
+        return []
+
+    def load(part: str) -> dict[str, list[str]]:
+        return {k: _fasta_seqs(d / f"{part}_{k}_enhancers.fa") for k in ("strong", "weak", "non")}
+
+    def layer(which: int) -> list[Split]:
+        out = {}
+        for part in ("train", "test"):
+            s = load(part)
+            if which == 1:
+                out[part] = _table(
+                    s["strong"] + s["weak"] + s["non"],
+                    [1] * len(s["strong"] + s["weak"]) + [0] * len(s["non"]),
+                )
+            else:
+                out[part] = _table(s["strong"] + s["weak"], [1] * len(s["strong"]) + [0] * len(s["weak"]))
+        tr, va = _holdout_valid(out["train"])
+        return [Split(train=tr, valid=va, test=out["test"])]
+
+    return [
+        Row(
+            "enhancer",
+            "layer1",
+            "binary",
+            lambda: layer(1),
+            binary_metrics,
+            "acc",
+            PUBLISHED["enhancer/layer1"],
+        ),
+        Row(
+            "enhancer",
+            "layer2",
+            "binary",
+            lambda: layer(2),
+            binary_metrics,
+            "acc",
+            PUBLISHED["enhancer/layer2"],
+        ),
+    ]
+
+
+def splice_rows(data: Path, folds: int = 10) -> list[Row]:
+    f = data / "splice_uci_primate" / "splice_uci.csv"
+    if not f.exists():
+        return []
+
+    def splits() -> list[Split]:
+        import pandas as pd
+
+        df = pd.read_csv(f)
+        classes = ["N", "EI", "IE"]
+        y = df["class"].map({c: i for i, c in enumerate(classes)}).to_numpy()
+        seqs = [s.strip().upper() for s in df["sequence"]]
+        t = _table(seqs, y, ids=df["id"], classes=classes, source=str(f))
+        rng = np.random.default_rng(0)
+        fold = np.zeros(len(y), int)
+        for c in range(3):
+            idx = np.flatnonzero(y == c)
+            rng.shuffle(idx)
+            fold[idx] = np.arange(len(idx)) % folds
+        out = []
+        for k in range(folds):
+            tr = np.flatnonzero(fold != k)
+            tr_t, va_t = _holdout_valid(t.subset(tr), seed=k)
+            out.append(Split(train=tr_t, valid=va_t, test=t.subset(np.flatnonzero(fold == k))))
+        return out
+
+    return [
+        Row(
+            "splice",
+            "uci",
+            "multiclass",
+            splits,
+            splice_metrics,
+            "mean_error",
+            PUBLISHED["splice/uci"],
+            higher_is_better=False,
+            epochs=20,
+        )
+    ]
+
+
+def clip_rows(data: Path, which) -> list[Row]:
+    d = data / "deepram_clip31"
+    if not d.exists():
+        return []
+    dirs = sorted(p for p in d.iterdir() if p.is_dir())
+    pick = [p for p in dirs if any(p.name.startswith(w) for w in which)] if which else dirs
+    rows = []
+    for p in pick:
+
+        def splits(p=p) -> list[Split]:
+            rd = lambda f: read_sequences(p / f, uppercase=True)  # noqa: E731
+            tr, va = _holdout_valid(rd("training.fa.gz"))
+            te = rd("test.fa.gz")
+            return [Split(train=tr, valid=va, test=te)]
+
+        rows.append(
+            Row(
+                "clip",
+                p.name.split("_", 1)[0] + "_" + p.name.split("_")[2],
+                "binary",
+                splits,
+                binary_metrics,
+                "auc",
+                None,
+                epochs=8,
+            )
+        )
+    return rows
+
+
+def janggu_rows(data: Path) -> list[Row]:
+    d = data / "janggu_oct4_mafk"
+    if not (d / "sample.fa").exists():
+        return []
+
+    def splits() -> list[Split]:
+        a, b = _fasta_seqs(d / "sample.fa"), _fasta_seqs(d / "sample2.fa")
+        t = _table(a + b, [1] * len(a) + [0] * len(b))
+        ta, tb = _fasta_seqs(d / "sample_test.fa"), _fasta_seqs(d / "sample2_test.fa")
+        tr, va = _holdout_valid(t)
+        return [Split(train=tr, valid=va, test=_table(ta + tb, [1] * len(ta) + [0] * len(tb)))]
+
+    return [Row("janggu", "oct4_vs_mafk", "binary", splits, binary_metrics, "auc", None)]
+
+
+def encode_rows(data: Path) -> list[Row]:
+    d = data / "deepbind_encode_chipseq"
+    aucf = d / "deepbind_released_model_auc_on_B.tsv"
+    if not aucf.exists():
+        return []
+    import pandas as pd
+
+    ref = pd.read_csv(aucf, sep="\t").set_index("experiment")["auc_on_B"].to_dict()
+    rows = []
+    for exp in ENCODE_EXPERIMENTS:
+        if not (d / f"{exp}_AC.seq.gz").exists():
+            continue
+
+        def splits(exp=exp) -> list[Split]:
+            ac = read_sequences(d / f"{exp}_AC.seq.gz", uppercase=True)
+            ac = add_shuffled_negatives(ac, seed=0)
+            tr, va = _holdout_valid(ac)
+            return [Split(train=tr, valid=va, test=read_sequences(d / f"{exp}_B.seq.gz", uppercase=True))]
+
+        pub = (
+            {"metric": "auc", "value": float(ref[exp]), "source": "released DeepBind model on fold B"}
+            if exp in ref
+            else None
+        )
+        rows.append(Row("encode", exp.split("_")[0], "binary", splits, binary_metrics, "auc", pub, epochs=15))
+    return rows
+
+
+#: In the default running order: quick datasets first.
+DATASETS = ("enhancer", "cnnprom", "splice", "janggu", "encode", "clip", "gue_prom", "gue_tf")
+
+
+def all_rows(data: Path, clip_subset) -> tuple[list[Row], list[str]]:
+    rows: list[Row] = []
+    missing: list[str] = []
+    builders = {
+        "gue_tf": lambda: gue_rows(data, "tf", ["0", "1", "2", "3", "4"]),
+        "gue_prom": lambda: gue_rows(
+            data, "prom", ["prom_core_all", "prom_core_notata", "prom_core_tata", "prom_300_tata"]
+        ),
+        "cnnprom": lambda: cnnprom_rows(data),
+        "enhancer": lambda: enhancer_rows(data),
+        "splice": lambda: splice_rows(data),
+        "clip": lambda: clip_rows(data, clip_subset),
+        "janggu": lambda: janggu_rows(data),
+        "encode": lambda: encode_rows(data),
+    }
+    for name, b in builders.items():
+        r = b()
+        if not r:
+            missing.append(name)
+        rows += r
+    return rows, missing
+
+
+# --------------------------------------------------------------------------- running
+def _logits(model, ds: SequenceDataset, rc_average: bool, batch_size: int = 512) -> np.ndarray:
+    """``(n, n_outputs)`` outputs, optionally averaged with those of the reverse complements."""
+    model.eval()
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(ds), batch_size):
+            x = torch.stack([ds[j][0] for j in range(i, min(i + batch_size, len(ds)))])
+            lg = model(x)
+            if rc_average:
+                lg = (lg + model(x.flip(dims=(1, 2)))) / 2
+            outs.append(lg.float())
+    return torch.cat(outs).numpy()
+
+
+def run_row(row: Row, system: str, out: Path, opts: dict[str, Any]) -> dict[str, Any]:
+    """Train and test ``system`` on every split of ``row``; metrics pooled over CV folds."""
+    t0 = time.process_time()
+    w0 = time.time()
+    splits = row.splits()
+    all_logits: dict[bool, list[np.ndarray]] = {False: [], True: []}
+    ys, tests = [], []
+    iupac = True  # IUPAC ambiguity codes (UCI splice has D, R, S; some FASTA have N) read as N
+    for k, sp in enumerate(splits):
+        seq_len = len(sp.train.seqs[0])
+        train_ds = SequenceDataset(
+            sp.train, iupac_as_n=iupac, rc_augment=opts["rc_augment"], shift=opts["shift"], seed=k
+        )
+        valid_ds = (
+            SequenceDataset(sp.valid, length=seq_len, iupac_as_n=iupac) if sp.valid is not None else None
+        )
+        test_ds = SequenceDataset(sp.test, length=seq_len, iupac_as_n=iupac)
+        recipe = get_recipe(system)
+        n_out = len(sp.train.classes) if row.task == "multiclass" else 1
+        mk = recipe.model_kwargs(n_out, seq_len=seq_len, **model_options(system, seq_len))
+        seed_all(opts["seed"] + k)
+        model = recipe.build(**mk)
+        cfg = TrainConfig(
+            max_epochs=opts["epochs"] or row.epochs,
+            patience=3 if (opts["epochs"] or row.epochs) <= 15 else 5,
+            batch_size=128,
+            lr=opts["lr"],
+            weight_decay=1e-4,
+            seed=opts["seed"] + k,
+            device="cpu",
+            progress=False,
+            resume=False,
+        )
+        pos_weight = None
+        if opts["class_weight"]:
+            y = sp.train.labels[:, 0]
+            if row.task == "multiclass":
+                cnt = np.bincount(y.astype(int), minlength=n_out)
+                pos_weight = torch.tensor(len(y) / (n_out * np.maximum(cnt, 1)), dtype=torch.float32)
+            else:
+                pos_weight = torch.tensor([(y == 0).sum() / max((y == 1).sum(), 1)], dtype=torch.float32)
+        res = fit(
+            model,
+            row.task,
+            train_ds,
+            valid_ds,
+            out / f"fold{k}",
+            cfg,
+            {"recipe": system, "model_kwargs": mk},
+            pos_weight=pos_weight,
+        )
+        del res
+        model = fit_model_best(out / f"fold{k}")
+        for rc in (False, True):
+            all_logits[rc].append(_logits(model, test_ds, rc))
+        ys.append(sp.test.labels)
+        tests.append(sp.test)
+    y = np.concatenate(ys)
+    t = tests[0]
+    metrics = {
+        "plain": row.metric(np.concatenate(all_logits[False]), y, t),
+        "rc_average": row.metric(np.concatenate(all_logits[True]), y, t),
+    }
+    chosen = metrics["rc_average" if opts["rc_average"] else "plain"]
+    return {
+        "dataset": row.dataset,
+        "task": row.key,
+        "system": system,
+        "variant": opts["variant"],
+        "metric": row.primary,
+        "ours": chosen[row.primary],
+        "metrics": metrics,
+        "n_train": int(sum(len(s.train) for s in splits)),
+        "n_test": int(len(y)),
+        "folds": len(splits),
+        "cpu_minutes": round((time.process_time() - t0) / 60, 2),
+        "wall_minutes": round((time.time() - w0) / 60, 2),
+    }
+
+
+def fit_model_best(run: Path):
+    from biodl.train.engine import load_model
+
+    model, _ = load_model(run / "model.pt")
+    return model
+
+
+def _fmt(v, pct=False) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return f"{100 * v:.2f}%" if pct else f"{v:.4f}"
+
+
+def render(results: list[dict[str, Any]], rows_by_key: dict[str, Row]) -> str:
+    lines = [
+        "| dataset | task | system | variant | metric | ours | published | diff | verdict | CPU min | other metrics |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        row = rows_by_key[f"{r['dataset']}/{r['task']}"]
+        pub = row.published
+        pv = pub["value"] if pub else None
+        ours = r["ours"]
+        hib = row.higher_is_better
+        if pv is None:
+            diff, verdict = None, "no published number"
+        else:
+            diff = ours - pv
+            ok = diff >= 0 if hib else diff <= 0
+            verdict = "at/above published" if ok else "SHORT of published"
+        rc = "+rc_avg" in r["variant"]
+        m = r["metrics"]["rc_average" if rc else "plain"]
+        alt = r["metrics"]["plain" if rc else "rc_average"][r["metric"]]
+        other = ", ".join(
+            f"{k} {v:.3f}" for k, v in m.items() if k not in (r["metric"], "cc") and not math.isnan(v)
+        )
+        other += f"; {r['metric']} {'without' if rc else 'with'} rc-average {alt:.4f}"
+        pct = row.dataset == "splice"
+        lines.append(
+            f"| {r['dataset']} | {r['task']} | {r['system']} | {r['variant']} | {r['metric']} | {_fmt(ours, pct)} | "
+            f"{_fmt(pv, pct)} | {'n/a' if diff is None else f'{diff:+.4f}'} | {verdict} | {r['cpu_minutes']:.2f} | {other} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--data-dir", type=Path, default=None, help="default ../shared/data, fallback /work/shared/data"
+    )
+    ap.add_argument(
+        "--datasets", default=",".join(DATASETS), help=f"comma-separated subset of {', '.join(DATASETS)}"
+    )
+    ap.add_argument("--tasks", default=None, help="only these tasks (comma-separated, e.g. 0,layer1,ecoli)")
+    ap.add_argument(
+        "--systems", default="best", help="comma-separated systems, or 'best' (per-dataset choice)"
+    )
+    ap.add_argument(
+        "--max-minutes", type=float, default=None, help="do not start a new row after this many wall minutes"
+    )
+    ap.add_argument("--epochs", type=int, default=None, help="override the per-dataset maximum epochs")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate")
+    ap.add_argument("--rc-augment", action="store_true", help="reverse-complement augmentation in training")
+    ap.add_argument("--shift", type=int, default=0, help="shift augmentation (bases)")
+    ap.add_argument("--class-weight", action="store_true", help="inverse-frequency class weights")
+    ap.add_argument(
+        "--rc-average", action="store_true", help="report rc-averaged predictions as the headline number"
+    )
+    ap.add_argument(
+        "--ablation", action="store_true", help="run plain, +rc_augment, +shift 5, +class_weight per row"
+    )
+    ap.add_argument("--clip", default=",".join(CLIP_DEFAULT), help="RBP-31 experiments (prefixes), or 'all'")
+    ap.add_argument("--out", type=Path, default=HERE / "out" / "sequence_tasks")
+    ap.add_argument("--no-cache", action="store_true", help="recompute rows already in OUT/rows.jsonl")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (keep 1 on shared machines)")
+    a = ap.parse_args(argv)
+
+    torch.set_num_threads(a.threads)
+    from biodl.train.engine import _quiet_lightning
+
+    _quiet_lightning()
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    data = a.data_dir
+    if data is None:
+        for c in (Path("../shared/data"), Path("/work/shared/data")):
+            if c.exists():
+                data = c
+                break
+    if data is None or not data.exists():
+        print(
+            f"data directory not found ({a.data_dir or '../shared/data, /work/shared/data'})", file=sys.stderr
+        )
+        return 2
+    wanted = [d.strip() for d in a.datasets.split(",") if d.strip()]
+    bad = [d for d in wanted if d not in DATASETS]
+    if bad:
+        print(f"unknown dataset(s) {bad}; known: {', '.join(DATASETS)}", file=sys.stderr)
+        return 2
+    clip_subset = None if a.clip == "all" else [c.strip() for c in a.clip.split(",")]
+    rows, missing = all_rows(data, clip_subset)
+    for m in missing:
+        print(f"[bench] MISSING: dataset {m!r} has no files under {data} - skipped", file=sys.stderr)
+    rows = sorted((r for r in rows if r.dataset in wanted), key=lambda r: wanted.index(r.dataset))
+    if a.tasks:
+        keep = {t.strip() for t in a.tasks.split(",")}
+        rows = [r for r in rows if r.key in keep]
+    rows_by_key = {f"{r.dataset}/{r.key}": r for r in rows}
+    a.out.mkdir(parents=True, exist_ok=True)
+    cache_f = a.out / "rows.jsonl"
+    cache: dict[str, dict] = {}
+    if cache_f.exists() and not a.no_cache:
+        for line in cache_f.read_text().splitlines():
+            r = json.loads(line)
+            cache[f"{r['dataset']}/{r['task']}/{r['system']}/{r['variant']}"] = r
+    if a.ablation:
+        variants = [
+            ("plain", dict(rc_augment=False, shift=0, class_weight=False)),
+            ("rc_augment", dict(rc_augment=True, shift=0, class_weight=False)),
+            ("shift5", dict(rc_augment=False, shift=5, class_weight=False)),
+            ("class_weight", dict(rc_augment=False, shift=0, class_weight=True)),
+        ]
+    else:
+        name = (
+            "+".join(
+                n
+                for n, on in (
+                    ("rc_augment", a.rc_augment),
+                    (f"shift{a.shift}", a.shift),
+                    ("class_weight", a.class_weight),
+                )
+                if on
+            )
+            or "plain"
+        )
+        variants = [(name, dict(rc_augment=a.rc_augment, shift=a.shift, class_weight=a.class_weight))]
+    t_start = time.time()
+    results = []
+    for row in rows:
+        systems = [BEST[row.dataset]] if a.systems == "best" else [s.strip() for s in a.systems.split(",")]
+        for system in systems:
+            for vname, v in variants:
+                tag = vname + ("+rc_avg" if a.rc_average else "")
+                key = f"{row.dataset}/{row.key}/{system}/{tag}"
+                if key in cache:
+                    results.append(cache[key])
+                    continue
+                if a.max_minutes is not None and (time.time() - t_start) / 60 > a.max_minutes:
+                    print(f"[bench] time budget reached; not running {key}", file=sys.stderr)
+                    continue
+                print(f"[bench] running {key} ...", file=sys.stderr, flush=True)
+                opts = dict(v, seed=a.seed, epochs=a.epochs, lr=a.lr, rc_average=a.rc_average, variant=tag)
+                try:
+                    r = run_row(row, system, a.out / "runs" / key.replace("/", "__"), opts)
+                except (BiodlInputError, ValueError) as e:
+                    print(f"[bench] {key} failed: {e}", file=sys.stderr)
+                    continue
+                results.append(r)
+                with open(cache_f, "a") as fh:
+                    fh.write(json.dumps(r) + "\n")
+                print(
+                    f"[bench] {key}: {r['metric']} {r['ours']:.4f} ({r['cpu_minutes']:.2f} CPU min)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    table = render(results, rows_by_key)
+    proto = "\n".join(f"* {k}: {v}" for k, v in PROTOCOLS.items() if k in wanted)
+    text = f"{table}\n\nProtocols:\n{proto}\n"
+    print(text)
+    tmp = a.out / ".table.md.tmp"
+    tmp.write_text(text)
+    os.replace(tmp, a.out / "table.md")
+    tmp = a.out / ".table.json.tmp"
+    tmp.write_text(json.dumps(results, indent=1))
+    os.replace(tmp, a.out / "table.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""The genome-window plugin (biodl.windows) from the CLI, on the bundled 100-kb E. coli slice."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from biodl.cli import app
+from biodl.errors import BiodlInputError
+
+DATA = Path(__file__).parent / "data" / "genome_windows"
+GENOME = DATA / "ecoli_k12_first100kb.fna.gz"
+GFF = DATA / "ecoli_k12_first100kb.gff.gz"
+LABELS = ["CDS", "ncRNA", "mobile_genetic_element"]
+TINY = ["-m", "n_filters=[8,8,8]", "-m", "hidden=8"]
+runner = CliRunner()
+
+
+def _train_args(out: Path, labels: str = ",".join(LABELS), system: str = "deepsea") -> list[str]:
+    return [
+        "train",
+        "--system",
+        system,
+        "--genome",
+        str(GENOME),
+        "--annotation",
+        str(GFF),
+        "--labels",
+        labels,
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--set",
+        "window=300",
+        "--set",
+        "step=300",
+        "--set",
+        "center=200",
+        "--set",
+        "valid=0.15",
+        "--set",
+        "test=0.3",
+        *TINY,
+    ]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("windows") / "run"
+    r = runner.invoke(app, _train_args(out))
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_train_reports_per_label_metrics(run_dir: Path) -> None:
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert s["plugin"] == "biodl.windows" and s["labels"] == LABELS
+    # 100 kb / 300-bp steps = 333 windows; 30 % test, 15 % valid, straddlers dropped
+    assert s["n_train"] + s["n_valid"] + s["n_test"] <= 333
+    assert 90 <= s["n_test"] <= 100 and s["n_train"] > 150
+    m = s["test_metrics"]
+    for lab in LABELS:
+        assert f"auroc/{lab}" in m and f"auprc/{lab}" in m
+    assert 0.0 <= m["auroc/CDS"] <= 1.0
+    assert s["positives"]["train"]["CDS"] > 0
+    for f in ("metrics.json", "predictions.tsv", "roc.png", "pr.png"):
+        assert (run_dir / "test" / f).stat().st_size > 0
+    pred = pd.read_csv(run_dir / "test" / "predictions.tsv", sep="\t")
+    assert len(pred) == s["n_test"] and {"prob_CDS", "label_CDS"} <= set(pred.columns)
+    payload = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True)
+    meta = json.loads(payload["meta"])
+    assert meta["plugin"] == "biodl.windows" and meta["window"] == 300 and meta["labels"] == LABELS
+
+
+def test_evaluate_genome_matches_training_test_split(run_dir: Path, tmp_path: Path) -> None:
+    r = runner.invoke(app, ["evaluate", str(run_dir), str(GENOME), "--out", str(tmp_path / "ev")])
+    assert r.exit_code == 0, r.output
+    got = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert got["n"] == s["n_test"]
+    assert got["metrics"]["auroc/CDS"] == pytest.approx(s["test_metrics"]["auroc/CDS"], abs=1e-6)
+    # both strands averaged: still a valid metric, generally a different number
+    r = runner.invoke(app, ["evaluate", str(run_dir), str(GENOME), "--set", "rc_average=true"])
+    assert r.exit_code == 0, r.output
+    assert 0.0 <= json.loads(r.stdout)["auroc/CDS"] <= 1.0
+
+
+def test_evaluate_and_predict_bed(run_dir: Path, tmp_path: Path) -> None:
+    bed = tmp_path / "q.bed"
+    # thrA CDS (337..2799, 1-based), an interval at the chromosome start (window moved
+    # inside), and one near the end
+    bed.write_text(
+        "NC_000913.3\t1000\t1200\tthrA\nNC_000913.3\t0\t50\tstart\nNC_000913.3\t99900\t100000\tend\n"
+    )
+    r = runner.invoke(app, ["predict", str(run_dir), str(bed), "--out", str(tmp_path / "p.tsv")])
+    assert r.exit_code == 0, r.output
+    df = pd.read_csv(tmp_path / "p.tsv", sep="\t")
+    assert list(df["name"]) == ["thrA", "start", "end"]
+    assert (df["window_end"] - df["window_start"] == 300).all()
+    assert df["window_start"].iloc[1] == 0 and df["window_end"].iloc[2] == 100_000
+    probs = df[[f"prob_{n}" for n in LABELS]].to_numpy()
+    assert np.isfinite(probs).all() and ((probs >= 0) & (probs <= 1)).all()
+    # evaluate on the same BED (labels from the training annotation)
+    r = runner.invoke(app, ["evaluate", str(run_dir), str(bed)])
+    assert r.exit_code == 0, r.output
+    assert "auroc" in json.loads(r.stdout)
+    # predict on a whole genome FASTA tiles it
+    r = runner.invoke(app, ["predict", str(run_dir), str(GENOME)])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines()[0].startswith("chrom\tstart\tend")
+    assert len(r.stdout.strip().splitlines()) == 1 + 333
+
+
+def test_bad_label_type_is_a_clear_error(tmp_path: Path) -> None:
+    r = runner.invoke(app, _train_args(tmp_path / "bad", labels="CDS,tRNA"))
+    assert r.exit_code == 2
+    msg = " ".join((r.output or "").split())
+    assert "tRNA" in msg and "available types" in msg and "CDS" in msg
+
+
+def test_bad_inputs(run_dir: Path, tmp_path: Path) -> None:
+    from biodl import windows
+
+    with pytest.raises(BiodlInputError, match="unknown genome-window option"):
+        windows.train(
+            "deepsea", tmp_path / "x", None, options={"genome": GENOME, "annotation": GFF, "windw": 1}
+        )
+    with pytest.raises(BiodlInputError, match="--set window must be a positive integer"):
+        windows.train(
+            "deepsea", tmp_path / "x", None, options={"genome": GENOME, "annotation": GFF, "window": -5}
+        )
+    with pytest.raises(BiodlInputError, match="needs --annotation"):
+        windows.train("deepsea", tmp_path / "x", None, options={"genome": GENOME})
+    bed = tmp_path / "bad.bed"
+    bed.write_text("NC_000913.3\t10\t20\nchrZ\t10\t20\n")
+    with pytest.raises(BiodlInputError, match=r"bad\.bed, line 2: chromosome 'chrZ' is not in the genome"):
+        windows.predict(run_dir, bed)
+
+
+def test_shifted_dataset_is_seeded_and_fills_with_n() -> None:
+    from torch.utils.data import TensorDataset
+
+    from biodl.windows import ShiftedDataset
+
+    x = torch.zeros(3, 4, 10)
+    x[:, 0] = 1.0
+    ds = ShiftedDataset(TensorDataset(x, torch.zeros(3, 1)), shift=3, seed=1)
+    a = [ds[i][0] for i in range(3)]
+    b = [ShiftedDataset(TensorDataset(x, torch.zeros(3, 1)), shift=3, seed=1)[i][0] for i in range(3)]
+    assert all(torch.equal(u, v) for u, v in zip(a, b, strict=True))
+    for u in a:  # every column is either the original A or the N fill
+        col = u.T
+        assert all(
+            torch.equal(c, torch.tensor([1.0, 0, 0, 0])) or torch.allclose(c, torch.full((4,), 0.25))
+            for c in col
+        )
