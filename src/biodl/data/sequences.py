@@ -202,8 +202,10 @@ class SequenceDataModule(pl.LightningDataModule):
         batch_size: int = 64,
         seed: int = 0,
         num_workers: int = 0,
+        collate_fn=None,
     ) -> None:
         super().__init__()
+        self.collate_fn = collate_fn
         self.train_ds, self.valid_ds, self.test_ds = train, valid, test
         self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
 
@@ -213,6 +215,7 @@ class SequenceDataModule(pl.LightningDataModule):
             batch_size=self.batch_size,
             sampler=_EpochAware(ds, self.seed, shuffle),
             num_workers=self.num_workers,
+            collate_fn=self.collate_fn,
             persistent_workers=self.num_workers > 0,
         )
 

@@ -271,6 +271,7 @@ def fit(
     meta: dict[str, Any],
     label_names: list[str] | None = None,
     pos_weight: torch.Tensor | None = None,
+    collate_fn=None,
 ) -> FitResult:
     """Train ``model`` with Lightning, keeping checkpoints in ``out_dir/checkpoints``.
 
@@ -299,7 +300,12 @@ def fit(
         seed=config.seed,
     )
     dm = SequenceDataModule(
-        train_ds, valid_ds, batch_size=config.batch_size, seed=config.seed, num_workers=config.num_workers
+        train_ds,
+        valid_ds,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        num_workers=config.num_workers,
+        collate_fn=collate_fn,
     )
     history = HistoryCallback(out / "history.csv")
     trainer = make_trainer(out, config, monitor, mode, callbacks=[history])

@@ -109,15 +109,15 @@ class TaskModule(pl.LightningModule):
         loss = self._loss(self(x), y)
         acc = getattr(self, "epoch_train_loss", None)
         if acc is not None:
-            acc[0] += float(loss.detach()) * x.shape[0]
-            acc[1] += x.shape[0]
+            acc[0] += float(loss.detach()) * y.shape[0]
+            acc[1] += y.shape[0]
         self.log(
             "train_loss",
             loss,
             on_step=False,
             on_epoch=True,
             prog_bar=True,
-            batch_size=x.shape[0],
+            batch_size=y.shape[0],
             sync_dist=True,
         )
         return loss
@@ -132,7 +132,7 @@ class TaskModule(pl.LightningModule):
             on_step=False,
             on_epoch=True,
             prog_bar=stage == "val",
-            batch_size=x.shape[0],
+            batch_size=y.shape[0],
             sync_dist=True,
         )
         self._outputs[stage].append((logits.detach().float().cpu(), y.detach().float().cpu()))

@@ -1,0 +1,302 @@
+"""Gradient attributions of one-hot sequences through captum: saliency, input x gradient,
+integrated gradients and DeepLIFT/SHAP (DeepLIFT averaged over dinucleotide-shuffled
+references, as in Lundberg & Lee 2017 / tangermeme's ``deep_lift_shap``).
+
+Every function returns ``(n, 4, L)`` attributions. Methods with a completeness property
+are checked: integrated gradients and DeepLIFT should satisfy
+``attr.sum() == f(x) - f(baseline)``; the per-sequence gap (captum's convergence delta) is
+returned with ``return_delta=True`` and a warning names how many sequences miss it by more
+than ``tolerance`` of ``|f(x) - f(baseline)|`` (for DeepLIFT this typically means the model
+uses functional non-linearities or pooling captum cannot see, e.g. ``torch.relu`` in
+:class:`biodl.models.DeepBind`; then prefer integrated gradients or ISM).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+from biodl.errors import BiodlInputError
+
+__all__ = [
+    "ATTRIBUTION_METHODS",
+    "attribute",
+    "deep_lift_shap",
+    "input_x_gradient",
+    "integrated_gradients",
+    "saliency",
+    "shuffled_references",
+]
+
+ATTRIBUTION_METHODS = ("saliency", "input_x_gradient", "integrated_gradients", "deep_lift_shap")
+
+
+class _Target(nn.Module):
+    """Wraps a model so that its output is ``(n, outputs)``; captum then selects ``target``."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.model(x)
+        return y.reshape(y.shape[0], -1)
+
+
+def _check(X: torch.Tensor) -> None:
+    if X.dim() != 3 or X.shape[1] != 4:
+        raise BiodlInputError(f"attributions need one-hot sequences (n, 4, length), got {tuple(X.shape)}")
+
+
+def _baseline(X: torch.Tensor, baseline: str | float | torch.Tensor) -> torch.Tensor:
+    if isinstance(baseline, torch.Tensor):
+        b = baseline.to(X)
+        return b.expand_as(X) if b.dim() < 3 or b.shape[0] == 1 else b
+    if baseline == "uniform":
+        return torch.full_like(X, 0.25)
+    if baseline == "zeros":
+        return torch.zeros_like(X)
+    if isinstance(baseline, (int, float)):
+        return torch.full_like(X, float(baseline))
+    raise BiodlInputError(f"unknown baseline {baseline!r} (use 'uniform', 'zeros', a number or a tensor)")
+
+
+def shuffled_references(X: torch.Tensor, n_shuffles: int = 20, seed: int = 0) -> torch.Tensor:
+    """Dinucleotide-shuffled copies of each sequence (DeepLIFT/SHAP references).
+
+    Parameters
+    ----------
+    X
+        ``(n, 4, L)`` one-hot.
+    n_shuffles
+        Shuffles per sequence.
+    seed
+        Seed of the shuffles.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(n_shuffles, n, 4, L)``; ``N`` positions of the input stay ``N``-valued (0.25).
+    """
+    from biodl.encode import decode, one_hot
+    from biodl.shuffle import dinucleotide_shuffle
+
+    rng = np.random.default_rng(seed)
+    Xn = X.detach().cpu().numpy()
+    out = np.empty((n_shuffles,) + Xn.shape, dtype=np.float32)
+    for i in range(Xn.shape[0]):
+        s = decode(Xn[i])
+        for j in range(n_shuffles):
+            out[j, i] = one_hot(dinucleotide_shuffle(s, rng))
+    return torch.from_numpy(out).to(X)
+
+
+def _report(delta: torch.Tensor, gap: torch.Tensor, method: str, tolerance: float) -> None:
+    rel = delta.abs() / gap.abs().clamp_min(1e-6)
+    bad = int((rel > tolerance).sum())
+    if bad:
+        warnings.warn(
+            f"{method}: completeness check failed for {bad} of {delta.numel()} sequence(s) "
+            f"(|sum(attr) - (f(x) - f(baseline))| up to {float(rel.max()):.2g} x |f(x) - f(baseline)|, "
+            f"tolerance {tolerance:g})",
+            stacklevel=3,
+        )
+
+
+def _prep(model: nn.Module, X: torch.Tensor) -> tuple[_Target, torch.Tensor, bool]:
+    _check(X)
+    dev = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    return _Target(model).eval(), X.to(dev, torch.float32), was_training
+
+
+def saliency(
+    model: nn.Module, X: torch.Tensor, target: int = 0, *, absolute: bool = False, batch_size: int = 128
+) -> torch.Tensor:
+    """Gradient of output ``target`` with respect to the input (Simonyan et al. 2014).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(n, 4, L)`` gradients (their absolute values with ``absolute=True``).
+    """
+    from captum.attr import Saliency
+
+    wrapped, X, was = _prep(model, X)
+    try:
+        outs = [
+            Saliency(wrapped).attribute(X[i : i + batch_size], target=target, abs=absolute).detach()
+            for i in range(0, X.shape[0], batch_size)
+        ]
+    finally:
+        model.train(was)
+    return torch.cat(outs).cpu()
+
+
+def input_x_gradient(
+    model: nn.Module, X: torch.Tensor, target: int = 0, *, batch_size: int = 128
+) -> torch.Tensor:
+    """Input times gradient of output ``target``: ``(n, 4, L)``, non-zero only at observed bases."""
+    from captum.attr import InputXGradient
+
+    wrapped, X, was = _prep(model, X)
+    try:
+        outs = [
+            InputXGradient(wrapped).attribute(X[i : i + batch_size], target=target).detach()
+            for i in range(0, X.shape[0], batch_size)
+        ]
+    finally:
+        model.train(was)
+    return torch.cat(outs).cpu()
+
+
+def integrated_gradients(
+    model: nn.Module,
+    X: torch.Tensor,
+    target: int = 0,
+    *,
+    baseline: str | float | torch.Tensor = "uniform",
+    n_steps: int = 50,
+    batch_size: int = 16,
+    tolerance: float = 0.05,
+    return_delta: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Integrated gradients (Sundararajan et al. 2017) from a baseline to each sequence.
+
+    Parameters
+    ----------
+    baseline
+        ``"uniform"`` (every base 0.25, an all-``N`` sequence; default), ``"zeros"``, a
+        number, or a tensor ``(4, L)`` / ``(n, 4, L)``.
+    n_steps
+        Steps of the Gauss-Legendre path integral.
+    tolerance
+        Warn when ``|sum(attr) - (f(x) - f(baseline))|`` exceeds this fraction of
+        ``|f(x) - f(baseline)|`` (raise ``n_steps`` then).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(n, 4, L)`` attributions; with ``return_delta`` also ``(n,)`` convergence deltas.
+    """
+    from captum.attr import IntegratedGradients
+
+    wrapped, X, was = _prep(model, X)
+    base = _baseline(X, baseline)
+    attrs, deltas = [], []
+    try:
+        ig = IntegratedGradients(wrapped)
+        for i in range(0, X.shape[0], batch_size):
+            a, d = ig.attribute(
+                X[i : i + batch_size],
+                baselines=base[i : i + batch_size],
+                target=target,
+                n_steps=n_steps,
+                return_convergence_delta=True,
+            )
+            attrs.append(a.detach())
+            deltas.append(d.detach())
+        with torch.no_grad():
+            gap = wrapped(X)[:, target] - wrapped(base)[:, target]
+    finally:
+        model.train(was)
+    attr, delta = torch.cat(attrs).cpu(), torch.cat(deltas).cpu()
+    _report(delta, gap.cpu(), "integrated gradients", tolerance)
+    return (attr, delta) if return_delta else attr
+
+
+def deep_lift_shap(
+    model: nn.Module,
+    X: torch.Tensor,
+    target: int = 0,
+    *,
+    n_shuffles: int = 20,
+    references: torch.Tensor | None = None,
+    seed: int = 0,
+    batch_size: int = 64,
+    tolerance: float = 0.05,
+    return_delta: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """DeepLIFT (rescale rule, captum) averaged over dinucleotide-shuffled references.
+
+    Parameters
+    ----------
+    n_shuffles
+        References per sequence (ignored when ``references`` is given).
+    references
+        ``(k, n, 4, L)`` references (default :func:`shuffled_references`).
+    tolerance
+        Warn when DeepLIFT's summation-to-delta misses by more than this fraction.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(n, 4, L)`` attributions (mean over references); with ``return_delta`` also
+        ``(n,)``: the largest summation-to-delta gap over the references of each sequence.
+    """
+    from captum.attr import DeepLift
+
+    wrapped, X, was = _prep(model, X)
+    refs = shuffled_references(X, n_shuffles, seed) if references is None else references.to(X)
+    if refs.dim() != 4 or refs.shape[1:] != X.shape:
+        raise BiodlInputError(
+            f"references must be (k, {', '.join(map(str, X.shape))}), got {tuple(refs.shape)}"
+        )
+    total = torch.zeros_like(X)
+    worst = torch.zeros(X.shape[0], device=X.device)
+    worst_rel = torch.zeros(X.shape[0], device=X.device)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*Setting forward, backward hooks.*")
+            dl = DeepLift(wrapped)
+            for ref in refs:
+                for i in range(0, X.shape[0], batch_size):
+                    sl = slice(i, i + batch_size)
+                    a, d = dl.attribute(
+                        X[sl], baselines=ref[sl], target=target, return_convergence_delta=True
+                    )
+                    total[sl] += a.detach()
+                    with torch.no_grad():
+                        gap = (wrapped(X[sl])[:, target] - wrapped(ref[sl])[:, target]).abs().clamp_min(1e-6)
+                    rel = d.detach().abs() / gap
+                    upd = rel > worst_rel[sl]
+                    worst_rel[sl] = torch.where(upd, rel, worst_rel[sl])
+                    worst[sl] = torch.where(upd, d.detach(), worst[sl])
+    finally:
+        model.train(was)
+    attr = (total / refs.shape[0]).cpu()
+    if float(worst_rel.max()) > tolerance:
+        bad = int((worst_rel > tolerance).sum())
+        warnings.warn(
+            f"DeepLIFT: summation-to-delta fails for {bad} of {X.shape[0]} sequence(s) (gap up to "
+            f"{float(worst_rel.max()):.2g} x |f(x) - f(ref)|): the model likely uses non-linearities "
+            "captum cannot see (functional relu, global max); prefer integrated gradients or ISM",
+            stacklevel=2,
+        )
+    return (attr, worst.cpu()) if return_delta else attr
+
+
+def attribute(
+    model: nn.Module, X: torch.Tensor, method: str = "integrated_gradients", target: int = 0, **kwargs
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Dispatch to one of :data:`ATTRIBUTION_METHODS` (keyword options passed through).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(n, 4, L)`` attributions (and deltas, for the methods that take ``return_delta``).
+    """
+    fns = {
+        "saliency": saliency,
+        "input_x_gradient": input_x_gradient,
+        "integrated_gradients": integrated_gradients,
+        "deep_lift_shap": deep_lift_shap,
+    }
+    key = method.replace("-", "_").lower()
+    if key not in fns:
+        raise BiodlInputError(f"unknown attribution method {method!r} (use one of {', '.join(fns)})")
+    return fns[key](model, X, target, **kwargs)

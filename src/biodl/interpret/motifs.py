@@ -1,0 +1,381 @@
+"""First-layer filters as motifs, matched to JASPAR with Tomtom.
+
+Filters become position probability matrices from their top-activating windows
+(:func:`biodl.interpret.filters.filter_pwms`), are written in MEME format, trimmed of
+uninformative flanks and compared with memelite's Tomtom (complete scores, both strands)
+against a motif database: by default the JASPAR CORE vertebrate collection of the newest
+release in the SQLite database that pyjaspar ships (read offline; no network), or any MEME
+file. Each filter's best match is reported with its p-value, E-value (p x database size)
+and q-value (Benjamini-Hochberg over the database, per filter).
+
+Matrices here are ``(width, 4)`` probabilities, columns ``A, C, G, T``, rows summing to 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from biodl.errors import BiodlInputError
+from biodl.interpret.filters import filter_pwms
+from biodl.io._util import atomic_write_text, check_file
+
+__all__ = [
+    "Motif",
+    "filter_motifs",
+    "information_content",
+    "load_jaspar",
+    "load_motif_db",
+    "match_motifs",
+    "positive_test_sequences",
+    "read_meme_motifs",
+    "run_motifs",
+    "trim_pwm",
+    "write_meme",
+]
+
+
+@dataclass(frozen=True)
+class Motif:
+    """A database motif: ``id`` (e.g. ``MA0138.3``), ``name`` (e.g. ``REST``) and ``ppm``
+    ``(width, 4)`` probabilities."""
+
+    id: str
+    name: str
+    ppm: np.ndarray
+
+
+def _normalise(counts: np.ndarray, pseudocount: float = 0.0) -> np.ndarray:
+    c = np.asarray(counts, dtype=np.float64) + pseudocount
+    s = c.sum(axis=1, keepdims=True)
+    s[s == 0] = 1.0
+    out = c / s
+    out[c.sum(axis=1) == 0] = 0.25
+    return out
+
+
+def information_content(ppm: np.ndarray) -> np.ndarray:
+    """Per-position information content in bits against a uniform background, ``(width,)``."""
+    p = np.asarray(ppm, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        plogp = np.where(p > 0, p * np.log2(p), 0.0)
+    return np.clip(2.0 + plogp.sum(axis=1), 0.0, 2.0)
+
+
+def trim_pwm(ppm: np.ndarray, min_ic: float = 0.3, min_width: int = 4) -> tuple[int, int]:
+    """``(start, end)`` of ``ppm`` without flanking positions below ``min_ic`` bits (the
+    trimmed motif keeps at least ``min_width`` positions, centred on the most informative)."""
+    ic = information_content(ppm)
+    keep = np.flatnonzero(ic >= min_ic)
+    w = len(ic)
+    if keep.size == 0 or keep[-1] - keep[0] + 1 < min_width:
+        c = int(np.argmax(ic)) if keep.size == 0 else int((keep[0] + keep[-1]) // 2)
+        s = max(0, min(c - min_width // 2, w - min_width))
+        return s, min(w, s + min_width)
+    return int(keep[0]), int(keep[-1]) + 1
+
+
+def consensus(ppm: np.ndarray, min_ic: float = 0.5) -> str:
+    """Consensus string: the most likely base, lower case where the position has less than
+    ``min_ic`` bits and ``N`` below 0.1 bits."""
+    ic = information_content(ppm)
+    out = []
+    for row, b in zip(np.asarray(ppm), ic, strict=True):
+        c = "ACGT"[int(np.argmax(row))]
+        out.append("N" if b < 0.1 else (c if b >= min_ic else c.lower()))
+    return "".join(out)
+
+
+@functools.lru_cache(maxsize=8)
+def _jaspar(collection: str, tax_group: str | None, release: str | None) -> tuple[Motif, ...]:
+    from pyjaspar import jaspardb
+
+    db = jaspardb(release=release) if release else jaspardb()
+    kw = {"collection": collection}
+    if tax_group:
+        kw["tax_group"] = [tax_group]
+    motifs = []
+    for m in db.fetch_motifs(**kw):
+        counts = np.array([m.counts[b] for b in "ACGT"], dtype=np.float64).T  # (w, 4)
+        motifs.append(Motif(str(m.matrix_id), str(m.name), _normalise(counts)))
+    if not motifs:
+        raise BiodlInputError(
+            f"JASPAR {db.release} has no motifs for collection={collection!r}, tax_group={tax_group!r}"
+        )
+    return tuple(motifs)
+
+
+def load_jaspar(
+    collection: str = "CORE", tax_group: str | None = "vertebrates", release: str | None = None
+) -> list[Motif]:
+    """JASPAR matrices from pyjaspar's bundled SQLite database (offline).
+
+    Parameters
+    ----------
+    collection
+        JASPAR collection (``CORE``, ``UNVALIDATED``, ...).
+    tax_group
+        ``vertebrates``, ``insects``, ``plants``, ``fungi``, ``nematodes``, ``urochordates``
+        or None for all.
+    release
+        e.g. ``JASPAR2024``; default pyjaspar's newest bundled release. Only the latest
+        version of each matrix is returned.
+
+    Returns
+    -------
+    list of Motif
+        Counts normalised to probabilities per position.
+    """
+    return list(_jaspar(collection, tax_group, release))
+
+
+def read_meme_motifs(path: str | Path) -> list[Motif]:
+    """Motifs of a MEME-format file (``MOTIF id [name]`` + letter-probability matrix)."""
+    from memelite.io import read_meme
+
+    p = check_file(path)
+    try:
+        raw = read_meme(str(p))
+    except (ValueError, IndexError, AttributeError) as e:
+        raise BiodlInputError(f"cannot read as a MEME motif file ({e})", path=p) from None
+    if not raw:
+        raise BiodlInputError(
+            "no MOTIF with a letter-probability matrix found (is this a MEME file?)", path=p
+        )
+    out = []
+    for key, pwm in raw.items():
+        parts = key.split(maxsplit=1)
+        ppm = np.asarray(pwm, dtype=np.float64).T
+        if ppm.shape[1] != 4 or not np.isfinite(ppm).all() or (ppm < 0).any():
+            raise BiodlInputError("not a DNA letter-probability matrix (alength 4)", path=p, record=key)
+        out.append(Motif(parts[0], parts[1] if len(parts) > 1 else parts[0], _normalise(ppm)))
+    return out
+
+
+def load_motif_db(db: str | Path | None = None) -> tuple[list[Motif], str]:
+    """A motif database and its description: a MEME file, or None / ``jaspar`` /
+    ``jaspar:<tax_group>`` / ``jaspar:<tax_group>:<release>`` for pyjaspar's JASPAR CORE."""
+    if db is None or str(db).lower().startswith("jaspar"):
+        parts = str(db or "jaspar").split(":")
+        tax = (
+            parts[1]
+            if len(parts) > 1 and parts[1] not in ("", "all")
+            else (None if len(parts) > 1 else "vertebrates")
+        )
+        release = parts[2] if len(parts) > 2 else None
+        motifs = load_jaspar("CORE", tax, release)
+        from pyjaspar import jaspardb
+
+        rel = release or jaspardb().release
+        return motifs, f"{rel} CORE {tax or 'all taxa'} ({len(motifs)} matrices, pyjaspar)"
+    motifs = read_meme_motifs(db)
+    return motifs, f"{db} ({len(motifs)} motifs)"
+
+
+def write_meme(
+    path: str | Path,
+    pwms: np.ndarray | list[np.ndarray],
+    n_sites: np.ndarray | None = None,
+    names: list[str] | None = None,
+) -> Path:
+    """Write ``(width, 4)`` probability matrices as a MEME v4 file (atomically)."""
+    lines = ["MEME version 4", "", "ALPHABET= ACGT", "", "strands: + -", ""]
+    lines += ["Background letter frequencies", "A 0.25 C 0.25 G 0.25 T 0.25", ""]
+    for i, p in enumerate(pwms):
+        name = names[i] if names is not None else f"filter{i}"
+        n = 1 if n_sites is None else max(int(n_sites[i]), 1)
+        lines += [f"MOTIF {name}", "", f"letter-probability matrix: alength= 4 w= {len(p)} nsites= {n} E= 0"]
+        lines += [" ".join(f"{v:.6f}" for v in row) for row in np.asarray(p)]
+        lines.append("")
+    return atomic_write_text(path, "\n".join(lines))
+
+
+def _bh(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg q-values along the last axis."""
+    n = p.shape[-1]
+    order = np.argsort(p, axis=-1)
+    ranked = np.take_along_axis(p, order, -1) * n / np.arange(1, n + 1)
+    q = np.minimum.accumulate(ranked[..., ::-1], axis=-1)[..., ::-1]
+    out = np.empty_like(q)
+    np.put_along_axis(out, order, np.minimum(q, 1.0), -1)
+    return out
+
+
+def match_motifs(
+    pwms: list[np.ndarray] | np.ndarray,
+    db: list[Motif] | None = None,
+    *,
+    names: list[str] | None = None,
+    trim_ic: float = 0.3,
+    n_best: int = 1,
+) -> pd.DataFrame:
+    """Tomtom (memelite) of each query matrix against a motif database.
+
+    Parameters
+    ----------
+    pwms
+        ``k`` query matrices ``(width, 4)``.
+    db
+        Target motifs (default :func:`load_jaspar`).
+    names
+        Query names (default ``filter0`` ...).
+    trim_ic
+        Trim query flanks below this many bits before matching (0: no trimming).
+    n_best
+        Best matches reported per query.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per query and rank: ``query, rank, match_id, match_name, p_value, e_value,
+        q_value, offset, overlap, strand`` (``strand`` ``+`` or ``-`` of the target).
+    """
+    from memelite.tomtom import tomtom
+
+    db = load_jaspar() if db is None else db
+    names = names or [f"filter{i}" for i in range(len(pwms))]
+    queries, spans = [], []
+    for p in pwms:
+        s, e = trim_pwm(p, trim_ic) if trim_ic > 0 else (0, len(p))
+        spans.append((s, e))
+        queries.append(np.ascontiguousarray(np.asarray(p, dtype=np.float64)[s:e].T))
+    targets = [np.ascontiguousarray(m.ppm.T) for m in db]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p, _scores, offsets, overlaps, strands = tomtom(queries, targets)[:5]
+    q = _bh(p)
+    rows = []
+    for i, name in enumerate(names):
+        order = np.argsort(p[i], kind="stable")[:n_best]
+        for r, j in enumerate(order, start=1):
+            rows.append(
+                {
+                    "query": name,
+                    "rank": r,
+                    "match_id": db[j].id,
+                    "match_name": db[j].name,
+                    "p_value": float(p[i, j]),
+                    "e_value": float(p[i, j] * len(db)),
+                    "q_value": float(q[i, j]),
+                    "offset": int(offsets[i, j]),
+                    "overlap": int(overlaps[i, j]),
+                    "strand": "+" if int(strands[i, j]) == 0 else "-",
+                    "trimmed": f"{spans[i][0] + 1}-{spans[i][1]}",
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def filter_motifs(
+    model: nn.Module,
+    X: torch.Tensor,
+    db: list[Motif] | None = None,
+    *,
+    threshold: float = 0.5,
+    trim_ic: float = 0.3,
+    min_sites: int = 10,
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """First-layer filters of ``model`` as PWMs from ``X``, each with its best database match.
+
+    Parameters
+    ----------
+    model
+        Any model whose first ``Conv1d`` reads the one-hot input.
+    X
+        ``(n, 4, L)`` one-hot sequences (typically the positive test sequences).
+    db
+        Target motifs (default JASPAR CORE vertebrates).
+    threshold
+        Windows activating a filter to at least this fraction of its maximum make its PWM.
+    min_sites
+        Filters built from fewer windows are reported without a match.
+
+    Returns
+    -------
+    (table, pwms, n_sites)
+        ``table`` one row per filter, sorted by information content: ``filter, n_sites,
+        ic_bits, consensus, match_id, match_name, p_value, e_value, q_value, strand``;
+        ``pwms`` ``(n_filters, width, 4)``; ``n_sites`` ``(n_filters,)``.
+    """
+    pwms, n_sites = filter_pwms(model, X, threshold=threshold)
+    names = [f"filter{i}" for i in range(len(pwms))]
+    ic = np.array([information_content(p).sum() for p in pwms])
+    table = pd.DataFrame(
+        {
+            "filter": names,
+            "n_sites": n_sites.astype(int),
+            "ic_bits": ic.round(3),
+            "consensus": [consensus(p[slice(*trim_pwm(p, trim_ic))]) for p in pwms],
+        }
+    )
+    ok = np.flatnonzero(n_sites >= min_sites)
+    cols = ["match_id", "match_name", "p_value", "e_value", "q_value", "strand"]
+    for c in cols:
+        table[c] = None
+    if ok.size:
+        m = match_motifs([pwms[i] for i in ok], db, names=[names[i] for i in ok], trim_ic=trim_ic)
+        m = m.set_index("query")
+        for c in cols:
+            table.loc[ok, c] = m.loc[[names[i] for i in ok], c].to_numpy()
+    table = table.iloc[np.argsort(-ic, kind="stable")].reset_index(drop=True)
+    return table, pwms, n_sites
+
+
+def positive_test_sequences(
+    run_dir: str | Path, meta: dict, test_file: str | Path | None = None
+) -> tuple[torch.Tensor, str] | None:
+    """One-hot ``(n, 4, L)`` positive sequences of a run's test file (all sequences when the
+    file has no labels), and the file name; None when the run has no test file."""
+    import json
+
+    from biodl.data.sequences import SequenceDataset
+    from biodl.io.tables import read_sequences
+
+    run = Path(run_dir)
+    src = test_file
+    if src is None and (run / "test" / "metrics.json").exists():
+        src = json.loads((run / "test" / "metrics.json").read_text())["data"]
+    if src is None:
+        return None
+    table = read_sequences(src, require_labels=False, iupac_as_n=meta.get("iupac_as_n", False))
+    if table.labels is not None and meta.get("task") in ("binary", "multilabel"):
+        pos = np.nansum(table.labels, axis=1) > 0
+        if pos.any():
+            table = table.subset(np.flatnonzero(pos))
+    ds = SequenceDataset(table, length=meta.get("seq_len"), n_value=meta.get("n_value", 0.25))
+    return torch.stack([ds[i][0] for i in range(len(ds))]), str(src)
+
+
+def run_motifs(
+    run_dir: str | Path,
+    *,
+    test_file: str | Path | None = None,
+    db: str | Path | None = None,
+    out: str | Path | None = None,
+    device: str = "cpu",
+) -> pd.DataFrame:
+    """``biodl motifs``: the filters of a trained run matched to a database.
+
+    Writes ``filters.meme`` and ``motifs.tsv`` (or ``out``) into the run directory and
+    returns the table (see :func:`filter_motifs`; ``db`` as in :func:`load_motif_db`).
+    """
+    from biodl.train.engine import load_model
+
+    run = Path(run_dir)
+    model, meta = load_model(run, device=device)
+    got = positive_test_sequences(run, meta, test_file)
+    if got is None:
+        raise BiodlInputError("the run has no test file; give sequences with --test", path=run)
+    X, _src = got
+    motifs, _desc = load_motif_db(db)
+    table, pwms, n_sites = filter_motifs(model, X, motifs)
+    write_meme(run / "filters.meme", pwms, n_sites)
+    atomic_write_text(out or run / "motifs.tsv", table.to_csv(sep="\t", index=False, float_format="%.4g"))
+    return table

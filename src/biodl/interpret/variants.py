@@ -1,0 +1,375 @@
+"""Variant effect scoring: VCF in, table (and annotated VCF) out.
+
+For each VCF record and each ALT allele, a window of the model's input length is cut from
+the genome (pyfaidx, :func:`biodl.io.open_genome`) with the variant's first base at index
+``L // 2``; positions beyond the chromosome ends are ``N``. The REF allele is checked
+against the genome first: a mismatch is reported (status column, log) and never scored.
+The REF and ALT windows are scored on both strands and the two strands averaged. Indels
+are scored by substituting the allele and re-filling the window from the right flank (the
+window stays anchored at the variant's first base); symbolic, missing (``*``/``.``) and
+breakend alleles are refused with a status message. Multi-allelic records give one row per
+ALT.
+
+Scores: for binary / multi-label models ``ref`` and ``alt`` are the mean probabilities of
+the two strands, ``diff = alt - ref`` and ``log_odds_diff = logit(alt) - logit(ref)``
+(DeepSEA's "log fold change of odds"); for regression models they are the mean raw outputs
+and ``log_odds_diff`` is left empty.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from biodl.encode import one_hot_batch
+from biodl.errors import BiodlInputError
+from biodl.io._util import atomic_write_text, check_file
+
+__all__ = ["VariantWindow", "read_vcf_variants", "score_variants", "variant_windows", "write_scored_vcf"]
+
+log = logging.getLogger("biodl.variants")
+_DNA = set("ACGTN")
+
+
+@dataclass
+class VariantWindow:
+    """One (record, ALT) pair: VCF fields, 1-based ``record`` number, the ``status``
+    (``ok`` or why it is not scored) and, when ok, the REF and ALT windows."""
+
+    record: int
+    chrom: str
+    pos: int
+    id: str
+    ref: str
+    alt: str
+    status: str = "ok"
+    ref_seq: str = ""
+    alt_seq: str = ""
+
+
+def read_vcf_variants(path: str | Path) -> list[tuple[int, str, int, str, str, list[str]]]:
+    """``(record, chrom, pos, id, ref, alts)`` of every VCF record (cyvcf2; plain or bgzip)."""
+    from cyvcf2 import VCF
+
+    p = check_file(path)
+    try:
+        vcf = VCF(str(p), lazy=True, threads=1)
+    except (OSError, Exception) as e:  # cyvcf2 raises bare Exceptions for unreadable files
+        raise BiodlInputError(f"cannot read as VCF ({e})", path=p) from None
+    out = []
+    try:
+        for i, v in enumerate(vcf, start=1):
+            out.append((i, v.CHROM, int(v.POS), v.ID or ".", v.REF, list(v.ALT)))
+    finally:
+        vcf.close()
+    return out
+
+
+def _fetch(genome, chrom: str, start: int, end: int) -> str:
+    """Bases ``[start, end)`` (0-based) of ``chrom``, ``N`` outside the chromosome."""
+    n = len(genome[chrom])
+    left = "N" * max(0, -start)
+    right = "N" * max(0, end - n)
+    s, e = max(start, 0), min(end, n)
+    mid = str(genome[chrom][s:e]) if e > s else ""
+    return left + mid + right
+
+
+def variant_windows(vcf: str | Path, genome: str | Path, length: int) -> list[VariantWindow]:
+    """Check every VCF record against the genome and cut its REF/ALT windows.
+
+    Parameters
+    ----------
+    vcf, genome
+        VCF file and genome FASTA (plain, bgzip or gzip).
+    length
+        Window length (the model's input length).
+
+    Returns
+    -------
+    list of VariantWindow
+        One per (record, ALT); ``status`` says why a row is not scored (REF mismatch,
+        unknown chromosome, unsupported allele).
+    """
+    from biodl.io.fasta import open_genome
+
+    if length < 1:
+        raise BiodlInputError(f"window length must be >= 1, got {length}")
+    fa = open_genome(genome)
+    half = length // 2
+    out: list[VariantWindow] = []
+    for rec, chrom, pos, vid, ref, alts in read_vcf_variants(vcf):
+        if not alts:
+            alts = ["."]
+        for alt in alts:
+            w = VariantWindow(rec, chrom, pos, vid, ref, alt)
+            out.append(w)
+            ref_u, alt_u = ref.upper(), alt.upper()
+            if chrom not in fa:
+                w.status = f"unknown chromosome {chrom!r} (not in the genome)"
+            elif alt in (".", "*") or alt.startswith("<") or "[" in alt or "]" in alt:
+                w.status = f"unsupported ALT {alt!r} (symbolic, missing or breakend alleles are not scored)"
+            elif not set(ref_u) <= _DNA or not set(alt_u) <= _DNA:
+                w.status = f"unsupported allele characters in REF {ref!r} / ALT {alt!r}"
+            elif pos < 1 or pos - 1 + len(ref) > len(fa[chrom]):
+                w.status = (
+                    f"position {pos} + REF length {len(ref)} is outside {chrom} (length {len(fa[chrom])})"
+                )
+            else:
+                p0 = pos - 1
+                genomic = str(fa[chrom][p0 : p0 + len(ref)]).upper()
+                if genomic != ref_u:
+                    w.status = f"REF mismatch: VCF REF {ref!r} but the genome has {genomic!r}"
+                    log.warning(
+                        "%s, record %d (%s:%d): VCF REF %r does not match the genome (%r); not scored",
+                        vcf,
+                        rec,
+                        chrom,
+                        pos,
+                        ref,
+                        genomic,
+                    )
+                    continue
+                left = _fetch(fa, chrom, p0 - half, p0)
+                right_len = max(length - half - min(len(ref), len(alt)), 0) + abs(len(ref) - len(alt))
+                right = _fetch(fa, chrom, p0 + len(ref), p0 + len(ref) + right_len)
+                w.ref_seq = (left + ref_u + right)[:length].upper()
+                w.alt_seq = (left + alt_u + right)[:length].upper()
+                if len(w.ref_seq) != length or len(w.alt_seq) != length:  # pragma: no cover - defensive
+                    w.status = "internal error: window of the wrong length"
+    return out
+
+
+def _both_strands(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``(n, outputs)`` raw outputs of the forward and reverse-complement strands, stacked
+    as ``(2, n, outputs)``."""
+    y = model(torch.cat([x, x.flip(dims=(-2, -1))]))
+    y = y.reshape(y.shape[0], -1)
+    return y.view(2, x.shape[0], -1)
+
+
+def _summarise(y_ref: np.ndarray, y_alt: np.ndarray, probabilities: bool) -> dict[str, np.ndarray]:
+    """Strand-averaged scores from ``(2, n, T)`` raw outputs."""
+    if probabilities:
+        pr = (1 / (1 + np.exp(-y_ref.astype(np.float64)))).mean(0)
+        pa = (1 / (1 + np.exp(-y_alt.astype(np.float64)))).mean(0)
+        eps = 1e-7
+        lo = lambda p: np.log(np.clip(p, eps, 1 - eps)) - np.log1p(-np.clip(p, eps, 1 - eps))  # noqa: E731
+        return {"ref": pr, "alt": pa, "diff": pa - pr, "log_odds_diff": lo(pa) - lo(pr)}
+    r, a = y_ref.astype(np.float64).mean(0), y_alt.astype(np.float64).mean(0)
+    return {"ref": r, "alt": a, "diff": a - r, "log_odds_diff": np.full_like(r, np.nan)}
+
+
+@torch.no_grad()
+def score_variants(
+    model: nn.Module,
+    windows: list[VariantWindow],
+    *,
+    output_names: list[str] | None = None,
+    probabilities: bool = True,
+    batch_size: int = 128,
+    n_value: float = 0.25,
+    device: str | torch.device | None = None,
+) -> pd.DataFrame:
+    """Score REF and ALT windows on both strands.
+
+    Parameters
+    ----------
+    model
+        ``(n, 4, L) -> (n, outputs)``.
+    windows
+        From :func:`variant_windows`.
+    output_names
+        Names of the outputs (default ``out0``, ...).
+    probabilities
+        Outputs are logits of a binary / multi-label model (sigmoid, log-odds difference);
+        False for regression outputs.
+    batch_size
+        Variants per forward pass (each pass holds ``4 * batch_size`` windows).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``chrom, pos, id, ref, alt, status`` and per output ``<name>_ref, <name>_alt,
+        <name>_diff, <name>_log_odds_diff`` (NaN for rows not scored), in VCF order.
+    """
+    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    was = model.training
+    model.eval()
+    ok = [i for i, w in enumerate(windows) if w.status == "ok"]
+    stats: dict[str, np.ndarray] | None = None
+    try:
+        parts = []
+        for b in range(0, len(ok), batch_size):
+            idx = ok[b : b + batch_size]
+            xr = torch.from_numpy(one_hot_batch([windows[i].ref_seq for i in idx], n_value=n_value)).to(dev)
+            xa = torch.from_numpy(one_hot_batch([windows[i].alt_seq for i in idx], n_value=n_value)).to(dev)
+            y = _both_strands(model, torch.cat([xr, xa]))  # (2, 2k, T)
+            k = len(idx)
+            parts.append(
+                _summarise(y[:, :k].float().cpu().numpy(), y[:, k:].float().cpu().numpy(), probabilities)
+            )
+        if parts:
+            stats = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+    finally:
+        model.train(was)
+    n_out = stats["ref"].shape[1] if stats is not None else len(output_names or [])
+    if stats is None and not n_out:
+        n_out = int(getattr(model, "n_outputs", 1))
+    names = output_names or [f"out{j}" for j in range(n_out)]
+    if len(names) != n_out:
+        raise BiodlInputError(f"{len(names)} output names for a model with {n_out} outputs")
+    df = pd.DataFrame(
+        {
+            "chrom": [w.chrom for w in windows],
+            "pos": [w.pos for w in windows],
+            "id": [w.id for w in windows],
+            "ref": [w.ref for w in windows],
+            "alt": [w.alt for w in windows],
+            "status": [w.status for w in windows],
+        }
+    )
+    cols = {}
+    for key in ("ref", "alt", "diff", "log_odds_diff"):
+        full = np.full((len(windows), n_out), np.nan)
+        if stats is not None:
+            full[ok] = stats[key]
+        for j, name in enumerate(names):
+            cols[f"{name}_{key}"] = full[:, j]
+    ordered = {
+        f"{name}_{key}": cols[f"{name}_{key}"]
+        for name in names
+        for key in ("ref", "alt", "diff", "log_odds_diff")
+    }
+    return pd.concat([df, pd.DataFrame(ordered)], axis=1)
+
+
+def _status_code(status: str) -> str:
+    """Short VCF-safe code of a status message."""
+    for prefix, code in (
+        ("ok", "ok"),
+        ("REF mismatch", "ref_mismatch"),
+        ("unknown chromosome", "unknown_chrom"),
+        ("unsupported", "unsupported_allele"),
+        ("position", "outside_chrom"),
+    ):
+        if status.startswith(prefix):
+            return code
+    return "not_scored"
+
+
+def write_scored_vcf(vcf: str | Path, table: pd.DataFrame, out: str | Path, output_names: list[str]) -> Path:
+    """Copy ``vcf`` to ``out`` with INFO fields from :func:`score_variants`'s table.
+
+    ``BIODL_STATUS`` (per ALT: ``ok`` or the reason, spaces as ``_``), and per ALT and
+    output (ALT-major, outputs in ``BIODL_OUTPUTS`` order) ``BIODL_REF``, ``BIODL_ALT``,
+    ``BIODL_DIFF``, ``BIODL_LOGODDS``. Written to a temporary file, then renamed.
+    """
+    import os
+    import tempfile
+
+    from cyvcf2 import VCF, Writer
+
+    src = check_file(vcf)
+    outp = Path(out)
+    outp.parent.mkdir(parents=True, exist_ok=True)
+    reader = VCF(str(src), threads=1)
+    names = ",".join(output_names)
+    reader.add_info_to_header(
+        {
+            "ID": "BIODL_STATUS",
+            "Number": "A",
+            "Type": "String",
+            "Description": "biodl: ok, or why not scored "
+            "(ref_mismatch, unknown_chrom, unsupported_allele, outside_chrom)",
+        }
+    )
+    for key, what in (
+        ("REF", "REF score"),
+        ("ALT", "ALT score"),
+        ("DIFF", "ALT - REF"),
+        ("LOGODDS", "log-odds ALT - REF"),
+    ):
+        reader.add_info_to_header(
+            {
+                "ID": f"BIODL_{key}",
+                "Number": ".",
+                "Type": "Float",
+                "Description": f"biodl {what}, strand-averaged, per ALT then per output ({names})",
+            }
+        )
+    fd, tmp = tempfile.mkstemp(dir=outp.parent, prefix=f".{outp.name}.", suffix=".tmp.vcf")
+    os.close(fd)
+    try:
+        writer = Writer(tmp, reader)
+        records = iter(table.itertuples(index=False))
+        for v in reader:
+            sub = [next(records)._asdict() for _ in (v.ALT or ["."])]
+            status = [_status_code(str(r["status"])) for r in sub]
+            v.INFO["BIODL_STATUS"] = ",".join(status)
+            for key, col in (("REF", "ref"), ("ALT", "alt"), ("DIFF", "diff"), ("LOGODDS", "log_odds_diff")):
+                vals = []
+                for r in sub:
+                    for n in output_names:
+                        x = r.get(f"{n}_{col}")
+                        vals.append(
+                            "." if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.6g}"
+                        )
+                if any(s != "." for s in vals):
+                    v.INFO[f"BIODL_{key}"] = ",".join(vals)
+            writer.write_record(v)
+        writer.close()
+        os.replace(tmp, outp)
+    finally:
+        reader.close()
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return outp
+
+
+def run_variants(
+    model_path: str | Path,
+    vcf: str | Path,
+    genome: str | Path,
+    out: str | Path,
+    *,
+    out_vcf: str | Path | None = None,
+    batch_size: int = 128,
+    device: str = "cpu",
+) -> pd.DataFrame:
+    """``biodl variants``: score a VCF with a trained model; writes the TSV (and VCF)."""
+    from biodl.train.engine import load_model
+
+    model, meta = load_model(model_path, device=device)
+    length = meta.get("seq_len")
+    if not length:
+        raise BiodlInputError(
+            "the model has no fixed input length (seq_len); cannot centre windows", path=model_path
+        )
+    windows = variant_windows(vcf, genome, int(length))
+    task = meta.get("task", "binary")
+    if task == "multiclass":
+        raise BiodlInputError(
+            "variant scoring supports binary, multi-label and regression models, not multiclass"
+        )
+    names = meta.get("label_names") or [f"out{j}" for j in range(int(getattr(model, "n_outputs", 1)))]
+    table = score_variants(
+        model,
+        windows,
+        output_names=[str(n) for n in names],
+        probabilities=task in ("binary", "multilabel"),
+        batch_size=batch_size,
+        n_value=meta.get("n_value", 0.25),
+        device=device,
+    )
+    atomic_write_text(out, table.to_csv(sep="\t", index=False, float_format="%.6g", na_rep="NA"))
+    if out_vcf is not None:
+        write_scored_vcf(vcf, table, out_vcf, [str(n) for n in names])
+    return table

@@ -1,0 +1,352 @@
+"""Read molecules with targets: CSV/TSV/SMILES tables (plain or gzip) and SDF (RDKit).
+
+Every SMILES is parsed and sanitised by RDKit. A molecule RDKit rejects is reported with its
+line (tables) or record (SDF) and RDKit's reason; with ``skip_invalid=True`` such rows are
+dropped (and counted) instead.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rdkit import Chem, rdBase
+
+from biodl.errors import BiodlInputError
+
+__all__ = ["InvalidMolecule", "MoleculeTable", "parse_smiles", "read_molecules", "write_table"]
+
+SMILES_COLUMNS = ("smiles", "canonical_smiles", "smi", "mol", "molecule")
+ID_COLUMNS = ("id", "name", "compound id", "compound_id", "mol_id", "molecule_id", "inchi_key", "cmpd_id")
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".smi", ".smiles", ".tab")
+SDF_SUFFIXES = (".sdf", ".sd", ".mol")
+
+
+@dataclass
+class InvalidMolecule:
+    """A row RDKit could not turn into a molecule."""
+
+    line: int
+    id: str
+    smiles: str
+    reason: str
+
+
+@dataclass
+class MoleculeTable:
+    """Molecules read from one file, in file order.
+
+    Attributes
+    ----------
+    ids
+        Identifier of each molecule (the id column, SDF name, or the 1-based row number).
+    smiles
+        SMILES as given (SDF: RDKit canonical SMILES).
+    mols
+        Sanitised RDKit molecules.
+    targets
+        ``(n, n_targets)`` float32 (NaN = missing) or ``None`` when not read.
+    target_names
+        Target column names.
+    lines
+        Line (table) or record (SDF) number of each molecule, 1-based.
+    invalid
+        Rows that were dropped (``skip_invalid``) or, in prediction, kept with a reason.
+    path
+        The file.
+    """
+
+    ids: list[str]
+    smiles: list[str]
+    mols: list[Chem.Mol]
+    targets: np.ndarray | None
+    target_names: list[str]
+    lines: list[int]
+    invalid: list[InvalidMolecule] = field(default_factory=list)
+    path: str = ""
+
+    def __len__(self) -> int:
+        return len(self.mols)
+
+    def subset(self, idx: Sequence[int] | np.ndarray) -> MoleculeTable:
+        """The molecules at ``idx`` (in that order)."""
+        idx = [int(i) for i in idx]
+        return MoleculeTable(
+            [self.ids[i] for i in idx],
+            [self.smiles[i] for i in idx],
+            [self.mols[i] for i in idx],
+            None if self.targets is None else self.targets[idx],
+            list(self.target_names),
+            [self.lines[i] for i in idx],
+            [],
+            self.path,
+        )
+
+
+def _first_reason(log: str) -> str:
+    msgs = [re.sub(r"^\[[0-9:]+\]\s*", "", m).strip() for m in log.splitlines()]
+    msgs = [m for m in msgs if m]
+    for m in msgs:
+        if not m.startswith("SMILES Parse Error: check for mistakes") and "Failed parsing SMILES" not in m:
+            return m.replace("SMILES Parse Error: ", "SMILES parse error: ")
+    return msgs[0] if msgs else ""
+
+
+def parse_smiles(smiles: str) -> tuple[Chem.Mol | None, str]:
+    """Parse and sanitise one SMILES with RDKit.
+
+    Returns
+    -------
+    (mol, reason)
+        The molecule, or ``None`` and RDKit's reason (e.g. ``Explicit valence for atom # 1
+        N, 4, is greater than permitted``) without printing RDKit's log.
+    """
+    s = smiles.strip() if isinstance(smiles, str) else ""
+    if not s:
+        return None, "empty SMILES"
+    capture = getattr(rdBase, "CaptureErrorLog", None)
+    if capture is not None:
+        with capture() as cap:
+            mol = Chem.MolFromSmiles(s)
+        log = cap.messages if mol is None else ""
+    else:  # pragma: no cover - RDKit without CaptureErrorLog
+        with rdBase.BlockLogs():
+            mol = Chem.MolFromSmiles(s)
+        log = ""
+    if mol is None:
+        if not log:
+            with rdBase.BlockLogs():
+                raw = Chem.MolFromSmiles(s, sanitize=False)
+            if raw is None:
+                log = "SMILES syntax error"
+            else:
+                probs = Chem.DetectChemistryProblems(raw)
+                log = probs[0].Message() if probs else "RDKit could not sanitise the molecule"
+        return None, _first_reason(log) or "RDKit could not parse the SMILES"
+    if mol.GetNumAtoms() == 0:
+        return None, "no atoms"
+    return mol, ""
+
+
+def _find_column(
+    cols: Sequence[str], wanted: str | None, candidates: Sequence[str], what: str, path
+) -> str | None:
+    lower = {c.lower().strip(): c for c in cols}
+    if wanted:
+        if wanted in cols:
+            return wanted
+        if wanted.lower() in lower:
+            return lower[wanted.lower()]
+        raise BiodlInputError(f"no {what} column {wanted!r} (columns: {', '.join(cols)})", path=path)
+    for c in candidates:
+        if c in lower:
+            return lower[c]
+    return None
+
+
+def _read_frame(path: Path) -> pd.DataFrame:
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rt") as fh:
+            head = fh.readline()
+    except (OSError, UnicodeDecodeError) as e:
+        raise BiodlInputError(f"cannot read the file ({e})", path=path) from None
+    if not head.strip():
+        raise BiodlInputError("the file is empty", path=path)
+    sep = "\t" if ("\t" in head or name.endswith((".tsv", ".tab"))) else ","
+    if sep == "," and "," not in head and name.endswith((".smi", ".smiles", ".txt")):
+        sep = r"\s+"
+    try:
+        df = pd.read_csv(
+            path, sep=sep, dtype=str, keep_default_na=False, engine="python" if sep == r"\s+" else "c"
+        )
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
+        raise BiodlInputError(f"cannot parse the table ({e})", path=path) from None
+    df.columns = [str(c).strip() for c in df.columns]
+    return df
+
+
+def _to_float(v: str, path, line: int, col: str) -> float:
+    v = v.strip()
+    if v == "" or v.lower() in ("nan", "na", "none", "null"):
+        return np.nan
+    try:
+        return float(v)
+    except ValueError:
+        raise BiodlInputError(f"target {col!r} is not a number: {v!r}", path=path, record=line) from None
+
+
+def _select_targets(
+    cols: list[str], frame: pd.DataFrame, target: str | Sequence[str] | None, skip: set[str], path
+) -> list[str]:
+    if target is None or (isinstance(target, str) and not target.strip()):
+        return []
+    if isinstance(target, str):
+        if target.strip().lower() == "all":
+            out = []
+            for c in cols:
+                if c in skip:
+                    continue
+                vals = pd.to_numeric(frame[c].replace("", np.nan), errors="coerce")
+                if vals.notna().any() and vals.notna().sum() == (frame[c].str.strip() != "").sum():
+                    out.append(c)
+            if not out:
+                raise BiodlInputError("--target all: no numeric columns found", path=path)
+            return out
+        names = [t.strip() for t in target.split(",") if t.strip()]
+    else:
+        names = list(target)
+    return [_find_column(cols, n, (), "target", path) for n in names]  # type: ignore[misc]
+
+
+def read_molecules(
+    path: str | Path,
+    target: str | Sequence[str] | None = None,
+    smiles_col: str | None = None,
+    id_col: str | None = None,
+    require_targets: bool = True,
+    skip_invalid: bool = False,
+    keep_invalid: bool = False,
+) -> MoleculeTable:
+    """Read molecules (and their targets) from a table or an SDF file.
+
+    Parameters
+    ----------
+    path
+        CSV/TSV/``.smi``/``.smiles`` table (gzip allowed) with a SMILES column, or SDF.
+    target
+        Target column(s) / SDF property(ies): a comma-separated string, a list, or ``all``
+        (every numeric column). Missing values (empty, NaN) are kept as NaN and masked in
+        the loss and metrics.
+    smiles_col, id_col
+        Column names (default: ``smiles`` / ``id``, ``name``, ``Compound ID``, ... found
+        case-insensitively; ids default to the row number).
+    require_targets
+        Raise if ``target`` is not given or names no column.
+    skip_invalid
+        Drop molecules RDKit rejects (they are listed in ``invalid``) instead of raising.
+    keep_invalid
+        For prediction: record invalid rows in ``invalid`` without raising (implies
+        ``skip_invalid``).
+
+    Raises
+    ------
+    BiodlInputError
+        Naming the file, the line/record and the problem (missing column, non-numeric
+        target, SMILES RDKit rejects, ...).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise BiodlInputError("file not found", path=p)
+    low = p.name.lower()
+    base = low[:-3] if low.endswith(".gz") else low
+    is_sdf = base.endswith(SDF_SUFFIXES)
+    if is_sdf:
+        rows = _sdf_rows(p, target, id_col)
+        target_names = rows[1]
+        records = rows[0]
+    else:
+        df = _read_frame(p)
+        cols = list(df.columns)
+        sc = _find_column(cols, smiles_col, SMILES_COLUMNS, "SMILES", p)
+        if sc is None:
+            raise BiodlInputError(
+                f"no SMILES column (looked for {', '.join(SMILES_COLUMNS)}; columns: {', '.join(cols)}); "
+                "name it with --set smiles_col=NAME",
+                path=p,
+            )
+        ic = _find_column(cols, id_col, ID_COLUMNS, "id", p)
+        target_names = _select_targets(cols, df, target, {sc, ic} if ic else {sc}, p)
+        records = []
+        smiles_vals = df[sc].tolist()
+        id_vals = df[ic].tolist() if ic else [str(i + 1) for i in range(len(df))]
+        tvals = [df[t].tolist() for t in target_names]
+        for i, smi in enumerate(smiles_vals):
+            line = i + 2
+            y = [_to_float(tv[i], p, line, t) for tv, t in zip(tvals, target_names, strict=True)]
+            records.append((line, str(id_vals[i]), smi, None, y, ""))
+    if require_targets and not target_names:
+        raise BiodlInputError(
+            "no target given: name the target column(s) with --target (comma-separated, or 'all')", path=p
+        )
+    ids, smiles, mols, ys, lines, invalid = [], [], [], [], [], []
+    for line, rid, smi, mol, y, reason in records:
+        if mol is None and not reason:
+            mol, reason = parse_smiles(smi)
+        if mol is None:
+            invalid.append(InvalidMolecule(line, rid, smi, reason))
+            continue
+        ids.append(rid)
+        smiles.append(smi)
+        mols.append(mol)
+        ys.append(y)
+        lines.append(line)
+    if invalid and not (skip_invalid or keep_invalid):
+        bad = invalid[0]
+        more = f" ({len(invalid)} invalid molecules in total)" if len(invalid) > 1 else ""
+        what = f"invalid SMILES {bad.smiles!r}" if not is_sdf else "invalid molecule"
+        raise BiodlInputError(
+            f"{what}: {bad.reason}{more}; use --set skip_invalid=true to skip them",
+            path=p,
+            record=str(bad.line) if is_sdf else bad.line,
+        )
+    if not mols and not keep_invalid:
+        raise BiodlInputError("no valid molecules in the file", path=p)
+    targets = np.asarray(ys, dtype=np.float32).reshape(len(ys), len(target_names)) if target_names else None
+    return MoleculeTable(ids, smiles, mols, targets, target_names, lines, invalid, str(p))
+
+
+def _sdf_rows(p: Path, target, id_col) -> tuple[list, list[str]]:
+    opener = gzip.open if p.name.lower().endswith(".gz") else open
+    records = []
+    try:
+        with opener(p, "rb") as fh:
+            with rdBase.BlockLogs():
+                suppl = Chem.ForwardSDMolSupplier(fh, sanitize=True, removeHs=True)
+                mols = list(suppl)
+    except OSError as e:
+        raise BiodlInputError(f"cannot read the SDF file ({e})", path=p) from None
+    if not mols:
+        raise BiodlInputError("no records in the SDF file", path=p)
+    props: list[str] = []
+    for m in mols:
+        if m is not None:
+            props = list(m.GetPropNames())
+            break
+    if isinstance(target, str) and target.strip().lower() == "all":
+        names = props
+    elif isinstance(target, str):
+        names = [t.strip() for t in target.split(",") if t.strip()]
+    else:
+        names = list(target or [])
+    for n in names:
+        if n not in props:
+            raise BiodlInputError(f"no SDF property {n!r} (properties: {', '.join(props)})", path=p)
+    for i, m in enumerate(mols):
+        rec = i + 1
+        if m is None:
+            reason = "RDKit could not read or sanitise this SDF record"
+            records.append((rec, str(rec), "", None, [np.nan] * len(names), reason))
+            continue
+        rid = m.GetProp(id_col) if id_col and m.HasProp(id_col) else (m.GetProp("_Name") or str(rec))
+        y = []
+        for n in names:
+            y.append(_to_float(m.GetProp(n), p, rec, n) if m.HasProp(n) else np.nan)
+        records.append((rec, rid, Chem.MolToSmiles(m), m, y, ""))
+    return records, names
+
+
+def write_table(path: str | Path, df: pd.DataFrame) -> Path:
+    """Write a TSV atomically (temp file + rename)."""
+    from biodl.io._util import atomic_write_text
+
+    atomic_write_text(path, df.to_csv(sep="\t", index=False, float_format="%.6g"))
+    return Path(path)

@@ -1,0 +1,265 @@
+"""ISM (fast paths vs full passes), attributions (completeness), motifs (JASPAR, MEME), CLI."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from typer.testing import CliRunner
+
+from biodl.cli import app
+from biodl.errors import BiodlInputError
+from biodl.interpret import attributions as A
+from biodl.interpret.ism import ism_method, ism_scores, saturation_mutagenesis
+from biodl.interpret.motifs import (
+    information_content,
+    load_jaspar,
+    match_motifs,
+    read_meme_motifs,
+    trim_pwm,
+    write_meme,
+)
+from biodl.models import Basset, DeepBind, DeepSEA
+from biodl.train.engine import export_model
+
+torch.set_num_threads(1)
+runner = CliRunner()
+
+
+def _onehot(n: int, L: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    X = nn.functional.one_hot(torch.randint(0, 4, (n, L), generator=g), 4).permute(0, 2, 1).float()
+    X[0, :, 3] = 0.25  # an N: all four substitutions are real edits
+    return X.contiguous()
+
+
+def _brute(model: nn.Module, X: torch.Tensor) -> torch.Tensor:
+    """Reference ISM: one full forward pass per edited sequence."""
+    with torch.no_grad():
+        y0 = model(X).reshape(X.shape[0], -1)
+        out = torch.zeros(X.shape[0], X.shape[2], 4, y0.shape[1])
+        for i in range(X.shape[0]):
+            for p in range(X.shape[2]):
+                for a in range(4):
+                    if X[i, a, p] == 1 and X[i, :, p].sum() == 1:
+                        continue
+                    x = X[i : i + 1].clone()
+                    x[0, :, p] = 0
+                    x[0, a, p] = 1
+                    out[i, p, a] = model(x).reshape(1, -1)[0] - y0[i]
+    return out
+
+
+def _models():
+    torch.manual_seed(0)
+    seq = nn.Sequential(
+        nn.Conv1d(4, 6, 5, padding=2),
+        nn.BatchNorm1d(6),
+        nn.ReLU(),
+        nn.MaxPool1d(3, 3, ceil_mode=True),
+        nn.Conv1d(6, 5, 3, stride=2, padding=1),
+        nn.ELU(),
+        nn.AvgPool1d(2),
+        nn.Flatten(),
+        nn.Linear(5 * 3, 2),
+    )
+    with torch.no_grad():
+        seq[1].running_mean.uniform_(-0.5, 0.5)
+        seq[1].running_var.uniform_(0.5, 2)
+    return [
+        ("deepbind", DeepBind(1, num_motifs=4, motif_len=6, hidden=8), 30, "deepbind"),
+        ("deepbind-maxavg", DeepBind(3, num_motifs=3, motif_len=5, hidden=0, pool="maxavg"), 20, "deepbind"),
+        ("sequential", seq, 40, "trunk"),
+        ("deepsea", DeepSEA(5, 170, n_filters=(6, 6, 8), hidden=7), 170, "trunk"),
+        ("basset", Basset(4, 130, n_filters=(6, 5, 4), hidden=(8, 8)), 130, "trunk"),
+    ]
+
+
+@pytest.mark.parametrize("name,model,L,method", _models(), ids=[m[0] for m in _models()])
+def test_ism_fast_paths_equal_full_passes(name, model, L, method):
+    model.eval()
+    X = _onehot(2, L, seed=1)
+    assert ism_method(model, L) == method
+    fast, y0 = saturation_mutagenesis(model, X, batch_size=37, group_size=1, return_reference=True)
+    full = saturation_mutagenesis(model, X, method="full", batch_size=50)
+    assert fast.shape == (2, L, 4, model(X).reshape(2, -1).shape[1])
+    torch.testing.assert_close(fast, full, atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(y0, model(X).reshape(2, -1))
+    # identity edits are zero; the N column has four real edits
+    ref = X[1].argmax(0)
+    assert torch.all(fast[1, torch.arange(L), ref] == 0)
+    if name == "deepbind":
+        torch.testing.assert_close(fast, _brute(model, X), atol=2e-5, rtol=1e-4)
+
+
+def test_ism_span_and_scores():
+    model = DeepBind(2, num_motifs=3, motif_len=4, hidden=0).eval()
+    X = _onehot(3, 25)
+    full = saturation_mutagenesis(model, X)
+    part = saturation_mutagenesis(model, X, start=5, end=12)
+    torch.testing.assert_close(part, full[:, 5:12])
+    s = ism_scores(full, X, output=1)
+    assert s.shape == (3, 4, 25)
+    assert torch.all(s[X == 0] == 0)
+    with pytest.raises(BiodlInputError):
+        saturation_mutagenesis(model, X[:, :3])
+    with pytest.raises(BiodlInputError):
+        saturation_mutagenesis(model, X, start=10, end=5)
+
+
+def test_ism_falls_back_when_split_is_wrong():
+    class Odd(nn.Module):  # features + classifier, but forward does something else
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(nn.Conv1d(4, 3, 3), nn.ReLU())
+            self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(3 * 18, 1))
+
+        def forward(self, x):
+            return self.classifier(self.features(x)) * 2
+
+    model = Odd().eval()
+    X = _onehot(1, 20)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = saturation_mutagenesis(model, X)
+    assert any("full passes" in str(w.message) for w in caught)
+    torch.testing.assert_close(got, _brute(model, X), atol=1e-5, rtol=1e-4)
+
+
+def _relu_net() -> nn.Module:
+    torch.manual_seed(3)
+    return nn.Sequential(
+        nn.Conv1d(4, 5, 5), nn.ReLU(), nn.Flatten(), nn.Linear(5 * 16, 3), nn.ReLU(), nn.Linear(3, 2)
+    ).eval()
+
+
+def test_attributions_shapes_and_completeness():
+    model = _relu_net()
+    X = _onehot(4, 20, seed=2)
+    X[0, :, 3] = torch.tensor([1.0, 0, 0, 0])
+    sal = A.saliency(model, X, target=1)
+    x = X.clone().requires_grad_(True)
+    model(x)[:, 1].sum().backward()
+    torch.testing.assert_close(sal, x.grad)
+    ixg = A.input_x_gradient(model, X, target=1)
+    torch.testing.assert_close(ixg, x.grad * X)
+    ig, delta = A.integrated_gradients(model, X, target=1, n_steps=200, return_delta=True, tolerance=1.0)
+    assert ig.shape == (4, 4, 20) and delta.shape == (4,)
+    with torch.no_grad():
+        gap = model(X)[:, 1] - model(torch.full_like(X, 0.25))[:, 1]
+    assert float(delta.abs().max()) < 0.02 * float(gap.abs().max())
+    dl, d = A.deep_lift_shap(model, X, target=0, n_shuffles=3, return_delta=True)
+    assert dl.shape == (4, 4, 20)
+    assert (
+        float(d.abs().max()) < 1e-4
+    )  # summation-to-delta holds for nn.ReLU nets (not captum's MaxPool rule)
+    assert A.attribute(model, X, "saliency", 1).shape == (4, 4, 20)
+    with pytest.raises(BiodlInputError):
+        A.attribute(model, X, "nope")
+
+
+def test_deeplift_warns_when_the_check_fails():
+    model = DeepBind(1, num_motifs=3, motif_len=5, hidden=4).eval()  # functional relu and global max
+    X = _onehot(2, 30, seed=4)
+    X[0, :, 3] = torch.tensor([0.0, 1, 0, 0])
+    with pytest.warns(UserWarning, match="summation-to-delta"):
+        A.deep_lift_shap(model, X, n_shuffles=2)
+
+
+def test_shuffled_references_keep_composition():
+    X = _onehot(2, 40, seed=5)
+    X[0, :, 3] = torch.tensor([0.0, 0, 1, 0])
+    refs = A.shuffled_references(X, 3, seed=1)
+    assert refs.shape == (3, 2, 4, 40)
+    torch.testing.assert_close(refs.sum(-1), X.sum(-1).expand(3, -1, -1))
+
+
+def test_jaspar_offline_and_self_match(tmp_path):
+    db = load_jaspar()
+    assert len(db) > 500
+    ids = {m.id.split(".")[0]: m for m in db}
+    assert "MA0138" in ids and "MA0062" in ids and ids["MA0138"].name == "REST"
+    rest = ids["MA0138"].ppm
+    noisy = 0.8 * rest + 0.05
+    t = match_motifs([noisy, ids["MA0062"].ppm[::-1, ::-1]], db, names=["rest", "gabpa_rc"], n_best=2)
+    best = t[t["rank"] == 1].set_index("query")
+    assert best.loc["rest", "match_id"].startswith("MA0138")
+    assert best.loc["gabpa_rc", "match_name"].upper() in {"GABPA", "ELK1", "ELK4", "ETV6", "ELF1", "ETS1"}
+    assert best.loc["rest", "p_value"] < 1e-6 and best.loc["rest", "q_value"] < 1e-3
+    path = write_meme(tmp_path / "m.meme", [rest, ids["MA0062"].ppm], names=["MA0138.3 REST", "x"])
+    back = read_meme_motifs(path)
+    assert [m.id for m in back] == ["MA0138.3", "x"] and back[0].name == "REST"
+    np.testing.assert_allclose(back[0].ppm, rest, atol=1e-6)
+
+
+def test_pwm_helpers_and_bad_meme(tmp_path):
+    ppm = np.full((10, 4), 0.25)
+    ppm[4:7] = [1, 0, 0, 0]
+    assert information_content(ppm)[5] == pytest.approx(2.0)
+    assert trim_pwm(ppm, 0.3, min_width=2) == (4, 7)
+    bad = tmp_path / "bad.meme"
+    bad.write_text("not a motif file\n")
+    with pytest.raises(BiodlInputError, match="bad.meme"):
+        read_meme_motifs(bad)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, rest_small):
+    """A run directory with a random DeepBind (length 101) and a test file."""
+    d = tmp_path_factory.mktemp("run")
+    torch.manual_seed(0)
+    kw = dict(
+        n_outputs=1, num_motifs=4, motif_len=8, hidden=8, pool="max", dropout=0.5, reverse_complement=True
+    )
+    model = DeepBind(**kw)
+    meta = {
+        "recipe": "deepbind",
+        "model_kwargs": kw,
+        "seq_len": 101,
+        "n_value": 0.25,
+        "task": "binary",
+        "label_names": ["REST"],
+    }
+    export_model(d / "model.pt", model, meta)
+    (d / "test").mkdir()
+    (d / "test" / "metrics.json").write_text(
+        json.dumps({"data": str(rest_small["test"]), "n": 200, "metrics": {}})
+    )
+    fa = d / "seqs.fa"
+    fa.write_text(">a\n" + "ACGT" * 25 + "A\n>b\n" + "GGCA" * 25 + "T\n")
+    return d
+
+
+def test_cli_interpret_commands(tiny_run, tmp_path):
+    for cmd in ("variants", "motifs", "ism", "attribute"):
+        r = runner.invoke(app, [cmd, "--help"])
+        assert r.exit_code == 0 and "Example: biodl" in r.output
+    r = runner.invoke(
+        app, ["ism", str(tiny_run), str(tiny_run / "seqs.fa"), "--out", str(tmp_path / "i.tsv")]
+    )
+    assert r.exit_code == 0, r.output
+    import pandas as pd
+
+    df = pd.read_csv(tmp_path / "i.tsv", sep="\t")
+    assert len(df) == 2 * 101 * 3 and set(df.columns) == {"id", "position", "ref", "alt", "effect_REST"}
+    r = runner.invoke(
+        app, ["ism", str(tiny_run), str(tiny_run / "seqs.fa"), "--out", str(tmp_path / "i.npz")]
+    )
+    assert np.load(tmp_path / "i.npz")["effects"].shape == (2, 101, 4, 1)
+    r = runner.invoke(
+        app, ["attribute", str(tiny_run), str(tiny_run / "seqs.fa"), "--out", str(tmp_path / "a.npz")]
+    )
+    assert r.exit_code == 0, r.output
+    z = np.load(tmp_path / "a.npz")
+    assert z["attributions"].shape == (2, 4, 101) and z["delta"].shape == (2,)
+    r = runner.invoke(app, ["motifs", str(tiny_run)])
+    assert r.exit_code == 0, r.output
+    assert (
+        "filter0" in r.output and (tiny_run / "motifs.tsv").exists() and (tiny_run / "filters.meme").exists()
+    )
+    r = runner.invoke(app, ["motifs", str(tiny_run), "--db", str(tmp_path / "missing.meme")])
+    assert r.exit_code == 2 and "missing.meme" in r.output

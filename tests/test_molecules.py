@@ -1,0 +1,171 @@
+"""Molecules: featurisation, atom-order invariance, invalid SMILES, CLI train/evaluate/predict,
+substructures (neural graph fingerprints, Duvenaud et al. 2015)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from rdkit import Chem
+from typer.testing import CliRunner
+
+from biodl.cli import app
+from biodl.errors import BiodlInputError
+from biodl.models.neural_fp import CircularFPNet, NeuralFPNet
+from biodl.molecules.featurize import (
+    ATOM_FDIM,
+    BOND_FDIM,
+    GraphBatch,
+    collate_molecules,
+    mol_to_graph,
+    morgan_fingerprints,
+)
+from biodl.molecules.io import parse_smiles, read_molecules
+
+DATA = Path(__file__).parent / "data" / "molecules"
+DELANEY = DATA / "delaney_150.csv"
+INVALID = DATA / "delaney_invalid.csv"
+SDF = DATA / "solubility_test_20.sdf"
+TARGET = "measured log solubility in mols per litre"
+runner = CliRunner()
+
+
+def test_featurisation_shapes():
+    mol = Chem.MolFromSmiles("c1ccccc1O")  # phenol: 7 heavy atoms, 7 bonds
+    g = mol_to_graph(mol)
+    assert g.atoms.shape == (7, ATOM_FDIM) and ATOM_FDIM == 62
+    assert g.bonds.shape == (7, BOND_FDIM) and g.edges.shape == (7, 2)
+    assert g.degree.tolist() == [a.GetDegree() for a in mol.GetAtoms()]
+    # every atom has exactly one element, one degree, one H count, one valence slot
+    assert (g.atoms[:, :44].sum(1) == 1).all() and (g.atoms[:, 44:50].sum(1) == 1).all()
+    assert g.atoms[:6, -1].tolist() == [1] * 6 and g.atoms[6, -1] == 0  # aromatic ring, OH not
+    assert g.bonds[:, 3].sum() == 6 and g.bonds[:, 5].sum() == 6 and g.bonds[:, 0].sum() == 1  # ring + C-O
+    batch, y = collate_molecules(
+        [(g, torch.zeros(1)), (mol_to_graph(Chem.MolFromSmiles("CCO")), torch.ones(1))]
+    )
+    assert isinstance(batch, GraphBatch) and batch.n_mols == 2 and batch.atoms.shape == (10, 62)
+    assert batch.edge_index.shape == (2, 9) and y.shape == (2, 1)
+    assert (batch.degree[1:] >= batch.degree[:-1]).all()  # sorted by degree
+    out = NeuralFPNet(1, fp_length=16, conv_width=8, hidden=8, radius=2).eval()(batch)
+    assert out.shape == (2, 1)
+    fp = morgan_fingerprints([mol], radius=2, n_bits=64)
+    assert fp.shape == (1, 64) and set(np.unique(fp)) <= {0, 1}
+    assert CircularFPNet(3, fp_length=64).eval()(torch.from_numpy(fp).float()).shape == (1, 3)
+
+
+def _fingerprint(net: NeuralFPNet, mols) -> torch.Tensor:
+    batch = GraphBatch.from_graphs([mol_to_graph(m) for m in mols])
+    with torch.no_grad():
+        return net.fingerprint(batch)
+
+
+@pytest.mark.parametrize(
+    "smiles", ["CC(=O)Oc1ccccc1C(=O)O", "OCC3OC(OCC2OC(OC(C#N)c1ccccc1)C(O)C(O)C2O)C(O)C(O)C3O"]
+)
+def test_fingerprint_invariant_to_atom_order(smiles):
+    torch.manual_seed(0)
+    net = NeuralFPNet(1, fp_length=32, conv_width=16, radius=3)
+    # give the batch norms non-trivial running statistics, then evaluate
+    net.train()
+    _fingerprint(net, [Chem.MolFromSmiles(s) for s in ("CCO", "c1ccncc1", smiles)])
+    net.eval()
+    mol = Chem.MolFromSmiles(smiles)
+    rng = np.random.default_rng(1)
+    renumbered = Chem.RenumberAtoms(mol, [int(i) for i in rng.permutation(mol.GetNumAtoms())])
+    random_smiles = Chem.MolFromSmiles(Chem.MolToSmiles(mol, doRandom=True, canonical=False))
+    ref = _fingerprint(net, [mol])
+    for other in (renumbered, random_smiles):
+        assert torch.allclose(_fingerprint(net, [other]), ref, atol=1e-5)
+    # and the fingerprint of a molecule does not depend on the others in the batch
+    both = _fingerprint(net, [Chem.MolFromSmiles("CCN"), renumbered])
+    assert torch.allclose(both[1:], ref, atol=1e-5)
+
+
+def test_invalid_smiles_reported_with_line_and_reason():
+    mol, reason = parse_smiles("CC(C")
+    assert mol is None and "parenthes" in reason
+    mol, reason = parse_smiles("N(C)(C)(C)(C)C")
+    assert mol is None and "valence" in reason.lower()
+    with pytest.raises(BiodlInputError) as e:
+        read_molecules(INVALID, target=TARGET)
+    msg = str(e.value)
+    assert "delaney_invalid.csv, line 4" in msg and "2 invalid" in msg and "skip_invalid" in msg
+    t = read_molecules(INVALID, target=TARGET, skip_invalid=True)
+    assert len(t) == 10 and [b.line for b in t.invalid] == [4, 9]
+    with pytest.raises(BiodlInputError, match="no target column 'nope'"):
+        read_molecules(DELANEY, target="nope")
+
+
+def test_sdf_reading():
+    t = read_molecules(SDF, target="SOL")
+    assert len(t) == 20 and t.targets.shape == (20, 1) and not np.isnan(t.targets).any()
+    assert t.ids[0] == "3-methylpentane"
+
+
+def test_cli_train_evaluate_predict(tmp_path):
+    run = tmp_path / "run"
+    args = ["train", "--system", "neural-fp", "--data", str(DELANEY), "--target", TARGET, "--out", str(run)]
+    tiny = ["--epochs", "2", "--no-progress", "-m", "fp_length=16", "-m", "conv_width=8", "-m", "radius=2"]
+    r = runner.invoke(app, args + tiny)
+    assert r.exit_code == 0, r.output
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["n_test"] == 15 and summary["n_train"] + summary["n_valid"] == 135
+    assert np.isfinite(summary["test_metrics"]["mse"])
+    assert (run / "checkpoints" / "last.ckpt").exists() and (run / "history.csv").exists()
+
+    r = runner.invoke(app, ["evaluate", str(run), str(DELANEY), "--out", str(tmp_path / "ev")])
+    assert r.exit_code == 0, r.output
+    assert {"mse", "rmse", "pearson", "r2"} <= set(json.loads(r.output))
+
+    out = tmp_path / "p.tsv"
+    r = runner.invoke(
+        app, ["predict", str(run), str(INVALID), "--out", str(out), "--set", "skip_invalid=true"]
+    )
+    assert r.exit_code == 0, r.output
+    p = pd.read_csv(out, sep="\t")
+    src = pd.read_csv(INVALID)
+    assert p["id"].tolist() == src["Compound ID"].tolist()  # input order and identifiers kept
+    assert p["pred_" + TARGET].isna().tolist() == [i in (2, 7) for i in range(12)]
+    assert "valence" in p.loc[7, "problem"].lower()
+
+    r = runner.invoke(app, ["predict", str(run), str(INVALID)])
+    assert r.exit_code == 2 and "line 4" in r.output
+
+    r = runner.invoke(app, ["molecules", "substructures", str(run), str(DELANEY), "--top", "3"])
+    assert r.exit_code == 0, r.output
+    sub = run / "substructures"
+    assert (sub / "substructures.html").exists() and len(list(sub.glob("bit*.png"))) == 2
+
+
+def test_cli_circular_baseline_and_skip_invalid(tmp_path):
+    run = tmp_path / "circ"
+    args = ["train", "--system", "circular-fp", "--data", str(INVALID), "--target", TARGET, "--out", str(run)]
+    r = runner.invoke(app, args + ["--epochs", "2", "--no-progress", "-m", "fp_length=64"])
+    assert r.exit_code == 2 and "line 4" in r.output and "skip_invalid" in r.output
+    r = runner.invoke(
+        app, args + ["--epochs", "2", "--no-progress", "-m", "fp_length=64", "--set", "skip_invalid=true"]
+    )
+    assert r.exit_code == 0, r.output
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["n_invalid"] == 2 and summary["n_train"] + summary["n_valid"] + summary["n_test"] == 10
+
+
+def test_help_examples():
+    for cmd in (["molecules", "substructures"], ["molecules"]):
+        r = runner.invoke(app, [*cmd, "--help"])
+        assert r.exit_code == 0
+    r = runner.invoke(app, ["molecules", "substructures", "--help"])
+    assert "Example: biodl molecules substructures" in r.output
+
+
+def test_no_single_molecule_training_batch():
+    from biodl.molecules.data import MoleculeDataModule, MoleculeDataset
+
+    ds = MoleculeDataset(np.zeros((11, 8), np.float32), np.zeros((11, 1), np.float32))
+    dm = MoleculeDataModule(ds, ds, batch_size=10)
+    assert [len(y) for _, y in dm.train_dataloader()] == [10]
+    assert [len(y) for _, y in dm.val_dataloader()] == [10, 1]

@@ -1,0 +1,151 @@
+"""VCF round trip on a real E. coli slice: REF check, both strands, N padding, indels, VCF out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from biodl.cli import app
+from biodl.encode import one_hot
+from biodl.errors import BiodlInputError
+from biodl.interpret.variants import run_variants, score_variants, variant_windows
+from biodl.models import DeepBind
+from biodl.train.engine import export_model
+
+torch.set_num_threads(1)
+DATA = Path(__file__).parent / "data" / "interpret"
+VCF = DATA / "variants.vcf"
+GENOME = DATA / "ecoli_4kb.fa"
+L = 101
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("vmodel")
+    torch.manual_seed(1)
+    kw = dict(
+        n_outputs=2, num_motifs=4, motif_len=8, hidden=8, pool="max", dropout=0.5, reverse_complement=False
+    )
+    meta = {
+        "recipe": "deepbind",
+        "model_kwargs": kw,
+        "seq_len": L,
+        "n_value": 0.25,
+        "task": "multilabel",
+        "label_names": ["tf1", "tf2"],
+    }
+    export_model(d / "model.pt", DeepBind(**kw), meta)
+    return d
+
+
+def test_windows_check_ref_and_pad(tmp_path):
+    ws = variant_windows(VCF, GENOME, L)
+    by_id = {}
+    for w in ws:
+        by_id.setdefault(w.id, []).append(w)
+    assert len(ws) == 10  # 9 records, one with two ALTs
+    genome = "".join(GENOME.read_text().splitlines()[1:])
+    start = by_id["snv_start"][0]
+    assert start.status == "ok" and start.ref_seq.startswith("N" * 48) and start.ref_seq[50] == genome[2]
+    assert start.alt_seq[50] == "G" and start.ref_seq[51:] == start.alt_seq[51:] == genome[3:53]
+    end = by_id["snv_end"][0]
+    assert end.ref_seq.endswith("N" * 48) and end.ref_seq[50] == genome[3997]
+    mid = by_id["snv_mid"][0]
+    assert mid.ref_seq == genome[336 - 50 : 336 + 51]
+    assert [w.alt for w in by_id["multi"]] == ["A", "C"] and all(w.status == "ok" for w in by_id["multi"])
+    mm = by_id["mismatch"][0]
+    assert mm.status.startswith("REF mismatch") and mm.ref_seq == "" and "'C'" in mm.status
+    assert by_id["sym"][0].status.startswith("unsupported ALT")
+    assert by_id["unknown_chrom"][0].status.startswith("unknown chromosome")
+    dele, ins = by_id["del"][0], by_id["ins"][0]
+    assert len(dele.alt_seq) == len(ins.alt_seq) == L
+    assert dele.alt_seq[:51] == dele.ref_seq[:51] and dele.alt_seq[51:] == genome[2503 : 2503 + 50]
+    assert ins.alt_seq[50:54] == "AGGC"
+
+
+def test_round_trip_table_and_vcf(model_dir, tmp_path, caplog):
+    out, out_vcf = tmp_path / "v.tsv", tmp_path / "v.vcf"
+    with caplog.at_level("WARNING", logger="biodl.variants"):
+        table = run_variants(model_dir, VCF, GENOME, out, out_vcf=out_vcf)
+    assert "record 4" in caplog.text and "does not match the genome" in caplog.text
+    disk = pd.read_csv(out, sep="\t")
+    assert list(disk.columns[:6]) == ["chrom", "pos", "id", "ref", "alt", "status"]
+    assert {"tf1_ref", "tf1_alt", "tf1_diff", "tf1_log_odds_diff", "tf2_diff"} <= set(disk.columns)
+    ok = disk["status"] == "ok"
+    assert (
+        ok.sum() == 7
+        and disk.loc[~ok, "tf1_diff"].isna().all()
+        and np.isfinite(disk.loc[ok, "tf1_diff"]).all()
+    )
+    assert disk.loc[disk["id"] == "mismatch", "status"].item().startswith("REF mismatch")
+    np.testing.assert_allclose(disk["tf1_diff"], disk["tf1_alt"] - disk["tf1_ref"], atol=1e-5)
+    # strand average, recomputed by hand for one SNV
+    from biodl.train.engine import load_model
+
+    model, _ = load_model(model_dir)
+    w = [x for x in variant_windows(VCF, GENOME, L) if x.id == "snv_mid"][0]
+    with torch.no_grad():
+
+        def score(s):
+            x = torch.from_numpy(one_hot(s))[None]
+            return torch.sigmoid(torch.cat([model(x), model(x.flip(dims=(-2, -1)))])).mean(0).numpy()
+
+        ref, alt = score(w.ref_seq), score(w.alt_seq)
+    row = table[table["id"] == "snv_mid"].iloc[0]
+    np.testing.assert_allclose([row["tf1_ref"], row["tf2_alt"]], [ref[0], alt[1]], rtol=1e-5)
+    lo = np.log(alt[0] / (1 - alt[0])) - np.log(ref[0] / (1 - ref[0]))
+    assert row["tf1_log_odds_diff"] == pytest.approx(lo, abs=2e-5)
+    # the VCF: same records, INFO fields per ALT and output
+    from cyvcf2 import VCF as Reader
+
+    recs = list(Reader(str(out_vcf)))
+    assert [r.ID for r in recs] == [r.ID for r in Reader(str(VCF))]
+    multi = [r for r in recs if r.ID == "multi"][0]
+    assert multi.INFO["BIODL_STATUS"] in ("ok,ok", ("ok", "ok"))
+    diffs = np.array(multi.INFO["BIODL_DIFF"], dtype=float).reshape(2, 2)  # ALT-major, then outputs
+    m = table[table["id"] == "multi"]
+    np.testing.assert_allclose(diffs, m[["tf1_diff", "tf2_diff"]].to_numpy(), rtol=1e-4, atol=1e-6)
+    mm = [r for r in recs if r.ID == "mismatch"][0]
+    assert mm.INFO["BIODL_STATUS"] == "ref_mismatch" and mm.INFO.get("BIODL_DIFF") is None
+
+
+def test_batched_equals_one_at_a_time(model_dir):
+    from biodl.train.engine import load_model
+
+    model, _ = load_model(model_dir)
+    ws = variant_windows(VCF, GENOME, L)
+    a = score_variants(model, ws, batch_size=3)
+    b = score_variants(model, ws, batch_size=1)
+    pd.testing.assert_frame_equal(a, b, atol=1e-6)
+
+
+def test_bad_inputs(model_dir, tmp_path):
+    bad = tmp_path / "bad.vcf"
+    bad.write_text("this is not a vcf\n")
+    with pytest.raises(BiodlInputError, match="bad.vcf"):
+        variant_windows(bad, GENOME, L)
+    with pytest.raises(BiodlInputError, match="nope.fa"):
+        variant_windows(VCF, tmp_path / "nope.fa", L)
+
+
+def test_cli_variants(model_dir, tmp_path):
+    r = CliRunner().invoke(
+        app,
+        [
+            "variants",
+            str(model_dir),
+            "--vcf",
+            str(VCF),
+            "--genome",
+            str(GENOME),
+            "--out",
+            str(tmp_path / "t.tsv"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "REF mismatch" in r.output and "scored 7 of 10" in r.output
