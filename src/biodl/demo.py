@@ -38,12 +38,12 @@ def run_demo(
         raise BiodlInputError(f"unknown demo experiment {experiment!r}; bundled: {', '.join(EXPERIMENTS)}")
     stem = EXPERIMENTS[key]
     t0 = time.time()
+    from biodl.recipes import get_recipe
+
+    defaults = {k: v for k, v in get_recipe("deepbind").train_defaults.items() if k != "max_epochs"}
     cfg = TrainConfig(
+        **defaults,
         max_epochs=max_epochs,
-        patience=3,
-        batch_size=64,
-        lr=1e-3,
-        weight_decay=1e-4,
         seed=seed,
         device=device,
         progress=progress,

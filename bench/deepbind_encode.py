@@ -1,0 +1,558 @@
+"""DeepBind on every ENCODE ChIP-seq experiment of the DeepBind benchmark, against the released models.
+
+For each experiment ``<exp>`` of ``<data-dir>/deepbind_encode_chipseq/`` this trains biodl's DeepBind
+on ``<exp>_AC.seq.gz`` (training positives; :func:`biodl.api.train` adds one dinucleotide-shuffled
+negative per positive and holds out a seeded 10 % validation split) and tests it on the held-out
+``<exp>_B.seq.gz`` (500 bound + 500 shuffled sequences) as DeepBind's ``nbtcode`` did: every B sequence
+is scored on both strands (the larger score is kept) and the ROC AUC of the scores against ``Bound`` is
+reported. The released DeepBind model of the experiment is scored on the same B file with biodl's loader
+of the v0.11 parameters, next to the AUC listed in ``deepbind_released_model_auc_on_B.tsv``.
+
+Calibration (``--calibrate``, the default) is a small version of DeepBind's: a few candidate settings
+are trained for a few epochs each, the one with the best AUC on the validation split of AC (never on B)
+is kept and its training is resumed from its checkpoint until the per-experiment CPU budget
+(``--max-minutes-per-experiment``) or early stopping ends it. ``--no-calibrate`` trains the recipe's
+defaults only, under the same budget. The budget is CPU time of this process (``time.process_time``),
+so it does not depend on how busy the machine is; the number of epochs that fits is measured, per
+experiment, from the first training epochs.
+
+Run from the repository root::
+
+    nice -n 10 python bench/deepbind_encode.py                       # all experiments, calibrated
+    python bench/deepbind_encode.py --experiments REST,MYC --no-calibrate
+
+Outputs (``--out``, default ``bench/out/deepbind_encode``): ``results.tsv``, ``results.md``,
+``calibration.tsv`` (validation AUC of every candidate), ``run.json`` and one run directory per
+experiment and candidate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import logging
+import math
+import platform
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+SUBDIR = "deepbind_encode_chipseq"
+AUC_TSV = "deepbind_released_model_auc_on_B.tsv"
+MAP_TSV = "deepbind_model_map.tsv"
+
+#: Candidate settings of the calibration: model options and training options overriding the recipe's.
+CANDIDATES: dict[str, dict[str, dict[str, Any]]] = {
+    "recipe": {"model": {}, "train": {}},
+    "lr3e-3": {"model": {}, "train": {"lr": 3e-3}},
+    "lr3e-3-do0.2": {"model": {"dropout": 0.2}, "train": {"lr": 3e-3}},
+    "lr3e-3-h0": {"model": {"hidden": 0}, "train": {"lr": 3e-3}},
+    "lr3e-3-maxavg": {"model": {"pool": "maxavg", "dropout": 0.2}, "train": {"lr": 3e-3}},
+    "lr3e-3-m16": {"model": {"motif_len": 16, "dropout": 0.2}, "train": {"lr": 3e-3}},
+}
+DEFAULT_CANDIDATES = "recipe,lr3e-3,lr3e-3-do0.2,lr3e-3-h0"
+
+
+@dataclass
+class Candidate:
+    """One calibration candidate of one experiment and what its short training gave."""
+
+    name: str
+    model: dict[str, Any]
+    train: dict[str, Any]
+    out_dir: Path
+    epochs: int = 0
+    val_auc: float = math.nan
+    cpu_s: float = 0.0
+    history: list[float] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def find_data_dir(arg: str) -> tuple[Path | None, list[Path]]:
+    """The data directory: ``arg`` relative to the working directory, then relative to the repository.
+
+    Returns
+    -------
+    (path or None, tried)
+        The first candidate that holds ``deepbind_encode_chipseq/``, and every path tried.
+    """
+    p = Path(arg)
+    tried = [p] if p.is_absolute() else [Path.cwd() / p, REPO / p]
+    for t in tried:
+        if (t / SUBDIR).is_dir():
+            return t.resolve(), tried
+    return None, tried
+
+
+def list_experiments(enc_dir: Path) -> list[str]:
+    """Experiments with both an ``_AC`` and a ``_B`` file, sorted (a file without its pair is named)."""
+    acs = {f.name[: -len("_AC.seq.gz")] for f in enc_dir.glob("*_AC.seq.gz")}
+    bs = {f.name[: -len("_B.seq.gz")] for f in enc_dir.glob("*_B.seq.gz")}
+    for e in sorted(acs ^ bs):
+        have, lack = ("_AC", "_B") if e in acs else ("_B", "_AC")
+        print(f"warning: {e}{have}.seq.gz has no {e}{lack}.seq.gz in {enc_dir}; skipped", file=sys.stderr)
+    return sorted(acs & bs)
+
+
+def select(experiments: list[str], spec: str | None) -> list[str]:
+    """Experiments whose name starts with (or equals) one of the comma-separated ``spec`` items."""
+    if not spec:
+        return experiments
+    keys = [s.strip() for s in spec.split(",") if s.strip()]
+    chosen = [e for e in experiments if any(e == k or e.startswith(k + "_") or e.startswith(k) for k in keys)]
+    unknown = [k for k in keys if not any(e.startswith(k) for e in experiments)]
+    if unknown:
+        raise SystemExit(
+            f"error: no experiment matches {', '.join(unknown)} (known: {', '.join(experiments)})"
+        )
+    return chosen
+
+
+def read_released_tables(enc_dir: Path) -> tuple[dict[str, tuple[str, float]], dict[str, tuple[str, str]]]:
+    """Released AUCs (``experiment -> (model, auc)``) and the model map (``experiment -> (ids, labels)``)."""
+    aucs: dict[str, tuple[str, float]] = {}
+    mapping: dict[str, tuple[str, str]] = {}
+    if (enc_dir / AUC_TSV).is_file():
+        df = pd.read_csv(enc_dir / AUC_TSV, sep="\t", dtype=str, keep_default_na=False)
+        for r in df.itertuples():
+            aucs[r.experiment] = (r.model, float(r.auc_on_B))
+    if (enc_dir / MAP_TSV).is_file():
+        df = pd.read_csv(enc_dir / MAP_TSV, sep="\t", dtype=str, keep_default_na=False)
+        for r in df.itertuples():
+            mapping[r.experiment] = (r.deepbind_model_ids, r.labels)
+    return aucs, mapping
+
+
+def count_rows(path: Path) -> int:
+    """Number of data rows of a DeepBind ``.seq.gz`` table."""
+    return len(pd.read_csv(path, sep="\t", usecols=["seq"]))
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def _quiet() -> None:
+    warnings.filterwarnings("ignore")
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def train_stage(
+    ac: Path,
+    cand: Candidate,
+    max_epochs: int,
+    seed: int,
+    resume: bool,
+    test: Path | None = None,
+) -> dict[str, Any]:
+    """Train (or resume) one candidate up to ``max_epochs`` epochs with :func:`biodl.api.train`.
+
+    Returns
+    -------
+    dict
+        The summary of :func:`biodl.api.train`; ``cand`` is updated with its epochs, validation AUC
+        (best so far), per-epoch validation AUCs and CPU seconds.
+    """
+    from biodl import api
+    from biodl.recipes import get_recipe
+    from biodl.train.engine import TrainConfig
+
+    recipe = get_recipe("deepbind")
+    tcfg = {k: v for k, v in recipe.train_defaults.items() if k in TrainConfig.__dataclass_fields__}
+    tcfg.update(cand.train)
+    tcfg.update(max_epochs=max_epochs, seed=seed, device="cpu", progress=False, resume=resume)
+    c0 = time.process_time()
+    with contextlib.redirect_stdout(io.StringIO()):
+        summary = api.train(
+            "deepbind",
+            ac,
+            cand.out_dir,
+            test=test,
+            config=TrainConfig(**tcfg),
+            model_options=cand.model or None,
+            quiet=True,
+        )
+    cand.cpu_s += time.process_time() - c0
+    hist = pd.read_csv(cand.out_dir / "history.csv")
+    cand.history = [float(v) for v in hist["val_auroc"]] if "val_auroc" in hist else []
+    cand.epochs = len(cand.history)
+    cand.val_auc = float(summary["val_metrics"].get("val_auroc", math.nan))
+    return summary
+
+
+def auc(y: np.ndarray, score: np.ndarray) -> float:
+    """ROC AUC (ties count one half), as ``nbtcode``'s ``calc_auc``."""
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y.astype(int), score.astype(np.float64)))
+
+
+def test_auc(model_path: Path, b_file: Path) -> float:
+    """AUC on B from the model's raw logits (both strands, larger kept, inside the model)."""
+    from biodl import api
+
+    pred = api.predict(model_path, b_file, quiet=True)
+    logit_col = [c for c in pred.columns if c.startswith("logit_")][0]
+    y = pd.read_csv(b_file, sep="\t", usecols=["Bound"])["Bound"].to_numpy()
+    return auc(y, pred[logit_col].to_numpy())
+
+
+def run_experiment(exp: str, enc_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Calibrate (optionally), train within the budget and test one experiment."""
+    ac, b = enc_dir / f"{exp}_AC.seq.gz", enc_dir / f"{exp}_B.seq.gz"
+    n_pos = count_rows(ac)
+    n_train = int(round(2 * n_pos * 0.9))  # one shuffled negative per positive, 10 % held out
+    budget = args.max_minutes_per_experiment * 60.0
+    names = [c.strip() for c in args.candidates.split(",") if c.strip()] if args.calibrate else ["recipe"]
+    base = Path(args.out) / "runs" / exp
+    cands = [
+        Candidate(n, dict(CANDIDATES[n]["model"]), dict(CANDIDATES[n]["train"]), base / n) for n in names
+    ]
+    from biodl.recipes import get_recipe
+
+    max_epochs = int(args.max_epochs or get_recipe("deepbind").train_defaults.get("max_epochs", 15))
+    # Short first stage: at least ~20k training examples (2-5 epochs) per candidate.
+    e_cal = max(2, min(5, math.ceil(20000 / max(n_train, 1))))
+    e_cal = min(e_cal, max_epochs)
+    cpu0 = time.process_time()
+    wall0 = time.time()
+    for c in cands:
+        train_stage(ac, c, e_cal, args.seed, resume=False)
+    if len(cands) > 1:
+        ok = [c for c in cands if not math.isnan(c.val_auc)]
+        best = max(ok, key=lambda c: c.val_auc) if ok else cands[0]
+    else:
+        best = cands[0]
+    # Second stage: resume the winner for as many epochs as the remaining CPU budget allows.
+    used = time.process_time() - cpu0
+    per_epoch = best.cpu_s / max(best.epochs, 1)
+    reserve = 0.05 * budget  # reading B, predicting, exporting
+    extra = int((budget - used - reserve) // per_epoch) if per_epoch > 0 else 0
+    final_epochs = max(best.epochs, min(max_epochs, best.epochs + max(extra, 0)))
+    summary = train_stage(ac, best, final_epochs, args.seed, resume=True, test=b)
+    ours = test_auc(Path(summary["model"]), b)
+    cpu_min = (time.process_time() - cpu0) / 60
+    wall_min = (time.time() - wall0) / 60
+    return {
+        "experiment": exp,
+        "n_pos": n_pos,
+        "n_train": summary["n_train"],
+        "setting": best.name,
+        "epochs": best.epochs,
+        "epoch_cap": final_epochs,
+        "best_epoch": summary["best_epoch"],
+        "val_auc": best.val_auc,
+        "auc": ours,
+        "auc_torchmetrics": float(summary["test_metrics"]["auroc"]),
+        "cpu_min": cpu_min,
+        "wall_min": wall_min,
+        "candidates": [
+            {"name": c.name, "epochs_stage1": min(e_cal, len(c.history)), "val_auc_stage1": _stage1(c, e_cal)}
+            for c in cands
+        ],
+        "final_history": best.history,
+    }
+
+
+def _stage1(c: Candidate, e_cal: int) -> float:
+    h = c.history[:e_cal]
+    return max(h) if h else math.nan
+
+
+def released_auc(model_field: str, b: Path) -> tuple[str, float, str]:
+    """The released model's AUC on B computed with biodl's loader.
+
+    Returns
+    -------
+    (model id, auc, note)
+        ``auc`` is NaN with a note when there is no model or its parameters are not bundled.
+    """
+    from biodl.models.deepbind_released import bundled_ids, released_auc_on_file
+
+    ids = [s.strip() for s in model_field.replace(";", ",").split(",") if s.strip()]
+    if not ids:
+        return "-", math.nan, "no released model"
+    mid = ids[0]
+    if mid not in set(bundled_ids()):
+        return mid, math.nan, "parameters not bundled"
+    return mid, released_auc_on_file(mid, b), ""
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def fmt(v: float, nd: int = 4) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{nd}f}"
+
+
+def short(exp: str) -> str:
+    return exp.split("_")[0] + "_" + exp.split("_")[1] if "_" in exp else exp
+
+
+COLUMNS = [
+    ("experiment", "experiment"),
+    ("n_pos", "n_pos"),
+    ("setting", "setting"),
+    ("epochs", "ep"),
+    ("auc", "our_AUC"),
+    ("released_id", "released_id"),
+    ("released_auc_tsv", "rel_AUC_tsv"),
+    ("released_auc_ours", "rel_AUC_ours"),
+    ("diff", "diff"),
+    ("cpu_min", "cpu_min"),
+    ("wall_min", "wall_min"),
+]
+
+
+def row_cells(r: dict[str, Any]) -> list[str]:
+    cells = []
+    for key, _ in COLUMNS:
+        v = r.get(key)
+        if key == "experiment":
+            cells.append(short(v))
+        elif key in ("cpu_min", "wall_min"):
+            cells.append(fmt(v, 2))
+        elif key == "diff":
+            cells.append("-" if v is None or math.isnan(v) else f"{v:+.4f}")
+        elif isinstance(v, float):
+            cells.append(fmt(v))
+        else:
+            cells.append(str(v))
+    return cells
+
+
+def means(rows: list[dict[str, Any]]) -> list[tuple[str, int, float, float, float]]:
+    """(label, n, our mean, released mean from the TSV, released mean by our loader)."""
+    out = []
+    with_tsv = [r for r in rows if not math.isnan(r["released_auc_tsv"])]
+    if with_tsv:
+        out.append(
+            (
+                "experiments with a released AUC (TSV)",
+                len(with_tsv),
+                float(np.mean([r["auc"] for r in with_tsv])),
+                float(np.mean([r["released_auc_tsv"] for r in with_tsv])),
+                float(np.nanmean([r["released_auc_ours"] for r in with_tsv])),
+            )
+        )
+    with_model = [r for r in rows if not math.isnan(r["released_auc_ours"])]
+    if with_model and [r["experiment"] for r in with_model] != [r["experiment"] for r in with_tsv]:
+        out.append(
+            (
+                "experiments with a bundled released model",
+                len(with_model),
+                float(np.mean([r["auc"] for r in with_model])),
+                math.nan,
+                float(np.mean([r["released_auc_ours"] for r in with_model])),
+            )
+        )
+    out.append(("all experiments", len(rows), float(np.mean([r["auc"] for r in rows])), math.nan, math.nan))
+    return out
+
+
+def render(rows: list[dict[str, Any]], markdown: bool) -> str:
+    heads = [h for _, h in COLUMNS]
+    body = [row_cells(r) for r in rows]
+    lines = []
+    if markdown:
+        lines.append("| " + " | ".join(heads) + " |")
+        lines.append("|" + "|".join("---" for _ in heads) + "|")
+        lines += ["| " + " | ".join(c) + " |" for c in body]
+    else:
+        widths = [max(len(h), *(len(c[i]) for c in body)) for i, h in enumerate(heads)]
+        lines.append("  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True)))
+        lines.append("-" * len(lines[0]))
+        lines += ["  ".join(x.ljust(w) for x, w in zip(c, widths, strict=True)) for c in body]
+    lines.append("")
+    for label, n, ours, tsv, loader in means(rows):
+        lines.append(
+            f"mean over {label} (n={n}): ours {ours:.4f}"
+            + (f", released (TSV) {tsv:.4f}" if not math.isnan(tsv) else "")
+            + (f", released (our loader) {loader:.4f}" if not math.isnan(loader) else "")
+            + (f", difference {ours - tsv:+.4f}" if not math.isnan(tsv) else "")
+            + (f", difference {ours - loader:+.4f}" if math.isnan(tsv) and not math.isnan(loader) else "")
+        )
+    tot_cpu = sum(r["cpu_min"] for r in rows)
+    tot_wall = sum(r["wall_min"] for r in rows)
+    lines.append(
+        f"training CPU minutes: total {tot_cpu:.2f}, per experiment {tot_cpu / len(rows):.2f} (max "
+        f"{max(r['cpu_min'] for r in rows):.2f}); per-experiment wall minutes summed {tot_wall:.2f} "
+        "(parallel jobs overlap)"
+    )
+    if markdown:
+        lines = [s if s.startswith("|") or not s else s + "  " for s in lines]
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
+    ap.add_argument("--data-dir", default="../shared/data", help="data root (default ../shared/data)")
+    ap.add_argument("--experiments", default=None, help="comma-separated name prefixes (default: all)")
+    ap.add_argument(
+        "--max-minutes-per-experiment", type=float, default=2.0, help="CPU-minute budget (default 2)"
+    )
+    ap.add_argument("--max-epochs", type=int, default=None, help="epoch cap (default: the recipe's)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument(
+        "--candidates",
+        default=DEFAULT_CANDIDATES,
+        help=f"calibration candidates (default {DEFAULT_CANDIDATES}; known: {', '.join(CANDIDATES)})",
+    )
+    ap.add_argument("--out", default=str(REPO / "bench" / "out" / "deepbind_encode"))
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
+    ap.add_argument(
+        "--jobs", type=int, default=1, help="experiments trained in parallel processes (default 1)"
+    )
+    args = ap.parse_args(argv)
+    bad = [c for c in args.candidates.split(",") if c.strip() and c.strip() not in CANDIDATES]
+    if bad:
+        ap.error(f"unknown candidate(s) {', '.join(bad)}; known: {', '.join(CANDIDATES)}")
+    return args
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    _quiet()
+
+
+def _experiment_row(job: tuple) -> dict[str, Any]:
+    """Train and test one experiment, then score its released model (not counted in the CPU minutes)."""
+    exp, enc_s, args, aucs, mapping = job
+    enc = Path(enc_s)
+    r = run_experiment(exp, enc, args)
+    mid = aucs.get(exp, (None, math.nan))[0] or mapping.get(exp, ("", ""))[0]
+    r["released_auc_tsv"] = aucs.get(exp, (None, math.nan))[1]
+    r["released_id"], r["released_auc_ours"], note = released_auc(mid or "", enc / f"{exp}_B.seq.gz")
+    label = mapping.get(exp, ("", ""))[1]
+    if label and r["released_id"] != "-":
+        r["released_id"] += f" ({label})"
+    r["released_note"] = note
+    ref = r["released_auc_tsv"] if not math.isnan(r["released_auc_tsv"]) else r["released_auc_ours"]
+    r["diff"] = r["auc"] - ref if not math.isnan(ref) else math.nan
+    return r
+
+
+def _print_progress(i: int, n: int, r: dict[str, Any]) -> None:
+    cal = ", ".join(f"{c['name']} {fmt(c['val_auc_stage1'])}" for c in r["candidates"])
+    print(
+        f"[{i}/{n}] {short(r['experiment'])}: {r['setting']} (val AUC after stage 1: {cal}); "
+        f"{r['epochs']} epochs (cap {r['epoch_cap']}), test AUC {r['auc']:.4f}, released "
+        f"{fmt(r['released_auc_ours'])}; {r['cpu_min']:.2f} CPU min, {r['wall_min']:.2f} wall min",
+        flush=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    data_dir, tried = find_data_dir(args.data_dir)
+    if data_dir is None:
+        print(f"error: {SUBDIR}/ not found; tried:", file=sys.stderr)
+        for t in tried:
+            print(f"  {t / SUBDIR}", file=sys.stderr)
+        print(
+            "pass --data-dir DIR with DIR/deepbind_encode_chipseq/<exp>_AC.seq.gz, <exp>_B.seq.gz",
+            file=sys.stderr,
+        )
+        return 1
+    enc = data_dir / SUBDIR
+    experiments = list_experiments(enc)
+    if not experiments:
+        print(f"error: no <exp>_AC.seq.gz with a matching <exp>_B.seq.gz in {enc}", file=sys.stderr)
+        return 1
+    missing = [p for p in (AUC_TSV, MAP_TSV) if not (enc / p).is_file()]
+    if missing:
+        print(
+            f"warning: missing {', '.join(missing)} in {enc}: released columns will be empty", file=sys.stderr
+        )
+    experiments = select(experiments, args.experiments)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    _quiet()
+    import biodl
+
+    aucs, mapping = read_released_tables(enc)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"data: {enc} ({len(experiments)} experiments)")
+    print(
+        f"python {platform.python_version()}, torch {torch.__version__}, "
+        f"biodl {getattr(biodl, '__version__', '?')}, threads {args.threads} x {args.jobs} job(s); "
+        f"budget {args.max_minutes_per_experiment:g} CPU min/experiment; seed {args.seed}; "
+        + (f"calibration over {args.candidates}" if args.calibrate else "no calibration (recipe defaults)")
+    )
+    t_start = time.time()
+    # Largest experiments first, so that parallel workers finish at about the same time.
+    order = sorted(experiments, key=lambda e: -(enc / f"{e}_AC.seq.gz").stat().st_size)
+    jobs = [(exp, str(enc), args, aucs, mapping) for exp in order]
+    done: dict[str, dict[str, Any]] = {}
+    if args.jobs > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = mp.get_context("spawn")
+        with ProcessPoolExecutor(
+            args.jobs, mp_context=ctx, initializer=_init_worker, initargs=(args.threads,)
+        ) as ex:
+            from concurrent.futures import as_completed
+
+            for fut in as_completed([ex.submit(_experiment_row, job) for job in jobs]):
+                r = fut.result()
+                done[r["experiment"]] = r
+                _print_progress(len(done), len(jobs), r)
+    else:
+        for job in jobs:
+            r = _experiment_row(job)
+            done[r["experiment"]] = r
+            _print_progress(len(done), len(jobs), r)
+    rows = [done[e] for e in experiments]
+    print()
+    print(render(rows, markdown=False))
+    total_wall = (time.time() - t_start) / 60
+    print(f"total wall time {total_wall:.1f} min (including scoring the released models)")
+
+    flat = [{k: v for k, v in r.items() if k not in ("candidates", "final_history")} for r in rows]
+    pd.DataFrame(flat).to_csv(out / "results.tsv", sep="\t", index=False, float_format="%.6g")
+    (out / "results.md").write_text(render(rows, markdown=True))
+    cal_rows = [
+        {
+            "experiment": r["experiment"],
+            "candidate": c["name"],
+            "epochs": c["epochs_stage1"],
+            "val_auc": c["val_auc_stage1"],
+            "chosen": c["name"] == r["setting"],
+        }
+        for r in rows
+        for c in r["candidates"]
+    ]
+    pd.DataFrame(cal_rows).to_csv(out / "calibration.tsv", sep="\t", index=False, float_format="%.6g")
+    (out / "run.json").write_text(
+        json.dumps({"args": vars(args), "total_wall_min": total_wall, "rows": rows}, indent=2, default=str)
+        + "\n"
+    )
+    print(f"wrote {out / 'results.tsv'}, {out / 'results.md'}, {out / 'calibration.tsv'}, {out / 'run.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
