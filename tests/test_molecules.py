@@ -163,9 +163,11 @@ def test_help_examples():
 
 
 def test_no_single_molecule_training_batch():
-    from biodl.molecules.data import MoleculeDataModule, MoleculeDataset
+    from biodl.data.sequences import SequenceDataModule
+    from biodl.molecules.data import MoleculeDataset
+    from biodl.molecules.featurize import collate_molecules
 
     ds = MoleculeDataset(np.zeros((11, 8), np.float32), np.zeros((11, 1), np.float32))
-    dm = MoleculeDataModule(ds, ds, batch_size=10)
+    dm = SequenceDataModule(ds, ds, batch_size=10, collate_fn=collate_molecules)
     assert [len(y) for _, y in dm.train_dataloader()] == [10]
     assert [len(y) for _, y in dm.val_dataloader()] == [10, 1]

@@ -22,6 +22,28 @@ from types import ModuleType
 
 from biodl.recipes import Recipe, get_recipe
 
+#: The option keys ``biodl train`` always passes to a plugin (``None`` when not given on the
+#: command line). A plugin checks the rest of ``options`` (its ``--set KEY=VALUE`` options)
+#: against its own list and refuses unknown keys.
+CLI_OPTION_KEYS = frozenset(
+    {
+        "target",
+        "samples",
+        "genome",
+        "annotation",
+        "labels",
+        "task",
+        "valid_fraction",
+        "lr",
+        "epochs",
+        "batch_size",
+        "rc_augment",
+        "shift",
+        "class_weight",
+        "rc_average",
+    }
+)
+
 
 def plugin_for(recipe: Recipe, options: dict | None = None) -> ModuleType | None:
     """The plugin module handling ``recipe`` with these options, or ``None`` for the

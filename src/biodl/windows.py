@@ -52,21 +52,6 @@ DATA_OPTIONS = (
     "rc_average",
     "split",
 )
-_CLI_KEYS = (
-    "target",
-    "samples",
-    "genome",
-    "annotation",
-    "labels",
-    "task",
-    "valid_fraction",
-    "lr",
-    "epochs",
-    "batch_size",
-    "rc_augment",
-    "shift",
-    "class_weight",
-)
 _FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fas", ".ffn")
 
 
@@ -154,7 +139,9 @@ def _annotation_list(annotation: Any) -> list[str]:
 
 
 def _check_unknown(options: dict[str, Any]) -> None:
-    unknown = [k for k in options if k not in DATA_OPTIONS and k not in _CLI_KEYS]
+    from biodl.plugins import CLI_OPTION_KEYS
+
+    unknown = [k for k in options if k not in DATA_OPTIONS and k not in CLI_OPTION_KEYS]
     if unknown:
         raise BiodlInputError(f"unknown genome-window option(s) {unknown} (known: {', '.join(DATA_OPTIONS)})")
 

@@ -23,6 +23,7 @@ from biodl.cells.fit import CellCnnConfig, config_from_options, encode_labels, p
 from biodl.cells.io import SampleSet, SampleTable, load_samples, read_sample_table
 from biodl.errors import BiodlInputError
 from biodl.io._util import atomic_write_text
+from biodl.plugins import CLI_OPTION_KEYS
 
 PLUGIN = "biodl.cells.plugin"
 
@@ -39,21 +40,7 @@ _IO_KEYS = {
     "group_col",
     "file_col",
 }
-_CLI_KEYS = {
-    "target",
-    "samples",
-    "genome",
-    "annotation",
-    "labels",
-    "task",
-    "rc_augment",
-    "shift",
-    "class_weight",
-    "valid_fraction",
-    "lr",
-    "epochs",
-    "batch_size",
-}
+_CLI_KEYS = CLI_OPTION_KEYS
 
 
 def _log(msg: str, quiet: bool) -> None:

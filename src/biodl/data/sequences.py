@@ -217,6 +217,8 @@ class SequenceDataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
             collate_fn=self.collate_fn,
             persistent_workers=self.num_workers > 0,
+            # a last training batch of one item cannot be batch-normalised: drop it
+            drop_last=shuffle and len(ds) % self.batch_size == 1,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -9,54 +9,20 @@ stacks molecular graphs into a :class:`~biodl.molecules.featurize.GraphBatch`.
 
 from __future__ import annotations
 
-import contextlib
-import math
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from biodl.data.sequences import SequenceDataModule, _EpochAware
 from biodl.molecules.featurize import MolGraph, collate_molecules, mols_to_graphs, morgan_fingerprints
-from biodl.train.engine import (
-    FitResult,
-    HistoryCallback,
-    TrainConfig,
-    _atomic_json,
-    export_model,
-    make_trainer,
-    torch_device,
-)
-from biodl.train.metrics import MONITOR
+from biodl.train.engine import FitResult, TrainConfig, cpu_threads, fit, torch_device
 from biodl.train.module import TaskModule
 
-__all__ = ["MoleculeDataModule", "MoleculeDataset", "featurize_for", "fit_molecules", "predict_molecules"]
-
-
-@contextlib.contextmanager
-def cpu_threads(n: int | None) -> Iterator[None]:
-    """Temporarily set torch's intra-op CPU threads (restored afterwards).
-
-    Molecular graphs of a minibatch are small (a few thousand atoms); with several threads the
-    many small gathers and matrix products spend more time synchronising than computing,
-    and on a shared machine they can be many times slower than one thread. ``None`` leaves
-    the setting alone.
-    """
-    if not n:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
+__all__ = ["MoleculeDataset", "featurize_for", "fit_molecules", "predict_molecules"]
 
 
 class MoleculeDataset(Dataset):
@@ -99,23 +65,6 @@ def featurize_for(
     return mols_to_graphs(mols)
 
 
-class MoleculeDataModule(SequenceDataModule):
-    """:class:`~biodl.data.sequences.SequenceDataModule` with the molecule collate (and no
-    single-molecule last training batch, which batch normalisation cannot take)."""
-
-    def _loader(self, ds: Dataset, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            ds,
-            batch_size=self.batch_size,
-            sampler=_EpochAware(ds, self.seed, shuffle),
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            collate_fn=collate_molecules,
-            # a last training batch of one molecule cannot be batch-normalised: drop it
-            drop_last=shuffle and len(ds) % self.batch_size == 1,
-        )
-
-
 class MoleculeTaskModule(TaskModule):
     """:class:`TaskModule` with an optional cosine learning-rate decay over ``max_epochs``
     (``lr_decay=True``); the loss, metrics and seeding are the shared ones."""
@@ -152,63 +101,21 @@ def fit_molecules(
     ``out_dir/model.pt``, per-epoch metrics to ``history.csv``, options to ``run.json``.
     ``threads`` sets torch's CPU threads during training (see :func:`cpu_threads`).
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    pl.seed_everything(config.seed, workers=True, verbose=False)
-    key, mode = MONITOR[task]
-    monitor = f"val_{key}" if valid_ds is not None else "train_loss"
-    if valid_ds is None:
-        mode = "min"
-    module = MoleculeTaskModule(
+    return fit(
         model,
         task,
-        lr=config.lr,
-        weight_decay=config.weight_decay,
-        pos_weight=pos_weight,
+        train_ds,
+        valid_ds,
+        out_dir,
+        config,
+        meta,
         label_names=label_names,
-        seed=config.seed,
-        lr_decay=lr_decay,
-        max_epochs=config.max_epochs,
+        pos_weight=pos_weight,
+        collate_fn=collate_molecules,
+        module_cls=MoleculeTaskModule,
+        module_kwargs={"lr_decay": lr_decay, "max_epochs": config.max_epochs},
+        threads=threads,
     )
-    dm = MoleculeDataModule(
-        train_ds, valid_ds, batch_size=config.batch_size, seed=config.seed, num_workers=config.num_workers
-    )
-    history = HistoryCallback(out / "history.csv")
-    trainer = make_trainer(out, config, monitor, mode, callbacks=[history])
-    last = out / "checkpoints" / "last.ckpt"
-    resumed = str(last) if (config.resume and last.exists()) else None
-    if not config.resume and last.exists():
-        for f in (out / "checkpoints").glob("*.ckpt"):
-            f.unlink()
-    _atomic_json({"status": "running", "config": asdict(config), "meta": meta}, out / "run.json")
-    with cpu_threads(threads if config.device in ("cpu", "auto") and not torch.cuda.is_available() else None):
-        trainer.fit(module, datamodule=dm, ckpt_path=resumed, weights_only=True if resumed else None)
-    best = out / "checkpoints" / "best.ckpt"
-    src = best if best.exists() else last
-    if src.exists():
-        module.load_state_dict(torch.load(src, map_location="cpu", weights_only=True)["state_dict"])
-    best_epoch = None
-    val_metrics: dict[str, float] = {}
-    rows = [r for r in history.rows if monitor in r and not math.isnan(r[monitor])]
-    if rows:
-        pick = (max if mode == "max" else min)(rows, key=lambda r: r[monitor])
-        best_epoch = int(pick["epoch"])
-        val_metrics = {k: v for k, v in pick.items() if k.startswith("val_")}
-    meta = dict(meta, task=task, label_names=label_names, best_epoch=best_epoch, val_metrics=val_metrics)
-    model_path = export_model(out / "model.pt", module.model, meta)
-    _atomic_json(
-        {
-            "status": "finished",
-            "config": asdict(config),
-            "meta": meta,
-            "best_epoch": best_epoch,
-            "epochs_run": trainer.current_epoch,
-            "resumed_from": resumed,
-            "val_metrics": val_metrics,
-        },
-        out / "run.json",
-    )
-    return FitResult(out, model_path, best_epoch, trainer.current_epoch, val_metrics, resumed)
 
 
 @torch.no_grad()
