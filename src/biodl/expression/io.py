@@ -1,0 +1,553 @@
+"""Readers for expression matrices and gene sets.
+
+Formats: AnnData ``.h5ad`` (cells x genes), PCL / TSV / CSV (plain or gzip; genes x samples
+or samples x genes, chosen with ``orientation``), GCT 1.2 / 1.3 (genes x samples). Every
+reader returns an :class:`ExpressionMatrix` with samples in rows and genes in columns, the
+gene and sample identifiers kept as given.
+
+Problems are reported as :class:`~biodl.errors.BiodlInputError` naming the file, the line
+and the column: non-numeric cells, missing (NaN / empty) or infinite values, duplicate or
+empty gene identifiers, ragged rows, and a matrix that looks transposed.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from biodl.errors import BiodlInputError
+from biodl.io._util import atomic_write_text, check_file, open_text
+
+ORIENTATIONS = ("auto", "genes-x-samples", "samples-x-genes")
+
+# identifiers that are clearly genes / probes ...
+_GENE_PATTERNS = re.compile(
+    r"^(?:"
+    r"\d+(?:_[a-z]+)*_at"  # Affymetrix probe sets: 1007_s_at, 202954_at
+    r"|AFFX-.+"  # Affymetrix controls
+    r"|ENS[A-Z]*[GT]\d{6,}(?:\.\d+)?"  # Ensembl genes / transcripts
+    r"|PA\d{4}(?:\.\d)?|PA14_\d{5}"  # P. aeruginosa locus tags
+    r"|Y[A-P][LR]\d{3}[WC](?:-[A-Z])?"  # yeast ORFs
+    r"|[A-Z][A-Z0-9-]{2,9}(?:orf\d+)?"  # gene symbols (upper case, short)
+    r"|ILMN_\d+|A_\d{2}_P\d+|NM_\d+|NR_\d+"  # Illumina, Agilent, RefSeq
+    r")$"
+)
+# ... and identifiers that are clearly samples
+_SAMPLE_PATTERNS = re.compile(
+    r"(?:^GS[MEP]\d+|\.CEL$|^TCGA-|^SRR\d+|^ERR\d+|^[ACGTN]{8,}(?:-\d+)?$|_(?:rep|WT|wt)\d*$|^sample)",
+    re.IGNORECASE,
+)
+
+
+@dataclass
+class ExpressionMatrix:
+    """An expression matrix, samples in rows.
+
+    Attributes
+    ----------
+    values
+        ``(n_samples, n_genes)`` float32 array.
+    genes
+        Gene / probe identifiers, length ``n_genes``.
+    samples
+        Sample identifiers, length ``n_samples``.
+    obs
+        Per-sample annotation (AnnData ``obs``, GCT column metadata), indexed by sample, or ``None``.
+    source
+        The file it was read from.
+    """
+
+    values: np.ndarray
+    genes: list[str]
+    samples: list[str]
+    obs: pd.DataFrame | None = None
+    source: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.values.shape
+
+    def to_frame(self) -> pd.DataFrame:
+        """Samples x genes DataFrame."""
+        return pd.DataFrame(self.values, index=self.samples, columns=self.genes)
+
+    def subset_genes(self, genes: list[str], what: str = "genes") -> ExpressionMatrix:
+        """The matrix restricted to (and ordered by) ``genes``; all must be present."""
+        pos = {g: i for i, g in enumerate(self.genes)}
+        missing = [g for g in genes if g not in pos]
+        if missing:
+            raise BiodlInputError(
+                f"{len(missing)} of {len(genes)} {what} are not in the matrix "
+                f"(first: {', '.join(missing[:5])})",
+                path=self.source or None,
+            )
+        idx = np.fromiter((pos[g] for g in genes), dtype=np.int64, count=len(genes))
+        return ExpressionMatrix(self.values[:, idx], list(genes), list(self.samples), self.obs, self.source)
+
+    def align_to(
+        self, genes: list[str], fill: float | None = None, what: str = "model genes"
+    ) -> ExpressionMatrix:
+        """The matrix with columns in the order of ``genes``. Genes absent from the matrix are
+        filled with ``fill`` (an error when ``fill`` is ``None``)."""
+        pos = {g: i for i, g in enumerate(self.genes)}
+        missing = [g for g in genes if g not in pos]
+        if missing and fill is None:
+            raise BiodlInputError(
+                f"{len(missing)} of {len(genes)} {what} are not in the matrix "
+                f"(first: {', '.join(missing[:5])}); is the orientation right?",
+                path=self.source or None,
+            )
+        out = np.full((len(self.samples), len(genes)), fill if fill is not None else 0.0, dtype=np.float32)
+        have = [(j, pos[g]) for j, g in enumerate(genes) if g in pos]
+        if have:
+            dst, src = map(np.asarray, zip(*have, strict=True))
+            out[:, dst] = self.values[:, src]
+        notes = list(self.notes)
+        if missing:
+            notes.append(f"{len(missing)} genes missing from the input were set to {fill}")
+        return ExpressionMatrix(out, list(genes), list(self.samples), self.obs, self.source, notes)
+
+
+def gene_like_fraction(labels: list[str], known_genes: set[str] | None = None) -> float:
+    """Fraction of ``labels`` that look like gene / probe identifiers (or are in ``known_genes``)
+    minus the fraction that look like sample identifiers (GSM..., .CEL, barcodes)."""
+    labels = [str(x) for x in labels[:2000] if str(x)]
+    if not labels:
+        return 0.0
+    if known_genes:
+        hit = sum(x in known_genes for x in labels) / len(labels)
+        if hit > 0:
+            return hit
+    genes = sum(bool(_GENE_PATTERNS.match(x)) for x in labels)
+    samples = sum(bool(_SAMPLE_PATTERNS.search(x)) for x in labels)
+    return (genes - samples) / len(labels)
+
+
+def _check_orientation(
+    rows: list[str], cols: list[str], orientation: str, path: Path, known_genes: set[str] | None
+) -> str:
+    """Resolve ``auto`` and catch a matrix given with the wrong orientation."""
+    if orientation not in ORIENTATIONS:
+        raise BiodlInputError(f"orientation must be one of {', '.join(ORIENTATIONS)}, not {orientation!r}")
+    r, c = gene_like_fraction(rows, known_genes), gene_like_fraction(cols, known_genes)
+    if orientation == "auto":
+        if abs(r - c) >= 0.3:
+            return "genes-x-samples" if r > c else "samples-x-genes"
+        # no evidence from the labels: genes usually outnumber samples
+        return "genes-x-samples" if len(rows) >= len(cols) else "samples-x-genes"
+    genes_are_rows = orientation == "genes-x-samples"
+    g, s = (r, c) if genes_are_rows else (c, r)
+    if s - g >= 0.5:
+        where = "column headers" if genes_are_rows else "row labels"
+        raise BiodlInputError(
+            f"the {where} look like gene identifiers ({s:.0%} gene-like vs {g:.0%}); the matrix "
+            f"seems to be transposed: use orientation="
+            f"{'samples-x-genes' if genes_are_rows else 'genes-x-samples'} (or auto)",
+            path=path,
+        )
+    return orientation
+
+
+def _sep_for(path: Path, first_line: str) -> str:
+    name = path.name.lower().removesuffix(".gz")
+    if name.endswith(".csv"):
+        return ","
+    if "\t" in first_line:
+        return "\t"
+    if "," in first_line:
+        return ","
+    return "\t"
+
+
+def _column_name(sep: str, j: int, header: list[str]) -> str:
+    name = header[j] if j < len(header) else ""
+    return f"column {j + 1}" + (f" ({name!r})" if name else "")
+
+
+def _validate_numeric(
+    raw: pd.DataFrame, path: Path, line_of_row: np.ndarray, header: list[str], col_offset: int, missing: str
+) -> np.ndarray:
+    """Convert string cells to float32, naming the first bad cell's line and column."""
+    arr = np.empty(raw.shape, dtype=np.float64)
+    for j, col in enumerate(raw.columns):
+        s = raw[col]
+        num = pd.to_numeric(s, errors="coerce")
+        na_token = s.str.strip().str.upper().isin(["NA", "NAN", "", "NULL", "N/A"])
+        bad = num.isna() & s.notna() & ~na_token
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise BiodlInputError(
+                f"{_column_name(',', j + col_offset, header)}: non-numeric value {s.iloc[i]!r}",
+                path=path,
+                record=int(line_of_row[i]),
+            )
+        arr[:, j] = num.to_numpy(dtype=np.float64, na_value=np.nan)
+    _check_finite(arr, path, line_of_row, header, col_offset, missing)
+    return arr.astype(np.float32)
+
+
+def _check_finite(
+    arr: np.ndarray, path: Path, line_of_row: np.ndarray, header: list[str], col_offset: int, missing: str
+) -> None:
+    inf = np.isinf(arr)
+    if inf.any():
+        i, j = map(int, np.argwhere(inf)[0])
+        raise BiodlInputError(
+            f"{_column_name(',', j + col_offset, header)}: infinite value",
+            path=path,
+            record=int(line_of_row[i]),
+        )
+    nan = np.isnan(arr)
+    if nan.any():
+        if missing == "error":
+            i, j = map(int, np.argwhere(nan)[0])
+            raise BiodlInputError(
+                f"{_column_name(',', j + col_offset, header)}: missing value (NA/NaN/empty; "
+                f"{int(nan.sum())} in the file; use missing=row-mean to impute)",
+                path=path,
+                record=int(line_of_row[i]),
+            )
+
+
+def _impute(values: np.ndarray, missing: str, axis: int) -> np.ndarray:
+    """Fill NaN cells with the gene's mean (``axis`` is the sample axis)."""
+    nan = np.isnan(values)
+    if not nan.any():
+        return values
+    if missing not in ("gene-mean", "row-mean"):
+        raise BiodlInputError(f"missing must be 'error' or 'gene-mean', not {missing!r}")
+    means = np.nanmean(values, axis=axis, keepdims=True)
+    means = np.where(np.isnan(means), 0.0, means)
+    return np.where(nan, np.broadcast_to(means, values.shape), values).astype(np.float32)
+
+
+def _check_ids(
+    ids: list[str], path: Path, line_of: np.ndarray | list[int], what: str, duplicates: str
+) -> None:
+    seen: dict[str, int] = {}
+    for i, g in enumerate(ids):
+        if g == "" or g.lower() == "nan":
+            raise BiodlInputError(f"empty {what} identifier", path=path, record=int(line_of[i]))
+        if g in seen and duplicates == "error":
+            raise BiodlInputError(
+                f"duplicate {what} identifier {g!r} (first on line {seen[g]}; use duplicates=mean or "
+                "duplicates=first to merge)",
+                path=path,
+                record=int(line_of[i]),
+            )
+        seen.setdefault(g, int(line_of[i]))
+
+
+def _merge_duplicates(values: np.ndarray, genes: list[str], duplicates: str) -> tuple[np.ndarray, list[str]]:
+    """Merge duplicate gene columns (``mean`` or ``first``)."""
+    if len(set(genes)) == len(genes):
+        return values, genes
+    if duplicates not in ("mean", "first"):
+        raise BiodlInputError(f"duplicates must be 'error', 'mean' or 'first', not {duplicates!r}")
+    df = pd.DataFrame(values, columns=genes)
+    grouped = df.T.groupby(level=0, sort=False)
+    merged = grouped.mean() if duplicates == "mean" else grouped.first()
+    return merged.T.to_numpy(dtype=np.float32), [str(g) for g in merged.index]
+
+
+def read_table_matrix(
+    path: str | Path,
+    orientation: str = "auto",
+    known_genes: set[str] | None = None,
+    missing: str = "error",
+    duplicates: str = "error",
+) -> ExpressionMatrix:
+    """Read a PCL / TSV / CSV matrix (plain or gzip).
+
+    The first line is the header (sample or gene names), the first column the row
+    identifiers. PCL extras are recognised and skipped: ``NAME`` / ``GWEIGHT`` columns after
+    the id column and an ``EWEIGHT`` row.
+
+    Parameters
+    ----------
+    path
+        The file.
+    orientation
+        ``genes-x-samples`` (PCL, GEO series matrices), ``samples-x-genes`` or ``auto``
+        (decided from the labels, then from the shape). An explicit orientation is checked:
+        a matrix whose other axis looks like gene identifiers is rejected as transposed.
+    known_genes
+        Gene identifiers expected in the file (e.g. a model's genes); helps ``auto``.
+    missing
+        ``error`` (default) or ``gene-mean`` (impute NaN / empty cells with the gene's mean).
+    duplicates
+        ``error`` (default), ``mean`` or ``first`` for repeated gene identifiers.
+    """
+    p = check_file(path)
+    with open_text(p) as fh:
+        first = fh.readline().rstrip("\r\n")
+        if not first.strip():
+            raise BiodlInputError("empty file or empty header line", path=p, record=1)
+        sep = _sep_for(p, first)
+        header = next(csv.reader([first], delimiter=sep))
+        fh.seek(0)
+        try:
+            raw = pd.read_csv(
+                fh,
+                sep=sep,
+                header=None,
+                skiprows=1,
+                dtype=str,
+                keep_default_na=False,
+                na_filter=False,
+                engine="c",
+                quoting=csv.QUOTE_MINIMAL,
+                skip_blank_lines=False,
+            )
+        except pd.errors.ParserError as e:
+            m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(e))
+            if m:
+                raise BiodlInputError(
+                    f"{m.group(3)} fields, expected {m.group(1)} (as in the lines before)",
+                    path=p,
+                    record=int(m.group(2)),
+                ) from None
+            raise BiodlInputError(f"cannot parse the table ({e})", path=p) from None
+        except pd.errors.EmptyDataError:
+            raise BiodlInputError("no data rows after the header", path=p) from None
+    if raw.empty:
+        raise BiodlInputError("no data rows after the header", path=p)
+    lines = np.arange(len(raw)) + 2
+    # blank lines: drop at the end, error in the middle
+    blank = (raw.fillna("") == "").all(axis=1).to_numpy()
+    if blank.any():
+        last_data = np.flatnonzero(~blank)[-1] if (~blank).any() else -1
+        inner = np.flatnonzero(blank[: last_data + 1])
+        if inner.size:
+            raise BiodlInputError("blank line inside the matrix", path=p, record=int(lines[inner[0]]))
+        raw, lines = raw.iloc[: last_data + 1], lines[: last_data + 1]
+    if len(header) != raw.shape[1]:
+        # header without a label for the id column (R write.table) has one field less
+        if len(header) == raw.shape[1] - 1:
+            header = ["", *header]
+        else:
+            raise BiodlInputError(
+                f"the header has {len(header)} fields but the rows have {raw.shape[1]}", path=p, record=1
+            )
+    data_start = 1
+    low = [h.strip().upper() for h in header]
+    while data_start < len(low) and low[data_start] in ("NAME", "GWEIGHT", "DESCRIPTION", "DESC"):
+        data_start += 1
+    ids = raw.iloc[:, 0].str.strip()
+    keep = ~ids.str.upper().isin(["EWEIGHT"])
+    raw, lines, ids = raw[keep.to_numpy()], lines[keep.to_numpy()], ids[keep]
+    cells = raw.iloc[:, data_start:]
+    if cells.shape[1] == 0:
+        raise BiodlInputError("no data columns (only identifiers)", path=p, record=1)
+    col_labels = [h.strip() for h in header[data_start:]]
+    row_labels = ids.tolist()
+    orient = _check_orientation(row_labels, col_labels, orientation, p, known_genes)
+    values = _validate_numeric(cells, p, lines, header, data_start, missing)
+    if orient == "genes-x-samples":
+        _check_ids(row_labels, p, lines, "gene", duplicates)
+        for j, s in enumerate(col_labels):
+            if not s:
+                raise BiodlInputError(f"column {j + data_start + 1}: empty sample name", path=p, record=1)
+        values = _impute(values, missing, axis=1).T
+        genes, samples = row_labels, col_labels
+    else:
+        _check_ids(col_labels, p, [1] * len(col_labels), "gene", duplicates)
+        _check_ids(row_labels, p, lines, "sample", "error")
+        values = _impute(values, missing, axis=0)
+        genes, samples = col_labels, row_labels
+    values, genes = _merge_duplicates(np.ascontiguousarray(values, dtype=np.float32), genes, duplicates)
+    return ExpressionMatrix(values, genes, samples, None, str(p))
+
+
+def read_gct(path: str | Path, missing: str = "error", duplicates: str = "error") -> ExpressionMatrix:
+    """Read a GCT 1.2 or 1.3 file (genes x samples; 1.3 row / column metadata skipped / kept).
+
+    Column metadata of GCT 1.3 become ``obs``.
+    """
+    p = check_file(path)
+    with open_text(p) as fh:
+        version = fh.readline().strip()
+        if version not in ("#1.2", "#1.3"):
+            raise BiodlInputError(
+                f"not a GCT file: first line is {version[:20]!r}, expected #1.2 or #1.3", path=p, record=1
+            )
+        dims = fh.readline().rstrip("\r\n").split("\t")
+        try:
+            nums = [int(x) for x in dims if x.strip()]
+        except ValueError:
+            raise BiodlInputError("GCT dimension line is not numeric", path=p, record=2) from None
+        header = fh.readline().rstrip("\r\n").split("\t")
+        body = [ln.rstrip("\r\n").split("\t") for ln in fh]
+    if version == "#1.2":
+        n_rows, n_cols = nums[:2]
+        n_rmeta, n_cmeta = 1, 0  # Description column
+    else:
+        if len(nums) != 4:
+            raise BiodlInputError("GCT 1.3 dimension line needs 4 numbers", path=p, record=2)
+        n_rows, n_cols, n_rmeta, n_cmeta = nums
+    first_data = 1 + n_rmeta
+    samples = header[first_data:]
+    if len(samples) != n_cols:
+        raise BiodlInputError(
+            f"header has {len(samples)} sample columns, the GCT header says {n_cols}", path=p, record=3
+        )
+    cmeta = body[:n_cmeta]
+    rows = body[n_cmeta:]
+    rows = [r for r in rows if any(x.strip() for x in r)]
+    if len(rows) != n_rows:
+        raise BiodlInputError(f"{len(rows)} data rows, the GCT header says {n_rows}", path=p, record=2)
+    for i, r in enumerate(rows):
+        if len(r) != len(header):
+            raise BiodlInputError(f"{len(r)} fields, expected {len(header)}", path=p, record=4 + n_cmeta + i)
+    lines = np.arange(len(rows)) + 4 + n_cmeta
+    genes = [r[0].strip() for r in rows]
+    _check_ids(genes, p, lines, "gene", duplicates)
+    cells = pd.DataFrame([r[first_data:] for r in rows], dtype=str)
+    values = _validate_numeric(cells, p, lines, header, first_data, missing)
+    values = _impute(values, missing, axis=1).T
+    obs = None
+    if cmeta:
+        obs = pd.DataFrame({m[0]: m[first_data:] for m in cmeta}, index=samples)
+    values, genes = _merge_duplicates(np.ascontiguousarray(values), genes, duplicates)
+    return ExpressionMatrix(values, genes, samples, obs, str(p))
+
+
+def read_h5ad(
+    path: str | Path, layer: str | None = None, use_raw: bool = False, missing: str = "error"
+) -> ExpressionMatrix:
+    """Read an AnnData ``.h5ad`` file (cells x genes). ``layer`` picks ``adata.layers[layer]``,
+    ``use_raw`` picks ``adata.raw.X``; ``obs`` is kept."""
+    import anndata
+    import scipy.sparse as sp
+
+    p = check_file(path)
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            a = anndata.read_h5ad(p)
+    except Exception as e:  # h5py / anndata raise many types
+        raise BiodlInputError(f"not a readable .h5ad file ({type(e).__name__}: {e})", path=p) from None
+    if use_raw:
+        if a.raw is None:
+            raise BiodlInputError("use_raw was asked for, but the file has no .raw", path=p)
+        x, genes = a.raw.X, list(map(str, a.raw.var_names))
+    elif layer:
+        if layer not in a.layers:
+            raise BiodlInputError(f"no layer {layer!r} (layers: {', '.join(a.layers) or 'none'})", path=p)
+        x, genes = a.layers[layer], list(map(str, a.var_names))
+    else:
+        x, genes = a.X, list(map(str, a.var_names))
+    x = x.toarray() if sp.issparse(x) else np.asarray(x)
+    x = x.astype(np.float32)
+    samples = list(map(str, a.obs_names))
+    if not np.isfinite(x).all():
+        bad = ~np.isfinite(x)
+        i, j = map(int, np.argwhere(bad)[0])
+        if missing == "error" or np.isinf(x).any():
+            raise BiodlInputError(
+                f"non-finite value {x[i, j]} at cell {samples[i]!r}, gene {genes[j]!r}",
+                path=p,
+                record=samples[i],
+            )
+        x = _impute(x, missing, axis=0)
+    _check_ids(genes, p, list(range(1, len(genes) + 1)), "gene (var_names)", "error")
+    return ExpressionMatrix(x, genes, samples, a.obs.copy(), str(p))
+
+
+def read_expression(
+    path: str | Path,
+    orientation: str = "auto",
+    known_genes: set[str] | list[str] | None = None,
+    missing: str = "error",
+    duplicates: str = "error",
+    layer: str | None = None,
+    use_raw: bool = False,
+) -> ExpressionMatrix:
+    """Read an expression matrix in any supported format (chosen by the file name).
+
+    ``.h5ad`` -> :func:`read_h5ad`; ``.gct`` -> :func:`read_gct`; everything else (``.pcl``,
+    ``.tsv``, ``.txt``, ``.csv``, optionally ``.gz``) -> :func:`read_table_matrix`.
+
+    Returns
+    -------
+    ExpressionMatrix
+        ``values`` of shape ``(n_samples, n_genes)``.
+    """
+    p = Path(path)
+    name = p.name.lower().removesuffix(".gz")
+    known = set(known_genes) if known_genes is not None else None
+    if name.endswith(".h5ad"):
+        if orientation == "genes-x-samples":
+            raise BiodlInputError("an .h5ad file is always cells x genes; drop orientation", path=p)
+        return read_h5ad(p, layer=layer, use_raw=use_raw, missing=missing)
+    if name.endswith(".gct"):
+        if orientation == "samples-x-genes":
+            raise BiodlInputError("a GCT file is always genes x samples; drop orientation", path=p)
+        return read_gct(p, missing=missing, duplicates=duplicates)
+    if name.endswith(".pcl") and orientation == "auto":
+        orientation = "genes-x-samples"
+    return read_table_matrix(
+        p, orientation=orientation, known_genes=known, missing=missing, duplicates=duplicates
+    )
+
+
+def read_gene_list(path: str | Path) -> list[str]:
+    """Gene identifiers, one per line (the first field of tab/space-separated lines is used;
+    a D-GEX map ``symbol  ensembl  probe`` gives its probe column)."""
+    p = check_file(path)
+    out: list[str] = []
+    with open_text(p) as fh:
+        for i, line in enumerate(fh, 1):
+            f = line.split()
+            if not f or f[0].startswith("#"):
+                continue
+            if len(f) >= 3 and f[1].startswith("ENS") and f[2].endswith("_at"):
+                out.append(f[2])  # D-GEX map_lm.txt / map_tg.txt
+            elif len(f) == 1 or i > 1 or f[0].lower() not in ("gene", "id", "probe"):
+                out.append(f[0])
+    if not out:
+        raise BiodlInputError("no gene identifiers in the file", path=p)
+    dup = pd.Index(out).duplicated()
+    if dup.any():
+        raise BiodlInputError(f"duplicate gene identifier {out[int(np.flatnonzero(dup)[0])]!r}", path=p)
+    return out
+
+
+def read_gene_sets(path: str | Path, min_size: int = 1) -> dict[str, list[str]]:
+    """Gene sets from GMT, ADAGE/Tribe term files (``name <tab> size <tab> g1;g2;...``) or
+    operon files (one set per line, genes tab-separated; named ``operon_<line>``)."""
+    p = check_file(path)
+    sets: dict[str, list[str]] = {}
+    with open_text(p) as fh:
+        for i, line in enumerate(fh, 1):
+            f = [x.strip() for x in line.rstrip("\r\n").split("\t")]
+            if not f or not f[0]:
+                continue
+            if len(f) == 3 and ";" in f[2] or (len(f) == 3 and f[1].isdigit()):
+                name, genes = f[0], [g for g in f[2].split(";") if g]
+            elif len(f) >= 3 and not _GENE_PATTERNS.match(f[0]):
+                name, genes = f[0], [g for g in f[2:] if g]  # GMT: name, description, genes
+            else:
+                name, genes = f"operon_{i}", [g for g in f if g]
+            if name in sets:
+                raise BiodlInputError(f"gene set {name!r} appears twice", path=p, record=i)
+            if len(genes) >= min_size:
+                sets[name] = genes
+    if not sets:
+        raise BiodlInputError("no gene sets in the file", path=p)
+    return sets
+
+
+def write_table(df: pd.DataFrame, path: str | Path, index_label: str = "sample") -> Path:
+    """Write ``df`` as TSV atomically (``.csv`` suffix: comma-separated)."""
+    p = Path(path)
+    sep = "," if p.suffix.lower() == ".csv" else "\t"
+    return atomic_write_text(p, df.to_csv(sep=sep, index_label=index_label, float_format="%.6g"))

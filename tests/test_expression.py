@@ -1,0 +1,297 @@
+"""Expression systems: readers and their error cases, ADAGE (tied weights, masking
+corruption, published model from the CLI), D-GEX vs its linear baseline on a real slice."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from biodl.cli import app
+from biodl.errors import BiodlInputError
+from biodl.expression.adage import (
+    ANR_GENES,
+    activities,
+    enrichment,
+    load_published,
+    read_network,
+    signature_sets,
+    signatures,
+    write_network,
+)
+from biodl.expression.dgex import LinearBaseline, dgex_predict, mae_per_target, split_landmarks, train_dgex
+from biodl.expression.io import read_expression, read_gene_list, read_gene_sets
+from biodl.models.adage import ADAGE, DenoisingAutoencoder, high_weight_genes
+from biodl.train.engine import TrainConfig
+
+DATA = Path(__file__).parent / "data" / "expression"
+ANR = DATA / "Anr-gene.r4.pcl.gz"
+BLADDER = DATA / "bladder_dgex_slice.csv.gz"
+LANDMARKS = DATA / "landmarks100.txt"
+PBMC = DATA / "pbmc_slice.h5ad"
+runner = CliRunner()
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+# ----------------------------------------------------------------------------- readers
+def test_read_pcl_gz_h5ad_gct(tmp_path):
+    m = read_expression(ANR)
+    assert m.shape == (6, 5549) and m.genes[0] == "PA0001" and m.samples[0].startswith("anr1")
+    h = read_expression(PBMC)
+    assert h.shape == (70, 120) and "bulk_labels" in h.obs
+    gct = _write(
+        tmp_path,
+        "x.gct",
+        "#1.3\n2\t3\t1\t1\nid\tsymbol\tS1\tS2\tS3\ncell\tna\tA375\tA375\tA375\n"
+        "200814_at\tPSME1\t1\t2\t3\n222103_at\tATF1\t4\t5\t6\n",
+    )
+    g = read_expression(gct)
+    assert g.genes == ["200814_at", "222103_at"] and g.values.shape == (3, 2) and g.values[2, 1] == 6
+    assert g.obs.loc["S1", "cell"] == "A375"
+
+
+def test_orientation_auto_and_explicit(tmp_path):
+    csv = _write(tmp_path, "t.csv", "sample,PA0001,PA0002,PA0003\nGSM1.CEL,1,2,3\nGSM2.CEL,4,5,6\n")
+    m = read_expression(csv)  # auto: columns look like genes
+    assert m.genes == ["PA0001", "PA0002", "PA0003"] and m.samples == ["GSM1.CEL", "GSM2.CEL"]
+    m2 = read_expression(csv, orientation="samples-x-genes")
+    assert np.array_equal(m.values, m2.values)
+    with pytest.raises(BiodlInputError, match="transposed"):
+        read_expression(csv, orientation="genes-x-samples")
+    with pytest.raises(BiodlInputError, match="orientation must be"):
+        read_expression(csv, orientation="sideways")
+
+
+@pytest.mark.parametrize(
+    ("text", "match", "line"),
+    [
+        ("gene\tS1\tS2\nPA0001\t1\tabc\nPA0002\t3\t4\n", "column 3.*non-numeric value 'abc'", 2),
+        ("gene\tS1\tS2\nPA0001\t1\t2\nPA0002\tNA\t4\n", "column 2.*missing value", 3),
+        ("gene\tS1\tS2\nPA0001\t1\t2\nPA0002\t3\tinf\n", "infinite value", 3),
+        ("gene\tS1\tS2\nPA0001\t1\t2\nPA0001\t3\t4\n", "duplicate gene identifier 'PA0001'", 3),
+        ("gene\tS1\tS2\nPA0001\t1\t2\n\t3\t4\n", "empty gene identifier", 3),
+        ("gene\tS1\tS2\nPA0001\t1\t2\nPA0002\t3\t4\t5\n", "4 fields, expected 3", 3),
+        ("gene\tS1\tS2\nPA0001\t1\t2\n\nPA0002\t3\t4\n", "blank line", 3),
+    ],
+)
+def test_reader_errors_name_file_line_column(tmp_path, text, match, line):
+    p = _write(tmp_path, "bad.pcl", text)
+    with pytest.raises(BiodlInputError, match=match) as e:
+        read_expression(p)
+    assert e.value.path == str(p) and e.value.record == line
+    assert f"bad.pcl, line {line}:" in str(e.value)
+
+
+def test_reader_missing_and_duplicate_options(tmp_path):
+    p = _write(tmp_path, "m.tsv", "gene\tS1\tS2\nPA0001\t1\t\nPA0001\t3\t5\n")
+    m = read_expression(p, orientation="genes-x-samples", missing="gene-mean", duplicates="mean")
+    assert m.genes == ["PA0001"] and m.values[:, 0].tolist() == [2.0, 3.0]
+    gz = tmp_path / "m.csv.gz"
+    with gzip.open(gz, "wt") as fh:
+        fh.write("id,S1\n1007_s_at,1.5\n")
+    assert read_expression(gz, orientation="genes-x-samples").values.tolist() == [[1.5]]
+
+
+def test_gene_sets_formats(tmp_path):
+    kegg = _write(tmp_path, "k.txt", "KEGG-Pathway-pae00072: Ketone bodies\t3\tPA2553;PA2000;PA2011\n")
+    assert read_gene_sets(kegg) == {"KEGG-Pathway-pae00072: Ketone bodies": ["PA2553", "PA2000", "PA2011"]}
+    op = _write(tmp_path, "op.txt", "PA0001\tPA0002\tPA0003\nPA0005\tPA0006\n")
+    assert read_gene_sets(op) == {
+        "operon_1": ["PA0001", "PA0002", "PA0003"],
+        "operon_2": ["PA0005", "PA0006"],
+    }
+    gmt = _write(tmp_path, "s.gmt", "SET_A\tdesc\tCD3E\tCD8A\n")
+    assert read_gene_sets(gmt) == {"SET_A": ["CD3E", "CD8A"]}
+    assert len(read_gene_list(LANDMARKS)) == 100
+
+
+# ----------------------------------------------------------------------------- ADAGE
+def test_tied_weights_and_masking_corruption():
+    torch.manual_seed(0)
+    dae = DenoisingAutoencoder(40, 5, corruption=0.3)
+    names = {n for n, _ in dae.named_parameters()}
+    assert names == {"weight", "hidden_bias", "visible_bias"}  # no separate decoder matrix
+    x = torch.rand(200, 40) + 0.1
+    h = dae.encode(x)
+    assert torch.allclose(dae.decode_logits(h), h @ dae.weight.t() + dae.visible_bias)
+    xc = dae.corrupt(x, torch.Generator().manual_seed(1))
+    zeroed = (xc == 0).float().mean().item()
+    assert 0.25 < zeroed < 0.35  # masking noise: ~30 % set to 0, the rest unchanged
+    assert torch.equal(xc[xc != 0], x[xc != 0])
+    dae.eval()
+    assert torch.equal(dae(x), dae(x))  # no corruption at inference
+    # gradients of encoder and decoder land on the same matrix
+    dae.train()
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(dae(x.clamp(0, 1)), x.clamp(0, 1))
+    loss.backward()
+    assert dae.weight.grad is not None and dae.weight.grad.abs().sum() > 0
+
+
+def test_adage_scaling_stacked_and_training(tmp_path):
+    m = read_expression(PBMC)
+    x = torch.from_numpy(m.values)
+    model = ADAGE(m.shape[1], nodes=[8, 4], corruption=0.1)
+    model.fit_scaling(x)
+    s = model.scale(x)
+    assert (
+        s.min() >= 0
+        and s.max() <= 1
+        and torch.allclose(s.max(0).values[s.max(0).values > 0], torch.tensor(1.0))
+    )
+    assert model.activities(x).shape == (70, 4) and model.gene_weights().shape == (120, 8)
+    out = tmp_path / "run"
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "--system",
+            "adage",
+            "--data",
+            str(PBMC),
+            "--out",
+            str(out),
+            "--set",
+            "nodes=6",
+            "--set",
+            "corruption=0.1",
+            "--epochs",
+            "3",
+            "--batch-size",
+            "16",
+            "--no-progress",
+            "--device",
+            "cpu",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert (out / "model.pt").exists() and (out / "signatures.tsv").exists()
+    r = runner.invoke(app, ["adage", "activities", str(out), str(PBMC)])
+    assert r.exit_code == 0, r.output
+    act = pd.read_csv(pd.io.common.StringIO(r.stdout), sep="\t", index_col=0)
+    assert act.shape == (70, 6) and ((act >= 0) & (act <= 1)).all().all()
+    r = runner.invoke(app, ["adage", "signatures", str(out), "--sd", "1.5"])
+    assert r.exit_code == 0 and "Node1" in r.stdout
+
+
+def test_published_network_roundtrip(tmp_path):
+    model, genes = load_published()
+    assert model.gene_weights().shape == (5549, 50) and len(genes) == 5549 and genes[0] == "PA0001"
+    p = write_network(model, tmp_path / "net.txt")
+    again = read_network(p)
+    assert np.allclose(again[0].weight, model.gene_weights().numpy(), atol=1e-7)
+    bad = _write(tmp_path, "bad.txt", "layer 1 \nweight matrix \n0.1\t0.2\n0.3\tx\nhidden bias vector \n")
+    with pytest.raises(BiodlInputError, match="line 4.*non-numeric value 'x'"):
+        read_network(bad)
+
+
+def test_published_model_anr_node():
+    """The node whose signature holds the Anr regulon is lower in the anr mutants (paper)."""
+    model, genes = load_published()
+    sig = signatures(model.gene_weights(), genes, 2.5)
+    enr = enrichment(signature_sets(sig), {"anr": read_gene_list(ANR_GENES)}, genes)
+    assert enr.iloc[0]["signature"] == "Node42pos" and enr.iloc[0]["q"] < 1e-20
+    act = activities(model, genes, read_expression(ANR), scale="global", raw=True)
+    anr = act.index.str.startswith("anr")
+    assert act.loc[anr, "Node42"].max() < act.loc[~anr, "Node42"].min()
+    hw = high_weight_genes(model.gene_weights(), 2.5)
+    assert len(hw) == 50 and all(len(p) + len(n) > 20 for p, n in hw)
+
+
+def test_published_model_from_cli(tmp_path):
+    out = tmp_path / "anr.tsv"
+    r = runner.invoke(
+        app, ["adage", "activities", "published", str(ANR), "--raw", "--groups", "anr,WT", "--out", str(out)]
+    )
+    assert r.exit_code == 0, r.output
+    act = pd.read_csv(out, sep="\t", index_col=0)
+    assert act.shape == (6, 50) and list(act.columns[:2]) == ["Node1", "Node2"]
+    r = runner.invoke(app, ["adage", "signatures", "published", "--node", "Node42"])
+    assert r.exit_code == 0 and "PA1557" in r.stdout  # ccoN2, an Anr-regulated cbb3 oxidase subunit
+    run = tmp_path / "adage50"
+    r = runner.invoke(app, ["adage", "load-published", "--out", str(run)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["predict", str(run), str(ANR), "--set", "scale=global", "--set", "raw=true"])
+    assert r.exit_code == 0, r.output
+    pred = pd.read_csv(pd.io.common.StringIO(r.stdout), sep="\t", index_col=0)
+    assert np.allclose(pred.values, act.values, rtol=1e-4, atol=1e-3)
+    r = runner.invoke(app, ["adage", "activities", "published", str(LANDMARKS)])
+    assert r.exit_code == 2 and "error" in r.output
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [["adage", "activities"], ["adage", "signatures"], ["adage", "enrichment"], ["adage", "load-published"]],
+)
+def test_adage_help_has_example(cmd):
+    r = runner.invoke(app, [*cmd, "--help"])
+    assert r.exit_code == 0 and "Example: biodl" in r.output
+
+
+# ----------------------------------------------------------------------------- D-GEX
+def test_dgex_vs_linear_on_real_slice(tmp_path):
+    """D-GEX on 100 real landmark probes -> 60 target probes of the bladder arrays: it learns
+    (much better than predicting the mean) and is in the range of least squares."""
+    m = read_expression(BLADDER, orientation="genes-x-samples")
+    x, y, lm, tg = split_landmarks(m, read_gene_list(LANDMARKS))
+    assert x.shape == (57, 100) and y.shape == (57, 60)
+    rng = np.random.default_rng(0)
+    te = rng.permutation(57)[:12]
+    tr = np.setdiff1d(np.arange(57), te)
+    lr = mae_per_target(LinearBaseline(alpha=10.0).fit(x[tr], y[tr]).predict(x[te]), y[te]).mean()
+    mean = np.abs(y[te] - y[tr].mean(0)).mean()
+    cfg = TrainConfig(
+        max_epochs=60, patience=0, batch_size=16, lr=1e-3, device="cpu", progress=False, resume=False
+    )
+    torch.set_num_threads(1)
+    model, info = train_dgex(x[tr], y[tr], cfg, dict(hidden=128, layers=1, dropout=0.1), valid_fraction=0.1)
+    dg = mae_per_target(dgex_predict(model, x[te]), y[te]).mean()
+    print(f"MAE: D-GEX {dg:.4f}, ridge LR {lr:.4f}, mean {mean:.4f}")
+    assert info["n_train"] + info["n_valid"] == 45 and dg < 0.8 * mean and dg < 1.5 * lr
+
+
+def test_dgex_cli_train_predict(tmp_path):
+    out = tmp_path / "dgex"
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "--system",
+            "dgex",
+            "--data",
+            str(BLADDER),
+            "--out",
+            str(out),
+            "--set",
+            f"landmarks={LANDMARKS}",
+            "--set",
+            "orientation=genes-x-samples",
+            "-m",
+            "hidden=64",
+            "--epochs",
+            "3",
+            "--no-progress",
+            "--device",
+            "cpu",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["predict", str(out), str(BLADDER), "--set", "orientation=genes-x-samples"])
+    assert r.exit_code == 0, r.output
+    pred = pd.read_csv(pd.io.common.StringIO(r.stdout), sep="\t", index_col=0)
+    assert pred.shape == (57, 60)
+    r = runner.invoke(app, ["evaluate", str(out), str(BLADDER), "--set", "orientation=genes-x-samples"])
+    assert r.exit_code == 0 and '"mae"' in r.output
+    r = runner.invoke(
+        app, ["train", "--system", "dgex", "--data", str(BLADDER), "--out", str(out / "x"), "--no-progress"]
+    )
+    assert r.exit_code == 2 and "landmarks" in r.output
