@@ -14,7 +14,7 @@ import pytest
 from biodl.errors import BiodlInputError
 from biodl.shuffle import dinucleotide_shuffle, shuffle_negatives
 
-GENOMES = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "genomes_mcb185"
+GENOME = Path(__file__).resolve().parent / "data" / "genome_windows" / "ecoli_k12_first100kb.fna.gz"
 
 
 def dinucs(seq: str) -> Counter:
@@ -80,10 +80,8 @@ def real_looking(rng: np.random.Generator, length: int) -> str:
 
 
 def genome_windows(n: int, width: int) -> list[str]:
-    """Windows of the first chromosome slice of D. melanogaster (has N runs), if present."""
-    path = GENOMES / "D.melanogaster.fa.gz"
-    if not path.is_file():
-        pytest.skip(f"shared genome data not found: {path}")
+    """Windows of the bundled real E. coli K-12 slice (first 100 kb of NC_000913.3)."""
+    path = GENOME
     chunks: list[str] = []
     total = 0
     with gzip.open(path, "rt") as fh:
