@@ -10,8 +10,13 @@ Usage (from the repository root)::
 
     nice -n 10 python bench/sequence_tasks.py                         # best-suited system everywhere
     python bench/sequence_tasks.py --datasets enhancer,splice --systems deepsea,basset,danq
-    python bench/sequence_tasks.py --datasets cnnprom --ablation     # rc-average / shift / class weight
+    python bench/sequence_tasks.py --datasets cnnprom --ablation     # rc on/off / shift / class weight
     python bench/sequence_tasks.py --max-minutes 30                   # stop starting rows after 30 min
+    python bench/sequence_tasks.py --render-only                      # table of all cached v2 rows
+
+Protocol "v2": thresholds for acc / MCC / Sn / Sp chosen on the validation split (never on
+test), per-system learning rates (SYSTEM_LR), patience 6, weight decay 1e-4, reverse-complement
+augmentation + rc-averaged test outputs on strand-symmetric rows only (``Row.strand_symmetric``).
 
 Finished rows are cached in ``--out`` (``rows.jsonl``); a rerun skips them (``--no-cache``
 recomputes). The table is also written to ``OUT/table.md`` and ``OUT/table.json``.
@@ -118,22 +123,38 @@ ENCODE_EXPERIMENTS = (
     "GABPA_GM12878_GABP_HudsonAlpha",
     "SUZ12_H1-hESC_SUZ12_USC",
 )
-CLIP_DEFAULT = ("1_PARCLIP_AGO1234_hg19", "11_CLIPSEQ_ELAVL1_hg19", "19_ICLIP_hnRNPL", "30_ICLIP_U2AF65")
+CLIP_DEFAULT = (
+    "1_PARCLIP_AGO1234_hg19",
+    "11_CLIPSEQ_ELAVL1_hg19",
+    "16_ICLIP_hnRNPC",
+    "19_ICLIP_hnRNPL",
+    "30_ICLIP_U2AF65",
+)
 
 PROTOCOLS = {
-    "gue_tf": "GUE official train / dev (early stopping) / test CSVs; MCC at p=0.5 on test",
-    "gue_prom": "GUE official train / dev / test CSVs; MCC at p=0.5 on test",
+    "gue_tf": "GUE official train / dev (early stopping + threshold) / test CSVs (tf 3, 4 not staged); "
+    "MCC on test; "
+    "rc augmentation + rc-averaged test outputs",
+    "gue_prom": "GUE official train / dev (early stopping + threshold) / test CSVs; MCC on test; no rc",
     "cnnprom": "seeded stratified 80/20 train/test split (seed 0) of promoter + non-promoter FASTA; "
-    "10% of train for early stopping; Sn, Sp, CC (=MCC) at p=0.5 on the 20% test",
-    "enhancer": "official iEnhancer-2L train (10% for early stopping) / independent test (400); "
-    "upper-cased; layer 1 = strong+weak vs non, layer 2 = strong vs weak; acc/MCC at p=0.5, AUC",
-    "splice": "stratified 10-fold CV (seed 0) over all 3190 UCI sequences (published: 10-fold CV on "
-    "1000 random examples); 3-class; per-class error % pooled over the folds; IUPAC codes read as N",
-    "clip": "deepRAM RBP-31 split: training.fa (10% for early stopping) / test.fa (10,000); AUC",
+    "10% of train for early stopping + threshold (max MCC); Sn, Sp, CC (=MCC) on the 20% test; no rc "
+    "(promoters are oriented)",
+    "enhancer": "official iEnhancer-2L train (10% for early stopping + threshold) / independent test (400); "
+    "train sequences that also occur in the test set (all 100 test strong enhancers are verbatim in "
+    "train_strong in the staged copy) are dropped from train (+dedup); "
+    "upper-cased; layer 1 = strong+weak vs non, layer 2 = strong vs weak; acc/MCC at the threshold "
+    "maximising validation accuracy, AUC; rc augmentation + rc-averaged test outputs",
+    "splice": "stratified 10-fold CV (seed 0; 10% of each training fold for early stopping) over all 3190 "
+    "UCI sequences (task uci) or over a seeded random 1000-example subset (task uci1000, the published "
+    "protocol: 10-fold CV on 1000 random examples); 3-class argmax; per-class error % pooled over the "
+    "folds, headline = mean of the 3; IUPAC codes read as N; no rc (oriented)",
+    "clip": "deepRAM RBP-31 split: training.fa (30,000; 10% for early stopping) / test.fa (10,000); AUC; "
+    "RNA, oriented: no rc; 5 RBPs (CLIP_DEFAULT); no verified per-RBP published AUC staged",
     "janggu": "janggu Oct4 (sample.fa, positives) vs Mafk (sample2.fa) peaks, 10% early stopping; "
-    "test = sample_test.fa vs sample2_test.fa (100+100); AUC; no published number",
+    "test = sample_test.fa vs sample2_test.fa (100+100); AUC; no published number; rc augmentation",
     "encode": "DeepBind protocol: train on fold A+C positives + dinucleotide-shuffled negatives, "
-    "test on fold B (500 bound + 500 shuffled); AUC vs the released DeepBind model on B",
+    "test on fold B (500 bound + 500 shuffled); AUC vs the released DeepBind model on B; "
+    "rc augmentation (DeepBind also scans both strands itself)",
 }
 
 #: Best-suited system per dataset (the default when --systems is not given).
@@ -150,12 +171,20 @@ BEST = {
 
 
 # --------------------------------------------------------------------------- models
-def model_options(system: str, seq_len: int) -> dict[str, Any]:
+def model_options(system: str, seq_len: int, strand_symmetric: bool = True) -> dict[str, Any]:
     """CPU-sized model options per system (shrunk from the papers' sizes, which were built
-    for GPUs and 1000-bp inputs) for inputs of ``seq_len`` bp."""
+    for GPUs and 1000-bp inputs) for inputs of ``seq_len`` bp. DeepBind scans both strands
+    only on strand-symmetric (genomic, unoriented) data, as the original did for ChIP-seq;
+    oriented data (RNA / CLIP, promoters, splice sites) are scanned on the given strand."""
     long = seq_len >= 180
     if system == "deepbind":
-        return dict(num_motifs=64, motif_len=15 if seq_len < 150 else 19, hidden=32, dropout=0.5)
+        return dict(
+            num_motifs=64,
+            motif_len=15 if seq_len < 150 else 19,
+            hidden=32,
+            dropout=0.5,
+            reverse_complement=strand_symmetric,
+        )
     if system == "deepsea":
         return dict(n_filters=(64, 96, 128), kernel_size=8, pool_size=4 if long else 2, hidden=128)
     if system == "basset":
@@ -190,6 +219,12 @@ class Row:
     higher_is_better: bool = True
     shuffle_negatives: bool = False
     epochs: int = 30
+    #: genomic double-stranded data without a fixed orientation (ChIP-seq peaks, enhancers):
+    #: trained with reverse-complement augmentation and tested on rc-averaged outputs by default.
+    #: Promoters, splice sites and CLIP (RNA) sequences are oriented: no rc augmentation.
+    strand_symmetric: bool = False
+    #: appended to the variant tag (a protocol change that must not reuse cached rows)
+    tag: str = ""
     notes: list[str] = field(default_factory=list)
 
 
@@ -249,6 +284,34 @@ def _mcc(tp, tn, fp, fn) -> float:
     return (tp * tn - fp * fn) / d if d else 0.0
 
 
+def choose_threshold(logits: np.ndarray, y: np.ndarray, criterion: str) -> float:
+    """Decision threshold (on the logit scale) maximising ``criterion`` (``mcc`` or ``acc``)
+    on a *validation* split; ties go to the threshold nearest logit 0 (p = 0.5)."""
+    s = logits[:, 0].astype(np.float64)
+    yy = y[:, 0].astype(bool)
+    order = np.argsort(-s, kind="stable")
+    s_sorted, y_sorted = s[order], yy[order]
+    # predicting positive for the top k (k = 0..n): counts for every distinct cut
+    tp = np.concatenate([[0], np.cumsum(y_sorted)])
+    fp = np.concatenate([[0], np.cumsum(~y_sorted)])
+    P, N = int(yy.sum()), int((~yy).sum())
+    fn, tn = P - tp, N - fp
+    last_of_tie = np.concatenate([s_sorted[1:] != s_sorted[:-1], [True]])
+    ks = np.concatenate([[0], np.flatnonzero(last_of_tie) + 1])
+    tp, fp, fn, tn = (a[ks].astype(np.float64) for a in (tp, fp, fn, tn))
+    if criterion == "acc":
+        score = (tp + tn) / len(s)
+    else:
+        d = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+        score = np.where(d > 0, (tp * tn - fp * fn) / np.where(d > 0, d, 1), 0.0)
+    # threshold between the k-th and (k+1)-th highest score
+    hi = np.concatenate([[np.inf], s_sorted])[ks]
+    lo = np.concatenate([s_sorted, [-np.inf]])[ks]
+    thr = np.where(np.isinf(hi), lo + 1.0, np.where(np.isinf(lo), hi - 1.0, (hi + lo) / 2))
+    best = np.flatnonzero(score >= score.max() - 1e-12)
+    return float(thr[best[np.argmin(np.abs(thr[best]))]])
+
+
 def _auc(y: np.ndarray, s: np.ndarray) -> float:
     from sklearn.metrics import roc_auc_score
 
@@ -256,7 +319,8 @@ def _auc(y: np.ndarray, s: np.ndarray) -> float:
 
 
 def binary_metrics(logits: np.ndarray, y: np.ndarray, _t=None) -> dict[str, float]:
-    """acc, MCC (= CNNProm's CC), Sn, Sp at p = 0.5 and AUC; ``logits`` ``(n, 1)``."""
+    """acc, MCC (= CNNProm's CC), Sn, Sp at logit 0 and AUC; ``logits`` ``(n, 1)``, already
+    shifted by the validation-chosen threshold in :func:`run_row`."""
     yy = y[:, 0]
     p = 1 / (1 + np.exp(-logits[:, 0].astype(np.float64)))
     tp, tn, fp, fn = _binary_counts(yy, p)
@@ -297,7 +361,17 @@ def gue_rows(data: Path, group: str, names) -> list[Row]:
 
         ds = "gue_tf" if group == "tf" else "gue_prom"
         rows.append(
-            Row(ds, name, "binary", splits, binary_metrics, "mcc", PUBLISHED.get(f"{ds}/{name}"), epochs=8)
+            Row(
+                ds,
+                name,
+                "binary",
+                splits,
+                binary_metrics,
+                "mcc",
+                PUBLISHED.get(f"{ds}/{name}"),
+                epochs=8,
+                strand_symmetric=group == "tf",  # TF ChIP-seq peaks; promoters are oriented
+            )
         )
     return rows
 
@@ -341,10 +415,18 @@ def enhancer_rows(data: Path) -> list[Row]:
     def load(part: str) -> dict[str, list[str]]:
         return {k: _fasta_seqs(d / f"{part}_{k}_enhancers.fa") for k in ("strong", "weak", "non")}
 
+    _rc = str.maketrans("ACGTN", "TGCAN")
+
     def layer(which: int) -> list[Split]:
         out = {}
+        test_seqs = {x for v in load("test").values() for x in v}
+        test_seqs |= {x.translate(_rc)[::-1] for x in test_seqs}
         for part in ("train", "test"):
             s = load(part)
+            if part == "train":
+                # the staged test_strong file (all 100) also occurs verbatim in train_strong:
+                # drop every training sequence that is in the test set (either strand)
+                s = {k: [x for x in v if x not in test_seqs] for k, v in s.items()}
             if which == 1:
                 out[part] = _table(
                     s["strong"] + s["weak"] + s["non"],
@@ -364,6 +446,8 @@ def enhancer_rows(data: Path) -> list[Row]:
             binary_metrics,
             "acc",
             PUBLISHED["enhancer/layer1"],
+            strand_symmetric=True,
+            tag="+dedup",
         ),
         Row(
             "enhancer",
@@ -373,19 +457,26 @@ def enhancer_rows(data: Path) -> list[Row]:
             binary_metrics,
             "acc",
             PUBLISHED["enhancer/layer2"],
+            strand_symmetric=True,
+            tag="+dedup",
         ),
     ]
 
 
 def splice_rows(data: Path, folds: int = 10) -> list[Row]:
+    """``uci``: 10-fold CV over all 3190 sequences; ``uci1000``: 10-fold CV over a seeded random
+    1000-example subset, as in the published (KBANN / backprop) protocol."""
     f = data / "splice_uci_primate" / "splice_uci.csv"
     if not f.exists():
         return []
 
-    def splits() -> list[Split]:
+    def splits(n_sub: int | None = None) -> list[Split]:
         import pandas as pd
 
         df = pd.read_csv(f)
+        if n_sub is not None:
+            df = df.iloc[np.sort(np.random.default_rng(0).choice(len(df), n_sub, replace=False))]
+            df = df.reset_index(drop=True)
         classes = ["N", "EI", "IE"]
         y = df["class"].map({c: i for i, c in enumerate(classes)}).to_numpy()
         seqs = [s.strip().upper() for s in df["sequence"]]
@@ -406,15 +497,16 @@ def splice_rows(data: Path, folds: int = 10) -> list[Row]:
     return [
         Row(
             "splice",
-            "uci",
+            key,
             "multiclass",
-            splits,
+            (lambda n=n: splits(n)),
             splice_metrics,
             "mean_error",
             PUBLISHED["splice/uci"],
             higher_is_better=False,
             epochs=20,
         )
+        for key, n in (("uci", None), ("uci1000", 1000))
     ]
 
 
@@ -460,7 +552,19 @@ def janggu_rows(data: Path) -> list[Row]:
         tr, va = _holdout_valid(t)
         return [Split(train=tr, valid=va, test=_table(ta + tb, [1] * len(ta) + [0] * len(tb)))]
 
-    return [Row("janggu", "oct4_vs_mafk", "binary", splits, binary_metrics, "auc", None)]
+    return [
+        Row(
+            "janggu",
+            "oct4_vs_mafk",
+            "binary",
+            splits,
+            binary_metrics,
+            "auc",
+            None,
+            epochs=20,
+            strand_symmetric=True,
+        )
+    ]
 
 
 def encode_rows(data: Path) -> list[Row]:
@@ -487,7 +591,19 @@ def encode_rows(data: Path) -> list[Row]:
             if exp in ref
             else None
         )
-        rows.append(Row("encode", exp.split("_")[0], "binary", splits, binary_metrics, "auc", pub, epochs=15))
+        rows.append(
+            Row(
+                "encode",
+                exp.split("_")[0],
+                "binary",
+                splits,
+                binary_metrics,
+                "auc",
+                pub,
+                epochs=10,
+                strand_symmetric=True,
+            )
+        )
     return rows
 
 
@@ -525,7 +641,7 @@ def _logits(model, ds: SequenceDataset, rc_average: bool, batch_size: int = 512)
     outs = []
     with torch.no_grad():
         for i in range(0, len(ds), batch_size):
-            x = torch.stack([ds[j][0] for j in range(i, min(i + batch_size, len(ds)))])
+            x = torch.stack([b[0] for b in ds.__getitems__(list(range(i, min(i + batch_size, len(ds)))))])
             lg = model(x)
             if rc_average:
                 lg = (lg + model(x.flip(dims=(1, 2)))) / 2
@@ -533,34 +649,53 @@ def _logits(model, ds: SequenceDataset, rc_average: bool, batch_size: int = 512)
     return torch.cat(outs).numpy()
 
 
+#: Per-system optimiser defaults (``--lr`` overrides). Basset / DeepSEA / DanQ peaked at
+#: epoch 0 with lr 3e-3 in the first run, so they train at 1e-3 with more patience.
+SYSTEM_LR = {"deepbind": 3e-3, "basset": 1e-3, "deepsea": 1e-3, "danq": 1e-3, "splicing-cnn": 1e-3}
+PATIENCE = 6
+WEIGHT_DECAY = 1e-4
+
+
 def run_row(row: Row, system: str, out: Path, opts: dict[str, Any]) -> dict[str, Any]:
-    """Train and test ``system`` on every split of ``row``; metrics pooled over CV folds."""
+    """Train and test ``system`` on every split of ``row``; metrics pooled over CV folds.
+
+    Binary rows: the decision threshold of the thresholded metrics (acc, MCC/CC, Sn, Sp) is
+    chosen on the validation split (maximising MCC, or accuracy when accuracy is the
+    row's metric) and then applied to the test split; test logits are shifted by it so
+    the pooled metrics are computed at logit 0. AUC does not depend on it.
+    """
     t0 = time.process_time()
     w0 = time.time()
     splits = row.splits()
+    rc_aug = row.strand_symmetric if opts["rc_augment"] is None else bool(opts["rc_augment"])
+    # rc averaging at test time only for models trained with rc augmentation
+    rc_avg = rc_aug if opts["rc_average"] is None else bool(opts["rc_average"])
+    lr = opts["lr"] or SYSTEM_LR.get(system, 1e-3)
+    crit = "acc" if row.primary == "acc" else "mcc"
     all_logits: dict[bool, list[np.ndarray]] = {False: [], True: []}
-    ys, tests = [], []
+    ys, tests, thresholds, best_epochs = [], [], {False: [], True: []}, []
     iupac = True  # IUPAC ambiguity codes (UCI splice has D, R, S; some FASTA have N) read as N
     for k, sp in enumerate(splits):
         seq_len = len(sp.train.seqs[0])
-        train_ds = SequenceDataset(
-            sp.train, iupac_as_n=iupac, rc_augment=opts["rc_augment"], shift=opts["shift"], seed=k
-        )
+        train_ds = SequenceDataset(sp.train, iupac_as_n=iupac, rc_augment=rc_aug, shift=opts["shift"], seed=k)
         valid_ds = (
             SequenceDataset(sp.valid, length=seq_len, iupac_as_n=iupac) if sp.valid is not None else None
         )
         test_ds = SequenceDataset(sp.test, length=seq_len, iupac_as_n=iupac)
         recipe = get_recipe(system)
         n_out = len(sp.train.classes) if row.task == "multiclass" else 1
-        mk = recipe.model_kwargs(n_out, seq_len=seq_len, **model_options(system, seq_len))
+        mk = recipe.model_kwargs(
+            n_out, seq_len=seq_len, **model_options(system, seq_len, row.strand_symmetric)
+        )
         seed_all(opts["seed"] + k)
         model = recipe.build(**mk)
+        epochs = opts["epochs"] or row.epochs
         cfg = TrainConfig(
-            max_epochs=opts["epochs"] or row.epochs,
-            patience=3 if (opts["epochs"] or row.epochs) <= 15 else 5,
+            max_epochs=epochs,
+            patience=PATIENCE,
             batch_size=128,
-            lr=opts["lr"],
-            weight_decay=1e-4,
+            lr=lr,
+            weight_decay=WEIGHT_DECAY,
             seed=opts["seed"] + k,
             device="cpu",
             progress=False,
@@ -584,10 +719,18 @@ def run_row(row: Row, system: str, out: Path, opts: dict[str, Any]) -> dict[str,
             {"recipe": system, "model_kwargs": mk},
             pos_weight=pos_weight,
         )
+        best_epochs.append(res.best_epoch)
         del res
         model = fit_model_best(out / f"fold{k}")
         for rc in (False, True):
-            all_logits[rc].append(_logits(model, test_ds, rc))
+            lg = _logits(model, test_ds, rc)
+            if row.task == "binary":
+                thr = 0.0
+                if valid_ds is not None:
+                    thr = choose_threshold(_logits(model, valid_ds, rc), sp.valid.labels, crit)
+                thresholds[rc].append(thr)
+                lg = lg - thr
+            all_logits[rc].append(lg)
         ys.append(sp.test.labels)
         tests.append(sp.test)
     y = np.concatenate(ys)
@@ -596,15 +739,23 @@ def run_row(row: Row, system: str, out: Path, opts: dict[str, Any]) -> dict[str,
         "plain": row.metric(np.concatenate(all_logits[False]), y, t),
         "rc_average": row.metric(np.concatenate(all_logits[True]), y, t),
     }
-    chosen = metrics["rc_average" if opts["rc_average"] else "plain"]
+    if row.task == "binary":
+        for rc, name in ((False, "plain"), (True, "rc_average")):
+            metrics[name]["thr_p"] = float(np.mean([1 / (1 + math.exp(-x)) for x in thresholds[rc]]))
+    chosen = metrics["rc_average" if rc_avg else "plain"]
     return {
         "dataset": row.dataset,
         "task": row.key,
         "system": system,
         "variant": opts["variant"],
+        "rc_augment": rc_aug,
+        "rc_average": rc_avg,
+        "lr": lr,
         "metric": row.primary,
         "ours": chosen[row.primary],
         "metrics": metrics,
+        "best_epochs": best_epochs,
+        "model_kwargs": model_options(system, len(splits[0].train.seqs[0]), row.strand_symmetric),
         "n_train": int(sum(len(s.train) for s in splits)),
         "n_test": int(len(y)),
         "folds": len(splits),
@@ -628,7 +779,8 @@ def _fmt(v, pct=False) -> str:
 
 def render(results: list[dict[str, Any]], rows_by_key: dict[str, Row]) -> str:
     lines = [
-        "| dataset | task | system | variant | metric | ours | published | diff | verdict | CPU min | other metrics |",
+        "| dataset | task | system | variant | metric | ours | published | diff | verdict | CPU min "
+        "| other metrics |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
@@ -643,18 +795,63 @@ def render(results: list[dict[str, Any]], rows_by_key: dict[str, Row]) -> str:
             diff = ours - pv
             ok = diff >= 0 if hib else diff <= 0
             verdict = "at/above published" if ok else "SHORT of published"
-        rc = "+rc_avg" in r["variant"]
+        rc = r.get("rc_average", "+rc_avg" in r["variant"])
         m = r["metrics"]["rc_average" if rc else "plain"]
         alt = r["metrics"]["plain" if rc else "rc_average"][r["metric"]]
         other = ", ".join(
             f"{k} {v:.3f}" for k, v in m.items() if k not in (r["metric"], "cc") and not math.isnan(v)
         )
-        other += f"; {r['metric']} {'without' if rc else 'with'} rc-average {alt:.4f}"
+        if row.strand_symmetric or r.get("rc_augment"):
+            other += f"; {r['metric']} {'without' if rc else 'with'} rc-average {alt:.4f}"
+        if r.get("best_epochs"):
+            other += f"; best epoch(s) {','.join(str(e) for e in r['best_epochs'])}"
         pct = row.dataset == "splice"
         lines.append(
-            f"| {r['dataset']} | {r['task']} | {r['system']} | {r['variant']} | {r['metric']} | {_fmt(ours, pct)} | "
-            f"{_fmt(pv, pct)} | {'n/a' if diff is None else f'{diff:+.4f}'} | {verdict} | {r['cpu_minutes']:.2f} | {other} |"
+            f"| {r['dataset']} | {r['task']} | {r['system']} | {r['variant']} | {r['metric']} "
+            f"| {_fmt(ours, pct)} | {_fmt(pv, pct)} | {'n/a' if diff is None else f'{diff:+.4f}'} "
+            f"| {verdict} | {r['cpu_minutes']:.2f} | {other} |"
         )
+    # best row per (dataset, task) against the published number
+    best: dict[str, tuple[float, bool]] = {}
+    for r in results:
+        row = rows_by_key[f"{r['dataset']}/{r['task']}"]
+        if not row.published:
+            continue
+        k = f"{r['dataset']}/{r['task']}"
+        better = (lambda a, b: a > b) if row.higher_is_better else (lambda a, b: a < b)
+        if k not in best or better(r["ours"], best[k][0]):
+            pv = row.published["value"]
+            best[k] = (r["ours"], r["ours"] >= pv if row.higher_is_better else r["ours"] <= pv)
+    n_ok = sum(ok for _, ok in best.values())
+    lines += [
+        "",
+        "Best system per row:",
+        "",
+        "| dataset/task | best system (variant) | metric | ours | published | diff |",
+        "|---|---|---|---|---|---|",
+    ]
+    seen: dict[str, dict] = {}
+    for r in results:
+        k = f"{r['dataset']}/{r['task']}"
+        hib = rows_by_key[k].higher_is_better
+        if k not in seen or (r["ours"] > seen[k]["ours"] if hib else r["ours"] < seen[k]["ours"]):
+            seen[k] = r
+    for k, r in seen.items():
+        pub = rows_by_key[k].published
+        pv = pub["value"] if pub else None
+        pct = r["dataset"] == "splice"
+        lines.append(
+            f"| {k} | {r['system']} ({r['variant']}) | {r['metric']} | {_fmt(r['ours'], pct)} | "
+            f"{_fmt(pv, pct)} | "
+            f"{'n/a' if pv is None else format(r['ours'] - pv, '+.4f')} |"
+        )
+    no_pub = len({f"{r['dataset']}/{r['task']}" for r in results} - set(best))
+    lines.append("")
+    lines.append(
+        f"Best system at/above the published number on {n_ok} of {len(best)} rows with a published "
+        f"number ({no_pub} rows have none). Total CPU minutes of these rows: "
+        f"{sum(r['cpu_minutes'] for r in results):.1f}."
+    )
     return "\n".join(lines)
 
 
@@ -677,12 +874,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--epochs", type=int, default=None, help="override the per-dataset maximum epochs")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate")
-    ap.add_argument("--rc-augment", action="store_true", help="reverse-complement augmentation in training")
+    ap.add_argument("--lr", type=float, default=None, help="AdamW learning rate (default: SYSTEM_LR)")
+    ap.add_argument(
+        "--rc-augment",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="reverse-complement augmentation in training (auto: only strand-symmetric data)",
+    )
     ap.add_argument("--shift", type=int, default=0, help="shift augmentation (bases)")
     ap.add_argument("--class-weight", action="store_true", help="inverse-frequency class weights")
     ap.add_argument(
-        "--rc-average", action="store_true", help="report rc-averaged predictions as the headline number"
+        "--rc-average",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="headline = rc-averaged test outputs (auto: iff trained with rc augmentation)",
     )
     ap.add_argument(
         "--ablation", action="store_true", help="run plain, +rc_augment, +shift 5, +class_weight per row"
@@ -691,6 +896,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=HERE / "out" / "sequence_tasks")
     ap.add_argument("--no-cache", action="store_true", help="recompute rows already in OUT/rows.jsonl")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (keep 1 on shared machines)")
+    ap.add_argument(
+        "--render-only",
+        action="store_true",
+        help="train nothing: print the table of every cached row in OUT/rows.jsonl (of the selected "
+        "datasets / tasks) whose variant starts with --variant-prefix",
+    )
+    ap.add_argument("--variant-prefix", default="v2", help="with --render-only: variants to show")
     a = ap.parse_args(argv)
 
     torch.set_num_threads(a.threads)
@@ -734,32 +946,54 @@ def main(argv: list[str] | None = None) -> int:
             cache[f"{r['dataset']}/{r['task']}/{r['system']}/{r['variant']}"] = r
     if a.ablation:
         variants = [
-            ("plain", dict(rc_augment=False, shift=0, class_weight=False)),
-            ("rc_augment", dict(rc_augment=True, shift=0, class_weight=False)),
-            ("shift5", dict(rc_augment=False, shift=5, class_weight=False)),
-            ("class_weight", dict(rc_augment=False, shift=0, class_weight=True)),
+            ("v2", dict(rc_augment=None, shift=0, class_weight=False)),
+            ("v2+no_rc", dict(rc_augment=False, shift=0, class_weight=False)),
+            ("v2+rc_augment", dict(rc_augment=True, shift=0, class_weight=False)),
+            ("v2+shift5", dict(rc_augment=None, shift=5, class_weight=False)),
+            ("v2+class_weight", dict(rc_augment=None, shift=0, class_weight=True)),
         ]
     else:
-        name = (
-            "+".join(
+        # "v2" = validation-chosen thresholds, per-system lr, patience 6, rc augmentation on
+        # strand-symmetric data (the first run's rows, cached as "plain" etc., used p = 0.5)
+        rc_opt = {"auto": None, "on": True, "off": False}[a.rc_augment]
+        name = "+".join(
+            ["v2"]
+            + [
                 n
                 for n, on in (
-                    ("rc_augment", a.rc_augment),
+                    ("rc_augment" if rc_opt else "no_rc", rc_opt is not None),
                     (f"shift{a.shift}", a.shift),
                     ("class_weight", a.class_weight),
+                    (f"lr{a.lr:g}" if a.lr else "", a.lr),
+                    (f"epochs{a.epochs}" if a.epochs else "", a.epochs),
                 )
                 if on
-            )
-            or "plain"
+            ]
         )
-        variants = [(name, dict(rc_augment=a.rc_augment, shift=a.shift, class_weight=a.class_weight))]
+        variants = [(name, dict(rc_augment=rc_opt, shift=a.shift, class_weight=a.class_weight))]
     t_start = time.time()
     results = []
+    if a.render_only:
+        order = {k: i for i, k in enumerate(rows_by_key)}
+        results = sorted(
+            (
+                r
+                for r in cache.values()
+                if f"{r['dataset']}/{r['task']}" in rows_by_key
+                and r["variant"].startswith(a.variant_prefix)
+                and rows_by_key[f"{r['dataset']}/{r['task']}"].tag in r["variant"]  # superseded protocol
+            ),
+            key=lambda r: (order[f"{r['dataset']}/{r['task']}"], r["system"], r["variant"]),
+        )
+        rows = []
     for row in rows:
         systems = [BEST[row.dataset]] if a.systems == "best" else [s.strip() for s in a.systems.split(",")]
         for system in systems:
             for vname, v in variants:
-                tag = vname + ("+rc_avg" if a.rc_average else "")
+                tag = vname + {"auto": "", "on": "+rc_avg", "off": "+no_rc_avg"}[a.rc_average]
+                tag += row.tag
+                if system == "deepbind" and not row.strand_symmetric:
+                    tag += "+1strand"  # single-strand scanning on oriented data (see model_options)
                 key = f"{row.dataset}/{row.key}/{system}/{tag}"
                 if key in cache:
                     results.append(cache[key])
@@ -768,7 +1002,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"[bench] time budget reached; not running {key}", file=sys.stderr)
                     continue
                 print(f"[bench] running {key} ...", file=sys.stderr, flush=True)
-                opts = dict(v, seed=a.seed, epochs=a.epochs, lr=a.lr, rc_average=a.rc_average, variant=tag)
+                rc_avg = {"auto": None, "on": True, "off": False}[a.rc_average]
+                opts = dict(v, seed=a.seed, epochs=a.epochs, lr=a.lr, rc_average=rc_avg, variant=tag)
                 try:
                     r = run_row(row, system, a.out / "runs" / key.replace("/", "__"), opts)
                 except (BiodlInputError, ValueError) as e:

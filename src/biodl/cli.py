@@ -137,6 +137,7 @@ def train(
     uppercase: bool = typer.Option(False, help="Upper-case sequences on reading (soft-masked input)."),
     epochs: int | None = typer.Option(None, help="Maximum epochs (default: the recipe's)."),
     patience: int | None = typer.Option(None, help="Early-stopping patience in epochs (0 = off)."),
+    min_epochs: int = typer.Option(0, help="Train at least this many epochs before early stopping may stop."),
     batch_size: int | None = typer.Option(None, help="Batch size."),
     lr: float | None = typer.Option(None, help="Learning rate."),
     weight_decay: float | None = typer.Option(None, help="AdamW weight decay."),
@@ -184,6 +185,7 @@ def train(
             num_workers=num_workers,
             resume=resume,
             progress=progress,
+            min_epochs=min_epochs,
         )
         options = {
             "target": target,

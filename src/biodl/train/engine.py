@@ -38,6 +38,7 @@ class TrainConfig:
     """
 
     max_epochs: int = 20
+    min_epochs: int = 0
     patience: int = 3
     batch_size: int = 64
     lr: float = 1e-3
@@ -211,6 +212,7 @@ def make_trainer(out_dir: Path, config: TrainConfig, monitor: str, mode: str, ca
     kwargs: dict[str, Any] = dict(
         default_root_dir=str(out_dir),
         max_epochs=config.max_epochs,
+        min_epochs=config.min_epochs or None,
         accelerator=accelerator_for(config.device),
         devices=config.devices,
         strategy=config.strategy,
