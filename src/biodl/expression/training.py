@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-import random
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -27,9 +26,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from biodl.io._util import atomic_write_text
 from biodl.train.engine import HistoryCallback, TrainConfig, make_trainer
+from biodl.train.module import SeededTraining
 
 
-class ExpressionModule(pl.LightningModule):
+class ExpressionModule(SeededTraining, pl.LightningModule):
     """Training plan of an ADAGE (``kind="adage"``) or D-GEX (``kind="dgex"``) model.
 
     Parameters
@@ -81,21 +81,10 @@ class ExpressionModule(pl.LightningModule):
         mae = ((pred - y).abs() * self.model.y_std).mean()
         return loss, {"mae": mae}
 
-    def on_train_epoch_start(self) -> None:
-        s = (self.seed * 7919 + self.current_epoch) & 0x7FFFFFFF
-        torch.manual_seed(s)
-        np.random.seed(s)
-        random.seed(s)
-        self.epoch_train_loss = [0.0, 0]
-
-    def on_train_batch_start(self, batch, batch_idx: int) -> None:
-        torch.manual_seed((self.seed * 7919 + self.current_epoch) * 1000003 + batch_idx & 0x7FFFFFFFFFFF)
-
     def training_step(self, batch, batch_idx):
         loss, _ = self._loss(batch)
         n = batch[0].shape[0]
-        self.epoch_train_loss[0] += float(loss.detach()) * n
-        self.epoch_train_loss[1] += n
+        self.add_train_loss(loss, n)
         self.log(
             "train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=n, sync_dist=True
         )

@@ -38,7 +38,38 @@ def masked_loss(
     return (per * mask).sum() / mask.sum().clamp_min(1.0)
 
 
-class TaskModule(pl.LightningModule):
+class SeededTraining:
+    """Mixin for a ``LightningModule`` with a ``seed`` attribute.
+
+    Every training epoch reseeds torch/numpy/random from ``(seed, epoch)`` and every batch
+    reseeds torch from ``(seed, epoch, batch)``: dropout and corruption noise then depend
+    only on those, so a run resumed from a checkpoint is identical to an uninterrupted one
+    whatever else consumed random numbers. It also keeps the epoch's running training loss
+    (``epoch_train_loss = [sum, count]``, read by :class:`~biodl.train.engine.HistoryCallback`).
+    """
+
+    seed: int
+    current_epoch: int
+
+    def on_train_epoch_start(self) -> None:
+        s = (self.seed * 7919 + self.current_epoch) & 0x7FFFFFFF
+        torch.manual_seed(s)
+        np.random.seed(s)
+        random.seed(s)
+        self.epoch_train_loss = [0.0, 0]
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        torch.manual_seed((self.seed * 7919 + self.current_epoch) * 1000003 + batch_idx & 0x7FFFFFFFFFFF)
+
+    def add_train_loss(self, loss: torch.Tensor, n: int) -> None:
+        """Add a batch's mean ``loss`` over ``n`` items to the epoch's running sum."""
+        acc = getattr(self, "epoch_train_loss", None)
+        if acc is not None:
+            acc[0] += float(loss.detach()) * n
+            acc[1] += n
+
+
+class TaskModule(SeededTraining, pl.LightningModule):
     """Wraps any ``nn.Module`` mapping ``(batch, channels, length)`` to ``(batch, n_outputs)``
     with a task's loss, optimiser and metrics.
 
@@ -92,25 +123,10 @@ class TaskModule(pl.LightningModule):
         pw = self.pos_weight if self.pos_weight.numel() else None
         return masked_loss(self.task, logits, y, pw)
 
-    def on_train_epoch_start(self) -> None:
-        s = (self.seed * 7919 + self.current_epoch) & 0x7FFFFFFF
-        torch.manual_seed(s)
-        np.random.seed(s)
-        random.seed(s)
-        self.epoch_train_loss = [0.0, 0]
-
-    def on_train_batch_start(self, batch, batch_idx: int) -> None:
-        # Dropout draws from the global generator; reseeding per (seed, epoch, batch) keeps a
-        # resumed run identical to an uninterrupted one whatever else consumed random numbers.
-        torch.manual_seed((self.seed * 7919 + self.current_epoch) * 1000003 + batch_idx & 0x7FFFFFFFFFFF)
-
     def training_step(self, batch, batch_idx):
         x, y = batch
         loss = self._loss(self(x), y)
-        acc = getattr(self, "epoch_train_loss", None)
-        if acc is not None:
-            acc[0] += float(loss.detach()) * y.shape[0]
-            acc[1] += y.shape[0]
+        self.add_train_loss(loss, y.shape[0])
         self.log(
             "train_loss",
             loss,
