@@ -305,6 +305,29 @@ def predict(
     return df
 
 
+def write_evaluation(
+    out_dir: str | Path,
+    result: dict[str, Any],
+    predictions: pd.DataFrame,
+    y: np.ndarray,
+    scores: np.ndarray,
+    label_names: list[str] | None = None,
+) -> None:
+    """Write an evaluation to ``out_dir``: ``metrics.json`` (``result``), ``predictions.tsv``
+    and, for binary / multi-label tasks, ``roc.png`` and ``pr.png`` of ``scores`` against
+    ``y`` (both ``(n, n_labels)``). Sets ``result["out_dir"]``."""
+    od = Path(out_dir)
+    od.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(od / "metrics.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_text(od / "predictions.tsv", predictions.to_csv(sep="\t", index=False, float_format="%.6g"))
+    if result["task"] in ("binary", "multilabel"):
+        from biodl.report.plots import plot_pr, plot_roc
+
+        plot_roc(y, scores, od / "roc.png", label_names=label_names)
+        plot_pr(y, scores, od / "pr.png", label_names=label_names)
+    result["out_dir"] = str(od)
+
+
 def evaluate(
     model_path: str | Path,
     data: str | Path,
@@ -334,17 +357,9 @@ def evaluate(
     metrics = compute_metrics(task, torch.from_numpy(logits), torch.from_numpy(y), meta.get("label_names"))
     result = {"metrics": metrics, "n": len(table), "task": task, "data": str(data)}
     if out_dir is not None:
-        od = Path(out_dir)
-        od.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(od / "metrics.json", json.dumps(result, indent=2) + "\n")
-        pred = _prediction_frame(meta, table, logits)
-        atomic_write_text(od / "predictions.tsv", pred.to_csv(sep="\t", index=False, float_format="%.6g"))
-        if task in ("binary", "multilabel"):
-            from biodl.report.plots import plot_pr, plot_roc
-
-            plot_roc(y, logits, od / "roc.png", label_names=meta.get("label_names"))
-            plot_pr(y, logits, od / "pr.png", label_names=meta.get("label_names"))
-        result["out_dir"] = str(od)
+        write_evaluation(
+            out_dir, result, _prediction_frame(meta, table, logits), y, logits, meta.get("label_names")
+        )
     _log(
         "[biodl] "
         + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if "/" not in k)

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from biodl.api import write_evaluation
 from biodl.errors import BiodlInputError
 from biodl.io._util import atomic_write_text
 from biodl.molecules.data import MoleculeDataset, featurize_for, fit_molecules, predict_molecules
@@ -277,19 +278,10 @@ def _evaluate_table(model, meta: dict, table: MoleculeTable, out_dir, device: st
         "n_invalid": len(table.invalid),
     }
     if out_dir is not None:
-        od = Path(out_dir)
-        od.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(od / "metrics.json", json.dumps(result, indent=2) + "\n")
         pred = _prediction_frame(meta, table.ids, table.smiles, outputs)
         for j, n in enumerate(table.target_names):
             pred[f"true_{n}"] = y[:, j]
-        atomic_write_text(od / "predictions.tsv", pred.to_csv(sep="\t", index=False, float_format="%.6g"))
-        if task in ("binary", "multilabel"):
-            from biodl.report.plots import plot_pr, plot_roc
-
-            plot_roc(y, outputs, od / "roc.png", label_names=meta.get("label_names"))
-            plot_pr(y, outputs, od / "pr.png", label_names=meta.get("label_names"))
-        result["out_dir"] = str(od)
+        write_evaluation(out_dir, result, pred, y, outputs, meta.get("label_names"))
     return result
 
 
