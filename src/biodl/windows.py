@@ -441,7 +441,6 @@ def train(
 
 
 # ------------------------------------------------------------------------ scoring
-@torch.no_grad()
 def window_logits(
     model: torch.nn.Module,
     dataset: Dataset,
@@ -467,23 +466,11 @@ def window_logits(
     (logits, targets)
         ``(n, n_outputs)`` and ``(n, n_labels)`` float32 arrays in dataset order.
     """
-    from torch.utils.data import DataLoader
+    from biodl.train.engine import predict_logits
 
-    from biodl.train.engine import torch_device
-
-    dev = torch_device(device)
-    model = model.to(dev).eval()
-    outs, ys = [], []
-    for x, y in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        x = x.to(dev)
-        lg = model(x).float()
-        if rc_average:
-            lg = (lg + model(x.flip(dims=(1, 2))).float()) / 2
-        outs.append(lg.cpu())
-        ys.append(y)
-    if not outs:
+    if len(dataset) == 0:
         raise BiodlInputError("nothing to score: no windows")
-    return torch.cat(outs).numpy(), torch.cat(ys).numpy()
+    return predict_logits(model, dataset, batch_size=batch_size, device=device, rc_average=rc_average)
 
 
 def _prediction_frame(windows: pd.DataFrame, logits: np.ndarray, names: list[str]) -> pd.DataFrame:
