@@ -256,13 +256,21 @@ def _scores(
     return outs, y
 
 
-def _prediction_frame(meta: dict[str, Any], table: SequenceTable, logits: np.ndarray) -> pd.DataFrame:
-    task = meta["task"]
-    names = meta.get("label_names") or [f"out{j}" for j in range(logits.shape[1])]
-    df = pd.DataFrame({"id": table.ids})
+def prediction_frame(
+    task: str,
+    ids: list[str],
+    logits: np.ndarray,
+    names: list[str] | None = None,
+    classes: list[str] | None = None,
+) -> pd.DataFrame:
+    """Predictions as a table in input order: ``id`` then, per task, ``prob_<class>`` and
+    ``predicted`` (multiclass), ``pred_<name>`` (regression) or ``logit_<name>`` and
+    ``prob_<name>`` (binary / multi-label). ``logits`` is ``(n, n_outputs)``."""
+    names = names or [f"out{j}" for j in range(logits.shape[1])]
+    df = pd.DataFrame({"id": list(ids)})
     if task == "multiclass":
         prob = torch.from_numpy(logits).softmax(-1).numpy()
-        classes = meta.get("classes") or names
+        classes = classes or names
         for j, c in enumerate(classes):
             df[f"prob_{c}"] = prob[:, j]
         df["predicted"] = [classes[k] for k in prob.argmax(1)]
@@ -275,6 +283,10 @@ def _prediction_frame(meta: dict[str, Any], table: SequenceTable, logits: np.nda
             df[f"logit_{n}"] = logits[:, j]
             df[f"prob_{n}"] = prob[:, j]
     return df
+
+
+def _prediction_frame(meta: dict[str, Any], table: SequenceTable, logits: np.ndarray) -> pd.DataFrame:
+    return prediction_frame(meta["task"], table.ids, logits, meta.get("label_names"), meta.get("classes"))
 
 
 def predict(

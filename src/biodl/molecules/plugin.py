@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from biodl.api import write_evaluation
+from biodl.api import prediction_frame, write_evaluation
 from biodl.errors import BiodlInputError
 from biodl.io._util import atomic_write_text
 from biodl.molecules.data import MoleculeDataset, featurize_for, fit_molecules, predict_molecules
@@ -243,18 +243,9 @@ def train(
 
 
 def _prediction_frame(meta: dict, ids, smiles, outputs: np.ndarray) -> pd.DataFrame:
-    names = (
-        meta.get("target_names") or meta.get("label_names") or [f"out{j}" for j in range(outputs.shape[1])]
-    )
-    df = pd.DataFrame({"id": list(ids), "smiles": list(smiles)})
-    if meta["task"] == "regression":
-        for j, n in enumerate(names):
-            df[f"pred_{n}"] = outputs[:, j]
-    else:
-        prob = 1 / (1 + np.exp(-outputs.astype(np.float64)))
-        for j, n in enumerate(names):
-            df[f"logit_{n}"] = outputs[:, j]
-            df[f"prob_{n}"] = prob[:, j]
+    names = meta.get("target_names") or meta.get("label_names")
+    df = prediction_frame(meta["task"], list(ids), outputs, names, meta.get("classes"))
+    df.insert(1, "smiles", list(smiles))
     return df
 
 
