@@ -217,13 +217,14 @@ def train(
     return summary
 
 
-def _dataset_for(meta: dict[str, Any], table: SequenceTable) -> SequenceDataset:
+def _dataset_for(meta: dict[str, Any], table: SequenceTable) -> SequenceDataset | None:
+    """The dataset to score ``table`` with, or ``None`` when the sequences should be scored
+    at their own lengths: they differ from the training length and the model was not built
+    for a fixed length (no ``seq_len`` in its kwargs, e.g. DeepBind's global pooling)."""
     seq_len = meta.get("seq_len")
     lengths = {len(s) for s in table.seqs}
-    if seq_len and lengths != {seq_len}:
-        kind = meta["recipe"]
-        if kind == "deepbind":  # any length works for a global-pooling model; score each as it is
-            return None  # type: ignore[return-value]
+    if seq_len and lengths != {seq_len} and meta["model_kwargs"].get("seq_len") is None:
+        return None
     return SequenceDataset(
         table, length=seq_len, n_value=meta.get("n_value", 0.25), iupac_as_n=meta.get("iupac_as_n", False)
     )
