@@ -24,6 +24,8 @@ chunk. Results are appended to ``OUT/results.tsv`` (a rerun skips finished runs)
 from __future__ import annotations
 
 import argparse
+import fcntl
+import json
 import sys
 import time
 from pathlib import Path
@@ -36,7 +38,7 @@ from biodl.molecules.data import MoleculeDataset, fit_molecules, predict_molecul
 from biodl.molecules.featurize import mols_to_graphs, morgan_fingerprints
 from biodl.molecules.io import read_molecules
 from biodl.recipes import get_recipe
-from biodl.train.engine import TrainConfig, seed_all
+from biodl.train.engine import TrainConfig, load_model, seed_all
 
 TASKS = {
     "delaney": ("delaney-processed.csv", "measured log solubility in mols per litre", 1124),
@@ -44,9 +46,10 @@ TASKS = {
     "cep": ("cep-processed.csv", "PCE", 20000),
     # Tox21 (only visualised in the paper's v1): used for the chemprop comparison, metric AUROC
     "nr-ahr": ("nr-ahr.smiles", "target", 8169),
+    "nr-ar": ("nr-ar.smiles", "target", 9362),
     "sr-mmp": ("sr-mmp.smiles", "target", 7320),
 }
-CLASSIFICATION = {"nr-ahr", "sr-mmp"}
+CLASSIFICATION = {"nr-ahr", "nr-ar", "sr-mmp"}
 PAPER = {  # Table 1, arXiv v1: MSE, mean +- s.e. over 5 folds
     "delaney": {
         "predict-mean": "4.29 ± 0.40",
@@ -78,6 +81,28 @@ MODELS = {
     "neural+linear": ("neural-fp", {"head": "linear"}, {}),
     "neural+NN": ("neural-fp", {"head": "mlp"}, {}),
 }
+# The random-search space of ``--trials N`` (the paper's protocol; our ranges, chosen before
+# any run: the paper does not list its own). Lists are sampled uniformly, (lo, hi) tuples
+# log-uniformly.
+SEARCH = {
+    "neural": {
+        "fp_length": [64, 128, 256],
+        "radius": [2, 3, 4, 5],
+        "conv_width": [32, 64, 128],
+        "hidden": [64, 128, 256],
+        "dropout": [0.0, 0.1, 0.2, 0.3],
+        "lr": (3e-4, 5e-3),
+        "weight_decay": (1e-5, 3e-1),
+    },
+    "circular": {
+        "fp_length": [512, 1024, 2048],
+        "radius": [1, 2, 3],
+        "hidden": [64, 128, 256, 512],
+        "dropout": [0.0, 0.1, 0.2, 0.3, 0.5],
+        "lr": (3e-4, 5e-3),
+        "weight_decay": (1e-5, 3e-1),
+    },
+}
 # epochs by task (the paper: 10,000 minibatches of 100 for every task)
 EPOCHS = {"delaney": 150, "malaria": 40, "cep": 30}
 PATIENCE = {"delaney": 30, "malaria": 10, "cep": 8}
@@ -92,64 +117,204 @@ def folds(n: int, fold: int, k: int = 5) -> tuple[np.ndarray, np.ndarray, np.nda
     return tr, chunks[va], chunks[te]
 
 
-def run_one(task, model_name, fold, data, out_root: Path, device: str) -> dict:
+def train_config(
+    task,
+    recipe_name,
+    mopts,
+    topts,
+    data,
+    idx_fit,
+    idx_valid,
+    out: Path,
+    device,
+    seed,
+    epochs=None,
+    patience=None,
+):
+    """Train one configuration through the library; returns (fit result, model kwargs, dataset fn)."""
     table, graphs, fps = data
+    y = table.targets
+    task_type = "binary" if task in CLASSIFICATION else "regression"
+    recipe = get_recipe(recipe_name)
+    mk = recipe.model_kwargs(1, **mopts)
+    if task_type == "regression":
+        mk["target_mean"] = [float(np.nanmean(y[idx_fit]))]
+        mk["target_std"] = [float(np.nanstd(y[idx_fit]))]
+    key = (mk.get("fp_length"), mk.get("radius"))
+    if recipe_name == "circular-fp" and key not in fps:
+        fps[key] = morgan_fingerprints(table.mols, key[1], key[0])
+    inputs = graphs if recipe_name == "neural-fp" else fps[key]
+
+    def sub(idx):
+        x = [inputs[i] for i in idx] if isinstance(inputs, list) else inputs[idx]
+        return MoleculeDataset(x, y[idx])
+
+    td = dict(recipe.train_defaults)
+    td.update(topts)
+    cfg = TrainConfig(
+        max_epochs=epochs or EPOCHS.get(task, 40),
+        patience=PATIENCE.get(task, 10) if patience is None else patience,
+        batch_size=td.get("batch_size", 100),
+        lr=td["lr"],
+        weight_decay=td.get("weight_decay", 0.0),
+        seed=seed,
+        device=device,
+        progress=False,
+        resume=False,
+    )
+    seed_all(seed)
+    model = recipe.build(**mk)
+    meta = {"recipe": recipe_name, "model_kwargs": mk, "bench": f"{task} seed {seed}"}
+    res = fit_molecules(
+        model,
+        task_type,
+        sub(idx_fit),
+        sub(idx_valid) if idx_valid is not None else None,
+        out,
+        cfg,
+        meta,
+        label_names=["y"],
+        lr_decay=True,
+    )
+    return res, sub
+
+
+def sample_config(model_name: str, rng: np.random.Generator) -> tuple[dict, dict]:
+    """One random draw from ``SEARCH`` (model options, training options)."""
+    space = SEARCH["neural" if model_name.startswith("neural") else "circular"]
+    mopts, topts = {}, {}
+    for k, v in space.items():
+        if isinstance(v, tuple):  # log-uniform range
+            val = float(10 ** rng.uniform(np.log10(v[0]), np.log10(v[1])))
+        else:
+            val = v[int(rng.integers(len(v)))]
+            val = val.item() if hasattr(val, "item") else val
+        (topts if k in ("lr", "weight_decay") else mopts)[k] = val
+    if model_name.endswith("linear"):
+        mopts = {k: v for k, v in mopts.items() if k not in ("hidden", "dropout")}
+    mopts["head"] = "linear" if model_name.endswith("linear") else "mlp"
+    return mopts, topts
+
+
+def _finished(out: Path, mopts: dict, topts: dict) -> bool:
+    """A finished earlier run of exactly this configuration in ``out`` (reused, not retrained)."""
+    try:
+        run = json.loads((out / "run.json").read_text())
+    except (OSError, ValueError):
+        return False
+    mk, cfg = run.get("meta", {}).get("model_kwargs", {}), run.get("config", {})
+    return (
+        run.get("status") == "finished"
+        and (out / "model.pt").exists()
+        and all(mk.get(k) == v for k, v in mopts.items())
+        and all(cfg.get(k) == v for k, v in topts.items())
+    )
+
+
+def _fit_or_reuse(task, recipe_name, mopts, topts, data, fit_idx, valid_idx, out, device, seed, **kw):
+    """Train (or reuse) one configuration: (model path, training seconds; NaN if unknown)."""
+    if _finished(out, mopts, topts):
+        try:
+            return out / "model.pt", float((out / "seconds.txt").read_text())
+        except (OSError, ValueError):
+            return out / "model.pt", float("nan")
+    t = time.time()
+    res, _ = train_config(task, recipe_name, mopts, topts, data, fit_idx, valid_idx, out, device, seed, **kw)
+    secs = time.time() - t
+    (out / "seconds.txt").write_text(f"{secs:.2f}\n")
+    return res.model_path, secs
+
+
+def _predict(model_path: Path, data, recipe_name: str, idx) -> np.ndarray:
+    table, graphs, fps = data
+    model, meta = load_model(model_path)
+    mk = meta["model_kwargs"]
+    if recipe_name == "neural-fp":
+        x = [graphs[i] for i in idx]
+    else:
+        key = (mk["fp_length"], mk["radius"])
+        if key not in fps:
+            fps[key] = morgan_fingerprints(table.mols, key[1], key[0])
+        x = fps[key][idx]
+    return predict_molecules(model, MoleculeDataset(x, table.targets[idx]))
+
+
+def run_one(
+    task, model_name, fold, data, out_root: Path, device: str, trials: int = 0, ensemble: int = 1
+) -> dict:
+    """One replicate. ``trials == 0``: the fixed configuration, early stopping on the
+    validation chunk. ``trials > 0`` (the paper's protocol): ``trials`` random configurations
+    each trained for the task's epoch budget on the training chunks and scored by their
+    final-epoch validation MSE; the best one is refitted on train + validation with the same
+    budget and schedule, and its final weights are tested. ``ensemble > 1``: that many final
+    models (seeds differ) and the mean of their predictions. Finished runs of the same
+    configuration in ``out_root`` are reused."""
+    table = data[0]
     tr, va, te = folds(len(table), fold)
     y = table.targets
-    t0 = time.time()
-    task_type = "binary" if task in CLASSIFICATION else "regression"
+    chosen = ""
+    search_secs = final_secs = 0.0
+    seeds = [fold] + [fold * 1000 + k for k in range(1, ensemble)]
+    name = model_name.replace("+", "_")
     if model_name == "predict-mean":
         pred = np.full((len(te), 1), float(np.nanmean(y[tr])), dtype=np.float32)
-        best_epoch = epochs = 0
-    else:
+    elif trials == 0:
         recipe_name, mopts, topts = MODELS[model_name]
-        recipe = get_recipe(recipe_name)
-        mk = recipe.model_kwargs(1, **mopts)
-        if task_type == "regression":
-            mk["target_mean"] = [float(np.nanmean(y[tr]))]
-            mk["target_std"] = [float(np.nanstd(y[tr]))]
-        inputs = graphs if recipe_name == "neural-fp" else fps[mk["fp_length"], mk["radius"]]
-
-        def sub(idx):
-            x = [inputs[i] for i in idx] if isinstance(inputs, list) else inputs[idx]
-            return MoleculeDataset(x, y[idx])
-
-        td = dict(recipe.train_defaults)
-        td.update(topts)
-        cfg = TrainConfig(
-            max_epochs=EPOCHS.get(task, 40),
-            patience=PATIENCE.get(task, 10),
-            batch_size=td.get("batch_size", 100),
-            lr=td["lr"],
-            weight_decay=td.get("weight_decay", 0.0),
-            seed=fold,
-            device=device,
-            progress=False,
-            resume=False,
-        )
-        seed_all(fold)
-        model = recipe.build(**mk)
-        meta = {"recipe": recipe_name, "model_kwargs": mk, "bench": f"{task} fold {fold}"}
-        out = out_root / task / model_name.replace("+", "_") / f"fold{fold}"
-        res = fit_molecules(
-            model, task_type, sub(tr), sub(va), out, cfg, meta, label_names=["y"], lr_decay=True
-        )
-        from biodl.train.engine import load_model
-
-        best, _ = load_model(res.model_path)
-        pred = predict_molecules(best, sub(te))
-        best_epoch, epochs = res.best_epoch, res.epochs_run
+        preds = []
+        for k, seed in enumerate(seeds):
+            out = out_root / task / name / f"fold{fold}" / (f"seed{seed}" if k else "")
+            path, secs = _fit_or_reuse(task, recipe_name, mopts, topts, data, tr, va, out, device, seed)
+            final_secs += secs
+            preds.append(_predict(path, data, recipe_name, te))
+        pred = np.mean(preds, axis=0)
+    else:
+        recipe_name = MODELS[model_name][0]
+        rng = np.random.default_rng(1000 + fold)
+        base = out_root / "search" / task / name / f"fold{fold}"
+        scored = []
+        for t in range(trials):
+            mopts, topts = sample_config(model_name, rng)
+            out = base / f"trial{t}"
+            _, secs = _fit_or_reuse(
+                task, recipe_name, mopts, topts, data, tr, va, out, device, fold, patience=0
+            )
+            search_secs += secs
+            hist = pd.read_csv(out / "history.csv")
+            val = float(hist["val_mse"].dropna().iloc[-1])
+            scored.append((val, t, mopts, topts))
+            print(
+                f"    [{task}] fold {fold} {model_name} trial {t}: valid MSE {val:.3f} {mopts} {topts}",
+                flush=True,
+            )
+        val, t, mopts, topts = min(scored, key=lambda r: r[0])
+        fit_idx = np.concatenate([tr, va])
+        preds = []
+        for k, seed in enumerate(seeds):
+            out = base / (f"refit_seed{seed}" if k else "refit")
+            path, secs = _fit_or_reuse(
+                task, recipe_name, mopts, topts, data, fit_idx, None, out, device, seed, patience=0
+            )
+            final_secs += secs
+            preds.append(_predict(path, data, recipe_name, te))
+        pred = np.mean(preds, axis=0)
+        chosen = json.dumps({"trial": t, "valid_mse": round(val, 4), **mopts, **topts})
     return {
         "task": task,
         "model": model_name,
+        "protocol": protocol_name(trials, ensemble) if model_name != "predict-mean" else "fixed",
         "fold": fold,
-        "n_train": len(tr),
+        "n_train": len(tr) + (len(va) if trials and model_name != "predict-mean" else 0),
         "n_test": len(te),
         **score(task, pred[:, 0], y[te, 0]),
-        "best_epoch": best_epoch,
-        "epochs": epochs,
-        "seconds": round(time.time() - t0, 1),
+        "seconds": round(search_secs + final_secs, 1),
+        "final_seconds": round(final_secs, 1),
+        "config": chosen,
     }
+
+
+def protocol_name(trials: int, ensemble: int = 1) -> str:
+    name = f"search{trials}+refit" if trials else "fixed"
+    return name + (f"+ens{ensemble}" if ensemble > 1 else "")
 
 
 def score(task: str, pred: np.ndarray, y: np.ndarray) -> dict:
@@ -164,7 +329,6 @@ def score(task: str, pred: np.ndarray, y: np.ndarray) -> dict:
 
 def run_chemprop(task: str, fold: int, table, out_root: Path, epochs: int, threads: int) -> dict:
     """Train chemprop (its own CLI, defaults except epochs) on exactly the same split."""
-    import json
     import os
     import subprocess
 
@@ -200,13 +364,13 @@ def run_chemprop(task: str, fold: int, table, out_root: Path, epochs: int, threa
     return {
         "task": task,
         "model": "chemprop",
+        "protocol": f"chemprop defaults, {epochs} epochs",
         "fold": fold,
         "n_train": len(tr),
         "n_test": len(te),
         **score(task, pred, table.targets[te, 0]),
-        "best_epoch": np.nan,
-        "epochs": epochs,
         "seconds": round(secs, 1),
+        "final_seconds": round(secs, 1),
     }
 
 
@@ -237,23 +401,45 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for task in [t for t in TASKS if t in set(df.task)]:
         for m in [*MODELS, "chemprop"]:
-            d = df[(df.task == task) & (df.model == m)]
-            if d.empty:
-                continue
-            col = "test_auroc" if task in CLASSIFICATION else "test_mse"
-            sd = d[col].std(ddof=1) if len(d) > 1 else float("nan")
-            rows.append(
-                {
-                    "task": task,
-                    "model": m,
-                    "metric": "AUROC" if task in CLASSIFICATION else "MSE",
-                    "biodl / chemprop (mean ± sd)": f"{d[col].mean():.3f} ± {sd:.3f}",
-                    "folds": ",".join(str(f) for f in sorted(d.fold)),
-                    "paper (mean ± s.e.)": PAPER.get(task, {}).get(m, "-"),
-                    "train s/run": f"{d.seconds.mean():.0f}",
-                }
-            )
+            for proto in sorted(set(df[(df.task == task) & (df.model == m)].protocol)):
+                d = df[(df.task == task) & (df.model == m) & (df.protocol == proto)]
+                col = "test_auroc" if task in CLASSIFICATION else "test_mse"
+                sd = d[col].std(ddof=1) if len(d) > 1 else float("nan")
+                rows.append(
+                    {
+                        "task": task,
+                        "model": m,
+                        "protocol": proto,
+                        "metric": "AUROC" if task in CLASSIFICATION else "MSE",
+                        "biodl / chemprop (mean ± sd)": f"{d[col].mean():.3f} ± {sd:.3f}",
+                        "folds": ",".join(str(f) for f in sorted(d.fold)),
+                        "paper (mean ± s.e.)": PAPER.get(task, {}).get(m, "-"),
+                        "train s/run": f"{d.seconds.mean():.0f}",
+                        "final model s/run": f"{d.final_seconds.mean():.0f}" if "final_seconds" in d else "",
+                    }
+                )
     return pd.DataFrame(rows)
+
+
+def read_results(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        return pd.DataFrame()
+    df = pd.read_csv(path, sep="\t", keep_default_na=True)
+    if "protocol" not in df:  # results written before --trials existed
+        df["protocol"] = "fixed"
+    df["protocol"] = df["protocol"].fillna("fixed")
+    return df
+
+
+def append_result(path: Path, row: dict) -> pd.DataFrame:
+    """Add one row to results.tsv under a lock (several bench processes may share ``--out``)."""
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        df = pd.concat([read_results(path), pd.DataFrame([row])], ignore_index=True)
+        tmp = path.with_suffix(".tmp")
+        df.to_csv(tmp, sep="\t", index=False)
+        tmp.replace(path)
+    return df
 
 
 def main(argv=None) -> None:
@@ -271,6 +457,20 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--epochs", type=int, default=None, help="Override the per-task maximum epochs.")
     ap.add_argument("--chemprop-epochs", type=int, default=50, help="chemprop's default is 50.")
+    ap.add_argument(
+        "--trials",
+        type=int,
+        default=0,
+        help="0: the fixed configuration (early stopping on validation). N > 0: the paper's protocol, "
+        "a random search of N configurations per fold scored on validation, then a refit of the "
+        "best on train + validation.",
+    )
+    ap.add_argument(
+        "--ensemble",
+        type=int,
+        default=1,
+        help="Average the predictions of this many final models (different seeds).",
+    )
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     if a.epochs:
@@ -282,14 +482,28 @@ def main(argv=None) -> None:
             sys.exit(f"unknown model {m!r} (known: {', '.join(MODELS)}, chemprop)")
     a.out.mkdir(parents=True, exist_ok=True)
     res_path = a.out / "results.tsv"
-    done = pd.read_csv(res_path, sep="\t") if res_path.exists() else pd.DataFrame()
     t_start = time.time()
     stopped = False
+    done = read_results(res_path)
     for task in a.tasks.split(","):
         data = None
         for fold in fold_list:
             for m in models:
-                if not done.empty and ((done.task == task) & (done.model == m) & (done.fold == fold)).any():
+                proto = (
+                    f"chemprop defaults, {a.chemprop_epochs} epochs"
+                    if m == "chemprop"
+                    else ("fixed" if m == "predict-mean" else protocol_name(a.trials, a.ensemble))
+                )
+                done = read_results(res_path)
+                if (
+                    not done.empty
+                    and (
+                        (done.task == task)
+                        & (done.model == m)
+                        & (done.fold == fold)
+                        & (done.protocol == proto)
+                    ).any()
+                ):
                     continue
                 if (time.time() - t_start) / 60 > a.max_minutes:
                     stopped = True
@@ -298,17 +512,15 @@ def main(argv=None) -> None:
                 if m == "chemprop":
                     r = run_chemprop(task, fold, data[0], a.out, a.chemprop_epochs, a.threads)
                 else:
-                    r = run_one(task, m, fold, data, a.out, a.device)
+                    r = run_one(task, m, fold, data, a.out, a.device, trials=a.trials, ensemble=a.ensemble)
                 metric = (
                     f"AUROC {r['test_auroc']:.3f}" if task in CLASSIFICATION else f"MSE {r['test_mse']:.3f}"
                 )
                 print(
-                    f"[{task}] fold {fold} {m:16s} test {metric} "
-                    f"(best epoch {r['best_epoch']}/{r['epochs']}, {r['seconds']:.0f} s)",
+                    f"[{task}] fold {fold} {m:16s} {r['protocol']}: test {metric} ({r['seconds']:.0f} s)",
                     flush=True,
                 )
-                done = pd.concat([done, pd.DataFrame([r])], ignore_index=True)
-                done.to_csv(res_path, sep="\t", index=False)
+                done = append_result(res_path, r)
     if stopped:
         print(f"--max-minutes {a.max_minutes} reached: remaining runs skipped (rerun to continue)")
     if done.empty:

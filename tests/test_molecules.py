@@ -116,15 +116,23 @@ def test_cli_train_evaluate_predict(tmp_path):
     assert summary["n_test"] == 15 and summary["n_train"] + summary["n_valid"] == 135
     assert np.isfinite(summary["test_metrics"]["mse"])
     assert (run / "checkpoints" / "last.ckpt").exists() and (run / "history.csv").exists()
+    # the run report: metrics, learning curves, predicted vs observed, substructure pictures
+    assert (run / "test" / "scatter.png").stat().st_size > 1000
+    html = (run / "report.html").read_text()
+    assert "Substructures that activate fingerprint bits" in html and "Learning curves" in html
+    assert html.count("data:image/png;base64,") >= 4  # curves, scatter, 2 bit pictures
+    assert summary["report"] == str(run / "report.html")
+    (run / "report.html").unlink()
+    r = runner.invoke(app, ["report", str(run)])  # dispatches to the molecule report
+    assert r.exit_code == 0, r.output
+    assert "Substructures" in (run / "report.html").read_text()
 
     r = runner.invoke(app, ["evaluate", str(run), str(DELANEY), "--out", str(tmp_path / "ev")])
     assert r.exit_code == 0, r.output
     assert {"mse", "rmse", "pearson", "r2"} <= set(json.loads(r.output))
 
     out = tmp_path / "p.tsv"
-    r = runner.invoke(
-        app, ["predict", str(run), str(INVALID), "--out", str(out), "--set", "skip_invalid=true"]
-    )
+    r = runner.invoke(app, ["predict", str(run), str(INVALID), "--out", str(out), "--skip-invalid"])
     assert r.exit_code == 0, r.output
     p = pd.read_csv(out, sep="\t")
     src = pd.read_csv(INVALID)
@@ -145,13 +153,24 @@ def test_cli_circular_baseline_and_skip_invalid(tmp_path):
     run = tmp_path / "circ"
     args = ["train", "--system", "circular-fp", "--data", str(INVALID), "--target", TARGET, "--out", str(run)]
     r = runner.invoke(app, args + ["--epochs", "2", "--no-progress", "-m", "fp_length=64"])
-    assert r.exit_code == 2 and "line 4" in r.output and "skip_invalid" in r.output
-    r = runner.invoke(
-        app, args + ["--epochs", "2", "--no-progress", "-m", "fp_length=64", "--set", "skip_invalid=true"]
-    )
+    assert r.exit_code == 2 and "line 4" in r.output and "--skip-invalid" in r.output
+    r = runner.invoke(app, args + ["--epochs", "2", "--no-progress", "-m", "fp_length=64", "--skip-invalid"])
     assert r.exit_code == 0, r.output
+    assert "dropped 2 invalid molecule(s) of 12" in " ".join(r.output.split())
     summary = json.loads((run / "summary.json").read_text())
     assert summary["n_invalid"] == 2 and summary["n_train"] + summary["n_valid"] + summary["n_test"] == 10
+    # the Python-style option still works, and evaluation skips the same rows
+    r = runner.invoke(app, ["evaluate", str(run), str(INVALID), "--set", "skip_invalid=true"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["evaluate", str(run), str(INVALID)])
+    assert r.exit_code == 2 and "line 4" in r.output
+
+
+def test_skip_invalid_is_refused_for_sequence_files(tmp_path):
+    f = tmp_path / "s.tsv"
+    f.write_text("seq\tlabel\nACGTACGTAC\t1\nTTTTACGTAA\t0\n")
+    r = runner.invoke(app, ["train", str(f), "--out", str(tmp_path / "r"), "--skip-invalid"])
+    assert r.exit_code == 2 and "--skip-invalid applies to molecule data" in r.output
 
 
 def test_help_examples():

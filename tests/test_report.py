@@ -243,3 +243,17 @@ def test_html_report_missing_image(tmp_path: Path) -> None:
         (tmp_path / "fake.png").write_text("not a png")
         write_html_report(tmp_path / "r.html", "x", [Section("a", images=[tmp_path / "fake.png"])])
     assert not (tmp_path / "r.html").exists()
+
+
+def test_plot_scatter(tmp_path):
+    from biodl.report.plots import plot_scatter
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=(50, 2))
+    y[3, 1] = np.nan  # a missing target is skipped
+    out = plot_scatter(y, y + rng.normal(scale=0.1, size=y.shape), tmp_path / "s.png", label_names=["a", "b"])
+    assert out.stat().st_size > 1000
+    with pytest.raises(ValueError, match="differ in shape"):
+        plot_scatter(y, y[:, :1], tmp_path / "t.png")
+    with pytest.raises(ValueError, match="two observed values"):
+        plot_scatter(np.full((5, 1), np.nan), np.zeros((5, 1)), tmp_path / "u.png")

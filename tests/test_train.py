@@ -232,6 +232,30 @@ def test_train_api_with_shuffled_negatives_and_test(tmp_path, rest_small):
     assert len(pred) == 200 and pred["id"].iloc[0] == "seq_00002_peak"
 
 
+def test_fit_without_validation_exports_the_final_epoch(tmp_path):
+    """No validation set (a refit on train + valid): model.pt holds the last epoch's weights,
+    not the epoch of lowest (in-sample) training loss."""
+    table = _planted(120, seed=6)
+    seed_all(0)
+    res = fit(
+        DeepBind(**TINY),
+        "binary",
+        SequenceDataset(table),
+        None,
+        tmp_path,
+        _cfg(max_epochs=8, lr=0.3, batch_size=16),  # a large step: the loss does not fall every epoch
+        meta={"recipe": "deepbind", "model_kwargs": dict(n_outputs=1, **TINY)},
+    )
+    hist = pd.read_csv(tmp_path / "history.csv")
+    assert hist["train_loss"].idxmin() != 7  # premise: the lowest training loss is not the last epoch
+    assert res.best_epoch == 7 and res.epochs_run == 8
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    exported, meta = load_model(res.model_path)
+    for k, v in exported.state_dict().items():
+        assert torch.equal(v, last[f"model.{k}"]), k
+    assert meta["best_epoch"] == 7
+
+
 def test_checkpoint_loads_weights_only(tmp_path):
     table = _planted(100, seed=5)
     fit(

@@ -328,7 +328,8 @@ def write_evaluation(
 ) -> None:
     """Write an evaluation to ``out_dir``: ``metrics.json`` (``result``), ``predictions.tsv``
     and, for binary / multi-label tasks, ``roc.png`` and ``pr.png`` of ``scores`` against
-    ``y`` (both ``(n, n_labels)``). Sets ``result["out_dir"]``."""
+    ``y`` (both ``(n, n_labels)``); for regression, ``scatter.png`` (predicted against observed).
+    Sets ``result["out_dir"]``."""
     od = Path(out_dir)
     od.mkdir(parents=True, exist_ok=True)
     atomic_write_text(od / "metrics.json", json.dumps(result, indent=2) + "\n")
@@ -338,6 +339,13 @@ def write_evaluation(
 
         plot_roc(y, scores, od / "roc.png", label_names=label_names)
         plot_pr(y, scores, od / "pr.png", label_names=label_names)
+    elif result["task"] == "regression" and len(y) >= 2:
+        from biodl.report.plots import plot_scatter
+
+        try:
+            plot_scatter(y, scores, od / "scatter.png", label_names=label_names)
+        except ValueError:  # no target with two observed values: nothing to draw
+            pass
     result["out_dir"] = str(od)
 
 

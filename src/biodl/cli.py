@@ -45,11 +45,30 @@ def _parse_options(options: list[str] | None) -> dict:
     return out
 
 
-def _eval_options(set_: list[str] | None, rc_average: bool | None) -> dict:
+def _eval_options(set_: list[str] | None, rc_average: bool | None, skip_invalid: bool = False) -> dict:
     opts = _parse_options(set_)
     if rc_average is not None:
         opts["rc_average"] = rc_average
+    if skip_invalid:
+        opts["skip_invalid"] = True
     return opts
+
+
+def _no_skip_invalid(options: dict) -> None:
+    """``--skip-invalid`` is for molecule data; sequence files stop at the first bad record."""
+    if options.get("skip_invalid"):
+        raise BiodlError(
+            "--skip-invalid applies to molecule data (neural-fp, circular-fp); sequence files must be "
+            "valid (the error names the bad record)"
+        )
+
+
+SkipInvalidOpt = typer.Option(
+    False,
+    "--skip-invalid",
+    help="Molecules: drop rows RDKit cannot parse (each reported, with the count) instead of "
+    "stopping at the first; predict keeps them with an empty score and the reason.",
+)
 
 
 DeviceOpt = typer.Option("auto", "--device", help="cpu, cuda or auto.")
@@ -153,6 +172,7 @@ def train(
         None, "--model-option", "-m", help="Model option KEY=VALUE (repeatable), e.g. -m num_motifs=32."
     ),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    skip_invalid: bool = SkipInvalidOpt,
 ) -> None:
     """Train a system on a labelled sequence file (or its own kind of data).
 
@@ -203,6 +223,8 @@ def train(
             "class_weight": class_weight,
         }
         options.update(_parse_options(set_))
+        if skip_invalid:
+            options["skip_invalid"] = True
         plugin = plugin_for(recipe, options)
         if plugin is not None:
             s = plugin.train(
@@ -220,6 +242,7 @@ def train(
             return
         if data is None:
             raise BiodlError("no training file given (DATA or --data)")
+        _no_skip_invalid(options)
         s = api_train(
             system,
             data,
@@ -278,6 +301,7 @@ def evaluate(
         help="Average both strands (default: if trained with --rc-augment).",
     ),
     set_: list[str] | None = typer.Option(None, "--set", help="Data option KEY=VALUE (repeatable)."),
+    skip_invalid: bool = SkipInvalidOpt,
 ) -> None:
     """Evaluate a trained model on a labelled file (AUROC/AUPRC, accuracy or correlation).
 
@@ -290,9 +314,15 @@ def evaluate(
         plugin = plugin_for_model(model)
         if plugin is not None:
             r = plugin.evaluate(
-                model, data, out_dir=out, device=device, options=_eval_options(set_, rc_average), quiet=True
+                model,
+                data,
+                out_dir=out,
+                device=device,
+                options=_eval_options(set_, rc_average, skip_invalid),
+                quiet=True,
             )
         else:
+            _no_skip_invalid({"skip_invalid": skip_invalid})
             r = api_evaluate(
                 model,
                 data,
@@ -320,6 +350,7 @@ def predict(
         help="Average both strands (default: if trained with --rc-augment).",
     ),
     set_: list[str] | None = typer.Option(None, "--set", help="Data option KEY=VALUE (repeatable)."),
+    skip_invalid: bool = SkipInvalidOpt,
 ) -> None:
     """Score sequences with a trained model; output keeps input order and identifiers.
 
@@ -336,10 +367,11 @@ def predict(
                 data,
                 out=out,
                 device=device,
-                options=_eval_options(set_, rc_average),
+                options=_eval_options(set_, rc_average, skip_invalid),
                 quiet=out is None,
             )
         else:
+            _no_skip_invalid({"skip_invalid": skip_invalid})
             df = api_predict(
                 model,
                 data,
@@ -359,15 +391,24 @@ def predict(
 def report(
     run_dir: Path = typer.Argument(..., help="A run directory written by `biodl train` or `biodl demo`."),
     test: Path | None = typer.Option(None, help="Sequences for filter logos (default: the run's test file)."),
+    data: Path | None = typer.Option(
+        None, help="Molecule runs: molecules searched for substructures (default: the training file)."
+    ),
 ) -> None:
-    """Write RUN_DIR/report.html: metrics, ROC/PR and learning curves, filter logos.
+    """Write RUN_DIR/report.html: metrics, ROC/PR and learning curves, filter logos (sequence
+    runs) or fingerprint substructures (molecule runs).
 
     Example: biodl report runs/rest
     """
+    from biodl.plugins import plugin_for_model
     from biodl.report.run import write_run_report
 
     try:
-        p = write_run_report(run_dir, test_file=test)
+        plugin = plugin_for_model(run_dir) if (Path(run_dir) / "model.pt").exists() else None
+        if plugin is not None and hasattr(plugin, "report"):
+            p = plugin.report(run_dir, data=data, quiet=True)
+        else:
+            p = write_run_report(run_dir, test_file=test)
     except BiodlError as e:
         _fail(e)
     console.print(f"report: {p}")

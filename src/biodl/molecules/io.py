@@ -294,7 +294,7 @@ def read_molecules(
         more = f" ({len(invalid)} invalid molecules in total)" if len(invalid) > 1 else ""
         what = f"invalid SMILES {bad.smiles!r}" if not is_sdf else "invalid molecule"
         raise BiodlInputError(
-            f"{what}: {bad.reason}{more}; use --set skip_invalid=true to skip them",
+            f"{what}: {bad.reason}{more}; use --skip-invalid (skip_invalid=True in Python) to skip them",
             path=p,
             record=str(bad.line) if is_sdf else bad.line,
         )

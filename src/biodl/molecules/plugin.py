@@ -19,6 +19,8 @@ The contract is the one of :mod:`biodl.plugins`. Options (``--set KEY=VALUE`` on
     Cosine learning-rate decay over ``--epochs`` (default: the recipe's).
 ``threads``
     torch CPU threads while training (default 1: small graphs are fastest single-threaded).
+``report``
+    Write ``OUT/report.html`` after training (default true; see :func:`report`).
 """
 
 from __future__ import annotations
@@ -239,6 +241,9 @@ def train(
         )
     summary["minutes"] = round((time.time() - t0) / 60, 3)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
+    if _truthy(options.get("report", True)):
+        summary["report"] = str(report(out, options=options, quiet=quiet))
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     return summary
 
 
@@ -347,3 +352,108 @@ def predict(
         atomic_write_text(out, df.to_csv(sep="\t", index=False, float_format="%.6g"))
         _log(f"[biodl] wrote {len(df)} predictions to {out}", quiet)
     return df
+
+
+def report(
+    run_dir: str | Path,
+    data: str | Path | None = None,
+    *,
+    options: dict | None = None,
+    n_bits: int = 2,
+    per_bit: int = 6,
+    max_molecules: int = 2000,
+    quiet: bool = False,
+) -> Path:
+    """Write ``RUN_DIR/report.html`` for a molecule training run.
+
+    Sections: the run (sizes, dropped molecules, best epoch, validation and test metrics),
+    learning curves, the test set (predicted against observed for regression, ROC/PR for
+    classification) and, for ``neural-fp``, the substructures that most activate selected
+    fingerprint bits (Duvenaud et al. 2015, Fig. 4), searched in ``data`` (default: the
+    run's training file, its first ``max_molecules`` molecules). Figures are written next
+    to the report and embedded in it.
+    """
+    from biodl.molecules.interpret import substructure_section
+    from biodl.report.html import Section, write_html_report
+    from biodl.report.plots import plot_learning_curves
+
+    run = Path(run_dir)
+    if not run.is_dir():
+        run = run.parent
+    model, meta = load_model(run / "model.pt")
+    summary_path = run / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    recipe = get_recipe(meta["recipe"])
+    facts: dict[str, Any] = {
+        "system": f"{recipe.title} ({recipe.name})",
+        "task": meta.get("task"),
+        "targets": ", ".join(meta.get("target_names") or []),
+        "training file": meta.get("train_file"),
+    }
+    for k in ("n_train", "n_valid", "n_test", "n_invalid", "best_epoch", "epochs_run", "minutes"):
+        if summary.get(k) is not None:
+            facts[k.replace("_", " ")] = summary[k]
+    model_opts = {k: v for k, v in meta.get("model_kwargs", {}).items() if not k.startswith("target_")}
+    secs = [
+        Section(
+            "Run",
+            text=f"Model options: {json.dumps(model_opts)}. Molecules RDKit rejects are counted in "
+            "'n invalid' (dropped only with --skip-invalid).",
+            table=facts,
+        )
+    ]
+    metrics = {}
+    for split in ("val", "test"):
+        for k, v in (summary.get(f"{split}_metrics") or meta.get(f"{split}_metrics") or {}).items():
+            name = k if k.startswith(f"{split}_") else f"{split}_{k}"
+            if "/" not in name and isinstance(v, int | float):
+                metrics[name] = v
+    if metrics:
+        secs.append(
+            Section(
+                "Metrics", text="Validation: the best epoch; test: the held-out molecules.", table=metrics
+            )
+        )
+    hist = run / "history.csv"
+    if hist.exists():
+        h = pd.read_csv(hist)
+        if len(h) and "epoch" in h:
+            secs.append(
+                Section("Learning curves", images=[plot_learning_curves(h, run / "learning_curves.png")])
+            )
+    test_imgs = [
+        run / "test" / f for f in ("scatter.png", "roc.png", "pr.png") if (run / "test" / f).exists()
+    ]
+    if test_imgs:
+        secs.append(Section("Test set", text=str(summary.get("test_source", "")), images=test_imgs))
+    if meta["recipe"] == "neural-fp":
+        src = data or meta.get("train_file")
+        if src and Path(src).exists():
+            opts = {
+                "smiles_col": meta.get("smiles_col"),
+                "id_col": meta.get("id_col"),
+                "skip_invalid": True,
+                **(options or {}),
+            }
+            table = _read(src, opts, None, False, True)
+            table = table.subset(range(min(max_molecules, len(table))))
+            sec, _ = substructure_section(
+                model, table.mols, run / "substructures", n_bits=n_bits, per_bit=per_bit, smiles=table.smiles
+            )
+            secs.append(sec)
+        else:
+            secs.append(
+                Section(
+                    "Substructures",
+                    text=f"not drawn: the training file {src} is not there "
+                    "(give the molecules to search: biodl report RUN --data FILE)",
+                )
+            )
+    path = write_html_report(
+        run / "report.html",
+        f"{recipe.title}: {run.name}",
+        secs,
+        subtitle=recipe.short_citation,
+    )
+    _log(f"[biodl] report: {path}", quiet)
+    return path

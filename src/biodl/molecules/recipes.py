@@ -49,7 +49,9 @@ register(
         citation=CITATION,
         status="ready",
         model_defaults=dict(NEURAL_FP_DEFAULTS),
-        train_defaults=dict(lr=1e-3, batch_size=100, max_epochs=100, patience=20, weight_decay=1e-4),
+        train_defaults=dict(
+            lr=1e-3, batch_size=100, max_epochs=100, patience=20, weight_decay=1e-4, lr_decay=True
+        ),
         reference=REFERENCE,
         plugin="biodl.molecules.plugin",
     )
@@ -65,7 +67,9 @@ register(
         citation=CITATION,
         status="ready",
         model_defaults=dict(CIRCULAR_FP_DEFAULTS),
-        train_defaults=dict(lr=1e-3, batch_size=100, max_epochs=100, patience=20, weight_decay=1e-4),
+        train_defaults=dict(
+            lr=1e-3, batch_size=100, max_epochs=100, patience=20, weight_decay=1e-4, lr_decay=True
+        ),
         reference="Baseline of Duvenaud et al. 2015 Table 1: circular FP + NN MSE Delaney 1.40, "
         "malaria 1.36, CEP 2.00; + linear 1.71 / 1.13 / 2.63.",
         plugin="biodl.molecules.plugin",

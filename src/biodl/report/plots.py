@@ -40,6 +40,7 @@ __all__ = [
     "plot_logos",
     "plot_pr",
     "plot_roc",
+    "plot_scatter",
     "pwm_information_content",
     "write_bytes_atomic",
 ]
@@ -347,6 +348,50 @@ def plot_pr(
 # --------------------------------------------------------------------------------------------
 # Learning curves
 # --------------------------------------------------------------------------------------------
+def plot_scatter(
+    y_true: np.ndarray | Sequence,
+    y_pred: np.ndarray | Sequence,
+    path: str | os.PathLike,
+    *,
+    label_names: Sequence[str] | None = None,
+    title: str | None = None,
+    dpi: int = DEFAULT_DPI,
+) -> Path:
+    """Predicted against observed values of a regression, one panel per target (at most
+    :data:`MAX_CURVES`), with the identity line and MSE / Pearson r in each panel title.
+
+    ``y_true`` and ``y_pred`` are ``(n,)`` or ``(n, n_targets)``; NaN targets are skipped.
+    Raises ``ValueError`` when the shapes differ or no target has two observed values.
+    """
+    yt = np.asarray(y_true, dtype=float)
+    yp = np.asarray(y_pred, dtype=float)
+    yt = yt[:, None] if yt.ndim == 1 else yt
+    yp = yp[:, None] if yp.ndim == 1 else yp
+    if yt.shape != yp.shape:
+        raise ValueError(f"y_true {yt.shape} and y_pred {yp.shape} differ in shape")
+    cols = [j for j in range(yt.shape[1]) if (~np.isnan(yt[:, j])).sum() >= 2][:MAX_CURVES]
+    if not cols:
+        raise ValueError("no target has two observed values to plot")
+    names = list(label_names) if label_names is not None else [f"target {j}" for j in range(yt.shape[1])]
+    k = len(cols)
+    fig = _new_figure(3.6 * k, 3.6)
+    axes = fig.subplots(1, k, squeeze=False)[0]
+    for ax, j in zip(axes, cols, strict=True):
+        m = ~np.isnan(yt[:, j]) & ~np.isnan(yp[:, j])
+        t, q = yt[m, j], yp[m, j]
+        ax.scatter(t, q, s=10, alpha=0.6, linewidths=0)
+        lo, hi = float(min(t.min(), q.min())), float(max(t.max(), q.max()))
+        ax.plot([lo, hi], [lo, hi], color="0.4", lw=1, ls="--")
+        mse = float(np.mean((t - q) ** 2))
+        r = float(np.corrcoef(t, q)[0, 1]) if len(t) > 2 and t.std() > 0 and q.std() > 0 else float("nan")
+        ax.set_title(f"{names[j]}\nMSE {mse:.3g}, r {r:.3f}, n {len(t)}", fontsize=9)
+        ax.set_xlabel("observed")
+        ax.set_ylabel("predicted")
+    if title:
+        fig.suptitle(title)
+    return _save_figure(fig, path, dpi)
+
+
 def plot_learning_curves(
     history: pd.DataFrame, path: str | os.PathLike, *, title: str | None = None, dpi: int = DEFAULT_DPI
 ) -> Path:

@@ -190,9 +190,12 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
 
 
-def make_trainer(out_dir: Path, config: TrainConfig, monitor: str, mode: str, callbacks=()) -> pl.Trainer:
+def make_trainer(
+    out_dir: Path, config: TrainConfig, monitor: str, mode: str, callbacks=(), validate: bool = True
+) -> pl.Trainer:
     """A Lightning Trainer with checkpoints (best + last, every epoch), early stopping,
-    progress bar and the device / strategy options passed through."""
+    progress bar and the device / strategy options passed through (``validate=False``: no
+    validation loop, for runs without a validation set)."""
     _quiet_lightning()
     ckpt_dir = out_dir / "checkpoints"
     cbs = [
@@ -226,6 +229,8 @@ def make_trainer(out_dir: Path, config: TrainConfig, monitor: str, mode: str, ca
     )
     if config.precision:
         kwargs["precision"] = config.precision
+    if not validate:
+        kwargs["limit_val_batches"] = 0
     return pl.Trainer(**kwargs)
 
 
@@ -303,9 +308,11 @@ def fit(
     ``weights_only=True``). ``collate_fn`` batches items that are not plain tensors (e.g.
     molecular graphs); ``module_cls`` / ``module_kwargs`` swap in a :class:`TaskModule`
     subclass (e.g. one with a learning-rate schedule); ``threads`` sets torch's CPU threads
-    while training (see :func:`cpu_threads`). The best weights (by the task's validation metric) are exported
-    to ``out_dir/model.pt``; per-epoch metrics go to ``out_dir/history.csv``; options and
-    results to ``out_dir/run.json``.
+    while training (see :func:`cpu_threads`). The best weights (by the task's validation
+    metric) are exported to ``out_dir/model.pt``; without a ``valid_ds`` there is no
+    validation loop and the final epoch's weights are exported (e.g. a refit on train +
+    validation for an epoch budget chosen earlier). Per-epoch metrics go to
+    ``out_dir/history.csv``; options and results to ``out_dir/run.json``.
     """
     from biodl.data.sequences import SequenceDataModule
 
@@ -335,7 +342,7 @@ def fit(
         collate_fn=collate_fn,
     )
     history = HistoryCallback(out / "history.csv")
-    trainer = make_trainer(out, config, monitor, mode, callbacks=[history])
+    trainer = make_trainer(out, config, monitor, mode, callbacks=[history], validate=valid_ds is not None)
     last = out / "checkpoints" / "last.ckpt"
     resumed = str(last) if (config.resume and last.exists()) else None
     if not config.resume and last.exists():
@@ -353,13 +360,18 @@ def fit(
             out, out / "model.pt", None, trainer.current_epoch, {}, resumed, is_global_zero=False
         )
     best = out / "checkpoints" / "best.ckpt"
-    src = best if best.exists() else last
+    # without a validation set there is nothing to select on (the lowest training loss is
+    # in-sample): the final epoch's weights are exported, e.g. a refit on train + valid
+    # for an epoch count chosen on validation earlier
+    src = best if (best.exists() and valid_ds is not None) else last
     if src.exists():
         state = torch.load(src, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
     best_epoch = None
     val_metrics: dict[str, float] = {}
-    if history.rows:
+    if history.rows and valid_ds is None:
+        best_epoch = int(history.rows[-1]["epoch"])
+    elif history.rows:
         rows = [r for r in history.rows if monitor in r and not math.isnan(r[monitor])]
         if rows:
             pick = (max if mode == "max" else min)(rows, key=lambda r: r[monitor])
