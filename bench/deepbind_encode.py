@@ -155,6 +155,7 @@ def train_stage(
     seed: int,
     resume: bool,
     test: Path | None = None,
+    resample_negatives: bool = False,
 ) -> dict[str, Any]:
     """Train (or resume) one candidate up to ``max_epochs`` epochs with :func:`biodl.api.train`.
 
@@ -181,6 +182,7 @@ def train_stage(
             test=test,
             config=TrainConfig(**tcfg),
             model_options=cand.model or None,
+            resample_negatives=resample_negatives,
             quiet=True,
         )
     cand.cpu_s += time.process_time() - c0
@@ -228,7 +230,7 @@ def run_experiment(exp: str, enc_dir: Path, args: argparse.Namespace) -> dict[st
     cpu0 = time.process_time()
     wall0 = time.time()
     for c in cands:
-        train_stage(ac, c, e_cal, args.seed, resume=False)
+        train_stage(ac, c, e_cal, args.seed, resume=False, resample_negatives=args.resample_negatives)
     if len(cands) > 1:
         ok = [c for c in cands if not math.isnan(c.val_auc)]
         best = max(ok, key=lambda c: c.val_auc) if ok else cands[0]
@@ -240,7 +242,9 @@ def run_experiment(exp: str, enc_dir: Path, args: argparse.Namespace) -> dict[st
     reserve = 0.05 * budget  # reading B, predicting, exporting
     extra = int((budget - used - reserve) // per_epoch) if per_epoch > 0 else 0
     final_epochs = max(best.epochs, min(max_epochs, best.epochs + max(extra, 0)))
-    summary = train_stage(ac, best, final_epochs, args.seed, resume=True, test=b)
+    summary = train_stage(
+        ac, best, final_epochs, args.seed, resume=True, test=b, resample_negatives=args.resample_negatives
+    )
     ours = test_auc(Path(summary["model"]), b)
     cpu_min = (time.process_time() - cpu0) / 60
     wall_min = (time.time() - wall0) / 60
@@ -410,6 +414,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--max-epochs", type=int, default=None, help="epoch cap (default: the recipe's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument(
+        "--resample-negatives",
+        action="store_true",
+        help="fresh dinucleotide shuffles of the training negatives every epoch (as nbtcode did)",
+    )
     ap.add_argument(
         "--candidates",
         default=DEFAULT_CANDIDATES,

@@ -240,15 +240,24 @@ def _predict(model_path: Path, data, recipe_name: str, idx) -> np.ndarray:
 
 
 def run_one(
-    task, model_name, fold, data, out_root: Path, device: str, trials: int = 0, ensemble: int = 1
+    task,
+    model_name,
+    fold,
+    data,
+    out_root: Path,
+    device: str,
+    trials: int = 0,
+    ensemble: int = 1,
+    refit_epochs: int | None = None,
 ) -> dict:
     """One replicate. ``trials == 0``: the fixed configuration, early stopping on the
     validation chunk. ``trials > 0`` (the paper's protocol): ``trials`` random configurations
     each trained for the task's epoch budget on the training chunks and scored by their
     final-epoch validation MSE; the best one is refitted on train + validation with the same
     budget and schedule, and its final weights are tested. ``ensemble > 1``: that many final
-    models (seeds differ) and the mean of their predictions. Finished runs of the same
-    configuration in ``out_root`` are reused."""
+    models (seeds differ) and the mean of their predictions. ``refit_epochs``: refit with
+    this epoch budget (cosine schedule over it) instead of the search's, to trade accuracy
+    for training time. Finished runs of the same configuration in ``out_root`` are reused."""
     table = data[0]
     tr, va, te = folds(len(table), fold)
     y = table.targets
@@ -290,9 +299,22 @@ def run_one(
         fit_idx = np.concatenate([tr, va])
         preds = []
         for k, seed in enumerate(seeds):
-            out = base / (f"refit_seed{seed}" if k else "refit")
+            out = base / (
+                (f"refit_seed{seed}" if k else "refit") + (f"_{refit_epochs}ep" if refit_epochs else "")
+            )
             path, secs = _fit_or_reuse(
-                task, recipe_name, mopts, topts, data, fit_idx, None, out, device, seed, patience=0
+                task,
+                recipe_name,
+                mopts,
+                topts,
+                data,
+                fit_idx,
+                None,
+                out,
+                device,
+                seed,
+                patience=0,
+                epochs=refit_epochs,
             )
             final_secs += secs
             preds.append(_predict(path, data, recipe_name, te))
@@ -301,7 +323,9 @@ def run_one(
     return {
         "task": task,
         "model": model_name,
-        "protocol": protocol_name(trials, ensemble) if model_name != "predict-mean" else "fixed",
+        "protocol": protocol_name(trials, ensemble, refit_epochs)
+        if model_name != "predict-mean"
+        else "fixed",
         "fold": fold,
         "n_train": len(tr) + (len(va) if trials and model_name != "predict-mean" else 0),
         "n_test": len(te),
@@ -312,8 +336,10 @@ def run_one(
     }
 
 
-def protocol_name(trials: int, ensemble: int = 1) -> str:
+def protocol_name(trials: int, ensemble: int = 1, refit_epochs: int | None = None) -> str:
     name = f"search{trials}+refit" if trials else "fixed"
+    if trials and refit_epochs:
+        name += f"@{refit_epochs}ep"
     return name + (f"+ens{ensemble}" if ensemble > 1 else "")
 
 
@@ -333,7 +359,11 @@ def run_chemprop(task: str, fold: int, table, out_root: Path, epochs: int, threa
     import subprocess
 
     tr, va, te = folds(len(table), fold)
-    d = out_root / "chemprop" / task / f"fold{fold}"
+    d = out_root / "chemprop" / task / (f"fold{fold}" if epochs == 50 else f"fold{fold}_{epochs}ep")
+    if (d / "out").exists():  # a stale run: chemprop must not leave an older prediction file to read
+        import shutil
+
+        shutil.rmtree(d / "out")
     d.mkdir(parents=True, exist_ok=True)
     pd.DataFrame({"smiles": table.smiles, "y": table.targets[:, 0]}).to_csv(d / "data.csv", index=False)
     (d / "splits.json").write_text(
@@ -471,6 +501,12 @@ def main(argv=None) -> None:
         default=1,
         help="Average the predictions of this many final models (different seeds).",
     )
+    ap.add_argument(
+        "--refit-epochs",
+        type=int,
+        default=None,
+        help="With --trials: refit the chosen configuration with this epoch budget (default: the search's).",
+    )
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     if a.epochs:
@@ -492,7 +528,11 @@ def main(argv=None) -> None:
                 proto = (
                     f"chemprop defaults, {a.chemprop_epochs} epochs"
                     if m == "chemprop"
-                    else ("fixed" if m == "predict-mean" else protocol_name(a.trials, a.ensemble))
+                    else (
+                        "fixed"
+                        if m == "predict-mean"
+                        else protocol_name(a.trials, a.ensemble, a.refit_epochs)
+                    )
                 )
                 done = read_results(res_path)
                 if (
@@ -512,7 +552,17 @@ def main(argv=None) -> None:
                 if m == "chemprop":
                     r = run_chemprop(task, fold, data[0], a.out, a.chemprop_epochs, a.threads)
                 else:
-                    r = run_one(task, m, fold, data, a.out, a.device, trials=a.trials, ensemble=a.ensemble)
+                    r = run_one(
+                        task,
+                        m,
+                        fold,
+                        data,
+                        a.out,
+                        a.device,
+                        trials=a.trials,
+                        ensemble=a.ensemble,
+                        refit_epochs=a.refit_epochs,
+                    )
                 metric = (
                     f"AUROC {r['test_auroc']:.3f}" if task in CLASSIFICATION else f"MSE {r['test_mse']:.3f}"
                 )

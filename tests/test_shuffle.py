@@ -271,3 +271,56 @@ def test_speed_101bp() -> None:
     elapsed = time.perf_counter() - t0
     # ~0.1 s on one core (40k sequences take ~0.9 s); the bound only catches gross slowdowns.
     assert elapsed < 4.0, f"4000 shuffles of 101 bp took {elapsed:.2f} s"
+
+
+def test_dataset_resamples_negatives_per_epoch_and_reproducibly():
+    from collections import Counter
+
+    import torch
+
+    from biodl.data.sequences import SequenceDataset, add_shuffled_negatives
+    from biodl.io.tables import SequenceTable
+
+    rng = np.random.default_rng(0)
+    pos = ["".join(rng.choice(list("ACGT"), 30)) for _ in range(20)]
+    table = add_shuffled_negatives(SequenceTable(ids=[f"p{i}" for i in range(20)], seqs=pos), seed=0)
+    ds = SequenceDataset(table, seed=3)
+    rows = np.arange(20, 40)
+    ds.resample_negatives(rows, pos)
+    epoch0 = ds.codes.clone()
+    ds.set_epoch(1)
+    epoch1 = ds.codes.clone()
+    assert torch.equal(epoch1[:20], epoch0[:20])  # positives untouched
+    assert not torch.equal(epoch1[20:], epoch0[20:])  # negatives redrawn
+    for k in range(20):  # each new negative is a dinucleotide shuffle of its source
+        s = "".join("ACGT"[c] for c in epoch1[20 + k].tolist())
+        assert Counter(zip(s, s[1:], strict=False)) == Counter(zip(pos[k], pos[k][1:], strict=False))
+    ds.set_epoch(2)
+    assert not torch.equal(ds.codes[20:], epoch1[20:])
+    ds.set_epoch(1)  # a resumed run at epoch 1 sees the same negatives
+    assert torch.equal(ds.codes, epoch1)
+    ds.set_epoch(0)
+    assert torch.equal(ds.codes, epoch0)
+    assert torch.equal(ds.labels[20:], torch.zeros(20, 1))
+
+
+def test_train_resample_negatives_needs_added_negatives(tmp_path, rest_small):
+    from biodl.api import train
+    from biodl.errors import BiodlInputError
+    from biodl.train import TrainConfig
+
+    cfg = TrainConfig(max_epochs=2, patience=0, batch_size=64, device="cpu", progress=False)
+    s = train(
+        "deepbind",
+        rest_small["train"],
+        tmp_path / "r",
+        config=cfg,
+        resample_negatives=True,
+        quiet=True,
+        model_options={"num_motifs": 4, "motif_len": 8, "hidden": 0},
+    )
+    assert s["epochs_run"] == 2
+    with pytest.raises(BiodlInputError, match="--resample-negatives needs shuffled negatives"):
+        train(
+            "deepbind", rest_small["test"], tmp_path / "r2", config=cfg, resample_negatives=True, quiet=True
+        )

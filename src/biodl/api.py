@@ -82,6 +82,7 @@ def train(
     task: str | None = None,
     valid_fraction: float = 0.1,
     shuffle_negatives: str = "auto",
+    resample_negatives: bool = False,
     seq_col: str | None = None,
     label_cols: str | list[str] | None = None,
     length: int | None = None,
@@ -109,6 +110,9 @@ def train(
     shuffle_negatives
         ``auto`` (add dinucleotide-shuffled negatives when every training label is 1, as
         DeepBind did), ``yes`` or ``no``.
+    resample_negatives
+        Draw fresh shuffles of the training negatives every epoch (DeepBind's ``nbtcode``
+        did) instead of one fixed set; validation negatives stay fixed. Needs added negatives.
     length
         Pad/crop every sequence to this length (default: all must share one length).
     rc_augment, shift
@@ -140,6 +144,7 @@ def train(
     table = load_table(data, **read)
     if shuffle_negatives not in ("auto", "yes", "no"):
         raise BiodlInputError(f"--shuffle-negatives must be auto, yes or no, not {shuffle_negatives!r}")
+    n0 = None  # rows from n0 on are shuffled negatives (when added)
     if shuffle_negatives == "yes" or (shuffle_negatives == "auto" and _is_positive_only(table)):
         n0 = len(table)
         table = add_shuffled_negatives(table, seed=config.seed)
@@ -156,6 +161,18 @@ def train(
         train_t, valid_t = table.subset(tr), table.subset(va)
     ds_kw = dict(length=length, iupac_as_n=iupac_as_n)
     train_ds = SequenceDataset(train_t, rc_augment=rc_augment, shift=shift, seed=config.seed, **ds_kw)
+    if resample_negatives:
+        if n0 is None:
+            raise BiodlInputError(
+                "--resample-negatives needs shuffled negatives (a positive-only file, or "
+                "--shuffle-negatives yes)",
+                path=data,
+            )
+        if valid is not None:
+            tr = np.arange(len(table))
+        rows = np.flatnonzero(tr >= n0)
+        train_ds.resample_negatives(rows, [table.seqs[tr[r] - n0] for r in rows])
+        _log(f"[biodl] {len(rows)} training negatives are re-shuffled every epoch", quiet)
     seq_len = train_ds.length
     valid_ds = SequenceDataset(valid_t, length=seq_len, iupac_as_n=iupac_as_n)
     n_out = _n_outputs(table, task)
@@ -171,6 +188,7 @@ def train(
         "classes": table.classes,
         "iupac_as_n": iupac_as_n,
         "rc_augment": rc_augment,
+        "resample_negatives": resample_negatives,
         "uppercase": uppercase,
         "train_file": str(data),
         "n_train": len(train_t),

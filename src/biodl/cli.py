@@ -144,6 +144,9 @@ def train(
         help="auto: add dinucleotide-shuffled negatives when all "
         "labels are 1 (DeepBind's protocol); yes; no.",
     ),
+    resample_negatives: bool = typer.Option(
+        False, help="Re-shuffle the added negatives every epoch (DeepBind's protocol) instead of once."
+    ),
     seq_col: str | None = typer.Option(None, help="Sequence column (default: seq/sequence)."),
     label_col: str | None = typer.Option(
         None, help="Label column(s), comma-separated (default: Bound/label/class)."
@@ -252,6 +255,7 @@ def train(
             task=task,
             valid_fraction=0.1 if valid_fraction is None else valid_fraction,
             shuffle_negatives=shuffle_negatives,
+            resample_negatives=resample_negatives,
             seq_col=seq_col,
             label_cols=label_col,
             length=length,

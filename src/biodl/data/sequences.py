@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import lightning.pytorch as pl
 import numpy as np
@@ -92,12 +92,49 @@ class SequenceDataset(Dataset):
         self.shift = int(shift)
         self.seed = seed
         self.epoch = 0
+        self._resample: tuple[torch.Tensor, list[str], torch.Tensor] | None = None
+        self._neg_epoch = 0
 
     def __len__(self) -> int:
         return self.codes.shape[0]
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        if self._resample is not None:
+            self._draw_negatives(epoch)
+
+    def resample_negatives(self, rows: Sequence[int], sources: Sequence[str]) -> None:
+        """Draw fresh dinucleotide-shuffled negatives every epoch, as DeepBind did.
+
+        ``rows`` are the dataset rows holding shuffled negatives and ``sources[k]`` the
+        sequence row ``rows[k]`` was shuffled from. Epoch 0 keeps the rows as they are; epoch
+        ``e > 0`` replaces them with new shuffles of their sources drawn from ``(seed, e)``
+        only, so a resumed run sees the same negatives as an uninterrupted one. Labels are
+        unchanged.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) != len(sources):
+            raise ValueError(f"{len(rows)} negative rows but {len(sources)} source sequences")
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(self)):
+            raise ValueError("negative rows outside the dataset")
+        self._resample = (torch.from_numpy(rows), list(sources), self.codes[torch.from_numpy(rows)].clone())
+        self._neg_epoch = 0
+
+    def _draw_negatives(self, epoch: int) -> None:
+        from biodl.shuffle import shuffle_negatives
+
+        rows, sources, original = self._resample
+        if epoch == self._neg_epoch:
+            return
+        if epoch == 0:
+            self.codes[rows] = original
+        else:
+            seqs = shuffle_negatives(sources, seed=(self.seed * 1_000_003 + epoch) & 0x7FFFFFFF)
+            codes = np.empty((len(seqs), self.length), dtype=np.uint8)
+            for k, q in enumerate(seqs):
+                codes[k] = sequence_codes(_pad_center(q, self.length), iupac_as_n=True)
+            self.codes[rows] = torch.from_numpy(codes).long()
+        self._neg_epoch = epoch
 
     def _encode(self, codes: torch.Tensor) -> torch.Tensor:
         return self.lut[codes].transpose(-1, -2).contiguous()
