@@ -266,6 +266,11 @@ def test_cli_train_evaluate_predict(tmp_path):
     restarts = pd.read_csv(out / "restarts.tsv", sep="\t")
     assert len(restarts) == 3 and restarts["selected"].sum() == 3
 
+    # `biodl report` keeps the training report (it was once replaced by the generic one)
+    r = runner.invoke(app, ["report", str(out)])
+    assert r.exit_code == 0, r.output
+    assert (out / "report.html").read_text() == html
+
     r = runner.invoke(app, ["evaluate", str(out), str(TABLE), "--out", str(tmp_path / "ev")])
     assert r.exit_code == 0, r.output
     assert "accuracy" in r.output and (tmp_path / "ev" / "predictions.tsv").exists()

@@ -553,3 +553,21 @@ def predict(
 
 def describe(meta: dict) -> str:
     return json.dumps({k: meta[k] for k in ("task", "classes", "markers", "cofactor") if k in meta})
+
+
+def report(run_dir, data=None, *, quiet: bool = False, **_: Any) -> Path:
+    """``biodl report`` for a CellCnn run: the report is written by ``biodl train`` (it needs
+    the training cells for the interpretation), so an existing ``report.html`` is kept as it
+    is rather than replaced by the generic sequence report; a run without one is an error."""
+    from biodl.errors import BiodlError
+
+    run = Path(run_dir)
+    run = run if run.is_dir() else run.parent
+    path = run / "report.html"
+    if not path.exists():
+        raise BiodlError(
+            f"{run}: no report.html; CellCnn writes it at the end of `biodl train` (it re-reads the "
+            "training cells), so train again to rebuild it"
+        )
+    _log(f"{path} was written by training; kept unchanged", quiet)
+    return path
