@@ -8,7 +8,9 @@ Prints four tables:
    with genes shuffled (PCA / ICA baselines need the compendium, which is not available);
 3. ADAGE vs PCA vs ICA of equal size on pbmc68k_reduced and the bladder arrays: held-out
    accuracy (5-fold CV, logistic regression on node activities, every model fitted on the
-   training folds only) and marker-gene-set coverage where gene sets apply;
+   training folds only; ADAGE's Adam learning rate and number of epochs chosen on the
+   reconstruction loss of 20 % of the training samples held out, then refitted on all of
+   them) and marker-gene-set coverage where gene sets apply;
 4. D-GEX vs LR / ridge / KNN-GE on the bladder arrays (943 landmarks -> 5765 targets,
    5-fold CV), and the memory / time of one wide D-GEX (3 x 9000) training run on CPU.
 
@@ -133,30 +135,61 @@ def published_coverage(ddir: Path, n_perm: int) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- ADAGE vs PCA/ICA
-ADAGE_LR = 1e-3
+ADAGE_LRS = (1e-3, 1e-2)  # Adam learning rates tried; one is chosen per fold on held-out training samples
+ADAGE_VALID = 0.2  # fraction of the training samples held out to choose the learning rate and epochs
+ADAGE_CHOICES: list[dict] = []  # what was chosen in each fit (printed after the table)
+
+
+def _fit_adage(x_tr: np.ndarray, x_va: np.ndarray | None, k: int, cfg: TrainConfig) -> tuple[ADAGE, dict]:
+    import tempfile
+
+    seed_all(cfg.seed)
+    m = ADAGE(x_tr.shape[1], k, 0.1)
+    valid = (torch.from_numpy(x_va),) if x_va is not None else None
+    with tempfile.TemporaryDirectory() as tmp:
+        info = fit_expression(m, "adage", (torch.from_numpy(x_tr),), valid, tmp, cfg, optimizer="adam")
+    return m, info
 
 
 def adage_features(
     x_tr: np.ndarray, x_te: np.ndarray, k: int, epochs: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Train ADAGE on x_tr (already 0-1 scaled) and return train / test activities and weights."""
-    import tempfile
+    """Train ADAGE on x_tr (already 0-1 scaled) and return train / test activities and weights.
 
-    seed_all(seed)
-    m = ADAGE(x_tr.shape[1], k, 0.1)
-    t_tr, t_te = torch.from_numpy(x_tr), torch.from_numpy(x_te)
-    cfg = TrainConfig(
-        max_epochs=epochs,
-        patience=0,
+    The learning rate (``ADAGE_LRS``) and the number of epochs (early stopping, at most
+    ``epochs``) are chosen on the reconstruction loss of ``ADAGE_VALID`` of the training
+    samples held out; ADAGE is then refitted on all training samples with those settings.
+    ``x_te`` is not used for any choice."""
+    perm = np.random.default_rng(seed).permutation(len(x_tr))
+    n_va = max(1, int(round(ADAGE_VALID * len(x_tr))))
+    inner, held = x_tr[perm[n_va:]], x_tr[perm[:n_va]]
+    batches = max(1, -(-len(inner) // 32))
+    base = dict(
         batch_size=32,
-        lr=ADAGE_LR,
         device="cpu",
         progress=False,
         resume=False,
         seed=seed,
+        # tiny epochs (1-2 batches on the bladder arrays): checkpoints every 5 epochs
+        checkpoint_every=5 if batches < 5 else 1,
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        fit_expression(m, "adage", (t_tr,), None, tmp, cfg, optimizer="adam")
+    tried = {}
+    for lr in ADAGE_LRS:
+        cfg = TrainConfig(max_epochs=epochs, patience=max(10, epochs // 10), lr=lr, **base)
+        _, info = _fit_adage(inner, held, k, cfg)
+        tried[lr] = (info["val_metrics"]["val_loss"], info["best_epoch"] + 1)
+    lr = min(tried, key=lambda v: tried[v][0])
+    n_epochs = tried[lr][1]
+    m, _ = _fit_adage(x_tr, None, k, TrainConfig(max_epochs=n_epochs, patience=0, lr=lr, **base))
+    ADAGE_CHOICES.append(
+        {
+            "n_train": len(x_tr),
+            "lr": lr,
+            "epochs": n_epochs,
+            **{f"val_loss lr={v:g}": round(t[0], 1) for v, t in tried.items()},
+        }
+    )
+    t_tr, t_te = torch.from_numpy(x_tr), torch.from_numpy(x_te)
     with torch.no_grad():
         return m.encode(t_tr).numpy(), m.encode(t_te).numpy(), m.gene_weights().numpy()
 
@@ -245,9 +278,9 @@ def pbmc_and_bladder(ddir: Path, epochs: int, folds: int) -> list[dict]:
         bl.samples
     ]
     for lab in ("outcome", "batch"):
-        # 38-46 training arrays = 2 batches per epoch: more epochs for a comparable number of steps
+        # 38-46 training arrays = 1-2 batches per epoch: more epochs for a comparable number of steps
         rows += compare_features(
-            bl.values, ph[lab], 10, 5 * epochs, folds, "bladderbatch (22283 probes)", lab
+            bl.values, ph[lab], 10, 3 * epochs, folds, "bladderbatch (22283 probes)", lab
         )
         rows[-1].update({"marker-set coverage ADAGE": "n/a (no gene sets)"})
     return rows
@@ -367,17 +400,23 @@ def main() -> None:
     ap.add_argument("--only", default="all", help="comma-separated: published,features,dgex,wide")
     ap.add_argument("--dgex-epochs", type=int, default=None, help="maximum D-GEX epochs per fold")
     ap.add_argument("--folds", type=int, default=None, help="cross-validation folds")
-    ap.add_argument("--epochs", type=int, default=None, help="ADAGE epochs (pbmc; x5 for the bladder arrays)")
-    ap.add_argument("--adage-lr", type=float, default=1e-3, help="ADAGE Adam learning rate")
+    ap.add_argument(
+        "--epochs", type=int, default=None, help="maximum ADAGE epochs (pbmc; x3 for the bladder arrays)"
+    )
+    ap.add_argument(
+        "--adage-lrs",
+        default="1e-3,1e-2",
+        help="ADAGE Adam learning rates to choose from (on held-out training samples)",
+    )
     args = ap.parse_args()
     ddir = args.data_dir
     if not (ddir / "expression").exists():
         sys.exit(f"{ddir}/expression not found: pass --data-dir (see /work/shared/data/SOURCES-other.md)")
     only = set(args.only.split(","))
     run = lambda k: "all" in only or k in only  # noqa: E731
-    epochs = args.epochs or (30 if args.quick else 100)
-    global ADAGE_LR
-    ADAGE_LR = args.adage_lr
+    epochs = args.epochs or (200 if args.quick else 500)
+    global ADAGE_LRS
+    ADAGE_LRS = tuple(float(v) for v in args.adage_lrs.split(","))
     folds = args.folds or (3 if args.quick else 5)
     torch.set_num_threads(2)
     if run("published"):
@@ -387,10 +426,13 @@ def main() -> None:
             "Published ADAGE50 signature coverage (2.5 sd, BH FDR 0.05)",
         )
     if run("features"):
+        torch.set_num_threads(1)
         table(
             pbmc_and_bladder(ddir, epochs, folds),
             f"ADAGE vs PCA vs ICA ({folds}-fold CV accuracy, logistic regression)",
         )
+        table(ADAGE_CHOICES, "ADAGE settings chosen on held-out training samples (per fit)")
+        torch.set_num_threads(2)
     if run("dgex"):
         rows, info = dgex_cv(ddir, args.dgex_epochs or (100 if args.quick else 300), folds, 3000, 1)
         table(rows, f"D-GEX vs baselines on bladderbatch ({folds}-fold CV; {info})")

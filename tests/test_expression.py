@@ -26,8 +26,9 @@ from biodl.expression.adage import (
 )
 from biodl.expression.dgex import LinearBaseline, dgex_predict, mae_per_target, split_landmarks, train_dgex
 from biodl.expression.io import read_expression, read_gene_list, read_gene_sets
+from biodl.expression.training import fit_expression
 from biodl.models.adage import ADAGE, DenoisingAutoencoder, high_weight_genes
-from biodl.train.engine import TrainConfig
+from biodl.train.engine import TrainConfig, seed_all
 
 DATA = Path(__file__).parent / "data" / "expression"
 ANR = DATA / "Anr-gene.r4.pcl.gz"
@@ -295,3 +296,42 @@ def test_dgex_cli_train_predict(tmp_path):
         app, ["train", "--system", "dgex", "--data", str(BLADDER), "--out", str(out / "x"), "--no-progress"]
     )
     assert r.exit_code == 2 and "landmarks" in r.output
+
+
+def test_fit_expression_checkpoint_every_and_final_epoch(tmp_path):
+    """ADAGE with checkpoints every 2 epochs: with a validation set the weights kept are those
+    of the checkpointed epoch of lowest val_loss (the epoch reported); without one, the final
+    epoch's, even when an earlier epoch had a lower training loss."""
+    x = torch.from_numpy(read_expression(PBMC).values)
+    model = ADAGE(x.shape[1], nodes=6)
+    model.fit_scaling(x)
+    s = model.scale(x)
+    cfg = TrainConfig(
+        max_epochs=7, patience=0, batch_size=16, lr=0.05, device="cpu", progress=False, resume=False
+    )
+    cfg.checkpoint_every = 2
+    info = fit_expression(model, "adage", (s[:56],), (s[56:],), tmp_path / "v", cfg, optimizer="adam")
+    hist = pd.read_csv(tmp_path / "v" / "history.csv")
+    assert list(hist["epoch"]) == list(range(7))
+    cand = hist[hist["epoch"].isin([1, 3, 5])]
+    assert info["best_epoch"] == int(cand.loc[cand["val_loss"].idxmin(), "epoch"])
+    best = torch.load(tmp_path / "v" / "checkpoints" / "best.ckpt", weights_only=True)
+    assert best["global_step"] == (info["best_epoch"] + 1) * 4  # 56 samples, batch 16
+    assert torch.equal(model.layers[0].weight, best["state_dict"]["model.layers.0.weight"])
+    last = torch.load(tmp_path / "v" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 7 * 4  # written after the final epoch, which is not a multiple of 2
+
+    # uniform noise and a large step: the training loss does not fall every epoch
+    seed_all(0)
+    noise = torch.rand(64, 30)
+    model2 = ADAGE(30, nodes=4)
+    cfg = TrainConfig(
+        max_epochs=9, patience=0, batch_size=16, lr=0.5, device="cpu", progress=False, resume=False
+    )
+    cfg.checkpoint_every = 2
+    info = fit_expression(model2, "adage", (noise,), None, tmp_path / "t", cfg, optimizer="sgd")
+    hist = pd.read_csv(tmp_path / "t" / "history.csv")
+    assert hist["train_loss"].idxmin() != 8  # premise
+    last = torch.load(tmp_path / "t" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert info["best_epoch"] == 8 and last["global_step"] == 9 * 4
+    assert torch.equal(model2.layers[0].weight, last["state_dict"]["model.layers.0.weight"])

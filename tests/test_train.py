@@ -8,7 +8,9 @@ import signal
 import subprocess
 import sys
 import time
+from unittest import mock
 
+import lightning.pytorch as pl
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,6 +18,7 @@ import torch
 
 from biodl.api import train
 from biodl.data.sequences import SequenceDataset
+from biodl.errors import BiodlInputError
 from biodl.io.tables import SequenceTable
 from biodl.models import DeepBind
 from biodl.train import TrainConfig, compute_metrics, fit, load_model, masked_loss, seed_all
@@ -249,11 +252,72 @@ def test_fit_without_validation_exports_the_final_epoch(tmp_path):
     hist = pd.read_csv(tmp_path / "history.csv")
     assert hist["train_loss"].idxmin() != 7  # premise: the lowest training loss is not the last epoch
     assert res.best_epoch == 7 and res.epochs_run == 8
-    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["global_step"] == 8 * 8  # last.ckpt is the final epoch's, not the lowest-loss epoch's
+    last = ckpt["state_dict"]
     exported, meta = load_model(res.model_path)
     for k, v in exported.state_dict().items():
         assert torch.equal(v, last[f"model.{k}"]), k
     assert meta["best_epoch"] == 7
+
+
+def test_checkpoint_every_n_epochs_resume_and_best_epoch(tmp_path):
+    """checkpoint_every=3 over 7 epochs: checkpoints after epochs 3 and 6 (1-based) and
+    last.ckpt after the final epoch; the best epoch is picked among the checkpointed epochs
+    and its weights are the ones exported; a run stopped after 4 epochs and resumed to 7
+    equals the straight run, which equals a run checkpointing every epoch."""
+    table = _planted(200, seed=7)
+    tr, va = table.subset(range(150)), table.subset(range(150, 200))
+    meta = {"recipe": "deepbind", "model_kwargs": dict(n_outputs=1, **TINY)}
+    saves: list[int] = []
+    save = pl.Trainer.save_checkpoint
+
+    def counting_save(self, *args, **kwargs):  # global step of every checkpoint written
+        saves.append(self.global_step)
+        return save(self, *args, **kwargs)
+
+    def run(out, epochs, every, count=False):
+        torch.manual_seed(0)
+        with mock.patch.object(pl.Trainer, "save_checkpoint", counting_save if count else save):
+            return fit(
+                DeepBind(**TINY),
+                "binary",
+                SequenceDataset(tr),
+                SequenceDataset(va),
+                out,
+                _cfg(max_epochs=epochs, checkpoint_every=every),
+                meta=meta,
+            )
+
+    every1 = run(tmp_path / "every1", 7, 1)
+    res = run(tmp_path / "every3", 7, 3, count=True)
+    steps = 3  # 150 training sequences, batch 64
+    # best (when improved) and last at epochs 3 and 6, last once more after epoch 7
+    assert set(saves) == {3 * steps, 6 * steps, 7 * steps} and saves.count(7 * steps) == 1
+    hist = pd.read_csv(tmp_path / "every3" / "history.csv")
+    assert list(hist["epoch"]) == list(range(7))
+    cand = hist[hist["epoch"].isin([2, 5])]
+    assert res.best_epoch == int(cand.loc[cand["val_loss"].idxmin(), "epoch"])
+    best = torch.load(tmp_path / "every3" / "checkpoints" / "best.ckpt", weights_only=True)
+    assert best["global_step"] == (res.best_epoch + 1) * steps
+    exported, _ = load_model(res.model_path)
+    for k, v in exported.state_dict().items():
+        assert torch.equal(v, best["state_dict"][f"model.{k}"]), k
+    run(tmp_path / "split", 4, 3)
+    resumed = run(tmp_path / "split", 7, 3)
+    assert resumed.resumed_from is not None
+    lasts = [
+        torch.load(tmp_path / d / "checkpoints" / "last.ckpt", weights_only=True)
+        for d in ("every1", "every3", "split")
+    ]
+    assert all(c["global_step"] == 7 * steps for c in lasts)
+    for k in lasts[0]["state_dict"]:
+        assert torch.allclose(lasts[0]["state_dict"][k], lasts[1]["state_dict"][k], atol=1e-6), k
+        assert torch.allclose(lasts[1]["state_dict"][k], lasts[2]["state_dict"][k], atol=1e-6), k
+    assert list(pd.read_csv(tmp_path / "split" / "history.csv")["epoch"]) == list(range(7))
+    assert every1.epochs_run == res.epochs_run == 7
+    with pytest.raises(BiodlInputError):
+        run(tmp_path / "bad", 2, 0)
 
 
 def test_checkpoint_loads_weights_only(tmp_path):

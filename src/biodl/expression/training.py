@@ -1,6 +1,6 @@
 """Lightning training plans for the expression systems, on the shared engine
-(:func:`biodl.train.engine.make_trainer`: checkpoints every epoch, resume from
-``last.ckpt``, early stopping, device / DDP options; :func:`~biodl.train.engine.export_model`).
+(:func:`biodl.train.engine.make_trainer`: checkpoints every ``checkpoint_every`` epochs, resume
+from ``last.ckpt``, early stopping, device / DDP options; :func:`~biodl.train.engine.export_model`).
 
 * ADAGE: binary cross-entropy between the reconstruction of a masked copy and the clean,
   0-1 scaled input, summed over genes and averaged over the batch (as the original Theano
@@ -18,14 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from biodl.io._util import atomic_write_text
-from biodl.train.engine import HistoryCallback, TrainConfig, make_trainer
+from biodl.train.engine import HistoryCallback, TrainConfig, best_row, make_trainer
 from biodl.train.module import SeededTraining
 
 
@@ -123,8 +122,10 @@ def fit_expression(
 ) -> dict[str, Any]:
     """Train ``model`` with Lightning; checkpoints go to ``out_dir/checkpoints`` (resumable).
 
-    For ADAGE, ``layer`` selects the layer trained (the others are frozen). The best weights
-    (by ``val_loss``, else ``train_loss``) are loaded back into ``model``.
+    For ADAGE, ``layer`` selects the layer trained (the others are frozen). With a
+    validation set the weights of the epoch of lowest ``val_loss`` are loaded back into
+    ``model`` (among epochs ``checkpoint_every``, 2 x ``checkpoint_every``, ...); without one,
+    the final epoch's (the lowest training loss is in-sample: nothing to select on).
 
     Returns
     -------
@@ -159,15 +160,16 @@ def fit_expression(
     )
     seconds = time.perf_counter() - t0
     best = out / "checkpoints" / "best.ckpt"
-    src = best if best.exists() else last
+    # with config.checkpoint_every = N, best.ckpt is the best of epochs N, 2N, ...: the epoch
+    # reported is chosen among the same epochs
+    pick = best_row(history.rows, monitor, "min", config.checkpoint_every) if valid is not None else None
+    src = best if (pick is not None and best.exists()) else last
     if src.exists():
         module.load_state_dict(torch.load(src, map_location="cpu", weights_only=True)["state_dict"])
-    rows = [r for r in history.rows if monitor in r and not np.isnan(r[monitor])]
-    best_epoch, val_metrics = None, {}
-    if rows:
-        pick = min(rows, key=lambda r: r[monitor])
-        best_epoch = int(pick["epoch"])
-        val_metrics = {k: float(v) for k, v in pick.items() if k.startswith("val_")}
+    if pick is None and history.rows:
+        pick = history.rows[-1]
+    best_epoch = int(pick["epoch"]) if pick is not None else None
+    val_metrics = {k: float(v) for k, v in (pick or {}).items() if k.startswith("val_")}
     if kind == "adage":
         model.requires_grad_(True)
         model.active_layer = len(model.layers) - 1

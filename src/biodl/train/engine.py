@@ -35,6 +35,12 @@ class TrainConfig:
     ``device`` is ``cpu``, ``cuda`` (alias ``gpu``) or ``auto``; ``devices``, ``strategy``
     and ``num_nodes`` are passed to Lightning unchanged (e.g. ``devices=4,
     strategy="ddp", num_nodes=2`` for multi-node DDP).
+
+    ``checkpoint_every=N`` writes ``best.ckpt`` / ``last.ckpt`` every N epochs instead of
+    every epoch (``last.ckpt`` also after the final epoch): for runs of many tiny epochs, where
+    saving two checkpoints costs as much as the epoch itself. The best epoch is then chosen
+    among epochs N, 2N, ... (see :func:`best_row`), and a killed run repeats at most N - 1
+    epochs when it resumes.
     """
 
     max_epochs: int = 20
@@ -53,6 +59,7 @@ class TrainConfig:
     progress: bool = True
     resume: bool = True
     deterministic: bool = True
+    checkpoint_every: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -190,25 +197,75 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
 
 
+class _LastCheckpoint(ModelCheckpoint):
+    """``last.ckpt`` every ``every_n_epochs`` epochs whether or not the monitored metric
+    improved, and once more after the final epoch if that epoch was not saved (Lightning's
+    ``save_last`` writes ``last.ckpt`` only on epochs where the top-k checkpoint was saved, so
+    ``last.ckpt`` would lag behind after epochs without improvement)."""
+
+    def __init__(self, dirpath: Path, every: int) -> None:
+        super().__init__(
+            dirpath=dirpath,
+            filename="last",
+            monitor=None,
+            save_top_k=1,
+            every_n_epochs=every,
+            enable_version_counter=False,
+        )
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        super().on_train_end(trainer, pl_module)
+        if not self._should_skip_saving_checkpoint(trainer):
+            self._save_topk_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+def is_checkpoint_epoch(epoch: int, every: int) -> bool:
+    """Whether ``best.ckpt`` was considered at the end of (0-based) ``epoch``."""
+    return (epoch + 1) % max(1, int(every)) == 0
+
+
+def best_row(
+    rows: list[dict[str, float]], monitor: str, mode: str, every: int = 1
+) -> dict[str, float] | None:
+    """The history row whose weights are in ``best.ckpt``: the best ``monitor`` value among
+    the epochs where checkpoints were written (every ``every`` epochs); ``None`` if there is
+    none (then ``best.ckpt`` does not exist either)."""
+    ok = [
+        r
+        for r in rows
+        if monitor in r and not math.isnan(r[monitor]) and is_checkpoint_epoch(int(r["epoch"]), every)
+    ]
+    if not ok:
+        return None
+    return (max if mode == "max" else min)(ok, key=lambda r: r[monitor])
+
+
 def make_trainer(
     out_dir: Path, config: TrainConfig, monitor: str, mode: str, callbacks=(), validate: bool = True
 ) -> pl.Trainer:
-    """A Lightning Trainer with checkpoints (best + last, every epoch), early stopping,
-    progress bar and the device / strategy options passed through (``validate=False``: no
-    validation loop, for runs without a validation set)."""
+    """A Lightning Trainer with checkpoints (``best.ckpt`` by ``monitor`` and ``last.ckpt``,
+    every ``config.checkpoint_every`` epochs; ``last.ckpt`` also after the final epoch), early
+    stopping, progress bar and the device / strategy options passed through
+    (``validate=False``: no validation loop, for runs without a validation set)."""
     _quiet_lightning()
     ckpt_dir = out_dir / "checkpoints"
+    every = int(config.checkpoint_every)
+    if every < 1:
+        raise BiodlInputError(f"checkpoint_every must be >= 1, not {config.checkpoint_every}")
     cbs = [
+        *callbacks,
+        # best first: last.ckpt then holds the best callback's updated state (best score)
         ModelCheckpoint(
             dirpath=ckpt_dir,
             filename="best",
             monitor=monitor,
             mode=mode,
             save_top_k=1,
-            save_last=True,
+            save_last=False,
+            every_n_epochs=every,
             enable_version_counter=False,
         ),
-        *callbacks,
+        _LastCheckpoint(ckpt_dir, every),
     ]
     if config.patience and config.patience > 0:
         cbs.append(EarlyStopping(monitor=monitor, mode=mode, patience=config.patience))
@@ -363,20 +420,17 @@ def fit(
     # without a validation set there is nothing to select on (the lowest training loss is
     # in-sample): the final epoch's weights are exported, e.g. a refit on train + valid
     # for an epoch count chosen on validation earlier
-    src = best if (best.exists() and valid_ds is not None) else last
+    # with checkpoint_every > 1 the best is chosen among the checkpointed epochs only, so that
+    # the epoch reported is the one whose weights are exported
+    pick = best_row(history.rows, monitor, mode, config.checkpoint_every) if valid_ds is not None else None
+    src = best if (pick is not None and best.exists()) else last
     if src.exists():
         state = torch.load(src, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
-    best_epoch = None
-    val_metrics: dict[str, float] = {}
-    if history.rows and valid_ds is None:
-        best_epoch = int(history.rows[-1]["epoch"])
-    elif history.rows:
-        rows = [r for r in history.rows if monitor in r and not math.isnan(r[monitor])]
-        if rows:
-            pick = (max if mode == "max" else min)(rows, key=lambda r: r[monitor])
-            best_epoch = int(pick["epoch"])
-            val_metrics = {k: v for k, v in pick.items() if k.startswith("val_")}
+    if pick is None and history.rows:
+        pick = history.rows[-1]
+    best_epoch = int(pick["epoch"]) if pick is not None else None
+    val_metrics: dict[str, float] = {k: v for k, v in (pick or {}).items() if k.startswith("val_")}
     meta = dict(meta, task=task, label_names=label_names, best_epoch=best_epoch, val_metrics=val_metrics)
     model_path = export_model(out / "model.pt", module.model, meta)
     result = FitResult(out, model_path, best_epoch, trainer.current_epoch, val_metrics, resumed)
