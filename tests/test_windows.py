@@ -121,6 +121,16 @@ def test_evaluate_and_predict_bed(run_dir: Path, tmp_path: Path) -> None:
     assert len(r.stdout.strip().splitlines()) == 1 + 333
 
 
+def test_report_uses_labelled_test_windows(run_dir: Path) -> None:
+    """`biodl report` on a genome-window run cuts held-out windows from the genome for the
+    filter logos and ISM (it used to look for a sequence file named after the test split)."""
+    r = runner.invoke(app, ["report", str(run_dir)])
+    assert r.exit_code == 0, r.output
+    html = (run_dir / "report.html").read_text()
+    assert "First-layer filters" in html and "labelled windows of" in html
+    assert (run_dir / "filters.meme").exists() and (run_dir / "learning_curves.png").exists()
+
+
 def test_bad_label_type_is_a_clear_error(tmp_path: Path) -> None:
     r = runner.invoke(app, _train_args(tmp_path / "bad", labels="CDS,tRNA"))
     assert r.exit_code == 2

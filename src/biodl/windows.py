@@ -617,6 +617,39 @@ def _features(annotation: list[str], labels: list[str]) -> pd.DataFrame:
     return feats[feats["type"].isin(labels)]
 
 
+def _fasta_windows(
+    meta: dict[str, Any], p: Path, options: dict[str, Any], same: bool
+) -> tuple[pd.DataFrame, str]:
+    """The model's windows tiling genome ``p``: for the training genome its ``--set split``
+    (default ``test``), for another genome every window (``split=all``)."""
+    from biodl.data.genome_windows import make_windows, split_windows
+
+    window, center = int(meta["window"]), int(meta["center"])
+    lengths = _genome_lengths(str(p))
+    chroms = meta.get("chroms") if same else None
+    windows = make_windows(lengths, chroms=chroms, window=window, step=int(meta["step"]), center=center)
+    split = str(options.get("split", "test" if same else "all"))
+    if split not in ("train", "valid", "test", "all"):
+        raise BiodlInputError(f"--set split must be train, valid, test or all, got {split!r}")
+    if split != "all":
+        if not same:
+            raise BiodlInputError(
+                f"--set split={split} only applies to the training genome {meta['genome']}; use split=all"
+            )
+        hold = meta.get("holdout", {})
+        parts = split_windows(
+            windows,
+            valid=_holdout(hold.get("valid"), "valid"),
+            test=_holdout(hold.get("test"), "test"),
+            placement=meta.get("placement", "end"),
+            scope=meta.get("scope", "genome"),
+            seed=int(meta.get("seed", 0)),
+            chrom_lengths=lengths,
+        ).to_numpy()
+        windows = windows[parts == split].reset_index(drop=True)
+    return windows, f"{p} ({split} windows)"
+
+
 def evaluate(
     model_path: str | Path,
     data: str | Path,
@@ -650,7 +683,7 @@ def evaluate(
         ``metrics`` (``auroc``, ``auprc``, ``auroc/<label>``, ``auprc/<label>``), ``n``
         (windows), ``task``, ``data``, ``positives`` per label.
     """
-    from biodl.data.genome_windows import GenomeWindowDataset, label_windows, make_windows, split_windows
+    from biodl.data.genome_windows import GenomeWindowDataset, label_windows
     from biodl.io.bed import read_bed
     from biodl.train.engine import read_model_meta
 
@@ -666,29 +699,7 @@ def evaluate(
     if _is_fasta(p):
         genome = str(p)
         same = p.resolve() == train_genome.resolve()
-        lengths = _genome_lengths(genome)
-        chroms = meta.get("chroms") if same else None
-        windows = make_windows(lengths, chroms=chroms, window=window, step=int(meta["step"]), center=center)
-        split = str(options.get("split", "test" if same else "all"))
-        if split not in ("train", "valid", "test", "all"):
-            raise BiodlInputError(f"--set split must be train, valid, test or all, got {split!r}")
-        if split != "all":
-            if not same:
-                raise BiodlInputError(
-                    f"--set split={split} only applies to the training genome {train_genome}; use split=all"
-                )
-            hold = meta.get("holdout", {})
-            parts = split_windows(
-                windows,
-                valid=_holdout(hold.get("valid"), "valid"),
-                test=_holdout(hold.get("test"), "test"),
-                placement=meta.get("placement", "end"),
-                scope=meta.get("scope", "genome"),
-                seed=int(meta.get("seed", 0)),
-                chrom_lengths=lengths,
-            ).to_numpy()
-            windows = windows[parts == split].reset_index(drop=True)
-        desc = f"{p} ({split} windows)"
+        windows, desc = _fasta_windows(meta, p, options, same)
     else:
         genome = _model_genome(meta, options)
         same = Path(genome).resolve() == train_genome.resolve()
@@ -777,3 +788,49 @@ def predict(
         atomic_write_text(out, df.to_csv(sep="\t", index=False, float_format="%.6g"))
         _log(f"[biodl] wrote {len(df)} window predictions to {out}", quiet)
     return df
+
+
+def report(
+    run_dir: str | Path,
+    data: str | Path | None = None,
+    *,
+    options: dict[str, Any] | None = None,
+    max_windows: int = 500,
+    quiet: bool = False,
+) -> Path:
+    """``RUN_DIR/report.html`` of a genome-window run: the run, held-out metrics and ROC/PR,
+    learning curves, and filter logos / JASPAR matches / ISM on windows of the held-out
+    ``test`` split that are positive for some label (at most ``max_windows``, evenly spaced;
+    ``data`` = another genome FASTA, or ``--set split=...``, chooses other windows)."""
+    from biodl.data.genome_windows import GenomeWindowDataset, label_windows
+    from biodl.report.run import write_run_report
+    from biodl.train.engine import read_model_meta
+
+    run = Path(run_dir)
+    run = run if run.is_dir() else run.parent
+    meta = read_model_meta(run / "model.pt")
+    options = dict(options or {})
+    names = list(meta.get("label_names") or meta["labels"])
+    genome = Path(data or meta["genome"])
+    if not genome.exists():
+        raise BiodlInputError("genome not found (give it: biodl report RUN --data GENOME)", path=genome)
+    same = genome.resolve() == Path(meta["genome"]).resolve()
+    windows, desc = _fasta_windows(meta, genome, options, same)
+    feats = _features(_annotation_for(meta, options, same), names)
+    y = label_windows(
+        windows, feats, names, center=int(meta["center"]), min_overlap=float(meta.get("min_overlap", 0.5))
+    )
+    pos = np.flatnonzero(np.nansum(y, axis=1) > 0)
+    if len(pos) == 0:
+        pos = np.arange(len(windows))
+    pick = pos[np.unique(np.linspace(0, len(pos) - 1, min(max_windows, len(pos))).astype(int))]
+    ds = GenomeWindowDataset(
+        str(genome), windows.iloc[pick].reset_index(drop=True), y[pick], names,
+        n_value=float(meta.get("n_value", 0.25)),
+    )  # fmt: skip
+    X = torch.stack([ds[i][0] for i in range(len(ds))]) if len(ds) else None
+    path = write_run_report(
+        run, sequences=(X, f"{len(ds)} labelled windows of {desc}") if X is not None else None
+    )
+    _log(f"[biodl] report: {path}", quiet)
+    return path

@@ -261,7 +261,11 @@ def _variants_section(run: Path) -> list:
 
 
 def write_run_report(
-    run_dir: str | Path, test_file: str | Path | None = None, title: str | None = None, n_logos: int = 16
+    run_dir: str | Path,
+    test_file: str | Path | None = None,
+    title: str | None = None,
+    n_logos: int = 16,
+    sequences: tuple[torch.Tensor, str] | None = None,
 ) -> Path:
     """Write ``report.html`` (self-contained) and its PNGs for a trained run directory.
 
@@ -277,6 +281,9 @@ def write_run_report(
         Page title.
     n_logos
         Filter logos drawn (the most informative filters).
+    sequences
+        ``(X, description)``: one-hot ``(n, 4, L)`` sequences to use instead of reading
+        ``test_file`` (e.g. genome windows cut by :func:`biodl.windows.report`).
 
     Returns
     -------
@@ -319,9 +326,15 @@ def write_run_report(
         if len(hist):
             plot_learning_curves(hist, run / "learning_curves.png")
             sections.append(Section("Learning curves", images=[run / "learning_curves.png"]))
-    got = positive_test_sequences(run, meta, test_file)
+    got = sequences if sequences is not None else positive_test_sequences(run, meta, test_file)
     if got is not None:
-        X, _src = got
+        X, src = got
+        sections.append(
+            Section(
+                "Sequences interpreted",
+                text=f"Filters, ISM and attributions below use {len(X)} sequences: {src}.",
+            )
+        )
         try:
             db = load_motif_db(None)
         except (BiodlError, ImportError, OSError) as e:
