@@ -13,9 +13,9 @@ Protocols:
 * ``fixed`` (default): one configuration fixed in advance (``MODELS``, the recipe defaults);
   the validation chunk picks the best epoch; fitted on 60 % of the data.
 * ``--trials N`` (the paper's protocol; the paper ran 50 trials): per fold, N random
-  configurations from ``SEARCH`` scored by their final-epoch validation MSE, then the best
-  refitted on train + validation (80 %) and tested once. ``--ensemble K`` averages K refits;
-  ``--refit-epochs E`` refits with a shorter budget.
+  configurations from ``biodl.molecules.search.SEARCH`` scored by their final-epoch
+  validation MSE, then the best refitted on train + validation (80 %) and tested once.
+  ``--ensemble K`` averages K refits; ``--refit-epochs E`` refits with a shorter budget.
 * ``--models chemprop``: chemprop's own CLI with its defaults on the same split.
 
 Usage::
@@ -46,6 +46,7 @@ import torch
 from biodl.molecules.data import MoleculeDataset, fit_molecules, predict_molecules
 from biodl.molecules.featurize import mols_to_graphs, morgan_fingerprints
 from biodl.molecules.io import read_molecules
+from biodl.molecules.search import sample_config as search_config
 from biodl.recipes import get_recipe
 from biodl.train.engine import TrainConfig, load_model, seed_all
 
@@ -89,28 +90,6 @@ MODELS = {
     "circular+NN": ("circular-fp", {"head": "mlp"}, {}),
     "neural+linear": ("neural-fp", {"head": "linear"}, {}),
     "neural+NN": ("neural-fp", {"head": "mlp"}, {}),
-}
-# The random-search space of ``--trials N`` (the paper's protocol; our ranges, chosen before
-# any run: the paper does not list its own). Lists are sampled uniformly, (lo, hi) tuples
-# log-uniformly.
-SEARCH = {
-    "neural": {
-        "fp_length": [64, 128, 256],
-        "radius": [2, 3, 4, 5],
-        "conv_width": [32, 64, 128],
-        "hidden": [64, 128, 256],
-        "dropout": [0.0, 0.1, 0.2, 0.3],
-        "lr": (3e-4, 5e-3),
-        "weight_decay": (1e-5, 3e-1),
-    },
-    "circular": {
-        "fp_length": [512, 1024, 2048],
-        "radius": [1, 2, 3],
-        "hidden": [64, 128, 256, 512],
-        "dropout": [0.0, 0.1, 0.2, 0.3, 0.5],
-        "lr": (3e-4, 5e-3),
-        "weight_decay": (1e-5, 3e-1),
-    },
 }
 # epochs by task (the paper: 10,000 minibatches of 100 for every task)
 EPOCHS = {"delaney": 150, "malaria": 40, "cep": 30}
@@ -189,20 +168,9 @@ def train_config(
 
 
 def sample_config(model_name: str, rng: np.random.Generator) -> tuple[dict, dict]:
-    """One random draw from ``SEARCH`` (model options, training options)."""
-    space = SEARCH["neural" if model_name.startswith("neural") else "circular"]
-    mopts, topts = {}, {}
-    for k, v in space.items():
-        if isinstance(v, tuple):  # log-uniform range
-            val = float(10 ** rng.uniform(np.log10(v[0]), np.log10(v[1])))
-        else:
-            val = v[int(rng.integers(len(v)))]
-            val = val.item() if hasattr(val, "item") else val
-        (topts if k in ("lr", "weight_decay") else mopts)[k] = val
-    if model_name.endswith("linear"):
-        mopts = {k: v for k, v in mopts.items() if k not in ("hidden", "dropout")}
-    mopts["head"] = "linear" if model_name.endswith("linear") else "mlp"
-    return mopts, topts
+    """One random draw from the library's search space (``biodl.molecules.search.SEARCH``)."""
+    recipe = MODELS[model_name][0]
+    return search_config(recipe, "linear" if model_name.endswith("linear") else "mlp", rng)
 
 
 def _finished(out: Path, mopts: dict, topts: dict) -> bool:

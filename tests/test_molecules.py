@@ -25,6 +25,7 @@ from biodl.molecules.featurize import (
     morgan_fingerprints,
 )
 from biodl.molecules.io import parse_smiles, read_molecules
+from biodl.train.engine import load_model
 
 DATA = Path(__file__).parent / "data" / "molecules"
 DELANEY = DATA / "delaney_150.csv"
@@ -190,3 +191,31 @@ def test_no_single_molecule_training_batch():
     dm = SequenceDataModule(ds, ds, batch_size=10, collate_fn=collate_molecules)
     assert [len(y) for _, y in dm.train_dataloader()] == [10]
     assert [len(y) for _, y in dm.val_dataloader()] == [10, 1]
+
+
+def test_cli_search_then_refit_on_train_and_validation(tmp_path):
+    """--set search_trials=N: N configurations scored on validation, the best refitted on
+    train + validation; -m options stay fixed; the search is in search.tsv and the report."""
+    run = tmp_path / "s"
+    args = ["train", "--system", "neural-fp", "--data", str(DELANEY), "--target", TARGET, "--out", str(run)]
+    r = runner.invoke(
+        app, args + ["--epochs", "2", "--no-progress", "--set", "search_trials=3", "-m", "radius=2"]
+    )
+    assert r.exit_code == 0, r.output
+    table = pd.read_csv(run / "search.tsv", sep="\t")
+    assert len(table) == 3 and table["chosen"].sum() == 1 and "radius" not in table
+    best = table.loc[table["final val_loss"].idxmin()]
+    assert bool(best["chosen"])
+    s = json.loads((run / "summary.json").read_text())
+    assert s["search"]["trial"] == int(best["trial"]) and s["n_fit"] == s["n_train"] + s["n_valid"]
+    _, meta = load_model(run / "model.pt")
+    mk = meta["model_kwargs"]
+    assert (
+        mk["radius"] == 2
+        and mk["fp_length"] == int(best["fp_length"])
+        and mk["hidden"] == int(best["hidden"])
+    )
+    assert np.isfinite(s["test_metrics"]["mse"])
+    assert "Hyperparameter search" in (run / "report.html").read_text()
+    for t in range(3):
+        assert (run / "search" / f"trial{t}" / "history.csv").exists()

@@ -21,19 +21,26 @@ The contract is the one of :mod:`biodl.plugins`. Options (``--set KEY=VALUE`` on
     torch CPU threads while training (default 1: small graphs are fastest single-threaded).
 ``report``
     Write ``OUT/report.html`` after training (default true; see :func:`report`).
+``search_trials``
+    The paper's protocol: a random search of this many configurations
+    (:mod:`biodl.molecules.search`; options given with ``-m`` or ``--lr`` stay fixed), each
+    trained for ``--epochs`` and scored on the validation molecules; the best is refitted on
+    train + validation and its final weights exported (``OUT/search.tsv``, trials in
+    ``OUT/search/``). ``search_seed`` seeds the draws (default ``--seed``).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+from torch.utils.data import ConcatDataset
 
 from biodl.api import prediction_frame, write_evaluation
 from biodl.errors import BiodlInputError
@@ -110,6 +117,84 @@ def _dataset(meta: dict, table: MoleculeTable) -> MoleculeDataset:
     return MoleculeDataset(featurize_for(meta["model_kwargs"], meta["recipe"], table.mols), table.targets)
 
 
+def _concat(datasets: list[MoleculeDataset]):
+    return datasets[0] if len(datasets) == 1 else ConcatDataset(datasets)
+
+
+def _build_model(recipe, task: str, names: list[str], model_options: dict, tables: list, seed: int):
+    """(meta, model): the recipe's model with ``model_options``; regression outputs scaled by
+    the mean / sd of the targets of ``tables`` (the molecules it is fitted on)."""
+    mk = recipe.model_kwargs(len(names), **model_options)
+    if task == "regression":
+        y = np.concatenate([t.targets for t in tables])
+        mean = np.nanmean(y, axis=0)
+        std = np.nanstd(y, axis=0)
+        mk["target_mean"] = [float(v) for v in np.nan_to_num(mean)]
+        mk["target_std"] = [float(v) if v > 0 else 1.0 for v in np.nan_to_num(std, nan=1.0)]
+    seed_all(seed)
+    model = recipe.build(**mk)
+    return {"recipe": recipe.name, "plugin": PLUGIN, "model_kwargs": mk, "target_names": names}, model
+
+
+def _search(
+    recipe, task, names, model_options, train_t, valid_t, out: Path, config, options, lr_decay, threads, quiet
+) -> dict[str, Any]:
+    """``search_trials`` random configurations (:mod:`biodl.molecules.search`), each trained for
+    the full epoch budget on the training molecules and scored by its final-epoch validation
+    metric; writes ``OUT/search.tsv`` and returns the best (``model_options``,
+    ``train_options``, ``trial``, ``metric``, ``score``)."""
+    from biodl.molecules.search import sample_config
+    from biodl.train.engine import MONITOR
+
+    n = int(_opt_float(options, "search_trials", 0))
+    key, mode = MONITOR[task]
+    fixed = dict(model_options)
+    fixed.update({k: options[k] for k in ("lr", "weight_decay") if options.get(k) is not None})
+    head = str(model_options.get("head", recipe.model_defaults.get("head", "mlp")))
+    rng = np.random.default_rng(int(_opt_float(options, "search_seed", config.seed)))
+    rows = []
+    for t in range(n):
+        mopts, topts = sample_config(recipe.name, head, rng, fixed=fixed)
+        meta, model = _build_model(recipe, task, names, {**model_options, **mopts}, [train_t], config.seed)
+        cfg = replace(config, patience=0, resume=True, progress=False, **topts)
+        tdir = out / "search" / f"trial{t}"
+        res = fit_molecules(
+            model, task, _dataset(meta, train_t), _dataset(meta, valid_t), tdir, cfg, meta,
+            label_names=names, lr_decay=lr_decay, threads=threads,
+        )  # fmt: skip
+        hist = pd.read_csv(tdir / "history.csv")
+        col = f"val_{key}"
+        score = (
+            float(hist[col].dropna().iloc[-1]) if col in hist and hist[col].notna().any() else float("nan")
+        )
+        rows.append({"trial": t, f"final val_{key}": score, **mopts, **topts, "epochs": res.epochs_run})
+        _log(f"[biodl] search trial {t + 1}/{n}: val_{key} {score:.4g} {mopts} {topts}", quiet)
+    table = pd.DataFrame(rows)
+    col = f"final val_{key}"
+    ok = table[table[col].notna()]
+    if ok.empty:
+        raise BiodlInputError("every search trial failed to produce a validation score")
+    best = ok.loc[ok[col].idxmax() if mode == "max" else ok[col].idxmin()]
+    table["chosen"] = table["trial"] == best["trial"]
+    atomic_write_text(out / "search.tsv", table.to_csv(sep="\t", index=False, float_format="%.6g"))
+    chosen = rows[int(best["trial"])]
+    mopts = {k: chosen[k] for k in chosen if k not in ("trial", col, "epochs", "lr", "weight_decay")}
+    topts = {k: chosen[k] for k in ("lr", "weight_decay") if k in chosen}
+    _log(
+        f"[biodl] search: trial {int(best['trial']) + 1} chosen ({col} {best[col]:.4g}); refitting on "
+        "train + validation",
+        quiet,
+    )
+    return {
+        "model_options": mopts,
+        "train_options": topts,
+        "trial": int(best["trial"]),
+        "metric": key,
+        "score": float(best[col]),
+        "trials": n,
+    }
+
+
 def train(
     system: str,
     out_dir: str | Path,
@@ -168,42 +253,57 @@ def train(
         raise BiodlInputError(
             f"too few molecules to train ({len(train_t)} train, {len(valid_t)} validation)", path=data
         )
-    n_out = len(names)
-    mk = recipe.model_kwargs(n_out, **(model_options or {}))
-    if task == "regression":
-        y = train_t.targets
-        mean = np.nanmean(y, axis=0)
-        std = np.nanstd(y, axis=0)
-        mk["target_mean"] = [float(v) for v in np.nan_to_num(mean)]
-        mk["target_std"] = [float(v) if v > 0 else 1.0 for v in np.nan_to_num(std, nan=1.0)]
-    seed_all(config.seed)
-    model = recipe.build(**mk)
-    meta = {
-        "recipe": recipe.name,
-        "plugin": PLUGIN,
-        "model_kwargs": mk,
-        "target_names": names,
-        "smiles_col": options.get("smiles_col"),
-        "id_col": options.get("id_col"),
-        "train_file": str(data),
-        "n_train": len(train_t),
-        "n_valid": len(valid_t),
-        "n_invalid": n_invalid,
-    }
+    lr_decay = _truthy(options.get("lr_decay", recipe.train_defaults.get("lr_decay", False)))
+    threads = int(_opt_float(options, "threads", 1))
+    model_options = dict(model_options or {})
+    n_trials = int(_opt_float(options, "search_trials", 0))
+    search = None
+    fit_tables, fit_valid = [train_t], valid_t
+    if n_trials > 0:
+        search = _search(
+            recipe,
+            task,
+            names,
+            model_options,
+            train_t,
+            valid_t,
+            out,
+            config,
+            options,
+            lr_decay,
+            threads,
+            quiet,
+        )
+        model_options.update(search["model_options"])
+        config = replace(config, patience=0, **search["train_options"])
+        # the paper's protocol: the chosen configuration refitted on train + validation for the
+        # same epoch budget; the final epoch's weights are exported (nothing left to select on)
+        fit_tables, fit_valid = [train_t, valid_t], None
+    meta, model = _build_model(recipe, task, names, model_options, fit_tables, config.seed)
+    meta.update(
+        {
+            "smiles_col": options.get("smiles_col"),
+            "id_col": options.get("id_col"),
+            "train_file": str(data),
+            "n_train": len(train_t),
+            "n_valid": len(valid_t),
+            "n_invalid": n_invalid,
+        }
+    )
     _log(
         f"[biodl] featurising {len(train_t) + len(valid_t)} molecules for {recipe.title} ({task}, "
         f"targets: {', '.join(names)})",
         quiet,
     )
-    train_ds, valid_ds = _dataset(meta, train_t), _dataset(meta, valid_t)
+    train_ds = _concat([_dataset(meta, t) for t in fit_tables])
+    valid_ds = _dataset(meta, fit_valid) if fit_valid is not None else None
     _log(
-        f"[biodl] training on {len(train_t)} molecules, validating on {len(valid_t)}"
+        f"[biodl] training on {len(train_ds)} molecules"
+        + (f", validating on {len(valid_t)}" if valid_ds is not None else " (train + validation: refit)")
         + (f", testing on {len(test_t)}" if test_t is not None else "")
         + f"; output in {out}",
         quiet,
     )
-    lr_decay = _truthy(options.get("lr_decay", recipe.train_defaults.get("lr_decay", False)))
-    threads = int(_opt_float(options, "threads", 1))
     res = fit_molecules(
         model,
         task,
@@ -228,9 +328,12 @@ def train(
         "best_epoch": res.best_epoch,
         "epochs_run": res.epochs_run,
         "resumed_from": res.resumed_from,
-        "val_metrics": res.val_metrics,
+        "val_metrics": res.val_metrics if search is None else {"val_" + search["metric"]: search["score"]},
         "config": asdict(config),
     }
+    if search is not None:
+        summary["search"] = dict(search)
+        summary["n_fit"] = len(train_ds)  # the refit saw train + validation
     if test_t is not None and len(test_t):
         model, meta2 = load_model(res.model_path, device="cpu")
         ev = _evaluate_table(model, meta2, test_t, out / "test", device="cpu")
@@ -412,6 +515,18 @@ def report(
         secs.append(
             Section(
                 "Metrics", text="Validation: the best epoch; test: the held-out molecules.", table=metrics
+            )
+        )
+    if (run / "search.tsv").exists():
+        st = pd.read_csv(run / "search.tsv", sep="\t")
+        secs.append(
+            Section(
+                "Hyperparameter search",
+                text=f"{len(st)} random configurations, each trained on the training molecules for the "
+                "full epoch budget and scored by its final-epoch validation metric; the chosen one was "
+                "refitted on training + validation molecules and its final weights exported (the "
+                "protocol of Duvenaud et al. 2015). The learning curves below are the refit's.",
+                table=st,
             )
         )
     hist = run / "history.csv"
