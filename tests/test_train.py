@@ -369,3 +369,17 @@ def test_ddp_strategy_passes_through_to_lightning(tmp_path, rest_small):
     )
     assert list(pd.read_csv(out / "history.csv")["epoch"]) == [0, 1]
     load_model(out / "model.pt")
+
+
+def test_resume_from_a_different_model_is_a_clear_error(tmp_path):
+    from biodl.errors import BiodlInputError
+
+    table = _planted(60, seed=7)
+    meta = {"recipe": "deepbind", "model_kwargs": dict(n_outputs=1, **TINY)}
+    args = (SequenceDataset(table.subset(range(40))), SequenceDataset(table.subset(range(40, 60))))
+    fit(DeepBind(**TINY), "binary", *args, tmp_path, _cfg(max_epochs=1), meta=meta)
+    other = dict(TINY, num_motifs=6)
+    with pytest.raises(BiodlInputError, match="written by a different model.*--no-resume"):
+        fit(DeepBind(**other), "binary", *args, tmp_path, _cfg(max_epochs=2), meta=meta)
+    res = fit(DeepBind(**other), "binary", *args, tmp_path, _cfg(max_epochs=1, resume=False), meta=meta)
+    assert res.resumed_from is None and res.epochs_run == 1

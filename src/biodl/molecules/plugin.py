@@ -156,7 +156,7 @@ def _search(
     for t in range(n):
         mopts, topts = sample_config(recipe.name, head, rng, fixed=fixed)
         meta, model = _build_model(recipe, task, names, {**model_options, **mopts}, [train_t], config.seed)
-        cfg = replace(config, patience=0, resume=True, progress=False, **topts)
+        cfg = replace(config, patience=0, progress=False, **topts)
         tdir = out / "search" / f"trial{t}"
         res = fit_molecules(
             model, task, _dataset(meta, train_t), _dataset(meta, valid_t), tdir, cfg, meta,

@@ -343,6 +343,29 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[nn.Module, dict[s
     return model, meta
 
 
+def _check_resumable(ckpt: Path, module: nn.Module) -> None:
+    """Refuse, with a clear error, to resume from a checkpoint of a different model (other
+    options written to the same ``--out``) instead of failing deep inside ``load_state_dict``."""
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    except Exception as e:  # noqa: BLE001 - any unreadable checkpoint gets the same message
+        raise BiodlInputError(
+            f"cannot resume: the checkpoint is unreadable ({type(e).__name__}); rerun with --no-resume "
+            "to start over",
+            path=ckpt,
+        ) from None
+    own = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    theirs = {k: tuple(v.shape) for k, v in state.items()}
+    if own != theirs:
+        diff = sorted(set(own) ^ set(theirs)) or [k for k in own if own[k] != theirs.get(k)]
+        raise BiodlInputError(
+            f"cannot resume: the checkpoint was written by a different model (first difference: "
+            f"{diff[0]}); the run directory holds an earlier run with other options. Use another "
+            "--out, or --no-resume to overwrite it",
+            path=ckpt,
+        )
+
+
 def fit(
     model: nn.Module,
     task: str,
@@ -402,6 +425,8 @@ def fit(
     trainer = make_trainer(out, config, monitor, mode, callbacks=[history], validate=valid_ds is not None)
     last = out / "checkpoints" / "last.ckpt"
     resumed = str(last) if (config.resume and last.exists()) else None
+    if resumed:
+        _check_resumable(last, module)
     if not config.resume and last.exists():
         for f in (out / "checkpoints").glob("*.ckpt"):
             f.unlink()
