@@ -119,8 +119,8 @@ def train_config(
     epochs=None,
     patience=None,
 ):
-    """Train one configuration through the library; returns (fit result, model kwargs, dataset fn)."""
-    table, graphs, fps = data
+    """Train one configuration through the library; returns the fit result."""
+    table = data[0]
     y = table.targets
     task_type = "binary" if task in CLASSIFICATION else "regression"
     recipe = get_recipe(recipe_name)
@@ -128,14 +128,6 @@ def train_config(
     if task_type == "regression":
         mk["target_mean"] = [float(np.nanmean(y[idx_fit]))]
         mk["target_std"] = [float(np.nanstd(y[idx_fit]))]
-    key = (mk.get("fp_length"), mk.get("radius"))
-    if recipe_name == "circular-fp" and key not in fps:
-        fps[key] = morgan_fingerprints(table.mols, key[1], key[0])
-    inputs = graphs if recipe_name == "neural-fp" else fps[key]
-
-    def sub(idx):
-        x = [inputs[i] for i in idx] if isinstance(inputs, list) else inputs[idx]
-        return MoleculeDataset(x, y[idx])
 
     td = dict(recipe.train_defaults)
     td.update(topts)
@@ -156,15 +148,15 @@ def train_config(
     res = fit_molecules(
         model,
         task_type,
-        sub(idx_fit),
-        sub(idx_valid) if idx_valid is not None else None,
+        _subset(data, recipe_name, mk, idx_fit),
+        _subset(data, recipe_name, mk, idx_valid) if idx_valid is not None else None,
         out,
         cfg,
         meta,
         label_names=["y"],
         lr_decay=True,
     )
-    return res, sub
+    return res
 
 
 def sample_config(model_name: str, rng: np.random.Generator) -> tuple[dict, dict]:
@@ -196,16 +188,16 @@ def _fit_or_reuse(task, recipe_name, mopts, topts, data, fit_idx, valid_idx, out
         except (OSError, ValueError):
             return out / "model.pt", float("nan")
     t = time.time()
-    res, _ = train_config(task, recipe_name, mopts, topts, data, fit_idx, valid_idx, out, device, seed, **kw)
+    res = train_config(task, recipe_name, mopts, topts, data, fit_idx, valid_idx, out, device, seed, **kw)
     secs = time.time() - t
     (out / "seconds.txt").write_text(f"{secs:.2f}\n")
     return res.model_path, secs
 
 
-def _predict(model_path: Path, data, recipe_name: str, idx) -> np.ndarray:
+def _subset(data, recipe_name: str, mk: dict, idx) -> MoleculeDataset:
+    """The molecules ``idx`` as the network input of ``recipe_name`` with model kwargs ``mk``:
+    the precomputed graphs, or Morgan bits (cached per length and radius)."""
     table, graphs, fps = data
-    model, meta = load_model(model_path)
-    mk = meta["model_kwargs"]
     if recipe_name == "neural-fp":
         x = [graphs[i] for i in idx]
     else:
@@ -213,7 +205,12 @@ def _predict(model_path: Path, data, recipe_name: str, idx) -> np.ndarray:
         if key not in fps:
             fps[key] = morgan_fingerprints(table.mols, key[1], key[0])
         x = fps[key][idx]
-    return predict_molecules(model, MoleculeDataset(x, table.targets[idx]))
+    return MoleculeDataset(x, table.targets[idx])
+
+
+def _predict(model_path: Path, data, recipe_name: str, idx) -> np.ndarray:
+    model, meta = load_model(model_path)
+    return predict_molecules(model, _subset(data, recipe_name, meta["model_kwargs"], idx))
 
 
 def run_one(
