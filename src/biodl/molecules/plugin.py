@@ -478,7 +478,7 @@ def report(
     """
     from biodl.molecules.interpret import substructure_section
     from biodl.report.html import Section, write_html_report
-    from biodl.report.plots import plot_learning_curves
+    from biodl.report.run import learning_curves_section
 
     run = Path(run_dir)
     if not run.is_dir():
@@ -529,13 +529,7 @@ def report(
                 table=st,
             )
         )
-    hist = run / "history.csv"
-    if hist.exists():
-        h = pd.read_csv(hist)
-        if len(h) and "epoch" in h:
-            secs.append(
-                Section("Learning curves", images=[plot_learning_curves(h, run / "learning_curves.png")])
-            )
+    secs += learning_curves_section(run)
     test_imgs = [
         run / "test" / f for f in ("scatter.png", "roc.png", "pr.png") if (run / "test" / f).exists()
     ]

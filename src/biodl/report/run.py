@@ -260,6 +260,20 @@ def _variants_section(run: Path) -> list:
     ]
 
 
+def learning_curves_section(run: Path) -> list:
+    """``[Section]`` with ``run/learning_curves.png`` drawn from ``run/history.csv``, or ``[]``
+    when the run has no per-epoch history."""
+    from biodl.report import Section, plot_learning_curves
+
+    path = run / "history.csv"
+    if not path.exists():
+        return []
+    hist = pd.read_csv(path)
+    if not len(hist) or "epoch" not in hist:
+        return []
+    return [Section("Learning curves", images=[plot_learning_curves(hist, run / "learning_curves.png")])]
+
+
 def write_run_report(
     run_dir: str | Path,
     test_file: str | Path | None = None,
@@ -291,7 +305,7 @@ def write_run_report(
         ``run_dir/report.html``.
     """
     from biodl.interpret.motifs import load_motif_db, positive_test_sequences
-    from biodl.report import Section, plot_learning_curves, write_html_report
+    from biodl.report import Section, write_html_report
 
     run = Path(run_dir)
     if not (run / "model.pt").exists():
@@ -321,11 +335,7 @@ def write_run_report(
                 images=imgs,
             )
         )
-    if (run / "history.csv").exists():
-        hist = pd.read_csv(run / "history.csv")
-        if len(hist):
-            plot_learning_curves(hist, run / "learning_curves.png")
-            sections.append(Section("Learning curves", images=[run / "learning_curves.png"]))
+    sections += learning_curves_section(run)
     got = sequences if sequences is not None else positive_test_sequences(run, meta, test_file)
     if got is not None:
         X, src = got
