@@ -617,6 +617,19 @@ def _features(annotation: list[str], labels: list[str]) -> pd.DataFrame:
     return feats[feats["type"].isin(labels)]
 
 
+def _window_labels(
+    meta: dict[str, Any], options: dict[str, Any], windows: pd.DataFrame, same: bool, names: list[str]
+) -> np.ndarray:
+    """Labels of ``windows`` from the annotation (the training one for the training genome),
+    with the model's centre and minimum overlap."""
+    from biodl.data.genome_windows import label_windows
+
+    feats = _features(_annotation_for(meta, options, same), names)
+    return label_windows(
+        windows, feats, names, center=int(meta["center"]), min_overlap=float(meta.get("min_overlap", 0.5))
+    )
+
+
 def _fasta_windows(
     meta: dict[str, Any], p: Path, options: dict[str, Any], same: bool
 ) -> tuple[pd.DataFrame, str]:
@@ -683,7 +696,7 @@ def evaluate(
         ``metrics`` (``auroc``, ``auprc``, ``auroc/<label>``, ``auprc/<label>``), ``n``
         (windows), ``task``, ``data``, ``positives`` per label.
     """
-    from biodl.data.genome_windows import GenomeWindowDataset, label_windows
+    from biodl.data.genome_windows import GenomeWindowDataset
     from biodl.io.bed import read_bed
     from biodl.train.engine import read_model_meta
 
@@ -694,7 +707,7 @@ def evaluate(
     if not p.exists():
         raise BiodlInputError("file not found", path=p)
     rc_average = _bool_option(options, "rc_average")
-    window, center = int(meta["window"]), int(meta["center"])
+    window = int(meta["window"])
     train_genome = Path(meta["genome"])
     if _is_fasta(p):
         genome = str(p)
@@ -708,8 +721,7 @@ def evaluate(
         desc = f"{p} (windows of {genome})"
     if len(windows) == 0:
         raise BiodlInputError("no windows to evaluate (genome shorter than the window?)", path=p)
-    feats = _features(_annotation_for(meta, options, same), names)
-    y = label_windows(windows, feats, names, center=center, min_overlap=float(meta.get("min_overlap", 0.5)))
+    y = _window_labels(meta, options, windows, same, names)
     ds = GenomeWindowDataset(genome, windows, y, names, n_value=float(meta.get("n_value", 0.25)))
     return _evaluate_dataset(
         model_path, ds, out_dir=out_dir, device=device, rc_average=rc_average, data_desc=desc, quiet=quiet
@@ -802,7 +814,7 @@ def report(
     learning curves, and filter logos / JASPAR matches / ISM on windows of the held-out
     ``test`` split that are positive for some label (at most ``max_windows``, evenly spaced;
     ``data`` = another genome FASTA, or ``--set split=...``, chooses other windows)."""
-    from biodl.data.genome_windows import GenomeWindowDataset, label_windows
+    from biodl.data.genome_windows import GenomeWindowDataset
     from biodl.report.run import write_run_report
     from biodl.train.engine import read_model_meta
 
@@ -816,10 +828,7 @@ def report(
         raise BiodlInputError("genome not found (give it: biodl report RUN --data GENOME)", path=genome)
     same = genome.resolve() == Path(meta["genome"]).resolve()
     windows, desc = _fasta_windows(meta, genome, options, same)
-    feats = _features(_annotation_for(meta, options, same), names)
-    y = label_windows(
-        windows, feats, names, center=int(meta["center"]), min_overlap=float(meta.get("min_overlap", 0.5))
-    )
+    y = _window_labels(meta, options, windows, same, names)
     pos = np.flatnonzero(np.nansum(y, axis=1) > 0)
     if len(pos) == 0:
         pos = np.arange(len(windows))
