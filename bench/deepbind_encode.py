@@ -1,7 +1,7 @@
 """DeepBind on every ENCODE ChIP-seq experiment of the DeepBind benchmark, against the released models.
 
 For each experiment ``<exp>`` of ``<data-dir>/deepbind_encode_chipseq/`` this trains biodl's DeepBind
-on ``<exp>_AC.seq.gz`` (training positives; :func:`biodl.api.train` adds one dinucleotide-shuffled
+on ``<exp>_AC.seq.gz`` (training positives; :func:`biodl.pipeline.train` adds one dinucleotide-shuffled
 negative per positive and holds out a seeded 10 % validation split) and tests it on the held-out
 ``<exp>_B.seq.gz`` (500 bound + 500 shuffled sequences) as DeepBind's ``nbtcode`` did: every B sequence
 is scored on both strands (the larger score is kept) and the ROC AUC of the scores against ``Bound`` is
@@ -157,17 +157,17 @@ def train_stage(
     test: Path | None = None,
     resample_negatives: bool = False,
 ) -> dict[str, Any]:
-    """Train (or resume) one candidate up to ``max_epochs`` epochs with :func:`biodl.api.train`.
+    """Train (or resume) one candidate up to ``max_epochs`` epochs with :func:`biodl.pipeline.train`.
 
     Returns
     -------
     dict
-        The summary of :func:`biodl.api.train`; ``cand`` is updated with its epochs, validation AUC
+        The summary of :func:`biodl.pipeline.train`; ``cand`` is updated with its epochs, validation AUC
         (best so far), per-epoch validation AUCs and CPU seconds.
     """
-    from biodl import api
-    from biodl.recipes import get_recipe
-    from biodl.train.engine import TrainConfig
+    from biodl import pipeline
+    from biodl.registry import get_recipe
+    from biodl.train import TrainConfig
 
     recipe = get_recipe("deepbind")
     tcfg = {k: v for k, v in recipe.train_defaults.items() if k in TrainConfig.__dataclass_fields__}
@@ -175,14 +175,15 @@ def train_stage(
     tcfg.update(max_epochs=max_epochs, seed=seed, device="cpu", progress=False, resume=resume)
     c0 = time.process_time()
     with contextlib.redirect_stdout(io.StringIO()):
-        summary = api.train(
+        options = {"data": str(ac), "test_file": str(test) if test else None}
+        if resample_negatives:
+            options["resample_negatives"] = True
+        summary = pipeline.train(
             "deepbind",
-            ac,
             cand.out_dir,
-            test=test,
+            options=options,
             config=TrainConfig(**tcfg),
             model_options=cand.model or None,
-            resample_negatives=resample_negatives,
             quiet=True,
         )
     cand.cpu_s += time.process_time() - c0
@@ -202,9 +203,9 @@ def auc(y: np.ndarray, score: np.ndarray) -> float:
 
 def test_auc(model_path: Path, b_file: Path) -> float:
     """AUC on B from the model's raw logits (both strands, larger kept, inside the model)."""
-    from biodl import api
+    from biodl import pipeline
 
-    pred = api.predict(model_path, b_file, quiet=True)
+    pred = pipeline.predict(model_path, b_file, quiet=True)
     logit_col = [c for c in pred.columns if c.startswith("logit_")][0]
     y = pd.read_csv(b_file, sep="\t", usecols=["Bound"])["Bound"].to_numpy()
     return auc(y, pred[logit_col].to_numpy())
@@ -221,7 +222,7 @@ def run_experiment(exp: str, enc_dir: Path, args: argparse.Namespace) -> dict[st
     cands = [
         Candidate(n, dict(CANDIDATES[n]["model"]), dict(CANDIDATES[n]["train"]), base / n) for n in names
     ]
-    from biodl.recipes import get_recipe
+    from biodl.registry import get_recipe
 
     max_epochs = int(args.max_epochs or get_recipe("deepbind").train_defaults.get("max_epochs", 15))
     # Short first stage: at least ~20k training examples (2-5 epochs) per candidate.
@@ -282,7 +283,7 @@ def released_auc(model_field: str, b: Path) -> tuple[str, float, str]:
     (model id, auc, note)
         ``auc`` is NaN with a note when there is no model or its parameters are not bundled.
     """
-    from biodl.models.deepbind_released import bundled_ids, released_auc_on_file
+    from biodl.models.sequence.deepbind_released import bundled_ids, released_auc_on_file
 
     ids = [s.strip() for s in model_field.replace(";", ",").split(",") if s.strip()]
     if not ids:

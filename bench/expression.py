@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from biodl.expression.adage import (
+from biodl.kinds.expression.adage import (
     ANR_GENES,
     activities,
     coverage,
@@ -43,7 +43,7 @@ from biodl.expression.adage import (
     signature_sets,
     signatures,
 )
-from biodl.expression.dgex import (
+from biodl.kinds.expression.dgex import (
     KNNBaseline,
     LinearBaseline,
     choose_knn_k,
@@ -53,10 +53,10 @@ from biodl.expression.dgex import (
     split_landmarks,
     train_dgex,
 )
-from biodl.expression.io import read_expression, read_gene_list, read_gene_sets
-from biodl.expression.training import fit_expression
+from biodl.kinds.expression.io import read_expression, read_gene_list, read_gene_sets
+from biodl.kinds.expression.training import fit_adage
 from biodl.models.adage import ADAGE
-from biodl.train.engine import TrainConfig, seed_all
+from biodl.train import TrainConfig, seed_all
 
 
 def table(rows: list[dict], title: str) -> None:
@@ -145,10 +145,10 @@ def _fit_adage(x_tr: np.ndarray, x_va: np.ndarray | None, k: int, cfg: TrainConf
 
     seed_all(cfg.seed)
     m = ADAGE(x_tr.shape[1], k, 0.1)
-    valid = (torch.from_numpy(x_va),) if x_va is not None else None
+    valid = torch.from_numpy(x_va) if x_va is not None else None
     with tempfile.TemporaryDirectory() as tmp:
-        info = fit_expression(m, "adage", (torch.from_numpy(x_tr),), valid, tmp, cfg, optimizer="adam")
-    return m, info
+        (res,) = fit_adage(m, torch.from_numpy(x_tr), valid, tmp, cfg, optimizer="adam")
+    return m, {"val_metrics": res.val_metrics, "best_epoch": res.best_epoch}
 
 
 def adage_features(

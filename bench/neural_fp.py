@@ -13,7 +13,7 @@ Protocols:
 * ``fixed`` (default): one configuration fixed in advance (``MODELS``, the recipe defaults);
   the validation chunk picks the best epoch; fitted on 60 % of the data.
 * ``--trials N`` (the paper's protocol; the paper ran 50 trials): per fold, N random
-  configurations from ``biodl.molecules.search.SEARCH`` scored by their final-epoch
+  configurations from ``biodl.kinds.molecules.search.SEARCH`` scored by their final-epoch
   validation MSE, then the best refitted on train + validation (80 %) and tested once.
   ``--ensemble K`` averages K refits; ``--refit-epochs E`` refits with a shorter budget.
 * ``--models chemprop``: chemprop's own CLI with its defaults on the same split.
@@ -24,7 +24,7 @@ Usage::
     nice -n 10 python bench/neural_fp.py --tasks delaney --folds 0,1,2,3,4 --models neural+NN --trials 12
     nice -n 10 python bench/neural_fp.py --tasks delaney --folds 0,1,2,3,4 --models chemprop
 
-Every run trains through the library (``biodl.molecules.data.fit_molecules``: Lightning,
+Every run trains through the library (``biodl.train.fit_model`` with the graph collate: Lightning,
 checkpoints, seeding) and scores the untouched test chunk. Results are appended to
 ``OUT/results.tsv``; a rerun skips finished rows and reuses finished trainings (several
 processes may share ``--out``). See bench/README_neural_fp.md for the figures.
@@ -43,12 +43,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from biodl.molecules.data import MoleculeDataset, fit_molecules, predict_molecules
-from biodl.molecules.featurize import mols_to_graphs, morgan_fingerprints
-from biodl.molecules.io import read_molecules
-from biodl.molecules.search import sample_config as search_config
-from biodl.recipes import get_recipe
-from biodl.train.engine import TrainConfig, load_model, seed_all
+from biodl.kinds.molecules.data import MoleculeDataset, predict_molecules
+from biodl.kinds.molecules.featurize import collate_molecules
+from biodl.kinds.molecules.featurize import mols_to_graphs, morgan_fingerprints
+from biodl.kinds.molecules.io import read_molecules
+from biodl.kinds.molecules.search import sample_config as search_config
+from biodl.registry import get_recipe
+from biodl.train import RunMeta, TrainConfig, fit_model, load_model, seed_all
 
 TASKS = {
     "delaney": ("delaney-processed.csv", "measured log solubility in mols per litre", 1124),
@@ -144,8 +145,9 @@ def train_config(
     )
     seed_all(seed)
     model = recipe.build(**mk)
-    meta = {"recipe": recipe_name, "model_kwargs": mk, "bench": f"{task} seed {seed}"}
-    res = fit_molecules(
+    meta = RunMeta(kind="molecules", recipe=recipe_name, task=task_type, model_kwargs=mk, label_names=["y"],
+                   data={"bench": f"{task} seed {seed}"})
+    res = fit_model(
         model,
         task_type,
         _subset(data, recipe_name, mk, idx_fit),
@@ -153,6 +155,8 @@ def train_config(
         out,
         cfg,
         meta,
+        collate_fn=collate_molecules,
+        threads=1,
         label_names=["y"],
         lr_decay=True,
     )
@@ -160,7 +164,7 @@ def train_config(
 
 
 def sample_config(model_name: str, rng: np.random.Generator) -> tuple[dict, dict]:
-    """One random draw from the library's search space (``biodl.molecules.search.SEARCH``)."""
+    """One random draw from the library's search space (``biodl.kinds.molecules.search.SEARCH``)."""
     recipe = MODELS[model_name][0]
     return search_config(recipe, "linear" if model_name.endswith("linear") else "mlp", rng)
 
@@ -171,7 +175,7 @@ def _finished(out: Path, mopts: dict, topts: dict) -> bool:
         run = json.loads((out / "run.json").read_text())
     except (OSError, ValueError):
         return False
-    mk, cfg = run.get("meta", {}).get("model_kwargs", {}), run.get("config", {})
+    mk, cfg = run.get("model_kwargs", {}), run.get("training", {})
     return (
         run.get("status") == "finished"
         and (out / "model.pt").exists()
@@ -210,7 +214,7 @@ def _subset(data, recipe_name: str, mk: dict, idx) -> MoleculeDataset:
 
 def _predict(model_path: Path, data, recipe_name: str, idx) -> np.ndarray:
     model, meta = load_model(model_path)
-    return predict_molecules(model, _subset(data, recipe_name, meta["model_kwargs"], idx))
+    return predict_molecules(model, _subset(data, recipe_name, meta.model_kwargs, idx))
 
 
 def run_one(
@@ -349,7 +353,7 @@ def run_chemprop(task: str, fold: int, table, out_root: Path, epochs: int, threa
         "--task-type", kind, "--splits-file", str(d / "splits.json"), "--output-dir", str(d / "out"),
         "--epochs", str(epochs), "--num-workers", "0", "--accelerator", "cpu", "--devices", "1",
         "--pytorch-seed", str(fold),
-    ]  # fmt: skip
+    ]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     t0 = time.time()
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -551,7 +555,10 @@ def main(argv=None) -> None:
         return
     table = summarise(done)
     print()
-    print(table.to_markdown(index=False) if hasattr(table, "to_markdown") else table.to_string(index=False))
+    try:
+        print(table.to_markdown(index=False))
+    except ImportError:  # tabulate is not installed
+        print(table.to_string(index=False))
     table.to_csv(a.out / "table1.tsv", sep="\t", index=False)
 
 

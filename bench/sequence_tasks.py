@@ -38,12 +38,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from biodl.data.sequences import SequenceDataset, add_shuffled_negatives
 from biodl.errors import BiodlInputError
 from biodl.io.fasta import read_fasta
-from biodl.io.tables import SequenceTable, read_sequences
-from biodl.recipes import get_recipe
-from biodl.train.engine import TrainConfig, fit, seed_all
+from biodl.kinds.sequences.augment import AugmentedDataset, Augmenter
+from biodl.kinds.sequences.data import SequenceDataset, add_shuffled_negatives
+from biodl.kinds.sequences.io import SequenceTable, read_sequences
+from biodl.registry import get_recipe
+from biodl.train import RunMeta, TrainConfig, fit_model, predict, seed_all
 
 HERE = Path(__file__).resolve().parent
 
@@ -637,16 +638,7 @@ def all_rows(data: Path, clip_subset) -> tuple[list[Row], list[str]]:
 # --------------------------------------------------------------------------- running
 def _logits(model, ds: SequenceDataset, rc_average: bool, batch_size: int = 512) -> np.ndarray:
     """``(n, n_outputs)`` outputs, optionally averaged with those of the reverse complements."""
-    model.eval()
-    outs = []
-    with torch.no_grad():
-        for i in range(0, len(ds), batch_size):
-            x = torch.stack([b[0] for b in ds.__getitems__(list(range(i, min(i + batch_size, len(ds)))))])
-            lg = model(x)
-            if rc_average:
-                lg = (lg + model(x.flip(dims=(1, 2)))) / 2
-            outs.append(lg.float())
-    return torch.cat(outs).numpy()
+    return predict(model, ds, batch_size=batch_size, rc_average=rc_average)[0]
 
 
 #: Per-system optimiser defaults (``--lr`` overrides). Basset / DeepSEA / DanQ peaked at
@@ -677,7 +669,9 @@ def run_row(row: Row, system: str, out: Path, opts: dict[str, Any]) -> dict[str,
     iupac = True  # IUPAC ambiguity codes (UCI splice has D, R, S; some FASTA have N) read as N
     for k, sp in enumerate(splits):
         seq_len = len(sp.train.seqs[0])
-        train_ds = SequenceDataset(sp.train, iupac_as_n=iupac, rc_augment=rc_aug, shift=opts["shift"], seed=k)
+        train_ds = SequenceDataset(sp.train, iupac_as_n=iupac, seed=k)
+        if rc_aug or opts["shift"]:
+            train_ds = AugmentedDataset(train_ds, Augmenter(rc=rc_aug, shift=opts["shift"], seed=k))
         valid_ds = (
             SequenceDataset(sp.valid, length=seq_len, iupac_as_n=iupac) if sp.valid is not None else None
         )
@@ -709,14 +703,14 @@ def run_row(row: Row, system: str, out: Path, opts: dict[str, Any]) -> dict[str,
                 pos_weight = torch.tensor(len(y) / (n_out * np.maximum(cnt, 1)), dtype=torch.float32)
             else:
                 pos_weight = torch.tensor([(y == 0).sum() / max((y == 1).sum(), 1)], dtype=torch.float32)
-        res = fit(
+        res = fit_model(
             model,
             row.task,
             train_ds,
             valid_ds,
             out / f"fold{k}",
             cfg,
-            {"recipe": system, "model_kwargs": mk},
+            RunMeta(kind="sequences", recipe=system, task=row.task, model_kwargs=mk),
             pos_weight=pos_weight,
         )
         best_epochs.append(res.best_epoch)
@@ -765,7 +759,7 @@ def run_row(row: Row, system: str, out: Path, opts: dict[str, Any]) -> dict[str,
 
 
 def fit_model_best(run: Path):
-    from biodl.train.engine import load_model
+    from biodl.train import load_model
 
     model, _ = load_model(run / "model.pt")
     return model
@@ -906,7 +900,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
 
     torch.set_num_threads(a.threads)
-    from biodl.train.engine import _quiet_lightning
+    from biodl.train.fit import _quiet_lightning
 
     _quiet_lightning()
     import warnings

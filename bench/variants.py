@@ -39,7 +39,7 @@ def main() -> None:
     from biodl.interpret.variants import score_variants, variant_windows
     from biodl.io import open_genome
     from biodl.models import DeepBind
-    from biodl.train.engine import load_model
+    from biodl.train import load_model
 
     here = Path(__file__).resolve().parent.parent
     genome = Path(args.data_dir) / "genomes_mcb185" / "GCF_000005845.2_ASM584v2_genomic.fna.gz"

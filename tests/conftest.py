@@ -29,3 +29,30 @@ def rest_small(tmp_path_factory) -> dict[str, Path]:
         "train": _head(REST_AC, d / "rest_ac.seq", 600),
         "test": _head(REST_B, d / "rest_b.seq", 200, step=5),
     }
+
+
+def save_legacy_model(path: Path, model, meta: dict) -> Path:
+    """A model file as biodl wrote it before RunMeta (format ``biodl-model-1``: a flat meta
+    dict), to check that such files still load."""
+    import json
+
+    import torch
+
+    payload = {
+        "format": "biodl-model-1",
+        "meta": json.dumps(meta),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    torch.save(payload, path)
+    return path
+
+
+@pytest.fixture(params=["cpu", "cuda"])
+def device(request) -> str:
+    """Each device a test runs on: ``cpu`` always, ``cuda`` where a CUDA GPU is present (the
+    cuda cases are skipped, with the reason, on machines without one)."""
+    import torch
+
+    if request.param == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU on this machine")
+    return request.param

@@ -125,3 +125,80 @@ def test_demo_runs(tmp_path):
     )
     assert r.exit_code == 0, r.output
     assert "held-out test AUC" in r.output and (tmp_path / "demo" / "report.html").exists()
+
+
+def test_systems_and_help_import_neither_torch_nor_lightning():
+    """`biodl systems` and `biodl --help` start without torch, Lightning or torchmetrics."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from biodl.cli import app\n"
+        "for args in (['systems'], ['--help'], ['train', '--help']):\n"
+        "    try:\n"
+        "        app(args, standalone_mode=False)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "bad = [m for m in ('torch', 'lightning', 'torchmetrics') if m in sys.modules]\n"
+        "print('IMPORTED', bad)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "IMPORTED []" in r.stdout, r.stdout[-500:]
+
+
+@pytest.mark.parametrize(
+    "args,refused",
+    [
+        (
+            [
+                "--set",
+                "no_such_option=1",
+                "--labels",
+                "XYZ",
+                "--samples",
+                "/nonexistent.csv",
+                "--target",
+                "x",
+            ],
+            ["--set no_such_option", "--labels (an option of genome windows)", "--samples", "--target"],
+        ),
+        (
+            ["--system", "neural-fp", "--pad", "100", "--iupac-as-n", "--set", "no_such_option=3"],
+            ["--pad", "--iupac-as-n", "--set no_such_option"],
+        ),
+        (
+            ["--system", "adage", "--set", "optimiser=adam", "--set", "window=100"],
+            ["--set optimiser (did you mean optimizer?)", "--set window"],
+        ),
+    ],
+)
+def test_option_typos_are_refused_before_any_work(args, refused, rest_small, tmp_path):
+    """Options a kind does not declare (typos, other kinds' flags) are one clear error that names
+    them and lists what the kind accepts; nothing is trained or written."""
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["train", str(rest_small["train"]), "--out", str(out), *args])
+    msg = " ".join(r.output.split())
+    assert r.exit_code == 2, msg
+    for name in refused:
+        assert name in msg, (name, msg)
+    assert "It accepts:" in msg and not out.exists()
+
+
+def test_help_options_lists_the_kinds_options():
+    r = runner.invoke(app, ["train", "--system", "deepsea", "--help-options"])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 0, r.output
+    for s in (
+        "deepsea on sequence files: data options",
+        "deepsea on genome windows: data options",
+        "--rc-augment",
+        "--set max_windows",
+        "model options",
+        "n_filters",
+        "training options",
+    ):
+        assert s in out, s
+    r = runner.invoke(app, ["train", "--system", "adage", "--help-options"])
+    assert r.exit_code == 0 and "optimizer" in r.output and "landmarks" not in r.output

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from biodl.errors import BiodlInputError
-from biodl.models.deepbind import DeepBind
-from biodl.models.deepbind_released import (
+from biodl.models.sequence.deepbind import DeepBind
+from biodl.models.sequence.deepbind_released import (
     ReleasedParams,
     bundled_ids,
     bundled_params,

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from biodl.cli import app
 from biodl.errors import BiodlInputError
-from biodl.expression.adage import (
+from biodl.kinds.expression.adage import (
     ANR_GENES,
     activities,
     enrichment,
@@ -24,11 +24,17 @@ from biodl.expression.adage import (
     signatures,
     write_network,
 )
-from biodl.expression.dgex import LinearBaseline, dgex_predict, mae_per_target, split_landmarks, train_dgex
-from biodl.expression.io import read_expression, read_gene_list, read_gene_sets
-from biodl.expression.training import fit_expression
+from biodl.kinds.expression.dgex import (
+    LinearBaseline,
+    dgex_predict,
+    mae_per_target,
+    split_landmarks,
+    train_dgex,
+)
+from biodl.kinds.expression.io import read_expression, read_gene_list, read_gene_sets
+from biodl.kinds.expression.training import fit_adage
 from biodl.models.adage import ADAGE, DenoisingAutoencoder, high_weight_genes
-from biodl.train.engine import TrainConfig, seed_all
+from biodl.train import TrainConfig, seed_all
 
 DATA = Path(__file__).parent / "data" / "expression"
 ANR = DATA / "Anr-gene.r4.pcl.gz"
@@ -182,6 +188,12 @@ def test_adage_scaling_stacked_and_training(tmp_path):
     assert act.shape == (70, 6) and ((act >= 0) & (act <= 1)).all().all()
     r = runner.invoke(app, ["adage", "signatures", str(out), "--sd", "1.5"])
     assert r.exit_code == 0 and "Node1" in r.stdout
+    # `biodl report` on an ADAGE run writes the expression report (it once wrote the sequence one)
+    r = runner.invoke(app, ["report", str(out)])
+    assert r.exit_code == 0, r.output
+    html = (out / "report.html").read_text()
+    assert "Node signatures" in html and "expression matrices" in html and "Learning curves" in html
+    assert "sequence length" not in html and "First-layer filters" not in html
 
 
 def test_published_network_roundtrip(tmp_path):
@@ -298,7 +310,7 @@ def test_dgex_cli_train_predict(tmp_path):
     assert r.exit_code == 2 and "landmarks" in r.output
 
 
-def test_fit_expression_checkpoint_every_and_final_epoch(tmp_path):
+def test_fit_adage_checkpoint_every_and_final_epoch(tmp_path):
     """ADAGE with checkpoints every 2 epochs: with a validation set the weights kept are those
     of the checkpointed epoch of lowest val_loss (the epoch reported); without one, the final
     epoch's, even when an earlier epoch had a lower training loss."""
@@ -310,13 +322,13 @@ def test_fit_expression_checkpoint_every_and_final_epoch(tmp_path):
         max_epochs=7, patience=0, batch_size=16, lr=0.05, device="cpu", progress=False, resume=False
     )
     cfg.checkpoint_every = 2
-    info = fit_expression(model, "adage", (s[:56],), (s[56:],), tmp_path / "v", cfg, optimizer="adam")
+    (info,) = fit_adage(model, s[:56], s[56:], tmp_path / "v", cfg, optimizer="adam")
     hist = pd.read_csv(tmp_path / "v" / "history.csv")
     assert list(hist["epoch"]) == list(range(7))
     cand = hist[hist["epoch"].isin([1, 3, 5])]
-    assert info["best_epoch"] == int(cand.loc[cand["val_loss"].idxmin(), "epoch"])
+    assert info.best_epoch == int(cand.loc[cand["val_loss"].idxmin(), "epoch"])
     best = torch.load(tmp_path / "v" / "checkpoints" / "best.ckpt", weights_only=True)
-    assert best["global_step"] == (info["best_epoch"] + 1) * 4  # 56 samples, batch 16
+    assert best["global_step"] == (info.best_epoch + 1) * 4  # 56 samples, batch 16
     assert torch.equal(model.layers[0].weight, best["state_dict"]["model.layers.0.weight"])
     last = torch.load(tmp_path / "v" / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["global_step"] == 7 * 4  # written after the final epoch, which is not a multiple of 2
@@ -329,9 +341,9 @@ def test_fit_expression_checkpoint_every_and_final_epoch(tmp_path):
         max_epochs=9, patience=0, batch_size=16, lr=0.5, device="cpu", progress=False, resume=False
     )
     cfg.checkpoint_every = 2
-    info = fit_expression(model2, "adage", (noise,), None, tmp_path / "t", cfg, optimizer="sgd")
+    (info,) = fit_adage(model2, noise, None, tmp_path / "t", cfg, optimizer="sgd")
     hist = pd.read_csv(tmp_path / "t" / "history.csv")
     assert hist["train_loss"].idxmin() != 8  # premise
     last = torch.load(tmp_path / "t" / "checkpoints" / "last.ckpt", weights_only=True)
-    assert info["best_epoch"] == 8 and last["global_step"] == 9 * 4
+    assert info.best_epoch == 8 and last["global_step"] == 9 * 4
     assert torch.equal(model2.layers[0].weight, last["state_dict"]["model.layers.0.weight"])

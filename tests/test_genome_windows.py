@@ -1,4 +1,4 @@
-"""Tests of biodl.io.gff and biodl.data.genome_windows (DeepSEA-style genomic windows)."""
+"""Tests of biodl.io.gff and biodl.kinds.windows.data (DeepSEA-style genomic windows)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,6 @@ import pandas as pd
 import pytest
 import torch
 
-from biodl.data.genome_windows import (
-    GenomeWindowDataset,
-    build_genome_window_datasets,
-    covered_bp,
-    label_counts,
-    label_windows,
-    make_windows,
-    split_windows,
-)
 from biodl.encode import decode, reverse_complement
 from biodl.errors import BiodlInputError
 from biodl.io.gff import (
@@ -29,6 +20,15 @@ from biodl.io.gff import (
     read_annotation,
     read_bed_features,
     read_gff,
+)
+from biodl.kinds.windows.data import (
+    GenomeWindowDataset,
+    build_genome_window_datasets,
+    covered_bp,
+    label_counts,
+    label_windows,
+    make_windows,
+    split_windows,
 )
 
 FIXTURE = Path(__file__).parent / "data" / "genome_windows"
@@ -351,8 +351,10 @@ def test_dataset_reverse_complement_augmentation(tiny_genome):
     path, seqs = tiny_genome
     w = make_windows(path, window=400, step=200, center=100)
     draws = []
+    from biodl.kinds.sequences.augment import AugmentedDataset, Augmenter
+
     for _ in range(2):
-        ds = GenomeWindowDataset(path, w, reverse_complement=True, seed=7)
+        ds = AugmentedDataset(GenomeWindowDataset(path, w), Augmenter(rc=True, seed=7))
         flips = []
         for i in range(len(ds)):
             got = decode(ds[i][0].numpy())
@@ -428,3 +430,22 @@ def test_real_ecoli_slice_thr_operon_is_cds():
     assert x.shape == (4, 1000) and yy.shape == (4,)
     row = tr.windows.iloc[0]
     assert decode(x.numpy()) == tr.sequence(0).upper() and len(tr.sequence(0)) == row.end - row.start
+
+
+def test_window_spec_is_the_one_definition_of_the_windows():
+    """One WindowSpec makes the training splits and the windows evaluation scores: the same
+    test windows, except that max_windows subsamples training only."""
+    from biodl.kinds.windows.data import WindowSpec
+
+    d = Path(__file__).parent / "data" / "genome_windows"
+    genome, gff = d / "ecoli_k12_first100kb.fna.gz", d / "ecoli_k12_first100kb.gff.gz"
+    spec = WindowSpec(window=300, step=300, center=200, valid=0.15, test=0.3, seed=3)
+    tr, va, te, names = spec.datasets(genome, gff, ["CDS"], verbose=False)
+    lengths = {"NC_000913.3": 100_000}
+    test = spec.select(lengths, "test")
+    assert test[["chrom", "start", "end"]].astype(str).equals(te.windows.astype(str))
+    small = WindowSpec(**{**spec.__dict__, "max_windows": 100})
+    tr2, va2, te2, _ = small.datasets(genome, gff, ["CDS"], verbose=False)
+    assert len(tr2) + len(va2) + len(te2) == 100 and len(te2) < len(te)
+    assert len(small.select(lengths, "test")) == len(te)  # evaluation: every test window
+    assert set(te2.windows["start"]) <= set(te.windows["start"])

@@ -24,7 +24,7 @@ from biodl.interpret.motifs import (
     write_meme,
 )
 from biodl.models import Basset, DeepBind, DeepSEA
-from biodl.train.engine import export_model
+from tests.conftest import save_legacy_model
 
 torch.set_num_threads(1)
 runner = CliRunner()
@@ -224,7 +224,7 @@ def tiny_run(tmp_path_factory, rest_small):
         "task": "binary",
         "label_names": ["REST"],
     }
-    export_model(d / "model.pt", model, meta)
+    save_legacy_model(d / "model.pt", model, meta)
     (d / "test").mkdir()
     (d / "test" / "metrics.json").write_text(
         json.dumps({"data": str(rest_small["test"]), "n": 200, "metrics": {}})

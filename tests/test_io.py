@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from biodl.errors import BiodlInputError
-from biodl.io import cut_intervals, open_genome, read_bed, read_fasta, read_sequence_table, read_sequences
+from biodl.io import cut_intervals, open_genome, read_bed, read_fasta
+from biodl.kinds.sequences.io import read_sequence_table, read_sequences
 from tests.conftest import REST_B
 
 

@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 from biodl.errors import BiodlInputError
-from biodl.models.basset import Basset
-from biodl.models.danq import DanQ
-from biodl.models.deepsea import DeepSEA
-from biodl.models.splicing import SplicingCNN
+from biodl.models.sequence.basset import Basset
+from biodl.models.sequence.danq import DanQ
+from biodl.models.sequence.deepsea import DeepSEA
+from biodl.models.sequence.splicing import SplicingCNN
 
 MODELS: dict[str, type[nn.Module]] = {
     "deepsea": DeepSEA,

@@ -15,8 +15,7 @@ from typer.testing import CliRunner
 
 from biodl.cli import app
 from biodl.errors import BiodlInputError
-from biodl.models.neural_fp import CircularFPNet, NeuralFPNet
-from biodl.molecules.featurize import (
+from biodl.kinds.molecules.featurize import (
     ATOM_FDIM,
     BOND_FDIM,
     GraphBatch,
@@ -24,8 +23,9 @@ from biodl.molecules.featurize import (
     mol_to_graph,
     morgan_fingerprints,
 )
-from biodl.molecules.io import parse_smiles, read_molecules
-from biodl.train.engine import load_model
+from biodl.kinds.molecules.io import parse_smiles, read_molecules
+from biodl.models.neural_fp import CircularFPNet, NeuralFPNet
+from biodl.train import load_model
 
 DATA = Path(__file__).parent / "data" / "molecules"
 DELANEY = DATA / "delaney_150.csv"
@@ -171,7 +171,9 @@ def test_skip_invalid_is_refused_for_sequence_files(tmp_path):
     f = tmp_path / "s.tsv"
     f.write_text("seq\tlabel\nACGTACGTAC\t1\nTTTTACGTAA\t0\n")
     r = runner.invoke(app, ["train", str(f), "--out", str(tmp_path / "r"), "--skip-invalid"])
-    assert r.exit_code == 2 and "--skip-invalid applies to molecule data" in r.output
+    assert r.exit_code == 2 and "does not take --skip-invalid (molecule data only" in " ".join(
+        r.output.split()
+    )
 
 
 def test_help_examples():
@@ -183,12 +185,13 @@ def test_help_examples():
 
 
 def test_no_single_molecule_training_batch():
-    from biodl.data.sequences import SequenceDataModule
-    from biodl.molecules.data import MoleculeDataset
-    from biodl.molecules.featurize import collate_molecules
+    from biodl.kinds.molecules.data import MoleculeDataset
+    from biodl.kinds.molecules.featurize import collate_molecules
 
     ds = MoleculeDataset(np.zeros((11, 8), np.float32), np.zeros((11, 1), np.float32))
-    dm = SequenceDataModule(ds, ds, batch_size=10, collate_fn=collate_molecules)
+    from biodl.train import DataModule
+
+    dm = DataModule(ds, ds, batch_size=10, collate_fn=collate_molecules)
     assert [len(y) for _, y in dm.train_dataloader()] == [10]
     assert [len(y) for _, y in dm.val_dataloader()] == [10, 1]
 
@@ -209,7 +212,7 @@ def test_cli_search_then_refit_on_train_and_validation(tmp_path):
     s = json.loads((run / "summary.json").read_text())
     assert s["search"]["trial"] == int(best["trial"]) and s["n_fit"] == s["n_train"] + s["n_valid"]
     _, meta = load_model(run / "model.pt")
-    mk = meta["model_kwargs"]
+    mk = meta.model_kwargs
     assert (
         mk["radius"] == 2
         and mk["fp_length"] == int(best["fp_length"])

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from biodl.api import evaluate
 from biodl.interpret.variants import run_variants
 from biodl.models import DeepBind
-from biodl.report.run import write_run_report
-from biodl.train.engine import export_model
+from biodl.pipeline import evaluate
+from biodl.pipeline import report as write_run_report
+from tests.conftest import save_legacy_model
 
 torch.set_num_threads(1)
 DATA = Path(__file__).parent / "data" / "interpret"
@@ -64,7 +64,7 @@ def report(tmp_path_factory, rest_small) -> Path:
         "n_valid": 60,
         "train_file": "rest_ac.seq",
     }
-    export_model(run / "model.pt", DeepBind(**kw), meta)
+    save_legacy_model(run / "model.pt", DeepBind(**kw), meta)
     (run / "history.csv").write_text("epoch,train_loss,val_loss,val_auroc\n0,0.69,0.68,0.6\n1,0.6,0.62,0.7\n")
     evaluate(run / "model.pt", rest_small["test"], out_dir=run / "test", quiet=True)
     run_variants(run, DATA / "variants.vcf", DATA / "ecoli_4kb.fa", run / "variants.tsv")

@@ -61,7 +61,8 @@ def test_systems_json_lists_the_sequence_systems() -> None:
     assert r.exit_code == 0, r.output
     reg = {x["name"]: x for x in json.loads(r.stdout)}
     for name in ("deepsea", "basset", "danq", "splicing-cnn"):
-        assert reg[name]["status"] == "ready" and reg[name]["data"] == "sequence"
+        assert reg[name]["status"] == "ready" and reg[name]["data"] == "sequences"
+        assert reg[name]["kinds"] == ["sequences", "windows"]
         assert "binary" in reg[name]["tasks"]
 
 
@@ -121,4 +122,4 @@ def test_bad_model_option_is_a_clear_error(rest_files, tmp_path: Path) -> None:
         ],
     )
     assert r.exit_code == 2
-    assert "unknown option(s) for danq: filters" in " ".join(r.output.split())
+    assert "unknown model option(s) for danq: filters" in " ".join(r.output.split())

@@ -278,8 +278,8 @@ def test_dataset_resamples_negatives_per_epoch_and_reproducibly():
 
     import torch
 
-    from biodl.data.sequences import SequenceDataset, add_shuffled_negatives
-    from biodl.io.tables import SequenceTable
+    from biodl.kinds.sequences.data import SequenceDataset, add_shuffled_negatives
+    from biodl.kinds.sequences.io import SequenceTable
 
     rng = np.random.default_rng(0)
     pos = ["".join(rng.choice(list("ACGT"), 30)) for _ in range(20)]
@@ -305,22 +305,26 @@ def test_dataset_resamples_negatives_per_epoch_and_reproducibly():
 
 
 def test_train_resample_negatives_needs_added_negatives(tmp_path, rest_small):
-    from biodl.api import train
     from biodl.errors import BiodlInputError
     from biodl.train import TrainConfig
 
     cfg = TrainConfig(max_epochs=2, patience=0, batch_size=64, device="cpu", progress=False)
+    from biodl.pipeline import train
+
     s = train(
         "deepbind",
-        rest_small["train"],
         tmp_path / "r",
+        options={"data": rest_small["train"], "resample_negatives": True},
         config=cfg,
-        resample_negatives=True,
         quiet=True,
         model_options={"num_motifs": 4, "motif_len": 8, "hidden": 0},
     )
     assert s["epochs_run"] == 2
     with pytest.raises(BiodlInputError, match="--resample-negatives needs shuffled negatives"):
         train(
-            "deepbind", rest_small["test"], tmp_path / "r2", config=cfg, resample_negatives=True, quiet=True
+            "deepbind",
+            tmp_path / "r2",
+            options={"data": rest_small["test"], "resample_negatives": True},
+            config=cfg,
+            quiet=True,
         )

@@ -16,14 +16,19 @@ import pandas as pd
 import pytest
 import torch
 
-from biodl.api import train
-from biodl.data.sequences import SequenceDataset
 from biodl.errors import BiodlInputError
-from biodl.io.tables import SequenceTable
+from biodl.kinds.sequences.augment import AugmentedDataset, Augmenter
+from biodl.kinds.sequences.data import SequenceDataset
+from biodl.kinds.sequences.io import SequenceTable
 from biodl.models import DeepBind
-from biodl.train import TrainConfig, compute_metrics, fit, load_model, masked_loss, seed_all
+from biodl.pipeline import train
+from biodl.train import RunMeta, TrainConfig, compute_metrics, fit_model, load_model, masked_loss, seed_all
 
 TINY = {"num_motifs": 8, "motif_len": 12, "hidden": 0}
+
+
+def _meta(n_out: int = 1, task: str = "binary") -> RunMeta:
+    return RunMeta(kind="sequences", recipe="deepbind", task=task, model_kwargs=dict(n_outputs=n_out, **TINY))
 
 
 def _cfg(**kw) -> TrainConfig:
@@ -92,14 +97,14 @@ def test_each_task_learns_planted_motifs(tmp_path, task):
         table.labels[::7, 1] = np.nan  # missing labels are masked
     tr, va = table.subset(range(300)), table.subset(range(300, 400))
     model = DeepBind(n_outputs=n_out, **TINY)
-    res = fit(
+    res = fit_model(
         model,
         task,
         SequenceDataset(tr),
         SequenceDataset(va),
         tmp_path,
         _cfg(max_epochs=8, batch_size=32, lr=1e-2),
-        meta={"recipe": "deepbind", "model_kwargs": dict(n_outputs=n_out, **TINY)},
+        meta=_meta(n_out, task),
         label_names=table.label_names,
     )
     hist = pd.read_csv(tmp_path / "history.csv")
@@ -116,7 +121,7 @@ def test_each_task_learns_planted_motifs(tmp_path, task):
     else:
         assert res.val_metrics[key] > 0.8, res.val_metrics
     model2, meta = load_model(tmp_path / "model.pt")
-    assert meta["task"] == task and isinstance(model2, DeepBind)
+    assert meta.task == task and isinstance(model2, DeepBind)
 
 
 def test_same_seed_same_numbers(tmp_path):
@@ -125,14 +130,14 @@ def test_same_seed_same_numbers(tmp_path):
     for run in ("a", "b"):
         seed_all(0)
         model = DeepBind(**TINY)
-        fit(
+        fit_model(
             model,
             "binary",
-            SequenceDataset(table.subset(range(150)), rc_augment=True, shift=3),
+            AugmentedDataset(SequenceDataset(table.subset(range(150))), Augmenter(rc=True, shift=3)),
             SequenceDataset(table.subset(range(150, 200))),
             tmp_path / run,
             _cfg(max_epochs=2),
-            meta={"recipe": "deepbind", "model_kwargs": dict(n_outputs=1, **TINY)},
+            meta=_meta(),
         )
         states.append(
             torch.load(tmp_path / run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
@@ -145,14 +150,14 @@ def test_resume_matches_uninterrupted_run(tmp_path):
     """Stop after 2 epochs, resume to 4: the weights equal a straight 4-epoch run."""
     table = _planted(200, seed=4)
     tr, va = table.subset(range(150)), table.subset(range(150, 200))
-    meta = {"recipe": "deepbind", "model_kwargs": dict(n_outputs=1, **TINY)}
+    meta = _meta()
 
     def run(out, epochs):
         torch.manual_seed(0)  # same initial weights in both runs
-        return fit(
+        return fit_model(
             DeepBind(**TINY),
             "binary",
-            SequenceDataset(tr, rc_augment=True),
+            AugmentedDataset(SequenceDataset(tr), Augmenter(rc=True)),
             SequenceDataset(va),
             out,
             _cfg(max_epochs=epochs),
@@ -221,9 +226,8 @@ def test_kill_and_resume_from_cli(tmp_path, rest_small):
 def test_train_api_with_shuffled_negatives_and_test(tmp_path, rest_small):
     s = train(
         "deepbind",
-        rest_small["train"],
         tmp_path / "r",
-        test=rest_small["test"],
+        options={"data": rest_small["train"], "test_file": rest_small["test"]},
         config=_cfg(max_epochs=3),
         model_options={"num_motifs": 8, "motif_len": 12},
         quiet=True,
@@ -240,14 +244,14 @@ def test_fit_without_validation_exports_the_final_epoch(tmp_path):
     not the epoch of lowest (in-sample) training loss."""
     table = _planted(120, seed=6)
     seed_all(0)
-    res = fit(
+    res = fit_model(
         DeepBind(**TINY),
         "binary",
         SequenceDataset(table),
         None,
         tmp_path,
         _cfg(max_epochs=8, lr=0.3, batch_size=16),  # a large step: the loss does not fall every epoch
-        meta={"recipe": "deepbind", "model_kwargs": dict(n_outputs=1, **TINY)},
+        meta=_meta(),
     )
     hist = pd.read_csv(tmp_path / "history.csv")
     assert hist["train_loss"].idxmin() != 7  # premise: the lowest training loss is not the last epoch
@@ -258,7 +262,7 @@ def test_fit_without_validation_exports_the_final_epoch(tmp_path):
     exported, meta = load_model(res.model_path)
     for k, v in exported.state_dict().items():
         assert torch.equal(v, last[f"model.{k}"]), k
-    assert meta["best_epoch"] == 7
+    assert meta.best_epoch == 7
 
 
 def test_checkpoint_every_n_epochs_resume_and_best_epoch(tmp_path):
@@ -268,7 +272,7 @@ def test_checkpoint_every_n_epochs_resume_and_best_epoch(tmp_path):
     equals the straight run, which equals a run checkpointing every epoch."""
     table = _planted(200, seed=7)
     tr, va = table.subset(range(150)), table.subset(range(150, 200))
-    meta = {"recipe": "deepbind", "model_kwargs": dict(n_outputs=1, **TINY)}
+    meta = _meta()
     saves: list[int] = []
     save = pl.Trainer.save_checkpoint
 
@@ -279,7 +283,7 @@ def test_checkpoint_every_n_epochs_resume_and_best_epoch(tmp_path):
     def run(out, epochs, every, count=False):
         torch.manual_seed(0)
         with mock.patch.object(pl.Trainer, "save_checkpoint", counting_save if count else save):
-            return fit(
+            return fit_model(
                 DeepBind(**TINY),
                 "binary",
                 SequenceDataset(tr),
@@ -322,14 +326,14 @@ def test_checkpoint_every_n_epochs_resume_and_best_epoch(tmp_path):
 
 def test_checkpoint_loads_weights_only(tmp_path):
     table = _planted(100, seed=5)
-    fit(
+    fit_model(
         DeepBind(**TINY),
         "binary",
         SequenceDataset(table.subset(range(80))),
         SequenceDataset(table.subset(range(80, 100))),
         tmp_path,
         _cfg(max_epochs=1),
-        meta={"recipe": "deepbind", "model_kwargs": dict(n_outputs=1, **TINY)},
+        meta=_meta(),
     )
     for f in ("model.pt", "checkpoints/last.ckpt", "checkpoints/best.ckpt"):
         torch.load(tmp_path / f, weights_only=True)
@@ -365,7 +369,9 @@ def test_ddp_strategy_passes_through_to_lightning(tmp_path, rest_small):
     assert r.stdout.count("model: ") == 1
     run = json.loads((out / "run.json").read_text())
     assert (
-        run["status"] == "finished" and run["config"]["strategy"] == "ddp" and run["config"]["devices"] == 2
+        run["status"] == "finished"
+        and run["training"]["strategy"] == "ddp"
+        and run["training"]["devices"] == 2
     )
     assert list(pd.read_csv(out / "history.csv")["epoch"]) == [0, 1]
     load_model(out / "model.pt")
@@ -375,11 +381,11 @@ def test_resume_from_a_different_model_is_a_clear_error(tmp_path):
     from biodl.errors import BiodlInputError
 
     table = _planted(60, seed=7)
-    meta = {"recipe": "deepbind", "model_kwargs": dict(n_outputs=1, **TINY)}
+    meta = _meta()
     args = (SequenceDataset(table.subset(range(40))), SequenceDataset(table.subset(range(40, 60))))
-    fit(DeepBind(**TINY), "binary", *args, tmp_path, _cfg(max_epochs=1), meta=meta)
+    fit_model(DeepBind(**TINY), "binary", *args, tmp_path, _cfg(max_epochs=1), meta=meta)
     other = dict(TINY, num_motifs=6)
     with pytest.raises(BiodlInputError, match="written by a different model.*--no-resume"):
-        fit(DeepBind(**other), "binary", *args, tmp_path, _cfg(max_epochs=2), meta=meta)
-    res = fit(DeepBind(**other), "binary", *args, tmp_path, _cfg(max_epochs=1, resume=False), meta=meta)
+        fit_model(DeepBind(**other), "binary", *args, tmp_path, _cfg(max_epochs=2), meta=meta)
+    res = fit_model(DeepBind(**other), "binary", *args, tmp_path, _cfg(max_epochs=1, resume=False), meta=meta)
     assert res.resumed_from is None and res.epochs_run == 1

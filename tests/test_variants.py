@@ -15,7 +15,7 @@ from biodl.encode import one_hot
 from biodl.errors import BiodlInputError
 from biodl.interpret.variants import run_variants, score_variants, variant_windows
 from biodl.models import DeepBind
-from biodl.train.engine import export_model
+from tests.conftest import save_legacy_model
 
 torch.set_num_threads(1)
 DATA = Path(__file__).parent / "data" / "interpret"
@@ -39,7 +39,7 @@ def model_dir(tmp_path_factory):
         "task": "multilabel",
         "label_names": ["tf1", "tf2"],
     }
-    export_model(d / "model.pt", DeepBind(**kw), meta)
+    save_legacy_model(d / "model.pt", DeepBind(**kw), meta)
     return d
 
 
@@ -85,7 +85,7 @@ def test_round_trip_table_and_vcf(model_dir, tmp_path, caplog):
     assert disk.loc[disk["id"] == "mismatch", "status"].item().startswith("REF mismatch")
     np.testing.assert_allclose(disk["tf1_diff"], disk["tf1_alt"] - disk["tf1_ref"], atol=1e-5)
     # strand average, recomputed by hand for one SNV
-    from biodl.train.engine import load_model
+    from biodl.train import load_model
 
     model, _ = load_model(model_dir)
     w = [x for x in variant_windows(VCF, GENOME, L) if x.id == "snv_mid"][0]
@@ -115,7 +115,7 @@ def test_round_trip_table_and_vcf(model_dir, tmp_path, caplog):
 
 
 def test_batched_equals_one_at_a_time(model_dir):
-    from biodl.train.engine import load_model
+    from biodl.train import load_model
 
     model, _ = load_model(model_dir)
     ws = variant_windows(VCF, GENOME, L)

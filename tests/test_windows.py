@@ -1,4 +1,4 @@
-"""The genome-window plugin (biodl.windows) from the CLI, on the bundled 100-kb E. coli slice."""
+"""The genome-window kind (biodl.kinds.windows) from the CLI, on the bundled 100-kb E. coli slice."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def run_dir(tmp_path_factory) -> Path:
 
 def test_train_reports_per_label_metrics(run_dir: Path) -> None:
     s = json.loads((run_dir / "summary.json").read_text())
-    assert s["plugin"] == "biodl.windows" and s["labels"] == LABELS
+    assert s["kind"] == "windows" and s["labels"] == LABELS
     # 100 kb / 300-bp steps = 333 windows; 30 % test, 15 % valid, straddlers dropped
     assert s["n_train"] + s["n_valid"] + s["n_test"] <= 333
     assert 90 <= s["n_test"] <= 100 and s["n_train"] > 150
@@ -79,7 +79,8 @@ def test_train_reports_per_label_metrics(run_dir: Path) -> None:
     assert len(pred) == s["n_test"] and {"prob_CDS", "label_CDS"} <= set(pred.columns)
     payload = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True)
     meta = json.loads(payload["meta"])
-    assert meta["plugin"] == "biodl.windows" and meta["window"] == 300 and meta["labels"] == LABELS
+    assert meta["kind"] == "windows" and meta["data"]["window"] == 300 and meta["data"]["labels"] == LABELS
+    assert json.loads((run_dir / "run.json").read_text())["data"] == meta["data"]  # one schema
 
 
 def test_evaluate_genome_matches_training_test_split(run_dir: Path, tmp_path: Path) -> None:
@@ -139,38 +140,20 @@ def test_bad_label_type_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_bad_inputs(run_dir: Path, tmp_path: Path) -> None:
-    from biodl import windows
+    from biodl import pipeline
 
-    with pytest.raises(BiodlInputError, match="unknown genome-window option"):
-        windows.train(
-            "deepsea", tmp_path / "x", None, options={"genome": GENOME, "annotation": GFF, "windw": 1}
-        )
-    with pytest.raises(BiodlInputError, match="--set window must be a positive integer"):
-        windows.train(
-            "deepsea", tmp_path / "x", None, options={"genome": GENOME, "annotation": GFF, "window": -5}
-        )
+    def train(**options):
+        pipeline.train("deepsea", tmp_path / "x", options={"genome": GENOME, **options}, quiet=True)
+
+    with pytest.raises(BiodlInputError, match=r"does not take --set windw \(did you mean window\?\)"):
+        train(annotation=[GFF], windw=1)
+    with pytest.raises(BiodlInputError, match="--set window must be at least 1"):
+        train(annotation=[GFF], window=-5)
     with pytest.raises(BiodlInputError, match="needs --annotation"):
-        windows.train("deepsea", tmp_path / "x", None, options={"genome": GENOME})
+        train()
+    with pytest.raises(BiodlInputError, match="does not take DATA .the windows come from --genome"):
+        train(annotation=[GFF], data="x.tsv")
     bed = tmp_path / "bad.bed"
     bed.write_text("NC_000913.3\t10\t20\nchrZ\t10\t20\n")
     with pytest.raises(BiodlInputError, match=r"bad\.bed, line 2: chromosome 'chrZ' is not in the genome"):
-        windows.predict(run_dir, bed)
-
-
-def test_shifted_dataset_is_seeded_and_fills_with_n() -> None:
-    from torch.utils.data import TensorDataset
-
-    from biodl.windows import ShiftedDataset
-
-    x = torch.zeros(3, 4, 10)
-    x[:, 0] = 1.0
-    ds = ShiftedDataset(TensorDataset(x, torch.zeros(3, 1)), shift=3, seed=1)
-    a = [ds[i][0] for i in range(3)]
-    b = [ShiftedDataset(TensorDataset(x, torch.zeros(3, 1)), shift=3, seed=1)[i][0] for i in range(3)]
-    assert all(torch.equal(u, v) for u, v in zip(a, b, strict=True))
-    for u in a:  # every column is either the original A or the N fill
-        col = u.T
-        assert all(
-            torch.equal(c, torch.tensor([1.0, 0, 0, 0])) or torch.allclose(c, torch.full((4,), 0.25))
-            for c in col
-        )
+        pipeline.predict(run_dir, bed, quiet=True)

@@ -7,11 +7,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from biodl.api import RESOURCES, train
 from biodl.io._util import atomic_write_text
-from biodl.report.run import write_run_report
-from biodl.train.engine import TrainConfig
 
+RESOURCES = Path(__file__).parent / "resources"
 ENCODE_DIR = RESOURCES / "encode"
 EXPERIMENTS = {
     "REST": "REST_GM12878_NRSF_HudsonAlpha",
@@ -38,11 +36,13 @@ def run_demo(
         raise BiodlInputError(f"unknown demo experiment {experiment!r}; bundled: {', '.join(EXPERIMENTS)}")
     stem = EXPERIMENTS[key]
     t0 = time.time()
-    from biodl.recipes import get_recipe
+    from biodl.pipeline import report as write_report
+    from biodl.pipeline import train
+    from biodl.registry import get_recipe
+    from biodl.train import TrainConfig
 
-    defaults = {k: v for k, v in get_recipe("deepbind").train_defaults.items() if k != "max_epochs"}
-    cfg = TrainConfig(
-        **defaults,
+    cfg = TrainConfig.for_recipe(
+        get_recipe("deepbind").train_defaults,
         max_epochs=max_epochs,
         seed=seed,
         device=device,
@@ -50,13 +50,17 @@ def run_demo(
     )
     summary = train(
         "deepbind",
-        ENCODE_DIR / f"{stem}_AC.seq.gz",
         out_dir,
-        test=ENCODE_DIR / f"{stem}_B.seq.gz",
+        options={
+            "data": str(ENCODE_DIR / f"{stem}_AC.seq.gz"),
+            "test_file": str(ENCODE_DIR / f"{stem}_B.seq.gz"),
+        },
         config=cfg,
         quiet=quiet,
     )
-    report = write_run_report(out_dir, title=f"biodl demo: DeepBind on ENCODE {key} ChIP-seq ({stem})")
+    report = write_report(
+        out_dir, title=f"biodl demo: DeepBind on ENCODE {key} ChIP-seq ({stem})", quiet=quiet
+    )
     summary["report"] = str(report)
     summary["released_model"], summary["released_model_auc"] = RELEASED_AUC[key]
     summary["minutes"] = round((time.time() - t0) / 60, 3)

@@ -157,7 +157,7 @@ class _DeepBindCache:
 
 
 def _is_deepbind(model: nn.Module, length: int) -> bool:
-    from biodl.models.deepbind import DeepBind
+    from biodl.models.sequence.deepbind import DeepBind
 
     return isinstance(model, DeepBind) and (model.window_size <= 0 or length <= model.window_size)
 
@@ -234,6 +234,17 @@ def _local_prefix(layers: list[nn.Module]) -> int:
 
 def _trunk_split(model: nn.Module) -> tuple[list[nn.Module], Callable[[torch.Tensor], torch.Tensor]] | None:
     """``(local layers, head)`` with ``head(trunk(x)) == model(x)``, or None."""
+    split = getattr(model, "trunk_and_head", None)
+    if callable(split):  # the sequence models' own split (biodl.models.sequence.base)
+        got = split()
+        if got is None:
+            return None
+        layers = list(got[0])
+        k = _local_prefix(layers)
+        if not k:
+            return None
+        rest = nn.Sequential(*layers[k:])
+        return layers[:k], nn.Sequential(rest, got[1]) if len(rest) else got[1]
     if isinstance(model, nn.Sequential):
         layers = list(model)
         k = _local_prefix(layers)

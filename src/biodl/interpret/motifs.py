@@ -34,9 +34,7 @@ __all__ = [
     "load_jaspar",
     "load_motif_db",
     "match_motifs",
-    "positive_test_sequences",
     "read_meme_motifs",
-    "run_motifs",
     "trim_pwm",
     "write_meme",
 ]
@@ -326,56 +324,3 @@ def filter_motifs(
             table.loc[ok, c] = m.loc[[names[i] for i in ok], c].to_numpy()
     table = table.iloc[np.argsort(-ic, kind="stable")].reset_index(drop=True)
     return table, pwms, n_sites
-
-
-def positive_test_sequences(
-    run_dir: str | Path, meta: dict, test_file: str | Path | None = None
-) -> tuple[torch.Tensor, str] | None:
-    """One-hot ``(n, 4, L)`` positive sequences of a run's test file (all sequences when the
-    file has no labels), and the file name; None when the run has no test file."""
-    import json
-
-    from biodl.data.sequences import SequenceDataset
-    from biodl.io.tables import read_sequences
-
-    run = Path(run_dir)
-    src = test_file
-    if src is None and (run / "test" / "metrics.json").exists():
-        src = json.loads((run / "test" / "metrics.json").read_text())["data"]
-    if src is None:
-        return None
-    table = read_sequences(src, require_labels=False, iupac_as_n=meta.get("iupac_as_n", False))
-    if table.labels is not None and meta.get("task") in ("binary", "multilabel"):
-        pos = np.nansum(table.labels, axis=1) > 0
-        if pos.any():
-            table = table.subset(np.flatnonzero(pos))
-    ds = SequenceDataset(table, length=meta.get("seq_len"), n_value=meta.get("n_value", 0.25))
-    return torch.stack([ds[i][0] for i in range(len(ds))]), str(src)
-
-
-def run_motifs(
-    run_dir: str | Path,
-    *,
-    test_file: str | Path | None = None,
-    db: str | Path | None = None,
-    out: str | Path | None = None,
-    device: str = "cpu",
-) -> pd.DataFrame:
-    """``biodl motifs``: the filters of a trained run matched to a database.
-
-    Writes ``filters.meme`` and ``motifs.tsv`` (or ``out``) into the run directory and
-    returns the table (see :func:`filter_motifs`; ``db`` as in :func:`load_motif_db`).
-    """
-    from biodl.train.engine import load_model
-
-    run = Path(run_dir)
-    model, meta = load_model(run, device=device)
-    got = positive_test_sequences(run, meta, test_file)
-    if got is None:
-        raise BiodlInputError("the run has no test file; give sequences with --test", path=run)
-    X, _src = got
-    motifs, _desc = load_motif_db(db)
-    table, pwms, n_sites = filter_motifs(model, X, motifs)
-    write_meme(run / "filters.meme", pwms, n_sites)
-    atomic_write_text(out or run / "motifs.tsv", table.to_csv(sep="\t", index=False, float_format="%.4g"))
-    return table

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from biodl.encode import one_hot_batch
 from biodl.errors import BiodlInputError
@@ -147,12 +148,37 @@ def variant_windows(vcf: str | Path, genome: str | Path, length: int) -> list[Va
     return out
 
 
-def _both_strands(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``(n, outputs)`` raw outputs of the forward and reverse-complement strands, stacked
-    as ``(2, n, outputs)``."""
-    y = model(torch.cat([x, x.flip(dims=(-2, -1))]))
-    y = y.reshape(y.shape[0], -1)
-    return y.view(2, x.shape[0], -1)
+class _AlleleWindows(Dataset):
+    """REF and ALT windows of the scorable variants, one-hot per batch: item ``(2, 4, L)``."""
+
+    def __init__(self, ref: list[str], alt: list[str], n_value: float) -> None:
+        self.ref, self.alt, self.n_value = ref, alt, n_value
+
+    def __len__(self) -> int:
+        return len(self.ref)
+
+    def __getitem__(self, i: int):
+        return self.__getitems__([i])[0]
+
+    def __getitems__(self, idx: list[int]):
+        xr = one_hot_batch([self.ref[i] for i in idx], n_value=self.n_value)
+        xa = one_hot_batch([self.alt[i] for i in idx], n_value=self.n_value)
+        x = torch.from_numpy(np.stack([xr, xa], axis=1))
+        return [(x[k],) for k in range(len(idx))]
+
+
+def _both_alleles_both_strands(model: nn.Module):
+    """``forward`` for :func:`biodl.train.predict`: ``(k, 2, 4, L)`` REF/ALT windows ->
+    ``(k, 2 alleles, 2 strands, outputs)`` raw outputs, all in one pass of the model."""
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        k = x.shape[0]
+        flat = torch.cat([x[:, 0], x[:, 1]])  # refs then alts
+        y = model(torch.cat([flat, flat.flip(dims=(-2, -1))]))
+        y = y.reshape(2, 2, k, -1)  # (strand, allele, k, T)
+        return y.permute(2, 1, 0, 3)
+
+    return forward
 
 
 def _summarise(y_ref: np.ndarray, y_alt: np.ndarray, probabilities: bool) -> dict[str, np.ndarray]:
@@ -167,7 +193,6 @@ def _summarise(y_ref: np.ndarray, y_alt: np.ndarray, probabilities: bool) -> dic
     return {"ref": r, "alt": a, "diff": a - r, "log_odds_diff": np.full_like(r, np.nan)}
 
 
-@torch.no_grad()
 def score_variants(
     model: nn.Module,
     windows: list[VariantWindow],
@@ -200,24 +225,20 @@ def score_variants(
         ``chrom, pos, id, ref, alt, status`` and per output ``<name>_ref, <name>_alt,
         <name>_diff, <name>_log_odds_diff`` (NaN for rows not scored), in VCF order.
     """
+    from biodl.train.predict import predict
+
     dev = torch.device(device) if device is not None else next(model.parameters()).device
     was = model.training
-    model.eval()
     ok = [i for i, w in enumerate(windows) if w.status == "ok"]
     stats: dict[str, np.ndarray] | None = None
     try:
-        parts = []
-        for b in range(0, len(ok), batch_size):
-            idx = ok[b : b + batch_size]
-            xr = torch.from_numpy(one_hot_batch([windows[i].ref_seq for i in idx], n_value=n_value)).to(dev)
-            xa = torch.from_numpy(one_hot_batch([windows[i].alt_seq for i in idx], n_value=n_value)).to(dev)
-            y = _both_strands(model, torch.cat([xr, xa]))  # (2, 2k, T)
-            k = len(idx)
-            parts.append(
-                _summarise(y[:, :k].float().cpu().numpy(), y[:, k:].float().cpu().numpy(), probabilities)
+        if ok:
+            ds = _AlleleWindows([windows[i].ref_seq for i in ok], [windows[i].alt_seq for i in ok], n_value)
+            y, _ = predict(
+                model, ds, batch_size=batch_size, device=str(dev), forward=_both_alleles_both_strands(model)
             )
-        if parts:
-            stats = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+            # (n, allele, strand, T) -> per allele (strand, n, T)
+            stats = _summarise(y[:, 0].transpose(1, 0, 2), y[:, 1].transpose(1, 0, 2), probabilities)
     finally:
         model.train(was)
     n_out = stats["ref"].shape[1] if stats is not None else len(output_names or [])
@@ -345,28 +366,28 @@ def run_variants(
     device: str = "cpu",
 ) -> pd.DataFrame:
     """``biodl variants``: score a VCF with a trained model; writes the TSV (and VCF)."""
-    from biodl.train.engine import load_model
+    from biodl.train import load_model
 
     model, meta = load_model(model_path, device=device)
-    length = meta.get("seq_len")
+    length = meta.data.get("seq_len")
     if not length:
         raise BiodlInputError(
             "the model has no fixed input length (seq_len); cannot centre windows", path=model_path
         )
     windows = variant_windows(vcf, genome, int(length))
-    task = meta.get("task", "binary")
+    task = meta.task
     if task == "multiclass":
         raise BiodlInputError(
             "variant scoring supports binary, multi-label and regression models, not multiclass"
         )
-    names = meta.get("label_names") or [f"out{j}" for j in range(int(getattr(model, "n_outputs", 1)))]
+    names = meta.label_names or [f"out{j}" for j in range(int(getattr(model, "n_outputs", 1)))]
     table = score_variants(
         model,
         windows,
         output_names=[str(n) for n in names],
         probabilities=task in ("binary", "multilabel"),
         batch_size=batch_size,
-        n_value=meta.get("n_value", 0.25),
+        n_value=meta.data.get("n_value", 0.25),
         device=device,
     )
     atomic_write_text(out, table.to_csv(sep="\t", index=False, float_format="%.6g", na_rep="NA"))

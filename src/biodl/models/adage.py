@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -134,6 +135,15 @@ class ADAGE(nn.Module):
         """Reconstruction logits of the active layer's input, ``(batch, layer input size)``."""
         h = self.layer_input(x_scaled, self.active_layer)
         return self.layers[self.active_layer](h)
+
+    def loss(self, batch) -> dict[str, torch.Tensor]:
+        """Training loss of the active layer on a batch ``(x_scaled,)``: binary cross-entropy
+        between the reconstruction of a masked copy and the clean input of the layer, summed
+        over its inputs and averaged over the batch (as the original Theano code)."""
+        x = batch[0] if isinstance(batch, (list, tuple)) else batch
+        target = self.layer_input(x, self.active_layer).detach()
+        per = F.binary_cross_entropy_with_logits(self(x), target, reduction="none").sum(1)
+        return {"loss": per.mean()}
 
     def encode(self, x_scaled: torch.Tensor, layer: int | None = None) -> torch.Tensor:
         """Activities of ``layer`` (default: last) from scaled input."""

@@ -11,6 +11,7 @@ memory it trained two such networks, each on a random half of the 9,520 targets.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -77,6 +78,13 @@ class DGEX(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Standardised landmarks -> standardised targets."""
         return self.net(x)
+
+    def loss(self, batch) -> dict[str, torch.Tensor]:
+        """Mean squared error on standardised targets for a batch ``(x, y)`` (both
+        standardised), and the mean absolute error on the original scale (``mae``)."""
+        x, y = batch
+        pred = self(x)
+        return {"loss": F.mse_loss(pred, y), "mae": ((pred - y).abs() * self.y_std).mean()}
 
     def infer(self, x: torch.Tensor) -> torch.Tensor:
         """Landmark expression ``(batch, n_landmarks)`` -> target expression ``(batch, n_targets)``

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from biodl.molecules.featurize import ATOM_FDIM, BOND_FDIM, MAX_DEGREE, GraphBatch
+from biodl.kinds.molecules.featurize import ATOM_FDIM, BOND_FDIM, MAX_DEGREE, GraphBatch
 
 __all__ = ["CircularFPNet", "NeuralFPNet", "NeuralFingerprint", "PredictionHead"]
 
@@ -35,7 +35,7 @@ class NeuralFingerprint(nn.Module):
     hidden
         Width of the atom feature vectors after each round.
     atom_dim, bond_dim
-        Input feature sizes (62 and 6 with :mod:`biodl.molecules.featurize`).
+        Input feature sizes (62 and 6 with :mod:`biodl.kinds.molecules.featurize`).
     normalize
         Batch-normalise the atom activations of every round (the paper trained with batch
         normalisation).
@@ -198,7 +198,7 @@ class NeuralFPNet(nn.Module):
 
     Shapes
     ------
-    :class:`~biodl.molecules.featurize.GraphBatch` of ``B`` molecules -> ``(B, n_outputs)``.
+    :class:`~biodl.kinds.molecules.featurize.GraphBatch` of ``B`` molecules -> ``(B, n_outputs)``.
     """
 
     input_kind = "graph"

@@ -90,4 +90,5 @@ MONITOR = {
     "multilabel": ("auroc", "max"),
     "multiclass": ("accuracy", "max"),
     "regression": ("loss", "min"),
+    "reconstruction": ("loss", "min"),
 }

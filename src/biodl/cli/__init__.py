@@ -1,0 +1,528 @@
+"""The ``biodl`` command line: a thin typer app over :mod:`biodl.pipeline`.
+
+``train``, ``evaluate``, ``predict`` and ``report`` work for every recipe and data kind: the
+flags and ``--set KEY=VALUE`` options given are checked against the chosen kind's declared
+options before any work starts (``biodl train --system NAME --help-options`` lists them).
+Kind-specific commands (``biodl adage``, ``biodl molecules``, ``biodl cells``) come from the
+kinds' ``cli`` modules; ``biodl systems`` and ``biodl --help`` import neither torch nor Lightning.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from biodl.errors import BiodlError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="biodl: the classic deep-learning systems of computational biology on one PyTorch "
+    "code base.\n\nStart with `biodl demo`, then `biodl systems`.",
+)
+console = Console()
+err = Console(stderr=True)
+
+#: How the CLI spells the kind options it has flags for (the rest are ``--set KEY``).
+FLAGS = {
+    "data": "DATA",
+    "valid_file": "--valid",
+    "test_file": "--test",
+    "target": "--target",
+    "samples": "--samples",
+    "genome": "--genome",
+    "annotation": "--annotation",
+    "labels": "--labels",
+    "task": "--task",
+    "valid_fraction": "--valid-fraction",
+    "shuffle_negatives": "--shuffle-negatives",
+    "resample_negatives": "--resample-negatives",
+    "seq_col": "--seq-col",
+    "label_col": "--label-col",
+    "pad": "--pad",
+    "rc_augment": "--rc-augment",
+    "shift": "--shift",
+    "class_weight": "--class-weight",
+    "iupac_as_n": "--iupac-as-n",
+    "uppercase": "--uppercase",
+    "skip_invalid": "--skip-invalid",
+    "rc_average": "--rc-average",
+}
+
+
+def _fail(e: Exception) -> None:
+    err.print(f"[bold red]error:[/bold red] {e}", highlight=False)
+    raise typer.Exit(2)
+
+
+def _given(flags: dict, set_: list[str] | None) -> tuple[dict, dict]:
+    """The kind options given (flags that were set, then ``--set``) and how each was spelled;
+    a key given both ways is an error."""
+    from biodl.options import parse_set
+
+    given = {k: v for k, v in flags.items() if v is not None and v != []}
+    spellings = {k: FLAGS.get(k, f"--{k.replace('_', '-')}") for k in given}
+    for k, v in parse_set(set_).items():
+        if k in given:
+            raise BiodlError(f"{spellings[k]} and --set {k} both given; give it once")
+        given[k], spellings[k] = v, f"--set {k}"
+    for k, v in list(given.items()):
+        if isinstance(v, Path):
+            given[k] = str(v)
+        elif isinstance(v, list):
+            given[k] = [str(x) for x in v]
+    return given, spellings
+
+
+DeviceOpt = typer.Option("auto", "--device", help="cpu, cuda or auto.")
+SetOpt = typer.Option(
+    None, "--set", help="Option KEY=VALUE of the data kind (repeatable); see --help-options."
+)
+RcAverageOpt = typer.Option(
+    None, "--rc-average/--no-rc-average", help="Average both strands (default: if trained with --rc-augment)."
+)
+SkipInvalidOpt = typer.Option(
+    None,
+    "--skip-invalid",
+    help="Molecules: drop rows RDKit cannot parse (each reported, with the count) instead of "
+    "stopping at the first; predict keeps them with an empty score and the reason.",
+)
+
+
+@app.command()
+def systems(as_json: bool = typer.Option(False, "--json", help="Print the registry as JSON.")) -> None:
+    """List the classic systems in the registry with their status, data kinds and citation.
+
+    Example: biodl systems
+    """
+    from biodl.registry import list_recipes
+
+    recipes = list_recipes()
+    if as_json:
+        console.print_json(
+            json.dumps(
+                [
+                    {
+                        "name": r.name,
+                        "title": r.title,
+                        "status": r.status,
+                        "data": r.data_kind,
+                        "kinds": list(r.kinds),
+                        "tasks": list(r.tasks),
+                        "citation": r.citation,
+                        "reference": r.reference,
+                    }
+                    for r in recipes
+                ]
+            )
+        )
+        return
+    t = Table(title="biodl systems (biodl systems --json for full citations)", show_lines=False)
+    for c in ("name", "system", "status", "data", "tasks", "reference"):
+        t.add_column(c, overflow="fold")
+    for r in recipes:
+        t.add_row(r.name, r.title, r.status, ", ".join(r.kinds), ", ".join(r.tasks), r.short_citation)
+    console.print(t)
+
+
+def _help_options(system: str) -> None:
+    """Print the options of every data kind a recipe trains on, its model options and the
+    training options (plain text, one option a line)."""
+    import dataclasses
+    import inspect
+    import textwrap
+
+    from biodl.kinds import get_kind
+    from biodl.options import describe
+    from biodl.registry import get_recipe
+    from biodl.train.fit import TrainConfig
+
+    recipe = get_recipe(system)
+    if not recipe.ready:
+        raise BiodlError(f"system {recipe.name!r} is not implemented yet (status: {recipe.status})")
+
+    def block(title: str, rows: list[tuple[str, str]]) -> None:
+        typer.echo(f"{title}:")
+        width = max((len(a) for a, _ in rows), default=0) + 2
+        for a, b in rows:
+            lines = textwrap.wrap(b, 100 - width - 2) or [""]
+            typer.echo(f"  {a.ljust(width)}{lines[0]}")
+            for more in lines[1:]:
+                typer.echo(" " * (width + 2) + more)
+        typer.echo("")
+
+    for name in recipe.kinds:
+        kind = get_kind(name)
+        rows = []
+        for row in describe(kind.options, recipe=recipe.name):
+            default = recipe.option_defaults.get(row["name"])
+            default = json.dumps(default) if default is not None else row["default"]
+            what = f"{row['type']}" + (f", default {default}" if default else "") + f" [{row['stages']}]"
+            rows.append((row["option"], f"{row['help']} ({what})"))
+        block(f"{recipe.name} on {kind.title}: data options", rows)
+    params = inspect.signature(recipe.factory).parameters
+    rows = []
+    for p in recipe.model_params():
+        d = recipe.model_defaults.get(p, params[p].default)
+        rows.append((p, "" if d is inspect.Parameter.empty else f"default {json.dumps(d, default=str)}"))
+    block(f"{recipe.name}: model options (-m KEY=VALUE or --set KEY=VALUE)", rows)
+    td = recipe.train_defaults
+    shown = ("max_epochs", "patience", "batch_size", "lr", "weight_decay")
+    defaults = ", ".join(
+        f"{f.name}={td.get(f.name, f.default)}" for f in dataclasses.fields(TrainConfig) if f.name in shown
+    )
+    block(
+        "training options",
+        [
+            (
+                "--epochs, --patience, --batch-size, --lr, --weight-decay",
+                f"this recipe's defaults: {defaults}",
+            ),
+            (
+                "--seed, --device, --devices, --strategy, --num-nodes, --precision, --num-workers, --resume",
+                "",
+            ),
+        ],
+    )
+
+
+@app.command()
+def train(
+    data: Path | None = typer.Argument(
+        None,
+        help="Training file: TSV/CSV with sequence + label columns (DeepBind .seq "
+        "files too) or FASTA with class:1 in the headers; for other systems, their data file.",
+    ),
+    data_opt: Path | None = typer.Option(None, "--data", help="Same as the DATA argument."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Run directory (model.pt, checkpoints, history, report)."
+    ),
+    system: str = typer.Option("deepbind", "--system", "-s", help="Recipe name; see `biodl systems`."),
+    kind: str | None = typer.Option(
+        None, "--kind", help="Data kind (default: from the options; see --help-options)."
+    ),
+    help_options: bool = typer.Option(
+        False, "--help-options", help="List the system's data, model and training options."
+    ),
+    target: str | None = typer.Option(None, help="Target column(s), comma-separated (molecules)."),
+    samples: Path | None = typer.Option(None, help="Sample table (CellCnn: CSV of file, label[, group])."),
+    genome: Path | None = typer.Option(None, help="Genome FASTA: train on windows labelled by --annotation."),
+    annotation: list[Path] | None = typer.Option(
+        None, help="GFF/BED annotation(s) labelling genome windows."
+    ),
+    labels: str | None = typer.Option(
+        None, help="Feature types used as labels, comma-separated (e.g. CDS,tRNA)."
+    ),
+    set_: list[str] | None = SetOpt,
+    valid: Path | None = typer.Option(None, help="Validation file (default: hold out --valid-fraction)."),
+    test: Path | None = typer.Option(None, help="Held-out test file, evaluated after training."),
+    task: str | None = typer.Option(
+        None, help="binary, multilabel, multiclass or regression (default: guessed from the labels)."
+    ),
+    valid_fraction: float | None = typer.Option(
+        None, help="Fraction of the training data held out for validation (default: 0.1)."
+    ),
+    shuffle_negatives: str | None = typer.Option(
+        None,
+        help="auto (default): add dinucleotide-shuffled negatives when all labels are 1 (DeepBind's "
+        "protocol); yes; no.",
+    ),
+    resample_negatives: bool | None = typer.Option(
+        None, "--resample-negatives", help="Re-shuffle the added negatives every epoch (DeepBind's protocol)."
+    ),
+    seq_col: str | None = typer.Option(None, help="Sequence column (default: seq/sequence)."),
+    label_col: str | None = typer.Option(
+        None, help="Label column(s), comma-separated (default: Bound/label/class)."
+    ),
+    length: int | None = typer.Option(None, "--pad", help="Pad with N / crop every sequence to this length."),
+    rc_augment: bool | None = typer.Option(None, "--rc-augment", help="Reverse-complement augmentation."),
+    shift: int | None = typer.Option(None, help="Random shift augmentation of up to this many bases."),
+    class_weight: bool | None = typer.Option(
+        None, "--class-weight", help="Weight the loss by inverse class frequency."
+    ),
+    iupac_as_n: bool | None = typer.Option(
+        None, "--iupac-as-n", help="Read IUPAC ambiguity codes (R, Y, ...) as N."
+    ),
+    uppercase: bool | None = typer.Option(
+        None, "--uppercase", help="Upper-case sequences on reading (soft-masked input)."
+    ),
+    epochs: int | None = typer.Option(None, help="Maximum epochs (default: the recipe's)."),
+    patience: int | None = typer.Option(None, help="Early-stopping patience in epochs (0 = off)."),
+    min_epochs: int = typer.Option(0, help="Train at least this many epochs before early stopping may stop."),
+    batch_size: int | None = typer.Option(None, help="Batch size."),
+    lr: float | None = typer.Option(None, help="Learning rate."),
+    weight_decay: float | None = typer.Option(None, help="Weight decay."),
+    seed: int = typer.Option(0, help="Seed: the same seed gives the same numbers on CPU."),
+    device: str = DeviceOpt,
+    devices: str = typer.Option("auto", help="Lightning devices (e.g. 4, or 0,1)."),
+    strategy: str = typer.Option("auto", help="Lightning strategy (e.g. ddp)."),
+    num_nodes: int = typer.Option(1, help="Lightning num_nodes for multi-node training."),
+    precision: str | None = typer.Option(None, help="Lightning precision (e.g. 16-mixed, bf16-mixed)."),
+    num_workers: int = typer.Option(0, help="DataLoader workers."),
+    resume: bool = typer.Option(True, help="Resume from OUT/checkpoints/last.ckpt when it exists."),
+    model_option: list[str] | None = typer.Option(
+        None, "--model-option", "-m", help="Model option KEY=VALUE (repeatable), e.g. -m num_motifs=32."
+    ),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+    skip_invalid: bool | None = SkipInvalidOpt,
+    rc_average: bool | None = RcAverageOpt,
+) -> None:
+    """Train a system on its kind of data; evaluates the held-out test set and writes the run.
+
+    Example: biodl train REST_AC.seq.gz --test REST_B.seq.gz --system deepbind --out runs/rest
+    """
+    from biodl.options import parse_set
+
+    try:
+        if help_options:
+            _help_options(system)
+            return
+        from biodl.pipeline import train as run_train
+        from biodl.registry import get_recipe
+        from biodl.train.fit import TrainConfig
+
+        if data is not None and data_opt is not None and data != data_opt:
+            raise BiodlError("give the training file once (DATA or --data)")
+        if out is None:
+            raise BiodlError("give the run directory with --out DIR")
+        recipe = get_recipe(system)
+        flags = dict(
+            data=data or data_opt,
+            valid_file=valid,
+            test_file=test,
+            target=target,
+            samples=samples,
+            genome=genome,
+            annotation=annotation,
+            labels=labels,
+            task=task,
+            valid_fraction=valid_fraction,
+            shuffle_negatives=shuffle_negatives,
+            resample_negatives=resample_negatives,
+            seq_col=seq_col,
+            label_col=label_col,
+            pad=length,
+            rc_augment=rc_augment,
+            shift=shift,
+            class_weight=class_weight,
+            iupac_as_n=iupac_as_n,
+            uppercase=uppercase,
+            skip_invalid=skip_invalid,
+            rc_average=rc_average,
+        )
+        given, spellings = _given(flags, set_)
+        chosen = dict(
+            max_epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, weight_decay=weight_decay
+        )
+        cfg = TrainConfig.for_recipe(
+            recipe.train_defaults,
+            **chosen,
+            seed=seed,
+            device=device,
+            devices=int(devices) if devices.isdigit() else devices,
+            strategy=strategy,
+            num_nodes=num_nodes,
+            precision=precision,
+            num_workers=num_workers,
+            resume=resume,
+            progress=progress,
+            min_epochs=min_epochs,
+        )
+        s = run_train(
+            recipe.name,
+            out,
+            options=given,
+            model_options=parse_set(model_option, "--model-option"),
+            config=cfg,
+            kind=kind,
+            spellings=spellings,
+            config_given=tuple(k for k, v in chosen.items() if v is not None),
+        )
+    except BiodlError as e:
+        _fail(e)
+    _print_summary(s)
+
+
+def _print_summary(s: dict) -> None:
+    if s.get("rank") == "non-zero":  # a DDP worker process: rank 0 reports
+        return
+    t = Table(title=f"{s['system']} ({s['task']})")
+    t.add_column("what")
+    t.add_column("value", justify="right")
+    for k in ("n_train", "n_valid", "n_test", "best_epoch", "epochs_run", "minutes"):
+        if s.get(k) is not None:
+            t.add_row(k, str(s[k]))
+    for k, v in (s.get("val_metrics") or {}).items():
+        t.add_row(k, f"{v:.4f}")
+    for k, v in (s.get("test_metrics") or {}).items():
+        if "/" not in k and isinstance(v, (int, float)):
+            t.add_row(f"test_{k}", f"{v:.4f}")
+    console.print(t)
+    console.print(f"model: {s['model']}")
+
+
+@app.command()
+def evaluate(
+    model: Path = typer.Argument(..., help="Run directory or its model.pt."),
+    data: Path = typer.Argument(..., help="Labelled data of the model's kind (same formats as train)."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Directory for metrics.json, predictions.tsv and plots."
+    ),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
+    batch_size: int = typer.Option(256),
+    rc_average: bool | None = RcAverageOpt,
+    set_: list[str] | None = SetOpt,
+    skip_invalid: bool | None = SkipInvalidOpt,
+) -> None:
+    """Evaluate a trained model on labelled data (AUROC/AUPRC, accuracy, correlation, MAE, ...).
+
+    Example: biodl evaluate runs/rest REST_B.seq.gz --out runs/rest/eval
+    """
+    try:
+        from biodl.pipeline import evaluate as run_evaluate
+
+        given, spellings = _given({"rc_average": rc_average, "skip_invalid": skip_invalid}, set_)
+        r = run_evaluate(
+            model,
+            data,
+            out_dir=out,
+            device=device,
+            options=given,
+            batch_size=batch_size,
+            spellings=spellings,
+            quiet=True,
+        )
+    except BiodlError as e:
+        _fail(e)
+    console.print_json(json.dumps(r["metrics"]))
+
+
+@app.command()
+def predict(
+    model: Path = typer.Argument(..., help="Run directory or its model.pt."),
+    data: Path = typer.Argument(..., help="Inputs of the model's kind (labels not needed)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Output TSV (default: standard output)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
+    batch_size: int = typer.Option(256),
+    rc_average: bool | None = RcAverageOpt,
+    set_: list[str] | None = SetOpt,
+    skip_invalid: bool | None = SkipInvalidOpt,
+) -> None:
+    """Score new inputs with a trained model; output keeps input order and identifiers.
+
+    Example: biodl predict runs/rest/model.pt seqs.fa --out scores.tsv
+    """
+    try:
+        from biodl.pipeline import predict as run_predict
+
+        given, spellings = _given({"rc_average": rc_average, "skip_invalid": skip_invalid}, set_)
+        df = run_predict(
+            model,
+            data,
+            out=out,
+            device=device,
+            options=given,
+            batch_size=batch_size,
+            spellings=spellings,
+            quiet=out is None,
+        )
+    except BiodlError as e:
+        _fail(e)
+    if out is None:
+        df.to_csv(sys.stdout, sep="\t", index=False, float_format="%.6g")
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `biodl train` or `biodl demo`."),
+    test: Path | None = typer.Option(
+        None, help="Sequence runs: sequences for filter logos (default: the run's test file)."
+    ),
+    data: Path | None = typer.Option(
+        None,
+        help="Inputs interpreted: molecules searched for substructures, samples for CellCnn, a genome for "
+        "window runs (default: the run's own).",
+    ),
+    set_: list[str] | None = SetOpt,
+) -> None:
+    """Write RUN_DIR/report.html for any run: metrics, test set and learning curves, then the
+    kind's own sections (filter logos and ISM, substructures, node signatures, selected cells).
+
+    Example: biodl report runs/rest
+    """
+    try:
+        from biodl.pipeline import report as run_report
+
+        if test is not None and data is not None:
+            raise BiodlError("give the inputs once (--test or --data)")
+        given, spellings = _given({}, set_)
+        p = run_report(run_dir, data=test or data, options=given, spellings=spellings, quiet=True)
+    except BiodlError as e:
+        _fail(e)
+    console.print(f"report: {p}")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("biodl-demo"), "--out", "-o", help="Run directory."),
+    experiment: str = typer.Option("REST", help="Bundled ENCODE experiment: REST or GABPA."),
+    epochs: int = typer.Option(15, help="Maximum epochs."),
+    seed: int = typer.Option(0),
+    device: str = DeviceOpt,
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Train DeepBind on a bundled real ENCODE ChIP-seq experiment, test on its held-out
+    fold and write a report (test AUC, ROC curve, filter logos).
+
+    Example: biodl demo --out biodl-demo
+    """
+    try:
+        from biodl.demo import run_demo
+
+        s = run_demo(
+            out, experiment=experiment, device=device, max_epochs=epochs, seed=seed, progress=progress
+        )
+    except BiodlError as e:
+        _fail(e)
+    _print_summary(s)
+    auc = s["test_metrics"]["auroc"]
+    console.print(
+        f"held-out test AUC: {auc:.4f}  (released DeepBind model {s['released_model']}: "
+        f"{s['released_model_auc']:.4f})"
+    )
+    console.print(f"report: {s['report']}")
+
+
+def _load_cli_modules() -> None:
+    """Commands of the interpretation layer, the released DeepBind models and every kind with a
+    ``cli`` module (each has ``register(app)``)."""
+    import importlib
+    import importlib.util
+
+    from biodl.kinds import KINDS
+
+    mods = ["biodl.cli.interpret", "biodl.cli.deepbind", *(f"{pkg}.cli" for pkg in KINDS.values())]
+    for mod in mods:
+        if importlib.util.find_spec(mod) is not None:
+            importlib.import_module(mod).register(app)
+
+
+_load_cli_modules()
+
+
+def main() -> None:
+    try:
+        app()
+    except BiodlError as e:  # pragma: no cover - safety net
+        err.print(f"error: {e}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""``python -m biodl.cli``: the ``biodl`` command."""
+
+from biodl.cli import main
+
+main()

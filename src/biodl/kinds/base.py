@@ -1,0 +1,351 @@
+"""The contract every data kind implements (:class:`DataKind`), and the pieces kinds share:
+the training context, the splits, the prediction table and the evaluation writer.
+
+:mod:`biodl.pipeline` drives a kind through these steps and nothing else:
+
+* ``biodl train``: :meth:`DataKind.load` (inputs -> :class:`Splits`), :meth:`DataKind.build`
+  (the network and its :class:`~biodl.train.checkpoint.RunMeta`), :meth:`DataKind.fit` (by
+  default one :func:`biodl.train.fit` of :meth:`DataKind.plan` on :meth:`DataKind.datamodule`;
+  systems that train several networks loop over it), then the held-out test evaluation and
+  :meth:`DataKind.after_fit` (extra outputs);
+* ``biodl evaluate`` / ``predict``: :meth:`DataKind.read`, :meth:`DataKind.score` (through the
+  one :func:`biodl.train.predict`), :meth:`DataKind.metrics`, :meth:`DataKind.frame`;
+* ``biodl report``: the shared run sections plus :meth:`DataKind.report_sections`.
+
+Options a kind accepts are declared in :attr:`DataKind.options` (:class:`biodl.options.Option`)
+and checked before any work starts.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from biodl.errors import BiodlInputError
+from biodl.options import Option
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
+
+    from biodl.registry import Recipe
+    from biodl.train import DataModule, FitResult, RunMeta, TrainConfig, TrainingPlan
+
+
+def log(msg: str, quiet: bool = False) -> None:
+    """A progress line on standard error (``[biodl] ...``)."""
+    if not quiet:
+        from rich.console import Console
+
+        Console(stderr=True).print(msg, highlight=False, markup=False)
+
+
+@dataclass
+class TrainContext:
+    """Everything a kind needs to train: the recipe, the resolved kind options, the model
+    options given by the user, the training config and the run directory."""
+
+    recipe: Recipe
+    options: dict[str, Any]
+    model_options: dict[str, Any]
+    config: TrainConfig
+    out: Path
+    quiet: bool = False
+    config_given: frozenset[str] = frozenset()  # TrainConfig fields the user set (not recipe defaults)
+
+    def log(self, msg: str) -> None:
+        log(f"[biodl] {msg}", self.quiet)
+
+
+@dataclass
+class Splits:
+    """Training, validation and test data of a run, in the kind's own form (datasets or
+    tables), plus ``info`` (sizes, how the hold-outs were made: goes to ``RunMeta.splits``) and
+    ``extra`` (anything :meth:`DataKind.build` needs, e.g. the label names)."""
+
+    train: Any
+    valid: Any = None
+    test: Any = None
+    info: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class DataKind:
+    """Base class of the data kinds; subclasses override the hooks their data needs.
+
+    Class attributes
+    ----------------
+    name
+        Registry name (``sequences``, ``windows``, ...).
+    title
+        Human name used in messages (``"sequence files"``).
+    options
+        Declared options (train / evaluate / predict / report).
+    hints
+        Advice shown when a known option of another kind is refused here.
+    collate_fn
+        DataLoader collate for items that are not plain tensors.
+    report_on_train
+        Write ``report.html`` at the end of ``biodl train`` (unless ``--set report=false``).
+    """
+
+    name: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    options: ClassVar[tuple[Option, ...]] = ()
+    hints: ClassVar[dict[str, str]] = {}
+    collate_fn: ClassVar[Any] = None
+    report_on_train: ClassVar[bool] = False
+
+    # ------------------------------------------------------------------ selection
+    def claims(self, given: dict[str, Any]) -> bool:
+        """Whether the given options ask for this kind when a recipe accepts several (e.g.
+        ``--genome`` asks for genome windows)."""
+        return False
+
+    # ------------------------------------------------------------------ training
+    def load(self, ctx: TrainContext) -> Splits:
+        """Read the training inputs and make the splits."""
+        raise NotImplementedError
+
+    def build(self, ctx: TrainContext, splits: Splits) -> tuple[nn.Module, RunMeta]:
+        """The network (seeded) and its :class:`RunMeta` (kind, recipe, task, model kwargs,
+        label names, data description, split sizes)."""
+        raise NotImplementedError
+
+    def datasets(self, ctx: TrainContext, meta: RunMeta, splits: Splits) -> tuple[Any, Any]:
+        """The training and validation datasets (default: ``splits.train``, ``splits.valid``)."""
+        return splits.train, splits.valid
+
+    def plan(self, ctx: TrainContext, model: nn.Module, meta: RunMeta, splits: Splits) -> TrainingPlan:
+        """The training plan (default: the task's loss, AdamW with the config's lr / weight decay)."""
+        from biodl.train import TrainingPlan
+
+        c = ctx.config
+        return TrainingPlan(
+            model,
+            meta.task,
+            lr=c.lr,
+            weight_decay=c.weight_decay,
+            seed=c.seed,
+            max_epochs=c.max_epochs,
+            label_names=meta.label_names,
+        )
+
+    def datamodule(self, ctx: TrainContext, meta: RunMeta, splits: Splits) -> DataModule:
+        from biodl.train import DataModule
+
+        train, valid = self.datasets(ctx, meta, splits)
+        c = ctx.config
+        return DataModule(
+            train,
+            valid,
+            batch_size=c.batch_size,
+            seed=c.seed,
+            num_workers=c.num_workers,
+            collate_fn=type(self).collate_fn,
+        )
+
+    def fit(
+        self, ctx: TrainContext, model: nn.Module, meta: RunMeta, splits: Splits
+    ) -> tuple[nn.Module, FitResult, RunMeta]:
+        """Train; returns the network with the chosen weights, the fit result and the run's
+        meta (a kind that chooses its configuration while fitting updates it). Default: one
+        :func:`biodl.train.fit` of :meth:`plan` on :meth:`datamodule`."""
+        from biodl.train import fit
+
+        plan = self.plan(ctx, model, meta, splits)
+        res = fit(
+            plan, self.datamodule(ctx, meta, splits), ctx.out, ctx.config, meta, threads=self.threads(ctx)
+        )
+        return plan.model, res, meta
+
+    def threads(self, ctx: TrainContext) -> int | None:
+        """torch CPU threads while training (``None``: leave torch's setting)."""
+        return None
+
+    def after_fit(self, ctx: TrainContext, model: nn.Module, meta: RunMeta, splits: Splits) -> dict[str, Any]:
+        """Extra outputs of a finished run (files in ``ctx.out``); returns summary entries."""
+        return {}
+
+    # ------------------------------------------------------------------ inference
+    def read(
+        self,
+        meta: RunMeta,
+        path: str | Path | None,
+        options: dict[str, Any],
+        *,
+        labelled: bool,
+        quiet: bool = True,
+    ):
+        """Read inputs to evaluate (``labelled``) or predict, as the model's training data was read."""
+        raise NotImplementedError
+
+    def score(
+        self,
+        model: nn.Module,
+        meta: RunMeta,
+        table,
+        *,
+        device: str,
+        options: dict[str, Any],
+        batch_size: int = 256,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(outputs, targets)`` of ``model`` on ``table`` (targets ``(n, 0)`` when unlabelled)."""
+        raise NotImplementedError
+
+    def metrics(self, meta: RunMeta, outputs: np.ndarray, targets: np.ndarray, table) -> dict[str, float]:
+        """Metrics of ``outputs`` against ``targets`` (default: the task's, :func:`compute_metrics`)."""
+        import torch
+
+        from biodl.train.metrics import compute_metrics
+
+        if meta.task != "multiclass" and targets.shape[1] != outputs.shape[1]:
+            raise BiodlInputError(
+                f"the data has {targets.shape[1]} label column(s), the model {outputs.shape[1]} output(s)",
+                path=self.source(table),
+            )
+        return compute_metrics(
+            meta.task, torch.from_numpy(outputs), torch.from_numpy(targets), meta.label_names
+        )
+
+    def frame(
+        self, meta: RunMeta, table, outputs: np.ndarray, targets: np.ndarray | None = None
+    ) -> pd.DataFrame:
+        """The prediction table (input order kept; with ``targets``, the truth beside it)."""
+        raise NotImplementedError
+
+    def predict_frame(
+        self,
+        model: nn.Module,
+        meta: RunMeta,
+        table,
+        *,
+        device: str,
+        options: dict[str, Any],
+        batch_size: int = 256,
+    ) -> pd.DataFrame:
+        """What ``biodl predict`` writes (default: :meth:`frame` of :meth:`score`)."""
+        outputs, _ = self.score(model, meta, table, device=device, options=options, batch_size=batch_size)
+        return self.frame(meta, table, outputs)
+
+    def size(self, table) -> int:
+        return len(table)
+
+    def source(self, table) -> str | None:
+        """Where ``table`` came from (named in metrics.json and errors)."""
+        src = getattr(table, "source", None) or getattr(table, "path", None)
+        return None if src is None else str(src)
+
+    def result_extras(self, meta: RunMeta, table, outputs: np.ndarray, targets: np.ndarray) -> dict[str, Any]:
+        """Extra entries of an evaluation's ``metrics.json``."""
+        return {}
+
+    def write_evaluation(
+        self, out_dir, result: dict[str, Any], meta: RunMeta, table, outputs: np.ndarray, targets: np.ndarray
+    ) -> None:
+        """Write an evaluation directory (default: :func:`write_evaluation` of :meth:`frame`)."""
+        write_evaluation(
+            out_dir, result, self.frame(meta, table, outputs, targets), targets, outputs, meta.label_names
+        )
+
+    def evaluation_sections(self, meta: RunMeta) -> list[str]:
+        """Plot files of an evaluation directory shown in the report."""
+        return ["roc.png", "pr.png", "scatter.png"]
+
+    # ------------------------------------------------------------------ report
+    def describe_data(self, meta: RunMeta) -> dict[str, Any]:
+        """Rows about the data for the report's run table."""
+        return {}
+
+    def report_sections(
+        self, run: Path, model: nn.Module, meta: RunMeta, data: str | Path | None, options: dict[str, Any]
+    ) -> list:
+        """The kind's own report sections (interpretation); default none."""
+        return []
+
+
+# ---------------------------------------------------------------------- shared helpers
+def prediction_frame(
+    task: str,
+    ids: list[str],
+    logits: np.ndarray,
+    names: list[str] | None = None,
+    classes: list[str] | None = None,
+) -> pd.DataFrame:
+    """Predictions as a table in input order: ``id`` then, per task, ``prob_<class>`` and
+    ``predicted`` (multiclass), ``pred_<name>`` (regression) or ``logit_<name>`` and
+    ``prob_<name>`` (binary / multi-label). ``logits`` is ``(n, n_outputs)``."""
+    names = names or [f"out{j}" for j in range(logits.shape[1])]
+    cols: dict[str, Any] = {"id": list(ids)}
+    if task == "multiclass":
+        z = logits.astype(np.float64)
+        z = np.exp(z - z.max(axis=1, keepdims=True)) if len(z) else z
+        prob = z / z.sum(axis=1, keepdims=True) if len(z) else z
+        classes = classes or names
+        for j, c in enumerate(classes):
+            cols[f"prob_{c}"] = prob[:, j]
+        cols["predicted"] = [classes[k] for k in prob.argmax(1)] if len(prob) else []
+    elif task == "regression":
+        for j, n in enumerate(names):
+            cols[f"pred_{n}"] = logits[:, j]
+    else:
+        prob = 1 / (1 + np.exp(-logits.astype(np.float64)))
+        for j, n in enumerate(names):
+            cols[f"logit_{n}"] = logits[:, j]
+            cols[f"prob_{n}"] = prob[:, j]
+    return pd.DataFrame(cols)
+
+
+def write_table(df: pd.DataFrame, path: str | Path) -> Path:
+    """A TSV written atomically (6 significant digits)."""
+    from biodl.io._util import atomic_write_text
+
+    return atomic_write_text(path, df.to_csv(sep="\t", index=False, float_format="%.6g"))
+
+
+def write_results(out_dir: str | Path, result: dict[str, Any], predictions: pd.DataFrame) -> Path:
+    """``out_dir/metrics.json`` (``result``, with ``result["out_dir"]`` set) and
+    ``out_dir/predictions.tsv``, both atomic; returns ``out_dir``."""
+    from biodl.io._util import atomic_write_text
+
+    od = Path(out_dir)
+    od.mkdir(parents=True, exist_ok=True)
+    result["out_dir"] = str(od)
+    atomic_write_text(od / "metrics.json", json.dumps(result, indent=2, default=str) + "\n")
+    write_table(predictions, od / "predictions.tsv")
+    return od
+
+
+def write_evaluation(
+    out_dir: str | Path,
+    result: dict[str, Any],
+    predictions: pd.DataFrame,
+    y: np.ndarray,
+    scores: np.ndarray,
+    label_names: list[str] | None = None,
+) -> None:
+    """Write an evaluation to ``out_dir``: ``metrics.json`` (``result``), ``predictions.tsv``
+    and, for binary / multi-label tasks, ``roc.png`` and ``pr.png`` of ``scores`` against
+    ``y`` (both ``(n, n_labels)``; labels with one class only are left out of the plots); for
+    regression, ``scatter.png`` (predicted against observed). Sets ``result["out_dir"]``."""
+    od = write_results(out_dir, result, predictions)
+    names = label_names or [f"out{j}" for j in range(y.shape[1] if y.ndim == 2 else 1)]
+    if result["task"] in ("binary", "multilabel") and y.size:
+        from biodl.report.plots import plot_pr, plot_roc
+
+        ok = [j for j in range(y.shape[1]) if len(np.unique(y[~np.isnan(y[:, j]), j])) == 2]
+        if ok:
+            sub = [names[j] for j in ok] if len(names) == y.shape[1] else None
+            plot_roc(y[:, ok], scores[:, ok], od / "roc.png", label_names=sub)
+            plot_pr(y[:, ok], scores[:, ok], od / "pr.png", label_names=sub)
+    elif result["task"] == "regression" and len(y) >= 2:
+        from biodl.report.plots import plot_scatter
+
+        try:
+            plot_scatter(y, scores, od / "scatter.png", label_names=label_names)
+        except ValueError:  # no target with two observed values: nothing to draw
+            pass

@@ -1,0 +1,151 @@
+"""``biodl cells ...``: cytometry helpers (FCS channels, CellCnn interpretation, leave-one-group-out)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from biodl.errors import BiodlError
+
+cells_app = typer.Typer(no_args_is_help=True, help="Cytometry (FCS) tools and CellCnn analyses.")
+
+
+def _fail(e: Exception) -> None:
+    from biodl.cli import _fail as fail
+
+    fail(e)
+
+
+def _opts(values: list[str] | None) -> dict:
+    from biodl.options import parse_set
+
+    return parse_set(values)
+
+
+@cells_app.command("channels")
+def channels(fcs: Path = typer.Argument(..., help="An FCS 2.0/3.0/3.1 file.")) -> None:
+    """List the channels of an FCS file: $PnN, $PnS, whether it is used as a marker by default.
+
+    Example: biodl cells channels PBMC8_30min_patient1_BCR-XL.fcs
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from biodl.kinds.cells.io import default_markers, read_fcs
+
+    try:
+        f = read_fcs(fcs)
+    except BiodlError as e:
+        _fail(e)
+    t = Table(
+        title=f"{fcs.name}: FCS {f.version}, {f.events.shape[0]:,} events, {f.events.shape[1]} channels"
+    )
+    for c in ("#", "$PnN", "$PnS", "default marker"):
+        t.add_column(c)
+    used = set(default_markers(f))
+    for i, (c, s, n) in enumerate(zip(f.channels, f.markers, f.names, strict=True), start=1):
+        t.add_row(str(i), c, s, "yes" if n in used else "")
+    Console().print(t)
+
+
+@cells_app.command("interpret")
+def interpret(
+    model: Path = typer.Argument(
+        ..., help="Run directory of `biodl train --system cellcnn` or its model.pt."
+    ),
+    samples: Path = typer.Argument(..., help="Labelled sample table (CSV: file,label[,patient])."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory (tables, PNGs, report.html)."),
+    n_filters: int = typer.Option(2, help="Interpret this many of the best filters."),
+    set_: list[str] | None = typer.Option(
+        None, "--set", help="select_quantile=0.99, embedding=tsne|pca|none."
+    ),
+) -> None:
+    """Which cells do a trained CellCnn's best filters select in these samples, and what is
+    their marker profile? Writes OUT/report.html and tables.
+
+    Example: biodl cells interpret runs/cellcnn samples.csv --out runs/cellcnn/interpret_test
+    """
+    from biodl.kinds.cells.io import load_samples, read_sample_table
+    from biodl.kinds.cells.kind import interpret_run
+    from biodl.kinds.cells.restarts import encode_labels
+    from biodl.report.html import write_html_report
+    from biodl.train import load_model
+
+    try:
+        opts = _opts(set_)
+        ens, meta = load_model(model)
+        ss = load_samples(
+            read_sample_table(samples), markers=meta.data["markers"], cofactor=meta.data["cofactor"]
+        )
+        reg = meta.task == "regression"
+        y, _, _ = encode_labels(ss.labels, meta.classes, "regression" if reg else "classification")
+        res = interpret_run(
+            ens,
+            ss,
+            y,
+            meta.classes,
+            out,
+            positive=int(meta.data.get("positive", 1)),
+            regression=reg,
+            quantile=float(opts.get("select_quantile", 0.99)),
+            embedding=str(opts.get("embedding", "tsne")),
+            n_filters=n_filters,
+        )
+        p = write_html_report(out / "report.html", "CellCnn: selected cells", res["sections"])
+    except BiodlError as e:
+        _fail(e)
+    typer.echo(json.dumps(res["summary"], indent=1, default=str))
+    typer.echo(f"report: {p}")
+
+
+@cells_app.command("crossval")
+def crossval(
+    samples: Path = typer.Argument(..., help="Sample table with a patient/group column."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory (predictions.tsv, metrics.json)."),
+    seed: int = typer.Option(0),
+    set_: list[str] | None = typer.Option(
+        None, "--set", help="CellCnn options, e.g. ncell=500, nrun=5, markers=..."
+    ),
+) -> None:
+    """Leave-one-group-out CellCnn with the cluster-median + logistic-regression baseline beside it
+    (binary labels): held-out predictions per sample, pooled AUC and accuracy.
+
+    Example: biodl cells crossval sample_table.csv --out runs/lopo --set nrun=5 --set ncell=500
+    """
+    from biodl.io._util import atomic_write_text
+    from biodl.kinds.cells.experiments import leave_one_group_out, summarize
+    from biodl.kinds.cells.io import load_samples
+    from biodl.kinds.cells.kind import _classes_opt
+    from biodl.kinds.cells.restarts import config_from_options, encode_labels
+
+    try:
+        opts = _opts(set_)
+        ss = load_samples(
+            samples,
+            markers=opts.get("markers"),
+            cofactor=float(opts.get("cofactor", 5.0)),
+            max_cells=int(opts["max_cells"]) if opts.get("max_cells") else None,
+            seed=seed,
+        )
+        y, classes, task = encode_labels(ss.labels, _classes_opt(opts), "classification")
+        if len(classes) != 2:
+            raise BiodlError(f"crossval needs two classes, got {', '.join(classes)}")
+        cfg = config_from_options(opts)
+        res = leave_one_group_out(
+            ss, y, cfg, seed=seed, work_dir=out / "folds", log=lambda m: typer.echo(m, err=True)
+        )
+        out.mkdir(parents=True, exist_ok=True)
+        pred = res["predictions"]
+        atomic_write_text(out / "predictions.tsv", pred.to_csv(sep="\t", index=False, float_format="%.6g"))
+        metrics = summarize(pred)
+        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    except BiodlError as e:
+        _fail(e)
+    typer.echo(json.dumps(metrics, indent=1))
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``biodl cells`` to the main app."""
+    app.add_typer(cells_app, name="cells")

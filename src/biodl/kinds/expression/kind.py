@@ -1,0 +1,456 @@
+"""Gene expression matrices as a data kind: ADAGE (denoising autoencoders) and D-GEX (landmark
+-> target inference).
+
+Input: h5ad, PCL, TSV/CSV (plain or gzip) or GCT; the orientation is detected (or given).
+ADAGE is trained greedily, layer by layer, on the per-gene 0-1 scaled profiles and writes the
+network in ADAGE's text format and the node signatures; D-GEX is trained on standardised
+landmarks and targets. Without ``--valid``, a seeded ``valid_fraction`` of the samples is held
+out for early stopping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from biodl.errors import BiodlInputError
+from biodl.kinds.base import DataKind, Splits, TrainContext
+from biodl.options import Option
+from biodl.train.checkpoint import RunMeta, data_as
+
+_IO = ("train", "evaluate", "predict")
+DATA_KEYS = ("orientation", "missing", "duplicates", "layer", "use_raw")
+
+OPTIONS = (
+    Option("data", "path", None, "Expression file: h5ad, PCL, TSV/CSV(.gz) or GCT.", flag="DATA"),
+    Option(
+        "valid_file",
+        "path",
+        None,
+        "Validation expression file (default: hold out valid_fraction).",
+        flag="--valid",
+    ),
+    Option(
+        "test_file", "path", None, "Held-out test expression file, evaluated after training.", flag="--test"
+    ),
+    Option(
+        "orientation",
+        "choice",
+        None,
+        "Rows are genes or samples (default: detected).",
+        stages=_IO,
+        choices=("auto", "genes-x-samples", "samples-x-genes"),
+    ),
+    Option(
+        "missing",
+        "choice",
+        None,
+        "Missing values: error, or gene-mean imputation.",
+        stages=_IO,
+        choices=("error", "gene-mean"),
+    ),
+    Option(
+        "duplicates",
+        "choice",
+        None,
+        "Duplicated gene ids: error, mean or first.",
+        stages=_IO,
+        choices=("error", "mean", "first"),
+    ),
+    Option("layer", "str", None, "h5ad layer to read (default X).", stages=_IO),
+    Option("use_raw", "bool", None, "h5ad: read .raw.", stages=_IO),
+    Option(
+        "valid_fraction",
+        "float",
+        0.1,
+        "Seeded validation hold-out of samples without --valid.",
+        flag="--valid-fraction",
+        minimum=0,
+    ),
+    Option(
+        "optimizer",
+        "choice",
+        None,
+        "sgd (ADAGE's), momentum (SGD 0.9) or adam (D-GEX's).",
+        choices=("sgd", "momentum", "adam"),
+    ),
+    Option(
+        "n_sd",
+        "float",
+        2.5,
+        "ADAGE signatures: genes beyond this many sd of a node's weights.",
+        minimum=0,
+        recipes=("adage",),
+    ),
+    Option(
+        "landmarks",
+        "str",
+        None,
+        "D-GEX landmark genes: a file (one id per line, or map_lm.txt) or ids comma-separated.",
+        recipes=("dgex",),
+    ),
+    Option("targets", "str", None, "D-GEX target genes (default: every other gene).", recipes=("dgex",)),
+    Option(
+        "raw",
+        "bool",
+        False,
+        "ADAGE predict: raw node activities (x W, no sigmoid).",
+        stages=("predict",),
+        recipes=("adage",),
+    ),
+    Option(
+        "scale",
+        "choice",
+        "model",
+        "ADAGE predict: per-gene scaling of the model, of the data (self) or global.",
+        stages=("predict",),
+        choices=("model", "self", "global"),
+        recipes=("adage",),
+    ),
+)
+
+
+@dataclass
+class ExpressionData:
+    """``RunMeta.data`` of an expression model: its genes (ADAGE) or landmarks and targets
+    (D-GEX), the optimiser, the training file."""
+
+    genes: list[str] = field(default_factory=list)
+    landmarks: list[str] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)
+    optimizer: str = "sgd"
+    data: str | None = None
+
+
+@dataclass
+class ExpressionTable:
+    """Samples of an expression file as the model reads them: ``x`` (ADAGE: genes in the
+    model's order; D-GEX: landmarks) and, for D-GEX with labels, ``y`` (targets)."""
+
+    samples: list[str]
+    x: np.ndarray
+    y: np.ndarray | None
+    source: str
+    matrix: Any = None
+    targets: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+
+def read_data(path: Any, options: dict[str, Any], known_genes: list[str] | None = None):
+    """Read an expression file with the data options in ``options``."""
+    from biodl.kinds.expression.io import read_expression
+
+    if path is None:
+        raise BiodlInputError("no expression file given (DATA or --data)")
+    kw = {k: options[k] for k in DATA_KEYS if options.get(k) not in (None, "")}
+    return read_expression(path, known_genes=known_genes, **kw)
+
+
+def _nodes(kw: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(kw.get("nodes"), str):
+        kw["nodes"] = [int(v) for v in str(kw["nodes"]).split(",")]
+    return kw
+
+
+class ExpressionKind(DataKind):
+    """Expression matrices (samples x genes)."""
+
+    name = "expression"
+    title = "expression matrices"
+    options = OPTIONS
+
+    # ------------------------------------------------------------------ training
+    def load(self, ctx: TrainContext) -> Splits:
+        import torch
+
+        from biodl.kinds.expression.dgex import dgex_split, load_gene_list_option, split_landmarks
+        from biodl.train.datamodule import split_indices
+
+        o, seed = ctx.options, ctx.config.seed
+        if ctx.recipe.name == "adage":
+            m = read_data(o["data"], o)
+            ctx.log(f"read {m.shape[0]} samples x {m.shape[1]} genes from {o['data']}")
+            x = torch.from_numpy(m.values)
+            if o["valid_file"] is not None:
+                tr_x, va_x = x, torch.from_numpy(read_data(o["valid_file"], o).align_to(m.genes).values)
+            else:
+                tr, va = split_indices(len(x), o["valid_fraction"], seed, min_items=10, sort=False)
+                tr_x, va_x = x[tr], (x[va] if len(va) else None)
+            test = self.read_adage(m.genes, o["test_file"], o) if o["test_file"] else None
+            return Splits(
+                train=tr_x,
+                valid=va_x,
+                test=test,
+                info={"n_train": int(len(tr_x)), "n_valid": int(len(va_x)) if va_x is not None else 0},
+                extra={"genes": m.genes},
+            )
+        landmarks = load_gene_list_option(o["landmarks"], "landmarks")
+        if not landmarks:
+            raise BiodlInputError(
+                "D-GEX needs --set landmarks=FILE (landmark gene ids, e.g. the D-GEX map_lm.txt)"
+            )
+        targets = load_gene_list_option(o["targets"], "targets")
+        m = read_data(o["data"], o, known_genes=landmarks)
+        x, y, landmarks, targets = split_landmarks(m, landmarks, targets)
+        ctx.log(f"{m.shape[0]} samples: {len(landmarks)} landmarks -> {len(targets)} targets")
+        if o["valid_file"] is not None:
+            vx, vy, _, _ = split_landmarks(
+                read_data(o["valid_file"], o, known_genes=landmarks), landmarks, targets
+            )
+            train, valid = (x, y), (vx, vy)
+        else:
+            tr, va = dgex_split(len(x), o["valid_fraction"], seed)
+            train, valid = (x[tr], y[tr]), ((x[va], y[va]) if len(va) else None)
+        test = None
+        if o["test_file"]:
+            test = self.read_dgex(
+                ExpressionData(landmarks=landmarks, targets=targets), o["test_file"], o, True
+            )
+        return Splits(
+            train=train,
+            valid=valid,
+            test=test,
+            info={"n_train": len(train[0]), "n_valid": len(valid[0]) if valid is not None else 0},
+            extra={"landmarks": landmarks, "targets": targets},
+        )
+
+    def build(self, ctx: TrainContext, splits: Splits):
+        from biodl.train.fit import seed_all
+
+        r = ctx.recipe
+        kw = _nodes(r.check_model_options({**r.model_defaults, **ctx.model_options}))
+        opt = ctx.options["optimizer"] or ("sgd" if r.name == "adage" else "adam")
+        seed_all(ctx.config.seed)
+        if r.name == "adage":
+            mk = {"n_genes": len(splits.extra["genes"]), **kw}
+            model = r.build(**mk)
+            model.fit_scaling(splits.train)
+            data = ExpressionData(genes=splits.extra["genes"], optimizer=opt, data=str(ctx.options["data"]))
+            return model, RunMeta(
+                kind=self.name, recipe=r.name, task="reconstruction", model_kwargs=mk, data=asdict(data)
+            )
+        from biodl.kinds.expression.dgex import build_dgex
+
+        lm, tg = splits.extra["landmarks"], splits.extra["targets"]
+        mk = {"n_landmarks": len(lm), "n_targets": len(tg), **kw}
+        model = build_dgex(*splits.train, kw, ctx.config.seed)
+        data = ExpressionData(landmarks=lm, targets=tg, optimizer=opt, data=str(ctx.options["data"]))
+        return model, RunMeta(
+            kind=self.name, recipe=r.name, task="regression", model_kwargs=mk, data=asdict(data)
+        )
+
+    def fit(self, ctx, model, meta, splits):
+        from biodl.kinds.expression.dgex import standardize
+        from biodl.kinds.expression.training import fit_adage, fit_dgex
+
+        opt = meta.data["optimizer"]
+        if meta.recipe == "adage":
+            va = model.scale(splits.valid) if splits.valid is not None else None
+            results = fit_adage(
+                model, model.scale(splits.train), va, ctx.out, ctx.config, optimizer=opt, meta=meta
+            )
+            res = results[-1]
+            res.seconds = round(sum(r.seconds for r in results), 2)
+            meta.splits["layers"] = [
+                {"best_epoch": r.best_epoch, "epochs_run": r.epochs_run, "val_metrics": r.val_metrics}
+                for r in results
+            ]
+            return model, res, meta
+        valid = standardize(model, *splits.valid) if splits.valid is not None else None
+        res = fit_dgex(
+            model, standardize(model, *splits.train), valid, ctx.out, ctx.config, optimizer=opt, meta=meta
+        )
+        return model.eval(), res, meta
+
+    def after_fit(self, ctx, model, meta, splits):
+        if meta.recipe != "adage":
+            return {}
+        from biodl.kinds.expression.adage import signatures, write_network
+        from biodl.kinds.expression.io import write_table
+
+        genes = meta.data["genes"]
+        write_network(model, ctx.out / "network.txt.gz")
+        sig = signatures(model.gene_weights(), genes, float(ctx.options["n_sd"]))
+        write_table(sig.set_index("node"), ctx.out / "signatures.tsv", index_label="node")
+        return {"layers": meta.splits.get("layers")}
+
+    # ------------------------------------------------------------------ inference
+    def read_adage(self, genes: list[str], path, options) -> ExpressionTable:
+        m = read_data(path, options, known_genes=genes).align_to(genes)
+        return ExpressionTable(list(m.samples), m.values, None, str(path), matrix=m)
+
+    def read_dgex(self, d: ExpressionData, path, options, labelled: bool) -> ExpressionTable:
+        from biodl.kinds.expression.dgex import split_landmarks
+
+        m = read_data(path, options, known_genes=d.landmarks)
+        if not labelled:
+            x = m.subset_genes(d.landmarks, what="landmark genes").values
+            return ExpressionTable(list(m.samples), x, None, str(path), targets=d.targets)
+        x, y, _, targets = split_landmarks(m, d.landmarks, d.targets)
+        if len(targets) != len(d.targets):
+            raise BiodlInputError(
+                f"{len(d.targets) - len(targets)} of the model's target genes are missing from the data",
+                path=path,
+            )
+        return ExpressionTable(list(m.samples), x, y, str(path), targets=targets)
+
+    def read(self, meta, path, options, *, labelled, quiet=True):
+        d = data_as(ExpressionData, meta.data)
+        if meta.recipe == "adage":
+            if not labelled:  # activities: genes matched by id, any order
+                m = read_data(path, options, known_genes=d.genes)
+                return ExpressionTable(list(m.samples), m.values, None, str(path), matrix=m)
+            return self.read_adage(d.genes, path, options)
+        return self.read_dgex(d, path, options, labelled)
+
+    def score(self, model, meta, table, *, device, options, batch_size=256):
+        import torch
+        from torch.utils.data import TensorDataset
+
+        from biodl.train.predict import predict
+
+        x = torch.from_numpy(np.ascontiguousarray(table.x, np.float32))
+        if meta.recipe == "adage":  # reconstruction logits of the last layer's input, and that input
+            model = model.cpu()
+            xs = model.scale(x)
+            target = model.layer_input(xs, len(model.layers) - 1).detach()
+            out, _ = predict(model, TensorDataset(xs), batch_size=batch_size, device=device)
+            return out, target.numpy()
+        out, _ = predict(model, TensorDataset(x), batch_size=batch_size, device=device, forward=model.infer)
+        return out, (table.y if table.y is not None else np.zeros((len(x), 0), np.float32))
+
+    def metrics(self, meta, outputs, targets, table):
+        """ADAGE: reconstruction cross-entropy (per sample, summed over inputs) and MSE of the 0-1
+        scaled input; D-GEX: MAE over targets (original scale) and MSE."""
+        import torch
+
+        if meta.recipe == "adage":
+            lg, t = torch.from_numpy(outputs), torch.from_numpy(targets)
+            ce = torch.nn.functional.binary_cross_entropy_with_logits(lg, t, reduction="none").sum(1)
+            return {
+                "reconstruction_ce": float(ce.mean()),
+                "mse": float(((torch.sigmoid(lg) - t) ** 2).mean()),
+            }
+        from biodl.kinds.expression.dgex import mae_per_target
+
+        return {
+            "mae": float(mae_per_target(outputs, targets).mean()),
+            "mse": float(((outputs - targets) ** 2).mean()),
+        }
+
+    def frame(self, meta, table, outputs, targets=None) -> pd.DataFrame:
+        if meta.recipe == "adage":
+            import torch
+
+            ce = torch.nn.functional.binary_cross_entropy_with_logits(
+                torch.from_numpy(outputs), torch.from_numpy(targets), reduction="none"
+            ).sum(1)
+            return pd.DataFrame({"sample": table.samples, "reconstruction_ce": ce.numpy()})
+        df = pd.DataFrame(outputs, columns=meta.data["targets"])
+        df.insert(0, "sample", table.samples)
+        return df
+
+    def write_evaluation(self, out_dir, result, meta, table, outputs, targets) -> None:
+        """``metrics.json``, ``predictions.tsv``; D-GEX also ``per_target_mae.tsv``."""
+        from biodl.kinds.base import write_results
+        from biodl.kinds.expression.dgex import mae_per_target
+
+        write_results(out_dir, result, self.frame(meta, table, outputs, targets))
+        if meta.recipe == "dgex":
+            from biodl.kinds.expression.io import write_table
+
+            per = pd.DataFrame({"mae": mae_per_target(outputs, targets)}, index=table.targets)
+            write_table(per, Path(out_dir) / "per_target_mae.tsv", "gene")
+
+    def predict_frame(self, model, meta, table, *, device, options, batch_size=256):
+        """ADAGE: node activities (``--set raw=true``: raw activities); D-GEX: inferred target
+        expression. One row per sample, input order kept."""
+        if meta.recipe == "adage":
+            from biodl.kinds.expression.adage import activities
+
+            df = activities(
+                model.cpu(),
+                meta.data["genes"],
+                table.matrix,
+                scale=options.get("scale") or "model",
+                raw=bool(options.get("raw")),
+            )
+            df.index.name = "sample"
+            return df.reset_index()
+        outputs, _ = self.score(model, meta, table, device=device, options=options, batch_size=batch_size)
+        return self.frame(meta, table, outputs)
+
+    # ------------------------------------------------------------------ report
+    def describe_data(self, meta):
+        d = data_as(ExpressionData, meta.data)
+        rows: dict[str, Any] = {"training file": d.data, "optimizer": d.optimizer}
+        if meta.recipe == "adage":
+            rows.update(
+                genes=len(d.genes),
+                nodes=meta.model_kwargs.get("nodes"),
+                corruption=meta.model_kwargs.get("corruption"),
+            )
+        else:
+            rows.update(landmarks=len(d.landmarks), targets=len(d.targets))
+        return rows
+
+    def report_sections(self, run, model, meta, data, options):
+        """ADAGE: node signatures (high-weight genes per node) and the distribution of gene
+        weights; D-GEX: the per-target MAE of the test set."""
+        from biodl.report.html import Section
+
+        secs = []
+        if meta.recipe == "adage":
+            from biodl.kinds.expression.adage import signatures
+
+            sig = signatures(model.gene_weights(), meta.data["genes"], float(meta.options.get("n_sd") or 2.5))
+            sizes = sig.groupby(["node", "side"], sort=False).agg(
+                genes=("gene", "size"), top=("gene", "first")
+            )
+            secs.append(
+                Section(
+                    "Node signatures",
+                    text="High-weight genes of every node: weight more than 2.5 standard deviations from the "
+                    "node's mean weight, on the positive and the negative side (Tan et al. 2016): genes per "
+                    "signature and "
+                    f"the highest-weight gene. {len(sizes)} signatures; "
+                    "all genes in signatures.tsv.",
+                    table=sizes.reset_index().head(60),
+                    images=[
+                        (self._weight_plot(model, run / "gene_weights.png"), "Gene weights of every node")
+                    ],
+                )
+            )
+        elif (run / "test" / "per_target_mae.tsv").exists():
+            per = pd.read_csv(run / "test" / "per_target_mae.tsv", sep="\t")
+            secs.append(
+                Section(
+                    "Per-target error (held-out test)",
+                    text="Mean absolute error of each target gene over the test samples (original scale), "
+                    "the metric of Chen et al. 2016; the worst-inferred targets first.",
+                    table=per.sort_values("mae", ascending=False).head(20),
+                )
+            )
+        return secs
+
+    @staticmethod
+    def _weight_plot(model, path: Path) -> Path:
+        from biodl.report.plots import _new_figure, _save_figure
+
+        w = model.gene_weights().numpy()
+        fig = _new_figure(6.0, 3.2)
+        ax = fig.subplots()
+        ax.hist(w.ravel(), bins=80, color="0.35")
+        ax.set_xlabel("gene weight")
+        ax.set_ylabel("genes x nodes")
+        ax.set_title(f"{w.shape[0]} genes x {w.shape[1]} nodes", fontsize=9)
+        return _save_figure(fig, path)
+
+
+KIND = ExpressionKind()

@@ -1,0 +1,260 @@
+"""Declared options: the only place where a kind's flags and ``--set KEY=VALUE`` values are
+parsed, converted and refused.
+
+Every data kind declares its options up front (:class:`Option`: name, type, default, help, the
+stages it applies to, and optionally the CLI flag that sets it and the recipes it is for).
+:func:`resolve` checks what a user gave against that list before any work starts: an unknown
+or inapplicable option is a clear error that names it and lists the options the kind accepts
+(with a "did you mean" for typos); known ones are converted to their type, and every declared
+option gets its default.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from biodl.errors import BiodlInputError
+
+STAGES = ("train", "evaluate", "predict", "report")
+TYPES = ("str", "int", "float", "bool", "path", "paths", "strs", "choice", "any")
+_TRUE = ("1", "true", "yes", "y", "on")
+_FALSE = ("0", "false", "no", "n", "off")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a data kind.
+
+    Attributes
+    ----------
+    name
+        Key in ``--set NAME=VALUE`` (and in ``RunMeta.options``).
+    type
+        ``str``, ``int``, ``float``, ``bool``, ``path``, ``paths`` (comma-separated or a JSON
+        list), ``strs`` (likewise), ``choice`` (one of ``choices``) or ``any`` (checked by the kind).
+    default
+        Value when not given (``None``: unset).
+    help
+        One line for ``--help-options``.
+    flag
+        The CLI flag that also sets it (``--target``), if any.
+    choices
+        Allowed values of a ``choice``.
+    stages
+        Where it applies: ``train``, ``evaluate``, ``predict``, ``report``.
+    minimum
+        Smallest allowed value of a number.
+    recipes
+        Only these recipes take it (``None``: every recipe of the kind).
+    """
+
+    name: str
+    type: str = "str"
+    default: Any = None
+    help: str = ""
+    flag: str | None = None
+    choices: tuple[str, ...] | None = None
+    stages: tuple[str, ...] = ("train",)
+    minimum: float | None = None
+    recipes: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.type not in TYPES:
+            raise ValueError(f"option {self.name}: unknown type {self.type!r}")
+        if self.type == "choice" and not self.choices:
+            raise ValueError(f"option {self.name}: a choice needs choices")
+        if any(s not in STAGES for s in self.stages):
+            raise ValueError(f"option {self.name}: stages must be among {STAGES}")
+
+    @property
+    def spelling(self) -> str:
+        """How a user gives it on the command line."""
+        return self.flag or f"--set {self.name}"
+
+    def applies(self, stage: str, recipe: str | None = None) -> bool:
+        return stage in self.stages and (self.recipes is None or recipe is None or recipe in self.recipes)
+
+    def _bad(self, value: Any, what: str) -> BiodlInputError:
+        return BiodlInputError(f"{self.spelling} must be {what}, got {value!r}")
+
+    def convert(self, value: Any) -> Any:
+        """``value`` (from the CLI: a string, or JSON-decoded) as this option's type."""
+        if value is None:
+            return None
+        t = self.type
+        if t == "any":
+            return value
+        if t == "bool":
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, (int, float)) and value in (0, 1):
+                return bool(value)
+            if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+                return value.strip().lower() in _TRUE
+            raise self._bad(value, "true or false")
+        if t in ("int", "float"):
+            if isinstance(value, bool):
+                raise self._bad(value, "a number")
+            try:
+                num = float(value)
+            except (TypeError, ValueError):
+                raise self._bad(value, "an integer" if t == "int" else "a number") from None
+            if t == "int":
+                if num != int(num):
+                    raise self._bad(value, "an integer")
+                num = int(num)
+            if self.minimum is not None and num < self.minimum:
+                raise self._bad(value, f"at least {self.minimum:g}")
+            return num
+        if t == "choice":
+            v = str(value)
+            if v not in self.choices:
+                raise self._bad(value, f"one of {', '.join(self.choices)}")
+            return v
+        if t in ("paths", "strs"):
+            items = _as_list(value)
+            if not items:
+                raise self._bad(value, "one or more values")
+            return [str(Path(v)) if t == "paths" else v for v in items]
+        if isinstance(value, (list, dict)):
+            raise self._bad(value, "a single value")
+        return str(Path(str(value))) if t == "path" else str(value)
+
+
+def _as_list(value: Any) -> list[str]:
+    if isinstance(value, (list, tuple)):
+        return [str(v).strip() for v in value if str(v).strip()]
+    s = str(value).strip()
+    if s.startswith("["):
+        try:
+            return [str(v).strip() for v in json.loads(s) if str(v).strip()]
+        except ValueError:
+            pass
+    return [p.strip() for p in s.split(",") if p.strip()]
+
+
+def parse_set(values: Iterable[str] | None, what: str = "--set") -> dict[str, Any]:
+    """``["k=v", ...]`` -> ``{k: v}``; values are JSON-decoded when they are JSON (numbers,
+    ``true``, lists), else kept as strings. A key given twice is an error."""
+    out: dict[str, Any] = {}
+    for item in values or []:
+        if "=" not in item:
+            raise BiodlInputError(f"{what} expects KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        k = k.strip()
+        if not k:
+            raise BiodlInputError(f"{what} expects KEY=VALUE, got {item!r}")
+        if k in out:
+            raise BiodlInputError(f"{what} {k} is given twice")
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+def _suggest(name: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def resolve(
+    declared: Sequence[Option],
+    given: Mapping[str, Any],
+    *,
+    stage: str,
+    owner: str,
+    recipe: str | None = None,
+    spellings: Mapping[str, str] | None = None,
+    also_known: Sequence[str] = (),
+    hints: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Check ``given`` against the ``declared`` options of ``stage`` and convert them.
+
+    Parameters
+    ----------
+    declared
+        The kind's options.
+    given
+        What the user gave (``None`` values count as not given).
+    stage
+        ``train``, ``evaluate``, ``predict`` or ``report``.
+    owner
+        Named in the error (e.g. ``"deepbind on sequence files"``).
+    recipe
+        Options restricted to other recipes are refused for this one.
+    spellings
+        How each given key was spelled by the user (``--labels``, ``--set labels``); default:
+        the option's own spelling, or ``--set KEY``.
+    also_known
+        Further accepted names (listed in the error; e.g. the recipe's model options).
+    hints
+        Extra advice for a refused key.
+
+    Returns
+    -------
+    dict
+        Every applicable declared option: the given value converted, or its default.
+
+    Raises
+    ------
+    BiodlInputError
+        One message naming every refused option and listing the accepted ones.
+    """
+    usable = {o.name: o for o in declared if o.applies(stage, recipe)}
+    every = {o.name: o for o in declared}
+    spellings = dict(spellings or {})
+    refused = [k for k, v in given.items() if v is not None and k not in usable]
+    if refused:
+        accepted = sorted(usable) + sorted(also_known)
+        parts = []
+        for k in refused:
+            sp = spellings.get(k) or (every[k].spelling if k in every else f"--set {k}")
+            why = ""
+            if k in every:
+                o = every[k]
+                if stage not in o.stages:
+                    why = f" (only for {' / '.join(o.stages)})"
+                elif o.recipes is not None:
+                    why = f" (only for {', '.join(o.recipes)})"
+            elif hints and k in hints:
+                why = f" ({hints[k]})"
+            else:
+                why = _suggest(k, accepted)
+            parts.append(sp + why)
+        raise BiodlInputError(
+            f"{owner} does not take {', '.join(parts)}. It accepts: "
+            + ", ".join(usable[k].spelling if k in usable else f"--set {k}" for k in accepted)
+        )
+    out = {name: o.default for name, o in usable.items()}
+    for k, v in given.items():
+        if v is not None:
+            out[k] = usable[k].convert(v)
+    return out
+
+
+def describe(declared: Sequence[Option], stage: str | None = None, recipe: str | None = None) -> list[dict]:
+    """Rows (option, type, default, stages, help) for ``--help-options``."""
+    rows = []
+    for o in declared:
+        if stage is not None and not o.applies(stage, recipe):
+            continue
+        if recipe is not None and o.recipes is not None and recipe not in o.recipes:
+            continue
+        typ = f"one of {'|'.join(o.choices)}" if o.type == "choice" else o.type
+        rows.append(
+            {
+                "name": o.name,
+                "option": o.spelling if o.flag is None else f"{o.flag} (--set {o.name})",
+                "type": typ,
+                "default": "" if o.default is None else json.dumps(o.default),
+                "stages": ", ".join(o.stages),
+                "help": o.help,
+            }
+        )
+    return rows

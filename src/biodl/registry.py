@@ -1,0 +1,223 @@
+"""The recipe registry: one entry per classic system.
+
+A recipe names its network (a lazy ``"module:Class"`` reference into :mod:`biodl.models`, so
+listing the registry imports no torch), the data kinds it accepts (the first is the default),
+the tasks, defaults of the model, of training and of the kind's options, tiny model options
+for smoke tests, the paper's reference numbers and its citation. ``biodl systems`` lists it;
+``biodl train --system NAME`` uses it. Switching DeepBind for DanQ is a change of name.
+
+Recipes register themselves from their kind's package (``biodl/kinds/<kind>/recipes.py``);
+the kinds are listed once, in :data:`biodl.kinds.KINDS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from biodl.errors import BiodlInputError
+
+#: Model parameters filled from the data, never user options.
+DERIVED_PARAMS = ("n_outputs", "seq_len")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One classic system.
+
+    Attributes
+    ----------
+    name
+        Registry key (``deepbind``, ``danq``, ...).
+    title
+        Human name.
+    model
+        The network: ``"biodl.models.sequence.deepbind:DeepBind"`` (imported when first
+        built) or a callable; ``None`` while the system is planned.
+    kinds
+        Data kinds the recipe trains on (:data:`biodl.kinds.KINDS`); the first is the default.
+    tasks
+        Tasks the recipe supports.
+    citation
+        Paper reference.
+    status
+        ``ready``, ``in progress`` or ``planned``.
+    model_defaults
+        Default keyword arguments of the network (besides the data-derived ones).
+    train_defaults
+        Default :class:`~biodl.train.fit.TrainConfig` fields (``lr``, ``batch_size``,
+        ``max_epochs``, ``patience``, ...).
+    option_defaults
+        The recipe's defaults of kind options (e.g. ``lr_decay`` for neural-fp).
+    derived
+        Network parameters filled from the data (``n_outputs``, ``seq_len``, ``n_genes``, ...).
+    toy
+        Tiny model options and kind options (``{"model": {...}, "options": {...}}``) for smoke
+        tests: the contract test trains every recipe with them.
+    reference
+        The paper's headline numbers and ours, as text.
+    """
+
+    name: str
+    title: str
+    model: str | Callable[..., Any] | None
+    kinds: tuple[str, ...]
+    tasks: tuple[str, ...]
+    citation: str
+    status: str
+    model_defaults: dict[str, Any] = field(default_factory=dict)
+    train_defaults: dict[str, Any] = field(default_factory=dict)
+    option_defaults: dict[str, Any] = field(default_factory=dict)
+    derived: tuple[str, ...] = DERIVED_PARAMS
+    toy: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reference: str = ""
+
+    @property
+    def data_kind(self) -> str:
+        """The default data kind."""
+        return self.kinds[0]
+
+    @property
+    def ready(self) -> bool:
+        return self.status == "ready" and self.model is not None
+
+    @property
+    def short_citation(self) -> str:
+        """First author and year, e.g. ``Alipanahi et al. 2015``."""
+        first = self.citation.split(",")[0].split(".")[0].strip()
+        surname = first.split()[0] if first else self.title
+        years = re.findall(r"(?:19|20)\d\d", self.citation)
+        return f"{surname} et al. {years[0]}" if years else "-"
+
+    @property
+    def factory(self) -> Callable[..., Any]:
+        """The network class (or factory), imported on first use."""
+        if self.model is None:
+            raise BiodlInputError(f"system {self.name!r} is not implemented yet (status: {self.status})")
+        if callable(self.model):
+            return self.model
+        module, _, attr = self.model.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def model_params(self) -> list[str]:
+        """Names of the network's user options (its parameters less the data-derived ones)."""
+        return [p for p in inspect.signature(self.factory).parameters if p not in self.derived]
+
+    def check_model_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """``options`` if every key is a model option of this recipe, else a clear error."""
+        params = self.model_params()
+        unknown = [k for k in options if k not in params]
+        if unknown:
+            raise BiodlInputError(
+                f"unknown model option(s) for {self.name}: {', '.join(unknown)} (known: {', '.join(params)})"
+            )
+        return dict(options)
+
+    def model_kwargs(self, n_outputs: int, seq_len: int | None = None, **overrides: Any) -> dict[str, Any]:
+        """The full keyword arguments for :meth:`build` (stored with the trained model):
+        defaults, then ``overrides`` (checked), then ``n_outputs`` and ``seq_len`` when the
+        network takes one."""
+        kw = dict(self.model_defaults)
+        kw.update(self.check_model_options(overrides))
+        kw["n_outputs"] = n_outputs
+        if "seq_len" in inspect.signature(self.factory).parameters:
+            kw["seq_len"] = seq_len
+        return kw
+
+    def build(self, **kwargs: Any):
+        """The network built with ``kwargs``."""
+        return self.factory(**kwargs)
+
+
+_REGISTRY: dict[str, Recipe] = {}
+
+
+def register(recipe: Recipe) -> Recipe:
+    """Add (or replace) a recipe."""
+    _REGISTRY[recipe.name] = recipe
+    return recipe
+
+
+def get_recipe(name: str) -> Recipe:
+    """The recipe called ``name`` (case-insensitive; ``_`` and ``-`` are the same)."""
+    key = name.lower().replace("_", "-")
+    if key not in _REGISTRY:
+        raise BiodlInputError(f"unknown system {name!r}; known systems: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[key]
+
+
+def list_recipes() -> list[Recipe]:
+    return list(_REGISTRY.values())
+
+
+def ready_recipes() -> list[Recipe]:
+    return [r for r in _REGISTRY.values() if r.ready]
+
+
+# Systems still to build (their kinds do not exist yet); a kind's package replaces them.
+_PLANNED = [
+    (
+        "pedla",
+        "PEDLA (enhancer prediction)",
+        "features",
+        "Liu F et al. PEDLA: predicting enhancers with a deep learning-based algorithmic framework. Sci Rep 6:28517 (2016).",
+    ),
+    (
+        "deep-enhancer",
+        "DEEP (enhancer ensemble)",
+        "features",
+        "Kleftogiannis D et al. DEEP: a general computational framework for predicting enhancers. Nucleic Acids Res 43:e6 (2015).",
+    ),
+    (
+        "dfs",
+        "Deep feature selection",
+        "features",
+        "Li Y, Chen CY, Wasserman WW. Deep feature selection: theory and application to identify enhancers and promoters. J Comput Biol 23:322 (2016).",
+    ),
+    (
+        "cpg-methylation",
+        "CpG methylation stacked autoencoder",
+        "methylation",
+        "Wang Y et al. Predicting DNA methylation state of CpG dinucleotide using genome topological features and deep networks. Sci Rep (2016).",
+    ),
+    (
+        "popgen",
+        "Population-genetic deep net",
+        "genotypes",
+        "Sheehan S, Song YS. Deep learning for population genetic inference. PLoS Comput Biol 12:e1004845 (2016).",
+    ),
+    (
+        "pcons2",
+        "Pcons2 contact layers",
+        "msa",
+        "Skwark MJ et al. Improved contact predictions using the recognition of protein like contact patterns. PLoS Comput Biol 10:e1003889 (2014).",
+    ),
+    (
+        "read-classifier",
+        "Streaming read classifier",
+        "reads",
+        "Identification of organisms from a stream of DNA reads (streaming, scalable classifier).",
+    ),
+]
+for _name, _title, _kind, _cite in _PLANNED:
+    register(Recipe(_name, _title, None, (_kind,), (), _cite, "planned"))
+
+
+def _load_kind_recipes() -> None:
+    """Import ``<kind package>.recipes`` of every kind (a kind without one registers nothing;
+    one that fails to import is an error, never silently skipped)."""
+    import importlib.util
+
+    from biodl.kinds import KINDS
+
+    for pkg in KINDS.values():
+        mod = f"{pkg}.recipes"
+        if importlib.util.find_spec(mod) is not None:
+            importlib.import_module(mod)
+
+
+_load_kind_recipes()

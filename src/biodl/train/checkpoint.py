@@ -1,0 +1,288 @@
+"""Run metadata (:class:`RunMeta`), model files and atomic writes.
+
+Every kind writes the same two things: ``model.pt`` (weights plus the :class:`RunMeta` as JSON,
+loadable with ``torch.load(..., weights_only=True)``; the network is rebuilt through the
+registry, never unpickled) and ``run.json`` (the same :class:`RunMeta`, one schema for every
+kind). Model files written before this schema (``biodl-model-1``, a flat dict) still load:
+:meth:`RunMeta.from_dict` maps them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from biodl.errors import BiodlInputError
+
+MODEL_FORMAT = "biodl-model-2"
+LEGACY_MODEL_FORMATS = ("biodl-model-1",)
+RUN_SCHEMA = 2
+
+# plugin module of a biodl-model-1 file -> kind
+_LEGACY_KINDS = {
+    "biodl.windows": "windows",
+    "biodl.molecules.plugin": "molecules",
+    "biodl.expression.plugin": "expression",
+    "biodl.cells.plugin": "cells",
+}
+_LEGACY_COMMON = {
+    "recipe",
+    "plugin",
+    "model_kwargs",
+    "task",
+    "label_names",
+    "classes",
+    "best_epoch",
+    "val_metrics",
+}
+_LEGACY_SPLITS = {"n_train", "n_valid", "n_test"}
+
+
+def _versions() -> dict[str, str]:
+    from biodl import __version__
+
+    return {
+        "biodl": __version__,
+        "torch": torch.__version__.split("+")[0],
+        "python": platform.python_version(),
+    }
+
+
+@dataclass
+class RunMeta:
+    """What a training run was and produced: one versioned schema for every data kind.
+
+    Attributes
+    ----------
+    kind
+        Data kind (``sequences``, ``windows``, ``molecules``, ``expression``, ``cells``, ...):
+        evaluate / predict / report dispatch on it.
+    recipe
+        Registry name of the system.
+    task
+        ``binary``, ``multilabel``, ``multiclass``, ``regression`` or ``reconstruction``.
+    model_kwargs
+        Keyword arguments that rebuild the network through the registry.
+    label_names, classes
+        Output names; class names of a multiclass model.
+    data
+        What the kind needs to read new inputs like the training data (sequence length,
+        N value, genome and window geometry, genes, markers, ...): see the kind's ``Data``
+        dataclass.
+    options
+        The kind options of the training run, as resolved (defaults filled in).
+    splits
+        Sizes of the training / validation / test sets and how they were made.
+    training
+        The :class:`~biodl.train.fit.TrainConfig` of the run.
+    metrics
+        ``{"val": {...}, "test": {...}}`` (validation at the best epoch, held-out test).
+    best_epoch, epochs_run, resumed_from
+        Training outcome.
+    status
+        ``running`` or ``finished``.
+    versions
+        biodl, torch and Python versions that wrote the run.
+    schema
+        Version of this schema.
+    """
+
+    kind: str
+    recipe: str
+    task: str
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    label_names: list[str] | None = None
+    classes: list[str] | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    splits: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    best_epoch: int | None = None
+    epochs_run: int | None = None
+    resumed_from: str | None = None
+    status: str = "running"
+    versions: dict[str, str] = field(default_factory=_versions)
+    schema: int = RUN_SCHEMA
+
+    @property
+    def val_metrics(self) -> dict[str, Any]:
+        return dict(self.metrics.get("val") or {})
+
+    @property
+    def test_metrics(self) -> dict[str, Any]:
+        return dict(self.metrics.get("test") or {})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=str)
+
+    def replace(self, **changes: Any) -> RunMeta:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunMeta:
+        """A :class:`RunMeta` from its dict (missing fields get their defaults), or from the
+        flat dict of a ``biodl-model-1`` file."""
+        if "schema" not in d or "kind" not in d:
+            return cls._from_legacy(d)
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    @classmethod
+    def _from_legacy(cls, d: dict[str, Any]) -> RunMeta:
+        kind = _LEGACY_KINDS.get(d.get("plugin") or "", "sequences")
+        data = {k: v for k, v in d.items() if k not in _LEGACY_COMMON | _LEGACY_SPLITS}
+        labels = d.get("label_names") or d.get("target_names")
+        return cls(
+            kind=kind,
+            recipe=d["recipe"],
+            task=d.get("task") or ("reconstruction" if d["recipe"] == "adage" else "binary"),
+            model_kwargs=dict(d.get("model_kwargs") or {}),
+            label_names=list(labels) if labels is not None else None,
+            classes=d.get("classes"),
+            data=data,
+            splits={k: d[k] for k in _LEGACY_SPLITS if k in d},
+            metrics={"val": dict(d.get("val_metrics") or {})},
+            best_epoch=d.get("best_epoch"),
+            status="finished",
+            versions={"biodl": "< 0.2 (biodl-model-1)"},
+        )
+
+
+def data_as(cls, data: dict[str, Any]):
+    """The kind's typed ``Data`` dataclass from ``RunMeta.data`` (missing keys: defaults;
+    keys the dataclass does not know are ignored, so older and newer files both load)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+# ----------------------------------------------------------------------------- writing
+def atomic_torch_save(obj, path: str | Path) -> Path:
+    """``torch.save`` to a temporary file in the destination directory, then rename."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, p)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return p
+
+
+def atomic_json(obj, path: str | Path) -> Path:
+    """JSON (indented, non-JSON values as strings) written atomically."""
+    from biodl.io._util import atomic_write_text
+
+    return atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def write_run_json(out_dir: str | Path, meta: RunMeta) -> Path:
+    """``out_dir/run.json``: the run's :class:`RunMeta`."""
+    return atomic_json(meta.to_dict(), Path(out_dir) / "run.json")
+
+
+def read_run_json(out_dir: str | Path) -> RunMeta:
+    """The :class:`RunMeta` in ``out_dir/run.json``."""
+    p = Path(out_dir) / "run.json"
+    try:
+        return RunMeta.from_dict(json.loads(p.read_text()))
+    except FileNotFoundError:
+        raise BiodlInputError(
+            "no run.json here; is this a run directory of `biodl train`?", path=p.parent
+        ) from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise BiodlInputError(f"not a biodl run.json ({type(e).__name__}: {e})", path=p) from None
+
+
+def save_model(path: str | Path, model: nn.Module, meta: RunMeta) -> Path:
+    """Save weights and the :class:`RunMeta` needed to rebuild the model (atomic;
+    loadable with ``torch.load(..., weights_only=True)``)."""
+    payload = {
+        "format": MODEL_FORMAT,
+        "meta": json.dumps(meta.to_dict(), default=str),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    return atomic_torch_save(payload, path)
+
+
+def _read_payload(path: str | Path) -> tuple[Path, dict]:
+    p = Path(path)
+    if p.is_dir():
+        p = p / "model.pt"
+    if not p.exists():
+        raise BiodlInputError("model file not found (expected a run directory or its model.pt)", path=p)
+    try:
+        payload = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise BiodlInputError(f"not a biodl model file ({type(e).__name__}: {e})", path=p) from None
+    if not isinstance(payload, dict) or payload.get("format") not in (MODEL_FORMAT, *LEGACY_MODEL_FORMATS):
+        raise BiodlInputError(f"not a biodl model file (expected format {MODEL_FORMAT})", path=p)
+    return p, payload
+
+
+def read_model_meta(path: str | Path) -> RunMeta:
+    """The :class:`RunMeta` stored with a model, without building the model."""
+    p, payload = _read_payload(path)
+    try:
+        return RunMeta.from_dict(json.loads(payload["meta"]))
+    except (ValueError, KeyError, TypeError) as e:
+        raise BiodlInputError(
+            f"the model's description is unreadable ({type(e).__name__}: {e})", path=p
+        ) from None
+
+
+def load_model(path: str | Path, device: str = "cpu") -> tuple[nn.Module, RunMeta]:
+    """Rebuild a model saved by :func:`save_model` (never unpickles arbitrary objects).
+
+    Returns
+    -------
+    (model, meta)
+        The network in eval mode on ``device`` and its :class:`RunMeta`.
+    """
+    from biodl.registry import get_recipe
+    from biodl.train.predict import torch_device
+
+    p, payload = _read_payload(path)
+    meta = read_model_meta(p)
+    model = get_recipe(meta.recipe).build(**meta.model_kwargs)
+    model.load_state_dict(payload["state_dict"])
+    model.eval().to(torch_device(device))
+    return model, meta
+
+
+def check_resumable(ckpt: Path, module: nn.Module) -> None:
+    """Refuse, with a clear error, to resume from a checkpoint of a different model (other
+    options written to the same ``--out``) instead of failing deep inside ``load_state_dict``."""
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    except Exception as e:  # noqa: BLE001 - any unreadable checkpoint gets the same message
+        raise BiodlInputError(
+            f"cannot resume: the checkpoint is unreadable ({type(e).__name__}); rerun with --no-resume "
+            "to start over",
+            path=ckpt,
+        ) from None
+    own = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    theirs = {k: tuple(v.shape) for k, v in state.items()}
+    if own != theirs:
+        diff = sorted(set(own) ^ set(theirs)) or [k for k in own if own[k] != theirs.get(k)]
+        raise BiodlInputError(
+            f"cannot resume: the checkpoint was written by a different model (first difference: "
+            f"{diff[0]}); the run directory holds an earlier run with other options. Use another "
+            "--out, or --no-resume to overwrite it",
+            path=ckpt,
+        )

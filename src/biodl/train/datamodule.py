@@ -1,0 +1,145 @@
+"""The data side of training, shared by every kind: the seeded hold-out split, the
+resumable epoch sampler and the Lightning DataModule.
+
+Any ``torch.utils.data.Dataset`` works (labelled sequences, genome windows, molecular graphs
+with their collate function, multi-cell inputs, expression tensors).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from biodl.errors import BiodlInputError
+
+
+def split_indices(
+    n: int,
+    fraction: float,
+    seed: int | np.random.Generator,
+    *,
+    at_least_one: bool = False,
+    min_items: int = 0,
+    sort: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded random split of ``range(n)`` into kept and held-out indices.
+
+    Parameters
+    ----------
+    n
+        Number of items.
+    fraction
+        Fraction held out (``round(n * fraction)`` items).
+    seed
+        Seed of the permutation, or a ``numpy.random.Generator`` to draw it from.
+    at_least_one
+        Hold out at least one item when ``fraction > 0``.
+    min_items
+        Hold out nothing when ``n < min_items``.
+    sort
+        Return both index sets sorted (otherwise in permutation order).
+
+    Returns
+    -------
+    (kept, held_out)
+        Integer index arrays; together a partition of ``range(n)``.
+    """
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    perm = rng.permutation(n)
+    k = 0
+    if fraction > 0 and n >= min_items:
+        k = int(round(n * fraction))
+        if at_least_one:
+            k = max(1, k)
+    kept, held = perm[k:], perm[:k]
+    return (np.sort(kept), np.sort(held)) if sort else (kept, held)
+
+
+class EpochSampler(Sampler[int]):
+    """Shuffles with a permutation that depends only on ``(seed, epoch)``, so a run
+    resumed from a checkpoint sees exactly the batches an uninterrupted run would.
+    Lightning calls :meth:`set_epoch` at the start of every epoch; the epoch is passed on to
+    the dataset when it has ``set_epoch`` (augmentation, resampled negatives)."""
+
+    def __init__(self, dataset_or_n, seed: int = 0, shuffle: bool = True) -> None:
+        self.dataset = None if isinstance(dataset_or_n, int) else dataset_or_n
+        self.n = dataset_or_n if isinstance(dataset_or_n, int) else len(dataset_or_n)
+        self.seed, self.shuffle, self.epoch = seed, shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if self.dataset is not None and hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        if not self.shuffle:
+            return iter(range(self.n))
+        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+
+class DataModule(pl.LightningDataModule):
+    """Train / validation / test datasets with seeded, resumable shuffling.
+
+    Parameters
+    ----------
+    train, valid, test
+        Datasets (``valid=None``: no validation loop; the final epoch is exported).
+    batch_size
+        Batch size of every loader.
+    seed
+        Seed of the epoch permutations (:class:`EpochSampler`).
+    num_workers
+        DataLoader workers (persistent).
+    collate_fn
+        Batches items that are not plain tensors (e.g. molecular graphs).
+    """
+
+    def __init__(
+        self,
+        train: Dataset,
+        valid: Dataset | None = None,
+        test: Dataset | None = None,
+        batch_size: int = 64,
+        seed: int = 0,
+        num_workers: int = 0,
+        collate_fn=None,
+    ) -> None:
+        super().__init__()
+        self.collate_fn = collate_fn
+        self.train_ds, self.valid_ds, self.test_ds = train, valid, test
+        self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
+
+    @property
+    def has_validation(self) -> bool:
+        return self.valid_ds is not None
+
+    def _loader(self, ds: Dataset, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            ds,
+            batch_size=self.batch_size,
+            sampler=EpochSampler(ds, self.seed, shuffle),
+            num_workers=self.num_workers,
+            collate_fn=self.collate_fn,
+            persistent_workers=self.num_workers > 0,
+            # a last training batch of one item cannot be batch-normalised: drop it
+            drop_last=shuffle and len(ds) % self.batch_size == 1,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_ds, True)
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self._loader(self.valid_ds, False) if self.valid_ds is not None else []
+
+    def test_dataloader(self) -> DataLoader:
+        if self.test_ds is None:
+            raise BiodlInputError("no test set was given")
+        return self._loader(self.test_ds, False)

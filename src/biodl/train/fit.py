@@ -1,0 +1,381 @@
+"""The one training runner: :func:`fit` is the only caller of ``Trainer.fit`` in biodl.
+
+It takes a training plan (:class:`~biodl.train.plans.TrainingPlan`), a DataModule
+(:class:`~biodl.train.datamodule.DataModule`) and a :class:`TrainConfig`, and does what every
+kind needs: seeding, checkpoints (``best.ckpt`` by the plan's monitored metric, ``last.ckpt``),
+resume from ``last.ckpt`` with the check that it was written by the same model, early
+stopping, the per-epoch ``history.csv``, and the choice of the best (or, without validation,
+the final) epoch, whose weights are loaded back into the plan. Systems that train several
+networks (CellCnn's restarts, ADAGE's greedy layers, a hyperparameter search) call it in a
+loop; :func:`fit_model` is the one-call form for a plain supervised network.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from torch import nn
+from torch.utils.data import Dataset
+
+from biodl.errors import BiodlInputError
+from biodl.train.checkpoint import RunMeta, check_resumable, save_model, write_run_json
+from biodl.train.datamodule import DataModule
+from biodl.train.plans import TrainingPlan
+from biodl.train.predict import accelerator_for, cpu_threads, torch_device
+
+
+@dataclass
+class TrainConfig:
+    """Options of one training run (all plain values, so they go into ``run.json``).
+
+    ``device`` is ``cpu``, ``cuda`` (alias ``gpu``) or ``auto``; ``devices``, ``strategy``
+    and ``num_nodes`` are passed to Lightning unchanged (e.g. ``devices=4,
+    strategy="ddp", num_nodes=2`` for multi-node DDP).
+
+    ``checkpoint_every=N`` writes ``best.ckpt`` / ``last.ckpt`` every N epochs instead of
+    every epoch (``last.ckpt`` also after the final epoch): for runs of many tiny epochs, where
+    saving two checkpoints costs as much as the epoch itself. The best epoch is then chosen
+    among epochs N, 2N, ... (see :func:`best_row`), and a killed run repeats at most N - 1
+    epochs when it resumes.
+    """
+
+    max_epochs: int = 20
+    min_epochs: int = 0
+    patience: int = 3
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+    devices: int | str = "auto"
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str | None = None
+    num_workers: int = 0
+    progress: bool = True
+    resume: bool = True
+    deterministic: bool = True
+    checkpoint_every: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def for_recipe(cls, defaults: dict[str, Any] | None = None, **overrides: Any) -> TrainConfig:
+        """A config from a recipe's ``train_defaults`` with ``overrides`` (``None`` values
+        are ignored, so unset CLI flags keep the recipe's value)."""
+        kw = {k: v for k, v in (defaults or {}).items() if k in cls.__dataclass_fields__}
+        kw.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = sorted(set(kw) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise TypeError(f"unknown TrainConfig field(s): {unknown}")
+        return cls(**kw)
+
+
+def seed_all(seed: int) -> None:
+    """Seed python, numpy and torch (call before building a model for reproducible weights)."""
+    pl.seed_everything(seed, workers=True, verbose=False)
+
+
+class HistoryCallback(Callback):
+    """Keeps one row of metrics per epoch in the checkpoint (so a resumed run keeps the
+    rows of finished epochs) and writes ``history.csv`` atomically after each epoch."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows: list[dict[str, float]] = []
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        # Runs after the module logged this epoch's validation metrics and before
+        # ModelCheckpoint (Lightning runs checkpoint callbacks last), so the row is in the
+        # checkpoint that a resumed run starts from.
+        if trainer.sanity_checking:
+            return
+        self._record(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if not trainer.val_dataloaders:
+            self._record(trainer, pl_module)
+
+    def _record(self, trainer, pl_module) -> None:
+        row: dict[str, float] = {"epoch": trainer.current_epoch}
+        acc = getattr(pl_module, "epoch_train_loss", None)
+        if acc and acc[1]:
+            row["train_loss"] = acc[0] / acc[1]
+        for k, v in trainer.callback_metrics.items():
+            if k.startswith("val_"):
+                row[k] = float(v)
+        self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
+        if trainer.is_global_zero:
+            self._write()
+
+    def _write(self) -> None:
+        keys = ["epoch"] + sorted({k for r in self.rows for k in r} - {"epoch"})
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".history.", suffix=".tmp")
+        with os.fdopen(fd, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=keys)
+            w.writeheader()
+            for r in self.rows:
+                w.writerow({k: r.get(k, "") for k in keys})
+        os.replace(tmp, self.path)
+
+    def state_dict(self) -> dict:
+        return {"rows": json.dumps(self.rows)}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.rows = json.loads(state_dict.get("rows", "[]"))
+
+
+@dataclass
+class FitResult:
+    """What one call of :func:`fit` produced (the plan holds the chosen weights)."""
+
+    out_dir: Path
+    best_epoch: int | None
+    epochs_run: int
+    val_metrics: dict[str, float]
+    resumed_from: str | None
+    seconds: float = 0.0
+    is_global_zero: bool = True
+    model_path: Path | None = None
+
+
+def _quiet_lightning() -> None:
+    """Keep Lightning's informational chatter (tips, 'GPU available') out of the output."""
+    import logging
+    import warnings
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
+
+
+class _LastCheckpoint(ModelCheckpoint):
+    """``last.ckpt`` every ``every_n_epochs`` epochs whether or not the monitored metric
+    improved, and once more after the final epoch if that epoch was not saved (Lightning's
+    ``save_last`` writes ``last.ckpt`` only on epochs where the top-k checkpoint was saved, so
+    ``last.ckpt`` would lag behind after epochs without improvement)."""
+
+    def __init__(self, dirpath: Path, every: int) -> None:
+        super().__init__(
+            dirpath=dirpath,
+            filename="last",
+            monitor=None,
+            save_top_k=1,
+            every_n_epochs=every,
+            enable_version_counter=False,
+        )
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        super().on_train_end(trainer, pl_module)
+        if not self._should_skip_saving_checkpoint(trainer):
+            self._save_topk_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+def is_checkpoint_epoch(epoch: int, every: int) -> bool:
+    """Whether ``best.ckpt`` was considered at the end of (0-based) ``epoch``."""
+    return (epoch + 1) % max(1, int(every)) == 0
+
+
+def best_row(
+    rows: list[dict[str, float]], monitor: str, mode: str, every: int = 1
+) -> dict[str, float] | None:
+    """The history row whose weights are in ``best.ckpt``: the best ``monitor`` value among
+    the epochs where checkpoints were written (every ``every`` epochs); ``None`` if there is
+    none (then ``best.ckpt`` does not exist either)."""
+    ok = [
+        r
+        for r in rows
+        if monitor in r and not math.isnan(r[monitor]) and is_checkpoint_epoch(int(r["epoch"]), every)
+    ]
+    if not ok:
+        return None
+    return (max if mode == "max" else min)(ok, key=lambda r: r[monitor])
+
+
+def make_trainer(
+    out_dir: Path, config: TrainConfig, monitor: str, mode: str, callbacks=(), validate: bool = True
+) -> pl.Trainer:
+    """A Lightning Trainer with checkpoints (``best.ckpt`` by ``monitor`` and ``last.ckpt``,
+    every ``config.checkpoint_every`` epochs; ``last.ckpt`` also after the final epoch), early
+    stopping, progress bar and the device / strategy options passed through
+    (``validate=False``: no validation loop, for runs without a validation set)."""
+    _quiet_lightning()
+    ckpt_dir = out_dir / "checkpoints"
+    every = int(config.checkpoint_every)
+    if every < 1:
+        raise BiodlInputError(f"checkpoint_every must be >= 1, not {config.checkpoint_every}")
+    cbs = [
+        *callbacks,
+        # best first: last.ckpt then holds the best callback's updated state (best score)
+        ModelCheckpoint(
+            dirpath=ckpt_dir,
+            filename="best",
+            monitor=monitor,
+            mode=mode,
+            save_top_k=1,
+            save_last=False,
+            every_n_epochs=every,
+            enable_version_counter=False,
+        ),
+        _LastCheckpoint(ckpt_dir, every),
+    ]
+    if config.patience and config.patience > 0:
+        cbs.append(EarlyStopping(monitor=monitor, mode=mode, patience=config.patience))
+    kwargs: dict[str, Any] = dict(
+        default_root_dir=str(out_dir),
+        max_epochs=config.max_epochs,
+        min_epochs=config.min_epochs or None,
+        accelerator=accelerator_for(config.device),
+        devices=config.devices,
+        strategy=config.strategy,
+        num_nodes=config.num_nodes,
+        callbacks=cbs,
+        logger=False,
+        enable_progress_bar=config.progress,
+        enable_model_summary=False,
+        deterministic=config.deterministic,
+        num_sanity_val_steps=0,
+    )
+    if config.precision:
+        kwargs["precision"] = config.precision
+    if not validate:
+        kwargs["limit_val_batches"] = 0
+    return pl.Trainer(**kwargs)
+
+
+def fit(
+    plan: TrainingPlan,
+    datamodule: DataModule,
+    out_dir: str | Path,
+    config: TrainConfig,
+    meta: RunMeta | None = None,
+    *,
+    threads: int | None = None,
+) -> FitResult:
+    """Train ``plan`` on ``datamodule`` with Lightning, keeping checkpoints in ``out_dir/checkpoints``.
+
+    If ``config.resume`` and ``out_dir/checkpoints/last.ckpt`` exists, training resumes from it
+    (finished epochs are not repeated; the checkpoint is loaded with ``weights_only=True`` and
+    must come from a model of the same shapes). Without a validation set there is no
+    validation loop and the final epoch's weights are kept; otherwise the best epoch's by the
+    plan's monitored metric (among checkpointed epochs, see :func:`best_row`). Per-epoch
+    metrics go to ``out_dir/history.csv``; with ``meta``, ``out_dir/run.json`` is written with
+    status ``running`` before training (the caller writes the finished one).
+
+    Parameters
+    ----------
+    threads
+        torch CPU threads while training on the CPU (see :func:`~biodl.train.predict.cpu_threads`).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(config.seed, workers=True, verbose=False)
+    validate = datamodule.has_validation
+    key, mode = plan.monitor
+    monitor = f"val_{key}" if validate else "train_loss"
+    if not validate:
+        mode = "min"
+    history = HistoryCallback(out / "history.csv")
+    trainer = make_trainer(out, config, monitor, mode, callbacks=[history], validate=validate)
+    last = out / "checkpoints" / "last.ckpt"
+    resumed = str(last) if (config.resume and last.exists()) else None
+    if resumed:
+        check_resumable(last, plan)
+    if not config.resume and last.exists():
+        for f in (out / "checkpoints").glob("*.ckpt"):
+            f.unlink()
+    if meta is not None:
+        write_run_json(out, meta.replace(status="running", training=asdict(config)))
+    t0 = time.perf_counter()
+    with cpu_threads(threads if torch_device(config.device).type == "cpu" else None):
+        trainer.fit(plan, datamodule=datamodule, ckpt_path=resumed, weights_only=True if resumed else None)
+    seconds = round(time.perf_counter() - t0, 2)
+    if not trainer.is_global_zero:
+        # other ranks of a multi-process (DDP) run: rank 0 exports and reports
+        return FitResult(out, None, trainer.current_epoch, {}, resumed, seconds, is_global_zero=False)
+    best = out / "checkpoints" / "best.ckpt"
+    # with checkpoint_every > 1 the best is chosen among the checkpointed epochs only, so that
+    # the epoch reported is the one whose weights are kept
+    pick = best_row(history.rows, monitor, mode, config.checkpoint_every) if validate else None
+    src = best if (pick is not None and best.exists()) else last
+    if src.exists():
+        plan.load_state_dict(torch.load(src, map_location="cpu", weights_only=True)["state_dict"])
+    if pick is None and history.rows:
+        pick = history.rows[-1]
+    best_epoch = int(pick["epoch"]) if pick is not None else None
+    val_metrics = {k: float(v) for k, v in (pick or {}).items() if k.startswith("val_")}
+    return FitResult(out, best_epoch, trainer.current_epoch, val_metrics, resumed, seconds)
+
+
+def fit_model(
+    model: nn.Module,
+    task: str,
+    train_ds: Dataset,
+    valid_ds: Dataset | None,
+    out_dir: str | Path,
+    config: TrainConfig,
+    meta: RunMeta | None = None,
+    *,
+    collate_fn=None,
+    threads: int | None = None,
+    **plan_options: Any,
+) -> FitResult:
+    """:func:`fit` for a plain supervised network: builds the :class:`TrainingPlan` (``lr``,
+    ``weight_decay``, ``seed``, ``max_epochs`` from ``config``; ``plan_options`` such as
+    ``pos_weight``, ``label_names``, ``optimizer``, ``lr_decay``, ``penalty``) and the
+    :class:`DataModule`, trains, and with ``meta`` exports the chosen weights to
+    ``out_dir/model.pt`` (:func:`~biodl.train.checkpoint.save_model`) and a finished ``run.json``."""
+    plan = TrainingPlan(
+        model,
+        task,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        seed=config.seed,
+        max_epochs=config.max_epochs,
+        **plan_options,
+    )
+    dm = DataModule(
+        train_ds,
+        valid_ds,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        num_workers=config.num_workers,
+        collate_fn=collate_fn,
+    )
+    res = fit(plan, dm, out_dir, config, meta, threads=threads)
+    if meta is not None and res.is_global_zero:
+        done = finished_meta(meta, res, config, label_names=plan.label_names)
+        res.model_path = save_model(Path(out_dir) / "model.pt", plan.model, done)
+        write_run_json(out_dir, done)
+    return res
+
+
+def finished_meta(
+    meta: RunMeta, res: FitResult, config: TrainConfig | None = None, **changes: Any
+) -> RunMeta:
+    """``meta`` with the outcome of ``res`` (best epoch, epochs run, validation metrics; with
+    ``config``, the training config too)."""
+    metrics = dict(meta.metrics)
+    metrics["val"] = dict(res.val_metrics)
+    if config is not None:
+        changes["training"] = asdict(config)
+    return meta.replace(
+        status="finished",
+        best_epoch=res.best_epoch,
+        epochs_run=res.epochs_run,
+        resumed_from=res.resumed_from,
+        metrics=metrics,
+        **changes,
+    )

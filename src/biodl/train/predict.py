@@ -1,0 +1,150 @@
+"""The one inference loop (batching, devices, both-strand averaging) and device helpers.
+
+Every kind scores through :func:`predict` (datasets) or :func:`predict_tensor` (tensors already
+in memory, e.g. the one-hot sequences of a report); nothing else loops over batches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from biodl.errors import BiodlError, BiodlInputError
+
+
+def accelerator_for(device: str) -> str:
+    """Lightning's accelerator name for ``--device`` (``cpu``, ``cuda``/``gpu``, ``auto``, ``mps``)."""
+    d = device.lower()
+    if d in ("cuda", "gpu"):
+        if not torch.cuda.is_available():
+            raise BiodlInputError("--device cuda was asked for, but no CUDA GPU is available here")
+        return "gpu"
+    if d in ("cpu", "auto", "mps"):
+        return d
+    raise BiodlInputError(f"unknown device {device!r} (use cpu, cuda or auto)")
+
+
+def torch_device(device: str) -> torch.device:
+    """The ``torch.device`` for ``--device`` (``auto``: CUDA when available)."""
+    d = device.lower()
+    if d == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if d in ("gpu", "cuda"):
+        accelerator_for(d)
+        return torch.device("cuda")
+    try:
+        return torch.device(d)
+    except RuntimeError:
+        raise BiodlInputError(f"unknown device {device!r} (use cpu, cuda or auto)") from None
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int | None) -> Iterator[None]:
+    """Temporarily set torch's intra-op CPU threads (restored afterwards); ``None`` leaves
+    the setting alone. Models of many small operations (molecular graphs) can run several
+    times faster on one thread than on several that spend their time synchronising."""
+    if not n:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _n_outputs(model: nn.Module) -> int:
+    return int(getattr(model, "n_outputs", 0) or 0)
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    batch_size: int = 256,
+    device: str = "cpu",
+    collate_fn=None,
+    rc_average: bool = False,
+    forward: Callable | None = None,
+    threads: int | None = None,
+    progress: bool = False,
+    allow_empty: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Outputs of ``model`` over a dataset, in dataset order.
+
+    Parameters
+    ----------
+    model
+        The network (put in eval mode on ``device``).
+    dataset
+        Items ``(x, y)`` (or ``(x,)``); ``x`` anything ``collate_fn`` batches into something
+        with ``.to(device)``.
+    rc_average
+        Average each output with the output for the reverse complement (one-hot ``A, C, G, T``
+        flipped on both the channel and the position axis).
+    forward
+        Called instead of ``model(x)`` (e.g. ``model.infer`` to undo a target scaling).
+    threads
+        torch CPU threads while predicting on the CPU (see :func:`cpu_threads`).
+    allow_empty
+        An empty dataset gives ``(0, n_outputs)`` outputs instead of an error.
+
+    Returns
+    -------
+    (outputs, targets)
+        ``(n, n_outputs)`` and ``(n, n_labels)`` float32 arrays (``(n, 0)`` without targets).
+    """
+    dev = torch_device(device)
+    model = model.to(dev).eval()
+    fn = forward or model
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_fn)
+    it = loader
+    if progress:
+        from rich.progress import track
+
+        it = track(loader, description="predicting", total=len(loader))
+    outs, ys = [], []
+    with cpu_threads(threads if dev.type == "cpu" else None):
+        for batch in it:
+            x = batch[0] if isinstance(batch, (list, tuple)) else batch
+            x = x.to(dev)
+            y_hat = fn(x)
+            if rc_average:
+                y_hat = (y_hat + fn(x.flip(dims=(-2, -1)))) / 2
+            outs.append(y_hat.float().cpu())
+            if isinstance(batch, (list, tuple)) and len(batch) > 1 and torch.is_tensor(batch[1]):
+                y = batch[1].float()
+                ys.append(y.reshape(y.shape[0], -1))
+    if not outs:
+        if allow_empty:
+            return np.zeros((0, _n_outputs(model)), np.float32), np.zeros((0, 0), np.float32)
+        raise BiodlError("nothing to predict: the input is empty")
+    out = torch.cat(outs).numpy()
+    y = torch.cat(ys).numpy() if ys else np.zeros((len(out), 0), np.float32)
+    return out, y
+
+
+def predict_tensor(
+    model: nn.Module,
+    X: torch.Tensor,
+    *,
+    batch_size: int = 256,
+    device: str | None = None,
+    rc_average: bool = False,
+) -> torch.Tensor:
+    """:func:`predict` over a tensor ``X (n, ...)`` already in memory; returns ``(n, n_outputs)``
+    on the CPU (``device``: default the model's)."""
+    if device is None:
+        p = next(model.parameters(), None)
+        device = str(p.device) if p is not None else "cpu"
+    out, _ = predict(
+        model, TensorDataset(X), batch_size=batch_size, device=device, rc_average=rc_average, allow_empty=True
+    )
+    return torch.from_numpy(out)

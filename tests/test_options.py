@@ -1,0 +1,98 @@
+"""Declared options (biodl.options): conversion, defaults, and refusals that name the option."""
+
+from __future__ import annotations
+
+import pytest
+
+from biodl.errors import BiodlInputError
+from biodl.options import Option, parse_set, resolve
+
+DECLARED = (
+    Option("window", "int", 1000, "Window.", minimum=1),
+    Option("min_overlap", "float", 0.5, "Overlap.", minimum=0),
+    Option("rc_augment", "bool", False, "Flip.", flag="--rc-augment"),
+    Option("labels", "strs", None, "Labels.", flag="--labels"),
+    Option("placement", "choice", "end", "Where.", choices=("end", "random")),
+    Option("split", "choice", None, "Split.", choices=("test", "all"), stages=("evaluate",)),
+    Option("landmarks", "path", None, "D-GEX only.", recipes=("dgex",)),
+)
+
+
+def test_parse_set_decodes_json_and_refuses_malformed() -> None:
+    assert parse_set(["a=1", "b=[8,8]", "c=true", "d=chr1,chr2", "e=x=y"]) == {
+        "a": 1,
+        "b": [8, 8],
+        "c": True,
+        "d": "chr1,chr2",
+        "e": "x=y",
+    }
+    with pytest.raises(BiodlInputError, match="expects KEY=VALUE"):
+        parse_set(["novalue"])
+    with pytest.raises(BiodlInputError, match="given twice"):
+        parse_set(["a=1", "a=2"])
+
+
+def test_defaults_and_conversion() -> None:
+    got = resolve(
+        DECLARED, {"window": "300", "rc_augment": "yes", "labels": "CDS, tRNA"}, stage="train", owner="x"
+    )
+    assert got == {
+        "window": 300,
+        "min_overlap": 0.5,
+        "rc_augment": True,
+        "labels": ["CDS", "tRNA"],
+        "placement": "end",
+        "landmarks": None,
+    }
+    assert resolve(DECLARED, {"labels": ["a", "b"]}, stage="train", owner="x")["labels"] == ["a", "b"]
+    assert resolve(DECLARED, {"split": "all"}, stage="evaluate", owner="x")["split"] == "all"
+
+
+@pytest.mark.parametrize(
+    "given,match",
+    [
+        ({"window": "abc"}, "--set window must be an integer, got 'abc'"),
+        ({"window": 2.5}, "--set window must be an integer"),
+        ({"window": 0}, "--set window must be at least 1"),
+        ({"window": True}, "--set window must be a number"),
+        ({"rc_augment": "maybe"}, "--rc-augment must be true or false"),
+        ({"placement": "middle"}, "--set placement must be one of end, random"),
+        ({"min_overlap": [1]}, "--set min_overlap must be a number"),
+    ],
+)
+def test_bad_values_name_the_option(given, match) -> None:
+    with pytest.raises(BiodlInputError, match=match):
+        resolve(DECLARED, given, stage="train", owner="x")
+
+
+def test_unknown_and_inapplicable_options_are_refused_together() -> None:
+    with pytest.raises(BiodlInputError) as e:
+        resolve(
+            DECLARED,
+            {"windw": 5, "split": "all", "landmarks": "lm.txt", "foo": 1},
+            stage="train",
+            owner="adage on expression",
+            recipe="adage",
+            spellings={"foo": "--foo"},
+        )
+    msg = str(e.value)
+    assert msg.startswith("adage on expression does not take ")
+    assert "--set windw (did you mean window?)" in msg
+    assert (
+        "--set split (only for evaluate)" in msg
+        and "--set landmarks (only for dgex)" in msg
+        and "--foo" in msg
+    )
+    accepted = msg.split("It accepts: ")[1]
+    assert "--set window" in accepted and "--rc-augment" in accepted and "landmarks" not in accepted
+    # None means "not given"
+    assert resolve(DECLARED, {"windw": None}, stage="train", owner="x")["window"] == 1000
+
+
+def test_declaration_errors_are_caught_early() -> None:
+    with pytest.raises(ValueError, match="unknown type"):
+        Option("x", "integer")
+    with pytest.raises(ValueError, match="needs choices"):
+        Option("x", "choice")
+    with pytest.raises(ValueError, match="stages"):
+        Option("x", stages=("fit",))
