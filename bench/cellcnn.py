@@ -29,9 +29,9 @@ import pandas as pd
 import torch
 
 from biodl.kinds.cells.experiments import gate, leave_one_group_out, make_spike_in, summarize
-from biodl.kinds.cells.restarts import CellCnnConfig, encode_labels
 from biodl.kinds.cells.interpret import marker_profile
 from biodl.kinds.cells.io import load_samples
+from biodl.kinds.cells.restarts import CellCnnConfig, encode_labels
 
 B_CELL_GATE = {
     "CD20": (">", 2.0),

@@ -62,11 +62,10 @@ from biodl.train import TrainConfig, seed_all
 def table(rows: list[dict], title: str) -> None:
     print(f"\n## {title}\n")
     df = pd.DataFrame(rows)
-    print(
-        df.to_markdown(index=False, floatfmt=".4g")
-        if hasattr(df, "to_markdown")
-        else df.to_string(index=False)
-    )
+    try:
+        print(df.to_markdown(index=False, floatfmt=".4g"))
+    except ImportError:  # tabulate (bench extras) is not installed
+        print(df.to_string(index=False))
     sys.stdout.flush()
 
 

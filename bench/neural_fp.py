@@ -44,8 +44,7 @@ import pandas as pd
 import torch
 
 from biodl.kinds.molecules.data import MoleculeDataset, predict_molecules
-from biodl.kinds.molecules.featurize import collate_molecules
-from biodl.kinds.molecules.featurize import mols_to_graphs, morgan_fingerprints
+from biodl.kinds.molecules.featurize import collate_molecules, mols_to_graphs, morgan_fingerprints
 from biodl.kinds.molecules.io import read_molecules
 from biodl.kinds.molecules.search import sample_config as search_config
 from biodl.registry import get_recipe
@@ -145,8 +144,14 @@ def train_config(
     )
     seed_all(seed)
     model = recipe.build(**mk)
-    meta = RunMeta(kind="molecules", recipe=recipe_name, task=task_type, model_kwargs=mk, label_names=["y"],
-                   data={"bench": f"{task} seed {seed}"})
+    meta = RunMeta(
+        kind="molecules",
+        recipe=recipe_name,
+        task=task_type,
+        model_kwargs=mk,
+        label_names=["y"],
+        data={"bench": f"{task} seed {seed}"},
+    )
     res = fit_model(
         model,
         task_type,
@@ -349,10 +354,30 @@ def run_chemprop(task: str, fold: int, table, out_root: Path, epochs: int, threa
     )
     kind = "classification" if task in CLASSIFICATION else "regression"
     cmd = [
-        "chemprop", "train", "--data-path", str(d / "data.csv"), "-s", "smiles", "--target-columns", "y",
-        "--task-type", kind, "--splits-file", str(d / "splits.json"), "--output-dir", str(d / "out"),
-        "--epochs", str(epochs), "--num-workers", "0", "--accelerator", "cpu", "--devices", "1",
-        "--pytorch-seed", str(fold),
+        "chemprop",
+        "train",
+        "--data-path",
+        str(d / "data.csv"),
+        "-s",
+        "smiles",
+        "--target-columns",
+        "y",
+        "--task-type",
+        kind,
+        "--splits-file",
+        str(d / "splits.json"),
+        "--output-dir",
+        str(d / "out"),
+        "--epochs",
+        str(epochs),
+        "--num-workers",
+        "0",
+        "--accelerator",
+        "cpu",
+        "--devices",
+        "1",
+        "--pytorch-seed",
+        str(fold),
     ]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     t0 = time.time()

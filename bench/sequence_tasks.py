@@ -25,6 +25,8 @@ recomputes). The table is also written to ``OUT/table.md`` and ``OUT/table.json`
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import math
 import os
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from biodl.errors import BiodlInputError
@@ -47,6 +50,8 @@ from biodl.registry import get_recipe
 from biodl.train import RunMeta, TrainConfig, fit_model, predict, seed_all
 
 HERE = Path(__file__).resolve().parent
+#: DFS penalty path of the k-mer rows (each penalty's features refitted; best on validation)
+KMER_LAMBDAS = ["0.1", "0.3", "1"]
 
 # ------------------------------------------------------------------ published numbers
 #: All numbers copied from /work/shared/data/SOURCES-sequence.md (V = verified there).
@@ -648,80 +653,173 @@ PATIENCE = 6
 WEIGHT_DECAY = 1e-4
 
 
+def _cnn_split(
+    row: Row, system: str, sp: Split, k: int, out: Path, opts: dict[str, Any], rc_aug: bool, lr: float
+):
+    """Train ``system`` on split ``k``: ``{"test": {rc: logits}, "valid": {rc: logits} | None,
+    "best_epoch": e}`` (``rc``: outputs averaged with the reverse complements' or not)."""
+    iupac = True  # IUPAC ambiguity codes (UCI splice has D, R, S; some FASTA have N) read as N
+    seq_len = len(sp.train.seqs[0])
+    train_ds = SequenceDataset(sp.train, iupac_as_n=iupac, seed=k)
+    if rc_aug or opts["shift"]:
+        train_ds = AugmentedDataset(train_ds, Augmenter(rc=rc_aug, shift=opts["shift"], seed=k))
+    valid_ds = SequenceDataset(sp.valid, length=seq_len, iupac_as_n=iupac) if sp.valid is not None else None
+    test_ds = SequenceDataset(sp.test, length=seq_len, iupac_as_n=iupac)
+    recipe = get_recipe(system)
+    n_out = len(sp.train.classes) if row.task == "multiclass" else 1
+    mk = recipe.model_kwargs(n_out, seq_len=seq_len, **model_options(system, seq_len, row.strand_symmetric))
+    seed_all(opts["seed"] + k)
+    model = recipe.build(**mk)
+    cfg = TrainConfig(
+        max_epochs=opts["epochs"] or row.epochs,
+        patience=PATIENCE,
+        batch_size=128,
+        lr=lr,
+        weight_decay=WEIGHT_DECAY,
+        seed=opts["seed"] + k,
+        device="cpu",
+        progress=False,
+        resume=False,
+    )
+    pos_weight = None
+    if opts["class_weight"]:
+        y = sp.train.labels[:, 0]
+        if row.task == "multiclass":
+            cnt = np.bincount(y.astype(int), minlength=n_out)
+            pos_weight = torch.tensor(len(y) / (n_out * np.maximum(cnt, 1)), dtype=torch.float32)
+        else:
+            pos_weight = torch.tensor([(y == 0).sum() / max((y == 1).sum(), 1)], dtype=torch.float32)
+    res = fit_model(
+        model,
+        row.task,
+        train_ds,
+        valid_ds,
+        out / f"fold{k}",
+        cfg,
+        RunMeta(kind="sequences", recipe=system, task=row.task, model_kwargs=mk),
+        pos_weight=pos_weight,
+    )
+    model = fit_model_best(out / f"fold{k}")
+    return {
+        "test": {rc: _logits(model, test_ds, rc) for rc in (False, True)},
+        "valid": {rc: _logits(model, valid_ds, rc) for rc in (False, True)} if valid_ds is not None else None,
+        "best_epoch": res.best_epoch,
+    }
+
+
+def _kmer_split(row: Row, sp: Split, k: int, out: Path, opts: dict[str, Any]):
+    """DFS on canonical 1-4-mer frequencies of split ``k`` (the features kind, through the library):
+    logits of the validation and test sequences (strand-invariant features: the same with rc)."""
+    from biodl import pipeline
+    from biodl.encode import kmer_frequencies
+
+    out.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for part, t in (("train", sp.train), ("valid", sp.valid), ("test", sp.test)):
+        if t is None:
+            continue
+        x, names = kmer_frequencies(t.seqs)
+        pd.DataFrame(x, columns=names).to_csv(out / f"{part}.tsv", sep="\t", index=False, float_format="%.6g")
+        (out / f"{part}.cls").write_text("\n".join(str(int(v)) for v in t.labels[:, 0]) + "\n")
+        files[part] = out / f"{part}.tsv"
+    opts_k = {
+        "data": str(files["train"]),
+        "labels": str(out / "train.cls"),
+        "test_fraction": 0,
+        "report": False,
+        "lambdas": KMER_LAMBDAS,
+        "classes": ["0", "1"],
+        "positive": ["1"],
+    }
+    if "valid" in files:
+        opts_k.update(valid_file=str(files["valid"]), valid_labels=str(out / "valid.cls"))
+    cfg = TrainConfig(
+        max_epochs=opts["epochs"] or 40,
+        patience=PATIENCE,
+        batch_size=64,
+        lr=0.03,
+        seed=opts["seed"] + k,
+        device="cpu",
+        progress=False,
+        resume=False,
+    )
+    with contextlib.redirect_stderr(io.StringIO()):
+        s = pipeline.train(
+            "dfs", out / "run", options=opts_k, model_options={"hidden": [64, 32]}, config=cfg, quiet=True
+        )
+
+    def logits(part: str) -> np.ndarray:
+        p = pipeline.predict(out / "run", files[part], quiet=True)["prob_1"].to_numpy(np.float64)
+        p = np.clip(p, 1e-7, 1 - 1e-7)
+        return np.log(p / (1 - p)).astype(np.float32)[:, None]
+
+    lt = logits("test")
+    lv = logits("valid") if "valid" in files else None
+    return {
+        "test": {False: lt, True: lt},
+        "valid": {False: lv, True: lv} if lv is not None else None,
+        "best_epoch": None,
+        "selected": s.get("selected"),
+    }
+
+
+def _average(a: dict, b: dict) -> dict:
+    """Ensemble of two split results: the mean of the probabilities, as logits."""
+
+    def mean(x, y):
+        p = (1 / (1 + np.exp(-x.astype(np.float64))) + 1 / (1 + np.exp(-y.astype(np.float64)))) / 2
+        p = np.clip(p, 1e-7, 1 - 1e-7)
+        return np.log(p / (1 - p)).astype(np.float32)
+
+    out = {
+        "test": {rc: mean(a["test"][rc], b["test"][rc]) for rc in (False, True)},
+        "best_epoch": b["best_epoch"],
+    }
+    out["valid"] = (
+        {rc: mean(a["valid"][rc], b["valid"][rc]) for rc in (False, True)} if a["valid"] is not None else None
+    )
+    return out
+
+
 def run_row(row: Row, system: str, out: Path, opts: dict[str, Any]) -> dict[str, Any]:
     """Train and test ``system`` on every split of ``row``; metrics pooled over CV folds.
 
-    Binary rows: the decision threshold of the thresholded metrics (acc, MCC/CC, Sn, Sp) is
-    chosen on the validation split (maximising MCC, or accuracy when accuracy is the
-    row's metric) and then applied to the test split; test logits are shifted by it so
-    the pooled metrics are computed at logit 0. AUC does not depend on it.
+    ``system`` is a sequence recipe, ``kmer-dfs`` (deep feature selection on canonical
+    1-4-mer frequencies, the features kind) or ``kmer-dfs+<recipe>`` (the mean of both models'
+    probabilities). Binary rows: the decision threshold of the thresholded metrics (acc, MCC/CC,
+    Sn, Sp) is chosen on the validation split (maximising MCC, or accuracy when accuracy is the
+    row's metric) and then applied to the test split; test logits are shifted by it so the
+    pooled metrics are computed at logit 0. AUC does not depend on it.
     """
     t0 = time.process_time()
     w0 = time.time()
     splits = row.splits()
+    kmer = system.startswith("kmer-dfs")
+    cnn = system.split("+", 1)[1] if "+" in system else (None if kmer else system)
+    if kmer and row.task != "binary":
+        raise ValueError("kmer-dfs rows are binary only")
     rc_aug = row.strand_symmetric if opts["rc_augment"] is None else bool(opts["rc_augment"])
     # rc averaging at test time only for models trained with rc augmentation
     rc_avg = rc_aug if opts["rc_average"] is None else bool(opts["rc_average"])
-    lr = opts["lr"] or SYSTEM_LR.get(system, 1e-3)
+    lr = opts["lr"] or SYSTEM_LR.get(cnn or "", 1e-3)
     crit = "acc" if row.primary == "acc" else "mcc"
     all_logits: dict[bool, list[np.ndarray]] = {False: [], True: []}
-    ys, tests, thresholds, best_epochs = [], [], {False: [], True: []}, []
-    iupac = True  # IUPAC ambiguity codes (UCI splice has D, R, S; some FASTA have N) read as N
+    ys, tests, thresholds, best_epochs, selected = [], [], {False: [], True: []}, [], []
     for k, sp in enumerate(splits):
-        seq_len = len(sp.train.seqs[0])
-        train_ds = SequenceDataset(sp.train, iupac_as_n=iupac, seed=k)
-        if rc_aug or opts["shift"]:
-            train_ds = AugmentedDataset(train_ds, Augmenter(rc=rc_aug, shift=opts["shift"], seed=k))
-        valid_ds = (
-            SequenceDataset(sp.valid, length=seq_len, iupac_as_n=iupac) if sp.valid is not None else None
-        )
-        test_ds = SequenceDataset(sp.test, length=seq_len, iupac_as_n=iupac)
-        recipe = get_recipe(system)
-        n_out = len(sp.train.classes) if row.task == "multiclass" else 1
-        mk = recipe.model_kwargs(
-            n_out, seq_len=seq_len, **model_options(system, seq_len, row.strand_symmetric)
-        )
-        seed_all(opts["seed"] + k)
-        model = recipe.build(**mk)
-        epochs = opts["epochs"] or row.epochs
-        cfg = TrainConfig(
-            max_epochs=epochs,
-            patience=PATIENCE,
-            batch_size=128,
-            lr=lr,
-            weight_decay=WEIGHT_DECAY,
-            seed=opts["seed"] + k,
-            device="cpu",
-            progress=False,
-            resume=False,
-        )
-        pos_weight = None
-        if opts["class_weight"]:
-            y = sp.train.labels[:, 0]
-            if row.task == "multiclass":
-                cnt = np.bincount(y.astype(int), minlength=n_out)
-                pos_weight = torch.tensor(len(y) / (n_out * np.maximum(cnt, 1)), dtype=torch.float32)
-            else:
-                pos_weight = torch.tensor([(y == 0).sum() / max((y == 1).sum(), 1)], dtype=torch.float32)
-        res = fit_model(
-            model,
-            row.task,
-            train_ds,
-            valid_ds,
-            out / f"fold{k}",
-            cfg,
-            RunMeta(kind="sequences", recipe=system, task=row.task, model_kwargs=mk),
-            pos_weight=pos_weight,
-        )
-        best_epochs.append(res.best_epoch)
-        del res
-        model = fit_model_best(out / f"fold{k}")
+        parts = []
+        if kmer:
+            parts.append(_kmer_split(row, sp, k, out / f"kmer{k}", opts))
+            selected.append(parts[-1]["selected"])
+        if cnn:
+            parts.append(_cnn_split(row, cnn, sp, k, out, opts, rc_aug, lr))
+        r = parts[0] if len(parts) == 1 else _average(parts[0], parts[1])
+        best_epochs.append(r["best_epoch"])
         for rc in (False, True):
-            lg = _logits(model, test_ds, rc)
+            lg = r["test"][rc]
             if row.task == "binary":
                 thr = 0.0
-                if valid_ds is not None:
-                    thr = choose_threshold(_logits(model, valid_ds, rc), sp.valid.labels, crit)
+                if r["valid"] is not None:
+                    thr = choose_threshold(r["valid"][rc], sp.valid.labels, crit)
                 thresholds[rc].append(thr)
                 lg = lg - thr
             all_logits[rc].append(lg)
@@ -737,7 +835,7 @@ def run_row(row: Row, system: str, out: Path, opts: dict[str, Any]) -> dict[str,
         for rc, name in ((False, "plain"), (True, "rc_average")):
             metrics[name]["thr_p"] = float(np.mean([1 / (1 + math.exp(-x)) for x in thresholds[rc]]))
     chosen = metrics["rc_average" if rc_avg else "plain"]
-    return {
+    out_row = {
         "dataset": row.dataset,
         "task": row.key,
         "system": system,
@@ -748,14 +846,17 @@ def run_row(row: Row, system: str, out: Path, opts: dict[str, Any]) -> dict[str,
         "metric": row.primary,
         "ours": chosen[row.primary],
         "metrics": metrics,
-        "best_epochs": best_epochs,
-        "model_kwargs": model_options(system, len(splits[0].train.seqs[0]), row.strand_symmetric),
+        "best_epochs": [e for e in best_epochs if e is not None],
+        "model_kwargs": model_options(cnn, len(splits[0].train.seqs[0]), row.strand_symmetric) if cnn else {},
         "n_train": int(sum(len(s.train) for s in splits)),
         "n_test": int(len(y)),
         "folds": len(splits),
         "cpu_minutes": round((time.process_time() - t0) / 60, 2),
         "wall_minutes": round((time.time() - w0) / 60, 2),
     }
+    if selected:
+        out_row["kmer_features_selected"] = selected
+    return out_row
 
 
 def fit_model_best(run: Path):

@@ -97,6 +97,20 @@ def _cells(tmp: Path, rest_small) -> Case:
     return Case(train, d / "samples.csv", d / "patient1_BCR-XL_500.fcs", 1)
 
 
+def _features(tmp: Path, rest_small) -> Case:
+    d = DATA / "features"
+    data = d / "HUVEC_200bp_slice_Data.txt.gz"
+    common = {"feature_names": d / "HUVEC_Features.txt"}
+    train = {
+        "data": data,
+        "labels": d / "HUVEC_200bp_slice_Classes.txt",
+        "positive": ["A-E"],
+        "report": False,
+        **common,
+    }
+    return Case(train, data, data, 700, {**common, "labels": d / "HUVEC_200bp_slice_Classes.txt"})
+
+
 #: One small real fixture per data kind.
 FIXTURES = {
     "sequences": _sequences,
@@ -104,6 +118,7 @@ FIXTURES = {
     "molecules": _molecules,
     "expression": _expression,
     "cells": _cells,
+    "features": _features,
 }
 CASES = [(r.name, k) for r in ready_recipes() for k in r.kinds]
 
@@ -113,7 +128,7 @@ def test_every_kind_has_a_fixture_and_every_recipe_a_kind() -> None:
     for r in ready_recipes():
         assert r.kinds and all(k in KINDS for k in r.kinds), r.name
         assert set(r.toy) <= {"model", "options"}, r.name
-    assert len(CASES) >= 15  # 5 sequence recipes x 2 kinds, 2 molecule, 2 expression, 1 cells
+    assert len(CASES) >= 18  # 5 sequence recipes x 2 kinds, 2 molecule, 2 expression, 1 cells, 3 features
 
 
 def _train_options(system: str, kind: str, case: Case) -> dict:
@@ -210,14 +225,31 @@ def test_resumes_after_a_kill(system, kind, tmp_path, rest_small) -> None:
             raise _Killed(filepath)
 
     out = tmp_path / "killed"
-    with mock.patch.object(pl.Trainer, "save_checkpoint", save_then_die), pytest.raises(_Killed):
-        _train(system, kind, case, out)
-    assert any(w.endswith("last.ckpt") for w in written) and not (out / "model.pt").exists()
-    if (out / "run.json").exists():
-        assert json.loads((out / "run.json").read_text())["status"] == "running"
-    s = _train(system, kind, case, out)
-    if kind != "cells":  # CellCnn resumes each restart from its own checkpoints
-        assert str(s["resumed_from"]).endswith("last.ckpt"), s["resumed_from"]
+    killed = False
+    with mock.patch.object(pl.Trainer, "save_checkpoint", save_then_die):
+        try:
+            _train(system, kind, case, out)
+        except _Killed:
+            killed = True
+    if killed:
+        assert not (out / "model.pt").exists()
+        if (out / "run.json").exists():
+            assert json.loads((out / "run.json").read_text())["status"] == "running"
+        fit = pl.Trainer.fit
+        resumed: list[str] = []
+
+        def recording_fit(self, *args, **kwargs):
+            if kwargs.get("ckpt_path"):
+                resumed.append(str(kwargs["ckpt_path"]))
+            return fit(self, *args, **kwargs)
+
+        with mock.patch.object(pl.Trainer, "fit", recording_fit):
+            _train(system, kind, case, out)
+        # the killed fit restarted from its checkpoint (kinds that train several networks in turn,
+        # CellCnn's restarts or a DFS penalty path, resume the one that was killed)
+        assert resumed and resumed[0] == written[-1], (resumed, written)
+    else:  # fitted without checkpoints (DEEP's scikit-learn SVMs): a rerun gives the same model
+        assert not written and (out / "model.pt").exists()
     a, _ = load_model(tmp_path / "straight")
     b, meta = load_model(out)
     assert meta.status == "finished"

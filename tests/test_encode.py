@@ -55,3 +55,18 @@ def test_reverse_complement_string_and_onehot():
 def test_decode_roundtrip():
     s = "ACGTNNACGT"
     assert decode(one_hot(s)) == s
+
+
+def test_kmer_frequencies_canonical_and_skip_n():
+    from biodl.encode import kmer_frequencies, kmer_names
+
+    x, names = kmer_frequencies(["ACGTAC", "GTACGT", "NNACG", "A"], ks=(1, 2, 3))
+    assert len(names) == 2 + 10 + 32 and names[:3] == ["k1:A", "k1:C", "k2:AA"]
+    assert np.allclose(x[0], x[1])  # a sequence and its reverse complement: the same features
+    assert np.allclose(x[:3, :2].sum(1), 1) and np.allclose(x[:3, 2:12].sum(1), 1)
+    # NNACG: 3 valid bases, 2 dinucleotides (AC, CG), 1 trinucleotide (ACG)
+    row = dict(zip(names, x[2], strict=True))
+    assert row["k2:AC"] == 0.5 and row["k2:CG"] == 0.5 and row["k3:ACG"] == 1.0
+    assert x[3, 2:].sum() == 0  # too short for 2-mers
+    full, fnames = kmer_frequencies(["ACGT"], ks=(2,), canonical=False)
+    assert fnames == [f"k2:{s}" for s in kmer_names(2)] and full.shape == (1, 16)

@@ -202,3 +202,62 @@ def decode(x: np.ndarray, n_threshold: float = 0.5) -> str:
     out = np.array(list(ALPHABET))[idx]
     out[x.max(axis=0) <= n_threshold] = "N"
     return "".join(out.tolist())
+
+
+def kmer_names(k: int, canonical: bool = False) -> list[str]:
+    """The ``4**k`` k-mers in lexicographic order (``canonical``: one of each reverse-complement
+    pair, the lexicographically smaller)."""
+    import itertools
+
+    names = ["".join(p) for p in itertools.product(ALPHABET, repeat=k)]
+    if canonical:
+        names = [s for s in names if s <= reverse_complement(s)]
+    return names
+
+
+def kmer_frequencies(
+    seqs: Sequence[str], ks: Sequence[int] = (1, 2, 3, 4), canonical: bool = True, iupac_as_n: bool = True
+) -> tuple[np.ndarray, list[str]]:
+    """k-mer frequencies of every sequence: counts of each k-mer over the sequence's k-mers
+    without an N, divided by their number (vectorised per length of k).
+
+    Parameters
+    ----------
+    seqs
+        DNA sequences (any lengths).
+    ks
+        k-mer lengths, concatenated in this order.
+    canonical
+        Count a k-mer and its reverse complement together (strand-symmetric features).
+    iupac_as_n
+        Read ambiguity codes as N (their k-mers are skipped).
+
+    Returns
+    -------
+    (x, names)
+        ``(n, n_features)`` float32 frequencies and the feature names (``k3:ACG``, ...).
+    """
+    blocks, names = [], []
+    codes = [sequence_codes(s, iupac_as_n=iupac_as_n).astype(np.int64) for s in seqs]
+    for k in ks:
+        all_names = kmer_names(k)
+        if canonical:
+            index = {s: i for i, s in enumerate(kmer_names(k, canonical=True))}
+            col = np.array([index[min(s, reverse_complement(s))] for s in all_names])
+            n_out = len(index)
+        else:
+            col, n_out = np.arange(4**k), 4**k
+        out = np.zeros((len(seqs), n_out), np.float32)
+        powers = 4 ** np.arange(k - 1, -1, -1)
+        for i, c in enumerate(codes):
+            if len(c) < k:
+                continue
+            win = np.lib.stride_tricks.sliding_window_view(c, k)
+            ok = (win < 4).all(axis=1)
+            if not ok.any():
+                continue
+            ids = col[(win[ok] * powers).sum(axis=1)]
+            out[i] = np.bincount(ids, minlength=n_out) / ok.sum()
+        blocks.append(out)
+        names += [f"k{k}:{s}" for s in (kmer_names(k, canonical=True) if canonical else all_names)]
+    return np.concatenate(blocks, axis=1), names

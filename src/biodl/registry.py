@@ -151,7 +151,8 @@ def get_recipe(name: str) -> Recipe:
 
 
 def list_recipes() -> list[Recipe]:
-    return list(_REGISTRY.values())
+    """Every recipe, the ready ones first (in registration order)."""
+    return sorted(_REGISTRY.values(), key=lambda r: not r.ready)
 
 
 def ready_recipes() -> list[Recipe]:
@@ -160,24 +161,6 @@ def ready_recipes() -> list[Recipe]:
 
 # Systems still to build (their kinds do not exist yet); a kind's package replaces them.
 _PLANNED = [
-    (
-        "pedla",
-        "PEDLA (enhancer prediction)",
-        "features",
-        "Liu F et al. PEDLA: predicting enhancers with a deep learning-based algorithmic framework. Sci Rep 6:28517 (2016).",
-    ),
-    (
-        "deep-enhancer",
-        "DEEP (enhancer ensemble)",
-        "features",
-        "Kleftogiannis D et al. DEEP: a general computational framework for predicting enhancers. Nucleic Acids Res 43:e6 (2015).",
-    ),
-    (
-        "dfs",
-        "Deep feature selection",
-        "features",
-        "Li Y, Chen CY, Wasserman WW. Deep feature selection: theory and application to identify enhancers and promoters. J Comput Biol 23:322 (2016).",
-    ),
     (
         "cpg-methylation",
         "CpG methylation stacked autoencoder",

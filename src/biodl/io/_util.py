@@ -50,3 +50,15 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
             os.unlink(tmp)
         raise
     return p
+
+
+def guess_separator(path: Path, first_line: str, default: str | None = "\t") -> str | None:
+    """The field separator of a table: ``,`` for ``.csv`` files, else a tab or a comma when the
+    first line has one, else ``default`` (``None``: runs of white space)."""
+    if Path(path).name.lower().removesuffix(".gz").endswith(".csv"):
+        return ","
+    if "\t" in first_line:
+        return "\t"
+    if "," in first_line:
+        return ","
+    return default

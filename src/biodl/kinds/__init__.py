@@ -17,6 +17,7 @@ KINDS: dict[str, str] = {
     "molecules": "biodl.kinds.molecules",
     "expression": "biodl.kinds.expression",
     "cells": "biodl.kinds.cells",
+    "features": "biodl.kinds.features",
 }
 
 

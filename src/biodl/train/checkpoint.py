@@ -129,7 +129,16 @@ class RunMeta:
         return json.dumps(self.to_dict(), indent=2, default=str)
 
     def replace(self, **changes: Any) -> RunMeta:
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes``; the dict and list fields not changed are copied too, so the
+        copy can be changed without changing this one."""
+        import copy
+
+        keep = {
+            f.name: copy.deepcopy(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+            if f.name not in changes
+        }
+        return RunMeta(**{**keep, **changes})
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunMeta:

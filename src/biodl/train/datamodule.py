@@ -25,6 +25,7 @@ def split_indices(
     at_least_one: bool = False,
     min_items: int = 0,
     sort: bool = True,
+    stratify: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Seeded random split of ``range(n)`` into kept and held-out indices.
 
@@ -42,6 +43,9 @@ def split_indices(
         Hold out nothing when ``n < min_items``.
     sort
         Return both index sets sorted (otherwise in permutation order).
+    stratify
+        ``(n,)`` class labels: hold out the fraction of every class (each class split on its
+        own, in class order, from the same random stream).
 
     Returns
     -------
@@ -49,6 +53,20 @@ def split_indices(
         Integer index arrays; together a partition of ``range(n)``.
     """
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    if stratify is not None:
+        stratify = np.asarray(stratify)
+        if len(stratify) != n:
+            raise ValueError(f"stratify has {len(stratify)} labels for {n} items")
+        parts = []
+        for c in np.unique(stratify):
+            idx = np.flatnonzero(stratify == c)
+            kept, held = split_indices(
+                len(idx), fraction, rng, at_least_one=at_least_one, min_items=min_items, sort=False
+            )
+            parts.append((idx[kept], idx[held]))
+        kept = np.concatenate([p[0] for p in parts])
+        held = np.concatenate([p[1] for p in parts])
+        return (np.sort(kept), np.sort(held)) if sort else (kept, held)
     perm = rng.permutation(n)
     k = 0
     if fraction > 0 and n >= min_items:

@@ -5,8 +5,11 @@ A system changes how it learns through hooks, never by copying the loop:
 
 * a network with a ``loss(batch) -> {"loss": tensor, <extra>: tensor, ...}`` method computes its
   own loss (ADAGE's reconstruction cross-entropy, D-GEX's standardised MSE with the MAE on the
-  original scale as an extra); every other network gets the task's masked loss
-  (:func:`masked_loss`) on ``(x, y)`` batches;
+  original scale as an extra, PEDLA's layer-wise pre-training); when it returns ``None``, or
+  the network has no such method, the task's masked loss (:func:`masked_loss`) is used on
+  ``(x, y)`` batches;
+* a network with ``proximal_step(lr)`` has it called after every optimiser step (DFS's
+  soft-thresholding of its L1-penalised input weights);
 * ``penalty(model) -> tensor`` is added to the loss (CellCnn's L1/L2 weight penalty);
 * ``optimizer`` (``adamw``, ``adam``, ``sgd``, ``momentum``) and ``lr_decay`` (cosine) choose the
   optimiser; ``monitor`` overrides the task's model-selection metric.
@@ -168,8 +171,9 @@ class TrainingPlan(SeededTraining, pl.LightningModule):
     def compute_loss(self, batch) -> dict[str, Any]:
         """``{"loss", "n"}`` plus ``logits`` / ``target`` (for metrics) or the network's extras."""
         own = getattr(self.model, "loss", None)
-        if callable(own):
-            out = dict(own(batch))
+        got = own(batch) if callable(own) else None  # None: the network leaves it to the task
+        if got is not None:
+            out = dict(got)
             out["n"] = _batch_size(batch)
         else:
             x, y = batch
@@ -198,6 +202,15 @@ class TrainingPlan(SeededTraining, pl.LightningModule):
             sync_dist=True,
         )
         return out["loss"]
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        """After the optimiser step: the network's proximal step (e.g. DFS's soft-thresholding
+        of its L1-penalised input weights), given the current learning rate."""
+        step = getattr(self.model, "proximal_step", None)
+        if callable(step):
+            opt = self.optimizers()
+            opt = opt[0] if isinstance(opt, (list, tuple)) else opt
+            step(float(opt.param_groups[0]["lr"]))
 
     def _eval_step(self, stage: str, batch):
         out = self.compute_loss(batch)

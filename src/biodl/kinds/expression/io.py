@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from biodl.errors import BiodlInputError
-from biodl.io._util import atomic_write_text, check_file, open_text
+from biodl.io._util import atomic_write_text, check_file, guess_separator, open_text
 
 ORIENTATIONS = ("auto", "genes-x-samples", "samples-x-genes")
 
@@ -154,17 +154,6 @@ def _check_orientation(
     return orientation
 
 
-def _sep_for(path: Path, first_line: str) -> str:
-    name = path.name.lower().removesuffix(".gz")
-    if name.endswith(".csv"):
-        return ","
-    if "\t" in first_line:
-        return "\t"
-    if "," in first_line:
-        return ","
-    return "\t"
-
-
 def _column_name(sep: str, j: int, header: list[str]) -> str:
     name = header[j] if j < len(header) else ""
     return f"column {j + 1}" + (f" ({name!r})" if name else "")
@@ -289,7 +278,7 @@ def read_table_matrix(
         first = fh.readline().rstrip("\r\n")
         if not first.strip():
             raise BiodlInputError("empty file or empty header line", path=p, record=1)
-        sep = _sep_for(p, first)
+        sep = guess_separator(p, first)
         header = next(csv.reader([first], delimiter=sep))
         fh.seek(0)
         try:

@@ -1,0 +1,115 @@
+"""Report sections of feature models: DFS's selected features and their weights, accuracy
+against the number of features along a penalty path, and the test set's confusion matrix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from biodl.report.plots import _new_figure, _save_figure
+
+
+def weights_section(run: Path, model, meta) -> list:
+    from biodl.report.html import Section
+
+    if not hasattr(model, "w"):
+        return []
+    w = (model.w * model.mask).detach().numpy()
+    names = meta.data["features"]
+    order = np.argsort(-np.abs(w), kind="stable")
+    fig = _new_figure(7.0, 0.25 * len(w) + 1.2)
+    ax = fig.subplots()
+    ax.barh(
+        np.arange(len(w)), np.abs(w[order])[::-1], color=["C0" if v != 0 else "0.8" for v in w[order][::-1]]
+    )
+    ax.set_yticks(np.arange(len(w)), [names[i] for i in order][::-1], fontsize=8)
+    ax.set_xlabel("|input weight| (features standardised)")
+    sel = int((w != 0).sum())
+    ax.set_title(f"{sel} of {len(w)} features kept (l1 = {meta.model_kwargs.get('l1')})", fontsize=9)
+    img = _save_figure(fig, run / "feature_weights.png")
+    table = pd.DataFrame({"feature": [names[i] for i in order], "weight": w[order], "kept": w[order] != 0})
+    return [
+        Section(
+            "Selected features",
+            text="Deep feature selection (Li, Chen & Wasserman 2016): one weight per input feature with an "
+            "L1 penalty applied as a proximal step, so the features the network does not need get weight "
+            "exactly 0. Weights are on standardised features, so their sizes compare. Table: "
+            "feature_weights.tsv.",
+            table=table,
+            images=[img],
+        )
+    ]
+
+
+def path_section(run: Path, meta) -> list:
+    from biodl.report.html import Section
+
+    p = run / "path.tsv"
+    if not p.exists():
+        return []
+    path = pd.read_csv(p, sep="\t")
+    col = next(c for c in path.columns if c.startswith("val_") and c != "val_loss")
+    fig = _new_figure(5.5, 3.5)
+    ax = fig.subplots()
+    ax.plot(path["n_features"], path[col], "o-")
+    for _, r in path.iterrows():
+        ax.annotate(
+            f"{r['lambda']:g}",
+            (r["n_features"], r[col]),
+            fontsize=7,
+            xytext=(3, 3),
+            textcoords="offset points",
+        )
+    ch = path[path["chosen"]]
+    ax.plot(ch["n_features"], ch[col], "r*", ms=12, label="kept")
+    ax.set_xlabel("features kept")
+    ax.set_ylabel(col.replace("_", " "))
+    ax.legend(fontsize=8)
+    img = _save_figure(fig, run / "path.png")
+    return [
+        Section(
+            "Accuracy against the number of features",
+            text="Each point is one penalty of the path (labels: lambda), warm-started from the previous "
+            "one; the model kept is the best by validation with at most max_features features (red star).",
+            table=path,
+            images=[img],
+        )
+    ]
+
+
+def confusion_section(run: Path, meta) -> list:
+    from biodl.report.html import Section
+
+    p = run / "test" / "predictions.tsv"
+    if not p.exists():
+        return []
+    pred = pd.read_csv(p, sep="\t", keep_default_na=False)
+    if "label" not in pred or "predicted" not in pred:
+        return []
+    truth = pred["label"].astype(str)
+    if meta.task == "binary":
+        pos = set(meta.data["positive"])
+        truth = truth.map(lambda v: meta.label_names[0] if v in pos else "other")
+    cm = pd.crosstab(truth.rename("true"), pred["predicted"].astype(str).rename("predicted"))
+    return [
+        Section("Confusion matrix (held-out test)", text="Rows: true class; columns: predicted.", table=cm)
+    ]
+
+
+def stability_section(run: Path) -> list:
+    from biodl.report.html import Section
+
+    p = run / "stability.tsv"
+    if not p.exists():
+        return []
+    st = pd.read_csv(p, sep="\t")
+    return [
+        Section(
+            "Stability of the selection (randomized DFS)",
+            text=f"Fraction of {int(st['runs'].iloc[0])} DFS fits, each on a random half of the training "
+            "rows with every feature's L1 penalty multiplied by 1 / U(0.5, 1), that kept each feature.",
+            table=st[["feature", "frequency"]],
+        )
+    ]

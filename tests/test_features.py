@@ -1,0 +1,310 @@
+"""The features kind: feature-table readers, DFS's sparse input layer on a planted problem,
+scaling fitted on training rows only, DEEP's SVMs in torch, and the CLI on a real HUVEC slice."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from biodl import pipeline
+from biodl.cli import app
+from biodl.errors import BiodlInputError
+from biodl.kinds.features.io import norm_name, read_features
+from biodl.models.features import DFS, PEDLA, FeatureScaler, SVMEnsemble
+from biodl.train import DataModule, TrainConfig, TrainingPlan, fit, load_model, read_run_json
+
+D = Path(__file__).parent / "data" / "features"
+DATA, LABELS, NAMES = (
+    D / "HUVEC_200bp_slice_Data.txt.gz",
+    D / "HUVEC_200bp_slice_Classes.txt",
+    D / "HUVEC_Features.txt",
+)
+runner = CliRunner()
+
+
+def _w(tmp_path: Path, name: str, text: str) -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_reads_decres_tables_and_headers(tmp_path) -> None:
+    t = read_features(DATA, labels=LABELS, feature_names=NAMES)
+    assert t.x.shape == (700, 25) and t.x.dtype == np.float32 and t.feature_names[0] == "C-FOS(FOS)"
+    assert sorted(set(t.labels)) == ["A-E", "A-P", "A-X", "I-E", "I-P", "I-X", "UK"] and t.ids[0] == "row1"
+    with gzip.open(DATA, "rt") as fh:
+        first = fh.readline().split("\t")
+    assert t.x[0, 0] == pytest.approx(float(first[0]))
+    csv = _w(tmp_path, "t.csv", "id,H3K4me1,H2A.Z,class\nr1,1.5,2,enh\nr2,0,3.25,prom\n")
+    c = read_features(csv)
+    assert c.feature_names == ["H3K4me1", "H2A.Z"] and c.labels == ["enh", "prom"] and c.ids == ["r1", "r2"]
+    assert c.select_features(["H2AZ", "h3k4me1"]).x.tolist() == [[2.0, 1.5], [3.25, 0.0]]
+    assert norm_name("POL2(POLR2A)") == "POL2POLR2A"
+
+
+@pytest.mark.parametrize(
+    "text,kw,match",
+    [
+        ("1\t2\n3\n", {}, r"line 2: 1 fields, expected 2"),
+        ("a\tb\n1\tx\n", {}, r"line 2: b: not a number: 'x'"),
+        ("1\tnan\n", {}, r"line 1: column 2: nan is not allowed \(NaN / inf\)"),
+        ("1\tinf\n", {}, r"line 1: column 2: inf is not allowed"),
+        ("a\ta\n1\t2\n", {}, r"duplicated column name\(s\): a"),
+        ("1\t2\n", {"labels": "one_label"}, r"1 labels for the 1 rows|labels"),
+        ("1\t2\n3\t4\n", {"labels": "one_label"}, r"1 labels for the 2 rows"),
+        ("1\t2\n", {"feature_names": "three_names"}, r"3 feature names for 2 feature columns"),
+        ("1\t2\n", {}, r"no labels: give a label file"),
+        ("a\tb\n1\t2\n", {"label_col": "y"}, r"no label column 'y'"),
+    ],
+)
+def test_bad_tables_are_one_clear_error(tmp_path, text, kw, match) -> None:
+    p = _w(tmp_path, "t.tsv", text)
+    kw = dict(kw)
+    if kw.get("labels") == "one_label":
+        kw["labels"] = _w(tmp_path, "l.txt", "A-E\n")
+    if kw.get("feature_names") == "three_names":
+        kw["feature_names"] = _w(tmp_path, "n.txt", "a\nb\nc\n")
+    if match.startswith("1 labels for the 1 rows"):  # same count: no error
+        assert read_features(p, **kw).labels == ["A-E"]
+        return
+    with pytest.raises(BiodlInputError, match=match) as e:
+        read_features(p, **kw)
+    assert "t.tsv" in str(e.value) or "l.txt" in str(e.value) or "n.txt" in str(e.value)
+
+
+def _planted(n: int = 800, p: int = 10, seed: int = 0):
+    """Two informative features (0, 1) in a non-linear rule, the others pure noise."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, p)).astype(np.float32)
+    y = ((x[:, 0] + 0.8 * x[:, 1] + 0.7 * x[:, 0] * x[:, 1]) > 0).astype(np.float32)[:, None]
+    return torch.from_numpy(x), torch.from_numpy(y)
+
+
+def _fit_dfs(tmp_path, x, y, l1: float, epochs: int = 30):
+    from torch.utils.data import TensorDataset
+
+    torch.manual_seed(0)
+    m = DFS(x.shape[1], 1, hidden=[32], l1=l1, log1p=False)
+    m.scale.fit(x[:600])
+    cfg = TrainConfig(max_epochs=epochs, patience=0, batch_size=64, lr=0.05, device="cpu", progress=False)
+    plan = TrainingPlan(m, "binary", lr=0.05, optimizer="momentum", penalty=m.penalty, seed=0)
+    dm = DataModule(TensorDataset(x[:600], y[:600]), TensorDataset(x[600:], y[600:]), batch_size=64)
+    fit(plan, dm, tmp_path / f"l1_{l1}", cfg)
+    return m
+
+
+def test_dfs_drives_irrelevant_features_to_exactly_zero(tmp_path) -> None:
+    x, y = _planted()
+    sparse = _fit_dfs(tmp_path, x, y, l1=1.0)
+    w = sparse.w.detach()
+    assert (w[2:] == 0).all(), w  # the noise features are switched off exactly
+    assert (w[:2] != 0).all(), w  # the informative ones are kept
+    assert sparse.selected().tolist() == [True, True] + [False] * 8
+    dense = _fit_dfs(tmp_path, x, y, l1=0.0, epochs=5)
+    assert (dense.w.detach() != 0).all()  # no penalty: a plain MLP
+    with torch.no_grad():  # the kept model still solves the problem
+        acc = ((sparse(x[600:]) > 0).float() == y[600:]).float().mean()
+    assert acc > 0.85
+
+
+def test_scaling_statistics_come_from_training_rows_only(tmp_path) -> None:
+    """The standardisation is part of the model and fitted on the training rows: test rows with
+    huge values do not move it."""
+    t = read_features(DATA, labels=LABELS, feature_names=NAMES)
+    train_rows = np.flatnonzero(np.isin(t.labels, ["A-E", "A-P"]))[:150]
+    tr = t.subset(train_rows)
+    data = tmp_path / "train.tsv"
+    np.savetxt(data, tr.x, fmt="%.6g", delimiter="\t")
+    (tmp_path / "train.cls").write_text("\n".join(tr.labels) + "\n")
+    test = tmp_path / "test.tsv"
+    np.savetxt(test, np.full((20, 25), 1e6), fmt="%.6g", delimiter="\t")
+    (tmp_path / "test.cls").write_text("A-E\nA-P\n" * 10)
+    opts = {
+        "data": data,
+        "labels": tmp_path / "train.cls",
+        "feature_names": NAMES,
+        "test_file": test,
+        "test_labels": tmp_path / "test.cls",
+        "valid_fraction": 0.0,
+        "positive": ["A-E"],
+        "report": False,
+    }
+    cfg = TrainConfig(max_epochs=1, patience=0, device="cpu", progress=False)
+    pipeline.train(
+        "dfs", tmp_path / "run", options=opts, model_options={"hidden": [8]}, config=cfg, quiet=True
+    )
+    model, _ = load_model(tmp_path / "run")
+    ref = FeatureScaler(25).fit(torch.from_numpy(tr.x))
+    assert torch.allclose(model.scale.mean, ref.mean) and torch.allclose(model.scale.std, ref.std)
+    splits = read_run_json(tmp_path / "run").splits
+    assert splits["n_train"] == 150 and splits["n_test"] == 20
+
+
+def test_svm_ensemble_equals_scikit_learn() -> None:
+    from sklearn.svm import SVC
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 5)).astype(np.float32)
+    y = (x[:, 0] ** 2 + x[:, 1] > 1).astype(int)
+    ens = SVMEnsemble(5, members=[0], gamma=0.3, log1p=False)  # rebuilt below with the fitted sizes
+    svc = SVC(gamma=0.3, C=2.0).fit(x, y)
+    ens = SVMEnsemble(5, members=[len(svc.support_)], gamma=0.3, log1p=False)
+    ens.set_member(0, svc.support_vectors_, svc.dual_coef_[0], svc.intercept_[0])
+    got = ens(torch.from_numpy(x))[:, 0].detach().numpy()
+    assert np.allclose(got, svc.decision_function(x), atol=1e-4)
+
+
+def test_pedla_pretraining_then_finetuning(tmp_path) -> None:
+    from torch.utils.data import TensorDataset
+
+    x, y = _planted(300, 6)
+    m = PEDLA(6, 1, hidden=[8, 4], log1p=False)
+    m.scale.fit(x)
+    before = m.encoders[0].weight.detach().clone()
+    m.stage = "pretrain:0"
+    assert set(m.loss((x[:10],))) == {"loss"}
+    cfg = TrainConfig(max_epochs=2, patience=0, batch_size=50, device="cpu", progress=False)
+    fit(
+        TrainingPlan(m, "reconstruction", lr=1e-2, optimizer="adam"),
+        DataModule(TensorDataset(x), None, 50),
+        tmp_path / "p",
+        cfg,
+    )
+    assert not torch.equal(before, m.encoders[0].weight)
+    m.stage = "finetune"
+    assert m.loss((x[:10], y[:10])) is None and m(x[:10]).shape == (10, 1)
+
+
+def test_cli_train_evaluate_predict_report(tmp_path) -> None:
+    out = tmp_path / "dfs"
+    common = ["--set", f"feature_names={NAMES}"]
+    args = [
+        "train",
+        "--system",
+        "dfs",
+        "--data",
+        str(DATA),
+        "--labels",
+        str(LABELS),
+        "--out",
+        str(out),
+        "--epochs",
+        "8",
+        "--batch-size",
+        "32",
+        "--no-progress",
+        "--device",
+        "cpu",
+        "--set",
+        "lambdas=0.5,2,8",
+        "--set",
+        "max_features=8",
+        "--set",
+        "randomized=2",
+        "--set",
+        "classes=A-E,A-P",
+        "--set",
+        "positive=A-E",
+        "-m",
+        "hidden=[16]",
+        *common,
+    ]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    s = json.loads((out / "summary.json").read_text())
+    assert s["kind"] == "features" and s["positive"] == ["A-E"] and 1 <= len(s["selected"]) <= 8
+    assert {"accuracy", "gm", "mcc", "auroc"} <= set(s["test_metrics"])
+    path = pd.read_csv(out / "path.tsv", sep="\t")
+    assert list(path["lambda"]) == [0.5, 2, 8] and path["chosen"].sum() == 1
+    assert (out / "path" / "lambda0" / "model.pt").exists() and (out / "stability.tsv").exists()
+    html = (out / "report.html").read_text()
+    for sec in (
+        "Selected features",
+        "Accuracy against the number of features",
+        "Stability of the selection",
+        "Confusion matrix",
+    ):
+        assert sec in html, sec
+    r = runner.invoke(app, ["evaluate", str(out), str(DATA), "--set", f"labels={LABELS}", *common])
+    assert r.exit_code == 0, r.output
+    assert {"gm", "accuracy"} <= set(json.loads(r.stdout))
+    r = runner.invoke(app, ["predict", str(out), str(DATA), *common])
+    assert r.exit_code == 0, r.output
+    pred = pd.read_csv(pd.io.common.StringIO(r.stdout), sep="\t")
+    assert len(pred) == 700 and "prob_A-E" in pred.columns
+
+    # the 7-class task with PEDLA, and DEEP refusing it
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "--system",
+            "pedla",
+            "--data",
+            str(DATA),
+            "--labels",
+            str(LABELS),
+            "--out",
+            str(tmp_path / "pedla"),
+            "--epochs",
+            "2",
+            "--no-progress",
+            "--set",
+            "pretrain_epochs=1",
+            "-m",
+            "hidden=[16,8]",
+            "--set",
+            "report=false",
+            *common,
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    s = json.loads((tmp_path / "pedla" / "summary.json").read_text())
+    assert s["task"] == "multiclass" and len(s["classes"]) == 7 and "mcc" in s["test_metrics"]
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "--system",
+            "deep-enhancer",
+            "--data",
+            str(DATA),
+            "--labels",
+            str(LABELS),
+            "--out",
+            str(tmp_path / "deep"),
+            *common,
+        ],
+    )
+    assert r.exit_code == 2 and "deep-enhancer does not do multiclass tasks" in " ".join(r.output.split())
+
+
+def test_training_refuses_dubious_tables(tmp_path) -> None:
+    t = read_features(DATA, labels=LABELS, feature_names=NAMES)
+    x = t.x.copy()
+    x[:, 3] = 1.0  # CPGISLANDS constant
+    data = tmp_path / "c.tsv"
+    np.savetxt(data, x, fmt="%.6g", delimiter="\t")
+    opts = {"data": data, "labels": LABELS, "feature_names": NAMES, "positive": ["A-E"], "report": False}
+    cfg = TrainConfig(max_epochs=1, patience=0, device="cpu", progress=False)
+    with pytest.raises(BiodlInputError, match=r"constant over the training rows: CPGISLANDS.*constant=drop"):
+        pipeline.train("dfs", tmp_path / "r1", options=opts, config=cfg, quiet=True)
+    s = pipeline.train(
+        "dfs",
+        tmp_path / "r2",
+        options={**opts, "constant": "drop"},
+        config=cfg,
+        quiet=True,
+        model_options={"hidden": [8]},
+    )
+    _, meta = load_model(tmp_path / "r2")
+    assert "CPGISLANDS" not in meta.data["features"] and len(meta.data["features"]) == 24 and s["n_train"] > 0
+    with pytest.raises(BiodlInputError, match=r"positive class\(es\) X-Y are not among the classes kept"):
+        pipeline.train("dfs", tmp_path / "r3", options={**opts, "positive": ["X-Y"]}, config=cfg, quiet=True)
