@@ -414,6 +414,7 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="bench/out/regulatory")
+    ap.add_argument("--fresh", action="store_true", help="recompute units already kept in OUT/units/")
     args = ap.parse_args()
     if args.quick:
         args.epochs, args.lambdas = 10, "1,2,8"
@@ -424,18 +425,37 @@ def main() -> None:
     folds = [int(f) for f in args.only_folds.split(",")] if args.only_folds else list(range(args.folds))
     units = [(c, t, f, args) for c in args.cells.split(",") for t in args.tasks.split(",") for f in folds]
     t0 = time.time()
-    results, paths = [], []
+    # every finished unit is kept in OUT/units/: a killed run resumes where it stopped
+    udir = out / "units"
+    udir.mkdir(exist_ok=True)
+
+    def done(u) -> Path:
+        return udir / f"{u[0]}_{u[1]}_{u[2]}.json"
+
+    todo = [u for u in units if args.fresh or not done(u).exists()]
+    if len(todo) < len(units):
+        print(
+            f"[bench] {len(units) - len(todo)} of {len(units)} units already done in {udir}", file=sys.stderr
+        )
+
+    def keep(u, r, p) -> None:
+        tmp = done(u).with_suffix(".tmp")
+        tmp.write_text(json.dumps({"rows": r, "path": p}, default=float))
+        os.replace(tmp, done(u))
+
     if args.jobs > 1:
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         with ProcessPoolExecutor(args.jobs) as ex:
-            for r, p in ex.map(run_unit, units):
-                results += r
-                paths += p
+            for u, (r, p) in zip(todo, ex.map(run_unit, todo), strict=True):
+                keep(u, r, p)
     else:
-        for u in units:
-            r, p = run_unit(u)
-            results += r
-            paths += p
+        for u in todo:
+            keep(u, *run_unit(u))
+    results, paths = [], []
+    for u in units:
+        got = json.loads(done(u).read_text())
+        results += got["rows"]
+        paths += got["path"]
     trans = [] if args.no_transfer else transfer(args)
     folds_df, path_df = pd.DataFrame(results), pd.DataFrame(paths)
     folds_df.to_csv(out / "folds.tsv", sep="\t", index=False)

@@ -158,7 +158,7 @@ def test_unknown_marker_names_file(tmp_path):
 
 def test_encode_labels():
     y, classes, task = encode_labels(["BCRXL", "Ref", "BCRXL"])
-    assert classes == ["Ref", "BCRXL"] and task == "multiclass" and y.tolist() == [1, 0, 1]
+    assert classes == ["Ref", "BCRXL"] and task == "binary" and y.tolist() == [1, 0, 1]
     y, classes, _ = encode_labels(["b", "a"], classes=["b", "a"])
     assert y.tolist() == [0, 1]
     y, classes, task = encode_labels(["1.5", "2", "7"])

@@ -34,7 +34,7 @@ def test_help_has_example(cmd):
 def test_systems_lists_registry():
     r = runner.invoke(app, ["systems", "--json"])
     assert r.exit_code == 0
-    rows = {d["name"]: d for d in json.loads(r.output)}
+    rows = {d["name"]: d for d in json.loads(r.stdout)}
     for name in ("deepbind", "deepsea", "basset", "danq", "splicing-cnn"):
         assert rows[name]["status"] == "ready" and rows[name]["citation"]
     assert rows["pcons2"]["status"] == "planned"  # not built yet, listed honestly
@@ -73,7 +73,7 @@ def test_train_writes_run(trained):
 def test_evaluate(trained, rest_small, tmp_path):
     r = runner.invoke(app, ["evaluate", str(trained), str(rest_small["test"]), "--out", str(tmp_path / "ev")])
     assert r.exit_code == 0, r.output
-    m = json.loads(r.output)
+    m = json.loads(r.stdout)
     s = json.loads((trained / "summary.json").read_text())
     assert m["auroc"] == pytest.approx(s["test_metrics"]["auroc"], abs=1e-6)
     assert (tmp_path / "ev" / "roc.png").exists()

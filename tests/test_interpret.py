@@ -249,7 +249,7 @@ def test_cli_interpret_commands(tiny_run, tmp_path):
     r = runner.invoke(
         app, ["ism", str(tiny_run), str(tiny_run / "seqs.fa"), "--out", str(tmp_path / "i.npz")]
     )
-    assert np.load(tmp_path / "i.npz")["effects"].shape == (2, 101, 4, 1)
+    assert np.load(tmp_path / "i.npz")["effects"].shape == (2, 4, 101, 1)
     r = runner.invoke(
         app, ["attribute", str(tiny_run), str(tiny_run / "seqs.fa"), "--out", str(tmp_path / "a.npz")]
     )

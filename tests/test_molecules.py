@@ -130,7 +130,7 @@ def test_cli_train_evaluate_predict(tmp_path):
 
     r = runner.invoke(app, ["evaluate", str(run), str(DELANEY), "--out", str(tmp_path / "ev")])
     assert r.exit_code == 0, r.output
-    assert {"mse", "rmse", "pearson", "r2"} <= set(json.loads(r.output))
+    assert {"mse", "rmse", "pearson", "r2"} <= set(json.loads(r.stdout))
 
     out = tmp_path / "p.tsv"
     r = runner.invoke(app, ["predict", str(run), str(INVALID), "--out", str(out), "--skip-invalid"])

@@ -199,9 +199,11 @@ def test_atomic_writer_leaves_no_temp_files(tmp_path: Path, monkeypatch: pytest.
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(OSError, match="disk full"):
+    from biodl.errors import BiodlInputError
+
+    with pytest.raises(BiodlInputError, match="x.bin: cannot write: disk full; nothing was replaced"):
         write_bytes_atomic(tmp_path / "out" / "x.bin", b"new content")
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(BiodlInputError, match="pr.png: cannot write: disk full; nothing was replaced"):
         plot_pr(y, s, tmp_path / "out" / "pr.png")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["roc.png", "x.bin"]
     assert (tmp_path / "out" / "x.bin").read_bytes() == b"abc"

@@ -76,7 +76,7 @@ def test_train_reports_per_label_metrics(run_dir: Path) -> None:
     for f in ("metrics.json", "predictions.tsv", "roc.png", "pr.png"):
         assert (run_dir / "test" / f).stat().st_size > 0
     pred = pd.read_csv(run_dir / "test" / "predictions.tsv", sep="\t")
-    assert len(pred) == s["n_test"] and {"prob_CDS", "label_CDS"} <= set(pred.columns)
+    assert len(pred) == s["n_test"] and {"prob_CDS", "true_CDS"} <= set(pred.columns)
     payload = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True)
     meta = json.loads(payload["meta"])
     assert meta["kind"] == "windows" and meta["data"]["window"] == 300 and meta["data"]["labels"] == LABELS
@@ -136,7 +136,12 @@ def test_bad_label_type_is_a_clear_error(tmp_path: Path) -> None:
     r = runner.invoke(app, _train_args(tmp_path / "bad", labels="CDS,tRNA"))
     assert r.exit_code == 2
     msg = " ".join((r.output or "").split())
-    assert "tRNA" in msg and "available types" in msg and "CDS" in msg
+    assert (
+        "tRNA" in msg
+        and "available types (count)" in msg
+        and "gene (94)" in msg
+        and "mobile_genetic_element (2)" in msg
+    )
 
 
 def test_bad_inputs(run_dir: Path, tmp_path: Path) -> None:

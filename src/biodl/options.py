@@ -47,8 +47,9 @@ class Option:
         Allowed values of a ``choice``.
     stages
         Where it applies: ``train``, ``evaluate``, ``predict``, ``report``.
-    minimum
-        Smallest allowed value of a number.
+    minimum, maximum
+        Smallest / largest allowed value of a number (a ``*_fraction`` option is at most 0.9
+        unless told otherwise: something must be left to train on).
     recipes
         Only these recipes take it (``None``: every recipe of the kind).
     """
@@ -62,8 +63,11 @@ class Option:
     stages: tuple[str, ...] = ("train",)
     minimum: float | None = None
     recipes: tuple[str, ...] | None = None
+    maximum: float | None = None
 
     def __post_init__(self) -> None:
+        if self.maximum is None and self.name.endswith("_fraction"):
+            object.__setattr__(self, "maximum", 0.9)
         if self.type not in TYPES:
             raise ValueError(f"option {self.name}: unknown type {self.type!r}")
         if self.type == "choice" and not self.choices:
@@ -110,6 +114,8 @@ class Option:
                 num = int(num)
             if self.minimum is not None and num < self.minimum:
                 raise self._bad(value, f"at least {self.minimum:g}")
+            if self.maximum is not None and num > self.maximum:
+                raise self._bad(value, f"at most {self.maximum:g}")
             return num
         if t == "choice":
             v = str(value)

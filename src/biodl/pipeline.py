@@ -11,6 +11,8 @@ predict and report dispatch on ``RunMeta.kind``.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 
 from biodl.errors import BiodlInputError
 from biodl.kinds import get_kind
-from biodl.kinds.base import DataKind, TrainContext, log, write_table
+from biodl.kinds.base import DataKind, TrainContext, check_labels, log, write_table
 from biodl.options import resolve
 from biodl.registry import Recipe, get_recipe
 
@@ -154,11 +156,19 @@ def train(
     recipe = get_recipe(system)
     k = choose_kind(recipe, options, kind)
     opts, mopts = kind_options(recipe, k, dict(options or {}), "train", spellings, model_options)
-    config = config or TrainConfig.for_recipe(recipe.train_defaults)
+    config = (config or TrainConfig.for_recipe(recipe.train_defaults)).check()
     out = Path(out_dir)
+    for key in ("data", "samples", "valid_file", "test_file"):
+        k.check_format(recipe.name, opts.get(key), "training")
     ctx = TrainContext(recipe, opts, mopts, config, out, quiet, frozenset(config_given))
+    if out.exists() and not out.is_dir():
+        raise BiodlInputError("--out names the run directory, and this is a file", path=out)
     splits = k.load(ctx)
     model, meta = k.build(ctx, splits)
+    labels = k.training_labels(meta, splits)
+    if labels is not None:
+        check_labels(labels, meta.label_names, meta.task, quiet)
+    _prepare_run_dir(out, recipe.name, k.name, config.resume, quiet)
     meta = meta.replace(
         options=_jsonable(opts), training=asdict(config), splits=dict(splits.info, **meta.splits)
     )
@@ -202,6 +212,50 @@ def train(
         summary["report"] = str(report(out, quiet=quiet))
         _write_summary(out, summary)
     return summary
+
+
+def _primary_process() -> bool:
+    """False in the worker processes of a multi-process (DDP / SLURM) run."""
+    return all(os.environ.get(v, "0") == "0" for v in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
+
+
+def _prepare_run_dir(out: Path, system: str, kind: str, resume: bool, quiet: bool) -> None:
+    """Make sure ``out`` will describe one run. A directory holding another system's run is
+    refused (training there would mix two runs) unless ``--no-resume``; with ``--no-resume``
+    the previous run's files are removed first (refused if an input of this command lies in
+    it), so no report, test metrics or plots of the old run stay beside the new model."""
+    from biodl.io._util import command_inputs_under
+    from biodl.train import read_run_json
+
+    if not (out / "run.json").exists() or not _primary_process():
+        return
+    try:
+        prev = read_run_json(out)
+        what, same = f"{prev.recipe} ({prev.kind}, {prev.status})", (prev.recipe, prev.kind) == (system, kind)
+    except BiodlInputError:
+        what, same = "an earlier biodl version or an unreadable run.json", False
+    if resume and same:
+        return
+    if resume:
+        raise BiodlInputError(
+            f"holds a run of {what}; training {system} here would mix two runs in one directory. "
+            "Give another --out, or --no-resume to replace that run (its files are removed)",
+            path=out,
+        )
+    inside = command_inputs_under(out)
+    if inside:
+        raise BiodlInputError(
+            f"--no-resume would clear this run directory, but it holds an input of this command "
+            f"({inside[0]}); move the input or give another --out",
+            path=out,
+        )
+    entries = list(out.iterdir())
+    for e in entries:
+        if e.is_dir() and not e.is_symlink():
+            shutil.rmtree(e)
+        else:
+            e.unlink()
+    log(f"[biodl] --no-resume: removed the previous run in {out} ({what}; {len(entries)} entries)", quiet)
 
 
 def _write_summary(out: Path, summary: dict[str, Any]) -> None:
@@ -269,6 +323,7 @@ def evaluate(
     """
     model, meta, k, recipe = _load(model_path, device)
     opts, _ = kind_options(recipe, k, dict(options or {}), "evaluate", spellings)
+    k.check_format(meta.recipe, data)
     table = k.read(meta, data, opts, labelled=True, quiet=quiet)
     return evaluate_table(
         k,
@@ -298,6 +353,7 @@ def predict(
     table keeps the input order and identifiers and is written atomically to ``out``."""
     model, meta, k, recipe = _load(model_path, device)
     opts, _ = kind_options(recipe, k, dict(options or {}), "predict", spellings)
+    k.check_format(meta.recipe, data)
     table = k.read(meta, data, opts, labelled=False, quiet=quiet)
     df = k.predict_frame(model, meta, table, device=device, options=opts, batch_size=batch_size)
     if out is not None:
@@ -315,6 +371,7 @@ def report(
     title: str | None = None,
     spellings: dict[str, str] | None = None,
     quiet: bool = False,
+    note: str | None = None,
 ) -> Path:
     """Write ``RUN_DIR/report.html`` (self-contained) for any run: the run table, held-out
     test metrics and plots, learning curves, then the kind's own sections (filter logos and
@@ -324,12 +381,18 @@ def report(
     from biodl.report.run import run_sections
 
     run = Path(run_dir)
+    if not run.exists():
+        raise BiodlInputError("not found (give a run directory of `biodl train`)", path=run)
     run = run if run.is_dir() else run.parent
     if not (run / "model.pt").exists():
         raise BiodlInputError("no model.pt here; is this a run directory of `biodl train`?", path=run)
     model, meta, k, recipe = _load(run / "model.pt", "cpu")
     opts, _ = kind_options(recipe, k, dict(options or {}), "report", spellings)
     sections = run_sections(run, meta, recipe, k) + k.report_sections(run, model, meta, data, opts)
+    if note:
+        from biodl.report.html import Section
+
+        sections.insert(1, Section("About these numbers", text=note))
     path = write_html_report(
         run / "report.html", title or f"{recipe.title}: {run.name}", sections, subtitle=recipe.short_citation
     )

@@ -10,16 +10,67 @@ kinds' ``cli`` modules; ``biodl systems`` and ``biodl --help`` import neither to
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from biodl.errors import BiodlError
 
+
+class _Commands(TyperGroup):
+    """The top-level command group: every command runs inside
+    :func:`biodl.io._util.command_inputs` (no output may replace one of the command's inputs),
+    and an error that escapes a command ends it with one line, never a traceback: a
+    :class:`BiodlError` with its message, a truncated or corrupt compressed input as such, and
+    anything unexpected as an internal error that says where it came from (set
+    ``BIODL_TRACEBACK=1`` for the full traceback)."""
+
+    def invoke(self, ctx):  # noqa: ANN001, ANN201 - click's signature
+        from biodl.io._util import DECOMPRESSION_ERRORS, command_inputs
+
+        with command_inputs():
+            try:
+                return super().invoke(ctx)
+            except BiodlError as e:
+                _fail(e)
+            except DECOMPRESSION_ERRORS as e:
+                _fail(BiodlError(f"an input file is truncated or corrupt ({type(e).__name__}: {e})"))
+            except Exception as e:
+                if type(e).__module__.split(".")[0] in ("click", "typer") or os.environ.get(
+                    "BIODL_TRACEBACK"
+                ):
+                    raise
+                _fail(BiodlError(_internal(e)))
+
+
+def _internal(e: BaseException) -> str:
+    """One line for an unexpected exception: its type, message and the innermost biodl frame."""
+    import traceback
+
+    root = Path(__file__).resolve().parents[1]  # the biodl package
+
+    def at(f) -> str:
+        p = Path(f.filename).resolve()
+        return f"{'biodl/' + str(p.relative_to(root)) if p.is_relative_to(root) else p.name}:{f.lineno}"
+
+    frames = traceback.extract_tb(e.__traceback__)
+    ours = [f for f in frames if Path(f.filename).resolve().is_relative_to(root)]
+    where = f" at {at(ours[-1])}" if ours else ""
+    if frames and (not ours or frames[-1] is not ours[-1]):
+        where += f" (raised in {at(frames[-1])})"
+    return (
+        f"unexpected {type(e).__name__}{where}: {e} -- this input or flag is not checked yet; "
+        "please report it (BIODL_TRACEBACK=1 shows the traceback)"
+    )
+
+
 app = typer.Typer(
+    cls=_Commands,
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,
@@ -27,7 +78,7 @@ app = typer.Typer(
     "code base.\n\nStart with `biodl demo`, then `biodl systems`.",
 )
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 #: How the CLI spells the kind options it has flags for (the rest are ``--set KEY``).
 FLAGS = {
@@ -400,6 +451,12 @@ def evaluate(
         )
     except BiodlError as e:
         _fail(e)
+    err.print(
+        f"[biodl] scored {r['n']} items of {r['data']}"
+        + (f"; metrics, predictions and plots in {out}" if out is not None else " (--out DIR keeps them)"),
+        highlight=False,
+        markup=False,
+    )
     console.print_json(json.dumps(r["metrics"]))
 
 

@@ -11,9 +11,10 @@ import typer
 from rich.console import Console
 
 from biodl.errors import BiodlError, BiodlInputError
+from biodl.io._util import atomic_output
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(e: Exception) -> None:
@@ -29,25 +30,35 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def _load_sequences(model_path: Path, seqs: Path, device: str):
-    """The model, its meta, the sequence ids and their one-hot ``(n, 4, L)``."""
+#: The models the sequence interpretation commands work on.
+DNA_KINDS = ("sequences", "windows")
+DNA_MODEL = "a DNA-sequence model (kind sequences or windows: DeepBind, DeepSEA, Basset, DanQ, ...)"
+
+
+def _load_sequences(model_path: Path, seqs: Path, device: str, command: str):
+    """The model, its meta, the sequence ids and their one-hot ``(n, 4, L)``; a model of
+    another kind, or an input that is not DNA, is refused naming both."""
+    from biodl.kinds.base import kind_of, require_kind
     from biodl.kinds.sequences.kind import sequence_inputs
     from biodl.train import load_model
 
     model, meta = load_model(model_path, device=device)
+    require_kind(meta, DNA_KINDS, f"biodl {command}", DNA_MODEL)
+    kind_of(meta).check_format(meta.recipe, seqs)
     ids, X = sequence_inputs(meta, seqs)
     return model, meta, ids, X
 
 
-def _output_index(meta, output: str | None) -> int:
+def _output_index(meta, output: str | None, n_outputs: int) -> int:
     names = [str(n) for n in (meta.label_names or [])]
+    listed = ", ".join(names) if names else f"by index, 0 to {n_outputs - 1}"
     if output is None:
         return 0
     if output in names:
         return names.index(output)
-    if output.isdigit():
+    if output.isdigit() and int(output) < n_outputs:
         return int(output)
-    raise BiodlInputError(f"unknown output {output!r} (outputs: {', '.join(names) or 'by index'})")
+    raise BiodlInputError(f"unknown output {output!r} (the model's outputs: {listed})")
 
 
 def register(app: typer.Typer) -> None:
@@ -94,7 +105,8 @@ def register(app: typer.Typer) -> None:
         db: str | None = typer.Option(
             None,
             "--db",
-            help="MEME motif file, or jaspar[:TAX_GROUP[:RELEASE]] (default: JASPAR CORE vertebrates).",
+            help="MEME motif file, or jaspar[:TAX_GROUP[:RELEASE]] (default: jaspar:vertebrates, the JASPAR "
+            "CORE vertebrates of the newest release pyjaspar bundles: JASPAR2026 with pyjaspar 4).",
         ),
         test: Path | None = typer.Option(
             None, help="Sequences for the filter PWMs (default: the run's test file)."
@@ -105,7 +117,7 @@ def register(app: typer.Typer) -> None:
         """First-layer filters as PWMs (RUN_DIR/filters.meme), each matched to a motif
         database with Tomtom; prints the table and writes motifs.tsv.
 
-        Example: biodl motifs biodl-demo --db JASPAR2024_CORE_vertebrates.meme
+        Example: biodl motifs biodl-demo --db jaspar:vertebrates:JASPAR2024
         """
         from biodl.interpret.motifs import load_motif_db
         from biodl.kinds.sequences.report import run_motifs
@@ -139,7 +151,13 @@ def register(app: typer.Typer) -> None:
     def ism(
         model: Path = typer.Argument(..., help="Run directory or its model.pt."),
         seqs: Path = typer.Argument(..., help="FASTA or table of sequences."),
-        out: Path = typer.Option(..., "--out", "-o", help="Output: .npz (all effects) or .tsv (long table)."),
+        out: Path = typer.Option(
+            ...,
+            "--out",
+            "-o",
+            help="Output: .npz (effects (n, 4, L, outputs), reference (n, outputs), ids, outputs, start) "
+            "or .tsv (one row per substitution: id, position (1-based), ref, alt, effect_<output>).",
+        ),
         output: str | None = typer.Option(None, help="Output (name or index) for the .tsv (default: all)."),
         start: int = typer.Option(0, help="First position to mutate (0-based)."),
         end: int | None = typer.Option(None, help="Position after the last to mutate (default: the end)."),
@@ -159,27 +177,32 @@ def register(app: typer.Typer) -> None:
         from biodl.io._util import atomic_write_text
 
         try:
-            m, meta, ids, X = _load_sequences(model, seqs, device)
+            m, meta, ids, X = _load_sequences(model, seqs, device, "ism")
             eff, y0 = saturation_mutagenesis(
                 m, X, start=start, end=end, method=method, batch_size=batch_size, return_reference=True
             )
             names = [str(n) for n in (meta.label_names or range(eff.shape[-1]))]
-            out.parent.mkdir(parents=True, exist_ok=True)
             if out.suffix == ".npz":
-                tmp = out.with_name(f".{out.name}.tmp.npz")
-                np.savez_compressed(
-                    tmp,
-                    effects=eff.numpy(),
-                    reference=y0.numpy(),
-                    ids=np.array(ids),
-                    outputs=np.array(names),
-                    start=start,
-                )
-                tmp.replace(out)
+                with atomic_output(out) as tmp, open(tmp, "wb") as fh:
+                    np.savez_compressed(
+                        fh,
+                        # (n, 4, L, outputs): the layout of the one-hot input and of
+                        # `biodl attribute`, outputs last
+                        effects=eff.permute(0, 2, 1, 3).numpy(),
+                        reference=y0.numpy(),
+                        ids=np.array(ids),
+                        outputs=np.array(names),
+                        start=start,
+                        layout=np.array("n,4,L,outputs"),
+                    )
             else:
                 import pandas as pd
 
-                js = [_output_index(meta, output)] if output is not None else list(range(eff.shape[-1]))
+                js = (
+                    [_output_index(meta, output, eff.shape[-1])]
+                    if output is not None
+                    else list(range(eff.shape[-1]))
+                )
                 n, L = eff.shape[:2]
                 seqs_s = [decode(x.numpy()) for x in X]
                 ii, pp, aa = np.meshgrid(np.arange(n), np.arange(L), np.arange(4), indexing="ij")
@@ -204,7 +227,12 @@ def register(app: typer.Typer) -> None:
     def attribute(
         model: Path = typer.Argument(..., help="Run directory or its model.pt."),
         seqs: Path = typer.Argument(..., help="FASTA or table of sequences."),
-        out: Path = typer.Option(..., "--out", "-o", help="Output .npz (attributions (n, 4, L), ids)."),
+        out: Path = typer.Option(
+            ...,
+            "--out",
+            "-o",
+            help="Output .npz (attributions (n, 4, L) for --output, ids; delta for IG / DeepLIFT).",
+        ),
         method: str = typer.Option(
             "integrated_gradients", help="saliency, input_x_gradient, integrated_gradients or deep_lift_shap."
         ),
@@ -223,8 +251,8 @@ def register(app: typer.Typer) -> None:
         from biodl.interpret.attributions import attribute as attr_fn
 
         try:
-            m, meta, ids, X = _load_sequences(model, seqs, device)
-            target = _output_index(meta, output)
+            m, meta, ids, X = _load_sequences(model, seqs, device, "attribute")
+            target = _output_index(meta, output, int(getattr(m, "n_outputs", 1)))
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 kw = (
@@ -236,11 +264,11 @@ def register(app: typer.Typer) -> None:
             a, delta = res if isinstance(res, tuple) else (res, None)
             for w in caught:
                 err.print(f"warning: {w.message}", highlight=False)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = out.with_name(f".{out.name}.tmp.npz")
             extra = {} if delta is None else {"delta": delta.numpy()}
-            np.savez_compressed(tmp, attributions=a.numpy(), ids=np.array(ids), **extra)
-            tmp.replace(out)
+            with atomic_output(out) as tmp, open(tmp, "wb") as fh:
+                np.savez_compressed(
+                    fh, attributions=a.numpy(), ids=np.array(ids), layout=np.array("n,4,L"), **extra
+                )
         except BiodlError as e:
             _fail(e)
         msg = f"{method} attributions of {a.shape[0]} sequence(s): {out}"

@@ -31,7 +31,7 @@ from torch.utils.data import Dataset
 
 from biodl.encode import one_hot_batch
 from biodl.errors import BiodlInputError
-from biodl.io._util import atomic_write_text, check_file
+from biodl.io._util import atomic_output, atomic_write_text, check_file, open_text
 
 __all__ = ["VariantWindow", "read_vcf_variants", "score_variants", "variant_windows", "write_scored_vcf"]
 
@@ -55,11 +55,55 @@ class VariantWindow:
     alt_seq: str = ""
 
 
+def check_vcf(path: str | Path) -> Path:
+    """``path`` if it reads as VCF text (plain, gzip or bgzip) with a ``#CHROM`` header line and
+    records of at least 8 tab-separated fields with an integer POS and a REF; else one
+    :class:`BiodlInputError` naming the file, line and problem (htslib would print a C-level
+    message and raise a bare exception, or say only "not valid bcf or vcf")."""
+    p = check_file(path)
+    with open(p, "rb") as fh:
+        if fh.read(4) == b"BCF\x02":
+            return p  # binary BCF: left to htslib
+    header = False
+    with open_text(p) as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if line.startswith("##"):
+                continue
+            if line.startswith("#CHROM"):
+                header = True
+                continue
+            if not line.strip():
+                continue
+            if not header:
+                raise BiodlInputError(
+                    "a VCF record before the '#CHROM POS ID REF ALT ...' header line (is the header "
+                    "missing? VCF needs '##fileformat=VCFv4.x' and '#CHROM' lines)",
+                    path=p,
+                    record=lineno,
+                )
+            f = line.rstrip("\r\n").split("\t")
+            if len(f) < 8:
+                raise BiodlInputError(
+                    f"a VCF record needs at least 8 tab-separated fields (CHROM POS ID REF ALT QUAL "
+                    f"FILTER INFO), found {len(f)}",
+                    path=p,
+                    record=lineno,
+                )
+            if not f[1].isdigit():
+                raise BiodlInputError(f"POS must be a positive integer, got {f[1]!r}", path=p, record=lineno)
+            if not f[3] or f[3] == ".":
+                raise BiodlInputError("empty REF allele", path=p, record=lineno)
+    if not header:
+        raise BiodlInputError("no '#CHROM' header line: not a VCF file", path=p)
+    return p
+
+
 def read_vcf_variants(path: str | Path) -> list[tuple[int, str, int, str, str, list[str]]]:
-    """``(record, chrom, pos, id, ref, alts)`` of every VCF record (cyvcf2; plain or bgzip)."""
+    """``(record, chrom, pos, id, ref, alts)`` of every VCF record (cyvcf2; plain or bgzip),
+    after :func:`check_vcf`."""
     from cyvcf2 import VCF
 
-    p = check_file(path)
+    p = check_vcf(path)
     try:
         vcf = VCF(str(p), lazy=True, threads=1)
     except (OSError, Exception) as e:  # cyvcf2 raises bare Exceptions for unreadable files
@@ -68,6 +112,8 @@ def read_vcf_variants(path: str | Path) -> list[tuple[int, str, int, str, str, l
     try:
         for i, v in enumerate(vcf, start=1):
             out.append((i, v.CHROM, int(v.POS), v.ID or ".", v.REF, list(v.ALT)))
+    except Exception as e:  # noqa: BLE001 - htslib's parse errors are bare Exceptions
+        raise BiodlInputError(f"cannot parse VCF record {len(out) + 1} ({e})", path=p) from None
     finally:
         vcf.close()
     return out
@@ -293,14 +339,11 @@ def write_scored_vcf(vcf: str | Path, table: pd.DataFrame, out: str | Path, outp
     output (ALT-major, outputs in ``BIODL_OUTPUTS`` order) ``BIODL_REF``, ``BIODL_ALT``,
     ``BIODL_DIFF``, ``BIODL_LOGODDS``. Written to a temporary file, then renamed.
     """
-    import os
-    import tempfile
 
-    from cyvcf2 import VCF, Writer
+    from cyvcf2 import VCF
 
     src = check_file(vcf)
     outp = Path(out)
-    outp.parent.mkdir(parents=True, exist_ok=True)
     reader = VCF(str(src), threads=1)
     names = ",".join(output_names)
     reader.add_info_to_header(
@@ -326,33 +369,34 @@ def write_scored_vcf(vcf: str | Path, table: pd.DataFrame, out: str | Path, outp
                 "Description": f"biodl {what}, strand-averaged, per ALT then per output ({names})",
             }
         )
-    fd, tmp = tempfile.mkstemp(dir=outp.parent, prefix=f".{outp.name}.", suffix=".tmp.vcf")
-    os.close(fd)
     try:
-        writer = Writer(tmp, reader)
-        records = iter(table.itertuples(index=False))
-        for v in reader:
-            sub = [next(records)._asdict() for _ in (v.ALT or ["."])]
-            status = [_status_code(str(r["status"])) for r in sub]
-            v.INFO["BIODL_STATUS"] = ",".join(status)
-            for key, col in (("REF", "ref"), ("ALT", "alt"), ("DIFF", "diff"), ("LOGODDS", "log_odds_diff")):
-                vals = []
-                for r in sub:
-                    for n in output_names:
-                        x = r.get(f"{n}_{col}")
-                        vals.append(
-                            "." if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.6g}"
-                        )
-                if any(s != "." for s in vals):
-                    v.INFO[f"BIODL_{key}"] = ",".join(vals)
-            writer.write_record(v)
-        writer.close()
-        os.replace(tmp, outp)
+        with atomic_output(outp) as tmp_path:
+            _write_records(reader, table, output_names, str(tmp_path))
     finally:
         reader.close()
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return outp
+
+
+def _write_records(reader, table: pd.DataFrame, output_names: list[str], tmp: str) -> None:
+    """The VCF records with their BIODL_* INFO fields, written to ``tmp``."""
+    from cyvcf2 import Writer
+
+    writer = Writer(tmp, reader)
+    records = iter(table.itertuples(index=False))
+    for v in reader:
+        sub = [next(records)._asdict() for _ in (v.ALT or ["."])]
+        status = [_status_code(str(r["status"])) for r in sub]
+        v.INFO["BIODL_STATUS"] = ",".join(status)
+        for key, col in (("REF", "ref"), ("ALT", "alt"), ("DIFF", "diff"), ("LOGODDS", "log_odds_diff")):
+            vals = []
+            for r in sub:
+                for n in output_names:
+                    x = r.get(f"{n}_{col}")
+                    vals.append("." if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.6g}")
+            if any(s != "." for s in vals):
+                v.INFO[f"BIODL_{key}"] = ",".join(vals)
+        writer.write_record(v)
+    writer.close()
 
 
 def run_variants(
@@ -369,6 +413,11 @@ def run_variants(
     from biodl.train import load_model
 
     model, meta = load_model(model_path, device=device)
+    from biodl.kinds.base import require_kind
+
+    require_kind(
+        meta, ("sequences", "windows"), "biodl variants", "a DNA-sequence model (kind sequences or windows)"
+    )
     length = meta.data.get("seq_len")
     if not length:
         raise BiodlInputError(

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import gzip
 import io
 import os
 import tempfile
+import zlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 
 from biodl.errors import BiodlInputError
@@ -20,6 +25,7 @@ def check_file(path: str | Path) -> Path:
         raise BiodlInputError("file not found", path=p)
     if p.is_dir():
         raise BiodlInputError("is a directory, expected a file", path=p)
+    note_input(p)
     return p
 
 
@@ -28,28 +34,203 @@ def is_gzip(path: Path) -> bool:
         return fh.read(2) == GZIP_MAGIC
 
 
+#: What a truncated or corrupt compressed file raises while it is read.
+DECOMPRESSION_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
+
+
+@contextlib.contextmanager
+def input_errors(path: str | Path) -> Iterator[None]:
+    """Turn the errors of a truncated or corrupt (gzip) file read inside the block into one
+    :class:`BiodlInputError` naming ``path`` (``EOFError`` would otherwise end the CLI with a
+    bare 'Aborted!')."""
+    try:
+        yield
+    except DECOMPRESSION_ERRORS as e:
+        raise BiodlInputError(
+            f"the file is truncated or corrupt ({type(e).__name__}: {e}); check or re-download it", path=path
+        ) from None
+
+
+class _GuardedText(io.TextIOBase):
+    """A text stream whose decompression errors name the file (see :func:`input_errors`)."""
+
+    def __init__(self, fh: io.TextIOBase, path: Path) -> None:
+        self._fh, self._path = fh, path
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> str:
+        with input_errors(self._path):
+            return self._fh.read(size)
+
+    def readline(self, size: int | None = -1) -> str:
+        with input_errors(self._path):
+            return self._fh.readline(size)
+
+    def seekable(self) -> bool:
+        return self._fh.seekable()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        with input_errors(self._path):
+            return self._fh.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def __next__(self) -> str:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def __iter__(self):
+        return self
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
 def open_text(path: str | Path) -> io.TextIOBase:
-    """Open a plain or gzip-compressed text file (detected by its magic bytes)."""
+    """Open a plain or gzip-compressed text file (detected by its magic bytes); a truncated or
+    corrupt gzip file is a clear error naming it."""
     p = check_file(path)
     if is_gzip(p):
-        return io.TextIOWrapper(gzip.open(p, "rb"), encoding="utf-8", errors="replace")
+        return _GuardedText(io.TextIOWrapper(gzip.open(p, "rb"), encoding="utf-8", errors="replace"), p)
     return open(p, encoding="utf-8", errors="replace")
 
 
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (temp file in the same directory, then rename)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+# ------------------------------------------------------------------------------ output safety
+#: Inputs of the running command (set by the CLI for each command): no output may replace one.
+_INPUTS: ContextVar[set[str] | None] = ContextVar("biodl_inputs", default=None)
+
+
+@contextlib.contextmanager
+def command_inputs() -> Iterator[set[str]]:
+    """Record the files read while the block runs (:func:`note_input`), so that
+    :func:`atomic_output` refuses to write over any of them."""
+    token = _INPUTS.set(set())
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        yield _INPUTS.get()
+    finally:
+        _INPUTS.reset(token)
+
+
+def note_input(path: str | Path) -> None:
+    """Register ``path`` as an input of the running command (no-op outside :func:`command_inputs`)."""
+    seen = _INPUTS.get()
+    if seen is not None:
+        with contextlib.suppress(OSError):
+            seen.add(str(Path(path).resolve()))
+
+
+def command_inputs_under(directory: str | Path) -> list[str]:
+    """The inputs of the running command that lie inside ``directory``."""
+    root = Path(directory).resolve()
+    return sorted(p for p in (_INPUTS.get() or ()) if Path(p).is_relative_to(root))
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def check_output_path(path: str | Path) -> Path:
+    """``path`` if a file may be written there: not a directory, not a device / pipe / socket,
+    not an input of the running command, and a parent directory that exists or can be made
+    (a note says which directories were made). Else one clear :class:`BiodlInputError`."""
+    p = Path(path)
+    if p.is_dir():
+        raise BiodlInputError("is a directory; give a file name to write", path=p)
+    if p.exists() and not p.is_file():
+        raise BiodlInputError(
+            "exists and is not a regular file (a device, pipe or socket); refusing to write over it", path=p
+        )
+    seen = _INPUTS.get()
+    if seen and p.exists() and str(p.resolve()) in seen:
+        raise BiodlInputError(
+            "is an input of this command; refusing to write over it (give another --out)", path=p
+        )
+    parent = p.parent
+    if not parent.is_dir():
+        if parent.exists():
+            raise BiodlInputError(f"cannot write here: {parent} is a file, not a directory", path=p)
+        missing = [d for d in [parent, *parent.parents] if not d.exists()]
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise BiodlInputError(f"cannot create the directory {parent}: {e.strerror}", path=p) from None
+        note(
+            f"[biodl] created directory {missing[-1]}"
+            + (f" (and {len(missing) - 1} below it)" if len(missing) > 1 else "")
+        )
+    return p
+
+
+def note(msg: str) -> None:
+    """A line on standard error (notes and warnings about the user's inputs and outputs)."""
+    from rich.console import Console
+
+    Console(stderr=True, soft_wrap=True).print(msg, highlight=False, markup=False)
+
+
+def warn_duplicate_ids(ids, path: str | Path | None, what: str = "record id") -> int:
+    """Warn (once per file) when ``ids`` repeat: rows are all kept and outputs stay in input
+    order, but a join on the id would mix them up. Returns the number of repeated ids."""
+    from collections import Counter
+
+    dup = [(k, c) for k, c in Counter(ids).items() if c > 1]
+    if dup:
+        shown = ", ".join(f"{k!r} x{c}" for k, c in dup[:5]) + (", ..." if len(dup) > 5 else "")
+        note(
+            f"[biodl] warning: {path}: {len(dup)} {what}(s) occur more than once ({shown}); all rows "
+            "are kept in input order (match outputs by row, not by id)"
+        )
+    return len(dup)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """The one way biodl writes a file: yields a temporary path in the destination directory;
+    when the block finishes, the file gets the usual ``0o666 & ~umask`` permissions and is
+    renamed over ``path`` (atomic on POSIX), so a reader never sees half a file and a failed or
+    killed write leaves an existing ``path`` untouched. Targets are checked first
+    (:func:`check_output_path`); write errors (a full disk, no permission) are one clear error."""
+    p = check_output_path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    except OSError as e:
+        raise BiodlInputError(f"cannot write here: {e.strerror}", path=p) from None
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, p)
-    except BaseException:
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise BiodlInputError(
+                "cannot write: no space left on the device; nothing was replaced", path=p
+            ) from None
+        raise BiodlInputError(f"cannot write: {e.strerror or e}; nothing was replaced", path=p) from None
+    finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
-    return p
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through :func:`atomic_output` (flushed and fsync'ed)."""
+    with atomic_output(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return Path(path)
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_output`."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def guess_separator(path: Path, first_line: str, default: str | None = "\t") -> str | None:

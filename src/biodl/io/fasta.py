@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from biodl.errors import BiodlInputError
-from biodl.io._util import atomic_write_text, check_file, is_gzip, open_text
+from biodl.io._util import atomic_output, atomic_write_text, check_file, input_errors, is_gzip, open_text
 
 _VALID = np.zeros(256, dtype=bool)
 for _c in b"ACGTUNacgtun":
@@ -160,10 +160,13 @@ def open_genome(path: str | Path, cache_dir: str | Path | None = None):
         key = hashlib.sha1(f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
         target = cdir / f"{p.name.removesuffix('.gz')}.{key}.fa"
         if not target.exists():
-            tmp = target.with_suffix(".tmp")
-            with gzip.open(p, "rb") as src, open(tmp, "wb") as dst:
+            with (
+                input_errors(p),
+                atomic_output(target) as tmp,
+                gzip.open(p, "rb") as src,
+                open(tmp, "wb") as dst,
+            ):
                 shutil.copyfileobj(src, dst, 1 << 20)
-            os.replace(tmp, target)
     try:
         return pyfaidx.Fasta(str(target), as_raw=True, sequence_always_upper=False, rebuild=True)
     except Exception as e:  # pyfaidx raises several types for malformed files

@@ -80,6 +80,7 @@ def read_gff(
     keep_types = None if feature_types is None else frozenset(feature_types)
     keep_sources = None if sources is None else frozenset(sources)
     rows: list[tuple] = []
+    seen: dict[str, int] = {}
     with open_text(p) as fh:
         for lineno, raw in enumerate(fh, start=1):
             if raw.startswith("#"):
@@ -120,14 +121,15 @@ def read_gff(
                 raise BiodlInputError(
                     f"strand (column 7) must be +, -, . or ?, got {strand!r}", path=p, record=lineno
                 )
+            seen[f[2]] = seen.get(f[2], 0) + 1
             if keep_types is not None and f[2] not in keep_types:
                 continue
             if keep_sources is not None and f[1] not in keep_sources:
                 continue
             rows.append((f[0], f[1], f[2], start - 1, end, strand, f[8], lineno))
-    if not rows:
-        return _empty_features()
-    return pd.DataFrame(rows, columns=FEATURE_COLUMNS)
+    df = pd.DataFrame(rows, columns=FEATURE_COLUMNS) if rows else _empty_features()
+    df.attrs["type_counts"] = seen  # every type in the file, also those not kept
+    return df
 
 
 def parse_attributes(attributes: str) -> dict[str, str]:
@@ -322,4 +324,19 @@ def read_annotation(
             frames.append(read_bed_features(p, label_from=bed_label_from))
         else:
             frames.append(read_gff(p, feature_types=feature_types))
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    if len(frames) == 1:
+        return frames[0]
+    counts: dict[str, int] = {}
+    for f in frames:
+        for t, n in type_counts(f).items():
+            counts[t] = counts.get(t, 0) + n
+    out = pd.concat(frames, ignore_index=True)
+    out.attrs["type_counts"] = counts
+    return out
+
+
+def type_counts(features: pd.DataFrame) -> dict[str, int]:
+    """Every feature type of the annotation file(s) a feature table was read from, with its
+    count (also the types a reader was told not to keep), most frequent first."""
+    counts = features.attrs.get("type_counts") or features["type"].value_counts().to_dict()
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))

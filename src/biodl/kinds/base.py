@@ -41,7 +41,110 @@ def log(msg: str, quiet: bool = False) -> None:
     if not quiet:
         from rich.console import Console
 
-        Console(stderr=True).print(msg, highlight=False, markup=False)
+        Console(stderr=True, soft_wrap=True).print(msg, highlight=False, markup=False)
+
+
+_MAGIC = ((b"\x89HDF\r\n\x1a\n", "HDF5"), (b"FCS", "FCS"), (b"BCF\x02", "BCF"), (b"PK\x03\x04", "ZIP"))
+_TEXT_MAGIC = (
+    ("##fileformat=VCF", "VCF"),
+    ("##gff-version", "GFF"),
+    ("##sequence-region", "GFF"),
+    (">", "FASTA"),
+    ("@", "FASTQ"),
+)
+
+
+def check_labels(y: np.ndarray, names: list | None, task: str, quiet: bool = False) -> None:
+    """Training targets a user should hear about: missing (NaN) values are counted (they are
+    masked out of the loss and the metrics); a label with no values, or -- for a binary task
+    -- a single class (all 0: nothing to learn, AUROC undefined) is refused; multi-label
+    labels with one class and constant regression targets are warned about (their
+    AUROC / correlation is NaN and left out of the means)."""
+    y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+    names = [str(n) for n in names] if names is not None and len(names) == y.shape[1] else None
+    names = names or [f"output {j}" for j in range(y.shape[1])]
+    nan = np.isnan(y)
+    if nan.any():
+        empty = [n for n, e in zip(names, nan.all(axis=0), strict=True) if e]
+        if empty:
+            raise BiodlInputError(f"label(s) with no value in the training set: {', '.join(empty)}")
+        per = ", ".join(f"{n}: {int(c)}" for n, c in zip(names, nan.sum(axis=0), strict=True) if c)
+        log(
+            f"[biodl] {int(nan.sum())} missing (NaN) label value(s) in the training set ({per}); "
+            "masked out of the loss and the metrics",
+            quiet,
+        )
+    single = {}
+    for j, n in enumerate(names):
+        vals = np.unique(y[~nan[:, j], j])
+        if len(vals) < 2:
+            single[n] = vals[0] if len(vals) else float("nan")
+    if not single or task == "multiclass":
+        return
+    if task == "binary" or len(single) == len(names):
+        what = "; ".join(f"{n}: all {v:g}" for n, v in single.items())
+        raise BiodlInputError(
+            f"the training labels have one value only ({what}): there is nothing to learn and AUROC / "
+            "correlation are undefined. Check the label column"
+            + (
+                ", or add negatives (sequence files: --shuffle-negatives)"
+                if task == "binary" and all(v == 1 for v in single.values())
+                else ""
+            )
+        )
+    kind = "class" if task == "multilabel" else "value"
+    log(
+        f"[biodl] warning: {len(single)} label(s) have one {kind} only in the training set "
+        f"({', '.join(f'{n}: all {v:g}' for n, v in list(single.items())[:20])}"
+        f"{', ...' if len(single) > 20 else ''}); their metrics are NaN and left out of the means",
+        quiet,
+    )
+
+
+_ARTICLE = {"HDF5": "an", "FCS": "an"}
+
+
+def sniff_format(path: str | Path) -> str | None:
+    """The format of ``path`` by its first bytes (plain or gzip): ``FASTA``, ``FASTQ``, ``VCF``,
+    ``GFF``, ``HDF5`` (AnnData), ``FCS``, ``BCF``, ``ZIP``; ``None`` for anything else (tables,
+    SDF, ...), which the kind's reader judges."""
+    import gzip
+
+    p = Path(path)
+    if not p.is_file():
+        return None
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(512)
+        if head[:2] == b"\x1f\x8b":
+            with gzip.open(p, "rb") as fh:
+                head = fh.read(512)
+    except (OSError, EOFError):
+        return None  # the kind's reader says what is wrong with it
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    text = head.decode("utf-8", "replace").lstrip("\ufeff")
+    for magic, name in _TEXT_MAGIC:
+        if text.startswith(magic):
+            return name
+    return None
+
+
+def kind_of(meta: RunMeta) -> DataKind:
+    from biodl.kinds import get_kind
+
+    return get_kind(meta.kind)
+
+
+def require_kind(meta: RunMeta, kinds: tuple[str, ...], command: str, needs: str) -> None:
+    """Refuse, naming the model's kind and what it reads, a ``command`` that ``needs`` a model
+    of one of ``kinds`` (``biodl ism`` with a CellCnn model, say)."""
+    if meta.kind not in kinds:
+        raise BiodlInputError(
+            f"{command} needs {needs}; this model is {meta.recipe} of kind {meta.kind!r}, which reads "
+            f"{kind_of(meta).reads or meta.kind}"
+        )
 
 
 @dataclass
@@ -95,10 +198,30 @@ class DataKind:
 
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""
+    #: What the kind's models read, for messages ("DNA sequences: FASTA, or a table ...").
+    reads: ClassVar[str] = ""
+    #: The formats :func:`sniff_format` recognises that the kind reads (others are refused).
+    formats: ClassVar[frozenset[str]] = frozenset()
     options: ClassVar[tuple[Option, ...]] = ()
     hints: ClassVar[dict[str, str]] = {}
     collate_fn: ClassVar[Any] = None
     report_on_train: ClassVar[bool] = False
+
+    def training_labels(self, meta: RunMeta, splits: Splits) -> np.ndarray | None:
+        """The training targets ``(n, n_labels)`` (NaN = missing), checked by
+        :func:`check_labels` before training; ``None`` when the kind checks its own (or has none)."""
+        return None
+
+    def check_format(self, recipe: str, path: str | Path | None, what: str = "this model") -> None:
+        """Refuse an input whose format (by :func:`sniff_format`) this kind does not read,
+        naming the format, the model and what it reads (a FASTA given to a molecule model)."""
+        fmt = sniff_format(path) if isinstance(path, (str, Path)) else None
+        if fmt is not None and fmt not in self.formats:
+            raise BiodlInputError(
+                f"is {_ARTICLE.get(fmt, 'a')} {fmt} file, but {what} ({recipe}, kind "
+                f"{self.name!r}) reads {self.reads}",
+                path=path,
+            )
 
     # ------------------------------------------------------------------ selection
     def claims(self, given: dict[str, Any]) -> bool:
@@ -275,12 +398,24 @@ def prediction_frame(
     logits: np.ndarray,
     names: list[str] | None = None,
     classes: list[str] | None = None,
+    targets: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Predictions as a table in input order: ``id`` then, per task, ``prob_<class>`` and
     ``predicted`` (multiclass), ``pred_<name>`` (regression) or ``logit_<name>`` and
-    ``prob_<name>`` (binary / multi-label). ``logits`` is ``(n, n_outputs)``."""
+    ``prob_<name>`` (binary / multi-label). ``logits`` is ``(n, n_outputs)``. With
+    ``targets`` (``(n, n_labels)``, NaN = missing), the truth follows: ``true`` (the class,
+    multiclass) or ``true_<name>`` per output (empty where the label is missing)."""
     names = names or [f"out{j}" for j in range(logits.shape[1])]
     cols: dict[str, Any] = {"id": list(ids)}
+    truth: dict[str, Any] = {}
+    if targets is not None and np.asarray(targets).size:
+        t = np.asarray(targets, dtype=np.float64).reshape(len(ids), -1)
+        if task == "multiclass":
+            cn = classes or names
+            truth["true"] = [cn[int(v)] if not np.isnan(v) else "" for v in t[:, 0]]
+        else:
+            for j, n in enumerate(names[: t.shape[1]]):
+                truth[f"true_{n}"] = t[:, j]
     if task == "multiclass":
         z = logits.astype(np.float64)
         z = np.exp(z - z.max(axis=1, keepdims=True)) if len(z) else z
@@ -297,7 +432,7 @@ def prediction_frame(
         for j, n in enumerate(names):
             cols[f"logit_{n}"] = logits[:, j]
             cols[f"prob_{n}"] = prob[:, j]
-    return pd.DataFrame(cols)
+    return pd.DataFrame({**cols, **truth})
 
 
 def write_table(df: pd.DataFrame, path: str | Path) -> Path:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import io
 import os
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -80,19 +79,9 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     Path
         ``path`` as a :class:`pathlib.Path`.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        with open(tmp, "xb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    from biodl.io._util import atomic_write_bytes
+
+    return atomic_write_bytes(path, data)
 
 
 def _new_figure(width: float, height: float) -> Figure:

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
+import pickle
 import platform
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,18 +178,12 @@ def data_as(cls, data: dict[str, Any]):
 
 # ----------------------------------------------------------------------------- writing
 def atomic_torch_save(obj, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file in the destination directory, then rename."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    """``torch.save`` through biodl's one safe writer (:func:`biodl.io._util.atomic_output`)."""
+    from biodl.io._util import atomic_output
+
+    with atomic_output(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, p)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return p
+    return Path(path)
 
 
 def atomic_json(obj, path: str | Path) -> Path:
@@ -238,7 +231,10 @@ def _read_payload(path: str | Path) -> tuple[Path, dict]:
     try:
         payload = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise BiodlInputError(f"not a biodl model file ({type(e).__name__}: {e})", path=p) from None
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        if "Weights only load failed" in first or isinstance(e, pickle.UnpicklingError):
+            first = "not a file torch.load can read safely (weights_only): corrupt, or not a model"
+        raise BiodlInputError(f"not a biodl model file ({type(e).__name__}: {first[:200]})", path=p) from None
     if not isinstance(payload, dict) or payload.get("format") not in (MODEL_FORMAT, *LEGACY_MODEL_FORMATS):
         raise BiodlInputError(f"not a biodl model file (expected format {MODEL_FORMAT})", path=p)
     return p, payload
@@ -274,11 +270,13 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[nn.Module, RunMet
     return model, meta
 
 
-def check_resumable(ckpt: Path, module: nn.Module) -> None:
-    """Refuse, with a clear error, to resume from a checkpoint of a different model (other
-    options written to the same ``--out``) instead of failing deep inside ``load_state_dict``."""
+def check_resumable(ckpt: Path, module: nn.Module) -> int:
+    """The number of epochs a checkpoint has finished; refuses, with a clear error, to resume
+    from a checkpoint of a different model (other options written to the same ``--out``)
+    instead of failing deep inside ``load_state_dict``."""
     try:
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+        payload = torch.load(ckpt, map_location="cpu", weights_only=True)
+        state = payload["state_dict"]
     except Exception as e:  # noqa: BLE001 - any unreadable checkpoint gets the same message
         raise BiodlInputError(
             f"cannot resume: the checkpoint is unreadable ({type(e).__name__}); rerun with --no-resume "
@@ -295,3 +293,4 @@ def check_resumable(ckpt: Path, module: nn.Module) -> None:
             "--out, or --no-resume to overwrite it",
             path=ckpt,
         )
+    return int(payload.get("epoch", -1)) + 1

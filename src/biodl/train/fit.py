@@ -13,10 +13,9 @@ loop; :func:`fit_model` is the one-call form for a plain supervised network.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, RichProgressBar
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -68,6 +67,33 @@ class TrainConfig:
     deterministic: bool = True
     checkpoint_every: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> TrainConfig:
+        """``self`` if every field makes sense, else one :class:`BiodlInputError` naming the flag
+        (a zero batch size would otherwise fail deep inside the data loader)."""
+        flags = {"max_epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr"}
+
+        def bad(name: str, what: str) -> BiodlInputError:
+            flag = flags.get(name, "--" + name.replace("_", "-"))
+            return BiodlInputError(f"{flag} must be {what}, got {getattr(self, name)!r}")
+
+        for name in ("max_epochs", "batch_size", "num_nodes", "checkpoint_every"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise bad(name, "an integer of at least 1")
+        for name in ("min_epochs", "patience", "num_workers", "seed"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise bad(name, "a non-negative integer")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise bad("lr", "a positive number")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise bad("weight_decay", "a non-negative number")
+        if self.min_epochs > self.max_epochs:
+            raise BiodlInputError(
+                f"--min-epochs ({self.min_epochs}) is more than --epochs ({self.max_epochs})"
+            )
+        return self
 
     @classmethod
     def for_recipe(cls, defaults: dict[str, Any] | None = None, **overrides: Any) -> TrainConfig:
@@ -119,14 +145,15 @@ class HistoryCallback(Callback):
             self._write()
 
     def _write(self) -> None:
+        from biodl.io._util import atomic_write_text
+
         keys = ["epoch"] + sorted({k for r in self.rows for k in r} - {"epoch"})
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".history.", suffix=".tmp")
-        with os.fdopen(fd, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=keys)
-            w.writeheader()
-            for r in self.rows:
-                w.writerow({k: r.get(k, "") for k in keys})
-        os.replace(tmp, self.path)
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+        w.writeheader()
+        for r in self.rows:
+            w.writerow({k: r.get(k, "") for k in keys})
+        atomic_write_text(self.path, buf.getvalue())
 
     def state_dict(self) -> dict:
         return {"rows": json.dumps(self.rows)}
@@ -159,6 +186,17 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
+
+
+class _EpochProgress(RichProgressBar):
+    """Lightning's rich progress bar counting epochs from 1 ("Epoch 3/3" for ``--epochs 3``;
+    Lightning's own shows the 0-based index over ``max_epochs - 1``)."""
+
+    def _get_train_description(self, current_epoch: int) -> str:  # Lightning's hook for the label
+        label = f"Epoch {current_epoch + 1}"
+        if self.trainer.max_epochs is not None and self.trainer.max_epochs > 0:
+            label += f"/{self.trainer.max_epochs}"
+        return f"{label:{len(self.validation_description)}}"
 
 
 class _LastCheckpoint(ModelCheckpoint):
@@ -231,6 +269,8 @@ def make_trainer(
         ),
         _LastCheckpoint(ckpt_dir, every),
     ]
+    if config.progress:
+        cbs.append(_EpochProgress())
     if config.patience and config.patience > 0:
         cbs.append(EarlyStopping(monitor=monitor, mode=mode, patience=config.patience))
     kwargs: dict[str, Any] = dict(
@@ -279,6 +319,7 @@ def fit(
     threads
         torch CPU threads while training on the CPU (see :func:`~biodl.train.predict.cpu_threads`).
     """
+    config.check()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(config.seed, workers=True, verbose=False)
@@ -292,7 +333,13 @@ def fit(
     last = out / "checkpoints" / "last.ckpt"
     resumed = str(last) if (config.resume and last.exists()) else None
     if resumed:
-        check_resumable(last, plan)
+        from biodl.kinds.base import log
+
+        done = check_resumable(last, plan)
+        log(
+            f"[biodl] resuming from {last} ({done} epoch{'s' if done != 1 else ''} done of "
+            f"{config.max_epochs}); --no-resume starts over"
+        )
     if not config.resume and last.exists():
         for f in (out / "checkpoints").glob("*.ckpt"):
             f.unlink()

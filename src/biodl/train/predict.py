@@ -101,6 +101,8 @@ def predict(
     (outputs, targets)
         ``(n, n_outputs)`` and ``(n, n_labels)`` float32 arrays (``(n, 0)`` without targets).
     """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise BiodlInputError(f"--batch-size must be an integer of at least 1, got {batch_size!r}")
     dev = torch_device(device)
     model = model.to(dev).eval()
     fn = forward or model

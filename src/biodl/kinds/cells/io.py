@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from biodl.errors import BiodlInputError
-from biodl.io._util import check_file
+from biodl.io._util import check_file, input_errors
 
 __all__ = [
     "FcsData",
@@ -308,7 +308,10 @@ def read_sample_table(
     """
     p = check_file(path)
     try:
-        df = pd.read_csv(p, sep=None, engine="python", dtype=str, keep_default_na=False, comment=None)
+        with input_errors(p):
+            df = pd.read_csv(p, sep=None, engine="python", dtype=str, keep_default_na=False, comment=None)
+    except BiodlInputError:
+        raise
     except Exception as e:
         raise BiodlInputError(f"cannot read the sample table ({e})", path=p) from None
     df.columns = [str(c).strip() for c in df.columns]

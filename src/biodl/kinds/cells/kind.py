@@ -233,6 +233,8 @@ class CellsKind(DataKind):
 
     name = "cells"
     title = "cytometry samples"
+    reads = "cytometry samples: FCS files, or a sample table (CSV/TSV) listing them with their labels"
+    formats = frozenset(("FCS",))
     options = OPTIONS
     hints = {"valid_file": _NOT_VALID}
     report_on_train = True

@@ -153,7 +153,8 @@ def encode_labels(
     -------
     (targets, classes, task)
         float targets ``(n,)`` (class indices or values), class names (``None`` for
-        regression), ``"multiclass"`` or ``"regression"``.
+        regression), ``"binary"`` (two classes; the network still has a softmax over both),
+        ``"multiclass"`` or ``"regression"``.
     """
 
     def _num(s: str) -> float | None:
@@ -183,7 +184,8 @@ def encode_labels(
         ctrl = [c for c in uniq if c.strip().lower() in _CONTROL_NAMES]
         uniq = ctrl[:1] + [c for c in uniq if c not in ctrl[:1]]
     index = {c: i for i, c in enumerate(uniq)}
-    return np.asarray([index[s] for s in labels], dtype=np.float32), uniq, "multiclass"
+    task = "binary" if len(uniq) == 2 else "multiclass"  # two classes: a softmax over both, named binary
+    return np.asarray([index[s] for s in labels], dtype=np.float32), uniq, task
 
 
 class MultiCellDataset(Dataset):

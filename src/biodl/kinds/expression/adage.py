@@ -139,15 +139,15 @@ def write_network(model: ADAGE, path: str | Path) -> Path:
             "visible bias vector \n" + "\n".join(f"{v:.8f}" for v in dae.visible_bias.tolist()) + "\n"
         )
     text = "".join(parts)
+    from biodl.io._util import atomic_output
+
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp")
-    if p.name.endswith(".gz"):
-        with gzip.open(tmp, "wt") as fh:
-            fh.write(text)
-    else:
-        tmp.write_text(text)
-    tmp.replace(p)
+    with atomic_output(p) as tmp:
+        if p.name.endswith(".gz"):
+            with gzip.open(tmp, "wt") as fh:
+                fh.write(text)
+        else:
+            tmp.write_text(text)
     return p
 
 

@@ -95,6 +95,15 @@ OPTIONS = (
     ),
     Option("targets", "str", None, "D-GEX target genes (default: every other gene).", recipes=("dgex",)),
     Option(
+        "test_fraction",
+        "float",
+        0.1,
+        "D-GEX without --test: seeded test hold-out of samples (at least 1; 0: none), evaluated "
+        "after training as in Chen et al.'s train / validation / test split.",
+        minimum=0,
+        recipes=("dgex",),
+    ),
+    Option(
         "raw",
         "bool",
         False,
@@ -163,7 +172,10 @@ class ExpressionKind(DataKind):
 
     name = "expression"
     title = "expression matrices"
+    reads = "expression matrices (PCL, TSV/CSV, GCT, or AnnData .h5ad)"
+    formats = frozenset(("HDF5",))
     options = OPTIONS
+    report_on_train = True
 
     # ------------------------------------------------------------------ training
     def load(self, ctx: TrainContext) -> Splits:
@@ -199,6 +211,19 @@ class ExpressionKind(DataKind):
         m = read_data(o["data"], o, known_genes=landmarks)
         x, y, landmarks, targets = split_landmarks(m, landmarks, targets)
         ctx.log(f"{m.shape[0]} samples: {len(landmarks)} landmarks -> {len(targets)} targets")
+        test = None
+        if o["test_file"]:
+            test = self.read_dgex(
+                ExpressionData(landmarks=landmarks, targets=targets), o["test_file"], o, True
+            )
+        elif o["test_fraction"] > 0:
+            rest, te = split_indices(len(x), o["test_fraction"], seed + 7, at_least_one=True, min_items=5)
+            if len(te):
+                samples = list(m.samples)
+                test = ExpressionTable(
+                    [samples[i] for i in te], x[te], y[te], f"{o['data']} (test hold-out)", targets=targets
+                )
+                x, y = x[rest], y[rest]
         if o["valid_file"] is not None:
             vx, vy, _, _ = split_landmarks(
                 read_data(o["valid_file"], o, known_genes=landmarks), landmarks, targets
@@ -207,11 +232,6 @@ class ExpressionKind(DataKind):
         else:
             tr, va = dgex_split(len(x), o["valid_fraction"], seed)
             train, valid = (x[tr], y[tr]), ((x[va], y[va]) if len(va) else None)
-        test = None
-        if o["test_file"]:
-            test = self.read_dgex(
-                ExpressionData(landmarks=landmarks, targets=targets), o["test_file"], o, True
-            )
         return Splits(
             train=train,
             valid=valid,

@@ -228,6 +228,8 @@ class FeaturesKind(DataKind):
 
     name = "features"
     title = "feature tables"
+    reads = "tables of numeric genomic features (TSV/CSV/whitespace, plain or gzip)"
+    formats = frozenset(())
     options = OPTIONS
     report_on_train = True
 

@@ -18,6 +18,7 @@ import pandas as pd
 from rdkit import Chem, rdBase
 
 from biodl.errors import BiodlInputError
+from biodl.io._util import input_errors, warn_duplicate_ids
 
 __all__ = ["InvalidMolecule", "MoleculeTable", "parse_smiles", "read_molecules", "write_table"]
 
@@ -155,7 +156,7 @@ def _read_frame(path: Path) -> pd.DataFrame:
         name = name[:-3]
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
-        with opener(path, "rt") as fh:
+        with input_errors(path), opener(path, "rt") as fh:
             head = fh.readline()
     except (OSError, UnicodeDecodeError) as e:
         raise BiodlInputError(f"cannot read the file ({e})", path=path) from None
@@ -165,9 +166,12 @@ def _read_frame(path: Path) -> pd.DataFrame:
     if sep == "," and "," not in head and name.endswith((".smi", ".smiles", ".txt")):
         sep = r"\s+"
     try:
-        df = pd.read_csv(
-            path, sep=sep, dtype=str, keep_default_na=False, engine="python" if sep == r"\s+" else "c"
-        )
+        with input_errors(path):
+            df = pd.read_csv(
+                path, sep=sep, dtype=str, keep_default_na=False, engine="python" if sep == r"\s+" else "c"
+            )
+    except BiodlInputError:
+        raise
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
         raise BiodlInputError(f"cannot parse the table ({e})", path=path) from None
     df.columns = [str(c).strip() for c in df.columns]
@@ -301,6 +305,7 @@ def read_molecules(
     if not mols and not keep_invalid:
         raise BiodlInputError("no valid molecules in the file", path=p)
     targets = np.asarray(ys, dtype=np.float32).reshape(len(ys), len(target_names)) if target_names else None
+    warn_duplicate_ids(ids, p, "molecule id")
     return MoleculeTable(ids, smiles, mols, targets, target_names, lines, invalid, str(p))
 
 
@@ -308,7 +313,7 @@ def _sdf_rows(p: Path, target, id_col) -> tuple[list, list[str]]:
     opener = gzip.open if p.name.lower().endswith(".gz") else open
     records = []
     try:
-        with opener(p, "rb") as fh:
+        with input_errors(p), opener(p, "rb") as fh:
             with rdBase.BlockLogs():
                 suppl = Chem.ForwardSDMolSupplier(fh, sanitize=True, removeHs=True)
                 mols = list(suppl)

@@ -152,6 +152,8 @@ class MoleculesKind(DataKind):
 
     name = "molecules"
     title = "molecules"
+    reads = "molecules as SMILES tables (CSV/TSV/.smi) or SDF"
+    formats = frozenset(())
     options = OPTIONS
     collate_fn = staticmethod(collate_molecules)
     report_on_train = True
@@ -211,6 +213,9 @@ class MoleculesKind(DataKind):
             mk["target_std"] = [float(v) if v > 0 else 1.0 for v in np.nan_to_num(std, nan=1.0)]
         seed_all(ctx.config.seed)
         return mk, ctx.recipe.build(**mk)
+
+    def training_labels(self, meta, splits):
+        return splits.train.targets
 
     def build(self, ctx: TrainContext, splits: Splits):
         task, names = splits.extra["task"], splits.extra["names"]
@@ -378,11 +383,8 @@ class MoleculesKind(DataKind):
         return table.path
 
     def frame(self, meta, table, outputs, targets=None) -> pd.DataFrame:
-        df = prediction_frame(meta.task, list(table.ids), outputs, meta.label_names, meta.classes)
+        df = prediction_frame(meta.task, list(table.ids), outputs, meta.label_names, meta.classes, targets)
         df.insert(1, "smiles", list(table.smiles))
-        if targets is not None and targets.size:
-            for j, n in enumerate(table.target_names):
-                df[f"true_{n}"] = targets[:, j]
         return df
 
     def predict_frame(self, model, meta, table, *, device, options, batch_size=256):

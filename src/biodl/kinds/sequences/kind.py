@@ -137,7 +137,11 @@ def load_table(
         kw["seq_col"] = seq_col
     if label_cols:
         kw["label_cols"] = label_cols
-    return read_sequences(path, require_labels=require_labels, **kw)
+    from biodl.io._util import warn_duplicate_ids
+
+    table = read_sequences(path, require_labels=require_labels, **kw)
+    warn_duplicate_ids(table.ids, path)
+    return table
 
 
 def _is_positive_only(table) -> bool:
@@ -190,6 +194,39 @@ def sequence_dataset(meta: RunMeta, table):
     return SequenceDataset(table, length=d.seq_len, n_value=d.n_value, iupac_as_n=d.iupac_as_n)
 
 
+def length_notes(meta: RunMeta, table, padded: bool) -> None:
+    """Say how many sequences are not scored as they are: with ``padded`` (a fixed-length
+    model) those padded with N or cropped to the model's length; otherwise those far
+    shorter (under half) than the training sequences, whose scores rest on few positions."""
+    from biodl.io._util import note
+
+    d = data_as(SequenceData, meta.data)
+    if not d.seq_len or not len(table):
+        return
+    lens = np.fromiter((len(s) for s in table.seqs), dtype=np.int64, count=len(table))
+    L, src = int(d.seq_len), getattr(table, "source", "input")
+    if padded:
+        short, long_ = lens < L, lens > L
+        if short.any():
+            note(
+                f"[biodl] {src}: {int(short.sum())} of {len(lens)} sequence(s) shorter than the model's "
+                f"{L} bp (shortest {int(lens.min())} bp) were padded with N, centred"
+            )
+        if long_.any():
+            note(
+                f"[biodl] {src}: {int(long_.sum())} of {len(lens)} sequence(s) longer than the model's "
+                f"{L} bp were cropped to their central {L} bp"
+            )
+    else:
+        far = lens < L // 2
+        if far.any():
+            note(
+                f"[biodl] warning: {src}: {int(far.sum())} of {len(lens)} sequence(s) are under half the "
+                f"{L}-bp training length (shortest {int(lens.min())} bp): scored at their own length, "
+                "their scores rest on few positions"
+            )
+
+
 def score_sequences(model, meta: RunMeta, table, *, device: str, rc_average: bool, batch_size: int = 256):
     """``(outputs, targets)`` for every sequence of ``table``, in table order (sequences of
     other lengths than the training one are scored at their own length, grouped by length,
@@ -199,6 +236,7 @@ def score_sequences(model, meta: RunMeta, table, *, device: str, rc_average: boo
 
     d = data_as(SequenceData, meta.data)
     ds = sequence_dataset(meta, table)
+    length_notes(meta, table, padded=ds is not None)
     if ds is not None:
         return predict(model, ds, batch_size=batch_size, device=device, rc_average=rc_average)
     outs = np.zeros((len(table), model.n_outputs), dtype=np.float32)
@@ -223,6 +261,7 @@ def sequence_inputs(meta: RunMeta, path: str | Path):
     table = load_table(path, require_labels=False, iupac_as_n=d.iupac_as_n, uppercase=d.uppercase)
     lengths = {len(s) for s in table.seqs}
     fixed = meta.model_kwargs.get("seq_len") is not None or len(lengths) > 1
+    length_notes(meta, table, padded=fixed)
     ds = SequenceDataset(
         table, length=d.seq_len if fixed else None, n_value=d.n_value, iupac_as_n=d.iupac_as_n
     )
@@ -240,6 +279,9 @@ class OneHotTraining(DataKind):
         """``(labels, task, n_classes)`` of the training set, for the class weights."""
         raise NotImplementedError
 
+    def training_labels(self, meta, splits):
+        return self.weighted_labels(meta, splits)[0]
+
     def plan(self, ctx, model, meta, splits):
         plan = super().plan(ctx, model, meta, splits)
         if ctx.options["class_weight"]:
@@ -252,6 +294,8 @@ class SequencesKind(OneHotTraining):
 
     name = "sequences"
     title = "sequence files"
+    reads = "DNA sequences: FASTA, or a table with a sequence column (.seq/TSV/CSV)"
+    formats = frozenset(("FASTA",))
     options = OPTIONS
     hints = {
         "skip_invalid": "molecule data only; sequence files must be valid, the error names the bad record",
@@ -382,7 +426,7 @@ class SequencesKind(OneHotTraining):
         )
 
     def frame(self, meta, table, outputs, targets=None) -> pd.DataFrame:
-        return prediction_frame(meta.task, table.ids, outputs, meta.label_names, meta.classes)
+        return prediction_frame(meta.task, table.ids, outputs, meta.label_names, meta.classes, targets)
 
     def describe_data(self, meta):
         d = data_as(SequenceData, meta.data)

@@ -230,10 +230,17 @@ def run_motifs(
     """
     from biodl.interpret.motifs import filter_motifs, load_motif_db
     from biodl.io._util import atomic_write_text
+    from biodl.kinds.base import require_kind
     from biodl.train.checkpoint import load_model
 
     run = Path(run_dir)
     model, meta = load_model(run, device=device)
+    require_kind(
+        meta,
+        ("sequences", "windows"),
+        "biodl motifs",
+        "a DNA-sequence model with first-layer convolution filters (kind sequences or windows)",
+    )
     got = positive_test_sequences(run, meta, test_file)
     if got is None:
         raise BiodlInputError("the run has no test file; give sequences with --test", path=run)

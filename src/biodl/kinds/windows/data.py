@@ -32,7 +32,7 @@ from torch.utils.data import Dataset
 from biodl.encode import one_hot
 from biodl.errors import BiodlInputError
 from biodl.io.fasta import open_genome
-from biodl.io.gff import derive_introns, read_annotation
+from biodl.io.gff import derive_introns, read_annotation, type_counts
 
 WINDOW_COLUMNS = ["chrom", "start", "end", "center_start", "center_end"]
 
@@ -260,10 +260,9 @@ def label_windows(
     spec = _normalise_labels(label_types)
     missing = [t for types in spec.values() for t in types if not (features["type"] == t).any()]
     if missing:
-        avail = features["type"].value_counts()
         raise BiodlInputError(
             f"no features of type {missing} in the annotation; available types (count): "
-            + ", ".join(f"{k} ({v})" for k, v in avail.head(30).items())
+            + ", ".join(f"{k} ({v})" for k, v in type_counts(features).items())
         )
     codes, names = _chrom_codes(windows)
     starts = windows["start"].to_numpy(np.int64)
@@ -773,8 +772,9 @@ class WindowSpec:
             label_types = _auto_labels(types)
             if not label_types:
                 raise BiodlInputError(
-                    f"none of the default label types are in the annotation (it has: "
-                    f"{_preview(sorted(types), 20)}); pass label_types",
+                    "none of the default label types are in the annotation (available types: "
+                    + ", ".join(f"{k} ({v})" for k, v in type_counts(features).items())
+                    + "); pass label_types",
                     path=annotation if isinstance(annotation, (str, Path)) else None,
                 )
         spec = _normalise_labels(label_types)

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from biodl.errors import BiodlInputError
+from biodl.io._util import input_errors, note
 from biodl.kinds.base import Splits, TrainContext
 from biodl.kinds.sequences.kind import AUGMENT_OPTIONS, OneHotTraining, rc_average_for
 from biodl.options import Option
@@ -193,7 +194,7 @@ def is_fasta(path: Path) -> bool:
     try:
         with open(path, "rb") as fh:
             gz = fh.read(2) == b"\x1f\x8b"
-        with gzip.open(path, "rt") if gz else open(path) as fh:
+        with gzip.open(path, "rt") if gz else open(path) as fh, input_errors(path):
             for line in fh:
                 if line.strip():
                     return line.startswith(">")
@@ -233,7 +234,21 @@ def _resize_intervals(bed: pd.DataFrame, window: int, lengths: dict[str, int], p
             record=int(bed["line"].iloc[i]),
         )
     mid = (bed["start"].to_numpy(np.int64) + bed["end"].to_numpy(np.int64)) // 2
-    start = np.clip(mid - window // 2, 0, clen - window)
+    want = mid - window // 2
+    start = np.clip(want, 0, clen - window)
+    moved = int((start != want).sum())
+    longer = int(((bed["end"] - bed["start"]).to_numpy() > window).sum())
+    if moved:
+        note(
+            f"[biodl] {path}: {moved} of {len(bed)} interval(s) lie within {window // 2} bp of a chromosome "
+            f"end: their {window}-bp windows were moved inside the chromosome (window_start / window_end "
+            "in the output say where)"
+        )
+    if longer:
+        note(
+            f"[biodl] {path}: {longer} of {len(bed)} interval(s) are longer than the model's {window}-bp "
+            "window: only the central window of each is scored"
+        )
     return pd.DataFrame({"chrom": bed["chrom"].astype(str).to_numpy(), "start": start, "end": start + window})
 
 
@@ -246,6 +261,8 @@ class WindowsKind(OneHotTraining):
 
     name = "windows"
     title = "genome windows"
+    reads = "a genome FASTA cut into windows (with --genome), or DNA sequences of the window length"
+    formats = frozenset(("FASTA",))
     options = OPTIONS
     hints = {"data": _NOT_USED, "valid_file": _NOT_USED, "test_file": _NOT_USED}
 
@@ -417,6 +434,14 @@ class WindowsKind(OneHotTraining):
             genome = str(p)
             windows, desc, same = self.genome_windows(meta, p, options if labelled else {"split": "all"})
             base = windows
+            short = {c: n for c, n in genome_lengths(genome).items() if n < int(d.window)}
+            if short:
+                eg = ", ".join(f"{c} ({n} bp)" for c, n in list(short.items())[:5])
+                note(
+                    f"[biodl] warning: {p}: {len(short)} record(s) shorter than the model's {d.window}-bp "
+                    f"window give no window and are not in the output "
+                    f"({eg}{', ...' if len(short) > 5 else ''})"
+                )
         else:
             genome = options.get("genome") or d.genome
             if not genome or not Path(genome).exists():
@@ -480,7 +505,7 @@ class WindowsKind(OneHotTraining):
             df[f"prob_{n}"] = prob[:, j]
         if targets is not None and targets.size:
             for j, n in enumerate(meta.label_names):
-                df[f"label_{n}"] = targets[:, j].astype(int)
+                df[f"true_{n}"] = targets[:, j].astype(int)
         return df
 
     # ------------------------------------------------------------------ report

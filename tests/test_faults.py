@@ -1,0 +1,432 @@
+"""Faults a user can cause, one test per class (issue 17): outputs never damage inputs or
+other files, every bad input is one clear line naming the file / record / problem, and
+dubious input is warned about. docs/errors.md lists the same classes."""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import json
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from biodl.cli import app
+from biodl.errors import BiodlInputError
+
+runner = CliRunner()
+DATA = Path(__file__).parent / "data"
+TINY = ["-m", "num_motifs=8", "-m", "motif_len=12"]
+WINDOW_TINY = ["-m", "n_filters=[8,8,8]", "-m", "hidden=8"]
+GENOME = DATA / "genome_windows" / "ecoli_k12_first100kb.fna.gz"
+GFF = DATA / "genome_windows" / "ecoli_k12_first100kb.gff.gz"
+VCF = DATA / "interpret" / "variants.vcf"
+SMALL_GENOME = DATA / "interpret" / "ecoli_4kb.fa"
+
+
+def _ok(r) -> None:
+    assert r.exit_code == 0, r.output
+
+
+def _refused(r, *parts: str) -> str:
+    """The command failed with exit 2 and one ``error:`` line holding every part, no traceback."""
+    assert r.exit_code == 2, r.output
+    msg = " ".join(r.output.split())
+    assert "Traceback" not in r.output and "error:" in msg
+    for p in parts:
+        assert p in msg, msg
+    return msg
+
+
+@pytest.fixture(scope="module")
+def seq_run(tmp_path_factory, rest_small) -> Path:
+    out = tmp_path_factory.mktemp("faults") / "seqrun"
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            str(rest_small["train"]),
+            "--out",
+            str(out),
+            "--test",
+            str(rest_small["test"]),
+            "--epochs",
+            "1",
+        ]
+        + ["--no-progress", *TINY],
+    )
+    _ok(r)
+    return out
+
+
+@pytest.fixture(scope="module")
+def dgex_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("faults") / "dgex"
+    r = runner.invoke(
+        app,
+        ["train", "--system", "dgex", "--data", str(DATA / "expression" / "bladder_dgex_slice.csv.gz")]
+        + ["--set", f"landmarks={DATA / 'expression' / 'landmarks100.txt'}", "--epochs", "1"]
+        + ["--no-progress", "--out", str(out)],
+    )
+    _ok(r)
+    return out
+
+
+@pytest.fixture()
+def fasta(tmp_path) -> Path:
+    p = tmp_path / "in.fa"
+    p.write_text(">a\n" + "ACGT" * 25 + "A\n>b\n" + "GGCA" * 25 + "T\n")
+    return p
+
+
+# ------------------------------------------------------------------ data loss and damage
+def test_no_output_replaces_an_input(seq_run, fasta, tmp_path):
+    before = fasta.read_bytes()
+    r = runner.invoke(app, ["predict", str(seq_run), str(fasta), "--out", str(fasta)])
+    _refused(r, f"{fasta}: is an input of this command; refusing to write over it")
+    assert fasta.read_bytes() == before
+    vcf = tmp_path / "v.vcf"
+    vcf.write_bytes(VCF.read_bytes())
+    r = runner.invoke(
+        app,
+        ["variants", str(seq_run), "--vcf", str(vcf), "--genome", str(SMALL_GENOME)]
+        + ["--out", str(tmp_path / "e.tsv"), "--out-vcf", str(vcf)],
+    )
+    _refused(r, "is an input of this command")
+    assert vcf.read_bytes() == VCF.read_bytes()
+
+
+def test_non_regular_targets_are_refused_and_left_alone(seq_run, fasta, tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    r = runner.invoke(app, ["predict", str(seq_run), str(fasta), "--out", str(fifo)])
+    _refused(r, "exists and is not a regular file (a device, pipe or socket); refusing to write over it")
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    from biodl.io._util import check_output_path
+
+    if Path("/dev/full").exists():  # the device node of the report: refused before any write
+        mode = os.stat("/dev/full").st_mode
+        with pytest.raises(BiodlInputError, match="not a regular file"):
+            check_output_path("/dev/full")
+        assert stat.S_ISCHR(os.stat("/dev/full").st_mode) and os.stat("/dev/full").st_mode == mode
+
+
+def test_a_failed_write_is_one_error_and_keeps_the_old_file(tmp_path, monkeypatch):
+    from biodl.io import _util
+
+    target = tmp_path / "scores.tsv"
+    target.write_text("old\n")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_util.os, "fsync", full)
+    with pytest.raises(BiodlInputError, match="no space left on the device; nothing was replaced"):
+        _util.atomic_write_text(target, "new\n")
+    assert target.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["scores.tsv"]  # no temporary file left
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077])
+def test_outputs_follow_the_umask(seq_run, fasta, tmp_path, mask):
+    from biodl.train import load_model, save_model
+
+    old = os.umask(mask)
+    try:
+        out = tmp_path / "p.tsv"
+        _ok(runner.invoke(app, ["predict", str(seq_run), str(fasta), "--out", str(out)]))
+        model, meta = load_model(seq_run)
+        save_model(tmp_path / "model.pt", model, meta)
+    finally:
+        os.umask(old)
+    for p in (out, tmp_path / "model.pt"):
+        assert stat.S_IMODE(os.stat(p).st_mode) == 0o666 & ~mask
+
+
+def test_a_run_directory_describes_one_run(rest_small, dgex_run, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    for f in dgex_run.iterdir():  # a finished D-GEX run, report and test split included
+        if f.is_file():
+            (run / f.name).write_bytes(f.read_bytes())
+    (run / "test").mkdir()
+    (run / "test" / "metrics.json").write_text("{}")
+    args = ["train", str(rest_small["train"]), "--out", str(run), "--epochs", "1", "--no-progress", *TINY]
+    r = runner.invoke(app, args)
+    _refused(r, "holds a run of dgex (expression, finished)", "--no-resume to replace that run")
+    assert json.loads((run / "run.json").read_text())["recipe"] == "dgex"
+    r = runner.invoke(app, [*args, "--no-resume"])
+    _ok(r)
+    assert "removed the previous run" in r.output
+    assert json.loads((run / "run.json").read_text())["recipe"] == "deepbind"
+    assert not (run / "test").exists() and not (run / "report.html").exists()
+    # an input inside the directory is never removed
+    inside = run / "train.seq"
+    inside.write_bytes(rest_small["train"].read_bytes())
+    r = runner.invoke(app, ["train", "--system", "danq", str(inside), "--out", str(run), "--no-resume"])
+    _refused(r, "--no-resume would clear this run directory, but it holds an input of this command")
+    assert inside.exists()
+
+
+def test_out_paths_that_cannot_be_written(seq_run, fasta, tmp_path):
+    r = runner.invoke(app, ["predict", str(seq_run), str(fasta), "--out", str(tmp_path)])
+    _refused(r, "is a directory; give a file name to write")
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    r = runner.invoke(app, ["predict", str(seq_run), str(fasta), "--out", str(blocker / "p.tsv")])
+    _refused(r, f"cannot write here: {blocker} is a file, not a directory")
+    r = runner.invoke(
+        app, ["predict", str(seq_run), str(fasta), "--out", str(tmp_path / "new" / "deep" / "p.tsv")]
+    )
+    _ok(r)
+    assert f"created directory {tmp_path / 'new'} (and 1 below it)" in r.output
+    r = runner.invoke(app, ["train", str(fasta), "--out", str(blocker)])
+    _refused(r, "--out names the run directory, and this is a file")
+
+
+# ------------------------------------------------------------------ errors that said nothing
+def _truncated(src: Path, dst: Path, text: bytes | None = None) -> Path:
+    data = gzip.compress(text) if text is not None else src.read_bytes()
+    dst.write_bytes(data[: len(data) // 2])
+    return dst
+
+
+def test_truncated_gzip_inputs_are_named(seq_run, dgex_run, rest_small, tmp_path):
+    seq = _truncated(None, tmp_path / "a.seq.gz", rest_small["train"].read_bytes())
+    r = runner.invoke(app, ["train", str(seq), "--out", str(tmp_path / "r"), "--epochs", "1"])
+    _refused(r, f"{seq}: the file is truncated or corrupt")
+    fa = _truncated(None, tmp_path / "q.fa.gz", (">a\n" + "ACGT" * 2000 + "\n").encode() * 20)
+    r = runner.invoke(app, ["predict", str(seq_run), str(fa)])
+    _refused(r, f"{fa}: the file is truncated or corrupt")
+    mol = _truncated(None, tmp_path / "m.csv.gz", (DATA / "molecules" / "delaney_150.csv").read_bytes())
+    r = runner.invoke(
+        app, ["train", "--system", "neural-fp", str(mol), "--target", "y", "--out", str(tmp_path / "m")]
+    )
+    _refused(r, f"{mol}: the file is truncated or corrupt")
+    ex = _truncated(DATA / "expression" / "bladder_dgex_slice.csv.gz", tmp_path / "e.csv.gz")
+    r = runner.invoke(app, ["predict", str(dgex_run), str(ex)])
+    _refused(r, f"{ex}: the file is truncated or corrupt")
+    g = _truncated(GENOME, tmp_path / "g.fna.gz")
+    r = runner.invoke(
+        app,
+        ["train", "--system", "deepsea", "--genome", str(g), "--annotation", str(GFF), "--labels", "CDS"]
+        + ["--out", str(tmp_path / "w")],
+    )
+    _refused(r, f"{g}: the file is truncated or corrupt")
+
+
+def test_bad_vcf_records_name_the_line(seq_run, tmp_path):
+    lines = VCF.read_text().splitlines()
+    bad = tmp_path / "badpos.vcf"
+    rec = next(i for i, x in enumerate(lines) if not x.startswith("#"))
+    f = lines[rec].split("\t")
+    f[1] = "abc"
+    bad.write_text("\n".join(lines[:rec] + ["\t".join(f)] + lines[rec + 1 :]) + "\n")
+    args = ["--genome", str(SMALL_GENOME), "--out", str(tmp_path / "e.tsv")]
+    r = runner.invoke(app, ["variants", str(seq_run), "--vcf", str(bad), *args])
+    _refused(r, f"{bad}, line {rec + 1}: POS must be a positive integer, got 'abc'")
+    nohead = tmp_path / "nohead.vcf"
+    nohead.write_text("\n".join(x for x in lines if not x.startswith("#")) + "\n")
+    r = runner.invoke(app, ["variants", str(seq_run), "--vcf", str(nohead), *args])
+    _refused(r, f"{nohead}, line 1: a VCF record before the '#CHROM", "header")
+    assert not (tmp_path / "e.tsv").exists()
+
+
+def test_a_model_of_the_wrong_kind_says_what_it_reads(dgex_run, seq_run, fasta, tmp_path):
+    what = "this model is dgex of kind 'expression', which reads expression matrices"
+    for cmd in ("ism", "attribute"):
+        r = runner.invoke(app, [cmd, str(dgex_run), str(fasta), "--out", str(tmp_path / "x.npz")])
+        _refused(r, f"biodl {cmd} needs a DNA-sequence model", what)
+    r = runner.invoke(
+        app,
+        [
+            "variants",
+            str(dgex_run),
+            "--vcf",
+            str(VCF),
+            "--genome",
+            str(SMALL_GENOME),
+            "--out",
+            str(tmp_path / "e"),
+        ],
+    )
+    _refused(r, "biodl variants needs a DNA-sequence model", what)
+    r = runner.invoke(app, ["motifs", str(dgex_run)])
+    _refused(r, "biodl motifs needs a DNA-sequence model", what)
+    r = runner.invoke(app, ["predict", str(dgex_run), str(fasta)])
+    _refused(
+        r, f"{fasta}: is a FASTA file, but this model (dgex, kind 'expression') reads expression matrices"
+    )
+    r = runner.invoke(app, ["predict", str(seq_run), str(DATA / "expression" / "pbmc_slice.h5ad")])
+    _refused(r, "is an HDF5 file, but this model (deepbind, kind 'sequences') reads DNA sequences")
+
+
+def test_an_unexpected_error_is_one_line(seq_run, fasta, monkeypatch):
+    import biodl.pipeline
+
+    def boom(*a, **k):
+        raise ValueError("some deep numpy complaint")
+
+    monkeypatch.setattr(biodl.pipeline, "predict", boom)
+    r = runner.invoke(app, ["predict", str(seq_run), str(fasta)])
+    _refused(
+        r,
+        "unexpected ValueError at biodl/cli/__init__.py:",
+        "(raised in test_faults.py:",
+        "some deep numpy complaint",
+        "BIODL_TRACEBACK=1",
+    )
+
+
+# ------------------------------------------------------------------ dubious input
+def _seq_table(path: Path, labels: list, seqs: list[str] | None = None, ids: list[str] | None = None) -> Path:
+    rng = np.random.default_rng(0)
+    seqs = seqs or ["".join(rng.choice(list("ACGT"), 60)) for _ in labels]
+    ids = ids or [f"s{i}" for i in range(len(labels))]
+    pd.DataFrame({"id": ids, "seq": seqs, "y": labels}).to_csv(path, sep="\t", index=False)
+    return path
+
+
+def test_labels_all_zero_are_refused_and_missing_ones_counted(tmp_path):
+    zero = _seq_table(tmp_path / "zero.tsv", [0] * 60)
+    r = runner.invoke(app, ["train", str(zero), "--out", str(tmp_path / "r0"), "--epochs", "1", *TINY])
+    _refused(r, "the training labels have one value only (y: all 0): there is nothing to learn")
+    assert not (tmp_path / "r0" / "model.pt").exists()
+    some = _seq_table(tmp_path / "nan.tsv", [0, 1, "", 1, 0, 1] * 10)
+    r = runner.invoke(
+        app, ["train", str(some), "--out", str(tmp_path / "r1"), "--epochs", "1", "--no-progress", *TINY]
+    )
+    _ok(r)
+    msg = " ".join(r.output.split())
+    assert "missing (NaN) label value(s) in the training set (y: " in msg
+    assert "masked out of the loss and the metrics" in msg
+
+
+def test_duplicate_ids_are_warned(seq_run, tmp_path):
+    fa = tmp_path / "dup.fa"
+    fa.write_text(">x\n" + "ACGT" * 25 + "A\n>x\n" + "GGCA" * 25 + "T\n>y\n" + "TTGA" * 25 + "C\n")
+    r = runner.invoke(app, ["predict", str(seq_run), str(fa)])
+    _ok(r)
+    assert "1 record id(s) occur more than once ('x' x2); all rows are kept in input order" in " ".join(
+        r.output.split()
+    )
+
+
+def test_short_sequences_are_warned(seq_run, tmp_path):
+    fa = tmp_path / "short.fa"
+    fa.write_text(">tiny\nACGTACGTACGTACGTACGTACGTA\n>full\n" + "GGCA" * 25 + "T\n")
+    r = runner.invoke(app, ["predict", str(seq_run), str(fa)])
+    _ok(r)
+    msg = " ".join(r.output.split())
+    assert "1 of 2 sequence(s) are under half the 101-bp training length (shortest 25 bp)" in msg
+
+
+@pytest.fixture(scope="module")
+def window_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("faults") / "win"
+    r = runner.invoke(
+        app,
+        ["train", "--system", "deepsea", "--genome", str(GENOME), "--annotation", str(GFF), "--labels", "CDS"]
+        + ["--epochs", "1", "--no-progress", "--out", str(out), "--set", "window=300", "--set", "step=300"]
+        + ["--set", "center=200", *WINDOW_TINY],
+    )
+    _ok(r)
+    return out
+
+
+def test_genome_windows_say_what_they_drop_or_move(window_run, tmp_path):
+    window = json.loads((window_run / "run.json").read_text())["data"]["window"]
+    fa = tmp_path / "mixed.fa"
+    fa.write_text(">short\nACGTACGT\n>long\n" + "ACGT" * (window // 2) + "\n")
+    r = runner.invoke(app, ["predict", str(window_run), str(fa)])
+    _ok(r)
+    assert f"1 record(s) shorter than the model's {window}-bp window give no window" in " ".join(
+        r.output.split()
+    )
+    bed = tmp_path / "peaks.bed"
+    bed.write_text("NC_000913.3\t10\t60\tedge\nNC_000913.3\t50000\t50100\tmiddle\n")
+    r = runner.invoke(app, ["predict", str(window_run), str(bed), "--set", f"genome={GENOME}"])
+    _ok(r)
+    assert "1 of 2 interval(s) lie within" in " ".join(r.output.split())
+
+
+def test_unknown_types_list_every_type(tmp_path):
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "--system",
+            "deepsea",
+            "--genome",
+            str(GENOME),
+            "--annotation",
+            str(GFF),
+            "--labels",
+            "tRNA",
+        ]
+        + ["--out", str(tmp_path / "w")],
+    )
+    _refused(
+        r,
+        "no features of type ['tRNA']",
+        "gene (94), CDS (90), exon (4), ncRNA (4), mobile_genetic_element (2)",
+    )
+
+
+# ------------------------------------------------------------------ first-time friction
+def test_evaluation_predictions_carry_the_truth(seq_run, rest_small, tmp_path):
+    r = runner.invoke(app, ["evaluate", str(seq_run), str(rest_small["test"]), "--out", str(tmp_path / "ev")])
+    _ok(r)
+    assert "scored 200 items of" in " ".join(r.output.split())
+    for pred in (tmp_path / "ev" / "predictions.tsv", seq_run / "test" / "predictions.tsv"):
+        df = pd.read_csv(pred, sep="\t")
+        assert {"prob_Bound", "true_Bound"} <= set(df.columns)
+        assert set(df["true_Bound"]) == {0, 1}
+    r = runner.invoke(app, ["evaluate", str(seq_run), str(rest_small["test"])])
+    _ok(r)
+    assert "scored 200 items of" in r.output and "(--out DIR keeps them)" in r.output
+
+
+def test_progress_counts_epochs_from_one_and_resume_says_so(rest_small, tmp_path):
+    from biodl.train.fit import _EpochProgress
+
+    class _T:
+        max_epochs = 3
+
+    bar = _EpochProgress()
+    bar._trainer = _T()
+    assert bar._get_train_description(2).strip() == "Epoch 3/3"
+    out = tmp_path / "run"
+    args = ["train", str(rest_small["train"]), "--out", str(out), "--no-progress", *TINY]
+    _ok(runner.invoke(app, [*args, "--epochs", "1"]))
+    r = runner.invoke(app, [*args, "--epochs", "2"])
+    _ok(r)
+    assert f"resuming from {out / 'checkpoints' / 'last.ckpt'} (1 epoch done of 2)" in " ".join(
+        r.output.split()
+    )
+
+
+def test_dgex_runs_have_a_test_split_and_a_report(dgex_run):
+    s = json.loads((dgex_run / "summary.json").read_text())
+    assert s["n_test"] >= 1 and "mae" in s["test_metrics"]
+    assert (dgex_run / "report.html").exists() and (dgex_run / "test" / "per_target_mae.tsv").exists()
+
+
+def test_cellcnn_two_classes_are_binary():
+    from biodl.kinds.cells.restarts import encode_labels
+
+    assert encode_labels(["Ref", "BCRXL", "Ref"])[2] == "binary"
+    assert encode_labels(["a", "b", "c"])[2] == "multiclass"
+
+
+def test_report_note_explains_the_numbers(seq_run):
+    from biodl.pipeline import report
+
+    p = report(seq_run, note="Validation and test sets differ.", quiet=True)
+    html = p.read_text()
+    assert "About these numbers" in html and "Validation and test sets differ." in html
