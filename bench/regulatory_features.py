@@ -415,6 +415,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="bench/out/regulatory")
     ap.add_argument("--fresh", action="store_true", help="recompute units already kept in OUT/units/")
+    ap.add_argument(
+        "--render-only",
+        action="store_true",
+        help="train nothing: tabulate every unit kept in OUT/units/ (and OUT/transfer.json)",
+    )
     args = ap.parse_args()
     if args.quick:
         args.epochs, args.lambdas = 10, "1,2,8"
@@ -428,6 +433,13 @@ def main() -> None:
     # every finished unit is kept in OUT/units/: a killed run resumes where it stopped
     udir = out / "units"
     udir.mkdir(exist_ok=True)
+    if args.render_only:
+        units = []
+        for p in sorted(udir.glob("*.json")):
+            c, t, f = p.stem.rsplit("_", 2)
+            units.append((c, t, int(f), args))
+        if not units:
+            raise SystemExit(f"--render-only: no finished units in {udir}")
 
     def done(u) -> Path:
         return udir / f"{u[0]}_{u[1]}_{u[2]}.json"
@@ -456,11 +468,16 @@ def main() -> None:
         got = json.loads(done(u).read_text())
         results += got["rows"]
         paths += got["path"]
-    trans = [] if args.no_transfer else transfer(args)
+    if args.render_only:
+        tj = out / "transfer.json"
+        trans = json.loads(tj.read_text()) if tj.exists() else []
+    else:
+        trans = [] if args.no_transfer else transfer(args)
     folds_df, path_df = pd.DataFrame(results), pd.DataFrame(paths)
     folds_df.to_csv(out / "folds.tsv", sep="\t", index=False)
     path_df.to_csv(out / "path.tsv", sep="\t", index=False)
-    (out / "transfer.json").write_text(json.dumps(trans, indent=1))
+    if not (args.render_only or args.no_transfer):
+        (out / "transfer.json").write_text(json.dumps(trans, indent=1))
     text = summarise(folds_df, path_df, trans, args)
     text += f"\nTotal wall time {(time.time() - t0) / 60:.1f} min ({args.jobs} job(s)).\n"
     (out / "summary.md").write_text(text)

@@ -111,6 +111,21 @@ def _features(tmp: Path, rest_small) -> Case:
     return Case(train, data, data, 700, {**common, "labels": d / "HUVEC_200bp_slice_Classes.txt"})
 
 
+def _methylation(tmp: Path, rest_small) -> Case:
+    from biodl.kinds.methylation.data import observed_sites
+    from biodl.kinds.methylation.io import read_profiles
+
+    d = DATA / "methylation"
+    train = {
+        "data": d / "cells.tsv",
+        "input_only": ["BS9N_SER"],
+        "annotations": [d / "CGI.bed.gz"],
+        "report": False,
+    }
+    n = len(observed_sites(read_profiles(d / "cells.tsv"), ["18", "19"]))
+    return Case(train, d / "cells.tsv", d / "cells.tsv", n)
+
+
 #: One small real fixture per data kind.
 FIXTURES = {
     "sequences": _sequences,
@@ -119,6 +134,7 @@ FIXTURES = {
     "expression": _expression,
     "cells": _cells,
     "features": _features,
+    "methylation": _methylation,
 }
 CASES = [(r.name, k) for r in ready_recipes() for k in r.kinds]
 
@@ -128,7 +144,7 @@ def test_every_kind_has_a_fixture_and_every_recipe_a_kind() -> None:
     for r in ready_recipes():
         assert r.kinds and all(k in KINDS for k in r.kinds), r.name
         assert set(r.toy) <= {"model", "options"}, r.name
-    assert len(CASES) >= 18  # 5 sequence recipes x 2 kinds, 2 molecule, 2 expression, 1 cells, 3 features
+    assert len(CASES) >= 20  # 10 sequence, 2 molecule, 2 expression, 1 cells, 3 features, 2 CpG
 
 
 def _train_options(system: str, kind: str, case: Case) -> dict:

@@ -173,7 +173,7 @@ def test_a_run_directory_describes_one_run(rest_small, dgex_run, tmp_path):
     assert inside.exists()
 
 
-def test_out_paths_that_cannot_be_written(seq_run, fasta, tmp_path):
+def test_out_paths_that_cannot_be_written(seq_run, fasta, rest_small, tmp_path):
     r = runner.invoke(app, ["predict", str(seq_run), str(fasta), "--out", str(tmp_path)])
     _refused(r, "is a directory; give a file name to write")
     blocker = tmp_path / "afile"
@@ -187,6 +187,8 @@ def test_out_paths_that_cannot_be_written(seq_run, fasta, tmp_path):
     assert f"created directory {tmp_path / 'new'} (and 1 below it)" in r.output
     r = runner.invoke(app, ["train", str(fasta), "--out", str(blocker)])
     _refused(r, "--out names the run directory, and this is a file")
+    r = runner.invoke(app, ["evaluate", str(seq_run), str(rest_small["test"]), "--out", str(blocker)])
+    _refused(r, f"{blocker}: is a file; a directory is expected here")
 
 
 # ------------------------------------------------------------------ errors that said nothing

@@ -20,7 +20,7 @@ from typing import Any
 
 from biodl.errors import BiodlInputError
 from biodl.kinds import get_kind
-from biodl.kinds.base import DataKind, TrainContext, check_labels, log, write_table
+from biodl.kinds.base import DataKind, TrainContext, check_labels, log
 from biodl.options import resolve
 from biodl.registry import Recipe, get_recipe
 
@@ -356,8 +356,11 @@ def predict(
     k.check_format(meta.recipe, data)
     table = k.read(meta, data, opts, labelled=False, quiet=quiet)
     df = k.predict_frame(model, meta, table, device=device, options=opts, batch_size=batch_size)
+    df.attrs["biodl_kind"] = k.name  # the CLI writes standard output in the kind's format
     if out is not None:
-        write_table(df, out)
+        from biodl.io._util import atomic_write_text
+
+        atomic_write_text(out, k.predictions_text(df))
         log(f"[biodl] wrote {len(df)} predictions to {out}", quiet)
     return df
 

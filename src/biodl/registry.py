@@ -162,12 +162,6 @@ def ready_recipes() -> list[Recipe]:
 # Systems still to build (their kinds do not exist yet); a kind's package replaces them.
 _PLANNED = [
     (
-        "cpg-methylation",
-        "CpG methylation stacked autoencoder",
-        "methylation",
-        "Wang Y et al. Predicting DNA methylation state of CpG dinucleotide using genome topological features and deep networks. Sci Rep (2016).",
-    ),
-    (
         "popgen",
         "Population-genetic deep net",
         "genotypes",

@@ -492,7 +492,9 @@ def predict(
     except BiodlError as e:
         _fail(e)
     if out is None:
-        df.to_csv(sys.stdout, sep="\t", index=False, float_format="%.6g")
+        from biodl.kinds import get_kind
+
+        sys.stdout.write(get_kind(df.attrs.get("biodl_kind", "sequences")).predictions_text(df))
 
 
 @app.command()

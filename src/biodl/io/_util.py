@@ -169,6 +169,21 @@ def check_output_path(path: str | Path) -> Path:
     return p
 
 
+def output_dir(path: str | Path) -> Path:
+    """``path`` as a directory to write into: made (with its parents) when missing, else one
+    clear :class:`BiodlInputError` when it is a file or cannot be made."""
+    p = Path(path)
+    if p.is_dir():
+        return p
+    if p.exists():
+        raise BiodlInputError("is a file; a directory is expected here", path=p)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BiodlInputError(f"cannot create the directory: {e.strerror or e}", path=p) from None
+    return p
+
+
 def note(msg: str) -> None:
     """A line on standard error (notes and warnings about the user's inputs and outputs)."""
     from rich.console import Console

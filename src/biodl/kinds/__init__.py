@@ -18,6 +18,7 @@ KINDS: dict[str, str] = {
     "expression": "biodl.kinds.expression",
     "cells": "biodl.kinds.cells",
     "features": "biodl.kinds.features",
+    "methylation": "biodl.kinds.methylation",
 }
 
 

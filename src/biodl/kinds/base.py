@@ -355,6 +355,10 @@ class DataKind:
         outputs, _ = self.score(model, meta, table, device=device, options=options, batch_size=batch_size)
         return self.frame(meta, table, outputs)
 
+    def predictions_text(self, df: pd.DataFrame) -> str:
+        """The text ``biodl predict`` writes for ``df`` (default: a TSV with a header)."""
+        return df.to_csv(sep="\t", index=False, float_format="%.6g")
+
     def size(self, table) -> int:
         return len(table)
 
@@ -448,7 +452,9 @@ def write_results(out_dir: str | Path, result: dict[str, Any], predictions: pd.D
     from biodl.io._util import atomic_write_text
 
     od = Path(out_dir)
-    od.mkdir(parents=True, exist_ok=True)
+    from biodl.io._util import output_dir
+
+    output_dir(od)
     result["out_dir"] = str(od)
     atomic_write_text(od / "metrics.json", json.dumps(result, indent=2, default=str) + "\n")
     write_table(predictions, od / "predictions.tsv")

@@ -321,7 +321,9 @@ def fit(
     """
     config.check()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    from biodl.io._util import output_dir
+
+    output_dir(out)
     pl.seed_everything(config.seed, workers=True, verbose=False)
     validate = datamodule.has_validation
     key, mode = plan.monitor

@@ -136,7 +136,9 @@ def crossval(
         res = leave_one_group_out(
             ss, y, cfg, seed=seed, work_dir=out / "folds", log=lambda m: typer.echo(m, err=True)
         )
-        out.mkdir(parents=True, exist_ok=True)
+        from biodl.io._util import output_dir
+
+        output_dir(out)
         pred = res["predictions"]
         atomic_write_text(out / "predictions.tsv", pred.to_csv(sep="\t", index=False, float_format="%.6g"))
         metrics = summarize(pred)

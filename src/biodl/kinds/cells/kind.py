@@ -493,7 +493,9 @@ def interpret_run(
     from biodl.report.html import Section
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    from biodl.io._util import output_dir
+
+    output_dir(out)
     ft = I.filter_table(model, ss.markers, classes)
     atomic_write_text(out / "filters.tsv", ft.to_csv(sep="\t", index=False, float_format="%.5g"))
     rank = I.rank_filters(

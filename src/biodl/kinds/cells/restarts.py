@@ -303,7 +303,9 @@ def train_cellcnn(
     if not regression and len(np.unique(targets)) < 2:
         raise BiodlInputError("the training samples have a single class; CellCnn needs at least two")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    from biodl.io._util import output_dir
+
+    output_dir(out)
     n_markers = cells[0].shape[1]
     rng = np.random.default_rng([seed, 12345])
     tr_cells, va_cells = [], []

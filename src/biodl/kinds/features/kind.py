@@ -420,29 +420,12 @@ class FeaturesKind(DataKind):
 
     def _pretrain(self, ctx, model, meta, splits) -> None:
         """PEDLA: every hidden layer pre-trained as a denoising autoencoder (one :func:`fit` each)."""
-        from biodl.train import DataModule, TrainingPlan, fit
+        from biodl.train.pretrain import pretrain_layers
 
-        epochs = ctx.options["pretrain_epochs"]
-        if not epochs:
-            return
-        c = replace(ctx.config, max_epochs=epochs, patience=0)
-        for k in range(model.n_layers):
-            model.stage = f"pretrain:{k}"
-            for i, enc in enumerate(model.encoders):
-                enc.requires_grad_(i == k)
-                model.decoders[i].requires_grad_(i == k)
-            model.head.requires_grad_(False)
-            plan = TrainingPlan(model, "reconstruction", lr=c.lr, seed=c.seed, optimizer="adam")
-            ds = self.datasets(ctx, meta, splits)
-            ctx.log(f"pre-training layer {k + 1}/{model.n_layers} ({epochs} epochs)")
-            fit(
-                plan,
-                DataModule(ds[0], ds[1], batch_size=c.batch_size, seed=c.seed),
-                ctx.out / f"pretrain{k + 1}",
-                c,
-            )
-        model.stage = "finetune"
-        model.requires_grad_(True)
+        train_ds, valid_ds = self.datasets(ctx, meta, splits)
+        pretrain_layers(
+            model, train_ds, valid_ds, ctx.out, ctx.config, ctx.options["pretrain_epochs"], log=ctx.log
+        )
 
     def _fit_path(self, ctx, model, meta, splits):
         """DFS over a path of penalties, each warm-started from the previous. At each penalty the

@@ -199,7 +199,9 @@ def substructure_section(
     from biodl.report.html import Section
 
     od = Path(out_dir)
-    od.mkdir(parents=True, exist_ok=True)
+    from biodl.io._util import output_dir
+
+    output_dir(od)
     chosen = [(int(b), float("nan")) for b in bits] if bits else select_bits(model, mols, n_bits, output)
     images, rows = [], []
     for b, score in chosen:

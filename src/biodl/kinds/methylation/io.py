@@ -1,0 +1,345 @@
+"""CpG methylation calls and annotations.
+
+Formats (plain or gzip, detected from the content, not the name -- DeepCpG's own call files are
+called ``*.bed`` but are not BED):
+
+* DeepCpG call table: ``chrom  pos  value``, tab- or space-separated, ``pos`` 1-based, ``value``
+  a methylation level or a binary call in [0, 1]; an optional header line.
+* Bismark coverage (``.cov``): ``chrom  start  end  percent  count_methylated  count_unmethylated``;
+  the level is ``count_methylated / (count_methylated + count_unmethylated)``.
+* bedGraph: ``chrom  start0  end  value`` (``track`` / ``browser`` lines skipped); the site is
+  ``start0 + 1``. Bismark writes percentages there: give ``levels="percent"``.
+
+Several profiles (cells or samples) are given as a *sample table*: a CSV / TSV whose header
+has a ``file`` column (paths relative to the table) and optionally ``name``.
+
+Chromosome names ``chr18`` and ``18`` are the same chromosome (annotation BED files and call
+files often differ); outputs keep each input's own spelling. Every problem -- a short line, a
+non-integer position, a value outside [0, 1], positions not sorted within a chromosome, a
+site given twice, a chromosome split over non-adjacent blocks -- is one
+:class:`~biodl.errors.BiodlInputError` naming the file and the line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from biodl.errors import BiodlInputError
+from biodl.io._util import check_file, input_errors, open_text
+
+LEVELS = ("fraction", "percent")
+_FILE_COLUMNS = ("file", "path", "filename", "file_name")
+
+
+def chrom_key(name: str) -> str:
+    """The chromosome name biodl compares: without a leading ``chr`` (any case)."""
+    s = str(name).strip()
+    return s[3:] if s[:3].lower() == "chr" and len(s) > 3 else s
+
+
+@dataclass
+class CpGProfile:
+    """The CpG calls of one cell or sample: per chromosome (key from :func:`chrom_key`), sorted
+    1-based positions (int64) and levels in [0, 1] (float32)."""
+
+    name: str
+    positions: dict[str, np.ndarray]
+    values: dict[str, np.ndarray]
+    source: str
+    spelling: dict[str, str] = field(default_factory=dict)  # chrom key -> the file's own name
+
+    @property
+    def chroms(self) -> list[str]:
+        return list(self.positions)
+
+    @property
+    def n_sites(self) -> int:
+        return int(sum(len(p) for p in self.positions.values()))
+
+    def subset(self, chroms) -> CpGProfile:
+        keep = [c for c in self.positions if c in set(chroms)]
+        return CpGProfile(
+            self.name,
+            {c: self.positions[c] for c in keep},
+            {c: self.values[c] for c in keep},
+            self.source,
+            {c: self.spelling.get(c, c) for c in keep},
+        )
+
+
+def _sniff(p: Path) -> tuple[str, list[str]]:
+    """``(format, first data fields)`` of a call file by its first data line: 6+ fields
+    ``cov``, 4 ``bedgraph``, else ``calls``."""
+    with open_text(p) as fh:
+        for line in fh:
+            if not line.strip() or line.startswith(("#", "track", "browser")):
+                continue
+            f = line.split()
+            if len(f) >= 6:
+                return "cov", f
+            if len(f) == 4:
+                return "bedgraph", f
+            return "calls", f
+    raise BiodlInputError("the file is empty: no CpG calls", path=p)
+
+
+def _first_bad(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def read_calls(path: str | Path, name: str | None = None, levels: str = "fraction") -> CpGProfile:
+    """One profile from a call file (DeepCpG table, Bismark ``.cov`` or bedGraph).
+
+    Parameters
+    ----------
+    path
+        The call file.
+    name
+        Profile name (default: the file name without its extensions).
+    levels
+        bedGraph / call-table values as ``fraction`` (0-1) or ``percent`` (0-100).
+
+    Raises
+    ------
+    BiodlInputError
+        See the module docstring.
+    """
+    p = check_file(path)
+    if levels not in LEVELS:
+        raise BiodlInputError(f"levels must be one of {', '.join(LEVELS)}, got {levels!r}")
+    fmt, first = _sniff(p)
+    ncol = {"cov": 6, "bedgraph": 4, "calls": 3}[fmt]
+    with input_errors(p), open_text(p) as fh:
+        text = fh.read()
+    lines = text.splitlines()
+    # line numbers of the data lines (comments, track lines and blank lines skipped)
+    keep = [i for i, s in enumerate(lines) if s.strip() and not s.startswith(("#", "track", "browser"))]
+    if not keep:
+        raise BiodlInputError("the file is empty: no CpG calls", path=p)
+    if fmt == "calls":
+        f0 = lines[keep[0]].split()
+        if len(f0) >= 2 and not f0[1].lstrip("+").isdigit():
+            keep = keep[1:]  # a header line, e.g. "chromo pos value"
+    try:  # fast path: pandas' C parser on the data lines
+        df = pd.read_csv(
+            io.StringIO("\n".join(lines[i] for i in keep)),
+            sep=r"\s+",
+            header=None,
+            dtype=str,
+            keep_default_na=False,
+            usecols=range(ncol),
+            engine="c",
+        )
+        short = df.eq("").any(axis=1).to_numpy() if len(df.columns) == ncol else np.ones(len(df), bool)
+    except (pd.errors.ParserError, ValueError):
+        df, short = None, None
+    if df is None or short.any() or len(df) != len(keep):
+        rows = [lines[i].split() for i in keep]
+        bad = [k for k, r in enumerate(rows) if len(r) < ncol]
+        if bad:
+            k = bad[0]
+            raise BiodlInputError(
+                f"a {fmt} line needs {ncol} fields ({_LAYOUT[fmt]}), found {len(rows[k])}",
+                path=p,
+                record=keep[k] + 1,
+            )
+        df = pd.DataFrame([r[:ncol] for r in rows])
+    line_no = np.asarray(keep, dtype=np.int64) + 1
+    pos = pd.to_numeric(df[1], errors="coerce").to_numpy()
+    bad = ~np.isfinite(pos) | (pos != np.round(pos))
+    if bad.any():
+        k = _first_bad(bad)
+        raise BiodlInputError(
+            f"the position (column 2) must be an integer, got {df[1].iloc[k]!r}",
+            path=p,
+            record=int(line_no[k]),
+        )
+    pos = pos.astype(np.int64)
+    if fmt == "bedgraph":
+        pos = pos + 1  # 0-based start -> 1-based site
+    if fmt == "cov":
+        m = pd.to_numeric(df[4], errors="coerce").to_numpy()
+        u = pd.to_numeric(df[5], errors="coerce").to_numpy()
+        bad = ~np.isfinite(m) | ~np.isfinite(u) | (m < 0) | (u < 0) | (m + u <= 0)
+        if bad.any():
+            k = _first_bad(bad)
+            raise BiodlInputError(
+                f"counts (columns 5 and 6) must be non-negative with a positive sum, got "
+                f"{df[4].iloc[k]!r}, {df[5].iloc[k]!r}",
+                path=p,
+                record=int(line_no[k]),
+            )
+        val = m / (m + u)
+    else:
+        col = 3 if fmt == "bedgraph" else 2
+        val = pd.to_numeric(df[col], errors="coerce").to_numpy(np.float64)
+        if levels == "percent":
+            val = val / 100.0
+        bad = ~np.isfinite(val) | (val < 0) | (val > 1)
+        if bad.any():
+            k = _first_bad(bad)
+            hint = (
+                " (percentages? give --set levels=percent)"
+                if levels == "fraction" and np.nanmax(val[np.isfinite(val)], initial=0) <= 100
+                else ""
+            )
+            raise BiodlInputError(
+                f"the methylation value must be a number in [0, 1], got {df[col].iloc[k]!r}{hint}",
+                path=p,
+                record=int(line_no[k]),
+            )
+    if (pos < 1).any():
+        k = _first_bad(pos < 1)
+        raise BiodlInputError(f"positions are 1-based, got {pos[k]}", path=p, record=int(line_no[k]))
+    chrom = df[0].astype(str).to_numpy()
+    keys = df[0].astype(str).map({u: chrom_key(u) for u in pd.unique(chrom)}).to_numpy(dtype=object)
+    positions, values, spelling = {}, {}, {}
+    # a chromosome's lines must form one block, sorted by position
+    change = np.flatnonzero(keys[1:] != keys[:-1]) + 1
+    starts = np.concatenate([[0], change])
+    ends = np.concatenate([change, [len(keys)]])
+    for s, e in zip(starts, ends, strict=True):
+        c = keys[s]
+        if c in positions:
+            raise BiodlInputError(
+                f"chromosome {chrom[s]!r} appears again after other chromosomes: sort the file by "
+                "chromosome and position (sort -k1,1 -k2,2n)",
+                path=p,
+                record=int(line_no[s]),
+            )
+        pp = pos[s:e]
+        d = np.diff(pp)
+        if (d < 0).any():
+            k = s + 1 + _first_bad(d < 0)
+            raise BiodlInputError(
+                f"positions are not sorted within {chrom[s]} ({pos[k]} after {pos[k - 1]}): sort the "
+                "file (sort -k1,1 -k2,2n)",
+                path=p,
+                record=int(line_no[k]),
+            )
+        if (d == 0).any():
+            k = s + 1 + _first_bad(d == 0)
+            raise BiodlInputError(
+                f"site {chrom[s]}:{pos[k]} is given twice (also on line {line_no[k - 1]})",
+                path=p,
+                record=int(line_no[k]),
+            )
+        positions[c], values[c], spelling[c] = pp, val[s:e].astype(np.float32), chrom[s]
+    nm = name or p.name.split(".")[0]
+    return CpGProfile(nm, positions, values, str(p), spelling)
+
+
+_LAYOUT = {
+    "cov": "chrom, start, end, percent, count_methylated, count_unmethylated",
+    "bedgraph": "chrom, start, end, value",
+    "calls": "chrom, pos, value",
+}
+
+
+def _is_sample_table(p: Path) -> bool:
+    with open_text(p) as fh:
+        first = fh.readline()
+    cells = [
+        c.strip().lower()
+        for c in next(csv.reader(io.StringIO(first), delimiter="\t" if "\t" in first else ","))
+    ]
+    return any(c in _FILE_COLUMNS for c in cells)
+
+
+def read_profiles(path: str | Path, levels: str = "fraction") -> list[CpGProfile]:
+    """Every profile of ``path``: a sample table (``file`` and optional ``name`` columns) or a
+    single call file. Profile names must be unique."""
+    p = check_file(path)
+    if not _is_sample_table(p):
+        return [read_calls(p, levels=levels)]
+    try:
+        with input_errors(p):
+            t = pd.read_csv(p, sep=None, engine="python", dtype=str, keep_default_na=False)
+    except (ValueError, pd.errors.ParserError) as e:
+        raise BiodlInputError(f"cannot read the sample table ({e})", path=p) from None
+    cols = {c.strip().lower(): c for c in t.columns}
+    fcol = next(cols[c] for c in _FILE_COLUMNS if c in cols)
+    ncol = cols.get("name") or cols.get("cell") or cols.get("sample")
+    if t.empty:
+        raise BiodlInputError("the sample table lists no files", path=p)
+    out = []
+    for i, row in enumerate(t.to_dict("records"), start=2):
+        f = str(row[fcol]).strip()
+        if not f:
+            raise BiodlInputError("empty file name", path=p, record=i)
+        fp = Path(f) if Path(f).is_absolute() else p.parent / f
+        if not fp.exists():
+            raise BiodlInputError(f"listed file {f!r} not found (looked in {p.parent})", path=p, record=i)
+        nm = str(row[ncol]).strip() if ncol else ""
+        out.append(read_calls(fp, name=nm or None, levels=levels))
+    names = [q.name for q in out]
+    if len(set(names)) < len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise BiodlInputError(f"profile name(s) given twice: {', '.join(dup)} (add a name column)", path=p)
+    return out
+
+
+@dataclass
+class Annotation:
+    """Intervals of one annotation (CGI, exons, ...): per chromosome key, sorted 0-based
+    half-open starts and ends, merged so they do not overlap."""
+
+    name: str
+    starts: dict[str, np.ndarray]
+    ends: dict[str, np.ndarray]
+
+    def features(self, chrom: str, pos: np.ndarray) -> np.ndarray:
+        """``(n, 2)``: inside the annotation (0/1) and ``log10(1 + distance)`` to the nearest
+        interval (0 inside; 9 when the chromosome has none)."""
+        s, e = self.starts.get(chrom), self.ends.get(chrom)
+        out = np.zeros((len(pos), 2), dtype=np.float32)
+        if s is None or not len(s):
+            out[:, 1] = 9.0
+            return out
+        x = pos.astype(np.int64) - 1  # 0-based
+        i = np.searchsorted(s, x, side="right") - 1  # interval starting at or before x
+        inside = (i >= 0) & (x < e[np.clip(i, 0, None)])
+        left = np.where(i >= 0, x - e[np.clip(i, 0, None)] + 1, np.iinfo(np.int64).max)
+        j = np.clip(i + 1, 0, len(s) - 1)
+        right = np.where(i + 1 < len(s), s[j] - x, np.iinfo(np.int64).max)
+        d = np.where(inside, 0, np.minimum(left, right)).astype(np.float64)
+        out[:, 0] = inside
+        out[:, 1] = np.log10(1.0 + np.minimum(d, 1e9))
+        return out
+
+
+def read_annotation(path: str | Path, name: str | None = None) -> Annotation:
+    """A BED file of intervals (chromosome names compared by :func:`chrom_key`)."""
+    from biodl.io.bed import read_bed
+
+    bed = read_bed(path)
+    starts, ends = {}, {}
+    for c, g in bed.groupby(bed["chrom"].map(chrom_key), sort=False):
+        order = np.argsort(g["start"].to_numpy(), kind="stable")
+        s, e = g["start"].to_numpy(np.int64)[order], g["end"].to_numpy(np.int64)[order]
+        # merge overlaps
+        ms, me = [s[0]], [e[0]]
+        for a, b in zip(s[1:], e[1:], strict=True):
+            if a <= me[-1]:
+                me[-1] = max(me[-1], b)
+            else:
+                ms.append(a)
+                me.append(b)
+        starts[c], ends[c] = np.asarray(ms, np.int64), np.asarray(me, np.int64)
+    return Annotation(name or Path(path).name.split(".")[0], starts, ends)
+
+
+__all__ = [
+    "Annotation",
+    "CpGProfile",
+    "chrom_key",
+    "read_annotation",
+    "read_calls",
+    "read_profiles",
+]

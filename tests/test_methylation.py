@@ -1,0 +1,222 @@
+"""CpG methylation kind: readers, neighbour features, the SAE's pre-training, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from biodl.cli import app
+from biodl.errors import BiodlInputError
+from biodl.kinds.methylation.data import CpGDataset, neighbours, observed_sites, window_mean
+from biodl.kinds.methylation.io import chrom_key, read_annotation, read_calls, read_profiles
+
+DATA = Path(__file__).parent / "data" / "methylation"
+runner = CliRunner()
+
+
+def _write(p: Path, text: str) -> Path:
+    p.write_text(text)
+    return p
+
+
+# ------------------------------------------------------------------ readers
+def test_reads_the_three_formats_alike(tmp_path):
+    calls = _write(tmp_path / "a.tsv", "chr1\t10\t1\nchr1\t20\t0.25\nchr2\t5\t0\n")
+    cov = _write(tmp_path / "a.cov", "chr1\t10\t10\t100\t3\t0\nchr1\t20\t20\t25\t1\t3\nchr2\t5\t5\t0\t0\t2\n")
+    bg = _write(
+        tmp_path / "a.bedGraph", "track type=bedGraph\nchr1\t9\t10\t100\nchr1\t19\t20\t25\nchr2\t4\t5\t0\n"
+    )
+    a, b = read_calls(calls), read_calls(cov)
+    c = read_calls(bg, levels="percent")
+    for p in (a, b, c):
+        assert p.chroms == ["1", "2"] and p.spelling["1"] == "chr1"
+        assert p.positions["1"].tolist() == [10, 20] and p.positions["2"].tolist() == [5]
+        assert np.allclose(p.values["1"], [1.0, 0.25]) and np.allclose(p.values["2"], [0.0])
+    real = read_calls(DATA / "BS9N_SER.tsv.gz")
+    assert real.n_sites == 2101 + 2508 and real.chroms == ["18", "19"]
+
+
+@pytest.mark.parametrize(
+    "text,line,what",
+    [
+        ("1\t10\t0.5\n1\t20\n", 2, "needs 3 fields"),
+        ("1\t10\t0.5\n1\tten\t0.5\n", 2, "must be an integer, got 'ten'"),
+        ("1\t10\t0.5\n1\t20\t1.5\n", 2, "must be a number in [0, 1], got '1.5'"),
+        ("1\t10\t0.5\n1\t20\t75\n", 2, "(percentages? give --set levels=percent)"),
+        ("1\t10\t0.5\n1\t8\t0.5\n", 2, "positions are not sorted within 1 (8 after 10)"),
+        ("1\t10\t0.5\n1\t10\t1\n", 2, "site 1:10 is given twice (also on line 1)"),
+        ("1\t10\t0.5\n2\t10\t1\n1\t30\t1\n", 3, "chromosome '1' appears again after other chromosomes"),
+    ],
+)
+def test_bad_calls_name_the_line(tmp_path, text, line, what):
+    p = _write(tmp_path / "bad.tsv", text)
+    with pytest.raises(BiodlInputError) as e:
+        read_calls(p)
+    assert str(e.value).startswith(f"{p}, line {line}: ") and what in str(e.value)
+
+
+def test_truncated_and_empty_files(tmp_path):
+    data = (DATA / "BS9N_SER.tsv.gz").read_bytes()
+    t = tmp_path / "t.tsv.gz"
+    t.write_bytes(data[: len(data) // 2])
+    with pytest.raises(BiodlInputError, match="truncated or corrupt"):
+        read_calls(t)
+    with pytest.raises(BiodlInputError, match="the file is empty"):
+        read_calls(_write(tmp_path / "e.tsv", "\n"))
+
+
+def test_sample_tables(tmp_path):
+    profs = read_profiles(DATA / "cells.tsv")
+    assert [p.name for p in profs] == ["BS27_4_SER", "BS28_2_SER", "BS9N_SER"]
+    bad = _write(tmp_path / "s.tsv", "name\tfile\nx\tnothere.tsv\n")
+    with pytest.raises(BiodlInputError, match=r"s.tsv, line 2: listed file 'nothere.tsv' not found"):
+        read_profiles(bad)
+    twice = _write(
+        tmp_path / "t.tsv", f"name\tfile\nx\t{DATA / 'BS27_4_SER.tsv.gz'}\nx\t{DATA / 'BS28_2_SER.tsv.gz'}\n"
+    )
+    with pytest.raises(BiodlInputError, match="profile name.s. given twice: x"):
+        read_profiles(twice)
+
+
+def test_annotations_match_chromosomes_by_name(tmp_path):
+    assert chrom_key("chr18") == chrom_key("18") == "18" and chrom_key("chrX") == "X"
+    bed = _write(tmp_path / "a.bed", "chr1\t100\t200\nchr1\t150\t300\nchr1\t1000\t1010\n")
+    a = read_annotation(bed)
+    assert a.starts["1"].tolist() == [100, 1000] and a.ends["1"].tolist() == [300, 1010]  # merged
+    f = a.features("1", np.array([101, 300, 301, 600, 2000]))  # 1-based sites
+    assert f[:, 0].tolist() == [1, 1, 0, 0, 0]
+    assert np.allclose(10 ** f[:, 1] - 1, [0, 0, 1, 300, 990], rtol=1e-4)
+    assert np.allclose(a.features("2", np.array([5]))[:, 1], 9.0)  # no interval on the chromosome
+
+
+# ------------------------------------------------------------------ neighbour features
+def test_neighbours_exclude_the_target_and_pad_at_chromosome_ends():
+    obs = np.array([10, 20, 30, 40, 50])
+    val = np.array([1, 0, 1, 0, 1], dtype=np.float32)
+    st, d = neighbours(obs, val, np.array([30, 11, 55]), k=2, max_dist=1000)
+    # target 30 (observed): left 10, 20 (far to near), right 40, 50; 30 itself left out
+    assert st[0].tolist() == [1, 0, 0, 1] and d[0].tolist() == [20, 10, 10, 20]
+    # target 11: one neighbour on the left, the other missing (0.5 at max_dist)
+    assert st[1].tolist() == [0.5, 1, 0, 1] and d[1].tolist() == [1000, 1, 9, 19]
+    # target 55: beyond the last site, nothing on the right
+    assert st[2].tolist() == [0, 1, 0.5, 0.5] and d[2].tolist() == [15, 5, 1000, 1000]
+    st, d = neighbours(np.zeros(0, np.int64), np.zeros(0, np.float32), np.array([5]), k=1)
+    assert st.tolist() == [[0.5, 0.5]]
+
+
+def test_the_dataset_never_shows_a_site_its_own_state():
+    prof = read_calls(DATA / "BS27_4_SER.tsv.gz")
+    sites = observed_sites([prof], ["18"])
+    ds = CpGDataset([prof], sites, k=3, threshold=0.5)
+    x = ds.features(np.arange(len(sites)))
+    dist = x[:, 0, 6:12]
+    assert (dist > 0).all()  # no neighbour at distance 0: the target is excluded
+    # window mean of the nearest neighbours is a (weak) predictor of the held-out state
+    wm = window_mean(x, 3)
+    y = ds.y[:, 0]
+    assert np.corrcoef(wm, y)[0, 1] > 0.2
+
+
+def test_per_epoch_subsets_are_seeded():
+    prof = read_calls(DATA / "BS9N_SER.tsv.gz")
+    sites = observed_sites([prof], ["18"])
+    a = CpGDataset([prof], sites, k=2, per_epoch=100, seed=3)
+    b = CpGDataset([prof], sites, k=2, per_epoch=100, seed=3)
+    assert len(a) == 100
+    a.set_epoch(2)
+    b.set_epoch(2)
+    assert np.array_equal(a._order, b._order)
+    b.set_epoch(3)
+    assert not np.array_equal(a._order, b._order)
+
+
+def test_sae_pretraining_lowers_the_reconstruction_loss(tmp_path):
+    from biodl.models.methylation import CpGSAE
+    from biodl.train import TrainConfig
+    from biodl.train.pretrain import pretrain_layers
+
+    prof = read_calls(DATA / "BS9N_SER.tsv.gz")
+    ds = CpGDataset([prof], observed_sites([prof], ["18"]), k=5)
+    torch.manual_seed(0)
+    model = CpGSAE(1, ds.n_features, hidden=[16, 8])
+    x = torch.from_numpy(ds.features(np.arange(len(ds)))).flatten(1)
+    model.scale.fit(x)
+
+    def rec_loss(k: int) -> float:
+        model.stage = f"pretrain:{k}"
+        torch.manual_seed(1)
+        with torch.no_grad():
+            return float(model.loss((x, None))["loss"])
+
+    before = [rec_loss(0), rec_loss(1)]
+    cfg = TrainConfig(max_epochs=1, batch_size=64, lr=3e-3, progress=False, device="cpu")
+    pretrain_layers(model, ds, None, tmp_path, cfg, epochs=4)
+    assert model.stage == "finetune"
+    after = [rec_loss(0), rec_loss(1)]
+    assert after[0] < 0.7 * before[0] and after[1] < before[1], (before, after)
+
+
+# ------------------------------------------------------------------ CLI
+def test_cli_train_evaluate_predict(tmp_path):
+    out = tmp_path / "run"
+    r = runner.invoke(
+        app,
+        ["train", "--system", "deepcpg-cpg", str(DATA / "cells.tsv"), "--set", "input_only=BS9N_SER"]
+        + ["--set", f"annotations={DATA / 'CGI.bed.gz'}", "--epochs", "2", "--no-progress", "--out", str(out)]
+        + ["-m", "embed=16", "-m", "hidden=8"],
+    )
+    assert r.exit_code == 0, r.output
+    s = json.loads((out / "summary.json").read_text())
+    assert s["kind"] == "methylation" and s["task"] == "multilabel" and s["n_test"] > 1000
+    assert 0.5 < s["test_metrics"]["auroc"] <= 1 and (out / "report.html").exists()
+    html = (out / "report.html").read_text()
+    assert "Per-profile performance" in html and "Calibration and distance" in html
+    pred = pd.read_csv(out / "test" / "predictions.tsv", sep="\t")
+    assert {"chrom", "pos", "prob_BS27_4_SER", "true_BS27_4_SER", "nearest_BS27_4_SER"} <= set(pred.columns)
+    assert set(pred["chrom"].astype(str)) == {"19"}
+
+    r = runner.invoke(app, ["evaluate", str(out), str(DATA / "cells.tsv"), "--set", "chroms=19"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["auroc"] == pytest.approx(s["test_metrics"]["auroc"], abs=1e-5)
+
+    r = runner.invoke(
+        app, ["predict", str(out), str(DATA / "cells.tsv"), "--out", str(tmp_path / "imputed.tsv")]
+    )
+    assert r.exit_code == 0, r.output
+    imp = pd.read_csv(tmp_path / "imputed.tsv", sep="\t")
+    assert list(imp.columns) == ["chrom", "pos", "BS27_4_SER", "BS28_2_SER"]
+    assert ((imp["BS27_4_SER"] >= 0) & (imp["BS27_4_SER"] <= 1)).all()
+    # a file without the model's profiles is refused, naming them
+    r = runner.invoke(app, ["predict", str(out), str(DATA / "BS9N_2I.tsv.gz")])
+    assert r.exit_code == 2 and "the model reads profiles BS27_4_SER, BS28_2_SER, BS9N_SER" in " ".join(
+        r.output.split()
+    )
+
+
+def test_one_profile_models_write_the_input_format(tmp_path):
+    out = tmp_path / "bulk"
+    r = runner.invoke(
+        app,
+        ["train", "--system", "cpg-sae", str(DATA / "BS9N_SER.tsv.gz"), "--set", "pretrain_epochs=1"]
+        + ["--set", "k=5", "--epochs", "1", "--no-progress", "--out", str(out), "-m", "hidden=[8]"],
+    )
+    assert r.exit_code == 0, r.output
+    sites = tmp_path / "sites.tsv"
+    sites.write_text("18\t3000500\t0\n18\t3000600\t0\n")
+    r = runner.invoke(app, ["predict", str(out), str(DATA / "BS9N_2I.tsv.gz"), "--set", f"sites={sites}"])
+    assert r.exit_code == 0, r.output
+    rows = [x.split("\t") for x in r.stdout.strip().splitlines()]
+    assert [x[:2] for x in rows] == [["18", "3000500"], ["18", "3000600"]]  # chrom pos value, no header
+    assert all(0 <= float(x[2]) <= 1 for x in rows)
+    r = runner.invoke(
+        app,
+        ["train", "--system", "deepcpg-cpg", str(DATA / "BS9N_SER.tsv.gz"), "--set", "test_chroms=7"]
+        + ["--out", str(tmp_path / "x")],
+    )
+    assert r.exit_code == 2 and "unknown chromosome(s) 7: the calls have 18, 19" in r.output
