@@ -225,19 +225,16 @@ def _help_options(system: str) -> None:
     block(f"{recipe.name}: model options (-m KEY=VALUE or --set KEY=VALUE)", rows)
     td = recipe.train_defaults
     shown = ("max_epochs", "patience", "batch_size", "lr", "weight_decay")
-    defaults = ", ".join(
-        f"{f.name}={td.get(f.name, f.default)}" for f in dataclasses.fields(TrainConfig) if f.name in shown
-    )
+    fdefault = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    flag = {"max_epochs": "--epochs"}
+    # one flag per row: a row naming them all would squeeze the description column to nothing
     block(
-        "training options",
+        "training options (this recipe's defaults)",
         [
+            *[(flag.get(n, f"--{n.replace('_', '-')}"), str(td.get(n, fdefault[n]))) for n in shown],
             (
-                "--epochs, --patience, --batch-size, --lr, --weight-decay",
-                f"this recipe's defaults: {defaults}",
-            ),
-            (
+                "also",
                 "--seed, --device, --devices, --strategy, --num-nodes, --precision, --num-workers, --resume",
-                "",
             ),
         ],
     )
