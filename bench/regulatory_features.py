@@ -435,9 +435,11 @@ def main() -> None:
     udir.mkdir(exist_ok=True)
     if args.render_only:
         units = []
-        for p in sorted(udir.glob("*.json")):
+        order = args.cells.split(",")
+        for p in udir.glob("*.json"):
             c, t, f = p.stem.rsplit("_", 2)
             units.append((c, t, int(f), args))
+        units.sort(key=lambda u: (order.index(u[0]) if u[0] in order else len(order), u[0], u[1], u[2]))
         if not units:
             raise SystemExit(f"--render-only: no finished units in {udir}")
 
