@@ -220,3 +220,71 @@ def test_one_profile_models_write_the_input_format(tmp_path):
         + ["--out", str(tmp_path / "x")],
     )
     assert r.exit_code == 2 and "unknown chromosome(s) 7: the calls have 18, 19" in r.output
+
+
+def _genome(path: Path, names=("chr18", "chr19"), length=3_410_000) -> Path:
+    """A random genome long enough for the bundled slice (no mm10 here: plumbing only)."""
+    rng = np.random.default_rng(0)
+    with open(path, "w") as f:
+        for c in names:
+            s = rng.choice(np.frombuffer(b"ACGT", dtype="S1"), length).tobytes().decode()
+            f.write(f">{c}\n" + "\n".join(s[i : i + 80] for i in range(0, len(s), 80)) + "\n")
+    return path
+
+
+def test_dna_windows_are_centred_and_padded_at_chromosome_ends(tmp_path):
+    from biodl.io.fasta import open_genome
+    from biodl.kinds.methylation.data import DNAWindows
+
+    fa = tmp_path / "g.fa"
+    fa.write_text(">chr1\nACGTACGTAC\n")
+    w = DNAWindows(open_genome(fa), fa, 5, ["1"])
+    x = w.onehot(np.array(["1", "1", "1"], dtype=object), np.array([3, 1, 10]))
+    assert x.shape == (3, 4, 5)
+    # position 3 (G): window 1-5 = ACGTA
+    assert x[0].argmax(0).tolist() == [0, 1, 2, 3, 0]
+    # position 1: two N (0.25 everywhere) before A C G
+    assert np.allclose(x[1][:, :2], 0.25) and x[1][:, 2:].argmax(0).tolist() == [0, 1, 2]
+    # position 10 (the last C): T A C and two N after
+    assert x[2][:, :3].argmax(0).tolist() == [3, 0, 1] and np.allclose(x[2][:, 3:], 0.25)
+    with pytest.raises(BiodlInputError, match="chromosome.*2.*not in the genome"):
+        DNAWindows(open_genome(fa), fa, 5, ["1", "2"])
+
+
+def test_dna_module_plumbing_train_predict(tmp_path):
+    """DeepCpG's DNA module end to end on a random genome: no accuracy claim, only that the
+    pair input flows through train / evaluate / predict, and that the genome is required."""
+    g = _genome(tmp_path / "g.fa")
+    out = tmp_path / "run"
+    r = runner.invoke(
+        app,
+        ["train", "--system", "deepcpg-cpg", str(DATA / "cells.tsv"), "--set", "input_only=BS9N_SER"]
+        + ["--set", f"genome={g}", "--set", "dna_window=101", "--epochs", "1", "--no-progress"]
+        + ["-m", "embed=16", "-m", "hidden=8", "-m", "dna_filters=[8,8]", "-m", "joint=16"]
+        + ["--out", str(out)],
+    )
+    assert r.exit_code == 0, r.output
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["model_kwargs"]["dna_window"] == 101 and meta["data"]["dna_window"] == 101
+    r = runner.invoke(
+        app,
+        ["predict", str(out), str(DATA / "cells.tsv"), "--set", f"genome={g}"]
+        + ["--out", str(tmp_path / "p.tsv")],
+    )
+    assert r.exit_code == 0, r.output
+    p = pd.read_csv(tmp_path / "p.tsv", sep="\t")
+    assert len(p) > 4000 and p["BS27_4_SER"].between(0, 1).all()
+    g.unlink()  # the training genome is gone: a clear error, not a shape error
+    r = runner.invoke(app, ["predict", str(out), str(DATA / "cells.tsv")])
+    assert r.exit_code == 2 and "DNA module" in r.output and "--set genome" in r.output
+    # a genome without the calls' chromosomes is refused naming them
+    other = _genome(tmp_path / "other.fa", names=("chr1",), length=1000)
+    r = runner.invoke(app, ["predict", str(out), str(DATA / "cells.tsv"), "--set", f"genome={other}"])
+    assert r.exit_code == 2 and "18, 19" in r.output and "not in the genome" in r.output
+    # the SAE has no DNA module
+    r = runner.invoke(
+        app,
+        ["train", "--system", "cpg-sae", str(DATA / "BS9N_SER.tsv.gz"), "--set", f"genome={other}"]
+        + ["--out", str(tmp_path / "sae")],
+    )
+    assert r.exit_code == 2 and "genome" in r.output

@@ -94,6 +94,8 @@ def _batch_size(batch) -> int:
     n = getattr(x, "n_graphs", None)  # molecular graph batches
     if n is not None:
         return int(n)
+    while isinstance(x, (list, tuple)):  # a tuple input (CpG neighbours + DNA): its first part
+        x = x[0]
     return int(x.shape[0])
 
 

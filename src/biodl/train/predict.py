@@ -116,7 +116,8 @@ def predict(
     with cpu_threads(threads if dev.type == "cpu" else None):
         for batch in it:
             x = batch[0] if isinstance(batch, (list, tuple)) else batch
-            x = x.to(dev)
+            # a tuple input (e.g. CpG neighbours + DNA) moves part by part
+            x = type(x)(v.to(dev) for v in x) if isinstance(x, (list, tuple)) else x.to(dev)
             y_hat = fn(x)
             if rc_average:
                 y_hat = (y_hat + fn(x.flip(dims=(-2, -1)))) / 2

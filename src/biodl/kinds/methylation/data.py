@@ -11,6 +11,10 @@ Feature layout of one site, per profile: ``2k`` states (left neighbours far to n
 neighbours near to far), ``2k`` scaled distances, then the annotation features (inside, log
 distance, for each annotation; the same for every profile). A batch is
 ``(batch, n_profiles, 4k + 2 * n_annotations)``.
+
+With a genome (DeepCpG's DNA module), an item's input is the pair ``(neighbours, dna)``,
+``dna`` the one-hot ``(4, dna_window)`` sequence centred on the site (``N`` = 0.25 beyond the
+chromosome ends).
 """
 
 from __future__ import annotations
@@ -25,6 +29,48 @@ from torch.utils.data import Dataset
 from biodl.kinds.methylation.io import Annotation, CpGProfile
 
 MISSING_STATE = 0.5
+
+
+class DNAWindows:
+    """One-hot DNA windows centred on CpG sites, read per batch from a pyfaidx genome."""
+
+    def __init__(self, genome, path: str, width: int, chroms) -> None:
+        from biodl.errors import BiodlInputError
+        from biodl.kinds.methylation.io import chrom_key
+
+        self.genome, self.path, self.width = genome, str(path), int(width)
+        if self.width < 1:
+            raise BiodlInputError(f"--set dna_window must be at least 1, got {width}")
+        names = {chrom_key(n): n for n in genome.keys()}
+        missing = [c for c in chroms if c not in names]
+        if missing:
+            have = ", ".join(list(names.values())[:8]) + (" ..." if len(names) > 8 else "")
+            raise BiodlInputError(
+                f"chromosome(s) {', '.join(missing)} of the CpG calls are not in the genome (it has {have})",
+                path=path,
+            )
+        self.names = names
+        self.lengths = {c: len(genome[names[c]]) for c in chroms}
+
+    def onehot(self, chrom: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """``(n, 4, width)`` float32 for 1-based positions ``pos`` on chromosomes ``chrom``."""
+        from biodl.encode import one_hot_batch
+        from biodl.errors import BiodlInputError
+
+        w, half = self.width, self.width // 2
+        seqs = []
+        for c, p in zip(chrom, pos, strict=True):
+            n = self.lengths.get(c)
+            if n is None:
+                raise BiodlInputError(f"chromosome {c} is not in the genome", path=self.path)
+            start, end = int(p) - 1 - half, int(p) - 1 - half + w
+            lo, hi = max(start, 0), min(end, n)
+            core = self.genome[self.names[c]][lo:hi] if hi > lo else ""
+            seqs.append("N" * (lo - start) + str(core) + "N" * (end - max(hi, lo)))
+        try:
+            return one_hot_batch(seqs, iupac_as_n=True)
+        except BiodlInputError as e:
+            raise BiodlInputError(f"genome sequence: {e.problem}", path=self.path) from None
 
 
 def neighbours(
@@ -129,8 +175,10 @@ class CpGDataset(Dataset):
         max_dist: int = 100_000,
         per_epoch: int | None = None,
         seed: int = 0,
+        dna: DNAWindows | None = None,
     ) -> None:
         self.profiles, self.sites, self.k = list(profiles), sites, int(k)
+        self.dna = dna
         self.annotations, self.max_dist = list(annotations), int(max_dist)
         self.threshold = threshold
         y = sites.y
@@ -185,6 +233,9 @@ class CpGDataset(Dataset):
             rows = self._order[rows]
         x = torch.from_numpy(self.features(rows))
         y = torch.from_numpy(np.ascontiguousarray(self.y[rows], dtype=np.float32))
+        if self.dna is not None:
+            d = torch.from_numpy(self.dna.onehot(self.sites.chrom[rows], self.sites.pos[rows]))
+            return [((x[i], d[i]), y[i]) for i in range(len(rows))]
         return [(x[i], y[i]) for i in range(len(rows))]
 
 

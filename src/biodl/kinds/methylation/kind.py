@@ -10,6 +10,7 @@ Profiles named in ``input_only`` (bulk samples helping single cells, say) are in
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -95,6 +96,23 @@ OPTIONS = (
         "every site observed in any input profile).",
         stages=("predict",),
     ),
+    Option(
+        "genome",
+        "path",
+        None,
+        "Genome FASTA (plain, bgzip or gzip; chromosome names with or without chr): adds DeepCpG's "
+        "DNA module (deepcpg-cpg only). A model trained with one needs it to evaluate / predict.",
+        stages=_IO,
+        recipes=("deepcpg-cpg",),
+    ),
+    Option(
+        "dna_window",
+        "int",
+        1001,
+        "Length of the DNA window centred on each CpG, with --set genome (DeepCpG: 1001).",
+        minimum=11,
+        recipes=("deepcpg-cpg",),
+    ),
     Option("report", "bool", True, "Write OUT/report.html after training."),
 )
 
@@ -114,6 +132,8 @@ class MethylationData:
     levels: str = "fraction"
     train_file: str | None = None
     test_chroms: list[str] = field(default_factory=list)
+    genome: str | None = None
+    dna_window: int = 0
 
 
 @dataclass
@@ -168,6 +188,16 @@ class MethylationKind(DataKind):
             raise BiodlInputError("no CpG call file given (DATA or --data)")
         return read_profiles(path, levels=options.get("levels") or "fraction")
 
+    def _dna(self, path, width, profiles):
+        """DNA windows from a genome FASTA covering every chromosome of ``profiles`` (or None)."""
+        if not path:
+            return None
+        from biodl.io.fasta import open_genome
+        from biodl.kinds.methylation.data import DNAWindows
+
+        chroms = sorted({c for p in profiles for c in p.chroms}, key=_natural)
+        return DNAWindows(open_genome(path), path, width, chroms)
+
     def _annotations(self, paths):
         from biodl.kinds.methylation.io import read_annotation
 
@@ -208,7 +238,8 @@ class MethylationKind(DataKind):
         annots = self._annotations(o["annotations"])
         sites = observed_sites(outputs, train_chroms)
         tr, va = split_indices(len(sites), o["valid_fraction"], seed, at_least_one=True, min_items=20)
-        kw = dict(k=o["k"], annotations=annots, threshold=thr, max_dist=o["max_dist"])
+        dna = self._dna(o.get("genome"), o.get("dna_window") or 1001, profiles)
+        kw = dict(k=o["k"], annotations=annots, threshold=thr, max_dist=o["max_dist"], dna=dna)
         train = CpGDataset(profiles, sites.subset(tr), per_epoch=o["max_sites"], seed=seed, **kw)
         valid = CpGDataset(profiles, sites.subset(va), **kw) if len(va) else None
         test = None
@@ -256,6 +287,9 @@ class MethylationKind(DataKind):
         mk.update(
             n_profiles=len(e["inputs"]), n_features=splits.train.n_features, n_outputs=len(e["outputs"])
         )
+        dna = splits.train.dna
+        if dna is not None:
+            mk["dna_window"] = dna.width
         seed_all(ctx.config.seed)
         model = r.build(**mk)
         if hasattr(model, "scale"):  # the SAE standardises its inputs with training statistics
@@ -278,6 +312,8 @@ class MethylationKind(DataKind):
             levels=o["levels"],
             train_file=str(o["data"]),
             test_chroms=list(splits.info["test_chroms"]),
+            genome=str(Path(o["genome"]).resolve()) if dna is not None else None,
+            dna_window=dna.width if dna is not None else 0,
         )
         return model, RunMeta(
             kind=self.name,
@@ -357,10 +393,19 @@ class MethylationKind(DataKind):
             spelling,
         )
 
-    def _dataset(self, meta, table):
+    def _dataset(self, meta, table, options=None):
         from biodl.kinds.methylation.data import CpGDataset
 
         d = data_as(MethylationData, meta.data)
+        dna = None
+        if d.dna_window:
+            genome = (options or {}).get("genome") or d.genome
+            if not genome or not Path(genome).exists():
+                raise BiodlInputError(
+                    f"this model has DeepCpG's DNA module: give the genome FASTA with --set genome=FASTA "
+                    f"(trained with {d.genome})"
+                )
+            dna = self._dna(genome, d.dna_window, table.profiles)
         return CpGDataset(
             table.profiles,
             table.sites,
@@ -368,6 +413,7 @@ class MethylationKind(DataKind):
             annotations=self._annotations(d.annotations),
             threshold=d.threshold,
             max_dist=d.max_dist,
+            dna=dna,
         )
 
     def score(self, model, meta, table, *, device, options, batch_size=256):
@@ -375,7 +421,7 @@ class MethylationKind(DataKind):
 
         if len(table) == 0:
             raise BiodlInputError("no CpG site to score", path=table.source)
-        return predict(model, self._dataset(meta, table), batch_size=batch_size, device=device)
+        return predict(model, self._dataset(meta, table, options), batch_size=batch_size, device=device)
 
     def metrics(self, meta, outputs, targets, table):
         m = super().metrics(meta, outputs, targets, table)
