@@ -481,7 +481,8 @@ def main() -> None:
     if not (args.render_only or args.no_transfer):
         (out / "transfer.json").write_text(json.dumps(trans, indent=1))
     text = summarise(folds_df, path_df, trans, args)
-    text += f"\nTotal wall time {(time.time() - t0) / 60:.1f} min ({args.jobs} job(s)).\n"
+    if not args.render_only:
+        text += f"\nTotal wall time {(time.time() - t0) / 60:.1f} min ({args.jobs} job(s)).\n"
     (out / "summary.md").write_text(text)
     print(text)
 
