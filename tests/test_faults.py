@@ -432,3 +432,21 @@ def test_report_note_explains_the_numbers(seq_run):
     p = report(seq_run, note="Validation and test sets differ.", quiet=True)
     html = p.read_text()
     assert "About these numbers" in html and "Validation and test sets differ." in html
+
+
+def test_no_validation_split_monitors_the_training_loss(tmp_path):
+    """--valid-fraction 0 used to crash deep in Lightning (early stopping on a val_ metric that
+    never came); an empty validation set is now no validation set."""
+    from biodl.cli import app
+
+    src = Path(__file__).resolve().parents[1] / "src" / "biodl" / "resources" / "encode"
+    data = src / "REST_GM12878_NRSF_HudsonAlpha_B.seq.gz"
+    out = tmp_path / "run"
+    r = runner.invoke(
+        app,
+        ["train", str(data), "--system", "deepbind", "--valid-fraction", "0", "--epochs", "1"]
+        + ["-m", "num_motifs=4", "-m", "hidden=4", "--no-progress", "--out", str(out)],
+    )
+    assert r.exit_code == 0, r.output
+    hist = (out / "history.csv").read_text().splitlines()
+    assert hist[0] == "epoch,train_loss" and len(hist) == 2

@@ -132,6 +132,10 @@ class DataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         self.collate_fn = collate_fn
+        # an empty validation set (e.g. --valid-fraction 0) is no validation set: training then
+        # monitors the training loss instead of a validation metric that never comes
+        if valid is not None and hasattr(valid, "__len__") and len(valid) == 0:
+            valid = None
         self.train_ds, self.valid_ds, self.test_ds = train, valid, test
         self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
 

@@ -136,7 +136,7 @@ class HistoryCallback(Callback):
         row: dict[str, float] = {"epoch": trainer.current_epoch}
         acc = getattr(pl_module, "epoch_train_loss", None)
         if acc and acc[1]:
-            row["train_loss"] = acc[0] / acc[1]
+            row["train_loss"] = float(acc[0]) / acc[1]
         for k, v in trainer.callback_metrics.items():
             if k.startswith("val_"):
                 row[k] = float(v)
