@@ -9,6 +9,7 @@ import torch
 from biodl.kinds.sequences.augment import AugmentedDataset, Augmenter, uniform
 from biodl.kinds.sequences.data import SequenceDataset
 from biodl.kinds.sequences.io import SequenceTable
+from biodl.train.batches import Stacked
 
 
 def _onehot(n: int = 6, length: int = 12, seed: int = 0) -> torch.Tensor:
@@ -60,13 +61,19 @@ def test_augmented_dataset_single_items_equal_batches_and_follow_the_epoch() -> 
     )
     ds = AugmentedDataset(SequenceDataset(table), Augmenter(rc=True, shift=2, seed=0))
     batch = ds.__getitems__(list(range(8)))
+    assert isinstance(batch, Stacked)  # one encoded batch, not per-item tuples
     singles = [ds[i] for i in range(8)]
     assert all(
-        torch.equal(b[0], s[0]) and torch.equal(b[1], s[1]) for b, s in zip(batch, singles, strict=True)
+        torch.equal(batch[0][k], s[0]) and torch.equal(batch[1][k], s[1]) for k, s in enumerate(singles)
     )
-    e0 = torch.stack([b[0] for b in batch])
+    e0 = batch[0]
     ds.set_epoch(1)
-    e1 = torch.stack([x for x, _ in ds.__getitems__(list(range(8)))])
+    e1 = ds.__getitems__(list(range(8)))[0]
     assert not torch.equal(e0, e1)
     ds.set_epoch(0)
-    assert torch.equal(e0, torch.stack([x for x, _ in ds.__getitems__(list(range(8)))]))
+    assert torch.equal(e0, ds.__getitems__(list(range(8)))[0])
+    # the loaders' collate passes a whole batch through as default_collate's [x, y]
+    from biodl.train.batches import BatchCollate
+
+    got = BatchCollate()(batch)
+    assert isinstance(got, list) and torch.equal(got[0], e0) and got[1].shape == (8, 1)

@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from biodl.errors import BiodlInputError
+from biodl.train.batches import BatchCollate
 
 
 def split_indices(
@@ -149,7 +150,7 @@ class DataModule(pl.LightningDataModule):
             batch_size=self.batch_size,
             sampler=EpochSampler(ds, self.seed, shuffle),
             num_workers=self.num_workers,
-            collate_fn=self.collate_fn,
+            collate_fn=BatchCollate(self.collate_fn),
             persistent_workers=self.num_workers > 0,
             # a last training batch of one item cannot be batch-normalised: drop it
             drop_last=shuffle and len(ds) % self.batch_size == 1,

@@ -106,7 +106,9 @@ def predict(
     dev = torch_device(device)
     model = model.to(dev).eval()
     fn = forward or model
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_fn)
+    from biodl.train.batches import BatchCollate
+
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=BatchCollate(collate_fn))
     it = loader
     if progress:
         from rich.progress import track

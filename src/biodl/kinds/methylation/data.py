@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from biodl.kinds.methylation.io import Annotation, CpGProfile
+from biodl.train.batches import Stacked
 
 MISSING_STATE = 0.5
 
@@ -225,9 +226,9 @@ class CpGDataset(Dataset):
         return out
 
     def __getitem__(self, i: int):
-        return self.__getitems__([i])[0]
+        return self.__getitems__([i]).item(0)
 
-    def __getitems__(self, idx: list[int]):
+    def __getitems__(self, idx: list[int]) -> Stacked:
         rows = np.asarray(idx, dtype=np.int64)
         if self._order is not None:
             rows = self._order[rows]
@@ -235,8 +236,8 @@ class CpGDataset(Dataset):
         y = torch.from_numpy(np.ascontiguousarray(self.y[rows], dtype=np.float32))
         if self.dna is not None:
             d = torch.from_numpy(self.dna.onehot(self.sites.chrom[rows], self.sites.pos[rows]))
-            return [((x[i], d[i]), y[i]) for i in range(len(rows))]
-        return [(x[i], y[i]) for i in range(len(rows))]
+            return Stacked(((x, d), y))
+        return Stacked((x, y))
 
 
 def window_mean(x: np.ndarray, k: int, profile: int = 0, n: int | None = None) -> np.ndarray:

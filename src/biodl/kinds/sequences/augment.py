@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from biodl.train.batches import Stacked
+
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MASK = (1 << 64) - 1
 
@@ -112,11 +114,15 @@ class AugmentedDataset(Dataset):
             self.dataset.set_epoch(epoch)
 
     def __getitem__(self, i: int):
-        return self.__getitems__([i])[0]
+        got = self.__getitems__([i])
+        return got.item(0) if isinstance(got, Stacked) else got[0]
 
     def __getitems__(self, idx: list[int]):
         inner = getattr(self.dataset, "__getitems__", None)
         items = inner(list(idx)) if inner is not None else [self.dataset[i] for i in idx]
+        index = np.asarray(idx, dtype=np.int64)
+        if isinstance(items, Stacked):  # a whole batch: augment it as one tensor
+            return Stacked((self.augmenter(items[0], index, self.epoch), *items[1:]))
         x = torch.stack([it[0] for it in items])
-        x = self.augmenter(x, np.asarray(idx, dtype=np.int64), self.epoch)
+        x = self.augmenter(x, index, self.epoch)
         return [(x[k], *items[k][1:]) for k in range(len(items))]

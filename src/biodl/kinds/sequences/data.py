@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 from biodl.encode import sequence_codes
 from biodl.errors import BiodlInputError
 from biodl.kinds.sequences.io import SequenceTable
+from biodl.train.batches import Stacked
 
 
 def _pad_center(seq: str, length: int) -> str:
@@ -135,14 +136,12 @@ class SequenceDataset(Dataset):
         return self.lut[codes].transpose(-1, -2).contiguous()
 
     def __getitem__(self, i: int):
-        return self.__getitems__([i])[0]
+        return self.__getitems__([i]).item(0)
 
-    def __getitems__(self, idx: list[int]):
+    def __getitems__(self, idx: list[int]) -> Stacked:
         index = torch.as_tensor(idx)
         codes = self.codes[index]
-        x = self._encode(codes)
-        y = self.labels[index]
-        return [(x[k], y[k]) for k in range(len(idx))]
+        return Stacked((self._encode(codes), self.labels[index]))
 
 
 def add_shuffled_negatives(table: SequenceTable, seed: int = 0, n_per_seq: int = 1) -> SequenceTable:
