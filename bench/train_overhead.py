@@ -23,11 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-REST = ROOT / "src" / "biodl" / "resources" / "encode" / "REST_GM12878_NRSF_HudsonAlpha_AC.seq.gz"
+from biodl.demo import ENCODE_DIR
+
+REST = ENCODE_DIR / "REST_GM12878_NRSF_HudsonAlpha_AC.seq.gz"
 
 
 def _biodl_run(epochs: int, out: Path, seed: int) -> float:
@@ -132,5 +132,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    np.seterr(all="ignore")
     main()

@@ -434,13 +434,12 @@ def test_report_note_explains_the_numbers(seq_run):
     assert "About these numbers" in html and "Validation and test sets differ." in html
 
 
-def test_no_validation_split_monitors_the_training_loss(tmp_path):
+def test_no_validation_split_monitors_the_training_loss(tmp_path, rest_small):
     """--valid-fraction 0 used to crash deep in Lightning (early stopping on a val_ metric that
     never came); an empty validation set is now no validation set."""
     from biodl.cli import app
 
-    src = Path(__file__).resolve().parents[1] / "src" / "biodl" / "resources" / "encode"
-    data = src / "REST_GM12878_NRSF_HudsonAlpha_B.seq.gz"
+    data = rest_small["test"]
     out = tmp_path / "run"
     r = runner.invoke(
         app,
