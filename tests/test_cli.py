@@ -37,7 +37,7 @@ def test_systems_lists_registry():
     rows = {d["name"]: d for d in json.loads(r.stdout)}
     for name in ("deepbind", "deepsea", "basset", "danq", "splicing-cnn"):
         assert rows[name]["status"] == "ready" and rows[name]["citation"]
-    assert rows["pcons2"]["status"] == "planned"  # not built yet, listed honestly
+    assert rows["read-classifier"]["status"] == "planned"  # not built yet, listed honestly
 
 
 @pytest.fixture(scope="module")

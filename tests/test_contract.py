@@ -126,6 +126,18 @@ def _methylation(tmp: Path, rest_small) -> Case:
     return Case(train, d / "cells.tsv", d / "cells.tsv", n)
 
 
+def _popgen(tmp: Path, rest_small) -> Case:
+    d = DATA / "popgen"
+    train = {"data": d / "flagel_tiny", "target": ["rho"], "report": False}
+    return Case(train, d / "flagel_tiny", d / "diploid_5x60kb.vcf", 3)
+
+
+def _contacts(tmp: Path, rest_small) -> Case:
+    d = DATA / "contacts"
+    train = {"data": d / "proteins.tsv", "test_file": d / "proteins.tsv", "report": False}
+    return Case(train, d / "proteins.tsv", d / "3e7u.aln", 595)  # 3e7u: L=40, pairs j - i >= 6
+
+
 #: One small real fixture per data kind.
 FIXTURES = {
     "sequences": _sequences,
@@ -135,6 +147,8 @@ FIXTURES = {
     "cells": _cells,
     "features": _features,
     "methylation": _methylation,
+    "popgen": _popgen,
+    "contacts": _contacts,
 }
 CASES = [(r.name, k) for r in ready_recipes() for k in r.kinds]
 

@@ -162,18 +162,6 @@ def ready_recipes() -> list[Recipe]:
 # Systems still to build (their kinds do not exist yet); a kind's package replaces them.
 _PLANNED = [
     (
-        "popgen",
-        "Population-genetic deep net",
-        "genotypes",
-        "Sheehan S, Song YS. Deep learning for population genetic inference. PLoS Comput Biol 12:e1004845 (2016).",
-    ),
-    (
-        "pcons2",
-        "Pcons2 contact layers",
-        "msa",
-        "Skwark MJ et al. Improved contact predictions using the recognition of protein like contact patterns. PLoS Comput Biol 10:e1003889 (2014).",
-    ),
-    (
         "read-classifier",
         "Streaming read classifier",
         "reads",

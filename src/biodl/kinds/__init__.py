@@ -19,6 +19,8 @@ KINDS: dict[str, str] = {
     "cells": "biodl.kinds.cells",
     "features": "biodl.kinds.features",
     "methylation": "biodl.kinds.methylation",
+    "popgen": "biodl.kinds.popgen",
+    "contacts": "biodl.kinds.contacts",
 }
 
 

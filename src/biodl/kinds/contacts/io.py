@@ -1,0 +1,588 @@
+"""Reading and writing what protein contact prediction eats and makes: multiple sequence
+alignments, native structures (as distance matrices aligned to the query), CASP RR contact
+lists and protein manifests. Pure numpy (and Biopython for Stockholm, PDB / mmCIF and the
+pairwise alignment of a structure's sequence to the query); no torch.
+
+Alignments are stored as integer codes ``(n_seqs, L)`` over :data:`ALPHABET` (the CCMpred /
+PSICOV order ``ARNDCQEGHILKMFPSTWYV-``: 0-19 amino acids, 20 gap) plus :data:`UNKNOWN` (21) for
+``X`` / ``J`` / ``O`` / ``U``; ``B`` and ``Z`` read as ``D`` and ``E`` (as PSICOV and DeepCov do).
+Row 0 is always the query; columns are the query's residues (columns where the query has a gap
+are dropped, insert states of A2M / A3M are dropped).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from biodl.errors import BiodlInputError
+
+#: Amino acids then the gap, in the CCMpred / PSICOV / DeepCov order.
+ALPHABET = "ARNDCQEGHILKMFPSTWYV-"
+GAP = 20
+#: Code of an unknown residue (X, J, O, U): a gap for the Potts models, not counted by DeepCov.
+UNKNOWN = 21
+Q = 21
+
+_LUT = np.full(256, 255, dtype=np.uint8)
+for _i, _c in enumerate(ALPHABET):
+    _LUT[ord(_c)] = _i
+_LUT[ord(".")] = GAP
+for _c, _a in (("B", "D"), ("Z", "E")):
+    _LUT[ord(_c)] = ALPHABET.index(_a)
+for _c in "XJOU":
+    _LUT[ord(_c)] = UNKNOWN
+
+_THREE = {
+    "ALA": "A", "ARG": "R", "ASN": "N", "ASP": "D", "CYS": "C", "GLN": "Q", "GLU": "E", "GLY": "G",
+    "HIS": "H", "ILE": "I", "LEU": "L", "LYS": "K", "MET": "M", "PHE": "F", "PRO": "P", "SER": "S",
+    "THR": "T", "TRP": "W", "TYR": "Y", "VAL": "V", "MSE": "M", "SEC": "C", "PYL": "K", "HYP": "P",
+    "SEP": "S", "TPO": "T", "PTR": "Y", "CSO": "C", "MLY": "K",
+}  # fmt: skip
+
+
+@dataclass
+class MSA:
+    """A multiple sequence alignment over the query's residues.
+
+    Attributes
+    ----------
+    codes
+        ``(n_seqs, L)`` uint8 codes over :data:`ALPHABET` (+ :data:`UNKNOWN`); row 0 is the query.
+    names
+        One name per row (``seq<k>`` for formats without names).
+    query
+        The query sequence over the ``L`` columns (upper case, no gaps; ``X`` where unknown).
+    source
+        The file it was read from.
+    query_row
+        Index of the query among the file's records.
+    """
+
+    codes: np.ndarray
+    names: list[str]
+    query: str
+    source: str | None = None
+    query_row: int = 0
+
+    @property
+    def L(self) -> int:  # noqa: N802 - the usual name of the sequence length
+        return int(self.codes.shape[1])
+
+    @property
+    def n_seqs(self) -> int:
+        return int(self.codes.shape[0])
+
+    def subset(self, rows) -> MSA:
+        """The alignment of ``rows`` (the query, row 0, is always kept first)."""
+        rows = np.asarray(rows, dtype=int)
+        rows = np.concatenate([[0], rows[rows != 0]])
+        return MSA(self.codes[rows], [self.names[i] for i in rows], self.query, self.source, self.query_row)
+
+
+# ---------------------------------------------------------------------------------- MSA reading
+def _records_fasta(lines: list[str], path) -> list[tuple[str, str, int]]:
+    recs: list[tuple[str, str, int]] = []
+    name, buf, start = None, [], 0
+    for k, line in enumerate(lines, start=1):
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        if s.startswith(">"):
+            if name is not None:
+                recs.append((name, "".join(buf), start))
+            name, buf, start = s[1:].split()[0] if s[1:].split() else f"seq{len(recs)}", [], k
+        else:
+            if name is None:
+                raise BiodlInputError("sequence line before the first '>' header", path=path, record=k)
+            buf.append(s.replace(" ", ""))
+    if name is not None:
+        recs.append((name, "".join(buf), start))
+    return recs
+
+
+def _records_aln(lines: list[str], path) -> list[tuple[str, str, int]]:
+    recs = []
+    for k, line in enumerate(lines, start=1):
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        parts = s.split()
+        seq = parts[-1]  # PSICOV .aln: one sequence per line (a leading name is tolerated)
+        recs.append((parts[0] if len(parts) > 1 else f"seq{len(recs)}", seq, k))
+    return recs
+
+
+def _records_stockholm(path) -> list[tuple[str, str, int]]:
+    from Bio import AlignIO
+
+    try:
+        aln = AlignIO.read(str(path), "stockholm")
+    except ValueError as e:
+        raise BiodlInputError(f"not a readable Stockholm alignment ({e})", path=path) from None
+    return [(r.id, str(r.seq).replace(".", "-").upper(), k + 1) for k, r in enumerate(aln)]
+
+
+def _sniff(path: Path, lines: list[str]) -> str:
+    first = next((ln.strip() for ln in lines if ln.strip()), "")
+    if first.startswith("# STOCKHOLM"):
+        return "stockholm"
+    if first.startswith(">"):
+        suf = path.suffix.lower().lstrip(".")
+        return suf if suf in ("a2m", "a3m") else "fasta"
+    return "aln"
+
+
+def _drop_inserts(seq: str) -> str:
+    """A2M / A3M: lower-case letters and '.' are insert states (not alignment columns)."""
+    return re.sub(r"[a-z.]", "", seq)
+
+
+def read_msa(path: str | Path, query: str | None = None, fmt: str | None = None) -> MSA:
+    """Read an alignment and put its query first, over the query's residues.
+
+    Parameters
+    ----------
+    path
+        Aligned FASTA / A2M / A3M (insert states -- lower case and ``.`` -- dropped), PSICOV
+        ``.aln`` (one sequence per line) or Stockholm (Biopython); plain or gzip.
+    query
+        The query sequence. Without it the first record is the query; with it the record whose
+        residues are the query (or a stretch of it, or that contains it; else the most similar
+        by global alignment, at least 90 % identical) -- PSICOV ``.aln`` files do not always
+        start with the query.
+    fmt
+        ``fasta``, ``a2m``, ``a3m``, ``aln`` or ``stockholm`` (default: from the content and suffix).
+
+    Returns
+    -------
+    MSA
+        Codes ``(n_seqs, L)``, query first; columns where the query has a gap are dropped.
+
+    Raises
+    ------
+    BiodlInputError
+        Empty alignment, rows of different lengths (ragged), characters that are not amino
+        acids or gaps, query not found.
+    """
+    from biodl.io._util import check_file, open_text
+
+    p = check_file(path)
+    with open_text(p) as fh:
+        try:
+            lines = fh.read().splitlines()
+        except UnicodeDecodeError:
+            raise BiodlInputError("not a text alignment (binary content)", path=p) from None
+    fmt = (fmt or _sniff(p, lines)).lower()
+    if fmt == "stockholm":
+        recs = _records_stockholm(p)
+    elif fmt in ("fasta", "a2m", "a3m"):
+        recs = _records_fasta(lines, p)
+    elif fmt == "aln":
+        recs = _records_aln(lines, p)
+    else:
+        raise BiodlInputError(f"unknown alignment format {fmt!r} (fasta, a2m, a3m, aln, stockholm)", path=p)
+    if not recs or all(not s for _, s, _ in recs):
+        raise BiodlInputError("empty alignment: no aligned sequence", path=p)
+    seqs = [s for _, s, _ in recs]
+    if fmt in ("a2m", "a3m") or (
+        fmt == "fasta" and any(re.search(r"[a-z.]", s) for s in seqs) and len({len(s) for s in seqs}) > 1
+    ):
+        seqs = [_drop_inserts(s) for s in seqs]
+    else:
+        seqs = [s.upper() for s in seqs]
+    width = len(seqs[0])
+    for (name, _, line), s in zip(recs, seqs, strict=True):
+        if len(s) != width:
+            raise BiodlInputError(
+                f"ragged alignment: sequence {name!r} has {len(s)} columns, the first has {width}"
+                + (" (after dropping A2M/A3M insert states)" if fmt in ("a2m", "a3m") else ""),
+                path=p,
+                record=line,
+            )
+    if width == 0:
+        raise BiodlInputError("empty alignment: the sequences have no columns", path=p)
+    raw = np.frombuffer("".join(seqs).encode("latin-1", "replace"), dtype=np.uint8).reshape(len(seqs), width)
+    codes = _LUT[raw]
+    bad = np.argwhere(codes == 255)
+    if len(bad):
+        r, c = bad[0]
+        ch = chr(raw[r, c])
+        raise BiodlInputError(
+            f"unknown character {ch!r} in sequence {recs[r][0]!r} at column {c + 1} "
+            f"({len(bad)} such character(s); alignments hold amino acids, '-' and '.')",
+            path=p,
+            record=recs[r][2],
+        )
+    qrow = 0 if query is None else find_query(seqs, query, path=p)
+    keep = codes[qrow] != GAP
+    if not keep.any():
+        raise BiodlInputError(f"the query (record {qrow + 1}) is all gaps", path=p)
+    order = np.concatenate([[qrow], np.delete(np.arange(len(seqs)), qrow)])
+    codes = np.ascontiguousarray(codes[order][:, keep])
+    qseq = "".join(ALPHABET[c] if c < GAP else "X" for c in codes[0])
+    return MSA(codes, [recs[i][0] for i in order], qseq, str(p), int(qrow))
+
+
+def find_query(seqs: list[str], query: str, path=None, min_identity: float = 0.9) -> int:
+    """Index of the aligned sequence that is the ``query``.
+
+    In order: a row whose residues equal the query; the longest row whose residues are a
+    stretch of the query (an alignment of one domain); a row that contains the query; else
+    the row most identical to the query by global alignment (BLOSUM62) among the 20 sharing
+    most 5-mers with it, if at least ``min_identity`` identical over the shorter of the two.
+    """
+    q = re.sub(r"[^A-Za-z]", "", query).upper()
+    if not q:
+        raise BiodlInputError("the query sequence is empty", path=path)
+    ungapped = [re.sub(r"[^A-Za-z]", "", s).upper() for s in seqs]
+    for i, s in enumerate(ungapped):
+        if s == q:
+            return i
+    inside = [(len(s), -i) for i, s in enumerate(ungapped) if len(s) >= 10 and s in q]
+    if inside:
+        return -max(inside)[1]
+    for i, s in enumerate(ungapped):
+        if len(q) >= 10 and q in s:
+            return i
+    kmers = {q[k : k + 5] for k in range(len(q) - 4)}
+    shared = np.array([sum(s[k : k + 5] in kmers for k in range(len(s) - 4)) for s in ungapped])
+    best, best_id = -1, 0.0
+    for i in np.argsort(-shared, kind="stable")[:20]:
+        if shared[i] == 0:
+            break
+        ident = _identity(ungapped[i], q)
+        if ident > best_id:
+            best, best_id = int(i), ident
+    if best < 0 or best_id < min_identity:
+        raise BiodlInputError(
+            f"query not found: no aligned sequence matches the query ({len(q)} residues"
+            + (f"; the most similar is record {best + 1}, {best_id:.0%} identical" if best >= 0 else "")
+            + "). Give the query sequence of this alignment",
+            path=path,
+        )
+    return best
+
+
+# ------------------------------------------------------------------------------- alignment
+def _aligner():
+    from Bio import Align
+    from Bio.Align import substitution_matrices
+
+    a = Align.PairwiseAligner(mode="global")
+    a.substitution_matrix = substitution_matrices.load("BLOSUM62")
+    a.open_gap_score, a.extend_gap_score = -10.0, -0.5
+    a.open_end_gap_score = a.extend_end_gap_score = 0.0
+    return a
+
+
+def _clean(s: str) -> str:
+    """Letters the BLOSUM62 aligner knows (anything else becomes X)."""
+    return re.sub(r"[^ARNDCQEGHILKMFPSTWYVBZX*]", "X", s.upper())
+
+
+def align_map(query: str, target: str) -> np.ndarray:
+    """Position of each query residue in ``target`` by global alignment with free end gaps
+    (BLOSUM62, gap open -10, extend -0.5): ``(len(query),)`` int, -1 where unaligned."""
+    out = np.full(len(query), -1, dtype=int)
+    if not query or not target:
+        return out
+    aln = _aligner().align(_clean(query), _clean(target))[0]
+    for (qs, qe), (ts, te) in zip(*aln.aligned, strict=True):
+        out[qs:qe] = np.arange(ts, te)
+    return out
+
+
+def _identity(a: str, b: str) -> float:
+    m = align_map(a, b)
+    ok = m >= 0
+    same = sum(a[i] == b[j] for i, j in zip(np.flatnonzero(ok), m[ok], strict=True))
+    return same / max(min(len(a), len(b)), 1)
+
+
+# ------------------------------------------------------------------------------- structures
+@dataclass
+class Native:
+    """A native structure reduced to what contacts are scored on.
+
+    Attributes
+    ----------
+    sequence
+        One letter per residue with a coordinate (``n``).
+    distances
+        ``(n, n)`` CB-CB distances in angstrom (CA for glycine or a residue without CB).
+    source
+        The file it came from (and chain).
+    """
+
+    sequence: str
+    distances: np.ndarray
+    source: str | None = None
+    numbers: list[str] = field(default_factory=list)
+
+
+def read_structure(path: str | Path, chain: str | None = None) -> Native:
+    """CB-CB (CA for Gly) distances of one chain of a PDB or mmCIF file (first model;
+    Biopython). ``chain`` defaults to the first chain with amino-acid residues.
+
+    Raises
+    ------
+    BiodlInputError
+        Unreadable file, the chain missing, or no amino-acid residue with a CA / CB atom.
+    """
+    import warnings
+
+    from Bio.PDB import MMCIFParser, PDBParser
+
+    from biodl.io._util import check_file
+
+    p = check_file(path)
+    text_head = p.read_bytes()[:4096].decode("latin-1")
+    cif = p.suffix.lower() in (".cif", ".mmcif") or text_head.lstrip().startswith("data_")
+    parser = MMCIFParser(QUIET=True) if cif else PDBParser(QUIET=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            structure = parser.get_structure(p.stem, str(p))
+    except Exception as e:  # noqa: BLE001 - Biopython raises many kinds
+        raise BiodlInputError(f"not a readable {'mmCIF' if cif else 'PDB'} file ({e})", path=p) from None
+    models = list(structure)
+    if not models:
+        raise BiodlInputError("no model (no ATOM records)", path=p)
+    chains = {c.id: c for c in models[0]}
+
+    def residues(c):
+        out = []
+        for r in c:
+            name = r.get_resname().strip().upper()
+            aa = _THREE.get(name)
+            if aa is None or r.id[0] not in (" ",) and name not in ("MSE",):
+                continue
+            atom = r["CB"] if ("CB" in r and aa != "G") else (r["CA"] if "CA" in r else None)
+            if atom is None:
+                continue
+            out.append((aa, atom.coord.astype(np.float64), f"{r.id[1]}{r.id[2].strip()}"))
+        return out
+
+    if chain is None:
+        picked = next(((cid, res) for cid, c in chains.items() if (res := residues(c))), None)
+        if picked is None:
+            raise BiodlInputError("no amino-acid residue with CA/CB atoms in any chain", path=p)
+        chain, res = picked
+    else:
+        if chain not in chains:
+            raise BiodlInputError(
+                f"chain {chain!r} not in the structure "
+                f"(chains: {', '.join(repr(c) for c in chains) or 'none'})",
+                path=p,
+            )
+        res = residues(chains[chain])
+        if not res:
+            raise BiodlInputError(f"chain {chain!r} has no amino-acid residue with CA/CB atoms", path=p)
+    xyz = np.stack([r[1] for r in res])
+    d = np.sqrt(((xyz[:, None, :] - xyz[None, :, :]) ** 2).sum(-1))
+    return Native("".join(r[0] for r in res), d, f"{p}:{chain}", [r[2] for r in res])
+
+
+def read_distance_list(path: str | Path, sequence: str) -> Native:
+    """A PconsC2-style distance list (``i j distance`` per line, 1-based residues of
+    ``sequence``; pairs not listed are unknown) as a :class:`Native`."""
+    from biodl.io._util import check_file
+
+    p = check_file(path)
+    n = len(sequence)
+    d = np.full((n, n), np.nan)
+    np.fill_diagonal(d, 0.0)
+    try:
+        t = np.loadtxt(p, ndmin=2, usecols=(0, 1, 2))
+    except ValueError as e:
+        raise BiodlInputError(f"not a distance list 'i j distance' ({e})", path=p) from None
+    i, j = t[:, 0].astype(int) - 1, t[:, 1].astype(int) - 1
+    if len(t) and (i.min() < 0 or j.min() < 0 or max(i.max(), j.max()) >= n):
+        raise BiodlInputError(f"residue numbers outside 1..{n} (the sequence given has {n})", path=p)
+    d[i, j] = d[j, i] = t[:, 2]
+    return Native(sequence.upper(), d, str(p))
+
+
+def read_native(path: str | Path, chain: str | None = None, sequence: str | None = None) -> Native:
+    """A structure (PDB / mmCIF) or a distance list (``.CB``; needs ``sequence``)."""
+    p = Path(path)
+    head = p.read_bytes()[:200].decode("latin-1") if p.is_file() else ""
+    if re.match(r"\s*\d+\s+\d+\s+[-+0-9.eE]+\s*$", head.splitlines()[0] if head else ""):
+        if sequence is None:
+            raise BiodlInputError(
+                "a distance list needs the structure's sequence (--set sequence=...)", path=p
+            )
+        return read_distance_list(p, sequence)
+    return read_structure(p, chain)
+
+
+def native_distances(query: str, native: Native, min_identity: float = 0.3) -> np.ndarray:
+    """The native distances over the query's residues: ``(L, L)`` angstrom, NaN where a
+    residue has no coordinate. The structure's sequence is aligned to the query (they often
+    differ: a domain, missing residues, other numbering) -- never assumed equal.
+
+    Raises
+    ------
+    BiodlInputError
+        When the aligned residues are less than ``min_identity`` identical.
+    """
+    m = align_map(query, native.sequence)
+    ok = np.flatnonzero(m >= 0)
+    same = sum(query[i] == native.sequence[m[i]] for i in ok)
+    if len(ok) == 0 or same / len(ok) < min_identity:
+        raise BiodlInputError(
+            f"the structure's sequence does not match the query "
+            f"({same}/{len(ok)} aligned residues identical)",
+            path=native.source,
+        )
+    L = len(query)
+    d = np.full((L, L), np.nan)
+    d[np.ix_(ok, ok)] = native.distances[np.ix_(m[ok], m[ok])]
+    return d
+
+
+# ---------------------------------------------------------------------------------- CASP RR
+def read_rr(path: str | Path) -> tuple[str | None, pd.DataFrame]:
+    """A CASP RR contact file: the sequence (header lines of letters, or ``SEQRES``; ``None`` if
+    absent) and a table ``i, j, d_min, d_max, p`` (1-based residues, ``i < j``). Keyword lines
+    (``PFRMAT``, ``TARGET``, ``MODEL``, ``END``, ...) are skipped."""
+    from biodl.io._util import check_file, open_text
+
+    p = check_file(path)
+    seq: list[str] = []
+    rows = []
+    with open_text(p) as fh:
+        for k, line in enumerate(fh, start=1):
+            s = line.strip()
+            if not s:
+                continue
+            parts = s.split()
+            if re.fullmatch(r"[A-Za-z]+", s) and not re.fullmatch(
+                r"(PFRMAT|TARGET|AUTHOR|METHOD|MODEL|REMARK|END)", parts[0]
+            ):
+                seq.append(s.upper())
+                continue
+            if parts[0] in ("PFRMAT", "TARGET", "AUTHOR", "METHOD", "MODEL", "REMARK", "END"):
+                continue
+            try:
+                vals = [float(v) for v in parts]
+            except ValueError:
+                raise BiodlInputError(f"not an RR contact line: {s[:60]!r}", path=p, record=k) from None
+            if len(vals) == 5:
+                i, j, lo, hi, pr = vals
+            elif len(vals) == 3:
+                (i, j, pr), lo, hi = vals, 0.0, 8.0
+            else:
+                raise BiodlInputError(
+                    f"an RR contact line has 5 fields (i j d_min d_max p), got {len(vals)}", path=p, record=k
+                )
+            i, j = int(i), int(j)
+            rows.append((min(i, j), max(i, j), lo, hi, pr))
+    df = pd.DataFrame(rows, columns=["i", "j", "d_min", "d_max", "p"])
+    return ("".join(seq) or None), df
+
+
+def rr_matrix(df: pd.DataFrame, L: int) -> np.ndarray:
+    """Scores of an RR table as a symmetric ``(L, L)`` matrix (NaN where not listed)."""
+    m = np.full((L, L), np.nan)
+    if len(df):
+        i, j = df["i"].to_numpy(int) - 1, df["j"].to_numpy(int) - 1
+        if i.min() < 0 or j.max() >= L:
+            raise BiodlInputError(f"RR residues outside 1..{L}")
+        m[i, j] = m[j, i] = df["p"].to_numpy(float)
+    return m
+
+
+def rr_text(sequence: str, scores: np.ndarray, min_sep: int = 6, top: int | None = None) -> str:
+    """CASP RR text of a ``(L, L)`` score matrix: the sequence (50 per line), then
+    ``i j 0 8 p`` for pairs ``j - i >= min_sep``, best first (``top``: only that many)."""
+    L = scores.shape[0]
+    if len(sequence) != L:
+        raise BiodlInputError(f"the sequence has {len(sequence)} residues, the map {L}")
+    iu, ju = np.triu_indices(L, k=max(min_sep, 1))
+    s = scores[iu, ju]
+    ok = np.isfinite(s)
+    iu, ju, s = iu[ok], ju[ok], s[ok]
+    order = np.lexsort((ju, iu, -s))
+    if top is not None:
+        order = order[:top]
+    lines = [sequence[k : k + 50] for k in range(0, L, 50)]
+    lines += [f"{iu[k] + 1} {ju[k] + 1} 0 8 {s[k]:.6g}" for k in order]
+    return "\n".join(lines) + "\n"
+
+
+def write_rr(
+    path: str | Path, sequence: str, scores: np.ndarray, min_sep: int = 6, top: int | None = None
+) -> Path:
+    """Write :func:`rr_text` atomically."""
+    from biodl.io._util import atomic_write_text
+
+    return atomic_write_text(path, rr_text(sequence, scores, min_sep, top))
+
+
+# -------------------------------------------------------------------------------- manifests
+@dataclass
+class Protein:
+    """One protein of a manifest: its alignment and (optionally) native structure."""
+
+    id: str
+    msa: str
+    query: str | None = None
+    native: str | None = None
+    chain: str | None = None
+    native_sequence: str | None = None
+
+
+def read_manifest(path: str | Path) -> list[Protein]:
+    """A protein table (TSV, header ``id msa [query] [native] [chain] [native_sequence]``;
+    paths relative to the table). ``query``: the query sequence (to find it in a PSICOV
+    ``.aln``); ``native``: PDB / mmCIF or a ``.CB`` distance list (then ``native_sequence``)."""
+    from biodl.io._util import check_file
+
+    p = check_file(path)
+    try:
+        df = pd.read_csv(p, sep="\t", dtype=str, comment="#").fillna("")
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise BiodlInputError(f"not a protein table (TSV) ({e})", path=p) from None
+    if not {"id", "msa"} <= set(df.columns):
+        raise BiodlInputError(
+            f"a protein table needs columns id and msa (has: {', '.join(df.columns)})", path=p
+        )
+    if df.empty:
+        raise BiodlInputError("the protein table lists no protein", path=p)
+
+    def rel(v: str) -> str | None:
+        return None if not v else str((p.parent / v) if not Path(v).is_absolute() else Path(v))
+
+    return [
+        Protein(
+            id=r["id"],
+            msa=rel(r["msa"]),
+            query=r.get("query") or None,
+            native=rel(r.get("native", "")),
+            chain=r.get("chain") or None,
+            native_sequence=r.get("native_sequence") or None,
+        )
+        for _, r in df.iterrows()
+    ]
+
+
+def is_manifest(path: str | Path) -> bool:
+    """Whether ``path`` looks like a protein table (a TSV whose header has ``id`` and ``msa``)."""
+    from biodl.io._util import open_text
+
+    p = Path(path)
+    if not p.is_file():
+        return False
+    try:
+        with open_text(p) as fh:
+            first = fh.readline()
+    except (OSError, UnicodeDecodeError):
+        return False
+    cols = first.rstrip("\n").split("\t")
+    return "id" in cols and "msa" in cols

@@ -1,0 +1,539 @@
+"""Coalescent simulations as training data (msprime): the scenarios and the sharded, resumable,
+seeded writer behind ``biodl popgen simulate``.
+
+Scenarios
+---------
+``flagel-rho``
+    Flagel, Brandvain & Schrider (2019)'s recombination task, their exact prior (ms there,
+    msprime here): 50 haploid chromosomes of 20,001 bp, mu = 1.5e-8 per bp per generation,
+    constant size Ne drawn from {1000, 2000, 5000, 10000, 15000, 20000, 50000}, per-bp
+    recombination rate r = 10^U(-8, -6); theta = 4 Ne mu L and rho = 4 Ne r (L - 1) (the
+    whole region). Parameters stored: ``rho``, ``theta``, ``ne``, ``r``.
+``sheehan-song-3epoch``
+    Sheehan & Song (2016)'s 3-epoch size history, centred on their Zambian *D. melanogaster*
+    estimates (stdpopsim's DroMel ``African3Epoch_1S16``: N = 544,200 now, 145,300 in the
+    bottleneck, 652,700 ancestral; changes 2e5 and 2.2e6 generations ago; mu = 8.4e-9). Each size is
+    log-uniform within a factor 4 of the published one, T1 log-uniform in [5e4, 8e5] and
+    T2 - T1 in [5e5, 8e6] generations. 20 haploid chromosomes of 10 kb, r = 1e-8 (a uniform map).
+    Parameters: ``N1`` (now), ``N2`` (bottleneck), ``N3`` (ancestral), ``T1``, ``T2``.
+``selection``
+    Neutral / hard sweep / soft sweep, one class in three: a sweep of a beneficial allele at the
+    centre of a 100 kb region (msprime ``SweepGenicSelection``, s = 10^U(-2.5, -1)), ending
+    ``tau`` = U(0, 0.02) x 4N generations ago; hard sweeps start at frequency 1/(2N), soft ones
+    at U(0.02, 0.1) (from standing variation). Constant N = 10,000, mu = r = 1e-8, 20 haploid
+    chromosomes. Parameters: ``class`` (0, 1, 2), ``s``, ``start_frequency``, ``tau``.
+
+Every simulation ``i`` of a dataset draws its parameters and msprime seeds from
+``numpy.random.SeedSequence([seed, i])``: the same ``seed`` gives the same matrices whatever the
+chunk size or the number of worker processes. Shards of ``chunk`` simulations are written
+atomically (temporary file + rename) as they finish; a rerun skips the finished ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from biodl.errors import BiodlInputError
+
+DATASET_FORMAT = "biodl-popgen-1"
+
+#: Sheehan & Song 2016's Zambian estimates, as in stdpopsim's DroMel African3Epoch_1S16
+#: (checked against the stdpopsim catalog in tests/test_popgen.py).
+ZAMBIA = {"N1": 544_200.0, "N2": 145_300.0, "N3": 652_700.0, "T1": 200_000.0, "T2": 2_200_000.0}
+DROMEL_MU = 8.4e-9
+FLAGEL_NE = (1000, 2000, 5000, 10000, 15000, 20000, 50000)
+SELECTION_CLASSES = ("neutral", "hard", "soft")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One simulation scenario.
+
+    Attributes
+    ----------
+    name, title
+        Registry name and one line about it.
+    task
+        ``regression`` or ``multiclass`` (the default task of its targets).
+    n_haplotypes
+        Default number of sampled haploid chromosomes.
+    length
+        Sequence length (bp).
+    params
+        Names of the parameters stored per simulation (``class`` for a class index).
+    default_target
+        Targets ``biodl train`` infers when ``--target`` is not given.
+    classes
+        Class names of a classification scenario.
+    draw
+        ``draw(rng, fixed) -> {param: value}``: parameters from the prior (``fixed`` overrides).
+    run
+        ``run(params, n_haplotypes, seeds) -> tree sequence with mutations``.
+    """
+
+    name: str
+    title: str
+    task: str
+    n_haplotypes: int
+    length: float
+    params: tuple[str, ...]
+    default_target: tuple[str, ...]
+    draw: Callable[[np.random.Generator, dict[str, float]], dict[str, float]]
+    run: Callable[[dict[str, float], int, tuple[int, int]], Any]
+    classes: tuple[str, ...] = ()
+    fixable: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _loguniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(10 ** rng.uniform(np.log10(lo), np.log10(hi)))
+
+
+def _mutate(ts, rate: float, seed: int):
+    import msprime
+
+    return msprime.sim_mutations(
+        ts, rate=rate, model=msprime.BinaryMutationModel(), discrete_genome=False, random_seed=seed
+    )
+
+
+# ------------------------------------------------------------------ Flagel et al. 2019
+FLAGEL_L = 20_001
+FLAGEL_MU = 1.5e-8
+
+
+def _flagel_draw(rng, fixed):
+    ne = float(fixed.get("ne", rng.choice(FLAGEL_NE)))
+    r = float(fixed.get("r", 10 ** rng.uniform(-8, -6)))
+    return {
+        "rho": 4 * ne * r * (FLAGEL_L - 1),
+        "theta": 4 * ne * FLAGEL_MU * FLAGEL_L,
+        "ne": ne,
+        "r": r,
+    }
+
+
+def _flagel_run(p, n, seeds):
+    import msprime
+
+    ts = msprime.sim_ancestry(
+        samples=[msprime.SampleSet(n, ploidy=1)],
+        ploidy=2,  # diploid time scale: theta = 4 Ne mu L as in ms
+        population_size=p["ne"],
+        sequence_length=FLAGEL_L,
+        recombination_rate=p["r"],
+        discrete_genome=False,
+        random_seed=seeds[0],
+    )
+    return _mutate(ts, FLAGEL_MU, seeds[1])
+
+
+# ------------------------------------------------------------------ Sheehan & Song 2016
+SS_L = 10_000
+SS_R = 1e-8
+
+
+def _ss_draw(rng, fixed):
+    p = {
+        k: float(fixed[k]) if k in fixed else _loguniform(rng, v / 4, v * 4)
+        for k, v in ZAMBIA.items()
+        if k[0] == "N"
+    }
+    p["T1"] = float(fixed.get("T1", _loguniform(rng, 5e4, 8e5)))
+    p["T2"] = float(fixed.get("T2", p["T1"] + _loguniform(rng, 5e5, 8e6)))
+    if p["T2"] <= p["T1"]:
+        raise BiodlInputError(f"T2 ({p['T2']:g}) must be older than T1 ({p['T1']:g})")
+    return p
+
+
+def three_epoch_demography(p: dict[str, float]):
+    """The msprime demography of a 3-epoch size history (sizes N1, N2, N3; changes at T1, T2)."""
+    import msprime
+
+    d = msprime.Demography()
+    d.add_population(name="pop", initial_size=p["N1"])
+    d.add_population_parameters_change(time=p["T1"], initial_size=p["N2"], population="pop")
+    d.add_population_parameters_change(time=p["T2"], initial_size=p["N3"], population="pop")
+    return d
+
+
+def _ss_run(p, n, seeds):
+    import msprime
+
+    ts = msprime.sim_ancestry(
+        samples=[msprime.SampleSet(n, ploidy=1)],
+        ploidy=2,
+        demography=three_epoch_demography(p),
+        sequence_length=SS_L,
+        recombination_rate=SS_R,
+        discrete_genome=False,
+        random_seed=seeds[0],
+    )
+    return _mutate(ts, DROMEL_MU, seeds[1])
+
+
+# ------------------------------------------------------------------ selection
+SEL_N = 10_000
+SEL_L = 100_000
+SEL_RATE = 1e-8
+
+
+def _sel_draw(rng, fixed):
+    c = int(fixed.get("class", rng.integers(0, 3)))
+    if c not in (0, 1, 2):
+        raise BiodlInputError(f"class must be 0 (neutral), 1 (hard) or 2 (soft), got {c}")
+    s = float(fixed.get("s", 10 ** rng.uniform(-2.5, -1)))
+    start = 1 / (2 * SEL_N) if c == 1 else float(rng.uniform(0.02, 0.1))
+    tau = float(fixed.get("tau", rng.uniform(0, 0.02) * 4 * SEL_N))
+    if c == 0:
+        s, start, tau = 0.0, 0.0, 0.0
+    return {"class": float(c), "s": s, "start_frequency": start, "tau": tau}
+
+
+def _sel_run(p, n, seeds):
+    import msprime
+
+    kw = dict(
+        samples=[msprime.SampleSet(n, ploidy=1)],
+        ploidy=2,
+        population_size=SEL_N,
+        sequence_length=SEL_L,
+        recombination_rate=SEL_RATE,
+        discrete_genome=False,
+        random_seed=seeds[0],
+    )
+    if p["class"] != 0:
+        sweep = msprime.SweepGenicSelection(
+            position=SEL_L / 2,
+            start_frequency=p["start_frequency"],
+            end_frequency=1 - 1 / (2 * SEL_N),
+            s=p["s"],
+            dt=1e-6,
+        )
+        model = [sweep, msprime.StandardCoalescent()]
+        if p["tau"] > 0:
+            model = [msprime.StandardCoalescent(duration=p["tau"]), *model]
+        kw["model"] = model
+    return _mutate(msprime.sim_ancestry(**kw), SEL_RATE, seeds[1])
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario(
+            "flagel-rho",
+            "Flagel et al. 2019 recombination prior: 50 chromosomes, 20,001 bp, rho = 4 Ne r (L-1)",
+            "regression",
+            50,
+            FLAGEL_L,
+            ("rho", "theta", "ne", "r"),
+            ("rho",),
+            _flagel_draw,
+            _flagel_run,
+            fixable=("ne", "r"),
+        ),
+        Scenario(
+            "sheehan-song-3epoch",
+            "Sheehan & Song 2016 3-epoch sizes around DroMel African3Epoch_1S16: 20 chromosomes, 10 kb",
+            "regression",
+            20,
+            SS_L,
+            ("N1", "N2", "N3", "T1", "T2"),
+            ("N1", "N2", "N3"),
+            _ss_draw,
+            _ss_run,
+            fixable=("N1", "N2", "N3", "T1", "T2"),
+        ),
+        Scenario(
+            "selection",
+            "neutral / hard sweep / soft sweep at the centre of 100 kb: 20 chromosomes, N = 10,000",
+            "multiclass",
+            20,
+            SEL_L,
+            ("class", "s", "start_frequency", "tau"),
+            ("class",),
+            _sel_draw,
+            _sel_run,
+            classes=SELECTION_CLASSES,
+            fixable=("class", "s", "tau"),
+        ),
+    )
+}
+
+
+def get_scenario(name: str) -> Scenario:
+    """The scenario called ``name`` (a clear error listing them otherwise)."""
+    if name not in SCENARIOS:
+        raise BiodlInputError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
+    return SCENARIOS[name]
+
+
+def sim_seeds(seed: int, index: int) -> tuple[np.random.Generator, tuple[int, int]]:
+    """The parameter generator and the (ancestry, mutation) msprime seeds of simulation ``index``."""
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index)]))
+    a, m = rng.integers(1, 2**31 - 1, size=2)
+    return rng, (int(a), int(m))
+
+
+def simulate_one(
+    scenario: Scenario, seed: int, index: int, n_haplotypes: int, fixed: dict[str, float] | None = None
+) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+    """One simulation: ``(params, genotypes (S, n_haplotypes) int8 0/1, positions (S,) float64 bp)``."""
+    rng, seeds = sim_seeds(seed, index)
+    p = scenario.draw(rng, dict(fixed or {}))
+    ts = scenario.run(p, n_haplotypes, seeds)
+    g = ts.genotype_matrix().astype(np.int8, copy=False)
+    pos = np.asarray(ts.tables.sites.position, dtype=np.float64)
+    return p, g, pos
+
+
+# ------------------------------------------------------------------ datasets on disk
+def shard_path(out: Path, k: int) -> Path:
+    return Path(out) / f"shard-{k:05d}.npz"
+
+
+def _shard_ok(path: Path, start: int, stop: int) -> bool:
+    if not path.exists():
+        return False
+    try:
+        with np.load(path) as z:
+            idx = z["index"]
+            return len(idx) == stop - start and int(idx[0]) == start and int(idx[-1]) == stop - 1
+    except Exception:  # a truncated or foreign file: simulate it again
+        return False
+
+
+def _run_shard(task: dict[str, Any]) -> tuple[int, float]:
+    """Simulate one shard and write it atomically (runs in a worker process)."""
+    from biodl.kinds.popgen.stats import compute_stats
+
+    sc = get_scenario(task["scenario"])
+    start, stop, n_hap = task["start"], task["stop"], task["n_haplotypes"]
+    t0 = time.perf_counter()
+    gts, poss, params, stats = [], [], [], []
+    for i in range(start, stop):
+        p, g, pos = simulate_one(sc, task["seed"], i, n_hap, task["fixed"])
+        gts.append(g)
+        poss.append(pos)
+        params.append([p[k] for k in sc.params])
+        stats.append(compute_stats(g, pos, sc.length))
+    offsets = np.concatenate([[0], np.cumsum([len(p) for p in poss])]).astype(np.int64)
+    arrays = dict(
+        gt=np.concatenate(gts, axis=0) if gts else np.zeros((0, n_hap), np.int8),
+        pos=np.concatenate(poss) if poss else np.zeros(0),
+        offsets=offsets,
+        params=np.asarray(params, np.float64).reshape(stop - start, len(sc.params)),
+        stats=np.asarray(stats, np.float32),
+        index=np.arange(start, stop, dtype=np.int64),
+    )
+    path = Path(task["path"])
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+    try:
+        np.savez_compressed(tmp, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return stop - start, time.perf_counter() - t0
+
+
+def _config(scenario: Scenario, n: int, seed: int, chunk: int, n_hap: int, fixed: dict) -> dict[str, Any]:
+    from biodl.kinds.popgen.stats import STATS_VERSION, stat_names
+
+    return {
+        "format": DATASET_FORMAT,
+        "scenario": scenario.name,
+        "title": scenario.title,
+        "n": int(n),
+        "seed": int(seed),
+        "chunk": int(chunk),
+        "n_haplotypes": int(n_hap),
+        "length": float(scenario.length),
+        "params": list(scenario.params),
+        "default_target": list(scenario.default_target),
+        "task": scenario.task,
+        "classes": list(scenario.classes),
+        "fixed": {k: float(v) for k, v in fixed.items()},
+        "stats_version": STATS_VERSION,
+        "stat_names": stat_names(n_hap),
+    }
+
+
+_SAME = ("format", "scenario", "seed", "chunk", "n_haplotypes", "fixed", "stats_version")
+
+
+def simulate_dataset(
+    scenario: str,
+    n: int,
+    seed: int,
+    out: str | Path,
+    *,
+    chunk: int = 250,
+    workers: int | None = None,
+    n_haplotypes: int | None = None,
+    fixed: dict[str, float] | None = None,
+    progress: bool = True,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Simulate ``n`` datasets of ``scenario`` into ``out`` (``dataset.json`` + npz shards).
+
+    Parameters
+    ----------
+    scenario
+        A name of :data:`SCENARIOS`.
+    n
+        Number of simulations.
+    seed
+        Seed; simulation ``i`` depends only on ``(seed, i)``.
+    out
+        Dataset directory. Finished shards are kept (a rerun resumes); a directory of another
+        scenario, seed, chunk size, sample size or fixed parameters is refused.
+    chunk
+        Simulations per shard (memory is bounded by ``chunk`` x ``workers`` matrices).
+    workers
+        Worker processes (default: the CPU cores; 1 simulates in this process).
+    n_haplotypes
+        Sampled haploid chromosomes (default: the scenario's).
+    fixed
+        Parameters fixed instead of drawn (e.g. ``{"ne": 5000}``: Flagel's theta = 6 test set).
+
+    Returns
+    -------
+    dict
+        ``dataset.json``'s content plus ``simulated`` (this call), ``skipped`` (shards kept),
+        ``seconds`` (wall) and ``cpu_seconds`` (summed over workers).
+    """
+    from biodl.io._util import atomic_write_text, output_dir
+    from biodl.kinds.base import log
+
+    sc = get_scenario(scenario)
+    if n < 1:
+        raise BiodlInputError(f"--n must be at least 1, got {n}")
+    if chunk < 1:
+        raise BiodlInputError(f"--chunk must be at least 1, got {chunk}")
+    fixed = dict(fixed or {})
+    bad = [k for k in fixed if k not in sc.fixable]
+    if bad:
+        raise BiodlInputError(
+            f"scenario {sc.name} cannot fix {', '.join(bad)} (it can fix: {', '.join(sc.fixable)})"
+        )
+    n_hap = int(n_haplotypes or sc.n_haplotypes)
+    if n_hap < 4:
+        raise BiodlInputError(f"--samples must be at least 4 haplotypes, got {n_hap}")
+    out = output_dir(Path(out))
+    cfg = _config(sc, n, seed, chunk, n_hap, fixed)
+    meta_path = out / "dataset.json"
+    if meta_path.exists():
+        try:
+            prev = json.loads(meta_path.read_text())
+        except ValueError:
+            raise BiodlInputError("dataset.json is not JSON; give another --out", path=meta_path) from None
+        diff = [k for k in _SAME if prev.get(k) != cfg[k]]
+        if diff:
+            shown = ", ".join(f"{k} {prev.get(k)!r} here, {cfg[k]!r} asked" for k in diff)
+            raise BiodlInputError(
+                f"holds another dataset ({shown}); give another --out or remove it", path=out
+            )
+    atomic_write_text(meta_path, json.dumps(cfg, indent=2) + "\n")
+    n_shards = (n + chunk - 1) // chunk
+    tasks, skipped = [], 0
+    for k in range(n_shards):
+        start, stop = k * chunk, min(n, (k + 1) * chunk)
+        p = shard_path(out, k)
+        if _shard_ok(p, start, stop):
+            skipped += 1
+            continue
+        tasks.append(
+            dict(
+                scenario=sc.name,
+                seed=int(seed),
+                start=start,
+                stop=stop,
+                n_haplotypes=n_hap,
+                fixed=fixed,
+                path=str(p),
+            )
+        )
+    for extra in sorted(out.glob("shard-*.npz")):  # shards beyond n (an earlier, larger run)
+        if int(extra.stem.split("-")[1]) >= n_shards:
+            extra.unlink()
+    workers = max(1, min(int(workers or os.cpu_count() or 1), max(len(tasks), 1)))
+    if skipped:
+        log(f"[biodl] {out}: {skipped} of {n_shards} shard(s) already finished, kept", quiet)
+    t0 = time.perf_counter()
+    cpu = 0.0
+    todo = sum(t["stop"] - t["start"] for t in tasks)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn(f"simulating {sc.name}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        disable=not progress or quiet or not tasks,
+        transient=True,
+    ) as bar:
+        job = bar.add_task("sims", total=todo)
+        if workers == 1:
+            for t in tasks:
+                done, sec = _run_shard(t)
+                cpu += sec
+                bar.advance(job, done)
+        else:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+                futs = [pool.submit(_run_shard, t) for t in tasks]
+                for f in as_completed(futs):
+                    done, sec = f.result()
+                    cpu += sec
+                    bar.advance(job, done)
+    wall = time.perf_counter() - t0
+    if tasks:
+        log(
+            f"[biodl] simulated {todo} {sc.name} dataset(s) in {wall:.1f} s ({workers} process(es), "
+            f"{1000 * cpu / max(todo, 1):.1f} ms CPU each) into {out}",
+            quiet,
+        )
+    return {**cfg, "simulated": todo, "skipped": skipped, "seconds": wall, "cpu_seconds": cpu}
+
+
+def dataset_config(path: str | Path) -> dict[str, Any]:
+    """``dataset.json`` of a simulated dataset directory (a clear error if it is not one)."""
+    p = Path(path)
+    meta = p / "dataset.json"
+    if not p.is_dir() or not meta.exists():
+        raise BiodlInputError(
+            "not a simulated dataset (a directory with dataset.json; make one with `biodl popgen simulate`)",
+            path=p,
+        )
+    try:
+        cfg = json.loads(meta.read_text())
+    except ValueError:
+        raise BiodlInputError("dataset.json is not JSON", path=meta) from None
+    if cfg.get("format") != DATASET_FORMAT:
+        raise BiodlInputError(
+            f"unknown dataset format {cfg.get('format')!r} (expected {DATASET_FORMAT})", path=meta
+        )
+    return cfg
+
+
+__all__ = [
+    "SCENARIOS",
+    "Scenario",
+    "ZAMBIA",
+    "dataset_config",
+    "get_scenario",
+    "sim_seeds",
+    "simulate_dataset",
+    "simulate_one",
+    "three_epoch_demography",
+]

@@ -1,0 +1,357 @@
+"""The protein contacts kind: readers and their errors, coevolution scores with known answers,
+plmDCA on a planted coupling and against CCMpred on a real alignment, RR files, precision, the
+forests-as-tensors, the DEEPCON port's layout and ``biodl contacts predict``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from biodl.errors import BiodlInputError
+from biodl.kinds.contacts import coevolution as co
+from biodl.kinds.contacts.io import (
+    ALPHABET,
+    MSA,
+    Native,
+    native_distances,
+    read_msa,
+    read_rr,
+    read_structure,
+    rr_matrix,
+    write_rr,
+)
+from biodl.kinds.contacts.scoring import precision
+
+D = Path(__file__).parent / "data" / "contacts"
+Q3E7U = "GFGCNGPWDEDDMQCHNHCKSIKGYKGGYCAKGGFVCKCY"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _msa(rows: list[str]) -> MSA:
+    codes = np.array([[ALPHABET.index(c) for c in r] for r in rows], dtype=np.uint8)
+    return MSA(codes, [f"s{k}" for k in range(len(rows))], rows[0].replace("-", "X"))
+
+
+# ------------------------------------------------------------------------------------ readers
+def test_a3m_inserts_are_dropped_and_query_columns_kept(tmp_path) -> None:
+    f = tmp_path / "x.a3m"
+    f.write_text(">q\nAC-DE\n>s1\nAaCcGDE\n>s2\nW.C.GDE\n")
+    m = read_msa(f)
+    assert m.query == "ACDE" and m.L == 4 and m.n_seqs == 3  # the query's gap column dropped
+    assert "".join(ALPHABET[c] for c in m.codes[1]) == "ACDE"
+    assert "".join(ALPHABET[c] for c in m.codes[2]) == "WCDE"
+
+
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        (">a\nACDE\n>b\nACD\n", r"ragged alignment: sequence 'b' has 3 columns, the first has 4"),
+        (">a\nACDE\n>b\nAC1E\n", r"unknown character '1' in sequence 'b' at column 3"),
+        ("\n\n", r"empty alignment"),
+        (">a\n>b\n", r"empty alignment"),
+    ],
+)
+def test_bad_alignments_get_clear_errors(tmp_path, text, match) -> None:
+    f = tmp_path / "bad.fasta"
+    f.write_text(text)
+    with pytest.raises(BiodlInputError, match=match) as e:
+        read_msa(f)
+    assert str(f) in str(e.value)
+
+
+def test_query_is_found_by_sequence_in_a_psicov_aln(tmp_path) -> None:
+    f = tmp_path / "x.aln"
+    f.write_text("ACDEFGHIKLMN\nACDEFGHIKL--\n-CDEFGHIKLMW\nWCDEFGHIKLMN\n")
+    m = read_msa(f, query="WCDEFGHIKLMN")  # the 4th row, not the first
+    assert m.query_row == 3 and m.query == "WCDEFGHIKLMN" and m.n_seqs == 4
+    # a query longer than the alignment (it covers one domain of it) is found too
+    m2 = read_msa(f, query="MMMM" + "WCDEFGHIKLMN" + "PPPP")
+    assert m2.query_row == 3
+    with pytest.raises(BiodlInputError, match="query not found"):
+        read_msa(f, query="PPPPPPPPPPPPPPPPRRRRRRRR")
+
+
+def test_shipped_aln_stockholm_and_weights(tmp_path) -> None:
+    m = read_msa(D / "3e7u.aln")
+    assert m.query == Q3E7U and m.n_seqs == 221
+    st = tmp_path / "x.sto"
+    st.write_text("# STOCKHOLM 1.0\nq  AC-DE\ns1 ACGDE\ns2 WC-DE\n//\n")
+    s = read_msa(st)
+    assert s.query == "ACDE" and s.n_seqs == 3
+    w = co.sequence_weights(_msa(["ACDEF", "ACDEF", "WWWWW"]), 0.8)
+    np.testing.assert_allclose(w, [0.5, 0.5, 1.0])
+    assert co.meff(w) == pytest.approx(2.0)
+
+
+def test_structure_reader_chain_errors_and_alignment_to_the_query() -> None:
+    n = read_structure(D / "3e7u_cacb.pdb")
+    assert n.sequence == Q3E7U and n.distances.shape == (40, 40)
+    with pytest.raises(BiodlInputError, match=r"chain 'B' not in the structure \(chains: 'X'\)"):
+        read_structure(D / "3e7u_cacb.pdb", chain="B")
+    # the query is longer than the structure: residues are matched by alignment, not by index
+    query = "MKTAYIAKQR" + Q3E7U
+    d = native_distances(query, n)
+    assert np.isnan(d[:10]).all() and np.allclose(d[10:, 10:], n.distances)
+    with pytest.raises(BiodlInputError, match="does not match the query"):
+        native_distances("W" * 40, n)
+
+
+def test_gly_uses_ca(tmp_path) -> None:
+    pdb = tmp_path / "g.pdb"
+    lines = [
+        ("CA", "GLY", 1, (0, 0, 0)),
+        ("CA", "ALA", 2, (10, 0, 0)),
+        ("CB", "ALA", 2, (13, 4, 0)),
+    ]
+    pdb.write_text(
+        "".join(
+            f"ATOM  {k + 1:5d}  {a:<3s} {r} A{n:4d}    {x:8.3f}{y:8.3f}{z:8.3f}  1.00  0.00           C\n"
+            for k, (a, r, n, (x, y, z)) in enumerate(lines)
+        )
+        + "END\n"
+    )
+    n = read_structure(pdb)
+    assert n.sequence == "GA" and n.distances[0, 1] == pytest.approx(np.hypot(13, 4))
+
+
+# ------------------------------------------------------------------------------- coevolution
+def test_mi_and_apc_on_a_hand_made_alignment() -> None:
+    # col 0 and col 1 covary perfectly (ln 2), col 2 is constant, col 3 is independent of col 0
+    m = _msa(["ADGA", "ADGC", "CEGA", "CEGC"])
+    mi = co.mutual_information(m, identity=None, correct=False)
+    assert mi[0, 1] == pytest.approx(np.log(2)) and mi[1, 0] == pytest.approx(np.log(2))
+    assert abs(mi[0, 2]) < 1e-12 and abs(mi[0, 3]) < 1e-12 and abs(mi[1, 3]) < 1e-12
+    s = np.array([[0, 1, 2], [1, 0, 3], [2, 3, 0]], float)
+    # row means over j != i: 1.5, 2, 2.5; overall mean 2
+    want = s - np.outer([1.5, 2, 2.5], [1.5, 2, 2.5]) / 2.0
+    np.fill_diagonal(want, 0)
+    np.testing.assert_allclose(co.apc(s), want)
+
+
+def _gibbs_potts(n: int, L: int, coupled: tuple[int, int], strength: float, seed: int) -> MSA:
+    """Samples of a Potts model over 4 amino acids with one planted coupling (identical states
+    of the two columns favoured), by Gibbs sampling."""
+    rng = np.random.default_rng(seed)
+    q = 4
+    h = rng.normal(0, 0.3, size=(L, q))
+    J = np.zeros((L, L, q, q))
+    a, b = coupled
+    J[a, b] = J[b, a] = strength * np.eye(q)
+    x = rng.integers(0, q, size=(n, L))
+    for _ in range(40):
+        for i in range(L):
+            e = h[i][None, :] + sum(J[i, j][:, x[:, j]].T for j in range(L) if j != i)
+            p = np.exp(e - e.max(1, keepdims=True))
+            p /= p.sum(1, keepdims=True)
+            x[:, i] = (rng.random((n, 1)) > p.cumsum(1)).sum(1)
+    codes = x.astype(np.uint8)  # states 0..3 = A R N D
+    return MSA(codes, [f"s{k}" for k in range(n)], "".join(ALPHABET[c] for c in codes[0]))
+
+
+def test_plmdca_recovers_a_planted_coupling() -> None:
+    m = _gibbs_potts(600, 8, (1, 5), 1.5, seed=0)
+    s = co.plmdca(m, identity=None, max_iter=30)
+    iu = np.triu_indices(8, 1)
+    best = np.argmax(s[iu])
+    assert (iu[0][best], iu[1][best]) == (1, 5)
+    _, h, J = co.plmdca(m, identity=None, max_iter=30, correct=False, return_model=True)
+    blk = J[1, :4, 5, :4]
+    assert np.diag(blk).mean() > blk[~np.eye(4, dtype=bool)].mean() + 0.5  # identical states favoured
+    assert J.shape == (8, 21, 8, 21) and np.allclose(J, J.transpose(2, 3, 0, 1))
+
+
+def test_plmdca_and_psicov_follow_ccmpred_on_a_real_alignment() -> None:
+    from scipy.stats import spearmanr
+
+    m = read_msa(D / "3e7u.aln")
+    seq, df = read_rr(D / "3e7u.ccmpred.rr")
+    assert seq == Q3E7U
+    ref = rr_matrix(df, m.L)
+    w = co.sequence_weights(m)
+    iu = np.triu_indices(m.L, 1)
+    iu = tuple(k[np.isfinite(ref[iu])] for k in iu)  # the pairs CCMpred's file lists
+    assert len(iu[0]) == 595  # j - i >= 6
+    plm = co.plmdca(m, w, max_iter=50)
+    assert spearmanr(plm[iu], ref[iu])[0] > 0.8
+    mi = co.mutual_information(m, w)
+    assert spearmanr(plm[iu], ref[iu])[0] > spearmanr(mi[iu], ref[iu])[0]
+    ps = co.psicov(m, w, max_iter=3)
+    assert ps.shape == (40, 40) and np.allclose(ps, ps.T) and spearmanr(ps[iu], ref[iu])[0] > 0.5
+
+
+def _cov21stats(codes: np.ndarray) -> np.ndarray:
+    """DEEPCON's cov21stats (loops, as published) on integer codes."""
+    nseq, L = codes.shape
+    weight = np.ones(nseq)
+    for i in range(nseq):
+        for j in range(i + 1, nseq):
+            nthresh = int(0.38 * L)
+            for k in range(L):
+                if nthresh > 0 and codes[i, k] != codes[j, k]:
+                    nthresh -= 1
+            if nthresh > 0:
+                weight[i] += 1
+                weight[j] += 1
+    weight = 1 / weight
+    wtsum = weight.sum()
+    pa = np.ones((L, 21))
+    for i in range(L):
+        for k in range(nseq):
+            if codes[k, i] < 21:
+                pa[i, codes[k, i]] += weight[k]
+    pa /= 21.0 + wtsum
+    pab = np.full((L, L, 21, 21), 1.0 / 21.0)
+    for i in range(L):
+        for j in range(L):
+            for k in range(nseq):
+                a, b = codes[k, i], codes[k, j]
+                if a < 21 and b < 21:
+                    pab[i, j, a, b] += weight[k]
+    pab /= 21.0 + wtsum
+    return pab - pa[:, None, :, None] * pa[None, :, None, :]
+
+
+def test_deepcov_features_equal_deepcons_loops() -> None:
+    rng = np.random.default_rng(1)
+    codes = rng.integers(0, 22, size=(12, 7)).astype(np.uint8)
+    codes[3] = codes[2]  # a neighbour
+    m = MSA(codes, [str(k) for k in range(12)], "A" * 7)
+    want = _cov21stats(codes).reshape(7, 7, 441).transpose(2, 0, 1)
+    np.testing.assert_allclose(co.deepcov_features(m, dtype=torch.float64).numpy(), want, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------- RR and scoring
+def test_rr_round_trip(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    s = rng.random((60, 60))
+    s = (s + s.T) / 2
+    seq = "ACDEFGHIKL" * 6
+    write_rr(tmp_path / "m.rr", seq, s, min_sep=6)
+    seq2, df = read_rr(tmp_path / "m.rr")
+    assert seq2 == seq and len(df) == sum(60 - d for d in range(6, 60))
+    assert (np.diff(df["p"].to_numpy()) <= 0).all()  # best first
+    m = rr_matrix(df, 60)
+    iu = np.triu_indices(60, 6)
+    np.testing.assert_allclose(m[iu], s[iu], rtol=1e-5)
+    assert np.isnan(m[0, 3])
+    (tmp_path / "bad.rr").write_text("ACDE\n1 2 0 8\n")
+    with pytest.raises(BiodlInputError, match="5 fields"):
+        read_rr(tmp_path / "bad.rr")
+
+
+def test_precision_counts_the_right_pairs() -> None:
+    L = 50
+    dist = np.full((L, L), 20.0)
+    contacts = [(0, 30), (2, 40), (5, 45), (10, 22)]  # three long-range, one medium (12)
+    for i, j in contacts:
+        dist[i, j] = dist[j, i] = 5.0
+    s = np.zeros((L, L))
+    # scores: two true long-range pairs on top, then a false one, then the rest
+    for (i, j), v in zip([(0, 30), (2, 40), (1, 35), (5, 45)], [0.9, 0.8, 0.7, 0.6], strict=True):
+        s[i, j] = s[j, i] = v
+    p = precision(s, dist)
+    assert p["long_L/5"] == pytest.approx(3 / 10)  # L/5 = 10 best: three contacts among them
+    s2 = np.zeros((L, L))
+    s2[0, 30] = s2[30, 0] = s2[2, 40] = s2[40, 2] = 1.0
+    p2 = precision(s2, dist, tops={"two": 25.0})  # L/25 = 2 pairs
+    assert p2["long_two"] == 1.0 and p2["medium_two"] == 0.0
+    # a residue without a coordinate is not ranked and shrinks L
+    dist[49, :] = dist[:, 49] = np.nan
+    s3 = s.copy()
+    s3[10, 49] = s3[49, 10] = 5.0
+    assert precision(s3, dist)["long_L/5"] == pytest.approx(3 / 9)
+
+
+# -------------------------------------------------------------------------- models and CLI
+def test_forest_tensors_match_scikit_learn() -> None:
+    from sklearn.ensemble import RandomForestClassifier
+
+    from biodl.models.contacts import TreeForest
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 6)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * x[:, 1] ** 2 + rng.normal(0, 0.3, 400) > 0.5).astype(int)
+    rf = RandomForestClassifier(n_estimators=7, min_samples_leaf=3, random_state=0).fit(x, y)
+    f = TreeForest(*TreeForest.shape_of(rf))
+    f.set_forest(rf)
+    np.testing.assert_allclose(f(torch.from_numpy(x)).numpy(), rf.predict_proba(x)[:, 1], atol=1e-6)
+
+
+def test_deepcon_converter_maps_keras_layout(tmp_path) -> None:
+    import h5py
+
+    from biodl.models.contacts import DeepCovFCN, deepcon_state_dict
+
+    torch.manual_seed(0)
+    a = DeepCovFCN(n_channels=10, width=4, n_blocks=3).eval()
+    for bn in [a.bn_in, *a.bn1, a.bn_out]:
+        bn.running_mean.normal_()
+        bn.running_var.uniform_(0.5, 2)
+    convs = [a.conv_in] + [m for p in zip(a.conv1, a.conv2, strict=True) for m in p] + [a.conv_out]
+    bns = [a.bn_in, *a.bn1, a.bn_out]
+    with h5py.File(tmp_path / "w.hdf5", "w") as f:
+        g = f.create_group("model_weights")
+        for k, c in enumerate(convs, start=1):
+            gg = g.create_group(f"conv2d_{k}/conv2d_{k}")
+            gg["kernel:0"] = c.weight.detach().permute(2, 3, 1, 0).numpy()
+            gg["bias:0"] = c.bias.detach().numpy()
+        for k, b in enumerate(bns, start=1):
+            gg = g.create_group(f"batch_normalization_{k}/batch_normalization_{k}")
+            for name, t in (("gamma", b.weight), ("beta", b.bias), ("moving_mean", b.running_mean)):
+                gg[f"{name}:0"] = t.detach().numpy()
+            gg["moving_variance:0"] = b.running_var.numpy()
+    b = DeepCovFCN(n_channels=10, width=4, n_blocks=3).eval()
+    b.load_state_dict(deepcon_state_dict(tmp_path / "w.hdf5", b))
+    x = torch.randn(1, 10, 12, 12)
+    with torch.no_grad():
+        assert torch.allclose(a(x), b(x), atol=1e-6)
+        assert torch.allclose(b(x)[0], b(x)[0].T, atol=1e-6)  # symmetric map
+    with pytest.raises(ValueError, match="convolutions"):
+        deepcon_state_dict(tmp_path / "w.hdf5", DeepCovFCN(n_channels=10, width=4, n_blocks=4))
+
+
+def test_cli_predict_on_the_shipped_alignment(tmp_path) -> None:
+    from biodl.cli import app
+
+    out = tmp_path / "3e7u.rr"
+    r = CliRunner().invoke(
+        app,
+        [
+            "contacts", "predict", str(D / "3e7u.aln"), "--method", "plmdca", "--plm-iter", "20",
+            "--out", str(out), "--pdb", str(D / "3e7u_cacb.pdb"), "--top", "40",
+        ],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    seq, df = read_rr(out)
+    assert seq == Q3E7U and len(df) == 40 and (df["j"] - df["i"] >= 6).all()
+    assert "precision vs 3e7u_cacb.pdb" in r.output and "long" in r.output
+    bad = CliRunner().invoke(app, ["contacts", "predict", str(D / "3e7u.aln"), "--method", "pconsc2"])
+    assert bad.exit_code != 0 and "needs --model" in bad.output
+    bad = CliRunner().invoke(
+        app, ["contacts", "predict", str(D / "3e7u.aln"), "--pdb", str(D / "3e7u_cacb.pdb"), "--chain", "Q"]
+    )
+    assert bad.exit_code != 0 and "chain 'Q' not in the structure" in bad.output
+
+
+def test_native_from_a_distance_list_is_aligned() -> None:
+    from biodl.kinds.contacts.io import read_native
+
+    seq = "KTRWTREEDEKLKKLVEQNGTDDWKVIANYLPNRTDVQCQHRWQKVLNPE"
+    n = read_native(D / "1GUU_A.CB", sequence=seq)
+    assert isinstance(n, Native) and n.distances.shape == (50, 50) and np.isfinite(n.distances).all()
+    m = read_msa(D / "1guuA_300.aln", query=seq)
+    d = native_distances(m.query, n)
+    assert m.query == seq and np.allclose(d, n.distances)
+    with pytest.raises(BiodlInputError, match="needs the structure's sequence"):
+        read_native(D / "1GUU_A.CB")

@@ -1,0 +1,369 @@
+"""Population genetics: simulations (determinism, resume, scenarios), the VCF reader's errors,
+summary statistics against hand computations and scikit-allel, the matrix encoding, the
+networks' contracts, rejection ABC, and train / evaluate / predict / report from the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from biodl.cli import app
+from biodl.errors import BiodlInputError
+from biodl.kinds.popgen.io import read_dataset, read_vcf, vcf_windows
+from biodl.kinds.popgen.simulate import ZAMBIA, get_scenario, simulate_dataset, simulate_one
+
+DATA = Path(__file__).parent / "data" / "popgen"
+runner = CliRunner()
+torch.set_num_threads(1)
+
+HEAD = (
+    "##fileformat=VCFv4.2\n##contig=<ID=1>\n"
+    '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
+    "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\ta\tb\n"
+)
+
+
+def _vcf(tmp_path: Path, body: str, name: str = "x.vcf") -> Path:
+    p = tmp_path / name
+    p.write_text(HEAD + body)
+    return p
+
+
+# ---------------------------------------------------------------------- simulation
+def test_same_seed_same_matrices_whatever_the_workers_and_chunks(tmp_path):
+    a = simulate_dataset(
+        "flagel-rho", 7, 3, tmp_path / "a", chunk=7, workers=1, n_haplotypes=6, progress=False
+    )
+    simulate_dataset("flagel-rho", 7, 3, tmp_path / "b", chunk=3, workers=2, n_haplotypes=6, progress=False)
+    simulate_dataset("flagel-rho", 7, 4, tmp_path / "c", chunk=7, workers=1, n_haplotypes=6, progress=False)
+    ga, gb, gc = (read_dataset(tmp_path / k) for k in "abc")
+    assert a["simulated"] == 7 and len(ga) == len(gb) == 7
+    assert np.array_equal(ga.gt, gb.gt) and np.array_equal(ga.pos, gb.pos)
+    assert np.array_equal(ga.offsets, gb.offsets) and np.array_equal(ga.params, gb.params)
+    assert np.allclose(ga.stats, gb.stats)
+    assert not np.array_equal(ga.params, gc.params)  # another seed, other simulations
+    # the parameters follow Flagel et al.'s prior: theta = 4 Ne mu L, rho = 4 Ne r (L - 1)
+    ne, r = ga.param("ne"), ga.param("r")
+    assert np.allclose(ga.param("theta"), 4 * ne * 1.5e-8 * 20001)
+    assert np.allclose(ga.param("rho"), 4 * ne * r * 20000)
+    assert set(ne) <= {1000, 2000, 5000, 10000, 15000, 20000, 50000} and ((r >= 1e-8) & (r <= 1e-6)).all()
+
+
+def test_simulation_resumes_and_refuses_another_dataset(tmp_path):
+    out = tmp_path / "d"
+    simulate_dataset("flagel-rho", 6, 1, out, chunk=2, workers=1, n_haplotypes=4, progress=False)
+    before = read_dataset(out)
+    (out / "shard-00001.npz").unlink()
+    with pytest.raises(BiodlInputError, match="shard-00001.npz is missing"):
+        read_dataset(out)
+    r = simulate_dataset("flagel-rho", 6, 1, out, chunk=2, workers=1, n_haplotypes=4, progress=False)
+    assert r["simulated"] == 2 and r["skipped"] == 2
+    after = read_dataset(out)
+    assert np.array_equal(before.gt, after.gt) and np.array_equal(before.params, after.params)
+    with pytest.raises(BiodlInputError, match="holds another dataset .*seed 1 here, 2 asked"):
+        simulate_dataset("flagel-rho", 6, 2, out, chunk=2, workers=1, n_haplotypes=4, progress=False)
+    with pytest.raises(BiodlInputError, match="cannot fix theta"):
+        simulate_dataset("flagel-rho", 2, 1, tmp_path / "e", fixed={"theta": 6}, progress=False)
+
+
+def test_fixed_ne_gives_flagels_test_theta(tmp_path):
+    simulate_dataset(
+        "flagel-rho", 3, 0, tmp_path / "t6", workers=1, n_haplotypes=4, fixed={"ne": 5000}, progress=False
+    )
+    gs = read_dataset(tmp_path / "t6")
+    assert np.allclose(gs.param("theta"), 6.0003) and gs.info["fixed"] == {"ne": 5000.0}
+
+
+def test_zambia_values_are_stdpopsims():
+    stdpopsim = pytest.importorskip("stdpopsim")
+    m = stdpopsim.get_species("DroMel").get_demographic_model("African3Epoch_1S16")
+    sizes = [e.populations[0].start_size for e in m.model.debug().epochs]
+    times = [e.start_time for e in m.model.debug().epochs][1:]
+    assert sizes == [ZAMBIA["N1"], ZAMBIA["N2"], ZAMBIA["N3"]]
+    assert times == [ZAMBIA["T1"], ZAMBIA["T2"]] and m.mutation_rate == 8.4e-9
+
+
+def test_three_epoch_prior_and_sweeps_reduce_central_diversity():
+    sc = get_scenario("sheehan-song-3epoch")
+    p, g, pos = simulate_one(sc, 0, 0, 8)
+    assert set(p) == {"N1", "N2", "N3", "T1", "T2"} and p["T2"] > p["T1"]
+    for k in ("N1", "N2", "N3"):
+        assert ZAMBIA[k] / 4 <= p[k] <= ZAMBIA[k] * 4
+    assert g.shape[1] == 8 and ((pos >= 0) & (pos < sc.length)).all()
+    sel = get_scenario("selection")
+    from biodl.kinds.popgen.stats import compute_stats, stat_names
+
+    i_pi = stat_names(20).index("w3_pi")  # the central window
+    central = {}
+    for c in (0, 1):
+        central[c] = np.mean(
+            [
+                compute_stats(*simulate_one(sel, 5, i, 20, {"class": c, "s": 0.1, "tau": 0})[1:], sel.length)[
+                    i_pi
+                ]
+                for i in range(4)
+            ]
+        )
+    assert central[1] < 0.5 * central[0], central  # a hard sweep removes diversity at its site
+    p, *_ = simulate_one(sel, 5, 0, 20, {"class": 2})
+    assert p["class"] == 2 and p["start_frequency"] >= 0.02
+
+
+# ---------------------------------------------------------------------- VCF
+def test_vcf_diploid_haploid_and_missing(tmp_path):
+    v = read_vcf(
+        _vcf(tmp_path, "1\t10\t.\tA\tT\t.\tPASS\t.\tGT\t0|1\t1|.\n1\t20\t.\tA\tG\t.\tPASS\t.\tGT\t0|0\t1|1\n")
+    )
+    g, pos = v["chroms"]["1"]
+    assert v["ploidy"] == 2 and v["n_haplotypes"] == 4 and pos.tolist() == [10, 20]
+    assert g.tolist() == [[0, 1, 1, -1], [0, 0, 1, 1]]
+    # too much missing data: the site is dropped; multi-allelic and monomorphic sites are skipped
+    body = (
+        "1\t10\t.\tA\tT\t.\tPASS\t.\tGT\t.|.\t1|.\n1\t20\t.\tA\tG,C\t.\tPASS\t.\tGT\t0|2\t1|1\n"
+        "1\t30\t.\tA\tG\t.\tPASS\t.\tGT\t0|0\t0|0\n1\t40\t.\tA\tG\t.\tPASS\t.\tGT\t0|0\t0|1\n"
+    )
+    v = read_vcf(_vcf(tmp_path, body, "m.vcf"), max_missing=0.5)
+    assert v["chroms"]["1"][1].tolist() == [40]
+    assert v["skipped"] == {"not a biallelic SNP": 1, "too much missing data": 1, "monomorphic": 1}
+    h = read_vcf(_vcf(tmp_path, "1\t5\t.\tA\tT\t.\tPASS\t.\tGT\t1\t0\n", "h.vcf"))
+    assert h["ploidy"] == 1 and h["chroms"]["1"][0].tolist() == [[1, 0]]
+
+
+def test_vcf_errors_name_file_record_and_problem(tmp_path):
+    bad_pos = _vcf(
+        tmp_path, "1\t10\t.\tA\tT\t.\tPASS\t.\tGT\t0|1\t1|1\n1\tabc\t.\tA\tT\t.\tPASS\t.\tGT\t0|1\t1|1\n"
+    )
+    with pytest.raises(
+        BiodlInputError, match=r"x\.vcf, line 6: malformed VCF record \(1:abc\): POS 'abc'"
+    ) as e:
+        read_vcf(bad_pos)
+    assert e.value.record == 6 and e.value.path.endswith("x.vcf")
+    cols = _vcf(tmp_path, "1\t10\t.\tA\tT\t.\tPASS\t.\tGT\t0|1\n", "c.vcf")
+    with pytest.raises(
+        BiodlInputError, match=r"line 5: malformed .*1 sample column\(s\), the header names 2"
+    ):
+        read_vcf(cols)
+    within = _vcf(tmp_path, "1\t10\t.\tA\tT\t.\tPASS\t.\tGT\t0|1\t1\n", "p.vcf")
+    with pytest.raises(BiodlInputError, match=r"line 5: record 1:10: ploidy mismatch: sample b has 1 allele"):
+        read_vcf(within)
+    across = _vcf(
+        tmp_path, "1\t10\t.\tA\tT\t.\tPASS\t.\tGT\t0|1\t1|0\n1\t20\t.\tA\tT\t.\tPASS\t.\tGT\t0\t1\n", "q.vcf"
+    )
+    with pytest.raises(
+        BiodlInputError, match=r"line 6: record 1:20: ploidy mismatch: 1 allele.*first record has 2"
+    ):
+        read_vcf(across)
+    unsorted = _vcf(
+        tmp_path,
+        "1\t20\t.\tA\tT\t.\tPASS\t.\tGT\t0|1\t1|0\n1\t10\t.\tA\tT\t.\tPASS\t.\tGT\t0|1\t1|0\n",
+        "u.vcf",
+    )
+    with pytest.raises(BiodlInputError, match="not sorted"):
+        read_vcf(unsorted)
+    gap = _vcf(
+        tmp_path,
+        "1\t10\t.\tA\tT\t.\tPASS\t.\tGT\t0|1\t1|0\n1\t350\t.\tA\tT\t.\tPASS\t.\tGT\t0|1\t0|0\n",
+        "g.vcf",
+    )
+    with pytest.raises(BiodlInputError, match=r"g\.vcf: window 1:100-200 has no variant"):
+        vcf_windows(gap, 100)
+    w = vcf_windows(gap, 100, empty="skip")
+    assert (
+        w.ids == ["1:0-100", "1:300-400"] and w.pos.tolist() == [9.0, 49.0] and w.info["empty_windows"] == 2
+    )
+    with pytest.raises(
+        BiodlInputError, match=r"sample-count mismatch: the model reads 10 haplotypes, the VCF gives 4"
+    ):
+        vcf_windows(gap, 100, n_haplotypes=10)
+    with pytest.raises(BiodlInputError, match="sample.*not in the VCF: zz"):
+        read_vcf(gap, samples=["zz"])
+    assert read_vcf(gap, samples=["b"])["n_haplotypes"] == 2
+
+
+# ---------------------------------------------------------------------- statistics
+def test_summary_statistics_against_hand_and_scikit_allel():
+    import allel
+
+    from biodl.kinds.popgen.stats import N_WINDOWS, compute_stats, sfs_bin_edges, stat_names
+
+    rng = np.random.default_rng(0)
+    n, S, L = 12, 30, 10_000.0
+    gt = (rng.random((S, n)) < rng.uniform(0.05, 0.6, (S, 1))).astype(np.int8)
+    gt[0] = 0  # a monomorphic site is not segregating
+    gt[1, 2] = -1  # a missing call
+    pos = np.sort(rng.uniform(0, L, S))
+    v = dict(zip(stat_names(n), compute_stats(gt, pos, L), strict=True))
+    seg = [i for i in range(S) if len(set(gt[i][gt[i] >= 0])) == 2]
+    assert v["S"] == len(seg)
+    # pi: mean pairwise differences summed over sites, by hand (missing calls left out)
+    pi = 0.0
+    for i in seg:
+        c = gt[i][gt[i] >= 0]
+        k, m = c.sum(), len(c)
+        pi += 2 * k * (m - k) / (m * (m - 1))
+    assert v["pi"] == pytest.approx(pi)
+    a1 = np.sum(1 / np.arange(1, n))
+    assert v["theta_w"] == pytest.approx(len(seg) / a1)
+    ac = allel.HaplotypeArray(gt).count_alleles(max_allele=1)
+    assert v["tajima_d"] == pytest.approx(allel.tajima_d(ac[seg]))
+    # Garud's H12 by hand on the segregating sites (the missing call counts as its own allele)
+    hap = ["".join(map(str, gt[seg, j])) for j in range(n)]
+    f = np.sort(np.unique(hap, return_counts=True)[1] / n)[::-1]
+    assert v["H1"] == pytest.approx((f**2).sum())
+    assert v["H12"] == pytest.approx((f[0] + f[1]) ** 2 + (f[2:] ** 2).sum())
+    assert v["hap_frac"] == pytest.approx(len(f) / n)
+    # folded SFS: shares of segregating sites per minor-allele-count bin
+    minor = [min(gt[i][gt[i] >= 0].sum(), (gt[i] >= 0).sum() - gt[i][gt[i] >= 0].sum()) for i in seg]
+    for lo, hi in sfs_bin_edges(n):
+        assert v[f"sfs_{lo}-{hi}"] == pytest.approx(np.mean([lo <= m <= hi for m in minor]))
+    assert sum(v[f"sfs_{lo}-{hi}"] for lo, hi in sfs_bin_edges(n)) == pytest.approx(1.0)
+    # LD: mean r^2 of the pairs 0.1-0.25 of the region apart, against numpy's correlation
+    full = [i for i in seg if (gt[i] >= 0).all()]
+    r2, d = [], []
+    for a in range(len(seg)):
+        for b in range(a + 1, len(seg)):
+            i, j = seg[a], seg[b]
+            if i in full and j in full:
+                r2.append(np.corrcoef(gt[i], gt[j])[0, 1] ** 2)
+                d.append(abs(pos[j] - pos[i]) / L)
+    r2, d = np.array(r2), np.array(d)
+    m = (d >= 0.1) & (d < 0.25)
+    assert m.sum() > 3
+    # the pairs with the missing call differ slightly (Rogers-Huff leaves it out): compare loosely
+    assert v["r2_0.1-0.25"] == pytest.approx(r2[m].mean(), abs=0.02)
+    # windowed statistics add up to the global ones
+    assert sum(v[f"w{w + 1}_S"] for w in range(N_WINDOWS)) == v["S"]
+    assert sum(v[f"w{w + 1}_pi"] for w in range(N_WINDOWS)) == pytest.approx(v["pi"])
+    assert np.isfinite(compute_stats(np.zeros((0, n), np.int8), np.zeros(0), L)).all()
+
+
+# ---------------------------------------------------------------------- encoding and networks
+def test_matrix_encoding_pads_crops_and_sorts_rows():
+    from biodl.kinds.popgen.data import encode_matrix, sort_rows
+
+    gt = np.array([[0, 1, 0, 1], [1, 0, 1, -1], [0, 0, 0, 0]], np.int8)
+    x = encode_matrix(gt, np.array([10.0, 30.0, 70.0]), 100.0, 5, row_sort=False)
+    assert x.shape == (5, 5)
+    assert np.allclose(x[0], [0.1, 0.2, 0.4, 0, 0])
+    assert x[1:, :3].T.tolist() == [[-1, 1, -1, 1], [1, -1, 1, 0], [-1, -1, -1, -1]]
+    assert (x[:, 3:] == 0).all()
+    crop = encode_matrix(gt, np.array([10.0, 30.0, 70.0]), 100.0, 1, row_sort=False)
+    assert np.allclose(crop[0], [0.2])  # the central site kept
+    h = np.array([[1, 1, 1], [-1, -1, -1], [1, 1, -1], [-1, -1, 1]])
+    order = sort_rows(h)
+    assert (
+        sorted(order.tolist()) == [0, 1, 2, 3] and abs(order.tolist().index(0) - order.tolist().index(2)) == 1
+    )
+
+
+def test_networks_shapes_and_exchangeability():
+    from biodl.models.popgen import ExchangeableNet, FlagelCNN, SummaryMLP
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 1 + 10, 40)
+    cnn = FlagelCNN(10, 40, 2, channels=8, pos_hidden=4, hidden=8).eval()
+    assert cnn(x).shape == (3, 2)
+    ex = ExchangeableNet(3, channels=4, pool_bins=4, hidden=8).eval()
+    perm = torch.cat([torch.zeros(1, dtype=torch.long), 1 + torch.randperm(10)])
+    assert torch.allclose(ex(x), ex(x[:, perm]), atol=1e-5)
+    assert ex(x[:, :6]).shape == (3, 3)  # any number of haplotypes
+    assert not torch.allclose(cnn(x), cnn(x[:, perm]))  # the CNN is not invariant (why rows are sorted)
+    mlp = SummaryMLP(7, 1, hidden=[5])
+    mlp.scale.fit(torch.rand(20, 7) * 100)
+    assert mlp(torch.rand(4, 7)).shape == (4, 1)
+
+
+def test_rejection_abc_recovers_parameters_and_classes():
+    from biodl.kinds.popgen.abc import RejectionABC
+
+    rng = np.random.default_rng(1)
+    theta = rng.uniform(0, 2, (2000, 1))
+    stats = np.hstack([theta + rng.normal(0, 0.05, theta.shape), rng.normal(size=(2000, 2)) * 0.01])
+    q = np.array([[0.5, 0, 0], [1.5, 0, 0]])
+    est = RejectionABC(stats, theta, 0.01).predict(q)
+    assert np.allclose(est[:, 0], [0.5, 1.5], atol=0.1)
+    adj = RejectionABC(stats, theta, 0.05, adjust=True).predict(q)
+    assert np.allclose(adj[:, 0], [0.5, 1.5], atol=0.1)
+    cls = (theta[:, 0] > 1).astype(int)
+    p = RejectionABC(stats, cls, 0.01, n_classes=2).predict(q)
+    assert p.argmax(1).tolist() == [0, 1] and np.allclose(p.sum(1), 1)
+
+
+# ---------------------------------------------------------------------- CLI
+def test_cli_simulate_train_evaluate_predict(tmp_path):
+    sims = tmp_path / "sims"
+    r = runner.invoke(
+        app,
+        ["popgen", "simulate", "--scenario", "flagel-rho", "--n", "30", "--seed", "2", "--samples", "10",
+         "--out", str(sims), "--workers", "1", "--no-progress"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert json.loads((sims / "dataset.json").read_text())["n"] == 30
+    run = tmp_path / "run"
+    r = runner.invoke(
+        app,
+        ["train", "--system", "popgen-cnn", "--data", str(sims), "--target", "rho", "--out", str(run),
+         "--epochs", "2", "--no-progress", "--device", "cpu", "-m", "channels=8", "-m", "hidden=8",
+         "-m", "pos_hidden=4"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["task"] == "regression" and meta["label_names"] == ["rho"]
+    assert (run / "abc" / "metrics.json").exists() and (run / "report.html").exists()
+    html = (run / "report.html").read_text()
+    assert "Example genotype matrix" in html and "Network against rejection ABC" in html
+    r = runner.invoke(app, ["evaluate", str(run), str(DATA / "flagel_tiny"), "--out", str(tmp_path / "ev")])
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert m["n"] == 48 and {"r2", "rmse", "rel_error"} <= set(m["metrics"])
+    df = pd.read_csv(tmp_path / "ev" / "predictions.tsv", sep="\t")
+    assert (df["pred_rho"] > 0).all() and np.allclose(
+        df["true_rho"], read_dataset(DATA / "flagel_tiny").param("rho")
+    )
+    out = tmp_path / "vcf.tsv"
+    r = runner.invoke(app, ["predict", str(run), str(DATA / "diploid_5x60kb.vcf"), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    p = pd.read_csv(out, sep="\t")
+    assert (
+        p["id"].tolist() == ["2L:0-20001", "2L:20001-40002", "2L:40002-60003"] and (p["pred_rho"] > 0).all()
+    )
+    r = runner.invoke(app, ["evaluate", str(run), str(DATA / "diploid_5x60kb.vcf")])
+    assert r.exit_code != 0 and "true parameters" in r.output
+    r = runner.invoke(
+        app,
+        ["predict", str(run), str(DATA / "diploid_5x60kb.vcf"), "--set", "samples=s0,s1", "--out", str(out)],
+    )
+    assert (
+        r.exit_code != 0
+        and "sample-count mismatch: the model reads 10 haplotypes, the VCF gives 4" in r.output
+    )
+    r = runner.invoke(app, ["popgen", "simulate", "--help"])
+    assert r.exit_code == 0 and "Example: biodl popgen simulate" in r.output
+
+
+def test_selection_classifier_confusion_matrix(tmp_path):
+    from biodl import pipeline
+    from biodl.train import TrainConfig
+
+    sims = tmp_path / "sel"
+    simulate_dataset("selection", 36, 0, sims, workers=1, n_haplotypes=8, progress=False)
+    cfg = TrainConfig(max_epochs=3, patience=0, device="cpu", progress=False, seed=0, batch_size=16)
+    s = pipeline.train(
+        "popgen-mlp", tmp_path / "run", options={"data": sims, "target": "class", "test_fraction": 0.3},
+        model_options={"hidden": [8]}, config=cfg, quiet=True,
+    )  # fmt: skip
+    assert s["task"] == "multiclass"
+    tm = s["test_metrics"]
+    assert tm["misclassification"] == pytest.approx(1 - tm["accuracy"])
+    assert 0 <= s["abc_test_metrics"]["misclassification"] <= 1
+    ev = json.loads((tmp_path / "run" / "test" / "metrics.json").read_text())
+    cm = ev["confusion"]
+    assert set(cm) == {"neutral", "hard", "soft"} and sum(sum(r.values()) for r in cm.values()) == ev["n"]
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert "Confusion matrix (held-out test)" in html
