@@ -138,6 +138,17 @@ def _contacts(tmp: Path, rest_small) -> Case:
     return Case(train, d / "proteins.tsv", d / "3e7u.aln", 595)  # 3e7u: L=40, pairs j - i >= 6
 
 
+def _reads(tmp: Path, rest_small) -> Case:
+    from biodl.kinds.reads.io import build_reference
+
+    d = DATA / "reads"
+    ref = tmp / "reads_ref"
+    if not (ref / "reference.json").exists():
+        build_reference(sorted((d / "genomes").glob("*.fna.gz")), d / "taxonomy.tsv", ref, quiet=True)
+    sample = d / "sample_reads.fq.gz"  # 300 labelled reads sampled from the 7 genome slices
+    return Case({"data": ref, "report": False}, sample, sample, 300)
+
+
 #: One small real fixture per data kind.
 FIXTURES = {
     "sequences": _sequences,
@@ -149,6 +160,7 @@ FIXTURES = {
     "methylation": _methylation,
     "popgen": _popgen,
     "contacts": _contacts,
+    "reads": _reads,
 }
 CASES = [(r.name, k) for r in ready_recipes() for k in r.kinds]
 

@@ -160,14 +160,7 @@ def ready_recipes() -> list[Recipe]:
 
 
 # Systems still to build (their kinds do not exist yet); a kind's package replaces them.
-_PLANNED = [
-    (
-        "read-classifier",
-        "Streaming read classifier",
-        "reads",
-        "Identification of organisms from a stream of DNA reads (streaming, scalable classifier).",
-    ),
-]
+_PLANNED: list[tuple[str, str, str, str]] = []
 for _name, _title, _kind, _cite in _PLANNED:
     register(Recipe(_name, _title, None, (_kind,), (), _cite, "planned"))
 

@@ -21,6 +21,7 @@ KINDS: dict[str, str] = {
     "methylation": "biodl.kinds.methylation",
     "popgen": "biodl.kinds.popgen",
     "contacts": "biodl.kinds.contacts",
+    "reads": "biodl.kinds.reads",
 }
 
 

@@ -1,0 +1,464 @@
+"""Streaming classification of reads: ``biodl reads classify``.
+
+Reads are parsed in the main process and sent, a batch at a time, to an executor that hashes
+their k-mers, runs the network and turns the calibrated probabilities into calls (the deepest
+rank whose confidence reaches the model's threshold; unclassified when none does). Results
+come back in input order and are written as they arrive (one line per read, flushed per
+batch); only a bounded number of batches is in flight, so memory does not grow with the
+input. Executors:
+
+* in-process (``threads=1``, or ``--device cuda``: the GPU runs the network, hashing stays here);
+* worker processes (``threads=N``, :class:`concurrent.futures.ProcessPoolExecutor`), each with its
+  own copy of the model and one torch thread;
+* a Dask cluster (``scheduler``: an address, or ``local`` for a :class:`distributed.LocalCluster`):
+  the model's weights are scattered to every worker once, each batch is a task.
+
+The per-taxon counts give a Kraken-style report (percent, clade reads, direct reads, rank code,
+taxid, indented name), written atomically at the end (and refreshed while a long stream runs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from biodl.errors import BiodlError, BiodlInputError
+from biodl.kinds.reads.io import RANK_CODE, ReadBatch, Taxonomy, iter_batches, taxonomy_from_dict
+
+HEADER = "id\ttaxon\ttaxid\trank\tconfidence\n"
+
+
+# --------------------------------------------------------------------------------- calls
+def decide(lp_parts: list[np.ndarray], threshold: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Calls from calibrated log-probabilities per rank (lowest first): ``(rank, index,
+    confidence)`` per read, rank -1 = unclassified (confidence: that of the top rank)."""
+    R = len(lp_parts)
+    n = lp_parts[0].shape[0]
+    rank = np.full(n, -1, np.int64)
+    index = np.zeros(n, np.int64)
+    conf = np.zeros(n, np.float64)
+    for r in reversed(range(R)):
+        a = lp_parts[r].argmax(1)
+        p = np.exp(lp_parts[r][np.arange(n), a])
+        if r == R - 1:
+            conf[:] = p
+        sure = p >= threshold[r]
+        rank[sure], index[sure], conf[sure] = r, a[sure], p[sure]
+    return rank, index, conf
+
+
+@dataclass
+class Labels:
+    """Output text of every call: ``flat[offset[r] + i]`` for taxon ``i`` of rank ``r``, the last
+    entry for unclassified."""
+
+    flat: list[str]
+    offset: np.ndarray
+
+    @classmethod
+    def of(cls, tax: Taxonomy) -> Labels:
+        flat = []
+        for r, names in enumerate(tax.names):
+            flat += [f"{nm}\t{tax.taxids[r][i]}\t{tax.ranks[r]}" for i, nm in enumerate(names)]
+        flat.append("unclassified\t0\tunclassified")
+        sizes = [len(n) for n in tax.names]
+        return cls(flat, np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64))
+
+    def flat_index(self, rank: np.ndarray, index: np.ndarray) -> np.ndarray:
+        return np.where(rank >= 0, self.offset[np.maximum(rank, 0)] + index, len(self.flat) - 1)
+
+
+class Classifier:
+    """A loaded read model: k-mer hashing, the network and the calls, for one batch at a time."""
+
+    def __init__(self, model, meta, device: str = "cpu", min_confidence: float | None = None) -> None:
+        import torch
+
+        from biodl.train.predict import torch_device
+
+        self.dev = torch_device(device)
+        self.model = model.to(self.dev).eval()
+        self.meta = meta
+        self.tax = taxonomy_from_dict(meta.data["taxonomy"])
+        self.labels = Labels.of(self.tax)
+        thr = model.threshold.detach().cpu().numpy().astype(np.float64)
+        if min_confidence is not None:
+            thr = np.full_like(thr, float(min_confidence))
+        self.threshold = thr
+        self.k, self.bits = int(model.k), int(model.bucket_bits)
+        self.n_counts = int(self.labels.offset[-1]) + 1
+        self._torch = torch
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu", min_confidence: float | None = None) -> Classifier:
+        from biodl.train import load_model
+
+        model, meta = load_model(path, device="cpu")
+        if meta.kind != "reads":
+            raise BiodlInputError(
+                f"is a {meta.recipe} model of kind {meta.kind!r}; biodl reads classify needs a read "
+                "classifier (biodl train --system read-classifier)",
+                path=path,
+            )
+        return cls(model, meta, device, min_confidence)
+
+    def indices(self, batch: ReadBatch) -> np.ndarray:
+        from biodl.kinds.reads.kmers import read_indices
+
+        return read_indices(batch.seqs, self.k, self.bits, batch.seqs2)
+
+    def log_probs(self, x: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        with torch.inference_mode():
+            t = torch.from_numpy(x).to(self.dev, non_blocking=True)
+            return self.model.calibrated_log_probs(self.model(t)).float().cpu().numpy()
+
+    def calls(self, lp: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        parts = np.split(lp, self.labels.offset[1:-1], axis=1)
+        return decide(parts, self.threshold)
+
+    def run(self, batch: ReadBatch, x: np.ndarray | None = None) -> tuple[str, np.ndarray]:
+        """Output lines and direct counts (``(n_taxa + 1,)``, unclassified last) of a batch."""
+        if x is None:
+            x = self.indices(batch)
+        rank, index, conf = self.calls(self.log_probs(x))
+        flat = self.labels.flat_index(rank, index)
+        lab = self.labels.flat
+        labs = [lab[j] for j in flat.tolist()]
+        confs = list(map("{:.4f}".format, conf.tolist()))
+        text = "\n".join(map("\t".join, zip(batch.ids, labs, confs, strict=True))) + "\n"
+        return text, np.bincount(flat, minlength=self.n_counts)
+
+
+# ------------------------------------------------------------------------------ executors
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(path: str, device: str, min_confidence: float | None) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    _WORKER["clf"] = Classifier.load(path, device, min_confidence)
+
+
+def _work(batch: ReadBatch) -> tuple[str, np.ndarray]:
+    return _WORKER["clf"].run(batch)
+
+
+def _dask_work(model_payload, min_confidence: float | None, batch: ReadBatch) -> tuple[str, np.ndarray]:
+    """A Dask task: classify a batch with the scattered model (built once per worker)."""
+    key = model_payload[0]
+    clf = _WORKER.get(key)
+    if clf is None:
+        import torch
+
+        from biodl.registry import get_recipe
+        from biodl.train.checkpoint import RunMeta
+
+        meta = RunMeta.from_dict(json.loads(model_payload[1]))
+        model = get_recipe(meta.recipe).build(**meta.model_kwargs)
+        model.load_state_dict(model_payload[2])
+        if os.environ.get("BIODL_DASK_THREADS"):
+            torch.set_num_threads(int(os.environ["BIODL_DASK_THREADS"]))
+        clf = _WORKER[key] = Classifier(model, meta, "cpu", min_confidence)
+    return clf.run(batch)
+
+
+class _Done:
+    """A finished result in the shape of a future."""
+
+    def __init__(self, value) -> None:
+        self.value = value
+
+    def result(self):
+        return self.value
+
+
+# --------------------------------------------------------------------------------- report
+def kraken_report(counts: np.ndarray, tax: Taxonomy) -> str:
+    """A Kraken-style report of direct ``counts`` (``(n_taxa + 1,)``: every rank's taxa, lowest
+    rank first, then unclassified): percent of all reads, reads in the clade, reads called at
+    the taxon itself, rank code, taxid, name indented by depth."""
+    sizes = [len(n) for n in tax.names]
+    off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    R = len(sizes)
+    direct = [np.asarray(counts[off[r] : off[r + 1]], np.int64) for r in range(R)]
+    clade = [d.copy() for d in direct]
+    for r in range(R - 1):
+        np.add.at(clade[r + 1], np.asarray(tax.parent[r], np.int64), clade[r])
+    unclassified = int(counts[-1])
+    total = unclassified + int(clade[R - 1].sum())
+    pct = (lambda c: 100.0 * c / total) if total else (lambda c: 0.0)
+    lines = [f"{pct(unclassified):6.2f}\t{unclassified}\t{unclassified}\tU\t0\tunclassified"]
+    rooted = int(clade[R - 1].sum())
+    lines.append(f"{pct(rooted):6.2f}\t{rooted}\t0\tR\t1\troot")
+    children: list[dict[int, list[int]]] = [{} for _ in range(R)]
+    for r in range(R - 1):
+        for i, p in enumerate(tax.parent[r]):
+            children[r + 1].setdefault(p, []).append(i)
+
+    def walk(r: int, i: int, depth: int) -> None:
+        c = int(clade[r][i])
+        if c == 0:
+            return
+        code = RANK_CODE.get(tax.ranks[r], "-")
+        lines.append(
+            f"{pct(c):6.2f}\t{c}\t{int(direct[r][i])}\t{code}\t{tax.taxids[r][i]}\t"
+            f"{'  ' * depth}{tax.names[r][i]}"
+        )
+        if r > 0:
+            for j in sorted(children[r].get(i, []), key=lambda j: -int(clade[r - 1][j])):
+                walk(r - 1, j, depth + 1)
+
+    for i in sorted(range(sizes[R - 1]), key=lambda i: -int(clade[R - 1][i])):
+        walk(R - 1, i, 1)
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------- streaming
+class _Progress:
+    def __init__(self, show: bool) -> None:
+        self.show, self.t0, self.last, self.n = show, time.time(), 0.0, 0
+
+    def add(self, n: int, final: bool = False) -> None:
+        self.n += n
+        now = time.time()
+        if self.show and (final or now - self.last >= 1.0):
+            self.last = now
+            rate = self.n / max(now - self.t0, 1e-9)
+            sys.stderr.write(f"\r[biodl] {self.n:,} reads classified, {rate:,.0f} reads/s")
+            if final:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def _all_batches(inputs: list[str], mate2: list[str] | None, batch_size: int) -> Iterator[ReadBatch]:
+    if mate2 is not None and len(mate2) != len(inputs):
+        raise BiodlInputError(f"{len(inputs)} read file(s) but {len(mate2)} mate file(s)")
+    for i, p in enumerate(inputs):
+        yield from iter_batches(p, batch_size, mate2[i] if mate2 else None)
+
+
+def classify(
+    model_path: str | Path,
+    inputs: Iterable[str | Path],
+    *,
+    output: str | Path | None = None,
+    report: str | Path | None = None,
+    mate2: Iterable[str | Path] | None = None,
+    batch_size: int = 4096,
+    threads: int = 1,
+    device: str = "cpu",
+    scheduler: str | None = None,
+    min_confidence: float | None = None,
+    progress: bool = True,
+    report_every: float = 60.0,
+    stdout: TextIO | None = None,
+) -> dict[str, Any]:
+    """Classify reads as they stream in (see the module docstring).
+
+    Parameters
+    ----------
+    model_path
+        A read model (run directory or ``model.pt``).
+    inputs
+        FASTQ / FASTA files, plain or gzip; ``-`` is standard input.
+    output
+        Per-read TSV (``id, taxon, taxid, rank, confidence``), written through a temporary file
+        renamed at the end; ``None``: standard output, flushed after every batch.
+    report
+        Kraken-style report path (atomic; refreshed every ``report_every`` seconds).
+    mate2
+        Second reads of pairs, one file per input.
+    threads
+        Worker processes (1: in-process). With ``scheduler``: workers of a ``local`` cluster.
+    scheduler
+        Dask scheduler address, or ``local``.
+    min_confidence
+        Override the model's calibrated confidence threshold (every rank).
+
+    Returns
+    -------
+    dict
+        ``n`` reads, ``seconds``, ``reads_per_s``, ``classified`` (fraction), ``counts`` array.
+    """
+    from biodl.io._util import atomic_output, atomic_write_text, check_output_path
+    from biodl.train import read_model_meta
+
+    inputs = [str(p) for p in inputs]
+    m2 = [str(p) for p in mate2] if mate2 else None
+    if not inputs:
+        raise BiodlInputError("give one or more read files (or - for standard input)")
+    if threads < 1:
+        raise BiodlInputError(f"--threads must be at least 1, got {threads}")
+    if inputs.count("-") > 1 or (m2 and "-" in m2 and "-" in inputs):
+        raise BiodlInputError("standard input (-) can be read once only")
+    for p in [*inputs, *(m2 or [])]:
+        if p != "-":
+            from biodl.io._util import check_file
+
+            check_file(p)
+    meta = read_model_meta(model_path)
+    if meta.kind != "reads":
+        raise BiodlInputError(
+            f"is a {meta.recipe} model of kind {meta.kind!r}; biodl reads classify needs a read classifier",
+            path=model_path,
+        )
+    tax = taxonomy_from_dict(meta.data["taxonomy"])
+    if report is not None:
+        check_output_path(report)
+    with contextlib.ExitStack() as stack:
+        if output is not None:
+            tmp = stack.enter_context(atomic_output(output))
+            out: TextIO = stack.enter_context(open(tmp, "w", encoding="utf-8", buffering=1 << 20))
+        else:
+            out = stdout or sys.stdout
+        submit, close = _executor(stack, model_path, device, threads, scheduler, min_confidence)
+        prog = _Progress(progress)
+        counts = np.zeros(int(sum(len(n) for n in tax.names)) + 1, np.int64)
+        window: deque = deque()
+        depth = 2 * max(threads, 1) if scheduler is None else 4 * max(threads, 2)
+        t0 = time.time()
+        last_report = t0
+        out.write(HEADER)
+
+        def drain(one: bool) -> None:
+            nonlocal last_report
+            while window and (not one or len(window) >= depth):
+                text, c = window.popleft().result()
+                out.write(text)
+                out.flush()
+                counts[: len(c)] += c
+                prog.add(int(c.sum()))
+                if report is not None and time.time() - last_report > report_every:
+                    atomic_write_text(report, kraken_report(counts, tax))
+                    last_report = time.time()
+                if one:
+                    break
+
+        try:
+            for batch in _all_batches(inputs, m2, batch_size):
+                window.append(submit(batch))
+                drain(True)
+            drain(False)
+        except BrokenProcessPool as e:
+            raise BiodlError(
+                f"a worker process died ({e}); rerun with --threads 1 to see its error"
+            ) from None
+        close()
+        prog.add(0, final=True)
+    seconds = time.time() - t0
+    if report is not None:
+        atomic_write_text(report, kraken_report(counts, tax))
+    n = int(counts.sum())
+    return {
+        "n": n,
+        "seconds": seconds,
+        "reads_per_s": n / max(seconds, 1e-9),
+        "classified": (n - int(counts[-1])) / n if n else 0.0,
+        "counts": counts,
+    }
+
+
+def _executor(stack: contextlib.ExitStack, model_path, device: str, threads: int, scheduler, min_conf):
+    """``(submit(batch) -> future, close())`` for the chosen executor."""
+    if scheduler is not None:
+        return _dask_executor(stack, model_path, threads, scheduler, min_conf)
+    if threads <= 1 or device.lower() in ("cuda", "gpu"):
+        clf = Classifier.load(model_path, device, min_conf)
+        if threads <= 1:
+            import torch
+
+            old = torch.get_num_threads()
+            torch.set_num_threads(1)
+            stack.callback(torch.set_num_threads, old)
+            return (lambda b: _Done(clf.run(b))), (lambda: None)
+        # GPU: hashing in worker processes, the network here
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = stack.enter_context(ProcessPoolExecutor(threads, mp_context=_mp_context()))
+
+        class _Gpu:
+            def __init__(self, b):
+                self.b, self.f = b, pool.submit(_hash_only, b, clf.k, clf.bits)
+
+            def result(self):
+                return clf.run(self.b, self.f.result())
+
+        return _Gpu, (lambda: None)
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = stack.enter_context(
+        ProcessPoolExecutor(
+            threads,
+            mp_context=_mp_context(),
+            initializer=_init_worker,
+            initargs=(str(model_path), "cpu", min_conf),
+        )
+    )
+    return (lambda b: pool.submit(_work, b)), (lambda: None)
+
+
+def _hash_only(batch: ReadBatch, k: int, bits: int) -> np.ndarray:
+    from biodl.kinds.reads.kmers import read_indices
+
+    return read_indices(batch.seqs, k, bits, batch.seqs2)
+
+
+def _mp_context():
+    import multiprocessing as mp
+
+    return mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+
+
+def _dask_executor(stack: contextlib.ExitStack, model_path, threads: int, scheduler: str, min_conf):
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:  # pragma: no cover - a dependency
+        raise BiodlInputError(
+            "--scheduler needs dask.distributed (pip install 'dask[distributed]')"
+        ) from None
+    import hashlib
+
+    from biodl.train.checkpoint import _read_payload
+
+    if scheduler == "local":
+        cluster = stack.enter_context(
+            LocalCluster(
+                n_workers=max(threads, 1),
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+                env={"BIODL_DASK_THREADS": "1"},
+            )
+        )
+        client = stack.enter_context(Client(cluster))
+    else:
+        try:
+            client = stack.enter_context(Client(scheduler, timeout="20s"))
+        except (OSError, TimeoutError) as e:
+            raise BiodlInputError(f"cannot reach the Dask scheduler at {scheduler!r}: {e}") from None
+    p, payload = _read_payload(model_path)
+    state = {k: v for k, v in payload["state_dict"].items()}
+    key = hashlib.sha1(p.read_bytes()).hexdigest()
+    model_future = client.scatter([(key, payload["meta"], state)], broadcast=True)[0]
+    return (
+        lambda b: client.submit(_dask_work, model_future, min_conf, b, pure=False),
+        lambda: None,
+    )
+
+
+__all__ = ["Classifier", "HEADER", "classify", "decide", "kraken_report"]

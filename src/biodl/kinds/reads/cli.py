@@ -1,0 +1,165 @@
+"""``biodl reads ...``: build a reference, sample labelled reads, classify a stream of reads.
+Loaded by :mod:`biodl.cli` through ``register(app)``; imports no torch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from biodl.errors import BiodlError
+
+reads_app = typer.Typer(
+    no_args_is_help=True,
+    help="DNA reads: build a reference with its taxonomy, classify reads as they stream in.",
+)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def _fail(e: Exception) -> None:
+    err.print(f"[bold red]error:[/bold red] {e}", highlight=False)
+    raise typer.Exit(2)
+
+
+@reads_app.command("build-reference")
+def build_reference_cmd(
+    genomes: list[Path] = typer.Argument(..., help="Genome FASTA files (plain or gzip)."),
+    taxonomy: Path = typer.Option(
+        ...,
+        "--taxonomy",
+        help="TSV: header 'genome<TAB>species<TAB>genus[<TAB>family ...]', one row per genome file "
+        "(name with or without extensions); with --nodes/--names: 'genome<TAB>taxid'.",
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Reference directory to write."),
+    nodes: Path | None = typer.Option(None, "--nodes", help="NCBI nodes.dmp (with --names)."),
+    names: Path | None = typer.Option(None, "--names", help="NCBI names.dmp (with --nodes)."),
+) -> None:
+    """Index genomes with their taxonomy into a reference directory to train on (2-bit sequence,
+    contigs, taxonomy; also nodes.dmp / names.dmp / seqid2taxid.map for Kraken2).
+
+    Example: biodl reads build-reference genomes/*.fna.gz --taxonomy taxa.tsv --out ref
+    """
+    from biodl.kinds.reads.io import build_reference
+
+    try:
+        ref = build_reference(genomes, taxonomy, out, nodes=nodes, names=names)
+    except BiodlError as e:
+        _fail(e)
+    sizes = ", ".join(f"{len(n)} {r}" for r, n in zip(ref.ranks, ref.taxonomy.names, strict=True))
+    Console().print(f"reference {out}: {len(ref.genomes)} genomes, {len(ref.codes):,} bp; {sizes}")
+
+
+@reads_app.command("sample")
+def sample_cmd(
+    reference: Path = typer.Argument(..., help="Reference directory."),
+    n: int = typer.Option(..., "--n", help="Number of reads."),
+    out: Path = typer.Option(..., "--out", "-o", help="FASTQ (or .fa / .fasta: FASTA), .gz to compress."),
+    seed: int = typer.Option(0, help="Seed: read i depends only on (seed, i)."),
+    length: int = typer.Option(150, "--length", help="Read length (bp)."),
+    error_rate: float = typer.Option(0.01, help="Substitution rate per base."),
+    genomes: str | None = typer.Option(None, help="Only these genomes (comma-separated names)."),
+) -> None:
+    """Sample labelled reads from a reference (uniform species, both strands, substitution errors;
+    'taxon=SPECIES' in each header) -- the seeded sampler training uses; for Illumina-like reads use
+    a simulator such as ART.
+
+    Example: biodl reads sample ref --n 1000 --seed 1 --out reads.fq.gz
+    """
+    import numpy as np
+
+    from biodl.errors import BiodlInputError
+    from biodl.kinds.reads.data import decode, sample_reads
+    from biodl.kinds.reads.io import load_reference, write_reads
+
+    try:
+        if n < 1 or length < 16:
+            raise BiodlInputError("--n must be at least 1 and --length at least 16")
+        ref = load_reference(reference)
+        sel = None
+        if genomes:
+            want = [g.strip() for g in genomes.split(",") if g.strip()]
+            names = [g["name"] for g in ref.genomes]
+            bad = [g for g in want if g not in names]
+            if bad:
+                raise BiodlInputError(f"not in the reference: {', '.join(bad)} (it has {', '.join(names)})")
+            sel = np.array([names.index(g) for g in want])
+        codes, leaf, _ = sample_reads(
+            ref, np.arange(n), read_len=length, error_rate=error_rate, seed=seed, stream=7, genomes=sel
+        )
+        species = ref.taxonomy.names[0]
+        low = str(out).lower().removesuffix(".gz")
+        write_reads(
+            out,
+            [f"read{i + 1}" for i in range(n)],
+            decode(codes),
+            [species[i] for i in leaf],
+            fastq=not low.endswith((".fa", ".fasta", ".fna")),
+        )
+    except BiodlError as e:
+        _fail(e)
+    Console().print(f"{n} reads in {out}")
+
+
+@reads_app.command("classify")
+def classify_cmd(
+    model: Path = typer.Argument(..., help="Read model: run directory or its model.pt."),
+    inputs: list[str] = typer.Argument(..., help="FASTQ / FASTA files, plain or gzip; - for standard input."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Per-read TSV (default: standard output, as it goes)."
+    ),
+    report: Path | None = typer.Option(
+        None, "--report", "-r", help="Kraken-style report (counts per taxon)."
+    ),
+    mate2: list[str] | None = typer.Option(None, "--mate2", help="Second reads of pairs (one per input)."),
+    batch_size: int = typer.Option(4096, help="Reads per batch."),
+    threads: int = typer.Option(1, "--threads", "-t", help="Worker processes for parsing, hashing, scoring."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda (the network on the GPU)."),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="Dask scheduler address (tcp://host:8786), or 'local' for a LocalCluster."
+    ),
+    confidence: float | None = typer.Option(
+        None, "--confidence", help="Calibrated confidence needed at a rank (default: the model's)."
+    ),
+    progress: bool = typer.Option(True, help="Progress line with reads/s on standard error."),
+) -> None:
+    """Classify reads as they stream in: one line per read (id, taxon, taxid, rank, confidence),
+    written batch by batch, and a Kraken-style report; memory stays flat whatever the input size.
+
+    Example: biodl reads classify runs/reads reads.fq.gz --report report.txt > calls.tsv
+    """
+    from biodl.kinds.reads.classify import classify
+
+    try:
+        if confidence is not None and not 0 <= confidence <= 1:
+            raise BiodlError(f"--confidence must be between 0 and 1, got {confidence}")
+        r = classify(
+            model,
+            inputs,
+            output=output,
+            report=report,
+            mate2=mate2 or None,
+            batch_size=batch_size,
+            threads=threads,
+            device=device,
+            scheduler=scheduler,
+            min_confidence=confidence,
+            progress=progress,
+        )
+    except BiodlError as e:
+        _fail(e)
+    except BrokenPipeError:  # the reader of standard output stopped (| head): stop quietly, as cat does
+        import os
+        import sys
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0) from None
+    if progress:
+        summary = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items() if k != "counts"}
+        err.print(f"[biodl] {json.dumps(summary)}", highlight=False, markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``reads`` sub-app to the main ``biodl`` app."""
+    app.add_typer(reads_app, name="reads")

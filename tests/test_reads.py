@@ -1,0 +1,367 @@
+"""DNA reads: the streaming FASTQ/FASTA reader and its errors, k-mer hashing, seeded read
+sampling, references and their errors, and classification (CLI, standard input in constant
+memory, worker processes, a Dask LocalCluster) with a tiny model trained on the shipped slices."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from biodl import pipeline
+from biodl.cli import app
+from biodl.errors import BiodlInputError
+from biodl.kinds.reads.io import build_reference, iter_batches, load_reference
+from biodl.kinds.reads.kmers import encode_reads, kmer_indices, read_indices
+from biodl.train import TrainConfig
+
+DATA = Path(__file__).parent / "data" / "reads"
+GENOMES = sorted((DATA / "genomes").glob("*.fna.gz"))
+SAMPLE = DATA / "sample_reads.fq.gz"
+runner = CliRunner()
+
+
+def fastq(records) -> str:
+    return "".join(f"@{i}\n{s}\n+\n{q}\n" for i, s, q in records)
+
+
+def batches(path, **kw):
+    return list(iter_batches(path, **kw))
+
+
+# ------------------------------------------------------------------------------- reader
+def test_reader_plain_gzip_fasta_and_crlf_agree(tmp_path) -> None:
+    recs = [(f"r{i}", "ACGT" * (i + 1), "I" * 4 * (i + 1)) for i in range(7)]
+    (tmp_path / "a.fq").write_text(fastq(recs))
+    (tmp_path / "a.fq.gz").write_bytes(gzip.compress(fastq(recs).encode()))
+    (tmp_path / "crlf.fq").write_bytes(fastq(recs).replace("\n", "\r\n").encode())
+    fa = "".join(f">{i} some description\n{s[:5]}\n{s[5:]}\n" for i, s, _ in recs)
+    (tmp_path / "a.fa").write_text(fa)
+    want = ([r[0] for r in recs], [r[1].encode() for r in recs])
+    for name in ("a.fq", "a.fq.gz", "crlf.fq", "a.fa"):
+        got = batches(tmp_path / name, batch_size=3)
+        assert [len(b) for b in got] == [3, 3, 1], name
+        assert ([i for b in got for i in b.ids], [s for b in got for s in b.seqs]) == want, name
+        assert [b.first for b in got] == [0, 3, 6]
+
+
+def test_truncated_record_is_named(tmp_path) -> None:
+    p = tmp_path / "t.fq"
+    p.write_text(fastq([("a", "ACGT", "IIII"), ("b", "ACGT", "IIII")]) + "@c\nACGT\n")
+    with pytest.raises(
+        BiodlInputError, match=r"t\.fq, line 9: record 3: truncated record: .* after 2 of its 4"
+    ):
+        batches(p)
+
+
+def test_quality_length_mismatch_is_named(tmp_path) -> None:
+    p = tmp_path / "q.fq"
+    p.write_text(fastq([("a", "ACGT", "IIII"), ("b", "ACGTA", "IIII")]))
+    with pytest.raises(
+        BiodlInputError, match=r"q\.fq, line 8: record 2: sequence and quality lengths differ \(5 and 4\)"
+    ):
+        batches(p)
+
+
+def test_bad_header_and_not_fastq(tmp_path) -> None:
+    p = tmp_path / "h.fq"
+    p.write_text(fastq([("a", "ACGT", "IIII")]) + "xb\nACGT\n+\nIIII\n")
+    with pytest.raises(BiodlInputError, match=r"line 5: record 2: bad header 'xb'"):
+        batches(p)
+    q = tmp_path / "x.txt"
+    q.write_text("hello\n")
+    with pytest.raises(BiodlInputError, match="is not FASTQ or FASTA"):
+        batches(q)
+
+
+def test_gzip_corruption_is_named(tmp_path) -> None:
+    recs = [(f"r{i}", "ACGTTGCA" * 20, "I" * 160) for i in range(20_000)]
+    data = gzip.compress(fastq(recs).encode())
+    cut = tmp_path / "cut.fq.gz"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(
+        BiodlInputError, match=r"cut\.fq\.gz: the gzip stream is truncated or corrupt after record \d+"
+    ):
+        batches(cut)
+    crc = bytearray(data)
+    crc[-8] ^= 0xFF  # the CRC-32 in the gzip trailer: found once the whole stream is read
+    (tmp_path / "crc.fq.gz").write_bytes(bytes(crc))
+    with pytest.raises(BiodlInputError, match=r"crc\.fq\.gz: the gzip stream is truncated or corrupt .*CRC"):
+        batches(tmp_path / "crc.fq.gz")
+    bad = bytearray(data)
+    bad[len(bad) // 3 : len(bad) // 3 + 64] = np.random.default_rng(1).bytes(64)
+    (tmp_path / "bad.fq.gz").write_bytes(bytes(bad))
+    # garbage inside the deflate stream: a decompression error, or records that no longer parse
+    with pytest.raises(
+        BiodlInputError, match=r"bad\.fq\.gz(: the gzip stream is truncated or corrupt|, line \d+: record)"
+    ):
+        batches(tmp_path / "bad.fq.gz")
+
+
+def test_mates_must_pair(tmp_path) -> None:
+    (tmp_path / "1.fq").write_text(fastq([("a/1", "ACGT", "IIII"), ("b/1", "ACGT", "IIII")]))
+    (tmp_path / "2.fq").write_text(fastq([("a/2", "TTTT", "IIII"), ("c/2", "ACGT", "IIII")]))
+    with pytest.raises(BiodlInputError, match=r"record 2: mate names differ"):
+        batches(tmp_path / "1.fq", mate2=tmp_path / "2.fq")
+    (tmp_path / "3.fq").write_text(fastq([("a/2", "TTTT", "IIII")]))
+    with pytest.raises(BiodlInputError, match="the mate file ends before record 2"):
+        batches(tmp_path / "1.fq", mate2=tmp_path / "3.fq")
+
+
+# ------------------------------------------------------------------------------- k-mers
+def _naive(seq: str, k: int) -> list[int]:
+    comp = {"A": "T", "C": "G", "G": "C", "T": "A"}
+    code = {"A": 0, "C": 1, "G": 2, "T": 3}
+    out = []
+    for i in range(len(seq) - k + 1):
+        w = seq[i : i + k]
+        if any(c not in code for c in w):
+            out.append(0)
+            continue
+        rc = "".join(comp[c] for c in reversed(w))
+        f = min(
+            sum(code[c] << 2 * (k - 1 - j) for j, c in enumerate(w)),
+            sum(code[c] << 2 * (k - 1 - j) for j, c in enumerate(rc)),
+        )
+        out.append(f + 1)
+    return out
+
+
+def test_kmer_indices_are_canonical_and_skip_n() -> None:
+    rng = np.random.default_rng(0)
+    seq = "".join(rng.choice(list("ACGT"), 60))
+    seq = seq[:20] + "N" + seq[21:]
+    comp = str.maketrans("ACGTN", "TGCAN")
+    rc = seq.translate(comp)[::-1]
+    x = kmer_indices(encode_reads([seq.encode()]), 5, 10)[0]
+    assert x.tolist() == _naive(seq, 5)  # 4**5 <= 2**10: exact codes
+    assert sorted(x.tolist()) == sorted(kmer_indices(encode_reads([rc.encode()]), 5, 10)[0].tolist())
+    h = read_indices([seq.encode(), rc.encode(), b"ACG"], 13, 12)  # hashed; short read -> all padding
+    assert sorted(h[0].tolist()) == sorted(h[1].tolist()) and (h[0] <= 2**12).all()
+    assert (h[2] == 0).all() and (h[0] == 0).sum() == 13  # the 13 k-mers covering the N
+
+
+# ------------------------------------------------------------------------------ reference
+@pytest.fixture(scope="module")
+def ref(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("reads") / "ref"
+    build_reference(GENOMES, DATA / "taxonomy.tsv", out, quiet=True)
+    return out
+
+
+def test_reference_holds_genomes_and_taxonomy(ref) -> None:
+    r = load_reference(ref)
+    assert len(r.genomes) == 7 and len(r.codes) == 7 * 20_000
+    assert r.ranks == ["species", "genus", "family", "order", "class", "phylum"]
+    assert r.rank_sizes[:2] == [7, 3]  # the two taxonomy rows without a genome are left out
+    nodes = (ref / "taxonomy" / "nodes.dmp").read_text()
+    assert "\tgenus\t" in nodes and (ref / "taxonomy" / "seqid2taxid.map").exists()
+
+
+def test_build_reference_errors(tmp_path) -> None:
+    tax = tmp_path / "t.tsv"
+    tax.write_text("genome\tspecies\tgenus\nBlochmannia_floridanus\tB_flo\tBlochmannia\n")
+    with pytest.raises(
+        BiodlInputError, match=r"t\.tsv: genome\(s\) not in the taxonomy table: .*Caulobacter_crescentus_CB15"
+    ):
+        build_reference([DATA / "genomes" / "Blochmannia_floridanus.fna.gz", GENOMES[4]], tax, tmp_path / "r")
+    tax.write_text("genome\tspecies\tgenus\na\tS1\tG1\nb\tS1\tG2\n")
+    with pytest.raises(
+        BiodlInputError, match=r"line 3: species 'S1' is in genus 'G2' here but in 'G1' on line 2"
+    ):
+        build_reference(GENOMES[:1], tax, tmp_path / "r")
+    tax.write_text("species\tgenus\nS1\tG1\n")
+    with pytest.raises(BiodlInputError, match="the header must be 'genome' then the ranks"):
+        build_reference(GENOMES[:1], tax, tmp_path / "r")
+    bad = tmp_path / "bad.fa"
+    bad.write_text("not a fasta\n")
+    tax.write_text("genome\tspecies\tgenus\nbad\tS1\tG1\n")
+    with pytest.raises(BiodlInputError, match=r"bad\.fa, line 1: sequence text before the first '>'"):
+        build_reference([bad], tax, tmp_path / "r")
+    r = runner.invoke(
+        app,
+        ["reads", "build-reference", str(GENOMES[0]), "--taxonomy", str(tax), "--out", str(tmp_path / "r")],
+    )
+    assert r.exit_code == 2 and "not in the taxonomy table" in r.output
+
+
+def test_sampling_is_deterministic(ref) -> None:
+    from biodl.kinds.reads.data import sample_reads
+
+    r = load_reference(ref)
+    a, la, ga = sample_reads(r, np.arange(500), seed=4, error_rate=0.02)
+    b, lb, _ = sample_reads(r, np.arange(500), seed=4, error_rate=0.02)
+    c, _, _ = sample_reads(r, np.arange(500), seed=5, error_rate=0.02)
+    assert np.array_equal(a, b) and np.array_equal(la, lb) and not np.array_equal(a, c)
+    part, _, _ = sample_reads(r, np.arange(250, 500), seed=4, error_rate=0.02)
+    assert np.array_equal(part, a[250:])  # read i depends on (seed, i) only
+    clean, _, _ = sample_reads(r, np.arange(500), seed=4, error_rate=0.0)
+    err = (clean != a).mean()
+    assert 0.01 < err < 0.03 and set(np.unique(la)) == set(range(7))
+    # both strands: some reads are a slice of the genome, others of its reverse complement
+    seq = bytes(np.asarray(r.codes)).translate(bytes.maketrans(bytes(range(5)), b"ACGTN"))
+    dec = ["".join("ACGTN"[v] for v in row) for row in clean[:60]]
+    fwd = sum(s in seq.decode() for s in dec)
+    assert 0 < fwd < 60
+    res = runner.invoke(
+        app, ["reads", "sample", str(ref), "--n", "20", "--seed", "3", "--out", str(ref.parent / "s.fq")]
+    )
+    assert res.exit_code == 0, res.output
+    first = (ref.parent / "s.fq").read_text()
+    runner.invoke(
+        app, ["reads", "sample", str(ref), "--n", "20", "--seed", "3", "--out", str(ref.parent / "s.fq")]
+    )
+    assert (ref.parent / "s.fq").read_text() == first and first.count("taxon=") == 20
+
+
+# -------------------------------------------------------------------------------- models
+@pytest.fixture(scope="module")
+def model(ref, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("reads_run") / "run"
+    cfg = TrainConfig.for_recipe(
+        {}, max_epochs=3, patience=0, batch_size=128, lr=0.05, device="cpu", progress=False
+    )
+    pipeline.train(
+        "read-classifier",
+        out,
+        options={"data": ref, "reads_per_epoch": 2500, "valid_reads": 300, "test_reads": 300},
+        model_options={"bucket_bits": 14, "dim": 16, "hidden": 32},
+        config=cfg,
+        quiet=True,
+    )
+    return out
+
+
+def test_train_evaluate_and_report(model) -> None:
+    s = pd.read_json(model / "summary.json", typ="series")
+    assert s["test_metrics"]["accuracy"] > 0.9 and s["test_metrics"]["accuracy/genus"] > 0.95
+    ev = pipeline.evaluate(model, SAMPLE, out_dir=model / "ev", quiet=True)
+    assert ev["n"] == 300 and ev["metrics"]["genus_sensitivity"] > 0.9
+    assert (model / "ev" / "abundance.png").exists() and (model / "ev" / "confusion_genus.png").exists()
+    html = (model / "report.html").read_text()
+    assert "Per-taxon abundance" in html and "Confusion matrix at genus level" in html
+
+
+def test_cli_classify_real_sample(model, tmp_path) -> None:
+    r = runner.invoke(
+        app,
+        [
+            "reads",
+            "classify",
+            str(model),
+            str(SAMPLE),
+            "--report",
+            str(tmp_path / "rep.txt"),
+            "--no-progress",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    df = pd.read_csv(io.StringIO(r.stdout), sep="\t")
+    assert list(df.columns) == ["id", "taxon", "taxid", "rank", "confidence"] and len(df) == 300
+    truth = [line.split("taxon=")[1].strip() for line in gzip.open(SAMPLE, "rt") if line.startswith("@")]
+    species = df["rank"] == "species"
+    assert (df.loc[species, "taxon"] == np.array(truth)[species.to_numpy()]).mean() > 0.9
+    rep = (tmp_path / "rep.txt").read_text().splitlines()
+    u, root = rep[0].split("\t"), rep[1].split("\t")
+    assert u[3] == "U" and root[5] == "root" and int(u[1]) + int(root[1]) == 300
+    assert any(line.split("\t")[3] == "G" and line.split("\t")[5].strip() == "Blochmannia" for line in rep)
+    # the same calls from worker processes, from a Dask cluster (below), to a file
+    r2 = runner.invoke(
+        app,
+        [
+            "reads",
+            "classify",
+            str(model),
+            str(SAMPLE),
+            "-o",
+            str(tmp_path / "c.tsv"),
+            "--threads",
+            "2",
+            "--batch-size",
+            "64",
+            "--no-progress",
+        ],
+    )
+    assert r2.exit_code == 0, r2.output
+    assert (tmp_path / "c.tsv").read_text() == r.stdout
+
+
+def test_dask_local_cluster(model, tmp_path) -> None:
+    from distributed import LocalCluster
+
+    from biodl.kinds.reads.classify import classify
+
+    out = io.StringIO()
+    classify(model, [SAMPLE], stdout=out, progress=False, batch_size=100)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        r = classify(
+            model,
+            [SAMPLE, SAMPLE],
+            output=tmp_path / "dask.tsv",
+            report=tmp_path / "dask_report.txt",
+            scheduler=cluster.scheduler_address,
+            batch_size=100,
+            progress=False,
+        )
+    assert r["n"] == 600
+    body = out.getvalue().split("\n", 1)[1]
+    assert (tmp_path / "dask.tsv").read_text() == out.getvalue() + body
+
+
+def _stream(n: int, fh) -> None:
+    """Write ``n`` FASTQ records of 32 bp (a block of 10,000 random reads, repeated) to ``fh``."""
+    rng = np.random.default_rng(0)
+    seqs = ("".join(rng.choice(list("ACGT"), 32)) for _ in range(10_000))
+    block = "".join(f"@r{i}\n{s}\n+\n{'I' * 32}\n" for i, s in enumerate(seqs)).encode()
+    try:
+        for _ in range(n // 10_000):
+            fh.write(block)
+    finally:
+        fh.close()
+
+
+def _classify_stdin(model: Path, n: int, report: Path) -> int:
+    """Peak RSS (MiB) of ``biodl reads classify MODEL -`` fed ``n`` reads by a generator."""
+    exe = Path(sys.executable).parent / "biodl"
+    p = subprocess.Popen(
+        [
+            str(exe),
+            "reads",
+            "classify",
+            str(model),
+            "-",
+            "--no-progress",
+            "--batch-size",
+            "8192",
+            "--report",
+            str(report),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    t = threading.Thread(target=_stream, args=(n, p.stdin))
+    t.start()
+    _, status, usage = os.wait4(p.pid, 0)
+    t.join()
+    assert status == 0, p.stderr.read().decode()
+    print(f"{n} reads: {usage.ru_utime + usage.ru_stime:.1f} s CPU")
+    return usage.ru_maxrss // 1024
+
+
+def test_stdin_stream_in_constant_memory(model, tmp_path) -> None:
+    small = _classify_stdin(model, 20_000, tmp_path / "small.txt")
+    big = _classify_stdin(model, 1_000_000, tmp_path / "big.txt")
+    lines = (tmp_path / "big.txt").read_text().splitlines()
+    assert int(lines[0].split("\t")[1]) + int(lines[1].split("\t")[1]) == 1_000_000
+    print(f"peak RSS: {small} MiB for 20,000 reads, {big} MiB for 1,000,000 reads (78 MB of FASTQ)")
+    assert big - small < 80, (small, big)
