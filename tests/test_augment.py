@@ -77,3 +77,18 @@ def test_augmented_dataset_single_items_equal_batches_and_follow_the_epoch() -> 
 
     got = BatchCollate()(batch)
     assert isinstance(got, list) and torch.equal(got[0], e0) and got[1].shape == (8, 1)
+
+
+def test_shift_moves_items_of_a_mixed_length_batch_within_their_own_length() -> None:
+    """In a batch of mixed lengths (NaN past a shorter item's end) a shift fills with N inside
+    the item and leaves the padding as it is."""
+    t = SequenceTable(ids=["a", "b"], seqs=["ACGTACGTAC", "GGGT"])
+    batch = SequenceDataset(t, variable=True).__getitems__([0, 1])[0]
+    aug = Augmenter(shift=2, seed=3)
+    for epoch in range(6):
+        x = aug(batch, np.array([0, 1]), epoch)
+        assert torch.isnan(x[1, :, 4:]).all() and not torch.isnan(x[1, :, :4]).any()
+        assert not torch.isnan(x[0]).any()
+        s = int(aug.draws([1], epoch)[0][0])
+        if s > 0:  # moved right by s: N first, then the start of GGGT
+            assert torch.equal(x[1, :, s:4], batch[1, :, : 4 - s]) and (x[1, :, :s] == 0.25).all()

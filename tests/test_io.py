@@ -122,3 +122,59 @@ def test_gzip_genome_is_indexed_via_cache(tmp_path, monkeypatch):
         fh.write(">c\nACGTACGTAC\n")
     genome = open_genome(tmp_path / "g.fa.gz")
     assert str(genome["c"][2:6]) == "GTAC"
+
+
+# --------------------------------------------------------------- GraphProt-style FASTA pairs
+def _pair(tmp_path):
+    pos = tmp_path / "x.positives.fa"
+    neg = tmp_path / "x.negatives.fa"
+    pos.write_text(">p1 chr1,+,10,40; class:0\nacguACGUUGca\n>p2\nuuGGAu\n")
+    neg.write_text(">n1\naaaCCCaaa\n")
+    return pos, neg
+
+
+def test_fasta_pair_labels_by_file_and_folds_case(tmp_path):
+    from biodl.kinds.sequences.io import fold_case, read_fasta_pair
+
+    pos, neg = _pair(tmp_path)
+    t = read_fasta_pair(pos, neg)
+    assert t.ids == ["p1", "p2", "n1"] and t.labels[:, 0].tolist() == [1, 1, 0]  # header labels ignored
+    assert t.seqs[0] == "acguACGUUGca"  # case kept until folded
+    assert fold_case(read_fasta_pair(pos, neg), False).seqs == ["ACGUACGUUGCA", "UUGGAU", "AAACCCAAA"]
+    assert fold_case(read_fasta_pair(pos, neg), True).seqs == ["ACGUUG", "GGA", "CCC"]
+
+
+def test_viewpoint_spans_first_to_last_uppercase_base():
+    from biodl.kinds.sequences.io import viewpoint
+
+    assert viewpoint("aaCCgGTtt") == "CCGGT"
+    with pytest.raises(BiodlInputError, match=r"x.fa, record 's3': no uppercase viewpoint"):
+        viewpoint("acgu", "x.fa", "s3")
+
+
+@pytest.mark.parametrize(
+    "neg_text, match",
+    [
+        ("", r"negatives.fa: the file is empty \(the negatives file \(--negatives\) must be FASTA\)"),
+        ("seq\tBound\nACGT\t1\n", r"negatives.fa, line 1: the negatives file \(--negatives\) must be FASTA"),
+        (">n1\nACXT\n", r"negatives.fa, line 1: record 'n1'.*'X' at position 3"),
+    ],
+)
+def test_fasta_pair_errors_name_the_file_and_record(tmp_path, neg_text, match):
+    from biodl.kinds.sequences.io import read_fasta_pair
+
+    pos, neg = _pair(tmp_path)
+    neg.write_text(neg_text)
+    with pytest.raises(BiodlInputError, match=match) as e:
+        read_fasta_pair(pos, neg)
+    assert len(str(e.value).splitlines()) == 1
+
+
+def test_load_table_viewpoint_mode_refuses_a_record_without_uppercase(tmp_path):
+    from biodl.kinds.sequences.kind import load_table
+
+    pos, neg = _pair(tmp_path)
+    neg.write_text(">n1\naaaCCCaaa\n>n2\nacguacgu\n")
+    with pytest.raises(BiodlInputError, match=r"x.negatives.fa, record 'n2': no uppercase viewpoint"):
+        load_table(pos, negatives=neg, viewpoint=True)
+    assert load_table(pos, negatives=neg).seqs[-1] == "ACGUACGU"  # whole sequences by default

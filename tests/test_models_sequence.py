@@ -211,3 +211,33 @@ def test_trains_on_planted_motif(name: str) -> None:
         with torch.no_grad():
             accuracy = float((model.eval()(x_new).argmax(1) == y_new).float().mean())
         assert accuracy > 0.6, accuracy
+
+
+# ------------------------------------------------------------ DeepBind on mixed-length batches
+def test_deepbind_scores_a_padded_batch_as_each_sequence_alone() -> None:
+    """A batch of mixed lengths (NaN past each sequence's end, as SequenceDataset(variable=True)
+    builds it) gives every sequence its score alone, on either strand, for every pooling and
+    windowed scoring; padding with N instead would not (it creates motif hits)."""
+    from biodl.kinds.sequences.data import SequenceDataset
+    from biodl.kinds.sequences.io import SequenceTable
+    from biodl.models import DeepBind
+    from biodl.train.predict import predict
+
+    seqs = ["AAAAAA", "ACGTACGTTGCATGCAAGT", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "CGTNA"]
+    table = SequenceTable(ids=[f"s{i}" for i in range(len(seqs))], seqs=seqs)
+    for kw in ({}, {"pool": "maxavg"}, {"reverse_complement": False}, {"window_size": 10}):
+        torch.manual_seed(0)
+        m = DeepBind(num_motifs=3, motif_len=6, hidden=0, **kw).eval()
+        with torch.no_grad():  # a detector that A and T never excite and N (0.25 each) does
+            m.conv.weight[0] = torch.tensor([-1.0, 3.0, 3.0, -1.0])[:, None]
+            m.conv.bias[0] = 0.0
+            m.out.weight[0] = torch.tensor([1.0, 0.0, 0.0] + [0.0, 0.0, 0.0] * ("pool" in kw))
+        batched, _ = predict(m, SequenceDataset(table, variable=True), batch_size=4)
+        rc, _ = predict(m, SequenceDataset(table, variable=True), batch_size=4, rc_average=True)
+        for i in range(len(seqs)):
+            alone = SequenceDataset(table.subset([i]))
+            assert batched[i] == pytest.approx(predict(m, alone)[0][0], abs=1e-5), (kw, i)
+            assert rc[i] == pytest.approx(predict(m, alone, rc_average=True)[0][0], abs=1e-5), (kw, i)
+        if not kw:  # poly-A padded with N to the longest instead: a spurious hit
+            n_padded, _ = predict(m, SequenceDataset(table, length=41), batch_size=4)
+            assert n_padded[0, 0] > batched[0, 0] + 0.1

@@ -390,3 +390,78 @@ def test_resume_from_a_different_model_is_a_clear_error(tmp_path):
         fit_model(DeepBind(**other), "binary", *args, tmp_path, _cfg(max_epochs=2), meta=meta)
     res = fit_model(DeepBind(**other), "binary", *args, tmp_path, _cfg(max_epochs=1, resume=False), meta=meta)
     assert res.resumed_from is None and res.epochs_run == 1
+
+
+# ------------------------------------------------ decision threshold chosen on validation
+def test_mcc_threshold_is_the_midpoint_of_the_best_cut():
+    from biodl.train.metrics import mcc_threshold, threshold_metrics
+
+    prob = np.array([0.9, 0.8, 0.7, 0.35, 0.3, 0.1])
+    y = np.array([1, 1, 0, 1, 0, 0])
+    t, m = mcc_threshold(prob, y)
+    # cuts after 0.8 (tp2 fp0 fn1 tn3: at 0.75) and after 0.35 (tp3 fp1 fn0 tn2: at 0.325) tie on
+    # MCC 0.707; the one nearer 0.5 wins
+    assert t == pytest.approx(0.325) and m == pytest.approx(np.sqrt(0.5))
+    assert mcc_threshold(prob, np.ones(6)) == (0.5, pytest.approx(float("nan"), nan_ok=True))
+    logits = np.log(prob / (1 - prob))[:, None]
+    got = threshold_metrics(logits, y[:, None].astype(float), [t])
+    assert got == pytest.approx(
+        {"mcc": np.sqrt(0.5), "accuracy": 5 / 6, "sensitivity": 1.0, "specificity": 2 / 3, "threshold": 0.325}
+    )
+
+
+def _write_table(table: SequenceTable, path):
+    pd.DataFrame({"seq": table.seqs, "Bound": table.labels[:, 0]}).to_csv(path, sep="\t", index=False)
+    return path
+
+
+def test_threshold_is_chosen_on_validation_stored_and_reused(tmp_path, monkeypatch, capsys):
+    """The decision threshold comes from the validation predictions (never the test set), is
+    stored in model.pt and run.json, and evaluate / predict use it; a model file without one
+    falls back to 0.5 and says so. run.json records the torch thread count."""
+    import biodl.train.metrics as metrics_mod
+    from biodl.pipeline import evaluate, predict
+    from biodl.train import read_model_meta, save_model
+    from biodl.train.predict import predict as predict_ds
+
+    tr = _write_table(_planted(200, seed=1), tmp_path / "train.tsv")
+    va_table = _planted(90, seed=2)
+    va = _write_table(va_table, tmp_path / "valid.tsv")
+    te = _write_table(_planted(70, seed=3), tmp_path / "test.tsv")
+    seen = []
+    real = metrics_mod.mcc_threshold
+
+    def spy(prob, target):
+        seen.append(np.asarray(target).ravel().copy())
+        return real(prob, target)
+
+    monkeypatch.setattr(metrics_mod, "mcc_threshold", spy)
+    s = train(
+        "deepbind",
+        tmp_path / "r",
+        options={"data": tr, "valid_file": va, "test_file": te},
+        config=_cfg(max_epochs=2),
+        model_options=TINY,
+        quiet=True,
+    )
+    assert len(seen) == 1 and np.array_equal(seen[0], va_table.labels[:, 0])  # validation labels only
+    meta = read_model_meta(tmp_path / "r" / "model.pt")
+    th = meta.thresholds
+    assert th["chosen_on"] == "validation" and th["n"] == 90 and len(th["values"]) == 1
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["thresholds"] == th
+    # the stored value is the best cut of the validation predictions
+    model, meta = load_model(tmp_path / "r")
+    out, y = predict_ds(model, SequenceDataset(va_table), rc_average=False)
+    assert th["values"][0] == pytest.approx(real(1 / (1 + np.exp(-out[:, 0])), y[:, 0])[0])
+    assert s["test_metrics"]["threshold"] == pytest.approx(th["values"][0])
+    ev = evaluate(tmp_path / "r", te, quiet=True)["metrics"]
+    assert ev["threshold"] == pytest.approx(th["values"][0]) and -1 <= ev["mcc"] <= 1
+    df = predict(tmp_path / "r", te, quiet=True)
+    assert ((df["prob_Bound"] >= th["values"][0]).astype(int) == df["called_Bound"]).all()
+    run = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert isinstance(run["torch_threads"], int) and run["torch_threads"] >= 1
+    # an older model file, without a threshold: 0.5, and a note saying so
+    save_model(tmp_path / "old.pt", model, meta.replace(thresholds={}))
+    capsys.readouterr()
+    ev = evaluate(tmp_path / "old.pt", te, quiet=True)["metrics"]
+    assert ev["threshold"] == 0.5 and "stores no decision threshold" in capsys.readouterr().err

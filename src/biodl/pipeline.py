@@ -160,7 +160,8 @@ def train(
     out = Path(out_dir)
     for key in ("data", "samples", "valid_file", "test_file"):
         k.check_format(recipe.name, opts.get(key), "training")
-    ctx = TrainContext(recipe, opts, mopts, config, out, quiet, frozenset(config_given))
+    given = frozenset(k for k, v in (options or {}).items() if v is not None and k in opts)
+    ctx = TrainContext(recipe, opts, mopts, config, out, quiet, frozenset(config_given), given)
     if out.exists() and not out.is_dir():
         raise BiodlInputError("--out names the run directory, and this is a file", path=out)
     splits = k.load(ctx)

@@ -104,6 +104,8 @@ FLAGS = {
     "uppercase": "--uppercase",
     "skip_invalid": "--skip-invalid",
     "rc_average": "--rc-average",
+    "alphabet": "--alphabet",
+    "negatives": "--negatives",
 }
 
 
@@ -137,6 +139,12 @@ SetOpt = typer.Option(
 )
 RcAverageOpt = typer.Option(
     None, "--rc-average/--no-rc-average", help="Average both strands (default: if trained with --rc-augment)."
+)
+NegativesOpt = typer.Option(
+    None,
+    "--negatives",
+    help="Negatives FASTA of a GraphProt-style pair: DATA is then the positives FASTA (label 1), "
+    "this file label 0.",
 )
 SkipInvalidOpt = typer.Option(
     None,
@@ -300,13 +308,19 @@ def train(
     uppercase: bool | None = typer.Option(
         None, "--uppercase", help="Upper-case sequences on reading (soft-masked input)."
     ),
+    alphabet: str | None = typer.Option(
+        None, help="auto (default), dna or rna: RNA (U and no T under auto) is scanned on one strand."
+    ),
+    negatives: Path | None = NegativesOpt,
     epochs: int | None = typer.Option(None, help="Maximum epochs (default: the recipe's)."),
     patience: int | None = typer.Option(None, help="Early-stopping patience in epochs (0 = off)."),
     min_epochs: int = typer.Option(0, help="Train at least this many epochs before early stopping may stop."),
     batch_size: int | None = typer.Option(None, help="Batch size."),
     lr: float | None = typer.Option(None, help="Learning rate."),
     weight_decay: float | None = typer.Option(None, help="Weight decay."),
-    seed: int = typer.Option(0, help="Seed: the same seed gives the same numbers on CPU."),
+    seed: int = typer.Option(
+        0, help="Seed: the same seed gives the same numbers on CPU at a fixed thread count."
+    ),
     device: str = DeviceOpt,
     devices: str = typer.Option("auto", help="Lightning devices (e.g. 4, or 0,1)."),
     strategy: str = typer.Option("auto", help="Lightning strategy (e.g. ddp)."),
@@ -361,6 +375,8 @@ def train(
             class_weight=class_weight,
             iupac_as_n=iupac_as_n,
             uppercase=uppercase,
+            alphabet=alphabet,
+            negatives=negatives,
             skip_invalid=skip_invalid,
             rc_average=rc_average,
         )
@@ -427,15 +443,20 @@ def evaluate(
     rc_average: bool | None = RcAverageOpt,
     set_: list[str] | None = SetOpt,
     skip_invalid: bool | None = SkipInvalidOpt,
+    negatives: Path | None = NegativesOpt,
 ) -> None:
-    """Evaluate a trained model on labelled data (AUROC/AUPRC, accuracy, correlation, MAE, ...).
+    """Evaluate a trained model on labelled data (AUROC/AUPRC, accuracy, correlation, MAE, ...;
+    binary and multi-label: MCC, accuracy, sensitivity and specificity at the decision threshold
+    chosen on the validation split at training).
 
     Example: biodl evaluate runs/rest REST_B.seq.gz --out runs/rest/eval
     """
     try:
         from biodl.pipeline import evaluate as run_evaluate
 
-        given, spellings = _given({"rc_average": rc_average, "skip_invalid": skip_invalid}, set_)
+        given, spellings = _given(
+            {"rc_average": rc_average, "skip_invalid": skip_invalid, "negatives": negatives}, set_
+        )
         r = run_evaluate(
             model,
             data,

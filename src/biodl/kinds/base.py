@@ -159,6 +159,7 @@ class TrainContext:
     out: Path
     quiet: bool = False
     config_given: frozenset[str] = frozenset()  # TrainConfig fields the user set (not recipe defaults)
+    given: frozenset[str] = frozenset()  # kind options the user set (not defaults)
 
     def log(self, msg: str) -> None:
         log(f"[biodl] {msg}", self.quiet)

@@ -87,6 +87,14 @@ class RunMeta:
         ``{"val": {...}, "test": {...}}`` (validation at the best epoch, held-out test).
     best_epoch, epochs_run, resumed_from
         Training outcome.
+    thresholds
+        Decision thresholds of a binary / multi-label model, chosen on the validation split
+        after training: ``{"values": [one probability per output], "chosen_on": "validation",
+        "criterion": "max MCC", "n": validation items, "mcc": [validation MCC per output]}``;
+        empty when none was chosen (no validation split, another task, an older file).
+    torch_threads
+        torch's CPU (intra-op) threads while training: the same seed gives the same numbers
+        at the same thread count.
     status
         ``running`` or ``finished``.
     versions
@@ -110,6 +118,8 @@ class RunMeta:
     epochs_run: int | None = None
     resumed_from: str | None = None
     status: str = "running"
+    thresholds: dict[str, Any] = field(default_factory=dict)
+    torch_threads: int | None = None
     versions: dict[str, str] = field(default_factory=_versions)
     schema: int = RUN_SCHEMA
 

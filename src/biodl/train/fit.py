@@ -174,6 +174,7 @@ class FitResult:
     seconds: float = 0.0
     is_global_zero: bool = True
     model_path: Path | None = None
+    threads: int | None = None
 
 
 def _quiet_lightning() -> None:
@@ -345,15 +346,19 @@ def fit(
     if not config.resume and last.exists():
         for f in (out / "checkpoints").glob("*.ckpt"):
             f.unlink()
+    on_cpu = torch_device(config.device).type == "cpu"
+    n_threads = int(threads) if (threads and on_cpu) else torch.get_num_threads()
     if meta is not None:
-        write_run_json(out, meta.replace(status="running", training=asdict(config)))
+        write_run_json(out, meta.replace(status="running", training=asdict(config), torch_threads=n_threads))
     t0 = time.perf_counter()
-    with cpu_threads(threads if torch_device(config.device).type == "cpu" else None):
+    with cpu_threads(threads if on_cpu else None):
         trainer.fit(plan, datamodule=datamodule, ckpt_path=resumed, weights_only=True if resumed else None)
     seconds = round(time.perf_counter() - t0, 2)
     if not trainer.is_global_zero:
         # other ranks of a multi-process (DDP) run: rank 0 exports and reports
-        return FitResult(out, None, trainer.current_epoch, {}, resumed, seconds, is_global_zero=False)
+        return FitResult(
+            out, None, trainer.current_epoch, {}, resumed, seconds, is_global_zero=False, threads=n_threads
+        )
     best = out / "checkpoints" / "best.ckpt"
     # with checkpoint_every > 1 the best is chosen among the checkpointed epochs only, so that
     # the epoch reported is the one whose weights are kept
@@ -365,7 +370,7 @@ def fit(
         pick = history.rows[-1]
     best_epoch = int(pick["epoch"]) if pick is not None else None
     val_metrics = {k: float(v) for k, v in (pick or {}).items() if k.startswith("val_")}
-    return FitResult(out, best_epoch, trainer.current_epoch, val_metrics, resumed, seconds)
+    return FitResult(out, best_epoch, trainer.current_epoch, val_metrics, resumed, seconds, threads=n_threads)
 
 
 def fit_model(
@@ -420,6 +425,8 @@ def finished_meta(
     metrics["val"] = dict(res.val_metrics)
     if config is not None:
         changes["training"] = asdict(config)
+    if res.threads is not None:
+        changes.setdefault("torch_threads", res.threads)
     return meta.replace(
         status="finished",
         best_epoch=res.best_epoch,

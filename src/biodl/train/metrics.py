@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torchmetrics.functional.classification import (
     binary_auroc,
@@ -92,3 +93,100 @@ MONITOR = {
     "regression": ("loss", "min"),
     "reconstruction": ("loss", "min"),
 }
+
+
+def _counts(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float, float, float]:
+    tp = float(np.sum(pred & truth))
+    fp = float(np.sum(pred & ~truth))
+    tn = float(np.sum(~pred & ~truth))
+    fn = float(np.sum(~pred & truth))
+    return tp, fp, tn, fn
+
+
+def _mcc(tp, fp, tn, fn):
+    """Matthews correlation (arrays or floats); 0 where it is undefined (a row or column of
+    the confusion matrix empty), as scikit-learn."""
+    den = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, (tp * tn - fp * fn) / np.where(den > 0, den, 1.0), 0.0)
+
+
+def mcc_threshold(prob: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    """The probability threshold (call positive when ``prob >= threshold``) of largest Matthews
+    correlation on ``(prob, target)``, and that MCC.
+
+    Every cut between two neighbouring distinct scores is tried; the threshold is the midpoint
+    of the cut (so it is not tied to one item's score), the cut of largest MCC wins (ties: the
+    one nearest 0.5). Missing (NaN) targets are left out; with one class only, ``(0.5, nan)``.
+
+    Parameters
+    ----------
+    prob, target
+        ``(n,)`` probabilities and 0/1 targets.
+    """
+    prob = np.asarray(prob, dtype=np.float64).ravel()
+    target = np.asarray(target, dtype=np.float64).ravel()
+    m = ~np.isnan(target)
+    prob, truth = prob[m], target[m] > 0.5
+    if truth.all() or not truth.any():
+        return 0.5, math.nan
+    order = np.argsort(-prob, kind="stable")
+    p, t = prob[order], truth[order]
+    # a cut after each distinct score: the items up to it are called positive
+    last = np.r_[p[1:] != p[:-1], True]
+    tp = np.cumsum(t)[last]
+    fp = np.cumsum(~t)[last]
+    pos, neg = t.sum(), (~t).sum()
+    fn, tn = pos - tp, neg - fp
+    mcc = _mcc(tp, fp, tn, fn)
+    lo = p[last]  # the lowest score called positive at each cut
+    hi = np.r_[p[last][1:], -np.inf]  # the highest score called negative
+    cut = np.where(np.isfinite(hi), (lo + hi) / 2, lo)
+    best = np.flatnonzero(mcc >= mcc.max() - 1e-12)
+    k = best[np.argmin(np.abs(cut[best] - 0.5))]
+    return float(cut[k]), float(mcc[k])
+
+
+def threshold_metrics(
+    logits: np.ndarray, target: np.ndarray, thresholds, label_names: list[str] | None = None
+) -> dict[str, float]:
+    """MCC, accuracy, sensitivity and specificity of binary / multi-label outputs called
+    positive at ``sigmoid(logit) >= threshold`` (one threshold per output).
+
+    Returns
+    -------
+    dict
+        ``mcc``, ``accuracy``, ``sensitivity``, ``specificity`` (means over the outputs whose
+        labels have both classes; ``threshold`` too for one output), and per output
+        ``<metric>/<label>`` and ``threshold/<label>`` when there are several.
+    """
+    logits = np.asarray(logits, dtype=np.float64).reshape(len(logits), -1)
+    target = np.asarray(target, dtype=np.float64).reshape(len(target), -1)
+    prob = 1 / (1 + np.exp(-logits))
+    names = label_names or [str(j) for j in range(target.shape[1])]
+    per: dict[str, list[float]] = {"mcc": [], "accuracy": [], "sensitivity": [], "specificity": []}
+    out: dict[str, float] = {}
+    for j in range(target.shape[1]):
+        m = ~np.isnan(target[:, j])
+        truth = target[m, j] > 0.5
+        pred = prob[m, j] >= float(thresholds[j])
+        tp, fp, tn, fn = _counts(pred, truth)
+        vals = {
+            "mcc": float(_mcc(tp, fp, tn, fn)),
+            "accuracy": (tp + tn) / max(tp + fp + tn + fn, 1),
+            "sensitivity": tp / (tp + fn) if tp + fn else math.nan,
+            "specificity": tn / (tn + fp) if tn + fp else math.nan,
+        }
+        both = tp + fn > 0 and tn + fp > 0
+        for k, v in vals.items():
+            if both:
+                per[k].append(v)
+            if target.shape[1] > 1:
+                out[f"{k}/{names[j]}"] = v
+        if target.shape[1] > 1:
+            out[f"threshold/{names[j]}"] = float(thresholds[j])
+    for k, vs in per.items():
+        out[k] = sum(vs) / len(vs) if vs else math.nan
+    if target.shape[1] == 1:
+        out["threshold"] = float(thresholds[0])
+    return out

@@ -46,8 +46,8 @@ class Augmenter:
         Reverse-complement each item with probability 1/2 (channels ``A, C, G, T`` flipped
         and the sequence reversed; labels are strand-independent).
     shift
-        Move each item by a uniform whole number of bases in ``[-shift, shift]``; the
-        uncovered end is filled with ``n_value`` (an N).
+        Move each item by a uniform whole number of bases in ``[-shift, shift]`` within its
+        own length; the uncovered end is filled with ``n_value`` (an N).
     seed
         Seed of the draws.
     n_value
@@ -81,10 +81,15 @@ class Augmenter:
         L = x.shape[-1]
         if self.shift and shifts.any():
             s = torch.from_numpy(shifts)
-            pos = torch.arange(L)[None, :] - s[:, None]
-            valid = (pos >= 0) & (pos < L)
+            # each item moves within its own length: a batch of mixed lengths has NaN past
+            # the end of its shorter items (SequenceDataset(variable=True)), which stay NaN
+            own = (~torch.isnan(x[:, 0, :])).sum(-1, keepdim=True)
+            at = torch.arange(L)[None, :]
+            pos = at - s[:, None]
+            valid = (pos >= 0) & (pos < own)
             moved = x.gather(2, pos.clamp(0, L - 1)[:, None, :].expand(-1, x.shape[1], -1))
-            x = torch.where(valid[:, None, :], moved, torch.full_like(moved, self.n_value))
+            moved = torch.where(valid[:, None, :], moved, torch.full_like(moved, self.n_value))
+            x = torch.where((at < own)[:, None, :], moved, x)
         if self.rc and flips.any():
             x = torch.where(torch.from_numpy(flips)[:, None, None], x.flip(dims=(1, 2)), x)
         return x

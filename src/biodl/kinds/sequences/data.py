@@ -14,6 +14,8 @@ from biodl.errors import BiodlInputError
 from biodl.kinds.sequences.io import SequenceTable
 from biodl.train.batches import Stacked
 
+_PAD = 5  # code of the positions past a sequence's end (NaN once encoded)
+
 
 def _pad_center(seq: str, length: int) -> str:
     """Pad with N on both sides (or crop the centre) to ``length``."""
@@ -37,7 +39,14 @@ class SequenceDataset(Dataset):
         The sequences and labels.
     length
         Pad (with N, centred) or crop every sequence to this length. ``None`` requires
-        all sequences to share one length (a clear error names the first that does not).
+        all sequences to share one length (a clear error names the first that does not),
+        unless ``variable``.
+    variable
+        With ``length=None``: sequences may differ in length. A batch is then as long as its
+        longest sequence and the positions past a shorter sequence's end are NaN in all four
+        channels (the padding contract of :class:`~biodl.models.sequence.base.SequenceModel`:
+        a model with ``padded_batches`` masks them, so each sequence scores as it would
+        alone); :attr:`length` is ``None`` when the lengths differ.
     n_value
         One-hot value of N in every channel (0.25 uniform, 0 zero).
     iupac_as_n
@@ -50,8 +59,8 @@ class SequenceDataset(Dataset):
 
     Items
     -----
-    ``x`` float32 ``(4, length)``; ``y`` float32 ``(n_labels,)`` (NaN = missing), or
-    ``(0,)`` for an unlabelled table.
+    ``x`` float32 ``(4, length)`` (a single item has its own length, without padding);
+    ``y`` float32 ``(n_labels,)`` (NaN = missing), or ``(0,)`` for an unlabelled table.
     """
 
     def __init__(
@@ -61,24 +70,34 @@ class SequenceDataset(Dataset):
         n_value: float = 0.25,
         iupac_as_n: bool = False,
         seed: int = 0,
+        variable: bool = False,
     ) -> None:
         self.table = table
+        lengths = np.fromiter((len(s) for s in table.seqs), dtype=np.int64, count=len(table.seqs))
         if length is None:
-            length = table.fixed_length()
+            if not variable:
+                length = table.fixed_length()
+            elif not len(lengths):
+                length = 0  # an empty (validation) set
+            elif not (lengths != lengths[0]).any():
+                length = int(lengths[0])
             seqs = table.seqs
         else:
             seqs = [_pad_center(s, length) for s in table.seqs]
+            lengths = np.full(len(seqs), length, dtype=np.int64)
         self.length = length
-        codes = np.empty((len(seqs), length), dtype=np.uint8)
+        self.lengths = torch.from_numpy(lengths)
+        codes = np.full((len(seqs), int(lengths.max(initial=0))), _PAD, dtype=np.uint8)
         for i, s in enumerate(seqs):
             try:
-                codes[i] = sequence_codes(s, iupac_as_n=iupac_as_n)
+                codes[i, : len(s)] = sequence_codes(s, iupac_as_n=iupac_as_n)
             except BiodlInputError as e:
                 raise BiodlInputError(e.problem, path=table.source, record=table.ids[i]) from None
         self.codes = torch.from_numpy(codes).long()
-        lut = torch.zeros(5, 4)
+        lut = torch.zeros(6, 4)
         lut[torch.arange(4), torch.arange(4)] = 1
         lut[4] = n_value
+        lut[_PAD] = float("nan")
         self.lut = lut
         self.n_value = n_value
         self.labels = (
@@ -126,9 +145,10 @@ class SequenceDataset(Dataset):
             self.codes[rows] = original
         else:
             seqs = shuffle_negatives(sources, seed=(self.seed * 1_000_003 + epoch) & 0x7FFFFFFF)
-            codes = np.empty((len(seqs), self.length), dtype=np.uint8)
+            codes = np.full((len(seqs), self.codes.shape[1]), _PAD, dtype=np.uint8)
             for k, q in enumerate(seqs):
-                codes[k] = sequence_codes(_pad_center(q, self.length), iupac_as_n=True)
+                q = q if self.length is None else _pad_center(q, self.length)
+                codes[k, : len(q)] = sequence_codes(q, iupac_as_n=True)
             self.codes[rows] = torch.from_numpy(codes).long()
         self._neg_epoch = epoch
 
@@ -141,6 +161,8 @@ class SequenceDataset(Dataset):
     def __getitems__(self, idx: list[int]) -> Stacked:
         index = torch.as_tensor(idx)
         codes = self.codes[index]
+        if self.length is None and len(index):  # mixed lengths: as long as the batch's longest
+            codes = codes[:, : int(self.lengths[index].max())]
         return Stacked((self._encode(codes), self.labels[index]))
 
 

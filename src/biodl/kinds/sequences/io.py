@@ -276,3 +276,79 @@ def read_sequences(path: str | Path, require_labels: bool = True, **kwargs) -> S
         kw = {k: v for k, v in kwargs.items() if k in ("iupac_as_n", "uppercase")}
         return read_labelled_fasta(p, require_labels=require_labels, **kw)
     return read_sequence_table(p, require_labels=require_labels, **kwargs)
+
+
+def viewpoint(seq: str, path: str | Path | None = None, record: str | int | None = None) -> str:
+    """The uppercase viewpoint of a GraphProt-style sequence (lowercase flanks, uppercase
+    centre): the stretch from its first to its last uppercase base (lowercase bases between
+    them, if any, are kept, upper-cased).
+
+    Raises
+    ------
+    BiodlInputError
+        The sequence has no uppercase base (names ``path`` and ``record``).
+    """
+    upper = [i for i, c in enumerate(seq) if c.isupper()]
+    if not upper:
+        raise BiodlInputError(
+            "no uppercase viewpoint in the sequence (viewpoint mode keeps only the uppercase "
+            "part; --set viewpoint=false uses the whole sequence)",
+            path=path,
+            record=record,
+        )
+    return seq[upper[0] : upper[-1] + 1].upper()
+
+
+def fold_case(table: SequenceTable, keep_viewpoint: bool) -> SequenceTable:
+    """``table`` with every sequence upper-cased, or cut to its uppercase viewpoint
+    (:func:`viewpoint`) when ``keep_viewpoint``."""
+    if keep_viewpoint:
+        table.seqs = [viewpoint(s, table.source, i) for s, i in zip(table.seqs, table.ids, strict=True)]
+    else:
+        table.seqs = [s.upper() for s in table.seqs]
+    return table
+
+
+def _require_fasta(p: Path, what: str) -> None:
+    with open_text(p) as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if line.strip():
+                if not line.startswith(">"):
+                    raise BiodlInputError(
+                        f"{what} must be FASTA, but line {lineno} does not start with '>' "
+                        f"({line.strip()[:30]!r})",
+                        path=p,
+                        record=lineno,
+                    )
+                return
+    raise BiodlInputError(f"the file is empty ({what} must be FASTA)", path=p)
+
+
+def read_fasta_pair(
+    positives: str | Path, negatives: str | Path, iupac_as_n: bool = False, keep_viewpoint: bool | None = None
+) -> SequenceTable:
+    """A positives FASTA and a negatives FASTA (GraphProt's ``*.positives.fa`` /
+    ``*.negatives.fa``) as one labelled table: label 1 for the first file's records, 0 for
+    the second's, positives first; labels in the headers are ignored. Sequences keep their
+    case (``keep_viewpoint=None``), are upper-cased (``False``) or cut to their uppercase
+    viewpoint (``True``; see :func:`fold_case`).
+
+    Raises
+    ------
+    BiodlInputError
+        A file missing, empty or not FASTA, or an invalid record (file and record named).
+    """
+    tables = []
+    for path, what in ((positives, "the positives file"), (negatives, "the negatives file (--negatives)")):
+        p = check_file(path)
+        _require_fasta(p, what)
+        recs = read_fasta(p, iupac_as_n=iupac_as_n)
+        part = SequenceTable([r.name for r in recs], [r.sequence for r in recs], source=str(p))
+        if keep_viewpoint is not None:
+            part = fold_case(part, keep_viewpoint)
+        tables.append((part.ids, part.seqs))
+    (pid, pseq), (nid, nseq) = tables
+    labels = np.concatenate([np.ones(len(pseq), np.float32), np.zeros(len(nseq), np.float32)])[:, None]
+    return SequenceTable(
+        ids=pid + nid, seqs=pseq + nseq, labels=labels, label_names=["label"], source=str(positives)
+    )

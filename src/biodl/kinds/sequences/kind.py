@@ -4,6 +4,16 @@ Training reads a TSV/CSV table with sequence and label columns (DeepBind ``.seq`
 included) or a FASTA with ``class:1`` labels in the headers; positive-only files get
 dinucleotide-shuffled negatives (DeepBind's protocol), optionally drawn afresh every epoch.
 Without ``--valid``, a seeded fraction of the training file is held out for validation.
+GraphProt-style pairs (a positives FASTA as DATA and ``--negatives NEG.fa``, lowercase flanks
+around an uppercase viewpoint) are read as they are: whole sequences by default, the viewpoint
+only with ``--set viewpoint=true``.
+
+Defaults that follow the data: RNA input (U and no T, or ``--alphabet rna``) is scanned on
+the given strand only (DeepBind did so for RNA), DNA on both where the recipe can; a recipe
+whose output does not depend on the input length (DeepBind) trains and scores sequences of
+mixed lengths without ``--pad``; binary and multi-label models keep the decision threshold of
+largest MCC on the validation split, used by ``evaluate`` (MCC, accuracy, sensitivity,
+specificity) and ``predict`` (a ``called_<label>`` column).
 """
 
 from __future__ import annotations
@@ -104,13 +114,45 @@ OPTIONS = (
     Option(
         "uppercase", "bool", False, "Upper-case sequences on reading (soft-masked input).", flag="--uppercase"
     ),
+    Option(
+        "alphabet",
+        "choice",
+        "auto",
+        "dna: score both strands where the recipe can; rna: the given strand only (DeepBind's RNA "
+        "protocol) unless -m reverse_complement=true / --rc-augment; auto: rna when the training "
+        "sequences have U and no T.",
+        flag="--alphabet",
+        choices=("auto", "dna", "rna"),
+    ),
+    Option(
+        "negatives",
+        "path",
+        None,
+        "Negatives FASTA (GraphProt pairs): DATA is then the positives FASTA; label 1 / 0 by file.",
+        flag="--negatives",
+        stages=("train", "evaluate"),
+    ),
+    Option("valid_negatives", "path", None, "Negatives FASTA of --valid (GraphProt pairs)."),
+    Option("test_negatives", "path", None, "Negatives FASTA of --test (GraphProt pairs)."),
+    Option(
+        "viewpoint",
+        "bool",
+        False,
+        "Keep only the uppercase viewpoint of each sequence (GraphProt; default: the whole "
+        "sequence, case folded). Applies to evaluate and predict too.",
+    ),
     *AUGMENT_OPTIONS,
 )
+
+#: Tasks whose models keep a decision threshold chosen on the validation split.
+THRESHOLD_TASKS = ("binary", "multilabel")
 
 
 @dataclass
 class SequenceData:
-    """``RunMeta.data`` of a sequence model: how its inputs are read and encoded."""
+    """``RunMeta.data`` of a sequence model: how its inputs are read and encoded (``seq_len``
+    ``None``: sequences of any length, scored each at its own; ``alphabet`` ``dna`` or ``rna``,
+    as chosen at training; ``viewpoint``: only the uppercase part of each sequence is read)."""
 
     seq_len: int | None = None
     n_value: float = 0.25
@@ -119,6 +161,8 @@ class SequenceData:
     rc_augment: bool = False
     resample_negatives: bool = False
     train_file: str | None = None
+    alphabet: str = "dna"
+    viewpoint: bool = False
 
 
 def load_table(
@@ -128,20 +172,117 @@ def load_table(
     label_cols: str | list[str] | None = None,
     iupac_as_n: bool = False,
     uppercase: bool = False,
+    negatives: str | Path | None = None,
+    viewpoint: bool = False,
 ):
-    """Read a labelled sequence file (FASTA with labels in headers, or TSV/CSV)."""
-    from biodl.kinds.sequences.io import read_sequences
-
-    kw: dict[str, Any] = dict(iupac_as_n=iupac_as_n, uppercase=uppercase)
-    if seq_col:
-        kw["seq_col"] = seq_col
-    if label_cols:
-        kw["label_cols"] = label_cols
+    """Read a labelled sequence file (FASTA with labels in headers, or TSV/CSV), or with
+    ``negatives`` a GraphProt pair (``path`` the positives FASTA): whole sequences, upper-cased,
+    or only their uppercase viewpoint with ``viewpoint``."""
     from biodl.io._util import warn_duplicate_ids
+    from biodl.kinds.sequences.io import fold_case, read_fasta_pair, read_sequences
 
-    table = read_sequences(path, require_labels=require_labels, **kw)
+    if viewpoint and uppercase:
+        raise BiodlInputError(
+            "--uppercase and --set viewpoint=true both given: the viewpoint is the uppercase part"
+        )
+    if negatives is not None:
+        table = read_fasta_pair(path, negatives, iupac_as_n=iupac_as_n, keep_viewpoint=viewpoint)
+    else:
+        kw: dict[str, Any] = dict(iupac_as_n=iupac_as_n, uppercase=uppercase)
+        if seq_col:
+            kw["seq_col"] = seq_col
+        if label_cols:
+            kw["label_cols"] = label_cols
+        table = read_sequences(path, require_labels=require_labels, **kw)
     warn_duplicate_ids(table.ids, path)
-    return table
+    return fold_case(table, True) if viewpoint and negatives is None else table
+
+
+def read_like_model(meta: RunMeta, path, *, labelled: bool, negatives=None):
+    """Sequences of ``path`` read as the model's training data was (IUPAC rule, case,
+    viewpoint)."""
+    d = data_as(SequenceData, meta.data)
+    return load_table(
+        path,
+        require_labels=labelled,
+        iupac_as_n=d.iupac_as_n,
+        uppercase=d.uppercase,
+        negatives=negatives,
+        viewpoint=d.viewpoint,
+    )
+
+
+def choose_alphabet(seqs, option: str, spelling: str = "--alphabet") -> tuple[str, str]:
+    """``(alphabet, why)``: ``dna`` or ``rna`` for training sequences ``seqs``, as ``option``
+    (``auto``, ``dna``, ``rna``) says; ``auto`` is ``rna`` when they have U and no T."""
+    if option in ("dna", "rna"):
+        return option, f"{spelling} {option}"
+    n_u = sum(s.count("U") + s.count("u") for s in seqs)
+    n_t = sum(s.count("T") + s.count("t") for s in seqs)
+    if n_u and not n_t:
+        return "rna", "the training sequences have U and no T"
+    if n_u:
+        return "dna", f"the training sequences have both T and U ({spelling} rna to read them as RNA)"
+    return "dna", "the training sequences have T" if n_t else "the training sequences have no U"
+
+
+def strand_mode(alphabet: str, why: str, recipe, mk: dict[str, Any], ctx: TrainContext) -> str:
+    """Turn reverse-complement scanning (the ``reverse_complement`` model option) and
+    augmentation (``rc_augment``) off for RNA unless the user asked for them; returns the line
+    that says which strand mode was chosen and why. Changes ``mk`` and ``ctx.options``."""
+    o = ctx.options
+    has_rc = "reverse_complement" in mk
+    asked_rc = "reverse_complement" in ctx.model_options
+    asked_aug = "rc_augment" in ctx.given
+    if alphabet == "rna":
+        if has_rc and not asked_rc:
+            mk["reverse_complement"] = False
+        if o.get("rc_augment") and not asked_aug:
+            o["rc_augment"] = False
+    rc_on = has_rc and bool(mk["reverse_complement"])
+    both = [w for w, on in (("reverse_complement=true", rc_on), ("--rc-augment", o.get("rc_augment"))) if on]
+    if both:
+        given = " (given)" if alphabet == "rna" else ""
+        return f"strand mode: both strands ({', '.join(both)}{given}); {alphabet.upper()} input: {why}"
+    if alphabet == "rna":
+        how = "-m reverse_complement=true" if has_rc else "--rc-augment"
+        return (
+            f"strand mode: the given strand only; RNA input: {why} (as DeepBind for RNA; {how} "
+            "adds the reverse complement)"
+        )
+    how = "-m reverse_complement=true or --rc-augment" if has_rc else "--rc-augment"
+    return (
+        f"strand mode: the given strand only ({recipe.name} default); DNA input: {why}; {how} adds the other"
+    )
+
+
+def decision_thresholds(meta: RunMeta) -> tuple[list[float], str | None]:
+    """The model's decision thresholds (probabilities, one per output) and ``None``, or 0.5
+    for every output and the reason when the model file stores none."""
+    n_out = int(meta.model_kwargs.get("n_outputs") or len(meta.label_names or []) or 1)
+    vals = (meta.thresholds or {}).get("values")
+    if vals and len(vals) == n_out:
+        return [float(v) for v in vals], None
+    return [0.5] * n_out, (
+        "this model stores no decision threshold (an older model file, or trained without a "
+        "validation split): positives are called at probability 0.5"
+    )
+
+
+def validation_thresholds(model, meta: RunMeta, valid, *, device: str, rc_average: bool) -> dict[str, Any]:
+    """``RunMeta.thresholds``: per output, the probability threshold of largest MCC on the
+    validation dataset ``valid`` scored as ``evaluate`` scores (never the test set)."""
+    from biodl.train.metrics import mcc_threshold
+    from biodl.train.predict import predict
+
+    out, y = predict(model, valid, batch_size=256, device=device, rc_average=rc_average)
+    prob = 1 / (1 + np.exp(-out.astype(np.float64)))
+    values, mccs = [], []
+    for j in range(out.shape[1]):
+        t, m = mcc_threshold(prob[:, j], y[:, j])
+        values.append(t)
+        mccs.append(m)
+    return {"values": values, "chosen_on": "validation", "criterion": "max MCC", "n": len(out), "mcc": mccs}
 
 
 def _is_positive_only(table) -> bool:
@@ -189,9 +330,20 @@ def sequence_dataset(meta: RunMeta, table):
 
     d = data_as(SequenceData, meta.data)
     lengths = {len(s) for s in table.seqs}
-    if d.seq_len and lengths != {d.seq_len} and meta.model_kwargs.get("seq_len") is None:
-        return None
+    if meta.model_kwargs.get("seq_len") is None and (not d.seq_len or lengths != {d.seq_len}):
+        if padded_batches(meta):  # any length, in batches of mixed lengths (padding masked)
+            return SequenceDataset(table, n_value=d.n_value, iupac_as_n=d.iupac_as_n, variable=True)
+        if d.seq_len:
+            return None
     return SequenceDataset(table, length=d.seq_len, n_value=d.n_value, iupac_as_n=d.iupac_as_n)
+
+
+def padded_batches(meta: RunMeta) -> bool:
+    """Whether the model scores batches of mixed lengths (NaN-padded, masked) as each
+    sequence alone (:attr:`~biodl.models.sequence.base.SequenceModel.padded_batches`)."""
+    from biodl.registry import get_recipe
+
+    return bool(getattr(get_recipe(meta.recipe).factory, "padded_batches", False))
 
 
 def length_notes(meta: RunMeta, table, padded: bool) -> None:
@@ -236,7 +388,7 @@ def score_sequences(model, meta: RunMeta, table, *, device: str, rc_average: boo
 
     d = data_as(SequenceData, meta.data)
     ds = sequence_dataset(meta, table)
-    length_notes(meta, table, padded=ds is not None)
+    length_notes(meta, table, padded=ds is not None and ds.length == d.seq_len)
     if ds is not None:
         return predict(model, ds, batch_size=batch_size, device=device, rc_average=rc_average)
     outs = np.zeros((len(table), model.n_outputs), dtype=np.float32)
@@ -258,13 +410,16 @@ def sequence_inputs(meta: RunMeta, path: str | Path):
     from biodl.kinds.sequences.data import SequenceDataset
 
     d = data_as(SequenceData, meta.data)
-    table = load_table(path, require_labels=False, iupac_as_n=d.iupac_as_n, uppercase=d.uppercase)
+    table = read_like_model(meta, path, labelled=False)
     lengths = {len(s) for s in table.seqs}
     fixed = meta.model_kwargs.get("seq_len") is not None or len(lengths) > 1
     length_notes(meta, table, padded=fixed)
-    ds = SequenceDataset(
-        table, length=d.seq_len if fixed else None, n_value=d.n_value, iupac_as_n=d.iupac_as_n
-    )
+    length = d.seq_len or max(lengths, default=None)
+    if fixed and not d.seq_len:
+        from biodl.io._util import note
+
+        note(f"[biodl] {path}: sequences of {min(lengths)}-{max(lengths)} bp padded with N to the longest")
+    ds = SequenceDataset(table, length=length if fixed else None, n_value=d.n_value, iupac_as_n=d.iupac_as_n)
     return list(table.ids), torch.stack([ds[i][0] for i in range(len(ds))])
 
 
@@ -301,7 +456,7 @@ class SequencesKind(OneHotTraining):
         "skip_invalid": "molecule data only; sequence files must be valid, the error names the bad record",
     }
 
-    def _read(self, ctx: TrainContext, path):
+    def _read(self, ctx: TrainContext, path, negatives=None):
         o = ctx.options
         return load_table(
             path,
@@ -309,6 +464,8 @@ class SequencesKind(OneHotTraining):
             label_cols=o["label_col"],
             iupac_as_n=o["iupac_as_n"],
             uppercase=o["uppercase"],
+            negatives=negatives,
+            viewpoint=o["viewpoint"],
         )
 
     def load(self, ctx: TrainContext) -> Splits:
@@ -318,7 +475,12 @@ class SequencesKind(OneHotTraining):
         o, seed = ctx.options, ctx.config.seed
         if o["data"] is None:
             raise BiodlInputError("no training file given (DATA or --data)")
-        table = self._read(ctx, o["data"])
+        for key, of in (("valid_negatives", "valid_file"), ("test_negatives", "test_file")):
+            if o[key] is not None and o[of] is None:
+                flag = "--valid" if of == "valid_file" else "--test"
+                raise BiodlInputError(f"--set {key} is the negatives file of {flag}, and no {flag} was given")
+        table = self._read(ctx, o["data"], o["negatives"])
+        alphabet = choose_alphabet(table.seqs, o["alphabet"])
         n0 = None  # rows from n0 on are shuffled negatives (when added)
         if o["shuffle_negatives"] == "yes" or (o["shuffle_negatives"] == "auto" and _is_positive_only(table)):
             n0 = len(table)
@@ -330,12 +492,23 @@ class SequencesKind(OneHotTraining):
         task = o["task"] or table.task_hint
         if o["valid_file"] is not None:
             tr = np.arange(len(table))
-            train_t, valid_t = table, self._read(ctx, o["valid_file"])
+            train_t, valid_t = table, self._read(ctx, o["valid_file"], o["valid_negatives"])
         else:
             tr, va = split_indices(len(table), o["valid_fraction"], seed)
             train_t, valid_t = table.subset(tr), table.subset(va)
-        test_t = self._read(ctx, o["test_file"]) if o["test_file"] is not None else None
-        train_ds = SequenceDataset(train_t, length=o["pad"], iupac_as_n=o["iupac_as_n"], seed=seed)
+        test_t = self._read(ctx, o["test_file"], o["test_negatives"]) if o["test_file"] is not None else None
+        # a network whose output does not depend on the input length (DeepBind) takes batches
+        # of mixed lengths, padding masked; the others need one length (--pad, or the clear error)
+        variable = o["pad"] is None and bool(getattr(ctx.recipe.factory, "padded_batches", False))
+        train_ds = SequenceDataset(
+            train_t, length=o["pad"], iupac_as_n=o["iupac_as_n"], seed=seed, variable=variable
+        )
+        if variable and train_ds.length is None:
+            lens = train_ds.lengths
+            ctx.log(
+                f"sequences of {int(lens.min())}-{int(lens.max())} bp: {ctx.recipe.name} scores each at its "
+                "own length (batches padded internally, the padding masked: no --pad needed)"
+            )
         if o["resample_negatives"]:
             if n0 is None:
                 raise BiodlInputError(
@@ -346,7 +519,12 @@ class SequencesKind(OneHotTraining):
             rows = np.flatnonzero(tr >= n0)
             train_ds.resample_negatives(rows, [table.seqs[tr[r] - n0] for r in rows])
             ctx.log(f"{len(rows)} training negatives are re-shuffled every epoch")
-        valid_ds = SequenceDataset(valid_t, length=train_ds.length, iupac_as_n=o["iupac_as_n"])
+        valid_ds = SequenceDataset(
+            valid_t,
+            length=None if variable else train_ds.length,
+            iupac_as_n=o["iupac_as_n"],
+            variable=variable,
+        )
         return Splits(
             train=train_ds,
             valid=valid_ds,
@@ -356,7 +534,7 @@ class SequencesKind(OneHotTraining):
                 "n_valid": len(valid_t),
                 "valid": o["valid_file"] or f"{o['valid_fraction']:g} of the training file (seed {seed})",
             },
-            extra={"table": table, "train_table": train_t, "task": task},
+            extra={"table": table, "train_table": train_t, "task": task, "alphabet": alphabet},
         )
 
     def build(self, ctx: TrainContext, splits: Splits):
@@ -368,6 +546,8 @@ class SequencesKind(OneHotTraining):
         n_out = len(table.classes or []) if task == "multiclass" else table.labels.shape[1]
         seq_len = splits.train.length
         mk = ctx.recipe.model_kwargs(n_out, seq_len=seq_len, **ctx.model_options)
+        alphabet, why = splits.extra.get("alphabet") or ("dna", "")
+        ctx.log(strand_mode(alphabet, why, ctx.recipe, mk, ctx))
         seed_all(ctx.config.seed)
         try:
             model = ctx.recipe.build(**mk)
@@ -382,6 +562,8 @@ class SequencesKind(OneHotTraining):
             rc_augment=o["rc_augment"],
             resample_negatives=o["resample_negatives"],
             train_file=str(o["data"]),
+            alphabet=alphabet,
+            viewpoint=o["viewpoint"],
         )
         meta = RunMeta(
             kind=self.name,
@@ -393,7 +575,7 @@ class SequencesKind(OneHotTraining):
             data=asdict(data),
         )
         ctx.log(
-            f"training {ctx.recipe.title} ({task}, {n_out} output(s), length {seq_len}) on "
+            f"training {ctx.recipe.title} ({task}, {n_out} output(s), length {seq_len or 'variable'}) on "
             f"{len(splits.train)} sequences, validating on {len(splits.valid)}; output in {ctx.out}"
         )
         return model, meta
@@ -402,15 +584,35 @@ class SequencesKind(OneHotTraining):
         t = splits.extra["train_table"]
         return t.labels, meta.task, len(t.classes or [])
 
+    def fit(self, ctx, model, meta, splits):
+        """Train (the default runner), then choose the decision threshold of a binary /
+        multi-label model on the validation split."""
+        model, res, meta = super().fit(ctx, model, meta, splits)
+        valid = splits.valid
+        if meta.task in THRESHOLD_TASKS and res.is_global_zero and valid is not None and len(valid):
+            th = validation_thresholds(
+                model, meta, valid, device=ctx.config.device, rc_average=rc_average_for(meta, ctx.options)
+            )
+            meta = meta.replace(thresholds=th)
+            vals = th["values"]
+            shown = ", ".join(f"{t:.3f}" for t in vals[:8]) + (", ..." if len(vals) > 8 else "")
+            ctx.log(
+                f"decision threshold{'s' if len(th['values']) > 1 else ''} {shown} (largest MCC on the "
+                f"{th['n']} validation sequences), stored with the model for evaluate / predict"
+            )
+        return model, res, meta
+
     def after_fit(self, ctx, model, meta, splits):
-        return {"seq_len": meta.data.get("seq_len")}
+        out: dict[str, Any] = {"seq_len": meta.data.get("seq_len")}
+        if meta.thresholds:
+            out["thresholds"] = meta.thresholds
+        return out
 
     # ------------------------------------------------------------------ inference
     def read(self, meta, path, options, *, labelled, quiet=True):
         if path is None:
             raise BiodlInputError("no sequence file given")
-        d = data_as(SequenceData, meta.data)
-        table = load_table(path, require_labels=labelled, iupac_as_n=d.iupac_as_n, uppercase=d.uppercase)
+        table = read_like_model(meta, path, labelled=labelled, negatives=options.get("negatives"))
         if labelled and meta.task == "multiclass" and table.classes != meta.classes:
             if not set(table.classes or []) <= set(meta.classes or []):
                 raise BiodlInputError(
@@ -425,12 +627,56 @@ class SequencesKind(OneHotTraining):
             model, meta, table, device=device, rc_average=rc_average_for(meta, options), batch_size=batch_size
         )
 
+    def metrics(self, meta, outputs, targets, table):
+        """The task's metrics; binary / multi-label also MCC, accuracy, sensitivity and
+        specificity at the model's decision threshold (chosen on validation at training)."""
+        from biodl.io._util import note
+        from biodl.train.metrics import threshold_metrics
+
+        m = super().metrics(meta, outputs, targets, table)
+        if meta.task in THRESHOLD_TASKS and targets.shape[1] == outputs.shape[1]:
+            th, why = decision_thresholds(meta)
+            if why:
+                note(f"[biodl] {why}")
+            m.update(threshold_metrics(outputs, targets, th, meta.label_names))
+        return m
+
     def frame(self, meta, table, outputs, targets=None) -> pd.DataFrame:
-        return prediction_frame(meta.task, table.ids, outputs, meta.label_names, meta.classes, targets)
+        """The prediction table; binary / multi-label add ``called_<label>`` (1 where the
+        probability reaches the model's decision threshold)."""
+        df = prediction_frame(meta.task, table.ids, outputs, meta.label_names, meta.classes, targets)
+        if meta.task in THRESHOLD_TASKS:
+            th, _ = decision_thresholds(meta)
+            names = meta.label_names or [f"out{j}" for j in range(outputs.shape[1])]
+            for j, n in enumerate(names[: outputs.shape[1]]):
+                called = (df[f"prob_{n}"] >= th[j]).astype(int)
+                df.insert(df.columns.get_loc(f"prob_{n}") + 1, f"called_{n}", called)
+        return df
+
+    def predict_frame(self, model, meta, table, *, device, options, batch_size=256) -> pd.DataFrame:
+        if meta.task in THRESHOLD_TASKS:
+            _, why = decision_thresholds(meta)
+            if why:
+                from biodl.io._util import note
+
+                note(f"[biodl] {why}")
+        return super().predict_frame(
+            model, meta, table, device=device, options=options, batch_size=batch_size
+        )
 
     def describe_data(self, meta):
         d = data_as(SequenceData, meta.data)
-        return {"training file": d.train_file, "sequence length": d.seq_len}
+        both = meta.model_kwargs.get("reverse_complement") or d.rc_augment
+        rows = {
+            "training file": d.train_file,
+            "sequence length": d.seq_len or "variable (each scored at its own length)",
+            "alphabet": d.alphabet + (", uppercase viewpoint only" if d.viewpoint else ""),
+            "strand": "both" if both else "given strand",
+        }
+        if meta.task in THRESHOLD_TASKS:
+            th, why = decision_thresholds(meta)
+            rows["decision threshold"] = "0.5 (none stored)" if why else ", ".join(f"{t:.3g}" for t in th)
+        return rows
 
     def report_sections(self, run, model, meta, data, options):
         from biodl.kinds.sequences.report import interpretation_sections, positive_test_sequences

@@ -168,7 +168,7 @@ def positive_test_sequences(
     """One-hot ``(n, 4, L)`` positive sequences of a run's test file (all sequences when the
     file has no labels), and the file name; ``None`` when the run has no test file."""
     from biodl.kinds.sequences.data import SequenceDataset
-    from biodl.kinds.sequences.io import read_sequences
+    from biodl.kinds.sequences.kind import read_like_model
 
     run = Path(run_dir)
     src = test_file
@@ -177,12 +177,16 @@ def positive_test_sequences(
     if src is None:
         return None
     d = meta.data
-    table = read_sequences(src, require_labels=False, iupac_as_n=d.get("iupac_as_n", False))
+    table = read_like_model(meta, src, labelled=False)
     if table.labels is not None and meta.task in ("binary", "multilabel"):
         pos = np.nansum(table.labels, axis=1) > 0
         if pos.any():
             table = table.subset(np.flatnonzero(pos))
-    ds = SequenceDataset(table, length=d.get("seq_len"), n_value=d.get("n_value", 0.25))
+    # a model of any length (seq_len None) is interpreted on the sequences padded with N to the longest
+    length = d.get("seq_len") or (max(len(q) for q in table.seqs) if table.seqs else None)
+    ds = SequenceDataset(
+        table, length=length, n_value=d.get("n_value", 0.25), iupac_as_n=d.get("iupac_as_n", False)
+    )
     return torch.stack([ds[i][0] for i in range(len(ds))]), str(src)
 
 

@@ -6,6 +6,13 @@ the input's shape, the shortest accepted length (from the subclass's :meth:`feat
 the length a fixed-size dense layer was built for (``seq_len``; ``None`` = any length through
 adaptive pooling), and the first convolution (the motif detectors, read by the filter and
 motif interpretation). Subclasses implement :meth:`feature_len` and :meth:`body`.
+
+Batches of mixed lengths: the positions past the end of a shorter sequence are NaN in all
+four channels (the training and scoring datasets put every sequence at the start of its row;
+a reverse complement moves the padding to the start). A network whose output does not depend
+on the length it was built for (DeepBind's global pooling) sets ``padded_batches = True`` and
+masks those positions (:func:`padding_mask`), so that a sequence scores the same in any batch
+as alone; the others only ever see batches of one length.
 """
 
 from __future__ import annotations
@@ -16,6 +23,17 @@ import torch
 from torch import nn
 
 from biodl.errors import BiodlInputError
+
+
+def padding_mask(x: torch.Tensor, fill: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(x, valid)``: ``x`` with its padding (NaN columns, see the module docstring) set to
+    ``fill`` and ``valid (batch, length)`` marking the sequence's positions, or ``(x, None)``
+    when the batch has no padding."""
+    pad = torch.isnan(x[:, 0, :])
+    if not bool(pad.any()):
+        return x, None
+    valid = ~pad
+    return torch.where(valid[:, None, :], x, torch.full_like(x, fill)), valid
 
 
 class SequenceModel(nn.Module):
@@ -37,6 +55,8 @@ class SequenceModel(nn.Module):
     """
 
     unit: ClassVar[str] = "bp"
+    #: Scores NaN-padded batches of mixed lengths exactly as each sequence alone.
+    padded_batches: ClassVar[bool] = False
     n_outputs: int
     seq_len: int | None = None
     min_len: int = 1

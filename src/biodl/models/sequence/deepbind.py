@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from biodl.models.sequence.base import SequenceModel
+from biodl.models.sequence.base import SequenceModel, padding_mask
 
 
 class DeepBind(SequenceModel):
@@ -50,9 +50,17 @@ class DeepBind(SequenceModel):
 
     Shapes
     ------
-    Input ``(batch, 4, length)`` one-hot (``A, C, G, T``), any length >= 1.
+    Input ``(batch, 4, length)`` one-hot (``A, C, G, T``), any length >= 1; in a batch of
+    mixed lengths, NaN columns past a sequence's end (see :mod:`biodl.models.sequence.base`).
     Output ``(batch, n_outputs)`` logits (or raw scores for regression).
+
+    Padding of a mixed-length batch is filled with ``pad_value`` (the same value as the
+    ``motif_len - 1`` positions added on each side) and the detector positions that would not
+    exist for the sequence alone are left out of the pooling: a sequence gets the same score
+    in any batch as alone, and padding can create no motif hit.
     """
+
+    padded_batches = True
 
     def __init__(
         self,
@@ -97,17 +105,36 @@ class DeepBind(SequenceModel):
             x = F.pad(x, (pad, pad), value=self.pad_value)
         return torch.relu(self.conv(x))
 
-    def _pool_and_head(self, h: torch.Tensor) -> torch.Tensor:
-        """Pooled features of detector responses ``(n, num_motifs, positions)`` -> ``(n, n_outputs)``."""
-        if self.pool == "max":
-            feats = h.amax(dim=-1)
+    def _pool_and_head(self, h: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Pooled features of detector responses ``(n, num_motifs, positions)`` -> ``(n, n_outputs)``
+        (``keep (n, positions)``: only those positions are pooled)."""
+        if keep is None:
+            top, avg = h.amax(dim=-1), (h.mean(dim=-1) if self.pool == "maxavg" else None)
         else:
-            feats = torch.stack([h.amax(dim=-1), h.mean(dim=-1)], dim=-1).flatten(1)
+            k = keep[:, None, :].to(h.dtype)
+            h = h * k  # responses are >= 0 (rectified), so a 0 never wins the max
+            top = h.amax(dim=-1)
+            avg = h.sum(dim=-1) / k.sum(dim=-1) if self.pool == "maxavg" else None
+        feats = top if avg is None else torch.stack([top, avg], dim=-1).flatten(1)
         if self.hidden is not None:
             feats = torch.relu(self.hidden(self.dropout(feats)))
         return self.out(self.dropout(feats))
 
     def _strand(self, x: torch.Tensor) -> torch.Tensor:
+        filled, valid = padding_mask(x, self.pad_value)
+        if valid is not None:
+            # each sequence occupies positions [a, b) of its row; detector position p covers the
+            # inputs p - motif_len + 1 .. p, so it exists for the sequence alone iff
+            # a <= p < b + motif_len - 1
+            length = x.shape[-1]
+            a = valid.to(torch.int64).argmax(dim=1)
+            b = length - valid.flip(dims=(1,)).to(torch.int64).argmax(dim=1)
+            if self.window_size > 0:  # windows of each sequence alone
+                rows = [x[i : i + 1, :, int(a[i]) : int(b[i])] for i in range(len(x))]
+                return torch.cat([self._strand(r) for r in rows])
+            pos = torch.arange(length + self.motif_len - 1, device=x.device)[None, :]
+            keep = (pos >= a[:, None]) & (pos < b[:, None] + self.motif_len - 1)
+            return self._pool_and_head(self.motif_scan(filled), keep)
         w = self.window_size
         length = x.shape[-1]
         if w <= 0 or length <= w:
