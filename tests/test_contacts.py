@@ -321,6 +321,28 @@ def test_deepcon_converter_maps_keras_layout(tmp_path) -> None:
         deepcon_state_dict(tmp_path / "w.hdf5", DeepCovFCN(n_channels=10, width=4, n_blocks=4))
 
 
+def test_deepcon_loads_a_converted_state_dict_and_refuses_other_files(tmp_path) -> None:
+    """A `convert-deepcon` file is a torch zip archive too: it must not be taken for the wheel."""
+    from biodl.kinds.contacts.predictors import load_deepcon
+    from biodl.models.contacts import DeepCovFCN
+
+    torch.manual_seed(1)
+    net = DeepCovFCN().eval()
+    torch.save({k: v for k, v in net.state_dict().items()}, tmp_path / "deepcon.pt")
+    back = load_deepcon(tmp_path / "deepcon.pt")
+    for k, v in net.state_dict().items():
+        assert torch.equal(back.state_dict()[k], v), k
+    (tmp_path / "bad.pt").write_bytes(b"not weights at all")
+    with pytest.raises(BiodlInputError, match="not DEEPCON weights"):
+        load_deepcon(tmp_path / "bad.pt")
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "other-1.0-py3-none-any.whl", "w") as z:
+        z.writestr("other-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\n")
+    with pytest.raises(BiodlInputError, match="weights-rdd-covariance.hdf5"):
+        load_deepcon(tmp_path / "other-1.0-py3-none-any.whl")
+
+
 def test_cli_predict_on_the_shipped_alignment(tmp_path) -> None:
     from biodl.cli import app
 

@@ -58,7 +58,11 @@ def precision_table(per_protein: dict[str, dict]) -> pd.DataFrame:
     df = df.reset_index()
     num = [c for c in df.columns if c not in ("protein",)]
     mean = {"protein": "mean", **{c: df[c].mean() for c in num}}
-    return pd.concat([df, pd.DataFrame([mean])], ignore_index=True).round(3)
+    out = pd.concat([df, pd.DataFrame([mean])], ignore_index=True).round(3)
+    for c in ("L", "meff", "n_seqs"):  # counts read as counts (the mean row rounded too)
+        if c in out:
+            out[c] = out[c].round().astype("Int64")
+    return out
 
 
 def contact_sections(run: Path, meta, max_maps: int = 4) -> list:
