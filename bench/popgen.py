@@ -367,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         "--sims", default=None, help="simulation directory (default OUT/sims; shared between runs)"
     )
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--rho-sizes", default="1000,10000")
+    ap.add_argument("--rho-sizes", default="1000,10000,60000")
     ap.add_argument("--rho-test", type=int, default=200)
     ap.add_argument("--rho-models", default="popgen-cnn,popgen-mlp")
     ap.add_argument("--rho-models-abc", default="abc")
