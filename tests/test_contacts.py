@@ -335,6 +335,9 @@ def test_deepcon_loads_a_converted_state_dict_and_refuses_other_files(tmp_path) 
     (tmp_path / "bad.pt").write_bytes(b"not weights at all")
     with pytest.raises(BiodlInputError, match="not DEEPCON weights"):
         load_deepcon(tmp_path / "bad.pt")
+    (tmp_path / "torn.pt").write_bytes(b"PK\x03\x04 a torn archive")
+    with pytest.raises(BiodlInputError, match="not DEEPCON weights"):
+        load_deepcon(tmp_path / "torn.pt")
     import zipfile
 
     with zipfile.ZipFile(tmp_path / "other-1.0-py3-none-any.whl", "w") as z:

@@ -3,6 +3,7 @@ PSICOV-like, plmDCA, the ported DEEPCON network and a trained PconsC2 run."""
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import tempfile
 import zipfile
@@ -36,25 +37,24 @@ def load_deepcon(weights: str | Path, device: str = "cpu"):
     net = DeepCovFCN()
     with open(p, "rb") as fh:
         head = fh.read(8)
-    # a wheel and a torch.save file are both zip archives: the wheel holds the Keras HDF5
-    wheel = False
-    if head.startswith(b"PK"):
-        with zipfile.ZipFile(p) as z:
-            names = z.namelist()
-        wheel = p.suffix == ".whl" or any(n.endswith(".dist-info/WHEEL") for n in names)
-        if wheel and _DEEPCON_IN_WHEEL not in names:
-            raise BiodlInputError(f"no {_DEEPCON_IN_WHEEL} in this wheel", path=p)
     try:
-        if wheel:
-            with zipfile.ZipFile(p) as z, tempfile.TemporaryDirectory() as td:
-                sd = deepcon_state_dict(z.extract(_DEEPCON_IN_WHEEL, td), net)
-        elif head.startswith(b"\x89HDF"):
-            sd = deepcon_state_dict(p, net)
-        else:
-            sd = torch.load(p, map_location="cpu", weights_only=True)
-            sd = sd.get("state_dict", sd)
+        # a wheel and a torch.save file are both zip archives: the wheel holds the Keras HDF5
+        with zipfile.ZipFile(p) if head.startswith(b"PK") else contextlib.nullcontext() as z:
+            names = z.namelist() if z is not None else []
+            wheel = p.suffix == ".whl" or any(n.endswith(".dist-info/WHEEL") for n in names)
+            if wheel and _DEEPCON_IN_WHEEL not in names:
+                raise BiodlInputError(f"no {_DEEPCON_IN_WHEEL} in this wheel", path=p)
+            if wheel:
+                with tempfile.TemporaryDirectory() as td:
+                    sd = deepcon_state_dict(z.extract(_DEEPCON_IN_WHEEL, td), net)
+            elif head.startswith(b"\x89HDF"):
+                sd = deepcon_state_dict(p, net)
+            else:
+                sd = torch.load(p, map_location="cpu", weights_only=True)
+                sd = sd.get("state_dict", sd)
         net.load_state_dict(sd)
-    except (ValueError, KeyError, RuntimeError, OSError, AttributeError, pickle.UnpicklingError) as e:
+    except (ValueError, KeyError, RuntimeError, OSError, AttributeError, pickle.UnpicklingError,
+            zipfile.BadZipFile) as e:  # fmt: skip
         if isinstance(e, BiodlInputError):
             raise
         raise BiodlInputError(f"not DEEPCON weights ({type(e).__name__}: {str(e)[:200]})", path=p) from None

@@ -331,19 +331,22 @@ def sequence_dataset(meta: RunMeta, table):
     d = data_as(SequenceData, meta.data)
     lengths = {len(s) for s in table.seqs}
     if meta.model_kwargs.get("seq_len") is None and (not d.seq_len or lengths != {d.seq_len}):
-        if padded_batches(meta):  # any length, in batches of mixed lengths (padding masked)
+        if padded_batches(meta.recipe):  # any length, in batches of mixed lengths (padding masked)
             return SequenceDataset(table, n_value=d.n_value, iupac_as_n=d.iupac_as_n, variable=True)
         if d.seq_len:
             return None
     return SequenceDataset(table, length=d.seq_len, n_value=d.n_value, iupac_as_n=d.iupac_as_n)
 
 
-def padded_batches(meta: RunMeta) -> bool:
-    """Whether the model scores batches of mixed lengths (NaN-padded, masked) as each
-    sequence alone (:attr:`~biodl.models.sequence.base.SequenceModel.padded_batches`)."""
+def padded_batches(recipe) -> bool:
+    """Whether the networks of ``recipe`` (a :class:`~biodl.registry.Recipe` or its name) score
+    batches of mixed lengths (NaN-padded, masked) as each sequence alone
+    (:attr:`~biodl.models.sequence.base.SequenceModel.padded_batches`)."""
     from biodl.registry import get_recipe
 
-    return bool(getattr(get_recipe(meta.recipe).factory, "padded_batches", False))
+    if isinstance(recipe, str):
+        recipe = get_recipe(recipe)
+    return bool(getattr(recipe.factory, "padded_batches", False))
 
 
 def length_notes(meta: RunMeta, table, padded: bool) -> None:
@@ -499,7 +502,7 @@ class SequencesKind(OneHotTraining):
         test_t = self._read(ctx, o["test_file"], o["test_negatives"]) if o["test_file"] is not None else None
         # a network whose output does not depend on the input length (DeepBind) takes batches
         # of mixed lengths, padding masked; the others need one length (--pad, or the clear error)
-        variable = o["pad"] is None and bool(getattr(ctx.recipe.factory, "padded_batches", False))
+        variable = o["pad"] is None and padded_batches(ctx.recipe)
         train_ds = SequenceDataset(
             train_t, length=o["pad"], iupac_as_n=o["iupac_as_n"], seed=seed, variable=variable
         )
