@@ -14,6 +14,12 @@ Parts (``--parts a,b,c``):
   reads/s (wall clock, start-up included) and peak resident memory of the process tree (sampled
   every 50 ms) for both tools, and the size of Kraken2's hash table and of the model file.
 
+``--bits 32,8,4`` runs the model with its float32 k-mer table and with copies quantised to 8 and
+4 bits (``biodl reads quantize``, written beside the model as ``model.q8.pt`` / ``model.q4.pt``
+once); ``--engines auto,torch`` adds to (c) the rows of ``biodl reads classify --engine torch``
+with the float32 model (the path before the numpy engine, the CPU default). Models are trained
+only when their ``model.pt`` is missing.
+
 Needs the Debian packages ``kraken2`` and ``art-nextgen-simulation-tools`` (``art_illumina``):
 ``apt-get install kraken2 art-nextgen-simulation-tools``. Genomes from ``--data-dir`` (default
 ``../shared/data``): ``reads_genomes/`` (7 genomes), ``genomes_small/`` (C. diphtheriae) and
@@ -282,11 +288,28 @@ def kraken_classify(db: Path, r1: Path, r2: Path | None, out: Path, threads: int
     return measured(cmd)
 
 
-def biodl_classify(model: Path, r1: Path, r2: Path | None, out: Path, threads: int = 2, conf=None):
+def biodl_classify(
+    model: Path, r1: Path, r2: Path | None, out: Path, threads: int = 2, conf=None, engine: str = "auto"
+):
     cmd = [*BIODL, "reads", "classify", model, r1, "--output", out, "--threads", threads, "--no-progress"]
     cmd += ["--mate2", r2] if r2 is not None else []
     cmd += ["--confidence", conf] if conf is not None else []
+    cmd += ["--engine", engine] if engine != "auto" else []
     return measured(cmd)
+
+
+def quantized(model: Path, bits: int) -> Path:
+    """``model`` itself (``bits`` 32) or its copy with a ``bits``-bit k-mer table (made once)."""
+    if bits == 32:
+        return model
+    q = model.parent / f"model.q{bits}.pt"
+    if not q.exists():
+        run([*BIODL, "reads", "quantize", model, "--bits", bits, "--out", q])
+    return q
+
+
+def table_label(bits: int) -> str:
+    return {32: "float32", 8: "8-bit", 4: "4-bit"}[bits]
 
 
 def train(ref: Path, out: Path, system: str, args, extra: list[str]) -> Path:
@@ -327,6 +350,8 @@ def main() -> None:
     ap.add_argument("--bilstm-reads", type=int, default=40_000)
     ap.add_argument("--no-bilstm", action="store_true")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--bits", default="32", help="k-mer tables to run: 32 (float32), 8, 4 (comma-separated)")
+    ap.add_argument("--engines", default="auto", help="biodl engines for (c): auto (numpy), torch")
     ap.add_argument("--quick", action="store_true", help="small sizes: a plumbing check, not the figures")
     args = ap.parse_args()
     if args.quick:
@@ -339,6 +364,10 @@ def main() -> None:
         )
     need_tools()
     parts = set(args.parts.split(","))
+    bits_list = [int(b) for b in args.bits.split(",")]
+    engines = args.engines.split(",")
+    if any(b not in (32, 8, 4) for b in bits_list):
+        sys.exit(f"--bits takes 32, 8 and 4, got {args.bits}")
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     files = genome_files(args.data_dir)
@@ -359,9 +388,13 @@ def main() -> None:
         secs, mem = kraken_classify(db_full, r1, r2, work / "a_kraken.txt")
         kc = kraken_calls(work / "a_kraken.txt")
         rows["Kraken2 2.1.2"] = {r: score(kc, truth, tax_full, r) for r in ("species", "genus")}
-        secs, mem = biodl_classify(model, r1, r2, work / "a_biodl.tsv")
-        bc = biodl_calls(work / "a_biodl.tsv")
-        rows["read-classifier"] = {r: score(bc, truth, tax_full, r) for r in ("species", "genus")}
+        for bits in bits_list:
+            tag = "" if bits == 32 else f"_q{bits}"
+            biodl_classify(quantized(model, bits), r1, r2, work / f"a_biodl{tag}.tsv")
+            bc = biodl_calls(work / f"a_biodl{tag}.tsv")
+            rows[f"read-classifier, {table_label(bits)} table"] = {
+                r: score(bc, truth, tax_full, r) for r in ("species", "genus")
+            }
         if not args.no_bilstm:
             bl = train(
                 ref_full,
@@ -398,12 +431,14 @@ def main() -> None:
             rows[f"Kraken2 --confidence {conf}"] = score(
                 kraken_calls(work / f"b_kraken_{conf}.txt"), truth, tax_ex, "genus"
             )
-        for conf in (None, 0.5, 0.7, 0.95, 0.99):
-            tag = "model's" if conf is None else conf
-            biodl_classify(model_ex, r1, r2, work / f"b_biodl_{tag}.tsv", conf=conf)
-            rows[f"read-classifier confidence {tag}"] = score(
-                biodl_calls(work / f"b_biodl_{tag}.tsv"), truth, tax_ex, "genus"
-            )
+        for bits in bits_list:
+            for conf in (None, 0.5, 0.7, 0.95, 0.99):
+                tag = "model's" if conf is None else conf
+                q = "" if bits == 32 else f"_q{bits}"
+                biodl_classify(quantized(model_ex, bits), r1, r2, work / f"b_biodl{q}_{tag}.tsv", conf=conf)
+                rows[f"read-classifier ({table_label(bits)}) confidence {tag}"] = score(
+                    biodl_calls(work / f"b_biodl{q}_{tag}.tsv"), truth, tax_ex, "genus"
+                )
         say("| tool | genus sensitivity | genus PPV | reads |")
         say("|---|---|---|---|")
         for k, v in rows.items():
@@ -427,25 +462,31 @@ def main() -> None:
         n_reads = sum(1 for _ in open(big)) // 4
         say(f"{n_reads:,} reads in {big}")
         k2_size = sum(f.stat().st_size for f in db_full.glob("*.k2d")) / 2**20
-        model_size = model.stat().st_size / 2**20
+        models = {bits: quantized(model, bits) for bits in bits_list}
+        model_size = {table_label(b): p.stat().st_size / 2**20 for b, p in models.items()}
         rows = {}
         for threads in (1, 2):
             s, m = kraken_classify(db_full, big, None, work / "c_kraken.txt", threads=threads)
             rows[f"Kraken2, {threads} thread(s)"] = {"reads/s": n_reads / s, "seconds": s, "peak MiB": m}
-            s, m = biodl_classify(model, big, None, work / "c_biodl.tsv", threads=threads)
-            rows[f"read-classifier, {threads} worker(s)"] = {
-                "reads/s": n_reads / s,
-                "seconds": s,
-                "peak MiB": m,
-            }
+            for engine in engines:
+                for bits, path in models.items():
+                    if engine == "torch" and bits != 32:
+                        continue  # the torch engine: the row of the float32 model as before
+                    s, m = biodl_classify(
+                        path, big, None, work / "c_biodl.tsv", threads=threads, engine=engine
+                    )
+                    eng = "numpy" if engine == "auto" else engine
+                    rows[f"read-classifier {table_label(bits)}, {eng}, {threads} worker(s)"] = {
+                        "reads/s": n_reads / s,
+                        "seconds": s,
+                        "peak MiB": m,
+                    }
         say("| tool | reads/s | seconds | peak RSS (MiB) |")
         say("|---|---|---|---|")
         for k, v in rows.items():
             say(f"| {k} | {v['reads/s']:,.0f} | {v['seconds']:.1f} | {v['peak MiB']:.0f} |")
-        say(
-            f"Kraken2 database (hash.k2d + opts + taxo): {k2_size:.1f} MiB; "
-            f"biodl model file: {model_size:.1f} MiB"
-        )
+        sizes = ", ".join(f"{k} {v:.1f} MiB" for k, v in model_size.items())
+        say(f"Kraken2 database (hash.k2d + opts + taxo): {k2_size:.1f} MiB; biodl model files: {sizes}")
         results["c"] = {"rows": rows, "kraken_db_mib": k2_size, "model_mib": model_size, "n": n_reads}
     (work / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
     (work / "log.md").write_text("\n".join(LOG) + "\n")

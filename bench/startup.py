@@ -15,6 +15,10 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _rows import row, write_json  # noqa: E402
 
 COMMANDS = {
     "import torch": [sys.executable, "-c", "import torch"],
@@ -27,6 +31,7 @@ COMMANDS = {
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--json", default=None, help="also write the rows here (for bench/headline.py)")
     a = ap.parse_args()
     times: dict[str, list[float]] = {k: [] for k in COMMANDS}
     for _ in range(a.reps):  # interleaved: machine load affects every command alike
@@ -39,6 +44,20 @@ def main() -> None:
     for name, ts in times.items():
         med = statistics.median(ts)
         print(f"{name:24s} {min(ts):7.3f} {med:7.3f} {max(ts):7.3f}  {med / base:.2f}x")
+    write_json(
+        a.json,
+        [
+            row(
+                "`biodl systems` wall seconds", times["biodl systems"], goal="6", target="< 0.5 s", unit=" s"
+            ),
+            row("`biodl --help` wall seconds", times["biodl --help"], goal="6", target="< 0.5 s", unit=" s"),
+            row(
+                "`import torch` wall seconds (the floor of any command that runs a model)",
+                times["import torch"],
+                unit=" s",
+            ),
+        ],
+    )
 
 
 if __name__ == "__main__":

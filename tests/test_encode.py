@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -70,3 +72,119 @@ def test_kmer_frequencies_canonical_and_skip_n():
     assert x[3, 2:].sum() == 0  # too short for 2-mers
     full, fnames = kmer_frequencies(["ACGT"], ks=(2,), canonical=False)
     assert fnames == [f"k2:{s}" for s in kmer_names(2)] and full.shape == (1, 16)
+
+
+# --- one_hot's kernels against a plain reference ---------------------------------------------
+
+_REF_COLUMN = {"A": 0, "C": 1, "G": 2, "T": 3, "U": 3}
+
+
+def _one_hot_reference(seq: str, n_value: float, dtype, iupac_as_n: bool) -> np.ndarray:
+    """One character at a time: what one_hot must return (or the position it must name)."""
+    out = np.zeros((4, len(seq)))
+    for i, ch in enumerate(seq):
+        c = ch.upper() if ch.isascii() else "?"
+        if c in _REF_COLUMN:
+            out[_REF_COLUMN[c], i] = 1
+        elif c == "N" or (iupac_as_n and c in "RYSWKMBDHV"):
+            out[:, i] = n_value
+        else:
+            raise BiodlInputError(f"invalid character {c!r} at position {i + 1}")
+    return out.astype(dtype)
+
+
+def _random_sequence(rng, length: int, letters: str) -> str:
+    return "".join(rng.choice(list(letters), length))
+
+
+# lengths around the kernels' 64-byte alignment, 256-byte and 8 kb blocks, and over the length
+# from which a str is read in place (encode._STR_KERNEL_MIN)
+_LENGTHS = (0, 1, 63, 64, 65, 257, 8191, 8192, 8193, 70_001)
+_DTYPES = (np.float32, np.int8, np.float64, np.bool_, np.float16)  # float16: the numpy path
+
+
+@pytest.mark.parametrize("length", _LENGTHS)
+def test_one_hot_matches_reference_mixed_case_n_and_u(length):
+    rng = np.random.default_rng(length)
+    seq = _random_sequence(rng, length, "ACGTNacgtnUu")
+    for n_value in (0.25, 0):
+        ref = _one_hot_reference(seq, n_value, np.float64, False)
+        for dtype in _DTYPES:
+            for iupac in (False, True):
+                x = one_hot(seq, n_value=n_value, dtype=dtype, iupac_as_n=iupac)
+                assert x.dtype == np.dtype(dtype) and x.shape == (4, length) and x.flags.c_contiguous
+                np.testing.assert_array_equal(x, ref.astype(dtype))
+    np.testing.assert_array_equal(one_hot(seq.encode()), one_hot(seq))  # bytes in: the same
+
+
+@pytest.mark.parametrize("length", (300, 20_000, 70_001))
+def test_one_hot_iupac_as_n_matches_reference(length):
+    rng = np.random.default_rng(length)
+    seq = list(_random_sequence(rng, length, "ACGTacgt"))
+    for pos in rng.choice(length, 12, replace=False):  # sparse ambiguity codes, several blocks
+        seq[pos] = rng.choice(list("RYSWKMBDHVNryswkmbdhvn"))
+    seq = "".join(seq)
+    for dtype in (np.float32, np.int8, np.float16):
+        for n_value in (0.25, 0):
+            x = one_hot(seq, n_value=n_value, dtype=dtype, iupac_as_n=True)
+            np.testing.assert_array_equal(x, _one_hot_reference(seq, n_value, dtype, True))
+    with pytest.raises(BiodlInputError, match=r"invalid character '[RYSWKMBDHVryswkmbdhv]' at position"):
+        one_hot(seq)
+
+
+@pytest.mark.parametrize("length", (10, 8193, 70_001))
+def test_one_hot_names_first_invalid_character(length):
+    rng = np.random.default_rng(1)
+    base = _random_sequence(rng, length, "ACGTNacgtn")
+    for pos, ch in ((0, "X"), (length // 2, "-"), (length - 1, "*"), (length // 3, "é")):
+        seq = base[:pos] + ch + base[pos + 1 :]
+        shown = "?" if ch == "é" else ch
+        for iupac in (False, True):
+            with pytest.raises(
+                BiodlInputError, match=re.escape(f"invalid character {shown!r} at position {pos + 1} ")
+            ):
+                one_hot(seq, iupac_as_n=iupac, dtype=np.int8)
+    # an ambiguity code after an invalid character: the invalid one is named
+    seq = base[:5] + "R" + base[6 : length - 1] + "Z"
+    with pytest.raises(BiodlInputError, match=rf"'Z' at position {length}"):
+        one_hot(seq, iupac_as_n=True)
+
+
+def test_one_hot_numpy_path_matches_kernels(monkeypatch):
+    import biodl.encode as encode
+
+    rng = np.random.default_rng(7)
+    seqs = [_random_sequence(rng, n, "ACGTNacgtnUuRy") for n in (0, 5, 100, 9000, 70_001)]
+    fast = {
+        (i, np.dtype(d).name, nv): one_hot(s, n_value=nv, dtype=d, iupac_as_n=True)
+        for i, s in enumerate(seqs)
+        for d in (np.float32, np.int8)
+        for nv in (0, 0.25)
+    }
+    monkeypatch.setattr(encode, "_kernels", lambda: None)  # as without numba
+    for (i, dtype, nv), x in fast.items():
+        np.testing.assert_array_equal(one_hot(seqs[i], n_value=nv, dtype=dtype, iupac_as_n=True), x)
+    with pytest.raises(BiodlInputError, match=r"'X' at position 3"):
+        one_hot("ACXT")
+    b = one_hot_batch(["ACGTN", "acgtn"], dtype=np.int8)
+    np.testing.assert_array_equal(b, np.stack([one_hot("ACGTN", dtype=np.int8)] * 2))
+
+
+@pytest.mark.parametrize("length", (7, 40_000))  # 2 x 40 kb joined: the str kernel
+def test_one_hot_batch_matches_single(length):
+    rng = np.random.default_rng(length)
+    seqs = [_random_sequence(rng, length, "ACGTNacgtnUu") for _ in range(3)]
+    for dtype in (np.float32, np.int8):
+        b = one_hot_batch(seqs, n_value=0.25, dtype=dtype)
+        assert b.shape == (3, 4, length) and b.dtype == np.dtype(dtype) and b.flags.c_contiguous
+        for i, s in enumerate(seqs):
+            np.testing.assert_array_equal(b[i], _one_hot_reference(s, 0.25, dtype, False))
+    bad = seqs[1][: length - 1] + "é"
+    with pytest.raises(BiodlInputError, match=rf"sequence 2: invalid character '\?' at position {length} "):
+        one_hot_batch([seqs[0], bad, seqs[2]])
+    amb = seqs[2][:3] + "K" + seqs[2][4:]
+    with pytest.raises(BiodlInputError, match=r"sequence 3: invalid character 'K' at position 4 "):
+        one_hot_batch([seqs[0], seqs[1], amb])
+    np.testing.assert_array_equal(
+        one_hot_batch([seqs[0], amb], iupac_as_n=True)[1], _one_hot_reference(amb, 0.25, np.float32, True)
+    )

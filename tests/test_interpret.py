@@ -130,6 +130,110 @@ def test_ism_falls_back_when_split_is_wrong():
     torch.testing.assert_close(got, _brute(model, X), atol=1e-5, rtol=1e-4)
 
 
+def _trunk_cache(model: nn.Module, X: torch.Tensor):
+    from biodl.interpret.ism import _trunk_split, _TrunkCache, _TrunkPlan
+
+    split = _trunk_split(model.eval())
+    assert split is not None
+    return _TrunkCache(_TrunkPlan(*split), X)
+
+
+def test_ism_incremental_head_applies_only_to_flatten_linear():
+    """y = y_ref + W[:, touched] @ change: used on a DeepSEA-shaped head, not where anything
+    else (an activation, a pooling, a Linear subclass) comes before the Linear."""
+
+    class Doubled(nn.Linear):
+        def forward(self, x):
+            return super().forward(x) * 2
+
+    torch.manual_seed(5)
+    conv = [nn.Conv1d(4, 6, 5), nn.ReLU(), nn.MaxPool1d(2, 2)]
+    cases = [
+        ("deepsea", DeepSEA(5, 170, n_filters=(6, 6, 8), hidden=7), 170, True),
+        ("basset", Basset(4, 130, n_filters=(6, 5, 4), hidden=(8, 8)), 130, True),
+        ("tanh-first", nn.Sequential(*conv, nn.Flatten(), nn.Tanh(), nn.Linear(6 * 13, 3)), 30, False),
+        ("adaptive", DeepSEA(3, None, n_filters=(6, 6, 8), hidden=7, adaptive_positions=3), 200, False),
+        ("subclass", nn.Sequential(*conv, nn.Flatten(), Doubled(6 * 13, 2)), 30, False),
+    ]
+    for name, model, L, incremental in cases:
+        model.eval()
+        X = _onehot(2, L, seed=7)
+        cache = _trunk_cache(model, X)
+        assert (cache.Wl is not None) == incremental, name
+        fast = saturation_mutagenesis(model, X, method="trunk", batch_size=41)
+        full = saturation_mutagenesis(model, X, method="full", batch_size=64)
+        torch.testing.assert_close(fast, full, atol=2e-5, rtol=1e-4, msg=name)
+    # the DeepSEA-shaped one against one forward pass per edit too
+    model, L = cases[0][1], cases[0][2]
+    X = _onehot(1, L, seed=8)
+    torch.testing.assert_close(saturation_mutagenesis(model, X), _brute(model, X), atol=2e-5, rtol=1e-4)
+
+
+def test_ism_delta_convolutions_padding_dilation_groups_edges():
+    """Stride-1 convolutions run on the change of their input (with padding, dilation), the
+    others (groups, stride) are recomputed over their window; every position, both ends."""
+    torch.manual_seed(6)
+    model = nn.Sequential(
+        nn.Conv1d(4, 6, 3, padding=2, dilation=2),
+        nn.BatchNorm1d(6),
+        nn.GELU(),
+        nn.MaxPool1d(3, 2, padding=1),
+        nn.Conv1d(6, 4, 3, padding=1, groups=2),
+        nn.ReLU(),
+        nn.Conv1d(4, 5, 4),
+        nn.AvgPool1d(2),
+        nn.Conv1d(5, 3, 2, stride=2),
+        nn.Flatten(),
+        nn.Linear(3 * 3, 2),
+    ).eval()
+    with torch.no_grad():
+        model[1].running_mean.uniform_(-0.5, 0.5)
+        model[1].running_var.uniform_(0.5, 2)
+    X = _onehot(2, 33, seed=9)
+    X[1, :, 0] = 0  # an all-zero N at the first position
+    assert ism_method(model, 33) == "trunk"
+    for group_size in (1, 2):
+        got = saturation_mutagenesis(model, X, batch_size=17, group_size=group_size)
+        torch.testing.assert_close(got, _brute(model, X), atol=2e-5, rtol=1e-4)
+
+
+def test_ism_edit_order_groups_equal_widths():
+    model = DeepSEA(5, 170, n_filters=(6, 6, 8), hidden=7).eval()
+    X = _onehot(2, 170, seed=3)
+    from biodl.interpret.ism import _edits
+
+    cache = _trunk_cache(model, X)
+    seq, pos, alt = _edits(X, 0, 170)
+    perm = cache.order(pos)
+    assert torch.equal(torch.sort(perm).values, torch.arange(seq.shape[0]))
+    # all edits of one position (both sequences, all alternatives) sit together
+    runs = torch.unique_consecutive(pos[perm])
+    assert runs.shape[0] == torch.unique(pos).shape[0] == 170
+
+
+def test_ism_precision_bf16_close_to_float32(device):
+    """bf16-mixed ISM on the CPU, and on CUDA where present (the cuda case skips without one)."""
+    X = _onehot(2, 170, seed=2)
+    model = DeepSEA(5, 170, n_filters=(6, 6, 8), hidden=7).eval()
+    f32, y32 = saturation_mutagenesis(model, X, return_reference=True)
+    bf16, y16 = saturation_mutagenesis(model, X, precision="bf16-mixed", return_reference=True, device=device)
+    bf16, y16 = bf16.cpu(), y16.cpu()
+    assert bf16.dtype == torch.float32 and bf16.shape == f32.shape
+    scale = float(f32.abs().max())
+    # the trunk path computes only the changes in bf16: a few parts in 1000 of the largest effect
+    assert float((bf16 - f32).abs().max()) < 0.03 * scale
+    torch.testing.assert_close(y16, y32, rtol=1e-4, atol=1e-4)  # references stay float32 (GPU: other kernels)
+    full = saturation_mutagenesis(model, X, method="full", precision="bf16-mixed", device=device).cpu()
+    assert float((full - f32).abs().max()) < 0.05 * float(y32.abs().max())
+    db = DeepBind(2, num_motifs=3, motif_len=5, hidden=4).eval()  # deepbind path: float32 anyway
+    Xd = _onehot(2, 30, seed=4)
+    torch.testing.assert_close(
+        saturation_mutagenesis(db, Xd, precision="bf16-mixed"), saturation_mutagenesis(db, Xd)
+    )
+    with pytest.raises(BiodlInputError, match="precision"):
+        saturation_mutagenesis(model, X, precision="fp8")
+
+
 def _relu_net() -> nn.Module:
     torch.manual_seed(3)
     return nn.Sequential(
@@ -250,6 +354,22 @@ def test_cli_interpret_commands(tiny_run, tmp_path):
         app, ["ism", str(tiny_run), str(tiny_run / "seqs.fa"), "--out", str(tmp_path / "i.npz")]
     )
     assert np.load(tmp_path / "i.npz")["effects"].shape == (2, 4, 101, 1)
+    r = runner.invoke(
+        app,
+        [
+            "ism",
+            str(tiny_run),
+            str(tiny_run / "seqs.fa"),
+            "--precision",
+            "bf16-mixed",
+            "-o",
+            str(tmp_path / "b.npz"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    np.testing.assert_allclose(
+        np.load(tmp_path / "b.npz")["effects"], np.load(tmp_path / "i.npz")["effects"], atol=1e-5
+    )
     r = runner.invoke(
         app, ["attribute", str(tiny_run), str(tiny_run / "seqs.fa"), "--out", str(tmp_path / "a.npz")]
     )

@@ -178,3 +178,27 @@ def test_load_table_viewpoint_mode_refuses_a_record_without_uppercase(tmp_path):
     with pytest.raises(BiodlInputError, match=r"x.negatives.fa, record 'n2': no uppercase viewpoint"):
         load_table(pos, negatives=neg, viewpoint=True)
     assert load_table(pos, negatives=neg).seqs[-1] == "ACGUACGU"  # whole sequences by default
+
+
+def test_label_columns_by_glob_and_all(tmp_path):
+    """Many label columns (a DeepSEA-style table) are taken with a glob or 'all'; an error lists
+    a few column names and the count, not all of them."""
+    n_lab = 40
+    header = "id\tsequence\t" + "\t".join(f"f{k}" for k in range(n_lab)) + "\tnote_x\n"
+    rows = [
+        f"s{i}\tACGTACGT\t" + "\t".join(str((i + k) % 2) for k in range(n_lab)) + "\tq\n" for i in range(3)
+    ]
+    p = tmp_path / "many.tsv"
+    p.write_text(header + "".join(rows))
+    t = read_sequence_table(p, label_cols="f*")
+    assert t.label_names == [f"f{k}" for k in range(n_lab)]
+    assert t.labels.shape == (3, n_lab) and t.labels[1, 0] == 1.0
+    with pytest.raises(BiodlInputError) as e:
+        read_sequence_table(p, label_cols="all")  # note_x is not numeric: one label column expected
+    assert "note_x" in str(e.value) or "numeric" in str(e.value)
+    with pytest.raises(BiodlInputError) as e:
+        read_sequence_table(p)
+    msg = str(e.value)
+    assert "--label-col" in msg and f"({n_lab + 3} columns)" in msg and "f39" not in msg
+    with pytest.raises(BiodlInputError, match="'g\\*' not found"):
+        read_sequence_table(p, label_cols="g*")

@@ -193,7 +193,10 @@ def test_no_single_molecule_training_batch():
 
     dm = DataModule(ds, ds, batch_size=10, collate_fn=collate_molecules)
     assert [len(y) for _, y in dm.train_dataloader()] == [10]
-    assert [len(y) for _, y in dm.val_dataloader()] == [10, 1]
+    # evaluation keeps every item (no batch dropped), in batches of 4 x the training batch
+    assert [len(y) for _, y in dm.val_dataloader()] == [11]
+    dm = DataModule(ds, ds, batch_size=2, collate_fn=collate_molecules)
+    assert [len(y) for _, y in dm.val_dataloader()] == [8, 3]
 
 
 def test_cli_search_then_refit_on_train_and_validation(tmp_path):

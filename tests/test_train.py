@@ -465,3 +465,66 @@ def test_threshold_is_chosen_on_validation_stored_and_reused(tmp_path, monkeypat
     capsys.readouterr()
     ev = evaluate(tmp_path / "old.pt", te, quiet=True)["metrics"]
     assert ev["threshold"] == 0.5 and "stores no decision threshold" in capsys.readouterr().err
+
+
+def test_soft_epoch_cap_goes_on_while_validation_improves(tmp_path, capsys):
+    """extend_epochs: past max_epochs, training continues while every epoch improves the
+    validation metric, and stops at the first that does not (or at the hard cap, with a note)."""
+    table, valid = _planted(256, seed=11), _planted(128, seed=12)
+    seed_all(0)
+    res = fit_model(
+        DeepBind(**TINY),
+        "binary",
+        SequenceDataset(table),
+        SequenceDataset(valid),
+        tmp_path / "soft",
+        _cfg(max_epochs=2, patience=3, extend_epochs=6, lr=1e-3, batch_size=32),
+        meta=_meta(),
+    )
+    auc = pd.read_csv(tmp_path / "soft" / "history.csv")["val_auroc"].tolist()
+    n = len(auc)
+    assert n == res.epochs_run and n > 2, auc  # premise: still improving at the soft cap, so it went on
+    running_best = [a == max(auc[: e + 1]) and a > max(auc[:e], default=-1) for e, a in enumerate(auc)]
+    assert all(running_best[1 : n - 1]), auc  # every epoch from the soft cap on improved ...
+    assert (not running_best[n - 1]) or n == 8, auc  # ... until one did not, or the hard cap (2 + 6)
+    out = capsys.readouterr()
+    assert ("still improving" in out.out + out.err) == (n == 8 and running_best[-1])
+    # the same run with a hard cap stops at 2 and says validation was still improving
+    seed_all(0)
+    hard = fit_model(
+        DeepBind(**TINY),
+        "binary",
+        SequenceDataset(table),
+        SequenceDataset(valid),
+        tmp_path / "hard",
+        _cfg(max_epochs=2, patience=3, lr=1e-3, batch_size=32),
+        meta=_meta(),
+    )
+    assert hard.epochs_run == 2
+    out = capsys.readouterr()
+    assert "still improving at the last epoch (2)" in out.out + out.err
+
+
+def test_extend_epochs_must_be_a_non_negative_integer():
+    with pytest.raises(BiodlInputError, match="--extend-epochs"):
+        _cfg(extend_epochs=-1).check()
+
+
+def test_bf16_mixed_precision_training(tmp_path, device):
+    """`--precision bf16-mixed` trains on the CPU (autocast bf16) and on CUDA where present; the
+    exported weights are float32 and the model scores like any other."""
+    table, valid = _planted(128, seed=21), _planted(64, seed=22)
+    seed_all(0)
+    res = fit_model(
+        DeepBind(**TINY),
+        "binary",
+        SequenceDataset(table),
+        SequenceDataset(valid),
+        tmp_path,
+        _cfg(max_epochs=2, precision="bf16-mixed", device=device),
+        meta=_meta(),
+    )
+    model, meta = load_model(res.model_path, device=device)
+    assert meta.training["precision"] == "bf16-mixed"
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert 0.0 <= res.val_metrics["val_auroc"] <= 1.0

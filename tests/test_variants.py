@@ -149,3 +149,37 @@ def test_cli_variants(model_dir, tmp_path):
     )
     assert r.exit_code == 0, r.output
     assert "REF mismatch" in r.output and "scored 7 of 10" in r.output
+
+
+def test_variable_length_model_scores_with_a_window(tmp_path):
+    """A model trained at variable lengths (no seq_len) needs --window; with it, variants are
+    scored in windows of that length; a bad window is a clear error."""
+    torch.manual_seed(2)
+    kw = dict(n_outputs=1, num_motifs=4, motif_len=8, hidden=0, reverse_complement=False)
+    meta = {"recipe": "deepbind", "model_kwargs": kw, "n_value": 0.25, "task": "binary", "label_names": ["b"]}
+    path = save_legacy_model(tmp_path / "model.pt", DeepBind(**kw), meta)
+    with pytest.raises(BiodlInputError, match="variable lengths.*--window"):
+        run_variants(path, VCF, GENOME, tmp_path / "a.tsv")
+    with pytest.raises(BiodlInputError, match="--window must be a positive"):
+        run_variants(path, VCF, GENOME, tmp_path / "a.tsv", window=0)
+    table = run_variants(path, VCF, GENOME, tmp_path / "a.tsv", window=61)
+    assert (table["status"] == "ok").sum() == 7
+    ok = next(w for w in variant_windows(VCF, GENOME, 61) if w.status == "ok")
+    assert len(ok.ref_seq) == 61
+    r = CliRunner().invoke(
+        app,
+        [
+            "variants",
+            str(path),
+            "--vcf",
+            str(VCF),
+            "--genome",
+            str(GENOME),
+            "--out",
+            str(tmp_path / "c.tsv"),
+            "--window",
+            "61",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "scored 7 of 10" in r.output

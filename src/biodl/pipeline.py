@@ -157,6 +157,8 @@ def train(
     k = choose_kind(recipe, options, kind)
     opts, mopts = kind_options(recipe, k, dict(options or {}), "train", spellings, model_options)
     config = (config or TrainConfig.for_recipe(recipe.train_defaults)).check()
+    if config.ensemble > 1 and not k.supports_ensemble:
+        raise BiodlInputError(f"--ensemble is not available for {k.title} models (train one network)")
     out = Path(out_dir)
     for key in ("data", "samples", "valid_file", "test_file"):
         k.check_format(recipe.name, opts.get(key), "training")
@@ -173,7 +175,10 @@ def train(
     meta = meta.replace(
         options=_jsonable(opts), training=asdict(config), splits=dict(splits.info, **meta.splits)
     )
-    model, res, meta = k.fit(ctx, model, meta, splits)
+    if config.ensemble > 1:
+        model, res, meta = _fit_ensemble(k, ctx, model, meta, splits)
+    else:
+        model, res, meta = k.fit(ctx, model, meta, splits)
     if not res.is_global_zero:
         return {
             "system": recipe.name,
@@ -213,6 +218,50 @@ def train(
         summary["report"] = str(report(out, quiet=quiet))
         _write_summary(out, summary)
     return summary
+
+
+def _fit_ensemble(k: DataKind, ctx: TrainContext, model, meta, splits):
+    """``--ensemble K``: members 1..K built and trained with seeds ``seed .. seed + K - 1``, each
+    in ``OUT/memberJ`` (its own checkpoints and history: a rerun resumes each member), then
+    kept as one :class:`~biodl.train.ensemble.Ensemble` with the kind's validation metrics and
+    thresholds of the ensemble."""
+    from dataclasses import replace
+
+    from biodl.train import FitResult
+    from biodl.train.ensemble import Ensemble
+
+    n = int(ctx.config.ensemble)
+    if not k.supports_ensemble:
+        raise BiodlInputError(f"--ensemble is not available for {k.title} models (train one network)")
+    members, results = [], []
+    for j in range(n):
+        cfg = replace(ctx.config, seed=ctx.config.seed + j, ensemble=1)
+        cj = replace(ctx, config=cfg, out=ctx.out / f"member{j + 1}")
+        mj = model if j == 0 else k.build(cj, splits)[0]  # member 1 is the network built with --seed
+        ctx.log(f"ensemble member {j + 1}/{n} (seed {cfg.seed}) in {cj.out}")
+        mj, rj, _ = k.fit(cj, mj, meta, splits)
+        if not rj.is_global_zero:  # another rank of a DDP run: rank 0 assembles the ensemble
+            return mj, rj, meta
+        members.append(mj.cpu())
+        results.append(rj)
+    ens = Ensemble(members).eval()
+    meta = meta.replace(ensemble=n)
+    meta, val = k.finish_ensemble(ctx, ens, meta, splits)
+    shown = ", ".join(f"{m} {v:.4f}" for m, v in val.items())
+    ctx.log(
+        f"ensemble of {n}: best epochs {[r.best_epoch for r in results]}"
+        + (f"; validation {shown}" if shown else "")
+    )
+    res = FitResult(
+        ctx.out,
+        None,
+        sum(r.epochs_run for r in results),
+        val,
+        results[0].resumed_from,
+        round(sum(r.seconds for r in results), 2),
+        threads=results[0].threads,
+    )
+    return ens, res, meta
 
 
 def _primary_process() -> bool:
@@ -349,20 +398,33 @@ def predict(
     batch_size: int = 256,
     spellings: dict[str, str] | None = None,
     quiet: bool = False,
+    format: str | None = None,
 ):
     """Predictions of a trained model for new inputs of its kind (labels not needed); the
-    table keeps the input order and identifiers and is written atomically to ``out``."""
+    table keeps the input order and identifiers and is written atomically to ``out``, in the
+    format its suffix names (``.tsv``/``.csv``, optionally ``.gz``; ``.npz``; ``.h5``;
+    ``.parquet``) or ``format`` (see :mod:`biodl.io.predictions`)."""
+    from biodl.io.predictions import check_writer, output_format
+
+    fmt = output_format(out, format) if out is None else None  # standard output: text only
     model, meta, k, recipe = _load(model_path, device)
     opts, _ = kind_options(recipe, k, dict(options or {}), "predict", spellings)
     k.check_format(meta.recipe, data)
     table = k.read(meta, data, opts, labelled=False, quiet=quiet)
+    if out is not None:  # a bad --out fails before the model runs (and after the inputs are known)
+        from biodl.io._util import check_output_path
+
+        check_output_path(out)
+        fmt = output_format(out, format)
+        check_writer(fmt, out)
     df = k.predict_frame(model, meta, table, device=device, options=opts, batch_size=batch_size)
     df.attrs["biodl_kind"] = k.name  # the CLI writes standard output in the kind's format
+    df.attrs["biodl_format"] = fmt
     if out is not None:
-        from biodl.io._util import atomic_write_text
+        from biodl.io.predictions import write_predictions
 
-        atomic_write_text(out, k.predictions_text(df))
-        log(f"[biodl] wrote {len(df)} predictions to {out}", quiet)
+        write_predictions(df, out, fmt, header=k.predictions_header(df))
+        log(f"[biodl] wrote {len(df)} predictions to {out} ({fmt})", quiet)
     return df
 
 

@@ -242,7 +242,8 @@ def _help_options(system: str) -> None:
             *[(flag.get(n, f"--{n.replace('_', '-')}"), str(td.get(n, fdefault[n]))) for n in shown],
             (
                 "also",
-                "--seed, --device, --devices, --strategy, --num-nodes, --precision, --num-workers, --resume",
+                "--seed, --device, --devices, --strategy, --num-nodes, --precision, --profiler, "
+                "--num-workers, --ensemble, --resume",
             ),
         ],
     )
@@ -312,7 +313,11 @@ def train(
         None, help="auto (default), dna or rna: RNA (U and no T under auto) is scanned on one strand."
     ),
     negatives: Path | None = NegativesOpt,
-    epochs: int | None = typer.Option(None, help="Maximum epochs (default: the recipe's)."),
+    epochs: int | None = typer.Option(
+        None,
+        help="Maximum epochs (default: the recipe's, as a soft cap: training goes on past it while every "
+        "epoch still improves validation, up to 3x).",
+    ),
     patience: int | None = typer.Option(None, help="Early-stopping patience in epochs (0 = off)."),
     min_epochs: int = typer.Option(0, help="Train at least this many epochs before early stopping may stop."),
     batch_size: int | None = typer.Option(None, help="Batch size."),
@@ -326,7 +331,17 @@ def train(
     strategy: str = typer.Option("auto", help="Lightning strategy (e.g. ddp)."),
     num_nodes: int = typer.Option(1, help="Lightning num_nodes for multi-node training."),
     precision: str | None = typer.Option(None, help="Lightning precision (e.g. 16-mixed, bf16-mixed)."),
+    profiler: str | None = typer.Option(
+        None,
+        help="simple or advanced: Lightning's profile of the fit (time per loop action) in "
+        "OUT/fit-profile.txt.",
+    ),
     num_workers: int = typer.Option(0, help="DataLoader workers."),
+    ensemble: int = typer.Option(
+        1,
+        help="Train K networks (seeds SEED .. SEED+K-1, each in OUT/memberJ) and keep them as one model "
+        "predicting their mean (DNA-sequence kinds).",
+    ),
     resume: bool = typer.Option(True, help="Resume from OUT/checkpoints/last.ckpt when it exists."),
     model_option: list[str] | None = typer.Option(
         None, "--model-option", "-m", help="Model option KEY=VALUE (repeatable), e.g. -m num_motifs=32."
@@ -393,7 +408,12 @@ def train(
             strategy=strategy,
             num_nodes=num_nodes,
             precision=precision,
+            profiler=profiler,
+            # without --epochs the recipe's cap is soft: a run still improving there goes on
+            # (up to 3x the cap) until an epoch does not improve, so validation, not the cap, stops it
+            extend_epochs=0 if epochs is not None else 2 * int(recipe.train_defaults.get("max_epochs", 20)),
             num_workers=num_workers,
+            ensemble=ensemble,
             resume=resume,
             progress=progress,
             min_epochs=min_epochs,
@@ -482,7 +502,19 @@ def evaluate(
 def predict(
     model: Path = typer.Argument(..., help="Run directory or its model.pt."),
     data: Path = typer.Argument(..., help="Inputs of the model's kind (labels not needed)."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Output TSV (default: standard output)."),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Output file; its suffix picks the format: .tsv / .csv (text, optionally .gz), .npz, "
+        ".h5 / .hdf5, .parquet (default: TSV on standard output).",
+    ),
+    format_: str | None = typer.Option(
+        None,
+        "--format",
+        help="tsv, csv, npz, h5 or parquet, whatever the --out suffix (npz / h5: ids, a float32 "
+        "predictions matrix and column names, for many-output models).",
+    ),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
     batch_size: int = typer.Option(256),
     rc_average: bool | None = RcAverageOpt,
@@ -491,7 +523,7 @@ def predict(
 ) -> None:
     """Score new inputs with a trained model; output keeps input order and identifiers.
 
-    Example: biodl predict runs/rest/model.pt seqs.fa --out scores.tsv
+    Example: biodl predict runs/rest/model.pt seqs.fa --out scores.tsv (or scores.npz, .h5, .parquet)
     """
     try:
         from biodl.pipeline import predict as run_predict
@@ -506,13 +538,15 @@ def predict(
             batch_size=batch_size,
             spellings=spellings,
             quiet=out is None,
+            format=format_,
         )
     except BiodlError as e:
         _fail(e)
     if out is None:
         from biodl.kinds import get_kind
 
-        sys.stdout.write(get_kind(df.attrs.get("biodl_kind", "sequences")).predictions_text(df))
+        sep = "," if df.attrs.get("biodl_format") == "csv" else "\t"
+        sys.stdout.write(get_kind(df.attrs.get("biodl_kind", "sequences")).predictions_text(df, sep=sep))
 
 
 @app.command()

@@ -75,6 +75,12 @@ def register(app: typer.Typer) -> None:
         ),
         batch_size: int = typer.Option(128, help="Variants per forward pass."),
         device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
+        window: int | None = typer.Option(
+            None,
+            "--window",
+            help="Bases around each variant (default: the model's input length; needed for a model "
+            "trained at variable lengths).",
+        ),
     ) -> None:
         """Score VCF variants: REF vs ALT windows centred on each variant, both strands
         averaged; REF alleles that do not match the genome are reported, never scored.
@@ -85,7 +91,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             table = run_variants(
-                model, vcf, genome, out, out_vcf=out_vcf, batch_size=batch_size, device=device
+                model, vcf, genome, out, out_vcf=out_vcf, batch_size=batch_size, device=device, window=window
             )
         except BiodlError as e:
             _fail(e)
@@ -164,6 +170,9 @@ def register(app: typer.Typer) -> None:
         method: str = typer.Option("auto", help="auto, deepbind, trunk or full."),
         batch_size: int = typer.Option(256),
         device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
+        precision: str = typer.Option(
+            "32-true", help="32-true (float32), or bf16-mixed / 16-mixed (autocast; faster on GPUs)."
+        ),
     ) -> None:
         """In-silico saturation mutagenesis: the change of every output for every
         single-base substitution (alt minus reference).
@@ -179,7 +188,14 @@ def register(app: typer.Typer) -> None:
         try:
             m, meta, ids, X = _load_sequences(model, seqs, device, "ism")
             eff, y0 = saturation_mutagenesis(
-                m, X, start=start, end=end, method=method, batch_size=batch_size, return_reference=True
+                m,
+                X,
+                start=start,
+                end=end,
+                method=method,
+                batch_size=batch_size,
+                precision=precision,
+                return_reference=True,
             )
             names = [str(n) for n in (meta.label_names or range(eff.shape[-1]))]
             if out.suffix == ".npz":

@@ -408,8 +408,13 @@ def run_variants(
     out_vcf: str | Path | None = None,
     batch_size: int = 128,
     device: str = "cpu",
+    window: int | None = None,
 ) -> pd.DataFrame:
-    """``biodl variants``: score a VCF with a trained model; writes the TSV (and VCF)."""
+    """``biodl variants``: score a VCF with a trained model; writes the TSV (and VCF).
+
+    ``window``: the length of the REF / ALT windows; by default the model's input length.
+    Required for a model trained at variable lengths (e.g. DeepBind on native-length RNA),
+    which scores any length; refused when it differs from a fixed-length model's input."""
     from biodl.train import load_model
 
     model, meta = load_model(model_path, device=device)
@@ -419,9 +424,21 @@ def run_variants(
         meta, ("sequences", "windows"), "biodl variants", "a DNA-sequence model (kind sequences or windows)"
     )
     length = meta.data.get("seq_len")
+    fixed = meta.model_kwargs.get("seq_len") is not None
+    if window is not None:
+        if int(window) < 1:
+            raise BiodlInputError(f"--window must be a positive number of bases, got {window}")
+        if fixed and length and int(window) != int(length):
+            raise BiodlInputError(
+                f"the model takes {length}-bp inputs; --window must be {length} (or left out)",
+                path=model_path,
+            )
+        length = int(window)
     if not length:
         raise BiodlInputError(
-            "the model has no fixed input length (seq_len); cannot centre windows", path=model_path
+            "the model was trained at variable lengths and scores any length: give the window "
+            "around each variant with --window N (e.g. the length of its training sequences)",
+            path=model_path,
         )
     windows = variant_windows(vcf, genome, int(length))
     task = meta.task

@@ -195,6 +195,9 @@ class DataKind:
         DataLoader collate for items that are not plain tensors.
     report_on_train
         Write ``report.html`` at the end of ``biodl train`` (unless ``--set report=false``).
+    supports_ensemble
+        ``biodl train --ensemble K`` trains K networks through :meth:`build` + :meth:`fit` with
+        seeds ``seed .. seed + K - 1`` and keeps them as one model (see :meth:`finish_ensemble`).
     """
 
     name: ClassVar[str] = ""
@@ -207,6 +210,7 @@ class DataKind:
     hints: ClassVar[dict[str, str]] = {}
     collate_fn: ClassVar[Any] = None
     report_on_train: ClassVar[bool] = False
+    supports_ensemble: ClassVar[bool] = False
 
     def training_labels(self, meta: RunMeta, splits: Splits) -> np.ndarray | None:
         """The training targets ``(n, n_labels)`` (NaN = missing), checked by
@@ -287,6 +291,23 @@ class DataKind:
         )
         return plan.model, res, meta
 
+    def finish_ensemble(
+        self, ctx: TrainContext, model: nn.Module, meta: RunMeta, splits: Splits
+    ) -> tuple[RunMeta, dict[str, float]]:
+        """After the members of an ensemble are trained (``model`` is the
+        :class:`~biodl.train.ensemble.Ensemble`): its meta and its validation metrics
+        (``val_<metric>``; empty without a validation set). Default: the task's metrics of the
+        ensemble's predictions on ``splits.valid`` (a dataset of ``(x, y)`` items)."""
+        import torch
+
+        from biodl.train import compute_metrics, predict
+
+        if splits.valid is None or not len(splits.valid):
+            return meta, {}
+        out, y = predict(model, splits.valid, batch_size=256, device=ctx.config.device)
+        m = compute_metrics(meta.task, torch.from_numpy(out), torch.from_numpy(y), meta.label_names)
+        return meta, {f"val_{k}": float(v) for k, v in m.items() if "/" not in k}
+
     def threads(self, ctx: TrainContext) -> int | None:
         """torch CPU threads while training (``None``: leave torch's setting)."""
         return None
@@ -356,9 +377,17 @@ class DataKind:
         outputs, _ = self.score(model, meta, table, device=device, options=options, batch_size=batch_size)
         return self.frame(meta, table, outputs)
 
-    def predictions_text(self, df: pd.DataFrame) -> str:
-        """The text ``biodl predict`` writes for ``df`` (default: a TSV with a header)."""
-        return df.to_csv(sep="\t", index=False, float_format="%.6g")
+    def predictions_header(self, df: pd.DataFrame) -> bool:
+        """Whether the text ``biodl predict`` writes for ``df`` starts with the column names
+        (default: yes)."""
+        return True
+
+    def predictions_text(self, df: pd.DataFrame, sep: str = "\t") -> str:
+        """The text ``biodl predict`` writes for ``df`` (a TSV, 6 significant digits, with a
+        header unless :meth:`predictions_header` says otherwise)."""
+        from biodl.io.predictions import format_table
+
+        return format_table(df, sep=sep, header=self.predictions_header(df))
 
     def size(self, table) -> int:
         return len(table)
@@ -404,47 +433,55 @@ def prediction_frame(
     names: list[str] | None = None,
     classes: list[str] | None = None,
     targets: np.ndarray | None = None,
+    thresholds: list[float] | None = None,
 ) -> pd.DataFrame:
     """Predictions as a table in input order: ``id`` then, per task, ``prob_<class>`` and
     ``predicted`` (multiclass), ``pred_<name>`` (regression) or ``logit_<name>`` and
-    ``prob_<name>`` (binary / multi-label). ``logits`` is ``(n, n_outputs)``. With
-    ``targets`` (``(n, n_labels)``, NaN = missing), the truth follows: ``true`` (the class,
-    multiclass) or ``true_<name>`` per output (empty where the label is missing)."""
+    ``prob_<name>`` (binary / multi-label; with ``thresholds``, one probability per output,
+    also ``called_<name>``: 1 where the probability reaches it). ``logits`` is ``(n,
+    n_outputs)``. With ``targets`` (``(n, n_labels)``, NaN = missing), the truth follows:
+    ``true`` (the class, multiclass) or ``true_<name>`` per output (empty where the label is
+    missing). The table is built in one step from whole arrays (a model of 919 outputs gives
+    ~2,750 columns)."""
+    logits = np.asarray(logits)
     names = names or [f"out{j}" for j in range(logits.shape[1])]
-    cols: dict[str, Any] = {"id": list(ids)}
-    truth: dict[str, Any] = {}
-    if targets is not None and np.asarray(targets).size:
-        t = np.asarray(targets, dtype=np.float64).reshape(len(ids), -1)
-        if task == "multiclass":
-            cn = classes or names
-            truth["true"] = [cn[int(v)] if not np.isnan(v) else "" for v in t[:, 0]]
-        else:
-            for j, n in enumerate(names[: t.shape[1]]):
-                truth[f"true_{n}"] = t[:, j]
+    cols: dict[str, Any] = {"id": np.asarray(list(ids), dtype=object)}
     if task == "multiclass":
         z = logits.astype(np.float64)
         z = np.exp(z - z.max(axis=1, keepdims=True)) if len(z) else z
         prob = z / z.sum(axis=1, keepdims=True) if len(z) else z
         classes = classes or names
-        for j, c in enumerate(classes):
-            cols[f"prob_{c}"] = prob[:, j]
-        cols["predicted"] = [classes[k] for k in prob.argmax(1)] if len(prob) else []
+        cols.update({f"prob_{c}": prob[:, j] for j, c in enumerate(classes)})
+        cols["predicted"] = np.asarray(
+            [classes[k] for k in prob.argmax(1)] if len(prob) else [], dtype=object
+        )
     elif task == "regression":
-        for j, n in enumerate(names):
-            cols[f"pred_{n}"] = logits[:, j]
+        cols.update({f"pred_{n}": logits[:, j] for j, n in enumerate(names)})
     else:
         prob = 1 / (1 + np.exp(-logits.astype(np.float64)))
-        for j, n in enumerate(names):
+        called = None
+        if thresholds is not None:
+            called = (prob >= np.asarray(thresholds, dtype=np.float64)[: prob.shape[1]]).astype(np.int8)
+        for j, n in enumerate(names[: logits.shape[1]]):
             cols[f"logit_{n}"] = logits[:, j]
             cols[f"prob_{n}"] = prob[:, j]
-    return pd.DataFrame({**cols, **truth})
+            if called is not None:
+                cols[f"called_{n}"] = called[:, j]
+    if targets is not None and np.asarray(targets).size:
+        t = np.asarray(targets, dtype=np.float64).reshape(len(ids), -1)
+        if task == "multiclass":
+            cn = classes or names
+            cols["true"] = np.asarray([cn[int(v)] if not np.isnan(v) else "" for v in t[:, 0]], dtype=object)
+        else:
+            cols.update({f"true_{n}": t[:, j] for j, n in enumerate(names[: t.shape[1]])})
+    return pd.DataFrame(cols, copy=False)
 
 
 def write_table(df: pd.DataFrame, path: str | Path) -> Path:
     """A TSV written atomically (6 significant digits)."""
-    from biodl.io._util import atomic_write_text
+    from biodl.io.predictions import write_predictions
 
-    return atomic_write_text(path, df.to_csv(sep="\t", index=False, float_format="%.6g"))
+    return write_predictions(df, path, "tsv")
 
 
 def write_results(out_dir: str | Path, result: dict[str, Any], predictions: pd.DataFrame) -> Path:

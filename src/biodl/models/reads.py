@@ -7,7 +7,8 @@ weights, a temperature per rank (fitted on validation reads after training) and 
 calibrated confidence at which a read is called at that rank:
 
 * :class:`KmerBagClassifier` -- built for throughput: a mean-pooled k-mer ``EmbeddingBag`` and a
-  small MLP (a fastText-style bag of k-mers);
+  small MLP (a fastText-style bag of k-mers); its table can be quantised after training to 8 or 4
+  bits a value (:class:`QuantizedBag`, ``biodl reads quantize``) for classifying in less memory;
 * :class:`ReadBiLSTM` -- DeepMicrobes' design (Liang et al. 2020), smaller: a k-mer embedding, a
   bidirectional LSTM and additive attention pooling, then the same heads.
 """
@@ -58,6 +59,46 @@ class _RankHeads(nn.Module):
         return {"loss": total, "accuracy": acc}
 
 
+class QuantizedBag(nn.Module):
+    """A k-mer table quantised per column (:func:`biodl.kinds.reads.weights.quantize_table`):
+    buffers ``codes`` (uint8; two 4-bit codes a byte when ``bits=4``; rows padded to whole 64-bit
+    words), ``lo`` and ``step``
+    (value = ``lo + code * step``). Inference only. The sum over a bag is taken on the codes and
+    scaled once (``sum(codes) * step + n * lo``): the table is never dequantised as a whole.
+    """
+
+    def __init__(self, rows: int, dim: int, bits: int) -> None:
+        super().__init__()
+        if bits not in (4, 8):
+            raise ValueError(f"table_bits must be 32, 8 or 4, got {bits}")
+        self.bits, self.dim = int(bits), int(dim)
+        width = -(-dim * bits // 64) * 8  # whole 64-bit words a row (unused codes are 0)
+        self.register_buffer("codes", torch.zeros(rows, width, dtype=torch.uint8))
+        self.register_buffer("lo", torch.zeros(dim))
+        self.register_buffer("step", torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Sums ``(n, dim)`` of the rows of the padded indices ``x`` ``(n, W)`` (0 = padding: code
+        0, left out of the count). A row is read as 64-bit words and its codes summed several at
+        a time in 16- or 32-bit lanes of the words (as :class:`biodl.kinds.reads.engine.NumpyKmerBag`
+        does), wide enough that no lane's sum carries into the next."""
+        n, W = x.shape
+        b = self.bits
+        words = self.codes.view(torch.int64)  # (rows, bytes // 8)
+        g = words[x]  # (n, W, words)
+        lane = 16 if (2**b - 1) * W < 2**16 else 32
+        per_lane, lanes = lane // b, 64 // lane
+        mask = sum(((1 << b) - 1) << (lane * j) for j in range(lanes))
+        out = g.new_empty(n, words.shape[1], lanes, per_lane)
+        for s in range(per_lane):
+            tot = ((g >> (b * s)) & mask).sum(1)  # lane j of a word: the sum of its code j * per_lane + s
+            for j in range(lanes):
+                out[:, :, j, s] = (tot >> (lane * j)) & ((1 << lane) - 1)
+        sums = out.reshape(n, words.shape[1] * lanes * per_lane)[:, : self.dim].to(self.step.dtype)
+        counts = (x > 0).sum(1, keepdim=True).to(sums.dtype)
+        return sums * self.step + counts * self.lo
+
+
 class KmerBagClassifier(_RankHeads):
     """Bag of hashed canonical k-mers -> MLP -> one head per rank.
 
@@ -80,6 +121,9 @@ class KmerBagClassifier(_RankHeads):
     sparse
         Sparse embedding gradients: a step touches only the rows of the batch's k-mers (trained
         with Adagrad, which takes sparse gradients, as fastText trains with SGD).
+    table_bits
+        32: a float32 table (trained); 8 or 4: a quantised table (:class:`QuantizedBag`, written
+        by ``biodl reads quantize`` from a trained model; inference only).
     """
 
     def __init__(
@@ -92,15 +136,20 @@ class KmerBagClassifier(_RankHeads):
         dropout: float = 0.1,
         min_confidence: float = 0.9,
         sparse: bool = True,
+        table_bits: int = 32,
     ) -> None:
         super().__init__()
-        self.k, self.bucket_bits = int(k), int(bucket_bits)
-        # mode "sum" divided by the count below, not "mean" with a padding_idx: that path of
-        # embedding_bag is ~10x slower on the CPU (row 0, the padding index, is never looked up)
-        self.embed = nn.EmbeddingBag(2**self.bucket_bits + 1, dim, mode="sum", sparse=sparse)
-        nn.init.normal_(self.embed.weight, std=0.1)
-        with torch.no_grad():
-            self.embed.weight[0].zero_()
+        self.k, self.bucket_bits, self.table_bits = int(k), int(bucket_bits), int(table_bits)
+        self.embed: nn.Module
+        if self.table_bits == 32:
+            # mode "sum" divided by the count below, not "mean" with a padding_idx: that path of
+            # embedding_bag is ~10x slower on the CPU (row 0, the padding index, is never looked up)
+            self.embed = nn.EmbeddingBag(2**self.bucket_bits + 1, dim, mode="sum", sparse=sparse)
+            nn.init.normal_(self.embed.weight, std=0.1)
+            with torch.no_grad():
+                self.embed.weight[0].zero_()
+        else:
+            self.embed = QuantizedBag(2**self.bucket_bits + 1, dim, self.table_bits)
         # the mean of ~140 k-mer vectors is small: a LayerNorm rescales it before the MLP
         self.mlp = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(dropout))
         self._init_heads(rank_sizes, hidden, min_confidence)
@@ -110,7 +159,10 @@ class KmerBagClassifier(_RankHeads):
         # (3x faster than a padded 2-D input); a read without a valid k-mer gets zeros
         valid = x > 0
         counts = valid.sum(1)
-        bag = self.embed(x[valid], torch.cumsum(counts, 0) - counts)
+        if self.table_bits == 32:
+            bag = self.embed(x[valid], torch.cumsum(counts, 0) - counts)
+        else:  # the padded matrix as it is: code 0 of row 0 adds nothing
+            bag = self.embed(x)
         h = self.mlp(bag / counts.clamp_min(1).unsqueeze(1).to(bag.dtype))
         return torch.cat([head(h) for head in self.heads], dim=1)
 
@@ -165,4 +217,4 @@ class ReadBiLSTM(_RankHeads):
         return torch.cat([head(z) for head in self.heads], dim=1)
 
 
-__all__ = ["KmerBagClassifier", "ReadBiLSTM"]
+__all__ = ["KmerBagClassifier", "QuantizedBag", "ReadBiLSTM"]

@@ -95,6 +95,10 @@ class RunMeta:
     torch_threads
         torch's CPU (intra-op) threads while training: the same seed gives the same numbers
         at the same thread count.
+    ensemble
+        Members of the model (``biodl train --ensemble K``): K networks built from
+        ``model_kwargs`` with seeds ``seed .. seed + K - 1``, predicting the mean of their
+        outputs (:class:`~biodl.train.ensemble.Ensemble`); 1 for a single network.
     status
         ``running`` or ``finished``.
     versions
@@ -120,6 +124,7 @@ class RunMeta:
     status: str = "running"
     thresholds: dict[str, Any] = field(default_factory=dict)
     torch_threads: int | None = None
+    ensemble: int = 1
     versions: dict[str, str] = field(default_factory=_versions)
     schema: int = RUN_SCHEMA
 
@@ -274,7 +279,13 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[nn.Module, RunMet
 
     p, payload = _read_payload(path)
     meta = read_model_meta(p)
-    model = get_recipe(meta.recipe).build(**meta.model_kwargs)
+    recipe = get_recipe(meta.recipe)
+    if int(meta.ensemble or 1) > 1:
+        from biodl.train.ensemble import Ensemble
+
+        model = Ensemble([recipe.build(**meta.model_kwargs) for _ in range(int(meta.ensemble))])
+    else:
+        model = recipe.build(**meta.model_kwargs)
     model.load_state_dict(payload["state_dict"])
     model.eval().to(torch_device(device))
     return model, meta

@@ -104,6 +104,11 @@ class EpochSampler(Sampler[int]):
         return iter(torch.randperm(self.n, generator=g).tolist())
 
 
+#: Evaluation batches are this many times the training batch (validation and test predictions
+#: are the same per item; only the number of loop iterations changes).
+EVAL_BATCH_FACTOR = 4
+
+
 class DataModule(pl.LightningDataModule):
     """Train / validation / test datasets with seeded, resumable shuffling.
 
@@ -112,7 +117,9 @@ class DataModule(pl.LightningDataModule):
     train, valid, test
         Datasets (``valid=None``: no validation loop; the final epoch is exported).
     batch_size
-        Batch size of every loader.
+        Batch size of the training loader; validation and test loaders take
+        ``EVAL_BATCH_FACTOR`` times as many items per batch (no gradients are kept, and each
+        evaluation batch costs the loop a fixed overhead: logging, hooks).
     seed
         Seed of the epoch permutations (:class:`EpochSampler`).
     num_workers
@@ -147,7 +154,7 @@ class DataModule(pl.LightningDataModule):
     def _loader(self, ds: Dataset, shuffle: bool) -> DataLoader:
         return DataLoader(
             ds,
-            batch_size=self.batch_size,
+            batch_size=self.batch_size if shuffle else self.batch_size * EVAL_BATCH_FACTOR,
             sampler=EpochSampler(ds, self.seed, shuffle),
             num_workers=self.num_workers,
             collate_fn=BatchCollate(self.collate_fn),

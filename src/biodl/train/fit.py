@@ -47,6 +47,20 @@ class TrainConfig:
     saving two checkpoints costs as much as the epoch itself. The best epoch is then chosen
     among epochs N, 2N, ... (see :func:`best_row`), and a killed run repeats at most N - 1
     epochs when it resumes.
+
+    ``extend_epochs=N`` makes ``max_epochs`` a soft cap: training goes on past it, up to N more
+    epochs, for as long as every epoch improves the monitored validation metric, so that a run
+    still improving at the cap is stopped by validation rather than by the cap (the CLI grants
+    2 x the recipe's cap when ``--epochs`` is not given). It does nothing without validation,
+    without early stopping (``patience=0``: a fixed schedule) or with a learning-rate schedule
+    tied to ``max_epochs`` (cosine decay).
+
+    ``ensemble=K`` (used by :func:`biodl.pipeline.train`) trains K networks with seeds ``seed``
+    ... ``seed + K - 1`` and keeps them as one model predicting their mean.
+
+    ``profiler="simple"`` (or ``"advanced"``, cProfile) writes Lightning's profile of the run,
+    time per loop action (training step, backward, optimiser step, data fetch, hooks), to
+    ``OUT/fit-profile.txt``.
     """
 
     max_epochs: int = 20
@@ -66,6 +80,9 @@ class TrainConfig:
     resume: bool = True
     deterministic: bool = True
     checkpoint_every: int = 1
+    profiler: str | None = None
+    extend_epochs: int = 0
+    ensemble: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> TrainConfig:
@@ -77,11 +94,11 @@ class TrainConfig:
             flag = flags.get(name, "--" + name.replace("_", "-"))
             return BiodlInputError(f"{flag} must be {what}, got {getattr(self, name)!r}")
 
-        for name in ("max_epochs", "batch_size", "num_nodes", "checkpoint_every"):
+        for name in ("max_epochs", "batch_size", "num_nodes", "checkpoint_every", "ensemble"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise bad(name, "an integer of at least 1")
-        for name in ("min_epochs", "patience", "num_workers", "seed"):
+        for name in ("min_epochs", "patience", "num_workers", "seed", "extend_epochs"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise bad(name, "a non-negative integer")
@@ -89,6 +106,8 @@ class TrainConfig:
             raise bad("lr", "a positive number")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise bad("weight_decay", "a non-negative number")
+        if self.profiler not in (None, "simple", "advanced"):
+            raise BiodlInputError(f"--profiler must be simple or advanced, got {self.profiler!r}")
         if self.min_epochs > self.max_epochs:
             raise BiodlInputError(
                 f"--min-epochs ({self.min_epochs}) is more than --epochs ({self.max_epochs})"
@@ -160,6 +179,30 @@ class HistoryCallback(Callback):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.rows = json.loads(state_dict.get("rows", "[]"))
+
+
+class SoftEpochCap(Callback):
+    """Past ``soft`` epochs, stop at the first epoch that does not improve ``monitor`` (the
+    trainer's ``max_epochs`` is the hard cap). Decides from the history rows, so a resumed run
+    decides as an uninterrupted one. ``stopped_by`` says what ended training: ``validation``
+    (this rule or early stopping), or ``cap`` when the last epoch was still the best."""
+
+    def __init__(self, soft: int, monitor: str, mode: str, history: HistoryCallback) -> None:
+        self.soft, self.monitor, self.mode, self.history = int(soft), monitor, mode, history
+
+    def _best_epoch(self) -> int | None:
+        rows = [r for r in self.history.rows if self.monitor in r and not math.isnan(r[self.monitor])]
+        if not rows:
+            return None
+        pick = (max if self.mode == "max" else min)(rows, key=lambda r: r[self.monitor])
+        return int(pick["epoch"])
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        epoch = trainer.current_epoch
+        if trainer.sanity_checking or epoch + 1 < self.soft:
+            return
+        if self._best_epoch() != epoch:
+            trainer.should_stop = True
 
 
 @dataclass
@@ -291,6 +334,11 @@ def make_trainer(
     )
     if config.precision:
         kwargs["precision"] = config.precision
+    if config.profiler:
+        from lightning.pytorch.profilers import AdvancedProfiler, SimpleProfiler
+
+        cls = SimpleProfiler if config.profiler == "simple" else AdvancedProfiler
+        kwargs["profiler"] = cls(dirpath=str(out_dir), filename="profile")
     if not validate:
         kwargs["limit_val_batches"] = 0
     return pl.Trainer(**kwargs)
@@ -332,7 +380,16 @@ def fit(
     if not validate:
         mode = "min"
     history = HistoryCallback(out / "history.csv")
-    trainer = make_trainer(out, config, monitor, mode, callbacks=[history], validate=validate)
+    callbacks: list[Callback] = [history]
+    extend = int(config.extend_epochs or 0)
+    if extend and validate and config.patience and not getattr(plan, "lr_decay", False):
+        callbacks.append(SoftEpochCap(config.max_epochs, monitor, mode, history))
+        from dataclasses import replace
+
+        trainer_config = replace(config, max_epochs=config.max_epochs + extend)
+    else:
+        extend, trainer_config = 0, config
+    trainer = make_trainer(out, trainer_config, monitor, mode, callbacks=callbacks, validate=validate)
     last = out / "checkpoints" / "last.ckpt"
     resumed = str(last) if (config.resume and last.exists()) else None
     if resumed:
@@ -370,7 +427,17 @@ def fit(
         pick = history.rows[-1]
     best_epoch = int(pick["epoch"]) if pick is not None else None
     val_metrics = {k: float(v) for k, v in (pick or {}).items() if k.startswith("val_")}
-    return FitResult(out, best_epoch, trainer.current_epoch, val_metrics, resumed, seconds, threads=n_threads)
+    epochs_run = trainer.current_epoch
+    hard_cap = trainer_config.max_epochs
+    if validate and best_epoch is not None and best_epoch + 1 >= hard_cap and epochs_run >= hard_cap:
+        from biodl.kinds.base import log
+
+        log(
+            f"[biodl] validation was still improving at the last epoch ({hard_cap}"
+            + (f", {extend} past the recipe's cap" if extend else "")
+            + f"): more epochs (--epochs {hard_cap * 2}) may help"
+        )
+    return FitResult(out, best_epoch, epochs_run, val_metrics, resumed, seconds, threads=n_threads)
 
 
 def fit_model(

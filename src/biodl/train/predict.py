@@ -63,7 +63,7 @@ def _n_outputs(model: nn.Module) -> int:
     return int(getattr(model, "n_outputs", 0) or 0)
 
 
-@torch.no_grad()
+@torch.inference_mode()  # no autograd bookkeeping at all (no_grad still counts versions and views)
 def predict(
     model: nn.Module,
     dataset: Dataset,

@@ -467,21 +467,17 @@ class MethylationKind(DataKind):
         else ``chrom pos`` and one column per predicted profile (probabilities, or levels)."""
         outputs, _ = self.score(model, meta, table, device=device, options=options, batch_size=batch_size)
         s = table.sites
-        df = pd.DataFrame({"chrom": [table.spelling.get(c, c) for c in s.chrom], "pos": s.pos})
         v = outputs.astype(np.float64)
         v = v if meta.task == "regression" else 1 / (1 + np.exp(-v))
-        if len(meta.label_names) == 1:
-            df["value"] = v[:, 0]
-        else:
-            for j, n in enumerate(meta.label_names):
-                df[n] = v[:, j]
-        return df
+        names = ["value"] if len(meta.label_names) == 1 else list(meta.label_names)
+        cols = {"chrom": [table.spelling.get(c, c) for c in s.chrom], "pos": s.pos}
+        cols.update({n: v[:, j] for j, n in enumerate(names)})
+        return pd.DataFrame(cols)
 
-    def predictions_text(self, df: pd.DataFrame) -> str:
+    def predictions_header(self, df: pd.DataFrame) -> bool:
         """DeepCpG's call-table format: no header for one value column (``chrom pos value``),
         a header naming the profiles otherwise."""
-        vals = [c for c in df.columns if c not in ("chrom", "pos")]
-        return df.to_csv(sep="\t", index=False, header=len(vals) > 1, float_format="%.6g")
+        return len([c for c in df.columns if c not in ("chrom", "pos")]) > 1
 
     # ------------------------------------------------------------------ report
     def describe_data(self, meta):

@@ -10,7 +10,10 @@ reference genomes (seeded, both strands, substitution errors).
 
 Modules: :mod:`~biodl.kinds.reads.io` (streaming FASTA/FASTQ reader, taxonomy, reference),
 :mod:`~.kmers` (vectorised 2-bit encoding and k-mer hashing), :mod:`~.data` (read sampling,
-datasets), :mod:`~.classify` (streaming classification, worker processes, Dask, Kraken-style
-report), :mod:`~.kind`, :mod:`~.report`, :mod:`~.recipes`, :mod:`~.cli`
-(``biodl reads build-reference | sample | classify``). Importing this package imports no torch.
+datasets), :mod:`~.classify` (streaming classification, worker threads or processes, Dask,
+Kraken-style report), :mod:`~.engine` (the network in numpy, or torch), :mod:`~.weights`
+(model files read without torch, the k-mer table quantised to 8 / 4 bits), :mod:`~.kind`,
+:mod:`~.report`, :mod:`~.recipes`, :mod:`~.cli` (``biodl reads build-reference | sample |
+classify | quantize``). Importing this package imports no torch, nor does classifying with the
+numpy engine.
 """

@@ -5,13 +5,17 @@ their k-mers, runs the network and turns the calibrated probabilities into calls
 rank whose confidence reaches the model's threshold; unclassified when none does). Results
 come back in input order and are written as they arrive (one line per read, flushed per
 batch); only a bounded number of batches is in flight, so memory does not grow with the
-input. Executors:
+input. The network runs in numpy (the default on the CPU for ``read-classifier``: no torch is
+imported, the k-mer table is memory-mapped, quantised tables are read as they are) or in torch
+(``engine="torch"``, a GPU, ``read-bilstm``); :mod:`biodl.kinds.reads.engine`. Executors:
 
 * in-process (``threads=1``, or ``--device cuda``: the GPU runs the network, hashing stays here);
-* worker processes (``threads=N``, :class:`concurrent.futures.ProcessPoolExecutor`), each with its
-  own copy of the model and one torch thread;
+* worker threads (``threads=N`` with the numpy engine, :class:`concurrent.futures.ThreadPoolExecutor`)
+  sharing one model, one BLAS thread each;
+* worker processes (``threads=N`` with the torch engine, :class:`concurrent.futures.ProcessPoolExecutor`),
+  each with its own copy of the model and one torch thread;
 * a Dask cluster (``scheduler``: an address, or ``local`` for a :class:`distributed.LocalCluster`):
-  the model's weights are scattered to every worker once, each batch is a task.
+  the model's weights (numpy arrays) are scattered to every worker once, each batch is a task.
 
 The per-taxon counts give a Kraken-style report (percent, clade reads, direct reads, rank code,
 taxid, indented name), written atomically at the end (and refreshed while a long stream runs).
@@ -81,38 +85,62 @@ class Labels:
 
 
 class Classifier:
-    """A loaded read model: k-mer hashing, the network and the calls, for one batch at a time."""
+    """A loaded read model: k-mer hashing, the network and the calls, for one batch at a time.
 
-    def __init__(self, model, meta, device: str = "cpu", min_confidence: float | None = None) -> None:
-        import torch
+    Parameters
+    ----------
+    net
+        :class:`~biodl.kinds.reads.engine.NumpyKmerBag` or :class:`~biodl.kinds.reads.engine.TorchNet`
+        (``k``, ``bits``, ``threshold`` and ``log_probs(x)``).
+    taxonomy
+        The model's taxonomy (``meta["data"]["taxonomy"]``).
+    min_confidence
+        Override of the model's thresholds (every rank).
+    chunk
+        Reads hashed and scored at a time (bounds the working memory whatever the batch size);
+        ``None``: the whole batch at once (the GPU).
+    """
 
-        from biodl.train.predict import torch_device
-
-        self.dev = torch_device(device)
-        self.model = model.to(self.dev).eval()
-        self.meta = meta
-        self.tax = taxonomy_from_dict(meta.data["taxonomy"])
+    def __init__(
+        self, net, taxonomy: dict, min_confidence: float | None = None, chunk: int | None = 1024
+    ) -> None:
+        self.net = net
+        self.tax = taxonomy_from_dict(taxonomy)
         self.labels = Labels.of(self.tax)
-        thr = model.threshold.detach().cpu().numpy().astype(np.float64)
+        thr = np.asarray(net.threshold, np.float64)
         if min_confidence is not None:
             thr = np.full_like(thr, float(min_confidence))
         self.threshold = thr
-        self.k, self.bits = int(model.k), int(model.bucket_bits)
+        self.k, self.bits = int(net.k), int(net.bits)
         self.n_counts = int(self.labels.offset[-1]) + 1
-        self._torch = torch
+        self.chunk = chunk
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu", min_confidence: float | None = None) -> Classifier:
-        from biodl.train import load_model
+    def load(
+        cls,
+        path: str | Path,
+        device: str = "cpu",
+        min_confidence: float | None = None,
+        engine: str = "auto",
+    ) -> Classifier:
+        """Load a read model for ``engine`` (``auto``: numpy for a read-classifier on the CPU,
+        torch otherwise; see :func:`biodl.kinds.reads.engine.pick_engine`)."""
+        from biodl.kinds.reads.engine import NumpyKmerBag, TorchNet, pick_engine
+        from biodl.kinds.reads.weights import read_model_file
 
-        model, meta = load_model(path, device="cpu")
-        if meta.kind != "reads":
+        meta = read_model_file(path, tensors=False).meta
+        if meta.get("kind") != "reads":
             raise BiodlInputError(
-                f"is a {meta.recipe} model of kind {meta.kind!r}; biodl reads classify needs a read "
-                "classifier (biodl train --system read-classifier)",
+                f"is a {meta.get('recipe')} model of kind {meta.get('kind')!r}; biodl reads classify needs a "
+                "read classifier (biodl train --system read-classifier)",
                 path=path,
             )
-        return cls(model, meta, device, min_confidence)
+        if pick_engine(engine, device, meta.get("recipe")) == "numpy":
+            return cls(NumpyKmerBag.load(path), meta["data"]["taxonomy"], min_confidence)
+        gpu = device.lower() != "cpu"
+        return cls(
+            TorchNet.load(path, device), meta["data"]["taxonomy"], min_confidence, None if gpu else 1024
+        )
 
     def indices(self, batch: ReadBatch) -> np.ndarray:
         from biodl.kinds.reads.kmers import read_indices
@@ -120,10 +148,21 @@ class Classifier:
         return read_indices(batch.seqs, self.k, self.bits, batch.seqs2)
 
     def log_probs(self, x: np.ndarray) -> np.ndarray:
-        torch = self._torch
-        with torch.inference_mode():
-            t = torch.from_numpy(x).to(self.dev, non_blocking=True)
-            return self.model.calibrated_log_probs(self.model(t)).float().cpu().numpy()
+        return self.net.log_probs(x)
+
+    def batch_log_probs(self, batch: ReadBatch) -> np.ndarray:
+        """Hash and score a batch, ``chunk`` reads at a time."""
+        from biodl.kinds.reads.kmers import read_indices
+
+        n = len(batch.seqs)
+        step = self.chunk or max(n, 1)
+        if n <= step:
+            return self.log_probs(self.indices(batch))
+        parts = []
+        for i in range(0, n, step):
+            s2 = batch.seqs2[i : i + step] if batch.seqs2 is not None else None
+            parts.append(self.log_probs(read_indices(batch.seqs[i : i + step], self.k, self.bits, s2)))
+        return np.concatenate(parts)
 
     def calls(self, lp: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         parts = np.split(lp, self.labels.offset[1:-1], axis=1)
@@ -131,9 +170,8 @@ class Classifier:
 
     def run(self, batch: ReadBatch, x: np.ndarray | None = None) -> tuple[str, np.ndarray]:
         """Output lines and direct counts (``(n_taxa + 1,)``, unclassified last) of a batch."""
-        if x is None:
-            x = self.indices(batch)
-        rank, index, conf = self.calls(self.log_probs(x))
+        lp = self.batch_log_probs(batch) if x is None else self.log_probs(x)
+        rank, index, conf = self.calls(lp)
         flat = self.labels.flat_index(rank, index)
         lab = self.labels.flat
         labs = [lab[j] for j in flat.tolist()]
@@ -146,11 +184,11 @@ class Classifier:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(path: str, device: str, min_confidence: float | None) -> None:
+def _init_worker(path: str, device: str, min_confidence: float | None, engine: str = "torch") -> None:
     import torch
 
     torch.set_num_threads(1)
-    _WORKER["clf"] = Classifier.load(path, device, min_confidence)
+    _WORKER["clf"] = Classifier.load(path, device, min_confidence, engine)
 
 
 def _work(batch: ReadBatch) -> tuple[str, np.ndarray]:
@@ -159,20 +197,26 @@ def _work(batch: ReadBatch) -> tuple[str, np.ndarray]:
 
 def _dask_work(model_payload, min_confidence: float | None, batch: ReadBatch) -> tuple[str, np.ndarray]:
     """A Dask task: classify a batch with the scattered model (built once per worker)."""
-    key = model_payload[0]
+    key, engine, meta_json, state = model_payload
     clf = _WORKER.get(key)
     if clf is None:
-        import torch
+        meta = json.loads(meta_json)
+        if engine == "numpy":
+            from biodl.kinds.reads.engine import NumpyKmerBag
 
-        from biodl.registry import get_recipe
-        from biodl.train.checkpoint import RunMeta
+            net = NumpyKmerBag(meta, state)
+        else:
+            import torch
 
-        meta = RunMeta.from_dict(json.loads(model_payload[1]))
-        model = get_recipe(meta.recipe).build(**meta.model_kwargs)
-        model.load_state_dict(model_payload[2])
-        if os.environ.get("BIODL_DASK_THREADS"):
-            torch.set_num_threads(int(os.environ["BIODL_DASK_THREADS"]))
-        clf = _WORKER[key] = Classifier(model, meta, "cpu", min_confidence)
+            from biodl.kinds.reads.engine import TorchNet
+            from biodl.registry import get_recipe
+
+            model = get_recipe(meta["recipe"]).build(**meta["model_kwargs"])
+            model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
+            if os.environ.get("BIODL_DASK_THREADS"):
+                torch.set_num_threads(int(os.environ["BIODL_DASK_THREADS"]))
+            net = TorchNet(model, "cpu")
+        clf = _WORKER[key] = Classifier(net, meta["data"]["taxonomy"], min_confidence)
     return clf.run(batch)
 
 
@@ -266,6 +310,7 @@ def classify(
     progress: bool = True,
     report_every: float = 60.0,
     stdout: TextIO | None = None,
+    engine: str = "auto",
 ) -> dict[str, Any]:
     """Classify reads as they stream in (see the module docstring).
 
@@ -283,11 +328,15 @@ def classify(
     mate2
         Second reads of pairs, one file per input.
     threads
-        Worker processes (1: in-process). With ``scheduler``: workers of a ``local`` cluster.
+        Workers (1: in-process): threads sharing one model with the numpy engine, processes with
+        a model each with the torch engine. With ``scheduler``: workers of a ``local`` cluster.
     scheduler
         Dask scheduler address, or ``local``.
     min_confidence
         Override the model's calibrated confidence threshold (every rank).
+    engine
+        ``numpy`` (no torch: a read-classifier on the CPU), ``torch``, or ``auto`` (numpy where
+        it can run); see :mod:`biodl.kinds.reads.engine`. Dask workers run the CPU engine chosen.
 
     Returns
     -------
@@ -295,7 +344,8 @@ def classify(
         ``n`` reads, ``seconds``, ``reads_per_s``, ``classified`` (fraction), ``counts`` array.
     """
     from biodl.io._util import atomic_output, atomic_write_text, check_output_path
-    from biodl.train import read_model_meta
+    from biodl.kinds.reads.engine import pick_engine
+    from biodl.kinds.reads.weights import read_model_file
 
     inputs = [str(p) for p in inputs]
     m2 = [str(p) for p in mate2] if mate2 else None
@@ -310,13 +360,15 @@ def classify(
             from biodl.io._util import check_file
 
             check_file(p)
-    meta = read_model_meta(model_path)
-    if meta.kind != "reads":
+    meta = read_model_file(model_path, tensors=False).meta
+    if meta.get("kind") != "reads":
         raise BiodlInputError(
-            f"is a {meta.recipe} model of kind {meta.kind!r}; biodl reads classify needs a read classifier",
+            f"is a {meta.get('recipe')} model of kind {meta.get('kind')!r}; biodl reads classify needs a "
+            "read classifier",
             path=model_path,
         )
-    tax = taxonomy_from_dict(meta.data["taxonomy"])
+    eng = pick_engine(engine, "cpu" if scheduler is not None else device, meta.get("recipe"))
+    tax = taxonomy_from_dict(meta["data"]["taxonomy"])
     if report is not None:
         check_output_path(report)
     with contextlib.ExitStack() as stack:
@@ -325,7 +377,7 @@ def classify(
             out: TextIO = stack.enter_context(open(tmp, "w", encoding="utf-8", buffering=1 << 20))
         else:
             out = stdout or sys.stdout
-        submit, close = _executor(stack, model_path, device, threads, scheduler, min_confidence)
+        submit, close = _executor(stack, model_path, device, threads, scheduler, min_confidence, eng)
         prog = _Progress(progress)
         counts = np.zeros(int(sum(len(n) for n in tax.names)) + 1, np.int64)
         window: deque = deque()
@@ -372,12 +424,33 @@ def classify(
     }
 
 
-def _executor(stack: contextlib.ExitStack, model_path, device: str, threads: int, scheduler, min_conf):
+def _executor(
+    stack: contextlib.ExitStack,
+    model_path,
+    device: str,
+    threads: int,
+    scheduler,
+    min_conf,
+    engine: str = "torch",
+):
     """``(submit(batch) -> future, close())`` for the chosen executor."""
     if scheduler is not None:
-        return _dask_executor(stack, model_path, threads, scheduler, min_conf)
+        return _dask_executor(stack, model_path, threads, scheduler, min_conf, engine)
+    if engine == "numpy":
+        # one model, memory-mapped; threads share it (numpy releases the GIL in its heavy calls)
+        with contextlib.suppress(ImportError):
+            from threadpoolctl import threadpool_limits
+
+            stack.enter_context(threadpool_limits(1))  # BLAS: one thread per worker
+        clf = Classifier.load(model_path, device, min_conf, "numpy")
+        if threads <= 1:
+            return (lambda b: _Done(clf.run(b))), (lambda: None)
+        from concurrent.futures import ThreadPoolExecutor
+
+        tpool = stack.enter_context(ThreadPoolExecutor(threads, thread_name_prefix="biodl-classify"))
+        return (lambda b: tpool.submit(clf.run, b)), (lambda: None)
     if threads <= 1 or device.lower() in ("cuda", "gpu"):
-        clf = Classifier.load(model_path, device, min_conf)
+        clf = Classifier.load(model_path, device, min_conf, "torch")
         if threads <= 1:
             import torch
 
@@ -405,7 +478,7 @@ def _executor(stack: contextlib.ExitStack, model_path, device: str, threads: int
             threads,
             mp_context=_mp_context(),
             initializer=_init_worker,
-            initargs=(str(model_path), "cpu", min_conf),
+            initargs=(str(model_path), "cpu", min_conf, "torch"),
         )
     )
     return (lambda b: pool.submit(_work, b)), (lambda: None)
@@ -423,7 +496,9 @@ def _mp_context():
     return mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
 
 
-def _dask_executor(stack: contextlib.ExitStack, model_path, threads: int, scheduler: str, min_conf):
+def _dask_executor(
+    stack: contextlib.ExitStack, model_path, threads: int, scheduler: str, min_conf, engine: str
+):
     try:
         from distributed import Client, LocalCluster
     except ImportError:  # pragma: no cover - a dependency
@@ -432,7 +507,7 @@ def _dask_executor(stack: contextlib.ExitStack, model_path, threads: int, schedu
         ) from None
     import hashlib
 
-    from biodl.train.checkpoint import _read_payload
+    from biodl.kinds.reads.weights import read_model_file
 
     if scheduler == "local":
         cluster = stack.enter_context(
@@ -451,10 +526,14 @@ def _dask_executor(stack: contextlib.ExitStack, model_path, threads: int, schedu
             client = stack.enter_context(Client(scheduler, timeout="20s"))
         except (OSError, TimeoutError) as e:
             raise BiodlInputError(f"cannot reach the Dask scheduler at {scheduler!r}: {e}") from None
-    p, payload = _read_payload(model_path)
-    state = {k: v for k, v in payload["state_dict"].items()}
-    key = hashlib.sha1(p.read_bytes()).hexdigest()
-    model_future = client.scatter([(key, payload["meta"], state)], broadcast=True)[0]
+    mf = read_model_file(model_path)
+    state = {k: np.array(v) for k, v in mf.tensors.items()}  # plain arrays (not memory maps) to ship
+    h = hashlib.sha1()
+    with open(mf.path, "rb") as fh:
+        for blk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(blk)
+    key = f"{h.hexdigest()}-{engine}"
+    model_future = client.scatter([(key, engine, json.dumps(mf.meta), state)], broadcast=True)[0]
     return (
         lambda b: client.submit(_dask_work, model_future, min_conf, b, pure=False),
         lambda: None,

@@ -1,4 +1,5 @@
-"""``biodl reads ...``: build a reference, sample labelled reads, classify a stream of reads.
+"""``biodl reads ...``: build a reference, sample labelled reads, classify a stream of reads,
+quantise a model's k-mer table.
 Loaded by :mod:`biodl.cli` through ``register(app)``; imports no torch."""
 
 from __future__ import annotations
@@ -114,8 +115,20 @@ def classify_cmd(
     ),
     mate2: list[str] | None = typer.Option(None, "--mate2", help="Second reads of pairs (one per input)."),
     batch_size: int = typer.Option(4096, help="Reads per batch."),
-    threads: int = typer.Option(1, "--threads", "-t", help="Worker processes for parsing, hashing, scoring."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda (the network on the GPU)."),
+    threads: int = typer.Option(
+        1,
+        "--threads",
+        "-t",
+        help="Workers hashing and scoring: threads sharing one model (numpy engine) or processes "
+        "with a model each (torch engine).",
+    ),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda (the network on the GPU; torch engine)."),
+    engine: str = typer.Option(
+        "auto",
+        "--engine",
+        help="numpy (no torch; memory-mapped table; read-classifier on the CPU), torch, or auto: "
+        "numpy where it can run.",
+    ),
     scheduler: str | None = typer.Option(
         None, "--scheduler", help="Dask scheduler address (tcp://host:8786), or 'local' for a LocalCluster."
     ),
@@ -130,7 +143,9 @@ def classify_cmd(
     Example: biodl reads classify runs/reads reads.fq.gz --report report.txt > calls.tsv
     """
     from biodl.kinds.reads.classify import classify
+    from biodl.kinds.reads.engine import keep_freed_memory
 
+    keep_freed_memory()
     try:
         if confidence is not None and not 0 <= confidence <= 1:
             raise BiodlError(f"--confidence must be between 0 and 1, got {confidence}")
@@ -146,6 +161,7 @@ def classify_cmd(
             scheduler=scheduler,
             min_confidence=confidence,
             progress=progress,
+            engine=engine,
         )
     except BiodlError as e:
         _fail(e)
@@ -158,6 +174,33 @@ def classify_cmd(
     if progress:
         summary = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items() if k != "counts"}
         err.print(f"[biodl] {json.dumps(summary)}", highlight=False, markup=False)
+
+
+@reads_app.command("quantize")
+def quantize_cmd(
+    model: Path = typer.Argument(..., help="A trained read-classifier: run directory or its model.pt."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model file to write (e.g. run/model.q4.pt)."),
+    bits: int = typer.Option(4, "--bits", help="8 (1 byte a value) or 4 (two values a byte)."),
+) -> None:
+    """Quantise a read-classifier's k-mer table to 8 or 4 bits a value (per-column scale and
+    offset; the rest of the network unchanged): 2^22 x 16 goes from 256 MiB to 64 MiB (8 bits) or
+    32 MiB (4 bits). The new file classifies like any model (biodl reads classify, biodl evaluate);
+    the table is never expanded back to float32.
+
+    Example: biodl reads quantize runs/reads --bits 4 --out runs/reads/model.q4.pt
+    """
+    from biodl.kinds.reads.weights import quantize_model
+
+    try:
+        r = quantize_model(model, out, bits)
+    except BiodlError as e:
+        _fail(e)
+    Console().print(
+        f"{out}: k-mer table {bits}-bit, {r['table_bytes'] / 2**20:.1f} MiB "
+        f"(file {r['file_bytes'] / 2**20:.1f} MiB); rms error {r['rms_error']:.4f} "
+        f"(values' sd {r['table_std']:.4f})",
+        highlight=False,
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -100,6 +100,34 @@ def _sep_for(path: Path, first_line: str) -> str:
     return "\t" if first_line.count("\t") >= first_line.count(",") else ","
 
 
+def _cols_text(cols: list[str], limit: int = 12) -> str:
+    """The column names for an error message: all of them when few, else the first ``limit``
+    and how many there are (a 919-label table would otherwise print 919 names)."""
+    if len(cols) <= limit:
+        return ", ".join(cols)
+    return ", ".join(cols[:limit]) + f", ... ({len(cols)} columns)"
+
+
+def _expand_label_cols(label_cols: list[str], cols: list[str], skip: set[str]) -> list[str]:
+    """Label columns named or matched: a name with ``*``/``?``/``[`` is a glob pattern over the
+    column names (``--label-col 'f*'`` takes every column starting with f, in file order),
+    ``all`` takes every column other than the sequence and id columns."""
+    import fnmatch
+
+    out: list[str] = []
+    for c in label_cols:
+        if c == "all" and "all" not in cols:
+            got = [x for x in cols if x not in skip]
+        elif any(ch in c for ch in "*?[") and c not in cols:
+            got = [x for x in cols if fnmatch.fnmatchcase(x, c) and x not in skip]
+            if not got:
+                got = [c]  # reported as missing below
+        else:
+            got = [c]
+        out += [x for x in got if x not in out]
+    return out
+
+
 def read_sequence_table(
     path: str | Path,
     seq_col: str | None = None,
@@ -112,7 +140,8 @@ def read_sequence_table(
     """Read a TSV/CSV (optionally gzip) table of sequences and labels.
 
     Columns are found by name when not given: sequence in ``seq``/``sequence``, labels in
-    ``Bound``/``label``/``class``..., ids in ``EventID``/``id``/``name``. DeepBind's
+    ``Bound``/``label``/``class``..., ids in ``EventID``/``id``/``name``; ``label_cols`` may hold
+    glob patterns (``f*``) or ``all`` (every column but the sequence and id). DeepBind's
     ``FoldID EventID seq Bound`` files are read as they are. Numeric label columns give
     binary/multi-label/regression targets (empty cells are missing labels); a single
     non-numeric label column gives a multi-class target.
@@ -143,35 +172,38 @@ def read_sequence_table(
         if seq_col is None:
             raise BiodlInputError(
                 f"no sequence column found (looked for {', '.join(SEQ_COLUMNS[:2])}; "
-                f"columns are: {', '.join(cols)}); name it with --seq-col",
+                f"columns are: {_cols_text(cols)}); name it with --seq-col",
                 path=p,
                 record=1,
             )
     elif seq_col not in cols:
         raise BiodlInputError(
-            f"sequence column {seq_col!r} not found; columns are: {', '.join(cols)}", path=p, record=1
+            f"sequence column {seq_col!r} not found; columns are: {_cols_text(cols)}", path=p, record=1
         )
     if isinstance(label_cols, str):
         label_cols = [c.strip() for c in label_cols.split(",") if c.strip()]
+    if id_col is None:
+        id_col = next((c for c in ID_COLUMNS if c in cols), None)
+    if label_cols:
+        label_cols = _expand_label_cols(label_cols, cols, {seq_col, id_col})
     if not label_cols:
         found = next((c for c in LABEL_COLUMNS if c in cols), None)
         label_cols = [found] if found else []
     missing = [c for c in label_cols if c not in cols]
     if missing:
         raise BiodlInputError(
-            f"label column(s) {', '.join(map(repr, missing))} not found; columns are: {', '.join(cols)}",
+            f"label column(s) {', '.join(map(repr, missing))} not found; columns are: {_cols_text(cols)}",
             path=p,
             record=1,
         )
     if require_labels and not label_cols:
         raise BiodlInputError(
             f"no label column found (looked for {', '.join(LABEL_COLUMNS[:4])}; "
-            f"columns are: {', '.join(cols)}); name it with --label-col",
+            f"columns are: {_cols_text(cols)}); name it with --label-col (a glob such as 'f*', "
+            "or 'all', takes many)",
             path=p,
             record=1,
         )
-    if id_col is None:
-        id_col = next((c for c in ID_COLUMNS if c in cols), None)
 
     seqs = df[seq_col].str.strip().tolist()
     if uppercase:

@@ -106,7 +106,8 @@ OPTIONS = (
         "label_col",
         "str",
         None,
-        "Label column(s), comma-separated (default: Bound / label / class).",
+        "Label column(s), comma-separated; glob patterns ('f*') or 'all' (every column but the "
+        "sequence and id) take many (default: Bound / label / class).",
         flag="--label-col",
     ),
     Option("pad", "int", None, "Pad with N / crop every sequence to this length.", flag="--pad", minimum=1),
@@ -430,6 +431,8 @@ class OneHotTraining(DataKind):
     """Training hooks shared by the one-hot DNA kinds (sequence files, genome windows): the
     augmenter (``--rc-augment``, ``--shift``) on the training set and ``--class-weight``."""
 
+    supports_ensemble = True
+
     def datasets(self, ctx, meta, splits):
         return augmented(splits.train, ctx.options, ctx.config.seed, splits.train.n_value), splits.valid
 
@@ -445,6 +448,58 @@ class OneHotTraining(DataKind):
         if ctx.options["class_weight"]:
             plan.pos_weight = class_weights(*self.weighted_labels(meta, splits))
         return plan
+
+    def fit(self, ctx, model, meta, splits):
+        """Train (the default runner), then choose the decision threshold of a binary /
+        multi-label model on the validation split."""
+        model, res, meta = super().fit(ctx, model, meta, splits)
+        valid = splits.valid
+        if meta.task in THRESHOLD_TASKS and res.is_global_zero and valid is not None and len(valid):
+            th = validation_thresholds(
+                model, meta, valid, device=ctx.config.device, rc_average=rc_average_for(meta, ctx.options)
+            )
+            meta = meta.replace(thresholds=th)
+            vals = th["values"]
+            shown = ", ".join(f"{t:.3f}" for t in vals[:8]) + (", ..." if len(vals) > 8 else "")
+            ctx.log(
+                f"decision threshold{'s' if len(th['values']) > 1 else ''} {shown} (largest MCC on the "
+                f"{th['n']} validation items), stored with the model for evaluate / predict"
+            )
+        return model, res, meta
+
+    def finish_ensemble(self, ctx, model, meta, splits):
+        """The ensemble's validation metrics (scored as ``evaluate`` scores, reverse-complement
+        averaging included) and its own decision thresholds."""
+        import torch
+
+        from biodl.train import compute_metrics
+        from biodl.train.predict import predict
+
+        valid = splits.valid
+        if valid is None or not len(valid):
+            return meta, {}
+        rc = rc_average_for(meta, ctx.options)
+        out, y = predict(model, valid, batch_size=256, device=ctx.config.device, rc_average=rc)
+        m = compute_metrics(meta.task, torch.from_numpy(out), torch.from_numpy(y), meta.label_names)
+        if meta.task in THRESHOLD_TASKS:
+            meta = meta.replace(
+                thresholds=validation_thresholds(model, meta, valid, device=ctx.config.device, rc_average=rc)
+            )
+        return meta, {f"val_{k}": float(v) for k, v in m.items() if "/" not in k}
+
+    def metrics(self, meta, outputs, targets, table):
+        """The task's metrics; binary / multi-label also MCC, accuracy, sensitivity and
+        specificity at the model's decision threshold (chosen on validation at training)."""
+        from biodl.io._util import note
+        from biodl.train.metrics import threshold_metrics
+
+        m = super().metrics(meta, outputs, targets, table)
+        if meta.task in THRESHOLD_TASKS and targets.shape[1] == outputs.shape[1]:
+            th, why = decision_thresholds(meta)
+            if why:
+                note(f"[biodl] {why}")
+            m.update(threshold_metrics(outputs, targets, th, meta.label_names))
+        return m
 
 
 class SequencesKind(OneHotTraining):
@@ -587,24 +642,6 @@ class SequencesKind(OneHotTraining):
         t = splits.extra["train_table"]
         return t.labels, meta.task, len(t.classes or [])
 
-    def fit(self, ctx, model, meta, splits):
-        """Train (the default runner), then choose the decision threshold of a binary /
-        multi-label model on the validation split."""
-        model, res, meta = super().fit(ctx, model, meta, splits)
-        valid = splits.valid
-        if meta.task in THRESHOLD_TASKS and res.is_global_zero and valid is not None and len(valid):
-            th = validation_thresholds(
-                model, meta, valid, device=ctx.config.device, rc_average=rc_average_for(meta, ctx.options)
-            )
-            meta = meta.replace(thresholds=th)
-            vals = th["values"]
-            shown = ", ".join(f"{t:.3f}" for t in vals[:8]) + (", ..." if len(vals) > 8 else "")
-            ctx.log(
-                f"decision threshold{'s' if len(th['values']) > 1 else ''} {shown} (largest MCC on the "
-                f"{th['n']} validation sequences), stored with the model for evaluate / predict"
-            )
-        return model, res, meta
-
     def after_fit(self, ctx, model, meta, splits):
         out: dict[str, Any] = {"seq_len": meta.data.get("seq_len")}
         if meta.thresholds:
@@ -630,31 +667,13 @@ class SequencesKind(OneHotTraining):
             model, meta, table, device=device, rc_average=rc_average_for(meta, options), batch_size=batch_size
         )
 
-    def metrics(self, meta, outputs, targets, table):
-        """The task's metrics; binary / multi-label also MCC, accuracy, sensitivity and
-        specificity at the model's decision threshold (chosen on validation at training)."""
-        from biodl.io._util import note
-        from biodl.train.metrics import threshold_metrics
-
-        m = super().metrics(meta, outputs, targets, table)
-        if meta.task in THRESHOLD_TASKS and targets.shape[1] == outputs.shape[1]:
-            th, why = decision_thresholds(meta)
-            if why:
-                note(f"[biodl] {why}")
-            m.update(threshold_metrics(outputs, targets, th, meta.label_names))
-        return m
-
     def frame(self, meta, table, outputs, targets=None) -> pd.DataFrame:
         """The prediction table; binary / multi-label add ``called_<label>`` (1 where the
         probability reaches the model's decision threshold)."""
-        df = prediction_frame(meta.task, table.ids, outputs, meta.label_names, meta.classes, targets)
-        if meta.task in THRESHOLD_TASKS:
-            th, _ = decision_thresholds(meta)
-            names = meta.label_names or [f"out{j}" for j in range(outputs.shape[1])]
-            for j, n in enumerate(names[: outputs.shape[1]]):
-                called = (df[f"prob_{n}"] >= th[j]).astype(int)
-                df.insert(df.columns.get_loc(f"prob_{n}") + 1, f"called_{n}", called)
-        return df
+        th = decision_thresholds(meta)[0] if meta.task in THRESHOLD_TASKS else None
+        return prediction_frame(
+            meta.task, table.ids, outputs, meta.label_names, meta.classes, targets, thresholds=th
+        )
 
     def predict_frame(self, model, meta, table, *, device, options, batch_size=256) -> pd.DataFrame:
         if meta.task in THRESHOLD_TASKS:

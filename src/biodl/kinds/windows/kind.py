@@ -22,7 +22,7 @@ import pandas as pd
 from biodl.errors import BiodlInputError
 from biodl.io._util import input_errors, note
 from biodl.kinds.base import Splits, TrainContext
-from biodl.kinds.sequences.kind import AUGMENT_OPTIONS, OneHotTraining, rc_average_for
+from biodl.kinds.sequences.kind import AUGMENT_OPTIONS, THRESHOLD_TASKS, OneHotTraining, rc_average_for
 from biodl.options import Option
 from biodl.train.checkpoint import RunMeta, data_as
 
@@ -387,12 +387,15 @@ class WindowsKind(OneHotTraining):
 
     def after_fit(self, ctx, model, meta, splits):
         d = data_as(WindowData, meta.data)
-        return {
+        out = {
             "genome": ctx.options["genome"],
             "labels": d.labels,
             "positives": meta.splits["positives"],
             "window": d.window,
         }
+        if meta.thresholds:
+            out["thresholds"] = meta.thresholds
+        return out
 
     # ------------------------------------------------------------------ inference
     def _annotation(self, d: WindowData, options: dict[str, Any], same_genome: bool) -> list[str]:
@@ -501,12 +504,19 @@ class WindowsKind(OneHotTraining):
         df = (base if base is not None else table.windows).reset_index(drop=True).copy()
         df["chrom"] = df["chrom"].astype(str)
         prob = 1 / (1 + np.exp(-outputs.astype(np.float64)))
-        for j, n in enumerate(meta.label_names):
-            df[f"prob_{n}"] = prob[:, j]
+        names = list(meta.label_names)
+        parts = [df, pd.DataFrame(prob[:, : len(names)], columns=[f"prob_{n}" for n in names])]
+        if meta.task in THRESHOLD_TASKS:
+            from biodl.kinds.sequences.kind import decision_thresholds
+
+            th = np.asarray(decision_thresholds(meta)[0], dtype=np.float64)[: len(names)]
+            called = (prob[:, : len(names)] >= th).astype(np.int8)
+            parts.append(pd.DataFrame(called, columns=[f"called_{n}" for n in names]))
         if targets is not None and targets.size:
-            for j, n in enumerate(meta.label_names):
-                df[f"true_{n}"] = targets[:, j].astype(int)
-        return df
+            parts.append(
+                pd.DataFrame(targets[:, : len(names)].astype(int), columns=[f"true_{n}" for n in names])
+            )
+        return pd.concat(parts, axis=1, copy=False)  # one step: a column at a time fragments 919 labels
 
     # ------------------------------------------------------------------ report
     def describe_data(self, meta):

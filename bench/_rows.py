@@ -1,0 +1,51 @@
+"""Rows that a benchmark hands to ``bench/headline.py``: one measure with its repeats summarised
+as min / median / max, the issue goal it answers and the target, written as JSON with ``--json``."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+
+def row(
+    measure: str,
+    values: list[float],
+    *,
+    goal: str = "",
+    target: str = "",
+    unit: str = "x",
+    note: str = "",
+) -> dict[str, Any]:
+    """One measure: ``values`` are its repeats (a ratio per repeat, or a figure)."""
+    v = [float(x) for x in values]
+    return {
+        "measure": measure,
+        "min": min(v) if v else float("nan"),
+        "median": statistics.median(v) if v else float("nan"),
+        "max": max(v) if v else float("nan"),
+        "n": len(v),
+        "unit": unit,
+        "goal": goal,
+        "target": target,
+        "note": note,
+    }
+
+
+def write_json(path: str | Path | None, rows: list[dict[str, Any]]) -> None:
+    """Write ``rows`` to ``path`` (nothing when ``path`` is None)."""
+    if path:
+        Path(path).write_text(json.dumps(rows, indent=1) + "\n")
+
+
+def fmt(r: dict[str, Any]) -> str:
+    """``min / median / max unit`` with sensible digits."""
+
+    def f(x: float) -> str:
+        a = abs(x)
+        return f"{x:,.0f}" if a >= 1000 else f"{x:.2f}" if a >= 0.1 else f"{x:.3g}"
+
+    if r["n"] == 1:
+        return f"{f(r['median'])}{r['unit']}"
+    return f"{f(r['min'])} / {f(r['median'])} / {f(r['max'])}{r['unit']}"

@@ -1,0 +1,190 @@
+"""`biodl predict` output: the prediction table built in one step, a fast text writer that
+writes what pandas' ``to_csv`` writes, and the array formats (npz, HDF5, Parquet) chosen by
+the ``--out`` suffix or ``--format``, each holding the numbers of the TSV."""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from biodl.cli import app
+from biodl.errors import BiodlInputError
+from biodl.io.predictions import format_table, output_format, read_predictions, split_frame
+
+runner = CliRunner()
+LABELS = ["CTCF", "DNase,K562", 'H3K4me3 "x"']  # a comma and a quote in names: quoted in CSV
+HAS_PYARROW = importlib.util.find_spec("pyarrow") is not None
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A multi-label DeepSEA (toy widths, random weights, stored thresholds) and a FASTA."""
+    import torch
+
+    from biodl.registry import get_recipe
+    from biodl.train.checkpoint import RunMeta, save_model
+
+    d = tmp_path_factory.mktemp("predfmt")
+    torch.manual_seed(0)
+    kwargs = dict(n_outputs=3, seq_len=100, n_filters=[8, 8, 8], kernel_size=5, pool_size=2, hidden=16)
+    model = get_recipe("deepsea").build(**kwargs)
+    meta = RunMeta(
+        kind="sequences",
+        recipe="deepsea",
+        task="multilabel",
+        model_kwargs=kwargs,
+        label_names=LABELS,
+        data={"seq_len": 100},
+        thresholds={"values": [0.3, 0.5, 0.7]},
+        status="finished",
+    )
+    save_model(d / "model.pt", model, meta)
+    rng = np.random.default_rng(1)
+    fa = d / "q.fa"
+    fa.write_text("".join(f">s{i} x\n{''.join(rng.choice(list('ACGT'), 100))}\n" for i in range(37)))
+    return d / "model.pt", fa
+
+
+def _predict(run, out, *extra):
+    model, fa = run
+    r = runner.invoke(app, ["predict", str(model), str(fa), "--out", str(out), *extra])
+    assert r.exit_code == 0, r.output
+    return r
+
+
+def test_text_is_what_pandas_writes_and_frame_is_one_step(run, tmp_path):
+    from biodl.kinds.sequences.kind import KIND
+    from biodl.pipeline import predict
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no PerformanceWarning: the frame is not built column by column
+        df = predict(run[0], run[1], quiet=True)
+    cols = ["id"] + [f"{p}_{n}" for n in LABELS for p in ("logit", "prob", "called")]
+    assert list(df.columns) == cols
+    assert (df[f"called_{LABELS[2]}"] == (df[f"prob_{LABELS[2]}"] >= 0.7)).all()
+    text = KIND.predictions_text(df)
+    assert text == df.to_csv(sep="\t", index=False, float_format="%.6g")
+    _predict(run, tmp_path / "p.tsv")
+    assert (tmp_path / "p.tsv").read_text() == text
+    _predict(run, tmp_path / "p.csv")
+    assert (tmp_path / "p.csv").read_text() == df.to_csv(index=False, float_format="%.6g")
+    r = runner.invoke(app, ["predict", str(run[0]), str(run[1]), "--format", "csv"])
+    assert r.exit_code == 0 and r.stdout == (tmp_path / "p.csv").read_text()
+
+
+@pytest.mark.parametrize("name", ["p.npz", "p.h5", "p.hdf5", "p.parquet", "p.tsv.gz", "p.csv"])
+def test_each_format_round_trips_the_tsv_numbers(run, tmp_path, name):
+    _predict(run, tmp_path / "p.tsv")
+    tsv = pd.read_csv(tmp_path / "p.tsv", sep="\t")
+    out = tmp_path / name
+    if name.endswith(".parquet") and not HAS_PYARROW:
+        model, fa = run
+        r = runner.invoke(app, ["predict", str(model), str(fa), "--out", str(out)])
+        assert r.exit_code == 2 and "needs the pyarrow package" in r.output and ".npz" in r.output
+        assert not out.exists()
+        return
+    _predict(run, out)
+    got = read_predictions(out)
+    assert sorted(got.columns) == sorted(tsv.columns)
+    assert got["id"].astype(str).tolist() == tsv["id"].tolist() == [f"s{i}" for i in range(37)]
+    num = [c for c in tsv.columns if c != "id"]
+    np.testing.assert_allclose(
+        got[num].to_numpy(np.float64), tsv[num].to_numpy(np.float64), rtol=5e-6, atol=1e-12
+    )
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+
+
+def test_array_layout(run, tmp_path):
+    import h5py
+
+    _predict(run, tmp_path / "p.npz")
+    with np.load(tmp_path / "p.npz", allow_pickle=False) as z:
+        assert z["predictions"].dtype == np.float32 and z["predictions"].shape == (37, 9)
+        assert z["ids"].tolist()[:2] == ["s0", "s1"] and z["columns"].tolist()[:2] == [
+            "logit_CTCF",
+            "prob_CTCF",
+        ]
+        npz = z["predictions"]
+    _predict(run, tmp_path / "p.h5")
+    with h5py.File(tmp_path / "p.h5", "r") as h:
+        assert set(h) == {"ids", "predictions", "columns", "fields"}
+        np.testing.assert_array_equal(h["predictions"][()], npz)
+        assert h["ids"].asstr()[()].tolist()[:2] == ["s0", "s1"]
+        assert h["columns"].asstr()[()].tolist()[-1] == f"called_{LABELS[2]}"
+
+
+def test_format_option_overrides_the_suffix(run, tmp_path):
+    _predict(run, tmp_path / "scores.out", "--format", "npz")
+    with np.load(tmp_path / "scores.out", allow_pickle=False) as z:
+        assert z["predictions"].shape == (37, 9)
+
+
+def test_unknown_suffix_or_format_is_one_clear_error(run, tmp_path):
+    model, fa = run
+    r = runner.invoke(app, ["predict", str(model), str(fa), "--out", str(tmp_path / "p.xlsx")])
+    assert r.exit_code == 2 and "cannot tell the output format" in r.output and ".npz" in r.output
+    assert "Traceback" not in r.output and not (tmp_path / "p.xlsx").exists()
+    r = runner.invoke(
+        app, ["predict", str(model), str(fa), "--out", str(tmp_path / "p.tsv"), "--format", "xls"]
+    )
+    assert r.exit_code == 2 and "unknown output format 'xls'" in r.output
+    r = runner.invoke(app, ["predict", str(model), str(fa), "--format", "h5"])
+    assert r.exit_code == 2 and "writes a file: give it with --out" in r.output
+
+
+def test_missing_writer_package_names_it_and_the_alternatives(monkeypatch):
+    from biodl.io import predictions
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "pyarrow" else real(n, *a))
+    with pytest.raises(BiodlInputError, match=r"needs the pyarrow package.*\.tsv, \.csv, \.npz, \.h5"):
+        predictions.check_writer("parquet", "x.parquet")
+
+
+def test_output_format_by_suffix():
+    assert output_format("a.TSV") == "tsv" and output_format("a.csv.gz") == "csv"
+    assert output_format("a.hdf5") == "h5" and output_format("a.pq") == "parquet"
+    assert output_format(None) == "tsv" and output_format("a.bin", "HDF5") == "h5"
+    with pytest.raises(BiodlInputError, match="cannot tell"):
+        output_format("a.npz.gz")
+
+
+def test_format_table_matches_to_csv_on_awkward_columns():
+    df = pd.DataFrame(
+        {
+            "chrom": ["chr1", 'a"b', "x\ty", None, "z,w"],
+            "start": np.array([1, -2, 3, 2**40, 0]),
+            "name": ["n", "", "m\nn", "q", "r"],
+            "v": [np.nan, 1.5, -0.0, np.inf, 1e-300],
+            "w": np.float32([1e-7, 123456789, 0.1, -2.5, np.nan]),
+            "b": [True, False, True, False, True],
+            "u8": np.array([0, 1, 255, 7, 9], np.uint8),
+            "p": ["A", "B", "C", "D", "E"],
+        }
+    )
+    for sep in ("\t", ","):
+        for header in (True, False):
+            want = df.to_csv(sep=sep, index=False, header=header, float_format="%.6g")
+            assert format_table(df, sep=sep, header=header) == want
+    assert format_table(df.iloc[:0]) == df.iloc[:0].to_csv(sep="\t", index=False, float_format="%.6g")
+    big = pd.DataFrame({"x": np.array([2**60], np.int64), "y": [0.5]})  # beyond float64's integers
+    assert format_table(big) == big.to_csv(sep="\t", index=False, float_format="%.6g")
+    cat = pd.DataFrame({"c": pd.Categorical(["a", "b"]), "y": [0.5, 1.0]})
+    assert format_table(cat) == cat.to_csv(sep="\t", index=False, float_format="%.6g")
+
+
+def test_split_frame_keys():
+    win = pd.DataFrame(
+        {"chrom": ["c1", "c2"], "start": [5, 9], "end": [10, 20], "name": ["a", "b"], "prob_x": [0.1, 0.2]}
+    )
+    ids, pred, cols, fields = split_frame(win)
+    assert ids == ["c1:5-10", "c2:9-20"] and cols == ["prob_x"] and pred.dtype == np.float32
+    assert list(fields) == ["chrom", "start", "end", "name"] and fields["start"].tolist() == [5, 9]
+    mc = pd.DataFrame({"id": ["a", "b"], "prob_u": [0.4, 0.9], "prob_v": [0.6, 0.1], "predicted": ["v", "u"]})
+    ids, pred, cols, fields = split_frame(mc)
+    assert ids == ["a", "b"] and cols == ["prob_u", "prob_v"] and fields["predicted"].tolist() == ["v", "u"]
