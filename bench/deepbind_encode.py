@@ -187,7 +187,10 @@ def train_stage(
             quiet=True,
         )
     cand.cpu_s += time.process_time() - c0
-    hist = pd.read_csv(cand.out_dir / "history.csv")
+    hist_path = cand.out_dir / "history.csv"
+    if not hist_path.exists():  # an ensemble: member 1's history (the network --seed trains)
+        hist_path = cand.out_dir / "member1" / "history.csv"
+    hist = pd.read_csv(hist_path)
     cand.history = [float(v) for v in hist["val_auroc"]] if "val_auroc" in hist else []
     cand.epochs = len(cand.history)
     cand.val_auc = float(summary["val_metrics"].get("val_auroc", math.nan))
@@ -249,7 +252,23 @@ def run_experiment(exp: str, enc_dir: Path, args: argparse.Namespace) -> dict[st
     ours = test_auc(Path(summary["model"]), b)
     cpu_min = (time.process_time() - cpu0) / 60
     wall_min = (time.time() - wall0) / 60
+    ens: dict[str, Any] = {}
+    if args.ensemble > 1:
+        # the winning setting again as an ensemble of K seeds, each trained to the same epoch cap
+        k = int(args.ensemble)
+        e = Candidate(
+            f"{best.name}+ens{k}",
+            dict(best.model),
+            dict(best.train, ensemble=k),
+            base / f"{best.name}_ens{k}",
+        )
+        c1 = time.process_time()
+        s_e = train_stage(
+            ac, e, final_epochs, args.seed, resume=True, test=b, resample_negatives=args.resample_negatives
+        )
+        ens = {"auc_ens": test_auc(Path(s_e["model"]), b), "cpu_min_ens": (time.process_time() - c1) / 60}
     return {
+        **ens,
         "experiment": exp,
         "n_pos": n_pos,
         "n_train": summary["n_train"],
@@ -320,15 +339,22 @@ COLUMNS = [
 ]
 
 
-def row_cells(r: dict[str, Any]) -> list[str]:
+ENS_COLUMNS = [("auc_ens", "ens_AUC"), ("diff_ens", "ens_diff"), ("cpu_min_ens", "ens_cpu_min")]
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return COLUMNS + (ENS_COLUMNS if any("auc_ens" in r for r in rows) else [])
+
+
+def row_cells(r: dict[str, Any], columns: list[tuple[str, str]] | None = None) -> list[str]:
     cells = []
-    for key, _ in COLUMNS:
+    for key, _ in columns or COLUMNS:
         v = r.get(key)
         if key == "experiment":
             cells.append(short(v))
-        elif key in ("cpu_min", "wall_min"):
+        elif key in ("cpu_min", "wall_min", "cpu_min_ens"):
             cells.append(fmt(v, 2))
-        elif key == "diff":
+        elif key in ("diff", "diff_ens"):
             cells.append("-" if v is None or math.isnan(v) else f"{v:+.4f}")
         elif isinstance(v, float):
             cells.append(fmt(v))
@@ -367,8 +393,9 @@ def means(rows: list[dict[str, Any]]) -> list[tuple[str, int, float, float, floa
 
 
 def render(rows: list[dict[str, Any]], markdown: bool) -> str:
-    heads = [h for _, h in COLUMNS]
-    body = [row_cells(r) for r in rows]
+    cols = _columns(rows)
+    heads = [h for _, h in cols]
+    body = [row_cells(r, cols) for r in rows]
     lines = []
     if markdown:
         lines.append("| " + " | ".join(heads) + " |")
@@ -387,6 +414,15 @@ def render(rows: list[dict[str, Any]], markdown: bool) -> str:
             + (f", released (our loader) {loader:.4f}" if not math.isnan(loader) else "")
             + (f", difference {ours - tsv:+.4f}" if not math.isnan(tsv) else "")
             + (f", difference {ours - loader:+.4f}" if math.isnan(tsv) and not math.isnan(loader) else "")
+        )
+    ens = [r for r in rows if "auc_ens" in r and not math.isnan(r.get("diff_ens", math.nan))]
+    if ens:
+        lines.append(
+            f"ensembles, mean over the {len(ens)} experiments with a released AUC: ensemble "
+            f"{np.mean([r['auc_ens'] for r in ens]):.4f} vs single {np.mean([r['auc'] for r in ens]):.4f} vs "
+            f"released {np.mean([r['auc_ens'] - r['diff_ens'] for r in ens]):.4f}; worst ensemble - released "
+            f"{min(r['diff_ens'] for r in ens):+.4f}; ensemble CPU minutes "
+            f"{sum(r['cpu_min_ens'] for r in ens):.2f}"
         )
     tot_cpu = sum(r["cpu_min"] for r in rows)
     tot_wall = sum(r["wall_min"] for r in rows)
@@ -425,6 +461,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=DEFAULT_CANDIDATES,
         help=f"calibration candidates (default {DEFAULT_CANDIDATES}; known: {', '.join(CANDIDATES)})",
     )
+    ap.add_argument(
+        "--ensemble",
+        type=int,
+        default=1,
+        help="also train the chosen setting as an ensemble of this many seeds (biodl train --ensemble) "
+        "and report its test AUC beside the single model's (default 1: no ensemble)",
+    )
     ap.add_argument("--out", default=str(REPO / "bench" / "out" / "deepbind_encode"))
     ap.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
     ap.add_argument(
@@ -458,6 +501,8 @@ def _experiment_row(job: tuple) -> dict[str, Any]:
     r["released_note"] = note
     ref = r["released_auc_tsv"] if not math.isnan(r["released_auc_tsv"]) else r["released_auc_ours"]
     r["diff"] = r["auc"] - ref if not math.isnan(ref) else math.nan
+    if "auc_ens" in r:
+        r["diff_ens"] = r["auc_ens"] - ref if not math.isnan(ref) else math.nan
     return r
 
 

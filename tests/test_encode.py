@@ -188,3 +188,11 @@ def test_one_hot_batch_matches_single(length):
     np.testing.assert_array_equal(
         one_hot_batch([seqs[0], amb], iupac_as_n=True)[1], _one_hot_reference(amb, 0.25, np.float32, True)
     )
+
+
+def test_invalid_non_ascii_character_is_named_as_given():
+    from biodl.encode import one_hot
+
+    for seq in ("ACGT" * 5 + "é" + "ACGT", "ACGT" * 20000 + "é"):
+        with pytest.raises(BiodlInputError, match=f"'é' at position {len(seq.split('é')[0]) + 1} "):
+            one_hot(seq)

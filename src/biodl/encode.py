@@ -41,12 +41,14 @@ _COMPLEMENT_STR = str.maketrans("ACGTUNacgtunRYSWKMBDHVryswkmbdhv", "TGCAANtgcaa
 _ACGT_LOWER = np.frombuffer(b"acgt", dtype=np.uint8)[:, None]
 
 
-def _codes(buf: np.ndarray, iupac_as_n: bool) -> np.ndarray:
+def _codes(buf: np.ndarray, iupac_as_n: bool, text: str | None = None) -> np.ndarray:
     codes = _LUT[bool(iupac_as_n)][buf]
     if codes.max(initial=0) == _INVALID:
         pos = int(np.argmax(codes == _INVALID))
+        # the character as given (a non-ASCII one is a '?' in the ASCII bytes)
+        char = text[pos] if text is not None and pos < len(text) else chr(buf.flat[pos])
         raise BiodlInputError(
-            f"invalid character {chr(buf.flat[pos])!r} at position {pos + 1} "
+            f"invalid character {char!r} at position {pos + 1} "
             "(allowed: A, C, G, T, U, N in either case)"
         )
     return codes
@@ -367,7 +369,7 @@ def one_hot(
     buf = np.frombuffer(_as_bytes(seq), dtype=np.uint8)
     out = np.empty((4, buf.shape[0]), dtype=dtype)
     if not kernels["one"](buf, out, vals, iupac):
-        _codes(buf, iupac_as_n)  # raises, naming the first invalid character and its position
+        _codes(buf, iupac_as_n, seq if type(seq) is str else None)  # raises, naming the first invalid character and its position
         raise AssertionError("unreachable: one_hot's kernel and its lookup table disagree")
     return out
 
