@@ -48,8 +48,7 @@ def _codes(buf: np.ndarray, iupac_as_n: bool, text: str | None = None) -> np.nda
         # the character as given (a non-ASCII one is a '?' in the ASCII bytes)
         char = text[pos] if text is not None and pos < len(text) else chr(buf.flat[pos])
         raise BiodlInputError(
-            f"invalid character {char!r} at position {pos + 1} "
-            "(allowed: A, C, G, T, U, N in either case)"
+            f"invalid character {char!r} at position {pos + 1} (allowed: A, C, G, T, U, N in either case)"
         )
     return codes
 
@@ -369,7 +368,8 @@ def one_hot(
     buf = np.frombuffer(_as_bytes(seq), dtype=np.uint8)
     out = np.empty((4, buf.shape[0]), dtype=dtype)
     if not kernels["one"](buf, out, vals, iupac):
-        _codes(buf, iupac_as_n, seq if type(seq) is str else None)  # raises, naming the first invalid character and its position
+        # raises, naming the first invalid character (as given) and its position
+        _codes(buf, iupac_as_n, seq if type(seq) is str else None)
         raise AssertionError("unreachable: one_hot's kernel and its lookup table disagree")
     return out
 
