@@ -668,19 +668,6 @@ def _cnn_split(
     recipe = get_recipe(system)
     n_out = len(sp.train.classes) if row.task == "multiclass" else 1
     mk = recipe.model_kwargs(n_out, seq_len=seq_len, **model_options(system, seq_len, row.strand_symmetric))
-    seed_all(opts["seed"] + k)
-    model = recipe.build(**mk)
-    cfg = TrainConfig(
-        max_epochs=opts["epochs"] or row.epochs,
-        patience=PATIENCE,
-        batch_size=128,
-        lr=lr,
-        weight_decay=WEIGHT_DECAY,
-        seed=opts["seed"] + k,
-        device="cpu",
-        progress=False,
-        resume=False,
-    )
     pos_weight = None
     if opts["class_weight"]:
         y = sp.train.labels[:, 0]
@@ -689,21 +676,46 @@ def _cnn_split(
             pos_weight = torch.tensor(len(y) / (n_out * np.maximum(cnt, 1)), dtype=torch.float32)
         else:
             pos_weight = torch.tensor([(y == 0).sum() / max((y == 1).sum(), 1)], dtype=torch.float32)
-    res = fit_model(
-        model,
-        row.task,
-        train_ds,
-        valid_ds,
-        out / f"fold{k}",
-        cfg,
-        RunMeta(kind="sequences", recipe=system, task=row.task, model_kwargs=mk),
-        pos_weight=pos_weight,
-    )
-    model = fit_model_best(out / f"fold{k}")
+    members, best_epochs = [], []
+    n_members = int(opts.get("ensemble") or 1)
+    for j in range(n_members):  # --ensemble K: seeds seed + k + 1000 j, the mean of their logits
+        seed = opts["seed"] + k + 1000 * j
+        seed_all(seed)
+        model = recipe.build(**mk)
+        cfg = TrainConfig(
+            max_epochs=opts["epochs"] or row.epochs,
+            patience=PATIENCE,
+            batch_size=128,
+            lr=lr,
+            weight_decay=WEIGHT_DECAY,
+            seed=seed,
+            device="cpu",
+            progress=False,
+            resume=False,
+        )
+        run = out / f"fold{k}" / (f"member{j + 1}" if n_members > 1 else "")
+        res = fit_model(
+            model,
+            row.task,
+            train_ds,
+            valid_ds,
+            run,
+            cfg,
+            RunMeta(kind="sequences", recipe=system, task=row.task, model_kwargs=mk),
+            pos_weight=pos_weight,
+        )
+        members.append(fit_model_best(run))
+        best_epochs.append(res.best_epoch)
+    if n_members > 1:
+        from biodl.train.ensemble import Ensemble
+
+        model = Ensemble(members).eval()
+    else:
+        model = members[0]
     return {
         "test": {rc: _logits(model, test_ds, rc) for rc in (False, True)},
         "valid": {rc: _logits(model, valid_ds, rc) for rc in (False, True)} if valid_ds is not None else None,
-        "best_epoch": res.best_epoch,
+        "best_epoch": best_epochs[0] if n_members == 1 else best_epochs,
     }
 
 
@@ -977,6 +989,12 @@ def main(argv: list[str] | None = None) -> int:
         help="reverse-complement augmentation in training (auto: only strand-symmetric data)",
     )
     ap.add_argument("--shift", type=int, default=0, help="shift augmentation (bases)")
+    ap.add_argument(
+        "--ensemble",
+        type=int,
+        default=1,
+        help="train each CNN as an ensemble of this many seeds, the mean of their logits (variant +ensK)",
+    )
     ap.add_argument("--class-weight", action="store_true", help="inverse-frequency class weights")
     ap.add_argument(
         "--rc-average",
@@ -1061,6 +1079,7 @@ def main(argv: list[str] | None = None) -> int:
                     ("class_weight", a.class_weight),
                     (f"lr{a.lr:g}" if a.lr else "", a.lr),
                     (f"epochs{a.epochs}" if a.epochs else "", a.epochs),
+                    (f"ens{a.ensemble}", a.ensemble > 1),
                 )
                 if on
             ]
@@ -1098,7 +1117,15 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 print(f"[bench] running {key} ...", file=sys.stderr, flush=True)
                 rc_avg = {"auto": None, "on": True, "off": False}[a.rc_average]
-                opts = dict(v, seed=a.seed, epochs=a.epochs, lr=a.lr, rc_average=rc_avg, variant=tag)
+                opts = dict(
+                    v,
+                    seed=a.seed,
+                    epochs=a.epochs,
+                    lr=a.lr,
+                    rc_average=rc_avg,
+                    variant=tag,
+                    ensemble=a.ensemble,
+                )
                 try:
                     r = run_row(row, system, a.out / "runs" / key.replace("/", "__"), opts)
                 except (BiodlInputError, ValueError) as e:
