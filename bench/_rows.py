@@ -20,12 +20,39 @@ def row(
 ) -> dict[str, Any]:
     """One measure: ``values`` are its repeats (a ratio per repeat, or a figure)."""
     v = [float(x) for x in values]
+    nan = float("nan")
+    return summary_row(
+        measure,
+        min(v) if v else nan,
+        statistics.median(v) if v else nan,
+        max(v) if v else nan,
+        len(v),
+        goal=goal,
+        target=target,
+        unit=unit,
+        note=note,
+    )
+
+
+def summary_row(
+    measure: str,
+    lo: float,
+    median: float,
+    hi: float,
+    n: int,
+    *,
+    goal: str = "",
+    target: str = "",
+    unit: str = "x",
+    note: str = "",
+) -> dict[str, Any]:
+    """One measure already summarised over its ``n`` repeats."""
     return {
         "measure": measure,
-        "min": min(v) if v else float("nan"),
-        "median": statistics.median(v) if v else float("nan"),
-        "max": max(v) if v else float("nan"),
-        "n": len(v),
+        "min": float(lo),
+        "median": float(median),
+        "max": float(hi),
+        "n": int(n),
         "unit": unit,
         "goal": goal,
         "target": target,

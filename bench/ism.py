@@ -183,24 +183,24 @@ def main() -> None:
     print(table(rows))
     print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     if args.json:
-        import json
+        from _rows import summary_row, write_json
 
-        out = [
-            {
-                "measure": f"ISM {r['model']} ({r['edits']:,} edits): tangermeme time / biodl time",
-                "min": r["ratio_min"],
-                "median": r["ratio_median"],
-                "max": r["ratio_max"],
-                "n": args.repeats,
-                "unit": "x",
-                "goal": "5",
-                "target": f">= {r['goal']:g}x" if r["model"] == "deepsea" else "",
-                "note": f"max |diff| {r['max_abs_diff']:.1e}, CPU-time ratio {r['cpu_ratio_median']:.1f}x",
-            }
-            for r in rows
-        ]
-        with open(args.json, "w") as fh:
-            json.dump(out, fh, indent=1)
+        write_json(
+            args.json,
+            [
+                summary_row(
+                    f"ISM {r['model']} ({r['edits']:,} edits): tangermeme time / biodl time",
+                    r["ratio_min"],
+                    r["ratio_median"],
+                    r["ratio_max"],
+                    args.repeats,
+                    goal="5",
+                    target=f">= {r['goal']:g}x" if r["model"] == "deepsea" else "",
+                    note=f"max |diff| {r['max_abs_diff']:.1e}, CPU-time ratio {r['cpu_ratio_median']:.1f}x",
+                )
+                for r in rows
+            ],
+        )
 
 
 if __name__ == "__main__":

@@ -471,16 +471,20 @@ def test_soft_epoch_cap_goes_on_while_validation_improves(tmp_path, capsys):
     """extend_epochs: past max_epochs, training continues while every epoch improves the
     validation metric, and stops at the first that does not (or at the hard cap, with a note)."""
     table, valid = _planted(256, seed=11), _planted(128, seed=12)
-    seed_all(0)
-    res = fit_model(
-        DeepBind(**TINY),
-        "binary",
-        SequenceDataset(table),
-        SequenceDataset(valid),
-        tmp_path / "soft",
-        _cfg(max_epochs=2, patience=3, extend_epochs=6, lr=1e-3, batch_size=32),
-        meta=_meta(),
-    )
+
+    def run(out, **cfg):
+        seed_all(0)
+        return fit_model(
+            DeepBind(**TINY),
+            "binary",
+            SequenceDataset(table),
+            SequenceDataset(valid),
+            tmp_path / out,
+            _cfg(max_epochs=2, patience=3, lr=1e-3, batch_size=32, **cfg),
+            meta=_meta(),
+        )
+
+    res = run("soft", extend_epochs=6)
     auc = pd.read_csv(tmp_path / "soft" / "history.csv")["val_auroc"].tolist()
     n = len(auc)
     assert n == res.epochs_run and n > 2, auc  # premise: still improving at the soft cap, so it went on
@@ -490,16 +494,7 @@ def test_soft_epoch_cap_goes_on_while_validation_improves(tmp_path, capsys):
     out = capsys.readouterr()
     assert ("still improving" in out.out + out.err) == (n == 8 and running_best[-1])
     # the same run with a hard cap stops at 2 and says validation was still improving
-    seed_all(0)
-    hard = fit_model(
-        DeepBind(**TINY),
-        "binary",
-        SequenceDataset(table),
-        SequenceDataset(valid),
-        tmp_path / "hard",
-        _cfg(max_epochs=2, patience=3, lr=1e-3, batch_size=32),
-        meta=_meta(),
-    )
+    hard = run("hard")
     assert hard.epochs_run == 2
     out = capsys.readouterr()
     assert "still improving at the last epoch (2)" in out.out + out.err

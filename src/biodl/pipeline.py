@@ -230,9 +230,7 @@ def _fit_ensemble(k: DataKind, ctx: TrainContext, model, meta, splits):
     from biodl.train import FitResult
     from biodl.train.ensemble import Ensemble
 
-    n = int(ctx.config.ensemble)
-    if not k.supports_ensemble:
-        raise BiodlInputError(f"--ensemble is not available for {k.title} models (train one network)")
+    n = int(ctx.config.ensemble)  # train() has checked that the kind supports ensembles
     members, results = [], []
     for j in range(n):
         cfg = replace(ctx.config, seed=ctx.config.seed + j, ensemble=1)

@@ -411,7 +411,9 @@ def train(
             profiler=profiler,
             # without --epochs the recipe's cap is soft: a run still improving there goes on
             # (up to 3x the cap) until an epoch does not improve, so validation, not the cap, stops it
-            extend_epochs=0 if epochs is not None else 2 * int(recipe.train_defaults.get("max_epochs", 20)),
+            extend_epochs=0
+            if epochs is not None
+            else 2 * int(recipe.train_defaults.get("max_epochs", TrainConfig.max_epochs)),
             num_workers=num_workers,
             ensemble=ensemble,
             resume=resume,

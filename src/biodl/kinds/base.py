@@ -295,18 +295,32 @@ class DataKind:
         self, ctx: TrainContext, model: nn.Module, meta: RunMeta, splits: Splits
     ) -> tuple[RunMeta, dict[str, float]]:
         """After the members of an ensemble are trained (``model`` is the
-        :class:`~biodl.train.ensemble.Ensemble`): its meta and its validation metrics
-        (``val_<metric>``; empty without a validation set). Default: the task's metrics of the
-        ensemble's predictions on ``splits.valid`` (a dataset of ``(x, y)`` items)."""
+        :class:`~biodl.train.ensemble.Ensemble`): its meta (:meth:`with_thresholds`) and its
+        validation metrics (``val_<metric>``; empty without a validation set), both from one
+        scoring of ``splits.valid`` (:meth:`validation_outputs`)."""
         import torch
 
-        from biodl.train import compute_metrics, predict
+        from biodl.train import compute_metrics
 
         if splits.valid is None or not len(splits.valid):
             return meta, {}
-        out, y = predict(model, splits.valid, batch_size=256, device=ctx.config.device)
+        out, y = self.validation_outputs(ctx, model, meta, splits.valid)
         m = compute_metrics(meta.task, torch.from_numpy(out), torch.from_numpy(y), meta.label_names)
-        return meta, {f"val_{k}": float(v) for k, v in m.items() if "/" not in k}
+        return self.with_thresholds(meta, out, y), {
+            f"val_{k}": float(v) for k, v in m.items() if "/" not in k
+        }
+
+    def validation_outputs(
+        self, ctx: TrainContext, model: nn.Module, meta: RunMeta, valid: Any
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(outputs, labels)`` of ``model`` on the validation dataset (``(x, y)`` items)."""
+        from biodl.train import predict
+
+        return predict(model, valid, batch_size=256, device=ctx.config.device)
+
+    def with_thresholds(self, meta: RunMeta, outputs: np.ndarray, labels: np.ndarray) -> RunMeta:
+        """``meta`` with what the kind chooses on validation outputs (default: nothing)."""
+        return meta
 
     def threads(self, ctx: TrainContext) -> int | None:
         """torch CPU threads while training (``None``: leave torch's setting)."""

@@ -183,25 +183,18 @@ class HistoryCallback(Callback):
 
 class SoftEpochCap(Callback):
     """Past ``soft`` epochs, stop at the first epoch that does not improve ``monitor`` (the
-    trainer's ``max_epochs`` is the hard cap). Decides from the history rows, so a resumed run
-    decides as an uninterrupted one. ``stopped_by`` says what ended training: ``validation``
-    (this rule or early stopping), or ``cap`` when the last epoch was still the best."""
+    trainer's ``max_epochs`` is the hard cap). Decides from the history rows (:func:`best_row`),
+    so a resumed run decides as an uninterrupted one."""
 
     def __init__(self, soft: int, monitor: str, mode: str, history: HistoryCallback) -> None:
         self.soft, self.monitor, self.mode, self.history = int(soft), monitor, mode, history
-
-    def _best_epoch(self) -> int | None:
-        rows = [r for r in self.history.rows if self.monitor in r and not math.isnan(r[self.monitor])]
-        if not rows:
-            return None
-        pick = (max if self.mode == "max" else min)(rows, key=lambda r: r[self.monitor])
-        return int(pick["epoch"])
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         epoch = trainer.current_epoch
         if trainer.sanity_checking or epoch + 1 < self.soft:
             return
-        if self._best_epoch() != epoch:
+        best = best_row(self.history.rows, self.monitor, self.mode)
+        if best is None or int(best["epoch"]) != epoch:
             trainer.should_stop = True
 
 

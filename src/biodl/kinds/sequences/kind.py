@@ -270,13 +270,12 @@ def decision_thresholds(meta: RunMeta) -> tuple[list[float], str | None]:
     )
 
 
-def validation_thresholds(model, meta: RunMeta, valid, *, device: str, rc_average: bool) -> dict[str, Any]:
+def validation_thresholds(out: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     """``RunMeta.thresholds``: per output, the probability threshold of largest MCC on the
-    validation dataset ``valid`` scored as ``evaluate`` scores (never the test set)."""
+    validation outputs ``out`` (logits, scored as ``evaluate`` scores) and labels ``y`` (never
+    the test set)."""
     from biodl.train.metrics import mcc_threshold
-    from biodl.train.predict import predict
 
-    out, y = predict(model, valid, batch_size=256, device=device, rc_average=rc_average)
     prob = 1 / (1 + np.exp(-out.astype(np.float64)))
     values, mccs = [], []
     for j in range(out.shape[1]):
@@ -455,10 +454,8 @@ class OneHotTraining(DataKind):
         model, res, meta = super().fit(ctx, model, meta, splits)
         valid = splits.valid
         if meta.task in THRESHOLD_TASKS and res.is_global_zero and valid is not None and len(valid):
-            th = validation_thresholds(
-                model, meta, valid, device=ctx.config.device, rc_average=rc_average_for(meta, ctx.options)
-            )
-            meta = meta.replace(thresholds=th)
+            meta = self.with_thresholds(meta, *self.validation_outputs(ctx, model, meta, valid))
+            th = meta.thresholds
             vals = th["values"]
             shown = ", ".join(f"{t:.3f}" for t in vals[:8]) + (", ..." if len(vals) > 8 else "")
             ctx.log(
@@ -467,25 +464,18 @@ class OneHotTraining(DataKind):
             )
         return model, res, meta
 
-    def finish_ensemble(self, ctx, model, meta, splits):
-        """The ensemble's validation metrics (scored as ``evaluate`` scores, reverse-complement
-        averaging included) and its own decision thresholds."""
-        import torch
-
-        from biodl.train import compute_metrics
+    def validation_outputs(self, ctx, model, meta, valid):
+        """Scored as ``evaluate`` scores: reverse-complement averaging as the run chose."""
         from biodl.train.predict import predict
 
-        valid = splits.valid
-        if valid is None or not len(valid):
-            return meta, {}
         rc = rc_average_for(meta, ctx.options)
-        out, y = predict(model, valid, batch_size=256, device=ctx.config.device, rc_average=rc)
-        m = compute_metrics(meta.task, torch.from_numpy(out), torch.from_numpy(y), meta.label_names)
-        if meta.task in THRESHOLD_TASKS:
-            meta = meta.replace(
-                thresholds=validation_thresholds(model, meta, valid, device=ctx.config.device, rc_average=rc)
-            )
-        return meta, {f"val_{k}": float(v) for k, v in m.items() if "/" not in k}
+        return predict(model, valid, batch_size=256, device=ctx.config.device, rc_average=rc)
+
+    def with_thresholds(self, meta, out, y):
+        """Binary / multi-label: the thresholds of largest validation MCC (:func:`validation_thresholds`)."""
+        if meta.task not in THRESHOLD_TASKS:
+            return meta
+        return meta.replace(thresholds=validation_thresholds(out, y))
 
     def metrics(self, meta, outputs, targets, table):
         """The task's metrics; binary / multi-label also MCC, accuracy, sensitivity and
