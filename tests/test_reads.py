@@ -473,3 +473,87 @@ def test_quantized_bag_sums_codes_exactly(bits, dim) -> None:
         want = deq[x].sum(1, dtype=np.float64)
         np.testing.assert_allclose(net.bag_sums(x), want, rtol=1e-5, atol=1e-3)
         np.testing.assert_allclose(bag(torch.from_numpy(x)).numpy(), want, rtol=1e-5, atol=1e-3)
+
+
+# ------------------------------------------------------------- thresholds for absent species
+def test_lineage_must_be_sure_for_a_call() -> None:
+    from biodl.kinds.reads.classify import decide
+
+    # 2 species in genus 0, 1 species in genus 1; genus head unsure for read 1
+    parents = [[0, 0, 1]]
+    sp = np.log(np.array([[0.95, 0.03, 0.02], [0.95, 0.03, 0.02], [0.2, 0.2, 0.6]]))
+    ge = np.log(np.array([[0.99, 0.01], [0.6, 0.4], [0.5, 0.5]]))
+    rank, index, _ = decide([sp, ge], np.array([0.9, 0.9]))
+    assert rank.tolist() == [0, 0, -1]  # without the lineage: read 1 is a species call
+    rank, index, conf = decide([sp, ge], np.array([0.9, 0.9]), parents)
+    assert rank.tolist() == [0, -1, -1] and index[0] == 0 and conf[0] == pytest.approx(0.95)
+    rank, _, _ = decide([sp, ge], np.array([0.9, 0.5]), parents)
+    assert rank.tolist() == [0, 0, 1]  # genus 0.6 >= 0.5: the species call stands; read 2 at genus
+
+
+def test_holdouts_and_subset_reference(ref, tmp_path) -> None:
+    from biodl.kinds.reads.data import layout, sample_reads
+    from biodl.kinds.reads.novel import holdout_indices, pick_holdouts, subset_reference
+
+    r = load_reference(ref)
+    a, b = pick_holdouts(r, 1), pick_holdouts(r, 1)
+    assert a == b
+    genus = np.asarray(r.taxonomy.parent[0])
+    leaf = r.genome_leaf()
+    # one species of each genus with two or more species (Blochmannia, Corynebacterium here)
+    assert sorted(r.taxonomy.names[1][genus[leaf[i]]] for i in a) == ["Blochmannia", "Corynebacterium"]
+    assert {len({leaf[i] for i in pick_holdouts(r, s)}) for s in range(5)} == {2}
+    sub = load_reference(subset_reference(r, a, tmp_path / "sub"))
+    assert sub.taxonomy.names == r.taxonomy.names  # same classes: outputs line up with the model's
+    assert len(sub.genomes) == len(r.genomes) - len(a)
+    _, got, _ = sample_reads(sub, np.arange(3000), seed=2, lay=layout(sub))
+    assert not set(got.tolist()) & {int(leaf[i]) for i in a}  # never a read of a held-out genome
+    gnames = [g["name"] for g in r.genomes]
+    assert holdout_indices(r, ["Caulobacter_crescentus"]) == [gnames.index("Caulobacter_crescentus_CB15")]
+    with pytest.raises(BiodlInputError, match="'Nope' is neither a genome nor a species"):
+        holdout_indices(r, ["Nope"])
+    with pytest.raises(BiodlInputError, match="names every genome"):
+        holdout_indices(r, [g["name"] for g in r.genomes])
+
+
+def test_choose_threshold_needs_the_whole_tail() -> None:
+    from biodl.kinds.reads.novel import choose_threshold
+
+    grid = np.array([0.5, 0.7, 0.9, 0.99, 0.999])
+    curve = {
+        "threshold": grid,
+        "ppv": np.array([0.8, 0.96, 0.9, 0.97, np.nan]),
+        "called": np.array([90, 80, 60, 40, 0]),
+    }
+    assert choose_threshold(curve, 0.95) == (0.99, True)  # 0.7 passes but 0.9 above it does not
+    assert choose_threshold(curve, 0.99) == (0.999, False)
+
+
+def test_calibrate_novel_trains_without_the_holdouts(model, tmp_path) -> None:
+    import json
+    import shutil
+
+    import torch
+
+    run = tmp_path / "run"
+    shutil.copytree(model, run)
+    res = runner.invoke(
+        app, ["reads", "calibrate-novel", str(run), "--n", "400", "--fragment", "300", "--target-ppv", "0.5"]
+    )
+    assert res.exit_code == 0, res.output
+    cal = json.loads((run / "novel-calibration" / "calibration.json").read_text())
+    shadow = json.loads((run / "novel-calibration" / "shadow" / "run.json").read_text())
+    sub = json.loads((run / "novel-calibration" / "reference" / "reference.json").read_text())
+    assert sub["excluded_genomes"] == cal["held_out"] and len(cal["held_out"]) == 2
+    assert {g["name"] for g in sub["genomes"]}.isdisjoint(cal["held_out"])
+    assert shadow["options"]["test_reads"] == 0 and shadow["training"]["max_epochs"] == 3
+    assert cal["met"] and cal["ppv"] >= 0.5 and cal["called"] >= 20
+    sd = torch.load(run / "model.pt", weights_only=True)
+    thr = sd["state_dict"]["threshold"].tolist()
+    assert thr[0] == pytest.approx(0.9) and thr[1:] == pytest.approx([cal["threshold"]] * 5)
+    assert json.loads(sd["meta"])["thresholds"]["values"] == pytest.approx(thr)
+    assert json.loads((run / "run.json").read_text())["thresholds"]["criterion"].startswith("smallest")
+    again = runner.invoke(app, ["reads", "calibrate-novel", str(run), "--n", "400", "--fragment", "300"])
+    assert "reusing the shadow model" in again.output or again.exit_code == 0
+    bad = runner.invoke(app, ["reads", "calibrate-novel", str(run), "--rank", "species"])
+    assert bad.exit_code == 2 and "--rank must be one of genus" in bad.output

@@ -45,20 +45,35 @@ HEADER = "id\ttaxon\ttaxid\trank\tconfidence\n"
 
 
 # --------------------------------------------------------------------------------- calls
-def decide(lp_parts: list[np.ndarray], threshold: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def decide(
+    lp_parts: list[np.ndarray], threshold: np.ndarray, parents: list[list[int]] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Calls from calibrated log-probabilities per rank (lowest first): ``(rank, index,
-    confidence)`` per read, rank -1 = unclassified (confidence: that of the top rank)."""
+    confidence)`` per read, rank -1 = unclassified (confidence: that of the top rank).
+
+    A read is called at the lowest rank whose most likely taxon reaches that rank's threshold;
+    with ``parents`` (the taxonomy's ``parent`` lists), every ancestor of that taxon must also
+    reach the threshold of its rank in its own head (a species call needs its genus to be sure
+    too), so a call is never made under a lineage the model doubts."""
     R = len(lp_parts)
     n = lp_parts[0].shape[0]
+    rows = np.arange(n)
     rank = np.full(n, -1, np.int64)
     index = np.zeros(n, np.int64)
     conf = np.zeros(n, np.float64)
+    logt = np.log(np.maximum(np.asarray(threshold, np.float64), 1e-300))
     for r in reversed(range(R)):
         a = lp_parts[r].argmax(1)
-        p = np.exp(lp_parts[r][np.arange(n), a])
+        lp = lp_parts[r][rows, a]
+        p = np.exp(lp)
         if r == R - 1:
             conf[:] = p
-        sure = p >= threshold[r]
+        sure = lp >= logt[r]
+        if parents is not None:
+            anc = a
+            for up in range(r + 1, R):
+                anc = np.asarray(parents[up - 1], np.int64)[anc]
+                sure &= lp_parts[up][rows, anc] >= logt[up]
         rank[sure], index[sure], conf[sure] = r, a[sure], p[sure]
     return rank, index, conf
 
@@ -166,7 +181,7 @@ class Classifier:
 
     def calls(self, lp: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         parts = np.split(lp, self.labels.offset[1:-1], axis=1)
-        return decide(parts, self.threshold)
+        return decide(parts, self.threshold, self.tax.parent)
 
     def run(self, batch: ReadBatch, x: np.ndarray | None = None) -> tuple[str, np.ndarray]:
         """Output lines and direct counts (``(n_taxa + 1,)``, unclassified last) of a batch."""

@@ -203,6 +203,55 @@ def quantize_cmd(
     )
 
 
+@reads_app.command("calibrate-novel")
+def calibrate_novel_cmd(
+    run: Path = typer.Argument(..., help="Run directory of a trained read model (biodl train --out)."),
+    holdout: list[str] = typer.Option(
+        None,
+        "--holdout",
+        help="Genome or species of the reference to hold out (repeat; default: one species of each genus "
+        "with two or more, chosen with the run's seed).",
+    ),
+    rank: str = typer.Option("genus", "--rank", help="Rank whose calls must reach --target-ppv."),
+    target_ppv: float = typer.Option(
+        0.95, "--target-ppv", help="Precision wanted at --rank on absent species."
+    ),
+    n: int = typer.Option(10_000, "--n", help="Reads (or pairs) of the held-out genomes to score."),
+    fragment: int = typer.Option(
+        0, "--fragment", help="Score read pairs, the ends of fragments of this length (bp; 0: single reads)."
+    ),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda (training and scoring)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Report the threshold; do not store it."),
+) -> None:
+    """Choose the confidence threshold for reads of organisms absent from the reference: hold out
+    species, train a shadow model without them (same recipe and settings, under
+    RUN/novel-calibration/, resumable), classify their reads and keep the smallest threshold whose
+    precision at --rank reaches --target-ppv; stored in model.pt, model.q*.pt and run.json.
+
+    Example: biodl reads calibrate-novel runs/reads --fragment 400
+    """
+    from biodl.kinds.reads.novel import calibrate_novel
+
+    try:
+        r = calibrate_novel(
+            run,
+            holdout=list(holdout or []) or None,
+            rank=rank,
+            target_ppv=target_ppv,
+            n_reads=n,
+            fragment=fragment or None,
+            device=device,
+            apply=not dry_run,
+        )
+    except BiodlError as e:
+        _fail(e)
+    Console().print(
+        f"threshold {r['threshold']:g}: {rank} PPV {r['ppv']:.4f}, sensitivity {r['sensitivity']:.4f} "
+        f"({'met' if r['met'] else 'target not reached'}; {run}/novel-calibration/calibration.json)",
+        highlight=False,
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``reads`` sub-app to the main ``biodl`` app."""
     app.add_typer(reads_app, name="reads")

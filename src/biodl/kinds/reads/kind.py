@@ -284,7 +284,7 @@ class ReadsKind(DataKind):
         thr = getattr(table, "threshold", None)
         if thr is None:
             thr = np.full(len(sizes), float(meta.model_kwargs.get("min_confidence", 0.9)))
-        return parts, decide(parts, np.asarray(thr, np.float64))
+        return parts, decide(parts, np.asarray(thr, np.float64), meta.data["taxonomy"]["parent"])
 
     def metrics(self, meta, outputs, targets, table):
         from biodl.kinds.reads.io import taxonomy_from_dict
