@@ -8,18 +8,28 @@ is scored on both strands (the larger score is kept) and the ROC AUC of the scor
 reported. The released DeepBind model of the experiment is scored on the same B file with biodl's loader
 of the v0.11 parameters, next to the AUC listed in ``deepbind_released_model_auc_on_B.tsv``.
 
-Calibration (``--calibrate``, the default) is a small version of DeepBind's: a few candidate settings
-are trained for a few epochs each, the one with the best AUC on the validation split of AC (never on B)
-is kept and its training is resumed from its checkpoint until the per-experiment CPU budget
-(``--max-minutes-per-experiment``) or early stopping ends it. ``--no-calibrate`` trains the recipe's
+The default column's two-stage choice (``--two-stage``, the default; ``--calibrate/--no-calibrate``
+before issue 19) is a small version of DeepBind's calibration: a few candidate settings are trained
+for a few epochs each, the one with the best AUC on the validation split of AC (never on B) is kept
+and its training is resumed from its checkpoint until the per-experiment CPU budget
+(``--max-minutes-per-experiment``) or early stopping ends it. ``--no-two-stage`` trains the recipe's
 defaults only, under the same budget. The budget is CPU time of this process (``time.process_time``),
 so it does not depend on how busy the machine is; the number of epochs that fits is measured, per
 experiment, from the first training epochs.
 
+``--calibrate N`` adds the ``cal_*`` columns: ``biodl train --calibrate N`` (DeepBind's own protocol,
+:mod:`biodl.train.calibrate`: N settings scored by 3-fold cross-validation on the training split,
+the best trained with the recipe's epoch cap and early stopping), tested on B the same way.
+``--ensemble K`` adds the ``ens_*`` columns. ``--default-from RESULTS_TSV`` takes the default and
+ensemble columns from an earlier run (same seed) instead of training them again; ``--merge
+A/run.json,B/run.json`` renders one table from earlier runs.
+
 Run from the repository root::
 
-    nice -n 10 python bench/deepbind_encode.py                       # all experiments, calibrated
-    python bench/deepbind_encode.py --experiments REST,MYC --no-calibrate
+    nice -n 10 python bench/deepbind_encode.py                       # all experiments, two-stage
+    python bench/deepbind_encode.py --experiments REST,MYC --no-two-stage
+    nice -n 10 python bench/deepbind_encode.py --calibrate 8 \\
+        --default-from bench/out/deepbind_encode_ens5/results.tsv --out bench/out/deepbind_encode_cal8
 
 Outputs (``--out``, default ``bench/out/deepbind_encode``): ``results.tsv``, ``results.md``,
 ``calibration.tsv`` (validation AUC of every candidate), ``run.json`` and one run directory per
@@ -220,7 +230,7 @@ def run_experiment(exp: str, enc_dir: Path, args: argparse.Namespace) -> dict[st
     n_pos = count_rows(ac)
     n_train = int(round(2 * n_pos * 0.9))  # one shuffled negative per positive, 10 % held out
     budget = args.max_minutes_per_experiment * 60.0
-    names = [c.strip() for c in args.candidates.split(",") if c.strip()] if args.calibrate else ["recipe"]
+    names = [c.strip() for c in args.candidates.split(",") if c.strip()] if args.two_stage else ["recipe"]
     base = Path(args.out) / "runs" / exp
     cands = [
         Candidate(n, dict(CANDIDATES[n]["model"]), dict(CANDIDATES[n]["train"]), base / n) for n in names
@@ -289,6 +299,67 @@ def run_experiment(exp: str, enc_dir: Path, args: argparse.Namespace) -> dict[st
     }
 
 
+def run_calibrated(exp: str, enc_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """``biodl train --calibrate N`` on one experiment (recipe defaults otherwise: the recipe's
+    epoch cap and early stopping, no CPU budget for the final training), tested on B."""
+    from biodl import pipeline
+    from biodl.registry import get_recipe
+    from biodl.train import TrainConfig
+
+    ac, b = enc_dir / f"{exp}_AC.seq.gz", enc_dir / f"{exp}_B.seq.gz"
+    out = Path(args.out) / "runs" / exp / f"calibrated{args.calibrate}"
+    if args.calibrate_top > 1:
+        out = out.with_name(f"{out.name}-top{args.calibrate_top}")
+    if args.trials_from:
+        # the finished trials of an earlier run (its calibration.jsonl) are read back, not trained again
+        done = Path(args.trials_from) / "runs" / exp / f"calibrated{args.calibrate}" / "calibration.jsonl"
+        if done.exists() and not (out / "calibration.jsonl").exists():
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "calibration.jsonl").write_text(done.read_text())
+    cfg = TrainConfig.for_recipe(
+        get_recipe("deepbind").train_defaults,
+        max_epochs=args.max_epochs,
+        seed=args.seed,
+        device="cpu",
+        progress=False,
+        calibrate=args.calibrate,
+        calibrate_subsample=args.calibrate_subsample,
+        calibrate_epochs=args.calibrate_epochs,
+        calibrate_top=args.calibrate_top,
+        calibrate_budget=args.calibrate_budget,
+    )
+    options = {"data": str(ac), "test_file": str(b)}
+    if args.resample_negatives:
+        options["resample_negatives"] = True
+    c0, w0 = time.process_time(), time.time()
+    with contextlib.redirect_stdout(io.StringIO()):
+        summary = pipeline.train("deepbind", out, options=options, config=cfg, quiet=True)
+    cpu = (time.process_time() - c0) / 60
+    meta = json.loads((out / "run.json").read_text())
+    cal = meta["calibration"]
+    by = {t["trial"]: t for t in cal["trials"]}
+    best = by[cal["chosen"][0]]
+    return {
+        "auc_cal": test_auc(Path(summary["model"]), b),
+        "cpu_min_cal": cpu,
+        "cal_search_wall_min": sum(t["seconds"] for t in cal["trials"]) / 60,
+        "wall_min_cal": (time.time() - w0) / 60,
+        "cal_trial": best["trial"],
+        "cal_cv_auc": best["score"],
+        "cal_cv_auc_trial1": by.get(1, {}).get("score", math.nan),
+        "cal_setting": _setting_label(best["setting"]),
+        "cal_epochs": meta["epochs_run"],
+        "cal_trials": len(cal["trials"]),
+    }
+
+
+def _setting_label(s: dict[str, Any]) -> str:
+    return (
+        f"lr {s['lr']:.2g} wd {s['weight_decay']:.1g} do {s['dropout']:g} h{s['hidden']} "
+        f"m{s['motif_len']} {s['pool']}"
+    )
+
+
 def _stage1(c: Candidate, e_cal: int) -> float:
     h = c.history[:e_cal]
     return max(h) if h else math.nan
@@ -342,8 +413,21 @@ COLUMNS = [
 ENS_COLUMNS = [("auc_ens", "ens_AUC"), ("diff_ens", "ens_diff"), ("cpu_min_ens", "ens_cpu_min")]
 
 
+CAL_COLUMNS = [
+    ("auc_cal", "cal_AUC"),
+    ("diff_cal", "cal_diff"),
+    ("cal_setting", "cal_setting"),
+    ("cal_cv_auc", "cal_cv_AUC"),
+    ("cpu_min_cal", "cal_cpu_min"),
+]
+
+
 def _columns(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    return COLUMNS + (ENS_COLUMNS if any("auc_ens" in r for r in rows) else [])
+    return (
+        COLUMNS
+        + (ENS_COLUMNS if any("auc_ens" in r for r in rows) else [])
+        + (CAL_COLUMNS if any("auc_cal" in r for r in rows) else [])
+    )
 
 
 def row_cells(r: dict[str, Any], columns: list[tuple[str, str]] | None = None) -> list[str]:
@@ -352,9 +436,9 @@ def row_cells(r: dict[str, Any], columns: list[tuple[str, str]] | None = None) -
         v = r.get(key)
         if key == "experiment":
             cells.append(short(v))
-        elif key in ("cpu_min", "wall_min", "cpu_min_ens"):
+        elif key in ("cpu_min", "wall_min", "cpu_min_ens", "cpu_min_cal"):
             cells.append(fmt(v, 2))
-        elif key in ("diff", "diff_ens"):
+        elif key in ("diff", "diff_ens", "diff_cal"):
             cells.append("-" if v is None or math.isnan(v) else f"{v:+.4f}")
         elif isinstance(v, float):
             cells.append(fmt(v))
@@ -424,6 +508,24 @@ def render(rows: list[dict[str, Any]], markdown: bool) -> str:
             f"{min(r['diff_ens'] for r in ens):+.4f}; ensemble CPU minutes "
             f"{sum(r['cpu_min_ens'] for r in ens):.2f}"
         )
+    cal = [r for r in rows if "auc_cal" in r and not math.isnan(r.get("diff_cal", math.nan))]
+    if cal:
+        m_cal = np.mean([r["auc_cal"] for r in cal])
+        m_def = np.mean([r["auc"] for r in cal])
+        m_rel = np.mean([r["auc_cal"] - r["diff_cal"] for r in cal])
+        lines.append(
+            f"calibrated, mean over the {len(cal)} experiments with a released AUC: calibrated {m_cal:.4f} "
+            f"vs default {m_def:.4f} vs released {m_rel:.4f}; worst calibrated - released "
+            f"{min(r['diff_cal'] for r in cal):+.4f}"
+        )
+    if any("auc_cal" in r for r in rows):
+        cr = [r for r in rows if "auc_cal" in r]
+        lines.append(
+            f"calibrated, all {len(cr)} experiments: mean {np.mean([r['auc_cal'] for r in cr]):.4f} (default "
+            f"{np.mean([r['auc'] for r in cr]):.4f}); CPU minutes {sum(r['cpu_min_cal'] for r in cr):.2f} "
+            f"(search wall minutes {sum(r['cal_search_wall_min'] for r in cr):.2f}), per experiment max "
+            f"{max(r['cpu_min_cal'] for r in cr):.2f}"
+        )
     tot_cpu = sum(r["cpu_min"] for r in rows)
     tot_wall = sum(r["wall_min"] for r in rows)
     lines.append(
@@ -450,7 +552,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--max-epochs", type=int, default=None, help="epoch cap (default: the recipe's)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument(
+        "--two-stage",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the default column's candidate choice (stage 1 on the validation split, stage 2 within the "
+        "budget); --no-two-stage trains the recipe's defaults only (was --calibrate/--no-calibrate)",
+    )
+    ap.add_argument(
+        "--calibrate",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also train `biodl train --calibrate N` (DeepBind's protocol: N settings scored by 3-fold "
+        "cross-validation on the training split, the best retrained) and report its test AUC in the "
+        "cal_* columns (default 0: not run)",
+    )
+    ap.add_argument("--calibrate-subsample", type=int, default=10_000, help="--calibrate-subsample M")
+    ap.add_argument("--calibrate-epochs", type=int, default=0, help="--calibrate-epochs E (0: automatic)")
+    ap.add_argument("--calibrate-top", type=int, default=1, help="--calibrate-top K")
+    ap.add_argument("--calibrate-budget", type=float, default=None, help="--calibrate-budget SECONDS")
+    ap.add_argument(
+        "--trials-from",
+        default=None,
+        metavar="OUT",
+        help="with --calibrate: start from the calibration trials of an earlier run's --out (its "
+        "runs/<exp>/calibrated<N>/calibration.jsonl; resumed, not trained again), e.g. to add "
+        "--calibrate-top K to a finished --calibrate N run",
+    )
+    ap.add_argument(
+        "--default-from",
+        default=None,
+        metavar="RESULTS_TSV",
+        help="take the default (and ensemble) columns from this earlier results.tsv of the same seed "
+        "instead of training them again (with --calibrate: only the calibrated model is trained)",
+    )
     ap.add_argument(
         "--resample-negatives",
         action="store_true",
@@ -467,6 +603,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=1,
         help="also train the chosen setting as an ensemble of this many seeds (biodl train --ensemble) "
         "and report its test AUC beside the single model's (default 1: no ensemble)",
+    )
+    ap.add_argument(
+        "--merge",
+        default=None,
+        metavar="RUN_JSON,...",
+        help="train nothing: render one table from the rows of these run.json files of earlier runs "
+        "(e.g. two halves of the experiments) into --out",
     )
     ap.add_argument("--out", default=str(REPO / "bench" / "out" / "deepbind_encode"))
     ap.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
@@ -491,7 +634,18 @@ def _experiment_row(job: tuple) -> dict[str, Any]:
     """Train and test one experiment, then score its released model (not counted in the CPU minutes)."""
     exp, enc_s, args, aucs, mapping = job
     enc = Path(enc_s)
-    r = run_experiment(exp, enc, args)
+    if args.default_from:
+        prev = pd.read_csv(args.default_from, sep="\t", keep_default_na=False, na_values=[""])
+        got = prev[prev["experiment"] == exp]
+        if got.empty:
+            raise SystemExit(f"error: {exp} is not in {args.default_from}")
+        r = {k: (v.item() if hasattr(v, "item") else v) for k, v in got.iloc[0].items()}
+        r.update(candidates=[], final_history=[])
+        r = {k: v for k, v in r.items() if k not in ("diff", "diff_ens", "diff_cal")}
+    else:
+        r = run_experiment(exp, enc, args)
+    if args.calibrate:
+        r.update(run_calibrated(exp, enc, args))
     mid = aucs.get(exp, (None, math.nan))[0] or mapping.get(exp, ("", ""))[0]
     r["released_auc_tsv"] = aucs.get(exp, (None, math.nan))[1]
     r["released_id"], r["released_auc_ours"], note = released_auc(mid or "", enc / f"{exp}_B.seq.gz")
@@ -501,8 +655,9 @@ def _experiment_row(job: tuple) -> dict[str, Any]:
     r["released_note"] = note
     ref = r["released_auc_tsv"] if not math.isnan(r["released_auc_tsv"]) else r["released_auc_ours"]
     r["diff"] = r["auc"] - ref if not math.isnan(ref) else math.nan
-    if "auc_ens" in r:
-        r["diff_ens"] = r["auc_ens"] - ref if not math.isnan(ref) else math.nan
+    for key in ("ens", "cal"):
+        if f"auc_{key}" in r:
+            r[f"diff_{key}"] = r[f"auc_{key}"] - ref if not math.isnan(ref) else math.nan
     return r
 
 
@@ -511,13 +666,46 @@ def _print_progress(i: int, n: int, r: dict[str, Any]) -> None:
     print(
         f"[{i}/{n}] {short(r['experiment'])}: {r['setting']} (val AUC after stage 1: {cal}); "
         f"{r['epochs']} epochs (cap {r['epoch_cap']}), test AUC {r['auc']:.4f}, released "
-        f"{fmt(r['released_auc_ours'])}; {r['cpu_min']:.2f} CPU min, {r['wall_min']:.2f} wall min",
+        f"{fmt(r['released_auc_ours'])}; {r['cpu_min']:.2f} CPU min, {r['wall_min']:.2f} wall min"
+        + (
+            f"; calibrated: trial {r['cal_trial']}/{r['cal_trials']} ({r['cal_setting']}, 3-fold AUC "
+            f"{r['cal_cv_auc']:.4f}), test AUC {r['auc_cal']:.4f}, {r['cpu_min_cal']:.2f} CPU min"
+            if "auc_cal" in r
+            else ""
+        ),
         flush=True,
     )
 
 
+def _save_partial(out: Path, r: dict[str, Any]) -> None:
+    """Append a finished experiment's row to ``out/partial.jsonl`` (a run cut short keeps it)."""
+    with open(out / "partial.jsonl", "a") as fh:
+        fh.write(json.dumps(r, default=str) + "\n")
+
+
+def merge(paths: list[str], out: Path) -> int:
+    """One table (printed, ``results.md``, ``results.tsv``) of the rows of earlier ``run.json`` files."""
+    rows: dict[str, dict[str, Any]] = {}
+    for p in paths:
+        for r in json.loads(Path(p).read_text())["rows"]:
+            if "cal_cpu_min_search" in r:  # the name of the first calibrated runs (it was wall time)
+                r["cal_search_wall_min"] = r.pop("cal_cpu_min_search")
+            rows[r["experiment"]] = r
+    ordered = [rows[e] for e in sorted(rows)]
+    out.mkdir(parents=True, exist_ok=True)
+    print(render(ordered, markdown=False))
+    flat = [{k: v for k, v in r.items() if k not in ("candidates", "final_history")} for r in ordered]
+    pd.DataFrame(flat).to_csv(out / "results.tsv", sep="\t", index=False, float_format="%.6g")
+    (out / "results.md").write_text(render(ordered, markdown=True))
+    n = f"{len(ordered)} experiments from {len(paths)} runs"
+    print(f"wrote {out / 'results.tsv'}, {out / 'results.md'} ({n})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.merge:
+        return merge([p for p in args.merge.split(",") if p], Path(args.out))
     data_dir, tried = find_data_dir(args.data_dir)
     if data_dir is None:
         print(f"error: {SUBDIR}/ not found; tried:", file=sys.stderr)
@@ -554,11 +742,21 @@ def main(argv: list[str] | None = None) -> int:
         f"python {platform.python_version()}, torch {torch.__version__}, "
         f"biodl {getattr(biodl, '__version__', '?')}, threads {args.threads} x {args.jobs} job(s); "
         f"budget {args.max_minutes_per_experiment:g} CPU min/experiment; seed {args.seed}; "
-        + (f"calibration over {args.candidates}" if args.calibrate else "no calibration (recipe defaults)")
+        + (f"two-stage choice over {args.candidates}" if args.two_stage else "recipe defaults only")
+        + (
+            f"; calibrated: --calibrate {args.calibrate} --calibrate-subsample {args.calibrate_subsample} "
+            f"--calibrate-epochs {args.calibrate_epochs} --calibrate-top {args.calibrate_top}"
+            + (f" --calibrate-budget {args.calibrate_budget:g}" if args.calibrate_budget else "")
+            if args.calibrate
+            else ""
+        )
+        + (f"; default columns from {args.default_from}" if args.default_from else "")
     )
     t_start = time.time()
-    # Largest experiments first, so that parallel workers finish at about the same time.
-    order = sorted(experiments, key=lambda e: -(enc / f"{e}_AC.seq.gz").stat().st_size)
+    # Parallel jobs: largest experiments first, so that the workers finish at about the same time;
+    # one job: smallest first, so that a run cut short has the most experiments.
+    sign = -1 if args.jobs > 1 else 1
+    order = sorted(experiments, key=lambda e: sign * (enc / f"{e}_AC.seq.gz").stat().st_size)
     jobs = [(exp, str(enc), args, aucs, mapping) for exp in order]
     done: dict[str, dict[str, Any]] = {}
     if args.jobs > 1:
@@ -575,11 +773,13 @@ def main(argv: list[str] | None = None) -> int:
                 r = fut.result()
                 done[r["experiment"]] = r
                 _print_progress(len(done), len(jobs), r)
+                _save_partial(out, r)
     else:
         for job in jobs:
             r = _experiment_row(job)
             done[r["experiment"]] = r
             _print_progress(len(done), len(jobs), r)
+            _save_partial(out, r)
     rows = [done[e] for e in experiments]
     print()
     print(render(rows, markdown=False))

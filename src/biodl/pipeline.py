@@ -159,6 +159,10 @@ def train(
     config = (config or TrainConfig.for_recipe(recipe.train_defaults)).check()
     if config.ensemble > 1 and not k.supports_ensemble:
         raise BiodlInputError(f"--ensemble is not available for {k.title} models (train one network)")
+    if config.calibrate and not k.supports_calibration:
+        raise BiodlInputError(
+            f"--calibrate is not available for {k.title} models (it calibrates the DNA-sequence recipes)"
+        )
     out = Path(out_dir)
     for key in ("data", "samples", "valid_file", "test_file"):
         k.check_format(recipe.name, opts.get(key), "training")
@@ -175,7 +179,12 @@ def train(
     meta = meta.replace(
         options=_jsonable(opts), training=asdict(config), splits=dict(splits.info, **meta.splits)
     )
-    if config.ensemble > 1:
+    chosen: list[dict[str, Any]] = []
+    if config.calibrate:
+        ctx, model, meta, chosen = _calibrate(k, ctx, meta, splits)
+    if len(chosen) > 1:
+        model, res, meta = _fit_top(k, ctx, meta, splits, chosen)
+    elif config.ensemble > 1:
         model, res, meta = _fit_ensemble(k, ctx, model, meta, splits)
     else:
         model, res, meta = k.fit(ctx, model, meta, splits)
@@ -202,6 +211,17 @@ def train(
         "val_metrics": meta.val_metrics,
         "config": dict(meta.training),
     }
+    if meta.calibration:
+        from biodl.train.calibrate import Calibration
+
+        cal = Calibration.from_dict(meta.calibration)
+        by = {t["trial"]: t for t in cal.trials}
+        summary["calibration"] = {
+            "trials": len(cal.trials),
+            "chosen": cal.chosen,
+            f"cv_{cal.metric}": [by[t]["score"] for t in cal.chosen],
+            "setting": cal.best,
+        }
     if splits.test is not None:
         ev = evaluate_table(
             k, model, meta, splits.test, out_dir=out / "test", device=config.device, options=opts, quiet=quiet
@@ -227,9 +247,6 @@ def _fit_ensemble(k: DataKind, ctx: TrainContext, model, meta, splits):
     thresholds of the ensemble."""
     from dataclasses import replace
 
-    from biodl.train import FitResult
-    from biodl.train.ensemble import Ensemble
-
     n = int(ctx.config.ensemble)  # train() has checked that the kind supports ensembles
     members, results = [], []
     for j in range(n):
@@ -242,8 +259,17 @@ def _fit_ensemble(k: DataKind, ctx: TrainContext, model, meta, splits):
             return mj, rj, meta
         members.append(mj.cpu())
         results.append(rj)
+    return _ensemble_result(k, ctx, meta.replace(ensemble=n), splits, members, results)
+
+
+def _ensemble_result(k: DataKind, ctx: TrainContext, meta, splits, members: list, results: list):
+    """The trained ``members`` as one :class:`~biodl.train.ensemble.Ensemble` (``meta.ensemble``
+    already says how many), its validation metrics and thresholds, and one FitResult."""
+    from biodl.train import FitResult
+    from biodl.train.ensemble import Ensemble
+
+    n = len(members)
     ens = Ensemble(members).eval()
-    meta = meta.replace(ensemble=n)
     meta, val = k.finish_ensemble(ctx, ens, meta, splits)
     shown = ", ".join(f"{m} {v:.4f}" for m, v in val.items())
     ctx.log(
@@ -260,6 +286,213 @@ def _fit_ensemble(k: DataKind, ctx: TrainContext, model, meta, splits):
         threads=results[0].threads,
     )
     return ens, res, meta
+
+
+def _setting_context(ctx: TrainContext, setting: dict[str, Any], **changes: Any) -> TrainContext:
+    """``ctx`` training with a calibration ``setting`` (its network and training options)."""
+    from dataclasses import replace
+
+    from biodl.train.calibrate import split_setting
+
+    mopts, topts = split_setting(setting)
+    return replace(
+        ctx,
+        config=replace(ctx.config, **topts, **changes.pop("config", {})),
+        model_options={**ctx.model_options, **mopts},
+        **changes,
+    )
+
+
+def _calibrate(k: DataKind, ctx: TrainContext, meta, splits):
+    """``--calibrate N``: DeepBind's calibration protocol (:mod:`biodl.train.calibrate`) on the
+    training split only. Each of N settings is trained on all folds but one of a subsample of
+    ``splits.train`` and scored on the fold left out; finished trials are kept in
+    ``OUT/calibration.jsonl`` (a rerun skips them) and fold runs in ``OUT/calibration/trialT/foldF``.
+
+    Returns ``(ctx, model, meta, chosen)``: the context of the best setting, its network built
+    and its meta (with ``calibration``) for the normal training path, and the chosen settings
+    (the best, or the ``calibrate_top`` best, best first).
+    """
+    import inspect
+    import math
+    import shutil
+    import time
+    from dataclasses import asdict, replace
+
+    from biodl.train import MONITOR
+    from biodl.train import fit as run_fit
+    from biodl.train.calibrate import (
+        TRAIN_KEYS,
+        Calibration,
+        Rows,
+        TrialStore,
+        calibration_folds,
+        choose,
+        draw_settings,
+        fold_epochs,
+        search_space,
+    )
+
+    c, recipe = ctx.config, ctx.recipe
+    space = search_space(recipe)
+    sig = inspect.signature(recipe.factory).parameters
+    base: dict[str, Any] = {}  # the run's own value of every searched name
+    for name in space:
+        if name in TRAIN_KEYS:
+            base[name] = getattr(c, name)
+        else:
+            base[name] = ctx.model_options.get(name, recipe.model_defaults.get(name, sig[name].default))
+    fixed = [n for n in space if n in ctx.model_options or (n in TRAIN_KEYS and n in ctx.config_given)]
+    settings = draw_settings(space, c.calibrate, c.seed, base, fixed)
+    n_train = len(splits.train)
+    rows, folds = calibration_folds(
+        k.training_labels(meta, splits), n_train, c.calibrate_folds, c.calibrate_subsample, c.seed
+    )
+    if min((len(va) for _, va in folds), default=0) < 2:
+        raise BiodlInputError(
+            f"--calibrate: {n_train} training items are too few for {c.calibrate_folds}-fold "
+            "cross-validation; train without --calibrate"
+        )
+    epochs = fold_epochs(len(folds[0][0]), c.max_epochs, c.calibrate_epochs)
+    key, mode = MONITOR[meta.task]
+    cal = Calibration(
+        metric=key,
+        mode=mode,
+        folds=c.calibrate_folds,
+        epochs=epochs,
+        n_rows=len(rows),
+        n_train=n_train,
+        subsample=c.calibrate_subsample,
+        seed=c.seed,
+        space={"source": "recipe" if recipe.search_space else "generic", "ranges": space},
+        fixed=fixed,
+        requested=c.calibrate,
+    )
+    protocol = {
+        "recipe": recipe.name,
+        "folds": cal.folds,
+        "epochs": epochs,
+        "n_rows": cal.n_rows,
+        "n_train": n_train,
+        "seed": c.seed,
+        "batch_size": c.batch_size,
+        "patience": c.patience,
+        # the options that shape the training rows (not --test, which calibration never reads)
+        "options": {k_: v for k_, v in meta.options.items() if k_ not in ("test_file", "test_negatives")},
+    }
+    store = TrialStore(ctx.out / "calibration.jsonl", protocol)
+    ctx.log(
+        f"calibration: {c.calibrate} settings ({cal.space['source']} space: {', '.join(space)}), each "
+        f"scored by {cal.folds}-fold cross-validation ({key}) on {cal.n_rows} of the {n_train} "
+        f"training items, {epochs} epochs per fold; trials in {store.path}"
+    )
+    quiet = replace(ctx, quiet=True)
+    spent, ran = 0.0, 0
+    for t, setting in enumerate(settings, 1):
+        shown = ", ".join(f"{n}={_short(v)}" for n, v in setting.items())
+        row = store.done(t, setting) if c.resume else None
+        if row is not None:
+            cal.trials.append({**{k_: v for k_, v in row.items() if k_ != "protocol"}, "resumed": True})
+            ctx.log(f"calibration trial {t}/{c.calibrate}: {key} {row['score']:.4f} (done earlier) {shown}")
+            continue
+        if c.calibrate_budget and ran and spent + spent / ran > c.calibrate_budget:
+            cal.stopped = f"--calibrate-budget {c.calibrate_budget:g} s: {ran} new trial(s) in {spent:.0f} s"
+            ctx.log(f"calibration: stopped before trial {t} ({cal.stopped})")
+            break
+        t0 = time.perf_counter()
+        cfg = dict(
+            max_epochs=epochs,
+            min_epochs=min(c.min_epochs, epochs),
+            extend_epochs=0,
+            progress=False,
+            ensemble=1,
+            calibrate=0,
+            checkpoint_every=1,
+            profiler=None,
+        )
+        scores, best_epochs = [], []
+        for f, (tr, va) in enumerate(folds, 1):
+            fdir = ctx.out / "calibration" / f"trial{t}" / f"fold{f}"
+            fsplits = replace(splits, train=Rows(splits.train, tr), valid=Rows(splits.train, va), test=None)
+            fctx = _setting_context(quiet, setting, config=cfg, out=fdir)
+            model, fmeta = k.build(fctx, fsplits)
+            plan = k.plan(fctx, model, fmeta, fsplits)
+            dm = k.datamodule(fctx, fmeta, fsplits)
+            res = run_fit(plan, dm, fdir, fctx.config, threads=k.threads(fctx), quiet=True)
+            scores.append(float(res.val_metrics.get(f"val_{key}", math.nan)))
+            best_epochs.append(res.best_epoch)
+        finite = [v for v in scores if math.isfinite(v)]
+        row = {
+            "trial": t,
+            "setting": setting,
+            "score": sum(finite) / len(finite) if finite else None,
+            "fold_scores": scores,
+            "best_epochs": best_epochs,
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
+        store.add(row)
+        # recorded: the fold weights are not needed again
+        shutil.rmtree(ctx.out / "calibration" / f"trial{t}", ignore_errors=True)
+        cal.trials.append({**row, "resumed": False})
+        spent += row["seconds"]
+        ran += 1
+        score = "nan" if row["score"] is None else f"{row['score']:.4f}"
+        ctx.log(
+            f"calibration trial {t}/{c.calibrate}: {key} {score} (folds "
+            f"{', '.join(f'{v:.4f}' for v in scores)}; {row['seconds']:.0f} s) {shown}"
+        )
+    try:
+        (ctx.out / "calibration").rmdir()  # every trial recorded: nothing left in it
+    except OSError:
+        pass
+    cal.seconds = round(spent, 2)
+    cal.chosen = choose(cal.trials, mode, c.calibrate_top)
+    by = {r["trial"]: r for r in cal.trials}
+    best = by[cal.chosen[0]]
+    own = by.get(1, {}).get("score")
+    ctx.log(
+        f"calibration: trial {best['trial']} chosen ({cal.folds}-fold {key} {best['score']:.4f}"
+        + (f"; trial 1, the run's own setting: {own:.4f}" if best["trial"] != 1 and own is not None else "")
+        + (f"; averaging trials {cal.chosen}" if len(cal.chosen) > 1 else "")
+        + "); training "
+        + ("them" if len(cal.chosen) > 1 else "it")
+        + " on the training split"
+    )
+    chosen = [dict(by[t]["setting"]) for t in cal.chosen]
+    rctx = _setting_context(ctx, chosen[0])
+    model, rmeta = k.build(replace(rctx, quiet=True), splits)  # the run's lines were logged once
+    rmeta = rmeta.replace(
+        options=meta.options,
+        training=asdict(rctx.config),
+        splits=dict(meta.splits),
+        calibration=cal.to_dict(),
+    )
+    return rctx, model, rmeta, chosen
+
+
+def _short(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def _fit_top(k: DataKind, ctx: TrainContext, meta, splits, settings: list[dict[str, Any]]):
+    """``--calibrate N --calibrate-top K``: the K best settings, each trained in ``OUT/topJ``
+    with the run's seed, kept as one :class:`~biodl.train.ensemble.Ensemble` predicting their
+    mean (``RunMeta.member_kwargs``: each member's network)."""
+    from dataclasses import asdict
+
+    members, results, kwargs = [], [], []
+    for j, setting in enumerate(settings, 1):
+        cj = _setting_context(ctx, setting, out=ctx.out / f"top{j}")
+        mj, mmeta = k.build(cj, splits)
+        ctx.log(f"calibrated member {j}/{len(settings)} in {cj.out}")
+        mj, rj, _ = k.fit(cj, mj, mmeta.replace(options=meta.options, training=asdict(cj.config)), splits)
+        if not rj.is_global_zero:
+            return mj, rj, meta
+        members.append(mj.cpu())
+        results.append(rj)
+        kwargs.append(dict(mmeta.model_kwargs))
+    meta = meta.replace(ensemble=len(members), member_kwargs=kwargs)
+    return _ensemble_result(k, ctx, meta, splits, members, results)
 
 
 def _primary_process() -> bool:

@@ -60,6 +60,12 @@ class Recipe:
         tests: the contract test trains every recipe with them.
     reference
         The paper's headline numbers and ours, as text.
+    search_space
+        Hyperparameter ranges searched by ``biodl train --calibrate N``
+        (:mod:`biodl.train.calibrate`): name -> ``("log", lo, hi)`` (log-uniform), ``("uniform",
+        lo, hi)`` or a list of values (uniform choice); names are network parameters or the
+        training options ``lr`` / ``weight_decay``. Empty: the generic space
+        (:data:`biodl.train.calibrate.GENERIC_SPACE`).
     """
 
     name: str
@@ -75,6 +81,7 @@ class Recipe:
     derived: tuple[str, ...] = DERIVED_PARAMS
     toy: dict[str, dict[str, Any]] = field(default_factory=dict)
     reference: str = ""
+    search_space: dict[str, Any] = field(default_factory=dict)
 
     @property
     def data_kind(self) -> str:

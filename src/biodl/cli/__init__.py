@@ -243,7 +243,8 @@ def _help_options(system: str) -> None:
             (
                 "also",
                 "--seed, --device, --devices, --strategy, --num-nodes, --precision, --profiler, "
-                "--num-workers, --ensemble, --resume",
+                "--num-workers, --ensemble, --calibrate (--calibrate-top, --calibrate-budget, "
+                "--calibrate-subsample, --calibrate-folds, --calibrate-epochs), --resume",
             ),
         ],
     )
@@ -342,6 +343,28 @@ def train(
         help="Train K networks (seeds SEED .. SEED+K-1, each in OUT/memberJ) and keep them as one model "
         "predicting their mean (DNA-sequence kinds).",
     ),
+    calibrate: int = typer.Option(
+        0,
+        help="DeepBind's calibration protocol: N settings (the run's own, then random draws from the "
+        "recipe's ranges) scored by 3-fold cross-validation on the training split, the best trained "
+        "as usual (DNA-sequence kinds). Finished trials are kept in OUT/calibration.jsonl.",
+        metavar="N",
+    ),
+    calibrate_top: int = typer.Option(
+        1, help="With --calibrate: keep the K best settings as one model predicting their mean.", metavar="K"
+    ),
+    calibrate_budget: float | None = typer.Option(
+        None, help="With --calibrate: start no new trial once this many seconds are spent.", metavar="SECONDS"
+    ),
+    calibrate_subsample: int = typer.Option(
+        10_000,
+        help="With --calibrate: cross-validate on at most this many training items (0: all).",
+        metavar="M",
+    ),
+    calibrate_folds: int = typer.Option(3, help="With --calibrate: cross-validation folds."),
+    calibrate_epochs: int = typer.Option(
+        0, help="With --calibrate: epochs per fold (0: enough for ~20,000 examples, 3 to --epochs)."
+    ),
     resume: bool = typer.Option(True, help="Resume from OUT/checkpoints/last.ckpt when it exists."),
     model_option: list[str] | None = typer.Option(
         None, "--model-option", "-m", help="Model option KEY=VALUE (repeatable), e.g. -m num_motifs=32."
@@ -353,6 +376,9 @@ def train(
     """Train a system on its kind of data; evaluates the held-out test set and writes the run.
 
     Example: biodl train REST_AC.seq.gz --test REST_B.seq.gz --system deepbind --out runs/rest
+
+    Calibrated (12 settings, 3-fold cross-validation on the training data):
+    biodl train REST_AC.seq.gz --test REST_B.seq.gz --calibrate 12 --out runs/rest-cal
     """
     from biodl.options import parse_set
 
@@ -416,6 +442,12 @@ def train(
             else 2 * int(recipe.train_defaults.get("max_epochs", TrainConfig.max_epochs)),
             num_workers=num_workers,
             ensemble=ensemble,
+            calibrate=calibrate,
+            calibrate_top=calibrate_top,
+            calibrate_budget=calibrate_budget,
+            calibrate_subsample=calibrate_subsample,
+            calibrate_folds=calibrate_folds,
+            calibrate_epochs=calibrate_epochs,
             resume=resume,
             progress=progress,
             min_epochs=min_epochs,

@@ -198,6 +198,11 @@ class DataKind:
     supports_ensemble
         ``biodl train --ensemble K`` trains K networks through :meth:`build` + :meth:`fit` with
         seeds ``seed .. seed + K - 1`` and keeps them as one model (see :meth:`finish_ensemble`).
+    supports_calibration
+        ``biodl train --calibrate N`` scores N settings by cross-validation on rows of
+        ``splits.train`` (:class:`~biodl.train.calibrate.Rows`), each fold trained by the one
+        runner on :meth:`plan` and :meth:`datamodule` of the network :meth:`build` makes with the
+        setting's options, then trains the best as usual.
     """
 
     name: ClassVar[str] = ""
@@ -211,6 +216,7 @@ class DataKind:
     collate_fn: ClassVar[Any] = None
     report_on_train: ClassVar[bool] = False
     supports_ensemble: ClassVar[bool] = False
+    supports_calibration: ClassVar[bool] = False
 
     def training_labels(self, meta: RunMeta, splits: Splits) -> np.ndarray | None:
         """The training targets ``(n, n_labels)`` (NaN = missing), checked by

@@ -99,6 +99,13 @@ class RunMeta:
         Members of the model (``biodl train --ensemble K``): K networks built from
         ``model_kwargs`` with seeds ``seed .. seed + K - 1``, predicting the mean of their
         outputs (:class:`~biodl.train.ensemble.Ensemble`); 1 for a single network.
+    member_kwargs
+        Keyword arguments of each member when they differ (``--calibrate N --calibrate-top K``:
+        the K best settings averaged); empty when every member is built from ``model_kwargs``.
+    calibration
+        What ``biodl train --calibrate N`` tried and chose
+        (:class:`~biodl.train.calibrate.Calibration` as a dict: protocol, one row per trial with
+        its setting and cross-validation score, the chosen trials); empty without calibration.
     status
         ``running`` or ``finished``.
     versions
@@ -125,6 +132,8 @@ class RunMeta:
     thresholds: dict[str, Any] = field(default_factory=dict)
     torch_threads: int | None = None
     ensemble: int = 1
+    member_kwargs: list[dict[str, Any]] = field(default_factory=list)
+    calibration: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=_versions)
     schema: int = RUN_SCHEMA
 
@@ -283,7 +292,8 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[nn.Module, RunMet
     if int(meta.ensemble or 1) > 1:
         from biodl.train.ensemble import Ensemble
 
-        model = Ensemble([recipe.build(**meta.model_kwargs) for _ in range(int(meta.ensemble))])
+        kws = meta.member_kwargs or [meta.model_kwargs] * int(meta.ensemble)
+        model = Ensemble([recipe.build(**kw) for kw in kws])
     else:
         model = recipe.build(**meta.model_kwargs)
     model.load_state_dict(payload["state_dict"])

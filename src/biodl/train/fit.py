@@ -58,6 +58,13 @@ class TrainConfig:
     ``ensemble=K`` (used by :func:`biodl.pipeline.train`) trains K networks with seeds ``seed``
     ... ``seed + K - 1`` and keeps them as one model predicting their mean.
 
+    ``calibrate=N`` (used by :func:`biodl.pipeline.train`) runs DeepBind's calibration protocol
+    first (:mod:`biodl.train.calibrate`): N settings, each scored by ``calibrate_folds``-fold
+    cross-validation on at most ``calibrate_subsample`` rows of the training split (0: all),
+    ``calibrate_epochs`` epochs per fold (0: automatic); no new trial starts once
+    ``calibrate_budget`` seconds are spent; the best setting (or the mean of the
+    ``calibrate_top`` best) is then trained as usual.
+
     ``profiler="simple"`` (or ``"advanced"``, cProfile) writes Lightning's profile of the run,
     time per loop action (training step, backward, optimiser step, data fetch, hooks), to
     ``OUT/fit-profile.txt``.
@@ -83,6 +90,12 @@ class TrainConfig:
     profiler: str | None = None
     extend_epochs: int = 0
     ensemble: int = 1
+    calibrate: int = 0
+    calibrate_top: int = 1
+    calibrate_folds: int = 3
+    calibrate_subsample: int = 10_000
+    calibrate_epochs: int = 0
+    calibrate_budget: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> TrainConfig:
@@ -98,7 +111,16 @@ class TrainConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise bad(name, "an integer of at least 1")
-        for name in ("min_epochs", "patience", "num_workers", "seed", "extend_epochs"):
+        for name in (
+            "min_epochs",
+            "patience",
+            "num_workers",
+            "seed",
+            "extend_epochs",
+            "calibrate",
+            "calibrate_subsample",
+            "calibrate_epochs",
+        ):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise bad(name, "a non-negative integer")
@@ -106,6 +128,24 @@ class TrainConfig:
             raise bad("lr", "a positive number")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise bad("weight_decay", "a non-negative number")
+        for name in ("calibrate_top", "calibrate_folds"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < (2 if name == "calibrate_folds" else 1):
+                raise bad(name, "an integer of at least " + ("2" if name == "calibrate_folds" else "1"))
+        if self.calibrate and self.calibrate_top > self.calibrate:
+            raise BiodlInputError(
+                f"--calibrate-top ({self.calibrate_top}) is more than the trials of --calibrate "
+                f"({self.calibrate})"
+            )
+        if self.calibrate_top > 1 and self.ensemble > 1:
+            raise BiodlInputError(
+                "--calibrate-top K and --ensemble K both make an averaged model: give one of them"
+            )
+        b = self.calibrate_budget
+        if b is not None and not (
+            isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) and b > 0
+        ):
+            raise bad("calibrate_budget", "a positive number of seconds")
         if self.profiler not in (None, "simple", "advanced"):
             raise BiodlInputError(f"--profiler must be simple or advanced, got {self.profiler!r}")
         if self.min_epochs > self.max_epochs:
@@ -345,6 +385,7 @@ def fit(
     meta: RunMeta | None = None,
     *,
     threads: int | None = None,
+    quiet: bool = False,
 ) -> FitResult:
     """Train ``plan`` on ``datamodule`` with Lightning, keeping checkpoints in ``out_dir/checkpoints``.
 
@@ -360,6 +401,9 @@ def fit(
     ----------
     threads
         torch CPU threads while training on the CPU (see :func:`~biodl.train.predict.cpu_threads`).
+    quiet
+        No messages (resuming, still improving at the cap): a short fit inside a larger one
+        (a calibration fold).
     """
     config.check()
     out = Path(out_dir)
@@ -391,7 +435,8 @@ def fit(
         done = check_resumable(last, plan)
         log(
             f"[biodl] resuming from {last} ({done} epoch{'s' if done != 1 else ''} done of "
-            f"{config.max_epochs}); --no-resume starts over"
+            f"{config.max_epochs}); --no-resume starts over",
+            quiet,
         )
     if not config.resume and last.exists():
         for f in (out / "checkpoints").glob("*.ckpt"):
@@ -422,7 +467,13 @@ def fit(
     val_metrics = {k: float(v) for k, v in (pick or {}).items() if k.startswith("val_")}
     epochs_run = trainer.current_epoch
     hard_cap = trainer_config.max_epochs
-    if validate and best_epoch is not None and best_epoch + 1 >= hard_cap and epochs_run >= hard_cap:
+    if (
+        not quiet
+        and validate
+        and best_epoch is not None
+        and best_epoch + 1 >= hard_cap
+        and epochs_run >= hard_cap
+    ):
         from biodl.kinds.base import log
 
         log(

@@ -431,6 +431,7 @@ class OneHotTraining(DataKind):
     augmenter (``--rc-augment``, ``--shift``) on the training set and ``--class-weight``."""
 
     supports_ensemble = True
+    supports_calibration = True
 
     def datasets(self, ctx, meta, splits):
         return augmented(splits.train, ctx.options, ctx.config.seed, splits.train.n_value), splits.valid

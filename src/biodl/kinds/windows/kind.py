@@ -377,8 +377,9 @@ class WindowsKind(OneHotTraining):
         )
         ctx.log(
             f"training {ctx.recipe.title} ({o['task']}, {len(names)} label(s): {', '.join(names)}) on "
-            f"{len(splits.train)} genome windows of {spec.window} bp, validating on {len(splits.valid)}, "
-            f"testing on {len(splits.test)}; output in {ctx.out}"
+            f"{len(splits.train)} genome windows of {spec.window} bp, validating on {len(splits.valid)}"
+            + (f", testing on {len(splits.test)}" if splits.test is not None else "")
+            + f"; output in {ctx.out}"
         )
         return model, meta
 
