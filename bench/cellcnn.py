@@ -4,15 +4,20 @@ Prints
 1. leave-one-patient-out held-out performance (CellCnn ensemble vs the cluster-median +
    logistic-regression baseline), per patient and pooled;
 2. the marker profile of the cells selected in the held-out BCR-XL samples by each fold's
-   best filter (chosen on the training patients only), and how many of them are B cells;
+   best filter (the ensemble's filters, or the paper's consensus filters clustered over all
+   restarts; chosen on the training patients only), and how many of them are B cells;
 3. the rare-subset spike-in table: BCR-XL B cells of a patient spiked into that patient's
-   reference cells at 1 %, 0.1 %, 0.01 %; held-out AUC, recall of the spiked cells among the
-   top-ranked cells, baseline AUC beside it.
+   reference cells at 1 %, 0.1 %, 0.01 %; per multi-cell input scheme (uniform, or
+   outlier-biased as the reference's ``subset_selection="outlier"``) the held-out AUC, the
+   spiked cells' rank among the cells (cell AUC, recall among the top-ranked cells), and the
+   baseline's AUC beside it.
 
-Usage (see bench/README_cellcnn.md for the output of the default run):
+Usage (see bench/README_cellcnn.md for the runs and their output):
 
-    nice -n 10 python bench/cellcnn.py                       # everything, ~20-40 min on 1 core
-    nice -n 10 python bench/cellcnn.py --skip-spike --nrun 3 # quick LOPO only
+    nice -n 10 python bench/cellcnn.py --skip-spike --markers signalling \
+        --filter-selection consensus --nrun 15 --ncell 200 --nsubset 1000   # parts 1-2 as published
+    nice -n 10 python bench/cellcnn.py --skip-lopo --spike-patients 1,2,3,4 --spike-nsubset 1000 \
+        --spike-batch 50 --spike-sampling random,outlier+controls           # part 3
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ B_CELL_GATE = {
     "HLA-DR": (">", 2.5),
 }
 RESPONDING = ("pS6", "pPlcg2", "pBtk", "pErk")
+SURFACE = ("CD3", "CD45", "CD4", "CD20", "CD33", "CD123", "CD14", "IgM", "HLA-DR", "CD7")
 
 
 def _quiet() -> None:
@@ -49,10 +55,37 @@ def _quiet() -> None:
         logging.getLogger(n).setLevel(logging.ERROR)
 
 
+def _panel(ss, spec: str):
+    """The training panel: ``all``, ``signalling`` (the 14 intracellular markers, as the paper's
+    PBMC analysis: surface markers only to read the selected cells) or a comma list."""
+    from biodl.kinds.cells.io import SampleSet
+
+    if spec == "all":
+        return ss
+    names = [m for m in ss.markers if m not in SURFACE] if spec == "signalling" else spec.split(",")
+    missing = [m for m in names if m not in ss.markers]
+    if missing:
+        raise SystemExit(f"unknown markers: {', '.join(missing)} (panel: {', '.join(ss.markers)})")
+    cols = [ss.markers.index(m) for m in names]
+    return SampleSet([c[:, cols] for c in ss.cells], names, ss.ids, ss.labels, ss.groups)
+
+
 def _lopo(ss, y, cfg, args) -> None:
     pats = None if args.patients == "all" else args.patients.split(",")
+    tr = _panel(ss, args.markers)
+    print(
+        f"# parts 1-2: trained on {len(tr.markers)} markers ({args.markers}); "
+        f"filters: {args.filter_selection}; selected cells profiled on all {len(ss.markers)} markers"
+    )
     res = leave_one_group_out(
-        ss, y, cfg, seed=args.seed, groups=pats, log=lambda m: print(f"  {m}", file=sys.stderr, flush=True)
+        tr,
+        y,
+        cfg,
+        seed=args.seed,
+        groups=pats,
+        filter_selection=args.filter_selection,
+        profile_cells=ss.cells,
+        log=lambda m: print(f"  {m}", file=sys.stderr, flush=True),
     )
     pred = res["predictions"]
     print("\n## 1. Leave-one-patient-out (held-out patient's 2 samples; p = P(BCR-XL))")
@@ -110,12 +143,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nrun", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--patience", type=int, default=3)
+    ap.add_argument(
+        "--markers",
+        default="all",
+        help="training panel of parts 1-2: all, signalling (paper) or a comma list",
+    )
+    ap.add_argument("--filter-selection", default="ensemble", choices=("ensemble", "consensus"))
+    ap.add_argument(
+        "--spike-sampling",
+        default="random,outlier",
+        help="multi-cell inputs of part 3, comma-separated: random, outlier (as the reference: control "
+        "inputs uniform), outlier+controls (control inputs biased too)",
+    )
+    ap.add_argument("--outlier-keep", type=float, default=0.1)
+    ap.add_argument("--outlier-fraction", type=float, default=0.5)
+    ap.add_argument("--spike-pool", default="", help="pooling percentages of part 3 (default: the recipe's)")
     ap.add_argument("--skip-spike", action="store_true")
     ap.add_argument("--skip-lopo", action="store_true", help="only the spike-in part")
     ap.add_argument("--spike-freqs", default="0.01,0.001,0.0001")
     ap.add_argument("--spike-cells", type=int, default=20000, help="cells per spike-in sample")
     ap.add_argument("--spike-ncell", type=int, default=1000, help="cells per multi-cell input (spike-in)")
     ap.add_argument("--spike-nrun", type=int, default=3)
+    ap.add_argument(
+        "--spike-nsubset", type=int, default=0, help="multi-cell inputs per class (default --nsubset)"
+    )
+    ap.add_argument("--spike-batch", type=int, default=200, help="batch size of part 3 (reference: 200)")
     ap.add_argument("--spike-patients", default="all")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
@@ -161,51 +213,73 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"each patient: one plain and one spiked sample of {args.spike_cells:,} cells "
         "(disjoint halves of its "
-        "reference cells, resampled with replacement); CellCnn ncell=" + str(args.spike_ncell)
-    )
-    scfg = CellCnnConfig(
-        ncell=args.spike_ncell,
-        nsubset=args.nsubset,
-        nrun=args.spike_nrun,
-        max_epochs=args.epochs,
-        patience=args.patience,
+        f"reference cells, resampled with replacement); CellCnn ncell={args.spike_ncell} "
+        f"nsubset={args.spike_nsubset or args.nsubset}/class nrun={args.spike_nrun} "
+        f"batch {args.spike_batch}; inputs {args.spike_sampling} (outlier: "
+        f"{args.outlier_fraction:g} of each input from the {args.outlier_keep:g} most outlying cells)"
     )
     spats = None if args.spike_patients == "all" else args.spike_patients.split(",")
+    samplings = args.spike_sampling.split(",")
     table_rows = []
     for f in [float(x) for x in args.spike_freqs.split(",")]:
-        t1 = time.time()
         sp = make_spike_in(ref, donors, ss.markers, f, n_cells=args.spike_cells, seed=args.seed)
-        r = leave_one_group_out(
-            sp.samples,
-            sp.targets,
-            scfg,
-            seed=args.seed,
-            groups=spats,
-            spiked=sp.spiked,
-            log=lambda m, f=f: print(f"  [{f:g}] {m}", file=sys.stderr, flush=True),
-        )
-        p = r["predictions"]
-        sm = summarize(p)
-        pos = p[p["target"] == 1]
-        table_rows.append(
-            {
-                "frequency": f"{100 * f:g}%",
-                "spiked cells/sample": int(pos["n_spiked"].iloc[0]),
-                "CellCnn AUC": sm.get("cellcnn_auc"),
-                "CellCnn acc": sm.get("cellcnn_accuracy"),
-                "recall@top-n": pos["recall_top_n"].mean(),
-                "recall@top-10n": pos["recall_top_10n"].mean(),
-                "recall(selected)": pos["recall_selected"].mean(),
-                "baseline AUC": sm.get("baseline_auc"),
-                "baseline acc": sm.get("baseline_accuracy"),
-                "min": (time.time() - t1) / 60,
-            }
-        )
-        print(
-            pd.DataFrame(table_rows[-1:]).to_string(index=False, float_format=lambda v: f"{v:.3f}"),
-            flush=True,
-        )
-    print("\nspike-in summary (held-out, leave-one-patient-out; n = top-n with n = spiked cells per sample)")
+        base = None
+        for si, sampling in enumerate(samplings):
+            t1 = time.time()
+            scfg = CellCnnConfig(
+                ncell=args.spike_ncell,
+                nsubset=args.spike_nsubset or args.nsubset,
+                nrun=args.spike_nrun,
+                batch_size=args.spike_batch,
+                max_epochs=args.epochs,
+                patience=args.patience,
+                sampling=sampling.split("+")[0],
+                outlier_controls=sampling == "outlier+controls",
+                outlier_keep=args.outlier_keep,
+                outlier_fraction=args.outlier_fraction,
+            )
+            if args.spike_pool:
+                scfg.pool_percents = tuple(float(x) for x in args.spike_pool.split(","))
+            r = leave_one_group_out(
+                sp.samples,
+                sp.targets,
+                scfg,
+                seed=args.seed,
+                groups=spats,
+                spiked=sp.spiked,
+                baseline=si == 0,
+                filter_selection=args.filter_selection,
+                log=lambda m, f=f, s=sampling: print(f"  [{f:g} {s}] {m}", file=sys.stderr, flush=True),
+            )
+            p = r["predictions"]
+            sm = summarize(p)
+            if si == 0:
+                base = (sm.get("baseline_auc"), sm.get("baseline_accuracy"))
+            pos = p[p["target"] == 1]
+            table_rows.append(
+                {
+                    "frequency": f"{100 * f:g}%",
+                    "spiked cells/sample": int(pos["n_spiked"].iloc[0]),
+                    "inputs": sampling,
+                    "CellCnn AUC": sm.get("cellcnn_auc"),
+                    "CellCnn acc": sm.get("cellcnn_accuracy"),
+                    "cell AUC": pos["cell_auc"].mean(),
+                    "recall@top-n": pos["recall_top_n"].mean(),
+                    "recall@top-10n": pos["recall_top_10n"].mean(),
+                    "recall(selected)": pos["recall_selected"].mean(),
+                    "baseline AUC": base[0],
+                    "baseline acc": base[1],
+                    "min": (time.time() - t1) / 60,
+                }
+            )
+            print(
+                pd.DataFrame(table_rows[-1:]).to_string(index=False, float_format=lambda v: f"{v:.3f}"),
+                flush=True,
+            )
+    print(
+        "\nspike-in summary (held-out, leave-one-patient-out; n = spiked cells per sample; cell AUC = "
+        "best filter's response, spiked vs other cells of the held-out spiked samples)"
+    )
     print(pd.DataFrame(table_rows).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"# total time: {(time.time() - t0) / 60:.1f} min")
     return 0

@@ -22,7 +22,15 @@ from biodl.kinds.cells.io import (
     read_sample_table,
     resolve_markers,
 )
-from biodl.kinds.cells.restarts import MultiCellDataset, encode_labels
+from biodl.kinds.cells.restarts import (
+    CellCnnConfig,
+    MultiCellDataset,
+    config_from_options,
+    encode_labels,
+    outlier_pools,
+    outlier_scores,
+    train_cellcnn,
+)
 from biodl.models.cellcnn import CellCnn, CellCnnEnsemble, pooled_k, top_k_pool
 
 DATA = Path(__file__).parent / "data" / "cells"
@@ -201,6 +209,141 @@ def test_multicell_dataset_is_seeded():
     assert len(set(x[:, 0].tolist())) == 8  # without replacement when enough cells
     assert torch.equal(ds[0][0], MultiCellDataset(cells, np.array([0, 1]), [3, 2], 8, seed=1)[0][0])
     assert ds[4][0].shape == (8, 2) and ds[4][1].tolist() == [1.0]  # with replacement (5 cells)
+
+
+# ------------------------------------------------------------------------ outlier-biased inputs
+def _blob_and_far_cells(seed: int = 0):
+    """Control sample: a Gaussian blob; positive sample: the same blob plus 10 far cells (0.5 %)."""
+    rng = np.random.default_rng(seed)
+    ctrl = rng.normal(size=(2000, 4)).astype(np.float32)
+    pos = rng.normal(size=(2000, 4)).astype(np.float32)
+    far = np.arange(10)
+    pos[far] += 6.0
+    return [ctrl, pos], np.array([0, 1]), far
+
+
+def test_outlier_scores_rank_far_cells_first():
+    cells, _, far = _blob_and_far_cells()
+    (sc,) = outlier_scores([cells[1]], cells[0], n_landmarks=50, seed=0)
+    assert sc.shape == (2000,) and (sc >= 0).all()
+    assert set(np.argsort(-sc)[:10]) == set(far)
+    again = outlier_scores([cells[1]], cells[0], n_landmarks=50, seed=0)[0]
+    assert np.array_equal(sc, again)
+
+
+def test_outlier_biased_sampling_is_seeded_and_biased():
+    cells, y, far = _blob_and_far_cells()
+    pools = outlier_pools(cells, y, keep=0.05, n_landmarks=50, seed=0)
+    assert pools[0] is None  # control samples keep uniform inputs (as the reference)
+    both = outlier_pools(cells + [cells[0][::-1].copy()], np.array([0, 1, 0]), keep=0.05, controls=True)
+    assert both[0] is not None and both[2] is not None  # ... unless asked to bias them too
+    assert len(both[0][0]) == 100 and np.isclose(both[0][1].sum(), 1)
+    idx, p = pools[1]
+    assert len(idx) == 100 and np.isclose(p.sum(), 1) and set(idx[:10]) == set(far)
+
+    def inputs(seed, pools=pools):
+        ds = MultiCellDataset(cells, y, [40, 40], ncell=100, seed=seed, pools=pools, outlier_fraction=0.5)
+        return ds, [ds.indices(j) for j in range(len(ds))]
+
+    ds, a = inputs(3)
+    _, b = inputs(3)
+    _, c = inputs(4)
+    assert all(np.array_equal(u, v) for u, v in zip(a, b, strict=True))  # same seed, same inputs
+    assert not all(np.array_equal(u, v) for u, v in zip(a, c, strict=True))
+    assert torch.equal(ds[45][0], inputs(3)[0][45][0])
+    # far cells are 0.5 % of the positive sample: a uniform input of 100 cells holds 0.5 of them
+    pos_far = np.mean([np.isin(a[j], far).sum() for j in range(40, 80)])
+    assert pos_far > 5, pos_far  # >10x their frequency
+    _, r = inputs(3, pools=None)
+    assert np.mean([np.isin(r[j], far).sum() for j in range(40, 80)]) < 2
+    # the control sample's inputs stay uniform (no far cells there to find; all rows used)
+    assert len(np.unique(np.concatenate(a[:40]))) > 1000
+
+
+def test_outlier_sampling_options_and_errors(tmp_path):
+    cfg = config_from_options(
+        {"sampling": "outlier", "outlier_fraction": "0.3", "outlier_keep": "0.01", "outlier_controls": "true"}
+    )
+    assert (cfg.sampling, cfg.outlier_fraction, cfg.outlier_keep) == ("outlier", 0.3, 0.01)
+    assert cfg.outlier_controls is True
+    assert CellCnnConfig().sampling == "random"
+    with pytest.raises(BiodlInputError, match="sampling must be one of random, outlier, got 'kmeans'"):
+        config_from_options({"sampling": "kmeans"})
+    with pytest.raises(BiodlInputError, match=r"outlier_fraction must be in \(0, 1\]"):
+        config_from_options({"outlier_fraction": 0})
+    with pytest.raises(BiodlInputError, match=r"outlier_keep must be in \(0, 1\]"):
+        config_from_options({"outlier_keep": 1.5})
+    with pytest.raises(BiodlInputError, match="outlier_landmarks must be >= 1"):
+        config_from_options({"outlier_landmarks": 0})
+    with pytest.raises(BiodlInputError, match="outlier_fraction must be a number"):
+        config_from_options({"outlier_fraction": "half"})
+    # the CLI's --set goes through the kind's declared options
+    from biodl.kinds.cells.kind import OPTIONS
+    from biodl.options import resolve
+
+    got = resolve(OPTIONS, {"sampling": "outlier", "outlier_keep": "0.02"}, stage="train", owner="cellcnn")
+    assert got["sampling"] == "outlier" and got["outlier_keep"] == 0.02
+    with pytest.raises(BiodlInputError, match="sampling"):
+        resolve(OPTIONS, {"sampling": "biased"}, stage="train", owner="cellcnn")
+    with pytest.raises(BiodlInputError, match="outlier_fraction"):
+        resolve(OPTIONS, {"outlier_fraction": "1.5"}, stage="train", owner="cellcnn")
+    cells, _, _ = _blob_and_far_cells()
+    with pytest.raises(BiodlInputError, match="needs control samples"):
+        outlier_pools(cells, np.array([1, 2]))
+    cfg = CellCnnConfig(ncell=20, nsubset=4, nrun=1, max_epochs=1, sampling="outlier")
+    with pytest.raises(BiodlInputError, match="needs classification"):
+        train_cellcnn(cells, np.array([0.5, 1.5]), 1, tmp_path / "r", cfg, regression=True)
+
+
+def test_train_with_outlier_sampling_and_consensus_filters(tmp_path):
+    from biodl.kinds.cells.interpret import cell_responses, consensus_filters, rank_filters
+    from biodl.kinds.cells.restarts import load_restarts
+
+    cells, y, far = _blob_and_far_cells()
+    cells = cells + [c.copy() for c in _blob_and_far_cells(1)[0]]
+    y = np.array([0, 1, 0, 1])
+    cfg = CellCnnConfig(
+        ncell=100,
+        nsubset=32,
+        nrun=3,
+        n_best=2,
+        max_epochs=2,
+        patience=2,
+        sampling="outlier",
+        outlier_keep=0.05,
+    )
+    ens, df = train_cellcnn(cells, y, 2, tmp_path / "run", cfg, seed=0)
+    assert len(df) == 3 and df["selected"].sum() == 2
+    nets, rdf = load_restarts(tmp_path / "run", 4, 2)
+    assert len(nets) == 3 and rdf["run"].tolist() == [0, 1, 2]
+
+    # hand-set networks: filters along markers 0, 1, 2 learned again (with noise) by three
+    # restarts, plus one filter only one restart found
+    def net(k, extra):
+        m = CellCnn(4, 2, n_filters=4 if extra else 3, pool_percent=5.0, dropout=0.0)
+        g = torch.Generator().manual_seed(k)
+        with torch.no_grad():
+            w = torch.zeros(m.n_filters, 4)
+            w[:3, :3] = torch.eye(3)
+            if extra:
+                w[3] = torch.tensor([0.0, 0.0, -1.0, 1.0])
+            m.filters.weight.copy_(w + 0.02 * torch.randn(w.shape, generator=g))
+            m.filters.bias.zero_()
+        return m.eval()
+
+    nets = [net(0, False), net(1, True), net(2, False), net(3, False)]
+    model, table = consensus_filters(nets, [0.99, 0.98, 0.97, 0.5])  # the 0.5 restart is left out
+    assert model is not None and len(table) == 3
+    assert (table["size"] == 3).all() and (table["n_nets"] == 3).all()
+    W = model.nets[0].filters.weight.detach().numpy()
+    assert sorted(np.abs(W[:, :3]).argmax(1).tolist()) == [0, 1, 2]
+    r = table.iloc[0]
+    rep = nets[int(r["net"])].responses(torch.from_numpy(cells[1]))[:, int(r["filter"])].detach().numpy()
+    assert np.allclose(cell_responses(model, cells[1])[:, 0], rep, atol=1e-6)
+    assert len(rank_filters(model, cells, y)) == 3
+    assert consensus_filters([nets[0]], [0.9])[0] is None  # nothing found twice
+    with pytest.raises(ValueError, match="accuracies"):
+        consensus_filters(nets, [0.9])
 
 
 def test_spike_in_and_baseline():

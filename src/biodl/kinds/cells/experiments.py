@@ -27,9 +27,9 @@ import pandas as pd
 
 from biodl.errors import BiodlInputError
 from biodl.kinds.cells.baseline import ClusterMedianBaseline
-from biodl.kinds.cells.interpret import cell_responses, rank_filters, select_cells
+from biodl.kinds.cells.interpret import cell_responses, consensus_filters, rank_filters, select_cells
 from biodl.kinds.cells.io import SampleSet
-from biodl.kinds.cells.restarts import CellCnnConfig, predict_samples, train_cellcnn
+from biodl.kinds.cells.restarts import CellCnnConfig, load_restarts, predict_samples, train_cellcnn
 
 __all__ = ["SpikeIn", "gate", "leave_one_group_out", "make_spike_in"]
 
@@ -65,6 +65,8 @@ def leave_one_group_out(
     spiked: Sequence[np.ndarray | None] | None = None,
     work_dir: str | Path | None = None,
     n_filters: int = 2,
+    filter_selection: str = "ensemble",
+    profile_cells: Sequence[np.ndarray] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> dict:
     """Leave-one-group-out CellCnn (+ baseline) on binary-labelled samples.
@@ -83,16 +85,27 @@ def leave_one_group_out(
         Per sample, a boolean mask of spiked cells (or ``None``) for the recall metric.
     work_dir
         Where restarts are checkpointed (default: a temporary directory).
+    filter_selection
+        Which filters are ranked and select cells: ``"ensemble"`` (every filter of the
+        ensemble's networks) or ``"consensus"`` (the paper's consensus filters clustered over
+        all restarts, :func:`~biodl.kinds.cells.interpret.consensus_filters`; the ensemble's
+        filters when no cluster forms). Predictions always come from the ensemble.
+    profile_cells
+        Per sample, the cells (same rows as ``ss.cells``) returned in ``selected`` -- e.g. all
+        markers when the networks were trained on a panel subset (default: ``ss.cells``).
 
     Returns
     -------
     dict
         ``predictions`` (one row per held-out sample: group, sample, label, p_cellcnn,
-        p_baseline, percent_selected, recall columns; all for the best filter),
+        p_baseline, percent_selected, recall columns and ``cell_auc``, the AUC of the best
+        filter's response for spiked vs other cells of a spiked sample),
         ``selected`` (``{rank: cells}``: cells selected in the held-out positive samples by
         each fold's best (rank 1), second best (rank 2), ... filter), ``filters`` (the
         ``n_filters`` best filters per fold).
     """
+    if filter_selection not in ("ensemble", "consensus"):
+        raise BiodlInputError(f"filter_selection must be ensemble or consensus, got {filter_selection!r}")
     if ss.groups is None:
         raise BiodlInputError("leave-one-group-out needs a group (patient) column in the sample table")
     all_groups = sorted(set(ss.groups), key=lambda g: (len(g), g))
@@ -114,17 +127,26 @@ def leave_one_group_out(
                 [ss.cells[i] for i in tr], targets[tr], 2, base / f"fold_{g}", cfg, seed=seed, resume=True
             )
             p = np.exp(predict_samples(ens, [ss.cells[i] for i in te]))[:, positive]
-            rank = rank_filters(ens, [ss.cells[i] for i in tr], targets[tr], positive=positive)
+            imodel, source = ens, "ensemble"
+            if filter_selection == "consensus":
+                nets, rdf = load_restarts(base / f"fold_{g}", len(ss.markers), 2)
+                cons, _ = consensus_filters(nets, rdf["valid_accuracy"].to_numpy())
+                if cons is not None:
+                    imodel, source = cons, "consensus"
+                elif log:
+                    log(f"fold {g}: no consensus filter cluster; ranking the ensemble's filters")
+            rank = rank_filters(imodel, [ss.cells[i] for i in tr], targets[tr], positive=positive)
             cols, thrs = [], []
             for k in range(min(n_filters, len(rank))):
                 col = int(rank["column"].iloc[k])
-                thr, _ = select_cells(ens, col, [ss.cells[i] for i in tr], targets[tr], positive, quantile)
+                thr, _ = select_cells(imodel, col, [ss.cells[i] for i in tr], targets[tr], positive, quantile)
                 cols.append(col)
                 thrs.append(thr)
                 filters.append(
                     dict(
                         group=g,
                         rank=k + 1,
+                        source=source,
                         member=int(rank["member"].iloc[k]),
                         filter=int(rank["filter"].iloc[k]),
                         score=float(rank["score"].iloc[k]),
@@ -139,10 +161,10 @@ def leave_one_group_out(
                 )
                 pb = bl.predict_proba([ss.cells[i] for i in te])[:, positive]
             for j, i in enumerate(te):
-                R = cell_responses(ens, ss.cells[i])
+                R = cell_responses(imodel, ss.cells[i])
                 if targets[i] == positive:
                     for k, (c, t) in enumerate(zip(cols, thrs, strict=True)):
-                        selected[k + 1].append(ss.cells[i][R[:, c] > t])
+                        selected[k + 1].append((profile_cells or ss.cells)[i][R[:, c] > t])
                 resp, thr = R[:, cols[0]], thrs[0]
                 sel = resp > thr
                 r = dict(
@@ -161,6 +183,7 @@ def leave_one_group_out(
                     r["recall_top_n"] = float(spiked[i][order[:n_sp]].mean())
                     r["recall_top_10n"] = float(spiked[i][order[: 10 * n_sp]].sum() / n_sp)
                     r["recall_selected"] = float(spiked[i][sel].sum() / n_sp)
+                    r["cell_auc"] = _auc(spiked[i].astype(int), resp)
                 rows.append(r)
     finally:
         if tmp is not None:
@@ -168,7 +191,7 @@ def leave_one_group_out(
     return {
         "predictions": pd.DataFrame(rows),
         "selected": {
-            k: np.concatenate(v) if v else np.zeros((0, len(ss.markers)), np.float32)
+            k: np.concatenate(v) if v else np.zeros((0, (profile_cells or ss.cells)[0].shape[1]), np.float32)
             for k, v in selected.items()
         },
         "filters": pd.DataFrame(filters),

@@ -23,10 +23,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from biodl.models.cellcnn import CellCnnEnsemble, pooled_k, top_k_pool
+from biodl.models.cellcnn import CellCnn, CellCnnEnsemble, pooled_k, top_k_pool
 
 __all__ = [
     "cell_responses",
+    "consensus_filters",
     "filter_table",
     "marker_profile",
     "plot_embedding",
@@ -149,6 +150,105 @@ def rank_filters(
     # filters that both respond more in the positive class and push the output towards it first
     df["agrees"] = (df["score"] > 0) & (df["w_out_diff"] > 0)
     return df.sort_values(["agrees", "score"], ascending=[False, False]).reset_index(drop=True)
+
+
+def consensus_filters(
+    nets: Sequence[CellCnn],
+    accuracies: Sequence[float],
+    *,
+    accur_thres: float = 0.95,
+    cutoff: float = 0.4,
+    min_nets: int = 3,
+) -> tuple[CellCnnEnsemble | None, pd.DataFrame]:
+    """The paper's filter selection: consensus filters over restarts.
+
+    The filters of every restart reaching validation accuracy ``accur_thres`` (or of the
+    ``min_nets`` best restarts when fewer reach it) are clustered hierarchically (average
+    linkage, cosine distance of the filter weights + bias, cut at ``cutoff``); every cluster
+    with more than one filter is kept, and its
+    representative is the member with the largest summed cosine similarity to the others --
+    as ``cluster_profiles`` in the reference implementation (``cellCnn/utils.py``,
+    github.com/eiriniar/CellCnn; written for biodl, no code copied). A filter found again and
+    again across random restarts is a consistently learned one.
+
+    Parameters
+    ----------
+    nets
+        Every restart's network (:func:`biodl.kinds.cells.restarts.load_restarts`); they must
+        share one input scaler (one :func:`~biodl.kinds.cells.restarts.train_cellcnn` run).
+    accuracies
+        Validation accuracy per network.
+
+    Returns
+    -------
+    (model, table)
+        ``model``: a one-member :class:`CellCnnEnsemble` whose filters are the consensus
+        filters (their representatives' weights, bias and output weights; pooling percentage of
+        the best network, as the reference ranks consensus filters with it), usable with
+        :func:`rank_filters`, :func:`select_cells` and :func:`cell_responses`; ``None`` when no
+        cluster has two filters. ``table``: one row per consensus filter -- ``cluster``,
+        ``size`` (filters), ``n_nets`` (distinct restarts in the cluster), ``net`` and
+        ``filter`` of the representative.
+    """
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    acc = np.asarray(accuracies, dtype=float)
+    if len(nets) != len(acc) or not len(nets):
+        raise ValueError(f"{len(nets)} networks but {len(acc)} accuracies")
+    thres = min(accur_thres, float(np.sort(acc)[-min(min_nets, len(acc))]))
+    keep = [i for i in range(len(nets)) if acc[i] >= thres]
+    rows, owner = [], []
+    for i in keep:
+        net = nets[i]
+        w = net.filters.weight.detach().numpy()
+        b = net.filters.bias.detach().numpy()
+        wo = net.output.weight.detach().numpy()
+        for f in range(net.n_filters):
+            rows.append(np.r_[w[f], b[f], wo[:, f]])
+            owner.append((i, f))
+    W = np.asarray(rows, dtype=np.float64)
+    n_markers = nets[0].n_markers
+    table_cols = ["cluster", "size", "n_nets", "net", "filter"]
+    if len(W) < 2:
+        return None, pd.DataFrame(columns=table_cols)
+    V = W[:, : n_markers + 1]
+    V = np.where(np.linalg.norm(V, axis=1, keepdims=True) > 0, V, 1e-12)
+    labels = fcluster(linkage(V, "average", metric="cosine"), cutoff, criterion="distance")
+    unit = V / np.linalg.norm(V, axis=1, keepdims=True)
+    reps, info = [], []
+    for c in sorted(set(labels), key=lambda c: (-int((labels == c).sum()), c)):
+        members = np.flatnonzero(labels == c)
+        if len(members) < 2:
+            continue
+        sim = unit[members] @ unit[members].T
+        r = int(members[np.argmax(sim.sum(1))])
+        reps.append(r)
+        info.append(
+            dict(
+                cluster=len(info),
+                size=len(members),
+                n_nets=len({owner[m][0] for m in members}),
+                net=owner[r][0],
+                filter=owner[r][1],
+            )
+        )
+    table = pd.DataFrame(info, columns=table_cols)
+    if not reps:
+        return None, table
+    best = int(np.argmax(acc))
+    ref = nets[best]
+    n_out = ref.output.weight.shape[0]
+    model = CellCnnEnsemble(
+        n_markers, n_out, [{"n_filters": len(reps), "pool_percent": ref.pool_percent}], regression=n_out == 1
+    )
+    m = model.nets[0]
+    with torch.no_grad():
+        m.filters.weight.copy_(torch.from_numpy(W[reps, :n_markers]).float())
+        m.filters.bias.copy_(torch.from_numpy(W[reps, n_markers]).float())
+        m.output.weight.copy_(torch.from_numpy(W[reps, n_markers + 1 :].T).float())
+        m.output.bias.zero_()
+    m.set_scaler(ref.center, ref.scale)
+    return model.eval(), table
 
 
 def select_cells(

@@ -110,6 +110,44 @@ OPTIONS = (
         flag="--valid-fraction",
     ),
     Option("scale", "bool", None, "z-score each marker with the training cells."),
+    Option(
+        "sampling",
+        "choice",
+        None,
+        "Multi-cell inputs: random (default, as the reference) or outlier (biased towards cells far "
+        "from the control cells; for subsets rarer than ~0.1%).",
+        choices=("random", "outlier"),
+    ),
+    Option(
+        "outlier_fraction",
+        "float",
+        None,
+        "sampling=outlier: fraction of each input drawn from the outlying cells (0.5).",
+        minimum=0,
+        maximum=1.0,
+    ),
+    Option(
+        "outlier_keep",
+        "float",
+        None,
+        "sampling=outlier: fraction of a sample's cells, most outlying first, drawn from (0.1).",
+        minimum=0,
+        maximum=1.0,
+    ),
+    Option(
+        "outlier_landmarks",
+        "int",
+        None,
+        "sampling=outlier: k-means++ landmarks of the control cells for the outlierness (100).",
+        minimum=1,
+    ),
+    Option(
+        "outlier_controls",
+        "bool",
+        None,
+        "sampling=outlier: bias the control samples' inputs too, each against the other control "
+        "samples (false, as the reference).",
+    ),
 )
 _CONFIG = set(CellCnnConfig.__dataclass_fields__) - {"extra", "max_epochs", "patience", "batch_size"}
 
@@ -409,6 +447,13 @@ class CellsKind(DataKind):
             "classes": ", ".join(meta.classes or []),
             "cells per input (ncell)": c.get("ncell"),
             "inputs per class (nsubset)": c.get("nsubset"),
+            "multi-cell inputs (sampling)": c.get("sampling", "random")
+            + (
+                f" ({c.get('outlier_fraction')} of each input from the {c.get('outlier_keep')} most "
+                "outlying cells" + (", control inputs too)" if c.get("outlier_controls") else ")")
+                if c.get("sampling") == "outlier"
+                else ""
+            ),
             "restarts (nrun)": c.get("nrun"),
             "ensemble size": c.get("n_best"),
         }

@@ -11,6 +11,15 @@ CellCnn's L1/L2 weight penalty as its ``penalty`` hook, Adam, model selection on
 loss); the ``n_best`` networks with the best validation accuracy (regression: loss) form the
 :class:`~biodl.models.cellcnn.CellCnnEnsemble`.
 
+Outlier-biased multi-cell inputs (``sampling="outlier"``, the reference implementation's
+``subset_selection="outlier"``, meant for very rare subsets): every cell of a non-control sample
+gets an *outlierness*, its L1 distance (z-scored markers, each clipped to the 0.5-99.5 %
+percentiles of the control cells) to the nearest of ``outlier_landmarks`` k-means++ landmarks of
+the control cells; the ``outlier_keep`` most outlying fraction of a sample's cells forms its
+outlier pool, and each multi-cell input of that sample takes ``outlier_fraction`` of its cells
+from the pool (drawn with probability proportional to outlierness) and the rest uniformly at
+random. Control samples (class 0) keep uniform inputs. See :func:`outlier_scores`.
+
 Every restart keeps its own checkpoints under ``OUT/restarts/run_XX``; a finished restart is
 not repeated when a killed run is started again.
 """
@@ -39,6 +48,9 @@ __all__ = [
     "CellCnnConfig",
     "MultiCellDataset",
     "encode_labels",
+    "load_restarts",
+    "outlier_pools",
+    "outlier_scores",
     "predict_samples",
     "train_cellcnn",
 ]
@@ -59,6 +71,9 @@ _CONTROL_NAMES = (
     "no",
     "false",
 )
+
+
+SAMPLINGS = ("random", "outlier")
 
 
 @dataclass
@@ -97,6 +112,24 @@ class CellCnnConfig:
         Fraction of each training sample's cells used for validation inputs.
     scale
         z-score each marker with the training cells' mean and standard deviation.
+    sampling
+        ``"random"`` (uniform multi-cell inputs, the reference default) or ``"outlier"``
+        (inputs of non-control samples biased towards cells far from the control cells; the
+        reference implementation's ``subset_selection="outlier"``, recommended there for
+        subsets rarer than ~0.1 %). Needs classification with a control class 0.
+    outlier_fraction
+        Fraction of each biased input drawn from the outlier pool (reference: 0.5).
+    outlier_keep
+        Fraction of a sample's cells kept in its outlier pool, the most outlying first
+        (reference: 0.1 of the mean sample size).
+    outlier_landmarks
+        k-means++ landmarks of the control cells the outlierness is measured against
+        (reference: 100).
+    outlier_controls
+        Bias the control samples' inputs too, each sample's outlierness measured against the
+        *other* control samples (not in the reference, whose control inputs stay uniform): then
+        a share of outlying cells alone no longer tells the classes apart, only what the
+        outlying cells are.
     """
 
     ncell: int = 200
@@ -117,6 +150,11 @@ class CellCnnConfig:
     batch_size: int = 200
     valid_fraction: float = 0.2
     scale: bool = True
+    sampling: str = "random"
+    outlier_fraction: float = 0.5
+    outlier_keep: float = 0.1
+    outlier_landmarks: int = 100
+    outlier_controls: bool = False
     extra: dict = field(default_factory=dict)
 
     def check(self) -> None:
@@ -128,6 +166,14 @@ class CellCnnConfig:
             raise BiodlInputError("nrun and n_best must be >= 1")
         if not 0 < self.valid_fraction < 1:
             raise BiodlInputError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
+        if self.sampling not in SAMPLINGS:
+            raise BiodlInputError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {self.sampling!r}")
+        if not 0 < self.outlier_fraction <= 1:
+            raise BiodlInputError(f"outlier_fraction must be in (0, 1], got {self.outlier_fraction}")
+        if not 0 < self.outlier_keep <= 1:
+            raise BiodlInputError(f"outlier_keep must be in (0, 1], got {self.outlier_keep}")
+        if self.outlier_landmarks < 1:
+            raise BiodlInputError(f"outlier_landmarks must be >= 1, got {self.outlier_landmarks}")
         for p in self.pool_percents:
             if not 0 < float(p) <= 100:
                 raise BiodlInputError(f"pool percentages must be in (0, 100], got {p}")
@@ -204,27 +250,169 @@ class MultiCellDataset(Dataset):
         Cells per input (drawn without replacement when the sample has enough cells).
     seed
         Seed of the draws.
+    pools
+        Per sample, ``None`` (uniform inputs) or an outlier pool ``(indices, weights)`` from
+        :func:`outlier_pools`: then ``round(outlier_fraction * ncell)`` cells of every input
+        are drawn from the pool (with replacement, probability proportional to ``weights``)
+        and the rest uniformly, as the reference implementation's biased subsets.
+    outlier_fraction
+        Fraction of a biased input taken from the pool.
     """
 
     def __init__(
-        self, cells: list[np.ndarray], targets: np.ndarray, counts: list[int], ncell: int, seed: int = 0
+        self,
+        cells: list[np.ndarray],
+        targets: np.ndarray,
+        counts: list[int],
+        ncell: int,
+        seed: int = 0,
+        pools: list[tuple[np.ndarray, np.ndarray] | None] | None = None,
+        outlier_fraction: float = 0.5,
     ) -> None:
         self.cells = [np.ascontiguousarray(c, dtype=np.float32) for c in cells]
         self.targets = np.asarray(targets, dtype=np.float32)
         self.owner = np.repeat(np.arange(len(cells)), counts)
         self.ncell = int(ncell)
         self.seed = int(seed)
+        if pools is not None and len(pools) != len(cells):
+            raise BiodlInputError(f"{len(pools)} outlier pools for {len(cells)} samples")
+        self.pools = pools
+        self.n_biased = int(round(outlier_fraction * self.ncell)) if pools is not None else 0
 
     def __len__(self) -> int:
         return len(self.owner)
 
+    def indices(self, j: int) -> np.ndarray:
+        """Row indices (into its sample's cells) of the cells of input ``j``, ``(ncell,)``."""
+        s = int(self.owner[j])
+        n = self.cells[s].shape[0]
+        rng = np.random.default_rng([self.seed, int(j)])
+        pool = self.pools[s] if self.pools is not None else None
+        if pool is None or self.n_biased == 0:
+            return rng.choice(n, self.ncell, replace=n < self.ncell)
+        idx, p = pool
+        biased = idx[rng.choice(len(idx), self.n_biased, replace=True, p=p)]
+        m = self.ncell - self.n_biased
+        return np.concatenate([biased, rng.choice(n, m, replace=n < m)])
+
     def __getitem__(self, j: int) -> tuple[torch.Tensor, torch.Tensor]:
         s = int(self.owner[j])
-        c = self.cells[s]
-        rng = np.random.default_rng([self.seed, int(j)])
-        n = c.shape[0]
-        idx = rng.choice(n, self.ncell, replace=n < self.ncell)
-        return torch.from_numpy(c[idx]), torch.tensor([self.targets[s]])
+        return torch.from_numpy(self.cells[s][self.indices(j)]), torch.tensor([self.targets[s]])
+
+
+def outlier_scores(
+    cells: list[np.ndarray],
+    control: np.ndarray,
+    *,
+    n_landmarks: int = 100,
+    clip: tuple[float, float] = (0.5, 99.5),
+    max_control: int = 100_000,
+    seed: int = 0,
+) -> list[np.ndarray]:
+    """Outlierness of every cell relative to control cells.
+
+    As the reference implementation (``cellCnn/downsample.py``: ``knn_dist`` and
+    ``outlier_subsample``; ``utils.normalize_outliers_to_control``, github.com/eiriniar/CellCnn):
+    each marker is clipped to the ``clip`` percentiles of the control cells, ``n_landmarks``
+    landmarks are placed on (at most ``max_control`` random) control cells by k-means++
+    seeding, and a cell's outlierness is its L1 (Manhattan) distance to the nearest landmark
+    (scikit-learn ``NearestNeighbors``). Written for biodl; no code copied.
+
+    Parameters
+    ----------
+    cells
+        Arrays ``(n_cells_i, n_markers)`` to score (z-scored like ``control``).
+    control
+        ``(n_control, n_markers)`` control cells.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        One ``(n_cells_i,)`` float array of distances per input array.
+    """
+    from sklearn.cluster import kmeans_plusplus
+    from sklearn.neighbors import NearestNeighbors
+
+    control = np.asarray(control, dtype=np.float64)
+    if control.ndim != 2 or len(control) == 0:
+        raise BiodlInputError("outlier scores need control cells (a non-empty cells x markers array)")
+    rng = np.random.default_rng([seed, 4242])
+    lo, hi = np.percentile(control, clip[0], axis=0), np.percentile(control, clip[1], axis=0)
+    ref = control if len(control) <= max_control else control[rng.choice(len(control), max_control, False)]
+    ref = np.clip(ref, lo, hi)
+    k = min(int(n_landmarks), len(ref))
+    centers, _ = kmeans_plusplus(ref, n_clusters=k, random_state=int(rng.integers(2**31 - 1)))
+    nn = NearestNeighbors(n_neighbors=1, metric="manhattan").fit(centers)
+    out = []
+    for c in cells:
+        if len(c) == 0:
+            out.append(np.zeros(0))
+            continue
+        d, _ = nn.kneighbors(np.clip(np.asarray(c, dtype=np.float64), lo, hi))
+        out.append(d[:, 0])
+    return out
+
+
+def outlier_pools(
+    cells: list[np.ndarray],
+    targets: np.ndarray,
+    *,
+    keep: float = 0.1,
+    n_landmarks: int = 100,
+    control: np.ndarray | None = None,
+    control_class: int = 0,
+    controls: bool = False,
+    seed: int = 0,
+) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """Per sample, the outlier pool of biased multi-cell inputs (``None`` for control samples).
+
+    Parameters
+    ----------
+    cells
+        One ``(n_cells_i, n_markers)`` (z-scored) array per sample.
+    targets
+        ``(n_samples,)`` class indices; samples of ``control_class`` are the control.
+    keep
+        Fraction of a sample's cells in its pool: its ``max(1, int(keep * n_cells_i))`` most
+        outlying cells.
+    control
+        Control cells the outlierness is measured against (default: the cells of the
+        control samples).
+    controls
+        Give the control samples pools too, each scored against the other control samples
+        (against itself when it is the only one).
+
+    Returns
+    -------
+    list
+        ``(indices, probabilities)`` per non-control sample: row indices of the pooled cells
+        (most outlying first) and draw probabilities proportional to their outlierness.
+    """
+    targets = np.asarray(targets)
+    if not np.any(targets == control_class):
+        raise BiodlInputError(
+            "sampling=outlier needs control samples (class 0, e.g. a label Ref/control/healthy) "
+            "among the training samples"
+        )
+    if control is None:
+        control = np.concatenate([c for c, t in zip(cells, targets, strict=True) if t == control_class])
+    biased = [i for i, t in enumerate(targets) if t != control_class]
+    scores = outlier_scores([cells[i] for i in biased], control, n_landmarks=n_landmarks, seed=seed)
+    pools: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(cells)
+    if controls:
+        ctrl_idx = [i for i, t in enumerate(targets) if t == control_class]
+        for i in ctrl_idx:
+            others = [cells[j] for j in ctrl_idx if j != i] or [cells[i]]
+            (sc,) = outlier_scores([cells[i]], np.concatenate(others), n_landmarks=n_landmarks, seed=seed)
+            biased.append(i)
+            scores.append(sc)
+    for i, sc in zip(biased, scores, strict=True):
+        n_keep = max(1, int(keep * len(sc)))
+        idx = np.argsort(-sc, kind="stable")[:n_keep]
+        w = sc[idx]
+        p = w / w.sum() if w.sum() > 0 else np.full(len(w), 1.0 / len(w))
+        pools[i] = (idx, p)
+    return pools
 
 
 def _counts(targets: np.ndarray, regression: bool, cfg: CellCnnConfig, total: int) -> list[int]:
@@ -320,11 +508,49 @@ def train_cellcnn(
     scale = pooled.std(0) if cfg.scale else np.ones(n_markers, np.float32)
     scale = np.where(scale > 1e-6, scale, 1.0).astype(np.float32)
     n_valid = cfg.nsubset_valid if cfg.nsubset_valid is not None else max(2, cfg.nsubset // 4)
+    tr_pools = va_pools = None
+    if cfg.sampling == "outlier":
+        if regression:
+            raise BiodlInputError(
+                "sampling=outlier needs classification with a control class, not regression"
+            )
+
+        def z(c: np.ndarray) -> np.ndarray:
+            return (c - center) / scale
+
+        ctrl_cells = [z(c) for c, t in zip(tr_cells, targets, strict=True) if t == 0]
+        ctrl = np.concatenate(ctrl_cells) if ctrl_cells else None  # None: outlier_pools refuses
+        kw = dict(
+            keep=cfg.outlier_keep,
+            n_landmarks=cfg.outlier_landmarks,
+            control=ctrl,
+            controls=cfg.outlier_controls,
+            seed=seed,
+        )
+        tr_pools = outlier_pools([z(c) for c in tr_cells], targets, **kw)
+        va_pools = outlier_pools([z(c) for c in va_cells], targets, **kw)
+        if log:
+            log(
+                f"outlier-biased inputs: {cfg.outlier_fraction:.0%} of each input of a non-control sample "
+                f"from its {cfg.outlier_keep:.0%} most outlying cells"
+            )
     train_ds = MultiCellDataset(
-        tr_cells, targets, _counts(targets, regression, cfg, cfg.nsubset), cfg.ncell, seed=seed * 2 + 1
+        tr_cells,
+        targets,
+        _counts(targets, regression, cfg, cfg.nsubset),
+        cfg.ncell,
+        seed=seed * 2 + 1,
+        pools=tr_pools,
+        outlier_fraction=cfg.outlier_fraction,
     )
     valid_ds = MultiCellDataset(
-        va_cells, targets, _counts(targets, regression, cfg, n_valid), cfg.ncell, seed=seed * 2 + 2
+        va_cells,
+        targets,
+        _counts(targets, regression, cfg, n_valid),
+        cfg.ncell,
+        seed=seed * 2 + 2,
+        pools=va_pools,
+        outlier_fraction=cfg.outlier_fraction,
     )
     task = "regression" if regression else "multiclass"
     rows = []
@@ -414,6 +640,23 @@ def train_cellcnn(
     return ens, df
 
 
+def load_restarts(out_dir: str | Path, n_markers: int, n_outputs: int) -> tuple[list[CellCnn], pd.DataFrame]:
+    """Every restart of a finished :func:`train_cellcnn` run in ``out_dir`` (not only the
+    ensemble's): the networks (eval mode, order of ``restarts.tsv``) and ``restarts.tsv``.
+    Used by the paper's filter selection (:func:`biodl.kinds.cells.interpret.consensus_filters`)."""
+    out = Path(out_dir)
+    if not (out / "restarts.tsv").exists():
+        raise BiodlInputError(f"no restarts.tsv in {out}: not a CellCnn training directory")
+    df = pd.read_csv(out / "restarts.tsv", sep="\t")
+    nets = []
+    for _, r in df.iterrows():
+        net = CellCnn(n_markers, n_outputs, int(r["n_filters"]), float(r["pool_percent"]), dropout=0.0)
+        f = out / "restarts" / f"run_{int(r['run']):02d}" / "net.pt"
+        net.load_state_dict(torch.load(f, map_location="cpu", weights_only=True))
+        nets.append(net.eval())
+    return nets, df
+
+
 class _WholeSamples(torch.utils.data.Dataset):
     """Each sample as one multi-cell input of all its cells (or ``max_cells`` random ones)."""
 
@@ -472,9 +715,19 @@ def config_from_options(options: dict) -> CellCnnConfig:
                 raise BiodlInputError(f"{k} must be a comma-separated list of numbers, got {v!r}") from None
         elif k == "dropout":
             v = v if v == "auto" else float(v)
-        elif k in ("per_sample", "scale"):
+        elif k in ("per_sample", "scale", "outlier_controls"):
             v = v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes")
-        elif k in ("learning_rate", "l1", "l2", "dropout_p", "valid_fraction"):
+        elif k == "sampling":
+            v = str(v).strip().lower()
+        elif k in (
+            "learning_rate",
+            "l1",
+            "l2",
+            "dropout_p",
+            "valid_fraction",
+            "outlier_fraction",
+            "outlier_keep",
+        ):
             try:
                 v = float(v)
             except (TypeError, ValueError):
