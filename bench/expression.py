@@ -8,9 +8,10 @@ Prints four tables:
    with genes shuffled (PCA / ICA baselines need the compendium, which is not available);
 3. ADAGE vs PCA vs ICA of equal size on pbmc68k_reduced and the bladder arrays: held-out
    accuracy (5-fold CV, logistic regression on node activities, every model fitted on the
-   training folds only; ADAGE's Adam learning rate and number of epochs chosen on the
-   reconstruction loss of 20 % of the training samples held out, then refitted on all of
-   them) and marker-gene-set coverage where gene sets apply;
+   training folds only; ADAGE's parametrization (published or fan-in, see
+   biodl.models.adage), Adam learning rate and number of epochs chosen on the reconstruction
+   loss of 20 % of the training samples held out, then refitted on all of them) and
+   marker-gene-set coverage where gene sets apply;
 4. D-GEX vs LR / ridge / KNN-GE on the bladder arrays (943 landmarks -> 5765 targets,
    5-fold CV), and the memory / time of one wide D-GEX (3 x 9000) training run on CPU.
 
@@ -135,15 +136,29 @@ def published_coverage(ddir: Path, n_perm: int) -> list[dict]:
 
 # ----------------------------------------------------------------------------- ADAGE vs PCA/ICA
 ADAGE_LRS = (1e-3, 1e-2)  # Adam learning rates tried; one is chosen per fold on held-out training samples
-ADAGE_VALID = 0.2  # fraction of the training samples held out to choose the learning rate and epochs
+# parametrizations tried ("adage": published; "fan-in:G": inputs centred and scaled by G / sqrt(genes))
+ADAGE_PARAMS = ("adage", "fan-in:0.1")
+ADAGE_VALID = 0.2  # fraction of the training samples held out to choose the settings and epochs
 ADAGE_CHOICES: list[dict] = []  # what was chosen in each fit (printed after the table)
 
 
-def _fit_adage(x_tr: np.ndarray, x_va: np.ndarray | None, k: int, cfg: TrainConfig) -> tuple[ADAGE, dict]:
+def _param_kwargs(spec: str) -> dict:
+    """``"adage"`` or ``"fan-in:G"`` -> ADAGE keyword arguments."""
+    if spec == "adage":
+        return {"parametrization": "adage"}
+    name, _, g = spec.partition(":")
+    if name != "fan-in":
+        raise ValueError(f"unknown ADAGE parametrization {spec!r} (adage or fan-in:G)")
+    return {"parametrization": "fan-in", **({"fan_in_scale": float(g)} if g else {})}
+
+
+def _fit_adage(
+    x_tr: np.ndarray, x_va: np.ndarray | None, k: int, cfg: TrainConfig, spec: str = "adage"
+) -> tuple[ADAGE, dict]:
     import tempfile
 
     seed_all(cfg.seed)
-    m = ADAGE(x_tr.shape[1], k, 0.1)
+    m = ADAGE(x_tr.shape[1], k, 0.1, **_param_kwargs(spec))
     valid = torch.from_numpy(x_va) if x_va is not None else None
     with tempfile.TemporaryDirectory() as tmp:
         (res,) = fit_adage(m, torch.from_numpy(x_tr), valid, tmp, cfg, optimizer="adam")
@@ -155,10 +170,11 @@ def adage_features(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Train ADAGE on x_tr (already 0-1 scaled) and return train / test activities and weights.
 
-    The learning rate (``ADAGE_LRS``) and the number of epochs (early stopping, at most
-    ``epochs``) are chosen on the reconstruction loss of ``ADAGE_VALID`` of the training
-    samples held out; ADAGE is then refitted on all training samples with those settings.
-    ``x_te`` is not used for any choice."""
+    The parametrization (``ADAGE_PARAMS``), the learning rate (``ADAGE_LRS``) and the number
+    of epochs (early stopping, at most ``epochs``) are chosen on the reconstruction loss of
+    ``ADAGE_VALID`` of the training samples held out; ADAGE is then refitted on all training
+    samples with those settings (the fan-in centre is the mean of the samples it is fitted
+    on). ``x_te`` is not used for any choice."""
     perm = np.random.default_rng(seed).permutation(len(x_tr))
     n_va = max(1, int(round(ADAGE_VALID * len(x_tr))))
     inner, held = x_tr[perm[n_va:]], x_tr[perm[:n_va]]
@@ -173,24 +189,28 @@ def adage_features(
         checkpoint_every=5 if batches < 5 else 1,
     )
     tried = {}
-    for lr in ADAGE_LRS:
-        cfg = TrainConfig(max_epochs=epochs, patience=max(10, epochs // 10), lr=lr, **base)
-        _, info = _fit_adage(inner, held, k, cfg)
-        tried[lr] = (info["val_metrics"]["val_loss"], info["best_epoch"] + 1)
-    lr = min(tried, key=lambda v: tried[v][0])
-    n_epochs = tried[lr][1]
-    m, _ = _fit_adage(x_tr, None, k, TrainConfig(max_epochs=n_epochs, patience=0, lr=lr, **base))
+    for spec in ADAGE_PARAMS:
+        for lr in ADAGE_LRS:
+            cfg = TrainConfig(max_epochs=epochs, patience=max(10, epochs // 10), lr=lr, **base)
+            _, info = _fit_adage(inner, held, k, cfg, spec)
+            tried[spec, lr] = (info["val_metrics"]["val_loss"], info["best_epoch"] + 1)
+    spec, lr = min(tried, key=lambda v: tried[v][0])
+    n_epochs = tried[spec, lr][1]
+    m, _ = _fit_adage(x_tr, None, k, TrainConfig(max_epochs=n_epochs, patience=0, lr=lr, **base), spec)
+    t_tr, t_te = torch.from_numpy(x_tr), torch.from_numpy(x_te)
+    with torch.no_grad():
+        a_tr, a_te = m.encode(t_tr).numpy(), m.encode(t_te).numpy()
     ADAGE_CHOICES.append(
         {
             "n_train": len(x_tr),
+            "parametrization": spec,
             "lr": lr,
             "epochs": n_epochs,
-            **{f"val_loss lr={v:g}": round(t[0], 1) for v, t in tried.items()},
+            "saturated (train)": round(float(((a_tr < 0.01) | (a_tr > 0.99)).mean()), 3),
+            **{f"val_loss {s} lr={v:g}": round(t[0], 1) for (s, v), t in tried.items()},
         }
     )
-    t_tr, t_te = torch.from_numpy(x_tr), torch.from_numpy(x_te)
-    with torch.no_grad():
-        return m.encode(t_tr).numpy(), m.encode(t_te).numpy(), m.gene_weights().numpy()
+    return a_tr, a_te, m.gene_weights().numpy()
 
 
 def zero_one(x_tr: np.ndarray, x_te: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -393,6 +413,7 @@ def dgex_wide_cost(ddir: Path, steps: int) -> dict:
 
 
 def main() -> None:
+    global ADAGE_LRS, ADAGE_PARAMS
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
     ap.add_argument("--quick", action="store_true", help="fewer epochs and folds")
@@ -407,6 +428,12 @@ def main() -> None:
         default="1e-3,1e-2",
         help="ADAGE Adam learning rates to choose from (on held-out training samples)",
     )
+    ap.add_argument(
+        "--adage-params",
+        default=",".join(ADAGE_PARAMS),
+        help="ADAGE parametrizations to choose from (on held-out training samples): adage (published) "
+        "and/or fan-in:G (inputs centred, scaled by G / sqrt(genes))",
+    )
     args = ap.parse_args()
     ddir = args.data_dir
     if not (ddir / "expression").exists():
@@ -414,8 +441,10 @@ def main() -> None:
     only = set(args.only.split(","))
     run = lambda k: "all" in only or k in only  # noqa: E731
     epochs = args.epochs or (200 if args.quick else 500)
-    global ADAGE_LRS
     ADAGE_LRS = tuple(float(v) for v in args.adage_lrs.split(","))
+    ADAGE_PARAMS = tuple(args.adage_params.split(","))
+    for spec in ADAGE_PARAMS:
+        _param_kwargs(spec)  # fail early on a typo
     folds = args.folds or (3 if args.quick else 5)
     torch.set_num_threads(2)
     if run("published"):

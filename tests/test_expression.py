@@ -347,3 +347,55 @@ def test_fit_adage_checkpoint_every_and_final_epoch(tmp_path):
     last = torch.load(tmp_path / "t" / "checkpoints" / "last.ckpt", weights_only=True)
     assert info.best_epoch == 8 and last["global_step"] == 9 * 4
     assert torch.equal(model2.layers[0].weight, last["state_dict"]["model.layers.0.weight"])
+
+
+def _wide_arrays(n_samples: int = 40, n_genes: int = 3000, seed: int = 0) -> torch.Tensor:
+    """Bladder-like wide microarray matrix (log2 scale): the 160 real probes of the bladder slice,
+    each repeated with independent probe noise, plus a low-rank sample effect."""
+    rng = np.random.default_rng(seed)
+    real = pd.read_csv(BLADDER, index_col=0).to_numpy().T[:n_samples]  # (samples, 160 probes)
+    reps = -(-n_genes // real.shape[1])
+    x = np.tile(real, reps)[:, :n_genes] + rng.normal(0, 0.3, (n_samples, n_genes))
+    x += rng.normal(0, 1, (n_samples, 3)) @ rng.normal(0, 0.3, (3, n_genes))
+    return torch.from_numpy(x.astype(np.float32))
+
+
+def test_adage_fan_in_keeps_wide_inputs_unsaturated(tmp_path):
+    """On 3000 un-centred 0-1 inputs the published parametrization saturates every node after a
+    few Adam epochs; the fan-in one (inputs centred on the *training* mean, scaled by
+    g / sqrt(genes)) does not, the per-gene scaling and the centre come from the training samples
+    only, and the network file written reproduces the activities."""
+    x = _wide_arrays()
+    train, valid = x[:32], x[32:]
+    cfg = TrainConfig(
+        max_epochs=4, patience=0, batch_size=8, lr=1e-2, device="cpu", progress=False, resume=False
+    )
+    cfg.checkpoint_every = 4
+    saturated = {}
+    for spec in ("adage", "fan-in"):
+        seed_all(0)
+        model = ADAGE(x.shape[1], nodes=10, parametrization=spec, fan_in_scale=0.1)
+        model.fit_scaling(train)
+        assert torch.equal(model.input_min, train.min(0).values)  # fitted on training samples only
+        s_tr, s_va = model.scale(train), model.scale(valid)
+        fit_adage(model, s_tr, s_va, tmp_path / spec, cfg, optimizer="adam")
+        a = model.activities(train)
+        saturated[spec] = float(((a < 0.01) | (a > 0.99)).float().mean())
+        keys = set(model.state_dict())
+        if spec == "adage":
+            assert "layers.0.center" not in keys  # models saved before the option load unchanged
+            continue
+        # the centre is the training mean of the scaled inputs, never the validation samples'
+        assert torch.allclose(model.layers[0].center, s_tr.mean(0))
+        assert not torch.allclose(model.layers[0].center, torch.cat([s_tr, s_va]).mean(0))
+        # the network file holds the equivalent published-form encoder
+        write_network(model, tmp_path / "net.txt.gz")
+        from biodl.kinds.expression.adage import model_from_network
+
+        back = model_from_network(read_network(tmp_path / "net.txt.gz"))
+        assert back.parametrization == "adage"
+        assert torch.allclose(back.encode(s_va), model.encode(s_va), atol=1e-4)
+    assert saturated["adage"] > 0.9, saturated
+    assert saturated["fan-in"] < 0.2, saturated
+    with pytest.raises(ValueError, match="parametrization"):
+        ADAGE(10, 3, parametrization="centred")

@@ -128,13 +128,19 @@ def _is_float(x: str) -> bool:
 
 
 def write_network(model: ADAGE, path: str | Path) -> Path:
-    """Write ``model`` in ADAGE's network-file format (gzip when the name ends with .gz)."""
+    """Write ``model`` in ADAGE's network-file format (gzip when the name ends with .gz).
+
+    With the fan-in parametrization the file holds the equivalent published-form encoder
+    (``W' = s W``, ``b'' = b - s c W``, :meth:`~biodl.models.adage.DenoisingAutoencoder.folded`):
+    activities, raw-activity differences and node signatures read from the file are those of
+    the model; its reconstructions are not (they use ``W``, the tied decoder)."""
     parts = []
     for k, dae in enumerate(model.layers, 1):
         parts.append(f"layer {k} \nweight matrix \n")
-        w = dae.weight.detach().double().cpu().numpy()
+        w_t, hb_t = dae.folded()
+        w = w_t.double().cpu().numpy()
         parts.append("\n".join("\t".join(f"{v:.8f}" for v in row) for row in w) + "\n")
-        parts.append("hidden bias vector \n" + "\n".join(f"{v:.8f}" for v in dae.hidden_bias.tolist()) + "\n")
+        parts.append("hidden bias vector \n" + "\n".join(f"{v:.8f}" for v in hb_t.tolist()) + "\n")
         parts.append(
             "visible bias vector \n" + "\n".join(f"{v:.8f}" for v in dae.visible_bias.tolist()) + "\n"
         )

@@ -5,7 +5,8 @@ Input: h5ad, PCL, TSV/CSV (plain or gzip) or GCT; the orientation is detected (o
 ADAGE is trained greedily, layer by layer, on the per-gene 0-1 scaled profiles and writes the
 network in ADAGE's text format and the node signatures; D-GEX is trained on standardised
 landmarks and targets. Without ``--valid``, a seeded ``valid_fraction`` of the samples is held
-out for early stopping.
+out for early stopping. The stacked sparse autoencoder (``sparse-ae``, Chen et al. 2016) lives in
+:mod:`biodl.kinds.expression.sparse_ae`; with ``--set encode=genes`` it encodes the genes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from biodl.train.checkpoint import RunMeta, data_as
 
 _IO = ("train", "evaluate", "predict")
 DATA_KEYS = ("orientation", "missing", "duplicates", "layer", "use_raw")
+_AUTOENCODERS = ("adage", "sparse-ae")  # read whole profiles, reconstruct them
 
 OPTIONS = (
     Option("data", "path", None, "Expression file: h5ad, PCL, TSV/CSV(.gz) or GCT.", flag="DATA"),
@@ -62,6 +64,16 @@ OPTIONS = (
         choices=("error", "mean", "first"),
     ),
     Option("layer", "str", None, "h5ad layer to read (default X).", stages=_IO),
+    Option(
+        "encode",
+        "choice",
+        "samples",
+        "sparse-ae: what the autoencoder encodes, the samples (columns are its inputs) or the genes "
+        "(each gene's profile over the samples, as in the yeast bench).",
+        stages=_IO,
+        choices=("samples", "genes"),
+        recipes=("sparse-ae",),
+    ),
     Option("use_raw", "bool", None, "h5ad: read .raw.", stages=_IO),
     Option(
         "valid_fraction",
@@ -84,7 +96,15 @@ OPTIONS = (
         2.5,
         "ADAGE signatures: genes beyond this many sd of a node's weights.",
         minimum=0,
-        recipes=("adage",),
+        recipes=("adage", "sparse-ae"),
+    ),
+    Option(
+        "finetune_epochs",
+        "int",
+        0,
+        "sparse-ae: epochs of fine-tuning the whole stack after greedy layer-wise training.",
+        minimum=0,
+        recipes=("sparse-ae",),
     ),
     Option(
         "landmarks",
@@ -158,6 +178,13 @@ def read_data(path: Any, options: dict[str, Any], known_genes: list[str] | None 
     if path is None:
         raise BiodlInputError("no expression file given (DATA or --data)")
     kw = {k: options[k] for k in DATA_KEYS if options.get(k) not in (None, "")}
+    if options.get("encode") == "genes":  # genes are the examples, samples their inputs
+        from biodl.kinds.expression.io import ExpressionMatrix
+
+        m = read_expression(path, **kw)
+        return ExpressionMatrix(
+            np.ascontiguousarray(m.values.T), list(m.samples), list(m.genes), None, m.source
+        )
     return read_expression(path, known_genes=known_genes, **kw)
 
 
@@ -185,7 +212,7 @@ class ExpressionKind(DataKind):
         from biodl.train.datamodule import split_indices
 
         o, seed = ctx.options, ctx.config.seed
-        if ctx.recipe.name == "adage":
+        if ctx.recipe.name in _AUTOENCODERS:
             m = read_data(o["data"], o)
             ctx.log(f"read {m.shape[0]} samples x {m.shape[1]} genes from {o['data']}")
             x = torch.from_numpy(m.values)
@@ -247,9 +274,11 @@ class ExpressionKind(DataKind):
         kw = _nodes(r.check_model_options({**r.model_defaults, **ctx.model_options}))
         opt = ctx.options["optimizer"] or ("sgd" if r.name == "adage" else "adam")
         seed_all(ctx.config.seed)
-        if r.name == "adage":
+        if r.name in _AUTOENCODERS:
             mk = {"n_genes": len(splits.extra["genes"]), **kw}
             model = r.build(**mk)
+            if getattr(model, "parametrization", None) == "fan-in":  # stored, not left to a default
+                mk["fan_in_scale"] = float(model.fan_in_scale)
             model.fit_scaling(splits.train)
             data = ExpressionData(genes=splits.extra["genes"], optimizer=opt, data=str(ctx.options["data"]))
             return model, RunMeta(
@@ -269,6 +298,10 @@ class ExpressionKind(DataKind):
         from biodl.kinds.expression.dgex import standardize
         from biodl.kinds.expression.training import fit_adage, fit_dgex
 
+        if meta.recipe == "sparse-ae":
+            from biodl.kinds.expression.sparse_ae import fit_run
+
+            return fit_run(ctx, model, meta, splits)
         opt = meta.data["optimizer"]
         if meta.recipe == "adage":
             va = model.scale(splits.valid) if splits.valid is not None else None
@@ -289,6 +322,10 @@ class ExpressionKind(DataKind):
         return model.eval(), res, meta
 
     def after_fit(self, ctx, model, meta, splits):
+        if meta.recipe == "sparse-ae":
+            from biodl.kinds.expression.sparse_ae import after_fit
+
+            return after_fit(ctx, model, meta)
         if meta.recipe != "adage":
             return {}
         from biodl.kinds.expression.adage import signatures, write_network
@@ -322,7 +359,7 @@ class ExpressionKind(DataKind):
 
     def read(self, meta, path, options, *, labelled, quiet=True):
         d = data_as(ExpressionData, meta.data)
-        if meta.recipe == "adage":
+        if meta.recipe in _AUTOENCODERS:
             if not labelled:  # activities: genes matched by id, any order
                 m = read_data(path, options, known_genes=d.genes)
                 return ExpressionTable(list(m.samples), m.values, None, str(path), matrix=m)
@@ -336,6 +373,13 @@ class ExpressionKind(DataKind):
         from biodl.train.predict import predict
 
         x = torch.from_numpy(np.ascontiguousarray(table.x, np.float32))
+        if meta.recipe == "sparse-ae":  # the scaled input reconstructed through the whole stack
+            model = model.cpu()
+            xs = model.scale(x)
+            out, _ = predict(
+                model, TensorDataset(xs), batch_size=batch_size, device=device, forward=model.reconstruct
+            )
+            return out, xs.numpy()
         if meta.recipe == "adage":  # reconstruction logits of the last layer's input, and that input
             model = model.cpu()
             xs = model.scale(x)
@@ -350,7 +394,7 @@ class ExpressionKind(DataKind):
         scaled input; D-GEX: MAE over targets (original scale) and MSE."""
         import torch
 
-        if meta.recipe == "adage":
+        if meta.recipe in _AUTOENCODERS:
             lg, t = torch.from_numpy(outputs), torch.from_numpy(targets)
             ce = torch.nn.functional.binary_cross_entropy_with_logits(lg, t, reduction="none").sum(1)
             return {
@@ -365,7 +409,7 @@ class ExpressionKind(DataKind):
         }
 
     def frame(self, meta, table, outputs, targets=None) -> pd.DataFrame:
-        if meta.recipe == "adage":
+        if meta.recipe in _AUTOENCODERS:
             import torch
 
             ce = torch.nn.functional.binary_cross_entropy_with_logits(
@@ -390,7 +434,14 @@ class ExpressionKind(DataKind):
 
     def predict_frame(self, model, meta, table, *, device, options, batch_size=256):
         """ADAGE: node activities (``--set raw=true``: raw activities); D-GEX: inferred target
-        expression. One row per sample, input order kept."""
+        expression; sparse-ae: every layer's unit activities. One row per sample, input order kept."""
+        if meta.recipe == "sparse-ae":
+            from biodl.kinds.expression.sparse_ae import layer_activities
+
+            x = table.matrix.align_to(meta.data["genes"]).values if table.matrix is not None else table.x
+            df = layer_activities(model, x, table.samples)
+            df.index.name = "sample"
+            return df.reset_index()
         if meta.recipe == "adage":
             from biodl.kinds.expression.adage import activities
 
@@ -409,6 +460,10 @@ class ExpressionKind(DataKind):
     # ------------------------------------------------------------------ report
     def describe_data(self, meta):
         d = data_as(ExpressionData, meta.data)
+        if meta.recipe == "sparse-ae":
+            from biodl.kinds.expression.sparse_ae import describe
+
+            return describe(meta)
         rows: dict[str, Any] = {"training file": d.data, "optimizer": d.optimizer}
         if meta.recipe == "adage":
             rows.update(
@@ -426,6 +481,10 @@ class ExpressionKind(DataKind):
         from biodl.report.html import Section
 
         secs = []
+        if meta.recipe == "sparse-ae":
+            from biodl.kinds.expression.sparse_ae import report_sections
+
+            return report_sections(run, model, meta)
         if meta.recipe == "adage":
             from biodl.kinds.expression.adage import signatures
 

@@ -46,3 +46,27 @@ register(
         "LR 0.4702, D-GEX 0.4393 (81.31% of targets).",
     )
 )
+
+register(
+    Recipe(
+        name="sparse-ae",
+        title="Stacked sparse autoencoder",
+        model="biodl.models.sparse_ae:StackedSparseAE",
+        kinds=("expression",),
+        tasks=("reconstruction",),
+        citation="Chen L, Cai C, Chen V, Lu X. Learning a hierarchical representation of the yeast "
+        "transcriptomic machinery using an autoencoder model. BMC Bioinformatics 17 Suppl 1:S9 (2016).",
+        status="ready",
+        model_defaults=dict(
+            nodes=[64, 32, 16, 8], sparsity=0.1, sparsity_weight=1.0, scaling="ufldl", reconstruction="bce"
+        ),
+        train_defaults=dict(lr=0.01, batch_size=128, max_epochs=100, patience=0, weight_decay=1e-4),
+        option_defaults=dict(optimizer="adam"),
+        derived=("n_genes",),
+        toy={"model": {"nodes": [6, 4]}},
+        reference="Yeast compendium (>1,000 arrays): 4 hidden layers of sigmoid units; first-layer units "
+        "map close to one-to-one onto transcription factors, higher layers onto shared biological processes. "
+        "Ours (bench/README_yeast.md): Eisen 1998, 2,467 genes x 79 arrays, layer features of Brown et al.'s "
+        "186 labelled genes vs an SVM on the raw profiles.",
+    )
+)

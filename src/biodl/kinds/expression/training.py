@@ -58,6 +58,8 @@ def fit_adage(
     Layer ``i`` is trained with the others frozen; a single-layer model trains in ``out_dir``,
     a stacked one in ``out_dir/layer<i+1>`` (each with its checkpoints, resumable). With a
     validation set each layer keeps its epoch of lowest ``val_loss``, without one its final epoch.
+    With the fan-in parametrization each layer's input centre is first set to the mean of its
+    inputs over ``x_train`` (never ``x_valid``).
 
     Returns
     -------
@@ -69,6 +71,8 @@ def fit_adage(
     n = len(model.layers)
     for layer in layers if layers is not None else range(n):
         model.active_layer = layer
+        with torch.no_grad():  # fan-in parametrization: centre the layer's inputs (training samples only)
+            model.layers[layer].fit_center(model.layer_input(x_train, layer))
         for i, dae in enumerate(model.layers):
             dae.requires_grad_(i == layer)
         sub = out if n == 1 else out / f"layer{layer + 1}"
