@@ -13,10 +13,17 @@ Usage (from the repository root)::
     python bench/sequence_tasks.py --datasets cnnprom --ablation     # rc on/off / shift / class weight
     python bench/sequence_tasks.py --max-minutes 30                   # stop starting rows after 30 min
     python bench/sequence_tasks.py --render-only                      # table of all cached v2 rows
+    python bench/sequence_tasks.py --datasets gue_prom --systems danq --ensemble 5    # 5 seeds averaged
+    python bench/sequence_tasks.py --datasets gue_prom --systems danq --calibrate 8   # DeepBind calibration
+    python bench/sequence_tasks.py --datasets gue_prom --systems danq --calibrate 8 --calibrate-top 3
 
 Protocol "v2": thresholds for acc / MCC / Sn / Sp chosen on the validation split (never on
 test), per-system learning rates (SYSTEM_LR), patience 6, weight decay 1e-4, reverse-complement
 augmentation + rc-averaged test outputs on strand-symmetric rows only (``Row.strand_symmetric``).
+
+``--calibrate N`` chooses each CNN's setting as ``biodl train --calibrate N`` does
+(:func:`_calibrate_split`): cross-validation on a subsample of each split's training part only,
+never its validation part (thresholds, early stopping) and never its test part.
 
 Finished rows are cached in ``--out`` (``rows.jsonl``); a rerun skips them (``--no-cache``
 recomputes). The table is also written to ``OUT/table.md`` and ``OUT/table.json``.
@@ -48,6 +55,7 @@ from biodl.kinds.sequences.data import SequenceDataset, add_shuffled_negatives
 from biodl.kinds.sequences.io import SequenceTable, read_sequences
 from biodl.registry import get_recipe
 from biodl.train import RunMeta, TrainConfig, fit_model, predict, seed_all
+from biodl.train.calibrate import split_setting
 
 HERE = Path(__file__).resolve().parent
 #: DFS penalty path of the k-mer rows (each penalty's features refitted; best on validation)
@@ -667,7 +675,8 @@ def _cnn_split(
     test_ds = SequenceDataset(sp.test, length=seq_len, iupac_as_n=iupac)
     recipe = get_recipe(system)
     n_out = len(sp.train.classes) if row.task == "multiclass" else 1
-    mk = recipe.model_kwargs(n_out, seq_len=seq_len, **model_options(system, seq_len, row.strand_symmetric))
+    preset = model_options(system, seq_len, row.strand_symmetric)
+    mk = recipe.model_kwargs(n_out, seq_len=seq_len, **preset)
     pos_weight = None
     if opts["class_weight"]:
         y = sp.train.labels[:, 0]
@@ -677,17 +686,27 @@ def _cnn_split(
         else:
             pos_weight = torch.tensor([(y == 0).sum() / max((y == 1).sum(), 1)], dtype=torch.float32)
     members, best_epochs = [], []
-    n_members = int(opts.get("ensemble") or 1)
-    for j in range(n_members):  # --ensemble K: seeds seed + k + 1000 j, the mean of their logits
-        seed = opts["seed"] + k + 1000 * j
+    settings, calibration = [{}], None
+    if opts.get("calibrate"):  # --calibrate N: settings chosen by CV on sp.train only
+        plain_ds = SequenceDataset(sp.train, iupac_as_n=iupac, seed=k)  # held-out folds: no augmentation
+        settings, calibration = _calibrate_split(
+            row, recipe, mk, preset, train_ds, plain_ds, sp.train.labels, k, out, opts, lr, pos_weight
+        )
+    n_members = len(settings) if len(settings) > 1 else int(opts.get("ensemble") or 1)
+    for j in range(n_members):
+        # --ensemble K: seeds seed + k + 1000 j, the mean of their logits;
+        # --calibrate-top K: the K best calibrated settings, each with seed + k, averaged
+        seed = opts["seed"] + k + (1000 * j if len(settings) == 1 else 0)
+        model_set, train_set = split_setting(settings[j if len(settings) > 1 else 0])
+        mk_j = {**mk, **model_set}
         seed_all(seed)
-        model = recipe.build(**mk)
+        model = recipe.build(**mk_j)
         cfg = TrainConfig(
             max_epochs=opts["epochs"] or row.epochs,
             patience=PATIENCE,
             batch_size=128,
-            lr=lr,
-            weight_decay=WEIGHT_DECAY,
+            lr=train_set.get("lr", lr),
+            weight_decay=train_set.get("weight_decay", WEIGHT_DECAY),
             seed=seed,
             device="cpu",
             progress=False,
@@ -701,7 +720,7 @@ def _cnn_split(
             valid_ds,
             run,
             cfg,
-            RunMeta(kind="sequences", recipe=system, task=row.task, model_kwargs=mk),
+            RunMeta(kind="sequences", recipe=system, task=row.task, model_kwargs=mk_j),
             pos_weight=pos_weight,
         )
         members.append(fit_model_best(run))
@@ -716,7 +735,132 @@ def _cnn_split(
         "test": {rc: _logits(model, test_ds, rc) for rc in (False, True)},
         "valid": {rc: _logits(model, valid_ds, rc) for rc in (False, True)} if valid_ds is not None else None,
         "best_epoch": best_epochs[0] if n_members == 1 else best_epochs,
+        "calibration": calibration,
     }
+
+
+def _calibrate_split(
+    row: Row,
+    recipe,
+    mk: dict[str, Any],
+    preset: dict[str, Any],
+    train_ds,
+    plain_ds,
+    labels: np.ndarray,
+    k: int,
+    out: Path,
+    opts: dict[str, Any],
+    lr: float,
+    pos_weight,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """``--calibrate N`` on split ``k``: DeepBind's calibration protocol as ``biodl train
+    --calibrate N`` runs it (:mod:`biodl.train.calibrate`), on this bench's training path.
+
+    Trial 1 is the bench's own setting (``SYSTEM_LR``, ``WEIGHT_DECAY``, the recipe's network
+    defaults); trials 2..N are drawn from the recipe's search space with seed ``seed + k``. The
+    bench's CPU presets (``model_options``) and ``--lr``, when given, are fixed, as options given
+    to ``biodl train`` are. Each setting is trained on 2 of 3 folds of a stratified subsample (at
+    most 10,000) of ``sp.train`` and scored (the task's monitor: val AUROC, or accuracy) on the
+    third; the validation split (threshold choice) and the test split are never used. Returns
+    the chosen settings (the best, or the ``--calibrate-top`` best, best first) and a record."""
+    import inspect
+    import shutil
+
+    from biodl.train import MONITOR
+    from biodl.train.calibrate import (
+        TRAIN_KEYS,
+        Rows,
+        TrialStore,
+        calibration_folds,
+        choose,
+        draw_settings,
+        fold_epochs,
+        search_space,
+    )
+
+    space = search_space(recipe)
+    sig = inspect.signature(recipe.factory).parameters
+    base = {  # the bench's own value of every searched name
+        n: (lr if n == "lr" else WEIGHT_DECAY) if n in TRAIN_KEYS else mk.get(n, sig[n].default)
+        for n in space
+    }
+    fixed = [n for n in space if n in preset or (n == "lr" and opts["lr"])]
+    seed = opts["seed"] + k
+    n_trials, n_folds, top = int(opts["calibrate"]), 3, int(opts.get("calibrate_top") or 1)
+    settings = draw_settings(space, n_trials, seed, base, fixed)
+    rows, folds = calibration_folds(labels, len(plain_ds), n_folds, 10_000, seed)
+    epochs = fold_epochs(len(folds[0][0]), opts["epochs"] or row.epochs)
+    key, mode = MONITOR[row.task]
+    cdir = out / f"fold{k}"
+    protocol = {"recipe": recipe.name, "folds": n_folds, "epochs": epochs, "n_rows": len(rows), "seed": seed}
+    store = TrialStore(cdir / "calibration.jsonl", protocol)
+    trials = []
+    for t, setting in enumerate(settings, 1):
+        done = store.done(t, setting)
+        if done is not None:
+            trials.append({x: v for x, v in done.items() if x != "protocol"})
+            continue
+        t0 = time.perf_counter()
+        model_set, train_set = split_setting(setting)
+        scores, best_epochs = [], []
+        for f, (tr, va) in enumerate(folds, 1):
+            seed_all(seed)
+            cfg = TrainConfig(
+                max_epochs=epochs,
+                patience=PATIENCE,
+                batch_size=128,
+                lr=train_set.get("lr", lr),
+                weight_decay=train_set.get("weight_decay", WEIGHT_DECAY),
+                seed=seed,
+                device="cpu",
+                progress=False,
+                resume=False,
+            )
+            fdir = cdir / "calibration" / f"trial{t}" / f"fold{f}"
+            res = fit_model(
+                recipe.build(**{**mk, **model_set}),
+                row.task,
+                Rows(train_ds, tr),
+                Rows(plain_ds, va),
+                fdir,
+                cfg,
+                pos_weight=pos_weight,
+            )
+            scores.append(float(res.val_metrics.get(f"val_{key}", math.nan)))
+            best_epochs.append(res.best_epoch)
+        finite = [v for v in scores if math.isfinite(v)]
+        trial = {
+            "trial": t,
+            "setting": setting,
+            "score": sum(finite) / len(finite) if finite else None,
+            "fold_scores": scores,
+            "best_epochs": best_epochs,
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
+        store.add(trial)
+        shutil.rmtree(cdir / "calibration" / f"trial{t}", ignore_errors=True)
+        trials.append(trial)
+        print(
+            f"[bench]   split {k} calibration trial {t}/{n_trials}: {key} "
+            f"{'nan' if trial['score'] is None else format(trial['score'], '.4f')} "
+            + ", ".join(f"{n}={v:.3g}" if isinstance(v, float) else f"{n}={v}" for n, v in setting.items()),
+            file=sys.stderr,
+            flush=True,
+        )
+    shutil.rmtree(cdir / "calibration", ignore_errors=True)
+    chosen = choose(trials, mode, top)
+    by = {t["trial"]: t for t in trials}
+    record = {
+        "metric": key,
+        "folds": n_folds,
+        "epochs": epochs,
+        "n_rows": len(rows),
+        "n_train": len(plain_ds),
+        "fixed": fixed,
+        "chosen": chosen,
+        "trials": [{x: t[x] for x in ("trial", "setting", "score")} for t in trials],
+    }
+    return [dict(by[t]["setting"]) for t in chosen], record
 
 
 def _kmer_split(row: Row, sp: Split, k: int, out: Path, opts: dict[str, Any]):
@@ -786,6 +930,7 @@ def _average(a: dict, b: dict) -> dict:
     out = {
         "test": {rc: mean(a["test"][rc], b["test"][rc]) for rc in (False, True)},
         "best_epoch": b["best_epoch"],
+        "calibration": b.get("calibration"),
     }
     out["valid"] = (
         {rc: mean(a["valid"][rc], b["valid"][rc]) for rc in (False, True)} if a["valid"] is not None else None
@@ -817,6 +962,7 @@ def run_row(row: Row, system: str, out: Path, opts: dict[str, Any]) -> dict[str,
     crit = "acc" if row.primary == "acc" else "mcc"
     all_logits: dict[bool, list[np.ndarray]] = {False: [], True: []}
     ys, tests, thresholds, best_epochs, selected = [], [], {False: [], True: []}, [], []
+    calibrations: list[dict[str, Any]] = []
     for k, sp in enumerate(splits):
         parts = []
         if kmer:
@@ -826,6 +972,8 @@ def run_row(row: Row, system: str, out: Path, opts: dict[str, Any]) -> dict[str,
             parts.append(_cnn_split(row, cnn, sp, k, out, opts, rc_aug, lr))
         r = parts[0] if len(parts) == 1 else _average(parts[0], parts[1])
         best_epochs.append(r["best_epoch"])
+        if r.get("calibration"):
+            calibrations.append(r["calibration"])
         for rc in (False, True):
             lg = r["test"][rc]
             if row.task == "binary":
@@ -868,6 +1016,8 @@ def run_row(row: Row, system: str, out: Path, opts: dict[str, Any]) -> dict[str,
     }
     if selected:
         out_row["kmer_features_selected"] = selected
+    if calibrations:
+        out_row["calibration"] = calibrations
     return out_row
 
 
@@ -995,6 +1145,20 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="train each CNN as an ensemble of this many seeds, the mean of their logits (variant +ensK)",
     )
+    ap.add_argument(
+        "--calibrate",
+        type=int,
+        default=0,
+        help="choose each CNN's setting by DeepBind's calibration protocol (biodl train --calibrate N): "
+        "N settings from the recipe's search space, each scored by 3-fold CV on a subsample of the "
+        "training split only, the best retrained (variant +calN)",
+    )
+    ap.add_argument(
+        "--calibrate-top",
+        type=int,
+        default=1,
+        help="with --calibrate: train the K best settings and average them (variant +calNtopK)",
+    )
     ap.add_argument("--class-weight", action="store_true", help="inverse-frequency class weights")
     ap.add_argument(
         "--rc-average",
@@ -1017,6 +1181,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--variant-prefix", default="v2", help="with --render-only: variants to show")
     a = ap.parse_args(argv)
+    if a.calibrate < 0 or a.calibrate_top < 1 or (a.calibrate and a.calibrate_top > a.calibrate):
+        ap.error("--calibrate N needs N >= 0 and 1 <= --calibrate-top <= N")
+    if a.calibrate_top > 1 and (a.ensemble > 1 or not a.calibrate):
+        ap.error("--calibrate-top K needs --calibrate and no --ensemble (both make an averaged model)")
 
     torch.set_num_threads(a.threads)
     from biodl.train.fit import _quiet_lightning
@@ -1080,6 +1248,10 @@ def main(argv: list[str] | None = None) -> int:
                     (f"lr{a.lr:g}" if a.lr else "", a.lr),
                     (f"epochs{a.epochs}" if a.epochs else "", a.epochs),
                     (f"ens{a.ensemble}", a.ensemble > 1),
+                    (
+                        f"cal{a.calibrate}" + (f"top{a.calibrate_top}" if a.calibrate_top > 1 else ""),
+                        a.calibrate,
+                    ),
                 )
                 if on
             ]
@@ -1125,6 +1297,8 @@ def main(argv: list[str] | None = None) -> int:
                     rc_average=rc_avg,
                     variant=tag,
                     ensemble=a.ensemble,
+                    calibrate=a.calibrate,
+                    calibrate_top=a.calibrate_top,
                 )
                 try:
                     r = run_row(row, system, a.out / "runs" / key.replace("/", "__"), opts)
