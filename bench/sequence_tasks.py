@@ -701,16 +701,11 @@ def _cnn_split(
         mk_j = {**mk, **model_set}
         seed_all(seed)
         model = recipe.build(**mk_j)
-        cfg = TrainConfig(
-            max_epochs=opts["epochs"] or row.epochs,
-            patience=PATIENCE,
-            batch_size=128,
-            lr=train_set.get("lr", lr),
-            weight_decay=train_set.get("weight_decay", WEIGHT_DECAY),
-            seed=seed,
-            device="cpu",
-            progress=False,
-            resume=False,
+        cfg = _config(
+            opts["epochs"] or row.epochs,
+            train_set.get("lr", lr),
+            train_set.get("weight_decay", WEIGHT_DECAY),
+            seed,
         )
         run = out / f"fold{k}" / (f"member{j + 1}" if n_members > 1 else "")
         res = fit_model(
@@ -737,6 +732,21 @@ def _cnn_split(
         "best_epoch": best_epochs[0] if n_members == 1 else best_epochs,
         "calibration": calibration,
     }
+
+
+def _config(epochs: int, lr: float, weight_decay: float, seed: int) -> TrainConfig:
+    """The bench's training settings (CPU, batch 128, patience PATIENCE, no resume)."""
+    return TrainConfig(
+        max_epochs=epochs,
+        patience=PATIENCE,
+        batch_size=128,
+        lr=lr,
+        weight_decay=weight_decay,
+        seed=seed,
+        device="cpu",
+        progress=False,
+        resume=False,
+    )
 
 
 def _calibrate_split(
@@ -800,45 +810,17 @@ def _calibrate_split(
         if done is not None:
             trials.append({x: v for x, v in done.items() if x != "protocol"})
             continue
-        t0 = time.perf_counter()
         model_set, train_set = split_setting(setting)
-        scores, best_epochs = [], []
-        for f, (tr, va) in enumerate(folds, 1):
+
+        def fit_fold(tr, va, fdir, model_set=model_set, train_set=train_set):
             seed_all(seed)
-            cfg = TrainConfig(
-                max_epochs=epochs,
-                patience=PATIENCE,
-                batch_size=128,
-                lr=train_set.get("lr", lr),
-                weight_decay=train_set.get("weight_decay", WEIGHT_DECAY),
-                seed=seed,
-                device="cpu",
-                progress=False,
-                resume=False,
+            cfg = _config(epochs, train_set.get("lr", lr), train_set.get("weight_decay", WEIGHT_DECAY), seed)
+            net = recipe.build(**{**mk, **model_set})
+            return fit_model(
+                net, row.task, Rows(train_ds, tr), Rows(plain_ds, va), fdir, cfg, pos_weight=pos_weight
             )
-            fdir = cdir / "calibration" / f"trial{t}" / f"fold{f}"
-            res = fit_model(
-                recipe.build(**{**mk, **model_set}),
-                row.task,
-                Rows(train_ds, tr),
-                Rows(plain_ds, va),
-                fdir,
-                cfg,
-                pos_weight=pos_weight,
-            )
-            scores.append(float(res.val_metrics.get(f"val_{key}", math.nan)))
-            best_epochs.append(res.best_epoch)
-        finite = [v for v in scores if math.isfinite(v)]
-        trial = {
-            "trial": t,
-            "setting": setting,
-            "score": sum(finite) / len(finite) if finite else None,
-            "fold_scores": scores,
-            "best_epochs": best_epochs,
-            "seconds": round(time.perf_counter() - t0, 2),
-        }
-        store.add(trial)
-        shutil.rmtree(cdir / "calibration" / f"trial{t}", ignore_errors=True)
+
+        trial = store.run_trial(t, setting, folds, fit_fold, key, cdir / "calibration")
         trials.append(trial)
         print(
             f"[bench]   split {k} calibration trial {t}/{n_trials}: {key} "

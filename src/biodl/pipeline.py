@@ -314,9 +314,6 @@ def _calibrate(k: DataKind, ctx: TrainContext, meta, splits):
     (the best, or the ``calibrate_top`` best, best first).
     """
     import inspect
-    import math
-    import shutil
-    import time
     from dataclasses import asdict, replace
 
     from biodl.train import MONITOR
@@ -387,6 +384,16 @@ def _calibrate(k: DataKind, ctx: TrainContext, meta, splits):
         f"training items, {epochs} epochs per fold; trials in {store.path}"
     )
     quiet = replace(ctx, quiet=True)
+    cfg = dict(  # each fold: a few epochs, one network, no calibration inside, every epoch checkpointed
+        max_epochs=epochs,
+        min_epochs=min(c.min_epochs, epochs),
+        extend_epochs=0,
+        progress=False,
+        ensemble=1,
+        calibrate=0,
+        checkpoint_every=1,
+        profiler=None,
+    )
     spent, ran = 0.0, 0
     for t, setting in enumerate(settings, 1):
         shown = ", ".join(f"{n}={_short(v)}" for n, v in setting.items())
@@ -399,47 +406,23 @@ def _calibrate(k: DataKind, ctx: TrainContext, meta, splits):
             cal.stopped = f"--calibrate-budget {c.calibrate_budget:g} s: {ran} new trial(s) in {spent:.0f} s"
             ctx.log(f"calibration: stopped before trial {t} ({cal.stopped})")
             break
-        t0 = time.perf_counter()
-        cfg = dict(
-            max_epochs=epochs,
-            min_epochs=min(c.min_epochs, epochs),
-            extend_epochs=0,
-            progress=False,
-            ensemble=1,
-            calibrate=0,
-            checkpoint_every=1,
-            profiler=None,
-        )
-        scores, best_epochs = [], []
-        for f, (tr, va) in enumerate(folds, 1):
-            fdir = ctx.out / "calibration" / f"trial{t}" / f"fold{f}"
+
+        def fit_fold(tr, va, fdir, setting=setting):
             fsplits = replace(splits, train=Rows(splits.train, tr), valid=Rows(splits.train, va), test=None)
             fctx = _setting_context(quiet, setting, config=cfg, out=fdir)
             model, fmeta = k.build(fctx, fsplits)
             plan = k.plan(fctx, model, fmeta, fsplits)
             dm = k.datamodule(fctx, fmeta, fsplits)
-            res = run_fit(plan, dm, fdir, fctx.config, threads=k.threads(fctx), quiet=True)
-            scores.append(float(res.val_metrics.get(f"val_{key}", math.nan)))
-            best_epochs.append(res.best_epoch)
-        finite = [v for v in scores if math.isfinite(v)]
-        row = {
-            "trial": t,
-            "setting": setting,
-            "score": sum(finite) / len(finite) if finite else None,
-            "fold_scores": scores,
-            "best_epochs": best_epochs,
-            "seconds": round(time.perf_counter() - t0, 2),
-        }
-        store.add(row)
-        # recorded: the fold weights are not needed again
-        shutil.rmtree(ctx.out / "calibration" / f"trial{t}", ignore_errors=True)
+            return run_fit(plan, dm, fdir, fctx.config, threads=k.threads(fctx), quiet=True)
+
+        row = store.run_trial(t, setting, folds, fit_fold, key, ctx.out / "calibration")
         cal.trials.append({**row, "resumed": False})
         spent += row["seconds"]
         ran += 1
         score = "nan" if row["score"] is None else f"{row['score']:.4f}"
         ctx.log(
             f"calibration trial {t}/{c.calibrate}: {key} {score} (folds "
-            f"{', '.join(f'{v:.4f}' for v in scores)}; {row['seconds']:.0f} s) {shown}"
+            f"{', '.join(f'{v:.4f}' for v in row['fold_scores'])}; {row['seconds']:.0f} s) {shown}"
         )
     try:
         (ctx.out / "calibration").rmdir()  # every trial recorded: nothing left in it

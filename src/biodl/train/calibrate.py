@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -320,3 +320,38 @@ class TrialStore:
         self.rows[int(row["trial"])] = row
         text = "".join(json.dumps(self.rows[t], sort_keys=True) + "\n" for t in sorted(self.rows))
         atomic_write_text(self.path, text)
+
+    def run_trial(
+        self,
+        trial: int,
+        setting: dict[str, Any],
+        folds: list[tuple[np.ndarray, np.ndarray]],
+        fit_fold: Callable[[np.ndarray, np.ndarray, Path], Any],
+        metric: str,
+        work: Path,
+    ) -> dict[str, Any]:
+        """Train and score one setting: ``fit_fold(train_rows, held_out_rows, directory)`` returns
+        the :class:`~biodl.train.fit.FitResult` of one fold (its ``val_<metric>`` at the best
+        epoch is the fold's score); the trial's row (mean over the finite fold scores) is added
+        here and the fold runs under ``work/trialT`` are removed (their weights are not needed)."""
+        import shutil
+        import time
+
+        t0 = time.perf_counter()
+        scores, best_epochs = [], []
+        for f, (tr, va) in enumerate(folds, 1):
+            res = fit_fold(tr, va, Path(work) / f"trial{trial}" / f"fold{f}")
+            scores.append(float(res.val_metrics.get(f"val_{metric}", math.nan)))
+            best_epochs.append(res.best_epoch)
+        finite = [v for v in scores if math.isfinite(v)]
+        row = {
+            "trial": trial,
+            "setting": setting,
+            "score": sum(finite) / len(finite) if finite else None,
+            "fold_scores": scores,
+            "best_epochs": best_epochs,
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
+        self.add(row)
+        shutil.rmtree(Path(work) / f"trial{trial}", ignore_errors=True)
+        return row
