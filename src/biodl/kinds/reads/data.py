@@ -290,6 +290,46 @@ def read_table(
     return ReadTable(ids, seqs, seqs2, y, str(path))
 
 
+def sampled_table(
+    ref: Reference,
+    n: int,
+    *,
+    read_len: int,
+    error_rate: float,
+    seed: int,
+    stream: int,
+    genomes: np.ndarray | None = None,
+    fragment: int | None = None,
+    prefix: str = "sampled",
+) -> ReadTable:
+    """``n`` labelled reads of the stream ``(seed, stream)`` as a :class:`ReadTable` (from
+    ``genomes`` only when given); with ``fragment``, read pairs: both ends of a ``fragment``-bp
+    stretch, the second on the reverse strand, as Illumina pairs."""
+    lay = layout(ref)
+    length = max(int(fragment), read_len) if fragment else read_len
+    codes, leaf, _ = sample_reads(
+        ref,
+        np.arange(n),
+        read_len=length,
+        error_rate=error_rate,
+        seed=seed,
+        stream=stream,
+        lay=lay,
+        genomes=genomes,
+    )
+    second = None
+    if fragment:
+        tail = codes[:, -read_len:][:, ::-1]
+        second = [s.encode() for s in decode(np.where(tail < 4, 3 - tail, 4).astype(np.uint8))]
+    return ReadTable(
+        [f"{prefix}{i + 1}" for i in range(n)],
+        [s.encode() for s in decode(codes[:, :read_len])],
+        second,
+        lay.lineage[leaf].astype(np.float32),
+        f"{n} {'pairs' if fragment else 'reads'} sampled from {ref.path}",
+    )
+
+
 class EncodedReads(Dataset):
     """A :class:`ReadTable` as ``(k-mer indices, targets)`` batches, hashed one batch at a time."""
 

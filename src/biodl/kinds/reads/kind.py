@@ -166,17 +166,9 @@ class ReadsKind(DataKind):
         )
 
     def _sampled_table(self, ref, d: ReadsData, n: int, seed: int, stream: int):
-        from biodl.kinds.reads.data import ReadTable, decode, layout, sample_reads
+        from biodl.kinds.reads.data import sampled_table
 
-        lay = layout(ref)
-        codes, leaf, _ = sample_reads(
-            ref, np.arange(n), read_len=d.read_len, error_rate=d.error_rate, seed=seed, stream=stream, lay=lay
-        )
-        seqs = [s.encode() for s in decode(codes)]
-        ids = [f"sampled{i + 1}" for i in range(n)]
-        return ReadTable(
-            ids, seqs, None, lay.lineage[leaf].astype(np.float32), f"{n} reads sampled from {ref.path}"
-        )
+        return sampled_table(ref, n, read_len=d.read_len, error_rate=d.error_rate, seed=seed, stream=stream)
 
     def plan(self, ctx, model, meta, splits):
         """The task's plan; Adagrad when the embedding has sparse gradients (AdamW cannot take

@@ -122,46 +122,6 @@ def subset_reference(ref: Reference, exclude: list[int], out: str | Path) -> Pat
     return od
 
 
-def pair_table(
-    ref: Reference,
-    genomes: list[int],
-    n: int,
-    *,
-    read_len: int,
-    error_rate: float,
-    seed: int,
-    fragment: int | None,
-):
-    """``n`` labelled reads of ``genomes`` (a stream of their own); with ``fragment``, read pairs:
-    both ends of a ``fragment``-bp stretch (the second as the reverse strand, as Illumina pairs)."""
-    from biodl.kinds.reads.data import ReadTable, decode, layout, sample_reads
-
-    lay = layout(ref)
-    length = read_len if not fragment else max(int(fragment), read_len)
-    codes, leaf, _ = sample_reads(
-        ref,
-        np.arange(n),
-        read_len=length,
-        error_rate=error_rate,
-        seed=seed,
-        stream=7,
-        lay=lay,
-        genomes=np.asarray(genomes, np.int64),
-    )
-    first = decode(codes[:, :read_len])
-    second = None
-    if fragment:
-        tail = codes[:, -read_len:][:, ::-1]
-        second = [s.encode() for s in decode(np.where(tail < 4, 3 - tail, 4).astype(np.uint8))]
-    return ReadTable(
-        [f"heldout{i + 1}" for i in range(n)],
-        [s.encode() for s in first],
-        second,
-        lay.lineage[leaf].astype(np.float32),
-        f"{n} {'pairs' if fragment else 'reads'} of held-out genomes",
-    )
-
-
 def threshold_curve(
     parts: list[np.ndarray],
     targets: np.ndarray,
@@ -277,6 +237,7 @@ def calibrate_novel(
     from biodl.io._util import atomic_write_text
     from biodl.kinds import get_kind
     from biodl.kinds.base import log as base_log
+    from biodl.kinds.reads.data import sampled_table
     from biodl.pipeline import train
     from biodl.train.checkpoint import load_model, read_model_meta
     from biodl.train.fit import TrainConfig
@@ -327,14 +288,16 @@ def calibrate_novel(
         train(meta.recipe, shadow, options=opts, model_options=mk, config=cfg, quiet=quiet)
     model, smeta = load_model(shadow / "model.pt", device=device)
     kind = get_kind("reads")
-    table = pair_table(
+    table = sampled_table(
         ref,
-        held,
         int(n_reads),
         read_len=int(meta.data.get("read_len", 150)),
         error_rate=float(meta.data.get("error_rate", 0.01)),
         seed=seed,
+        stream=7,  # a stream of its own: not the training, validation or test reads
+        genomes=np.asarray(held, np.int64),
         fragment=fragment,
+        prefix="heldout",
     )
     out, _ = kind.score(model, smeta, table, device=device, options={})
     sizes = [len(n) for n in meta.data["taxonomy"]["names"]]
