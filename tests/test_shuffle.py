@@ -328,3 +328,39 @@ def test_train_resample_negatives_needs_added_negatives(tmp_path, rest_small):
             config=cfg,
             quiet=True,
         )
+
+
+def test_cached_one_hot_batches_equal_per_batch_encoding(monkeypatch):
+    """A set small enough is one-hot encoded once; its batches equal the per-batch lookup's
+    (fixed and mixed lengths), follow redrawn negatives, and never hand out the cache itself."""
+    import torch
+
+    from biodl.kinds.sequences import data as sd
+    from biodl.kinds.sequences.io import SequenceTable
+
+    rng = np.random.default_rng(1)
+    pos = ["".join(rng.choice(list("ACGTN"), 30)) for _ in range(12)]
+    mixed = SequenceTable(ids=[f"m{i}" for i in range(12)], seqs=[s[: 10 + i] for i, s in enumerate(pos)])
+    fixed = sd.add_shuffled_negatives(SequenceTable(ids=[f"p{i}" for i in range(12)], seqs=pos), seed=0)
+    idx = [3, 0, 17, 11, 20]
+    for table, kw in ((fixed, {}), (mixed, {"variable": True})):
+        cached = sd.SequenceDataset(table, seed=3, **kw)
+        monkeypatch.setattr(sd, "ONEHOT_CACHE_BYTES", 0)
+        plain = sd.SequenceDataset(table, seed=3, **kw)
+        monkeypatch.undo()
+        assert cached._onehot is not None and plain._onehot is None
+        pick = [i for i in idx if i < len(table.seqs)]
+        a, b = cached.__getitems__(pick), plain.__getitems__(pick)
+        assert torch.equal(a[0].nan_to_num(-1), b[0].nan_to_num(-1)) and torch.equal(a[1], b[1])
+        a[0].zero_()  # a batch is a copy
+        assert torch.equal(cached.__getitems__(pick)[0].nan_to_num(-1), b[0].nan_to_num(-1))
+    cached = sd.SequenceDataset(fixed, seed=3)
+    monkeypatch.setattr(sd, "ONEHOT_CACHE_BYTES", 0)
+    plain = sd.SequenceDataset(fixed, seed=3)
+    monkeypatch.undo()
+    for ds in (cached, plain):
+        ds.resample_negatives(np.arange(12, 24), pos)
+        ds.set_epoch(2)
+    assert torch.equal(cached.__getitems__(idx)[0], plain.__getitems__(idx)[0])
+    fresh = sd.SequenceDataset(fixed, seed=3)  # negatives as first drawn: the redrawn rows differ
+    assert not torch.equal(cached.__getitems__([17])[0], fresh.__getitems__([17])[0])

@@ -147,6 +147,41 @@ def test_same_seed_same_numbers(tmp_path):
         assert torch.equal(states[0][k], states[1][k]), k
 
 
+def test_plain_step_equals_lightnings_step(tmp_path, monkeypatch):
+    """On one device in full precision the step is plain PyTorch (no per-step hook dispatch):
+    the weights equal those of Lightning's manual_backward / optimizer.step path to the bit,
+    and the step counter still advances (a checkpoint every epoch, global_step = steps)."""
+    from biodl.train.plans import TrainingPlan
+
+    table = _planted(200, seed=5)
+    states, steps = [], []
+    for run, plain in (("plain", True), ("lightning", False)):
+        if not plain:
+            orig = TrainingPlan.on_train_start
+
+            def lightning_path(self, _orig=orig):
+                _orig(self)
+                self._plain_step = False
+
+            monkeypatch.setattr(TrainingPlan, "on_train_start", lightning_path)
+        seed_all(0)
+        fit_model(
+            DeepBind(**TINY),
+            "binary",
+            SequenceDataset(table.subset(range(150))),
+            SequenceDataset(table.subset(range(150, 200))),
+            tmp_path / run,
+            _cfg(max_epochs=3, batch_size=32),
+            meta=_meta(),
+        )
+        ck = torch.load(tmp_path / run / "checkpoints" / "last.ckpt", weights_only=True)
+        states.append(ck["state_dict"])
+        steps.append(ck["global_step"])
+    assert steps == [15, 15]  # 3 epochs x ceil(150 / 32)
+    for k in states[0]:
+        assert torch.equal(states[0][k], states[1][k]), k
+
+
 def test_resume_matches_uninterrupted_run(tmp_path):
     """Stop after 2 epochs, resume to 4: the weights equal a straight 4-epoch run."""
     table = _planted(200, seed=4)

@@ -177,6 +177,7 @@ class TrainingPlan(SeededTraining, pl.LightningModule):
             "pos_weight", pos_weight if pos_weight is not None else torch.zeros(0), persistent=False
         )
         self._outputs: dict[str, list] = {"val": [], "test": []}
+        self.automatic_optimization = False  # see training_step
 
     def forward(self, x):
         return self.model(x)
@@ -202,8 +203,40 @@ class TrainingPlan(SeededTraining, pl.LightningModule):
             out["loss"] = out["loss"] + self.penalty(self.model)
         return out
 
+    def on_train_start(self) -> None:
+        from lightning.pytorch.plugins.precision import Precision
+        from lightning.pytorch.strategies import SingleDeviceStrategy
+
+        t = self.trainer
+        # one device, full precision: backward and the optimiser step are plain PyTorch calls
+        # (the callbacks biodl installs use none of the per-step hooks that Lightning's
+        # manual_backward / LightningOptimizer.step would dispatch, ~0.4 ms a step); anything
+        # else (DDP, mixed precision with its scaler) goes through Lightning
+        self._plain_step = type(t.strategy) is SingleDeviceStrategy and type(t.precision_plugin) is Precision
+
     def training_step(self, batch, batch_idx):
-        out = self.compute_loss(batch)
+        # one optimiser step written out (Lightning's manual optimisation): the same zero_grad /
+        # forward / backward / step as automatic optimisation, without its closure and per-step
+        # hook dispatch; see on_train_start for the plain path
+        opt = self.optimizers()
+        prof = self.trainer.profiler
+        opt.zero_grad(set_to_none=True)
+        with prof.profile("forward + loss"):
+            out = self.compute_loss(batch)
+        with prof.profile("backward"):
+            if getattr(self, "_plain_step", False):
+                out["loss"].backward()
+            else:
+                self.manual_backward(out["loss"])
+        if getattr(self, "_plain_step", False):
+            opt._on_before_step()  # the loop's step counter (trainer.global_step) and profiler mark
+            opt.optimizer.step()
+            opt._on_after_step()
+        else:
+            opt.step()
+        step = getattr(self.model, "proximal_step", None)
+        if callable(step):  # after the step: e.g. DFS's soft-thresholding of its L1-penalised weights
+            step(float(opt.param_groups[0]["lr"]))
         self.add_train_loss(out["loss"], out["n"])
         return out["loss"]
 
@@ -214,15 +247,9 @@ class TrainingPlan(SeededTraining, pl.LightningModule):
         mean = self.epoch_mean_train_loss()
         if mean is not None:
             self.log("train_loss", mean, prog_bar=True, sync_dist=True)
-
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        """After the optimiser step: the network's proximal step (e.g. DFS's soft-thresholding
-        of its L1-penalised input weights), given the current learning rate."""
-        step = getattr(self.model, "proximal_step", None)
-        if callable(step):
-            opt = self.optimizers()
-            opt = opt[0] if isinstance(opt, (list, tuple)) else opt
-            step(float(opt.param_groups[0]["lr"]))
+        sched = self.lr_schedulers()  # manual optimisation: the epoch-interval schedule is ours to step
+        if sched is not None:
+            sched.step()
 
     def _eval_step(self, stage: str, batch):
         out = self.compute_loss(batch)

@@ -27,6 +27,10 @@ def _pad_center(seq: str, length: int) -> str:
     return "N" * left + seq + "N" * (length - n - left)
 
 
+#: Largest one-hot training set (bytes, float32 (4, L) per sequence) kept encoded in memory.
+ONEHOT_CACHE_BYTES = 512 * 2**20
+
+
 class SequenceDataset(Dataset):
     """Labelled sequences as ``(x, y)`` pairs.
 
@@ -109,6 +113,10 @@ class SequenceDataset(Dataset):
         self.epoch = 0
         self._resample: tuple[torch.Tensor, list[str], torch.Tensor] | None = None
         self._neg_epoch = 0
+        # a set whose one-hot fits in ONEHOT_CACHE_BYTES is encoded once: a batch is then one
+        # row gather (~4% of a DeepBind epoch was the per-batch lookup); larger sets encode per batch
+        n, width = self.codes.shape
+        self._onehot = self._encode(self.codes) if n * width * 16 <= ONEHOT_CACHE_BYTES else None
 
     def __len__(self) -> int:
         return self.codes.shape[0]
@@ -150,6 +158,8 @@ class SequenceDataset(Dataset):
                 q = q if self.length is None else _pad_center(q, self.length)
                 codes[k, : len(q)] = sequence_codes(q, iupac_as_n=True)
             self.codes[rows] = torch.from_numpy(codes).long()
+        if self._onehot is not None:
+            self._onehot[rows] = self._encode(self.codes[rows])
         self._neg_epoch = epoch
 
     def _encode(self, codes: torch.Tensor) -> torch.Tensor:
@@ -159,10 +169,16 @@ class SequenceDataset(Dataset):
         return self.__getitems__([i]).item(0)
 
     def __getitems__(self, idx: list[int]) -> Stacked:
-        index = torch.as_tensor(idx)
+        index = torch.as_tensor(idx, dtype=torch.long)
+        width = int(self.lengths[index].max()) if self.length is None and len(index) else None
+        if self._onehot is not None:
+            x = self._onehot[index]  # a copy: the cache is never handed out
+            if width is not None:  # mixed lengths: as long as the batch's longest
+                x = x[:, :, :width].contiguous()
+            return Stacked((x, self.labels[index]))
         codes = self.codes[index]
-        if self.length is None and len(index):  # mixed lengths: as long as the batch's longest
-            codes = codes[:, : int(self.lengths[index].max())]
+        if width is not None:
+            codes = codes[:, :width]
         return Stacked((self._encode(codes), self.labels[index]))
 
 
