@@ -151,6 +151,12 @@ def main() -> None:
     )  # fmt: skip
     ap.add_argument("--no-lopo", action="store_true", help="skip the PconsC2 leave-one-protein-out stack")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results_contacts.json")
+    ap.add_argument(
+        "--cache", type=Path, default=REPO / "bench" / "out" / "contacts",
+        help="per-protein maps and timings are kept here (one npz per protein and settings) and reused "
+        "by later runs; --no-cache recomputes",
+    )  # fmt: skip
+    ap.add_argument("--no-cache", action="store_true")
     a = ap.parse_args()
 
     import torch
@@ -185,25 +191,40 @@ def main() -> None:
         dist = native_distances(msa.query, read_native(p["native"], p["chain"], p["native_sequence"]))
         L_obs = int((np.isfinite(dist).sum(1) > 1).sum())
         t = {"protein": p["id"], "L": msa.L, "L_native": L_obs, "N": msa.n_seqs}
-        t0 = time.perf_counter()
-        w = co.sequence_weights(msa, 0.8, a.device)
-        t["weights_s"] = time.perf_counter() - t0
-        t["Meff"] = float(w.sum())
+        cached = None
+        if not a.no_cache:
+            a.cache.mkdir(parents=True, exist_ok=True)
+            cached = a.cache / f"{p['id']}.plm{a.plm_iter}.psicov{a.psicov_iter}.npz"
         m = {}
+        if cached is not None and cached.exists():
+            z = np.load(cached, allow_pickle=False)
+            w = z["weights"]
+            t.update(json.loads(str(z["times"])))
+            m = {k[4:]: z[k] for k in z.files if k.startswith("map:")}
+            t["cached"] = 1
+        else:
+            t0 = time.perf_counter()
+            w = co.sequence_weights(msa, 0.8, a.device)
+            t["weights_s"] = time.perf_counter() - t0
+        t["Meff"] = float(w.sum())
         for name, fn, kw in (
             ("MI+APC", co.mutual_information, {}),
             ("PSICOV-like", co.psicov, {"max_iter": a.psicov_iter}),
             ("plmDCA", co.plmdca, {"max_iter": a.plm_iter}),
         ):
-            if a.methods and name not in a.methods:
+            if (a.methods and name not in a.methods) or name in m:
                 continue
             t0 = time.perf_counter()
             m[name] = fn(msa, w, device=a.device, **kw)
             t[f"{name}_s"] = time.perf_counter() - t0
-        if net is not None:
+        if net is not None and "DEEPCON (ported)" not in m:
             t0 = time.perf_counter()
             m["DEEPCON (ported)"] = deepcon_map(msa, net)
             t["DEEPCON_s"] = time.perf_counter() - t0
+        if cached is not None:
+            keep = {k: v for k, v in t.items() if k.endswith("_s") or k == "weights_s"}
+            np.savez(cached, weights=np.asarray(w), times=json.dumps(keep),
+                     **{f"map:{k}": np.asarray(v) for k, v in m.items()})  # fmt: skip
         for name, f in p["staged"].items():
             if f.exists():
                 _, df = read_rr(f)  # DeepCov's .con is RR without the sequence line

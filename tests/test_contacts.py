@@ -288,6 +288,45 @@ def test_forest_tensors_match_scikit_learn() -> None:
     np.testing.assert_allclose(f(torch.from_numpy(x)).numpy(), rf.predict_proba(x)[:, 1], atol=1e-6)
 
 
+def test_pconsc2_cross_fits_the_maps_its_next_layer_trains_on(monkeypatch) -> None:
+    """With inner_folds, a training protein's map for the next layer comes from a forest that
+    never saw that protein: every inner forest leaves a group out, the groups cover all proteins."""
+    import sklearn.ensemble
+
+    from biodl.kinds.contacts.kind import ProteinMaps, fit_pconsc2
+    from biodl.models.contacts import PconsC2
+
+    seen: list[set] = []  # per forest fitted: the proteins (told apart by their log-L channel) in X
+
+    class Recording(sklearn.ensemble.RandomForestClassifier):
+        def fit(self, X, y, sample_weight=None):
+            seen.append(set(np.round(np.exp(X[:, 3 * 9 + 4]), 3)))  # after 3 maps x 3x3 windows: log L
+            return super().fit(X, y, sample_weight)
+
+    monkeypatch.setattr(sklearn.ensemble, "RandomForestClassifier", Recording)
+    rng = np.random.default_rng(0)
+    prots = []
+    for k, L in enumerate((20, 22, 24, 26)):
+        idx = np.arange(L)
+        d = np.abs(idx[:, None] - idx[None, :]) + rng.normal(0, 3, (L, L))
+        d = (d + d.T) / 2 + 4.0
+        x = np.concatenate([rng.normal(size=(3, L, L)), np.zeros((4, L, L)), np.full((1, L, L), np.log(L))])
+        x[0] -= d / 5
+        prots.append(ProteinMaps(f"p{k}", "A" * L, x.astype(np.float32), d, "synthetic", 10.0))
+    model = PconsC2(n_maps=3, n_pair=5, n_layers=3, n_trees=4, window=3, max_pairs=2000, inner_folds=2)
+    model, shapes = fit_pconsc2(model, prots, {"min_sep": 3, "threshold": 8.0}, seed=0, log=lambda s: None)
+    assert len(shapes) == 3
+    everyone = {20.0, 22.0, 24.0, 26.0}
+    # per layer: the layer's forest on everyone, then (all but the last layer) one forest per group
+    assert [len(s) for s in seen] == [4, 2, 2, 4, 2, 2, 4]
+    for a in (1, 4):
+        left_out = [everyone - seen[a], everyone - seen[a + 1]]
+        assert all(left_out) and not (left_out[0] & left_out[1]) and left_out[0] | left_out[1] == everyone
+    with torch.no_grad():
+        m = model.forward_maps(torch.from_numpy(prots[0].x))[-1]
+    assert m.shape == (20, 20) and torch.isfinite(m).all()
+
+
 def test_deepcon_converter_maps_keras_layout(tmp_path) -> None:
     import h5py
 

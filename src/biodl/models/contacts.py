@@ -74,16 +74,20 @@ class TreeForest(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
-        T = self.feature.shape[0]
-        node = torch.zeros(n, T, dtype=torch.long, device=x.device)
-        trees = torch.arange(T, device=x.device)[None, :]
-        rows = torch.arange(n, device=x.device)[:, None]
+        T, M = self.feature.shape
+        # flat node indices (tree t's node k at t M + k); a leaf's children are itself, so every
+        # row can take ``depth`` steps without a test, and the gathers are 1-D (index_select)
+        base = (torch.arange(T, device=x.device) * M)[:, None]
+        own = base + torch.arange(M, device=x.device)[None, :]
+        left = torch.where(self.left >= 0, self.left.long() + base, own).reshape(-1)
+        right = torch.where(self.right >= 0, self.right.long() + base, own).reshape(-1)
+        feature, threshold = self.feature.long().reshape(-1), self.threshold.reshape(-1)
+        node = base.reshape(1, T).expand(n, T).contiguous()
+        x = x.contiguous()
         for _ in range(self.depth):
-            f = self.feature[trees, node].long()
-            go_left = x[rows, f] <= self.threshold[trees, node]
-            nxt = torch.where(go_left, self.left[trees, node], self.right[trees, node]).long()
-            node = torch.where(nxt >= 0, nxt, node)
-        return self.value[trees, node].mean(1)
+            go_left = x.gather(1, feature[node]) <= threshold[node]
+            node = torch.where(go_left, left[node], right[node])
+        return self.value.reshape(-1)[node].mean(1)
 
 
 class PconsC2(nn.Module):
@@ -108,6 +112,11 @@ class PconsC2(nn.Module):
         Patch side (odd; the paper: 11).
     min_samples_leaf, max_pairs, max_features
         Training settings of the forests (used by the kind's fit; stored for the record).
+    inner_folds
+        How the previous layer's map of a training protein is made for the next layer's
+        training: by a forest fitted without that protein (the training proteins split into
+        this many groups, so the map is out-of-protein like a new protein's); 0 or 1: the
+        layer's own forest (out-of-bag votes on its training pairs).
     shapes
         ``(n_trees, n_nodes, depth)`` of each fitted layer (rebuilds a trained stack).
 
@@ -125,6 +134,7 @@ class PconsC2(nn.Module):
         min_samples_leaf: int = 10,
         max_pairs: int = 40000,
         max_features: str | float = "sqrt",
+        inner_folds: int = 5,
         shapes: Sequence[Sequence[int]] | None = None,
     ):
         super().__init__()
@@ -142,6 +152,7 @@ class PconsC2(nn.Module):
             int(max_pairs),
         )
         self.max_features = max_features
+        self.inner_folds = int(inner_folds)
         self.shapes = [list(map(int, s)) for s in (shapes or [[n_trees, 1, 1]] * n_layers)]
         self.layers = nn.ModuleList(TreeForest(*s) for s in self.shapes)
 

@@ -469,9 +469,12 @@ def fit_pconsc2(model, proteins: list[ProteinMaps], options: dict[str, Any], see
     Each layer trains on at most ``model.max_pairs`` pairs of the training proteins (all
     contacts up to half of them, the rest non-contacts drawn at random; pairs ``j - i >=
     min_sep`` with a known native distance). The map of layer ``k`` that layer ``k + 1`` sees
-    on a training protein is out-of-sample: the forest's out-of-bag vote for the pairs it was
-    trained on, its plain prediction for all others. Returns the model (forests copied in) and
-    the layer shapes for its ``model_kwargs``.
+    on a training protein is cross-fitted (``model.inner_folds`` >= 2): the training proteins
+    are split into that many groups and a group's maps come from a forest fitted on the other
+    groups, so a training protein's map is as noisy as a new protein's. Without it, the
+    layer's own forest gives them (out-of-bag votes for its training pairs), maps cleaner than
+    any new protein will get. Returns the model (forests copied in) and the layer shapes for
+    its ``model_kwargs``.
     """
     import warnings
 
@@ -514,44 +517,69 @@ def fit_pconsc2(model, proteins: list[ProteinMaps], options: dict[str, Any], see
     shapes = []
     mf = model.max_features
     mf = float(mf) if isinstance(mf, str) and mf.replace(".", "", 1).isdigit() else mf
+    n_groups = min(int(getattr(model, "inner_folds", 0)), len(proteins))
+    group = rng.permutation(len(proteins)) % n_groups if n_groups >= 2 else None
+    owner = np.concatenate([np.full(len(c), k) for k, c in enumerate(chosen)])
+
+    def forest_fit(X, Y, oob: bool, state: int):
+        rf = RandomForestClassifier(
+            n_estimators=model.n_trees,
+            min_samples_leaf=model.min_samples_leaf,
+            max_features=mf,
+            oob_score=oob and model.n_trees >= 2,
+            n_jobs=1,
+            random_state=state,
+        )
+        with warnings.catch_warnings():  # a few pairs without out-of-bag votes keep their plain prediction
+            warnings.simplefilter("ignore", UserWarning)
+            rf.fit(X, Y)
+        return rf
+
+    def upper_rules(m: torch.Tensor, L: int) -> torch.Tensor:
+        m = m.reshape(L, L)
+        iu = torch.triu_indices(L, L, 1)
+        m[iu[1], iu[0]] = m[iu[0], iu[1]]  # the upper triangle (training pairs i < j) rules
+        return m.float()
+
     for layer in range(model.n_layers):
         feats = [model.layer_features(x, pv) for x, pv in zip(xs, prev, strict=True)]
         X = np.concatenate([f.numpy()[picks[k][0][chosen[k]]] for k, f in enumerate(feats)]).astype(
             np.float32
         )
         Y = np.concatenate([picks[k][1][chosen[k]] for k in range(len(proteins))]).astype(int)
-        rf = RandomForestClassifier(
-            n_estimators=model.n_trees,
-            min_samples_leaf=model.min_samples_leaf,
-            max_features=mf,
-            oob_score=model.n_trees >= 2,
-            n_jobs=1,
-            random_state=seed * 1000 + layer,
-        )
-        with warnings.catch_warnings():  # a few pairs without out-of-bag votes keep their plain prediction
-            warnings.simplefilter("ignore", UserWarning)
-            rf.fit(X, Y)
+        last = layer == model.n_layers - 1
+        rf = forest_fit(X, Y, group is None and not last, seed * 1000 + layer)
         shape = list(TreeForest.shape_of(rf))
         forest = TreeForest(*shape)
         forest.set_forest(rf)
         model.layers[layer] = forest
         shapes.append(shape)
-        oob = getattr(rf, "oob_decision_function_", None)
-        start = 0
-        for k, p in enumerate(proteins):
-            with torch.no_grad():
-                m = forest(feats[k]).double()
-            n_k = len(chosen[k])
-            if oob is not None:
-                o = oob[start : start + n_k, list(rf.classes_).index(1)]
-                rows = torch.from_numpy(picks[k][0][chosen[k]])
-                good = torch.from_numpy(np.isfinite(o))
-                m[rows[good]] = torch.from_numpy(o[np.isfinite(o)])
-            start += n_k
-            m = m.reshape(p.L, p.L)
-            iu = torch.triu_indices(p.L, p.L, 1)
-            m[iu[1], iu[0]] = m[iu[0], iu[1]]  # the upper triangle (training pairs i < j) rules
-            prev[k] = m.float()
+        if last:
+            pass  # no layer after it: its maps of the training proteins are not needed
+        elif group is not None:
+            for g in range(n_groups):
+                inside = np.isin(owner, np.flatnonzero(group == g))
+                if len(np.unique(Y[~inside])) < 2:  # the other groups lack a class: use the full forest
+                    sub = rf
+                else:
+                    sub = forest_fit(X[~inside], Y[~inside], False, seed * 1000 + layer + 100 * (g + 1))
+                for k in np.flatnonzero(group == g):
+                    m = sub.predict_proba(feats[k].numpy())[:, list(sub.classes_).index(1)]
+                    prev[k] = upper_rules(torch.from_numpy(m), proteins[k].L)
+        else:
+            oob = getattr(rf, "oob_decision_function_", None)
+            start = 0
+            for k, p in enumerate(proteins):
+                with torch.no_grad():
+                    m = forest(feats[k]).double()
+                n_k = len(chosen[k])
+                if oob is not None:
+                    o = oob[start : start + n_k, list(rf.classes_).index(1)]
+                    rows = torch.from_numpy(picks[k][0][chosen[k]])
+                    good = torch.from_numpy(np.isfinite(o))
+                    m[rows[good]] = torch.from_numpy(o[np.isfinite(o)])
+                start += n_k
+                prev[k] = upper_rules(m, p.L)
         log(f"PconsC2 layer {layer + 1}/{model.n_layers}: {shape[0]} trees, up to {shape[1]} nodes")
     model.shapes = shapes
     return model, shapes
