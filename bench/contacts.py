@@ -141,6 +141,10 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=5)
     ap.add_argument("--trees", type=int, default=50)
     ap.add_argument("--max-pairs", type=int, default=20000)
+    ap.add_argument(
+        "--inner-folds", type=int, default=5,
+        help="PconsC2's cross-fitting of the maps a later layer trains on (0: out-of-bag votes)",
+    )  # fmt: skip
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--only", nargs="*", help="protein ids (default: all)")
@@ -260,7 +264,9 @@ def main() -> None:
     if len(pm) > 1 and not a.no_lopo:
         for k, held in enumerate(pm):
             t0 = time.perf_counter()
-            model = PconsC2(n_layers=a.layers, n_trees=a.trees, max_pairs=a.max_pairs)
+            model = PconsC2(
+                n_layers=a.layers, n_trees=a.trees, max_pairs=a.max_pairs, inner_folds=a.inner_folds
+            )
             train = [q for q in pm if q is not held]
             model, _ = fit_pconsc2(model, train, {"min_sep": 6, "threshold": 8.0}, seed=k, log=lambda s: None)
             with torch.no_grad():

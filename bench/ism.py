@@ -159,10 +159,16 @@ def main() -> None:
     )
     ap.add_argument("--json", default=None, help="also write the rows here (for bench/headline.py)")
     args = ap.parse_args()
+    import importlib.util
     import os
 
     import torch
 
+    if importlib.util.find_spec("tangermeme") is None:
+        raise SystemExit(
+            "error: tangermeme is needed for this benchmark (the peer it is measured against)\n"
+            "Install the bench extra: pip install -e '.[bench]'"
+        )
     print(
         f"torch {torch.__version__}, {args.threads} thread(s), {args.n} sequence(s) per model, "
         f"batch size {args.batch_size}, {args.repeats} interleaved rounds, biodl precision "

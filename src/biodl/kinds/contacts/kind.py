@@ -527,7 +527,7 @@ def fit_pconsc2(model, proteins: list[ProteinMaps], options: dict[str, Any], see
             min_samples_leaf=model.min_samples_leaf,
             max_features=mf,
             oob_score=oob and model.n_trees >= 2,
-            n_jobs=1,
+            n_jobs=max(1, torch.get_num_threads()),  # trees are seeded per tree: any n_jobs, one forest
             random_state=state,
         )
         with warnings.catch_warnings():  # a few pairs without out-of-bag votes keep their plain prediction
