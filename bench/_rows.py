@@ -1,12 +1,23 @@
 """Rows that a benchmark hands to ``bench/headline.py``: one measure with its repeats summarised
-as min / median / max, the issue goal it answers and the target, written as JSON with ``--json``."""
+as min / median / max, the issue goal it answers and the target, written as JSON with ``--json``;
+and :func:`require_peer`, the clear error of a bench whose peer package is missing."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import statistics
 from pathlib import Path
 from typing import Any
+
+
+def require_peer(module: str, why: str = "the peer this benchmark is measured against") -> None:
+    """Exit with a clear error (and how to install it) when ``module`` is not importable."""
+    if importlib.util.find_spec(module) is None:
+        raise SystemExit(
+            f"error: {module} is needed for this benchmark ({why})\n"
+            "Install the bench extra: pip install -e '.[bench]'"
+        )
 
 
 def row(

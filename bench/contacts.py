@@ -11,12 +11,14 @@ protein and method, peak memory, and the cost model for L = 1000.
     nice -n 10 .venv/bin/python bench/contacts.py --deepcon-weights deepcon-0.4.0-py3-none-any.whl
 
 With ``--tf-python`` (a Python with TensorFlow + h5py) it also runs the original Keras DEEPCON
-on 3e7u and compares our port's map with it. Heavy: ~30 min on 2 CPU cores.
+on 3e7u and compares our port's map with it. Heavy: ~53 min on 2 idle CPU cores (the maps are
+cached for later runs).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -157,8 +159,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results_contacts.json")
     ap.add_argument(
         "--cache", type=Path, default=REPO / "bench" / "out" / "contacts",
-        help="per-protein maps and timings are kept here (one npz per protein and settings) and reused "
-        "by later runs; --no-cache recomputes",
+        help="per-protein maps and timings are kept here (one npz per protein, MSA file and settings) "
+        "and reused by later runs; --no-cache recomputes",
     )  # fmt: skip
     ap.add_argument("--no-cache", action="store_true")
     a = ap.parse_args()
@@ -198,7 +200,8 @@ def main() -> None:
         cached = None
         if not a.no_cache:
             a.cache.mkdir(parents=True, exist_ok=True)
-            cached = a.cache / f"{p['id']}.plm{a.plm_iter}.psicov{a.psicov_iter}.npz"
+            msa_id = hashlib.sha1(Path(p["msa"]).read_bytes()).hexdigest()[:10]  # another MSA, another file
+            cached = a.cache / f"{p['id']}.{msa_id}.plm{a.plm_iter}.psicov{a.psicov_iter}.npz"
         m = {}
         if cached is not None and cached.exists():
             z = np.load(cached, allow_pickle=False)
@@ -226,7 +229,7 @@ def main() -> None:
             m["DEEPCON (ported)"] = deepcon_map(msa, net)
             t["DEEPCON_s"] = time.perf_counter() - t0
         if cached is not None:
-            keep = {k: v for k, v in t.items() if k.endswith("_s") or k == "weights_s"}
+            keep = {k: v for k, v in t.items() if k.endswith("_s")}
             np.savez(cached, weights=np.asarray(w), times=json.dumps(keep),
                      **{f"map:{k}": np.asarray(v) for k, v in m.items()})  # fmt: skip
         for name, f in p["staged"].items():

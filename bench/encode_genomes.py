@@ -62,7 +62,7 @@ HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
-from _rows import row, write_json  # noqa: E402
+from _rows import require_peer, row, write_json  # noqa: E402
 
 DEFAULT_DATA_DIR = "../shared/data"
 GENOME_SUBDIR = "genomes_mcb185"
@@ -428,12 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     if not dtypes or any(d not in DTYPES for d in dtypes):
         print(f"error: --dtypes must be a subset of {','.join(DTYPES)}, got {args.dtypes!r}", file=sys.stderr)
         return 2
-    try:
-        import tangermeme  # noqa: F401
-    except ImportError as exc:
-        print(f"error: tangermeme (and torch) are needed for this benchmark: {exc}", file=sys.stderr)
-        print("Install the bench extra: pip install -e '.[bench]'", file=sys.stderr)
-        return 1
+    require_peer("tangermeme")
     rows = run(
         args.data_dir,
         args.repeats,

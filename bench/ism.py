@@ -159,16 +159,12 @@ def main() -> None:
     )
     ap.add_argument("--json", default=None, help="also write the rows here (for bench/headline.py)")
     args = ap.parse_args()
-    import importlib.util
     import os
 
     import torch
+    from _rows import require_peer
 
-    if importlib.util.find_spec("tangermeme") is None:
-        raise SystemExit(
-            "error: tangermeme is needed for this benchmark (the peer it is measured against)\n"
-            "Install the bench extra: pip install -e '.[bench]'"
-        )
+    require_peer("tangermeme")
     print(
         f"torch {torch.__version__}, {args.threads} thread(s), {args.n} sequence(s) per model, "
         f"batch size {args.batch_size}, {args.repeats} interleaved rounds, biodl precision "

@@ -178,6 +178,7 @@ class TrainingPlan(SeededTraining, pl.LightningModule):
         )
         self._outputs: dict[str, list] = {"val": [], "test": []}
         self.automatic_optimization = False  # see training_step
+        self._plain_step = False  # set in on_train_start
 
     def forward(self, x):
         return self.model(x)
@@ -224,11 +225,11 @@ class TrainingPlan(SeededTraining, pl.LightningModule):
         with prof.profile("forward + loss"):
             out = self.compute_loss(batch)
         with prof.profile("backward"):
-            if getattr(self, "_plain_step", False):
+            if self._plain_step:
                 out["loss"].backward()
             else:
                 self.manual_backward(out["loss"])
-        if getattr(self, "_plain_step", False):
+        if self._plain_step:
             opt._on_before_step()  # the loop's step counter (trainer.global_step) and profiler mark
             opt.optimizer.step()
             opt._on_after_step()
