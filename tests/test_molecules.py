@@ -225,3 +225,36 @@ def test_cli_search_then_refit_on_train_and_validation(tmp_path):
     assert "Hyperparameter search" in (run / "report.html").read_text()
     for t in range(3):
         assert (run / "search" / f"trial{t}" / "history.csv").exists()
+
+
+def test_cli_ensemble_of_molecule_networks(tmp_path):
+    """`--ensemble 2` on molecules: one model file whose prediction is the members' mean; the
+    report draws member 1's fingerprint bits and says so."""
+    from biodl.kinds.molecules.data import MoleculeDataset, predict_molecules
+    from biodl.kinds.molecules.featurize import mols_to_graphs
+    from biodl.train.ensemble import Ensemble
+
+    run = tmp_path / "ens"
+    args = ["train", "--system", "neural-fp", "--data", str(DELANEY), "--target", TARGET, "--out", str(run)]
+    tiny = ["--epochs", "2", "--no-progress", "-m", "fp_length=16", "-m", "conv_width=8", "-m", "radius=2"]
+    r = runner.invoke(app, [*args, *tiny, "--ensemble", "2"])
+    assert r.exit_code == 0, r.output
+    assert (run / "member1" / "history.csv").exists() and (run / "member2" / "history.csv").exists()
+    meta_json = json.loads((run / "run.json").read_text())
+    assert meta_json["ensemble"] == 2 and "val_mse" in meta_json["metrics"]["val"]
+    model, meta = load_model(run)
+    assert isinstance(model, Ensemble) and model.size == 2
+    table = read_molecules(DELANEY, target=TARGET)
+    ds = MoleculeDataset(mols_to_graphs(table.mols[:20]), table.targets[:20])
+    both = [predict_molecules(m.eval(), ds) for m in model.members]
+    assert not np.allclose(both[0], both[1])  # two seeds, two networks
+    np.testing.assert_allclose(predict_molecules(model, ds), (both[0] + both[1]) / 2, rtol=1e-5, atol=1e-5)
+    html = (run / "report.html").read_text()
+    assert "Substructures that activate fingerprint bits" in html and "ensemble of 2" in html
+    out = tmp_path / "p.tsv"
+    r = runner.invoke(app, ["predict", str(run), str(DELANEY), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    p = pd.read_csv(out, sep="\t")
+    full = MoleculeDataset(mols_to_graphs(table.mols), table.targets)
+    expected = predict_molecules(model, full)[:, 0]
+    np.testing.assert_allclose(p["pred_" + TARGET], expected, rtol=1e-4, atol=1e-4)

@@ -341,7 +341,7 @@ def train(
     ensemble: int = typer.Option(
         1,
         help="Train K networks (seeds SEED .. SEED+K-1, each in OUT/memberJ) and keep them as one model "
-        "predicting their mean (DNA-sequence kinds).",
+        "predicting their mean (DNA-sequence kinds and molecules).",
     ),
     calibrate: int = typer.Option(
         0,

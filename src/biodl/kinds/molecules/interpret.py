@@ -195,11 +195,18 @@ def substructure_section(
     """
     import pandas as pd
 
-    from biodl.io._util import atomic_write_text
+    from biodl.io._util import atomic_write_text, output_dir
     from biodl.report.html import Section
+    from biodl.train.ensemble import Ensemble
 
     od = Path(out_dir)
-    from biodl.io._util import output_dir
+    member_note = ""
+    if isinstance(model, Ensemble):  # members learn their own bits: show the first member's
+        member_note = (
+            f" The model is an ensemble of {model.size} networks with bits of their own; "
+            "member 1's are shown."
+        )
+        model = model.members[0]
 
     output_dir(od)
     chosen = [(int(b), float("nan")) for b in bits] if bits else select_bits(model, mols, n_bits, output)
@@ -231,7 +238,7 @@ def substructure_section(
     text = [
         "Each fingerprint bit is a soft, learned substructure detector. Shown are the atom "
         "neighbourhoods (highlighted; radius r bonds around the central atom) that most activate "
-        f"selected bits ({how}), at most one per molecule, as in Duvenaud et al. 2015, Fig. 4.",
+        f"selected bits ({how}), at most one per molecule, as in Duvenaud et al. 2015, Fig. 4." + member_note,
     ]
     table = (
         df.groupby("bit").head(3)[["bit", "score", "activation", "radius", "fragment"]] if len(df) else None

@@ -157,6 +157,7 @@ class MoleculesKind(DataKind):
     options = OPTIONS
     collate_fn = staticmethod(collate_molecules)
     report_on_train = True
+    supports_ensemble = True
 
     # ------------------------------------------------------------------ training
     def load(self, ctx: TrainContext) -> Splits:
@@ -332,6 +333,10 @@ class MoleculesKind(DataKind):
         tables = splits.train if isinstance(splits.train, list) else [splits.train]
         valid = dataset_for(meta, splits.valid) if splits.valid is not None else None
         return _concat([dataset_for(meta, t) for t in tables]), valid
+
+    def validation_outputs(self, ctx, model, meta, valid):
+        """``(outputs, targets)`` of ``model`` on the validation molecules (an ensemble's scores)."""
+        return self.score(model, meta, valid, device=ctx.config.device, options=ctx.options)
 
     def after_fit(self, ctx, model, meta, splits):
         out = {"targets": meta.label_names, "n_invalid": splits.info["n_invalid"]}

@@ -1,0 +1,231 @@
+"""biodl's neural fingerprints with the CLI's defaults beside chemprop's defaults on the
+MoleculeNet sets we hold (issue 19, item 2): accuracy and training time, both run as a user
+would run them.
+
+Data: ``DATA_DIR/{delaney,freesolv,tox21}.csv`` (chemprop's 2018 ``data/`` copies of the
+MoleculeNet sets, staged in ``../shared/data/neural_fingerprints/moleculenet_chemprop``; see
+SOURCES-other.md; ``--data-dir`` points elsewhere). Molecules RDKit cannot parse are dropped
+for both tools (counted in the output).
+
+Split: chemprop's default, random 80 / 10 / 10 (train / validation / test), drawn with
+``numpy.random.default_rng(seed)`` per replicate (seeds 0..N-1); both tools get the same three
+files. Each tool is one subprocess with one thread (``OMP_NUM_THREADS=1``; biodl
+``--set threads=1``), timed from launch to exit (start-up, featurisation, training, test
+predictions):
+
+* biodl: ``biodl train TRAIN --valid VALID --test TEST --system neural-fp --target all``
+  plus the variant's extra arguments (``--variant NAME=ARGS``; ``default`` = none);
+* chemprop 2.2.4: ``chemprop train --data-path TRAIN VALID TEST --task-type T`` with its
+  defaults (D-MPNN, 50 epochs, best validation epoch); ``--pytorch-seed SEED``.
+
+Both tools' test predictions are scored here: RMSE for regression, mean AUROC over the tasks
+(missing labels skipped) for Tox21. Rows go to ``OUT/results.tsv``; a rerun skips finished
+rows. chemprop's install line is in bench/README.md.
+
+Usage::
+
+    nice -n 10 python bench/moleculenet.py --tasks freesolv,delaney,tox21 --seeds 5
+    nice -n 10 python bench/moleculenet.py --tasks freesolv --seeds 5 --tools biodl \\
+        --variant 'ens3=--ensemble 3'
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+TASKS = {"freesolv": "regression", "delaney": "regression", "tox21": "classification"}
+
+
+def load(task: str, data_dir: Path) -> pd.DataFrame:
+    """The task's table with RDKit-unparsable SMILES dropped (said on stdout)."""
+    from rdkit import Chem, RDLogger
+
+    path = data_dir / f"{task}.csv"
+    if not path.exists():
+        sys.exit(
+            f"missing {path}: the MoleculeNet copies from chemprop's data/ "
+            "(see ../shared/data/SOURCES-other.md, neural_fingerprints/moleculenet_chemprop)"
+        )
+    df = pd.read_csv(path)
+    RDLogger.DisableLog("rdApp.*")
+    ok = np.array([Chem.MolFromSmiles(s) is not None for s in df.smiles])
+    if not ok.all():
+        print(
+            f"[{task}] {int((~ok).sum())} of {len(df)} molecules RDKit cannot parse: dropped for both tools"
+        )
+    return df[ok].reset_index(drop=True)
+
+
+def split_files(df: pd.DataFrame, seed: int, d: Path) -> tuple[Path, Path, Path]:
+    """Random 80/10/10 split of ``df`` with ``seed``, written as three CSV files in ``d``."""
+    n = len(df)
+    perm = np.random.default_rng(seed).permutation(n)
+    a, b = int(0.8 * n), int(0.9 * n)
+    d.mkdir(parents=True, exist_ok=True)
+    paths = tuple(d / f"{name}.csv" for name in ("train", "valid", "test"))
+    for p, idx in zip(paths, (perm[:a], perm[a:b], perm[b:]), strict=True):
+        df.iloc[idx].to_csv(p, index=False)
+    return paths  # type: ignore[return-value]
+
+
+def score(kind: str, truth: pd.DataFrame, pred: np.ndarray) -> float:
+    """RMSE over every target (regression) or mean AUROC over the tasks (classification)."""
+    y = truth.drop(columns=["smiles"]).to_numpy(dtype=float)
+    if kind == "regression":
+        return float(np.sqrt(np.nanmean((pred - y) ** 2)))
+    from sklearn.metrics import roc_auc_score
+
+    aucs = []
+    for j in range(y.shape[1]):
+        m = ~np.isnan(y[:, j])
+        if len(np.unique(y[m, j])) == 2:
+            aucs.append(roc_auc_score(y[m, j], pred[m, j]))
+    return float(np.mean(aucs))
+
+
+def _run(cmd: list[str], log: Path) -> float:
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    t0 = time.perf_counter()
+    with open(log, "w") as fh:
+        p = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
+    secs = time.perf_counter() - t0
+    if p.returncode != 0:
+        tail = log.read_text()[-2000:]
+        raise RuntimeError(f"{cmd[0]} failed (exit {p.returncode}), log {log}:\n{tail}")
+    return secs
+
+
+def run_biodl(task, seed, files, d: Path, extra: list[str], device: str) -> tuple[float, np.ndarray]:
+    tr, va, te = files
+    if d.exists():
+        shutil.rmtree(d)
+    biodl = str(Path(sys.executable).with_name("biodl"))
+    cmd = [biodl, "train", str(tr), "--valid", str(va), "--test", str(te), "--system", "neural-fp"]
+    cmd += ["--target", "all", "--out", str(d), "--seed", str(seed), "--no-progress"]
+    cmd += ["--device", device, "--set", "threads=1", "--set", "report=false", *extra]
+    d.parent.mkdir(parents=True, exist_ok=True)
+    secs = _run(cmd, d.parent / f"{d.name}.log")
+    p = pd.read_csv(d / "test" / "predictions.tsv", sep="\t")
+    names = [c for c in pd.read_csv(te, nrows=0).columns if c != "smiles"]
+    if [str(s) for s in p.smiles] != [str(s) for s in pd.read_csv(te).smiles]:
+        raise RuntimeError(f"biodl's test predictions are not in file order ({d})")
+    col = "pred_{}" if TASKS[task] == "regression" else "prob_{}"
+    return secs, p[[col.format(n) for n in names]].to_numpy(dtype=float)
+
+
+def run_chemprop(task, seed, files, d: Path) -> tuple[float, np.ndarray]:
+    exe = Path(sys.executable).with_name("chemprop")
+    if not exe.exists():
+        sys.exit(f"error: {exe} not found: chemprop 2.2.4 is the peer here (install line in bench/README.md)")
+    tr, va, te = files
+    if d.exists():
+        shutil.rmtree(d)
+    names = [c for c in pd.read_csv(te, nrows=0).columns if c != "smiles"]
+    cmd = [str(exe), "train", "--data-path", str(tr), str(va), str(te)]
+    cmd += ["-s", "smiles", "--target-columns", *names, "--task-type", TASKS[task]]
+    cmd += ["--output-dir", str(d), "--num-workers", "0", "--accelerator", "cpu", "--devices", "1"]
+    cmd += ["--pytorch-seed", str(seed), "--data-seed", str(seed)]
+    d.parent.mkdir(parents=True, exist_ok=True)
+    secs = _run(cmd, d.parent / f"{d.name}.log")
+    preds = sorted(d.rglob("test_predictions.csv"))
+    if not preds:
+        raise RuntimeError(f"no test_predictions.csv under {d}")
+    p = pd.read_csv(preds[-1])
+    if [str(s) for s in p.smiles] != [str(s) for s in pd.read_csv(te).smiles]:
+        raise RuntimeError(f"chemprop's test predictions are not in file order ({preds[-1]})")
+    return secs, p[names].to_numpy(dtype=float)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument(
+        "--data-dir", type=Path, default=Path("../shared/data/neural_fingerprints/moleculenet_chemprop")
+    )
+    ap.add_argument("--tasks", default="freesolv,delaney,tox21")
+    ap.add_argument("--seeds", type=int, default=5, help="Replicates: random splits with seeds 0..N-1.")
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--tools", default="biodl,chemprop")
+    ap.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="biodl variant NAME=ARGS (extra `biodl train` arguments; repeatable). Default: 'default='.",
+    )
+    ap.add_argument("--device", default="cpu", help="biodl's --device (chemprop runs on the CPU).")
+    ap.add_argument("--out", type=Path, default=Path("bench/out/moleculenet"))
+    args = ap.parse_args(argv)
+
+    variants = dict(v.split("=", 1) for v in (args.variant or ["default="]))
+    tools = args.tools.split(",")
+    args.out.mkdir(parents=True, exist_ok=True)
+    res_path = args.out / "results.tsv"
+    done = pd.read_csv(res_path, sep="\t") if res_path.exists() else pd.DataFrame()
+    for task in args.tasks.split(","):
+        if task not in TASKS:
+            sys.exit(f"unknown task {task!r}: choose from {', '.join(TASKS)}")
+        df = load(task, args.data_dir)
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            files = split_files(df, seed, args.out / task / f"seed{seed}" / "split")
+            truth = pd.read_csv(files[2])
+            runs = [("chemprop", "defaults", None)] if "chemprop" in tools else []
+            runs += (
+                [("biodl", name, shlex.split(a)) for name, a in variants.items()] if "biodl" in tools else []
+            )
+            for tool, variant, extra in runs:
+                if (
+                    len(done)
+                    and (
+                        (done.task == task)
+                        & (done.seed == seed)
+                        & (done.tool == tool)
+                        & (done.variant == variant)
+                    ).any()
+                ):
+                    continue
+                d = args.out / task / f"seed{seed}" / f"{tool}-{variant}"
+                if tool == "chemprop":
+                    secs, pred = run_chemprop(task, seed, files, d)
+                else:
+                    secs, pred = run_biodl(task, seed, files, d, extra, args.device)
+                row = {
+                    "task": task,
+                    "seed": seed,
+                    "tool": tool,
+                    "variant": variant,
+                    "args": " ".join(extra or []),
+                    "metric": "RMSE" if TASKS[task] == "regression" else "AUROC",
+                    "score": round(score(TASKS[task], truth, pred), 5),
+                    "seconds": round(secs, 1),
+                    "n_train": len(pd.read_csv(files[0])),
+                    "n_test": len(truth),
+                }
+                print("\t".join(str(v) for v in row.values()), flush=True)
+                done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)
+                done.to_csv(res_path, sep="\t", index=False)
+    if len(done):
+        summary = (
+            done.groupby(["task", "tool", "variant"])
+            .agg(
+                metric=("metric", "first"),
+                score=("score", "mean"),
+                sd=("score", "std"),
+                seconds=("seconds", "mean"),
+                seeds=("seed", "count"),
+            )
+            .reset_index()
+        )
+        print(summary.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+
+if __name__ == "__main__":
+    main()
