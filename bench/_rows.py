@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 
-def require_peer(module: str, why: str = "the peer this benchmark is measured against") -> None:
+def require_peer(
+    module: str,
+    why: str = "the peer this benchmark is measured against",
+    install: str = "Install the bench extra: pip install -e '.[bench]'",
+) -> None:
     """Exit with a clear error (and how to install it) when ``module`` is not importable."""
     if importlib.util.find_spec(module) is None:
-        raise SystemExit(
-            f"error: {module} is needed for this benchmark ({why})\n"
-            "Install the bench extra: pip install -e '.[bench]'"
-        )
+        raise SystemExit(f"error: {module} is needed for this benchmark ({why})\n{install}")
 
 
 def row(

@@ -43,6 +43,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _rows import require_peer  # noqa: E402
+
 TASKS = {"freesolv": "regression", "delaney": "regression", "tox21": "classification"}
 
 
@@ -78,9 +81,14 @@ def split_files(df: pd.DataFrame, seed: int, d: Path) -> tuple[Path, Path, Path]
     return paths  # type: ignore[return-value]
 
 
+def _targets(truth: pd.DataFrame) -> list[str]:
+    """The target columns of a split file (every column but ``smiles``)."""
+    return [c for c in truth.columns if c != "smiles"]
+
+
 def score(kind: str, truth: pd.DataFrame, pred: np.ndarray) -> float:
     """RMSE over every target (regression) or mean AUROC over the tasks (classification)."""
-    y = truth.drop(columns=["smiles"]).to_numpy(dtype=float)
+    y = truth[_targets(truth)].to_numpy(dtype=float)
     if kind == "regression":
         return float(np.sqrt(np.nanmean((pred - y) ** 2)))
     from sklearn.metrics import roc_auc_score
@@ -105,7 +113,14 @@ def _run(cmd: list[str], log: Path) -> float:
     return secs
 
 
-def run_biodl(task, seed, files, d: Path, extra: list[str], device: str) -> tuple[float, np.ndarray]:
+def _test_outputs(p: pd.DataFrame, truth: pd.DataFrame, cols: list[str], where: Path) -> np.ndarray:
+    """``cols`` of a tool's test predictions ``p``, checked to be in the test file's order."""
+    if [str(s) for s in p.smiles] != [str(s) for s in truth.smiles]:
+        raise RuntimeError(f"the test predictions in {where} are not in the test file's order")
+    return p[cols].to_numpy(dtype=float)
+
+
+def run_biodl(task, seed, files, truth, d: Path, extra: list[str], device: str) -> tuple[float, np.ndarray]:
     tr, va, te = files
     if d.exists():
         shutil.rmtree(d)
@@ -115,23 +130,18 @@ def run_biodl(task, seed, files, d: Path, extra: list[str], device: str) -> tupl
     cmd += ["--device", device, "--set", "threads=1", "--set", "report=false", *extra]
     d.parent.mkdir(parents=True, exist_ok=True)
     secs = _run(cmd, d.parent / f"{d.name}.log")
-    p = pd.read_csv(d / "test" / "predictions.tsv", sep="\t")
-    names = [c for c in pd.read_csv(te, nrows=0).columns if c != "smiles"]
-    if [str(s) for s in p.smiles] != [str(s) for s in pd.read_csv(te).smiles]:
-        raise RuntimeError(f"biodl's test predictions are not in file order ({d})")
     col = "pred_{}" if TASKS[task] == "regression" else "prob_{}"
-    return secs, p[[col.format(n) for n in names]].to_numpy(dtype=float)
+    pred_file = d / "test" / "predictions.tsv"
+    cols = [col.format(n) for n in _targets(truth)]
+    return secs, _test_outputs(pd.read_csv(pred_file, sep="\t"), truth, cols, pred_file)
 
 
-def run_chemprop(task, seed, files, d: Path) -> tuple[float, np.ndarray]:
-    exe = Path(sys.executable).with_name("chemprop")
-    if not exe.exists():
-        sys.exit(f"error: {exe} not found: chemprop 2.2.4 is the peer here (install line in bench/README.md)")
+def run_chemprop(task, seed, files, truth, d: Path) -> tuple[float, np.ndarray]:
     tr, va, te = files
     if d.exists():
         shutil.rmtree(d)
-    names = [c for c in pd.read_csv(te, nrows=0).columns if c != "smiles"]
-    cmd = [str(exe), "train", "--data-path", str(tr), str(va), str(te)]
+    names = _targets(truth)
+    cmd = [str(Path(sys.executable).with_name("chemprop")), "train", "--data-path", str(tr), str(va), str(te)]
     cmd += ["-s", "smiles", "--target-columns", *names, "--task-type", TASKS[task]]
     cmd += ["--output-dir", str(d), "--num-workers", "0", "--accelerator", "cpu", "--devices", "1"]
     cmd += ["--pytorch-seed", str(seed), "--data-seed", str(seed)]
@@ -140,10 +150,7 @@ def run_chemprop(task, seed, files, d: Path) -> tuple[float, np.ndarray]:
     preds = sorted(d.rglob("test_predictions.csv"))
     if not preds:
         raise RuntimeError(f"no test_predictions.csv under {d}")
-    p = pd.read_csv(preds[-1])
-    if [str(s) for s in p.smiles] != [str(s) for s in pd.read_csv(te).smiles]:
-        raise RuntimeError(f"chemprop's test predictions are not in file order ({preds[-1]})")
-    return secs, p[names].to_numpy(dtype=float)
+    return secs, _test_outputs(pd.read_csv(preds[-1]), truth, names, preds[-1])
 
 
 def main(argv=None) -> None:
@@ -167,9 +174,16 @@ def main(argv=None) -> None:
 
     variants = dict(v.split("=", 1) for v in (args.variant or ["default="]))
     tools = args.tools.split(",")
+    if "chemprop" in tools:
+        require_peer(
+            "chemprop", "chemprop 2.2.4, the peer here", "Install it with the line in bench/README.md"
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     res_path = args.out / "results.tsv"
     done = pd.read_csv(res_path, sep="\t") if res_path.exists() else pd.DataFrame()
+    finished = (
+        set(zip(*(done[k] for k in ("task", "seed", "tool", "variant")), strict=True)) if len(done) else set()
+    )
     for task in args.tasks.split(","):
         if task not in TASKS:
             sys.exit(f"unknown task {task!r}: choose from {', '.join(TASKS)}")
@@ -177,26 +191,19 @@ def main(argv=None) -> None:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             files = split_files(df, seed, args.out / task / f"seed{seed}" / "split")
             truth = pd.read_csv(files[2])
+            n_train = int(0.8 * len(df))  # split_files' training part
             runs = [("chemprop", "defaults", None)] if "chemprop" in tools else []
             runs += (
                 [("biodl", name, shlex.split(a)) for name, a in variants.items()] if "biodl" in tools else []
             )
             for tool, variant, extra in runs:
-                if (
-                    len(done)
-                    and (
-                        (done.task == task)
-                        & (done.seed == seed)
-                        & (done.tool == tool)
-                        & (done.variant == variant)
-                    ).any()
-                ):
+                if (task, seed, tool, variant) in finished:
                     continue
                 d = args.out / task / f"seed{seed}" / f"{tool}-{variant}"
                 if tool == "chemprop":
-                    secs, pred = run_chemprop(task, seed, files, d)
+                    secs, pred = run_chemprop(task, seed, files, truth, d)
                 else:
-                    secs, pred = run_biodl(task, seed, files, d, extra, args.device)
+                    secs, pred = run_biodl(task, seed, files, truth, d, extra, args.device)
                 row = {
                     "task": task,
                     "seed": seed,
@@ -206,7 +213,7 @@ def main(argv=None) -> None:
                     "metric": "RMSE" if TASKS[task] == "regression" else "AUROC",
                     "score": round(score(TASKS[task], truth, pred), 5),
                     "seconds": round(secs, 1),
-                    "n_train": len(pd.read_csv(files[0])),
+                    "n_train": n_train,
                     "n_test": len(truth),
                 }
                 print("\t".join(str(v) for v in row.values()), flush=True)
