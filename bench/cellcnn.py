@@ -133,6 +133,56 @@ def _lopo(ss, y, cfg, args) -> None:
     print(f"# part 1-2 time: {(time.time() - args.t0) / 60:.1f} min")
 
 
+def _oracle(sp, ref, donors, patients) -> list[dict]:
+    """Supervised ceiling of part 3: classifiers trained on *cell* labels (the training
+    patients' reference cells vs their donor cells), which CellCnn never sees, score the held-out
+    samples' cells; a sample's score is the mean of its top-n cell scores (n = spiked cells)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    models = {
+        "linear (logistic regression)": lambda: make_pipeline(
+            StandardScaler(), LogisticRegression(max_iter=2000, class_weight="balanced")
+        ),
+        "nonlinear (gradient boosting)": lambda: HistGradientBoostingClassifier(
+            max_iter=300, class_weight="balanced", random_state=0
+        ),
+    }
+    n_sp = int(max(m.sum() for m in sp.spiked))
+    rows = []
+    for name, make in models.items():
+        ys, scores, cauc, rec, rec10 = [], [], [], [], []
+        for g in patients:
+            tr = [h for h in ref if h != g]
+            x = np.concatenate([ref[h] for h in tr] + [donors[h] for h in tr])
+            y = np.r_[np.zeros(sum(len(ref[h]) for h in tr)), np.ones(sum(len(donors[h]) for h in tr))]
+            clf = make().fit(x, y)
+            for i, h in enumerate(sp.samples.groups):
+                if h != g:
+                    continue
+                s = clf.decision_function(sp.samples.cells[i])
+                ys.append(sp.targets[i])
+                scores.append(np.sort(s)[::-1][:n_sp].mean())
+                if sp.targets[i] == 1:
+                    m, order = sp.spiked[i], np.argsort(-s, kind="stable")
+                    cauc.append(roc_auc_score(m, s))
+                    rec.append(m[order[:n_sp]].mean())
+                    rec10.append(m[order[: 10 * n_sp]].sum() / n_sp)
+        rows.append(
+            {
+                "cell classifier": name,
+                "sample AUC (top-n mean)": roc_auc_score(ys, scores),
+                "cell AUC": np.mean(cauc),
+                "recall@top-n": np.mean(rec),
+                "recall@top-10n": np.mean(rec10),
+            }
+        )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -152,13 +202,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--spike-sampling",
         default="random,outlier",
-        help="multi-cell inputs of part 3, comma-separated: random, outlier (as the reference: control "
-        "inputs uniform), outlier+controls (control inputs biased too)",
+        help="multi-cell inputs of part 3, comma-separated (none: no CellCnn row): random, outlier "
+        "(as the reference: control inputs uniform), outlier+controls (control inputs biased too)",
     )
     ap.add_argument("--outlier-keep", type=float, default=0.1)
     ap.add_argument("--outlier-fraction", type=float, default=0.5)
     ap.add_argument("--spike-pool", default="", help="pooling percentages of part 3 (default: the recipe's)")
     ap.add_argument("--skip-spike", action="store_true")
+    ap.add_argument(
+        "--spike-oracle",
+        action="store_true",
+        help="part 3: also the supervised ceiling (cell classifiers trained on the spiked cells' labels)",
+    )
     ap.add_argument("--skip-lopo", action="store_true", help="only the spike-in part")
     ap.add_argument("--spike-freqs", default="0.01,0.001,0.0001")
     ap.add_argument("--spike-cells", type=int, default=20000, help="cells per spike-in sample")
@@ -169,6 +224,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--spike-batch", type=int, default=200, help="batch size of part 3 (reference: 200)")
     ap.add_argument("--spike-patients", default="all")
+    ap.add_argument(
+        "--spike-train-background",
+        default="disjoint",
+        choices=("disjoint", "shared"),
+        help="spike-in samples the networks are trained on: disjoint (a patient's plain and spiked "
+        "samples from disjoint halves of its reference cells, as the test samples) or shared (the "
+        "same background in both, so the spiked cells are the only difference); held-out samples "
+        "are always disjoint",
+    )
+    ap.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="keep the part-3 restarts here (per frequency, inputs and fold; a rerun resumes them); "
+        "default: a temporary directory",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
@@ -216,13 +287,24 @@ def main(argv: list[str] | None = None) -> int:
         f"reference cells, resampled with replacement); CellCnn ncell={args.spike_ncell} "
         f"nsubset={args.spike_nsubset or args.nsubset}/class nrun={args.spike_nrun} "
         f"batch {args.spike_batch}; inputs {args.spike_sampling} (outlier: "
-        f"{args.outlier_fraction:g} of each input from the {args.outlier_keep:g} most outlying cells)"
+        f"{args.outlier_fraction:g} of each input from the {args.outlier_keep:g} most outlying cells); "
+        f"training samples: {args.spike_train_background} backgrounds, held-out samples: disjoint"
     )
     spats = None if args.spike_patients == "all" else args.spike_patients.split(",")
-    samplings = args.spike_sampling.split(",")
+    samplings = [s for s in args.spike_sampling.split(",") if s and s != "none"]
     table_rows = []
     for f in [float(x) for x in args.spike_freqs.split(",")]:
         sp = make_spike_in(ref, donors, ss.markers, f, n_cells=args.spike_cells, seed=args.seed)
+        if args.spike_oracle:
+            held = spats or sorted(ref, key=lambda g: (len(g), g))
+            orc = pd.DataFrame(_oracle(sp, ref, donors, held))
+            print(f"\n### supervised ceiling at {100 * f:g}% (held out: {', '.join(held)})")
+            print(orc.to_string(index=False, float_format=lambda v: f"{v:.3f}"), flush=True)
+        sp_train = sp
+        if args.spike_train_background == "shared":
+            sp_train = make_spike_in(
+                ref, donors, ss.markers, f, n_cells=args.spike_cells, seed=args.seed, background="shared"
+            )
         base = None
         for si, sampling in enumerate(samplings):
             t1 = time.time()
@@ -241,12 +323,16 @@ def main(argv: list[str] | None = None) -> int:
             if args.spike_pool:
                 scfg.pool_percents = tuple(float(x) for x in args.spike_pool.split(","))
             r = leave_one_group_out(
-                sp.samples,
-                sp.targets,
+                sp_train.samples,
+                sp_train.targets,
                 scfg,
                 seed=args.seed,
                 groups=spats,
                 spiked=sp.spiked,
+                test_cells=sp.samples.cells,
+                work_dir=None
+                if args.work is None
+                else args.work / f"spike_{f:g}_{sampling}_{args.spike_train_background}",
                 baseline=si == 0,
                 filter_selection=args.filter_selection,
                 log=lambda m, f=f, s=sampling: print(f"  [{f:g} {s}] {m}", file=sys.stderr, flush=True),
@@ -261,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
                     "frequency": f"{100 * f:g}%",
                     "spiked cells/sample": int(pos["n_spiked"].iloc[0]),
                     "inputs": sampling,
+                    "training samples": args.spike_train_background,
                     "CellCnn AUC": sm.get("cellcnn_auc"),
                     "CellCnn acc": sm.get("cellcnn_accuracy"),
                     "cell AUC": pos["cell_auc"].mean(),

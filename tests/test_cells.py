@@ -13,7 +13,7 @@ import torch
 
 from biodl.errors import BiodlInputError
 from biodl.kinds.cells.baseline import ClusterMedianBaseline
-from biodl.kinds.cells.experiments import gate, make_spike_in
+from biodl.kinds.cells.experiments import gate, leave_one_group_out, make_spike_in
 from biodl.kinds.cells.io import (
     arcsinh_transform,
     default_markers,
@@ -29,6 +29,7 @@ from biodl.kinds.cells.restarts import (
     encode_labels,
     outlier_pools,
     outlier_scores,
+    split_cells,
     train_cellcnn,
 )
 from biodl.models.cellcnn import CellCnn, CellCnnEnsemble, pooled_k, top_k_pool
@@ -358,6 +359,81 @@ def test_spike_in_and_baseline():
     assert gate(sp.samples.cells[1], ["a", "b", "c"], {"a": (">", 4.0)}).sum() == 10
     bl = ClusterMedianBaseline(n_clusters=3, seed=0).fit(sp.samples.cells, sp.targets)
     assert bl.predict_proba(sp.samples.cells).shape == (6, 2)
+
+
+def test_spike_in_shared_background():
+    """The shared design: a patient's plain sample is the background of its spiked sample, the
+    spiked cells are those of the disjoint design, and held-out samples can be scored on
+    other cells than the ones trained on (leave_one_group_out's test_cells)."""
+    rng = np.random.default_rng(1)
+    ref = {str(g): rng.normal(size=(300, 3)).astype(np.float32) for g in range(3)}
+    donors = {g: rng.normal(5, 0.1, size=(30, 3)).astype(np.float32) for g in ref}
+    dis = make_spike_in(ref, donors, ["a", "b", "c"], 0.05, n_cells=200, seed=0)
+    sh = make_spike_in(ref, donors, ["a", "b", "c"], 0.05, n_cells=200, seed=0, background="shared")
+    assert [int(m.sum()) for m in sh.spiked] == [0, 10] * 3
+    for i in (1, 3, 5):
+        plain, spiked = sh.samples.cells[i - 1], sh.samples.cells[i]
+        assert len(plain) == len(spiked) == 200
+        bg = {tuple(v) for v in plain.tolist()}
+        assert all(tuple(v) in bg for v in spiked[~sh.spiked[i]].tolist())  # same background
+        assert not any(tuple(v) in bg for v in spiked[sh.spiked[i]].tolist())
+        same = np.sort(spiked[sh.spiked[i]], 0), np.sort(dis.samples.cells[i][dis.spiked[i]], 0)
+        assert np.array_equal(*same)
+        # the disjoint design's plain sample shares no reference cell with its spiked sample
+        other = {tuple(v) for v in dis.samples.cells[i - 1].tolist()}
+        assert not any(tuple(v) in other for v in dis.samples.cells[i][~dis.spiked[i]].tolist())
+    with pytest.raises(BiodlInputError, match="background"):
+        make_spike_in(ref, donors, ["a", "b", "c"], 0.05, n_cells=200, background="halves")
+    with pytest.raises(BiodlInputError, match="frequency"):
+        make_spike_in(ref, donors, ["a", "b", "c"], 5.0, n_cells=200)
+
+
+def test_split_cells_keeps_copies_together():
+    rng = np.random.default_rng(3)
+    cells = rng.normal(size=(100, 3)).astype(np.float32)
+    tr, va = split_cells(cells, 0.2, np.random.default_rng(1))
+    assert (len(tr), len(va)) == (80, 20) and not set(tr) & set(va)
+    # without copies: the same draws as the plain split (earlier runs reproduce)
+    from biodl.train.datamodule import split_indices
+
+    ref = split_indices(100, 0.2, np.random.default_rng(1), at_least_one=True, min_items=2, sort=False)
+    assert np.array_equal(tr, ref[0]) and np.array_equal(va, ref[1])
+    # a resampled sample: every copy of a cell lands in one part
+    copies = cells[rng.choice(100, 1000)]
+    tr, va = split_cells(copies, 0.2, np.random.default_rng(1))
+    assert len(tr) + len(va) == 1000 and 100 < len(va) < 300
+    kept = {tuple(v) for v in copies[tr].tolist()}
+    assert not any(tuple(v) in kept for v in copies[va].tolist())
+    # ... and in any other sample holding copies of the same cells (spike-ins on one background)
+    other = cells[rng.choice(100, 500)]
+    tr2, va2 = split_cells(other, 0.2, np.random.default_rng(7))
+    assert not any(tuple(v) in kept for v in other[va2].tolist())
+    assert {tuple(v) for v in other[tr2].tolist()} <= kept
+
+
+def test_leave_one_group_out_scores_the_test_cells(tmp_path):
+    rng = np.random.default_rng(2)
+    ref = {str(g): rng.normal(size=(300, 3)).astype(np.float32) for g in range(3)}
+    donors = {g: rng.normal(4, 0.2, size=(40, 3)).astype(np.float32) for g in ref}
+    sh = make_spike_in(ref, donors, ["a", "b", "c"], 0.05, n_cells=200, seed=0, background="shared")
+    dis = make_spike_in(ref, donors, ["a", "b", "c"], 0.05, n_cells=200, seed=0)
+    cfg = CellCnnConfig(ncell=50, nsubset=40, nrun=3, max_epochs=2, batch_size=20)
+    res = leave_one_group_out(
+        sh.samples,
+        sh.targets,
+        cfg,
+        groups=["0"],
+        spiked=None,
+        test_cells=dis.samples.cells,
+        test_spiked=dis.spiked,
+        baseline=False,
+        work_dir=tmp_path,
+    )
+    pred = res["predictions"]
+    assert pred["sample"].tolist() == ["p0_plain", "p0_spiked"]
+    assert pred["n_spiked"].iloc[1] == 10 and 0 <= pred["cell_auc"].iloc[1] <= 1
+    with pytest.raises(BiodlInputError, match="test_cells"):
+        leave_one_group_out(sh.samples, sh.targets, cfg, test_cells=dis.samples.cells[:2], work_dir=tmp_path)
 
 
 # ------------------------------------------------------------------------------------ CLI

@@ -67,6 +67,8 @@ def leave_one_group_out(
     n_filters: int = 2,
     filter_selection: str = "ensemble",
     profile_cells: Sequence[np.ndarray] | None = None,
+    test_cells: Sequence[np.ndarray] | None = None,
+    test_spiked: Sequence[np.ndarray | None] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> dict:
     """Leave-one-group-out CellCnn (+ baseline) on binary-labelled samples.
@@ -93,6 +95,11 @@ def leave_one_group_out(
     profile_cells
         Per sample, the cells (same rows as ``ss.cells``) returned in ``selected`` -- e.g. all
         markers when the networks were trained on a panel subset (default: ``ss.cells``).
+    test_cells, test_spiked
+        Per sample, the cells (and spiked-cell masks) a *held-out* sample is scored on, when
+        they differ from what the same sample is trained on in the other folds -- e.g. a
+        spike-in built with ``background="shared"`` for training and ``"disjoint"`` for
+        testing (:func:`make_spike_in`). Default: ``ss.cells`` and ``spiked``.
 
     Returns
     -------
@@ -111,6 +118,13 @@ def leave_one_group_out(
     all_groups = sorted(set(ss.groups), key=lambda g: (len(g), g))
     hold = list(groups) if groups is not None else all_groups
     targets = np.asarray(targets)
+    if test_cells is not None and len(test_cells) != len(ss.cells):
+        raise BiodlInputError(f"test_cells has {len(test_cells)} samples, the sample set {len(ss.cells)}")
+    if test_cells is not None and profile_cells is not None:
+        raise BiodlInputError("give profile_cells or test_cells, not both (profiles are of the scored cells)")
+    held_cells = list(test_cells) if test_cells is not None else ss.cells
+    if test_spiked is not None:
+        spiked = test_spiked
     rows, filters = [], []
     selected: dict[int, list[np.ndarray]] = {k + 1: [] for k in range(n_filters)}
     tmp = tempfile.TemporaryDirectory() if work_dir is None else None
@@ -126,7 +140,7 @@ def leave_one_group_out(
             ens, _ = train_cellcnn(
                 [ss.cells[i] for i in tr], targets[tr], 2, base / f"fold_{g}", cfg, seed=seed, resume=True
             )
-            p = np.exp(predict_samples(ens, [ss.cells[i] for i in te]))[:, positive]
+            p = np.exp(predict_samples(ens, [held_cells[i] for i in te]))[:, positive]
             imodel, source = ens, "ensemble"
             if filter_selection == "consensus":
                 nets, rdf = load_restarts(base / f"fold_{g}", len(ss.markers), 2)
@@ -159,12 +173,12 @@ def leave_one_group_out(
                 bl = ClusterMedianBaseline(baseline_clusters, seed=seed).fit(
                     [ss.cells[i] for i in tr], targets[tr]
                 )
-                pb = bl.predict_proba([ss.cells[i] for i in te])[:, positive]
+                pb = bl.predict_proba([held_cells[i] for i in te])[:, positive]
             for j, i in enumerate(te):
-                R = cell_responses(imodel, ss.cells[i])
+                R = cell_responses(imodel, held_cells[i])
                 if targets[i] == positive:
                     for k, (c, t) in enumerate(zip(cols, thrs, strict=True)):
-                        selected[k + 1].append((profile_cells or ss.cells)[i][R[:, c] > t])
+                        selected[k + 1].append((profile_cells or held_cells)[i][R[:, c] > t])
                 resp, thr = R[:, cols[0]], thrs[0]
                 sel = resp > thr
                 r = dict(
@@ -235,6 +249,7 @@ def make_spike_in(
     frequency: float,
     n_cells: int = 20000,
     seed: int = 0,
+    background: str = "disjoint",
 ) -> SpikeIn:
     """Build spike-in samples.
 
@@ -251,7 +266,21 @@ def make_spike_in(
         (negative / positive sample) and each half is resampled to size (with replacement
         when it is smaller); spiked cells are drawn from the group's donor cells (with
         replacement when there are fewer).
+    background
+        ``"disjoint"`` (above: the two samples of a group have no reference cell in common) or
+        ``"shared"``: one background of ``n_cells`` reference cells per group (resampled with
+        replacement when there are fewer), the plain sample being that background and the
+        spiked sample the same background with ``frequency * n_cells`` of its cells replaced
+        by spiked cells. With ``"disjoint"`` and resampling, every copy of a reference cell is
+        in one class only, so a network can learn which copies belong to which class (and a
+        per-sample split of cells into training and validation parts cannot hold them out);
+        with ``"shared"`` the spiked cells are the only difference between the classes. The
+        same ``seed`` and ``frequency`` give the same spiked cells in both designs.
     """
+    if background not in ("disjoint", "shared"):
+        raise BiodlInputError(f"background must be disjoint or shared, got {background!r}")
+    if not 0 < frequency < 1:
+        raise BiodlInputError(f"spike-in frequency must be in (0, 1), got {frequency}")
     rng = np.random.default_rng([seed, int(round(frequency * 1e6))])
     cells, ids, labels, groups, spiked, targets = [], [], [], [], [], []
     for g in sorted(reference, key=lambda s: (len(s), s)):
@@ -259,20 +288,26 @@ def make_spike_in(
         perm = rng.permutation(len(ref))
         halves = (ref[perm[: len(ref) // 2]], ref[perm[len(ref) // 2 :]])
         n_sp = max(1, int(round(frequency * n_cells)))
+        d = donors[g]
+        if len(d) == 0:
+            raise BiodlInputError(f"group {g!r} has no donor cells to spike in")
+        shared = None
+        if background == "shared":  # its own stream: the main one (and so the spiked cells) as for disjoint
+            srng = np.random.default_rng([seed, int(round(frequency * 1e6)), 1, len(cells)])
+            shared = ref[srng.choice(len(ref), n_cells, replace=len(ref) < n_cells)]
         for t, half in enumerate(halves):
             n_bg = n_cells - (n_sp if t else 0)
             bg = half[rng.choice(len(half), n_bg, replace=len(half) < n_bg)]
             if t:
-                d = donors[g]
-                if len(d) == 0:
-                    raise BiodlInputError(f"group {g!r} has no donor cells to spike in")
                 sp = d[rng.choice(len(d), n_sp, replace=len(d) < n_sp)]
+                if shared is not None:
+                    bg = shared[srng.permutation(n_cells)[:n_bg]]
                 x = np.concatenate([bg, sp])
                 mask = np.r_[np.zeros(n_bg, bool), np.ones(n_sp, bool)]
                 order = rng.permutation(len(x))
                 x, mask = x[order], mask[order]
             else:
-                x, mask = bg, np.zeros(n_bg, bool)
+                x, mask = (bg if shared is None else shared), np.zeros(n_cells, bool)
             cells.append(x.astype(np.float32))
             spiked.append(mask)
             ids.append(f"p{g}_{'spiked' if t else 'plain'}")

@@ -52,6 +52,7 @@ __all__ = [
     "outlier_pools",
     "outlier_scores",
     "predict_samples",
+    "split_cells",
     "train_cellcnn",
 ]
 
@@ -445,6 +446,38 @@ def _penalty(l1: float, l2: float):
     return penalty
 
 
+def split_cells(
+    cells: np.ndarray, valid_fraction: float, rng: np.random.Generator, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices of a sample's training and validation cells.
+
+    A random ``valid_fraction`` of the cells is held out. When the sample holds exact copies
+    of a cell (a sample resampled with replacement, as spike-in experiments build them), the
+    part of a cell is decided by the cell itself (a keyed hash of its values with ``seed``),
+    so every copy of it -- in this sample and in any other sample of the run -- lands in the
+    same part. Otherwise a network could learn which copies one class's training part holds
+    and be scored on the other copies, whose share in the validation parts moves the opposite
+    way (validation accuracy below chance). Samples without copies are split by ``rng`` as
+    before (the same draws).
+    """
+    import hashlib
+
+    n = cells.shape[0]
+    rows = np.ascontiguousarray(cells.reshape(n, -1))
+    uniq, inv = np.unique(rows, axis=0, return_inverse=True)
+    if len(uniq) == n:
+        return split_indices(n, valid_fraction, rng, at_least_one=True, min_items=2, sort=False)
+    key = int(seed).to_bytes(8, "little", signed=True)
+    u = np.array(
+        [
+            int.from_bytes(hashlib.blake2b(r.tobytes(), digest_size=8, key=key).digest(), "little") / 2.0**64
+            for r in uniq
+        ]
+    )
+    held = (u < valid_fraction)[np.asarray(inv).reshape(-1)]
+    return np.flatnonzero(~held), np.flatnonzero(held)
+
+
 def train_cellcnn(
     cells: list[np.ndarray],
     targets: np.ndarray,
@@ -498,9 +531,7 @@ def train_cellcnn(
     rng = np.random.default_rng([seed, 12345])
     tr_cells, va_cells = [], []
     for c in cells:
-        tr, va = split_indices(
-            c.shape[0], cfg.valid_fraction, rng, at_least_one=True, min_items=2, sort=False
-        )
+        tr, va = split_cells(c, cfg.valid_fraction, rng, seed=seed)
         va_cells.append(c[va] if len(va) else c)
         tr_cells.append(c[tr])
     pooled = np.concatenate(tr_cells)
