@@ -220,6 +220,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spike-ncell", type=int, default=1000, help="cells per multi-cell input (spike-in)")
     ap.add_argument("--spike-nrun", type=int, default=3)
     ap.add_argument(
+        "--spike-hidden",
+        type=int,
+        default=0,
+        help="part 3: units of a per-cell hidden layer before the filters (0: the published network)",
+    )
+    ap.add_argument(
         "--spike-nsubset", type=int, default=0, help="multi-cell inputs per class (default --nsubset)"
     )
     ap.add_argument("--spike-batch", type=int, default=200, help="batch size of part 3 (reference: 200)")
@@ -286,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         "(disjoint halves of its "
         f"reference cells, resampled with replacement); CellCnn ncell={args.spike_ncell} "
         f"nsubset={args.spike_nsubset or args.nsubset}/class nrun={args.spike_nrun} "
+        f"hidden={args.spike_hidden} "
         f"batch {args.spike_batch}; inputs {args.spike_sampling} (outlier: "
         f"{args.outlier_fraction:g} of each input from the {args.outlier_keep:g} most outlying cells); "
         f"training samples: {args.spike_train_background} backgrounds, held-out samples: disjoint"
@@ -319,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
                 outlier_controls=sampling == "outlier+controls",
                 outlier_keep=args.outlier_keep,
                 outlier_fraction=args.outlier_fraction,
+                hidden=args.spike_hidden,
             )
             if args.spike_pool:
                 scfg.pool_percents = tuple(float(x) for x in args.spike_pool.split(","))

@@ -347,6 +347,39 @@ def test_train_with_outlier_sampling_and_consensus_filters(tmp_path):
         consensus_filters(nets, [0.9])
 
 
+def test_hidden_layer_networks_train_save_and_load(tmp_path):
+    """hidden > 0: a non-linear per-cell function before the filters; the restarts, the
+    ensemble and its reload keep it, the filter table and the consensus filters know it."""
+    from biodl.kinds.cells.interpret import cell_responses, consensus_filters, filter_table
+    from biodl.kinds.cells.restarts import load_restarts
+
+    net = CellCnn(4, 2, n_filters=3, pool_percent=10.0, hidden=5)
+    x = torch.randn(2, 50, 4)
+    assert net(x).shape == (2, 2) and net.responses(x).shape == (2, 50, 3)
+    with torch.no_grad():
+        bigger = float(net.penalty(l2=1.0)) - float(
+            net.filters.weight.pow(2).sum() + net.output.weight.pow(2).sum()
+        )
+    assert bigger > 0  # the hidden weights are penalised too
+    with pytest.raises(ValueError, match="hidden"):
+        CellCnn(4, 2, hidden=-1)
+    cells, y, _ = _blob_and_far_cells()
+    cfg = CellCnnConfig(ncell=100, nsubset=32, nrun=3, n_best=2, max_epochs=2, patience=2, hidden=6)
+    ens, df = train_cellcnn(cells, y, 2, tmp_path / "run", cfg, seed=0)
+    assert (df["hidden"] == 6).all() and all(n.hidden_units == 6 for n in ens.nets)
+    nets, _ = load_restarts(tmp_path / "run", 4, 2)
+    assert all(n.hidden_units == 6 for n in nets)
+    members = [{"n_filters": n.n_filters, "pool_percent": n.pool_percent, "hidden": 6} for n in ens.nets]
+    again = CellCnnEnsemble(4, 2, members)
+    again.load_state_dict(ens.state_dict())
+    assert torch.allclose(again(torch.from_numpy(cells[0][None])), ens(torch.from_numpy(cells[0][None])))
+    assert cell_responses(ens, cells[0]).shape[0] == len(cells[0])
+    assert "m0" not in filter_table(ens, ["m0", "m1", "m2", "m3"], None).columns  # no marker weights
+    assert consensus_filters(nets, [0.9, 0.9, 0.9])[0] is None
+    with pytest.raises(BiodlInputError, match="hidden"):
+        CellCnnConfig(hidden=-2).check()
+
+
 def test_spike_in_and_baseline():
     rng = np.random.default_rng(0)
     ref = {str(g): rng.normal(size=(400, 3)).astype(np.float32) for g in range(3)}
@@ -437,6 +470,26 @@ def test_leave_one_group_out_scores_the_test_cells(tmp_path):
 
 
 # ------------------------------------------------------------------------------------ CLI
+def test_cli_train_with_hidden_layer_reports_and_predicts(tmp_path):
+    from typer.testing import CliRunner
+
+    from biodl.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "run"
+    sets = ["ncell=60", "nsubset=24", "nrun=3", "hidden=4", "embedding=pca"]
+    args = ["train", "--system", "cellcnn", "--samples", str(TABLE), "--out", str(out), "--epochs", "1"]
+    args += ["--no-progress", *[a for kv in sets for a in ("--set", kv)]]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert (out / "report.html").exists() and not (out / "interpret" / "filter_weights.png").exists()
+    assert "through a hidden layer" in (out / "report.html").read_text()
+    r = runner.invoke(app, ["predict", str(out), str(TABLE)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, args[:-2] + ["--set", "hidden=-1"])
+    assert r.exit_code != 0 and "hidden" in r.output
+
+
 def test_cli_train_evaluate_predict(tmp_path):
     from typer.testing import CliRunner
 

@@ -71,6 +71,12 @@ class CellCnn(nn.Module):
         Percentage of cells pooled per filter (the paper tries 0.01, 1, 5, 20, 100).
     dropout
         Dropout probability on the pooled filter responses (0 = none).
+    hidden
+        Units of an optional per-cell hidden layer (linear + ReLU) before the filters; 0 (the
+        default) is the published network, whose filters are linear maps of the markers. With
+        a hidden layer a filter is a non-linear function of one cell, still applied to every
+        cell alike; its marker weights are then not directly readable (the consensus filters
+        of the paper need ``hidden=0``).
     """
 
     def __init__(
@@ -80,16 +86,21 @@ class CellCnn(nn.Module):
         n_filters: int = 8,
         pool_percent: float = 5.0,
         dropout: float = 0.5,
+        hidden: int = 0,
     ) -> None:
         super().__init__()
         if n_markers < 1 or n_filters < 1 or n_outputs < 1:
             raise ValueError("n_markers, n_filters and n_outputs must be positive")
         if not 0 < pool_percent <= 100:
             raise ValueError(f"pool_percent must be in (0, 100], got {pool_percent}")
+        if hidden < 0:
+            raise ValueError(f"hidden must be >= 0, got {hidden}")
         self.n_markers = n_markers
         self.n_filters = n_filters
         self.pool_percent = float(pool_percent)
-        self.filters = nn.Linear(n_markers, n_filters)  # 1x1 convolution over the markers
+        self.hidden_units = int(hidden)
+        self.hidden = nn.Sequential(nn.Linear(n_markers, hidden), nn.ReLU()) if hidden else None
+        self.filters = nn.Linear(hidden or n_markers, n_filters)  # 1x1 convolution over the markers
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.output = nn.Linear(n_filters, n_outputs)
         self.register_buffer("center", torch.zeros(n_markers))
@@ -103,7 +114,10 @@ class CellCnn(nn.Module):
     def responses(self, x: torch.Tensor) -> torch.Tensor:
         """Filter responses ``(batch, n_cells, n_filters)`` (after ReLU) of cells ``x``
         ``(batch, n_cells, n_markers)`` -- or ``(n_cells, n_markers)`` -> ``(n_cells, n_filters)``."""
-        return torch.relu(self.filters((x - self.center) / self.scale))
+        z = (x - self.center) / self.scale
+        if self.hidden is not None:
+            z = self.hidden(z)
+        return torch.relu(self.filters(z))
 
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled filter responses ``(batch, n_filters)``."""
@@ -116,6 +130,8 @@ class CellCnn(nn.Module):
     def penalty(self, l1: float = 0.0, l2: float = 0.0) -> torch.Tensor:
         """``l1 * sum|W| + l2 * sum W^2`` over the filter and output weights (not biases)."""
         ws = (self.filters.weight, self.output.weight)
+        if self.hidden is not None:
+            ws = (self.hidden[0].weight, *ws)
         out = self.filters.weight.new_zeros(())
         if l1:
             out = out + l1 * sum(w.abs().sum() for w in ws)
@@ -134,7 +150,8 @@ class CellCnnEnsemble(nn.Module):
     n_outputs
         Classes, or 1 for regression.
     members
-        One ``{"n_filters": int, "pool_percent": float}`` per network.
+        One ``{"n_filters": int, "pool_percent": float}`` (and optionally ``"hidden": int``)
+        per network.
     regression
         Regression (average the outputs) rather than classification (average the class
         probabilities; :meth:`forward` returns their log, usable as softmax logits).
@@ -152,7 +169,14 @@ class CellCnnEnsemble(nn.Module):
             raise ValueError("an ensemble needs at least one member")
         self.regression = regression
         self.nets = nn.ModuleList(
-            CellCnn(n_markers, n_outputs, int(m["n_filters"]), float(m["pool_percent"]), dropout=0.0)
+            CellCnn(
+                n_markers,
+                n_outputs,
+                int(m["n_filters"]),
+                float(m["pool_percent"]),
+                dropout=0.0,
+                hidden=int(m.get("hidden", 0)),
+            )
             for m in members
         )
 

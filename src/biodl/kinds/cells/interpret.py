@@ -86,7 +86,8 @@ def filter_table(
         wo = net.output.weight.detach().numpy()
         for f in range(net.n_filters):
             r = {"member": m, "filter": f, "pool_percent": net.pool_percent}
-            r.update({mk: float(w[f, j]) for j, mk in enumerate(markers)})
+            if not getattr(net, "hidden_units", 0):  # marker weights exist only without a hidden layer
+                r.update({mk: float(w[f, j]) for j, mk in enumerate(markers)})
             r["bias"] = float(b[f])
             names = list(classes) if classes else ["out"]
             r.update({f"w_out[{c}]": float(wo[k, f]) for k, c in enumerate(names)})
@@ -195,6 +196,9 @@ def consensus_filters(
     acc = np.asarray(accuracies, dtype=float)
     if len(nets) != len(acc) or not len(nets):
         raise ValueError(f"{len(nets)} networks but {len(acc)} accuracies")
+    if any(getattr(n, "hidden_units", 0) for n in nets):
+        # filters over a hidden layer live in each restart's own hidden space: not comparable
+        return None, pd.DataFrame(columns=["cluster", "size", "n_nets", "net", "filter"])
     thres = min(accur_thres, float(np.sort(acc)[-min(min_nets, len(acc))]))
     keep = [i for i in range(len(nets)) if acc[i] >= thres]
     rows, owner = [], []

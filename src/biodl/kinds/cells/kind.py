@@ -21,7 +21,13 @@ from biodl.errors import BiodlInputError
 from biodl.io._util import atomic_write_text
 from biodl.kinds.base import DataKind, Splits, TrainContext
 from biodl.kinds.cells.io import SampleSet, SampleTable, load_samples, read_sample_table
-from biodl.kinds.cells.restarts import CellCnnConfig, config_from_options, encode_labels, predict_samples
+from biodl.kinds.cells.restarts import (
+    CellCnnConfig,
+    config_from_options,
+    encode_labels,
+    member_spec,
+    predict_samples,
+)
 from biodl.options import Option
 from biodl.train.checkpoint import RunMeta, data_as
 
@@ -97,6 +103,13 @@ OPTIONS = (
     Option("n_best", "int", None, "Networks kept in the ensemble (3).", minimum=1),
     Option("pool_percents", "strs", None, "Pooling percentages cycled through by the restarts."),
     Option("nfilter_choice", "strs", None, "Numbers of filters drawn from."),
+    Option(
+        "hidden",
+        "int",
+        None,
+        "Units of a per-cell hidden layer before the filters (0: the published linear filters).",
+        minimum=0,
+    ),
     Option("learning_rate", "float", None, "Fixed Adam learning rate (default: --lr, else 10**U(-3, -2))."),
     Option("l1", "float", None, "L1 penalty on filter and output weights (0).", minimum=0),
     Option("l2", "float", None, "L2 penalty on filter and output weights (1e-4).", minimum=0),
@@ -365,7 +378,7 @@ class CellsKind(DataKind):
                 n_markers=len(splits.train.markers),
                 n_outputs=n_out,
                 regression=regression,
-                members=[{"n_filters": n.n_filters, "pool_percent": n.pool_percent} for n in ens.nets],
+                members=[member_spec(n) for n in ens.nets],
             )
         )
         sel = restarts[restarts["selected"]]
@@ -552,15 +565,24 @@ def interpret_run(
     )
     atomic_write_text(out / "filter_ranking.tsv", rank.to_csv(sep="\t", index=False, float_format="%.5g"))
     pos_name = classes[positive] if classes else "high target"
+    hidden = any(getattr(n, "hidden_units", 0) for n in getattr(model, "nets", []))
+    what = (
+        "a function of a cell's (z-scored) markers through a hidden layer (ReLU), followed by ReLU; "
+        "its marker weights are not drawn, read it from the cells it selects below"
+        if hidden
+        else "a linear function of a cell's (z-scored) markers followed by ReLU"
+    )
     sections = [
         Section(
             "Filters",
-            text="Each filter is a linear function of a cell's (z-scored) markers followed by ReLU. Filters "
+            text=f"Each filter is {what}. Filters "
             f"are ranked by how much higher their per-sample pooled response is in {pos_name} samples than "
             "in the others (difference of class means / standard deviation; regression: Spearman "
             "correlation with the target), filters whose output weight also favours that class first.",
             table=rank.head(8).round(4),
-            images=[(I.plot_filter_weights(ft, ss.markers, out / "filter_weights.png"), "Filter weights")],
+            images=[]
+            if hidden
+            else [(I.plot_filter_weights(ft, ss.markers, out / "filter_weights.png"), "Filter weights")],
         )
     ]
     all_cells = np.concatenate(ss.cells)

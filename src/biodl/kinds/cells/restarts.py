@@ -100,6 +100,9 @@ class CellCnnConfig:
         Pooling percentages cycled through by the restarts.
     nfilter_choice
         Numbers of filters drawn from.
+    hidden
+        Units of a per-cell hidden layer before the filters (0: the published network, linear
+        filters; see :class:`~biodl.models.cellcnn.CellCnn`).
     learning_rate
         Fixed Adam learning rate; ``None`` draws ``10**U(-3, -2)`` per restart.
     l1, l2
@@ -141,6 +144,7 @@ class CellCnnConfig:
     n_best: int = 3
     pool_percents: tuple[float, ...] = (0.01, 1.0, 5.0, 20.0, 100.0)
     nfilter_choice: tuple[int, ...] = tuple(range(3, 10))
+    hidden: int = 0
     learning_rate: float | None = None
     l1: float = 0.0
     l2: float = 1e-4
@@ -161,6 +165,8 @@ class CellCnnConfig:
     def check(self) -> None:
         if self.ncell < 1:
             raise BiodlInputError(f"ncell must be >= 1, got {self.ncell}")
+        if self.hidden < 0:
+            raise BiodlInputError(f"hidden must be >= 0, got {self.hidden}")
         if self.nsubset < 2:
             raise BiodlInputError(f"nsubset must be >= 2, got {self.nsubset}")
         if self.nrun < 1 or self.n_best < 1:
@@ -598,8 +604,10 @@ def train_cellcnn(
         else:
             drop = float(cfg.dropout)
         conf = dict(run=irun, n_filters=n_filters, pool_percent=pool, lr=lr, dropout=drop)
+        if cfg.hidden:
+            conf["hidden"] = int(cfg.hidden)
         torch.manual_seed(seed * 1000 + irun)
-        net = CellCnn(n_markers, n_outputs, n_filters, pool, dropout=drop)
+        net = CellCnn(n_markers, n_outputs, n_filters, pool, dropout=drop, hidden=cfg.hidden)
         net.set_scaler(torch.from_numpy(center), torch.from_numpy(scale))
         done = run_dir / "result.json"
         if resume and done.exists() and (run_dir / "net.pt").exists():
@@ -659,7 +667,7 @@ def train_cellcnn(
     order = np.lexsort((df["valid_loss"].to_numpy(), key))
     keep = [int(df["run"].iloc[i]) for i in order[: cfg.n_best]]
     df["selected"] = df["run"].isin(keep)
-    members = [{"n_filters": nets[i].n_filters, "pool_percent": nets[i].pool_percent} for i in keep]
+    members = [member_spec(nets[i]) for i in keep]
     ens = CellCnnEnsemble(n_markers, n_outputs, members, regression=regression)
     for slot, i in enumerate(keep):
         state = {k: v for k, v in nets[i].state_dict().items()}
@@ -669,6 +677,14 @@ def train_cellcnn(
 
     atomic_write_text(out / "restarts.tsv", df.to_csv(sep="\t", index=False, float_format="%.6g"))
     return ens, df
+
+
+def member_spec(net: CellCnn) -> dict:
+    """The ensemble's description of one network (``hidden`` only when it has one)."""
+    m = {"n_filters": net.n_filters, "pool_percent": net.pool_percent}
+    if net.hidden_units:
+        m["hidden"] = net.hidden_units
+    return m
 
 
 def load_restarts(out_dir: str | Path, n_markers: int, n_outputs: int) -> tuple[list[CellCnn], pd.DataFrame]:
@@ -681,7 +697,11 @@ def load_restarts(out_dir: str | Path, n_markers: int, n_outputs: int) -> tuple[
     df = pd.read_csv(out / "restarts.tsv", sep="\t")
     nets = []
     for _, r in df.iterrows():
-        net = CellCnn(n_markers, n_outputs, int(r["n_filters"]), float(r["pool_percent"]), dropout=0.0)
+        h = r.get("hidden", 0)
+        h = 0 if pd.isna(h) else int(h)
+        net = CellCnn(
+            n_markers, n_outputs, int(r["n_filters"]), float(r["pool_percent"]), dropout=0.0, hidden=h
+        )
         f = out / "restarts" / f"run_{int(r['run']):02d}" / "net.pt"
         net.load_state_dict(torch.load(f, map_location="cpu", weights_only=True))
         nets.append(net.eval())
