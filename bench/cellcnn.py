@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
                 test_cells=sp.samples.cells,
                 work_dir=None
                 if args.work is None
-                else args.work / f"spike_{f:g}_{sampling}_{args.spike_train_background}",
+                else args.work / f"spike_{f:g}_{sampling}_{args.spike_train_background}_h{args.spike_hidden}",
                 baseline=si == 0,
                 filter_selection=args.filter_selection,
                 log=lambda m, f=f, s=sampling: print(f"  [{f:g} {s}] {m}", file=sys.stderr, flush=True),

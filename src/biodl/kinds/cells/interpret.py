@@ -86,7 +86,7 @@ def filter_table(
         wo = net.output.weight.detach().numpy()
         for f in range(net.n_filters):
             r = {"member": m, "filter": f, "pool_percent": net.pool_percent}
-            if not getattr(net, "hidden_units", 0):  # marker weights exist only without a hidden layer
+            if not net.hidden_units:  # marker weights exist only without a hidden layer
                 r.update({mk: float(w[f, j]) for j, mk in enumerate(markers)})
             r["bias"] = float(b[f])
             names = list(classes) if classes else ["out"]
@@ -196,7 +196,7 @@ def consensus_filters(
     acc = np.asarray(accuracies, dtype=float)
     if len(nets) != len(acc) or not len(nets):
         raise ValueError(f"{len(nets)} networks but {len(acc)} accuracies")
-    if any(getattr(n, "hidden_units", 0) for n in nets):
+    if any(n.hidden_units for n in nets):
         # filters over a hidden layer live in each restart's own hidden space: not comparable
         return None, pd.DataFrame(columns=["cluster", "size", "n_nets", "net", "filter"])
     thres = min(accur_thres, float(np.sort(acc)[-min(min_nets, len(acc))]))

@@ -565,7 +565,7 @@ def interpret_run(
     )
     atomic_write_text(out / "filter_ranking.tsv", rank.to_csv(sep="\t", index=False, float_format="%.5g"))
     pos_name = classes[positive] if classes else "high target"
-    hidden = any(getattr(n, "hidden_units", 0) for n in getattr(model, "nets", []))
+    hidden = any(n.hidden_units for n in model.nets)
     what = (
         "a function of a cell's (z-scored) markers through a hidden layer (ReLU), followed by ReLU; "
         "its marker weights are not drawn, read it from the cells it selects below"
