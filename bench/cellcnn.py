@@ -130,7 +130,64 @@ def _lopo(ss, y, cfg, args) -> None:
             + ", ".join(f"{m}: {'yes' if m in top else 'no'}" for m in RESPONDING)
         )
     print(f"B-cell gate: {B_CELL_GATE} (arcsinh units)")
+    print(
+        "\n### B cells among the cells a ranking puts first in each held-out BCR-XL sample (pooled over "
+        "samples; the ceiling: cell classifiers trained on the B-cell gate labels of the other patients' "
+        f"BCR-XL cells, on the same {len(tr.markers)} training markers, which CellCnn never sees)"
+    )
+    print(_subset_ceiling(ss, tr, res).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"# part 1-2 time: {(time.time() - args.t0) / 60:.1f} min")
+
+
+def _subset_ceiling(ss, tr, res, fracs=(0.005, 0.02, 0.05)) -> pd.DataFrame:
+    """B-cell purity of the top ``fracs`` of each held-out BCR-XL sample's cells, ranked by the
+    rank-1 and rank-2 filters, by pS6 alone, and by a supervised ceiling (logistic regression and
+    gradient boosting trained on the B-cell gate labels of the other patients' BCR-XL cells over
+    the training panel): how B-cell pure can a ranking of cells by these markers be?"""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    idx = {str(v): i for i, v in enumerate(ss.ids)}
+    held = [idx[s] for s in res["responses"]]
+    is_b = [gate(ss.cells[i], ss.markers, B_CELL_GATE) for i in range(len(ss.cells))]
+    scores: dict[str, list[np.ndarray]] = {}
+    for s, i in zip(res["responses"], held, strict=True):
+        R = res["responses"][s]
+        for k in range(R.shape[1]):
+            scores.setdefault(f"CellCnn rank-{k + 1} filter", []).append(R[:, k])
+        if "pS6" in tr.markers:
+            scores.setdefault("pS6 alone", []).append(tr.cells[i][:, tr.markers.index("pS6")])
+        train = [
+            j for j in range(len(ss.cells)) if ss.groups[j] != ss.groups[i] and ss.labels[j] == ss.labels[i]
+        ]
+        x = np.concatenate([tr.cells[j] for j in train])
+        yb = np.concatenate([is_b[j] for j in train]).astype(int)
+        for name, clf in (
+            (
+                "ceiling: logistic regression (B-cell labels)",
+                make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
+            ),
+            ("ceiling: gradient boosting (B-cell labels)", HistGradientBoostingClassifier(random_state=0)),
+        ):
+            scores.setdefault(name, []).append(clf.fit(x, yb).predict_proba(tr.cells[i])[:, 1])
+    rows = []
+    for name, per in scores.items():
+        r = {"ranking": name}
+        for q in fracs:
+            hits = tot = 0
+            for sc, i in zip(per, held, strict=True):
+                top = np.argsort(-sc, kind="stable")[: max(1, int(round(q * len(sc))))]
+                hits += int(is_b[i][top].sum())
+                tot += len(top)
+            r[f"B cells in top {100 * q:g}%"] = hits / tot
+        rows.append(r)
+    base = np.concatenate([is_b[i] for i in held]).mean()
+    rows.append(
+        {"ranking": "all cells (no ranking)", **{f"B cells in top {100 * q:g}%": base for q in fracs}}
+    )
+    return pd.DataFrame(rows)
 
 
 def _oracle(sp, ref, donors, patients) -> list[dict]:
@@ -200,6 +257,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--filter-selection", default="ensemble", choices=("ensemble", "consensus"))
     ap.add_argument(
+        "--hidden",
+        type=int,
+        default=0,
+        help="parts 1-2: units of a per-cell hidden layer before the filters (0: the published network; "
+        "its networks have no consensus filters, so the ensemble's filters are ranked)",
+    )
+    ap.add_argument(
         "--spike-sampling",
         default="random,outlier",
         help="multi-cell inputs of part 3, comma-separated (none: no CellCnn row): random, outlier "
@@ -216,6 +280,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--skip-lopo", action="store_true", help="only the spike-in part")
     ap.add_argument("--spike-freqs", default="0.01,0.001,0.0001")
+    ap.add_argument(
+        "--spike-train-freq",
+        type=float,
+        default=0.0,
+        help="part 3: train on samples spiked at this frequency and test on held-out samples at each of "
+        "--spike-freqs (is a subset learned where it is seen detected in new samples where it is rarer?); "
+        "default: train at the test frequency",
+    )
     ap.add_argument("--spike-cells", type=int, default=20000, help="cells per spike-in sample")
     ap.add_argument("--spike-ncell", type=int, default=1000, help="cells per multi-cell input (spike-in)")
     ap.add_argument("--spike-nrun", type=int, default=3)
@@ -265,12 +337,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"# markers: {', '.join(ss.markers)}")
     cfg = CellCnnConfig(
-        ncell=args.ncell, nsubset=args.nsubset, nrun=args.nrun, max_epochs=args.epochs, patience=args.patience
+        ncell=args.ncell,
+        nsubset=args.nsubset,
+        nrun=args.nrun,
+        max_epochs=args.epochs,
+        patience=args.patience,
+        hidden=args.hidden,
     )
     print(
         f"# CellCnn: ncell={cfg.ncell} nsubset={cfg.nsubset}/class nrun={cfg.nrun} (best {cfg.n_best} "
-        f"ensembled) epochs<={cfg.max_epochs} patience={cfg.patience} l2={cfg.l2}; baseline: KMeans(10) "
-        "per-cluster marker medians -> logistic regression"
+        f"ensembled) epochs<={cfg.max_epochs} patience={cfg.patience} l2={cfg.l2} hidden={cfg.hidden}; "
+        "baseline: KMeans(10) per-cluster marker medians -> logistic regression"
     )
     if not args.skip_lopo:
         _lopo(ss, y, cfg, args)
@@ -307,10 +384,17 @@ def main(argv: list[str] | None = None) -> int:
             orc = pd.DataFrame(_oracle(sp, ref, donors, held))
             print(f"\n### supervised ceiling at {100 * f:g}% (held out: {', '.join(held)})")
             print(orc.to_string(index=False, float_format=lambda v: f"{v:.3f}"), flush=True)
+        f_train = args.spike_train_freq or f
         sp_train = sp
-        if args.spike_train_background == "shared":
+        if args.spike_train_background == "shared" or f_train != f:
             sp_train = make_spike_in(
-                ref, donors, ss.markers, f, n_cells=args.spike_cells, seed=args.seed, background="shared"
+                ref,
+                donors,
+                ss.markers,
+                f_train,
+                n_cells=args.spike_cells,
+                seed=args.seed,
+                background=args.spike_train_background,
             )
         base = None
         for si, sampling in enumerate(samplings):
@@ -340,7 +424,9 @@ def main(argv: list[str] | None = None) -> int:
                 test_cells=sp.samples.cells,
                 work_dir=None
                 if args.work is None
-                else args.work / f"spike_{f:g}_{sampling}_{args.spike_train_background}_h{args.spike_hidden}",
+                # named by the training samples: a test at another frequency reuses the restarts
+                else args.work
+                / f"spike_{f_train:g}_{sampling}_{args.spike_train_background}_h{args.spike_hidden}",
                 baseline=si == 0,
                 filter_selection=args.filter_selection,
                 log=lambda m, f=f, s=sampling: print(f"  [{f:g} {s}] {m}", file=sys.stderr, flush=True),
@@ -353,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
             table_rows.append(
                 {
                     "frequency": f"{100 * f:g}%",
+                    "trained at": f"{100 * f_train:g}%",
                     "spiked cells/sample": int(pos["n_spiked"].iloc[0]),
                     "inputs": sampling,
                     "training samples": args.spike_train_background,

@@ -465,6 +465,12 @@ def test_leave_one_group_out_scores_the_test_cells(tmp_path):
     pred = res["predictions"]
     assert pred["sample"].tolist() == ["p0_plain", "p0_spiked"]
     assert pred["n_spiked"].iloc[1] == 10 and 0 <= pred["cell_auc"].iloc[1] <= 1
+    # every held-out positive cell's responses to the ranked filters, rows as the scored cells
+    assert list(res["responses"]) == ["p0_spiked"]
+    resp = res["responses"]["p0_spiked"]
+    assert resp.shape[0] == 200 and 1 <= resp.shape[1] <= 2
+    top = np.argsort(-resp[:, 0], kind="stable")[:10]
+    assert dis.spiked[1][top].mean() == pytest.approx(pred["recall_top_n"].iloc[1])
     with pytest.raises(BiodlInputError, match="test_cells"):
         leave_one_group_out(sh.samples, sh.targets, cfg, test_cells=dis.samples.cells[:2], work_dir=tmp_path)
 

@@ -109,7 +109,9 @@ def leave_one_group_out(
         filter's response for spiked vs other cells of a spiked sample),
         ``selected`` (``{rank: cells}``: cells selected in the held-out positive samples by
         each fold's best (rank 1), second best (rank 2), ... filter), ``filters`` (the
-        ``n_filters`` best filters per fold).
+        ``n_filters`` best filters per fold), ``responses`` (``{sample id: (n_cells,
+        n_filters)}``: every cell's response to those filters, in rank order, for the held-out
+        positive samples, rows as their cells: to read the cells a filter ranks highest).
     """
     if filter_selection not in ("ensemble", "consensus"):
         raise BiodlInputError(f"filter_selection must be ensemble or consensus, got {filter_selection!r}")
@@ -127,6 +129,7 @@ def leave_one_group_out(
         spiked = test_spiked
     rows, filters = [], []
     selected: dict[int, list[np.ndarray]] = {k + 1: [] for k in range(n_filters)}
+    responses: dict[str, np.ndarray] = {}
     tmp = tempfile.TemporaryDirectory() if work_dir is None else None
     base = Path(work_dir) if work_dir is not None else Path(tmp.name)
     try:
@@ -177,6 +180,7 @@ def leave_one_group_out(
             for j, i in enumerate(te):
                 R = cell_responses(imodel, held_cells[i])
                 if targets[i] == positive:
+                    responses[str(ss.ids[i])] = R[:, cols].copy()
                     for k, (c, t) in enumerate(zip(cols, thrs, strict=True)):
                         selected[k + 1].append((profile_cells or held_cells)[i][R[:, c] > t])
                 resp, thr = R[:, cols[0]], thrs[0]
@@ -209,6 +213,7 @@ def leave_one_group_out(
             for k, v in selected.items()
         },
         "filters": pd.DataFrame(filters),
+        "responses": responses,
     }
 
 
