@@ -468,4 +468,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from biodl.errors import BiodlInputError
+
+    try:
+        sys.exit(main())
+    except BiodlInputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -590,3 +591,37 @@ def test_cli_train_evaluate_predict(tmp_path):
         ],
     )
     assert r.exit_code == 2 and "does not take --set ncel (did you mean ncell?)" in " ".join(r.output.split())
+
+
+def test_restarts_resume_only_what_they_were_trained_on(tmp_path):
+    """A directory's restarts are reused only for the same samples and options: other options or
+    samples get a clear error (they would be reused as they are), more restarts are added, and
+    --no-resume retrains."""
+    from biodl.kinds.cells.restarts import IDENTITY_FILE
+
+    rng = np.random.default_rng(4)
+    cells = [rng.normal(size=(300, 3)).astype(np.float32) + (i % 2) for i in range(4)]
+    y = np.array([0, 1, 0, 1])
+    cfg = CellCnnConfig(ncell=50, nsubset=20, nrun=2, n_best=1, max_epochs=1, batch_size=10)
+    out = tmp_path / "run"
+    _, df = train_cellcnn(cells, y, 2, out, cfg, seed=0)
+    assert (out / IDENTITY_FILE).exists()
+    # the same again resumes (the same restarts), and one more restart is added to them
+    more = CellCnnConfig(**{**cfg.__dict__, "nrun": 3})
+    _, df2 = train_cellcnn(cells, y, 2, out, more, seed=0)
+    assert len(df2) == 3 and df2.iloc[:2][["lr", "valid_loss"]].equals(df[["lr", "valid_loss"]])
+    with pytest.raises(BiodlInputError, match="max_epochs 1 -> 3"):
+        train_cellcnn(cells, y, 2, out, CellCnnConfig(**{**cfg.__dict__, "max_epochs": 3}), seed=0)
+    with pytest.raises(BiodlInputError, match="training samples"):
+        train_cellcnn([c + 0.5 for c in cells], y, 2, out, cfg, seed=0)
+    with pytest.raises(BiodlInputError, match="seed 0 -> 1"):
+        train_cellcnn(cells, y, 2, out, cfg, seed=1)
+    # without resuming, the restarts are trained again and the record follows them
+    three = CellCnnConfig(**{**cfg.__dict__, "max_epochs": 3})
+    train_cellcnn(cells, y, 2, out, three, seed=0, resume=False)
+    # ... and the third restart, left from the overwritten run, is trained again when it is asked for
+    stale = json.loads((out / "restarts" / "run_02" / "result.json").read_text())
+    _, df3 = train_cellcnn(cells, y, 2, out, CellCnnConfig(**{**three.__dict__, "nrun": 3}), seed=0)
+    ident = [json.loads((out / "restarts" / f"run_{i:02d}" / "result.json").read_text()) for i in range(3)]
+    assert len({r["identity"] for r in ident}) == 1 and ident[2]["identity"] != stale["identity"]
+    assert "identity" not in df3.columns

@@ -533,6 +533,12 @@ def train_cellcnn(
     from biodl.io._util import output_dir
 
     output_dir(out)
+    ident = _training_identity(cells, targets, cfg, seed, regression, n_outputs)
+    _check_resume(out, ident, resume)
+    import hashlib
+
+    # each restart records it too: one left over from an overwritten (--no-resume) run is retrained
+    ident_key = hashlib.blake2b(json.dumps(ident, sort_keys=True).encode(), digest_size=8).hexdigest()
     n_markers = cells[0].shape[1]
     rng = np.random.default_rng([seed, 12345])
     tr_cells, va_cells = [], []
@@ -610,10 +616,10 @@ def train_cellcnn(
         net = CellCnn(n_markers, n_outputs, n_filters, pool, dropout=drop, hidden=cfg.hidden)
         net.set_scaler(torch.from_numpy(center), torch.from_numpy(scale))
         done = run_dir / "result.json"
-        if resume and done.exists() and (run_dir / "net.pt").exists():
-            res = json.loads(done.read_text())
+        res = json.loads(done.read_text()) if resume and done.exists() else None
+        if res is not None and res.get("identity", ident_key) == ident_key and (run_dir / "net.pt").exists():
             net.load_state_dict(torch.load(run_dir / "net.pt", map_location="cpu", weights_only=True))
-            rows.append(res)
+            rows.append({k: v for k, v in res.items() if k != "identity"})
             nets[irun] = net.eval()
             continue
         if log:
@@ -651,6 +657,7 @@ def train_cellcnn(
         best_epoch = fres.best_epoch
         res = dict(
             conf,
+            identity=ident_key,
             best_epoch=best_epoch,
             epochs_run=int(fres.epochs_run),
             valid_accuracy=None if regression else metric,
@@ -660,7 +667,7 @@ def train_cellcnn(
         atomic_json(res, done)
         for f in (run_dir / "checkpoints").glob("*.ckpt"):
             f.unlink()
-        rows.append(res)
+        rows.append({k: v for k, v in res.items() if k != "identity"})
         nets[irun] = net
     df = pd.DataFrame(rows)
     key = df["valid_loss"].to_numpy() if regression else -df["valid_accuracy"].to_numpy()
@@ -677,6 +684,66 @@ def train_cellcnn(
 
     atomic_write_text(out / "restarts.tsv", df.to_csv(sep="\t", index=False, float_format="%.6g"))
     return ens, df
+
+
+# options that do not change how a restart is trained: a directory can be resumed with others
+_RESUME_FREE = ("nrun", "n_best")
+IDENTITY_FILE = "restarts.json"
+
+
+def _training_identity(
+    cells, targets, cfg: CellCnnConfig, seed: int, regression: bool, n_outputs: int
+) -> dict:
+    """What a directory's restarts were trained on: a digest of the training samples and
+    labels, the seed and every option that changes a restart (JSON-normalised)."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    for c in cells:
+        a = np.ascontiguousarray(c, dtype=np.float32)
+        h.update(np.asarray(a.shape, np.int64).tobytes())
+        h.update(a.tobytes())
+    h.update(np.ascontiguousarray(targets, dtype=np.float32).tobytes())
+    settings = {k: v for k, v in asdict(cfg).items() if k not in _RESUME_FREE}
+    ident = {
+        "data": h.hexdigest(),
+        "seed": int(seed),
+        "regression": bool(regression),
+        "n_outputs": int(n_outputs),
+        "settings": settings,
+    }
+    return json.loads(json.dumps(ident, default=str))
+
+
+def _check_resume(out: Path, ident: dict, resume: bool) -> None:
+    """Refuse to resume restarts trained on other samples or with other options (they would be
+    reused as they are); then record ``ident`` in ``out``. Directories written before this
+    record existed are resumed as before."""
+    path = out / IDENTITY_FILE
+    if resume and path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise BiodlInputError(f"cannot read {path}: {e}; remove it to resume the restarts there") from e
+        diff = []
+        if old.get("data") != ident["data"]:
+            diff.append("the training samples or their labels differ")
+        diff += [
+            f"{k} {old.get(k)!r} -> {ident[k]!r}"
+            for k in ("seed", "regression", "n_outputs")
+            if old.get(k) != ident[k]
+        ]
+        prev = old.get("settings", {})
+        diff += [
+            f"{k} {prev[k]!r} -> {v!r}" for k, v in ident["settings"].items() if k in prev and prev[k] != v
+        ]
+        if diff:
+            raise BiodlInputError(
+                f"{out} holds CellCnn restarts trained otherwise ({'; '.join(diff)}); they would be "
+                "reused as they are: train into another directory (--out), or without resuming "
+                "(--no-resume) to retrain them"
+            )
+    atomic_json(ident, path)
 
 
 def member_spec(net: CellCnn) -> dict:
