@@ -211,6 +211,13 @@ def test_multicell_dataset_is_seeded():
     assert len(set(x[:, 0].tolist())) == 8  # without replacement when enough cells
     assert torch.equal(ds[0][0], MultiCellDataset(cells, np.array([0, 1]), [3, 2], 8, seed=1)[0][0])
     assert ds[4][0].shape == (8, 2) and ds[4][1].tolist() == [1.0]  # with replacement (5 cells)
+    # inputs kept in memory (small sets) or drawn item by item (above max_bytes): the same cells
+    assert ds.inputs is not None
+    lazy = MultiCellDataset(cells, np.array([0, 1]), [3, 2], ncell=8, seed=1, max_bytes=0)
+    assert lazy.inputs is None
+    for j in range(len(ds)):
+        assert torch.equal(ds[j][0], lazy[j][0]) and torch.equal(ds[j][1], lazy[j][1])
+        assert torch.equal(ds[j][0], torch.from_numpy(cells[int(ds.owner[j])][ds.indices(j)]))
 
 
 # ------------------------------------------------------------------------ outlier-biased inputs

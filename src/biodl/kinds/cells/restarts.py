@@ -264,7 +264,13 @@ class MultiCellDataset(Dataset):
         and the rest uniformly, as the reference implementation's biased subsets.
     outlier_fraction
         Fraction of a biased input taken from the pool.
+    max_bytes
+        The inputs are drawn once and kept as one array when they take at most this many bytes
+        (every epoch then reads them instead of drawing them again: 1.4x faster epochs in
+        ``bench/cellcnn_inputs.py``; the same cells either way); larger sets are drawn item by item.
     """
+
+    MAX_BYTES = 1 << 30
 
     def __init__(
         self,
@@ -275,6 +281,7 @@ class MultiCellDataset(Dataset):
         seed: int = 0,
         pools: list[tuple[np.ndarray, np.ndarray] | None] | None = None,
         outlier_fraction: float = 0.5,
+        max_bytes: int | None = None,
     ) -> None:
         self.cells = [np.ascontiguousarray(c, dtype=np.float32) for c in cells]
         self.targets = np.asarray(targets, dtype=np.float32)
@@ -285,6 +292,14 @@ class MultiCellDataset(Dataset):
             raise BiodlInputError(f"{len(pools)} outlier pools for {len(cells)} samples")
         self.pools = pools
         self.n_biased = int(round(outlier_fraction * self.ncell)) if pools is not None else 0
+        self.inputs: torch.Tensor | None = None
+        n_markers = self.cells[0].shape[1] if self.cells else 0
+        cap = self.MAX_BYTES if max_bytes is None else int(max_bytes)
+        if 0 < len(self.owner) * self.ncell * n_markers * 4 <= cap:
+            x = np.empty((len(self.owner), self.ncell, n_markers), np.float32)
+            for j in range(len(self.owner)):
+                x[j] = self.cells[int(self.owner[j])][self.indices(j)]
+            self.inputs = torch.from_numpy(x)
 
     def __len__(self) -> int:
         return len(self.owner)
@@ -304,7 +319,8 @@ class MultiCellDataset(Dataset):
 
     def __getitem__(self, j: int) -> tuple[torch.Tensor, torch.Tensor]:
         s = int(self.owner[j])
-        return torch.from_numpy(self.cells[s][self.indices(j)]), torch.tensor([self.targets[s]])
+        x = self.inputs[j] if self.inputs is not None else torch.from_numpy(self.cells[s][self.indices(j)])
+        return x, torch.tensor([self.targets[s]])
 
 
 def outlier_scores(
