@@ -26,6 +26,7 @@ not repeated when a killed run is started again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -482,8 +483,6 @@ def split_cells(
     way (validation accuracy below chance). Samples without copies are split by ``rng`` as
     before (the same draws).
     """
-    import hashlib
-
     n = cells.shape[0]
     rows = np.ascontiguousarray(cells.reshape(n, -1))
     uniq, inv = np.unique(rows, axis=0, return_inverse=True)
@@ -551,8 +550,6 @@ def train_cellcnn(
     output_dir(out)
     ident = _training_identity(cells, targets, cfg, seed, regression, n_outputs)
     _check_resume(out, ident, resume)
-    import hashlib
-
     # each restart records it too: one left over from an overwritten (--no-resume) run is retrained
     ident_key = hashlib.blake2b(json.dumps(ident, sort_keys=True).encode(), digest_size=8).hexdigest()
     n_markers = cells[0].shape[1]
@@ -712,8 +709,6 @@ def _training_identity(
 ) -> dict:
     """What a directory's restarts were trained on: a digest of the training samples and
     labels, the seed and every option that changes a restart (JSON-normalised)."""
-    import hashlib
-
     h = hashlib.blake2b(digest_size=16)
     for c in cells:
         a = np.ascontiguousarray(c, dtype=np.float32)
