@@ -315,8 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         "--work",
         type=Path,
         default=None,
-        help="keep the part-3 restarts here (per frequency, inputs and fold; a rerun resumes them); "
-        "default: a temporary directory",
+        help="keep the part-3 restarts here (per frequency, inputs and fold; a rerun with the same samples "
+        "and options resumes them, with others it stops with an error); default: a temporary directory",
     )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
