@@ -66,8 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{1.25 * n_inputs * args.ncell * len(ss.markers) * 4 / 2**20:.0f} MiB (training + validation)"
     )
     res = {}
-    for name, cap in (("drawn item by item", 0), ("kept in memory", None)):
-        MultiCellDataset.MAX_BYTES = cap if cap is not None else 1 << 30
+    default_cap = MultiCellDataset.MAX_BYTES
+    for name, cap in (("drawn item by item", 0), ("kept in memory", default_cap)):
+        MultiCellDataset.MAX_BYTES = cap
         with tempfile.TemporaryDirectory() as d:
             t = time.perf_counter()
             _, df = train_cellcnn(ss.cells, y, 2, d, cfg, seed=0)

@@ -630,9 +630,9 @@ def train_cellcnn(
         net.set_scaler(torch.from_numpy(center), torch.from_numpy(scale))
         done = run_dir / "result.json"
         res = json.loads(done.read_text()) if resume and done.exists() else None
-        if res is not None and res.get("identity", ident_key) == ident_key and (run_dir / "net.pt").exists():
+        if res is not None and res.pop("identity", ident_key) == ident_key and (run_dir / "net.pt").exists():
             net.load_state_dict(torch.load(run_dir / "net.pt", map_location="cpu", weights_only=True))
-            rows.append({k: v for k, v in res.items() if k != "identity"})
+            rows.append(res)
             nets[irun] = net.eval()
             continue
         if log:
@@ -670,17 +670,16 @@ def train_cellcnn(
         best_epoch = fres.best_epoch
         res = dict(
             conf,
-            identity=ident_key,
             best_epoch=best_epoch,
             epochs_run=int(fres.epochs_run),
             valid_accuracy=None if regression else metric,
             valid_loss=loss,
         )
         atomic_torch_save({k: v.detach().cpu() for k, v in net.state_dict().items()}, run_dir / "net.pt")
-        atomic_json(res, done)
+        atomic_json({**res, "identity": ident_key}, done)
         for f in (run_dir / "checkpoints").glob("*.ckpt"):
             f.unlink()
-        rows.append({k: v for k, v in res.items() if k != "identity"})
+        rows.append(res)
         nets[irun] = net
     df = pd.DataFrame(rows)
     key = df["valid_loss"].to_numpy() if regression else -df["valid_accuracy"].to_numpy()
