@@ -423,9 +423,12 @@ def main() -> None:
         db_ex = kraken_db(work, "k2_excl", ref_ex, kept)
         tax_ex = names_of(ref_ex)
         model_ex = train(ref_ex, work / "run_excl", "read-classifier", args, opts)
-        # the model's own threshold for absent organisms: a shadow model trained without one species
-        # of each genus that has two (never the excluded strains scored below), as biodl users would
-        cal = run([*BIODL, "reads", "calibrate-novel", work / "run_excl", "--fragment", "400"])
+        # the model's own threshold for absent organisms: shadow models, each trained without one species
+        # of each genus that has two (never the excluded strains scored below), every such species held
+        # out once (--folds all), as biodl users would
+        cal = run(
+            [*BIODL, "reads", "calibrate-novel", work / "run_excl", "--fragment", "400", "--folds", "all"]
+        )
         say(cal.stdout.strip().replace("\n", " "))
         results["b_calibration"] = json.loads(
             (work / "run_excl" / "novel-calibration" / "calibration.json").read_text()

@@ -222,12 +222,56 @@ def test_sampling_is_deterministic(ref) -> None:
     assert (ref.parent / "s.fq").read_text() == first and first.count("taxon=") == 20
 
 
+def test_decoys_are_reversed_reads_trained_toward_uniform(ref) -> None:
+    import torch
+
+    from biodl.kinds.reads.data import DECOY, SampledReads, sample_reads
+    from biodl.models.reads import KmerBagClassifier
+
+    r = load_reference(ref)
+    kw = dict(k=13, bits=14, read_len=100, error_rate=0.0, seed=3, stream=1, per_epoch=True)
+    plain = SampledReads(ref, 4000, **kw)
+    with_dec = SampledReads(ref, 4000, decoys=0.25, **kw)
+    ix = np.arange(4000)
+    (xp, yp), (xd, yd) = plain.__getitems__(ix), with_dec.__getitems__(ix)
+    dec = (yd == DECOY).all(1).numpy()
+    assert 0.2 < dec.mean() < 0.3 and not (yp == DECOY).any()  # the share asked for, no decoy without
+    assert torch.equal(xd[~dec], xp[~dec]) and torch.equal(yd[~dec], yp[~dec])  # the others untouched
+    codes, _, _ = sample_reads(r, ix, read_len=100, error_rate=0.0, seed=3, stream=1)
+    back = kmer_indices(np.ascontiguousarray(codes[dec][:, ::-1]), 13, 14)
+    assert np.array_equal(xd[dec].numpy(), back)  # a decoy is its read written backwards
+    assert not np.array_equal(back, xp[dec].numpy())  # ... whose k-mers differ (canonical k-mers)
+    with_dec.set_epoch(1)
+    assert not np.array_equal((with_dec.__getitems__(ix)[1] == DECOY).all(1).numpy(), dec)
+    with pytest.raises(ValueError, match="decoys must be in"):
+        SampledReads(ref, 10, decoys=1.0, **kw)
+    # the loss pulls a decoy's distribution toward uniform at every rank: a network first made
+    # sure of these reads' taxa, then shown them as decoys
+    torch.manual_seed(0)
+    m = KmerBagClassifier(r.rank_sizes, k=13, bucket_bits=14, dim=8, hidden=16)
+    x = xd[:64]
+    opt = torch.optim.Adagrad(m.parameters(), lr=0.1)
+
+    def steps(y: torch.Tensor) -> list[float]:
+        for _ in range(40):
+            opt.zero_grad()
+            m.loss((x, y))["loss"].backward()
+            opt.step()
+        with torch.no_grad():
+            return [p.softmax(1).max(1).values.mean().item() for p in m.split(m(x))]
+
+    sure = steps(yp[:64])
+    assert min(sure) > 0.9
+    unsure = steps(torch.full((64, len(r.rank_sizes)), DECOY))
+    assert all(p < 1.4 / n for p, n in zip(unsure, r.rank_sizes, strict=True))  # near 1 / n
+
+
 # -------------------------------------------------------------------------------- models
 @pytest.fixture(scope="module")
 def model(ref, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("reads_run") / "run"
     cfg = TrainConfig.for_recipe(
-        {}, max_epochs=3, patience=0, batch_size=128, lr=0.05, device="cpu", progress=False
+        {}, max_epochs=6, patience=0, batch_size=128, lr=0.05, device="cpu", progress=False
     )
     pipeline.train(
         "read-classifier",
@@ -414,9 +458,10 @@ def test_quantized_table_keeps_the_calls(model, tmp_path, bits) -> None:
     args = ["reads", "classify", str(SAMPLE), "--no-progress"]
     full = _calls(runner.invoke(app, [*args[:2], str(model), *args[2:]]))
     small = _calls(runner.invoke(app, [*args[:2], str(q), *args[2:]]))
-    # the tiny fixture model is undertrained and every rank of a call's lineage must pass its
-    # threshold, so a 4-bit table moves a few borderline reads (the bench's model: 99.8% the same)
-    assert (full["taxon"] == small["taxon"]).mean() >= (0.98 if bits == 8 else 0.97)
+    # the tiny fixture model is undertrained (and trained with decoys, which keep its confidences
+    # nearer the thresholds) and every rank of a call's lineage must pass its threshold, so a 4-bit
+    # table moves a few borderline reads (the bench's model: 99.8% the same)
+    assert (full["taxon"] == small["taxon"]).mean() >= (0.98 if bits == 8 else 0.95)
     assert (full["confidence"] - small["confidence"]).abs().median() < 0.02
     # the torch module reads the same file and agrees with numpy (--engine torch, --device cuda)
     x = read_indices([s for b in iter_batches(SAMPLE) for s in b.seqs], net.k, net.bits)
@@ -495,7 +540,7 @@ def test_lineage_must_be_sure_for_a_call() -> None:
 
 def test_holdouts_and_subset_reference(ref, tmp_path) -> None:
     from biodl.kinds.reads.data import layout, sample_reads
-    from biodl.kinds.reads.novel import holdout_indices, pick_holdouts, subset_reference
+    from biodl.kinds.reads.novel import holdout_folds, holdout_indices, pick_holdouts, subset_reference
 
     r = load_reference(ref)
     a, b = pick_holdouts(r, 1), pick_holdouts(r, 1)
@@ -516,6 +561,15 @@ def test_holdouts_and_subset_reference(ref, tmp_path) -> None:
         holdout_indices(r, ["Nope"])
     with pytest.raises(BiodlInputError, match="names every genome"):
         holdout_indices(r, [g["name"] for g in r.genomes])
+    # folds: every species with a sister species held out once, one species per genus per fold
+    folds = holdout_folds(r, 1, None)
+    assert len(folds) == 4 and folds[0] == a  # Blochmannia has 4 species here; fold 1 is the default
+    flat = [i for f in folds for i in f]
+    assert sorted(flat) == sorted(i for i in range(len(gnames)) if not gnames[i].startswith("Caulobacter"))
+    assert all(len({genus[leaf[i]] for i in f}) == len(f) for f in folds)  # one species of a genus each
+    assert [len(f) for f in folds] == [2, 2, 1, 1]  # Corynebacterium has 2 species: folds 3-4 without
+    with pytest.raises(BiodlInputError, match="1 to 4 folds"):
+        holdout_folds(r, 1, 5)
 
 
 def test_choose_threshold_needs_the_whole_tail() -> None:
@@ -548,7 +602,7 @@ def test_calibrate_novel_trains_without_the_holdouts(model, tmp_path) -> None:
     sub = json.loads((run / "novel-calibration" / "reference" / "reference.json").read_text())
     assert sub["excluded_genomes"] == cal["held_out"] and len(cal["held_out"]) == 2
     assert {g["name"] for g in sub["genomes"]}.isdisjoint(cal["held_out"])
-    assert shadow["options"]["test_reads"] == 0 and shadow["training"]["max_epochs"] == 3
+    assert shadow["options"]["test_reads"] == 0 and shadow["training"]["max_epochs"] == 6
     assert cal["met"] and cal["ppv"] >= 0.5 and cal["called"] >= 20
     sd = torch.load(run / "model.pt", weights_only=True)
     thr = sd["state_dict"]["threshold"].tolist()
@@ -559,3 +613,17 @@ def test_calibrate_novel_trains_without_the_holdouts(model, tmp_path) -> None:
     assert "reusing the shadow model" in again.output or again.exit_code == 0
     bad = runner.invoke(app, ["reads", "calibrate-novel", str(run), "--rank", "species"])
     assert bad.exit_code == 2 and "--rank must be one of genus" in bad.output
+    # two folds: the first shadow is reused, a second one holds out other species; reads pooled
+    two = ["reads", "calibrate-novel", str(run), "--n", "400", "--fragment", "300", "--target-ppv", "0.5"]
+    res = runner.invoke(app, [*two, "--folds", "2", "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert "reusing the shadow model" in res.output and "2 folds pooled" in res.output
+    cal2 = json.loads((run / "novel-calibration" / "calibration.json").read_text())
+    assert cal2["folds"][0] == cal["held_out"] and not set(cal2["folds"][1]) & set(cal["held_out"])
+    assert cal2["n"] == 800 and len(cal2["shadow"]) == 2
+    assert (run / "novel-calibration" / "shadow-2" / "model.pt").is_file()
+    kept = torch.load(run / "model.pt", weights_only=True)["state_dict"]["threshold"].tolist()
+    assert kept == thr  # a dry run stores nothing
+    for arg, msg in (("x", "--folds takes a number or 'all'"), ("9", "1 to 4 folds")):
+        bad = runner.invoke(app, [*two, "--folds", arg])
+        assert bad.exit_code == 2 and msg in bad.output, bad.output

@@ -43,17 +43,25 @@ class _RankHeads(nn.Module):
         parts = self.split(logits)
         return torch.cat([F.log_softmax(p / self.temperature[r], dim=1) for r, p in enumerate(parts)], dim=1)
 
+    #: weight of the decoys' term in the loss (Hendrycks et al. 2019 used 0.5)
+    decoy_weight = 0.5
+
     def loss(self, batch) -> dict[str, torch.Tensor]:
         """Cross-entropy summed over ranks (targets ``(batch, n_ranks)`` class indices, -1 or NaN
-        where unknown) and the lowest rank's accuracy."""
+        where unknown) and the lowest rank's accuracy. Rows whose targets are -2 (decoys,
+        :data:`biodl.kinds.reads.data.DECOY`) add, with weight :attr:`decoy_weight`, the
+        cross-entropy of their distribution at each rank to the uniform one."""
         x, y = batch[0], batch[1]
         y = torch.nan_to_num(y.float(), nan=-1.0).long()
         parts = self.split(self(x))
         total = parts[0].new_zeros(())
+        dec = y[:, 0] == -2
         for r, p in enumerate(parts):
             m = y[:, r] >= 0
             if m.any():
                 total = total + F.cross_entropy(p[m], y[m, r])
+            if dec.any() and p.shape[1] > 1:
+                total = total - self.decoy_weight * F.log_softmax(p[dec], dim=1).mean()
         m0 = y[:, 0] >= 0
         acc = (parts[0].argmax(1)[m0] == y[m0, 0]).float().mean() if m0.any() else total.new_zeros(())
         return {"loss": total, "accuracy": acc}

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from biodl.errors import BiodlError
+from biodl.errors import BiodlError, BiodlInputError
 
 reads_app = typer.Typer(
     no_args_is_help=True,
@@ -212,6 +212,12 @@ def calibrate_novel_cmd(
         help="Genome or species of the reference to hold out (repeat; default: one species of each genus "
         "with two or more, chosen with the run's seed).",
     ),
+    folds: str = typer.Option(
+        "1",
+        "--folds",
+        help="Shadow models, each holding out another species of each genus with two or more; their "
+        "reads are pooled ('all': every such species held out once). One training run each.",
+    ),
     rank: str = typer.Option("genus", "--rank", help="Rank whose calls must reach --target-ppv."),
     target_ppv: float = typer.Option(
         0.95, "--target-ppv", help="Precision wanted at --rank on absent species."
@@ -233,9 +239,12 @@ def calibrate_novel_cmd(
     from biodl.kinds.reads.novel import calibrate_novel
 
     try:
+        if folds != "all" and not folds.isdigit():
+            raise BiodlInputError(f"--folds takes a number or 'all', got {folds!r}")
         r = calibrate_novel(
             run,
             holdout=list(holdout or []) or None,
+            folds=None if folds == "all" else int(folds),
             rank=rank,
             target_ppv=target_ppv,
             n_reads=n,

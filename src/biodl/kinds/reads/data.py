@@ -137,9 +137,28 @@ def decode(codes: np.ndarray) -> list[str]:
     return [DECODE[row].tobytes().decode() for row in codes]
 
 
+DECOY = -2.0  # the target of a decoy read at every rank (unknown targets are NaN)
+
+
+def decoy_rows(index: np.ndarray, share: float, seed: int, stream: int, epoch: int) -> np.ndarray:
+    """Which reads ``index`` of the stream ``(seed, stream, epoch)`` are decoys (``share`` of them),
+    from a hash of their own (not the one that samples the reads)."""
+    if share <= 0:
+        return np.zeros(len(index), bool)
+    key = mix(np.array([seed * 1_000_003 + stream * 7919 + epoch * 104_729 + 424242], np.uint64))[0]
+    return _uniform(mix(mix(np.asarray(index, np.uint64)) ^ key)) < share
+
+
 class SampledReads(Dataset):
     """``n`` reads sampled from a reference (fresh reads every epoch when ``per_epoch``), as
-    ``(k-mer indices (n, L - k + 1), targets (n, n_ranks))`` batches."""
+    ``(k-mer indices (n, L - k + 1), targets (n, n_ranks))`` batches.
+
+    With ``decoys`` > 0, that share of the reads are *decoys*: sampled reads written backwards
+    (reversed, not complemented: the base composition and GC of a real read of the reference,
+    but k-mers that are not in it), with target :data:`DECOY` at every rank. The read models
+    train them toward the uniform distribution (outlier exposure, Hendrycks et al. 2019), so a
+    read whose k-mers only land in buckets that other genomes' k-mers fill by chance gets a low
+    confidence instead of the call of the genome that fills most buckets."""
 
     def __init__(
         self,
@@ -153,9 +172,12 @@ class SampledReads(Dataset):
         seed: int,
         stream: int,
         per_epoch: bool,
+        decoys: float = 0.0,
     ) -> None:
+        if not 0 <= decoys < 1:
+            raise ValueError(f"decoys must be in [0, 1), got {decoys}")
         self.ref_path, self.n, self.k, self.bits = str(ref_path), int(n), int(k), int(bits)
-        self.read_len, self.error_rate = int(read_len), float(error_rate)
+        self.read_len, self.error_rate, self.decoys = int(read_len), float(error_rate), float(decoys)
         self.seed, self.stream, self.per_epoch, self.epoch = int(seed), int(stream), per_epoch, 0
         self._ref: Reference | None = None
         self._lay: _Layout | None = None
@@ -189,9 +211,14 @@ class SampledReads(Dataset):
             epoch=self.epoch if self.per_epoch else 0,
             lay=lay,
         )
-        x = torch.from_numpy(kmer_indices(codes, self.k, self.bits))
-        y = torch.from_numpy(lay.lineage[leaf].astype(np.float32))
-        return Stacked((x, y))
+        y = lay.lineage[leaf].astype(np.float32)
+        epoch = self.epoch if self.per_epoch else 0
+        dec = decoy_rows(np.asarray(indices, np.int64), self.decoys, self.seed, self.stream, epoch)
+        if dec.any():
+            codes[dec] = codes[dec, ::-1]
+            y[dec] = DECOY
+        x = torch.from_numpy(kmer_indices(np.ascontiguousarray(codes), self.k, self.bits))
+        return Stacked((x, torch.from_numpy(y)))
 
     def __getitem__(self, i: int):
         return self.__getitems__([i]).item(0)
@@ -351,10 +378,12 @@ class EncodedReads(Dataset):
 
 
 __all__ = [
+    "DECOY",
     "EncodedReads",
     "ReadTable",
     "SampledReads",
     "decode",
+    "decoy_rows",
     "layout",
     "mix",
     "read_table",

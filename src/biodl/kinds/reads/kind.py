@@ -43,6 +43,16 @@ OPTIONS = (
     Option("test_reads", "int", 10_000, "Held-out test reads sampled without --test (0: none).", minimum=0),
     Option("test_file", "path", None, "Labelled read file as the held-out test set.", flag="--test"),
     Option("read_len", "int", 150, "Length of the sampled reads (bp).", minimum=16),
+    Option(
+        "decoys",
+        "float",
+        0.2,
+        "Share of the training reads that are decoys: reference reads written backwards (their "
+        "composition, none of their k-mers), trained toward equal probabilities at every rank, so "
+        "reads of organisms unlike any reference genome get low confidence (0: none).",
+        minimum=0,
+        maximum=0.9,
+    ),
     Option("error_rate", "float", 0.01, "Substitution rate of the sampled reads.", minimum=0, maximum=0.5),
     Option("report", "bool", True, "Write OUT/report.html after training."),
     Option("mate2", "path", None, "Second reads of pairs (one bag of k-mers per pair).", stages=_IN),
@@ -149,7 +159,7 @@ class ReadsKind(DataKind):
             splits.info["test"] = f"{o['test_reads']} reads sampled from the reference (own seeded stream)"
         return model, meta
 
-    def _sampled(self, meta: RunMeta, n: int, seed: int, stream: int, per_epoch: bool):
+    def _sampled(self, meta: RunMeta, n: int, seed: int, stream: int, per_epoch: bool, decoys: float = 0.0):
         from biodl.kinds.reads.data import SampledReads
 
         d = data_as(ReadsData, meta.data)
@@ -163,6 +173,7 @@ class ReadsKind(DataKind):
             seed=seed,
             stream=stream,
             per_epoch=per_epoch,
+            decoys=decoys,
         )
 
     def _sampled_table(self, ref, d: ReadsData, n: int, seed: int, stream: int):
@@ -187,7 +198,7 @@ class ReadsKind(DataKind):
 
     def datasets(self, ctx, meta, splits):
         o, seed = ctx.options, ctx.config.seed
-        train = self._sampled(meta, o["reads_per_epoch"], seed, 1, True)
+        train = self._sampled(meta, o["reads_per_epoch"], seed, 1, True, decoys=o["decoys"])
         valid = self._sampled(meta, o["valid_reads"], seed, 2, False) if o["valid_reads"] else None
         return train, valid
 

@@ -10,7 +10,8 @@ the user will score:
 
 1. hold out genomes of the model's reference (``auto``: one species of every genus that has two
    or more, chosen with the run's seed, so each held-out read still has its genus in the
-   reference);
+   reference; ``folds`` > 1: as many shadow models, each holding out another species of each
+   such genus, their held-out reads pooled);
 2. train a *shadow* model on the rest, with the run's own recipe, options and training settings
    (same taxonomy, so its outputs line up with the model's), under ``RUN/novel-calibration/``;
    resumable: an existing shadow run is reused;
@@ -43,9 +44,11 @@ from biodl.kinds.reads.io import Reference, load_reference
 CALIB_DIR = "novel-calibration"
 
 
-def pick_holdouts(ref: Reference, seed: int) -> list[int]:
-    """Genome indices to hold out: every genome of one species (chosen with ``seed``) of each genus
-    with two or more species that have genomes."""
+def holdout_folds(ref: Reference, seed: int, folds: int | None = 1) -> list[list[int]]:
+    """Genome indices to hold out, per fold: fold ``j`` holds out every genome of the ``j``-th
+    species (in an order shuffled with ``seed``) of each genus with two or more species that have
+    genomes, so every held-out species keeps its genus in the shadow reference. ``folds=None``:
+    as many folds as the largest such genus has species (every one of them held out once)."""
     leaf = ref.genome_leaf()
     if len(ref.ranks) < 2:
         raise BiodlInputError(
@@ -53,20 +56,36 @@ def pick_holdouts(ref: Reference, seed: int) -> list[int]:
         )
     genus_of = np.asarray(ref.taxonomy.parent[0], np.int64)
     rng = np.random.default_rng(int(seed))
-    out: list[int] = []
+    orders = []
     for g in np.unique(genus_of[np.unique(leaf)]):
         species = np.array([s for s in np.unique(leaf) if genus_of[s] == g])
-        if len(species) < 2:
-            continue
-        s = int(rng.choice(species))
-        out += np.flatnonzero(leaf == s).tolist()
-    if not out:
+        if len(species) >= 2:
+            orders.append(rng.permutation(species))
+    if not orders:
         raise BiodlInputError(
             "no genus of the reference has two or more species with genomes, so no species can be held "
             "out with its genus still present; name genomes with --holdout",
             path=ref.path,
         )
-    return sorted(out)
+    most = max(len(o) for o in orders)
+    n = most if folds is None else int(folds)
+    if not 1 <= n <= most:
+        raise BiodlInputError(
+            f"--folds {n}: the reference's largest genus with genomes has {most} species, so 1 to {most} "
+            "folds (each holds out one species of each genus)",
+            path=ref.path,
+        )
+    out = []
+    for j in range(n):
+        held = [int(o[j]) for o in orders if j < len(o)]
+        out.append(sorted(np.flatnonzero(np.isin(leaf, held)).tolist()))
+    return out
+
+
+def pick_holdouts(ref: Reference, seed: int) -> list[int]:
+    """Genome indices to hold out: every genome of one species (chosen with ``seed``) of each genus
+    with two or more species that have genomes (the first of :func:`holdout_folds`)."""
+    return holdout_folds(ref, seed, 1)[0]
 
 
 def holdout_indices(ref: Reference, names: list[str]) -> list[int]:
@@ -201,6 +220,7 @@ def calibrate_novel(
     run: str | Path,
     *,
     holdout: list[str] | None = None,
+    folds: int | None = 1,
     rank: str = "genus",
     target_ppv: float = 0.95,
     n_reads: int = 10_000,
@@ -218,10 +238,15 @@ def calibrate_novel(
         Run directory of a trained read model (``biodl train --system read-classifier ...``).
     holdout
         Genome or species names to hold out; ``None``: one species of each genus with two or more.
+    folds
+        Without ``holdout``: shadow models, each holding out a different species of each such genus
+        (:func:`holdout_folds`); their held-out reads are pooled to choose one threshold. ``None``:
+        as many as the largest genus has species. More folds cost a training run each and make
+        the choice depend less on which species happened to be held out.
     rank
         Rank whose calls must reach ``target_ppv`` (a rank of the model's taxonomy above species).
     n_reads
-        Reads (or pairs) of the held-out genomes to score.
+        Reads (or pairs) of the held-out genomes to score, per fold.
     fragment
         Score read pairs, both ends of a fragment of this length (bp), as paired-end data are
         classified (``--mate2``); ``None``: single reads.
@@ -261,51 +286,71 @@ def calibrate_novel(
     r_i = ranks.index(rank)
     ref = load_reference(meta.data["reference"])
     seed = int(meta.training.get("seed", 0))
-    held = holdout_indices(ref, holdout) if holdout else pick_holdouts(ref, seed)
-    held_names = [ref.genomes[i]["name"] for i in held]
-    say(f"[biodl] holding out {len(held)} genome(s): {', '.join(held_names)}")
-    cdir = rd / CALIB_DIR
-    sub = subset_reference(ref, held, cdir / "reference")
-    shadow = cdir / "shadow"
-    prev = json.loads((shadow / "run.json").read_text()) if (shadow / "run.json").is_file() else None
-    if prev is not None and prev.get("status") == "finished" and (shadow / "model.pt").is_file():
-        excluded = json.loads((sub / "reference.json").read_text()).get("excluded_genomes")
-        used = prev.get("options", {}).get("data")
-        if used is None or Path(used).resolve() != sub.resolve() or excluded != held_names:
-            raise BiodlInputError(
-                f"{shadow} was trained for another hold-out; remove {cdir} to start again", path=shadow
-            )
-        say(f"[biodl] reusing the shadow model {shadow / 'model.pt'}")
+    if holdout:
+        if folds not in (None, 1):
+            raise BiodlInputError("give --holdout or --folds, not both")
+        fold_list = [holdout_indices(ref, holdout)]
     else:
-        fields = set(TrainConfig.__dataclass_fields__)
-        cfg = TrainConfig(**{k: v for k, v in meta.training.items() if k in fields})
-        cfg.device, cfg.resume = device, True
-        opts = {k: v for k, v in meta.options.items() if v is not None}
-        opts.update(data=str(sub), test_reads=0, report=False)
-        opts.pop("test_file", None)
-        say(f"[biodl] training the shadow model without them -> {shadow}")
-        mk = {k: v for k, v in meta.model_kwargs.items() if k != "rank_sizes"}
-        train(meta.recipe, shadow, options=opts, model_options=mk, config=cfg, quiet=quiet)
-    model, smeta = load_model(shadow / "model.pt", device=device)
+        fold_list = holdout_folds(ref, seed, folds)
+    cdir = rd / CALIB_DIR
     kind = get_kind("reads")
-    table = sampled_table(
-        ref,
-        int(n_reads),
-        read_len=int(meta.data.get("read_len", 150)),
-        error_rate=float(meta.data.get("error_rate", 0.01)),
-        seed=seed,
-        stream=7,  # a stream of its own: not the training, validation or test reads
-        genomes=np.asarray(held, np.int64),
-        fragment=fragment,
-        prefix="heldout",
-    )
-    out, _ = kind.score(model, smeta, table, device=device, options={})
     sizes = [len(n) for n in meta.data["taxonomy"]["names"]]
-    parts = np.split(out.astype(np.float64), np.cumsum(sizes)[:-1], axis=1)
+    parts_all: list[list[np.ndarray]] = []
+    targets_all: list[np.ndarray] = []
+    fold_names: list[list[str]] = []
+    shadows: list[str] = []
+    for j, held in enumerate(fold_list):
+        held_names = [ref.genomes[i]["name"] for i in held]
+        fold_names.append(held_names)
+        tag = "" if j == 0 else f"-{j + 1}"
+        say(
+            f"[biodl] fold {j + 1}/{len(fold_list)}: holding out {len(held)} genome(s): "
+            + ", ".join(held_names)
+        )
+        sub = subset_reference(ref, held, cdir / f"reference{tag}")
+        shadow = cdir / f"shadow{tag}"
+        shadows.append(str(shadow))
+        prev = json.loads((shadow / "run.json").read_text()) if (shadow / "run.json").is_file() else None
+        if prev is not None and prev.get("status") == "finished" and (shadow / "model.pt").is_file():
+            excluded = json.loads((sub / "reference.json").read_text()).get("excluded_genomes")
+            used = prev.get("options", {}).get("data")
+            if used is None or Path(used).resolve() != sub.resolve() or excluded != held_names:
+                raise BiodlInputError(
+                    f"{shadow} was trained for another hold-out; remove {cdir} to start again", path=shadow
+                )
+            say(f"[biodl] reusing the shadow model {shadow / 'model.pt'}")
+        else:
+            fields = set(TrainConfig.__dataclass_fields__)
+            cfg = TrainConfig(**{k: v for k, v in meta.training.items() if k in fields})
+            cfg.device, cfg.resume = device, True
+            opts = {k: v for k, v in meta.options.items() if v is not None}
+            opts.setdefault("decoys", 0.0)  # a model trained before decoys existed had none
+            opts.update(data=str(sub), test_reads=0, report=False)
+            opts.pop("test_file", None)
+            say(f"[biodl] training the shadow model without them -> {shadow}")
+            mk = {k: v for k, v in meta.model_kwargs.items() if k != "rank_sizes"}
+            train(meta.recipe, shadow, options=opts, model_options=mk, config=cfg, quiet=quiet)
+        model, smeta = load_model(shadow / "model.pt", device=device)
+        table = sampled_table(
+            ref,
+            int(n_reads),
+            read_len=int(meta.data.get("read_len", 150)),
+            error_rate=float(meta.data.get("error_rate", 0.01)),
+            seed=seed,
+            stream=7,  # a stream of its own: not the training, validation or test reads
+            genomes=np.asarray(held, np.int64),
+            fragment=fragment,
+            prefix="heldout",
+        )
+        out, _ = kind.score(model, smeta, table, device=device, options={})
+        parts_all.append(np.split(out.astype(np.float64), np.cumsum(sizes)[:-1], axis=1))
+        targets_all.append(table.targets)
+    parts = [np.concatenate([p[r] for p in parts_all]) for r in range(len(sizes))]
+    targets = np.concatenate(targets_all)
+    held_names = [n for f in fold_names for n in f]
+    n_total = int(n_reads) * len(fold_list)
     base = _stored_threshold(rd / "model.pt")
-    curve = threshold_curve(
-        parts, table.targets, r_i, _threshold_grid(), meta.data["taxonomy"]["parent"], base
-    )
+    curve = threshold_curve(parts, targets, r_i, _threshold_grid(), meta.data["taxonomy"]["parent"], base)
     thr, met = choose_threshold(curve, target_ppv)
     j = int(np.flatnonzero(curve["threshold"] == thr)[0])
     res = {
@@ -316,17 +361,19 @@ def calibrate_novel(
         "ppv": float(curve["ppv"][j]),
         "sensitivity": float(curve["sensitivity"][j]),
         "called": int(curve["called"][j]),
-        "n": int(n_reads),
+        "n": n_total,
         "pairs": bool(fragment),
         "fragment": int(fragment) if fragment else None,
         "held_out": held_names,
-        "shadow": str(shadow),
+        "folds": fold_names,
+        "shadow": shadows[0] if len(shadows) == 1 else shadows,
         "curve": {k: [None if np.isnan(x) else float(x) for x in v] for k, v in curve.items()},
     }
     atomic_write_text(cdir / "calibration.json", json.dumps(res, indent=1) + "\n")
     say(
         f"[biodl] threshold {thr:g}: {rank} PPV {res['ppv']:.4f} (target {target_ppv:g}), sensitivity "
-        f"{res['sensitivity']:.4f} on {n_reads:,} {'pairs' if fragment else 'reads'} of the held-out genomes"
+        f"{res['sensitivity']:.4f} on {n_total:,} {'pairs' if fragment else 'reads'} of the held-out genomes"
+        + (f" ({len(fold_list)} folds pooled)" if len(fold_list) > 1 else "")
         + ("" if met else "; the target was NOT reached at any threshold, so nothing is stored")
     )
     values = [float(v) for v in base[:r_i]] + [thr] * (len(ranks) - r_i)
@@ -334,11 +381,17 @@ def calibrate_novel(
     if apply and met:
         info = {
             "values": values,
-            "chosen_on": f"{n_reads} {'pairs' if fragment else 'reads'} of held-out genomes "
-            f"({', '.join(held_names)}) classified by a model trained without them ({shadow})",
+            "chosen_on": f"{n_total} {'pairs' if fragment else 'reads'} of held-out genomes "
+            f"({'; '.join(', '.join(f) for f in fold_names)}) classified by "
+            + (
+                f"a model trained without them ({shadows[0]})"
+                if len(shadows) == 1
+                else f"{len(shadows)} models, each trained without its fold ({cdir})"
+            ),
             "criterion": f"smallest threshold of {rank} and the ranks above with {rank} PPV >= "
             f"{target_ppv:g}; ranks below keep the model's",
-            "n": int(n_reads),
+            "n": n_total,
+            "folds": len(fold_list),
             "ppv": res["ppv"],
             "sensitivity": res["sensitivity"],
             "met": bool(met),
@@ -359,6 +412,7 @@ def calibrate_novel(
 __all__ = [
     "calibrate_novel",
     "choose_threshold",
+    "holdout_folds",
     "holdout_indices",
     "pick_holdouts",
     "subset_reference",

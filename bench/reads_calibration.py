@@ -1,0 +1,203 @@
+"""How the read classifier's decoys and calibrate-novel's folds were chosen (bench/README_reads.md,
+"How the decoys and the folds were chosen"): on the *calibration* genomes only.
+
+Both parts leave out the two strains that bench/reads.py part (b) scores (Blochmannia vafer BVAF,
+Corynebacterium pseudotuberculosis CIP 52.97) and never classify a read of them.
+
+* ``--part decoys``: shadow models trained without those two strains *and* without fold 2's
+  species (B. floridanus, C. diphtheriae), one per ``--decoys`` share; each classifies 10,000
+  sampled pairs of the held-out species (as ``biodl reads calibrate-novel`` does) and prints
+  the genus PPV / sensitivity at a few thresholds, the threshold calibrate-novel would choose,
+  the best sensitivity at PPV >= 0.95, the wrong calls at 0.99 and the species sensitivity on
+  sampled pairs of the shadow's own genomes.
+* ``--part folds``: one shadow model per fold (the three folds of ``calibrate-novel --folds all``
+  on bench/reads.py's ``ref_excl``), the threshold each fold chooses, Kraken2 on each fold's ART
+  pairs, and each fold's ART pairs classified at every fold's threshold.
+
+Needs bench/reads.py's work directory (``ref_full``, the ART reads of its default seed); e.g.
+
+    nice -n 5 python bench/reads_calibration.py --part decoys --decoys 0,0.05,0.1,0.2,0.3,0.5
+    nice -n 5 python bench/reads_calibration.py --part folds --decoys 0.2
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+import reads as br  # noqa: E402
+
+TEST = list(br.EXCLUDED)
+FOLDS = {
+    "1": ["Blochmannia_endosymbiont_Polyrhachis_turneri_675", "Corynebacterium_glutamicum_ATCC13032"],
+    "2": ["Blochmannia_floridanus", "GCF_001457455.1_NCTC11397_genomic"],
+    "3": ["Blochmannia_pennsylvanicus_BPEN"],
+}
+
+
+def shadow(ref, names, hold, out: Path, decoys: float, args) -> Path:
+    from biodl.kinds.reads.novel import subset_reference
+
+    excl = [names.index(n) for n in TEST + hold]
+    sub = subset_reference(ref, excl, out.parent / f"ref_{out.name}")
+    opts = ["--set", f"reads_per_epoch={args.reads_per_epoch}", "--epochs", args.epochs]
+    return br.train(
+        sub, out, "read-classifier", args, [*opts, "--set", f"decoys={decoys}", "--set", "report=false"]
+    )
+
+
+def curve_of(model_path: Path, ref, genomes: list[int], stream: int = 7):
+    from biodl.kinds import get_kind
+    from biodl.kinds.reads.data import sampled_table
+    from biodl.kinds.reads.novel import _threshold_grid, choose_threshold, threshold_curve
+    from biodl.train.checkpoint import load_model
+
+    tab = sampled_table(
+        ref,
+        10_000,
+        read_len=150,
+        error_rate=0.01,
+        seed=1,
+        stream=stream,
+        genomes=np.array(genomes),
+        fragment=400,
+    )
+    model, meta = load_model(model_path, device="cpu")
+    out, _ = get_kind("reads").score(model, meta, tab, device="cpu", options={})
+    sizes = [len(n) for n in meta.data["taxonomy"]["names"]]
+    parts = np.split(out.astype(np.float64), np.cumsum(sizes)[:-1], axis=1)
+    parents = meta.data["taxonomy"]["parent"]
+    cur = threshold_curve(parts, tab.targets, 1, _threshold_grid(), parents, model.threshold.double().numpy())
+    thr, met = choose_threshold(cur, 0.95)
+    ok = np.nan_to_num(cur["ppv"], nan=0) >= 0.95
+    best = float(cur["sensitivity"][ok].max()) if ok.any() else 0.0
+    return cur, thr, met, best, (parts, tab, meta, model)
+
+
+def part_decoys(args, ref, names) -> None:
+    from biodl.kinds import get_kind
+    from biodl.kinds.reads.classify import decide
+    from biodl.kinds.reads.data import sampled_table
+
+    hold = FOLDS["2"]
+    for d in args.decoys:
+        mp = shadow(ref, names, hold, args.work / f"decoys_{d:g}", d, args)
+        cur, thr, met, best, (parts, tab, meta, model) = curve_of(mp, ref, [names.index(n) for n in hold])
+        j = int(np.flatnonzero(cur["threshold"] == thr)[0])
+        print(
+            f"decoys {d:g}: calibrate-novel would choose {thr:.6g} (PPV {cur['ppv'][j]:.4f}, sensitivity "
+            f"{cur['sensitivity'][j]:.4f}); best sensitivity at PPV >= 0.95: {best:.4f}"
+        )
+        for t in (0.5, 0.9, 0.99, 0.999):
+            k = int(np.argmin(abs(cur["threshold"] - t)))
+            print(
+                f"  threshold {cur['threshold'][k]:.4g}: PPV {cur['ppv'][k]:.4f} "
+                f"sensitivity {cur['sensitivity'][k]:.4f}"
+            )
+        tax = meta.data["taxonomy"]
+        gn = tax["names"][1]
+        th = model.threshold.double().numpy().copy()
+        th[1:] = 0.99
+        rk, ix, _ = decide(parts, th, tax["parent"])
+        lin = np.where(rk == 0, np.asarray(tax["parent"][0])[ix], ix)
+        called = (rk >= 0) & (rk <= 1)
+        for g in np.unique(tab.targets[:, 1]).astype(int):
+            m = tab.targets[:, 1] == g
+            wrong = called & m & (lin != g)
+            to = dict(zip(*np.unique(lin[wrong], return_counts=True), strict=True))
+            print(
+                f"  at 0.99, true {tax['names'][1][g]}: {int((called & m & (lin == g)).sum())} right, "
+                f"{int(wrong.sum())} wrong ({', '.join(gn[k] + ' ' + str(v) for k, v in to.items())})"
+            )
+        keep = [i for i, n in enumerate(names) if n not in TEST + hold]
+        own = sampled_table(
+            ref, 10_000, read_len=150, error_rate=0.01, seed=1, stream=8, genomes=np.array(keep), fragment=400
+        )
+        out, _ = get_kind("reads").score(model, meta, own, device="cpu", options={})
+        m = get_kind("reads").metrics(meta, out, own.targets, own)
+        print(f"  the shadow's own genomes (sampled pairs): species sensitivity {m['sensitivity']:.4f}")
+
+
+def part_folds(args, ref, names, files) -> None:
+    d = args.decoys[0]
+    rows = {}
+    for f, hold in FOLDS.items():
+        mp = shadow(ref, names, hold, args.work / f"fold{f}_decoys_{d:g}", d, args)
+        _, thr, _, best, _ = curve_of(mp, ref, [names.index(n) for n in hold])
+        kept = {g: p for g, p in files.items() if g not in TEST + hold}
+        kref = br.biodl_reference(args.work, f"refk_fold{f}", kept)
+        db = br.kraken_db(args.work, f"k2_fold{f}", kref, kept)
+        art = args.reads_work / "art_111112x2"
+        sim = {g: (art / f"{g}1.fq", art / f"{g}2.fq") for g in hold}
+        r1, r2, truth = br.head_pairs(sim, 5000, args.work / f"fold{f}_pairs")
+        br.kraken_classify(db, r1, r2, args.work / f"fold{f}_k2.txt")
+        k2 = br.score(br.kraken_calls(args.work / f"fold{f}_k2.txt"), truth, br.names_of(kref), "genus")
+        print(
+            f"fold {f} ({', '.join(hold)}): chooses {thr:.6g}, best sensitivity at PPV >= 0.95 {best:.4f} "
+            f"(sampled pairs); Kraken2 on its ART pairs: sensitivity {k2['sensitivity']:.4f} "
+            f"PPV {k2['ppv']:.4f}"
+        )
+        rows[f] = (thr, mp, r1, r2, truth, kref)
+    for f, (_, mp, r1, r2, truth, kref) in rows.items():
+        for g, (thr, *_rest) in rows.items():
+            tsv = args.work / f"fold{f}_at_{g}.tsv"
+            br.run(
+                [
+                    *br.BIODL,
+                    "reads",
+                    "classify",
+                    mp,
+                    r1,
+                    "--mate2",
+                    r2,
+                    "--threads",
+                    2,
+                    "--no-progress",
+                    "--output",
+                    tsv,
+                    "--confidence",
+                    f"{thr:.8f}",
+                ]
+            )
+            s = br.score(br.biodl_calls(tsv), truth, br.names_of(kref), "genus")
+            print(
+                f"  fold {f} ART pairs at fold {g}'s threshold {thr:.6g}: "
+                f"sensitivity {s['sensitivity']:.4f} PPV {s['ppv']:.4f}"
+            )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--part", choices=("decoys", "folds"), required=True)
+    ap.add_argument("--decoys", default="0.2", help="decoy shares (comma-separated; folds: the first)")
+    ap.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument(
+        "--reads-work", type=Path, default=ROOT / "bench" / "out" / "reads", help="bench/reads.py's --work"
+    )
+    ap.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "reads_calibration")
+    ap.add_argument("--reads-per-epoch", type=int, default=150_000)
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    args.decoys = [float(x) for x in args.decoys.split(",")]
+    from biodl.kinds.reads.io import load_reference
+
+    if not (args.reads_work / "ref_full" / "reference.json").exists():
+        sys.exit(f"missing {args.reads_work / 'ref_full'}: run bench/reads.py first (its --work)")
+    args.work.mkdir(parents=True, exist_ok=True)
+    ref = load_reference(args.reads_work / "ref_full")
+    names = [g["name"] for g in ref.genomes]
+    if args.part == "decoys":
+        part_decoys(args, ref, names)
+    else:
+        br.need_tools()
+        part_folds(args, ref, names, br.genome_files(args.data_dir))
+
+
+if __name__ == "__main__":
+    main()
