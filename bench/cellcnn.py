@@ -49,10 +49,23 @@ RESPONDING = ("pS6", "pPlcg2", "pBtk", "pErk")
 SURFACE = ("CD3", "CD45", "CD4", "CD20", "CD33", "CD123", "CD14", "IgM", "HLA-DR", "CD7")
 
 
-def _quiet() -> None:
+def quiet() -> None:
+    """No warnings and no Lightning banners in the bench's output."""
     warnings.filterwarnings("ignore")
     for n in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(n).setLevel(logging.ERROR)
+
+
+def bodenmiller(data_dir: Path, **load_kw):
+    """The Bodenmiller 2012 PBMC samples (arcsinh cofactor 5; ``load_kw`` to :func:`load_samples`),
+    their labels (Ref 0, BCRXL 1) and classes; ``None`` after saying what is missing."""
+    table = data_dir / "cellcnn" / "bodenmiller2012_pbmc8_bcrxl_fcs" / "sample_table_bodenmiller_2012.csv"
+    if not table.exists():
+        print(f"missing data: {table} (see SOURCES-other.md, cellcnn/)", file=sys.stderr)
+        return None
+    ss = load_samples(table, cofactor=5.0, **load_kw)
+    y, classes, _ = encode_labels(ss.labels, ["Ref", "BCRXL"])
+    return ss, y, classes
 
 
 def _panel(ss, spec: str):
@@ -322,15 +335,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    _quiet()
-    root = args.data_dir / "cellcnn" / "bodenmiller2012_pbmc8_bcrxl_fcs"
-    table = root / "sample_table_bodenmiller_2012.csv"
-    if not table.exists():
-        print(f"missing data: {table} (see SOURCES-other.md, cellcnn/)", file=sys.stderr)
-        return 1
+    quiet()
     t0 = args.t0 = time.time()
-    ss = load_samples(table, cofactor=5.0, max_cells=args.max_cells or None, seed=args.seed)
-    y, classes, _ = encode_labels(ss.labels, ["Ref", "BCRXL"])
+    data = bodenmiller(args.data_dir, max_cells=args.max_cells or None, seed=args.seed)
+    if data is None:
+        return 1
+    ss, y, classes = data
     print(
         f"# Bodenmiller 2012 PBMC: {len(ss)} samples, {sum(map(len, ss.cells)):,} cells, "
         f"{len(ss.markers)} markers, arcsinh cofactor 5; classes {classes}"

@@ -13,18 +13,18 @@ restarts' validation losses are identical.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from biodl.kinds.cells.io import load_samples
-from biodl.kinds.cells.restarts import CellCnnConfig, MultiCellDataset, encode_labels, train_cellcnn
+from biodl.kinds.cells.restarts import CellCnnConfig, MultiCellDataset, train_cellcnn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cellcnn import bodenmiller, quiet  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,17 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    warnings.filterwarnings("ignore")
-    for n in ("lightning.pytorch", "lightning.fabric", "lightning"):
-        logging.getLogger(n).setLevel(logging.ERROR)
-    table = (
-        args.data_dir / "cellcnn" / "bodenmiller2012_pbmc8_bcrxl_fcs" / "sample_table_bodenmiller_2012.csv"
-    )
-    if not table.exists():
-        print(f"missing data: {table} (see SOURCES-other.md, cellcnn/)", file=sys.stderr)
+    quiet()
+    data = bodenmiller(args.data_dir)
+    if data is None:
         return 1
-    ss = load_samples(table, cofactor=5.0)
-    y, _, _ = encode_labels(ss.labels, ["Ref", "BCRXL"])
+    ss, y, _ = data
     cfg = CellCnnConfig(
         ncell=args.ncell,
         nsubset=args.nsubset,
