@@ -51,43 +51,35 @@ def shadow(ref, names, hold, out: Path, decoys: float, args) -> Path:
     )
 
 
-def curve_of(model_path: Path, ref, genomes: list[int], stream: int = 7):
-    from biodl.kinds import get_kind
-    from biodl.kinds.reads.data import sampled_table
-    from biodl.kinds.reads.novel import _threshold_grid, choose_threshold, threshold_curve
+def curve_of(model_path: Path, ref, genomes: list[int], seed: int):
+    """Genus PPV / sensitivity curve of a shadow model on 10,000 sampled pairs of ``genomes``, as
+    ``biodl reads calibrate-novel`` scores them; the threshold it would choose and the best
+    sensitivity at PPV >= 0.95."""
+    from biodl.kinds.reads.novel import _threshold_grid, choose_threshold, score_sampled, threshold_curve
     from biodl.train.checkpoint import load_model
 
-    tab = sampled_table(
-        ref,
-        10_000,
-        read_len=150,
-        error_rate=0.01,
-        seed=1,
-        stream=stream,
-        genomes=np.array(genomes),
-        fragment=400,
-    )
     model, meta = load_model(model_path, device="cpu")
-    out, _ = get_kind("reads").score(model, meta, tab, device="cpu", options={})
-    sizes = [len(n) for n in meta.data["taxonomy"]["names"]]
-    parts = np.split(out.astype(np.float64), np.cumsum(sizes)[:-1], axis=1)
+    parts, targets = score_sampled(model, meta, ref, genomes, 10_000, seed, fragment=400)
     parents = meta.data["taxonomy"]["parent"]
-    cur = threshold_curve(parts, tab.targets, 1, _threshold_grid(), parents, model.threshold.double().numpy())
+    cur = threshold_curve(parts, targets, 1, _threshold_grid(), parents, model.threshold.double().numpy())
     thr, met = choose_threshold(cur, 0.95)
     ok = np.nan_to_num(cur["ppv"], nan=0) >= 0.95
     best = float(cur["sensitivity"][ok].max()) if ok.any() else 0.0
-    return cur, thr, met, best, (parts, tab, meta, model)
+    return cur, thr, met, best, (parts, targets, meta, model)
 
 
 def part_decoys(args, ref, names) -> None:
     from biodl.kinds import get_kind
     from biodl.kinds.reads.classify import decide
     from biodl.kinds.reads.data import sampled_table
+    from biodl.kinds.reads.io import taxonomy_from_dict
+    from biodl.kinds.reads.kind import _call_lineage
 
     hold = FOLDS["2"]
     for d in args.decoys:
         mp = shadow(ref, names, hold, args.work / f"decoys_{d:g}", d, args)
-        cur, thr, met, best, (parts, tab, meta, model) = curve_of(mp, ref, [names.index(n) for n in hold])
+        held = [names.index(n) for n in hold]
+        cur, thr, met, best, (parts, targets, meta, model) = curve_of(mp, ref, held, args.seed)
         j = int(np.flatnonzero(cur["threshold"] == thr)[0])
         print(
             f"decoys {d:g}: calibrate-novel would choose {thr:.6g} (PPV {cur['ppv'][j]:.4f}, sensitivity "
@@ -104,19 +96,26 @@ def part_decoys(args, ref, names) -> None:
         th = model.threshold.double().numpy().copy()
         th[1:] = 0.99
         rk, ix, _ = decide(parts, th, tax["parent"])
-        lin = np.where(rk == 0, np.asarray(tax["parent"][0])[ix], ix)
-        called = (rk >= 0) & (rk <= 1)
-        for g in np.unique(tab.targets[:, 1]).astype(int):
-            m = tab.targets[:, 1] == g
+        lin = _call_lineage(taxonomy_from_dict(tax), rk, ix)[:, 1]  # genus of calls at genus or below
+        called = lin >= 0
+        for g in np.unique(targets[:, 1]).astype(int):
+            m = targets[:, 1] == g
             wrong = called & m & (lin != g)
             to = dict(zip(*np.unique(lin[wrong], return_counts=True), strict=True))
             print(
-                f"  at 0.99, true {tax['names'][1][g]}: {int((called & m & (lin == g)).sum())} right, "
+                f"  at 0.99, true {gn[g]}: {int((called & m & (lin == g)).sum())} right, "
                 f"{int(wrong.sum())} wrong ({', '.join(gn[k] + ' ' + str(v) for k, v in to.items())})"
             )
         keep = [i for i, n in enumerate(names) if n not in TEST + hold]
         own = sampled_table(
-            ref, 10_000, read_len=150, error_rate=0.01, seed=1, stream=8, genomes=np.array(keep), fragment=400
+            ref,
+            10_000,
+            read_len=150,
+            error_rate=0.01,
+            seed=args.seed,
+            stream=8,
+            genomes=np.array(keep),
+            fragment=400,
         )
         out, _ = get_kind("reads").score(model, meta, own, device="cpu", options={})
         m = get_kind("reads").metrics(meta, out, own.targets, own)
@@ -128,7 +127,7 @@ def part_folds(args, ref, names, files) -> None:
     rows = {}
     for f, hold in FOLDS.items():
         mp = shadow(ref, names, hold, args.work / f"fold{f}_decoys_{d:g}", d, args)
-        _, thr, _, best, _ = curve_of(mp, ref, [names.index(n) for n in hold])
+        _, thr, _, best, _ = curve_of(mp, ref, [names.index(n) for n in hold], args.seed)
         kept = {g: p for g, p in files.items() if g not in TEST + hold}
         kref = br.biodl_reference(args.work, f"refk_fold{f}", kept)
         db = br.kraken_db(args.work, f"k2_fold{f}", kref, kept)

@@ -56,11 +56,12 @@ class _RankHeads(nn.Module):
         parts = self.split(self(x))
         total = parts[0].new_zeros(())
         dec = y[:, 0] == -2
+        has_decoys = bool(dec.any())
         for r, p in enumerate(parts):
             m = y[:, r] >= 0
             if m.any():
                 total = total + F.cross_entropy(p[m], y[m, r])
-            if dec.any() and p.shape[1] > 1:
+            if has_decoys and p.shape[1] > 1:
                 total = total - self.decoy_weight * F.log_softmax(p[dec], dim=1).mean()
         m0 = y[:, 0] >= 0
         acc = (parts[0].argmax(1)[m0] == y[m0, 0]).float().mean() if m0.any() else total.new_zeros(())

@@ -201,19 +201,20 @@ class SampledReads(Dataset):
 
     def __getitems__(self, indices) -> Stacked:
         ref, lay = self._open()
+        index = np.asarray(indices, np.int64)
+        epoch = self.epoch if self.per_epoch else 0
         codes, leaf, _ = sample_reads(
             ref,
-            np.asarray(indices, np.int64),
+            index,
             read_len=self.read_len,
             error_rate=self.error_rate,
             seed=self.seed,
             stream=self.stream,
-            epoch=self.epoch if self.per_epoch else 0,
+            epoch=epoch,
             lay=lay,
         )
         y = lay.lineage[leaf].astype(np.float32)
-        epoch = self.epoch if self.per_epoch else 0
-        dec = decoy_rows(np.asarray(indices, np.int64), self.decoys, self.seed, self.stream, epoch)
+        dec = decoy_rows(index, self.decoys, self.seed, self.stream, epoch)
         if dec.any():
             codes[dec] = codes[dec, ::-1]
             y[dec] = DECOY

@@ -216,6 +216,39 @@ def _rewrite_model(path: Path, values: list[float], info: dict[str, Any]) -> Non
     atomic_torch_save(payload, path)
 
 
+def score_sampled(
+    model,
+    meta,
+    ref: Reference,
+    genomes: list[int],
+    n: int,
+    seed: int,
+    fragment: int | None,
+    device: str = "cpu",
+    stream: int = 7,
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Calibrated log-probabilities per rank (lowest first) and targets of ``n`` reads (pairs with
+    ``fragment``) of ``genomes`` of ``ref``, sampled with the model's read length and error rate
+    from ``stream`` (7: a stream of its own, not the training, validation or test reads)."""
+    from biodl.kinds import get_kind
+    from biodl.kinds.reads.data import sampled_table
+
+    table = sampled_table(
+        ref,
+        int(n),
+        read_len=int(meta.data.get("read_len", 150)),
+        error_rate=float(meta.data.get("error_rate", 0.01)),
+        seed=seed,
+        stream=stream,
+        genomes=np.asarray(genomes, np.int64),
+        fragment=fragment,
+        prefix="heldout",
+    )
+    out, _ = get_kind("reads").score(model, meta, table, device=device, options={})
+    sizes = [len(names) for names in meta.data["taxonomy"]["names"]]
+    return np.split(out.astype(np.float64), np.cumsum(sizes)[:-1], axis=1), table.targets
+
+
 def calibrate_novel(
     run: str | Path,
     *,
@@ -260,9 +293,7 @@ def calibrate_novel(
         the curve and where the shadow run is; also ``RUN/novel-calibration/calibration.json``.
     """
     from biodl.io._util import atomic_write_text
-    from biodl.kinds import get_kind
     from biodl.kinds.base import log as base_log
-    from biodl.kinds.reads.data import sampled_table
     from biodl.pipeline import train
     from biodl.train.checkpoint import load_model, read_model_meta
     from biodl.train.fit import TrainConfig
@@ -293,7 +324,6 @@ def calibrate_novel(
     else:
         fold_list = holdout_folds(ref, seed, folds)
     cdir = rd / CALIB_DIR
-    kind = get_kind("reads")
     sizes = [len(n) for n in meta.data["taxonomy"]["names"]]
     parts_all: list[list[np.ndarray]] = []
     targets_all: list[np.ndarray] = []
@@ -331,20 +361,9 @@ def calibrate_novel(
             mk = {k: v for k, v in meta.model_kwargs.items() if k != "rank_sizes"}
             train(meta.recipe, shadow, options=opts, model_options=mk, config=cfg, quiet=quiet)
         model, smeta = load_model(shadow / "model.pt", device=device)
-        table = sampled_table(
-            ref,
-            int(n_reads),
-            read_len=int(meta.data.get("read_len", 150)),
-            error_rate=float(meta.data.get("error_rate", 0.01)),
-            seed=seed,
-            stream=7,  # a stream of its own: not the training, validation or test reads
-            genomes=np.asarray(held, np.int64),
-            fragment=fragment,
-            prefix="heldout",
-        )
-        out, _ = kind.score(model, smeta, table, device=device, options={})
-        parts_all.append(np.split(out.astype(np.float64), np.cumsum(sizes)[:-1], axis=1))
-        targets_all.append(table.targets)
+        parts, targets = score_sampled(model, smeta, ref, held, int(n_reads), seed, fragment, device)
+        parts_all.append(parts)
+        targets_all.append(targets)
     parts = [np.concatenate([p[r] for p in parts_all]) for r in range(len(sizes))]
     targets = np.concatenate(targets_all)
     held_names = [n for f in fold_names for n in f]
@@ -415,6 +434,7 @@ __all__ = [
     "holdout_folds",
     "holdout_indices",
     "pick_holdouts",
+    "score_sampled",
     "subset_reference",
     "threshold_curve",
 ]
