@@ -193,6 +193,85 @@ def test_build_reference_errors(tmp_path) -> None:
     assert r.exit_code == 2 and "not in the taxonomy table" in r.output
 
 
+def test_inputs_users_bring(tmp_path) -> None:
+    """Spreadsheet exports, NCBI-style names with spaces, clashing contig names, empty genomes."""
+    from biodl.kinds.reads.io import write_reads
+
+    g1 = tmp_path / "a.fa"
+    g1.write_text(">chr1\n" + "ACGTTGCA" * 40 + "\n")
+    g2 = tmp_path / "b.fa"
+    g2.write_text(">chr1\n" + "TTGACCAG" * 40 + "\n")
+    tax = tmp_path / "t.tsv"
+    # a byte-order mark and trailing tabs (spreadsheet exports) are fine
+    tax.write_text("\ufeffgenome\tspecies\tgenus\t\na\tAus one\tAus\t\nb\tAus two\tAus\t\n", "utf-8")
+    out = tmp_path / "r"
+    with pytest.raises(
+        BiodlInputError, match=r"b\.fa: contig 'chr1' is also in .*a\.fa: contig names must be unique"
+    ):
+        build_reference([g1, g2], tax, out, quiet=True)
+    assert not out.exists()  # a failed build leaves no directory behind
+    g2.write_text(">chr2\n" + "TTGACCAG" * 40 + "\n")
+    r = build_reference([g1, g2], tax, out, quiet=True)
+    assert r.ranks == ["species", "genus"] and r.taxonomy.names[0] == ["Aus one", "Aus two"]
+    g2.write_text(">chr2\n" + "N" * 300 + "\n")
+    with pytest.raises(BiodlInputError, match=r"b\.fa: has no A, C, G or T base"):
+        build_reference([g1, g2], tax, tmp_path / "r2", quiet=True)
+    tax.write_text("genome\tspecies\tfamily\tgenus\na\tS\tF\tG\n")
+    with pytest.raises(BiodlInputError, match=r"t\.tsv, line 1: the ranks must go from the lowest"):
+        build_reference([g1], tax, tmp_path / "r3", quiet=True)
+    # taxon=NAME with spaces is read whole (as write_reads writes it), up to the next key=value
+    reads = write_reads(tmp_path / "s.fq", ["x", "y"], ["ACGTACGTACGTACGT"] * 2, labels=["Aus one", "Aus"])
+    assert batches(reads, with_labels=True)[0].labels == ["Aus one", "Aus"]
+    (tmp_path / "k.fq").write_text("@z taxon=Aus two len=16\nACGTACGTACGTACGT\n+\nIIIIIIIIIIIIIIII\n")
+    assert batches(tmp_path / "k.fq", with_labels=True)[0].labels == ["Aus two"]
+
+
+def test_truth_tables(ref, tmp_path) -> None:
+    from biodl.kinds.reads.data import read_table
+
+    tax = load_reference(ref).taxonomy
+    (tmp_path / "1.fq").write_text(fastq([("p/1", "ACGTACGTACGTAC", "I" * 14), ("q/1", "ACGTAC", "I" * 6)]))
+    (tmp_path / "2.fq").write_text(fastq([("p/2", "TTGACCAGTTGACC", "I" * 14), ("q/2", "ACGTAC", "I" * 6)]))
+    truth = tmp_path / "truth.tsv"
+    truth.write_text("# pair\ttaxon\np\tBlochmannia\nq\tCaulobacter_crescentus\n")  # keyed by pair name
+    t = read_table(tmp_path / "1.fq", tax, labelled=True, mate2=tmp_path / "2.fq", truth=truth)
+    assert t.targets[0, 1] == tax.names[1].index("Blochmannia") and np.isnan(t.targets[0, 0])
+    assert t.targets[1, 0] == tax.names[0].index("Caulobacter_crescentus")
+    truth.write_text("p\tBlochmannia\nq\t\n")
+    with pytest.raises(BiodlInputError, match=r"truth\.tsv, line 2: expected two non-empty"):
+        read_table(tmp_path / "1.fq", tax, labelled=True, truth=truth)
+    truth.write_text("p/1\tBlochmannia\nq/1\tCaulobacter crescentus\n")
+    with pytest.raises(
+        BiodlInputError, match=r"read 2 \('q/1'\): the truth file's 'Caulobacter crescentus' is not"
+    ):
+        read_table(tmp_path / "1.fq", tax, labelled=True, truth=truth)
+    with pytest.raises(BiodlInputError, match=r"nope\.tsv: file not found"):
+        read_table(tmp_path / "1.fq", tax, labelled=True, truth=tmp_path / "nope.tsv")
+
+
+def test_gzip_on_stdin_that_trickles(monkeypatch) -> None:
+    """A pipe may hand over one byte at a time: the gzip magic is still recognised."""
+    from biodl.kinds.reads.io import open_binary
+
+    class OneByte(io.RawIOBase):
+        def __init__(self, data: bytes):
+            self.data = data
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, b) -> int:
+            if not self.data:
+                return 0
+            b[:1], self.data = self.data[:1], self.data[1:]
+            return 1
+
+    data = gzip.compress(fastq([("r1", "ACGTACGTAC", "IIIIIIIIII")]).encode())
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(OneByte(data))))
+    fh, name = open_binary("-")
+    assert name == "<stdin>" and fh.read().startswith(b"@r1\nACGTACGTAC")
+
+
 def test_sampling_is_deterministic(ref) -> None:
     from biodl.kinds.reads.data import sample_reads
 
@@ -613,6 +692,15 @@ def test_calibrate_novel_trains_without_the_holdouts(model, tmp_path) -> None:
     assert "reusing the shadow model" in again.output or again.exit_code == 0
     bad = runner.invoke(app, ["reads", "calibrate-novel", str(run), "--rank", "species"])
     assert bad.exit_code == 2 and "--rank must be one of genus" in bad.output
+    # another hold-out never reuses the shadow trained for the first (nor rewrites its reference)
+    other = next(g["name"] for g in sub["genomes"])
+    ref_json = (run / "novel-calibration" / "reference" / "reference.json").read_text()
+    bad = runner.invoke(app, ["reads", "calibrate-novel", str(run), "--n", "400", "--holdout", other])
+    assert (
+        bad.exit_code == 2
+        and f"trained holding out {', '.join(sorted(cal['held_out']))}, not {other}" in bad.output
+    )
+    assert (run / "novel-calibration" / "reference" / "reference.json").read_text() == ref_json
     # two folds: the first shadow is reused, a second one holds out other species; reads pooled
     two = ["reads", "calibrate-novel", str(run), "--n", "400", "--fragment", "300", "--target-ppv", "0.5"]
     res = runner.invoke(app, [*two, "--folds", "2", "--dry-run"])

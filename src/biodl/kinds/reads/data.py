@@ -21,7 +21,8 @@ import torch
 from torch.utils.data import Dataset
 
 from biodl.errors import BiodlInputError
-from biodl.kinds.reads.io import Reference, Taxonomy, iter_batches, load_reference
+from biodl.io._util import check_file
+from biodl.kinds.reads.io import Reference, Taxonomy, _mate_name, iter_batches, load_reference
 from biodl.kinds.reads.kmers import kmer_indices, read_indices
 from biodl.train.batches import Stacked
 
@@ -265,6 +266,28 @@ def truth_of(name: str | None, tax: Taxonomy, contigs: dict[str, int] | None) ->
     return row
 
 
+def read_truth(path: str | Path) -> dict[str, str]:
+    """A truth TSV: read id (or pair name, without ``/1``), taxon; ``#`` lines are comments."""
+    p = check_file(path)
+    out: dict[str, str] = {}
+    with open(p, encoding="utf-8-sig") as fh:
+        for ln, line in enumerate(fh, 1):
+            line = line.rstrip("\r\n")
+            if not line.strip() or line.startswith("#"):
+                continue
+            f = [c.strip() for c in line.split("\t")]
+            if len(f) < 2 or not f[0] or not f[1]:
+                raise BiodlInputError(
+                    f"expected two non-empty tab-separated columns (read id, taxon), got {line[:80]!r}",
+                    path=p,
+                    record=ln,
+                )
+            out[f[0]] = f[1]
+    if not out:
+        raise BiodlInputError("no rows (read id<TAB>taxon)", path=p)
+    return out
+
+
 def read_table(
     path: str | Path,
     tax: Taxonomy,
@@ -295,23 +318,23 @@ def read_table(
     R = len(tax.ranks)
     y = np.full((len(ids), R), np.nan, np.float32)
     if labelled:
-        given = {}
-        if truth is not None:
-            import pandas as pd
-
-            t = pd.read_csv(truth, sep="\t", header=None, dtype=str, comment="#")
-            if t.shape[1] < 2:
-                raise BiodlInputError("expected two tab-separated columns: read id, taxon", path=truth)
-            given = dict(zip(t[0], t[1], strict=False))
+        given = read_truth(truth) if truth is not None else {}
         for i, rid in enumerate(ids):
-            nm = given.get(rid) if given else None
-            nm = nm or names[i] or rid
-            row = truth_of(nm, tax, contigs)
+            nm = given.get(rid) or given.get(_mate_name(rid)) if given else None
+            src = f"the truth file's {nm!r}" if nm else None
+            if not nm and names[i]:
+                nm, src = names[i], f"its header's taxon={names[i]!r}"
+            row = truth_of(nm or rid, tax, contigs)
             if row is None:
                 raise BiodlInputError(
-                    f"read {i + 1} ({rid!r}): no taxon of the model's taxonomy for it (give 'taxon=NAME' in "
-                    "the header, a --set truth=TSV of read id and taxon, or read ids that start with a "
-                    "reference contig name)",
+                    f"read {i + 1} ({rid!r}): "
+                    + (
+                        f"{src} is not a taxon of the model's taxonomy (names match exactly, at any rank)"
+                        if src
+                        else "no taxon of the model's taxonomy for it (give 'taxon=NAME' in the header, a "
+                        "--set truth=TSV of read id and taxon, or read ids that start with a reference "
+                        "contig name)"
+                    ),
                     path=path,
                 )
             y[i] = row

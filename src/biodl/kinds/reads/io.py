@@ -15,6 +15,7 @@ import csv
 import gzip
 import io
 import json
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,6 +31,25 @@ BLOCK = 1 << 20
 REFERENCE_FORMAT = "biodl-reads-reference-1"
 #: NCBI ranks kept from nodes.dmp, lowest first.
 NCBI_RANKS = ("species", "genus", "family", "order", "class", "phylum", "superkingdom", "domain")
+#: Ranks this module knows, lowest first: a taxonomy table's known ranks must come in this order.
+RANK_ORDER = (
+    "strain",
+    "subspecies",
+    "species",
+    "subgenus",
+    "genus",
+    "subfamily",
+    "family",
+    "suborder",
+    "order",
+    "subclass",
+    "class",
+    "subphylum",
+    "phylum",
+    "kingdom",
+    "superkingdom",
+    "domain",
+)
 #: Kraken-style rank codes.
 RANK_CODE = {
     "species": "S",
@@ -60,16 +80,38 @@ class ReadBatch:
         return len(self.ids)
 
 
+class _Prefixed(io.RawIOBase):
+    """``head`` then the rest of ``rest``: a stream whose first bytes were already read."""
+
+    def __init__(self, head: bytes, rest: BinaryIO):
+        self._head, self._rest = head, rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        if self._head:
+            n = min(len(b), len(self._head))
+            b[:n], self._head = self._head[:n], self._head[n:]
+            return n
+        data = self._rest.read1(len(b)) if hasattr(self._rest, "read1") else self._rest.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
 def open_binary(path: str | Path) -> tuple[BinaryIO, str]:
     """A binary stream of ``path`` (``-``: standard input), gzip decompressed when it starts
     with the gzip magic; returns ``(stream, name for messages)``."""
     if str(path) == "-":
-        raw = sys.stdin.buffer
         name = "<stdin>"
-        peek = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
-        if peek == b"\x1f\x8b":
-            return gzip.GzipFile(fileobj=raw, mode="rb"), name
-        return raw, name
+        # a pipe may deliver its first bytes one at a time: read the two magic bytes for sure
+        # (read(2) waits for both or the end), then put them back in front of the stream
+        raw = sys.stdin.buffer
+        head = raw.read(2)
+        stream = io.BufferedReader(_Prefixed(head, raw), buffer_size=BLOCK)
+        if head == b"\x1f\x8b":
+            return gzip.GzipFile(fileobj=stream, mode="rb"), name
+        return stream, name
     p = check_file(path)
     fh = open(p, "rb", buffering=BLOCK)
     if fh.peek(2)[:2] == b"\x1f\x8b":
@@ -200,12 +242,22 @@ def _ids(headers: list[bytes], name: str, first: int) -> list[str]:
     return out
 
 
+_NEXT_KEY = re.compile(rb"\s+[A-Za-z_][\w.]*=")
+
+
 def _labels(headers: list[bytes]) -> list[str | None]:
-    """``taxon=NAME`` in a header (the labelled read sets of :func:`write_reads`)."""
+    """``taxon=NAME`` in a header (the labelled read sets of :func:`write_reads`). NAME runs to
+    the end of the header or to the next ``key=`` field, so names with spaces (NCBI's
+    scientific names) are read whole."""
     out: list[str | None] = []
     for h in headers:
         i = h.find(b"taxon=")
-        out.append(h[i + 6 :].split(None, 1)[0].decode("utf-8", "replace") if i >= 0 else None)
+        if i < 0:
+            out.append(None)
+            continue
+        v = h[i + 6 :].rstrip(b"\r\n")
+        m = _NEXT_KEY.search(v)
+        out.append((v[: m.start()] if m else v).strip().decode("utf-8", "replace") or None)
     return out
 
 
@@ -370,19 +422,25 @@ def _key(name: str) -> str:
     return n
 
 
+def _trim(cells: list[str]) -> list[str]:
+    while cells and not cells[-1]:
+        cells = cells[:-1]
+    return cells
+
+
 def read_taxonomy_table(path: str | Path) -> tuple[list[str], list[tuple[str, list[str], int]]]:
     """A taxonomy TSV: a header ``genome<TAB>species<TAB>genus[<TAB>family ...]`` (lowest rank
     first) and one row per genome file (its name, with or without extensions). Returns the
     ranks and ``(genome, names per rank, line)`` rows."""
     p = check_file(path)
-    with open(p, encoding="utf-8", newline="") as fh:
+    with open(p, encoding="utf-8-sig", newline="") as fh:  # -sig: a spreadsheet's byte-order mark
         rows = [r for r in csv.reader(fh, delimiter="\t")]
     lines = [
         (i + 1, r) for i, r in enumerate(rows) if r and any(c.strip() for c in r) and not r[0].startswith("#")
     ]
     if not lines:
         raise BiodlInputError("empty taxonomy table", path=p)
-    head = [c.strip() for c in lines[0][1]]
+    head = _trim([c.strip() for c in lines[0][1]])  # trailing tabs (spreadsheet exports) are dropped
     if len(head) < 2 or head[0].lower() not in ("genome", "file", "assembly"):
         raise BiodlInputError(
             "the header must be 'genome' then the ranks, lowest first (e.g. genome, species, genus, family)",
@@ -390,11 +448,23 @@ def read_taxonomy_table(path: str | Path) -> tuple[list[str], list[tuple[str, li
             record=lines[0][0],
         )
     ranks = [h.lower() for h in head[1:]]
+    if not all(ranks):
+        raise BiodlInputError(
+            f"the header has an empty rank name (a stray tab?): {head}", path=p, record=lines[0][0]
+        )
     if len(set(ranks)) != len(ranks):
         raise BiodlInputError(f"a rank is named twice in the header: {', '.join(ranks)}", path=p, record=1)
+    known = [RANK_ORDER.index(r) for r in ranks if r in RANK_ORDER]
+    if known != sorted(known):
+        raise BiodlInputError(
+            f"the ranks must go from the lowest to the highest ({', '.join(ranks)} is out of order; "
+            f"the known ranks go {', '.join(RANK_ORDER)})",
+            path=p,
+            record=lines[0][0],
+        )
     out = []
     for ln, r in lines[1:]:
-        r = [c.strip() for c in r]
+        r = _trim([c.strip() for c in r])
         if len(r) != len(head) or not all(r):
             raise BiodlInputError(
                 f"expected {len(head)} non-empty tab-separated fields ({', '.join(head)}), got {r}",
@@ -413,14 +483,14 @@ def read_ncbi_taxonomy(
     tp = check_file(table)
     parent: dict[int, int] = {}
     rank: dict[int, str] = {}
-    with open(check_file(nodes), encoding="utf-8") as fh:
+    with open(check_file(nodes), encoding="utf-8-sig") as fh:
         for i, line in enumerate(fh, 1):
             f = [x.strip() for x in line.split("|")]
             if len(f) < 3 or not f[0].isdigit() or not f[1].isdigit():
                 raise BiodlInputError("expected 'taxid | parent | rank | ...'", path=nodes, record=i)
             parent[int(f[0])], rank[int(f[0])] = int(f[1]), f[2]
     sci: dict[int, str] = {}
-    with open(check_file(names), encoding="utf-8") as fh:
+    with open(check_file(names), encoding="utf-8-sig") as fh:
         for i, line in enumerate(fh, 1):
             f = [x.strip() for x in line.split("|")]
             if len(f) < 4 or not f[0].isdigit():
@@ -428,7 +498,7 @@ def read_ncbi_taxonomy(
             if f[3] == "scientific name":
                 sci[int(f[0])] = f[1]
     rows = []
-    with open(tp, encoding="utf-8") as fh:
+    with open(tp, encoding="utf-8-sig") as fh:
         for i, line in enumerate(fh, 1):
             f = [x.strip() for x in line.rstrip("\n").split("\t")]
             if not f[0] or f[0].startswith("#") or (i == 1 and f[0].lower() in ("genome", "file")):
@@ -600,10 +670,10 @@ def build_reference(
         )
     unused = [g for g, _, _ in rows if _key(g) not in keys]
     tax = build_taxonomy(ranks, [r for r in rows if _key(r[0]) in keys], taxonomy, taxids)
-    od = output_dir(out)
     chunks: list[np.ndarray] = []
     contigs: list[tuple[int, int, int]] = []
     cnames: list[str] = []
+    owner: dict[str, str] = {}  # contig name -> genome file: names must be unique across genomes
     gmeta: list[dict[str, Any]] = []
     pos = 0
     for gi, (g, key) in enumerate(zip(genomes, keys, strict=True)):
@@ -611,14 +681,25 @@ def build_reference(
             recs = read_fasta(g, validate=True, iupac_as_n=True)
         except UnicodeDecodeError:
             raise BiodlInputError("is not a readable FASTA file", path=g) from None
-        length = 0
+        length = acgt = 0
         for rec in recs:
+            if rec.name in owner:
+                raise BiodlInputError(
+                    f"contig {rec.name!r} is also in {owner[rec.name]}: contig names must be unique across "
+                    "the genomes (reads are labelled by contig, and Kraken2's seqid2taxid.map keys on "
+                    "them); rename them, e.g. with the genome's name in front",
+                    path=g,
+                )
+            owner[rec.name] = str(g)
             c = _CODE[np.frombuffer(rec.sequence.encode("ascii"), np.uint8)]
+            acgt += int(np.count_nonzero(c < 4))
             chunks.append(c)
             contigs.append((gi, pos, len(c)))
             cnames.append(rec.name)
             pos += len(c)
             length += len(c)
+        if acgt == 0:
+            raise BiodlInputError("has no A, C, G or T base (only N or empty records)", path=g)
         leaf = tax.genomes[key]
         gmeta.append(
             {
@@ -631,6 +712,7 @@ def build_reference(
         )
         log(f"[biodl] {key}: {len(recs)} contig(s), {length:,} bp -> {tax.names[0][leaf]}", quiet)
     codes = np.concatenate(chunks)
+    od = output_dir(out)  # only now: a genome that fails above leaves no directory behind
     with atomic_output(od / "sequence.npy") as tmp, open(tmp, "wb") as fh:
         np.save(fh, codes)
     meta = {

@@ -337,19 +337,35 @@ def calibrate_novel(
             f"[biodl] fold {j + 1}/{len(fold_list)}: holding out {len(held)} genome(s): "
             + ", ".join(held_names)
         )
-        sub = subset_reference(ref, held, cdir / f"reference{tag}")
         shadow = cdir / f"shadow{tag}"
         shadows.append(str(shadow))
+        # a shadow left by an earlier call is reused only if it was trained on exactly the genomes
+        # this fold keeps (checked in the model itself, before anything here is rewritten)
+        kept = [g["name"] for i, g in enumerate(ref.genomes) if i not in set(held)]
         prev = json.loads((shadow / "run.json").read_text()) if (shadow / "run.json").is_file() else None
         if prev is not None and prev.get("status") == "finished" and (shadow / "model.pt").is_file():
-            excluded = json.loads((sub / "reference.json").read_text()).get("excluded_genomes")
-            used = prev.get("options", {}).get("data")
-            if used is None or Path(used).resolve() != sub.resolve() or excluded != held_names:
+            trained_on = read_model_meta(shadow / "model.pt").data.get("genomes")
+            if trained_on != kept:
+                was = sorted({g["name"] for g in ref.genomes} - set(trained_on or []))
                 raise BiodlInputError(
-                    f"{shadow} was trained for another hold-out; remove {cdir} to start again", path=shadow
+                    f"the shadow model here was trained holding out {', '.join(was) or 'nothing'}, not "
+                    f"{', '.join(held_names)}; remove {cdir} (or move it away) to calibrate on another "
+                    "hold-out",
+                    path=shadow,
                 )
             say(f"[biodl] reusing the shadow model {shadow / 'model.pt'}")
         else:
+            old_ref = cdir / f"reference{tag}" / "reference.json"
+            if prev is not None and old_ref.is_file():  # an unfinished shadow resumes only its own hold-out
+                was = json.loads(old_ref.read_text()).get("excluded_genomes")
+                if was != held_names:
+                    raise BiodlInputError(
+                        f"the unfinished shadow model here holds out {', '.join(was or [])}, not "
+                        f"{', '.join(held_names)}; remove {cdir} (or move it away) to calibrate on another "
+                        "hold-out",
+                        path=shadow,
+                    )
+            sub = subset_reference(ref, held, cdir / f"reference{tag}")
             fields = set(TrainConfig.__dataclass_fields__)
             cfg = TrainConfig(**{k: v for k, v in meta.training.items() if k in fields})
             cfg.device, cfg.resume = device, True
@@ -377,7 +393,7 @@ def calibrate_novel(
         "met": bool(met),
         "rank": rank,
         "target_ppv": float(target_ppv),
-        "ppv": float(curve["ppv"][j]),
+        "ppv": None if np.isnan(curve["ppv"][j]) else float(curve["ppv"][j]),
         "sensitivity": float(curve["sensitivity"][j]),
         "called": int(curve["called"][j]),
         "n": n_total,
@@ -390,7 +406,9 @@ def calibrate_novel(
     }
     atomic_write_text(cdir / "calibration.json", json.dumps(res, indent=1) + "\n")
     say(
-        f"[biodl] threshold {thr:g}: {rank} PPV {res['ppv']:.4f} (target {target_ppv:g}), sensitivity "
+        f"[biodl] threshold {thr:g}: {rank} PPV "
+        + ("n/a (no call)" if res["ppv"] is None else f"{res['ppv']:.4f}")
+        + f" (target {target_ppv:g}), sensitivity "
         f"{res['sensitivity']:.4f} on {n_total:,} {'pairs' if fragment else 'reads'} of the held-out genomes"
         + (f" ({len(fold_list)} folds pooled)" if len(fold_list) > 1 else "")
         + ("" if met else "; the target was NOT reached at any threshold, so nothing is stored")
