@@ -210,3 +210,12 @@ def test_help_options_lists_the_kinds_options():
         assert s in out, s
     r = runner.invoke(app, ["train", "--system", "adage", "--help-options"])
     assert r.exit_code == 0 and "optimizer" in r.output and "landmarks" not in r.output
+
+
+def test_errors_print_file_names_verbatim(tmp_path) -> None:
+    """Rich must not read user text in an error as markup or emoji codes (``x.pdb:A:`` -> a symbol)."""
+    run = str(tmp_path / "run:A:[bold]x")
+    r = runner.invoke(app, ["report", run])
+    assert r.exit_code == 2 and f"error: {run}: not found" in r.output
+    r = runner.invoke(app, ["reads", "classify", run, str(tmp_path / "r:X:.fq")])
+    assert r.exit_code == 2 and ":X:.fq: file not found" in r.output and "\u274c" not in r.output

@@ -38,3 +38,15 @@ class BiodlInputError(BiodlError, ValueError):
             where.append(f"line {record}" if isinstance(record, int) else f"record {record!r}")
         prefix = ": ".join([", ".join(where)]) + ": " if where else ""
         super().__init__(prefix + message)
+
+
+def print_error(e: BaseException | str, prefix: str = "error:") -> None:
+    """Print ``prefix`` (bold red) and the message of ``e`` on standard error, as plain text: a
+    message holds file names, chain ids and user values, which rich must not read as markup
+    (``[...]``) or emoji codes (``x.pdb:A:`` would print as a symbol)."""
+    from rich.console import Console
+    from rich.text import Text
+
+    Console(stderr=True, soft_wrap=True, emoji=False).print(
+        Text.assemble((prefix, "bold red"), " ", str(e)), highlight=False
+    )

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
-from biodl.errors import BiodlError
+from biodl.errors import BiodlError, print_error
 
 
 class _Commands(TyperGroup):
@@ -77,8 +77,8 @@ app = typer.Typer(
     help="biodl: the classic deep-learning systems of computational biology on one PyTorch "
     "code base.\n\nStart with `biodl demo`, then `biodl systems`.",
 )
-console = Console()
-err = Console(stderr=True, soft_wrap=True)
+console = Console(emoji=False)
+err = Console(stderr=True, soft_wrap=True, emoji=False)
 
 #: How the CLI spells the kind options it has flags for (the rest are ``--set KEY``).
 FLAGS = {
@@ -110,7 +110,7 @@ FLAGS = {
 
 
 def _fail(e: Exception) -> None:
-    err.print(f"[bold red]error:[/bold red] {e}", highlight=False)
+    print_error(e)
     raise typer.Exit(2)
 
 
@@ -665,7 +665,7 @@ def main() -> None:
     try:
         app()
     except BiodlError as e:  # pragma: no cover - safety net
-        err.print(f"error: {e}")
+        print_error(e)
         sys.exit(2)
 
 

@@ -10,15 +10,15 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from biodl.errors import BiodlError, BiodlInputError
+from biodl.errors import BiodlError, BiodlInputError, print_error
 from biodl.io._util import atomic_output
 
-console = Console()
-err = Console(stderr=True, soft_wrap=True)
+console = Console(emoji=False)
+err = Console(stderr=True, soft_wrap=True, emoji=False)
 
 
 def _fail(e: Exception) -> None:
-    err.print(f"[bold red]error:[/bold red] {e}", highlight=False)
+    print_error(e)
     raise typer.Exit(2)
 
 

@@ -9,13 +9,13 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from biodl.errors import BiodlError
+from biodl.errors import BiodlError, print_error
 
 adage_app = typer.Typer(
     no_args_is_help=True,
     help="ADAGE denoising autoencoders: activities, signatures, enrichment, the published model.",
 )
-err = Console(stderr=True, soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True, emoji=False)
 
 ModelArg = typer.Argument(
     ..., help="A run directory / model.pt from `biodl train --system adage`, or `published` (ADAGE50)."
@@ -23,7 +23,7 @@ ModelArg = typer.Argument(
 
 
 def _fail(e: Exception) -> None:
-    err.print(f"[bold red]error:[/bold red] {e}", highlight=False)
+    print_error(e)
     raise typer.Exit(2)
 
 

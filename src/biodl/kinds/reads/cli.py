@@ -10,17 +10,17 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from biodl.errors import BiodlError, BiodlInputError
+from biodl.errors import BiodlError, BiodlInputError, print_error
 
 reads_app = typer.Typer(
     no_args_is_help=True,
     help="DNA reads: build a reference with its taxonomy, classify reads as they stream in.",
 )
-err = Console(stderr=True, soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True, emoji=False)
 
 
 def _fail(e: Exception) -> None:
-    err.print(f"[bold red]error:[/bold red] {e}", highlight=False)
+    print_error(e)
     raise typer.Exit(2)
 
 
