@@ -419,3 +419,207 @@ def test_native_from_a_distance_list_is_aligned() -> None:
     assert m.query == seq and np.allclose(d, n.distances)
     with pytest.raises(BiodlInputError, match="needs the structure's sequence"):
         read_native(D / "1GUU_A.CB")
+
+
+# ---------------------------------------------------------------------- found by probing the CLI
+def _predict(*args: str):
+    from biodl.cli import app
+
+    return CliRunner().invoke(app, ["contacts", "predict", *map(str, args)])
+
+
+@pytest.mark.parametrize("header", ["#40\t1", "#A3M#"])
+def test_a3m_with_a_leading_hash_line_is_read_as_a3m(tmp_path, header) -> None:
+    """ColabFold / HH-suite write a '#' line first: it is not a PSICOV .aln ('ragged')."""
+    import gzip
+
+    text = f"{header}\n>q desc\nAC-DE\n>s1\nAaCcGDE\n>s2\nW.C.GDE\n"
+    for f in (tmp_path / "x.a3m", tmp_path / "y.a3m.gz"):
+        if f.suffix == ".gz":
+            f.write_bytes(gzip.compress(text.encode()))
+        else:
+            f.write_text(text)
+        m = read_msa(f)
+        assert m.query == "ACDE" and m.n_seqs == 3 and m.names[0] == "q"
+        assert "".join(ALPHABET[c] for c in m.codes[1]) == "ACDE"  # inserts dropped: read as A3M
+    # the .a2m / .a3m suffix is trusted: rows of equal raw length still lose their inserts
+    f = tmp_path / "z.a2m"
+    f.write_text("#comment\n\n>q\nACDEy\n>s\nAyCDE\n")
+    m = read_msa(f)
+    assert m.n_seqs == 2 and m.query == "ACDE"
+
+
+def test_cli_predict_scores_against_a_distance_list(tmp_path) -> None:
+    """A .CB distance list is numbered on the query (or --native-sequence); the error of a
+    reader without a sequence names the option of each entry point."""
+    from biodl.kinds.contacts.io import read_native
+
+    aln, cb = D / "1guuA_300.aln", D / "1GUU_A.CB"
+    r = _predict(aln, "--method", "mi", "--pdb", cb, "--out", tmp_path / "a.rr")
+    assert r.exit_code == 0, r.output
+    assert "precision vs 1GUU_A.CB" in r.output and "distance list" in r.output and "50/50" in r.output
+    r = _predict(aln, "--method", "mi", "--pdb", cb, "--native-sequence", "KTRWT", "--out", tmp_path / "b.rr")
+    assert r.exit_code != 0 and "outside 1..5" in r.output and "1GUU_A.CB" in r.output
+    r = _predict(aln, "--method", "mi", "--pdb", D / "3e7u_cacb.pdb", "--native-sequence", "KTRWT")
+    assert r.exit_code != 0 and "--native-sequence goes with a .CB distance list" in r.output
+    with pytest.raises(BiodlInputError, match="native_sequence") as e:
+        read_native(cb)
+    assert "--set sequence" not in str(e.value)
+
+
+def test_a_single_sequence_is_refused_by_every_method(tmp_path) -> None:
+    from biodl.kinds.contacts.predictors import predict_map
+
+    m = _msa(["ACDEFGHIKL"])
+    for method in ("mi", "psicov", "plmdca"):
+        with pytest.raises(BiodlInputError, match="one sequence only"):
+            predict_map(m, method)
+    f = tmp_path / "one.aln"
+    f.write_text("ACDEFGHIKL\n")
+    r = _predict(f, "--method", "mi")
+    assert r.exit_code != 0 and "one sequence only" in r.output and "one.aln" in r.output
+
+
+@pytest.mark.parametrize(
+    "flag,value",
+    [("--plm-iter", "0"), ("--top", "-3"), ("--top", "0"), ("--psicov-iter", "-1"), ("--min-sep", "0")],
+)
+def test_cli_predict_refuses_out_of_range_numbers(flag, value) -> None:
+    r = _predict(D / "3e7u.aln", "--method", "mi", flag, value)
+    assert r.exit_code == 2 and flag in r.output and "0 8" not in r.output
+
+
+def test_model_and_weights_choose_the_method(tmp_path) -> None:
+    from biodl.kinds.contacts.predictors import resolve_method
+    from biodl.kinds.contacts.report import contact_sections
+
+    assert resolve_method(None) == "plmdca" and resolve_method("MI") == "mi"
+    assert resolve_method(None, model="run") == "pconsc2"
+    assert resolve_method(None, weights="w.pt") == "deepcon"
+    with pytest.raises(BiodlInputError, match="--method pconsc2 only, not mi"):
+        resolve_method("mi", model="run")
+    with pytest.raises(BiodlInputError, match="--method deepcon only, not plmdca"):
+        resolve_method("plmdca", weights="w.pt")
+    with pytest.raises(BiodlInputError, match="not both"):
+        resolve_method(None, model="run", weights="w.pt")
+    r = _predict(D / "3e7u.aln", "--method", "mi", "--model", tmp_path)
+    assert r.exit_code != 0 and "pconsc2 only" in r.output
+    # --weights alone runs deepcon (here: an empty file, refused naming it)
+    (tmp_path / "empty.pt").write_bytes(b"")
+    r = _predict(D / "3e7u.aln", "--weights", tmp_path / "empty.pt")
+    assert r.exit_code != 0 and "empty.pt: empty file" in r.output
+    # the report's advice is a command that runs
+    (text,) = [s.text for s in contact_sections(tmp_path, None)]
+    assert "--method pconsc2 --model RUN" in text
+
+
+def test_a_domain_alignment_is_numbered_on_the_full_query(tmp_path) -> None:
+    head, tail = "MSTNPKPQRKTKRNTNRRPQDVKFPGG", "GSLEHHHHHH"
+    full = head + Q3E7U + tail
+    out = tmp_path / "full.rr"
+    r = _predict(
+        D / "3e7u.aln", "--method", "mi", "--query", full, "--out", out, "--pdb", D / "3e7u_cacb.pdb"
+    )
+    assert r.exit_code == 0, r.output
+    assert "residues 28-67 of the query (77 residues)" in r.output
+    assert out.read_text().startswith("REMARK the alignment covers residues 28-67")
+    seq, df = read_rr(out)
+    assert seq == full and df["i"].min() >= 28 and df["j"].max() <= 67 and (df["j"] - df["i"] >= 6).all()
+    # same scores as the alignment-numbered run, shifted by 27
+    r = _predict(D / "3e7u.aln", "--method", "mi", "--out", tmp_path / "aln.rr")
+    _, base = read_rr(tmp_path / "aln.rr")
+    np.testing.assert_array_equal(df["i"].to_numpy() - 27, base["i"].to_numpy())
+    np.testing.assert_allclose(df["p"].to_numpy(), base["p"].to_numpy())
+    # a query the alignment only approximately matches keeps the alignment's numbering, and says so
+    mut = head + Q3E7U[:20] + "W" + Q3E7U[21:] + tail
+    r = _predict(D / "3e7u.aln", "--method", "mi", "--query", mut, "--out", tmp_path / "mut.rr")
+    assert r.exit_code == 0 and "not a stretch of --query" in r.output
+    assert read_rr(tmp_path / "mut.rr")[0] == Q3E7U
+
+
+def test_empty_deepcon_weights_name_the_file(tmp_path) -> None:
+    from biodl.kinds.contacts.predictors import load_deepcon
+
+    (tmp_path / "w.pt").write_bytes(b"")
+    with pytest.raises(BiodlInputError, match="empty file") as e:
+        load_deepcon(tmp_path / "w.pt")
+    assert str(tmp_path / "w.pt") in str(e.value)
+
+
+def test_gzip_stockholm_pdb_and_mmcif(tmp_path) -> None:
+    import gzip
+
+    from Bio.PDB import PDBParser
+    from Bio.PDB.mmcifio import MMCIFIO
+
+    sto = tmp_path / "x.sto.gz"
+    sto.write_bytes(gzip.compress(b"# STOCKHOLM 1.0\nq  AC-DE\ns1 ACGDE\ns2 WC-DE\n//\n"))
+    s = read_msa(sto)
+    assert s.query == "ACDE" and s.n_seqs == 3
+    pdb = tmp_path / "x.pdb.gz"
+    pdb.write_bytes(gzip.compress((D / "3e7u_cacb.pdb").read_bytes()))
+    want = read_structure(D / "3e7u_cacb.pdb")
+    n = read_structure(pdb)
+    assert n.sequence == Q3E7U and np.allclose(n.distances, want.distances)
+    io = MMCIFIO()
+    io.set_structure(PDBParser(QUIET=True).get_structure("x", str(D / "3e7u_cacb.pdb")))
+    io.save(str(tmp_path / "x.cif"))
+    cif = tmp_path / "x.cif.gz"
+    cif.write_bytes(gzip.compress((tmp_path / "x.cif").read_bytes()))
+    c = read_structure(cif)
+    assert c.sequence == Q3E7U and c.chain == "X" and np.allclose(c.distances, want.distances, atol=1e-3)
+
+
+def test_rr_seqres_comments_models_and_range_errors(tmp_path) -> None:
+    f = tmp_path / "seqres.rr"
+    f.write_text("PFRMAT RR\nTARGET T0999\nSEQRES GFGCN GPWDE\nMODEL 1\n1 5 0 8 0.54\n3 9 0 8 0.5\nEND\n")
+    seq, df = read_rr(f)
+    assert seq == "GFGCNGPWDE" and df[["i", "j"]].values.tolist() == [[1, 5], [3, 9]]
+    f = tmp_path / "metapsicov.rr"
+    f.write_text("# MetaPSICOV\n27 40 0 8 0.54\n# more\n31 38 0 8 0.52\n")
+    seq, df = read_rr(f)
+    assert seq is None and len(df) == 2
+    f = tmp_path / "two.rr"
+    f.write_text("PFRMAT RR\nMODEL  1\nGFGCN\n1 5 0 8 0.5\nEND\nMODEL  2\nGFGCN\n1 4 0 8 0.9\nEND\n")
+    seq, df = read_rr(f)
+    assert seq == "GFGCN" and df[["i", "j"]].values.tolist() == [[1, 5]]  # the first model only
+    f = tmp_path / "out.rr"
+    f.write_text("GFGCN\n1 6 0 8 0.5\n")
+    seq, df = read_rr(f)
+    with pytest.raises(BiodlInputError, match=r"outside 1\.\.5 .*pair 1 6") as e:
+        rr_matrix(df, len(seq), f)
+    assert str(f) in str(e.value)
+    f.write_text("GFGCN\n0 4 0 8 0.5\n")
+    with pytest.raises(BiodlInputError, match="start at 1") as e:
+        read_rr(f)
+    assert "line 2" in str(e.value)
+
+
+def test_the_chain_that_matches_the_query_is_the_default(tmp_path) -> None:
+    """A 5-residue peptide as chain A must not be taken for the protein (chain X)."""
+    lines = (D / "3e7u_cacb.pdb").read_text().splitlines()
+    atoms = [ln for ln in lines if ln.startswith("ATOM")]
+    peptide = [ln[:21] + "A" + ln[22:] for ln in atoms if int(ln[22:26]) <= 5]
+    f = tmp_path / "twochains.pdb"
+    f.write_text("\n".join([*peptide, "TER", *atoms, "END"]) + "\n")
+    assert read_structure(f).chain == "A"  # no query: the first protein chain
+    n = read_structure(f, query=Q3E7U)
+    assert n.chain == "X" and n.sequence == Q3E7U
+    r = _predict(D / "3e7u.aln", "--method", "mi", "--pdb", f, "--out", tmp_path / "o.rr")
+    assert r.exit_code == 0, r.output
+    assert "chain X (the chain that best matches the query)" in r.output and "40/40" in r.output
+    assert "nan" not in r.output
+    r = _predict(D / "3e7u.aln", "--method", "mi", "--pdb", f, "--chain", "A", "--out", tmp_path / "o.rr")
+    assert r.exit_code == 0 and "5/40" in r.output and "under half of the query" in r.output
+
+
+@pytest.mark.parametrize("name", ["hdr.CB", "hdr.txt"])
+def test_distance_list_with_a_comment_header(tmp_path, name) -> None:
+    from biodl.kinds.contacts.io import read_native
+
+    seq = "KTRWTREEDEKLKKLVEQNGTDDWKVIANYLPNRTDVQCQHRWQKVLNPE"
+    f = tmp_path / name
+    f.write_text("# i j dist\n\n" + (D / "1GUU_A.CB").read_text())
+    n = read_native(f, sequence=seq)
+    want = read_native(D / "1GUU_A.CB", sequence=seq)
+    assert n.chain is None and np.allclose(n.distances, want.distances)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from biodl.errors import BiodlError
+from biodl.errors import BiodlError, BiodlInputError
 
 contacts_app = typer.Typer(
     no_args_is_help=True, help="Protein contact maps from multiple sequence alignments."
@@ -22,18 +22,31 @@ def _fail(e: Exception) -> None:
 @contacts_app.command("predict")
 def predict(
     msa: Path = typer.Argument(..., help="Alignment: aligned FASTA / A2M / A3M, PSICOV .aln or Stockholm."),
-    method: str = typer.Option("plmdca", "--method", help="pconsc2, plmdca, psicov, mi or deepcon."),
+    method: str | None = typer.Option(
+        None,
+        "--method",
+        help="pconsc2, plmdca, psicov, mi or deepcon (default: pconsc2 with --model, deepcon with "
+        "--weights, else plmdca).",
+    ),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="CASP RR file to write (default: standard output)."
     ),
     query: str | None = typer.Option(
-        None, "--query", help="Query sequence (found in the alignment by sequence)."
+        None,
+        "--query",
+        help="Query sequence (found in the alignment by sequence; when the alignment covers a stretch "
+        "of it, the RR is numbered on the full query).",
     ),
     pdb: Path | None = typer.Option(
-        None, "--pdb", help="Native structure (PDB / mmCIF): print the precision."
+        None, "--pdb", help="Native structure (PDB / mmCIF) or .CB distance list: print the precision."
     ),
     chain: str | None = typer.Option(
-        None, "--chain", help="Chain of --pdb (default: the first protein chain)."
+        None, "--chain", help="Chain of --pdb (default: the protein chain that best matches the query)."
+    ),
+    native_sequence: str | None = typer.Option(
+        None,
+        "--native-sequence",
+        help="Sequence a .CB distance list is numbered on (default: --query, else the alignment's query).",
     ),
     model: Path | None = typer.Option(
         None, "--model", help="pconsc2: a run of `biodl train --system pconsc2`."
@@ -41,10 +54,12 @@ def predict(
     weights: Path | None = typer.Option(
         None, "--weights", help="deepcon: the deepcon wheel, its HDF5 weights or a converted .pt."
     ),
-    min_sep: int = typer.Option(6, "--min-sep", help="Write pairs with j - i >= this."),
-    top: int | None = typer.Option(None, "--top", help="Write only the best N pairs."),
-    plm_iter: int = typer.Option(50, "--plm-iter", help="plmDCA L-BFGS iterations."),
-    psicov_iter: int = typer.Option(10, "--psicov-iter", help="PSICOV-like ADMM iterations."),
+    min_sep: int = typer.Option(6, "--min-sep", min=1, help="Write pairs with j - i >= this."),
+    top: int | None = typer.Option(None, "--top", min=1, help="Write only the best N pairs (default: all)."),
+    plm_iter: int = typer.Option(50, "--plm-iter", min=1, help="plmDCA L-BFGS iterations."),
+    psicov_iter: int = typer.Option(
+        10, "--psicov-iter", min=0, help="PSICOV-like ADMM iterations (0: the shrunk inverse covariance)."
+    ),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
 ) -> None:
     """Predict the contact map of an alignment's query and write it as CASP RR (best first);
@@ -52,22 +67,55 @@ def predict(
 
     Example: biodl contacts predict 1guuA.aln --method plmdca --out 1guu.rr --pdb 1guu.pdb
     """
+    import re
     import sys
 
+    import numpy as np
     from rich.console import Console
     from rich.table import Table
 
     from biodl.kinds.contacts.io import native_distances, read_msa, read_native, rr_text
-    from biodl.kinds.contacts.predictors import predict_map
+    from biodl.kinds.contacts.predictors import predict_map, resolve_method
     from biodl.kinds.contacts.scoring import precision
 
+    err = Console(stderr=True, soft_wrap=True, emoji=False, markup=False, highlight=False)
     try:
         import torch
 
         torch.set_num_threads(max(1, min(torch.get_num_threads(), 8)))
+        method = resolve_method(method, model, weights)
         aln = read_msa(msa, query)
-        native = read_native(pdb, chain) if pdb is not None else None
-        dist = native_distances(aln.query, native) if native is not None else None
+        full, offset, remarks = aln.query, 0, []
+        q = re.sub(r"[^A-Za-z]", "", query or "").upper()
+        if q and q != aln.query:
+            k = q.find(aln.query)
+            if k >= 0 and q.find(aln.query, k + 1) < 0:
+                full, offset = q, k
+                remarks.append(
+                    f"the alignment covers residues {k + 1}-{k + aln.L} of the query ({len(q)} residues); "
+                    "residues are numbered on the full query"
+                )
+            else:
+                remarks.append(
+                    f"the alignment's query (record {aln.query_row + 1}, {aln.L} residues) is not a stretch "
+                    f"of --query ({len(q)} residues); residues are numbered on the alignment's query"
+                )
+        for r in remarks:
+            err.print(f"{msa.name}: {r}")
+        dist = native = None
+        if pdb is not None:
+            native = read_native(
+                pdb,
+                chain,
+                native_sequence.upper() if native_sequence else full,
+                query=aln.query,
+                sequence_how="--native-sequence SEQ",
+            )
+            if native_sequence and native.chain is not None:
+                raise BiodlInputError(
+                    "--native-sequence goes with a .CB distance list; a structure has its own", path=pdb
+                )
+            dist = native_distances(aln.query, native)
         scores = predict_map(
             aln,
             method,
@@ -76,7 +124,7 @@ def predict(
             device=device,
             options={"plm_iter": plm_iter, "psicov_iter": psicov_iter},
         )
-        text = rr_text(aln.query, scores, min_sep=min_sep, top=top)
+        text = rr_text(full, scores, min_sep=min_sep, top=top, offset=offset, remarks=remarks)
         if out is not None:
             from biodl.io._util import atomic_write_text
 
@@ -85,11 +133,26 @@ def predict(
             sys.stdout.write(text)
     except BiodlError as e:
         _fail(e)
-    err = Console(stderr=True)
     err.print(
         f"{msa.name}: L={aln.L}, {aln.n_seqs} sequences, method {method}" + (f" -> {out}" if out else "")
     )
     if dist is not None:
+        covered = int(np.isfinite(np.diag(dist)).sum())
+        what = (
+            "distance list"
+            if native.chain is None
+            else f"chain {native.chain}"
+            + (" (the chain that best matches the query)" if chain is None else "")
+        )
+        err.print(
+            f"native: {pdb.name}, {what}, {len(native.sequence)} residues; "
+            f"covers {covered}/{aln.L} query residues"
+        )
+        if covered < aln.L / 2:
+            err.print(
+                f"warning: the native covers under half of the query ({covered}/{aln.L}); "
+                "precision counts only the pairs it covers (check --chain)"
+            )
         p = precision(scores, dist)
         t = Table(title=f"precision vs {pdb.name} (CB < 8 A)")
         for c in ("range", "top-L/5", "top-L/2", "top-L"):

@@ -117,23 +117,42 @@ def _records_aln(lines: list[str], path) -> list[tuple[str, str, int]]:
     return recs
 
 
-def _records_stockholm(path) -> list[tuple[str, str, int]]:
+def _records_stockholm(lines: list[str], path) -> list[tuple[str, str, int]]:
+    import io
+
     from Bio import AlignIO
 
-    try:
-        aln = AlignIO.read(str(path), "stockholm")
+    try:  # the text already read (and decompressed), not the path: a .sto.gz is read too
+        aln = AlignIO.read(io.StringIO("\n".join(lines) + "\n"), "stockholm")
     except ValueError as e:
         raise BiodlInputError(f"not a readable Stockholm alignment ({e})", path=path) from None
     return [(r.id, str(r.seq).replace(".", "-").upper(), k + 1) for k, r in enumerate(aln)]
 
 
+def _suffix(path: Path) -> str:
+    """The file's format suffix, lower case, without a trailing ``.gz`` (``x.a3m.gz`` -> ``a3m``)."""
+    sufs = [x.lower().lstrip(".") for x in path.suffixes]
+    if sufs and sufs[-1] == "gz":
+        sufs = sufs[:-1]
+    return sufs[-1] if sufs else ""
+
+
 def _sniff(path: Path, lines: list[str]) -> str:
-    first = next((ln.strip() for ln in lines if ln.strip()), "")
+    # '#' lines other than Stockholm's header are comments (ColabFold's '#40\t1', HH-suite's '#A3M#')
+    first = ""
+    for ln in lines:
+        first = ln.strip()
+        if first and (not first.startswith("#") or first.startswith("# STOCKHOLM")):
+            break
+    else:
+        first = ""
+    suf = _suffix(path)
     if first.startswith("# STOCKHOLM"):
         return "stockholm"
+    if suf in ("a2m", "a3m"):
+        return suf
     if first.startswith(">"):
-        suf = path.suffix.lower().lstrip(".")
-        return suf if suf in ("a2m", "a3m") else "fasta"
+        return "fasta"
     return "aln"
 
 
@@ -179,7 +198,7 @@ def read_msa(path: str | Path, query: str | None = None, fmt: str | None = None)
             raise BiodlInputError("not a text alignment (binary content)", path=p) from None
     fmt = (fmt or _sniff(p, lines)).lower()
     if fmt == "stockholm":
-        recs = _records_stockholm(p)
+        recs = _records_stockholm(lines, p)
     elif fmt in ("fasta", "a2m", "a3m"):
         recs = _records_fasta(lines, p)
     elif fmt == "aln":
@@ -317,37 +336,48 @@ class Native:
         ``(n, n)`` CB-CB distances in angstrom (CA for glycine or a residue without CB).
     source
         The file it came from (and chain).
+    numbers
+        The residue numbers (with insertion codes) in the file.
+    chain
+        The chain read (``None`` for a distance list).
     """
 
     sequence: str
     distances: np.ndarray
     source: str | None = None
     numbers: list[str] = field(default_factory=list)
+    chain: str | None = None
 
 
-def read_structure(path: str | Path, chain: str | None = None) -> Native:
-    """CB-CB (CA for Gly) distances of one chain of a PDB or mmCIF file (first model;
-    Biopython). ``chain`` defaults to the first chain with amino-acid residues.
+def read_structure(path: str | Path, chain: str | None = None, query: str | None = None) -> Native:
+    """CB-CB (CA for Gly) distances of one chain of a PDB or mmCIF file, plain or gzip (first
+    model; Biopython).
+
+    ``chain`` defaults to the protein chain that matches ``query`` best (most identical residues
+    when aligned to it; the first such chain on a tie) or, without a query, the first chain with
+    amino-acid residues. :attr:`Native.chain` says which chain was read.
 
     Raises
     ------
     BiodlInputError
         Unreadable file, the chain missing, or no amino-acid residue with a CA / CB atom.
     """
+    import io
     import warnings
 
     from Bio.PDB import MMCIFParser, PDBParser
 
-    from biodl.io._util import check_file
+    from biodl.io._util import check_file, open_text
 
     p = check_file(path)
-    text_head = p.read_bytes()[:4096].decode("latin-1")
-    cif = p.suffix.lower() in (".cif", ".mmcif") or text_head.lstrip().startswith("data_")
+    with open_text(p) as fh:
+        text = fh.read()
+    cif = _suffix(p) in ("cif", "mmcif") or text[:4096].lstrip().startswith("data_")
     parser = MMCIFParser(QUIET=True) if cif else PDBParser(QUIET=True)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            structure = parser.get_structure(p.stem, str(p))
+            structure = parser.get_structure(p.name.split(".")[0], io.StringIO(text))
     except Exception as e:  # noqa: BLE001 - Biopython raises many kinds
         raise BiodlInputError(f"not a readable {'mmCIF' if cif else 'PDB'} file ({e})", path=p) from None
     models = list(structure)
@@ -369,10 +399,13 @@ def read_structure(path: str | Path, chain: str | None = None) -> Native:
         return out
 
     if chain is None:
-        picked = next(((cid, res) for cid, c in chains.items() if (res := residues(c))), None)
-        if picked is None:
+        found = [(cid, res) for cid, c in chains.items() if (res := residues(c))]
+        if not found:
             raise BiodlInputError("no amino-acid residue with CA/CB atoms in any chain", path=p)
-        chain, res = picked
+        chain, res = found[0]
+        if query and len(found) > 1:  # the chain that is the query, not a peptide or a partner
+            score = [_matches(query, "".join(r[0] for r in rs)) for _, rs in found]
+            chain, res = found[int(np.argmax(score))]
     else:
         if chain not in chains:
             raise BiodlInputError(
@@ -385,40 +418,91 @@ def read_structure(path: str | Path, chain: str | None = None) -> Native:
             raise BiodlInputError(f"chain {chain!r} has no amino-acid residue with CA/CB atoms", path=p)
     xyz = np.stack([r[1] for r in res])
     d = np.sqrt(((xyz[:, None, :] - xyz[None, :, :]) ** 2).sum(-1))
-    return Native("".join(r[0] for r in res), d, f"{p}:{chain}", [r[2] for r in res])
+    return Native("".join(r[0] for r in res), d, f"{p}:{chain}", [r[2] for r in res], chain)
+
+
+def _matches(query: str, target: str) -> int:
+    """Identical residues of ``query`` and ``target`` aligned by :func:`align_map`."""
+    m = align_map(query, target)
+    ok = np.flatnonzero(m >= 0)
+    return int(sum(query[i] == target[m[i]] for i in ok))
 
 
 def read_distance_list(path: str | Path, sequence: str) -> Native:
     """A PconsC2-style distance list (``i j distance`` per line, 1-based residues of
-    ``sequence``; pairs not listed are unknown) as a :class:`Native`."""
-    from biodl.io._util import check_file
+    ``sequence``; pairs not listed are unknown, ``#`` lines are comments; plain or gzip) as a
+    :class:`Native`."""
+    from biodl.io._util import check_file, open_text
 
     p = check_file(path)
     n = len(sequence)
     d = np.full((n, n), np.nan)
     np.fill_diagonal(d, 0.0)
     try:
-        t = np.loadtxt(p, ndmin=2, usecols=(0, 1, 2))
+        with open_text(p) as fh:
+            t = np.loadtxt(fh, ndmin=2, usecols=(0, 1, 2), comments="#")
     except ValueError as e:
         raise BiodlInputError(f"not a distance list 'i j distance' ({e})", path=p) from None
     i, j = t[:, 0].astype(int) - 1, t[:, 1].astype(int) - 1
     if len(t) and (i.min() < 0 or j.min() < 0 or max(i.max(), j.max()) >= n):
-        raise BiodlInputError(f"residue numbers outside 1..{n} (the sequence given has {n})", path=p)
+        raise BiodlInputError(
+            f"residue numbers {int(min(i.min(), j.min())) + 1}..{int(max(i.max(), j.max())) + 1} outside "
+            f"1..{n}: the sequence given for the distance list has {n} residues",
+            path=p,
+        )
     d[i, j] = d[j, i] = t[:, 2]
     return Native(sequence.upper(), d, str(p))
 
 
-def read_native(path: str | Path, chain: str | None = None, sequence: str | None = None) -> Native:
-    """A structure (PDB / mmCIF) or a distance list (``.CB``; needs ``sequence``)."""
-    p = Path(path)
-    head = p.read_bytes()[:200].decode("latin-1") if p.is_file() else ""
-    if re.match(r"\s*\d+\s+\d+\s+[-+0-9.eE]+\s*$", head.splitlines()[0] if head else ""):
+#: How to give a distance list's sequence, per entry point (see :func:`read_native`).
+SEQUENCE_HOW = (
+    "the native_sequence column of a protein table, or --set native_sequence=SEQ with one alignment"
+)
+
+
+def _is_distance_list(p: Path) -> bool:
+    """A ``.CB`` suffix, or a first line (after blank and ``#`` lines) ``i j distance``."""
+    if _suffix(p) == "cb":
+        return True
+    from biodl.io._util import open_text
+
+    try:
+        with open_text(p) as fh:
+            for _, line in zip(range(1000), fh, strict=False):
+                s = line.strip()
+                if s and not s.startswith("#"):
+                    return bool(re.match(r"\d+\s+\d+\s+[-+0-9.eE]+$", s))
+    except (OSError, UnicodeDecodeError):
+        return False
+    return False
+
+
+def read_native(
+    path: str | Path,
+    chain: str | None = None,
+    sequence: str | None = None,
+    *,
+    query: str | None = None,
+    sequence_how: str = SEQUENCE_HOW,
+) -> Native:
+    """A structure (PDB / mmCIF, plain or gzip) or a distance list (``.CB``, or lines
+    ``i j distance``; needs ``sequence``, the sequence its residues are numbered on).
+
+    ``query`` picks the structure's chain when ``chain`` is not given (see
+    :func:`read_structure`); ``sequence_how`` says, in the error of a distance list without
+    ``sequence``, how the caller's user gives it."""
+    from biodl.io._util import check_file
+
+    p = check_file(path)
+    if _is_distance_list(p):
         if sequence is None:
             raise BiodlInputError(
-                "a distance list needs the structure's sequence (--set sequence=...)", path=p
+                "a distance list ('i j distance') needs the structure's sequence, the one its residues "
+                f"are numbered on ({sequence_how})",
+                path=p,
             )
         return read_distance_list(p, sequence)
-    return read_structure(p, chain)
+    return read_structure(p, chain, query)
 
 
 def native_distances(query: str, native: Native, min_identity: float = 0.3) -> np.ndarray:
@@ -447,27 +531,45 @@ def native_distances(query: str, native: Native, min_identity: float = 0.3) -> n
 
 
 # ---------------------------------------------------------------------------------- CASP RR
+_RR_KEYS = ("PFRMAT", "TARGET", "AUTHOR", "METHOD", "MODEL", "REMARK", "END", "SEQRES")
+
+
 def read_rr(path: str | Path) -> tuple[str | None, pd.DataFrame]:
-    """A CASP RR contact file: the sequence (header lines of letters, or ``SEQRES``; ``None`` if
-    absent) and a table ``i, j, d_min, d_max, p`` (1-based residues, ``i < j``). Keyword lines
-    (``PFRMAT``, ``TARGET``, ``MODEL``, ``END``, ...) are skipped."""
-    from biodl.io._util import check_file, open_text
+    """A CASP RR contact file: the sequence (header lines of letters, or ``SEQRES`` lines;
+    ``None`` if absent) and a table ``i, j, d_min, d_max, p`` (1-based residues, ``i < j``).
+    Keyword lines (``PFRMAT``, ``TARGET``, ``MODEL``, ``REMARK``, ...) and ``#`` comment lines
+    (MetaPSICOV) are skipped. Only the first model is read: a file of several ``MODEL`` blocks
+    (CASP's alternative predictions) is read up to the ``END`` of the first one (a note says so)."""
+    from biodl.io._util import check_file, note, open_text
 
     p = check_file(path)
     seq: list[str] = []
     rows = []
+    models, end = 0, False
     with open_text(p) as fh:
         for k, line in enumerate(fh, start=1):
             s = line.strip()
-            if not s:
+            if not s or s.startswith("#"):
                 continue
             parts = s.split()
-            if re.fullmatch(r"[A-Za-z]+", s) and not re.fullmatch(
-                r"(PFRMAT|TARGET|AUTHOR|METHOD|MODEL|REMARK|END)", parts[0]
-            ):
+            key = parts[0]
+            if end or key == "MODEL" and models:  # a second model: CASP's alternative predictions
+                note(f"[biodl] {p}: read the first model only (line {k} and after: another model)")
+                break
+            if key == "MODEL":
+                models += 1
+            if key == "END" and (rows or seq):
+                end = True
+            if key == "SEQRES":
+                s = "".join(parts[1:])
+                if not re.fullmatch(r"[A-Za-z]+", s):
+                    raise BiodlInputError(f"not a sequence after SEQRES: {s[:60]!r}", path=p, record=k)
                 seq.append(s.upper())
                 continue
-            if parts[0] in ("PFRMAT", "TARGET", "AUTHOR", "METHOD", "MODEL", "REMARK", "END"):
+            if re.fullmatch(r"[A-Za-z]+", s) and key not in _RR_KEYS:
+                seq.append(s.upper())
+                continue
+            if key in _RR_KEYS:
                 continue
             try:
                 vals = [float(v) for v in parts]
@@ -482,28 +584,50 @@ def read_rr(path: str | Path) -> tuple[str | None, pd.DataFrame]:
                     f"an RR contact line has 5 fields (i j d_min d_max p), got {len(vals)}", path=p, record=k
                 )
             i, j = int(i), int(j)
+            if min(i, j) < 1:
+                raise BiodlInputError(f"RR residue numbers start at 1, got {s[:60]!r}", path=p, record=k)
             rows.append((min(i, j), max(i, j), lo, hi, pr))
     df = pd.DataFrame(rows, columns=["i", "j", "d_min", "d_max", "p"])
     return ("".join(seq) or None), df
 
 
-def rr_matrix(df: pd.DataFrame, L: int) -> np.ndarray:
-    """Scores of an RR table as a symmetric ``(L, L)`` matrix (NaN where not listed)."""
+def rr_matrix(df: pd.DataFrame, L: int, path: str | Path | None = None) -> np.ndarray:
+    """Scores of an RR table as a symmetric ``(L, L)`` matrix (NaN where not listed);
+    ``path``: the RR file it came from, named in the error of a residue outside ``1..L``."""
     m = np.full((L, L), np.nan)
     if len(df):
         i, j = df["i"].to_numpy(int) - 1, df["j"].to_numpy(int) - 1
-        if i.min() < 0 or j.max() >= L:
-            raise BiodlInputError(f"RR residues outside 1..{L}")
+        bad = np.flatnonzero((i < 0) | (j < 0) | (i >= L) | (j >= L))
+        if len(bad):
+            b = bad[0]
+            raise BiodlInputError(
+                f"RR residues outside 1..{L} (the sequence has {L}): pair {i[b] + 1} {j[b] + 1} "
+                f"({len(bad)} such pair(s))",
+                path=path,
+            )
         m[i, j] = m[j, i] = df["p"].to_numpy(float)
     return m
 
 
-def rr_text(sequence: str, scores: np.ndarray, min_sep: int = 6, top: int | None = None) -> str:
-    """CASP RR text of a ``(L, L)`` score matrix: the sequence (50 per line), then
-    ``i j 0 8 p`` for pairs ``j - i >= min_sep``, best first (``top``: only that many)."""
+def rr_text(
+    sequence: str,
+    scores: np.ndarray,
+    min_sep: int = 6,
+    top: int | None = None,
+    *,
+    offset: int = 0,
+    remarks: tuple[str, ...] | list[str] = (),
+) -> str:
+    """CASP RR text of a ``(L, L)`` score matrix: ``REMARK`` lines, the sequence (50 per
+    line), then ``i j 0 8 p`` for pairs ``j - i >= min_sep``, best first (``top``: only that
+    many). The map covers ``sequence[offset:offset + L]`` (a domain of a longer query):
+    residues are numbered on ``sequence``."""
     L = scores.shape[0]
-    if len(sequence) != L:
-        raise BiodlInputError(f"the sequence has {len(sequence)} residues, the map {L}")
+    if offset < 0 or len(sequence) < offset + L or (offset == 0 and len(sequence) != L):
+        raise BiodlInputError(
+            f"the sequence has {len(sequence)} residues, the map {L}"
+            + (f" from {offset + 1}" if offset else "")
+        )
     iu, ju = np.triu_indices(L, k=max(min_sep, 1))
     s = scores[iu, ju]
     ok = np.isfinite(s)
@@ -511,8 +635,9 @@ def rr_text(sequence: str, scores: np.ndarray, min_sep: int = 6, top: int | None
     order = np.lexsort((ju, iu, -s))
     if top is not None:
         order = order[:top]
-    lines = [sequence[k : k + 50] for k in range(0, L, 50)]
-    lines += [f"{iu[k] + 1} {ju[k] + 1} 0 8 {s[k]:.6g}" for k in order]
+    lines = [f"REMARK {r}" for r in remarks]
+    lines += [sequence[k : k + 50] for k in range(0, len(sequence), 50)]
+    lines += [f"{iu[k] + offset + 1} {ju[k] + offset + 1} 0 8 {s[k]:.6g}" for k in order]
     return "\n".join(lines) + "\n"
 
 

@@ -53,7 +53,13 @@ OPTIONS = (
         flag="--pdb",
         stages=_IO,
     ),
-    Option("chain", "str", None, "Chain of --pdb (default: the first protein chain).", stages=_IO),
+    Option(
+        "chain",
+        "str",
+        None,
+        "Chain of --pdb (default: the protein chain that best matches the query).",
+        stages=_IO,
+    ),
     Option("native_sequence", "str", None, "Sequence of a .CB distance-list native.", stages=_IO),
     Option("test_file", "path", None, "Held-out test proteins (a protein table).", flag="--test"),
     Option("test_fraction", "float", 0.0, "Proteins held out for testing without --test.", minimum=0),
@@ -233,7 +239,8 @@ def read_proteins(path, options: dict[str, Any], *, labelled: bool, device: str 
             raise BiodlInputError("the alignment has one sequence only: no coevolution to read", path=e.msa)
         dist = None
         if e.native is not None:
-            dist = native_distances(msa.query, read_native(e.native, e.chain, e.native_sequence))
+            native = read_native(e.native, e.chain, e.native_sequence, query=msa.query)
+            dist = native_distances(msa.query, native)
         elif labelled:
             raise BiodlInputError(
                 f"protein {e.id!r} has no native structure to score against (column native, or --pdb)",

@@ -34,6 +34,8 @@ def load_deepcon(weights: str | Path, device: str = "cpu"):
             "weights-rdd-covariance.hdf5, or a file of `biodl contacts convert-deepcon`",
             path=p,
         )
+    if p.stat().st_size == 0:
+        raise BiodlInputError("empty file, not DEEPCON weights", path=p)
     net = DeepCovFCN()
     with open(p, "rb") as fh:
         head = fh.read(8)
@@ -54,7 +56,7 @@ def load_deepcon(weights: str | Path, device: str = "cpu"):
                 sd = sd.get("state_dict", sd)
         net.load_state_dict(sd)
     except (ValueError, KeyError, RuntimeError, OSError, AttributeError, pickle.UnpicklingError,
-            zipfile.BadZipFile) as e:  # fmt: skip
+            zipfile.BadZipFile, EOFError) as e:  # fmt: skip
         if isinstance(e, BiodlInputError):
             raise
         raise BiodlInputError(f"not DEEPCON weights ({type(e).__name__}: {str(e)[:200]})", path=p) from None
@@ -73,25 +75,65 @@ def deepcon_map(msa, net, device: str = "cpu") -> np.ndarray:
         return torch.sigmoid(net(x))[0].double().cpu().numpy()
 
 
+def resolve_method(
+    method: str | None, model: str | Path | None = None, weights: str | Path | None = None
+) -> str:
+    """The contact method to run: ``method`` if given, else ``pconsc2`` with a ``model``,
+    ``deepcon`` with ``weights``, else ``plmdca``.
+
+    Raises
+    ------
+    BiodlInputError
+        An unknown method, or a ``model`` / ``weights`` that the method would not use.
+    """
+    if model is not None and weights is not None:
+        raise BiodlInputError(
+            "give --model (a pconsc2 run) or --weights (deepcon), not both: they are two methods"
+        )
+    if method is None:
+        method = "pconsc2" if model is not None else "deepcon" if weights is not None else "plmdca"
+    method = method.lower()
+    if method not in METHODS:
+        raise BiodlInputError(f"unknown contact method {method!r} (one of {', '.join(METHODS)})")
+    if model is not None and method != "pconsc2":
+        raise BiodlInputError(
+            f"--model (a run of `biodl train --system pconsc2`) is used by --method pconsc2 only, "
+            f"not {method}: leave --method out, or drop --model"
+        )
+    if weights is not None and method != "deepcon":
+        raise BiodlInputError(
+            f"--weights (DEEPCON's) are used by --method deepcon only, not {method}: "
+            "leave --method out, or drop --weights"
+        )
+    return method
+
+
 def predict_map(
     msa,
-    method: str = "plmdca",
+    method: str | None = None,
     *,
     model: str | Path | None = None,
     weights: str | Path | None = None,
     device: str = "cpu",
     options: dict[str, Any] | None = None,
 ) -> np.ndarray:
-    """The ``(L, L)`` contact scores of ``method`` for an :class:`~biodl.kinds.contacts.io.MSA`.
+    """The ``(L, L)`` contact scores of ``method`` for an :class:`~biodl.kinds.contacts.io.MSA`
+    of at least two sequences.
 
     ``pconsc2`` needs ``model`` (a run of ``biodl train --system pconsc2``), ``deepcon``
-    ``weights`` (see :func:`load_deepcon`); ``options``: ``identity``, ``plm_iter``,
-    ``psicov_iter`` (a PconsC2 run uses its own)."""
+    ``weights`` (see :func:`load_deepcon`); without ``method`` it is inferred from them (see
+    :func:`resolve_method`). ``options``: ``identity``, ``plm_iter``, ``psicov_iter`` (a
+    PconsC2 run uses its own)."""
     from biodl.kinds.contacts import coevolution as co
 
     o = dict(options or {})
-    if method not in METHODS:
-        raise BiodlInputError(f"unknown contact method {method!r} (one of {', '.join(METHODS)})")
+    method = resolve_method(method, model, weights)
+    if msa.n_seqs < 2:
+        raise BiodlInputError(
+            "the alignment has one sequence only: no coevolution to read (give the query's family "
+            "alignment, e.g. from HHblits or jackhmmer)",
+            path=msa.source,
+        )
     if method == "deepcon":
         if weights is None:
             raise BiodlInputError("--method deepcon needs --weights (the deepcon wheel or its HDF5 file)")

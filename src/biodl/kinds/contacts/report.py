@@ -78,7 +78,8 @@ def contact_sections(run: Path, meta, max_maps: int = 4) -> list:
             Section(
                 "Contact maps",
                 text="No held-out test proteins in this run (train with --test TABLE or --set "
-                "test_fraction=...); score one with `biodl contacts predict MSA --model RUN --pdb PDB`.",
+                "test_fraction=...); score one with "
+                "`biodl contacts predict MSA --method pconsc2 --model RUN --pdb PDB`.",
             )
         ]
     per = json.loads(mfile.read_text()).get("per_protein", {})
@@ -93,7 +94,7 @@ def contact_sections(run: Path, meta, max_maps: int = 4) -> list:
         L = len(seq) if seq else int(df[["i", "j"]].max().max())
         dist = np.load(nat) if nat.exists() else None
         png = plot_contact_map(
-            rr_matrix(df, L),
+            rr_matrix(df, L, rr),
             dist,
             test / f"{pid}.map.png",
             title=f"{pid}: top-L vs native",
