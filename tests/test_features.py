@@ -232,7 +232,15 @@ def test_cli_train_evaluate_predict_report(tmp_path) -> None:
         "Confusion matrix",
     ):
         assert sec in html, sec
+    # the table has 7 classes, the model 2: the other rows are refused unless --set classes keeps
+    # only the model's
     r = runner.invoke(app, ["evaluate", str(out), str(DATA), "--set", f"labels={LABELS}", *common])
+    assert r.exit_code == 2 and "is not among the model's classes (A-E, A-P)" in " ".join(r.output.split())
+    assert f"{LABELS}, line 101: class 'I-E' (row row101)" in " ".join(r.output.split())
+    r = runner.invoke(
+        app,
+        ["evaluate", str(out), str(DATA), "--set", f"labels={LABELS}", "--set", "classes=A-E,A-P", *common],
+    )
     assert r.exit_code == 0, r.output
     assert {"gm", "accuracy"} <= set(json.loads(r.stdout))
     r = runner.invoke(app, ["predict", str(out), str(DATA), *common])
@@ -308,3 +316,110 @@ def test_training_refuses_dubious_tables(tmp_path) -> None:
     assert "CPGISLANDS" not in meta.data["features"] and len(meta.data["features"]) == 24 and s["n_train"] > 0
     with pytest.raises(BiodlInputError, match=r"positive class\(es\) X-Y are not among the classes kept"):
         pipeline.train("dfs", tmp_path / "r3", options={**opts, "positive": ["X-Y"]}, config=cfg, quiet=True)
+
+
+def _table(path: Path, x: np.ndarray, labels, names=None) -> Path:
+    names = names or [f"f{j}" for j in range(x.shape[1])]
+    df = pd.DataFrame(x, columns=names)
+    df["label"] = labels
+    df.to_csv(path, index=False)
+    return path
+
+
+def test_log1p_only_on_columns_non_negative_in_training() -> None:
+    """A column with negative values (z-scores, conservation) is standardised, not clamped at 0
+    and logged; which columns are logged is saved; models saved before that load as trained."""
+    x = torch.tensor([[0.0, -2.0], [3.0, 1.0], [8.0, -0.5]])
+    sc = FeatureScaler(2).fit(x)
+    assert sc.logged.tolist() == [True, False]
+    z = torch.stack([torch.log1p(x[:, 0]), x[:, 1]], 1)
+    assert torch.allclose(sc(x), (z - z.mean(0)) / z.std(0, unbiased=False))
+    assert len(torch.unique(sc(x)[:, 1])) == 3  # the negative values are told apart
+    fresh = FeatureScaler(2)
+    fresh.load_state_dict(sc.state_dict())
+    assert fresh.logged.tolist() == [True, False] and torch.equal(fresh(x), sc(x))
+    # a state saved before per-column log1p (no 'logged'): every column logged, as trained then
+    old = {k: v for k, v in sc.state_dict().items() if k != "logged"}
+    legacy = FeatureScaler(2)
+    legacy.load_state_dict(old)
+    assert legacy.logged.all()
+    want = (torch.log1p(x.clamp_min(0)) - sc.mean) / sc.std
+    assert torch.allclose(legacy(x), want)
+    m = DFS(2, 1, hidden=[4])
+    state = {k: v for k, v in m.state_dict().items() if k != "scale.logged"}
+    DFS(2, 1, hidden=[4]).load_state_dict(state)  # strict loading of an old DFS checkpoint
+    assert not FeatureScaler(2, log1p=False).fit(x).logged.any()
+
+
+def test_negative_features_are_not_clamped_by_the_default_log1p(tmp_path) -> None:
+    """z-scored features: the default (log1p on) trains exactly as log1p=false, instead of
+    clamping the negative half of every column to 0."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 3)).astype(np.float32)
+    y = np.where(x[:, 0] < -0.5, "B", "A")  # only the negative half of column 0 tells the class
+    data = _table(tmp_path / "z.csv", x, y)
+    cfg = TrainConfig(max_epochs=3, patience=0, device="cpu", progress=False, seed=0)
+    runs = {}
+    for name, mo in (("default", {}), ("nolog", {"log1p": False})):
+        runs[name] = pipeline.train(
+            "dfs",
+            tmp_path / name,
+            options={"data": data, "report": False, "positive": ["B"]},
+            model_options={"hidden": [8], "l1": 0.0, **mo},
+            config=cfg,
+            quiet=True,
+        )["test_metrics"]
+    assert runs["default"] == pytest.approx(runs["nolog"])
+    model, _ = load_model(tmp_path / "default")
+    assert model.scale.log1p and not model.scale.logged.any()
+
+
+def test_class_checks_come_before_training(tmp_path, capsys) -> None:
+    rng = np.random.default_rng(1)
+    cfg = TrainConfig(max_epochs=1, patience=0, device="cpu", progress=False)
+    one = _table(tmp_path / "one.csv", rng.random((40, 3)), ["A-E"] * 40)
+    with pytest.raises(
+        BiodlInputError, match=r"one.csv: only one class \(A-E\) in the label column; a classifier"
+    ):
+        pipeline.train("dfs", tmp_path / "r1", options={"data": one}, config=cfg, quiet=True)
+    assert not (tmp_path / "r1" / "model.pt").exists()
+    tiny = _table(tmp_path / "tiny.csv", rng.random((8, 3)), ["A-E", "A-P"] * 4)
+    with pytest.raises(BiodlInputError, match=r"test_fraction 0.1 of 8 rows \(A-E: 4, A-P: 4\) holds no row"):
+        pipeline.train("dfs", tmp_path / "r2", options={"data": tiny}, config=cfg, quiet=True)
+    opts = {"data": tiny, "test_fraction": 0.0, "report": False}
+    with pytest.raises(
+        BiodlInputError, match=r"DFS's path \(--set lambdas\) chooses its model by validation"
+    ):
+        pipeline.train("dfs", tmp_path / "r3", options={**opts, "lambdas": ["1"]}, config=cfg, quiet=True)
+    capsys.readouterr()
+    s = pipeline.train("dfs", tmp_path / "r4", options=opts, model_options={"hidden": [4]}, config=cfg)
+    assert s["n_train"] == 8 and "holds no row: no validation" in capsys.readouterr().err
+    # a validation part without some class is warned about
+    few = _table(tmp_path / "few.csv", rng.random((40, 3)), ["A-E"] * 36 + ["A-P"] * 4)
+    pipeline.train(
+        "dfs", tmp_path / "r5", options={**opts, "data": few}, model_options={"hidden": [4]}, config=cfg
+    )
+    assert "the validation part (4 rows) has no row of class(es) A-P" in capsys.readouterr().err
+
+
+def test_path_log_prints_missing_metrics_as_na() -> None:
+    from biodl.kinds.features.kind import _fmt
+
+    assert _fmt(None) == "n/a" and _fmt(float("nan")) == "n/a" and _fmt(0.5) == "0.5000"
+
+
+def test_evaluate_refuses_unknown_classes(tmp_path) -> None:
+    rng = np.random.default_rng(2)
+    x = rng.random((60, 3))
+    data = _table(tmp_path / "t.csv", x, ["A", "B"] * 30)
+    cfg = TrainConfig(max_epochs=1, patience=0, device="cpu", progress=False)
+    pipeline.train("dfs", tmp_path / "m", options={"data": data, "report": False}, config=cfg, quiet=True,
+                   model_options={"hidden": [4]})  # fmt: skip
+    new = _table(tmp_path / "n.csv", x[:6], ["A", "B", "C", "A", "C", "B"])
+    want = r"n.csv, line 4: class 'C' \(row row3\) is not among the model's classes \(A, B\); 2 row\(s\)"
+    with pytest.raises(BiodlInputError, match=want):
+        pipeline.evaluate(tmp_path / "m", new, quiet=True)
+    m = pipeline.evaluate(tmp_path / "m", new, options={"classes": ["A", "B"]}, quiet=True)
+    assert m["n"] == 4, m
+    with pytest.raises(BiodlInputError, match=r"--set classes: C not among the model's classes"):
+        pipeline.evaluate(tmp_path / "m", new, options={"classes": ["C"]}, quiet=True)

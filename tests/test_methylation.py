@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from biodl.cli import app
 from biodl.errors import BiodlInputError
 from biodl.kinds.methylation.data import CpGDataset, neighbours, observed_sites, window_mean
-from biodl.kinds.methylation.io import chrom_key, read_annotation, read_calls, read_profiles
+from biodl.kinds.methylation.io import chrom_key, read_annotation, read_calls, read_profiles, read_sites
 
 DATA = Path(__file__).parent / "data" / "methylation"
 runner = CliRunner()
@@ -59,6 +59,64 @@ def test_bad_calls_name_the_line(tmp_path, text, line, what):
     with pytest.raises(BiodlInputError) as e:
         read_calls(p)
     assert str(e.value).startswith(f"{p}, line {line}: ") and what in str(e.value)
+
+
+def test_six_column_bedgraph_is_not_read_as_bismark_cov(tmp_path):
+    """MethylDackel's bedGraph (0-based start, end = start + 1, counts in columns 5-6) and a
+    Bismark .cov (1-based, end = start) give the same sites; end = start + 1 without a track
+    line or a telling name is refused, not guessed."""
+    cov = _write(tmp_path / "a.cov", "chr1\t10\t10\t80\t8\t2\nchr1\t20\t20\t25\t1\t3\n")
+    md = "chr1\t9\t10\t80\t8\t2\nchr1\t19\t20\t25\t1\t3\n"
+    for p in (
+        _write(tmp_path / "md.txt", "track type=bedGraph\n" + md),
+        _write(tmp_path / "md.bedGraph.gz".replace(".gz", ""), md),
+        _write(tmp_path / "md_CpG.bg", md),
+    ):
+        q = read_calls(p, levels="percent")  # levels do not matter: the counts give the level
+        assert q.positions["1"].tolist() == read_calls(cov).positions["1"].tolist() == [10, 20], p
+        assert np.allclose(q.values["1"], [0.8, 0.25])
+    merged = read_calls(_write(tmp_path / "merged.cov", md))  # coverage2cytosine --merge_CpG: 1-based
+    assert merged.positions["1"].tolist() == [9, 19]
+    with pytest.raises(
+        BiodlInputError, match=r"amb.txt, line 1: cannot tell a Bismark .cov .* from a bedGraph"
+    ):
+        read_calls(_write(tmp_path / "amb.txt", md))
+    with pytest.raises(BiodlInputError, match=r"line 2: the file has a bedGraph track line but end == start"):
+        read_calls(_write(tmp_path / "t.cov", "track type=bedGraph\nchr1\t10\t10\t80\t8\t2\n"))
+    with pytest.raises(BiodlInputError, match=r"mix.cov, line 2: start 19, end 20 do not fit .*Bismark .cov"):
+        read_calls(_write(tmp_path / "mix.cov", "chr1\t10\t10\t80\t8\t2\nchr1\t19\t20\t25\t1\t3\n"))
+    with pytest.raises(
+        BiodlInputError, match=r"bad.bedGraph, line 3: start 20, end 20 do not fit .*bedGraph"
+    ):
+        read_calls(_write(tmp_path / "bad.bedGraph", "track\nchr1\t9\t10\t80\t8\t2\nchr1\t20\t20\t1\t1\t3\n"))
+
+
+def test_five_fields_and_percent_ranges_are_named(tmp_path):
+    five = _write(tmp_path / "five.bedGraph", "18\t3000022\t3000023\t75\t10\n")
+    for levels in ("fraction", "percent"):
+        with pytest.raises(BiodlInputError) as e:
+            read_calls(five, levels=levels)
+        msg = str(e.value)
+        assert (
+            msg.startswith(f"{five}, line 1: this line has 5 fields") and "6 fields (chrom start end" in msg
+        )
+        assert "4 fields (chrom start0 end value: bedGraph)" in msg and "3000023" not in msg
+    bg = _write(tmp_path / "p.bedGraph", "track\n1\t9\t10\t75\n1\t19\t20\t150\n")
+    with pytest.raises(
+        BiodlInputError, match=r"line 3: the methylation value must be a number in \[0, 100\]"
+    ):
+        read_calls(bg, levels="percent")
+
+
+def test_sites_files_give_positions_only(tmp_path):
+    two = read_sites(_write(tmp_path / "s.tsv", "chrom\tpos\n18\t3000023\n18\t3000500\n"))
+    assert two.positions["18"].tolist() == [3000023, 3000500] and np.isnan(two.values["18"]).all()
+    pct = read_sites(_write(tmp_path / "s.bedGraph", "track\n18\t3000022\t3000023\t75\n"))
+    assert pct.positions["18"].tolist() == [3000023]  # a percentage is no error: values are ignored
+    with pytest.raises(BiodlInputError, match=r"b.bed, line 1: this looks like a BED interval"):
+        read_sites(_write(tmp_path / "b.bed", "18\t3000022\t3000023\n"))
+    with pytest.raises(BiodlInputError, match=r"line 2: a call-table line needs 2 fields"):
+        read_sites(_write(tmp_path / "one.tsv", "18\t5\n18\n"))
 
 
 def test_truncated_and_empty_files(tmp_path):
@@ -214,6 +272,17 @@ def test_one_profile_models_write_the_input_format(tmp_path):
     rows = [x.split("\t") for x in r.stdout.strip().splitlines()]
     assert [x[:2] for x in rows] == [["18", "3000500"], ["18", "3000600"]]  # chrom pos value, no header
     assert all(0 <= float(x[2]) <= 1 for x in rows)
+    # --set sites ignores the values: a chrom-pos table and a bedGraph of percentages are sites
+    (tmp_path / "two.tsv").write_text("18\t3000500\n18\t3000600\n")
+    (tmp_path / "pct.bedGraph").write_text(
+        "track type=bedGraph\n18\t3000499\t3000500\t75\n18\t3000599\t3000600\t5\n"
+    )
+    for f in ("two.tsv", "pct.bedGraph"):
+        r = runner.invoke(
+            app, ["predict", str(out), str(DATA / "BS9N_2I.tsv.gz"), "--set", f"sites={tmp_path / f}"]
+        )
+        assert r.exit_code == 0, r.output
+        assert [x.split("\t")[:2] for x in r.stdout.strip().splitlines()] == [x[:2] for x in rows]
     r = runner.invoke(
         app,
         ["train", "--system", "deepcpg-cpg", str(DATA / "BS9N_SER.tsv.gz"), "--set", "test_chroms=7"]

@@ -72,6 +72,81 @@ def test_simulation_resumes_and_refuses_another_dataset(tmp_path):
         simulate_dataset("flagel-rho", 2, 1, tmp_path / "e", fixed={"theta": 6}, progress=False)
 
 
+def test_a_smaller_n_never_deletes_finished_shards(tmp_path):
+    out = tmp_path / "d"
+    simulate_dataset("flagel-rho", 6, 1, out, chunk=2, workers=1, n_haplotypes=4, progress=False)
+    files = sorted(q.name for q in out.glob("shard-*.npz"))
+    with pytest.raises(
+        BiodlInputError, match=r"already holds 6 simulations; --n 2 would drop 4 of them: give --n 6"
+    ):
+        simulate_dataset("flagel-rho", 2, 1, out, chunk=2, workers=1, n_haplotypes=4, progress=False)
+    assert sorted(q.name for q in out.glob("shard-*.npz")) == files
+    assert json.loads((out / "dataset.json").read_text())["n"] == 6
+    # a larger --n adds simulations, keeping the finished ones
+    r = simulate_dataset("flagel-rho", 8, 1, out, chunk=2, workers=1, n_haplotypes=4, progress=False)
+    assert r["skipped"] == 3 and r["simulated"] == 2 and len(read_dataset(out)) == 8
+
+
+@pytest.mark.parametrize(
+    "scenario,fixed,match",
+    [
+        ("flagel-rho", {"ne": "abc"}, r"--fix ne=abc: the value must be a number"),
+        ("flagel-rho", {"ne": -5}, r"--fix ne=-5: ne must be > 0"),
+        ("flagel-rho", {"r": 0}, r"--fix r=0: r must be > 0"),
+        ("flagel-rho", {"ne": float("nan")}, r"must be a finite number"),
+        ("selection", {"class": 1.5}, r"class must be 0 \(neutral\), 1 \(hard\) or 2 \(soft\)"),
+        ("selection", {"tau": -1}, r"--fix tau=-1: tau must be >= 0"),
+        ("sheehan-song-3epoch", {"T1": 5e5, "T2": 1e5}, r"T2=100000 must be older than T1"),
+        ("sheehan-song-3epoch", {"T2": 1e5}, r"T2=100000 may be younger than the T1 drawn"),
+    ],
+)
+def test_bad_fixed_values_are_refused_before_anything_is_written(tmp_path, scenario, fixed, match):
+    out = tmp_path / "d"
+    with pytest.raises(BiodlInputError, match=match):
+        simulate_dataset(scenario, 2, 1, out, workers=1, n_haplotypes=4, fixed=fixed, progress=False)
+    assert not out.exists()
+
+
+def test_samples_zero_is_refused_not_the_default(tmp_path):
+    with pytest.raises(BiodlInputError, match="--samples must be at least 4 haplotypes, got 0"):
+        simulate_dataset("flagel-rho", 2, 1, tmp_path / "d", n_haplotypes=0, progress=False)
+    r = runner.invoke(
+        app,
+        ["popgen", "simulate", "--scenario", "flagel-rho", "--n", "2", "--fix", "ne=abc", "--out",
+         str(tmp_path / "c"), "--no-progress"],
+    )  # fmt: skip
+    assert r.exit_code == 2 and "--fix ne=abc: the value must be a number" in r.output
+
+
+def test_dataset_json_is_written_after_the_first_shard(tmp_path, monkeypatch):
+    import biodl.kinds.popgen.simulate as sim
+
+    out = tmp_path / "d"
+    real = sim._run_shard
+
+    def boom(task):
+        raise RuntimeError("msprime failed")
+
+    monkeypatch.setattr(sim, "_run_shard", boom)
+    with pytest.raises(RuntimeError):
+        simulate_dataset("flagel-rho", 4, 1, out, chunk=2, workers=1, n_haplotypes=4, progress=False)
+    assert not (out / "dataset.json").exists()
+    monkeypatch.setattr(sim, "_run_shard", real)
+    # the corrected rerun into the same --out (another seed) is not refused
+    simulate_dataset("flagel-rho", 4, 2, out, chunk=2, workers=1, n_haplotypes=4, progress=False)
+    assert json.loads((out / "dataset.json").read_text())["seed"] == 2 and not (out / sim.PENDING).exists()
+    ref = read_dataset(out)
+    # killed after the first shard but before dataset.json: the rerun resumes with the same shards
+    (out / "dataset.json").rename(out / sim.PENDING)
+    (out / "shard-00001.npz").unlink()
+    r = simulate_dataset("flagel-rho", 4, 2, out, chunk=2, workers=1, n_haplotypes=4, progress=False)
+    assert r["skipped"] == 1 and r["simulated"] == 2
+    assert np.array_equal(read_dataset(out).gt, ref.gt)
+    (out / "dataset.json").unlink()
+    with pytest.raises(BiodlInputError, match="holds 2 simulation shard\\(s\\) but no dataset.json"):
+        simulate_dataset("flagel-rho", 4, 2, out, chunk=2, workers=1, n_haplotypes=4, progress=False)
+
+
 def test_fixed_ne_gives_flagels_test_theta(tmp_path):
     simulate_dataset(
         "flagel-rho", 3, 0, tmp_path / "t6", workers=1, n_haplotypes=4, fixed={"ne": 5000}, progress=False

@@ -14,8 +14,8 @@
   support vectors and dual coefficients, and evaluated here in torch.
 
 Every network standardises its input itself (:class:`FeatureScaler`: optional ``log1p`` of
-the non-negative signals, then the training mean / sd), so a saved model scores raw tables and
-cross-validation folds never see another fold's statistics.
+the columns non-negative in the training rows, then the training mean / sd), so a saved model
+scores raw tables and cross-validation folds never see another fold's statistics.
 """
 
 from __future__ import annotations
@@ -30,10 +30,16 @@ _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
 
 
 class FeatureScaler(nn.Module):
-    """``(log1p(x) if log1p else x) - mean) / sd`` with the training statistics (buffers).
+    """``(log1p(x) if logged else x) - mean) / sd`` with the training statistics (buffers).
 
-    ``log1p`` is applied to ``max(x, 0)``: the signals are non-negative read densities whose
-    heavy tails (values up to 10^5 next to typical values of 1-10) would otherwise dominate.
+    With ``log1p`` (the default), :meth:`fit` takes ``log1p`` of the columns that are non-negative
+    in every training row (read densities, counts: heavy tails of values up to 10^5 next to typical
+    values of 1-10 would otherwise dominate) and leaves the others as they are: a column with
+    negative values (z-scores, conservation scores, log ratios) is not a density, and clamping it
+    at 0 would throw its negative half away. Which columns are logged is the ``logged`` buffer,
+    saved with the model, so prediction transforms exactly as training did. A logged column's
+    negative values at prediction time are clamped to 0. Models saved before ``logged`` existed
+    load with every column logged, as they were trained.
     """
 
     def __init__(self, n_features: int, log1p: bool = True) -> None:
@@ -41,18 +47,29 @@ class FeatureScaler(nn.Module):
         self.log1p = bool(log1p)
         self.register_buffer("mean", torch.zeros(n_features))
         self.register_buffer("std", torch.ones(n_features))
+        self.register_buffer("logged", torch.full((n_features,), self.log1p, dtype=torch.bool))
 
     def _pre(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.log1p(x.clamp_min(0)) if self.log1p else x
+        if not self.log1p:
+            return x
+        return torch.where(self.logged, torch.log1p(x.clamp_min(0)), x)
 
     @torch.no_grad()
     def fit(self, x: torch.Tensor) -> FeatureScaler:
-        """Set the statistics from training rows ``(n, n_features)`` (sd 0 -> 1)."""
-        z = self._pre(x.float())
+        """Set the statistics, and with ``log1p`` the columns to log (those without a negative
+        value), from training rows ``(n, n_features)`` (sd 0 -> 1)."""
+        x = x.float()
+        self.logged.copy_((x >= 0).all(0) if self.log1p else torch.zeros_like(self.logged))
+        z = self._pre(x)
         self.mean.copy_(z.mean(0))
         sd = z.std(0, unbiased=False)
         self.std.copy_(torch.where(sd > 0, sd, torch.ones_like(sd)))
         return self
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a model saved before per-column log1p: every column was logged (when log1p was on)
+        state_dict.setdefault(prefix + "logged", torch.full_like(self.logged, self.log1p))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (self._pre(x) - self.mean) / self.std

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from biodl.errors import BiodlInputError
-from biodl.kinds.base import DataKind, Splits, TrainContext, write_table
+from biodl.kinds.base import DataKind, Splits, TrainContext, log, write_table
 from biodl.options import Option
 from biodl.train.checkpoint import RunMeta, data_as
 
@@ -54,7 +54,14 @@ OPTIONS = (
         choices=("auto", "yes", "no"),
         stages=_IO,
     ),
-    Option("classes", "strs", None, "Keep only these classes, in this order (default: all, sorted)."),
+    Option(
+        "classes",
+        "strs",
+        None,
+        "Keep only these classes, in this order (default: all, sorted); evaluate: score only the rows of "
+        "these (of the model's) classes.",
+        stages=_EV,
+    ),
     Option("positive", "strs", None, "Binary task: these classes against the other kept ones (e.g. A-E)."),
     Option(
         "task",
@@ -204,6 +211,56 @@ def _keep_classes(table, classes: list[str] | None, what: str):
     return table.subset(keep)
 
 
+def _labels_where(options: dict[str, Any], labels_key: str = "labels") -> str:
+    """Where the labels come from, for messages: the label file or the label column."""
+    if options.get(labels_key):
+        return f"the labels of {options[labels_key]}"
+    return f"column {options['label_col']}" if options.get("label_col") else "the label column"
+
+
+def _refuse_unknown(table, classes: list[str], labels_path=None) -> None:
+    """Refuse a table with a label outside ``classes``, naming the first such row (its line in
+    the label file, or in the table) and every unknown class."""
+    known = set(classes)
+    bad = [i for i, lab in enumerate(table.labels) if lab not in known]
+    if not bad:
+        return
+    i = bad[0]
+    unknown = sorted({table.labels[k] for k in bad})
+    where = (
+        {"path": labels_path, "record": i + 1}
+        if labels_path
+        else {"path": table.source or None, "record": table.lines[i] if table.lines else table.ids[i]}
+    )
+    raise BiodlInputError(
+        f"class {table.labels[i]!r} (row {table.ids[i]}) is not among the model's classes "
+        f"({', '.join(classes)}); {len(bad)} row(s) have unknown class(es) {', '.join(unknown[:8])}. "
+        f"To score only the rows of the model's classes, give --set classes={','.join(classes)}",
+        **where,
+    )
+
+
+def _check_part(ctx: TrainContext, part, classes: list[str], what: str) -> None:
+    """Warn when a stratified hold-out ``part`` misses some of the ``classes``."""
+    have = set(part.labels) if part is not None and part.labels is not None else set()
+    missing = [c for c in classes if c not in have]
+    if part is not None and len(part) and missing:
+        log(
+            f"[biodl] warning: the {what} part ({len(part)} rows) has no row of class(es) "
+            f"{', '.join(missing)}: too few rows of them to hold out; its metrics leave them out",
+            ctx.quiet,
+        )
+
+
+def _per_class(labels) -> str:
+    counts = pd.Series(list(labels)).value_counts().sort_index()
+    return ", ".join(f"{c}: {n}" for c, n in counts.items())
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None or not np.isfinite(v) else f"{v:.4f}"
+
+
 def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     """Accuracy, sensitivity, specificity, their geometric mean (PEDLA's and DEEP's GM) and
     MCC at probability 0.5."""
@@ -258,6 +315,13 @@ class FeaturesKind(DataKind):
         if o["features"]:
             table = table.select_features(o["features"], what="--set features")
         classes = o["classes"] or sorted(set(table.labels))
+        if len(classes) < 2:
+            raise BiodlInputError(
+                f"only one class ({', '.join(classes)}) in {_labels_where(o)}"
+                + (" (--set classes)" if o["classes"] else "")
+                + "; a classifier needs at least 2",
+                path=o["data"],
+            )
         table = _keep_classes(table, classes, o["data"])
         missing = [c for c in classes if c not in set(table.labels)]
         if missing:
@@ -298,14 +362,39 @@ class FeaturesKind(DataKind):
             test = _keep_classes(test, classes, o["test_file"])
         elif o["test_fraction"] > 0:
             tr, te = split_indices(len(table), o["test_fraction"], seed, stratify=strat)
+            if not len(te):
+                raise BiodlInputError(
+                    f"the stratified test_fraction {o['test_fraction']:g} of {len(table)} rows "
+                    f"({_per_class(strat)}) holds no row: give more rows, a larger --set test_fraction, "
+                    "--test FILE, or --set test_fraction=0 for no test set",
+                    path=o["data"],
+                )
             table, test = table.subset(tr), table.subset(te)
             strat = strat[tr]
+            _check_part(ctx, test, classes, "test")
         if o["valid_file"] is not None:
             valid = self._read(o["valid_file"], o, o["valid_labels"]).select_features(table.feature_names)
             train, valid = table, _keep_classes(valid, classes, o["valid_file"])
         else:
             tr, va = split_indices(len(table), o["valid_fraction"], seed + 1, stratify=strat)
             train, valid = table.subset(tr), table.subset(va)
+            if o["valid_fraction"] > 0 and not len(va):
+                if ctx.recipe.name == "dfs" and o["lambdas"]:
+                    raise BiodlInputError(
+                        f"DFS's path (--set lambdas) chooses its model by validation, but the stratified "
+                        f"valid_fraction {o['valid_fraction']:g} of {len(table)} training rows "
+                        f"({_per_class(strat)}) holds no row: give more rows, a larger --valid-fraction "
+                        "or --valid FILE",
+                        path=o["data"],
+                    )
+                log(
+                    f"[biodl] warning: the stratified valid_fraction {o['valid_fraction']:g} of "
+                    f"{len(table)} training rows ({_per_class(strat)}) holds no row: no validation "
+                    "(no early stopping); give more rows, a larger --valid-fraction or --valid FILE",
+                    ctx.quiet,
+                )
+            else:
+                _check_part(ctx, valid, classes, "validation")
         sd = train.x.std(axis=0)
         const = [n for n, s in zip(train.feature_names, sd, strict=True) if s == 0]
         if const:
@@ -356,6 +445,19 @@ class FeaturesKind(DataKind):
         seed_all(ctx.config.seed)
         model = ctx.recipe.build(**mk)
         model.scale.fit(torch.from_numpy(splits.train.x))
+        if model.scale.log1p:
+            raw = [
+                n
+                for n, k in zip(splits.train.feature_names, model.scale.logged.tolist(), strict=True)
+                if not k
+            ]
+            if raw:
+                ctx.log(
+                    f"log1p of the {len(splits.train.feature_names) - len(raw)} non-negative feature(s) "
+                    "only: "
+                    f"{len(raw)} have negative training values and are only standardised "
+                    f"({', '.join(raw[:8])}{', ...' if len(raw) > 8 else ''})"
+                )
         data = FeatureData(
             features=list(splits.train.feature_names),
             classes=e["classes"],
@@ -477,7 +579,7 @@ class FeaturesKind(DataKind):
             )
             kept.append((final, pmeta))
             results.append(res)
-            ctx.log(f"lambda {lam:g}: {len(names)} features, {col} {rows[-1][col]:.4f}")
+            ctx.log(f"lambda {lam:g}: {len(names)} features, {col} {_fmt(rows[-1][col])}")
         table = pd.DataFrame(rows)
         cap = ctx.options["max_features"]
         ok = (
@@ -563,15 +665,20 @@ class FeaturesKind(DataKind):
         t = self._read(path, options, options.get("labels"), require_labels=labelled)
         t = t.select_features(d.features)
         if labelled:
-            n = len(t)
-            t = _keep_classes(t, d.classes, path)
-            if len(t) < n:
-                from biodl.kinds.base import log
-
-                log(
-                    f"[biodl] {path}: {n - len(t)} row(s) of classes the model does not know were left out",
-                    quiet,
-                )
+            wanted = options.get("classes")
+            if wanted:
+                bad = [c for c in wanted if c not in d.classes]
+                if bad:
+                    raise BiodlInputError(
+                        f"--set classes: {', '.join(bad)} not among the model's classes "
+                        f"({', '.join(d.classes)})"
+                    )
+                n = len(t)
+                t = _keep_classes(t, list(wanted), path)
+                log(f"[biodl] {path}: scoring the {len(t)} row(s) of class(es) {', '.join(wanted)} "
+                    f"({n - len(t)} other row(s) left out)", quiet)  # fmt: skip
+            else:
+                _refuse_unknown(t, d.classes, options.get("labels"))
         return t
 
     def score(self, model, meta, table, *, device, options, batch_size=256):

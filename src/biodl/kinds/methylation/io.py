@@ -5,18 +5,31 @@ called ``*.bed`` but are not BED):
 
 * DeepCpG call table: ``chrom  pos  value``, tab- or space-separated, ``pos`` 1-based, ``value``
   a methylation level or a binary call in [0, 1]; an optional header line.
-* Bismark coverage (``.cov``): ``chrom  start  end  percent  count_methylated  count_unmethylated``;
-  the level is ``count_methylated / (count_methylated + count_unmethylated)``.
+* Bismark coverage (``.cov``): ``chrom  start  end  percent  count_methylated  count_unmethylated``,
+  1-based, ``end == start`` (``end == start + 1`` for ``coverage2cytosine --merge_CpG``: then the
+  file name must end in ``.cov``); the level is ``count_methylated / (count_methylated +
+  count_unmethylated)``.
 * bedGraph: ``chrom  start0  end  value`` (``track`` / ``browser`` lines skipped); the site is
   ``start0 + 1``. Bismark writes percentages there: give ``levels="percent"``.
+* bedGraph with counts (MethylDackel's default): ``chrom  start0  end  percent  count_methylated
+  count_unmethylated``, 0-based start, ``end > start``; told apart from a Bismark ``.cov`` by its
+  coordinates: ``end == start`` is a ``.cov``; ``end == start + 1`` is a bedGraph when the file has
+  a ``track`` line or a bedGraph name (``.bedGraph``, ``.bg``, ``.bdg``), a ``.cov`` when it is
+  named ``*.cov``, and refused as ambiguous otherwise; wider intervals are bedGraph. The level is
+  computed from the counts as for ``.cov``.
+
+Five-field lines (a bedGraph with a coverage column, say) are refused, naming the accepted
+layouts. :func:`read_sites` reads the positions of any of these files (values ignored; a
+``chrom  pos`` table is enough).
 
 Several profiles (cells or samples) are given as a *sample table*: a CSV / TSV whose header
 has a ``file`` column (paths relative to the table) and optionally ``name``.
 
 Chromosome names ``chr18`` and ``18`` are the same chromosome (annotation BED files and call
 files often differ); outputs keep each input's own spelling. Every problem -- a short line, a
-non-integer position, a value outside [0, 1], positions not sorted within a chromosome, a
-site given twice, a chromosome split over non-adjacent blocks -- is one
+non-integer position, a value outside [0, 1] (0-100 with ``levels="percent"``), positions not
+sorted within a chromosome, a site given twice, a chromosome split over non-adjacent blocks, an
+end that does not fit the format -- is one
 :class:`~biodl.errors.BiodlInputError` naming the file and the line.
 """
 
@@ -73,19 +86,92 @@ class CpGProfile:
         )
 
 
-def _sniff(p: Path) -> tuple[str, list[str]]:
-    """``(format, first data fields)`` of a call file by its first data line: 6+ fields
-    ``cov``, 4 ``bedgraph``, else ``calls``."""
+_SKIP = ("#", "track", "browser")
+_BEDGRAPH_NAMES = (".bedgraph", ".bg", ".bdg")
+
+
+def _stem_suffixes(p: Path) -> list[str]:
+    """The lower-case suffixes of ``p``'s name without a trailing ``.gz``."""
+    sx = [x.lower() for x in p.suffixes]
+    return sx[:-1] if sx and sx[-1] in (".gz", ".bgz") else sx
+
+
+def _int(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def _sniff(p: Path) -> tuple[str, list[str], int]:
+    """``(format, first data fields, its line number)`` of a call file, from its first data line
+    (and its track line and name where the coordinates alone cannot tell):
+
+    * 6+ fields: ``cov`` (Bismark, 1-based, ``end == start``) or ``bedgraph6`` (a bedGraph with
+      counts, MethylDackel's default: 0-based start, ``end > start``; see the module docstring);
+    * 4: ``bedgraph``; 3 (or 2): ``calls``; 5 fields are refused.
+    """
+    track = False
     with open_text(p) as fh:
-        for line in fh:
-            if not line.strip() or line.startswith(("#", "track", "browser")):
+        for i, line in enumerate(fh, start=1):
+            if line.startswith("track"):
+                track = True
+            if not line.strip() or line.startswith(_SKIP):
                 continue
             f = line.split()
+            if len(f) == 5:
+                raise BiodlInputError(
+                    "this line has 5 fields, a layout biodl does not read (a bedGraph with a coverage "
+                    "column?); give one of: "
+                    + "; ".join(f"{k} ({v})" for k, v in _ACCEPTED.items())
+                    + " (e.g. cut -f1-4 keeps a bedGraph's value column)",
+                    path=p,
+                    record=i,
+                )
             if len(f) >= 6:
-                return "cov", f
+                start, end = _int(f[1]), _int(f[2])
+                if start is None or end is None:
+                    raise BiodlInputError(
+                        f"a 6-field line (Bismark .cov or bedGraph with counts) needs integer start and "
+                        f"end (columns 2 and 3), got {f[1]!r}, {f[2]!r}",
+                        path=p,
+                        record=i,
+                    )
+                sx = _stem_suffixes(p)
+                if end == start:
+                    if track:
+                        raise BiodlInputError(
+                            "the file has a bedGraph track line but end == start (a Bismark .cov "
+                            "coordinate; a bedGraph interval is 0-based, end > start): remove the track "
+                            "line of a .cov, or fix the coordinates",
+                            path=p,
+                            record=i,
+                        )
+                    return "cov", f, i
+                if end == start + 1:
+                    if track or any(x in _BEDGRAPH_NAMES for x in sx):
+                        return "bedgraph6", f, i
+                    if ".cov" in sx:
+                        return "cov", f, i  # coverage2cytosine --merge_CpG: the CpG's two Cs, 1-based
+                    raise BiodlInputError(
+                        f"cannot tell a Bismark .cov (1-based, site {start}) from a bedGraph with counts "
+                        f"(0-based start, site {end}): end == start + 1 fits both. Add a 'track "
+                        "type=bedGraph' line or name the file *.bedGraph for a bedGraph (MethylDackel), "
+                        "name it *.cov for a Bismark coverage file",
+                        path=p,
+                        record=i,
+                    )
+                if end > start:
+                    return "bedgraph6", f, i
+                raise BiodlInputError(
+                    f"end ({end}) is before start ({start}): neither a Bismark .cov (end == start) nor "
+                    "a bedGraph (end > start)",
+                    path=p,
+                    record=i,
+                )
             if len(f) == 4:
-                return "bedgraph", f
-            return "calls", f
+                return "bedgraph", f, i
+            return "calls", f, i
     raise BiodlInputError("the file is empty: no CpG calls", path=p)
 
 
@@ -94,7 +180,8 @@ def _first_bad(mask: np.ndarray) -> int:
 
 
 def read_calls(path: str | Path, name: str | None = None, levels: str = "fraction") -> CpGProfile:
-    """One profile from a call file (DeepCpG table, Bismark ``.cov`` or bedGraph).
+    """One profile from a call file (DeepCpG table, Bismark ``.cov`` or bedGraph, with or without
+    counts).
 
     Parameters
     ----------
@@ -110,22 +197,44 @@ def read_calls(path: str | Path, name: str | None = None, levels: str = "fractio
     BiodlInputError
         See the module docstring.
     """
+    return _read(path, name, levels, positions_only=False)
+
+
+def read_sites(path: str | Path) -> CpGProfile:
+    """The sites of a call file, its values ignored (returned as NaN): any format of
+    :func:`read_calls`, or a ``chrom  pos`` table (1-based; an optional header line)."""
+    return _read(path, None, "fraction", positions_only=True)
+
+
+def _read(path: str | Path, name: str | None, levels: str, positions_only: bool) -> CpGProfile:
     p = check_file(path)
     if levels not in LEVELS:
         raise BiodlInputError(f"levels must be one of {', '.join(LEVELS)}, got {levels!r}")
-    fmt, first = _sniff(p)
-    ncol = {"cov": 6, "bedgraph": 4, "calls": 3}[fmt]
+    fmt, first, _ = _sniff(p)
+    ncol = {"cov": 6, "bedgraph6": 6, "bedgraph": 4, "calls": 3}[fmt]
+    if fmt == "calls" and positions_only:
+        ncol = 2
     with input_errors(p), open_text(p) as fh:
         text = fh.read()
     lines = text.splitlines()
     # line numbers of the data lines (comments, track lines and blank lines skipped)
-    keep = [i for i, s in enumerate(lines) if s.strip() and not s.startswith(("#", "track", "browser"))]
+    keep = [i for i, s in enumerate(lines) if s.strip() and not s.startswith(_SKIP)]
     if not keep:
         raise BiodlInputError("the file is empty: no CpG calls", path=p)
     if fmt == "calls":
         f0 = lines[keep[0]].split()
         if len(f0) >= 2 and not f0[1].lstrip("+").isdigit():
             keep = keep[1:]  # a header line, e.g. "chromo pos value"
+            if not keep:
+                raise BiodlInputError("the file has a header line but no CpG calls", path=p)
+        f0 = lines[keep[0]].split()
+        if positions_only and len(f0) >= 3 and f0[1].isdigit() and f0[2] == str(int(f0[1]) + 1):
+            raise BiodlInputError(
+                "this looks like a BED interval (chrom start0 end), not a call table (chrom pos [value], "
+                "1-based): give a call table, or a bedGraph with a value column",
+                path=p,
+                record=keep[0] + 1,
+            )
     try:  # fast path: pandas' C parser on the data lines
         df = pd.read_csv(
             io.StringIO("\n".join(lines[i] for i in keep)),
@@ -144,8 +253,9 @@ def read_calls(path: str | Path, name: str | None = None, levels: str = "fractio
         bad = [k for k, r in enumerate(rows) if len(r) < ncol]
         if bad:
             k = bad[0]
+            layout = "chrom, pos" if ncol == 2 else _LAYOUT[fmt]
             raise BiodlInputError(
-                f"a {fmt} line needs {ncol} fields ({_LAYOUT[fmt]}), found {len(rows[k])}",
+                f"a {_NAMES[fmt]} line needs {ncol} fields ({layout}), found {len(rows[k])}",
                 path=p,
                 record=keep[k] + 1,
             )
@@ -161,9 +271,13 @@ def read_calls(path: str | Path, name: str | None = None, levels: str = "fractio
             record=int(line_no[k]),
         )
     pos = pos.astype(np.int64)
-    if fmt == "bedgraph":
+    if fmt in ("cov", "bedgraph", "bedgraph6"):
+        _check_ends(p, fmt, df, pos, line_no)
+    if fmt in ("bedgraph", "bedgraph6"):
         pos = pos + 1  # 0-based start -> 1-based site
-    if fmt == "cov":
+    if positions_only:
+        val = np.full(len(pos), np.nan)
+    elif fmt in ("cov", "bedgraph6"):
         m = pd.to_numeric(df[4], errors="coerce").to_numpy()
         u = pd.to_numeric(df[5], errors="coerce").to_numpy()
         bad = ~np.isfinite(m) | ~np.isfinite(u) | (m < 0) | (u < 0) | (m + u <= 0)
@@ -189,8 +303,9 @@ def read_calls(path: str | Path, name: str | None = None, levels: str = "fractio
                 if levels == "fraction" and np.nanmax(val[np.isfinite(val)], initial=0) <= 100
                 else ""
             )
+            rng = "[0, 100] (--set levels=percent)" if levels == "percent" else "[0, 1]"
             raise BiodlInputError(
-                f"the methylation value must be a number in [0, 1], got {df[col].iloc[k]!r}{hint}",
+                f"the methylation value must be a number in {rng}, got {df[col].iloc[k]!r}{hint}",
                 path=p,
                 record=int(line_no[k]),
             )
@@ -237,9 +352,50 @@ def read_calls(path: str | Path, name: str | None = None, levels: str = "fractio
 
 _LAYOUT = {
     "cov": "chrom, start, end, percent, count_methylated, count_unmethylated",
-    "bedgraph": "chrom, start, end, value",
+    "bedgraph6": "chrom, start0, end, percent, count_methylated, count_unmethylated",
+    "bedgraph": "chrom, start0, end, value",
     "calls": "chrom, pos, value",
 }
+_NAMES = {
+    "cov": "Bismark .cov",
+    "bedgraph6": "bedGraph-with-counts",
+    "bedgraph": "bedGraph",
+    "calls": "call-table",
+}
+_ACCEPTED = {
+    "3 fields": "chrom pos value: DeepCpG table, 1-based",
+    "4 fields": "chrom start0 end value: bedGraph",
+    "6 fields": "chrom start end percent count_methylated count_unmethylated: Bismark .cov, or a "
+    "bedGraph with counts (MethylDackel)",
+}
+
+
+def _check_ends(p: Path, fmt: str, df: pd.DataFrame, start: np.ndarray, line_no: np.ndarray) -> None:
+    """Every line's end (column 3) must agree with the format: ``end == start`` (or ``start + 1``
+    in a merged-CpG ``.cov``, as on its first line) in a Bismark ``.cov``, ``end > start`` in a
+    bedGraph."""
+    end = pd.to_numeric(df[2], errors="coerce").to_numpy()
+    bad = ~np.isfinite(end) | (end != np.round(end))
+    if bad.any():
+        k = _first_bad(bad)
+        raise BiodlInputError(
+            f"the end (column 3) must be an integer, got {df[2].iloc[k]!r}", path=p, record=int(line_no[k])
+        )
+    width = end.astype(np.int64) - start
+    if fmt == "cov":
+        bad = width != width[0]
+        want = "end == start" if width[0] == 0 else "end == start + 1 (a merged-CpG .cov, as on line 1)"
+    else:
+        bad = width < 1
+        want = "end > start (a bedGraph interval, 0-based start)"
+    if bad.any():
+        k = _first_bad(bad)
+        raise BiodlInputError(
+            f"start {start[k]}, end {int(end[k])} do not fit the file's format ({_NAMES[fmt]}: {want}); "
+            "is it a mix of formats?",
+            path=p,
+            record=int(line_no[k]),
+        )
 
 
 def _is_sample_table(p: Path) -> bool:
@@ -342,4 +498,5 @@ __all__ = [
     "read_annotation",
     "read_calls",
     "read_profiles",
+    "read_sites",
 ]

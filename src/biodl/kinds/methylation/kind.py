@@ -372,9 +372,9 @@ class MethylationKind(DataKind):
         if labelled:
             return CpGTable(profiles, observed_sites(outputs, chroms), str(path), spelling)
         if options.get("sites"):
-            from biodl.kinds.methylation.io import read_calls
+            from biodl.kinds.methylation.io import read_sites
 
-            q = read_calls(options["sites"], levels="fraction")
+            q = read_sites(options["sites"])  # positions only: the values are ignored
             cs = [c for c in q.chroms if c in set(chroms)]
             sites = Sites(
                 np.concatenate([np.full(len(q.positions[c]), c, dtype=object) for c in cs])

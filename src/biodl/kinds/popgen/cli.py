@@ -8,16 +8,16 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from biodl.errors import BiodlError
+from biodl.errors import BiodlError, print_error
 
 popgen_app = typer.Typer(
     no_args_is_help=True, help="Population genetics: simulate training data (msprime), list the scenarios."
 )
-err = Console(stderr=True, soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True, emoji=False)
 
 
 def _fail(e: Exception) -> None:
-    err.print(f"[bold red]error:[/bold red] {e}", highlight=False)
+    print_error(e)
     raise typer.Exit(2)
 
 
@@ -44,7 +44,7 @@ def simulate_cmd(
     from biodl.options import parse_set
 
     try:
-        fixed = {k: float(v) for k, v in parse_set(fix, "--fix").items()}
+        fixed = parse_set(fix, "--fix")  # values checked (numbers, valid for the scenario) there
         r = simulate_dataset(
             scenario,
             n,

@@ -268,6 +268,81 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 
+#: What ``--fix`` accepts per scenario: parameter -> (smallest value, whether it is excluded,
+#: prior range). Values outside the prior are simulated, with a warning (a model trained on the
+#: prior extrapolates to them); invalid ones are refused before anything is written.
+_FIX_RULES: dict[str, dict[str, tuple[float, bool, tuple[float, float]]]] = {
+    "flagel-rho": {"ne": (0.0, True, (min(FLAGEL_NE), max(FLAGEL_NE))), "r": (0.0, True, (1e-8, 1e-6))},
+    "sheehan-song-3epoch": {
+        **{k: (0.0, True, (v / 4, v * 4)) for k, v in ZAMBIA.items() if k[0] == "N"},
+        "T1": (0.0, True, (5e4, 8e5)),
+        "T2": (0.0, True, (5e4 + 5e5, 8e5 + 8e6)),
+    },
+    "selection": {
+        "class": (0.0, False, (0.0, 2.0)),
+        "s": (0.0, True, (10**-2.5, 0.1)),
+        "tau": (0.0, False, (0.0, 0.02 * 4 * SEL_N)),
+    },
+}
+
+
+def check_fixed(scenario: Scenario, fixed: dict[str, Any]) -> list[str]:
+    """Refuse ``--fix`` values a simulation (or training on it) cannot use -- not a number, not
+    positive where the scenario needs it (rates, sizes and times are on a log scale in training),
+    a class that is not 0, 1 or 2, ``T2`` not older than ``T1`` -- and return warnings for values
+    outside the scenario's prior.
+
+    Raises
+    ------
+    BiodlInputError
+        Naming ``--fix`` and the parameter.
+    """
+    import math
+
+    bad = [k for k in fixed if k not in scenario.fixable]
+    if bad:
+        raise BiodlInputError(
+            f"scenario {scenario.name} cannot fix {', '.join(bad)} "
+            f"(it can fix: {', '.join(scenario.fixable)})"
+        )
+    rules = _FIX_RULES.get(scenario.name, {})
+    warnings = []
+    for k, v in fixed.items():
+        try:
+            if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+                raise TypeError
+            v = float(v)
+        except (TypeError, ValueError):
+            raise BiodlInputError(f"--fix {k}={v}: the value must be a number") from None
+        if not math.isfinite(v):
+            raise BiodlInputError(f"--fix {k}={v:g}: the value must be a finite number")
+        if k not in rules:
+            continue
+        lo, strict, (plo, phi) = rules[k]
+        if k == "class":
+            if v not in (0.0, 1.0, 2.0):
+                raise BiodlInputError(f"--fix class={v:g}: class must be 0 (neutral), 1 (hard) or 2 (soft)")
+            continue
+        if v < lo or (strict and v == lo):
+            raise BiodlInputError(
+                f"--fix {k}={v:g}: {k} must be {'>' if strict else '>='} {lo:g} in scenario {scenario.name}"
+            )
+        if not plo <= v <= phi:
+            warnings.append(f"--fix {k}={v:g} is outside the scenario's prior ({plo:g} to {phi:g})")
+    if "T2" in fixed:
+        t1 = float(fixed["T1"]) if "T1" in fixed else None
+        t2 = float(fixed["T2"])
+        if t1 is not None and t2 <= t1:
+            raise BiodlInputError(f"--fix T2={t2:g} must be older than T1 ({t1:g})")
+        t1_max = _FIX_RULES["sheehan-song-3epoch"]["T1"][2][1]
+        if t1 is None and t2 <= t1_max:
+            raise BiodlInputError(
+                f"--fix T2={t2:g} may be younger than the T1 drawn from its prior (up to {t1_max:g}): give "
+                f"T2 > {t1_max:g}, or fix T1 too"
+            )
+    return warnings
+
+
 def get_scenario(name: str) -> Scenario:
     """The scenario called ``name`` (a clear error listing them otherwise)."""
     if name not in SCENARIOS:
@@ -367,6 +442,19 @@ def _config(scenario: Scenario, n: int, seed: int, chunk: int, n_hap: int, fixed
 
 
 _SAME = ("format", "scenario", "seed", "chunk", "n_haplotypes", "fixed", "stats_version")
+PENDING = ".dataset.json.pending"
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        raise BiodlInputError(f"{path.name} is not JSON; give another --out", path=path) from None
+
+
+def _shard_number(path: Path) -> int | None:
+    k = path.stem.split("-")[-1]
+    return int(k) if k.isdigit() else None
 
 
 def simulate_dataset(
@@ -393,8 +481,10 @@ def simulate_dataset(
     seed
         Seed; simulation ``i`` depends only on ``(seed, i)``.
     out
-        Dataset directory. Finished shards are kept (a rerun resumes); a directory of another
-        scenario, seed, chunk size, sample size or fixed parameters is refused.
+        Dataset directory. Finished shards are kept (a rerun resumes, a larger ``n`` adds
+        simulations); a directory of another scenario, seed, chunk size, sample size or fixed
+        parameters, or holding more simulations than ``n``, is refused: shards are never deleted.
+        ``dataset.json`` is written once the first shard of the call is done.
     chunk
         Simulations per shard (memory is bounded by ``chunk`` x ``workers`` matrices).
     workers
@@ -402,7 +492,8 @@ def simulate_dataset(
     n_haplotypes
         Sampled haploid chromosomes (default: the scenario's).
     fixed
-        Parameters fixed instead of drawn (e.g. ``{"ne": 5000}``: Flagel's theta = 6 test set).
+        Parameters fixed instead of drawn (e.g. ``{"ne": 5000}``: Flagel's theta = 6 test set);
+        checked by :func:`check_fixed` before anything is written.
 
     Returns
     -------
@@ -419,30 +510,57 @@ def simulate_dataset(
     if chunk < 1:
         raise BiodlInputError(f"--chunk must be at least 1, got {chunk}")
     fixed = dict(fixed or {})
-    bad = [k for k in fixed if k not in sc.fixable]
-    if bad:
-        raise BiodlInputError(
-            f"scenario {sc.name} cannot fix {', '.join(bad)} (it can fix: {', '.join(sc.fixable)})"
-        )
-    n_hap = int(n_haplotypes or sc.n_haplotypes)
+    warnings = check_fixed(sc, fixed)
+    fixed = {k: float(v) for k, v in fixed.items()}
+    n_hap = int(sc.n_haplotypes if n_haplotypes is None else n_haplotypes)
     if n_hap < 4:
         raise BiodlInputError(f"--samples must be at least 4 haplotypes, got {n_hap}")
+    for w in warnings:
+        log(f"[biodl] warning: {w}: a model trained on the prior extrapolates to it", quiet)
     out = output_dir(Path(out))
     cfg = _config(sc, n, seed, chunk, n_hap, fixed)
-    meta_path = out / "dataset.json"
-    if meta_path.exists():
-        try:
-            prev = json.loads(meta_path.read_text())
-        except ValueError:
-            raise BiodlInputError("dataset.json is not JSON; give another --out", path=meta_path) from None
+    meta_path, pending_path = out / "dataset.json", out / PENDING
+    n_shards = (n + chunk - 1) // chunk
+    shards = sorted(out.glob("shard-*.npz"))
+    prev = _read_config(meta_path) if meta_path.exists() else None
+    if prev is None and shards:
+        # dataset.json is written once the first shard is done; a run killed just before left the
+        # configuration it started with in PENDING
+        prev = _read_config(pending_path) if pending_path.exists() else None
+        if prev is None:
+            raise BiodlInputError(
+                f"holds {len(shards)} simulation shard(s) but no dataset.json: they are of an unknown "
+                "dataset; give another --out or remove them",
+                path=out,
+            )
+    if prev is not None:
         diff = [k for k in _SAME if prev.get(k) != cfg[k]]
         if diff:
             shown = ", ".join(f"{k} {prev.get(k)!r} here, {cfg[k]!r} asked" for k in diff)
             raise BiodlInputError(
                 f"holds another dataset ({shown}); give another --out or remove it", path=out
             )
-    atomic_write_text(meta_path, json.dumps(cfg, indent=2) + "\n")
-    n_shards = (n + chunk - 1) // chunk
+    beyond = [q for q in shards if _shard_number(q) is None or _shard_number(q) >= n_shards]
+    held = max(int(prev.get("n", 0)) if prev is not None else 0, n)
+    if held > n or beyond:
+        held_txt = f"{held} simulations" if held > n else f"shard(s) beyond --n {n} ({beyond[0].name})"
+        raise BiodlInputError(
+            f"already holds {held_txt}; --n {n} would drop "
+            + (f"{held - n} of them" if held > n else "them")
+            + f": give --n {held if held > n else 'as large as before'} or more (a larger --n adds "
+            "simulations, the finished ones are kept), or another --out (finished shards are never "
+            "deleted)",
+            path=out,
+        )
+    # the configuration goes to dataset.json once the first shard of this call is written (or now,
+    # when every shard is done): a run failing before that leaves no dataset behind, and a corrected
+    # rerun into the same --out is not refused
+    atomic_write_text(pending_path, json.dumps(cfg, indent=2) + "\n")
+
+    def publish() -> None:
+        atomic_write_text(meta_path, json.dumps(cfg, indent=2) + "\n")
+        pending_path.unlink(missing_ok=True)
+
     tasks, skipped = [], 0
     for k in range(n_shards):
         start, stop = k * chunk, min(n, (k + 1) * chunk)
@@ -461,9 +579,8 @@ def simulate_dataset(
                 path=str(p),
             )
         )
-    for extra in sorted(out.glob("shard-*.npz")):  # shards beyond n (an earlier, larger run)
-        if int(extra.stem.split("-")[1]) >= n_shards:
-            extra.unlink()
+    if not tasks:
+        publish()
     workers = max(1, min(int(workers or os.cpu_count() or 1), max(len(tasks), 1)))
     if skipped:
         log(f"[biodl] {out}: {skipped} of {n_shards} shard(s) already finished, kept", quiet)
@@ -482,8 +599,10 @@ def simulate_dataset(
     ) as bar:
         job = bar.add_task("sims", total=todo)
         if workers == 1:
-            for t in tasks:
+            for i, t in enumerate(tasks):
                 done, sec = _run_shard(t)
+                if i == 0:
+                    publish()
                 cpu += sec
                 bar.advance(job, done)
         else:
@@ -492,8 +611,10 @@ def simulate_dataset(
 
             with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
                 futs = [pool.submit(_run_shard, t) for t in tasks]
-                for f in as_completed(futs):
+                for i, f in enumerate(as_completed(futs)):
                     done, sec = f.result()
+                    if i == 0:
+                        publish()
                     cpu += sec
                     bar.advance(job, done)
     wall = time.perf_counter() - t0
@@ -530,6 +651,7 @@ __all__ = [
     "SCENARIOS",
     "Scenario",
     "ZAMBIA",
+    "check_fixed",
     "dataset_config",
     "get_scenario",
     "sim_seeds",
