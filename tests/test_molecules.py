@@ -107,6 +107,65 @@ def test_sdf_reading():
     assert t.ids[0] == "3-methylpentane"
 
 
+def test_header_less_smiles_files(tmp_path):
+    """Header-less .smi / .smiles files (one 'SMILES' or 'SMILES name' per line, as RDKit's
+    SmilesMolSupplier reads them) keep every molecule; headed .smi files still work."""
+    import gzip
+
+    bare = tmp_path / "bare.smi"
+    bare.write_text("CCO\nc1ccccc1\nCC(=O)O\n")
+    t = read_molecules(bare, require_targets=False)
+    assert t.smiles == ["CCO", "c1ccccc1", "CC(=O)O"] and t.ids == ["1", "2", "3"] and t.lines == [1, 2, 3]
+    named = tmp_path / "named.smiles"
+    named.write_text(
+        "OCC3OC(OCC2OC(OC(C#N)c1ccccc1)C(O)C(O)C2O)C(O)C(O)C3O  Amigdalin\n\nCCO ethyl alcohol\n"
+    )
+    t = read_molecules(named, require_targets=False)
+    assert t.ids == ["Amigdalin", "ethyl alcohol"] and t.lines == [1, 3] and len(t) == 2
+    tabbed = tmp_path / "tabbed.smi.gz"
+    with gzip.open(tabbed, "wt") as fh:
+        fh.write("CCO\tethanol\nc1ccccc1\tbenzene\n")
+    t = read_molecules(tabbed, require_targets=False)
+    assert t.smiles == ["CCO", "c1ccccc1"] and t.ids == ["ethanol", "benzene"]
+    headed = tmp_path / "headed.smi"
+    headed.write_text("smiles name\nCCO ethanol\nc1ccccc1 benzene\n")
+    t = read_molecules(headed, require_targets=False)
+    assert t.smiles == ["CCO", "c1ccccc1"] and t.ids == ["ethanol", "benzene"] and t.lines == [2, 3]
+    bad = tmp_path / "bad.smi"
+    bad.write_text("CCO a\nCC(C b\n")
+    with pytest.raises(BiodlInputError, match=r"bad.smi, line 2: invalid SMILES 'CC\(C'"):
+        read_molecules(bad, require_targets=False)
+    with pytest.raises(BiodlInputError, match="no header line"):
+        read_molecules(bare, target="SOL")
+
+
+def test_sdf_errors_name_the_record_and_its_line(tmp_path, capsys):
+    from biodl.kinds.molecules.kind import read_table
+
+    lines = SDF.read_text().splitlines(keepends=True)
+    sol = [i for i, s in enumerate(lines) if s.startswith("> <SOL>")][5]  # record 6's SOL header
+    lines[sol + 1] = "insoluble\n"
+    broken = tmp_path / "broken.sdf"
+    broken.write_text("".join(lines))
+    with pytest.raises(BiodlInputError) as e:
+        read_molecules(broken, target="SOL")
+    msg = str(e.value)
+    want = "record 6 ('cycloheptatriene', line 160): target 'SOL' is not a number: 'insoluble'"
+    assert f"{want} (on line {sol + 2})" in msg
+    assert "line 6:" not in msg and e.value.record == 6
+    lines = SDF.read_text().splitlines(keepends=True)
+    lines[69] = "  X  Y  0  0\n"  # record 3's counts line: RDKit cannot read the record
+    broken2 = tmp_path / "broken2.sdf"
+    broken2.write_text("".join(lines).replace("\n", "\r\n"))
+    with pytest.raises(
+        BiodlInputError, match=r"broken2.sdf: record 3 \('1-pentene', line 67\): invalid molecule"
+    ):
+        read_molecules(broken2, target="SOL")
+    t = read_table(broken2, {"skip_invalid": True}, "SOL", True, quiet=False)
+    assert len(t) == 19 and t.invalid[0].line == 3
+    assert "(first: record 3 ('1-pentene', line 67): RDKit could not read" in capsys.readouterr().err
+
+
 def test_cli_train_evaluate_predict(tmp_path):
     run = tmp_path / "run"
     args = ["train", "--system", "neural-fp", "--data", str(DELANEY), "--target", TARGET, "--out", str(run)]

@@ -529,7 +529,9 @@ def evaluate(
         highlight=False,
         markup=False,
     )
-    console.print_json(json.dumps(r["metrics"]))
+    from biodl.train.metrics import json_safe
+
+    console.print_json(json.dumps(json_safe(r["metrics"])))  # null, not NaN: the output is JSON
 
 
 @app.command()

@@ -14,6 +14,69 @@ from torchmetrics.functional.classification import (
 )
 from torchmetrics.functional.regression import mean_squared_error, pearson_corrcoef, r2_score
 
+#: Warnings already printed by this process (each is printed once: training scores the
+#: validation set every epoch).
+_WARNED: set[str] = set()
+
+
+def _warn_once(msg: str) -> None:
+    if msg not in _WARNED:
+        _WARNED.add(msg)
+        from biodl.io._util import note
+
+        note(msg)
+
+
+def json_safe(obj):
+    """``obj`` (dicts, lists, tuples of numbers, strings, ...) with every NaN or infinite float
+    (Python or NumPy) replaced by ``None``, so ``json.dumps`` writes ``null``: bare ``NaN`` is
+    not JSON. NumPy numbers become Python numbers; other values are kept."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
+
+
+def _one_class_labels(target: np.ndarray, names: list[str]) -> list[str]:
+    """``'NAME (all 0)'`` for each column of ``target`` (``(n, n_labels)``, NaN = missing)
+    whose known labels are of one class only."""
+    out = []
+    for j in range(target.shape[1]):
+        t = target[~np.isnan(target[:, j]), j] > 0.5
+        if t.size and (t.all() or not t.any()):
+            out.append(f"{names[j]} (all {int(t[0])})")
+    return out
+
+
+def warn_one_class(target, label_names: list[str] | None, undefined: str) -> None:
+    """Print (once per process and message) a warning that labels of ``target`` have one class
+    only, so the metrics named in ``undefined`` (e.g. ``"AUROC and AUPRC"``) are undefined:
+    NaN for one label, left out of the means over several."""
+    target = np.asarray(target, dtype=np.float64).reshape(len(target), -1)
+    names = label_names or [str(j) for j in range(target.shape[1])]
+    one = _one_class_labels(target, names)
+    if not one:
+        return
+    if target.shape[1] == 1:
+        cls = one[0].rsplit("(", 1)[1].rstrip(")")
+        msg = f"the labels have one class only ({cls}): {undefined} are undefined (NaN)"
+    elif len(one) == target.shape[1]:
+        msg = f"every label has one class only: {undefined} are undefined (NaN)"
+    else:
+        shown = ", ".join(one[:5]) + (f" and {len(one) - 5} more" if len(one) > 5 else "")
+        msg = (
+            f"{len(one)} of {target.shape[1]} labels have one class only ({shown}): their {undefined} "
+            "are undefined and left out of the means"
+        )
+    _warn_once(f"[biodl] warning: {msg}")
+
 
 def compute_metrics(
     task: str, logits: torch.Tensor, target: torch.Tensor, label_names: list[str] | None = None
@@ -33,7 +96,8 @@ def compute_metrics(
     -------
     dict
         binary/multilabel: ``auroc`` and ``auprc`` (means over labels with both classes
-        present) plus ``auroc/<label>``, ``auprc/<label>`` when there are several labels;
+        present; NaN, with a warning, when a label has one class only) plus ``auroc/<label>``,
+        ``auprc/<label>`` when there are several labels;
         multiclass: ``accuracy``, ``auroc`` (macro); regression: ``mse``, ``pearson``, ``r2``
         (means over outputs).
     """
@@ -60,6 +124,7 @@ def compute_metrics(
         okp = [p for p in auprcs if not math.isnan(p)]
         out["auroc"] = sum(ok) / len(ok) if ok else math.nan
         out["auprc"] = sum(okp) / len(okp) if okp else math.nan
+        warn_one_class(target.numpy(), names, "AUROC and AUPRC")
     elif task == "multiclass":
         t = target[:, 0]
         m = ~torch.isnan(t)
@@ -158,13 +223,17 @@ def threshold_metrics(
     dict
         ``mcc``, ``accuracy``, ``sensitivity``, ``specificity`` (means over the outputs whose
         labels have both classes; ``threshold`` too for one output), and per output
-        ``<metric>/<label>`` and ``threshold/<label>`` when there are several.
+        ``<metric>/<label>`` and ``threshold/<label>`` when there are several. When no output
+        has both classes, each metric is the mean over the outputs where it is defined:
+        accuracy always, sensitivity with positives, specificity with negatives; MCC is NaN
+        for a label of one class (a warning names them).
     """
     logits = np.asarray(logits, dtype=np.float64).reshape(len(logits), -1)
     target = np.asarray(target, dtype=np.float64).reshape(len(target), -1)
     prob = 1 / (1 + np.exp(-logits))
     names = label_names or [str(j) for j in range(target.shape[1])]
     per: dict[str, list[float]] = {"mcc": [], "accuracy": [], "sensitivity": [], "specificity": []}
+    fallback: dict[str, list[float]] = {k: [] for k in per}
     out: dict[str, float] = {}
     for j in range(target.shape[1]):
         m = ~np.isnan(target[:, j])
@@ -178,15 +247,30 @@ def threshold_metrics(
             "specificity": tn / (tn + fp) if tn + fp else math.nan,
         }
         both = tp + fn > 0 and tn + fp > 0
+        if not both:
+            vals["mcc"] = math.nan  # undefined, not 0, with one class only
+            if not tp + fp + tn + fn:
+                vals["accuracy"] = math.nan
         for k, v in vals.items():
             if both:
                 per[k].append(v)
+            else:
+                fallback[k].append(v)
             if target.shape[1] > 1:
                 out[f"{k}/{names[j]}"] = v
         if target.shape[1] > 1:
             out[f"threshold/{names[j]}"] = float(thresholds[j])
+    any_both = bool(per["accuracy"])
     for k, vs in per.items():
+        if not any_both:  # no output has both classes: the values that are defined
+            vs = [v for v in fallback[k] if not math.isnan(v)]
         out[k] = sum(vs) / len(vs) if vs else math.nan
+    classes = {c[-2] for c in _one_class_labels(target, names)}  # '1' / '0' of 'NAME (all 1)'
+    undefined = {
+        frozenset("1"): "MCC and specificity",
+        frozenset("0"): "MCC and sensitivity",
+    }.get(frozenset(classes), "MCC and specificity (all 1) or sensitivity (all 0)")
+    warn_one_class(target, names, undefined)
     if target.shape[1] == 1:
         out["threshold"] = float(thresholds[0])
     return out

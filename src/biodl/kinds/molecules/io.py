@@ -1,8 +1,8 @@
 """Read molecules with targets: CSV/TSV/SMILES tables (plain or gzip) and SDF (RDKit).
 
 Every SMILES is parsed and sanitised by RDKit. A molecule RDKit rejects is reported with its
-line (tables) or record (SDF) and RDKit's reason; with ``skip_invalid=True`` such rows are
-dropped (and counted) instead.
+line (tables) or record (SDF: number, title and the line it starts on) and RDKit's reason; with
+``skip_invalid=True`` such rows are dropped (and counted) instead.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pandas as pd
 from rdkit import Chem, rdBase
 
 from biodl.errors import BiodlInputError
-from biodl.io._util import input_errors, warn_duplicate_ids
+from biodl.io._util import input_errors, note, warn_duplicate_ids
 
 __all__ = ["InvalidMolecule", "MoleculeTable", "parse_smiles", "read_molecules", "write_table"]
 
@@ -30,12 +30,21 @@ SDF_SUFFIXES = (".sdf", ".sd", ".mol")
 
 @dataclass
 class InvalidMolecule:
-    """A row RDKit could not turn into a molecule."""
+    """A row RDKit could not turn into a molecule.
+
+    ``line`` is the line (tables) or record (SDF) number, 1-based; ``where`` says it in words
+    (``line 4``; ``record 6 ('cycloheptatriene', line 160)``).
+    """
 
     line: int
     id: str
     smiles: str
     reason: str
+    where: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.where:
+            self.where = f"line {self.line}"
 
 
 @dataclass
@@ -150,7 +159,53 @@ def _find_column(
     return None
 
 
-def _read_frame(path: Path) -> pd.DataFrame:
+def _split_smi_line(text: str, sep: str) -> list[str]:
+    """The fields of one line of a header-less SMILES file: the SMILES and (if any) the name.
+    Whitespace-separated: the name is the rest of the line (it may hold spaces), as in Daylight
+    ``.smi`` files and RDKit's ``SmilesMolSupplier``."""
+    text = text.strip()
+    if sep == "\t" or sep == ",":
+        return [f.strip() for f in text.split(sep)[:2]]
+    return [f.strip() for f in text.split(None, 1)]
+
+
+def _is_header_less(head: str, sep: str, names: Sequence[str]) -> bool:
+    """Whether the first line of a ``.smi`` / ``.smiles`` file is a molecule, not a header:
+    its first field parses as a SMILES and is no known (or requested) column name."""
+    first = _split_smi_line(head, sep)[0] if head.strip() else ""
+    known = {c.lower() for c in (*SMILES_COLUMNS, *ID_COLUMNS, *names)}
+    if not first or first.lower() in known:
+        return False
+    with rdBase.BlockLogs():
+        return Chem.MolFromSmiles(first) is not None
+
+
+def _read_header_less(path: Path, opener, sep: str) -> pd.DataFrame:
+    """A header-less SMILES file: column ``smiles`` (field 1) and ``name`` (field 2, or the
+    rest of the line; empty when absent); blank lines and ``#`` comments are skipped. The
+    1-based line of each row is in ``frame.attrs["lines"]``."""
+    smiles, names, lines = [], [], []
+    try:
+        with input_errors(path), opener(path, "rt") as fh:
+            for i, text in enumerate(fh, 1):
+                if not text.strip() or text.lstrip().startswith("#"):
+                    continue
+                f = _split_smi_line(text, sep)
+                smiles.append(f[0])
+                names.append(f[1] if len(f) > 1 else "")
+                lines.append(i)
+    except (OSError, UnicodeDecodeError) as e:
+        raise BiodlInputError(f"cannot read the file ({e})", path=path) from None
+    df = pd.DataFrame({"smiles": smiles, "name": names}, dtype=str)
+    df.attrs["lines"] = lines
+    df.attrs["header_less"] = True
+    return df
+
+
+def _read_frame(path: Path, names: Sequence[str] = ()) -> pd.DataFrame:
+    """The table at ``path`` as strings. A ``.smi`` / ``.smiles`` file whose first line is a
+    molecule (a SMILES that is no known column name, nor one of ``names``) is read without a
+    header (:func:`_read_header_less`), as RDKit's ``SmilesMolSupplier`` reads it."""
     name = path.name.lower()
     if name.endswith(".gz"):
         name = name[:-3]
@@ -158,6 +213,12 @@ def _read_frame(path: Path) -> pd.DataFrame:
     try:
         with input_errors(path), opener(path, "rt") as fh:
             head = fh.readline()
+            while (
+                head
+                and (not head.strip() or head.lstrip().startswith("#"))
+                and name.endswith((".smi", ".smiles"))
+            ):
+                head = fh.readline()
     except (OSError, UnicodeDecodeError) as e:
         raise BiodlInputError(f"cannot read the file ({e})", path=path) from None
     if not head.strip():
@@ -165,6 +226,15 @@ def _read_frame(path: Path) -> pd.DataFrame:
     sep = "\t" if ("\t" in head or name.endswith((".tsv", ".tab"))) else ","
     if sep == "," and "," not in head and name.endswith((".smi", ".smiles", ".txt")):
         sep = r"\s+"
+    if name.endswith((".smi", ".smiles")) and _is_header_less(head, sep, ()):
+        if not _is_header_less(head, sep, names):
+            note(
+                f"[biodl] warning: {path}: line 1 ({head.strip()!r}) is a valid SMILES but is read as "
+                "the header line, as the column name given with smiles_col/id_col is in it; without "
+                "that option the file is read as header-less SMILES (SMILES, name)"
+            )
+        else:
+            return _read_header_less(path, opener, sep)
     try:
         with input_errors(path):
             df = pd.read_csv(
@@ -178,14 +248,22 @@ def _read_frame(path: Path) -> pd.DataFrame:
     return df
 
 
-def _to_float(v: str, path, line: int, col: str) -> float:
+def _to_float(v: str, path, line: int, col: str, where: str = "", value_line: int = 0) -> float:
+    """``v`` as a float (empty / NaN / NA: NaN). ``line`` is the table line, or with ``where``
+    (its place in words, e.g. an SDF record) the SDF record number; ``value_line``: the file
+    line of the value, when known."""
     v = v.strip()
     if v == "" or v.lower() in ("nan", "na", "none", "null"):
         return np.nan
     try:
         return float(v)
     except ValueError:
-        raise BiodlInputError(f"target {col!r} is not a number: {v!r}", path=path, record=line) from None
+        if not where:
+            raise BiodlInputError(f"target {col!r} is not a number: {v!r}", path=path, record=line) from None
+        at = f" (on line {value_line})" if value_line else ""
+        err = BiodlInputError(f"{where}: target {col!r} is not a number: {v!r}{at}", path=path)
+        err.record = line
+        raise err from None
 
 
 def _select_targets(
@@ -225,7 +303,9 @@ def read_molecules(
     Parameters
     ----------
     path
-        CSV/TSV/``.smi``/``.smiles`` table (gzip allowed) with a SMILES column, or SDF.
+        CSV/TSV/``.smi``/``.smiles`` table (gzip allowed) with a SMILES column, or SDF. A
+        ``.smi``/``.smiles`` file whose first line is a molecule has no header: ``SMILES`` or
+        ``SMILES name`` per line (no targets).
     target
         Target column(s) / SDF property(ies): a comma-separated string, a list, or ``all``
         (every numeric column). Missing values (empty, NaN) are kept as NaN and masked in
@@ -258,8 +338,15 @@ def read_molecules(
         target_names = rows[1]
         records = rows[0]
     else:
-        df = _read_frame(p)
+        df = _read_frame(p, [n for n in (smiles_col, id_col) if n])
         cols = list(df.columns)
+        header_less = bool(df.attrs.get("header_less"))
+        if header_less and target is not None and not (isinstance(target, str) and not target.strip()):
+            raise BiodlInputError(
+                "the file has no header line (line 1 is a molecule: SMILES and name), so it has no "
+                "target columns; add a header line naming the columns (e.g. 'smiles name TARGET')",
+                path=p,
+            )
         sc = _find_column(cols, smiles_col, SMILES_COLUMNS, "SMILES", p)
         if sc is None:
             raise BiodlInputError(
@@ -268,25 +355,30 @@ def read_molecules(
                 path=p,
             )
         ic = _find_column(cols, id_col, ID_COLUMNS, "id", p)
+        if header_less and not any(df["name"]):
+            ic = None  # SMILES only: ids are the row numbers
         target_names = _select_targets(cols, df, target, {sc, ic} if ic else {sc}, p)
         records = []
         smiles_vals = df[sc].tolist()
         id_vals = df[ic].tolist() if ic else [str(i + 1) for i in range(len(df))]
+        if header_less:  # a line without a name: its row number
+            id_vals = [v or str(i + 1) for i, v in enumerate(id_vals)]
         tvals = [df[t].tolist() for t in target_names]
+        file_lines = df.attrs.get("lines") or [i + 2 for i in range(len(df))]
         for i, smi in enumerate(smiles_vals):
-            line = i + 2
+            line = file_lines[i]
             y = [_to_float(tv[i], p, line, t) for tv, t in zip(tvals, target_names, strict=True)]
-            records.append((line, str(id_vals[i]), smi, None, y, ""))
+            records.append((line, str(id_vals[i]), smi, None, y, "", f"line {line}"))
     if require_targets and not target_names:
         raise BiodlInputError(
             "no target given: name the target column(s) with --target (comma-separated, or 'all')", path=p
         )
     ids, smiles, mols, ys, lines, invalid = [], [], [], [], [], []
-    for line, rid, smi, mol, y, reason in records:
+    for line, rid, smi, mol, y, reason, where in records:
         if mol is None and not reason:
             mol, reason = parse_smiles(smi)
         if mol is None:
-            invalid.append(InvalidMolecule(line, rid, smi, reason))
+            invalid.append(InvalidMolecule(line, rid, smi, reason, where))
             continue
         ids.append(rid)
         smiles.append(smi)
@@ -296,12 +388,12 @@ def read_molecules(
     if invalid and not (skip_invalid or keep_invalid):
         bad = invalid[0]
         more = f" ({len(invalid)} invalid molecules in total)" if len(invalid) > 1 else ""
-        what = f"invalid SMILES {bad.smiles!r}" if not is_sdf else "invalid molecule"
-        raise BiodlInputError(
-            f"{what}: {bad.reason}{more}; use --skip-invalid (skip_invalid=True in Python) to skip them",
-            path=p,
-            record=str(bad.line) if is_sdf else bad.line,
-        )
+        hint = f"{bad.reason}{more}; use --skip-invalid (skip_invalid=True in Python) to skip them"
+        if not is_sdf:
+            raise BiodlInputError(f"invalid SMILES {bad.smiles!r}: {hint}", path=p, record=bad.line)
+        err = BiodlInputError(f"{bad.where}: invalid molecule: {hint}", path=p)
+        err.record = bad.line
+        raise err
     if not mols and not keep_invalid:
         raise BiodlInputError("no valid molecules in the file", path=p)
     targets = np.asarray(ys, dtype=np.float32).reshape(len(ys), len(target_names)) if target_names else None
@@ -335,18 +427,71 @@ def _sdf_rows(p: Path, target, id_col) -> tuple[list, list[str]]:
     for n in names:
         if n not in props:
             raise BiodlInputError(f"no SDF property {n!r} (properties: {', '.join(props)})", path=p)
+    layout = _sdf_layout(p)
+    if len(layout) != len(mols):  # RDKit split the file otherwise: name records by number only
+        layout = []
     for i, m in enumerate(mols):
         rec = i + 1
+        start, title, prop_lines = layout[i] if layout else (0, "", {})
+        if m is not None and not title:
+            title = m.GetProp("_Name") if m.HasProp("_Name") else ""
+        where = _sdf_where(rec, title, start)
         if m is None:
             reason = "RDKit could not read or sanitise this SDF record"
-            records.append((rec, str(rec), "", None, [np.nan] * len(names), reason))
+            records.append((rec, title or str(rec), "", None, [np.nan] * len(names), reason, where))
             continue
         rid = m.GetProp(id_col) if id_col and m.HasProp(id_col) else (m.GetProp("_Name") or str(rec))
         y = []
         for n in names:
-            y.append(_to_float(m.GetProp(n), p, rec, n) if m.HasProp(n) else np.nan)
-        records.append((rec, rid, Chem.MolToSmiles(m), m, y, ""))
+            if not m.HasProp(n):
+                y.append(np.nan)
+                continue
+            y.append(_to_float(m.GetProp(n), p, rec, n, where=where, value_line=prop_lines.get(n, 0)))
+        records.append((rec, rid, Chem.MolToSmiles(m), m, y, "", where))
     return records, names
+
+
+def _sdf_where(rec: int, title: str, start: int) -> str:
+    """An SDF record in words: ``record 6 ('cycloheptatriene', line 160)`` (the line where the
+    record starts)."""
+    inner = [repr(title)] if title else []
+    if start:
+        inner.append(f"line {start}")
+    return f"record {rec}" + (f" ({', '.join(inner)})" if inner else "")
+
+
+_SDF_PROP = re.compile(rb"^>.*?<([^>]*)>")
+
+
+def _sdf_layout(p: Path) -> list[tuple[int, str, dict[str, int]]]:
+    """Per SDF record: the 1-based line where it starts, its title (first line) and the line of
+    each data item's value (``{property: line}``). One pass over the file; an SDF that cannot be
+    read here gives ``[]`` (records are then named by number only)."""
+    opener = gzip.open if p.name.lower().endswith(".gz") else open
+    out: list[tuple[int, str, dict[str, int]]] = []
+    start, title, props, pending, filled = 1, None, {}, None, False
+    try:
+        with opener(p, "rb") as fh:
+            for i, raw in enumerate(fh, 1):
+                text = raw.rstrip(b"\r\n")
+                if title is None:
+                    start, title, props, filled = i, text.decode("utf-8", "replace").strip(), {}, False
+                filled = filled or bool(text.strip())
+                if pending is not None:
+                    props.setdefault(pending, i)
+                    pending = None
+                if text.startswith(b"$$$$"):
+                    out.append((start, title, props))
+                    title = None
+                    continue
+                m = _SDF_PROP.match(text)
+                if m:
+                    pending = m.group(1).decode("utf-8", "replace")
+    except (OSError, EOFError):
+        return []
+    if title is not None and filled:  # a last record without $$$$
+        out.append((start, title, props))
+    return out
 
 
 def write_table(path: str | Path, df: pd.DataFrame) -> Path:

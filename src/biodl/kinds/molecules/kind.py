@@ -122,7 +122,7 @@ def read_table(
         first = table.invalid[0]
         log(
             f"[biodl] {path}: dropped {len(table.invalid)} invalid molecule(s) of "
-            f"{len(table) + len(table.invalid)} (first: line {first.line}: {first.reason})",
+            f"{len(table) + len(table.invalid)} (first: {first.where}: {first.reason})",
             quiet,
         )
     return table

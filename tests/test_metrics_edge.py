@@ -1,0 +1,71 @@
+"""Metrics when a label has one class only: the defined values are reported, the undefined
+ones are NaN with a warning, and metrics.json holds null (valid JSON), not NaN."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from biodl.train import metrics as M
+
+
+@pytest.fixture(autouse=True)
+def _fresh_warnings():
+    M._WARNED.clear()
+    yield
+    M._WARNED.clear()
+
+
+def test_one_class_positive_labels(capsys):
+    logits = np.array([2.0, 1.0, -1.0, -2.0, 3.0])[:, None]
+    y = np.ones((5, 1))
+    got = M.threshold_metrics(logits, y, [0.5])
+    assert got["accuracy"] == pytest.approx(0.6) and got["sensitivity"] == pytest.approx(0.6)
+    assert math.isnan(got["mcc"]) and math.isnan(got["specificity"]) and got["threshold"] == 0.5
+    m = M.compute_metrics("binary", torch.from_numpy(logits), torch.from_numpy(y))
+    assert math.isnan(m["auroc"]) and math.isnan(m["auprc"])
+    err = capsys.readouterr().err
+    assert "the labels have one class only (all 1): MCC and specificity are undefined" in err
+    assert "the labels have one class only (all 1): AUROC and AUPRC are undefined" in err
+
+
+def test_one_class_negative_labels(capsys):
+    logits = np.array([2.0, -1.0, -1.0, -2.0])[:, None]
+    got = M.threshold_metrics(logits, np.zeros((4, 1)), [0.5])
+    assert got["accuracy"] == pytest.approx(0.75) and got["specificity"] == pytest.approx(0.75)
+    assert math.isnan(got["mcc"]) and math.isnan(got["sensitivity"])
+    assert "(all 0): MCC and sensitivity are undefined" in capsys.readouterr().err
+
+
+def test_multilabel_means_keep_labels_with_both_classes(capsys):
+    logits = np.array([[2.0, 2.0], [-2.0, -2.0], [2.0, 1.0], [-1.0, 1.0]])
+    y = np.array([[1, 1], [0, 1], [1, 1], [0, 1]], dtype=float)
+    got = M.threshold_metrics(logits, y, [0.5, 0.5], ["a", "b"])
+    # label b has one class: left out of the means (as before), its MCC NaN rather than 0
+    assert got["mcc"] == pytest.approx(1.0) and got["accuracy"] == pytest.approx(1.0)
+    assert math.isnan(got["mcc/b"]) and got["accuracy/b"] == pytest.approx(0.75)
+    assert "1 of 2 labels have one class only (b (all 1))" in capsys.readouterr().err
+    both = M.threshold_metrics(logits, np.ones((4, 2)), [0.5, 0.5], ["a", "b"])
+    assert both["accuracy"] == pytest.approx((0.5 + 0.75) / 2) and math.isnan(both["specificity"])
+
+
+def test_metrics_json_writes_null_not_nan(tmp_path):
+    from biodl.kinds.base import write_results
+
+    res = {
+        "metrics": {"auroc": float("nan"), "acc": np.float32(0.5), "x": np.float64("inf")},
+        "n": np.int64(3),
+    }
+    write_results(tmp_path / "ev", res, pd.DataFrame({"id": ["a"], "p": [0.1]}))
+    text = (tmp_path / "ev" / "metrics.json").read_text()
+
+    def refuse(c):
+        raise AssertionError(f"not JSON: {c}")
+
+    d = json.loads(text, parse_constant=refuse)
+    assert d["metrics"] == {"auroc": None, "acc": 0.5, "x": None} and d["n"] == 3
