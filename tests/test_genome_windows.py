@@ -449,3 +449,27 @@ def test_window_spec_is_the_one_definition_of_the_windows():
     assert len(tr2) + len(va2) + len(te2) == 100 and len(te2) < len(te)
     assert len(small.select(lengths, "test")) == len(te)  # evaluation: every test window
     assert set(te2.windows["start"]) <= set(te.windows["start"])
+
+
+def test_bed_intervals_beyond_the_chromosome_are_refused(tmp_path, capfd):
+    """An interval entirely past the chromosome end was scored on the chromosome's last
+    window; now it is an error naming the line. One that overhangs the end is moved inside
+    (as before, with a note saying so); a zero-length one is centred on its point."""
+    from biodl.io.bed import read_bed
+    from biodl.kinds.windows.kind import _resize_intervals
+
+    bed = tmp_path / "r.bed"
+    bed.write_text("track name=x\nc1\t500\t500\tins\nc1\t950\t1050\tover\nc1\t1000\t1000\tpoint_at_end\n")
+    w = _resize_intervals(read_bed(bed), 200, {"c1": 1000}, bed)
+    assert w[["start", "end"]].values.tolist() == [[400, 600], [800, 1000], [800, 1000]]
+    err = " ".join(capfd.readouterr().err.split())
+    assert (
+        "2 of 3 interval(s) are centred within 100 bp of a chromosome end (1 of them run past the end)" in err
+    )
+    bed.write_text("track name=x\nc1\t10\t20\nc1\t2000\t2100\tbeyond\nc1\t1000\t1001\n")
+    with pytest.raises(
+        BiodlInputError,
+        match=r"r\.bed, line 3: interval c1:2000-2100 lies beyond the end of c1 "
+        r"\(length 1000 bp\) \(2 such intervals",
+    ):
+        _resize_intervals(read_bed(bed), 200, {"c1": 1000}, bed)

@@ -383,3 +383,93 @@ def test_cli_interpret_commands(tiny_run, tmp_path):
     )
     r = runner.invoke(app, ["motifs", str(tiny_run), "--db", str(tmp_path / "missing.meme")])
     assert r.exit_code == 2 and "missing.meme" in r.output
+
+
+def _mixed_fasta(path, lengths=(150, 60, 101), seed=3):
+    rng = np.random.default_rng(seed)
+    full = "".join(rng.choice(list("ACGT"), max(lengths)))
+    seqs = {f"s{n}": full[:n] for n in lengths}
+    path.write_text("".join(f">{k}\n{v}\n" for k, v in seqs.items()))
+    return seqs
+
+
+def test_ism_any_length_model_scores_native_lengths(tiny_run, tmp_path):
+    """A model that takes any length (DeepBind) is mutated at each sequence's own length: the
+    reference equals `predict`'s score and positions are the input's (a 150-bp record was
+    cropped to the central 101 bp, position 1 was its base 25; a 60-bp one was padded and its
+    base 1 reported as position 21 with ref-N padding rows)."""
+    from biodl import pipeline
+
+    fa = tmp_path / "mixed.fa"
+    seqs = _mixed_fasta(fa)
+    r = runner.invoke(app, ["ism", str(tiny_run), str(fa), "--out", str(tmp_path / "m.tsv.gz")])
+    assert r.exit_code == 0, r.output
+    with open(tmp_path / "m.tsv.gz", "rb") as fh:
+        assert fh.read(2) == b"\x1f\x8b"  # a .gz name is gzip (it was plain text)
+    import pandas as pd
+
+    df = pd.read_csv(tmp_path / "m.tsv.gz", sep="\t")
+    assert "N" not in set(df["ref"])
+    for k, s in seqs.items():
+        sub = df[df["id"] == k]
+        assert len(sub) == 3 * len(s) and sub["position"].min() == 1 and sub["position"].max() == len(s)
+        first = sub.drop_duplicates("position").sort_values("position")
+        assert "".join(first["ref"]) == s
+    r = runner.invoke(app, ["ism", str(tiny_run), str(fa), "--out", str(tmp_path / "m.npz")])
+    assert r.exit_code == 0, r.output
+    z = np.load(tmp_path / "m.npz")
+    assert z["effects"].shape == (3, 4, 150, 1) and list(z["offset"]) == [0, 0, 0]
+    assert list(z["length"]) == [150, 60, 101] and np.isnan(z["effects"][1, :, 60:]).all()
+    pred = pipeline.predict(tiny_run, fa, quiet=True)
+    np.testing.assert_allclose(z["reference"][:, 0], pred["logit_REST"].to_numpy(), atol=1e-5)
+    r = runner.invoke(app, ["attribute", str(tiny_run), str(fa), "--out", str(tmp_path / "a.npz")])
+    assert r.exit_code == 0, r.output
+    a = np.load(tmp_path / "a.npz")
+    assert a["attributions"].shape == (3, 4, 150) and np.isnan(a["attributions"][1, :, 60:]).all()
+    assert np.isfinite(a["attributions"][1, :, :60]).all() and np.isfinite(a["delta"]).all()
+
+
+def test_ism_fixed_length_model_reports_input_positions(tmp_path):
+    """A fixed-length model reads sequences padded / cropped to its length: ISM rows and the
+    npz `offset` are in input coordinates, padding is never reported, and cropping is said."""
+    d = tmp_path / "run"
+    d.mkdir()
+    torch.manual_seed(0)
+    kw = dict(n_outputs=1, seq_len=101, n_filters=[4, 4, 4], hidden=4, kernel_size=4, pool_size=2)
+    save_legacy_model(
+        d / "model.pt",
+        DeepSEA(**kw),
+        {
+            "recipe": "deepsea",
+            "model_kwargs": kw,
+            "seq_len": 101,
+            "n_value": 0.25,
+            "task": "binary",
+            "label_names": ["y"],
+        },
+    )
+    fa = tmp_path / "mixed.fa"
+    seqs = _mixed_fasta(fa)
+    r = runner.invoke(app, ["ism", str(d), str(fa), "--out", str(tmp_path / "f.tsv")])
+    assert r.exit_code == 0, r.output
+    assert "central 101 bp" in " ".join(r.output.split()) and "positions 25-125" in r.output
+    import pandas as pd
+
+    df = pd.read_csv(tmp_path / "f.tsv", sep="\t")
+    assert "N" not in set(df["ref"])
+    span = {k: (g["position"].min(), g["position"].max()) for k, g in df.groupby("id")}
+    assert span == {"s150": (25, 125), "s60": (1, 60), "s101": (1, 101)}
+    for k, g in df.groupby("id"):
+        first = g.drop_duplicates("position").sort_values("position")
+        lo, hi = span[k]
+        assert "".join(first["ref"]) == seqs[k][lo - 1 : hi]
+    r = runner.invoke(app, ["ism", str(d), str(fa), "--out", str(tmp_path / "f.npz"), "--start", "30"])
+    assert r.exit_code == 0, r.output
+    z = np.load(tmp_path / "f.npz")
+    assert list(z["offset"]) == [30, 30, 30] and z["effects"].shape == (3, 4, 95, 1)
+    assert np.isnan(z["effects"][1, :, 30:]).all() and np.isfinite(z["effects"][1, :, :30]).all()
+    r = runner.invoke(app, ["attribute", str(d), str(fa), "--out", str(tmp_path / "a.npz")])
+    assert r.exit_code == 0, r.output
+    a = np.load(tmp_path / "a.npz")
+    assert list(a["offset"]) == [24, 0, 0] and a["attributions"].shape == (3, 4, 101)
+    assert np.isnan(a["attributions"][1, :, 60:]).all() and np.isfinite(a["attributions"][1, :, :60]).all()

@@ -202,3 +202,42 @@ def test_label_columns_by_glob_and_all(tmp_path):
     assert "--label-col" in msg and f"({n_lab + 3} columns)" in msg and "f39" not in msg
     with pytest.raises(BiodlInputError, match="'g\\*' not found"):
         read_sequence_table(p, label_cols="g*")
+
+
+def test_bed_zero_length_interval_is_valid(tmp_path):
+    """start == end (an insertion point) is valid BED; the line named in errors is the file's."""
+    bed = tmp_path / "z.bed"
+    bed.write_text("track name=x\n#chrom\tstart\tend\nchr1\t5\t5\tins\nchr1\t9\t8\tbad\n")
+    with pytest.raises(BiodlInputError, match=r"z\.bed, line 4: bad interval chr1:9-8"):
+        read_bed(bed)
+    bed.write_text("track name=x\n#chrom\tstart\tend\nchr1\t5\t5\tins\n")
+    df = read_bed(bed)
+    assert df[["start", "end", "line"]].values.tolist() == [[5, 5, 3]]
+
+
+def test_stale_fai_is_not_trusted(tmp_path, monkeypatch, capfd):
+    """A .fai newer than the FASTA but describing another file (pyfaidx compares times only)
+    gave wrong bases; it is detected, left alone, and a fresh index is used."""
+    import os
+
+    monkeypatch.setenv("BIODL_CACHE", str(tmp_path / "cache"))
+    g = tmp_path / "g.fa"
+    g.write_text(">chr1 desc\n" + "ACGTTGCA" * 10 + "\n" + "GGGG" * 5 + "\n>chr2\n" + "T" * 30 + "\n")
+    fai = tmp_path / "g.fa.fai"
+    good = open_genome(g)
+    assert str(good["chr1"][0:8]) == "ACGTTGCA" and len(good["chr1"]) == 100
+    good.close()
+    ok = fai.read_text()
+    stale = "chr1\t100\t6\t80\t81\nchr2\t30\t120\t80\t81\n"
+    fai.write_text(stale)
+    st = g.stat()
+    os.utime(fai, (st.st_atime + 10, st.st_mtime + 10))
+    fa = open_genome(g)
+    assert str(fa["chr1"][0:8]) == "ACGTTGCA" and str(fa["chr2"][0:3]) == "TTT"
+    fa.close()
+    assert "g.fa.fai: this index does not match" in " ".join(capfd.readouterr().err.split())
+    assert fai.read_text() == stale  # the user's file is left alone
+    fai.write_text(ok)
+    os.utime(fai, (st.st_atime + 10, st.st_mtime + 10))
+    open_genome(g).close()
+    assert "does not match" not in capfd.readouterr().err

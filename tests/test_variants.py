@@ -183,3 +183,45 @@ def test_variable_length_model_scores_with_a_window(tmp_path):
     )
     assert r.exit_code == 0, r.output
     assert "scored 7 of 10" in r.output
+
+
+def test_gz_outputs_are_compressed(model_dir, tmp_path):
+    """`--out x.tsv.gz` is gzip and `--out-vcf x.vcf.gz` BGZF (both were plain text)."""
+    import gzip
+
+    plain = run_variants(model_dir, VCF, GENOME, tmp_path / "t.tsv", out_vcf=tmp_path / "o.vcf")
+    run_variants(model_dir, VCF, GENOME, tmp_path / "t.tsv.gz", out_vcf=tmp_path / "o.vcf.gz")
+    for name in ("t.tsv.gz", "o.vcf.gz"):
+        head = (tmp_path / name).read_bytes()[:18]
+        assert head[:2] == b"\x1f\x8b", name
+    assert (tmp_path / "o.vcf.gz").read_bytes()[12:14] == b"BC"  # a BGZF block: tabix / bcftools read it
+    assert gzip.decompress((tmp_path / "t.tsv.gz").read_bytes()) == (tmp_path / "t.tsv").read_bytes()
+    assert gzip.decompress((tmp_path / "o.vcf.gz").read_bytes()) == (tmp_path / "o.vcf").read_bytes()
+    assert len(pd.read_csv(tmp_path / "t.tsv.gz", sep="\t")) == len(plain)
+
+
+def test_unknown_chromosome_names_the_prefixed_twin(tmp_path):
+    g = tmp_path / "g.fa"
+    g.write_text(">chr1\n" + "ACGT" * 50 + "\n")
+    vcf = tmp_path / "v.vcf"
+    vcf.write_text(
+        "##fileformat=VCFv4.2\n##contig=<ID=1>\n##contig=<ID=chr9>\n"
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n1\t10\ta\tC\tG\t.\t.\t.\nchr9\t10\tb\tC\tG\t.\t.\t.\n"
+    )
+    w = variant_windows(vcf, g, 21)
+    assert "which has 'chr1'" in w[0].status and w[0].status.startswith("unknown chromosome '1'")
+    assert w[1].status == "unknown chromosome 'chr9' (not in the genome)"
+
+
+def test_htslib_warnings_printed_once(model_dir, tmp_path, capfd):
+    """The VCF is read twice with --out-vcf: htslib's '[W::vcf_parse]' lines came out twice."""
+    vcf = tmp_path / "nohdr.vcf"
+    vcf.write_text(
+        "##fileformat=VCFv4.2\n"
+        + "".join(x for x in VCF.read_text().splitlines(True) if x.startswith("##INFO"))
+        + "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+        + (VCF.read_text().split("#CHROM")[1].split("\n", 1)[1])
+    )
+    run_variants(model_dir, vcf, GENOME, tmp_path / "t.tsv", out_vcf=tmp_path / "o.vcf")
+    err = capfd.readouterr().err
+    assert err.count("Contig 'NC_000913.3' is not defined") == 1

@@ -36,17 +36,35 @@ DNA_MODEL = "a DNA-sequence model (kind sequences or windows: DeepBind, DeepSEA,
 
 
 def _load_sequences(model_path: Path, seqs: Path, device: str, command: str):
-    """The model, its meta, the sequence ids and their one-hot ``(n, 4, L)``; a model of
-    another kind, or an input that is not DNA, is refused naming both."""
+    """The model, its meta and the sequences as it reads them
+    (:class:`~biodl.kinds.sequences.kind.ModelInputs`); a model of another kind, or an input
+    that is not DNA, is refused naming both."""
     from biodl.kinds.base import kind_of, require_kind
-    from biodl.kinds.sequences.kind import sequence_inputs
+    from biodl.kinds.sequences.kind import model_inputs
     from biodl.train import load_model
 
     model, meta = load_model(model_path, device=device)
     require_kind(meta, DNA_KINDS, f"biodl {command}", DNA_MODEL)
     kind_of(meta).check_format(meta.recipe, seqs)
-    ids, X = sequence_inputs(meta, seqs)
-    return model, meta, ids, X
+    return model, meta, model_inputs(meta, seqs)
+
+
+def _cropped_note(inputs, command: str) -> None:
+    """Say which sequences the model reads only in part (cropped to its input length), and
+    where in them the output lies."""
+    from biodl.io._util import note
+
+    cropped = [(idx, X.shape[-1], off) for idx, X, off in inputs.groups if off > 0]
+    if not cropped:
+        return
+    n = sum(len(idx) for idx, _, _ in cropped)
+    idx, W, off = cropped[0]
+    i = int(idx[0])
+    note(
+        f"[biodl] warning: {inputs.source}: {n} sequence(s) are longer than the model's {W} bp: "
+        f"{command} covers only their central {W} bp (e.g. {inputs.ids[i]!r}, {int(inputs.lengths[i])} bp: "
+        f"positions {off + 1}-{off + W}); positions in the output are those of the input sequences"
+    )
 
 
 def _output_index(meta, output: str | None, n_outputs: int) -> int:
@@ -161,11 +179,12 @@ def register(app: typer.Typer) -> None:
             ...,
             "--out",
             "-o",
-            help="Output: .npz (effects (n, 4, L, outputs), reference (n, outputs), ids, outputs, start) "
-            "or .tsv (one row per substitution: id, position (1-based), ref, alt, effect_<output>).",
+            help="Output: .npz (effects (n, 4, L, outputs), reference (n, outputs), ids, outputs, offset: "
+            "column j of sequence i is its input position offset[i] + j, length) or .tsv / .tsv.gz (one "
+            "row per substitution: id, position (1-based, in the input), ref, alt, effect_<output>).",
         ),
         output: str | None = typer.Option(None, help="Output (name or index) for the .tsv (default: all)."),
-        start: int = typer.Option(0, help="First position to mutate (0-based)."),
+        start: int = typer.Option(0, help="First position to mutate (0-based, in the input sequence)."),
         end: int | None = typer.Option(None, help="Position after the last to mutate (default: the end)."),
         method: str = typer.Option("auto", help="auto, deepbind, trunk or full."),
         batch_size: int = typer.Option(256),
@@ -181,63 +200,108 @@ def register(app: typer.Typer) -> None:
         """
         import numpy as np
 
-        from biodl.encode import decode
         from biodl.interpret.ism import saturation_mutagenesis
-        from biodl.io._util import atomic_write_text
 
         try:
-            m, meta, ids, X = _load_sequences(model, seqs, device, "ism")
-            eff, y0 = saturation_mutagenesis(
-                m,
-                X,
-                start=start,
-                end=end,
-                method=method,
-                batch_size=batch_size,
-                precision=precision,
-                return_reference=True,
-            )
-            names = [str(n) for n in (meta.label_names or range(eff.shape[-1]))]
+            m, meta, inputs = _load_sequences(model, seqs, device, "ism")
+            if start < 0:
+                raise BiodlInputError(f"--start must be 0 or more, got {start}")
+            _cropped_note(inputs, "ISM")
+            parts = []  # (input rows, effects (k, w, 4, T), reference (k, T), input offset, bases)
+            for idx, Xg, off in inputs.groups:
+                n_in = int(inputs.lengths[idx[0]])
+                a, b = inputs.real_columns(int(idx[0]), off, Xg.shape[-1])
+                stop = n_in if end is None else (end if end >= 0 else n_in + end)
+                s_w, e_w = max(a, start - off), min(b, stop - off)
+                if e_w <= s_w:
+                    parts.append((idx, None, None, 0, None))
+                    continue
+                eff_g, y0_g = saturation_mutagenesis(
+                    m,
+                    Xg,
+                    start=s_w,
+                    end=e_w,
+                    method=method,
+                    batch_size=batch_size,
+                    precision=precision,
+                    return_reference=True,
+                )
+                parts.append((idx, eff_g, y0_g, off + s_w, Xg[:, :, s_w:e_w]))
+            done = [p for p in parts if p[1] is not None]
+            if not done:
+                raise BiodlInputError(
+                    f"--start {start} / --end {'(sequence end)' if end is None else end} select no "
+                    f"position of any sequence of {seqs} "
+                    f"({int(inputs.lengths.min())}-{int(inputs.lengths.max())} bp)"
+                )
+            n, T = len(inputs.ids), done[0][1].shape[-1]
+            width = max(p[1].shape[1] for p in done)
+            # (n, width, 4, T): column j of sequence i is its 0-based input position offset[i] + j;
+            # NaN where it has none (a shorter sequence, or outside --start / --end)
+            eff = np.full((n, width, 4, T), np.nan, dtype=np.float32)
+            y0 = np.full((n, T), np.nan, dtype=np.float32)
+            offset = np.zeros(n, dtype=np.int64)
+            for idx, e, r, o, _ in parts:
+                offset[idx] = o
+                if e is not None:
+                    eff[idx, : e.shape[1]] = e.numpy()
+                    y0[idx] = r.numpy()
+            skipped = [inputs.ids[int(i)] for idx, e, *_ in parts if e is None for i in idx]
+            if skipped:
+                eg = ", ".join(map(repr, skipped[:5])) + (", ..." if len(skipped) > 5 else "")
+                err.print(
+                    f"warning: {len(skipped)} sequence(s) have no position in --start {start} / --end "
+                    f"{'(sequence end)' if end is None else end} and no ISM rows ({eg})",
+                    highlight=False,
+                )
+            names = [str(n) for n in (meta.label_names or range(T))]
             if out.suffix == ".npz":
                 with atomic_output(out) as tmp, open(tmp, "wb") as fh:
                     np.savez_compressed(
                         fh,
                         # (n, 4, L, outputs): the layout of the one-hot input and of
                         # `biodl attribute`, outputs last
-                        effects=eff.permute(0, 2, 1, 3).numpy(),
-                        reference=y0.numpy(),
-                        ids=np.array(ids),
+                        effects=eff.transpose(0, 2, 1, 3),
+                        reference=y0,
+                        ids=np.array(inputs.ids),
                         outputs=np.array(names),
                         start=start,
+                        offset=offset,
+                        length=inputs.lengths,
                         layout=np.array("n,4,L,outputs"),
                     )
             else:
                 import pandas as pd
 
-                js = (
-                    [_output_index(meta, output, eff.shape[-1])]
-                    if output is not None
-                    else list(range(eff.shape[-1]))
-                )
-                n, L = eff.shape[:2]
-                seqs_s = [decode(x.numpy()) for x in X]
-                ii, pp, aa = np.meshgrid(np.arange(n), np.arange(L), np.arange(4), indexing="ij")
-                ref = np.array([[s[start + p] for p in range(L)] for s in seqs_s])[ii, pp]
-                df = pd.DataFrame(
-                    {
-                        "id": np.array(ids)[ii.ravel()],
-                        "position": (pp + start + 1).ravel(),
-                        "ref": ref.ravel(),
-                        "alt": np.array(list("ACGT"))[aa.ravel()],
-                    }
-                )
-                for j in js:
-                    df[f"effect_{names[j]}"] = eff[..., j].numpy().ravel()
-                df = df[df["ref"] != df["alt"]]
-                atomic_write_text(out, df.to_csv(sep="\t", index=False, float_format="%.6g"))
+                from biodl.io._util import atomic_write_text_by_suffix
+
+                js = [_output_index(meta, output, T)] if output is not None else list(range(T))
+                frames = []
+                for idx, e, _, o, Xs in done:
+                    k, w = e.shape[:2]
+                    ii, pp, aa = np.meshgrid(np.arange(k), np.arange(w), np.arange(4), indexing="ij")
+                    bases = np.array(list("ACGTN"))[
+                        np.where(Xs.max(dim=1).values.numpy() > 0.5, Xs.argmax(dim=1).numpy(), 4)
+                    ]
+                    df = pd.DataFrame(
+                        {
+                            "id": np.array(inputs.ids, dtype=object)[idx][ii.ravel()],
+                            "position": (pp + o + 1).ravel(),
+                            "ref": bases[ii, pp].ravel(),
+                            "alt": np.array(list("ACGT"))[aa.ravel()],
+                            "_row": idx[ii.ravel()],
+                        }
+                    )
+                    for j in js:
+                        df[f"effect_{names[j]}"] = e[..., j].numpy().ravel()
+                    frames.append(df[df["ref"] != df["alt"]])
+                df = pd.concat(frames, ignore_index=True)
+                df = df.sort_values("_row", kind="stable").drop(columns="_row")
+                atomic_write_text_by_suffix(out, df.to_csv(sep="\t", index=False, float_format="%.6g"))
         except BiodlError as e:
             _fail(e)
-        err.print(f"ISM of {X.shape[0]} sequence(s) x {eff.shape[1]} positions x 3 substitutions: {out}")
+        n_pos = sum(p[1].shape[0] * p[1].shape[1] for p in done)
+        err.print(f"ISM of {n} sequence(s), {n_pos} positions x 3 substitutions: {out}")
 
     @app.command()
     def attribute(
@@ -267,27 +331,52 @@ def register(app: typer.Typer) -> None:
         from biodl.interpret.attributions import attribute as attr_fn
 
         try:
-            m, meta, ids, X = _load_sequences(model, seqs, device, "attribute")
+            m, meta, inputs = _load_sequences(model, seqs, device, "attribute")
             target = _output_index(meta, output, int(getattr(m, "n_outputs", 1)))
+            _cropped_note(inputs, "the attribution")
+            kw = (
+                {"return_delta": True}
+                if method.replace("-", "_") in ("integrated_gradients", "deep_lift_shap")
+                else {}
+            )
+            n = len(inputs.ids)
+            width = max(
+                int(np.diff(inputs.real_columns(int(idx[0]), off, X.shape[-1]))[0])
+                for idx, X, off in inputs.groups
+            )
+            # (n, 4, width): column j of sequence i is its 0-based input position offset[i] + j
+            # (N padding the model read is left out; NaN past a shorter sequence's end)
+            a = np.full((n, 4, width), np.nan, dtype=np.float32)
+            delta = None
+            offset = np.zeros(n, dtype=np.int64)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                kw = (
-                    {"return_delta": True}
-                    if method.replace("-", "_") in ("integrated_gradients", "deep_lift_shap")
-                    else {}
-                )
-                res = attr_fn(m, X, method, target, **kw)
-            a, delta = res if isinstance(res, tuple) else (res, None)
-            for w in caught:
+                for idx, X, off in inputs.groups:
+                    res = attr_fn(m, X, method, target, **kw)
+                    ag, dg = res if isinstance(res, tuple) else (res, None)
+                    c0, c1 = inputs.real_columns(int(idx[0]), off, X.shape[-1])
+                    a[idx, :, : c1 - c0] = ag[:, :, c0:c1].numpy()
+                    offset[idx] = off + c0
+                    if dg is not None:
+                        if delta is None:
+                            delta = np.full(n, np.nan, dtype=np.float32)
+                        delta[idx] = dg.numpy()
+            for w in {str(w.message): w for w in caught}.values():
                 err.print(f"warning: {w.message}", highlight=False)
-            extra = {} if delta is None else {"delta": delta.numpy()}
+            extra = {} if delta is None else {"delta": delta}
             with atomic_output(out) as tmp, open(tmp, "wb") as fh:
                 np.savez_compressed(
-                    fh, attributions=a.numpy(), ids=np.array(ids), layout=np.array("n,4,L"), **extra
+                    fh,
+                    attributions=a,
+                    ids=np.array(inputs.ids),
+                    offset=offset,
+                    length=inputs.lengths,
+                    layout=np.array("n,4,L"),
+                    **extra,
                 )
         except BiodlError as e:
             _fail(e)
         msg = f"{method} attributions of {a.shape[0]} sequence(s): {out}"
         if delta is not None:
-            msg += f" (max |convergence delta| {float(delta.abs().max()):.3g})"
+            msg += f" (max |convergence delta| {float(np.nanmax(np.abs(delta))):.3g})"
         err.print(msg)

@@ -18,8 +18,11 @@ and ``log_odds_diff`` is left empty.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +34,7 @@ from torch.utils.data import Dataset
 
 from biodl.encode import one_hot_batch
 from biodl.errors import BiodlInputError
-from biodl.io._util import atomic_output, atomic_write_text, check_file, open_text
+from biodl.io._util import atomic_output, atomic_write_text_by_suffix, check_file, open_text
 
 __all__ = ["VariantWindow", "read_vcf_variants", "score_variants", "variant_windows", "write_scored_vcf"]
 
@@ -129,6 +132,43 @@ def _fetch(genome, chrom: str, start: int, end: int) -> str:
     return left + mid + right
 
 
+def _chrom_hint(chrom: str, genome) -> str:
+    """``", which has 'chr1'..."`` when the genome names ``chrom`` with(out) a ``chr`` prefix."""
+    if chrom.lower().startswith("chr"):
+        other = [chrom[3:]]
+    else:
+        other = ["chr" + chrom, "Chr" + chrom]
+    if chrom in ("MT", "chrMT", "M", "chrM"):
+        other += ["chrM", "MT"]
+    for o in other:
+        if o != chrom and o in genome:
+            return (
+                f", which has {o!r}: the VCF and the genome name chromosomes differently; rename the "
+                "VCF's (bcftools annotate --rename-chrs) or use a genome with the VCF's names"
+            )
+    return ""
+
+
+@contextlib.contextmanager
+def _quiet_htslib():
+    """Silence htslib's own messages (written to file descriptor 2) in the block: a VCF read a
+    second time (to copy it with the scores) would repeat every ``[W::vcf_parse]`` line the
+    first read printed."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no usable stderr: nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def variant_windows(vcf: str | Path, genome: str | Path, length: int) -> list[VariantWindow]:
     """Check every VCF record against the genome and cut its REF/ALT windows.
 
@@ -160,7 +200,7 @@ def variant_windows(vcf: str | Path, genome: str | Path, length: int) -> list[Va
             out.append(w)
             ref_u, alt_u = ref.upper(), alt.upper()
             if chrom not in fa:
-                w.status = f"unknown chromosome {chrom!r} (not in the genome)"
+                w.status = f"unknown chromosome {chrom!r} (not in the genome{_chrom_hint(chrom, fa)})"
             elif alt in (".", "*") or alt.startswith("<") or "[" in alt or "]" in alt:
                 w.status = f"unsupported ALT {alt!r} (symbolic, missing or breakend alleles are not scored)"
             elif not set(ref_u) <= _DNA or not set(alt_u) <= _DNA:
@@ -337,14 +377,16 @@ def write_scored_vcf(vcf: str | Path, table: pd.DataFrame, out: str | Path, outp
 
     ``BIODL_STATUS`` (per ALT: ``ok`` or the reason, spaces as ``_``), and per ALT and
     output (ALT-major, outputs in ``BIODL_OUTPUTS`` order) ``BIODL_REF``, ``BIODL_ALT``,
-    ``BIODL_DIFF``, ``BIODL_LOGODDS``. Written to a temporary file, then renamed.
+    ``BIODL_DIFF``, ``BIODL_LOGODDS``. Written to a temporary file, then renamed; a ``.gz`` / ``.bgz`` name
+    is BGZF-compressed (readable by bcftools and tabix).
     """
 
     from cyvcf2 import VCF
 
     src = check_file(vcf)
     outp = Path(out)
-    reader = VCF(str(src), threads=1)
+    with _quiet_htslib():
+        reader = VCF(str(src), threads=1)
     names = ",".join(output_names)
     reader.add_info_to_header(
         {
@@ -370,18 +412,26 @@ def write_scored_vcf(vcf: str | Path, table: pd.DataFrame, out: str | Path, outp
             }
         )
     try:
-        with atomic_output(outp) as tmp_path:
-            _write_records(reader, table, output_names, str(tmp_path))
+        with atomic_output(outp) as tmp_path, _quiet_htslib():  # its warnings were shown on the first read
+            _write_records(reader, table, output_names, str(tmp_path), outp)
     finally:
         reader.close()
     return outp
 
 
-def _write_records(reader, table: pd.DataFrame, output_names: list[str], tmp: str) -> None:
+def _compressed_name(path: str | Path) -> bool:
+    return Path(path).name.lower().endswith((".gz", ".bgz"))
+
+
+def _write_records(
+    reader, table: pd.DataFrame, output_names: list[str], tmp: str, out_name: str | Path = ""
+) -> None:
     """The VCF records with their BIODL_* INFO fields, written to ``tmp``."""
     from cyvcf2 import Writer
 
-    writer = Writer(tmp, reader)
+    # the temporary name has no suffix to infer the format from: BGZF (bcftools / tabix read it)
+    # for a .gz / .bgz name, else plain VCF text
+    writer = Writer(tmp, reader, mode="wz" if _compressed_name(out_name) else "w")
     records = iter(table.itertuples(index=False))
     for v in reader:
         sub = [next(records)._asdict() for _ in (v.ALT or ["."])]
@@ -456,7 +506,7 @@ def run_variants(
         n_value=meta.data.get("n_value", 0.25),
         device=device,
     )
-    atomic_write_text(out, table.to_csv(sep="\t", index=False, float_format="%.6g", na_rep="NA"))
+    atomic_write_text_by_suffix(out, table.to_csv(sep="\t", index=False, float_format="%.6g", na_rep="NA"))
     if out_vcf is not None:
         write_scored_vcf(vcf, table, out_vcf, [str(n) for n in names])
     return table

@@ -25,8 +25,9 @@ def read_bed(path: str | Path) -> pd.DataFrame:
     Raises
     ------
     BiodlInputError
-        Fewer than 3 columns, non-integer or negative coordinates, or ``end <= start``
-        (the line is named).
+        Fewer than 3 columns, non-integer or negative coordinates, or ``end < start``
+        (the line of the file is named). A zero-length interval (``start == end``: an
+        insertion point between two bases) is valid BED and kept.
     """
     p = check_file(path)
     rows = []
@@ -47,9 +48,9 @@ def read_bed(path: str | Path) -> pd.DataFrame:
                 raise BiodlInputError(
                     f"start/end must be integers, got {f[1]!r}, {f[2]!r}", path=p, record=lineno
                 ) from None
-            if start < 0 or end <= start:
+            if start < 0 or end < start:
                 raise BiodlInputError(
-                    f"bad interval {f[0]}:{start}-{end} (need 0 <= start < end)", path=p, record=lineno
+                    f"bad interval {f[0]}:{start}-{end} (need 0 <= start <= end)", path=p, record=lineno
                 )
             name = f[3] if len(f) > 3 else f"{f[0]}:{start}-{end}"
             score = f[4] if len(f) > 4 else "."

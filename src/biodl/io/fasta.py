@@ -137,12 +137,91 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("BIODL_CACHE", Path.home() / ".cache" / "biodl"))
 
 
+def _fai_problem(fasta: Path, fai: Path, n_checked: int = 8) -> str | None:
+    """Why the ``.fai`` index ``fai`` does not describe the plain FASTA ``fasta`` (``None`` when
+    it does). pyfaidx rebuilds an index only when it is older than the FASTA, so an index left
+    from another file (copied, or the FASTA replaced by one with an older time) would silently
+    give wrong bases. Checked cheaply on the first, last and a few records in between: each
+    sequence starts right after a header line naming it, its lines break where the index says,
+    and nothing but white space follows the last record."""
+    try:
+        rows = []
+        with open(fai, encoding="utf-8", errors="replace") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                f = line.rstrip("\r\n").split("\t")
+                if len(f) < 5:
+                    return f"line {lineno} has {len(f)} fields, expected 5"
+                rows.append((f[0], int(f[1]), int(f[2]), int(f[3]), int(f[4])))
+    except ValueError:
+        return "a field that should be a number is not"
+    if not rows:
+        return "it lists no sequences"
+    size = fasta.stat().st_size
+    pick = sorted({0, len(rows) - 1, *range(0, len(rows), max(1, len(rows) // n_checked))})
+    with open(fasta, "rb") as fh:
+        for i in pick:
+            name, length, offset, bases, width = rows[i]
+            if offset < 1 or offset > size or bases < 1 or width < bases or width - bases > 2:
+                return f"{name!r}: offset {offset} / line length {bases} / line width {width} do not fit"
+            fh.seek(max(0, offset - 4096))
+            before = fh.read(offset - max(0, offset - 4096))
+            if not before.endswith(b"\n"):
+                return f"{name!r}: its sequence (byte {offset}) does not start after a header line"
+            head_at = before.rfind(b"\n>", 0, len(before) - 1)
+            header = before[head_at + 1 :] if head_at >= 0 else before
+            if not header.startswith(b">") or (head_at < 0 and offset > 4096):
+                return f"{name!r}: no '>' header line before byte {offset}"
+            got = header[1:].split(maxsplit=1)[0].decode("utf-8", "replace") if header[1:].strip() else ""
+            if got != name:
+                return f"the sequence at byte {offset} is {got!r} in the FASTA, not {name!r}"
+            if length > bases:
+                fh.seek(offset + bases)
+                if fh.read(width - bases) not in (b"\n", b"\r\n"):
+                    return f"{name!r}: its lines do not break every {bases} bases"
+            end = offset + (length // bases) * width + length % bases
+            if end > size:
+                return f"{name!r}: {length} bases would run past the end of the file"
+            if i == len(rows) - 1:
+                fh.seek(end)
+                if fh.read(4097).strip():
+                    return f"the FASTA goes on after its last indexed sequence {name!r}"
+    return None
+
+
+def _checked_index(p: Path, target: Path, cache_dir: str | Path | None) -> str | None:
+    """The index file to open ``target`` with: ``None`` (pyfaidx's own ``.fai`` beside it),
+    or, when that ``.fai`` does not match the FASTA (:func:`_fai_problem`), a fresh one in
+    the cache directory (a warning names the stale file; it is left as it is)."""
+    fai = Path(str(target) + ".fai")
+    if _is_bgzf(target) or not fai.is_file() or fai.stat().st_mtime < target.stat().st_mtime:
+        return None  # BGZF offsets are not file offsets; an older .fai is rebuilt by pyfaidx
+    problem = _fai_problem(target, fai)
+    if problem is None:
+        return None
+    from biodl.io._util import note
+
+    cdir = Path(cache_dir) if cache_dir else _cache_dir() / "genomes"
+    cdir.mkdir(parents=True, exist_ok=True)
+    st = target.stat()
+    key = hashlib.sha1(f"{target.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    side = cdir / f"{target.name}.{key}.fai"
+    note(
+        f"[biodl] warning: {fai}: this index does not match {p} ({problem}); it was left as it is "
+        f"and a fresh index is used instead ({side}). Delete or re-create it (samtools faidx {p})."
+    )
+    return str(side)
+
+
 def open_genome(path: str | Path, cache_dir: str | Path | None = None):
     """Open a genome FASTA for random access with pyfaidx (never loaded whole into RAM).
 
     Plain FASTA and BGZF-compressed FASTA are indexed in place. A plain-gzip FASTA (which
     cannot be indexed) is decompressed once into the cache directory (``$BIODL_CACHE``,
-    default ``~/.cache/biodl``) and indexed there.
+    default ``~/.cache/biodl``) and indexed there. An existing ``.fai`` newer than a plain
+    FASTA (which pyfaidx would trust) is checked against the file; one that does not match
+    it is left alone and a fresh index is built in the cache directory, with a warning.
 
     Returns
     -------
@@ -168,6 +247,9 @@ def open_genome(path: str | Path, cache_dir: str | Path | None = None):
             ):
                 shutil.copyfileobj(src, dst, 1 << 20)
     try:
-        return pyfaidx.Fasta(str(target), as_raw=True, sequence_always_upper=False, rebuild=True)
+        indexname = _checked_index(p, target, cache_dir)
+        return pyfaidx.Fasta(
+            str(target), indexname=indexname, as_raw=True, sequence_always_upper=False, rebuild=True
+        )
     except Exception as e:  # pyfaidx raises several types for malformed files
         raise BiodlInputError(f"cannot index genome FASTA: {e}", path=p) from None

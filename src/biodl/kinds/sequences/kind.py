@@ -426,6 +426,56 @@ def sequence_inputs(meta: RunMeta, path: str | Path):
     return list(table.ids), torch.stack([ds[i][0] for i in range(len(ds))])
 
 
+@dataclass
+class ModelInputs:
+    """Sequences as a model reads them, for ISM and attributions, with the way back to the
+    input's coordinates.
+
+    ``groups`` holds ``(indices, X, offset)``: the rows ``indices`` of the input, one-hot
+    ``(k, 4, W)`` as the model reads them, and ``offset``, the 0-based input position of
+    column 0 of ``X`` (positive: the sequences were cropped to their central ``W`` bp;
+    negative: padded with ``-offset`` N on the left). A model that takes any length reads
+    every sequence whole (``offset`` 0, grouped by length)."""
+
+    ids: list[str]
+    lengths: np.ndarray
+    groups: list[tuple[np.ndarray, Any, int]]
+    source: str
+
+    def real_columns(self, i: int, offset: int, width: int) -> tuple[int, int]:
+        """``[a, b)``: the columns of a ``width``-column window (column 0 = input position
+        ``offset``) that hold bases of input sequence ``i`` (not N padding)."""
+        return max(0, -offset), min(width, int(self.lengths[i]) - offset)
+
+
+def model_inputs(meta: RunMeta, path: str | Path) -> ModelInputs:
+    """The sequences of a FASTA/table file as the model reads them (see :class:`ModelInputs`):
+    at their own lengths for a model that takes any length (as ``predict`` scores them, so
+    the reference outputs agree), else padded with N / cropped, centred, to its input length
+    (the notes say how many)."""
+    import torch
+
+    from biodl.kinds.sequences.data import SequenceDataset
+
+    d = data_as(SequenceData, meta.data)
+    table = read_like_model(meta, path, labelled=False)
+    lengths = np.fromiter((len(s) for s in table.seqs), dtype=np.int64, count=len(table))
+    model_len = meta.model_kwargs.get("seq_len") and (d.seq_len or meta.model_kwargs["seq_len"])
+    any_length = not model_len
+    length_notes(meta, table, padded=not any_length)
+    by_len: dict[int, list[int]] = {}
+    for i, n in enumerate(lengths.tolist()):
+        by_len.setdefault(n, []).append(i)
+    groups = []
+    for n, idx in by_len.items():
+        L = n if any_length else int(model_len)
+        ds = SequenceDataset(table.subset(idx), length=L, n_value=d.n_value, iupac_as_n=d.iupac_as_n)
+        X = torch.stack([ds[k][0] for k in range(len(ds))])
+        offset = (n - L) // 2 if n >= L else -((L - n) // 2)  # as SequenceDataset pads / crops
+        groups.append((np.asarray(idx, dtype=np.int64), X, offset))
+    return ModelInputs(list(table.ids), lengths, groups, str(getattr(table, "source", path)))
+
+
 class OneHotTraining(DataKind):
     """Training hooks shared by the one-hot DNA kinds (sequence files, genome windows): the
     augmenter (``--rc-augment``, ``--shift``) on the training set and ``--class-weight``."""

@@ -214,7 +214,9 @@ def genome_lengths(genome) -> dict[str, int]:
 
 
 def _resize_intervals(bed: pd.DataFrame, window: int, lengths: dict[str, int], path) -> pd.DataFrame:
-    """Centre a ``window``-bp window on every BED interval, moved inside the chromosome."""
+    """Centre a ``window``-bp window on every BED interval (a zero-length one: on its point),
+    moved inside the chromosome when it would run past an end. An interval that starts at or
+    beyond the chromosome end is refused: no window of the chromosome is near it."""
     missing = sorted(set(bed["chrom"]) - set(lengths))
     if missing:
         line = int(bed.loc[bed["chrom"] == missing[0], "line"].iloc[0])
@@ -224,6 +226,19 @@ def _resize_intervals(bed: pd.DataFrame, window: int, lengths: dict[str, int], p
             record=line,
         )
     clen = bed["chrom"].map(lengths).to_numpy(np.int64)
+    bstart, bend = bed["start"].to_numpy(np.int64), bed["end"].to_numpy(np.int64)
+    # no base of the chromosome inside (a zero-length point exactly at the end is allowed)
+    beyond = np.flatnonzero((bstart > clen) | ((bstart == clen) & (bend > bstart)))
+    if len(beyond):
+        i = int(beyond[0])
+        more = f" ({len(beyond)} such intervals in the file)" if len(beyond) > 1 else ""
+        raise BiodlInputError(
+            f"interval {bed['chrom'].iloc[i]}:{bstart[i]}-{bend[i]} lies beyond the end of "
+            f"{bed['chrom'].iloc[i]} (length {clen[i]} bp){more}: is the BED for another genome "
+            "assembly?",
+            path=path,
+            record=int(bed["line"].iloc[i]),
+        )
     short = np.flatnonzero(clen < window)
     if len(short):
         i = int(short[0])
@@ -233,16 +248,19 @@ def _resize_intervals(bed: pd.DataFrame, window: int, lengths: dict[str, int], p
             path=path,
             record=int(bed["line"].iloc[i]),
         )
-    mid = (bed["start"].to_numpy(np.int64) + bed["end"].to_numpy(np.int64)) // 2
+    mid = (bstart + bend) // 2
     want = mid - window // 2
     start = np.clip(want, 0, clen - window)
     moved = int((start != want).sum())
-    longer = int(((bed["end"] - bed["start"]).to_numpy() > window).sum())
+    overhang = int((bend > clen).sum())
+    longer = int((bend - bstart > window).sum())
     if moved:
         note(
-            f"[biodl] {path}: {moved} of {len(bed)} interval(s) lie within {window // 2} bp of a chromosome "
-            f"end: their {window}-bp windows were moved inside the chromosome (window_start / window_end "
-            "in the output say where)"
+            f"[biodl] {path}: {moved} of {len(bed)} interval(s) are centred within {window // 2} bp of a "
+            "chromosome end"
+            + (f" ({overhang} of them run past the end)" if overhang else "")
+            + f": their {window}-bp windows were moved inside the chromosome, so they are not centred "
+            "on the interval (window_start / window_end in the output say where)"
         )
     if longer:
         note(
