@@ -225,3 +225,18 @@ def test_htslib_warnings_printed_once(model_dir, tmp_path, capfd):
     run_variants(model_dir, vcf, GENOME, tmp_path / "t.tsv", out_vcf=tmp_path / "o.vcf")
     err = capfd.readouterr().err
     assert err.count("Contig 'NC_000913.3' is not defined") == 1
+
+
+def test_an_undeclared_info_key_is_named_not_an_htslib_code(model_dir, tmp_path):
+    """cyvcf2 raised a bare 'variant to be written has errorcode: 3' for --out-vcf."""
+    body = VCF.read_text().split("#CHROM")[1].split("\n", 1)[1]
+    first = body.splitlines()[0].split("\t")
+    first[7] = "FOO=1"
+    vcf = tmp_path / "undeclared.vcf"
+    vcf.write_text(
+        "##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n" + "\t".join(first) + "\n"
+    )
+    run_variants(model_dir, vcf, GENOME, tmp_path / "ok.tsv")  # the TSV alone does not need the header
+    with pytest.raises(BiodlInputError, match=r"undeclared\.vcf: record .*an INFO or FORMAT key it uses is not declared in the header"):
+        run_variants(model_dir, vcf, GENOME, tmp_path / "t.tsv", out_vcf=tmp_path / "o.vcf")
+    assert not (tmp_path / "o.vcf").exists()

@@ -413,7 +413,7 @@ def write_scored_vcf(vcf: str | Path, table: pd.DataFrame, out: str | Path, outp
         )
     try:
         with atomic_output(outp) as tmp_path, _quiet_htslib():  # its warnings were shown on the first read
-            _write_records(reader, table, output_names, str(tmp_path), outp)
+            _write_records(reader, table, output_names, str(tmp_path), outp, vcf)
     finally:
         reader.close()
     return outp
@@ -424,7 +424,12 @@ def _compressed_name(path: str | Path) -> bool:
 
 
 def _write_records(
-    reader, table: pd.DataFrame, output_names: list[str], tmp: str, out_name: str | Path = ""
+    reader,
+    table: pd.DataFrame,
+    output_names: list[str],
+    tmp: str,
+    out_name: str | Path = "",
+    source: str | Path | None = None,
 ) -> None:
     """The VCF records with their BIODL_* INFO fields, written to ``tmp``."""
     from cyvcf2 import Writer
@@ -445,8 +450,39 @@ def _write_records(
                     vals.append("." if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.6g}")
             if any(s != "." for s in vals):
                 v.INFO[f"BIODL_{key}"] = ",".join(vals)
-        writer.write_record(v)
+        try:
+            writer.write_record(v)
+        except Exception as e:  # noqa: BLE001 - cyvcf2 raises a bare Exception with htslib's code
+            writer.close()
+            raise BiodlInputError(
+                f"record {v.CHROM}:{v.POS}: cannot be copied to the scored VCF ({_htslib_problem(str(e))}); "
+                "the TSV of effects does not need it: leave out --out-vcf, or declare it in the VCF header",
+                path=source,
+            ) from None
     writer.close()
+
+
+#: htslib's bcf1_t.errcode bits (vcf.h).
+_BCF_ERR = {
+    1: "its contig is not declared in the header (##contig)",
+    2: "an INFO or FORMAT key it uses is not declared in the header (##INFO / ##FORMAT)",
+    4: "it has the wrong number of columns",
+    8: "a value exceeds htslib's limits",
+    16: "it has an invalid character",
+    32: "its contig name is invalid",
+    64: "an INFO or FORMAT key is invalid",
+}
+
+
+def _htslib_problem(msg: str) -> str:
+    import re
+
+    m = re.search(r"errorcode:?\s*(\d+)", msg)
+    if not m:
+        return msg
+    code = int(m.group(1))
+    what = [t for bit, t in _BCF_ERR.items() if code & bit]
+    return "; ".join(what) or f"htslib error code {code}"
 
 
 def run_variants(
