@@ -237,6 +237,9 @@ def test_an_undeclared_info_key_is_named_not_an_htslib_code(model_dir, tmp_path)
         "##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n" + "\t".join(first) + "\n"
     )
     run_variants(model_dir, vcf, GENOME, tmp_path / "ok.tsv")  # the TSV alone does not need the header
-    with pytest.raises(BiodlInputError, match=r"undeclared\.vcf: record .*an INFO or FORMAT key it uses is not declared in the header"):
+    with pytest.raises(
+        BiodlInputError,
+        match=r"undeclared\.vcf: record .*an INFO or FORMAT key it uses is not declared in the header",
+    ):
         run_variants(model_dir, vcf, GENOME, tmp_path / "t.tsv", out_vcf=tmp_path / "o.vcf")
     assert not (tmp_path / "o.vcf").exists()
