@@ -4,6 +4,7 @@ corruption, published model from the CLI), D-GEX vs its linear baseline on a rea
 from __future__ import annotations
 
 import gzip
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +121,66 @@ def test_gene_sets_formats(tmp_path):
     gmt = _write(tmp_path, "s.gmt", "SET_A\tdesc\tCD3E\tCD8A\n")
     assert read_gene_sets(gmt) == {"SET_A": ["CD3E", "CD8A"]}
     assert len(read_gene_list(LANDMARKS)) == 100
+
+
+def test_gct_12_dimension_line_needs_two_numbers(tmp_path):
+    p = _write(tmp_path, "one.gct", "#1.2\n2\nName\tDescription\tS1\nPA0001\tna\t1\nPA0002\tna\t2\n")
+    with pytest.raises(BiodlInputError, match="GCT 1.2 dimension line needs 2 numbers.*found 1") as e:
+        read_expression(p)
+    assert e.value.path == str(p) and e.value.record == 2
+
+
+def test_missing_value_error_advises_the_accepted_option(tmp_path):
+    p = _write(tmp_path, "na.tsv", "gene\tS1\tS2\nPA0001\t1\t2\nPA0002\tNA\t4\n")
+    with pytest.raises(BiodlInputError, match="use missing=gene-mean to impute") as e:
+        read_expression(p)
+    assert "row-mean" not in str(e.value)
+    assert read_expression(p, missing="gene-mean").values[:, 1].tolist() == [4.0, 4.0]  # PA0002 mean
+    with pytest.raises(BiodlInputError, match="missing must be 'error' or 'gene-mean', not 'row-mean'"):
+        read_expression(p, missing="row-mean")
+
+
+def _anndata(tmp_path: Path, var: list[str], obs: list[str]) -> Path:
+    import anndata
+
+    x = np.arange(len(obs) * len(var), dtype=np.float32).reshape(len(obs), len(var))
+    p = tmp_path / "x.h5ad"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # anndata warns about the non-unique names
+        anndata.AnnData(x, obs=pd.DataFrame(index=obs), var=pd.DataFrame(index=var)).write_h5ad(p)
+    return p
+
+
+def test_h5ad_duplicate_var_names_merge_or_name_the_var_index(tmp_path):
+    p = _anndata(tmp_path, ["CD3E", "CD8A", "CD3E"], ["c1", "c2"])
+    with pytest.raises(
+        BiodlInputError, match="var index 2: duplicate gene.*'CD3E'.*first at var index 0"
+    ) as e:
+        read_expression(p)
+    assert "line" not in str(e.value)
+    m = read_expression(p, duplicates="mean")
+    assert m.genes == ["CD3E", "CD8A"] and m.values.tolist() == [[1.0, 1.0], [4.0, 4.0]]
+    first = read_expression(p, duplicates="first")
+    assert first.genes == ["CD3E", "CD8A"] and first.values.tolist() == [[0.0, 1.0], [3.0, 4.0]]
+    cells = _anndata(tmp_path, ["CD3E", "CD8A"], ["c1", "c1"])
+    with pytest.raises(BiodlInputError, match="obs index 1: duplicate cell.*'c1'") as e:
+        read_expression(cells, duplicates="mean")
+    assert "duplicates=" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "orientation", "where"),
+    [
+        ("g.tsv", "gene\tGSM1\tGSM1\nPA0001\t1\t2\nPA0002\t3\t4\n", "genes-x-samples", "line 1: column 3"),
+        ("s.tsv", "sample\tPA0001\tPA0002\nGSM1\t1\t2\nGSM1\t3\t4\n", "samples-x-genes", "line 3"),
+        ("x.gct", "#1.2\n1\t2\nName\tDescription\tS1\tS1\nPA0001\tna\t1\t2\n", "auto", "line 3: column 4"),
+    ],
+)
+def test_duplicate_sample_names_are_refused_in_both_orientations(tmp_path, name, text, orientation, where):
+    p = _write(tmp_path, name, text)
+    with pytest.raises(BiodlInputError, match="duplicate sample identifier") as e:
+        read_expression(p, orientation=orientation, duplicates="mean")
+    assert f"{name}, {where}:" in str(e.value) and "duplicates=" not in str(e.value)
 
 
 # ----------------------------------------------------------------------------- ADAGE
@@ -241,6 +302,38 @@ def test_published_model_from_cli(tmp_path):
     assert r.exit_code == 2 and "error" in r.output
 
 
+def test_activities_cli_missing_and_duplicates_options(tmp_path):
+    lines = gzip.open(ANR, "rt").read().splitlines()
+    cells = lines[3].split("\t")
+    cells[-1] = "NA"
+    lines[3] = "\t".join(cells)
+    lines.insert(5, lines[4])  # a gene repeated
+    p = _write(tmp_path, "anr_na_dup.pcl", "\n".join(lines) + "\n")
+    r = runner.invoke(app, ["adage", "activities", "published", str(p)])
+    assert r.exit_code == 2 and "missing value" in r.output and "gene-mean" in r.output
+    r = runner.invoke(app, ["adage", "activities", "published", str(p), "--missing", "gene-mean"])
+    assert r.exit_code == 2 and "duplicate gene" in r.output
+    out = tmp_path / "act.tsv"
+    args = ["--missing", "gene-mean", "--duplicates", "first", "--out", str(out)]
+    r = runner.invoke(app, ["adage", "activities", "published", str(p), *args, "--reference", str(p)])
+    assert r.exit_code == 0, r.output
+    assert pd.read_csv(out, sep="\t", index_col=0).shape == (6, 50)
+    r = runner.invoke(app, ["adage", "activities", "published", str(p), "--duplicates", "sum"])
+    assert r.exit_code == 2 and "--duplicates must be one of error, mean, first" in r.output
+
+
+def test_enrichment_without_overlap_warns_and_writes_an_empty_table(tmp_path):
+    model, genes = load_published()
+    sig = signature_sets(signatures(model.gene_weights(), genes, 2.5))
+    enr = enrichment(sig, {"human": ["CD3E", "CD8A", "CD4"]}, genes)
+    assert enr.empty and enr["significant"].dtype == bool and enr[enr["significant"]].empty
+    gmt = _write(tmp_path, "human.gmt", "T_CELL\tdesc\tCD3E\tCD8A\tCD4\nB_CELL\tdesc\tCD19\tMS4A1\tCD79A\n")
+    r = runner.invoke(app, ["adage", "enrichment", "published", str(gmt)])
+    assert r.exit_code == 0, r.output
+    assert "0 of 2 gene sets overlap the model's genes (at least 3)" in r.output
+    assert "signature\tgene_set" in r.output
+
+
 @pytest.mark.parametrize(
     "cmd",
     [["adage", "activities"], ["adage", "signatures"], ["adage", "enrichment"], ["adage", "load-published"]],
@@ -270,6 +363,16 @@ def test_dgex_vs_linear_on_real_slice(tmp_path):
     dg = mae_per_target(dgex_predict(model, x[te]), y[te]).mean()
     print(f"MAE: D-GEX {dg:.4f}, ridge LR {lr:.4f}, mean {mean:.4f}")
     assert info["n_train"] + info["n_valid"] == 45 and dg < 0.8 * mean and dg < 1.5 * lr
+
+
+def test_dgex_named_targets_missing_from_the_data_are_refused():
+    m = read_expression(BLADDER, orientation="genes-x-samples")
+    lm = read_gene_list(LANDMARKS)
+    targets = [g for g in m.genes if g not in set(lm)][:5]
+    _, y, _, tg = split_landmarks(m, lm, targets)
+    assert tg == targets and y.shape == (57, 5)
+    with pytest.raises(BiodlInputError, match=r"3 of 8 target genes are not in the data \(first: FAKE1_at"):
+        split_landmarks(m, lm, [*targets, "FAKE1_at", "FAKE2_at", "FAKE3_at"])
 
 
 def test_dgex_cli_train_predict(tmp_path):

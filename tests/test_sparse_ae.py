@@ -175,6 +175,15 @@ def test_pipeline_encodes_genes_and_predicts_every_layer(tmp_path) -> None:
     assert "Hidden layers" in (out / "report.html").read_text()
     df = pipeline.predict(out, EISEN, out=tmp_path / "acts.tsv", options=GENES, quiet=True)
     assert len(df) == 200 and df.columns[0] == "sample" and list(df.columns[-2:]) == ["L2U3", "L2U4"]
+    # encode=genes is the model's own setting: not repeated at predict / evaluate
+    orient = {"orientation": "genes-x-samples"}
+    again = pipeline.predict(out, EISEN, options=orient, quiet=True)
+    pd.testing.assert_frame_equal(again, df)
+    assert pipeline.evaluate(out, EISEN, options=orient, quiet=True)["n"] == 200
+    with pytest.raises(
+        BiodlInputError, match="trained with encode=genes.*cannot read the data with encode=samples"
+    ):
+        pipeline.predict(out, EISEN, options={**orient, "encode": "samples"}, quiet=True)
     with pytest.raises(BiodlInputError, match="does not take --set corruption"):
         pipeline.train(
             "sparse-ae", tmp_path / "x", options={**opts, "corruption": 0.1}, config=cfg, quiet=True

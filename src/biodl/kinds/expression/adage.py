@@ -333,11 +333,20 @@ def enrichment(
                 continue
             p = float(hypergeom.sf(k - 1, n_uni, len(ggenes), len(sg)))
             rows.append((sname, gname, k, len(sg), len(ggenes), p))
+    if not rows:  # typed columns, so that ``df[df["significant"]]`` still works
+        return pd.DataFrame(
+            {
+                "signature": pd.Series(dtype=object),
+                "gene_set": pd.Series(dtype=object),
+                "overlap": pd.Series(dtype=np.int64),
+                "sig_size": pd.Series(dtype=np.int64),
+                "set_size": pd.Series(dtype=np.int64),
+                "p": pd.Series(dtype=np.float64),
+                "q": pd.Series(dtype=np.float64),
+                "significant": pd.Series(dtype=bool),
+            }
+        )
     df = pd.DataFrame(rows, columns=["signature", "gene_set", "overlap", "sig_size", "set_size", "p"])
-    if df.empty:
-        df["q"] = []
-        df["significant"] = []
-        return df
     # BH over all tests (untested zero-overlap pairs have p = 1)
     p_all = np.concatenate([df["p"].to_numpy(), np.ones(max(n_tests - len(df), 0))])
     df["q"] = _bh(p_all)[: len(df)]

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from biodl.errors import BiodlError, print_error
+from biodl.errors import BiodlError, BiodlInputError, print_error
 
 adage_app = typer.Typer(
     no_args_is_help=True,
@@ -72,6 +72,14 @@ def activities_cmd(
     missing_genes: float | None = typer.Option(
         None, help="Value for model genes absent from DATA (default: error)."
     ),
+    missing: str = typer.Option(
+        "error",
+        help="Missing (NA/empty) cells in DATA and --reference: error, or gene-mean (impute with the "
+        "gene's mean).",
+    ),
+    duplicates: str = typer.Option(
+        "error", help="Repeated gene ids in DATA and --reference: error, mean or first (merge them)."
+    ),
     groups: str | None = typer.Option(
         None,
         help="Two sample-name substrings, e.g. 'anr,WT': also print the nodes that separate the two "
@@ -86,10 +94,17 @@ def activities_cmd(
     from biodl.kinds.expression.io import read_expression
 
     try:
+        for name, value, choices in (
+            ("--missing", missing, ("error", "gene-mean")),
+            ("--duplicates", duplicates, ("error", "mean", "first")),
+        ):
+            if value not in choices:
+                raise BiodlInputError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
         m, genes, published = _model(model)
-        data_m = read_expression(data, orientation=orientation, known_genes=genes)
+        read_kw = {"known_genes": genes, "missing": missing, "duplicates": duplicates}
+        data_m = read_expression(data, orientation=orientation, **read_kw)
         if reference is not None:
-            set_reference_scaling(m, genes, read_expression(reference, known_genes=genes))
+            set_reference_scaling(m, genes, read_expression(reference, **read_kw))
             scale = "model"
         if scale is None:
             scale = "global" if published else "model"
@@ -161,10 +176,17 @@ def enrichment_cmd(
             signature_sets(signatures(m.gene_weights(), genes, n_sd)), sets, genes, min_size, fdr
         )
         cov = coverage(enr, sets, genes, min_size)
+        if cov["gene_sets"] == 0:
+            err.print(
+                f"warning: 0 of {len(sets)} gene sets overlap the model's genes (at least {min_size}); "
+                "wrong organism or id type?",
+                highlight=False,
+            )
         sig = enr[enr["significant"]]
         _write(sig.set_index("signature"), out, "signature")
+        share = f"{cov['coverage']:.1%}" if cov["gene_sets"] else "none testable"
         err.print(
-            f"coverage: {cov['covered']}/{cov['gene_sets']} gene sets ({cov['coverage']:.1%}) enriched in "
+            f"coverage: {cov['covered']}/{cov['gene_sets']} gene sets ({share}) enriched in "
             f"{cov['signatures_with_hit']} signatures at FDR {fdr}"
         )
     except BiodlError as e:

@@ -25,8 +25,9 @@ def split_landmarks(
 ) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
     """Landmark inputs and target outputs of ``data``.
 
-    Every landmark must be present (D-GEX needs all its inputs). Targets absent from ``data``
-    are dropped; default targets: every non-landmark gene.
+    Every landmark and every named target must be present (D-GEX needs all its inputs, and a
+    target it cannot learn is an error, not a silent drop); default targets: every non-landmark
+    gene.
 
     Returns
     -------
@@ -45,7 +46,14 @@ def split_landmarks(
     if targets is None:
         targets = [g for g in data.genes if g not in lm]
     else:
-        targets = [g for g in targets if g in pos and g not in lm]
+        miss = [g for g in targets if g not in pos]
+        if miss:
+            raise BiodlInputError(
+                f"{len(miss)} of {len(targets)} target genes are not in the data "
+                f"(first: {', '.join(miss[:5])})",
+                path=data.source or None,
+            )
+        targets = [g for g in targets if g not in lm]
     if not targets:
         raise BiodlInputError("no target genes in the data", path=data.source or None)
     x = data.values[:, [pos[g] for g in landmarks]]

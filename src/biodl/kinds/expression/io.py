@@ -198,7 +198,7 @@ def _check_finite(
             i, j = map(int, np.argwhere(nan)[0])
             raise BiodlInputError(
                 f"{_column_name(',', j + col_offset, header)}: missing value (NA/NaN/empty; "
-                f"{int(nan.sum())} in the file; use missing=row-mean to impute)",
+                f"{int(nan.sum())} in the file; use missing=gene-mean to impute)",
                 path=path,
                 record=int(line_of_row[i]),
             )
@@ -209,7 +209,7 @@ def _impute(values: np.ndarray, missing: str, axis: int) -> np.ndarray:
     nan = np.isnan(values)
     if not nan.any():
         return values
-    if missing not in ("gene-mean", "row-mean"):
+    if missing != "gene-mean":
         raise BiodlInputError(f"missing must be 'error' or 'gene-mean', not {missing!r}")
     means = np.nanmean(values, axis=axis, keepdims=True)
     means = np.where(np.isnan(means), 0.0, means)
@@ -217,20 +217,41 @@ def _impute(values: np.ndarray, missing: str, axis: int) -> np.ndarray:
 
 
 def _check_ids(
-    ids: list[str], path: Path, line_of: np.ndarray | list[int], what: str, duplicates: str
+    ids: list[str],
+    path: Path,
+    line_of: np.ndarray | list[int] | None,
+    what: str,
+    duplicates: str,
+    *,
+    places: list[str] | None = None,
+    mergeable: bool = True,
 ) -> None:
-    seen: dict[str, int] = {}
+    """Refuse empty identifiers, and repeated ones unless ``duplicates`` merges them.
+
+    ``line_of`` gives each identifier's line (the error's record; ``None`` for HDF5);
+    ``places`` names each one's place in the message (``column 3``, ``var index 5``), else the
+    line is used. ``mergeable=False``: the ids cannot be merged (sample names), so the error
+    does not advise ``duplicates=``.
+    """
+    seen: dict[str, str] = {}
     for i, g in enumerate(ids):
+        record = int(line_of[i]) if line_of is not None else None
+        place = places[i] if places is not None else f"line {record}"
+        prefix = f"{places[i]}: " if places is not None else ""
         if g == "" or g.lower() == "nan":
-            raise BiodlInputError(f"empty {what} identifier", path=path, record=int(line_of[i]))
-        if g in seen and duplicates == "error":
-            raise BiodlInputError(
-                f"duplicate {what} identifier {g!r} (first on line {seen[g]}; use duplicates=mean or "
-                "duplicates=first to merge)",
-                path=path,
-                record=int(line_of[i]),
+            raise BiodlInputError(f"{prefix}empty {what} identifier", path=path, record=record)
+        if g in seen and (duplicates == "error" or not mergeable):
+            advice = (
+                "use duplicates=mean or duplicates=first to merge"
+                if mergeable
+                else f"{what} identifiers must be unique; rename one of them"
             )
-        seen.setdefault(g, int(line_of[i]))
+            raise BiodlInputError(
+                f"{prefix}duplicate {what} identifier {g!r} (first at {seen[g]}; {advice})",
+                path=path,
+                record=record,
+            )
+        seen.setdefault(g, place)
 
 
 def _merge_duplicates(values: np.ndarray, genes: list[str], duplicates: str) -> tuple[np.ndarray, list[str]]:
@@ -338,16 +359,16 @@ def read_table_matrix(
     row_labels = ids.tolist()
     orient = _check_orientation(row_labels, col_labels, orientation, p, known_genes)
     values = _validate_numeric(cells, p, lines, header, data_start, missing)
+    header_places = [f"column {j + data_start + 1}" for j in range(len(col_labels))]
+    header_lines = [1] * len(col_labels)
     if orient == "genes-x-samples":
         _check_ids(row_labels, p, lines, "gene", duplicates)
-        for j, s in enumerate(col_labels):
-            if not s:
-                raise BiodlInputError(f"column {j + data_start + 1}: empty sample name", path=p, record=1)
+        _check_ids(col_labels, p, header_lines, "sample", "error", places=header_places, mergeable=False)
         values = _impute(values, missing, axis=1).T
         genes, samples = row_labels, col_labels
     else:
-        _check_ids(col_labels, p, [1] * len(col_labels), "gene", duplicates)
-        _check_ids(row_labels, p, lines, "sample", "error")
+        _check_ids(col_labels, p, header_lines, "gene", duplicates, places=header_places)
+        _check_ids(row_labels, p, lines, "sample", "error", mergeable=False)
         values = _impute(values, missing, axis=0)
         genes, samples = col_labels, row_labels
     values, genes = _merge_duplicates(np.ascontiguousarray(values, dtype=np.float32), genes, duplicates)
@@ -374,7 +395,13 @@ def read_gct(path: str | Path, missing: str = "error", duplicates: str = "error"
         header = fh.readline().rstrip("\r\n").split("\t")
         body = [ln.rstrip("\r\n").split("\t") for ln in fh]
     if version == "#1.2":
-        n_rows, n_cols = nums[:2]
+        if len(nums) != 2:
+            raise BiodlInputError(
+                f"GCT 1.2 dimension line needs 2 numbers (rows, columns), found {len(nums)}",
+                path=p,
+                record=2,
+            )
+        n_rows, n_cols = nums
         n_rmeta, n_cmeta = 1, 0  # Description column
     else:
         if len(nums) != 4:
@@ -397,6 +424,15 @@ def read_gct(path: str | Path, missing: str = "error", duplicates: str = "error"
     lines = np.arange(len(rows)) + 4 + n_cmeta
     genes = [r[0].strip() for r in rows]
     _check_ids(genes, p, lines, "gene", duplicates)
+    _check_ids(
+        samples,
+        p,
+        [3] * len(samples),
+        "sample",
+        "error",
+        places=[f"column {j + first_data + 1}" for j in range(len(samples))],
+        mergeable=False,
+    )
     cells = pd.DataFrame([r[first_data:] for r in rows], dtype=str)
     values = _validate_numeric(cells, p, lines, header, first_data, missing)
     values = _impute(values, missing, axis=1).T
@@ -408,10 +444,16 @@ def read_gct(path: str | Path, missing: str = "error", duplicates: str = "error"
 
 
 def read_h5ad(
-    path: str | Path, layer: str | None = None, use_raw: bool = False, missing: str = "error"
+    path: str | Path,
+    layer: str | None = None,
+    use_raw: bool = False,
+    missing: str = "error",
+    duplicates: str = "error",
 ) -> ExpressionMatrix:
     """Read an AnnData ``.h5ad`` file (cells x genes). ``layer`` picks ``adata.layers[layer]``,
-    ``use_raw`` picks ``adata.raw.X``; ``obs`` is kept."""
+    ``use_raw`` picks ``adata.raw.X``; ``obs`` is kept. Repeated ``var_names`` are an error
+    (``duplicates=error``, naming the var index) or merged (``mean`` / ``first``); repeated
+    ``obs_names`` are an error."""
     import anndata
     import scipy.sparse as sp
 
@@ -447,7 +489,19 @@ def read_h5ad(
                 record=samples[i],
             )
         x = _impute(x, missing, axis=0)
-    _check_ids(genes, p, list(range(1, len(genes) + 1)), "gene (var_names)", "error")
+    _check_ids(
+        genes, p, None, "gene (var_names)", duplicates, places=[f"var index {i}" for i in range(len(genes))]
+    )
+    _check_ids(
+        samples,
+        p,
+        None,
+        "cell (obs_names)",
+        "error",
+        places=[f"obs index {i}" for i in range(len(samples))],
+        mergeable=False,
+    )
+    x, genes = _merge_duplicates(np.ascontiguousarray(x, dtype=np.float32), genes, duplicates)
     return ExpressionMatrix(x, genes, samples, a.obs.copy(), str(p))
 
 
@@ -476,7 +530,7 @@ def read_expression(
     if name.endswith(".h5ad"):
         if orientation == "genes-x-samples":
             raise BiodlInputError("an .h5ad file is always cells x genes; drop orientation", path=p)
-        return read_h5ad(p, layer=layer, use_raw=use_raw, missing=missing)
+        return read_h5ad(p, layer=layer, use_raw=use_raw, missing=missing, duplicates=duplicates)
     if name.endswith(".gct"):
         if orientation == "samples-x-genes":
             raise BiodlInputError("a GCT file is always genes x samples; drop orientation", path=p)

@@ -67,9 +67,10 @@ OPTIONS = (
     Option(
         "encode",
         "choice",
-        "samples",
-        "sparse-ae: what the autoencoder encodes, the samples (columns are its inputs) or the genes "
-        "(each gene's profile over the samples, as in the yeast bench).",
+        None,
+        "sparse-ae: what the autoencoder encodes, the samples (columns are its inputs; the default) or "
+        "the genes (each gene's profile over the samples, as in the yeast bench). Evaluate / predict: "
+        "the model's own setting (a different value is refused).",
         stages=_IO,
         choices=("samples", "genes"),
         recipes=("sparse-ae",),
@@ -186,6 +187,20 @@ def read_data(path: Any, options: dict[str, Any], known_genes: list[str] | None 
             np.ascontiguousarray(m.values.T), list(m.samples), list(m.genes), None, m.source
         )
     return read_expression(path, known_genes=known_genes, **kw)
+
+
+def model_encode(meta: RunMeta, given: str | None) -> str:
+    """What a sparse-ae model encodes (``samples`` or ``genes``), as it was trained: the
+    default at evaluate / predict. A different explicit ``given`` value is refused, since the
+    model's inputs are then the wrong axis of the matrix."""
+    trained = (meta.options or {}).get("encode") or "samples"
+    if given not in (None, "", trained):
+        raise BiodlInputError(
+            f"the model was trained with encode={trained} (its inputs are the "
+            f"{'samples' if trained == 'genes' else 'genes'}), so it cannot read the data with "
+            f"encode={given}; drop --set encode (the model's setting is used)"
+        )
+    return trained
 
 
 def _nodes(kw: dict[str, Any]) -> dict[str, Any]:
@@ -359,6 +374,8 @@ class ExpressionKind(DataKind):
 
     def read(self, meta, path, options, *, labelled, quiet=True):
         d = data_as(ExpressionData, meta.data)
+        if meta.recipe == "sparse-ae":
+            options = {**options, "encode": model_encode(meta, options.get("encode"))}
         if meta.recipe in _AUTOENCODERS:
             if not labelled:  # activities: genes matched by id, any order
                 m = read_data(path, options, known_genes=d.genes)
