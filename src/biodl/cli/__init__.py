@@ -529,7 +529,7 @@ def evaluate(
         highlight=False,
         markup=False,
     )
-    from biodl.train.metrics import json_safe
+    from biodl.io._util import json_safe
 
     console.print_json(json.dumps(json_safe(r["metrics"])))  # null, not NaN: the output is JSON
 

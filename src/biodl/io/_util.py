@@ -267,3 +267,24 @@ def guess_separator(path: Path, first_line: str, default: str | None = "\t") -> 
     if "," in first_line:
         return ","
     return default
+
+
+def json_safe(obj):
+    """``obj`` (dicts, lists, tuples of numbers, strings, ...) with every NaN or infinite float
+    (Python or NumPy) replaced by ``None``, so ``json.dumps`` writes ``null``: bare ``NaN`` is
+    not JSON. NumPy numbers become Python numbers; other values are kept."""
+    import math
+
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj

@@ -514,7 +514,7 @@ def write_results(out_dir: str | Path, result: dict[str, Any], predictions: pd.D
 
     output_dir(od)
     result["out_dir"] = str(od)
-    from biodl.train.metrics import json_safe  # NaN / inf (undefined metrics) as null
+    from biodl.io._util import json_safe  # NaN / inf (undefined metrics) as null
 
     atomic_write_text(od / "metrics.json", json.dumps(json_safe(result), indent=2, default=str) + "\n")
     write_table(predictions, od / "predictions.tsv")

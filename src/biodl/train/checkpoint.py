@@ -149,7 +149,9 @@ class RunMeta:
         return dataclasses.asdict(self)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, default=str)
+        from biodl.io._util import json_safe  # undefined metrics (NaN) as null: strict JSON
+
+        return json.dumps(json_safe(self.to_dict()), indent=2, default=str)
 
     def replace(self, **changes: Any) -> RunMeta:
         """A copy with ``changes``; the dict and list fields not changed are copied too, so the
@@ -211,10 +213,10 @@ def atomic_torch_save(obj, path: str | Path) -> Path:
 
 
 def atomic_json(obj, path: str | Path) -> Path:
-    """JSON (indented, non-JSON values as strings) written atomically."""
-    from biodl.io._util import atomic_write_text
+    """JSON (indented, non-JSON values as strings, NaN / inf as null) written atomically."""
+    from biodl.io._util import atomic_write_text, json_safe
 
-    return atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+    return atomic_write_text(path, json.dumps(json_safe(obj), indent=2, default=str) + "\n")
 
 
 def write_run_json(out_dir: str | Path, meta: RunMeta) -> Path:

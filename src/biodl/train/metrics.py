@@ -14,6 +14,8 @@ from torchmetrics.functional.classification import (
 )
 from torchmetrics.functional.regression import mean_squared_error, pearson_corrcoef, r2_score
 
+from biodl.io._util import json_safe  # noqa: F401 - re-exported (metrics.json writers)
+
 #: Warnings already printed by this process (each is printed once: training scores the
 #: validation set every epoch).
 _WARNED: set[str] = set()
@@ -25,23 +27,6 @@ def _warn_once(msg: str) -> None:
         from biodl.io._util import note
 
         note(msg)
-
-
-def json_safe(obj):
-    """``obj`` (dicts, lists, tuples of numbers, strings, ...) with every NaN or infinite float
-    (Python or NumPy) replaced by ``None``, so ``json.dumps`` writes ``null``: bare ``NaN`` is
-    not JSON. NumPy numbers become Python numbers; other values are kept."""
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj
 
 
 def _one_class_labels(target: np.ndarray, names: list[str]) -> list[str]:

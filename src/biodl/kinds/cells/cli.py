@@ -142,7 +142,7 @@ def crossval(
         pred = res["predictions"]
         atomic_write_text(out / "predictions.tsv", pred.to_csv(sep="\t", index=False, float_format="%.6g"))
         metrics = summarize(pred)
-        from biodl.train.metrics import json_safe
+        from biodl.io._util import json_safe
 
         metrics = json_safe(metrics)  # null, not NaN (a fold of one class has no AUC)
         atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
