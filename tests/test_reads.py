@@ -715,3 +715,86 @@ def test_calibrate_novel_trains_without_the_holdouts(model, tmp_path) -> None:
     for arg, msg in (("x", "--folds takes a number or 'all'"), ("9", "1 to 4 folds")):
         bad = runner.invoke(app, [*two, "--folds", arg])
         assert bad.exit_code == 2 and msg in bad.output, bad.output
+
+
+def test_outputs_never_replace_the_model_or_each_other(model, ref, tmp_path) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(model, run, ignore=shutil.ignore_patterns("novel-calibration", "ev"))
+    before = (run / "model.pt").read_bytes()
+    r = runner.invoke(app, ["reads", "quantize", str(run), "--bits", "4", "--out", str(run / "model.pt")])
+    assert r.exit_code == 2 and "is an input of this command" in r.output
+    r = runner.invoke(
+        app, ["reads", "classify", str(run / "model.pt"), str(SAMPLE), "-o", str(run / "model.pt")]
+    )
+    assert r.exit_code == 2 and "is an input of this command" in r.output
+    assert (run / "model.pt").read_bytes() == before
+    same = str(tmp_path / "same.tsv")
+    r = runner.invoke(app, ["reads", "classify", str(run), str(SAMPLE), "-o", same, "--report", same])
+    assert r.exit_code == 2 and "--report and --output name the same file" in r.output
+    r = runner.invoke(app, ["reads", "classify", str(run), str(SAMPLE), "--scheduler", "notanaddress"])
+    assert r.exit_code == 2 and "is not a scheduler address" in r.output and "unexpected" not in r.output
+    r = runner.invoke(
+        app, ["reads", "classify", str(run), str(SAMPLE), "--scheduler", "local", "--device", "cuda"]
+    )
+    assert r.exit_code == 2 and "--device cuda with --scheduler" in r.output
+    for args, msg in (
+        (["--error-rate", "1.5"], "--error-rate must be between 0 and 1"),
+        (["--length", "30000"], "longer than every contig"),
+    ):
+        r = runner.invoke(app, ["reads", "sample", str(ref), "--n", "5", "--out", same, *args])
+        assert r.exit_code == 2 and msg in r.output, r.output
+
+
+def test_reads_before_a_bad_record_are_written_whatever_the_threads(model, tmp_path) -> None:
+    from biodl.kinds.reads.classify import classify
+
+    with gzip.open(SAMPLE, "rt") as fh:
+        good = fh.read()
+    bad = tmp_path / "trunc.fq"
+    bad.write_text(good + "@cut\nACGT\n")  # a record cut short after the 300 good ones
+    lines = []
+    for threads in (1, 2):
+        buf = io.StringIO()
+        with pytest.raises(BiodlInputError, match="truncated record"):
+            classify(model, [bad], stdout=buf, threads=threads, batch_size=16, progress=False)
+        lines.append(buf.getvalue().count("\n"))
+    # the header and the good reads up to the batch of the bad record, the same for 1 and 2 threads
+    # (before, what was still in flight was dropped: fewer lines the more threads)
+    assert lines[0] == lines[1] and 1 + 300 - 16 <= lines[0] <= 301
+
+
+def test_sigterm_leaves_no_temporary_file(model, tmp_path) -> None:
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "o" / "calls.tsv"
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "biodl.cli",
+            "reads",
+            "classify",
+            str(model),
+            "-",
+            "-o",
+            str(out),
+            "--no-progress",
+        ],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    with gzip.open(SAMPLE, "rb") as fh:
+        p.stdin.write(fh.read())  # the stream stays open: the command waits for more reads
+    p.stdin.flush()
+    t0 = time.time()
+    while not list(out.parent.glob(".*.tmp")) and time.time() - t0 < 120:
+        time.sleep(0.2)
+    assert list(out.parent.glob(".*.tmp")), "the command never started writing"
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=60) == 128 + signal.SIGTERM
+    p.stdin.close()
+    assert os.listdir(out.parent) == []  # no half-written output, no temporary file

@@ -663,7 +663,23 @@ def _load_cli_modules() -> None:
 _load_cli_modules()
 
 
+_MAIN_PID: list[int] = []
+
+
+def _terminate(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
+    """SIGTERM (a job scheduler stopping the job) unwinds like Ctrl-C: ``finally`` blocks run, so
+    half-written temporary outputs are removed and the user's files are left as they were.
+    Forked worker processes inherit the handler; they exit at once, as by default."""
+    if os.getpid() not in _MAIN_PID:
+        os._exit(128 + signum)
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    import signal
+
+    _MAIN_PID.append(os.getpid())
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
     except BiodlError as e:  # pragma: no cover - safety net

@@ -382,10 +382,16 @@ def classify(
             "read classifier",
             path=model_path,
         )
+    if scheduler is not None and str(device).startswith("cuda"):
+        raise BiodlInputError(
+            "--device cuda with --scheduler: the Dask workers classify on their CPUs; leave out one of them"
+        )
     eng = pick_engine(engine, "cpu" if scheduler is not None else device, meta.get("recipe"))
     tax = taxonomy_from_dict(meta["data"]["taxonomy"])
     if report is not None:
         check_output_path(report)
+        if output is not None and Path(report).resolve() == Path(output).resolve():
+            raise BiodlInputError("--report and --output name the same file; give two names", path=report)
     with contextlib.ExitStack() as stack:
         if output is not None:
             tmp = stack.enter_context(atomic_output(output))
@@ -416,9 +422,15 @@ def classify(
                     break
 
         try:
-            for batch in _all_batches(inputs, m2, batch_size):
-                window.append(submit(batch))
-                drain(True)
+            try:
+                for batch in _all_batches(inputs, m2, batch_size):
+                    window.append(submit(batch))
+                    drain(True)
+            except BiodlInputError:
+                # a bad record later in the input: the reads before it are written (to standard
+                # output; an --output file is not kept) whatever --threads is, then the error
+                drain(False)
+                raise
             drain(False)
         except BrokenProcessPool as e:
             raise BiodlError(
@@ -530,7 +542,7 @@ def _dask_executor(
                 n_workers=max(threads, 1),
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address=":0",  # any free port: no warning when 8787 is taken
                 silence_logs=logging.ERROR,
                 env={"BIODL_DASK_THREADS": "1"},
             )
@@ -541,6 +553,10 @@ def _dask_executor(
             client = stack.enter_context(Client(scheduler, timeout="20s"))
         except (OSError, TimeoutError) as e:
             raise BiodlInputError(f"cannot reach the Dask scheduler at {scheduler!r}: {e}") from None
+        except ValueError as e:
+            raise BiodlInputError(
+                f"--scheduler {scheduler!r} is not a scheduler address ({e}); give tcp://HOST:PORT or 'local'"
+            ) from None
     mf = read_model_file(model_path)
     state = {k: np.array(v) for k, v in mf.tensors.items()}  # plain arrays (not memory maps) to ship
     h = hashlib.sha1()

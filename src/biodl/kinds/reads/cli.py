@@ -86,6 +86,15 @@ def sample_cmd(
             if bad:
                 raise BiodlInputError(f"not in the reference: {', '.join(bad)} (it has {', '.join(names)})")
             sel = np.array([names.index(g) for g in want])
+        if not 0 <= error_rate <= 1:
+            raise BiodlInputError(f"--error-rate must be between 0 and 1, got {error_rate:g}")
+        gs = np.arange(len(ref.genomes)) if sel is None else sel
+        longest = int(ref.contigs[np.isin(ref.contigs[:, 0], gs), 2].max())
+        if length > longest:
+            raise BiodlInputError(
+                f"--length {length} is longer than every contig of the genomes sampled (the longest has "
+                f"{longest:,} bp)"
+            )
         codes, leaf, _ = sample_reads(
             ref, np.arange(n), read_len=length, error_rate=error_rate, seed=seed, stream=7, genomes=sel
         )

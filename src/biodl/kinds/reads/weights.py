@@ -113,6 +113,9 @@ def _resolve(path: str | Path) -> Path:
         p = p / "model.pt"
     if not p.exists():
         raise BiodlInputError("model file not found (expected a run directory or its model.pt)", path=p)
+    from biodl.io._util import note_input
+
+    note_input(p)  # an input of the running command: no output may replace it
     return p
 
 
@@ -269,8 +272,8 @@ def quantize_model(model_path: str | Path, out: str | Path, bits: int) -> dict[s
     from biodl.io._util import check_output_path
     from biodl.train.checkpoint import MODEL_FORMAT, atomic_torch_save
 
+    mf = read_model_file(model_path)  # first: it registers the model as an input, never overwritten
     check_output_path(out)
-    mf = read_model_file(model_path)
     if mf.meta.get("kind") != "reads" or mf.meta.get("recipe") != "read-classifier":
         raise BiodlInputError(
             f"is a {mf.meta.get('recipe')} model; biodl reads quantize takes a read-classifier model",
