@@ -184,3 +184,27 @@ def test_chosen_setting_in_run_json_and_resume_skips_trials(tmp_path, rest_small
     assert all(t["resumed"] for t in again["trials"])
     assert [t["score"] for t in again["trials"]] == [t["score"] for t in c["trials"]]
     assert again["chosen"] == c["chosen"]
+
+
+def test_a_rerun_choosing_another_setting_retrains_the_final_model(tmp_path, rest_small, monkeypatch, capsys):
+    """A larger --calibrate N (or any rerun) whose winner differs from the setting the final model
+    was trained with trains the winner from scratch, keeping the trials; the same winner resumes."""
+    opts = {"data": rest_small["train"]}
+    out = tmp_path / "r"
+    winner = [1]
+    monkeypatch.setattr(cal, "choose", lambda trials, mode, top=1: list(winner))
+    train("deepbind", out, options=opts, config=_cfg(calibrate=2), model_options=SMALL, quiet=True)
+    setting2 = {t["trial"]: t for t in json.loads((out / "run.json").read_text())["calibration"]["trials"]}[2]
+    winner[:] = [2]
+    capsys.readouterr()
+    s = train("deepbind", out, options=opts, config=_cfg(calibrate=2), model_options=SMALL, quiet=False)
+    assert "training it from scratch (the trials are kept)" in capsys.readouterr().err
+    assert s["resumed_from"] is None
+    run = json.loads((out / "run.json").read_text())
+    for k in ("dropout", "hidden", "motif_len", "pool"):
+        assert run["model_kwargs"][k] == setting2["setting"][k], k
+    assert run["training"]["lr"] == pytest.approx(setting2["setting"]["lr"])
+    _, meta = load_model(out / "model.pt")
+    assert meta.model_kwargs == run["model_kwargs"]
+    s = train("deepbind", out, options=opts, config=_cfg(calibrate=2), model_options=SMALL, quiet=True)
+    assert s["resumed_from"]  # the same winner: its final fit resumes

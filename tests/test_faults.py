@@ -354,7 +354,7 @@ def test_genome_windows_say_what_they_drop_or_move(window_run, tmp_path):
     bed.write_text("NC_000913.3\t10\t60\tedge\nNC_000913.3\t50000\t50100\tmiddle\n")
     r = runner.invoke(app, ["predict", str(window_run), str(bed), "--set", f"genome={GENOME}"])
     _ok(r)
-    assert "1 of 2 interval(s) lie within" in " ".join(r.output.split())
+    assert "1 of 2 interval(s) are centred within" in " ".join(r.output.split())
 
 
 def test_unknown_types_list_every_type(tmp_path):

@@ -96,3 +96,28 @@ def test_declaration_errors_are_caught_early() -> None:
         Option("x", "choice")
     with pytest.raises(ValueError, match="stages"):
         Option("x", stages=("fit",))
+
+
+def test_model_options_are_converted_to_the_type_of_their_default() -> None:
+    """-m KEY=VALUE: checked against the recipe's default (bool, int, float), one clear error."""
+    from biodl.options import parse_set
+    from biodl.registry import get_recipe
+
+    r = get_recipe("deepbind")
+    m = r.check_model_options(
+        parse_set(["reverse_complement=no", "num_motifs=8.0", "dropout=1", "hidden=0", "pool=max"])
+    )
+    assert m == {"reverse_complement": False, "num_motifs": 8, "dropout": 1.0, "hidden": 0, "pool": "max"}
+    assert type(m["num_motifs"]) is int and type(m["dropout"]) is float
+    assert r.check_model_options({"reverse_complement": "YES"}) == {"reverse_complement": True}
+    for bad, what in [
+        ("reverse_complement=maybe", "-m reverse_complement must be true or false"),
+        ("num_motifs=abc", "-m num_motifs must be an integer"),
+        ("num_motifs=8.5", "-m num_motifs must be an integer"),
+        ("num_motifs=true", "-m num_motifs must be an integer"),
+        ("hidden=-3", "-m hidden must be a non-negative integer"),
+        ("dropout=high", "-m dropout must be a number"),
+    ]:
+        with pytest.raises(BiodlInputError, match=what):
+            r.check_model_options(parse_set([bad]))
+    assert r.check_model_options({"window_size": -1}) == {"window_size": -1}  # default 0: not a count

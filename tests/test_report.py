@@ -259,3 +259,36 @@ def test_plot_scatter(tmp_path):
         plot_scatter(y, y[:, :1], tmp_path / "t.png")
     with pytest.raises(ValueError, match="two observed values"):
         plot_scatter(np.full((5, 1), np.nan), np.zeros((5, 1)), tmp_path / "u.png")
+
+
+def test_report_of_a_run_whose_test_file_is_gone_warns_and_leaves_its_sections_out(
+    tmp_path, rest_small, capsys, monkeypatch
+) -> None:
+    """The run stores its inputs as absolute paths (report works from any directory); a test file
+    moved away since leaves out the sections that need it, with a warning, not a failed report."""
+    import shutil
+
+    from biodl.pipeline import report, train
+    from biodl.train import TrainConfig
+
+    test = tmp_path / "t.seq"
+    shutil.copy(rest_small["test"], test)
+    run = tmp_path / "run"
+    cfg = TrainConfig(max_epochs=1, patience=0, device="cpu", progress=False)
+    train(
+        "deepbind",
+        run,
+        options={"data": rest_small["train"], "test_file": test},
+        model_options={"num_motifs": 4, "motif_len": 8, "hidden": 0},
+        config=cfg,
+        quiet=True,
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert report(Path("..") / "run", quiet=True).exists()  # the test file is found from anywhere
+    test.unlink()
+    capsys.readouterr()
+    assert report(run, quiet=True).exists()
+    err = capsys.readouterr().err
+    assert "warning" in err and str(test) in err and "left out" in err

@@ -558,3 +558,145 @@ def test_bf16_mixed_precision_training(tmp_path, device):
     assert meta.training["precision"] == "bf16-mixed"
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert 0.0 <= res.val_metrics["val_auroc"] <= 1.0
+
+
+# ---------------------------------------------------------------- reruns into the same --out
+def _rerun(tmp_path, rest_small, out="r", **kw):
+    cfg = {k: kw.pop(k) for k in list(kw) if k in TrainConfig.__dataclass_fields__}
+    return train(
+        "deepbind",
+        tmp_path / out,
+        options={"data": kw.pop("data", rest_small["train"])},
+        config=_cfg(max_epochs=cfg.pop("max_epochs", 1), **cfg),
+        model_options={"num_motifs": 4, "motif_len": 8, "hidden": 0, **kw},
+        quiet=True,
+    )
+
+
+def test_rerun_with_other_settings_is_refused_naming_them(tmp_path, rest_small):
+    """A rerun asking for another run (data, seed, model option, lr, batch size) is refused before
+    any data is read, naming each difference; --epochs only extends it and resumes."""
+    _rerun(tmp_path, rest_small)
+    other = tmp_path / "other.seq"
+    other.write_text(rest_small["train"].read_text())
+    with pytest.raises(BiodlInputError) as e:
+        _rerun(tmp_path, rest_small, data=other, seed=7, dropout=0.5)
+    msg = str(e.value)
+    assert "--seed 0 here, 7 asked" in msg and "-m dropout" in msg and "other.seq asked" in msg
+    assert "--no-resume" in msg
+    with pytest.raises(BiodlInputError, match=r"--lr 0.003 here, 0.05 asked; --batch-size 64 here, 16"):
+        _rerun(tmp_path, rest_small, lr=0.05, batch_size=16)
+    run = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert run["training"]["seed"] == 0 and run["status"] == "finished"  # untouched
+    s = _rerun(tmp_path, rest_small, max_epochs=2, patience=1)  # extends: resumes
+    assert s["resumed_from"] and s["epochs_run"] == 2
+    s = _rerun(tmp_path, rest_small, lr=0.05, resume=False)  # --no-resume starts over
+    assert s["resumed_from"] is None
+
+
+def test_rerun_checks_a_run_json_written_before_the_request(tmp_path, rest_small):
+    _rerun(tmp_path, rest_small)
+    p = tmp_path / "r" / "run.json"
+    run = json.loads(p.read_text())
+    del run["request"]
+    run["options"]["data"] = rest_small["train"].name  # older runs stored the path as given
+    p.write_text(json.dumps(run))
+    with pytest.raises(BiodlInputError, match="--seed 0 here, 3 asked"):
+        _rerun(tmp_path, rest_small, seed=3)
+    assert _rerun(tmp_path, rest_small, max_epochs=2)["resumed_from"]
+
+
+def test_rerun_changing_the_ensemble_layout_is_refused(tmp_path, rest_small):
+    _rerun(tmp_path, rest_small)
+    with pytest.raises(BiodlInputError, match="--ensemble: one network here, an ensemble"):
+        _rerun(tmp_path, rest_small, ensemble=2)
+    s = _rerun(tmp_path, rest_small, ensemble=2, resume=False)
+    assert not (tmp_path / "r" / "history.csv").exists() and (tmp_path / "r" / "member2").is_dir()
+    assert s["epochs_run"] == 2
+
+
+def test_input_paths_are_stored_absolute(tmp_path, rest_small, monkeypatch):
+    monkeypatch.chdir(rest_small["train"].parent)
+    train(
+        "deepbind",
+        tmp_path / "r",
+        options={"data": rest_small["train"].name, "test_file": rest_small["test"].name},
+        config=_cfg(max_epochs=1),
+        model_options={"num_motifs": 4, "motif_len": 8, "hidden": 0},
+        quiet=True,
+    )
+    run = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert run["options"]["data"] == str(rest_small["train"])
+    assert json.loads((tmp_path / "r" / "test" / "metrics.json").read_text())["data"] == str(
+        rest_small["test"]
+    )
+
+
+def test_train_checks_device_and_out_before_reading_data(tmp_path):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    missing = tmp_path / "no_such.seq"  # never read: the checks come first
+    with pytest.raises(BiodlInputError, match="parent .*afile is a file"):
+        train("deepbind", f / "sub", options={"data": missing}, config=_cfg(), quiet=True)
+    with pytest.raises(BiodlInputError, match="unknown device 'tpu'"):
+        train("deepbind", tmp_path / "r", options={"data": missing}, config=_cfg(device="tpu"), quiet=True)
+    if not torch.cuda.is_available():
+        with pytest.raises(BiodlInputError, match="no CUDA GPU"):
+            train(
+                "deepbind", tmp_path / "r", options={"data": missing}, config=_cfg(device="cuda"), quiet=True
+            )
+
+
+class _Interrupting(DeepBind):
+    """Raises KeyboardInterrupt (Ctrl-C) in the second epoch."""
+
+    calls = 0
+
+    def forward(self, x):
+        type(self).calls += 1
+        if self.training and type(self).calls > 3:
+            raise KeyboardInterrupt
+        return super().forward(x)
+
+
+def test_ctrl_c_says_how_far_training_got_and_exits_130(tmp_path, capsys):
+    table = _planted(48, seed=2)
+    _Interrupting.calls = 0
+    with pytest.raises(SystemExit) as e:
+        fit_model(
+            _Interrupting(**TINY),
+            "binary",
+            SequenceDataset(table),
+            None,
+            tmp_path,
+            _cfg(max_epochs=5, batch_size=16),
+        )
+    assert e.value.code == 130
+    err = capsys.readouterr().err
+    assert "interrupted after 1 of 5 epochs; rerun the same command to resume" in err
+
+
+def test_an_unfinished_run_is_said_by_evaluate_and_predict_and_refused_by_report(
+    tmp_path, rest_small, capsys
+):
+    """A killed resume leaves run.json 'running' beside the model.pt of the earlier training."""
+    from biodl.pipeline import evaluate, predict, report
+
+    _rerun(tmp_path, rest_small)
+    run = tmp_path / "r"
+    meta = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**meta, "status": "running"}))
+    capsys.readouterr()
+    evaluate(run, rest_small["test"], quiet=True)
+    err = capsys.readouterr().err
+    assert "warning" in err and "unfinished run" in err
+    predict(run / "model.pt", rest_small["test"], quiet=True)
+    err = capsys.readouterr().err
+    assert "unfinished run" in err and "earlier finished training" in err and "rerun the same" in err
+    with pytest.raises(BiodlInputError, match="unfinished run.*rerun the same `biodl train`"):
+        report(run, quiet=True)
+    (run / "model.pt").unlink()  # a first training killed before it finished
+    with pytest.raises(
+        BiodlInputError, match="unfinished run: training was interrupted before its first model"
+    ):
+        evaluate(run, rest_small["test"], quiet=True)

@@ -73,7 +73,7 @@ def kind_options(
         for k in list(given):
             if k not in declared and k in params:
                 mopts[k] = given.pop(k)
-        recipe.check_model_options(mopts)
+        mopts = recipe.check_model_options(mopts)
     hints = dict(kind.hints)
     spelled: dict[str, str] = {o.name: o.spelling for o in kind.options}
     if any(k not in declared and k not in params for k in given):  # say which kind takes them
@@ -164,12 +164,14 @@ def train(
             f"--calibrate is not available for {k.title} models (it calibrates the DNA-sequence recipes)"
         )
     out = Path(out_dir)
+    check_train_call(config, out)
+    opts = _absolute_paths(k, opts)  # run.json, metrics.json: the inputs wherever the user runs from
     for key in ("data", "samples", "valid_file", "test_file"):
         k.check_format(recipe.name, opts.get(key), "training")
     given = frozenset(k for k, v in (options or {}).items() if v is not None and k in opts)
     ctx = TrainContext(recipe, opts, mopts, config, out, quiet, frozenset(config_given), given)
-    if out.exists() and not out.is_dir():
-        raise BiodlInputError("--out names the run directory, and this is a file", path=out)
+    request = run_request(recipe, k, opts, mopts, config)
+    _check_rerun(out, recipe.name, k, request, config.resume)  # before any data is read
     splits = k.load(ctx)
     model, meta = k.build(ctx, splits)
     labels = k.training_labels(meta, splits)
@@ -177,11 +179,27 @@ def train(
         check_labels(labels, meta.label_names, meta.task, quiet)
     _prepare_run_dir(out, recipe.name, k.name, config.resume, quiet)
     meta = meta.replace(
-        options=_jsonable(opts), training=asdict(config), splits=dict(splits.info, **meta.splits)
+        options=_jsonable(opts),
+        training=asdict(config),
+        splits=dict(splits.info, **meta.splits),
+        request=request,
     )
+    if _primary_process():  # the run is unfinished from now on, whatever the layout (members, trials)
+        from biodl.io._util import output_dir
+
+        output_dir(out)
+        write_run_json(out, meta.replace(status="running"))
     chosen: list[dict[str, Any]] = []
     if config.calibrate:
         ctx, model, meta, chosen = _calibrate(k, ctx, meta, splits)
+        if len(chosen) > 1:
+            finals = [(out / f"top{j}", st) for j, st in enumerate(chosen, 1)]
+        elif config.ensemble > 1:
+            finals = [(out / f"member{j}", chosen[0]) for j in range(1, config.ensemble + 1)]
+        else:
+            finals = [(out, chosen[0])]
+        for d, st in finals:
+            _final_fit_of(d, st, ctx)
     if len(chosen) > 1:
         model, res, meta = _fit_top(k, ctx, meta, splits, chosen)
     elif config.ensemble > 1:
@@ -449,8 +467,51 @@ def _calibrate(k: DataKind, ctx: TrainContext, meta, splits):
         training=asdict(rctx.config),
         splits=dict(meta.splits),
         calibration=cal.to_dict(),
+        request=meta.request,
     )
     return rctx, model, rmeta, chosen
+
+
+def _final_fit_of(d: Path, setting: dict[str, Any], ctx: TrainContext) -> None:
+    """Make the final fit in ``d`` train ``setting``, the one calibration chose: its checkpoints
+    resume only when they were written by that setting (``d/checkpoints/setting.json``); a rerun
+    whose larger ``--calibrate N`` chose another setting trains it from scratch (and says so),
+    keeping the trials. The setting is recorded before training."""
+    from biodl.io._util import output_dir
+    from biodl.train import read_model_meta, read_run_json
+    from biodl.train.checkpoint import atomic_json
+
+    want = _jsonable(setting)
+    rec = d / "checkpoints" / "setting.json"
+    ckpts = list((d / "checkpoints").glob("*.ckpt")) if (d / "checkpoints").is_dir() else []
+    if ctx.config.resume and ckpts:
+        if rec.exists():
+            try:
+                had = json.loads(rec.read_text())
+            except ValueError:
+                had = None
+        else:  # written before the setting was recorded: the finished model's own
+            try:
+                m = read_model_meta(d / "model.pt") if (d / "model.pt").exists() else read_run_json(d)
+                had = {
+                    n: (m.training.get(n) if n in ("lr", "weight_decay") else m.model_kwargs.get(n))
+                    for n in want
+                }
+                had = _jsonable(had)
+            except BiodlInputError:
+                had = None
+        if had != want:
+            for f in ckpts:
+                f.unlink()
+            if (d / "history.csv").exists():
+                (d / "history.csv").unlink()
+            ctx.log(
+                f"calibration chose another setting than the one the final model in {d} was trained "
+                f"with ({', '.join(f'{n}={_short(v)}' for n, v in setting.items())}); training it from "
+                "scratch (the trials are kept)"
+            )
+    output_dir(d / "checkpoints")
+    atomic_json(want, rec)
 
 
 def _short(v: Any) -> str:
@@ -481,6 +542,194 @@ def _fit_top(k: DataKind, ctx: TrainContext, meta, splits, settings: list[dict[s
 def _primary_process() -> bool:
     """False in the worker processes of a multi-process (DDP / SLURM) run."""
     return all(os.environ.get(v, "0") == "0" for v in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
+
+
+#: Kind options that do not change what is trained: read after training (the test set, the
+#: report) or at scoring time, or a thread count. Every other kind option defines the run.
+NOT_DEFINING_OPTIONS = ("test_file", "test_negatives", "test_labels", "rc_average", "report", "threads")
+#: :class:`~biodl.train.fit.TrainConfig` fields that define the run. The others only extend or
+#: stop training (``max_epochs``, ``min_epochs``, ``patience``, ``extend_epochs``,
+#: ``calibrate`` N, ``calibrate_budget``), say where and how it runs (``device``, ``devices``,
+#: ``strategy``, ``num_nodes``, ``precision``, ``num_workers``, ``progress``, ``profiler``,
+#: ``checkpoint_every``) or are checked elsewhere (the calibration protocol: ``calibrate_folds``,
+#: ``calibrate_subsample``, ``calibrate_epochs`` retrain the trials they change).
+DEFINING_TRAINING = ("seed", "lr", "weight_decay", "batch_size")
+_TRAIN_FLAGS = {
+    "seed": "--seed",
+    "lr": "--lr",
+    "weight_decay": "--weight-decay",
+    "batch_size": "--batch-size",
+    "ensemble": "--ensemble",
+    "calibrate": "--calibrate",
+    "calibrate_top": "--calibrate-top",
+}
+
+
+def check_train_call(config, out: Path) -> None:
+    """The checks of a training call that need no data: ``--out`` can be a run directory and
+    ``--device`` names a device this machine has."""
+    from biodl.train.predict import accelerator_for, torch_device
+
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise BiodlInputError(
+                    "--out names the run directory, and this is a file"
+                    if p == out
+                    else f"--out {out}: its parent {p} is a file, not a directory",
+                    path=p if p == out else None,
+                )
+            break
+    accelerator_for(config.device)
+    torch_device(config.device)  # an unknown device or CUDA without a GPU: refused now
+
+
+def _absolute_paths(kind: DataKind, opts: dict[str, Any]) -> dict[str, Any]:
+    """``opts`` with the kind's file options (``path`` / ``paths``) as absolute paths."""
+    types = {o.name: o.type for o in kind.options}
+    out = dict(opts)
+    for name, v in opts.items():
+        if v is None or types.get(name) not in ("path", "paths"):
+            continue
+        out[name] = [os.path.abspath(x) for x in v] if types[name] == "paths" else os.path.abspath(v)
+    return out
+
+
+def run_request(recipe: Recipe, kind: DataKind, opts: dict[str, Any], mopts: dict[str, Any], config) -> dict:
+    """What defines a training run (``RunMeta.request``): the kind options that shape the
+    training data (all but :data:`NOT_DEFINING_OPTIONS`; files as absolute paths), every model
+    option (given, else the recipe's default), the :data:`DEFINING_TRAINING` fields and the
+    layout (one network or an ensemble, calibrated or not, one or several calibrated members).
+    A rerun into the same ``--out`` resumes only when its request is the stored one."""
+    import inspect
+
+    sig = inspect.signature(recipe.factory).parameters
+    model = {}
+    for p in recipe.model_params():
+        default = recipe.model_defaults.get(p, sig[p].default)
+        if p in mopts or default is not inspect.Parameter.empty:
+            model[p] = mopts.get(p, default)
+    return _jsonable(
+        {
+            "kind": kind.name,
+            "options": {
+                k_: v for k_, v in _absolute_paths(kind, opts).items() if k_ not in NOT_DEFINING_OPTIONS
+            },
+            "model": model,
+            "training": {f: getattr(config, f) for f in DEFINING_TRAINING},
+            "layout": {
+                "ensemble": int(config.ensemble) > 1,
+                "calibrate": int(config.calibrate) > 0,
+                "calibrate_top": int(config.calibrate) > 0 and int(config.calibrate_top) > 1,
+            },
+        }
+    )
+
+
+def _legacy_request(prev) -> dict[str, Any]:
+    """The request of a run written before ``RunMeta.request``, from what its run.json has."""
+    t = prev.training or {}
+    cal = bool(prev.calibration) or int(t.get("calibrate") or 0) > 0
+    training = {f: t[f] for f in DEFINING_TRAINING if f in t}
+    if cal:  # a calibrated run stores the chosen setting, not the one asked for
+        training = {f: v for f, v in training.items() if f not in ("lr", "weight_decay")}
+    return _jsonable(
+        {
+            "options": {k_: v for k_, v in (prev.options or {}).items() if k_ not in NOT_DEFINING_OPTIONS},
+            "model": {} if cal else dict(prev.model_kwargs),  # compared where the call has the name
+            "training": training,
+            "layout": {
+                "ensemble": int(t.get("ensemble") or prev.ensemble or 1) > 1,
+                "calibrate": cal,
+                "calibrate_top": cal and int(t.get("calibrate_top") or 1) > 1,
+            },
+        }
+    )
+
+
+def _same_value(old: Any, new: Any, path_like: bool) -> bool:
+    if old == new:
+        return True
+    if path_like and old is not None and new is not None:
+        olds = old if isinstance(old, list) else [old]
+        news = new if isinstance(new, list) else [new]
+        if len(olds) != len(news):
+            return False
+        # a relative path in an older run.json: relative to a directory no longer known
+        return all(
+            os.path.abspath(o) == n or (not os.path.isabs(o) and Path(o).name == Path(n).name)
+            for o, n in zip(olds, news, strict=True)
+        )
+    if isinstance(old, (int, float)) and isinstance(new, (int, float)) and not isinstance(old, bool):
+        return float(old) == float(new)
+    return False
+
+
+def _short_value(v: Any) -> str:
+    if isinstance(v, list):
+        return ",".join(map(str, v)) or "[]"
+    return "unset" if v is None else str(v)
+
+
+def request_differences(prev: dict[str, Any], new: dict[str, Any], kind: DataKind | None = None) -> list[str]:
+    """``'NAME OLD here, NEW asked'`` for every entry of the run-defining ``prev`` request that
+    ``new`` changes (keys absent from ``prev``, an older run.json, are not compared)."""
+    spelled = {o.name: o.spelling for o in kind.options} if kind is not None else {}
+    if "data" in spelled:
+        spelled["data"] = "the training file (DATA)"
+    types = {o.name: o.type for o in kind.options} if kind is not None else {}
+    diffs = []
+    for name, old in (prev.get("options") or {}).items():
+        if name in (new.get("options") or {}):
+            v = new["options"][name]
+            if not _same_value(old, v, types.get(name) in ("path", "paths")):
+                diffs.append(
+                    f"{spelled.get(name, '--set ' + name)} {_short_value(old)} here, {_short_value(v)} asked"
+                )
+    for name, old in (prev.get("model") or {}).items():
+        if name in (new.get("model") or {}) and not _same_value(old, new["model"][name], False):
+            diffs.append(f"-m {name} {_short_value(old)} here, {_short_value(new['model'][name])} asked")
+    for name, old in (prev.get("training") or {}).items():
+        if name in (new.get("training") or {}) and not _same_value(old, new["training"][name], False):
+            diffs.append(f"{_TRAIN_FLAGS.get(name, name)} {old} here, {new['training'][name]} asked")
+    layout_words = {
+        "ensemble": ("an ensemble (--ensemble K)", "one network"),
+        "calibrate": ("a calibrated run (--calibrate N)", "an uncalibrated run"),
+        "calibrate_top": ("several calibrated members (--calibrate-top K)", "one calibrated model"),
+    }
+    for name, old in (prev.get("layout") or {}).items():
+        if name in (new.get("layout") or {}) and bool(old) != bool(new["layout"][name]):
+            yes, no = layout_words.get(name, (name, "not " + name))
+            was, asked = (yes if old else no), (yes if new["layout"][name] else no)
+            diffs.append(f"{_TRAIN_FLAGS.get(name, name)}: {was} here, {asked} asked")
+    return diffs
+
+
+def _check_rerun(out: Path, system: str, kind: DataKind, request: dict[str, Any], resume: bool) -> None:
+    """A rerun into a run directory (``--resume``, the default) continues that run only when it
+    asks for the same run: the same system and kind, and the same :func:`run_request` (data,
+    model options, seed, learning rate, ...). Anything else is refused, naming each difference:
+    resuming would train on with other settings and record them as if the run had used them
+    throughout. Options that extend or stop training (``--epochs``, ``--patience``,
+    ``--calibrate N``, ``--ensemble K`` of an ensemble) may change."""
+    from biodl.train import read_run_json
+
+    if not resume or not (out / "run.json").exists() or not _primary_process():
+        return
+    try:
+        prev = read_run_json(out)
+    except BiodlInputError:
+        return  # _prepare_run_dir refuses it (after the data are read)
+    if (prev.recipe, prev.kind) != (system, kind.name):
+        return  # _prepare_run_dir names the other run
+    diffs = request_differences(prev.request or _legacy_request(prev), request, kind)
+    if diffs:
+        raise BiodlInputError(
+            f"holds a {prev.status} run of {system} asked with other settings, so this call cannot "
+            f"resume it: {'; '.join(diffs)}. Give the run's own settings to resume it, --no-resume to "
+            "start over (its files are removed), or another --out",
+            path=out,
+        )
 
 
 def _prepare_run_dir(out: Path, system: str, kind: str, resume: bool, quiet: bool) -> None:
@@ -529,6 +778,46 @@ def _write_summary(out: Path, summary: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------- evaluate / predict
+def _run_state(model_path: str | Path, command: str, refuse: bool = False) -> None:
+    """Say (or, ``refuse``, refuse) when ``model_path`` is the model of a run whose ``run.json``
+    says it is unfinished: a training started (or resumed) there was killed, so ``model.pt``, if
+    any, is the model of an earlier finished training, not of the run ``run.json`` describes."""
+    from biodl.train import read_run_json
+
+    p = Path(model_path)
+    run = p if p.is_dir() else p.parent
+    if p.is_file() and p.name != "model.pt":
+        return  # a model file of its own (model.q90.pt, a copy): no run.json describes it
+    if not (run / "run.json").is_file():
+        return
+    try:
+        meta = read_run_json(run)
+    except BiodlInputError:
+        return
+    if meta.status == "finished":
+        return
+    how = "rerun the same `biodl train` command to finish it (it resumes from its last checkpoint)"
+    if not (run / "model.pt").exists():
+        raise BiodlInputError(
+            f"an unfinished run: training was interrupted before its first model was saved (run.json "
+            f"status {meta.status!r}, no model.pt yet); {how}",
+            path=run,
+        )
+    if refuse:
+        raise BiodlInputError(
+            f"an unfinished run: training was interrupted (run.json status {meta.status!r}), so its "
+            f"run.json, history and checkpoints describe a training that model.pt does not hold; "
+            f"{how}, then `biodl {command}` it",
+            path=run,
+        )
+    log(
+        f"[biodl] warning: {run}: an unfinished run (run.json status {meta.status!r}: training was "
+        f"interrupted); model.pt is the model of an earlier finished training, not of the settings in "
+        f"run.json. To use the new training, {how}",
+        False,
+    )
+
+
 def _load(model_path: str | Path, device: str):
     from biodl.train import load_model
 
@@ -585,6 +874,7 @@ def evaluate(
 
     Returns ``{"metrics": ..., "n": ..., "task": ..., "data": ...}``.
     """
+    _run_state(model_path, "evaluate")
     model, meta, k, recipe = _load(model_path, device)
     opts, _ = kind_options(recipe, k, dict(options or {}), "evaluate", spellings)
     k.check_format(meta.recipe, data)
@@ -621,6 +911,7 @@ def predict(
     from biodl.io.predictions import check_writer, output_format
 
     fmt = output_format(out, format) if out is None else None  # standard output: text only
+    _run_state(model_path, "predict")
     model, meta, k, recipe = _load(model_path, device)
     opts, _ = kind_options(recipe, k, dict(options or {}), "predict", spellings)
     k.check_format(meta.recipe, data)
@@ -664,6 +955,7 @@ def report(
     if not run.exists():
         raise BiodlInputError("not found (give a run directory of `biodl train`)", path=run)
     run = run if run.is_dir() else run.parent
+    _run_state(run, "report", refuse=True)
     if not (run / "model.pt").exists():
         raise BiodlInputError("no model.pt here; is this a run directory of `biodl train`?", path=run)
     model, meta, k, recipe = _load(run / "model.pt", "cpu")

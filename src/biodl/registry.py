@@ -115,14 +115,19 @@ class Recipe:
         return [p for p in inspect.signature(self.factory).parameters if p not in self.derived]
 
     def check_model_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        """``options`` if every key is a model option of this recipe, else a clear error."""
+        """``options`` converted to the type of each option's default (:func:`convert_model_option`),
+        if every key is a model option of this recipe; else a clear error."""
         params = self.model_params()
         unknown = [k for k in options if k not in params]
         if unknown:
             raise BiodlInputError(
                 f"unknown model option(s) for {self.name}: {', '.join(unknown)} (known: {', '.join(params)})"
             )
-        return dict(options)
+        sig = inspect.signature(self.factory).parameters
+        return {
+            k: convert_model_option(k, v, self.model_defaults.get(k, sig[k].default))
+            for k, v in options.items()
+        }
 
     def model_kwargs(self, n_outputs: int, seq_len: int | None = None, **overrides: Any) -> dict[str, Any]:
         """The full keyword arguments for :meth:`build` (stored with the trained model):
@@ -138,6 +143,57 @@ class Recipe:
     def build(self, **kwargs: Any):
         """The network built with ``kwargs``."""
         return self.factory(**kwargs)
+
+
+_TRUE = ("true", "yes", "1")
+_FALSE = ("false", "no", "0")
+
+
+def convert_model_option(name: str, value: Any, default: Any) -> Any:
+    """``value`` of model option ``name`` (``-m NAME=VALUE``: a string, or JSON-decoded) as the
+    type of the recipe's ``default``: a bool takes true/false/yes/no/1/0 (any case); an int takes
+    integers (a float only when whole, never a bool), and no negative value where the default
+    is a positive count (sizes, widths); a float takes any finite number. Other defaults (strings,
+    tuples, ``None``) take the value as given. One clear error otherwise."""
+    import math
+
+    def bad(what: str) -> BiodlInputError:
+        return BiodlInputError(f"-m {name} must be {what} (default {default!r}), got {value!r}")
+
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, (int, float)) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
+        raise bad("true or false (also yes/no, 1/0)")
+    if isinstance(default, int) and default is not inspect.Parameter.empty:
+        num: Any = value
+        if isinstance(num, str):
+            try:
+                num = float(num.strip())
+            except ValueError:
+                raise bad("an integer") from None
+        if isinstance(num, bool) or not isinstance(num, (int, float)):
+            raise bad("an integer")
+        if not math.isfinite(num) or num != int(num):
+            raise bad("an integer")
+        num = int(num)
+        if default > 0 and num < 0:
+            raise bad("a non-negative integer")
+        return num
+    if isinstance(default, float):
+        num = value
+        if isinstance(num, str):
+            try:
+                num = float(num.strip())
+            except ValueError:
+                raise bad("a number") from None
+        if isinstance(num, bool) or not isinstance(num, (int, float)) or not math.isfinite(num):
+            raise bad("a number")
+        return float(num)
+    return value
 
 
 _REGISTRY: dict[str, Recipe] = {}

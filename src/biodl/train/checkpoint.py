@@ -102,6 +102,12 @@ class RunMeta:
     member_kwargs
         Keyword arguments of each member when they differ (``--calibrate N --calibrate-top K``:
         the K best settings averaged); empty when every member is built from ``model_kwargs``.
+    request
+        What defines the run, as asked by the ``biodl train`` call that started it (see
+        :func:`biodl.pipeline.run_request`): the kind options that shape the training data (input
+        files as absolute paths), every model option, the seed, learning rate, weight decay and
+        batch size, and the layout (``--ensemble``, ``--calibrate``, ``--calibrate-top``). A rerun
+        into the same ``--out`` resumes only when these are the same; empty in older files.
     calibration
         What ``biodl train --calibrate N`` tried and chose
         (:class:`~biodl.train.calibrate.Calibration` as a dict: protocol, one row per trial with
@@ -134,6 +140,7 @@ class RunMeta:
     ensemble: int = 1
     member_kwargs: list[dict[str, Any]] = field(default_factory=list)
     calibration: dict[str, Any] = field(default_factory=dict)
+    request: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=_versions)
     schema: int = RUN_SCHEMA
 

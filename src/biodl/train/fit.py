@@ -447,7 +447,14 @@ def fit(
         write_run_json(out, meta.replace(status="running", training=asdict(config), torch_threads=n_threads))
     t0 = time.perf_counter()
     with cpu_threads(threads if on_cpu else None):
-        trainer.fit(plan, datamodule=datamodule, ckpt_path=resumed, weights_only=True if resumed else None)
+        try:
+            trainer.fit(
+                plan, datamodule=datamodule, ckpt_path=resumed, weights_only=True if resumed else None
+            )
+        except SystemExit:
+            if trainer.interrupted:  # Ctrl-C: Lightning shut down gracefully and called sys.exit(1)
+                _interrupted(last, config.max_epochs)
+            raise
     seconds = round(time.perf_counter() - t0, 2)
     if not trainer.is_global_zero:
         # other ranks of a multi-process (DDP) run: rank 0 exports and reports
@@ -482,6 +489,27 @@ def fit(
             + f"): more epochs (--epochs {hard_cap * 2}) may help"
         )
     return FitResult(out, best_epoch, epochs_run, val_metrics, resumed, seconds, threads=n_threads)
+
+
+def _interrupted(last: Path, max_epochs: int) -> None:
+    """After Ctrl-C: say how far training got and how to go on, and exit with status 130 (the
+    shell's code for an interrupt) instead of Lightning's silent 1."""
+    import signal
+
+    from biodl.kinds.base import log
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning ignored further Ctrl-C
+    done = 0
+    if last.exists():
+        try:
+            done = int(torch.load(last, map_location="cpu", weights_only=True).get("epoch", -1)) + 1
+        except Exception:  # noqa: BLE001 - the count is only said
+            done = 0
+    log(
+        f"[biodl] interrupted after {done} of {max_epochs} epochs; rerun the same command to resume "
+        f"from {last}" + ("" if last.exists() else " (no epoch finished: it starts over)")
+    )
+    raise SystemExit(130)
 
 
 def fit_model(

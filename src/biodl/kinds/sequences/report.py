@@ -174,6 +174,17 @@ def positive_test_sequences(
     src = test_file
     if src is None and (run / "test" / "metrics.json").exists():
         src = json.loads((run / "test" / "metrics.json").read_text())["data"]
+        if src is not None and not Path(src).exists():
+            from biodl.kinds.base import log
+
+            log(
+                f"[biodl] warning: the run's test file {src} is not there any more (moved, deleted, or "
+                "a relative path of an older run read from another directory); the sections that "
+                "need its sequences (filter logos, ISM) are left out: give the file with --test to "
+                "include them",
+                False,
+            )
+            return None
     if src is None:
         return None
     d = meta.data
