@@ -241,3 +241,14 @@ def test_stale_fai_is_not_trusted(tmp_path, monkeypatch, capfd):
     os.utime(fai, (st.st_atime + 10, st.st_mtime + 10))
     open_genome(g).close()
     assert "does not match" not in capfd.readouterr().err
+
+
+def test_a_good_fai_of_a_fasta_without_a_final_newline_is_trusted(tmp_path):
+    import pyfaidx
+
+    from biodl.io.fasta import _fai_problem
+
+    f = tmp_path / "g.fa"
+    f.write_text(">a\nACGTACGT\nACGTACGT")  # 16 bases in lines of 8, no newline at the end
+    pyfaidx.Faidx(str(f))
+    assert _fai_problem(f, tmp_path / "g.fa.fai") is None

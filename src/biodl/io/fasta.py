@@ -180,7 +180,8 @@ def _fai_problem(fasta: Path, fai: Path, n_checked: int = 8) -> str | None:
                 fh.seek(offset + bases)
                 if fh.read(width - bases) not in (b"\n", b"\r\n"):
                     return f"{name!r}: its lines do not break every {bases} bases"
-            end = offset + (length // bases) * width + length % bases
+            # the byte after its last base (a file may end without a newline after it)
+            end = offset + ((length - 1) // bases) * width + (length - 1) % bases + 1 if length else offset
             if end > size:
                 return f"{name!r}: {length} bases would run past the end of the file"
             if i == len(rows) - 1:
