@@ -69,3 +69,12 @@ def test_metrics_json_writes_null_not_nan(tmp_path):
 
     d = json.loads(text, parse_constant=refuse)
     assert d["metrics"] == {"auroc": None, "acc": 0.5, "x": None} and d["n"] == 3
+
+
+def test_report_tables_say_undefined_for_null_metrics():
+    from biodl.report.run import _metric_cells
+
+    cells = _metric_cells(
+        {"auroc": None, "mcc": float("nan"), "accuracy": 0.4, "threshold": 0.5, "note": "x"}
+    )
+    assert cells == {"auroc": "undefined", "mcc": "undefined", "accuracy": 0.4, "threshold": 0.5}

@@ -131,6 +131,18 @@ def _learning_curve_sections(run: Path) -> list:
     return [Section("Learning curves", images=images)] if images else []
 
 
+def _metric_cells(metrics: dict) -> dict:
+    """The numeric metrics of a metrics dict for a report table; an undefined one (``null`` in
+    the JSON, NaN: a test set of one class has no AUROC) is shown as 'undefined', not left out."""
+    out = {}
+    for k, v in metrics.items():
+        if v is None or (isinstance(v, float) and v != v):
+            out[k] = "undefined"
+        elif isinstance(v, (int, float)):
+            out[k] = v
+    return out
+
+
 def run_sections(run: Path, meta, recipe, kind) -> list:
     """The run table, the held-out test set (metrics and plots of ``run/test``) and the
     learning curves."""
@@ -147,7 +159,7 @@ def run_sections(run: Path, meta, recipe, kind) -> list:
             overview[k.replace("n_", "") + " items"] = meta.splits[k]
     overview["best epoch"] = meta.best_epoch
     overview["epochs run"] = meta.epochs_run
-    overview.update({k: v for k, v in meta.val_metrics.items() if isinstance(v, (int, float))})
+    overview.update(_metric_cells(meta.val_metrics))
     model_opts = {
         k: v for k, v in meta.model_kwargs.items() if k not in recipe.derived and not k.startswith("target_")
     }
@@ -166,7 +178,7 @@ def run_sections(run: Path, meta, recipe, kind) -> list:
             Section(
                 "Held-out test set",
                 text=f"{tm['n']} items from {tm.get('data')}.",
-                table={k: v for k, v in tm["metrics"].items() if isinstance(v, (int, float))},
+                table=_metric_cells(tm["metrics"]),
                 images=imgs,
             )
         )
