@@ -296,3 +296,30 @@ def test_unknown_and_malformed_ids(tmp_path):
     with pytest.raises(BiodlInputError, match="bad") as info:
         score_fasta("D00328.003", fa)
     assert info.value.path == str(fa) and info.value.record == 3
+
+
+def test_cli_list_scores_only_what_it_lists_and_gz_output(tmp_path):
+    import gzip
+    import subprocess
+    import sys
+
+    from typer.testing import CliRunner
+
+    from biodl.cli import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["deepbind", "list"])
+    assert r.exit_code == 0 and r.output.count("\nD") == 927  # the scorable ones only
+    r = runner.invoke(app, ["deepbind", "list", "--all"])
+    assert r.output.count("\nD") == 2622 and r.output.count("\tyes\n") == 927
+    fa = tmp_path / "seqs.fa"
+    fa.write_text("".join(f">s{i}\n{s}\n" for i, s in enumerate(EXAMPLE_SEQS)))
+    r = runner.invoke(app, ["deepbind", "score", "D00328.003", str(fa), "--out", str(tmp_path / "o.tsv.gz")])
+    assert r.exit_code == 0 and gzip.decompress((tmp_path / "o.tsv.gz").read_bytes()).startswith(b"id\tscore")
+    r = runner.invoke(app, ["deepbind", "score", "", str(fa)])
+    assert r.exit_code == 2 and "give a released model ID" in r.output
+    # a reader that stops early (| head): no BrokenPipeError report
+    p = subprocess.run(
+        f"'{sys.executable}' -m biodl.cli deepbind list | head -1", shell=True, capture_output=True, text=True
+    )
+    assert p.stdout.startswith("ID\t") and "Error" not in p.stderr, p.stderr

@@ -423,3 +423,18 @@ def test_evaluate_refuses_unknown_classes(tmp_path) -> None:
     assert m["n"] == 4, m
     with pytest.raises(BiodlInputError, match=r"--set classes: C not among the model's classes"):
         pipeline.evaluate(tmp_path / "m", new, options={"classes": ["C"]}, quiet=True)
+
+
+def test_confusion_matrix_is_square_when_a_class_is_never_predicted(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from biodl.kinds.features.report import confusion_section
+
+    (tmp_path / "test").mkdir()
+    pd.DataFrame({"label": ["A", "B", "C", "C"], "predicted": ["A", "A", "B", "A"]}).to_csv(
+        tmp_path / "test" / "predictions.tsv", sep="\t", index=False
+    )
+    meta = SimpleNamespace(task="multiclass", label_names=["A", "B", "C"], data={})
+    cm = confusion_section(tmp_path, meta)[0].table
+    assert list(cm.index) == list(cm.columns) == ["A", "B", "C"]  # C was never predicted: a column of 0
+    assert cm.loc["C", "C"] == 0 and cm.loc["C", "A"] == 1 and cm.values.sum() == 4

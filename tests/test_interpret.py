@@ -473,3 +473,8 @@ def test_ism_fixed_length_model_reports_input_positions(tmp_path):
     a = np.load(tmp_path / "a.npz")
     assert list(a["offset"]) == [24, 0, 0] and a["attributions"].shape == (3, 4, 101)
     assert np.isnan(a["attributions"][1, :, 60:]).all() and np.isfinite(a["attributions"][1, :, :60]).all()
+
+
+def test_an_unknown_jaspar_release_is_one_clear_error():
+    with pytest.raises(BiodlInputError, match=r"JASPAR release 'JASPAR1999' is not in .*JASPAR2024"):
+        load_jaspar(release="JASPAR1999")

@@ -9,6 +9,7 @@ kinds' ``cli`` modules; ``biodl systems`` and ``biodl --help`` import neither to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -38,6 +39,12 @@ class _Commands(TyperGroup):
                 return super().invoke(ctx)
             except BiodlError as e:
                 _fail(e)
+            except BrokenPipeError:
+                # the reader of standard output went away (`biodl ... | head`): stop quietly, as
+                # command-line tools do; stdout is pointed at /dev/null so Python's exit flush is quiet
+                with contextlib.suppress(OSError, ValueError):
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                raise typer.Exit(0) from None
             except DECOMPRESSION_ERRORS as e:
                 _fail(BiodlError(f"an input file is truncated or corrupt ({type(e).__name__}: {e})"))
             except Exception as e:

@@ -23,7 +23,7 @@ def _fail(e: Exception) -> None:
 @deepbind_app.command("score")
 def deepbind_score(
     model_id: str = typer.Argument(..., help="Released model ID (e.g. D00328.018) or a params .txt file."),
-    fasta: Path = typer.Argument(..., help="FASTA (or table) of sequences to score."),
+    fasta: Path = typer.Argument(..., help="FASTA of sequences to score (plain or gzip)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Output TSV (default: standard output)."),
 ) -> None:
     """Score sequences with an original released DeepBind model, as the deepbind tool would.
@@ -33,15 +33,17 @@ def deepbind_score(
     from biodl.models.sequence.deepbind_released import score_fasta
 
     try:
+        if not model_id.strip():
+            raise BiodlError("give a released model ID (e.g. D00328.018; see `biodl deepbind list`)")
         df = score_fasta(model_id, fasta)
     except BiodlError as e:
         _fail(e)
     if out is None:
         df.to_csv(sys.stdout, sep="\t", index=False, float_format="%.6f")
     else:
-        from biodl.io._util import atomic_write_text
+        from biodl.io._util import atomic_write_text_by_suffix
 
-        atomic_write_text(out, df.to_csv(sep="\t", index=False, float_format="%.6f"))
+        atomic_write_text_by_suffix(out, df.to_csv(sep="\t", index=False, float_format="%.6f"))
         typer.echo(f"wrote {len(df)} scores to {out}", err=True)
 
 
@@ -49,15 +51,25 @@ def deepbind_score(
 def deepbind_list(
     protein: str | None = typer.Option(None, help="Only models of this protein (case-insensitive)."),
     experiment: str | None = typer.Option(None, help="Only this experiment type (ChIP-seq, SELEX, ...)."),
+    all_models: bool = typer.Option(
+        False,
+        "--all",
+        help="The whole v0.11 index (2,622 models, a 'bundled' column): only 927 were released with "
+        "their parameters and can be scored.",
+    ),
 ) -> None:
-    """List the released DeepBind models (ID, protein, type, species, experiment).
+    """List the released DeepBind models that `biodl deepbind score` can use (ID, protein, type,
+    species, experiment).
 
     Example: biodl deepbind list --protein CTCF
     """
     from biodl.models.sequence.deepbind_released import read_db
 
     try:
-        db = read_db()
+        db = read_db(only_bundled=not all_models)
+        if all_models:
+            have = set(read_db(only_bundled=True)["ID"])
+            db = db.assign(bundled=db["ID"].map(lambda i: "yes" if i in have else "no"))
     except BiodlError as e:
         _fail(e)
     if protein:
@@ -65,7 +77,9 @@ def deepbind_list(
     if experiment:
         db = db[db["Experiment"].str.lower() == experiment.lower()]
     cols = [
-        c for c in ("ID", "Protein", "Type", "Species", "Experiment", "Experiment Details") if c in db.columns
+        c
+        for c in ("ID", "Protein", "Type", "Species", "Experiment", "Experiment Details", "bundled")
+        if c in db.columns
     ]
     db[cols].to_csv(sys.stdout, sep="\t", index=False)
 

@@ -93,14 +93,24 @@ def consensus(ppm: np.ndarray, min_ic: float = 0.5) -> str:
 
 @functools.lru_cache(maxsize=8)
 def _jaspar(collection: str, tax_group: str | None, release: str | None) -> tuple[Motif, ...]:
-    from pyjaspar import jaspardb
+    import warnings
 
+    from pyjaspar import jaspar_releases, jaspardb
+
+    if release and release not in jaspar_releases:  # pyjaspar would print and go on without a database
+        raise BiodlInputError(
+            f"JASPAR release {release!r} is not in pyjaspar's offline databases (available: "
+            f"{', '.join(sorted(jaspar_releases))})"
+        )
     db = jaspardb(release=release) if release else jaspardb()
     kw = {"collection": collection}
     if tax_group:
         kw["tax_group"] = [tax_group]
     motifs = []
-    for m in db.fetch_motifs(**kw):
+    with warnings.catch_warnings():  # Biopython's "Zero motifs returned": said below, in biodl's words
+        warnings.simplefilter("ignore")
+        fetched = list(db.fetch_motifs(**kw))
+    for m in fetched:
         counts = np.array([m.counts[b] for b in "ACGT"], dtype=np.float64).T  # (w, 4)
         motifs.append(Motif(str(m.matrix_id), str(m.name), _normalise(counts)))
     if not motifs:

@@ -93,6 +93,12 @@ def confusion_section(run: Path, meta) -> list:
         pos = set(meta.data["positive"])
         truth = truth.map(lambda v: meta.label_names[0] if v in pos else "other")
     cm = pd.crosstab(truth.rename("true"), pred["predicted"].astype(str).rename("predicted"))
+    # square, in the model's class order: a class never predicted (or absent from the test set)
+    # still gets its column (row) of zeros
+    classes = [meta.label_names[0], "other"] if meta.task == "binary" else list(meta.label_names)
+    order = classes + [c for c in (*cm.index, *cm.columns) if c not in classes]
+    order = list(dict.fromkeys(order))
+    cm = cm.reindex(index=order, columns=order, fill_value=0)
     return [
         Section("Confusion matrix (held-out test)", text="Rows: true class; columns: predicted.", table=cm)
     ]
