@@ -772,9 +772,9 @@ def _prepare_run_dir(out: Path, system: str, kind: str, resume: bool, quiet: boo
 
 
 def _write_summary(out: Path, summary: dict[str, Any]) -> None:
-    from biodl.io._util import atomic_write_text, json_safe
+    from biodl.train.checkpoint import atomic_json
 
-    atomic_write_text(out / "summary.json", json.dumps(json_safe(summary), indent=2, default=str) + "\n")
+    atomic_json(summary, out / "summary.json")
 
 
 # --------------------------------------------------------------------- evaluate / predict

@@ -18,7 +18,6 @@ and checked before any work starts.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -507,16 +506,13 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
 def write_results(out_dir: str | Path, result: dict[str, Any], predictions: pd.DataFrame) -> Path:
     """``out_dir/metrics.json`` (``result``, with ``result["out_dir"]`` set) and
     ``out_dir/predictions.tsv``, both atomic; returns ``out_dir``."""
-    from biodl.io._util import atomic_write_text
+    from biodl.io._util import output_dir
+    from biodl.train.checkpoint import atomic_json  # NaN / inf (undefined metrics) as null
 
     od = Path(out_dir)
-    from biodl.io._util import output_dir
-
     output_dir(od)
     result["out_dir"] = str(od)
-    from biodl.io._util import json_safe  # NaN / inf (undefined metrics) as null
-
-    atomic_write_text(od / "metrics.json", json.dumps(json_safe(result), indent=2, default=str) + "\n")
+    atomic_json(result, od / "metrics.json")
     write_table(predictions, od / "predictions.tsv")
     return od
 

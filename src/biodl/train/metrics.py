@@ -14,8 +14,6 @@ from torchmetrics.functional.classification import (
 )
 from torchmetrics.functional.regression import mean_squared_error, pearson_corrcoef, r2_score
 
-from biodl.io._util import json_safe  # noqa: F401 - re-exported (metrics.json writers)
-
 #: Warnings already printed by this process (each is printed once: training scores the
 #: validation set every epoch).
 _WARNED: set[str] = set()

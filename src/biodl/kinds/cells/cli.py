@@ -143,9 +143,10 @@ def crossval(
         atomic_write_text(out / "predictions.tsv", pred.to_csv(sep="\t", index=False, float_format="%.6g"))
         metrics = summarize(pred)
         from biodl.io._util import json_safe
+        from biodl.train.checkpoint import atomic_json
 
         metrics = json_safe(metrics)  # null, not NaN (a fold of one class has no AUC)
-        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        atomic_json(metrics, out / "metrics.json")
     except BiodlError as e:
         _fail(e)
     typer.echo(json.dumps(metrics, indent=1))

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from biodl.errors import BiodlInputError
-from biodl.kinds.expression.io import ExpressionMatrix, read_gene_list
+from biodl.kinds.expression.io import ExpressionMatrix, read_gene_list, require_genes
 from biodl.models.dgex import DGEX
 from biodl.train.fit import TrainConfig
 
@@ -35,24 +35,12 @@ def split_landmarks(
         ``x (n, n_landmarks)``, ``y (n, n_targets)`` float32.
     """
     pos = {g: i for i, g in enumerate(data.genes)}
-    miss = [g for g in landmarks if g not in pos]
-    if miss:
-        raise BiodlInputError(
-            f"{len(miss)} of {len(landmarks)} landmark genes are not in the data "
-            f"(first: {', '.join(miss[:5])})",
-            path=data.source or None,
-        )
+    require_genes(landmarks, pos, "landmark genes", data.source, where="the data")
     lm = set(landmarks)
     if targets is None:
         targets = [g for g in data.genes if g not in lm]
     else:
-        miss = [g for g in targets if g not in pos]
-        if miss:
-            raise BiodlInputError(
-                f"{len(miss)} of {len(targets)} target genes are not in the data "
-                f"(first: {', '.join(miss[:5])})",
-                path=data.source or None,
-            )
+        require_genes(targets, pos, "target genes", data.source, where="the data")
         targets = [g for g in targets if g not in lm]
     if not targets:
         raise BiodlInputError("no target genes in the data", path=data.source or None)

@@ -44,6 +44,19 @@ _SAMPLE_PATTERNS = re.compile(
 )
 
 
+def require_genes(
+    genes: list[str], present, what: str, source: str | None, where: str = "the matrix"
+) -> None:
+    """One error naming how many of ``genes`` (called ``what``) are not in ``present`` (a set or
+    dict of gene ids) and the first few; nothing when all are."""
+    missing = [g for g in genes if g not in present]
+    if missing:
+        raise BiodlInputError(
+            f"{len(missing)} of {len(genes)} {what} are not in {where} (first: {', '.join(missing[:5])})",
+            path=source or None,
+        )
+
+
 @dataclass
 class ExpressionMatrix:
     """An expression matrix, samples in rows.
@@ -80,13 +93,7 @@ class ExpressionMatrix:
     def subset_genes(self, genes: list[str], what: str = "genes") -> ExpressionMatrix:
         """The matrix restricted to (and ordered by) ``genes``; all must be present."""
         pos = {g: i for i, g in enumerate(self.genes)}
-        missing = [g for g in genes if g not in pos]
-        if missing:
-            raise BiodlInputError(
-                f"{len(missing)} of {len(genes)} {what} are not in the matrix "
-                f"(first: {', '.join(missing[:5])})",
-                path=self.source or None,
-            )
+        require_genes(genes, pos, what, self.source)
         idx = np.fromiter((pos[g] for g in genes), dtype=np.int64, count=len(genes))
         return ExpressionMatrix(self.values[:, idx], list(genes), list(self.samples), self.obs, self.source)
 

@@ -341,7 +341,7 @@ def calibrate_novel(
         shadows.append(str(shadow))
         # a shadow left by an earlier call is reused only if it was trained on exactly the genomes
         # this fold keeps (checked in the model itself, before anything here is rewritten)
-        kept = [g["name"] for i, g in enumerate(ref.genomes) if i not in set(held)]
+        kept = [g["name"] for i, g in enumerate(ref.genomes) if i not in held]
         prev = json.loads((shadow / "run.json").read_text()) if (shadow / "run.json").is_file() else None
         if prev is not None and prev.get("status") == "finished" and (shadow / "model.pt").is_file():
             trained_on = read_model_meta(shadow / "model.pt").data.get("genomes")
