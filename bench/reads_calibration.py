@@ -14,9 +14,14 @@ Corynebacterium pseudotuberculosis CIP 52.97) and never classify a read of them.
   on bench/reads.py's ``ref_excl``), the threshold each fold chooses, Kraken2 on each fold's ART
   pairs, and each fold's ART pairs classified at every fold's threshold.
 
-Needs bench/reads.py's work directory (``ref_full``, the ART reads of its default seed); e.g.
+Both train their shadow models with ``--diverged`` / ``--divergence`` (default 0.3 / 0.2, the
+read models' defaults; ``--diverged 0``: none, as the decoy study was run).
 
-    nice -n 5 python bench/reads_calibration.py --part decoys --decoys 0,0.05,0.1,0.2,0.3,0.5
+Needs bench/reads.py's work directory (``ref_full``, its ART reads); e.g.
+
+    nice -n 5 python bench/reads_calibration.py --part decoys --decoys 0,0.05,0.1,0.2,0.3,0.5 --diverged 0
+    nice -n 5 python bench/reads_calibration.py --part folds --decoys 0.2 --diverged 0
+    nice -n 5 python bench/reads_calibration.py --part decoys --decoys 0.2 --diverged 0.5 --divergence 0.2
     nice -n 5 python bench/reads_calibration.py --part folds --decoys 0.2
 """
 
@@ -46,8 +51,9 @@ def shadow(ref, names, hold, out: Path, decoys: float, args) -> Path:
     excl = [names.index(n) for n in TEST + hold]
     sub = subset_reference(ref, excl, out.parent / f"ref_{out.name}")
     opts = ["--set", f"reads_per_epoch={args.reads_per_epoch}", "--epochs", args.epochs]
+    div = ["--set", f"diverged={args.diverged}", "--set", f"divergence={args.divergence}"]
     return br.train(
-        sub, out, "read-classifier", args, [*opts, "--set", f"decoys={decoys}", "--set", "report=false"]
+        sub, out, "read-classifier", args, [*opts, "--set", f"decoys={decoys}", *div, "--set", "report=false"]
     )
 
 
@@ -77,7 +83,7 @@ def part_decoys(args, ref, names) -> None:
 
     hold = FOLDS["2"]
     for d in args.decoys:
-        mp = shadow(ref, names, hold, args.work / f"decoys_{d:g}", d, args)
+        mp = shadow(ref, names, hold, args.work / f"decoys_{d:g}{args.tag}", d, args)
         held = [names.index(n) for n in hold]
         cur, thr, met, best, (parts, targets, meta, model) = curve_of(mp, ref, held, args.seed)
         j = int(np.flatnonzero(cur["threshold"] == thr)[0])
@@ -122,16 +128,39 @@ def part_decoys(args, ref, names) -> None:
         print(f"  the shadow's own genomes (sampled pairs): species sensitivity {m['sensitivity']:.4f}")
 
 
+def calls_by_name(tsv: Path, tax) -> dict[str, int]:
+    """biodl's calls in ``tsv`` as taxids of the Kraken2 reference ``tax``, by taxon name: a
+    shadow model's taxids are those of the subset of ``ref_full`` it was trained on, which number
+    the species otherwise than the reference built for Kraken2 from the same genomes."""
+    import pandas as pd
+
+    ids = {name: t for t, name in tax[0].items()}
+    df = pd.read_csv(tsv, sep="\t", usecols=["id", "taxon"], dtype=str)
+    return {
+        r.removesuffix("/1"): (0 if name == "unclassified" else ids[name])
+        for r, name in zip(df["id"], df["taxon"], strict=True)
+    }
+
+
+def art_dir(work: Path) -> Path:
+    """bench/reads.py's ART reads: those of its default run (1M pairs) when simulated, else the
+    largest set there (``--n-throughput`` smaller)."""
+    found = sorted(work.glob("art_*x2"), key=lambda p: int(p.name[4:-2]))
+    if not found:
+        sys.exit(f"no ART reads in {work}: run bench/reads.py first (its --work)")
+    return found[-1]
+
+
 def part_folds(args, ref, names, files) -> None:
     d = args.decoys[0]
     rows = {}
     for f, hold in FOLDS.items():
-        mp = shadow(ref, names, hold, args.work / f"fold{f}_decoys_{d:g}", d, args)
+        mp = shadow(ref, names, hold, args.work / f"fold{f}_decoys_{d:g}{args.tag}", d, args)
         _, thr, _, best, _ = curve_of(mp, ref, [names.index(n) for n in hold], args.seed)
         kept = {g: p for g, p in files.items() if g not in TEST + hold}
         kref = br.biodl_reference(args.work, f"refk_fold{f}", kept)
         db = br.kraken_db(args.work, f"k2_fold{f}", kref, kept)
-        art = args.reads_work / "art_111112x2"
+        art = art_dir(args.reads_work)
         sim = {g: (art / f"{g}1.fq", art / f"{g}2.fq") for g in hold}
         r1, r2, truth = br.head_pairs(sim, 5000, args.work / f"fold{f}_pairs")
         br.kraken_classify(db, r1, r2, args.work / f"fold{f}_k2.txt")
@@ -163,7 +192,8 @@ def part_folds(args, ref, names, files) -> None:
                     f"{thr:.8f}",
                 ]
             )
-            s = br.score(br.biodl_calls(tsv), truth, br.names_of(kref), "genus")
+            tax = br.names_of(kref)
+            s = br.score(calls_by_name(tsv, tax), truth, tax, "genus")
             print(
                 f"  fold {f} ART pairs at fold {g}'s threshold {thr:.6g}: "
                 f"sensitivity {s['sensitivity']:.4f} PPV {s['ppv']:.4f}"
@@ -182,7 +212,15 @@ def main() -> None:
     ap.add_argument("--reads-per-epoch", type=int, default=150_000)
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--diverged",
+        type=float,
+        default=0.3,
+        help="share of diverged training reads (0: none, as before them)",
+    )
+    ap.add_argument("--divergence", type=float, default=0.2, help="their largest substitution rate")
     args = ap.parse_args()
+    args.tag = f"_div{args.diverged:g}_{args.divergence:g}" if args.diverged > 0 else ""
     args.decoys = [float(x) for x in args.decoys.split(",")]
     from biodl.kinds.reads.io import load_reference
 

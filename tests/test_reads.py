@@ -363,6 +363,38 @@ def model(ref, tmp_path_factory) -> Path:
     return out
 
 
+def test_diverged_reads_get_substitutions_and_lose_their_species_target(ref) -> None:
+    from biodl.kinds.reads.data import DECOY, SampledReads, diverge, sample_reads
+
+    r = load_reference(ref)
+    kw = dict(k=13, bits=14, read_len=100, error_rate=0.0, seed=3, stream=1, per_epoch=True)
+    plain = SampledReads(ref, 4000, decoys=0.2, **kw)
+    div = SampledReads(ref, 4000, decoys=0.2, diverged=0.5, divergence=0.3, **kw)
+    ix = np.arange(4000)
+    (xp, yp), (xd, yd) = plain.__getitems__(ix), div.__getitems__(ix)
+    yp, yd = yp.numpy(), yd.numpy()
+    dec = (yd == DECOY).all(1)
+    assert np.array_equal(dec, (yp == DECOY).all(1))  # the same decoys, never diverged
+    lost = np.isnan(yd[:, 0]) & ~dec
+    assert 0.35 < lost.mean() < 0.45  # half of the 80% that are not decoys
+    assert np.array_equal(yd[lost, 1:], yp[lost, 1:])  # genus and above kept
+    assert np.array_equal(yd[~lost], yp[~lost], equal_nan=True) and np.array_equal(xd[~lost], xp[~lost])
+    codes, _, _ = sample_reads(r, ix, read_len=100, error_rate=0.0, seed=3, stream=1)
+    changed = (xd[lost] != xp[lost]).any(1).float().mean()
+    assert changed > 0.9  # their k-mers differ from the plain read's
+    # the substitution rate is drawn per read up to the largest asked for, deterministically
+    out = diverge(codes, ix, 0.3, key=11)
+    rate = (out != codes).mean(1)
+    assert 0.12 < rate.mean() < 0.18 and rate.max() < 0.45 and rate.min() < 0.02
+    assert np.array_equal(out, diverge(codes, ix, 0.3, key=11))
+    assert not np.array_equal(out, diverge(codes, ix, 0.3, key=12))
+    assert np.array_equal(diverge(codes, ix, 0.0, key=11), codes)
+    with pytest.raises(ValueError, match="diverged must be in"):
+        SampledReads(ref, 10, diverged=1.0, **kw)
+    with pytest.raises(ValueError, match="divergence must be in"):
+        SampledReads(ref, 10, diverged=0.1, divergence=0.8, **kw)
+
+
 def test_train_evaluate_and_report(model) -> None:
     s = pd.read_json(model / "summary.json", typ="series")
     assert s["test_metrics"]["accuracy"] > 0.9 and s["test_metrics"]["accuracy/genus"] > 0.95

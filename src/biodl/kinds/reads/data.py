@@ -150,6 +150,31 @@ def decoy_rows(index: np.ndarray, share: float, seed: int, stream: int, epoch: i
     return _uniform(mix(mix(np.asarray(index, np.uint64)) ^ key)) < share
 
 
+def diverged_rows(
+    index: np.ndarray, share: float, seed: int, stream: int, epoch: int, exclude: np.ndarray | None = None
+) -> np.ndarray:
+    """Which reads ``index`` of the stream ``(seed, stream, epoch)`` are *diverged* (``share`` of
+    them; never a row of ``exclude``), from a hash of their own."""
+    if share <= 0:
+        return np.zeros(len(index), bool)
+    key = mix(np.array([seed * 1_000_003 + stream * 7919 + epoch * 104_729 + 515151], np.uint64))[0]
+    out = _uniform(mix(mix(np.asarray(index, np.uint64)) ^ key)) < share
+    return out if exclude is None else out & ~exclude
+
+
+def diverge(codes: np.ndarray, index: np.ndarray, max_rate: float, key: int) -> np.ndarray:
+    """``codes`` with substitutions at a rate drawn per read uniformly from [0, ``max_rate``]
+    (deterministic in the read ``index`` and ``key``): reads as a congener of their genome would
+    have them, roughly (a k-mer of length k survives with probability ``(1 - rate)^k``)."""
+    n, L = codes.shape
+    base = mix(mix(np.asarray(index, np.uint64)) ^ np.uint64(key))
+    rate = _uniform(base) * max_rate
+    h = mix(base[:, None] + np.uint64(7) + np.arange(L, dtype=np.uint64)[None, :])
+    hit = (_uniform(h) < rate[:, None]) & (codes < 4)
+    shift = (h % np.uint64(3)).astype(np.uint8) + 1
+    return np.where(hit, (codes + shift) % 4, codes).astype(np.uint8)
+
+
 class SampledReads(Dataset):
     """``n`` reads sampled from a reference (fresh reads every epoch when ``per_epoch``), as
     ``(k-mer indices (n, L - k + 1), targets (n, n_ranks))`` batches.
@@ -159,7 +184,13 @@ class SampledReads(Dataset):
     but k-mers that are not in it), with target :data:`DECOY` at every rank. The read models
     train them toward the uniform distribution (outlier exposure, Hendrycks et al. 2019), so a
     read whose k-mers only land in buckets that other genomes' k-mers fill by chance gets a low
-    confidence instead of the call of the genome that fills most buckets."""
+    confidence instead of the call of the genome that fills most buckets.
+
+    With ``diverged`` > 0, that share of the other reads get extra substitutions, at a rate drawn
+    per read from [0, ``divergence``], and lose their lowest-rank (species) target: the model
+    learns that a read sharing only some of its k-mers with a genome belongs to that genome's
+    genus (and above) without telling which species, as a read of a species absent from the
+    reference does with its congeners."""
 
     def __init__(
         self,
@@ -174,9 +205,16 @@ class SampledReads(Dataset):
         stream: int,
         per_epoch: bool,
         decoys: float = 0.0,
+        diverged: float = 0.0,
+        divergence: float = 0.2,
     ) -> None:
         if not 0 <= decoys < 1:
             raise ValueError(f"decoys must be in [0, 1), got {decoys}")
+        if not 0 <= diverged < 1:
+            raise ValueError(f"diverged must be in [0, 1), got {diverged}")
+        if not 0 <= divergence <= 0.75:
+            raise ValueError(f"divergence must be in [0, 0.75], got {divergence}")
+        self.diverged, self.divergence = float(diverged), float(divergence)
         self.ref_path, self.n, self.k, self.bits = str(ref_path), int(n), int(k), int(bits)
         self.read_len, self.error_rate, self.decoys = int(read_len), float(error_rate), float(decoys)
         self.seed, self.stream, self.per_epoch, self.epoch = int(seed), int(stream), per_epoch, 0
@@ -219,6 +257,11 @@ class SampledReads(Dataset):
         if dec.any():
             codes[dec] = codes[dec, ::-1]
             y[dec] = DECOY
+        div = diverged_rows(index, self.diverged, self.seed, self.stream, epoch, exclude=dec)
+        if div.any():
+            key = self.seed * 1_000_003 + self.stream * 7919 + epoch * 104_729 + 616161
+            codes[div] = diverge(codes[div], index[div], self.divergence, key)
+            y[div, 0] = np.nan
         x = torch.from_numpy(kmer_indices(np.ascontiguousarray(codes), self.k, self.bits))
         return Stacked((x, torch.from_numpy(y)))
 
@@ -408,6 +451,8 @@ __all__ = [
     "SampledReads",
     "decode",
     "decoy_rows",
+    "diverge",
+    "diverged_rows",
     "layout",
     "mix",
     "read_table",

@@ -53,6 +53,25 @@ OPTIONS = (
         minimum=0,
         maximum=0.9,
     ),
+    Option(
+        "diverged",
+        "float",
+        0.3,
+        "Share of the training reads (decoys aside) given extra substitutions, at a rate drawn per "
+        "read up to `divergence`, and trained on their genus and higher ranks only: reads as a "
+        "species absent from the reference would have them, so the model calls such reads at "
+        "their genus (0: none).",
+        minimum=0,
+        maximum=0.9,
+    ),
+    Option(
+        "divergence",
+        "float",
+        0.2,
+        "Largest substitution rate of the diverged reads (each read's drawn uniformly up to it).",
+        minimum=0,
+        maximum=0.75,
+    ),
     Option("error_rate", "float", 0.01, "Substitution rate of the sampled reads.", minimum=0, maximum=0.5),
     Option("report", "bool", True, "Write OUT/report.html after training."),
     Option("mate2", "path", None, "Second reads of pairs (one bag of k-mers per pair).", stages=_IN),
@@ -113,7 +132,8 @@ class ReadsKind(DataKind):
             f"reference {ref.path}: {len(ref.genomes)} genomes, "
             + ", ".join(f"{len(n)} {r}" for r, n in zip(ref.ranks, ref.taxonomy.names, strict=True))
             + f"; {o['reads_per_epoch']:,} reads of {o['read_len']} bp per epoch "
-            f"(error rate {o['error_rate']:g})"
+            f"(error rate {o['error_rate']:g}; decoys {o['decoys']:g}; diverged {o['diverged']:g} of the "
+            f"rest, up to {o['divergence']:g} substitutions)"
         )
         return Splits(
             train=None,
@@ -159,7 +179,9 @@ class ReadsKind(DataKind):
             splits.info["test"] = f"{o['test_reads']} reads sampled from the reference (own seeded stream)"
         return model, meta
 
-    def _sampled(self, meta: RunMeta, n: int, seed: int, stream: int, per_epoch: bool, decoys: float = 0.0):
+    def _sampled(self, meta: RunMeta, n: int, seed: int, stream: int, per_epoch: bool, **augment):
+        """Reads sampled from the run's reference; ``augment``: SampledReads' decoys, diverged,
+        divergence (none by default: the validation reads)."""
         from biodl.kinds.reads.data import SampledReads
 
         d = data_as(ReadsData, meta.data)
@@ -173,7 +195,7 @@ class ReadsKind(DataKind):
             seed=seed,
             stream=stream,
             per_epoch=per_epoch,
-            decoys=decoys,
+            **augment,
         )
 
     def _sampled_table(self, ref, d: ReadsData, n: int, seed: int, stream: int):
@@ -198,7 +220,16 @@ class ReadsKind(DataKind):
 
     def datasets(self, ctx, meta, splits):
         o, seed = ctx.options, ctx.config.seed
-        train = self._sampled(meta, o["reads_per_epoch"], seed, 1, True, decoys=o["decoys"])
+        train = self._sampled(
+            meta,
+            o["reads_per_epoch"],
+            seed,
+            1,
+            True,
+            decoys=o["decoys"],
+            diverged=o["diverged"],
+            divergence=o["divergence"],
+        )
         valid = self._sampled(meta, o["valid_reads"], seed, 2, False) if o["valid_reads"] else None
         return train, valid
 

@@ -371,6 +371,7 @@ def calibrate_novel(
             cfg.device, cfg.resume = device, True
             opts = {k: v for k, v in meta.options.items() if v is not None}
             opts.setdefault("decoys", 0.0)  # a model trained before decoys existed had none
+            opts.setdefault("diverged", 0.0)  # nor one trained before diverged reads
             opts.update(data=str(sub), test_reads=0, report=False)
             opts.pop("test_file", None)
             say(f"[biodl] training the shadow model without them -> {shadow}")
