@@ -58,6 +58,9 @@ def test_defaults_and_conversion() -> None:
         ({"rc_augment": "maybe"}, "--rc-augment must be true or false"),
         ({"placement": "middle"}, "--set placement must be one of end, random"),
         ({"min_overlap": [1]}, "--set min_overlap must be a number"),
+        # not finite: one clear error (an int option's 'inf' used to end in OverflowError)
+        ({"window": "inf"}, "--set window must be an integer, got 'inf'"),
+        ({"min_overlap": "nan"}, "--set min_overlap must be a number, got 'nan'"),
     ],
 )
 def test_bad_values_name_the_option(given, match) -> None:
@@ -117,6 +120,8 @@ def test_model_options_are_converted_to_the_type_of_their_default() -> None:
         ("num_motifs=true", "-m num_motifs must be an integer"),
         ("hidden=-3", "-m hidden must be a non-negative integer"),
         ("dropout=high", "-m dropout must be a number"),
+        ("dropout=nan", "-m dropout must be a number"),
+        ("reverse_complement=on", "-m reverse_complement must be true or false"),  # -m's words only
     ]:
         with pytest.raises(BiodlInputError, match=what):
             r.check_model_options(parse_set([bad]))

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,33 @@ STAGES = ("train", "evaluate", "predict", "report")
 TYPES = ("str", "int", "float", "bool", "path", "paths", "strs", "choice", "any")
 _TRUE = ("1", "true", "yes", "y", "on")
 _FALSE = ("0", "false", "no", "n", "off")
+
+
+def as_bool(value: Any, true: Sequence[str] = _TRUE, false: Sequence[str] = _FALSE) -> bool | None:
+    """``value`` (from the CLI: a string, or JSON-decoded) as a bool: a bool, 0 or 1, or one of
+    the words ``true`` / ``false`` (any case); ``None`` when it is none of them."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, numbers.Real) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in (*true, *false):
+        return value.strip().lower() in true
+    return None
+
+
+def as_number(value: Any, integer: bool) -> int | float | None:
+    """``value`` (from the CLI: a string, or JSON-decoded) as a finite number, an ``int`` when
+    ``integer`` (a float only when whole); ``None`` when it is not one (a bool is not)."""
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        return None
+    if integer:
+        return int(value) if value == int(value) else None
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -94,24 +123,16 @@ class Option:
         if t == "any":
             return value
         if t == "bool":
-            if isinstance(value, bool):
-                return value
-            if isinstance(value, (int, float)) and value in (0, 1):
-                return bool(value)
-            if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
-                return value.strip().lower() in _TRUE
-            raise self._bad(value, "true or false")
+            b = as_bool(value)
+            if b is None:
+                raise self._bad(value, "true or false")
+            return b
         if t in ("int", "float"):
             if isinstance(value, bool):
                 raise self._bad(value, "a number")
-            try:
-                num = float(value)
-            except (TypeError, ValueError):
-                raise self._bad(value, "an integer" if t == "int" else "a number") from None
-            if t == "int":
-                if num != int(num):
-                    raise self._bad(value, "an integer")
-                num = int(num)
+            num = as_number(value, t == "int")
+            if num is None:
+                raise self._bad(value, "an integer" if t == "int" else "a number")
             if self.minimum is not None and num < self.minimum:
                 raise self._bad(value, f"at least {self.minimum:g}")
             if self.maximum is not None and num > self.maximum:

@@ -154,45 +154,30 @@ def convert_model_option(name: str, value: Any, default: Any) -> Any:
     type of the recipe's ``default``: a bool takes true/false/yes/no/1/0 (any case); an int takes
     integers (a float only when whole, never a bool), and no negative value where the default
     is a positive count (sizes, widths); a float takes any finite number. Other defaults (strings,
-    tuples, ``None``) take the value as given. One clear error otherwise."""
-    import math
+    tuples, ``None``) take the value as given. One clear error otherwise. The conversions are
+    :func:`biodl.options.as_bool` / :func:`~biodl.options.as_number`, as for ``--set``."""
+    from biodl.options import as_bool, as_number
 
     def bad(what: str) -> BiodlInputError:
         return BiodlInputError(f"-m {name} must be {what} (default {default!r}), got {value!r}")
 
     if isinstance(default, bool):
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, (int, float)) and value in (0, 1):
-            return bool(value)
-        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
-            return value.strip().lower() in _TRUE
-        raise bad("true or false (also yes/no, 1/0)")
+        b = as_bool(value, _TRUE, _FALSE)
+        if b is None:
+            raise bad("true or false (also yes/no, 1/0)")
+        return b
     if isinstance(default, int) and default is not inspect.Parameter.empty:
-        num: Any = value
-        if isinstance(num, str):
-            try:
-                num = float(num.strip())
-            except ValueError:
-                raise bad("an integer") from None
-        if isinstance(num, bool) or not isinstance(num, (int, float)):
+        num = as_number(value, integer=True)
+        if num is None:
             raise bad("an integer")
-        if not math.isfinite(num) or num != int(num):
-            raise bad("an integer")
-        num = int(num)
         if default > 0 and num < 0:
             raise bad("a non-negative integer")
         return num
     if isinstance(default, float):
-        num = value
-        if isinstance(num, str):
-            try:
-                num = float(num.strip())
-            except ValueError:
-                raise bad("a number") from None
-        if isinstance(num, bool) or not isinstance(num, (int, float)) or not math.isfinite(num):
+        num = as_number(value, integer=False)
+        if num is None:
             raise bad("a number")
-        return float(num)
+        return num
     return value
 
 
