@@ -597,7 +597,8 @@ def _absolute_paths(kind: DataKind, opts: dict[str, Any]) -> dict[str, Any]:
 
 def run_request(recipe: Recipe, kind: DataKind, opts: dict[str, Any], mopts: dict[str, Any], config) -> dict:
     """What defines a training run (``RunMeta.request``): the kind options that shape the
-    training data (all but :data:`NOT_DEFINING_OPTIONS`; files as absolute paths), every model
+    training data (all but :data:`NOT_DEFINING_OPTIONS`; ``opts`` as :func:`train` made them,
+    with the file options already absolute paths), every model
     option (given, else the recipe's default), the :data:`DEFINING_TRAINING` fields and the
     layout (one network or an ensemble, calibrated or not, one or several calibrated members).
     A rerun into the same ``--out`` resumes only when its request is the stored one."""
@@ -612,9 +613,7 @@ def run_request(recipe: Recipe, kind: DataKind, opts: dict[str, Any], mopts: dic
     return _jsonable(
         {
             "kind": kind.name,
-            "options": {
-                k_: v for k_, v in _absolute_paths(kind, opts).items() if k_ not in NOT_DEFINING_OPTIONS
-            },
+            "options": {k_: v for k_, v in opts.items() if k_ not in NOT_DEFINING_OPTIONS},
             "model": model,
             "training": {f: getattr(config, f) for f in DEFINING_TRAINING},
             "layout": {

@@ -63,13 +63,12 @@ def deepbind_list(
 
     Example: biodl deepbind list --protein CTCF
     """
-    from biodl.models.sequence.deepbind_released import read_db
+    from biodl.models.sequence.deepbind_released import bundled_ids, read_db
 
     try:
         db = read_db(only_bundled=not all_models)
-        if all_models:
-            have = set(read_db(only_bundled=True)["ID"])
-            db = db.assign(bundled=db["ID"].map(lambda i: "yes" if i in have else "no"))
+        if all_models:  # the index read once; which of its models are bundled, from the bundle
+            db = db.assign(bundled=db["ID"].isin(bundled_ids()).map({True: "yes", False: "no"}))
     except BiodlError as e:
         _fail(e)
     if protein:
