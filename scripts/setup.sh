@@ -8,12 +8,18 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+# pip's own messages pass through (less a noisy location warning); a failed install stops here
+# (set -e with pipefail) instead of at a confusing "No module named biodl" later. No wheel cache
+# is kept: on a fresh machine it only doubles the disk the install needs.
+pip_install() {
+  .venv/bin/python -m pip install -q --no-cache-dir "$@" 2>&1 | { grep -v "^WARNING: Location" || true; }
+}
+pip_install --upgrade pip
 if ! .venv/bin/python -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0') else 1)" 2>/dev/null; then
-  .venv/bin/python -m pip install -q torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
+  pip_install torch==2.13.0
 fi
 EXTRAS=${EXTRAS:-}
 SPEC="."
 [ -n "$EXTRAS" ] && SPEC=".[${EXTRAS}]"
-.venv/bin/python -m pip install -q -e "$SPEC" 2>&1 | grep -v "^WARNING: Location" || true
+pip_install -e "$SPEC"
 .venv/bin/python -c "import biodl, torch; print(f'biodl {biodl.__version__} ready (torch {torch.__version__})')"

@@ -714,6 +714,10 @@ def test_calibrate_novel_trains_without_the_holdouts(model, tmp_path) -> None:
     assert sub["excluded_genomes"] == cal["held_out"] and len(cal["held_out"]) == 2
     assert {g["name"] for g in sub["genomes"]}.isdisjoint(cal["held_out"])
     assert shadow["options"]["test_reads"] == 0 and shadow["training"]["max_epochs"] == 6
+    # a finished shadow keeps its model.pt only (its checkpoints are twice the model each)
+    assert (run / "novel-calibration" / "shadow" / "model.pt").is_file()
+    assert not (run / "novel-calibration" / "shadow" / "checkpoints").exists()
+    assert "removed the shadow's checkpoints" in res.output
     assert cal["met"] and cal["ppv"] >= 0.5 and cal["called"] >= 20
     sd = torch.load(run / "model.pt", weights_only=True)
     thr = sd["state_dict"]["threshold"].tolist()
