@@ -435,6 +435,8 @@ def test_fit_adage_checkpoint_every_and_final_epoch(tmp_path):
     assert torch.equal(model.layers[0].weight, best["state_dict"]["model.layers.0.weight"])
     last = torch.load(tmp_path / "v" / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["global_step"] == 7 * 4  # written after the final epoch, which is not a multiple of 2
+    # best.ckpt is read for its weights only; the optimizer state (for resuming) is in last.ckpt
+    assert "optimizer_states" not in best and last["optimizer_states"]
 
     # uniform noise and a large step: the training loss does not fall every epoch
     seed_all(0)

@@ -333,7 +333,9 @@ def make_trainer(
         raise BiodlInputError(f"checkpoint_every must be >= 1, not {config.checkpoint_every}")
     cbs = [
         *callbacks,
-        # best first: last.ckpt then holds the best callback's updated state (best score)
+        # best first: last.ckpt then holds the best callback's updated state (best score).
+        # best.ckpt is only read for its weights (resuming uses last.ckpt): no optimizer state,
+        # which for Adam / Adagrad is one or two more copies of the model
         ModelCheckpoint(
             dirpath=ckpt_dir,
             filename="best",
@@ -341,6 +343,7 @@ def make_trainer(
             mode=mode,
             save_top_k=1,
             save_last=False,
+            save_weights_only=True,
             every_n_epochs=every,
             enable_version_counter=False,
         ),
