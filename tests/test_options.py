@@ -126,3 +126,24 @@ def test_model_options_are_converted_to_the_type_of_their_default() -> None:
         with pytest.raises(BiodlInputError, match=what):
             r.check_model_options(parse_set([bad]))
     assert r.check_model_options({"window_size": -1}) == {"window_size": -1}  # default 0: not a count
+
+
+def test_a_run_made_before_an_option_existed_is_compared_at_the_value_it_had() -> None:
+    """reads' decoys and diverged reads were added after runs were made: such a run (its request
+    without them) trained with none, so resuming it with the new defaults is refused, naming
+    them, and resuming with 0 is not; options without a ``before`` value are still not compared."""
+    from biodl.kinds import get_kind
+    from biodl.options import with_before
+    from biodl.pipeline import request_differences
+
+    kind = get_kind("reads")
+    old = {"options": {"read_len": 150, "k": 13}}
+    new = {"options": {"read_len": 150, "k": 13, "decoys": 0.2, "diverged": 0.3, "divergence": 0.2}}
+    diffs = request_differences(old, new, kind)
+    assert diffs == ["--set decoys 0.0 here, 0.2 asked", "--set diverged 0.0 here, 0.3 asked"]
+    same = {"options": {**new["options"], "decoys": 0, "diverged": 0.0}}
+    assert request_differences(old, same, kind) == []
+    # a run that recorded them is compared on what it recorded, never on the before value
+    assert with_before(kind.options, {"decoys": 0.2})["decoys"] == 0.2
+    filled = with_before(kind.options, {})
+    assert filled["diverged"] == 0.0 and "divergence" not in filled

@@ -81,6 +81,11 @@ class Option:
         unless told otherwise: something must be left to train on).
     recipes
         Only these recipes take it (``None``: every recipe of the kind).
+    before
+        For an option added after runs were made whose training it changes: the value those
+        runs had in effect (``decoys`` 0: they trained without decoys). A run recorded without
+        the option is read as having had it (a resume that asks for another value is refused,
+        a shadow model trains as the run did). ``None``: not compared for such runs.
     """
 
     name: str
@@ -93,6 +98,7 @@ class Option:
     minimum: float | None = None
     recipes: tuple[str, ...] | None = None
     maximum: float | None = None
+    before: Any = None
 
     def __post_init__(self) -> None:
         if self.maximum is None and self.name.endswith("_fraction"):
@@ -103,6 +109,11 @@ class Option:
             raise ValueError(f"option {self.name}: a choice needs choices")
         if any(s not in STAGES for s in self.stages):
             raise ValueError(f"option {self.name}: stages must be among {STAGES}")
+        if self.before is not None:
+            try:
+                self.convert(self.before)
+            except BiodlInputError as e:
+                raise ValueError(f"option {self.name}: before is not a value it takes ({e})") from None
 
     @property
     def spelling(self) -> str:
@@ -151,6 +162,17 @@ class Option:
         if isinstance(value, (list, dict)):
             raise self._bad(value, "a single value")
         return str(Path(str(value))) if t == "path" else str(value)
+
+
+def with_before(declared: Sequence[Option], recorded: Mapping[str, Any]) -> dict[str, Any]:
+    """The options a run recorded (``RunMeta.options`` or a stored request's), with each
+    declared option that it lacks and that has a :attr:`Option.before` value set to that value:
+    what the run had in effect, for a run made before those options existed."""
+    out = dict(recorded)
+    for o in declared:
+        if o.before is not None and o.name not in out:
+            out[o.name] = o.before
+    return out
 
 
 def _as_list(value: Any) -> list[str]:

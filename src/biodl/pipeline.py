@@ -672,13 +672,19 @@ def _short_value(v: Any) -> str:
 
 def request_differences(prev: dict[str, Any], new: dict[str, Any], kind: DataKind | None = None) -> list[str]:
     """``'NAME OLD here, NEW asked'`` for every entry of the run-defining ``prev`` request that
-    ``new`` changes (keys absent from ``prev``, an older run.json, are not compared)."""
+    ``new`` changes. Keys absent from ``prev`` (an older run.json) are not compared, except kind
+    options with a :attr:`~biodl.options.Option.before` value: the value such a run had."""
     spelled = {o.name: o.spelling for o in kind.options} if kind is not None else {}
     if "data" in spelled:
         spelled["data"] = "the training file (DATA)"
     types = {o.name: o.type for o in kind.options} if kind is not None else {}
     diffs = []
-    for name, old in (prev.get("options") or {}).items():
+    prev_options = prev.get("options") or {}
+    if prev_options and kind is not None:  # a run made before an option that changes training existed
+        from biodl.options import with_before
+
+        prev_options = with_before(kind.options, prev_options)
+    for name, old in prev_options.items():
         if name in (new.get("options") or {}):
             v = new["options"][name]
             if not _same_value(old, v, types.get(name) in ("path", "paths")):

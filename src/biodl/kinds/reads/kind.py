@@ -52,6 +52,7 @@ OPTIONS = (
         "reads of organisms unlike any reference genome get low confidence (0: none).",
         minimum=0,
         maximum=0.9,
+        before=0.0,  # runs made before the option trained without them
     ),
     Option(
         "diverged",
@@ -63,6 +64,7 @@ OPTIONS = (
         "their genus (0: none).",
         minimum=0,
         maximum=0.9,
+        before=0.0,  # runs made before the option trained without them
     ),
     Option(
         "divergence",

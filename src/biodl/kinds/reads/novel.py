@@ -309,7 +309,9 @@ def calibrate_novel(
         the curve and where the shadow run is; also ``RUN/novel-calibration/calibration.json``.
     """
     from biodl.io._util import atomic_write_text
+    from biodl.kinds import get_kind
     from biodl.kinds.base import log as base_log
+    from biodl.options import with_before
     from biodl.pipeline import train
     from biodl.train.checkpoint import load_model, read_model_meta
     from biodl.train.fit import TrainConfig
@@ -385,9 +387,9 @@ def calibrate_novel(
             fields = set(TrainConfig.__dataclass_fields__)
             cfg = TrainConfig(**{k: v for k, v in meta.training.items() if k in fields})
             cfg.device, cfg.resume = device, True
-            opts = {k: v for k, v in meta.options.items() if v is not None}
-            opts.setdefault("decoys", 0.0)  # a model trained before decoys existed had none
-            opts.setdefault("diverged", 0.0)  # nor one trained before diverged reads
+            # a model trained before decoys / diverged reads existed had none: the shadow neither
+            opts = with_before(get_kind(meta.kind).options, meta.options)
+            opts = {k: v for k, v in opts.items() if v is not None}
             opts.update(data=str(sub), test_reads=0, report=False)
             opts.pop("test_file", None)
             say(f"[biodl] training the shadow model without them -> {shadow}")
