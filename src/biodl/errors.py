@@ -8,6 +8,7 @@ of a traceback from deep inside numpy or torch.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn
 
 
 class BiodlError(Exception):
@@ -50,3 +51,11 @@ def print_error(e: BaseException | str, prefix: str = "error:") -> None:
     Console(stderr=True, soft_wrap=True, emoji=False).print(
         Text.assemble((prefix, "bold red"), " ", str(e)), highlight=False
     )
+
+
+def exit_with(e: BaseException | str) -> NoReturn:
+    """The CLI's way out on a user error: :func:`print_error`, then exit status 2."""
+    import typer
+
+    print_error(e)
+    raise typer.Exit(2)

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
-from biodl.errors import BiodlError, print_error
+from biodl.errors import BiodlError, exit_with, print_error
 
 
 class _Commands(TyperGroup):
@@ -116,9 +116,7 @@ FLAGS = {
 }
 
 
-def _fail(e: Exception) -> None:
-    print_error(e)
-    raise typer.Exit(2)
+_fail = exit_with  # print the error, exit 2
 
 
 def _given(flags: dict, set_: list[str] | None) -> tuple[dict, dict]:

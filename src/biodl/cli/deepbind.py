@@ -7,17 +7,14 @@ from pathlib import Path
 
 import typer
 
-from biodl.errors import BiodlError
+from biodl.errors import BiodlError, exit_with
 
 deepbind_app = typer.Typer(
     no_args_is_help=True, help="The original released DeepBind models (927 models, DeepBind v0.11 database)."
 )
 
 
-def _fail(e: Exception) -> None:
-    from biodl.cli import _fail as fail
-
-    fail(e)
+_fail = exit_with  # print the error, exit 2
 
 
 @deepbind_app.command("score")

@@ -10,16 +10,14 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from biodl.errors import BiodlError, BiodlInputError, print_error
+from biodl.errors import BiodlError, BiodlInputError, exit_with
 from biodl.io._util import atomic_output
 
 console = Console(emoji=False)
 err = Console(stderr=True, soft_wrap=True, emoji=False)
 
 
-def _fail(e: Exception) -> None:
-    print_error(e)
-    raise typer.Exit(2)
+_fail = exit_with  # print the error, exit 2
 
 
 def _fmt(v) -> str:

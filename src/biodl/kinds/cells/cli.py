@@ -7,15 +7,12 @@ from pathlib import Path
 
 import typer
 
-from biodl.errors import BiodlError
+from biodl.errors import BiodlError, exit_with
 
 cells_app = typer.Typer(no_args_is_help=True, help="Cytometry (FCS) tools and CellCnn analyses.")
 
 
-def _fail(e: Exception) -> None:
-    from biodl.cli import _fail as fail
-
-    fail(e)
+_fail = exit_with  # print the error, exit 2
 
 
 def _opts(values: list[str] | None) -> dict:

@@ -6,17 +6,14 @@ from pathlib import Path
 
 import typer
 
-from biodl.errors import BiodlError, BiodlInputError
+from biodl.errors import BiodlError, BiodlInputError, exit_with
 
 contacts_app = typer.Typer(
     no_args_is_help=True, help="Protein contact maps from multiple sequence alignments."
 )
 
 
-def _fail(e: Exception) -> None:
-    from biodl.cli import _fail as fail
-
-    fail(e)
+_fail = exit_with  # print the error, exit 2
 
 
 @contacts_app.command("predict")

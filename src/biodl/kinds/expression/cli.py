@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from biodl.errors import BiodlError, BiodlInputError, print_error
+from biodl.errors import BiodlError, BiodlInputError, exit_with
 
 adage_app = typer.Typer(
     no_args_is_help=True,
@@ -22,9 +22,7 @@ ModelArg = typer.Argument(
 )
 
 
-def _fail(e: Exception) -> None:
-    print_error(e)
-    raise typer.Exit(2)
+_fail = exit_with  # print the error, exit 2
 
 
 def _model(model: str):

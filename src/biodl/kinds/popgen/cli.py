@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from biodl.errors import BiodlError, print_error
+from biodl.errors import BiodlError, exit_with
 
 popgen_app = typer.Typer(
     no_args_is_help=True, help="Population genetics: simulate training data (msprime), list the scenarios."
@@ -16,9 +16,7 @@ popgen_app = typer.Typer(
 err = Console(stderr=True, soft_wrap=True, emoji=False)
 
 
-def _fail(e: Exception) -> None:
-    print_error(e)
-    raise typer.Exit(2)
+_fail = exit_with  # print the error, exit 2
 
 
 @popgen_app.command("simulate")

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from biodl.errors import BiodlError, BiodlInputError, print_error
+from biodl.errors import BiodlError, BiodlInputError, exit_with
 
 reads_app = typer.Typer(
     no_args_is_help=True,
@@ -19,9 +19,7 @@ reads_app = typer.Typer(
 err = Console(stderr=True, soft_wrap=True, emoji=False)
 
 
-def _fail(e: Exception) -> None:
-    print_error(e)
-    raise typer.Exit(2)
+_fail = exit_with  # print the error, exit 2
 
 
 @reads_app.command("build-reference")
