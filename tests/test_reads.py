@@ -9,6 +9,7 @@ import io
 import subprocess
 import sys
 import threading
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from typer.testing import CliRunner
 from biodl import pipeline
 from biodl.cli import app
 from biodl.errors import BiodlInputError
-from biodl.kinds.reads.io import build_reference, iter_batches, load_reference
+from biodl.kinds.reads.io import build_reference, iter_batches, iter_records, load_reference
 from biodl.kinds.reads.kmers import encode_reads, kmer_indices, read_indices
 from biodl.train import TrainConfig
 
@@ -91,6 +92,14 @@ def test_gzip_corruption_is_named(tmp_path) -> None:
         BiodlInputError, match=r"cut\.fq\.gz: the gzip stream is truncated or corrupt after record \d+"
     ):
         batches(cut)
+    # every record whole in the part that decompresses is read before the error
+    part = zlib.decompressobj(31).decompress(data[: len(data) // 2])
+    whole = part.count(b"\n") // 4
+    got: list[str] = []
+    with pytest.raises(BiodlInputError, match=f"after record {whole + 1} "):
+        for ids, _, _, _ in iter_records(cut):
+            got.extend(ids)
+    assert got == [f"r{i}" for i in range(whole)] and whole > 5000
     crc = bytearray(data)
     crc[-8] ^= 0xFF  # the CRC-32 in the gzip trailer: found once the whole stream is read
     (tmp_path / "crc.fq.gz").write_bytes(bytes(crc))

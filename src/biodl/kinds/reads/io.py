@@ -123,9 +123,13 @@ def _blocks(fh: BinaryIO, name: str, where) -> Iterator[list[bytes]]:
     """Lists of complete lines (``\\r\\n`` or ``\\n`` stripped) read block by block; ``where()``
     says how far the reader got, for the error of a corrupt gzip stream."""
     rest = b""
+    # read1: at most one read of the underlying stream per call, so a truncated gzip stream's
+    # error comes on a call of its own and every byte decompressed before it is kept (read()
+    # would gather several and drop them all with the error)
+    read = getattr(fh, "read1", fh.read)
     while True:
         try:
-            chunk = fh.read(BLOCK)
+            chunk = read(BLOCK)
         except DECOMPRESSION_ERRORS as e:
             raise BiodlInputError(
                 f"the gzip stream is truncated or corrupt after {where()} ({type(e).__name__}: {e})",
