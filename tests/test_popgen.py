@@ -442,3 +442,17 @@ def test_selection_classifier_confusion_matrix(tmp_path):
     assert set(cm) == {"neutral", "hard", "soft"} and sum(sum(r.values()) for r in cm.values()) == ev["n"]
     html = (tmp_path / "run" / "report.html").read_text()
     assert "Confusion matrix (held-out test)" in html
+
+
+def test_scenarios_table_comes_out_whole_when_piped(monkeypatch) -> None:
+    """Printed to a pipe or a file (not a terminal), the table is not cut to 80 columns: rich
+    would shorten names to 'flagel-…' and the descriptions to a few letters."""
+    from biodl.kinds.popgen.simulate import SCENARIOS
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    res = runner.invoke(app, ["popgen", "scenarios"])
+    assert res.exit_code == 0, res.output
+    for name, sc in SCENARIOS.items():
+        assert name in res.output
+        assert sc.title in res.output
+    assert "…" not in res.output

@@ -59,3 +59,19 @@ def exit_with(e: BaseException | str) -> NoReturn:
 
     print_error(e)
     raise typer.Exit(2)
+
+
+def stdout_console():
+    """The CLI's console for standard output. On a terminal, rich's usual one; otherwise (a
+    pipe, a file) one wide enough that tables and one-line summaries come out whole: rich
+    would wrap them, and cut table cells to "...", at 80 columns. ``COLUMNS`` set by the user
+    is kept."""
+    import os
+
+    from rich.console import Console
+
+    # no markup: what is printed holds file names and user values, never rich markup ([...])
+    c = Console(emoji=False, markup=False, soft_wrap=True)
+    if c.is_terminal or "COLUMNS" in os.environ:
+        return c
+    return Console(emoji=False, markup=False, soft_wrap=True, width=10_000)

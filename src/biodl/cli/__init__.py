@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
-from biodl.errors import BiodlError, exit_with, print_error
+from biodl.errors import BiodlError, exit_with, print_error, stdout_console
 
 
 class _Commands(TyperGroup):
@@ -84,7 +84,7 @@ app = typer.Typer(
     help="biodl: the classic deep-learning systems of computational biology on one PyTorch "
     "code base.\n\nStart with `biodl demo`, then `biodl systems`.",
 )
-console = Console(emoji=False)
+console = stdout_console()
 err = Console(stderr=True, soft_wrap=True, emoji=False)
 
 #: How the CLI spells the kind options it has flags for (the rest are ``--set KEY``).

@@ -10,10 +10,10 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from biodl.errors import BiodlError, BiodlInputError, exit_with
+from biodl.errors import BiodlError, BiodlInputError, exit_with, stdout_console
 from biodl.io._util import atomic_output
 
-console = Console(emoji=False)
+console = stdout_console()
 err = Console(stderr=True, soft_wrap=True, emoji=False)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from biodl.errors import BiodlError, exit_with
+from biodl.errors import BiodlError, exit_with, stdout_console
 
 cells_app = typer.Typer(no_args_is_help=True, help="Cytometry (FCS) tools and CellCnn analyses.")
 
@@ -27,7 +27,6 @@ def channels(fcs: Path = typer.Argument(..., help="An FCS 2.0/3.0/3.1 file.")) -
 
     Example: biodl cells channels PBMC8_30min_patient1_BCR-XL.fcs
     """
-    from rich.console import Console
     from rich.table import Table
 
     from biodl.kinds.cells.io import default_markers, read_fcs
@@ -44,7 +43,7 @@ def channels(fcs: Path = typer.Argument(..., help="An FCS 2.0/3.0/3.1 file.")) -
     used = set(default_markers(f))
     for i, (c, s, n) in enumerate(zip(f.channels, f.markers, f.names, strict=True), start=1):
         t.add_row(str(i), c, s, "yes" if n in used else "")
-    Console().print(t)
+    stdout_console().print(t)
 
 
 @cells_app.command("interpret")

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from biodl.errors import BiodlError, exit_with
+from biodl.errors import BiodlError, exit_with, stdout_console
 
 popgen_app = typer.Typer(
     no_args_is_help=True, help="Population genetics: simulate training data (msprime), list the scenarios."
@@ -56,7 +56,7 @@ def simulate_cmd(
         )
     except (BiodlError, ValueError, TypeError) as e:
         _fail(e)
-    Console().print(
+    stdout_console().print(
         f"{r['n']} simulations of {r['scenario']} in {out} ({r['simulated']} simulated now, "
         f"{r['skipped']} shard(s) kept; {r['seconds']:.1f} s)"
     )
@@ -85,7 +85,7 @@ def scenarios_cmd() -> None:
             ", ".join(s.default_target),
             s.title,
         )
-    Console().print(t)
+    stdout_console().print(t)
 
 
 def register(app: typer.Typer) -> None:

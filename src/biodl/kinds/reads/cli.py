@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from biodl.errors import BiodlError, BiodlInputError, exit_with
+from biodl.errors import BiodlError, BiodlInputError, exit_with, stdout_console
 
 reads_app = typer.Typer(
     no_args_is_help=True,
@@ -47,7 +47,7 @@ def build_reference_cmd(
     except BiodlError as e:
         _fail(e)
     sizes = ", ".join(f"{len(n)} {r}" for r, n in zip(ref.ranks, ref.taxonomy.names, strict=True))
-    Console().print(f"reference {out}: {len(ref.genomes)} genomes, {len(ref.codes):,} bp; {sizes}")
+    stdout_console().print(f"reference {out}: {len(ref.genomes)} genomes, {len(ref.codes):,} bp; {sizes}")
 
 
 @reads_app.command("sample")
@@ -107,7 +107,7 @@ def sample_cmd(
         )
     except BiodlError as e:
         _fail(e)
-    Console().print(f"{n} reads in {out}")
+    stdout_console().print(f"{n} reads in {out}")
 
 
 @reads_app.command("classify")
@@ -202,7 +202,7 @@ def quantize_cmd(
         r = quantize_model(model, out, bits)
     except BiodlError as e:
         _fail(e)
-    Console().print(
+    stdout_console().print(
         f"{out}: k-mer table {bits}-bit, {r['table_bytes'] / 2**20:.1f} MiB "
         f"(file {r['file_bytes'] / 2**20:.1f} MiB); rms error {r['rms_error']:.4f} "
         f"(values' sd {r['table_std']:.4f})",
@@ -261,7 +261,7 @@ def calibrate_novel_cmd(
         )
     except BiodlError as e:
         _fail(e)
-    Console().print(
+    stdout_console().print(
         f"threshold {r['threshold']:g}: {rank} PPV {r['ppv']:.4f}, sensitivity {r['sensitivity']:.4f} "
         f"({'met' if r['met'] else 'target not reached'}; {run}/novel-calibration/calibration.json)",
         highlight=False,
