@@ -700,3 +700,55 @@ def test_an_unfinished_run_is_said_by_evaluate_and_predict_and_refused_by_report
         BiodlInputError, match="unfinished run: training was interrupted before its first model"
     ):
         evaluate(run, rest_small["test"], quiet=True)
+
+
+def test_a_tie_of_the_monitored_metric_goes_to_the_lower_validation_loss(tmp_path):
+    """Validation AUROC is 1.0 from the second epoch on while the validation loss keeps falling:
+    the epoch kept is the tied one with the lowest loss (it used to be the first at 1.0, and all
+    later training was thrown away); best.ckpt, the reported best epoch and the exported
+    weights agree."""
+    from biodl.train.fit import _BestCheckpoint, best_row
+
+    table = _planted(240, seed=3)
+    tr, va = table.subset(range(200)), table.subset(range(200, 240))
+    torch.manual_seed(0)
+    res = fit_model(
+        DeepBind(**TINY),
+        "binary",
+        SequenceDataset(tr),
+        SequenceDataset(va),
+        tmp_path,
+        _cfg(max_epochs=8, lr=0.02, batch_size=32),
+        meta=_meta(),
+        monitor=("auroc", "max"),
+    )
+    hist = pd.read_csv(tmp_path / "history.csv")
+    tied = hist[hist["val_auroc"] == hist["val_auroc"].max()]
+    assert len(tied) >= 3  # premise: several epochs tie at the best AUROC
+    want = int(tied.loc[tied["val_loss"].idxmin(), "epoch"])
+    assert want != int(tied["epoch"].min()) and res.best_epoch == want
+    best = torch.load(tmp_path / "checkpoints" / "best.ckpt", weights_only=True)
+    assert best["epoch"] == want
+    exported, _ = load_model(res.model_path)
+    for k, v in exported.state_dict().items():
+        assert torch.equal(v, best["state_dict"][f"model.{k}"]), k
+    # the rule itself: the best value, then the lower loss, then the earlier epoch
+    rows = [
+        {"epoch": 0, "val_accuracy": 0.9, "val_loss": 0.1},
+        {"epoch": 1, "val_accuracy": 1.0, "val_loss": 0.5},
+        {"epoch": 2, "val_accuracy": 1.0, "val_loss": 0.3},
+        {"epoch": 3, "val_accuracy": 1.0, "val_loss": 0.3},
+        {"epoch": 4, "val_accuracy": 1.0, "val_loss": float("nan")},
+    ]
+    assert best_row(rows, "val_accuracy", "max")["epoch"] == 2
+    assert best_row(rows, "val_loss", "min")["epoch"] == 0
+    # checkpoints written before the tie-break resume its state: Lightning's own state key
+    cb = _BestCheckpoint(
+        dirpath=tmp_path, filename="best", monitor="val_auroc", mode="max", tie_break="val_loss"
+    )
+    assert (
+        cb.state_key
+        == pl.callbacks.ModelCheckpoint(
+            dirpath=tmp_path, filename="best", monitor="val_auroc", mode="max"
+        ).state_key
+    )

@@ -298,6 +298,54 @@ class _LastCheckpoint(ModelCheckpoint):
             self._save_topk_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
+#: The metric that breaks a tie of the monitored one (accuracy and AUROC often tie on a small or
+#: easy validation set, at 1.0 from the first epoch): the epoch with the lower validation loss.
+TIE_BREAK = "val_loss"
+
+
+class _BestCheckpoint(ModelCheckpoint):
+    """``best.ckpt`` by the monitored metric (Lightning's ``ModelCheckpoint``), except that an
+    epoch that ties the best one replaces it when its ``tie_break`` metric (validation loss) is
+    lower: without it, a run whose accuracy is 1.0 from the first epoch keeps the first epoch's
+    weights and throws away all later training. :func:`best_row` picks by the same rule."""
+
+    def __init__(self, *args, tie_break: str | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.tie_break = tie_break
+        self.best_tie: float | None = None
+
+    @property
+    def state_key(self) -> str:
+        # Lightning's own key, so checkpoints written before this class resume its state
+        key = super().state_key
+        return "ModelCheckpoint" + key[len(type(self).__qualname__) :]
+
+    def check_monitor_top_k(self, trainer, current=None) -> bool:
+        if current is None or self.tie_break is None or not self.best_k_models:
+            return super().check_monitor_top_k(trainer, current)
+        if float(current) != float(self.best_k_models[self.kth_best_model_path]):
+            return super().check_monitor_top_k(trainer, current)
+        loss = trainer.callback_metrics.get(self.tie_break)
+        lower = loss is not None and math.isfinite(float(loss)) and float(loss) < _or_inf(self.best_tie)
+        return trainer.strategy.reduce_boolean_decision(bool(lower))
+
+    def _update_best_and_save(self, current, trainer, monitor_candidates) -> None:
+        super()._update_best_and_save(current, trainer, monitor_candidates)
+        loss = monitor_candidates.get(self.tie_break) if self.tie_break else None
+        self.best_tie = None if loss is None else float(loss)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "best_tie": self.best_tie}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self.best_tie = state_dict.get("best_tie")
+
+
+def _or_inf(v: float | None) -> float:
+    return math.inf if v is None or not math.isfinite(v) else v
+
+
 def is_checkpoint_epoch(epoch: int, every: int) -> bool:
     """Whether ``best.ckpt`` was considered at the end of (0-based) ``epoch``."""
     return (epoch + 1) % max(1, int(every)) == 0
@@ -307,7 +355,8 @@ def best_row(
     rows: list[dict[str, float]], monitor: str, mode: str, every: int = 1
 ) -> dict[str, float] | None:
     """The history row whose weights are in ``best.ckpt``: the best ``monitor`` value among
-    the epochs where checkpoints were written (every ``every`` epochs); ``None`` if there is
+    the epochs where checkpoints were written (every ``every`` epochs), a tie going to the
+    lower validation loss (:data:`TIE_BREAK`), then to the earlier epoch; ``None`` if there is
     none (then ``best.ckpt`` does not exist either)."""
     ok = [
         r
@@ -316,7 +365,16 @@ def best_row(
     ]
     if not ok:
         return None
-    return (max if mode == "max" else min)(ok, key=lambda r: r[monitor])
+    sign = -1.0 if mode == "max" else 1.0
+    tie = monitor != TIE_BREAK
+    return min(
+        ok,
+        key=lambda r: (
+            sign * r[monitor],
+            _or_inf(r.get(TIE_BREAK)) if tie else 0.0,
+            int(r["epoch"]),
+        ),
+    )
 
 
 def make_trainer(
@@ -336,7 +394,7 @@ def make_trainer(
         # best first: last.ckpt then holds the best callback's updated state (best score).
         # best.ckpt is only read for its weights (resuming uses last.ckpt): no optimizer state,
         # which for Adam / Adagrad is one or two more copies of the model
-        ModelCheckpoint(
+        _BestCheckpoint(
             dirpath=ckpt_dir,
             filename="best",
             monitor=monitor,
@@ -346,6 +404,7 @@ def make_trainer(
             save_weights_only=True,
             every_n_epochs=every,
             enable_version_counter=False,
+            tie_break=TIE_BREAK if monitor != TIE_BREAK else None,
         ),
         _LastCheckpoint(ckpt_dir, every),
     ]
