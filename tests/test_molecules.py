@@ -163,7 +163,19 @@ def test_sdf_errors_name_the_record_and_its_line(tmp_path, capsys):
         read_molecules(broken2, target="SOL")
     t = read_table(broken2, {"skip_invalid": True}, "SOL", True, quiet=False)
     assert len(t) == 19 and t.invalid[0].line == 3
-    assert "(first: record 3 ('1-pentene', line 67): RDKit could not read" in capsys.readouterr().err
+    assert (
+        "(first: record 3 ('1-pentene', line 67): RDKit cannot parse its mol block" in capsys.readouterr().err
+    )
+    # a record that parses but breaks chemistry: RDKit's own reason (C4 with a triple and a double bond)
+    lines = SDF.read_text().splitlines(keepends=True)
+    assert lines[77] == "  3  4  1  0\n"
+    lines[77] = "  3  4  3  0\n"
+    broken3 = tmp_path / "broken3.sdf"
+    broken3.write_text("".join(lines))
+    with pytest.raises(BiodlInputError) as e:
+        read_molecules(broken3, target="SOL")
+    assert "record 3 ('1-pentene', line 67)" in str(e.value)
+    assert "Explicit valence for atom # 3 C, 5, is greater than permitted" in str(e.value)
 
 
 def test_cli_train_evaluate_predict(tmp_path):

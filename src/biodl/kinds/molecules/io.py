@@ -437,7 +437,9 @@ def _sdf_rows(p: Path, target, id_col) -> tuple[list, list[str]]:
             title = m.GetProp("_Name") if m.HasProp("_Name") else ""
         where = _sdf_where(rec, title, start)
         if m is None:
-            reason = "RDKit could not read or sanitise this SDF record"
+            end = layout[i + 1][0] if layout and i + 1 < len(layout) else None
+            reason = _sdf_reason(p, start, end) if layout else ""
+            reason = reason or "RDKit could not read or sanitise this SDF record"
             records.append((rec, title or str(rec), "", None, [np.nan] * len(names), reason, where))
             continue
         rid = m.GetProp(id_col) if id_col and m.HasProp(id_col) else (m.GetProp("_Name") or str(rec))
@@ -449,6 +451,32 @@ def _sdf_rows(p: Path, target, id_col) -> tuple[list, list[str]]:
             y.append(_to_float(m.GetProp(n), p, rec, n, where=where, value_line=prop_lines.get(n, 0)))
         records.append((rec, rid, Chem.MolToSmiles(m), m, y, "", where))
     return records, names
+
+
+def _sdf_reason(p: Path, start: int, end: int | None) -> str:
+    """Why RDKit rejects the SDF record on lines ``start`` to ``end - 1`` (to the end of the
+    file when ``end`` is None): RDKit's own message for a chemistry problem (``Explicit valence
+    for atom # 1 C, 5, is greater than permitted``), or that its mol block cannot be parsed;
+    ``""`` if the record reads here after all."""
+    opener = gzip.open if p.name.lower().endswith(".gz") else open
+    lines: list[bytes] = []
+    try:
+        with opener(p, "rb") as fh:
+            for i, raw in enumerate(fh, 1):
+                if end is not None and i >= end:
+                    break
+                if i >= start:
+                    lines.append(raw)
+    except (OSError, EOFError):
+        return ""
+    block = b"".join(lines).decode("utf-8", "replace")
+    # (RDKit's parse errors of a mol block go to its C++ log, which CaptureErrorLog does not see)
+    with rdBase.BlockLogs():
+        raw_mol = Chem.MolFromMolBlock(block, sanitize=False, removeHs=False)
+    if raw_mol is None:
+        return "RDKit cannot parse its mol block (the counts, atom or bond lines)"
+    probs = Chem.DetectChemistryProblems(raw_mol)
+    return probs[0].Message() if probs else ""
 
 
 def _sdf_where(rec: int, title: str, start: int) -> str:
