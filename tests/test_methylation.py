@@ -194,7 +194,7 @@ def test_per_epoch_subsets_are_seeded():
     assert not np.array_equal(a._order, b._order)
 
 
-def test_sae_pretraining_lowers_the_reconstruction_loss(tmp_path):
+def test_sae_pretraining_lowers_the_reconstruction_loss(tmp_path, capsys):
     from biodl.models.methylation import CpGSAE
     from biodl.train import TrainConfig
     from biodl.train.pretrain import pretrain_layers
@@ -214,10 +214,13 @@ def test_sae_pretraining_lowers_the_reconstruction_loss(tmp_path):
 
     before = [rec_loss(0), rec_loss(1)]
     cfg = TrainConfig(max_epochs=1, batch_size=64, lr=3e-3, progress=False, device="cpu")
-    pretrain_layers(model, ds, None, tmp_path, cfg, epochs=4)
+    pretrain_layers(model, ds, ds, tmp_path, cfg, epochs=4)
     assert model.stage == "finetune"
     after = [rec_loss(0), rec_loss(1)]
     assert after[0] < 0.7 * before[0] and after[1] < before[1], (before, after)
+    # still improving at the 4th epoch: the hint names the option that sets pre-training epochs
+    err = capsys.readouterr().err
+    assert "more epochs (--set pretrain_epochs=8) may help" in err and "--epochs" not in err
 
 
 # ------------------------------------------------------------------ CLI

@@ -448,6 +448,7 @@ def fit(
     *,
     threads: int | None = None,
     quiet: bool = False,
+    epochs_option: str = "--epochs",
 ) -> FitResult:
     """Train ``plan`` on ``datamodule`` with Lightning, keeping checkpoints in ``out_dir/checkpoints``.
 
@@ -466,6 +467,9 @@ def fit(
     quiet
         No messages (resuming, still improving at the cap): a short fit inside a larger one
         (a calibration fold).
+    epochs_option
+        The option that sets this fit's epochs, named in the "still improving" hint
+        (``--set pretrain_epochs`` for a pre-training stage).
     """
     config.check()
     out = Path(out_dir)
@@ -548,7 +552,8 @@ def fit(
         log(
             f"[biodl] validation was still improving at the last epoch ({hard_cap}"
             + (f", {extend} past the recipe's cap" if extend else "")
-            + f"): more epochs (--epochs {hard_cap * 2}) may help"
+            + f"): more epochs ({epochs_option}{'=' if epochs_option.startswith('--set') else ' '}"
+            + f"{hard_cap * 2}) may help"
         )
     return FitResult(out, best_epoch, epochs_run, val_metrics, resumed, seconds, threads=n_threads)
 

@@ -52,6 +52,7 @@ def pretrain_layers(
                 DataModule(train_ds, valid_ds, batch_size=c.batch_size, seed=c.seed),
                 Path(out_dir) / f"pretrain{k + 1}",
                 c,
+                epochs_option="--set pretrain_epochs",
             )
         )
     model.stage = "finetune"

@@ -229,7 +229,9 @@ class ExpressionKind(DataKind):
         o, seed = ctx.options, ctx.config.seed
         if ctx.recipe.name in _AUTOENCODERS:
             m = read_data(o["data"], o)
-            ctx.log(f"read {m.shape[0]} samples x {m.shape[1]} genes from {o['data']}")
+            # with encode=genes the matrix was turned: its rows are genes, its columns arrays
+            rows, cols = ("genes", "arrays") if o.get("encode") == "genes" else ("samples", "genes")
+            ctx.log(f"read {m.shape[0]} {rows} x {m.shape[1]} {cols} from {o['data']}")
             x = torch.from_numpy(m.values)
             if o["valid_file"] is not None:
                 tr_x, va_x = x, torch.from_numpy(read_data(o["valid_file"], o).align_to(m.genes).values)

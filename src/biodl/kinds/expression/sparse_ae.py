@@ -61,7 +61,8 @@ def fit_sparse_ae(
         for i, ae in enumerate(model.layers):
             ae.requires_grad_(layer < 0 or i == layer)
         plan = _plan(model, "reconstruction", cfg, optimizer)
-        results.append(fit(plan, _datamodule((x_train,), valid, cfg), sub, cfg, None))
+        flag = "--set finetune_epochs" if layer < 0 else "--epochs"
+        results.append(fit(plan, _datamodule((x_train,), valid, cfg), sub, cfg, None, epochs_option=flag))
     model.requires_grad_(True)
     model.active_layer = len(model.layers) - 1
     return results
