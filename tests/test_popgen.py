@@ -456,3 +456,31 @@ def test_scenarios_table_comes_out_whole_when_piped(monkeypatch) -> None:
         assert name in res.output
         assert sc.title in res.output
     assert "…" not in res.output
+
+
+def test_vcf_windows_stop_at_the_chromosome_length_the_header_gives(tmp_path, capsys):
+    """With ##contig lengths, a window running past its chromosome's end holds less sequence than
+    the training windows: it is left out and counted (it used to be scored as a full window);
+    without a length the windows run to the last variant as before."""
+    from biodl.kinds.popgen.io import contig_lengths
+
+    gt = "\tGT\t0|1\t1|0\n"
+    body = "".join(f"1\t{p}\t.\tA\tT\t.\tPASS\t." + gt for p in (10, 150, 320))
+    body += "".join(f"X\t{p}\t.\tA\tT\t.\tPASS\t." + gt for p in (20, 90))
+    plain = _vcf(tmp_path, body, "plain.vcf")
+    assert vcf_windows(plain, 100, empty="skip").ids == ["1:0-100", "1:100-200", "1:300-400", "X:0-100"]
+    sized = tmp_path / "sized.vcf"
+    sized.write_text(
+        HEAD.replace(
+            "##contig=<ID=1>", '##contig=<ID=1,length=350,assembly="x,y">\n##contig=<ID=X,length=100>'
+        )
+        + body
+    )
+    assert contig_lengths(sized.read_text()) == {"1": 350, "X": 100}
+    w = vcf_windows(sized, 100, empty="skip", quiet=False)
+    assert w.ids == ["1:0-100", "1:100-200", "X:0-100"] and w.info["partial_windows"] == 1
+    assert "1 window(s) running past their chromosome's end" in capsys.readouterr().err
+    with pytest.raises(
+        BiodlInputError, match=r"no window of 1,000 bp fits inside a chromosome .*1 350, X 100"
+    ):
+        vcf_windows(sized, 1000)

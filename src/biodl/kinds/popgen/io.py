@@ -16,6 +16,7 @@ and the problem.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -400,7 +401,26 @@ def read_vcf(
         "n_haplotypes": len(use) * ploidy,
         "skipped": {k: v for k, v in skipped.items() if v},
         "unphased": unphased,
+        "lengths": contig_lengths(vcf.raw_header),
     }
+
+
+_CONTIG = re.compile(r"^##contig=<(.*)>\s*$")
+
+
+def contig_lengths(header: str) -> dict[str, int]:
+    """``{ID: length}`` of the ``##contig`` header lines that give a length (those without
+    one are left out)."""
+    out: dict[str, int] = {}
+    for line in header.splitlines():
+        m = _CONTIG.match(line)
+        if not m:
+            continue
+        fields = dict(f.split("=", 1) for f in re.split(r",(?=[A-Za-z_]+=)", m.group(1)) if "=" in f)
+        length = fields.get("length", "").strip()
+        if "ID" in fields and length.isdigit():
+            out[fields["ID"].strip()] = int(length)
+    return out
 
 
 def vcf_windows(
@@ -416,7 +436,10 @@ def vcf_windows(
     quiet: bool = True,
 ) -> GenotypeSet:
     """A VCF cut into windows of ``window`` bp every ``step`` bp (default ``window``), from
-    position 1 to the last variant of each chromosome.
+    position 1 to the last variant of each chromosome. Where the header gives a chromosome's
+    length (``##contig=<ID=..,length=..>``), a window that runs past its end is left out (and
+    counted): it holds less sequence than the windows the model was trained on, so its estimate
+    would be biased; without a length the last window may run past the end unseen.
 
     Parameters
     ----------
@@ -441,7 +464,8 @@ def vcf_windows(
             path=path,
         )
     gts, poss, offs, lengths, ids = [], [], [0], [], []
-    n_empty = 0
+    n_empty = n_partial = 0
+    chrom_len = v.get("lengths") or {}
     if not v["chroms"]:
         raise BiodlInputError(
             "no usable biallelic SNP in the VCF"
@@ -455,7 +479,12 @@ def vcf_windows(
     for chrom, (g, pos) in v["chroms"].items():
         last = int(pos[-1])
         start = 0
+        end = chrom_len.get(chrom)
         while start < last:
+            if end is not None and start + window > end:
+                n_partial += 1
+                start += step
+                continue
             lo, hi = np.searchsorted(pos - 1, [start, start + window])
             name = f"{chrom}:{start}-{start + window}"
             if hi == lo:
@@ -473,14 +502,29 @@ def vcf_windows(
                 ids.append(name)
             start += step
     if not ids:
+        if n_partial:
+            raise BiodlInputError(
+                f"no window of {window:,} bp fits inside a chromosome (their ##contig lengths: "
+                + ", ".join(f"{c} {chrom_len[c]:,}" for c in v["chroms"] if c in chrom_len)
+                + "); give a smaller --set window (the model's is its training length)",
+                path=path,
+            )
         raise BiodlInputError("every window is empty", path=path)
-    info = {"samples": v["samples"], "ploidy": v["ploidy"], "skipped": v["skipped"], "empty_windows": n_empty}
-    if not quiet and (n_empty or v["skipped"]):
+    info = {
+        "samples": v["samples"],
+        "ploidy": v["ploidy"],
+        "skipped": v["skipped"],
+        "empty_windows": n_empty,
+        "partial_windows": n_partial,
+    }
+    if not quiet and (n_empty or n_partial or v["skipped"]):
         from biodl.kinds.base import log
 
         what = [f"{k}: {c} record(s)" for k, c in v["skipped"].items()]
         if n_empty:
             what.append(f"{n_empty} window(s) without variants")
+        if n_partial:
+            what.append(f"{n_partial} window(s) running past their chromosome's end (##contig length)")
         log(f"[biodl] {path}: skipped {'; '.join(what)}", quiet)
     return GenotypeSet(
         np.concatenate(gts),
