@@ -702,10 +702,10 @@ def test_an_unfinished_run_is_said_by_evaluate_and_predict_and_refused_by_report
         evaluate(run, rest_small["test"], quiet=True)
 
 
-def test_a_tie_of_the_monitored_metric_goes_to_the_lower_validation_loss(tmp_path):
+def test_a_tie_at_the_metrics_ceiling_goes_to_the_lower_validation_loss(tmp_path):
     """Validation AUROC is 1.0 from the second epoch on while the validation loss keeps falling:
-    the epoch kept is the tied one with the lowest loss (it used to be the first at 1.0, and all
-    later training was thrown away); best.ckpt, the reported best epoch and the exported
+    the epoch kept is the one at 1.0 with the lowest loss (it used to be the first at 1.0, and
+    all later training was thrown away); best.ckpt, the reported best epoch and the exported
     weights agree."""
     from biodl.train.fit import _BestCheckpoint, best_row
 
@@ -732,7 +732,8 @@ def test_a_tie_of_the_monitored_metric_goes_to_the_lower_validation_loss(tmp_pat
     exported, _ = load_model(res.model_path)
     for k, v in exported.state_dict().items():
         assert torch.equal(v, best["state_dict"][f"model.{k}"]), k
-    # the rule itself: the best value, then the lower loss, then the earlier epoch
+    # the rule itself: the best value; at the ceiling the lower loss, then the earlier epoch;
+    # below it the earlier epoch (as Lightning, so results of runs without such ties stay as they were)
     rows = [
         {"epoch": 0, "val_accuracy": 0.9, "val_loss": 0.1},
         {"epoch": 1, "val_accuracy": 1.0, "val_loss": 0.5},
@@ -742,6 +743,8 @@ def test_a_tie_of_the_monitored_metric_goes_to_the_lower_validation_loss(tmp_pat
     ]
     assert best_row(rows, "val_accuracy", "max")["epoch"] == 2
     assert best_row(rows, "val_loss", "min")["epoch"] == 0
+    below = [{**r, "val_accuracy": min(r["val_accuracy"], 0.95)} for r in rows]
+    assert best_row(below, "val_accuracy", "max")["epoch"] == 1
     # checkpoints written before the tie-break resume its state: Lightning's own state key
     cb = _BestCheckpoint(
         dirpath=tmp_path, filename="best", monitor="val_auroc", mode="max", tie_break="val_loss"

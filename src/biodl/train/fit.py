@@ -298,16 +298,24 @@ class _LastCheckpoint(ModelCheckpoint):
             self._save_topk_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
-#: The metric that breaks a tie of the monitored one (accuracy and AUROC often tie on a small or
-#: easy validation set, at 1.0 from the first epoch): the epoch with the lower validation loss.
+#: The metric that ranks epochs whose monitored metric is at its ceiling (accuracy or AUROC 1.0,
+#: common on a small or easy validation set): the lower validation loss wins.
 TIE_BREAK = "val_loss"
+#: The ceiling of the monitored metrics that are maximised (accuracy, AUROC).
+CEILING = 1.0
+
+
+def _at_ceiling(value: float, mode: str) -> bool:
+    return mode == "max" and value >= CEILING
 
 
 class _BestCheckpoint(ModelCheckpoint):
-    """``best.ckpt`` by the monitored metric (Lightning's ``ModelCheckpoint``), except that an
-    epoch that ties the best one replaces it when its ``tie_break`` metric (validation loss) is
-    lower: without it, a run whose accuracy is 1.0 from the first epoch keeps the first epoch's
-    weights and throws away all later training. :func:`best_row` picks by the same rule."""
+    """``best.ckpt`` by the monitored metric (Lightning's ``ModelCheckpoint``), except that once
+    it is at its ceiling (accuracy or AUROC 1.0), where it can no longer tell epochs apart, an
+    epoch that reaches it too replaces the best one when its ``tie_break`` metric (validation
+    loss) is lower: without it, a run whose validation accuracy is 1.0 from the first epoch
+    keeps the first epoch's weights and throws all later training away. Ties below the ceiling
+    go to the earlier epoch, as in Lightning. :func:`best_row` picks by the same rule."""
 
     def __init__(self, *args, tie_break: str | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -323,7 +331,8 @@ class _BestCheckpoint(ModelCheckpoint):
     def check_monitor_top_k(self, trainer, current=None) -> bool:
         if current is None or self.tie_break is None or not self.best_k_models:
             return super().check_monitor_top_k(trainer, current)
-        if float(current) != float(self.best_k_models[self.kth_best_model_path]):
+        best = float(self.best_k_models[self.kth_best_model_path])
+        if float(current) != best or not _at_ceiling(best, self.mode):
             return super().check_monitor_top_k(trainer, current)
         loss = trainer.callback_metrics.get(self.tie_break)
         lower = loss is not None and math.isfinite(float(loss)) and float(loss) < _or_inf(self.best_tie)
@@ -356,7 +365,8 @@ def best_row(
 ) -> dict[str, float] | None:
     """The history row whose weights are in ``best.ckpt``: the best ``monitor`` value among
     the epochs where checkpoints were written (every ``every`` epochs), a tie going to the
-    lower validation loss (:data:`TIE_BREAK`), then to the earlier epoch; ``None`` if there is
+    earlier epoch, except at the metric's ceiling (accuracy or AUROC 1.0), where it goes to the
+    lower validation loss (:data:`TIE_BREAK`), then the earlier epoch; ``None`` if there is
     none (then ``best.ckpt`` does not exist either)."""
     ok = [
         r
@@ -371,7 +381,7 @@ def best_row(
         ok,
         key=lambda r: (
             sign * r[monitor],
-            _or_inf(r.get(TIE_BREAK)) if tie else 0.0,
+            _or_inf(r.get(TIE_BREAK)) if tie and _at_ceiling(r[monitor], mode) else 0.0,
             int(r["epoch"]),
         ),
     )
