@@ -219,3 +219,17 @@ def test_errors_print_file_names_verbatim(tmp_path) -> None:
     assert r.exit_code == 2 and f"error: {run}: not found" in r.output
     r = runner.invoke(app, ["reads", "classify", run, str(tmp_path / "r:X:.fq")])
     assert r.exit_code == 2 and ":X:.fq: file not found" in r.output and "\u274c" not in r.output
+
+
+def test_calibration_options_without_calibrate_are_refused(tmp_path) -> None:
+    """--calibrate-top / --calibrate-folds / ... without --calibrate N used to be accepted and
+    ignored (a plain run, no word); now refused before anything is read or written."""
+    out = tmp_path / "run"
+    r = runner.invoke(
+        app,
+        ["train", "x.seq", "--system", "deepbind", "--calibrate-top", "3", "--calibrate-folds", "5"]
+        + ["--out", str(out)],
+    )
+    assert r.exit_code == 2
+    assert "--calibrate-top, --calibrate-folds go with --calibrate N" in " ".join(r.output.split())
+    assert not out.exists()

@@ -755,3 +755,31 @@ def test_a_tie_at_the_metrics_ceiling_goes_to_the_lower_validation_loss(tmp_path
             dirpath=tmp_path, filename="best", monitor="val_auroc", mode="max"
         ).state_key
     )
+
+
+def test_resuming_with_another_patience_is_quiet(tmp_path):
+    """--patience may change on a resume (it adds or drops EarlyStopping): no Lightning warning
+    about callbacks missing from the checkpoint reaches the user."""
+    import warnings
+
+    table = _planted(120, seed=2)
+    tr, va = table.subset(range(90)), table.subset(range(90, 120))
+
+    def run(epochs, patience):
+        torch.manual_seed(0)
+        return fit_model(
+            DeepBind(**TINY),
+            "binary",
+            SequenceDataset(tr),
+            SequenceDataset(va),
+            tmp_path,
+            _cfg(max_epochs=epochs, patience=patience),
+            meta=_meta(),
+        )
+
+    run(1, 3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = run(2, 0)
+    assert res.resumed_from is not None and res.epochs_run == 2
+    assert not [w for w in caught if "callbacks used to create the checkpoint" in str(w.message)]

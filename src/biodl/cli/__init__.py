@@ -427,6 +427,23 @@ def train(
             rc_average=rc_average,
         )
         given, spellings = _given(flags, set_)
+        if not calibrate:  # options of --calibrate given without it would be ignored
+            unused = [
+                flag
+                for flag, value, default in (
+                    ("--calibrate-top", calibrate_top, 1),
+                    ("--calibrate-budget", calibrate_budget, None),
+                    ("--calibrate-subsample", calibrate_subsample, 10_000),
+                    ("--calibrate-folds", calibrate_folds, 3),
+                    ("--calibrate-epochs", calibrate_epochs, 0),
+                )
+                if value != default
+            ]
+            if unused:
+                raise BiodlError(
+                    f"{', '.join(unused)} {'go' if len(unused) > 1 else 'goes'} with --calibrate N "
+                    "(the number of settings to try); give it, or leave them out"
+                )
         chosen = dict(
             max_epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, weight_decay=weight_decay
         )

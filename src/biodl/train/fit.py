@@ -263,6 +263,8 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
+    # a resume with another --patience (allowed) adds or drops EarlyStopping: nothing to warn about
+    warnings.filterwarnings("ignore", message=".*callbacks used to create the checkpoint need to be.*")
 
 
 class _EpochProgress(RichProgressBar):

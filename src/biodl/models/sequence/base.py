@@ -112,6 +112,7 @@ class SequenceModel(nn.Module):
                 f"{self.model_name} needs sequences of at least {self.min_len} {self.unit}"
                 + (f" ({rule})" if rule else "")
                 + f"; {what} is {length}"
+                + (f" (training: --pad {self.min_len} pads shorter ones with N)" if what == "seq_len" else "")
             )
 
     def check_input(self, x: torch.Tensor) -> None:

@@ -397,7 +397,7 @@ def bundled_params(model_id: str) -> ReleasedParams:
     if model_id not in _bundled_names():
         raise BiodlInputError(
             f"unknown DeepBind model {model_id!r}: not among the {len(_bundled_names())} bundled v0.11 "
-            "models (see biodl.models.sequence.deepbind_released.read_db())"
+            "models (`biodl deepbind list` shows them)"
         )
     with _open_bundle() as zf:
         data = zf.read(f"{model_id}.f32")
