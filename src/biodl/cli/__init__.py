@@ -428,16 +428,17 @@ def train(
         )
         given, spellings = _given(flags, set_)
         if not calibrate:  # options of --calibrate given without it would be ignored
+            given_cal = dict(
+                calibrate_top=calibrate_top,
+                calibrate_budget=calibrate_budget,
+                calibrate_subsample=calibrate_subsample,
+                calibrate_folds=calibrate_folds,
+                calibrate_epochs=calibrate_epochs,
+            )
             unused = [
-                flag
-                for flag, value, default in (
-                    ("--calibrate-top", calibrate_top, 1),
-                    ("--calibrate-budget", calibrate_budget, None),
-                    ("--calibrate-subsample", calibrate_subsample, 10_000),
-                    ("--calibrate-folds", calibrate_folds, 3),
-                    ("--calibrate-epochs", calibrate_epochs, 0),
-                )
-                if value != default
+                "--" + name.replace("_", "-")
+                for name, value in given_cal.items()
+                if value != TrainConfig.__dataclass_fields__[name].default
             ]
             if unused:
                 raise BiodlError(
