@@ -124,6 +124,27 @@ def test_gzip_genome_is_indexed_via_cache(tmp_path, monkeypatch):
     assert str(genome["c"][2:6]) == "GTAC"
 
 
+def test_a_file_that_is_not_fasta_is_refused_as_genome_before_any_copy(tmp_path, monkeypatch):
+    """A GFF (plain or gzip) given as the genome: one clear error naming the user's file and
+    its first line; nothing is decompressed into the cache; a gzip FASTA that pyfaidx cannot
+    index is named by the user's path (not the cached copy), and its copy is removed."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("BIODL_CACHE", str(cache))
+    with gzip.open(tmp_path / "a.gff.gz", "wt") as fh:
+        fh.write("##gff-version 3\nc\t.\tgene\t1\t9\t.\t+\t.\tID=g\n")
+    with pytest.raises(
+        BiodlInputError, match=r"a\.gff\.gz: is not a genome FASTA: it starts with '##gff-version 3'"
+    ):
+        open_genome(tmp_path / "a.gff.gz")
+    assert not cache.exists() or not any(cache.rglob("*"))
+    with gzip.open(tmp_path / "r.fa.gz", "wt") as fh:  # lines of unequal width inside a record
+        fh.write(">c\nACGTACGTAC\nACG\nACGTACGTAC\n")
+    with pytest.raises(BiodlInputError) as e:
+        open_genome(tmp_path / "r.fa.gz")
+    assert "cannot index genome FASTA" in str(e.value) and str(cache) not in str(e.value)
+    assert not [f for f in cache.rglob("*") if f.is_file()]
+
+
 # --------------------------------------------------------------- GraphProt-style FASTA pairs
 def _pair(tmp_path):
     pos = tmp_path / "x.positives.fa"

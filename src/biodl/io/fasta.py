@@ -232,6 +232,7 @@ def open_genome(path: str | Path, cache_dir: str | Path | None = None):
     import pyfaidx
 
     p = check_file(path)
+    _check_fasta_start(p)
     target = p
     if is_gzip(p) and not _is_bgzf(p):
         cdir = Path(cache_dir) if cache_dir else _cache_dir() / "genomes"
@@ -253,4 +254,26 @@ def open_genome(path: str | Path, cache_dir: str | Path | None = None):
             str(target), indexname=indexname, as_raw=True, sequence_always_upper=False, rebuild=True
         )
     except Exception as e:  # pyfaidx raises several types for malformed files
-        raise BiodlInputError(f"cannot index genome FASTA: {e}", path=p) from None
+        # name the user's file, not the decompressed copy, and keep no copy that cannot be used
+        msg = str(e).replace(str(target), str(p))
+        if target != p:
+            for f in (target, Path(str(target) + ".fai")):
+                f.unlink(missing_ok=True)
+        raise BiodlInputError(f"cannot index genome FASTA: {msg}", path=p) from None
+
+
+def _check_fasta_start(p: Path) -> None:
+    """Refuse a file whose first (decompressed) text is not a FASTA header, before anything is
+    decompressed or indexed: a GFF, BED or VCF given as the genome."""
+    try:
+        with input_errors(p), (gzip.open(p, "rb") if is_gzip(p) else open(p, "rb")) as fh:
+            head = fh.read(4096)
+    except BiodlInputError:
+        return  # a damaged gzip: open_genome's own reading names it
+    first = head.lstrip()[:1]
+    if first and first != b">":
+        line = head.lstrip().split(b"\n", 1)[0][:60].decode("utf-8", "replace")
+        raise BiodlInputError(
+            f"is not a genome FASTA: it starts with {line!r} (a FASTA starts with a '>' header line)",
+            path=p,
+        )
