@@ -266,7 +266,7 @@ def _check_fasta_start(p: Path) -> None:
     """Refuse a file whose first (decompressed) text is not a FASTA header, before anything is
     decompressed or indexed: a GFF, BED or VCF given as the genome."""
     try:
-        with input_errors(p), (gzip.open(p, "rb") if is_gzip(p) else open(p, "rb")) as fh:
+        with input_errors(p), gzip.open(p, "rb") if is_gzip(p) else open(p, "rb") as fh:
             head = fh.read(4096)
     except BiodlInputError:
         return  # a damaged gzip: open_genome's own reading names it
