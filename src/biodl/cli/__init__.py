@@ -427,17 +427,17 @@ def train(
             rc_average=rc_average,
         )
         given, spellings = _given(flags, set_)
+        cal_options = dict(
+            calibrate_top=calibrate_top,
+            calibrate_budget=calibrate_budget,
+            calibrate_subsample=calibrate_subsample,
+            calibrate_folds=calibrate_folds,
+            calibrate_epochs=calibrate_epochs,
+        )
         if not calibrate:  # options of --calibrate given without it would be ignored
-            given_cal = dict(
-                calibrate_top=calibrate_top,
-                calibrate_budget=calibrate_budget,
-                calibrate_subsample=calibrate_subsample,
-                calibrate_folds=calibrate_folds,
-                calibrate_epochs=calibrate_epochs,
-            )
             unused = [
                 "--" + name.replace("_", "-")
-                for name, value in given_cal.items()
+                for name, value in cal_options.items()
                 if value != TrainConfig.__dataclass_fields__[name].default
             ]
             if unused:
@@ -466,11 +466,7 @@ def train(
             num_workers=num_workers,
             ensemble=ensemble,
             calibrate=calibrate,
-            calibrate_top=calibrate_top,
-            calibrate_budget=calibrate_budget,
-            calibrate_subsample=calibrate_subsample,
-            calibrate_folds=calibrate_folds,
-            calibrate_epochs=calibrate_epochs,
+            **cal_options,
             resume=resume,
             progress=progress,
             min_epochs=min_epochs,

@@ -226,6 +226,18 @@ def atomic_json(obj, path: str | Path) -> Path:
     return atomic_write_text(path, json.dumps(json_safe(obj), indent=2, default=str) + "\n")
 
 
+def remove_checkpoints(run_dir: str | Path) -> int:
+    """Delete a run's ``checkpoints/*.ckpt`` (and the folder once empty); the bytes freed."""
+    ck = Path(run_dir) / "checkpoints"
+    freed = 0
+    for f in ck.glob("*.ckpt"):
+        freed += f.stat().st_size
+        f.unlink()
+    if ck.is_dir() and not any(ck.iterdir()):
+        ck.rmdir()
+    return freed
+
+
 def write_run_json(out_dir: str | Path, meta: RunMeta) -> Path:
     """``out_dir/run.json``: the run's :class:`RunMeta`."""
     return atomic_json(meta.to_dict(), Path(out_dir) / "run.json")

@@ -28,7 +28,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from biodl.errors import BiodlInputError
-from biodl.train.checkpoint import RunMeta, check_resumable, save_model, write_run_json
+from biodl.train.checkpoint import RunMeta, check_resumable, remove_checkpoints, save_model, write_run_json
 from biodl.train.datamodule import DataModule
 from biodl.train.plans import TrainingPlan
 from biodl.train.predict import accelerator_for, cpu_threads, torch_device
@@ -378,12 +378,11 @@ def best_row(
     if not ok:
         return None
     sign = -1.0 if mode == "max" else 1.0
-    tie = monitor != TIE_BREAK
     return min(
         ok,
         key=lambda r: (
             sign * r[monitor],
-            _or_inf(r.get(TIE_BREAK)) if tie and _at_ceiling(r[monitor], mode) else 0.0,
+            _or_inf(r.get(TIE_BREAK)) if _at_ceiling(r[monitor], mode) else 0.0,
             int(r["epoch"]),
         ),
     )
@@ -416,7 +415,7 @@ def make_trainer(
             save_weights_only=True,
             every_n_epochs=every,
             enable_version_counter=False,
-            tie_break=TIE_BREAK if monitor != TIE_BREAK else None,
+            tie_break=TIE_BREAK,  # used at a maximised metric's ceiling only (never for a loss)
         ),
         _LastCheckpoint(ckpt_dir, every),
     ]
@@ -517,8 +516,7 @@ def fit(
             quiet,
         )
     if not config.resume and last.exists():
-        for f in (out / "checkpoints").glob("*.ckpt"):
-            f.unlink()
+        remove_checkpoints(out)
     on_cpu = torch_device(config.device).type == "cpu"
     n_threads = int(threads) if (threads and on_cpu) else torch.get_num_threads()
     if meta is not None:

@@ -39,7 +39,7 @@ from torch.utils.data import Dataset
 
 from biodl.errors import BiodlInputError
 from biodl.models.cellcnn import CellCnn, CellCnnEnsemble
-from biodl.train.checkpoint import atomic_json, atomic_torch_save
+from biodl.train.checkpoint import atomic_json, atomic_torch_save, remove_checkpoints
 from biodl.train.datamodule import DataModule, split_indices
 from biodl.train.fit import TrainConfig, fit
 from biodl.train.plans import TrainingPlan
@@ -677,8 +677,7 @@ def train_cellcnn(
         )
         atomic_torch_save({k: v.detach().cpu() for k, v in net.state_dict().items()}, run_dir / "net.pt")
         atomic_json({**res, "identity": ident_key}, done)
-        for f in (run_dir / "checkpoints").glob("*.ckpt"):
-            f.unlink()
+        remove_checkpoints(run_dir)
         rows.append(res)
         nets[irun] = net
     df = pd.DataFrame(rows)

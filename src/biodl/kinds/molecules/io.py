@@ -135,8 +135,7 @@ def parse_smiles(smiles: str) -> tuple[Chem.Mol | None, str]:
             if raw is None:
                 log = "SMILES syntax error"
             else:
-                probs = Chem.DetectChemistryProblems(raw)
-                log = probs[0].Message() if probs else "RDKit could not sanitise the molecule"
+                log = _chemistry_problem(raw) or "RDKit could not sanitise the molecule"
         return None, _first_reason(log) or "RDKit could not parse the SMILES"
     if mol.GetNumAtoms() == 0:
         return None, "no atoms"
@@ -430,6 +429,8 @@ def _sdf_rows(p: Path, target, id_col) -> tuple[list, list[str]]:
     layout = _sdf_layout(p)
     if len(layout) != len(mols):  # RDKit split the file otherwise: name records by number only
         layout = []
+    # the text of each record RDKit rejected, for its reason (one more pass, only if there is one)
+    failed = _record_texts(p, layout, [i for i, m in enumerate(mols) if m is None]) if layout else {}
     for i, m in enumerate(mols):
         rec = i + 1
         start, title, prop_lines = layout[i] if layout else (0, "", {})
@@ -437,8 +438,7 @@ def _sdf_rows(p: Path, target, id_col) -> tuple[list, list[str]]:
             title = m.GetProp("_Name") if m.HasProp("_Name") else ""
         where = _sdf_where(rec, title, start)
         if m is None:
-            end = layout[i + 1][0] if layout and i + 1 < len(layout) else None
-            reason = _sdf_reason(p, start, end) if layout else ""
+            reason = _molblock_reason(failed[i]) if i in failed else ""
             reason = reason or "RDKit could not read or sanitise this SDF record"
             records.append((rec, title or str(rec), "", None, [np.nan] * len(names), reason, where))
             continue
@@ -453,29 +453,48 @@ def _sdf_rows(p: Path, target, id_col) -> tuple[list, list[str]]:
     return records, names
 
 
-def _sdf_reason(p: Path, start: int, end: int | None) -> str:
-    """Why RDKit rejects the SDF record on lines ``start`` to ``end - 1`` (to the end of the
-    file when ``end`` is None): RDKit's own message for a chemistry problem (``Explicit valence
-    for atom # 1 C, 5, is greater than permitted``), or that its mol block cannot be parsed;
-    ``""`` if the record reads here after all."""
+def _record_texts(
+    p: Path, layout: list[tuple[int, str, dict[str, int]]], records: list[int]
+) -> dict[int, str]:
+    """``{record: its text}`` of the 0-based ``records`` of an SDF file whose :func:`_sdf_layout`
+    is ``layout``, in one pass over the file (``{}`` when none is asked for or it cannot be read)."""
+    if not records:
+        return {}
+    starts = [s for s, _, _ in layout]
+    wanted, last = set(records), max(records)
+    lines: dict[int, list[bytes]] = {r: [] for r in records}
     opener = gzip.open if p.name.lower().endswith(".gz") else open
-    lines: list[bytes] = []
+    rec = -1
     try:
         with opener(p, "rb") as fh:
-            for i, raw in enumerate(fh, 1):
-                if end is not None and i >= end:
+            for n, raw in enumerate(fh, 1):
+                while rec + 1 < len(starts) and n >= starts[rec + 1]:
+                    rec += 1
+                if rec in wanted:
+                    lines[rec].append(raw)
+                elif rec > last:
                     break
-                if i >= start:
-                    lines.append(raw)
     except (OSError, EOFError):
-        return ""
-    block = b"".join(lines).decode("utf-8", "replace")
+        return {}
+    return {r: b"".join(v).decode("utf-8", "replace") for r, v in lines.items()}
+
+
+def _molblock_reason(block: str) -> str:
+    """Why RDKit rejects the SDF record ``block``: RDKit's own message for a chemistry problem
+    (``Explicit valence for atom # 1 C, 5, is greater than permitted``), or that its mol block
+    cannot be parsed; ``""`` if the record reads here after all."""
     # (RDKit's parse errors of a mol block go to its C++ log, which CaptureErrorLog does not see)
     with rdBase.BlockLogs():
         raw_mol = Chem.MolFromMolBlock(block, sanitize=False, removeHs=False)
     if raw_mol is None:
         return "RDKit cannot parse its mol block (the counts, atom or bond lines)"
-    probs = Chem.DetectChemistryProblems(raw_mol)
+    return _chemistry_problem(raw_mol)
+
+
+def _chemistry_problem(raw_mol) -> str:
+    """RDKit's message for the first chemistry problem of an unsanitised molecule (``""``: none)."""
+    with rdBase.BlockLogs():  # it also prints each problem to RDKit's log
+        probs = Chem.DetectChemistryProblems(raw_mol)
     return probs[0].Message() if probs else ""
 
 

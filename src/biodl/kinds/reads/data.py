@@ -99,8 +99,7 @@ def sample_reads(
     """
     lay = lay or layout(ref)
     idx = np.asarray(index, np.uint64)
-    key = mix(np.array([seed * 1_000_003 + stream * 7919 + epoch * 104_729 + 12345], np.uint64))[0]
-    base = mix(mix(idx) ^ key)
+    base = mix(mix(idx) ^ stream_key(seed, stream, epoch, 12345))
     u = [_uniform(mix(base + np.uint64(j))) for j in range(4)]
     if genomes is None:
         li = np.minimum((u[0] * len(lay.leaves)).astype(np.int64), len(lay.leaves) - 1)
@@ -141,13 +140,28 @@ def decode(codes: np.ndarray) -> list[str]:
 DECOY = -2.0  # the target of a decoy read at every rank (unknown targets are NaN)
 
 
+def stream_seed(seed: int, stream: int, epoch: int, salt: int) -> int:
+    """One number for one use (``salt``: sampling, decoys, diverged reads, their substitutions)
+    of the read stream ``(seed, stream, epoch)``."""
+    return seed * 1_000_003 + stream * 7919 + epoch * 104_729 + salt
+
+
+def stream_key(seed: int, stream: int, epoch: int, salt: int) -> np.uint64:
+    """:func:`stream_seed` hashed: the key that picks reads or their sampling."""
+    return mix(np.array([stream_seed(seed, stream, epoch, salt)], np.uint64))[0]
+
+
+def _share_of(index: np.ndarray, share: float, key: np.uint64) -> np.ndarray:
+    """``share`` of the reads ``index``, chosen by a hash of the index under ``key``."""
+    if share <= 0:
+        return np.zeros(len(index), bool)
+    return _uniform(mix(mix(np.asarray(index, np.uint64)) ^ key)) < share
+
+
 def decoy_rows(index: np.ndarray, share: float, seed: int, stream: int, epoch: int) -> np.ndarray:
     """Which reads ``index`` of the stream ``(seed, stream, epoch)`` are decoys (``share`` of them),
     from a hash of their own (not the one that samples the reads)."""
-    if share <= 0:
-        return np.zeros(len(index), bool)
-    key = mix(np.array([seed * 1_000_003 + stream * 7919 + epoch * 104_729 + 424242], np.uint64))[0]
-    return _uniform(mix(mix(np.asarray(index, np.uint64)) ^ key)) < share
+    return _share_of(index, share, stream_key(seed, stream, epoch, 424242))
 
 
 def diverged_rows(
@@ -155,10 +169,7 @@ def diverged_rows(
 ) -> np.ndarray:
     """Which reads ``index`` of the stream ``(seed, stream, epoch)`` are *diverged* (``share`` of
     them; never a row of ``exclude``), from a hash of their own."""
-    if share <= 0:
-        return np.zeros(len(index), bool)
-    key = mix(np.array([seed * 1_000_003 + stream * 7919 + epoch * 104_729 + 515151], np.uint64))[0]
-    out = _uniform(mix(mix(np.asarray(index, np.uint64)) ^ key)) < share
+    out = _share_of(index, share, stream_key(seed, stream, epoch, 515151))
     return out if exclude is None else out & ~exclude
 
 
@@ -259,7 +270,7 @@ class SampledReads(Dataset):
             y[dec] = DECOY
         div = diverged_rows(index, self.diverged, self.seed, self.stream, epoch, exclude=dec)
         if div.any():
-            key = self.seed * 1_000_003 + self.stream * 7919 + epoch * 104_729 + 616161
+            key = stream_seed(self.seed, self.stream, epoch, 616161)
             codes[div] = diverge(codes[div], index[div], self.divergence, key)
             y[div, 0] = np.nan
         x = torch.from_numpy(kmer_indices(np.ascontiguousarray(codes), self.k, self.bits))

@@ -217,19 +217,18 @@ def _rewrite_model(path: Path, values: list[float], info: dict[str, Any]) -> Non
 
 
 def _drop_checkpoints(shadow: Path, say) -> None:
-    """Remove a finished shadow run's ``checkpoints/`` (``best.ckpt`` and ``last.ckpt``: about
-    twice ``model.pt`` each, for the optimizer state); kept if the run is not marked finished."""
-    import shutil
+    """Remove a finished shadow run's checkpoints (``last.ckpt`` holds the optimizer state too:
+    about twice ``model.pt``); kept if the run is not marked finished."""
+    from biodl.train.checkpoint import remove_checkpoints
 
     rj = shadow / "run.json"
-    ck = shadow / "checkpoints"
-    if not (ck.is_dir() and rj.is_file() and (shadow / "model.pt").is_file()):
+    if not (rj.is_file() and (shadow / "model.pt").is_file()):
         return
     if json.loads(rj.read_text()).get("status") != "finished":
         return
-    size = sum(f.stat().st_size for f in ck.glob("*") if f.is_file())
-    shutil.rmtree(ck, ignore_errors=True)
-    say(f"[biodl] removed the shadow's checkpoints ({size / 2**20:,.0f} MiB; its model.pt is kept)")
+    freed = remove_checkpoints(shadow)
+    if freed:
+        say(f"[biodl] removed the shadow's checkpoints ({freed / 2**20:,.0f} MiB; its model.pt is kept)")
 
 
 def score_sampled(
@@ -396,7 +395,7 @@ def calibrate_novel(
             mk = {k: v for k, v in meta.model_kwargs.items() if k != "rank_sizes"}
             train(meta.recipe, shadow, options=opts, model_options=mk, config=cfg, quiet=quiet)
             # a finished shadow is only read again through its model.pt (and never trained further):
-            # its checkpoints (weights and optimizer state, twice the model's size each) only took disk
+            # its checkpoints (weights, and optimizer state in last.ckpt) only took disk
             _drop_checkpoints(shadow, say)
         model, smeta = load_model(shadow / "model.pt", device=device)
         parts, targets = score_sampled(model, smeta, ref, held, int(n_reads), seed, fragment, device)
