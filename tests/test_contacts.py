@@ -125,6 +125,42 @@ def test_gly_uses_ca(tmp_path) -> None:
     assert n.sequence == "GA" and n.distances[0, 1] == pytest.approx(np.hypot(13, 4))
 
 
+def test_a_structure_without_cb_atoms_is_said_to_be_scored_on_ca(tmp_path, capsys) -> None:
+    nocb = tmp_path / "nocb.pdb"
+    nocb.write_text("".join(ln for ln in (D / "3e7u_cacb.pdb").open() if " CB " not in ln))
+    n = read_structure(nocb, query=Q3E7U)
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"{nocb}:{n.chain}: 32 of 32 non-glycine residues have no CB atom (a CA-only model?)" in err
+    assert "scored on CA distances" in err and "\u274c" not in err  # not rich's :X: emoji
+    read_structure(D / "3e7u_cacb.pdb", query=Q3E7U)
+    assert "no CB atom" not in capsys.readouterr().err
+
+
+def test_protein_tables_without_ids_and_with_repeated_ids(tmp_path) -> None:
+    from biodl.kinds.contacts.io import is_manifest, read_manifest
+
+    t = tmp_path / "noid.tsv"
+    t.write_text(f"msa\tnative\n{D / '3e7u.aln'}\t{D / '3e7u_cacb.pdb'}\n")
+    assert is_manifest(t)
+    assert [p.id for p in read_manifest(t)] == ["3e7u"]
+    dup = tmp_path / "dup.tsv"
+    dup.write_text(f"id\tmsa\nA\t{D / '3e7u.aln'}\nB\t{D / '3e7u.aln'}\nA\t{D / '3e7u.aln'}\n")
+    with pytest.raises(
+        BiodlInputError, match=r"dup\.tsv, line 4: protein id 'A' is listed twice \(lines 2 and 4\)"
+    ):
+        read_manifest(dup)
+
+
+def test_a_byte_order_mark_is_not_part_of_the_alignment(tmp_path) -> None:
+    plain = read_msa(D / "3e7u.aln")
+    bom = tmp_path / "bom.aln"
+    bom.write_bytes(b"\xef\xbb\xbf" + (D / "3e7u.aln").read_bytes())
+    assert np.array_equal(read_msa(bom).codes, plain.codes)
+    fa = tmp_path / "bom.fa"
+    fa.write_bytes(b"\xef\xbb\xbf>q\nACDEFGHIKL\n>s\nACDEFGHIKV\n")
+    assert read_msa(fa).query == "ACDEFGHIKL"
+
+
 # ------------------------------------------------------------------------------- coevolution
 def test_mi_and_apc_on_a_hand_made_alignment() -> None:
     # col 0 and col 1 covary perfectly (ln 2), col 2 is constant, col 3 is independent of col 0

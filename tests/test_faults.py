@@ -173,6 +173,47 @@ def test_a_run_directory_describes_one_run(rest_small, dgex_run, tmp_path):
     assert inside.exists()
 
 
+def test_outputs_never_replace_the_record_of_the_run_they_use(seq_run, rest_small, fasta, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    for f in seq_run.rglob("*"):
+        if f.is_file() and "checkpoints" not in f.parts:
+            (run / f.relative_to(seq_run)).parent.mkdir(parents=True, exist_ok=True)
+            (run / f.relative_to(seq_run)).write_bytes(f.read_bytes())
+    before = {f: f.read_bytes() for f in run.rglob("*") if f.is_file()}
+    test = str(rest_small["test"])
+    r = runner.invoke(app, ["evaluate", str(run), test, "--out", str(run / "test")])
+    _refused(r, "is the test/ folder of the run in", "held-out test results")
+    r = runner.invoke(app, ["evaluate", str(run / "model.pt"), test, "--out", str(run)])
+    _refused(r, "is the run directory", "itself, whose model this command uses")
+    for name in ("history.csv", "run.json", "summary.json"):
+        r = runner.invoke(app, ["predict", str(run), str(fasta), "--out", str(run / name)])
+        _refused(r, f"is the {name} of the run in", "refusing to write over the run's record")
+    r = runner.invoke(app, ["predict", str(run), str(fasta), "--out", str(run / "test" / "p.tsv")])
+    _refused(r, "inside the test/ folder of the run")
+    assert {f: f.read_bytes() for f in run.rglob("*") if f.is_file()} == before
+    # a new folder or file inside the run is fine
+    _ok(runner.invoke(app, ["evaluate", str(run), test, "--out", str(run / "eval_test")]))
+    _ok(runner.invoke(app, ["predict", str(run), str(fasta), "--out", str(run / "new.tsv")]))
+    assert (run / "eval_test" / "metrics.json").exists() and (run / "new.tsv").exists()
+
+
+def test_training_never_overwrites_a_folder_that_is_not_a_run(rest_small, tmp_path):
+    out = tmp_path / "mine"
+    (out / "test").mkdir(parents=True)
+    (out / "model.pt").write_text("my old model")
+    (out / "notes.txt").write_text("mine")
+    args = ["train", str(rest_small["train"]), "--out", str(out), "--epochs", "1", "--no-progress", *TINY]
+    for extra in ([], ["--no-resume"]):
+        r = runner.invoke(app, [*args, *extra])
+        _refused(r, "is not a biodl run directory (no run.json) but holds model.pt, test")
+        assert (out / "model.pt").read_text() == "my old model" and (out / "notes.txt").exists()
+    (out / "model.pt").unlink()
+    (out / "test").rmdir()
+    _ok(runner.invoke(app, args))  # other files are no obstacle
+    assert (out / "notes.txt").read_text() == "mine" and (out / "run.json").exists()
+
+
 def test_out_paths_that_cannot_be_written(seq_run, fasta, rest_small, tmp_path):
     r = runner.invoke(app, ["predict", str(seq_run), str(fasta), "--out", str(tmp_path)])
     _refused(r, "is a directory; give a file name to write")
@@ -307,6 +348,80 @@ def test_labels_all_zero_are_refused_and_missing_ones_counted(tmp_path):
     msg = " ".join(r.output.split())
     assert "missing (NaN) label value(s) in the training set (y: " in msg
     assert "masked out of the loss and the metrics" in msg
+
+
+def test_label_values_no_loss_can_use_are_refused(seq_run, tmp_path):
+    args = ["--epochs", "1", "--no-progress", *TINY]
+    inf = _seq_table(tmp_path / "inf.tsv", [0, 1, "inf", 1, 0, 1] * 10)
+    r = runner.invoke(app, ["train", str(inf), "--out", str(tmp_path / "ri"), *args])
+    _refused(r, "infinite label value(s) in the training data (first: y = inf)")
+    two = _seq_table(tmp_path / "two.tsv", [0, 1, 2, 1, 0, 1] * 10)
+    r = runner.invoke(app, ["train", str(two), "--task", "binary", "--out", str(tmp_path / "rb"), *args])
+    _refused(r, "a binary task needs labels 0 or 1, but", "training label value(s) are not (label y: 2)")
+    r = runner.invoke(app, ["train", str(two), "--task", "multiclass", "--out", str(tmp_path / "rm"), *args])
+    _refused(r, "deepbind does not do multiclass tasks (it does: binary, regression, multilabel)")
+    assert not any((tmp_path / d).exists() for d in ("ri", "rb", "rm"))  # refused before the run dir
+    half = _seq_table(tmp_path / "half.tsv", [0, 1, 0.5, 1, 0, 1])
+    r = runner.invoke(app, ["evaluate", str(seq_run), str(half)])
+    _refused(r, "a binary task needs labels 0 or 1, but 1 evaluation (", "half.tsv) label value(s) are not")
+
+
+def test_no_resume_clears_only_what_a_run_writes(rest_small, tmp_path):
+    args = ["train", str(rest_small["train"]), "--epochs", "1", "--no-progress", *TINY]
+    run = tmp_path / "run"
+    _ok(runner.invoke(app, [*args, "--out", str(run)]))
+    (run / "notes.txt").write_text("mine")
+    (run / "figs").mkdir()
+    (run / "figs" / "f.png").write_text("mine")
+    r = runner.invoke(app, [*args, "--out", str(run), "--no-resume", "--seed", "3"])
+    _ok(r)
+    assert "kept 2 entries biodl does not write: figs, notes.txt" in " ".join(r.output.split())
+    assert (run / "notes.txt").read_text() == "mine" and (run / "figs" / "f.png").exists()
+    assert json.loads((run / "run.json").read_text())["training"]["seed"] == 3
+    # a folder with somebody else's run.json is not a run: never cleared
+    proj = tmp_path / "proj"
+    (proj / "src").mkdir(parents=True)
+    (proj / "run.json").write_text('{"my": "config"}')
+    (proj / "src" / "a.py").write_text("x")
+    for extra in ([], ["--no-resume"]):
+        r = runner.invoke(app, [*args, "--out", str(proj), *extra])
+        _refused(r, "holds a run.json that biodl did not write")
+        assert (proj / "run.json").read_text() == '{"my": "config"}' and (proj / "src" / "a.py").exists()
+
+
+def test_no_output_replaces_the_model_or_asks_two_things_of_one_file(seq_run, fasta, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.pt").write_bytes((seq_run / "model.pt").read_bytes())
+    before = (run / "model.pt").read_bytes()
+    for cmd in (
+        [
+            "variants",
+            str(run),
+            "--vcf",
+            str(VCF),
+            "--genome",
+            str(SMALL_GENOME),
+            "--out",
+            str(run / "model.pt"),
+        ],
+        ["predict", str(run / "model.pt"), str(fasta), "--out", str(run / "model.pt"), "--format", "tsv"],
+    ):
+        _refused(runner.invoke(app, cmd), "model.pt: is an input of this command")
+    assert (run / "model.pt").read_bytes() == before
+    r = runner.invoke(
+        app,
+        ["variants", str(seq_run), "--vcf", str(VCF), "--genome", str(SMALL_GENOME)]
+        + ["--out", str(tmp_path / "same.tsv"), "--out-vcf", str(tmp_path / "same.tsv")],
+    )
+    _refused(r, "--out and --out-vcf name the same file")
+    r = runner.invoke(app, ["attribute", str(seq_run), str(fasta), "--out", str(tmp_path / "a.tsv")])
+    _refused(r, "biodl attribute writes .npz; give --out a name ending so")
+    r = runner.invoke(app, ["ism", str(seq_run), str(fasta), "--out", str(tmp_path / "a.csv")])
+    _refused(r, "biodl ism writes .npz or .tsv or .tsv.gz")
+    r = runner.invoke(app, ["train", str(fasta), "--out", str(tmp_path / "p"), "--precision", "banana"])
+    _refused(r, "--precision must be one of 32-true, 16-mixed, bf16-mixed")
+    assert not (tmp_path / "p").exists()
 
 
 def test_duplicate_ids_are_warned(seq_run, tmp_path):

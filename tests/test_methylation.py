@@ -127,6 +127,9 @@ def test_truncated_and_empty_files(tmp_path):
         read_calls(t)
     with pytest.raises(BiodlInputError, match="the file is empty"):
         read_calls(_write(tmp_path / "e.tsv", "\n"))
+    for text in ("", "\n"):  # as a training / evaluation input: the same message, not a StopIteration
+        with pytest.raises(BiodlInputError, match="the file is empty: no CpG calls"):
+            read_profiles(_write(tmp_path / "e2.tsv", text))
 
 
 def test_sample_tables(tmp_path):

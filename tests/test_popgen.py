@@ -261,6 +261,30 @@ def test_vcf_errors_name_file_record_and_problem(tmp_path):
     assert read_vcf(gap, samples=["b"])["n_haplotypes"] == 2
 
 
+def test_vcf_samples_in_the_order_asked_chromosomes_and_truncation(tmp_path):
+    import gzip
+
+    body = "1\t10\t.\tA\tT\t.\tPASS\t.\tGT\t0|0\t1|1\n1\t20\t.\tA\tG\t.\tPASS\t.\tGT\t0|1\t1|0\n"
+    v = _vcf(tmp_path, body)
+    # the haplotypes follow the samples as asked, not the file's order
+    assert read_vcf(v, samples=["b", "a"])["chroms"]["1"][0].tolist() == [[1, 1, 0, 0], [1, 0, 0, 1]]
+    assert read_vcf(v, samples=["b", "a"])["samples"] == ["b", "a"]
+    with pytest.raises(BiodlInputError, match=r"sample\(s\) given twice in --set samples: a"):
+        read_vcf(v, samples=["a", "a", "b"])
+    with pytest.raises(
+        BiodlInputError, match=r"no variant records on 3R \(--set chroms\); the VCF has records on 1"
+    ):
+        read_vcf(v, chroms=["3R"])
+    # a .vcf.gz cut short is named as truncated, not as a bad record or header
+    rows = "".join(f"1\t{10 * i}\t.\tA\tT\t.\tPASS\t.\tGT\t0|1\t1|0\n" for i in range(1, 4000))
+    whole = gzip.compress((HEAD + rows).encode())
+    for cut in (len(whole) // 2, 300):
+        t = tmp_path / f"t{cut}.vcf.gz"
+        t.write_bytes(whole[:cut])
+        with pytest.raises(BiodlInputError, match="truncated or corrupt.*re-download"):
+            read_vcf(t)
+
+
 # ---------------------------------------------------------------------- statistics
 def test_summary_statistics_against_hand_and_scikit_allel():
     import allel
@@ -407,6 +431,13 @@ def test_cli_simulate_train_evaluate_predict(tmp_path):
     p = pd.read_csv(out, sep="\t")
     assert (
         p["id"].tolist() == ["2L:0-20001", "2L:20001-40002", "2L:40002-60003"] and (p["pred_rho"] > 0).all()
+    )
+    r = runner.invoke(
+        app,
+        ["predict", str(run), str(DATA / "diploid_5x60kb.vcf"), "--set", "window=60000", "--out", str(out)],
+    )
+    assert r.exit_code == 0 and "--set window=60000 differs from the training windows (20001 bp)" in " ".join(
+        r.output.split()
     )
     r = runner.invoke(app, ["evaluate", str(run), str(DATA / "diploid_5x60kb.vcf")])
     assert r.exit_code != 0 and "true parameters" in r.output

@@ -81,6 +81,10 @@ def test_bad_header_and_not_fastq(tmp_path) -> None:
     q.write_text("hello\n")
     with pytest.raises(BiodlInputError, match="is not FASTQ or FASTA"):
         batches(q)
+    bom = tmp_path / "bom.fq"
+    bom.write_bytes(b"\xef\xbb\xbf" + fastq([("a", "ACGT", "IIII")]).encode())
+    with pytest.raises(BiodlInputError, match="starts with a UTF-8 byte-order mark"):
+        batches(bom)
 
 
 def test_gzip_corruption_is_named(tmp_path) -> None:
@@ -164,6 +168,20 @@ def ref(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("reads") / "ref"
     build_reference(GENOMES, DATA / "taxonomy.tsv", out, quiet=True)
     return out
+
+
+def test_genomes_shorter_than_a_read_are_refused(ref) -> None:
+    from biodl.kinds.reads.data import check_read_length
+    from biodl.kinds.reads.io import load_reference
+
+    r = load_reference(ref)
+    total = np.bincount(r.contigs[:, 0], weights=r.contigs[:, 2])
+    check_read_length(r, int(total.min()))  # every genome holds a read of its own length
+    n_short = int((total < total.min() + 1).sum())
+    with pytest.raises(
+        BiodlInputError, match=rf"{n_short} genome\(s\) of the reference are shorter than one read"
+    ):
+        check_read_length(r, int(total.min()) + 1)
 
 
 def test_reference_holds_genomes_and_taxonomy(ref) -> None:
@@ -775,6 +793,24 @@ def test_outputs_never_replace_the_model_or_each_other(model, ref, tmp_path) -> 
     )
     assert r.exit_code == 2 and "is an input of this command" in r.output
     assert (run / "model.pt").read_bytes() == before
+    # nor the run's record: its run.json, its held-out test results
+    rj = (run / "run.json").read_bytes()
+    r = runner.invoke(app, ["reads", "quantize", str(run), "--bits", "4", "--out", str(run / "run.json")])
+    assert r.exit_code == 2 and "is the run.json of the run in" in r.output, r.output
+    r = runner.invoke(app, ["evaluate", str(run), str(SAMPLE), "--out", str(run / "test")])
+    assert r.exit_code == 2 and "is the test/ folder of the run in" in r.output, r.output
+    assert (run / "run.json").read_bytes() == rj
+    empty = tmp_path / "empty.fq"
+    empty.write_text("")
+    r = runner.invoke(app, ["reads", "classify", str(run), str(empty)])
+    assert r.exit_code == 0 and "no reads in" in r.output and "nothing was classified" in r.output
+    for args, msg in (
+        (["--n", "0"], "--n must be at least 1"),
+        (["--fragment", "50"], "--fragment must be at least the model's read length"),
+    ):
+        r = runner.invoke(app, ["reads", "calibrate-novel", str(run), "--dry-run", *args])
+        assert r.exit_code == 2 and msg in r.output, r.output
+        assert not (run / "novel-calibration").exists()  # refused before any shadow is trained
     same = str(tmp_path / "same.tsv")
     r = runner.invoke(app, ["reads", "classify", str(run), str(SAMPLE), "-o", same, "--report", same])
     assert r.exit_code == 2 and "--report and --output name the same file" in r.output

@@ -22,7 +22,7 @@ from biodl.errors import BiodlInputError
 from biodl.kinds import get_kind
 from biodl.kinds.base import DataKind, TrainContext, check_labels, log
 from biodl.options import resolve
-from biodl.registry import Recipe, get_recipe
+from biodl.registry import Recipe, get_recipe, list_recipes
 
 __all__ = ["choose_kind", "evaluate", "kind_options", "predict", "report", "train"]
 
@@ -174,6 +174,12 @@ def train(
     _check_rerun(out, recipe.name, k, request, config.resume)  # before any data is read
     splits = k.load(ctx)
     model, meta = k.build(ctx, splits)
+    if meta.task == "multiclass" and "multiclass" not in recipe.tasks:
+        doing = [r.name for r in list_recipes() if k.name in r.kinds and "multiclass" in r.tasks]
+        raise BiodlInputError(
+            f"{recipe.name} does not do multiclass tasks (it does: {', '.join(recipe.tasks)}); give "
+            "--task for one of those" + (f", or a system that does ({', '.join(doing)})" if doing else "")
+        )
     labels = k.training_labels(meta, splits)
     if labels is not None:
         check_labels(labels, meta.label_names, meta.task, quiet)
@@ -719,7 +725,10 @@ def _check_rerun(out: Path, system: str, kind: DataKind, request: dict[str, Any]
     ``--calibrate N``, ``--ensemble K`` of an ensemble) may change."""
     from biodl.train import read_run_json
 
-    if not resume or not (out / "run.json").exists() or not _primary_process():
+    if not _primary_process():
+        return
+    _check_foreign_dir(out)
+    if not resume or not (out / "run.json").exists():
         return
     try:
         prev = read_run_json(out)
@@ -733,6 +742,24 @@ def _check_rerun(out: Path, system: str, kind: DataKind, request: dict[str, Any]
             f"holds a {prev.status} run of {system} asked with other settings, so this call cannot "
             f"resume it: {'; '.join(diffs)}. Give the run's own settings to resume it, --no-resume to "
             "start over (its files are removed), or another --out",
+            path=out,
+        )
+
+
+def _check_foreign_dir(out: Path) -> None:
+    """Refuse an ``--out`` that is not a run directory (no ``run.json``) but holds files a run
+    writes (``model.pt``, ``report.html``, ``history.csv``, ``test/``, ...): training would
+    replace them without a word, and ``--no-resume`` only ever clears a biodl run."""
+    from biodl.io._util import RUN_RECORD_DIRS, RUN_RECORD_FILES
+
+    if not out.is_dir() or (out / "run.json").exists():
+        return
+    names = (*RUN_RECORD_FILES, *RUN_RECORD_DIRS, "report.html")
+    clash = sorted(n for n in names if (out / n).exists())
+    if clash:
+        raise BiodlInputError(
+            f"is not a biodl run directory (no run.json) but holds {', '.join(clash)}, which training "
+            "would replace; give a new or empty --out (or move those files)",
             path=out,
         )
 
@@ -752,6 +779,12 @@ def _prepare_run_dir(out: Path, system: str, kind: str, resume: bool, quiet: boo
         what, same = f"{prev.recipe} ({prev.kind}, {prev.status})", (prev.recipe, prev.kind) == (system, kind)
     except BiodlInputError:
         what, same = "an earlier biodl version or an unreadable run.json", False
+        if not _looks_like_a_run_json(out / "run.json"):
+            raise BiodlInputError(
+                "holds a run.json that biodl did not write (no system named in it); this is not a run "
+                "directory, so neither training nor --no-resume will touch it: give another --out",
+                path=out,
+            ) from None
     if resume and same:
         return
     if resume:
@@ -767,13 +800,55 @@ def _prepare_run_dir(out: Path, system: str, kind: str, resume: bool, quiet: boo
             f"({inside[0]}); move the input or give another --out",
             path=out,
         )
-    entries = list(out.iterdir())
+    entries = [e for e in out.iterdir() if is_run_output(e.name)]
+    kept = sorted(e.name for e in out.iterdir() if not is_run_output(e.name))
     for e in entries:
         if e.is_dir() and not e.is_symlink():
             shutil.rmtree(e)
         else:
             e.unlink()
-    log(f"[biodl] --no-resume: removed the previous run in {out} ({what}; {len(entries)} entries)", quiet)
+    log(
+        f"[biodl] --no-resume: removed the previous run in {out} ({what}; {len(entries)} entries)"
+        + (
+            f"; kept {len(kept)} entr{'y' if len(kept) == 1 else 'ies'} biodl does not write: "
+            + ", ".join(kept[:8])
+            + (", ..." if len(kept) > 8 else "")
+            if kept
+            else ""
+        ),
+        quiet,
+    )
+
+
+#: What a run writes at the top of its directory (``fnmatch`` patterns): ``--no-resume`` removes
+#: these and keeps anything else (a user's notes, figures or data put beside the run).
+RUN_OUTPUTS = (
+    "run.json", "summary.json", "history.csv", "report.html", "model.pt", "model.q*.pt", "*.png",
+    "test", "checkpoints", "calibration", "calibration.jsonl", "member[0-9]*", "top[0-9]*",
+    "layer[0-9]*", "pretrain*", "finetune", "search", "search.tsv", "refit", "folds", "select",
+    "path", "path.tsv", "stability", "stability.tsv", "feature_weights.tsv", "restarts", "restarts.tsv",
+    "restarts.json", "predictions_train.tsv", "profile_*.tsv", "subset_frequency_*.tsv",
+    "network.txt.gz", "signatures.tsv", "example_matrix.npz", "abc", "filters.meme", "filters.tsv",
+    "filter_ranking.tsv", "motifs.tsv", "substructures*", "interpret", "novel-calibration",
+    "metrics.json", "predictions.tsv", ".*.tmp",
+)  # fmt: skip
+
+
+def is_run_output(name: str) -> bool:
+    """Whether an entry ``name`` at the top of a run directory is one biodl writes there."""
+    import fnmatch
+
+    return any(fnmatch.fnmatchcase(name, pat) for pat in RUN_OUTPUTS)
+
+
+def _looks_like_a_run_json(path: Path) -> bool:
+    """A ``run.json`` of some biodl version (a JSON object naming a system), readable or not
+    by this one."""
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(d, dict) and bool(d.get("recipe") or d.get("system"))
 
 
 def _write_summary(out: Path, summary: dict[str, Any]) -> None:
@@ -846,6 +921,12 @@ def evaluate_table(
     ``metrics.json``, ``predictions.tsv`` and plots."""
     options = options or {}
     outputs, y = kind.score(model, meta, table, device=device, options=options, batch_size=batch_size)
+    import numpy as np
+
+    if isinstance(y, np.ndarray) and y.dtype.kind == "f" and len(y):
+        from biodl.kinds.base import check_label_values
+
+        check_label_values(y, meta.label_names, meta.task, f"evaluation ({kind.source(table)})")
     metrics = kind.metrics(meta, outputs, y, table)
     result: dict[str, Any] = {
         "metrics": metrics,
@@ -880,6 +961,11 @@ def evaluate(
     Returns ``{"metrics": ..., "n": ..., "task": ..., "data": ...}``.
     """
     _run_state(model_path, "evaluate")
+    _note_run(model_path)
+    if out_dir is not None:  # never over the run's own held-out results or plots
+        from biodl.io._util import check_output_dir
+
+        check_output_dir(out_dir)
     model, meta, k, recipe = _load(model_path, device)
     opts, _ = kind_options(recipe, k, dict(options or {}), "evaluate", spellings)
     k.check_format(meta.recipe, data)
@@ -917,6 +1003,7 @@ def predict(
 
     fmt = output_format(out, format) if out is None else None  # standard output: text only
     _run_state(model_path, "predict")
+    _note_run(model_path)
     model, meta, k, recipe = _load(model_path, device)
     opts, _ = kind_options(recipe, k, dict(options or {}), "predict", spellings)
     k.check_format(meta.recipe, data)
@@ -936,6 +1023,14 @@ def predict(
         write_predictions(df, out, fmt, header=k.predictions_header(df))
         log(f"[biodl] wrote {len(df)} predictions to {out} ({fmt})", quiet)
     return df
+
+
+def _note_run(model_path: str | Path) -> None:
+    """``model_path`` (a run directory or a model file) and its run's record may not be replaced
+    by this command's outputs (:func:`biodl.io._util.note_model`)."""
+    from biodl.io._util import note_model
+
+    note_model(model_path)
 
 
 # ---------------------------------------------------------------------------- report

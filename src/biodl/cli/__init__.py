@@ -85,7 +85,7 @@ app = typer.Typer(
     "code base.\n\nStart with `biodl demo`, then `biodl systems`.",
 )
 console = stdout_console()
-err = Console(stderr=True, soft_wrap=True, emoji=False)
+err = Console(stderr=True, soft_wrap=True, emoji=False, markup=False, highlight=False)
 
 #: How the CLI spells the kind options it has flags for (the rest are ``--set KEY``).
 FLAGS = {

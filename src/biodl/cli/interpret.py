@@ -14,7 +14,7 @@ from biodl.errors import BiodlError, BiodlInputError, exit_with, stdout_console
 from biodl.io._util import atomic_output
 
 console = stdout_console()
-err = Console(stderr=True, soft_wrap=True, emoji=False)
+err = Console(stderr=True, soft_wrap=True, emoji=False, markup=False, highlight=False)
 
 
 _fail = exit_with  # print the error, exit 2
@@ -37,14 +37,26 @@ def _load_sequences(model_path: Path, seqs: Path, device: str, command: str):
     """The model, its meta and the sequences as it reads them
     (:class:`~biodl.kinds.sequences.kind.ModelInputs`); a model of another kind, or an input
     that is not DNA, is refused naming both."""
+    from biodl.io._util import note_model
     from biodl.kinds.base import kind_of, require_kind
     from biodl.kinds.sequences.kind import model_inputs
     from biodl.train import load_model
 
+    note_model(model_path)  # no output may replace the model
     model, meta = load_model(model_path, device=device)
     require_kind(meta, DNA_KINDS, f"biodl {command}", DNA_MODEL)
     kind_of(meta).check_format(meta.recipe, seqs)
     return model, meta, model_inputs(meta, seqs)
+
+
+def _check_suffix(out: Path, suffixes: tuple[str, ...], command: str) -> None:
+    """Refuse an ``--out`` whose name promises another format than the command writes."""
+    if not str(out).lower().endswith(suffixes):
+        raise BiodlInputError(
+            f"biodl {command} writes {' or '.join(suffixes)}; give --out a name ending so "
+            "(the file's format follows its name)",
+            path=out,
+        )
 
 
 def _cropped_note(inputs, command: str) -> None:
@@ -201,6 +213,7 @@ def register(app: typer.Typer) -> None:
         from biodl.interpret.ism import saturation_mutagenesis
 
         try:
+            _check_suffix(out, (".npz", ".tsv", ".tsv.gz"), "ism")
             m, meta, inputs = _load_sequences(model, seqs, device, "ism")
             if start < 0:
                 raise BiodlInputError(f"--start must be 0 or more, got {start}")
@@ -329,6 +342,7 @@ def register(app: typer.Typer) -> None:
         from biodl.interpret.attributions import attribute as attr_fn
 
         try:
+            _check_suffix(out, (".npz",), "attribute")
             m, meta, inputs = _load_sequences(model, seqs, device, "attribute")
             target = _output_index(meta, output, int(getattr(m, "n_outputs", 1)))
             _cropped_note(inputs, "the attribution")

@@ -93,28 +93,84 @@ class _GuardedText(io.TextIOBase):
 
 
 def open_text(path: str | Path) -> io.TextIOBase:
-    """Open a plain or gzip-compressed text file (detected by its magic bytes); a truncated or
-    corrupt gzip file is a clear error naming it."""
+    """Open a plain or gzip-compressed text file (detected by its magic bytes; a leading UTF-8
+    byte-order mark is dropped); a truncated or corrupt gzip file is a clear error naming it."""
     p = check_file(path)
+    # utf-8-sig: a byte-order mark (as spreadsheets and some editors write) is not part of line 1
     if is_gzip(p):
-        return _GuardedText(io.TextIOWrapper(gzip.open(p, "rb"), encoding="utf-8", errors="replace"), p)
-    return open(p, encoding="utf-8", errors="replace")
+        return _GuardedText(io.TextIOWrapper(gzip.open(p, "rb"), encoding="utf-8-sig", errors="replace"), p)
+    return open(p, encoding="utf-8-sig", errors="replace")
 
 
 # ------------------------------------------------------------------------------ output safety
 #: Inputs of the running command (set by the CLI for each command): no output may replace one.
 _INPUTS: ContextVar[set[str] | None] = ContextVar("biodl_inputs", default=None)
+#: Run directories whose model the running command uses: their record is not an output.
+_RUNS: ContextVar[set[str] | None] = ContextVar("biodl_runs", default=None)
+#: What records a run (``biodl train --out``): its files, and folders whose files all belong to it.
+RUN_RECORD_FILES = ("run.json", "summary.json", "history.csv", "model.pt")
+RUN_RECORD_DIRS = ("test", "checkpoints")
 
 
 @contextlib.contextmanager
 def command_inputs() -> Iterator[set[str]]:
     """Record the files read while the block runs (:func:`note_input`), so that
     :func:`atomic_output` refuses to write over any of them."""
-    token = _INPUTS.set(set())
+    token, runs = _INPUTS.set(set()), _RUNS.set(set())
     try:
         yield _INPUTS.get()
     finally:
         _INPUTS.reset(token)
+        _RUNS.reset(runs)
+
+
+def note_run(directory: str | Path) -> None:
+    """Register ``directory`` (when it holds a ``run.json``) as a run whose model the running
+    command uses: :func:`check_output_path` and :func:`output_dir` then refuse to write over its
+    record (``run.json``, ``summary.json``, ``history.csv``, ``model.pt``, ``test/``,
+    ``checkpoints/``), so an ``--out`` pointed into the run cannot replace its held-out results
+    or its history (no-op outside :func:`command_inputs`)."""
+    runs = _RUNS.get()
+    d = Path(directory)
+    if runs is not None and (d / "run.json").is_file():
+        with contextlib.suppress(OSError):
+            runs.add(str(d.resolve()))
+
+
+def note_model(path: str | Path) -> None:
+    """A trained model the running command uses (a run directory or a model file): the file is
+    an input (no output may replace it) and, for a run's ``model.pt``, the run's record too
+    (:func:`note_run`)."""
+    p = Path(path)
+    f = p / "model.pt" if p.is_dir() else p
+    if f.is_file():
+        note_input(f)
+        if f.name == "model.pt":
+            note_run(f.parent)
+
+
+def run_record_of(path: str | Path, directory: bool = False) -> str | None:
+    """A phrase naming the record of a used run that ``path`` would replace (``None`` if none);
+    ``directory``: ``path`` is a folder to write into (the run folder itself counts)."""
+    runs = _RUNS.get()
+    if not runs:
+        return None
+    try:
+        p = Path(path).resolve()
+    except OSError:
+        return None
+    for r in sorted(runs):
+        root = Path(r)
+        if not p.is_relative_to(root):
+            continue
+        rel = p.relative_to(root).parts
+        if not rel:
+            return f"the run directory {root} itself" if directory else None
+        if rel[0] in RUN_RECORD_DIRS:
+            return f"{'the' if len(rel) == 1 else 'inside the'} {rel[0]}/ folder of the run in {root}"
+        if len(rel) == 1 and rel[0] in RUN_RECORD_FILES and not directory:
+            return f"the {rel[0]} of the run in {root}"
+    return None
 
 
 def note_input(path: str | Path) -> None:
@@ -153,6 +209,13 @@ def check_output_path(path: str | Path) -> Path:
         raise BiodlInputError(
             "is an input of this command; refusing to write over it (give another --out)", path=p
         )
+    record = run_record_of(p)
+    if record:
+        raise BiodlInputError(
+            f"is {record}, whose model this command uses; refusing to write over the run's record "
+            "(give an --out outside it, e.g. a new file or folder)",
+            path=p,
+        )
     parent = p.parent
     if not parent.is_dir():
         if parent.exists():
@@ -169,14 +232,29 @@ def check_output_path(path: str | Path) -> Path:
     return p
 
 
+def check_output_dir(path: str | Path) -> Path:
+    """``path`` if it may be written into as a directory (nothing is made): not a file, and not
+    the folder or the ``test/`` / ``checkpoints/`` of a run whose model the command uses."""
+    p = Path(path)
+    record = run_record_of(p, directory=True)
+    if record:
+        raise BiodlInputError(
+            f"is {record}, whose model this command uses; its files (held-out test results, "
+            "plots, history) would be replaced. Give another folder, e.g. a new one inside the run",
+            path=p,
+        )
+    if p.exists() and not p.is_dir():
+        raise BiodlInputError("is a file; a directory is expected here", path=p)
+    return p
+
+
 def output_dir(path: str | Path) -> Path:
     """``path`` as a directory to write into: made (with its parents) when missing, else one
-    clear :class:`BiodlInputError` when it is a file or cannot be made."""
-    p = Path(path)
+    clear :class:`BiodlInputError` when it is a file, cannot be made, or is the record of a run
+    the command uses (:func:`check_output_dir`)."""
+    p = check_output_dir(path)
     if p.is_dir():
         return p
-    if p.exists():
-        raise BiodlInputError("is a file; a directory is expected here", path=p)
     try:
         p.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -188,7 +266,7 @@ def note(msg: str) -> None:
     """A line on standard error (notes and warnings about the user's inputs and outputs)."""
     from rich.console import Console
 
-    Console(stderr=True, soft_wrap=True).print(msg, highlight=False, markup=False)
+    Console(stderr=True, soft_wrap=True, emoji=False).print(msg, highlight=False, markup=False)
 
 
 def warn_duplicate_ids(ids, path: str | Path | None, what: str = "record id") -> int:

@@ -40,7 +40,7 @@ def log(msg: str, quiet: bool = False) -> None:
     if not quiet:
         from rich.console import Console
 
-        Console(stderr=True, soft_wrap=True).print(msg, highlight=False, markup=False)
+        Console(stderr=True, soft_wrap=True, emoji=False).print(msg, highlight=False, markup=False)
 
 
 _MAGIC = ((b"\x89HDF\r\n\x1a\n", "HDF5"), (b"FCS", "FCS"), (b"BCF\x02", "BCF"), (b"PK\x03\x04", "ZIP"))
@@ -53,6 +53,31 @@ _TEXT_MAGIC = (
 )
 
 
+def check_label_values(y: np.ndarray, names: list | None, task: str, where: str) -> None:
+    """Refuse label values no loss or metric can use: infinite values (the model would train to
+    NaN), and for binary / multi-label tasks values other than 0 and 1 (NaN, missing, is fine)."""
+    y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+    names = [str(n) for n in names] if names is not None and len(names) == y.shape[1] else None
+    names = names or [f"output {j}" for j in range(y.shape[1])]
+    inf = np.isinf(y)
+    if inf.any():
+        j = int(np.flatnonzero(inf.any(axis=0))[0])
+        raise BiodlInputError(
+            f"{int(inf.sum())} infinite label value(s) in the {where} data (first: {names[j]} = "
+            f"{y[inf[:, j], j][0]:g}); give finite numbers, or leave a value empty / NaN for missing"
+        )
+    if task in ("binary", "multilabel"):
+        bad = ~np.isnan(y) & (y != 0) & (y != 1)
+        if bad.any():
+            j = int(np.flatnonzero(bad.any(axis=0))[0])
+            vals = ", ".join(f"{v:g}" for v in np.unique(y[bad[:, j], j])[:5])
+            raise BiodlInputError(
+                f"a {task} task needs labels 0 or 1, but {int(bad.sum())} {where} label value(s) are "
+                f"not (label {names[j]}: {vals})"
+                + ("; give --task regression for continuous values" if where == "training" else "")
+            )
+
+
 def check_labels(y: np.ndarray, names: list | None, task: str, quiet: bool = False) -> None:
     """Training targets a user should hear about: missing (NaN) values are counted (they are
     masked out of the loss and the metrics); a label with no values, or -- for a binary task
@@ -62,6 +87,7 @@ def check_labels(y: np.ndarray, names: list | None, task: str, quiet: bool = Fal
     y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
     names = [str(n) for n in names] if names is not None and len(names) == y.shape[1] else None
     names = names or [f"output {j}" for j in range(y.shape[1])]
+    check_label_values(y, names, task, "training")
     nan = np.isnan(y)
     if nan.any():
         empty = [n for n, e in zip(names, nan.all(axis=0), strict=True) if e]

@@ -146,6 +146,11 @@ class TrainConfig:
             isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) and b > 0
         ):
             raise bad("calibrate_budget", "a positive number of seconds")
+        precisions = ("32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true")
+        if self.precision is not None and str(self.precision) not in (*precisions, "32", "16", "bf16", "64"):
+            raise BiodlInputError(
+                f"--precision must be one of {', '.join(precisions)} (Lightning's), got {self.precision!r}"
+            )
         if self.profiler not in (None, "simple", "advanced"):
             raise BiodlInputError(f"--profiler must be simple or advanced, got {self.profiler!r}")
         if self.min_epochs > self.max_epochs:

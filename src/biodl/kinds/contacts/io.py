@@ -395,7 +395,8 @@ def read_structure(path: str | Path, chain: str | None = None, query: str | None
             atom = r["CB"] if ("CB" in r and aa != "G") else (r["CA"] if "CA" in r else None)
             if atom is None:
                 continue
-            out.append((aa, atom.coord.astype(np.float64), f"{r.id[1]}{r.id[2].strip()}"))
+            ca_for_cb = aa != "G" and "CB" not in r
+            out.append((aa, atom.coord.astype(np.float64), f"{r.id[1]}{r.id[2].strip()}", ca_for_cb))
         return out
 
     if chain is None:
@@ -416,6 +417,16 @@ def read_structure(path: str | Path, chain: str | None = None, query: str | None
         res = residues(chains[chain])
         if not res:
             raise BiodlInputError(f"chain {chain!r} has no amino-acid residue with CA/CB atoms", path=p)
+    no_cb = sum(r[3] for r in res)
+    if no_cb:
+        from biodl.io._util import note
+
+        n_aa = sum(r[0] != "G" for r in res)
+        note(
+            f"[biodl] {p}:{chain}: {no_cb} of {n_aa} non-glycine residues have no CB atom"
+            + (" (a CA-only model?)" if no_cb == n_aa else "")
+            + "; their CA is used instead, so their contacts are scored on CA distances"
+        )
     xyz = np.stack([r[1] for r in res])
     d = np.sqrt(((xyz[:, None, :] - xyz[None, :, :]) ** 2).sum(-1))
     return Native("".join(r[0] for r in res), d, f"{p}:{chain}", [r[2] for r in res], chain)
@@ -664,9 +675,10 @@ class Protein:
 
 
 def read_manifest(path: str | Path) -> list[Protein]:
-    """A protein table (TSV, header ``id msa [query] [native] [chain] [native_sequence]``;
-    paths relative to the table). ``query``: the query sequence (to find it in a PSICOV
-    ``.aln``); ``native``: PDB / mmCIF or a ``.CB`` distance list (then ``native_sequence``)."""
+    """A protein table (TSV, header ``[id] msa [query] [native] [chain] [native_sequence]``;
+    paths relative to the table; without ``id`` a protein is named by its alignment file).
+    ``query``: the query sequence (to find it in a PSICOV ``.aln``); ``native``: PDB / mmCIF
+    or a ``.CB`` distance list (then ``native_sequence``)."""
     from biodl.io._util import check_file
 
     p = check_file(path)
@@ -674,12 +686,28 @@ def read_manifest(path: str | Path) -> list[Protein]:
         df = pd.read_csv(p, sep="\t", dtype=str, comment="#").fillna("")
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
         raise BiodlInputError(f"not a protein table (TSV) ({e})", path=p) from None
-    if not {"id", "msa"} <= set(df.columns):
+    if "msa" not in df.columns:
         raise BiodlInputError(
-            f"a protein table needs columns id and msa (has: {', '.join(df.columns)})", path=p
+            f"a protein table needs an msa column (and optionally id, query, native, chain, "
+            f"native_sequence; has: {', '.join(df.columns)})",
+            path=p,
         )
     if df.empty:
         raise BiodlInputError("the protein table lists no protein", path=p)
+    if "id" not in df.columns:  # each protein named by its alignment file
+        df["id"] = [Path(v).name.split(".")[0] for v in df["msa"]]
+    seen: dict[str, int] = {}
+    for n, v in enumerate(df["id"], 2):  # line 1 is the header
+        if not v:
+            raise BiodlInputError("empty protein id", path=p, record=n)
+        if v in seen:
+            raise BiodlInputError(
+                f"protein id {v!r} is listed twice (lines {seen[v]} and {n}); ids name the proteins "
+                "in the outputs and must be unique",
+                path=p,
+                record=n,
+            )
+        seen[v] = n
 
     def rel(v: str) -> str | None:
         return None if not v else str((p.parent / v) if not Path(v).is_absolute() else Path(v))
@@ -698,7 +726,7 @@ def read_manifest(path: str | Path) -> list[Protein]:
 
 
 def is_manifest(path: str | Path) -> bool:
-    """Whether ``path`` looks like a protein table (a TSV whose header has ``id`` and ``msa``)."""
+    """Whether ``path`` looks like a protein table (a TSV whose header has an ``msa`` column)."""
     from biodl.io._util import open_text
 
     p = Path(path)
@@ -709,5 +737,5 @@ def is_manifest(path: str | Path) -> bool:
             first = fh.readline()
     except (OSError, UnicodeDecodeError):
         return False
-    cols = first.rstrip("\n").split("\t")
-    return "id" in cols and "msa" in cols
+    cols = [c.strip() for c in first.rstrip("\r\n").split("\t")]
+    return "msa" in cols

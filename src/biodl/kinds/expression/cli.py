@@ -15,7 +15,7 @@ adage_app = typer.Typer(
     no_args_is_help=True,
     help="ADAGE denoising autoencoders: activities, signatures, enrichment, the published model.",
 )
-err = Console(stderr=True, soft_wrap=True, emoji=False)
+err = Console(stderr=True, soft_wrap=True, emoji=False, markup=False, highlight=False)
 
 ModelArg = typer.Argument(
     ..., help="A run directory / model.pt from `biodl train --system adage`, or `published` (ADAGE50)."

@@ -401,9 +401,11 @@ def _check_ends(p: Path, fmt: str, df: pd.DataFrame, start: np.ndarray, line_no:
 def _is_sample_table(p: Path) -> bool:
     with open_text(p) as fh:
         first = fh.readline()
+    if not first.strip():
+        return False  # empty: read as a call file, which says so
     cells = [
         c.strip().lower()
-        for c in next(csv.reader(io.StringIO(first), delimiter="\t" if "\t" in first else ","))
+        for c in next(csv.reader(io.StringIO(first), delimiter="\t" if "\t" in first else ","), [])
     ]
     return any(c in _FILE_COLUMNS for c in cells)
 

@@ -13,7 +13,7 @@ from biodl.errors import BiodlError, exit_with, stdout_console
 popgen_app = typer.Typer(
     no_args_is_help=True, help="Population genetics: simulate training data (msprime), list the scenarios."
 )
-err = Console(stderr=True, soft_wrap=True, emoji=False)
+err = Console(stderr=True, soft_wrap=True, emoji=False, markup=False, highlight=False)
 
 
 _fail = exit_with  # print the error, exit 2

@@ -216,6 +216,29 @@ def _header_lines(path: Path) -> int | None:
     return n
 
 
+def _truncated(path: Path) -> BiodlInputError | None:
+    """The error for a gzip / BGZF file (``.vcf.gz``, BCF) whose compressed stream ends early or
+    is corrupt, else ``None`` (htslib reports such a file as a bad header or a bad record)."""
+    import gzip
+    import zlib
+
+    from biodl.io._util import is_gzip
+
+    try:
+        if not is_gzip(path):
+            return None
+        with gzip.open(path, "rb") as fh:
+            while fh.read(1 << 20):
+                pass
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        return BiodlInputError(
+            f"the file is truncated or corrupt ({type(e).__name__}: {e}); check or re-download it", path=path
+        )
+    except OSError:
+        return None
+    return None
+
+
 def _diagnose(line: str, n_samples: int) -> str:
     """What is wrong with a VCF data line htslib refused to parse."""
     f = line.split("\t")
@@ -269,7 +292,7 @@ def read_vcf(
     try:
         vcf = cyvcf2.VCF(str(p), strict_gt=False)
     except (OSError, Exception) as e:  # htslib gives plain Exceptions
-        raise BiodlInputError(f"not a readable VCF / BCF ({e})", path=p) from None
+        raise (_truncated(p) or BiodlInputError(f"not a readable VCF / BCF ({e})", path=p)) from None
     all_samples = list(vcf.samples)
     if not all_samples:
         raise BiodlInputError("the VCF has no sample columns (genotypes are needed)", path=p)
@@ -281,8 +304,12 @@ def read_vcf(
                 f"{', '.join(all_samples[:8])}{', ...' if len(all_samples) > 8 else ''})",
                 path=p,
             )
-        vcf.set_samples(list(samples))
-        cols = np.arange(len(samples))
+        twice = sorted({s for s in samples if list(samples).count(s) > 1})
+        if twice:
+            raise BiodlInputError(f"sample(s) given twice in --set samples: {', '.join(twice[:8])}", path=p)
+        # the columns of the samples asked for, in the order asked (htslib's set_samples keeps the
+        # file's order, which would silently relabel the haplotypes)
+        cols = np.array([all_samples.index(s) for s in samples])
         use = list(samples)
     else:
         cols = np.arange(len(all_samples))
@@ -295,6 +322,7 @@ def read_vcf(
     k = 0
     last: tuple[str, int] | None = None
     done: set[str] = set()
+    others: dict[str, None] = {}  # chromosomes left out by ``chroms``, in file order
     it = iter(vcf)
     while True:
         try:
@@ -302,6 +330,9 @@ def read_vcf(
         except StopIteration:
             break
         except Exception:  # htslib: a record it cannot parse
+            bad = _truncated(p)
+            if bad is not None:
+                raise bad from None
             line_no, text = _data_line(p, k + 1)
             where = f" ({text.split(chr(9))[0]}:{text.split(chr(9))[1]})" if text.count("\t") >= 1 else ""
             raise BiodlInputError(
@@ -313,6 +344,7 @@ def read_vcf(
         line_no = n_header + k if n_header is not None else f"data record {k}"
         chrom = rec.CHROM
         if chroms and chrom not in chroms:
+            others[chrom] = None
             continue
         if last is not None:
             if chrom != last[0]:
@@ -381,6 +413,12 @@ def read_vcf(
         ps.append(rec.POS)
     vcf.close()
     if ploidy is None:
+        if chroms and others:
+            raise BiodlInputError(
+                f"no variant records on {', '.join(chroms)} (--set chroms); the VCF has records on "
+                f"{', '.join(list(others)[:8])}{', ...' if len(others) > 8 else ''}",
+                path=p,
+            )
         raise BiodlInputError("no variant records in the VCF", path=p)
     res = {
         c: (np.asarray(g, np.int8).reshape(len(g), -1), np.asarray(ps, np.int64))

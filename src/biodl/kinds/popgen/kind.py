@@ -383,9 +383,21 @@ class PopgenKind(DataKind):
                     "(use `biodl predict` for it)",
                     path=path,
                 )
+            window = int(options.get("window") or round(d.length))
+            if options.get("window") and abs(window - d.length) > 0.01 * d.length and not quiet:
+                from biodl.kinds.base import log
+
+                what = ", ".join(meta.label_names or ["its targets"])
+                log(
+                    f"[biodl] note: --set window={window} differs from the training windows "
+                    f"({d.length:g} bp): the model estimates {what} "
+                    f"for a region of {d.length:g} bp; parameters that grow with the region's length "
+                    "(rho, theta, segregating sites) are then off by the ratio of the lengths",
+                    quiet,
+                )
             return vcf_windows(
                 path,
-                int(options.get("window") or round(d.length)),
+                window,
                 step=options.get("step"),
                 n_haplotypes=None if d.any_haplotypes else d.n_haplotypes,
                 samples=options.get("samples"),

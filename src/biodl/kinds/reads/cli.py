@@ -16,7 +16,7 @@ reads_app = typer.Typer(
     no_args_is_help=True,
     help="DNA reads: build a reference with its taxonomy, classify reads as they stream in.",
 )
-err = Console(stderr=True, soft_wrap=True, emoji=False)
+err = Console(stderr=True, soft_wrap=True, emoji=False, markup=False, highlight=False)
 
 
 _fail = exit_with  # print the error, exit 2
@@ -69,7 +69,7 @@ def sample_cmd(
     import numpy as np
 
     from biodl.errors import BiodlInputError
-    from biodl.kinds.reads.data import decode, sample_reads
+    from biodl.kinds.reads.data import check_read_length, decode, sample_reads
     from biodl.kinds.reads.io import load_reference, write_reads
 
     try:
@@ -93,6 +93,7 @@ def sample_cmd(
                 f"--length {length} is longer than every contig of the genomes sampled (the longest has "
                 f"{longest:,} bp)"
             )
+        check_read_length(ref, length, gs, "--length")
         codes, leaf, _ = sample_reads(
             ref, np.arange(n), read_len=length, error_rate=error_rate, seed=seed, stream=7, genomes=sel
         )
@@ -178,6 +179,8 @@ def classify_cmd(
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise typer.Exit(0) from None
+    if r["n"] == 0:
+        err.print(f"[biodl] note: no reads in {', '.join(inputs)}: nothing was classified")
     if progress:
         summary = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items() if k != "counts"}
         err.print(f"[biodl] {json.dumps(summary)}", highlight=False, markup=False)
@@ -261,8 +264,9 @@ def calibrate_novel_cmd(
         )
     except BiodlError as e:
         _fail(e)
+    ppv = "n/a (no read called)" if r["ppv"] is None else f"{r['ppv']:.4f}"
     stdout_console().print(
-        f"threshold {r['threshold']:g}: {rank} PPV {r['ppv']:.4f}, sensitivity {r['sensitivity']:.4f} "
+        f"threshold {r['threshold']:g}: {rank} PPV {ppv}, sensitivity {r['sensitivity']:.4f} "
         f"({'met' if r['met'] else 'target not reached'}; {run}/novel-calibration/calibration.json)",
         highlight=False,
     )

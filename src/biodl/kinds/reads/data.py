@@ -77,6 +77,23 @@ def layout(ref: Reference) -> _Layout:
     )
 
 
+def check_read_length(ref: Reference, read_len: int, genomes=None, option: str = "--set read_len") -> None:
+    """Refuse genomes shorter than one read: every read sampled from them would be mostly N
+    (padding) yet labelled with their taxon."""
+    gs = np.arange(len(ref.genomes)) if genomes is None else np.asarray(genomes, np.int64)
+    total = np.bincount(
+        ref.contigs[:, 0].astype(np.int64), weights=ref.contigs[:, 2], minlength=len(ref.genomes)
+    )
+    short = [int(g) for g in gs if total[g] < read_len]
+    if short:
+        names = ", ".join(f"{ref.genomes[g]['name']} ({int(total[g]):,} bp)" for g in short[:8])
+        raise BiodlInputError(
+            f"{len(short)} genome(s) of the reference are shorter than one read ({read_len} bp): {names}; "
+            f"their reads would be mostly N. Rebuild the reference without them, or lower {option}",
+            path=ref.path,
+        )
+
+
 def sample_reads(
     ref: Reference,
     index: np.ndarray,

@@ -279,6 +279,12 @@ def sniff_reads(fh: BinaryIO, name: str) -> str:
         return "fasta"
     if head == b"":
         return "empty"
+    if head == b"\xef" and fh.peek(3)[:3] == b"\xef\xbb\xbf":
+        raise BiodlInputError(
+            "starts with a UTF-8 byte-order mark (as some Windows editors write), not with '@' (FASTQ) "
+            "or '>' (FASTA); remove it, e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' FILE",
+            path=name,
+        )
     raise BiodlInputError(
         f"is not FASTQ or FASTA (starts with {head!r}; a FASTQ record starts with '@', FASTA with '>')",
         path=name,

@@ -122,6 +122,7 @@ class ReadsKind(DataKind):
 
     # ------------------------------------------------------------------ training
     def load(self, ctx: TrainContext) -> Splits:
+        from biodl.kinds.reads.data import check_read_length
         from biodl.kinds.reads.io import load_reference
 
         o = ctx.options
@@ -130,6 +131,7 @@ class ReadsKind(DataKind):
                 "give the reference directory (DATA; make it with biodl reads build-reference)"
             )
         ref = load_reference(o["data"])
+        check_read_length(ref, int(o["read_len"]))
         ctx.log(
             f"reference {ref.path}: {len(ref.genomes)} genomes, "
             + ", ".join(f"{len(n)} {r}" for r, n in zip(ref.ranks, ref.taxonomy.names, strict=True))

@@ -328,6 +328,14 @@ def calibrate_novel(
         raise BiodlInputError("give the float32 run (quantised copies in it are updated too)", path=rd)
     if not 0 < target_ppv < 1:
         raise BiodlInputError(f"--target-ppv must be in (0, 1), got {target_ppv}")
+    if int(n_reads) < 1:
+        raise BiodlInputError(f"--n must be at least 1 (reads or pairs to score), got {n_reads}")
+    read_len = int(meta.data.get("read_len", 150))
+    if fragment is not None and int(fragment) != 0 and int(fragment) < read_len:
+        raise BiodlInputError(
+            f"--fragment must be at least the model's read length ({read_len} bp): both reads of a pair "
+            f"lie inside the fragment; got {fragment}"
+        )
     ranks = list(meta.data["taxonomy"]["ranks"])
     if rank not in ranks[1:]:
         raise BiodlInputError(f"--rank must be one of {', '.join(ranks[1:])} (above species), got {rank!r}")

@@ -244,11 +244,12 @@ def run_motifs(
     :func:`~biodl.interpret.motifs.load_motif_db`).
     """
     from biodl.interpret.motifs import filter_motifs, load_motif_db
-    from biodl.io._util import atomic_write_text
+    from biodl.io._util import atomic_write_text, note_model
     from biodl.kinds.base import require_kind
     from biodl.train.checkpoint import load_model
 
     run = Path(run_dir)
+    note_model(run)  # --out may not replace the model or the run's record
     model, meta = load_model(run, device=device)
     require_kind(
         meta,
