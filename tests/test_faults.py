@@ -340,7 +340,7 @@ def test_labels_all_zero_are_refused_and_missing_ones_counted(tmp_path):
     r = runner.invoke(app, ["train", str(zero), "--out", str(tmp_path / "r0"), "--epochs", "1", *TINY])
     _refused(r, "the training labels have one value only (y: all 0): there is nothing to learn")
     assert not (tmp_path / "r0" / "model.pt").exists()
-    some = _seq_table(tmp_path / "nan.tsv", [0, 1, "", 1, 0, 1] * 10)
+    some = _seq_table(tmp_path / "nan.tsv", [0, 1, "", 1, 0, 1, "NaN", 0, "N/A", 1] * 6)
     r = runner.invoke(
         app, ["train", str(some), "--out", str(tmp_path / "r1"), "--epochs", "1", "--no-progress", *TINY]
     )
@@ -387,6 +387,22 @@ def test_no_resume_clears_only_what_a_run_writes(rest_small, tmp_path):
         r = runner.invoke(app, [*args, "--out", str(proj), *extra])
         _refused(r, "holds a run.json that biodl did not write")
         assert (proj / "run.json").read_text() == '{"my": "config"}' and (proj / "src" / "a.py").exists()
+
+
+def test_a_run_resumes_only_on_the_data_it_started_with(rest_small, tmp_path):
+    data = tmp_path / "train.seq"
+    data.write_bytes(rest_small["train"].read_bytes())
+    run = tmp_path / "run"
+    args = ["train", str(data), "--out", str(run), "--no-progress", *TINY]
+    _ok(runner.invoke(app, [*args, "--epochs", "1"]))
+    r = runner.invoke(app, [*args, "--epochs", "2"])  # the same file: resumed
+    _ok(r)
+    assert "resuming from" in r.output
+    lines = data.read_text().splitlines(keepends=True)
+    data.write_text("".join(lines[:1] + lines[1:][::-1][: len(lines) - 10]))  # other rows, same path
+    r = runner.invoke(app, [*args, "--epochs", "3"])
+    _refused(r, f"the training file (DATA) {data}: its content changed since this run started")
+    assert json.loads((run / "run.json").read_text())["status"] == "finished"
 
 
 def test_no_output_replaces_the_model_or_asks_two_things_of_one_file(seq_run, fasta, tmp_path):

@@ -275,6 +275,10 @@ def test_vcf_samples_in_the_order_asked_chromosomes_and_truncation(tmp_path):
         BiodlInputError, match=r"no variant records on 3R \(--set chroms\); the VCF has records on 1"
     ):
         read_vcf(v, chroms=["3R"])
+    bom = tmp_path / "bom.vcf"
+    bom.write_bytes(b"\xef\xbb\xbf" + v.read_bytes())
+    with pytest.raises(BiodlInputError, match="starts with a UTF-8 byte-order mark"):
+        read_vcf(bom)
     # a .vcf.gz cut short is named as truncated, not as a bad record or header
     rows = "".join(f"1\t{10 * i}\t.\tA\tT\t.\tPASS\t.\tGT\t0|1\t1|0\n" for i in range(1, 4000))
     whole = gzip.compress((HEAD + rows).encode())

@@ -616,10 +616,12 @@ def run_request(recipe: Recipe, kind: DataKind, opts: dict[str, Any], mopts: dic
         default = recipe.model_defaults.get(p, sig[p].default)
         if p in mopts or default is not inspect.Parameter.empty:
             model[p] = mopts.get(p, default)
+    defining = {k_: v for k_, v in opts.items() if k_ not in NOT_DEFINING_OPTIONS}
     return _jsonable(
         {
             "kind": kind.name,
-            "options": {k_: v for k_, v in opts.items() if k_ not in NOT_DEFINING_OPTIONS},
+            "options": defining,
+            "inputs": input_fingerprints(kind, defining),
             "model": model,
             "training": {f: getattr(config, f) for f in DEFINING_TRAINING},
             "layout": {
@@ -629,6 +631,39 @@ def run_request(recipe: Recipe, kind: DataKind, opts: dict[str, Any], mopts: dic
             },
         }
     )
+
+
+def _fingerprint(path: Path) -> str:
+    """``SIZE:DIGEST`` of a file: its size and the SHA-1 of its first and last MiB (cheap for a
+    file of any size; an edit, a truncation or another file at the same path changes it)."""
+    import hashlib
+
+    size = path.stat().st_size
+    h = hashlib.sha1()
+    with open(path, "rb") as fh:
+        h.update(fh.read(1 << 20))
+        if size > 2 << 20:
+            fh.seek(size - (1 << 20))
+        h.update(fh.read(1 << 20))
+    return f"{size}:{h.hexdigest()[:16]}"
+
+
+def input_fingerprints(kind: DataKind, options: dict[str, Any]) -> dict[str, Any]:
+    """The content of the input files among ``options`` (file options of the kind): a resumed
+    run must train on the files it started with, not on others written to the same paths."""
+    types = {o.name: o.type for o in kind.options}
+    out: dict[str, Any] = {}
+    for name, v in options.items():
+        if types.get(name) not in ("path", "paths") or v in (None, "", []):
+            continue
+        files = [Path(x) for x in (v if isinstance(v, (list, tuple)) else [v])]
+        try:
+            prints = [_fingerprint(f) if f.is_file() else None for f in files]
+        except OSError:
+            continue
+        if any(x is not None for x in prints):
+            out[name] = prints if isinstance(v, (list, tuple)) else prints[0]
+    return out
 
 
 def _legacy_request(prev) -> dict[str, Any]:
@@ -697,6 +732,14 @@ def request_differences(prev: dict[str, Any], new: dict[str, Any], kind: DataKin
                 diffs.append(
                     f"{spelled.get(name, '--set ' + name)} {_short_value(old)} here, {_short_value(v)} asked"
                 )
+    for name, old in (prev.get("inputs") or {}).items():
+        now = (new.get("inputs") or {}).get(name)
+        same_path = _same_value(prev_options.get(name), (new.get("options") or {}).get(name), True)
+        if name in (new.get("inputs") or {}) and now != old and same_path:
+            diffs.append(
+                f"{spelled.get(name, '--set ' + name)} {_short_value(prev_options.get(name))}: its content "
+                "changed since this run started (size / checksum)"
+            )
     for name, old in (prev.get("model") or {}).items():
         if name in (new.get("model") or {}) and not _same_value(old, new["model"][name], False):
             diffs.append(f"-m {name} {_short_value(old)} here, {_short_value(new['model'][name])} asked")

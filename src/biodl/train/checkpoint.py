@@ -105,9 +105,10 @@ class RunMeta:
     request
         What defines the run, as asked by the ``biodl train`` call that started it (see
         :func:`biodl.pipeline.run_request`): the kind options that shape the training data (input
-        files as absolute paths), every model option, the seed, learning rate, weight decay and
-        batch size, and the layout (``--ensemble``, ``--calibrate``, ``--calibrate-top``). A rerun
-        into the same ``--out`` resumes only when these are the same; empty in older files.
+        files as absolute paths, and their content as ``inputs``: size and a checksum), every
+        model option, the seed, learning rate, weight decay and batch size, and the layout
+        (``--ensemble``, ``--calibrate``, ``--calibrate-top``). A rerun into the same ``--out``
+        resumes only when these are the same; empty in older files.
     calibration
         What ``biodl train --calibrate N`` tried and chose
         (:class:`~biodl.train.calibrate.Calibration` as a dict: protocol, one row per trial with

@@ -292,6 +292,14 @@ def read_vcf(
     try:
         vcf = cyvcf2.VCF(str(p), strict_gt=False)
     except (OSError, Exception) as e:  # htslib gives plain Exceptions
+        with open(p, "rb") as fh:
+            bom = fh.read(3) == b"\xef\xbb\xbf"
+        if bom:
+            raise BiodlInputError(
+                "starts with a UTF-8 byte-order mark (as some Windows editors write), which htslib cannot "
+                "read; remove it, e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' FILE",
+                path=p,
+            ) from None
         raise (_truncated(p) or BiodlInputError(f"not a readable VCF / BCF ({e})", path=p)) from None
     all_samples = list(vcf.samples)
     if not all_samples:

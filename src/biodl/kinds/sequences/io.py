@@ -217,12 +217,10 @@ def read_sequence_table(
     classes = None
     if label_cols:
         raw = df[label_cols]
-        numeric = raw.apply(
-            lambda c: pd.to_numeric(
-                c.str.strip().replace({"": np.nan, "NA": np.nan, "nan": np.nan}), errors="coerce"
-            )
-        )
-        bad = numeric.isna() & ~raw.apply(lambda c: c.str.strip().isin(["", "NA", "nan"]))
+        missing = ("", "na", "nan", "n/a", "null")  # a missing label, any case (NaN, NA, N/A, ...)
+        is_missing = raw.apply(lambda c: c.str.strip().str.lower().isin(missing))
+        numeric = raw.apply(lambda c: pd.to_numeric(c.str.strip(), errors="coerce")).mask(is_missing)
+        bad = numeric.isna() & ~is_missing
         if bad.to_numpy().any():
             if len(label_cols) == 1 and bad.to_numpy().mean() > 0.5:
                 # a categorical label: multi-class
