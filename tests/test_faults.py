@@ -361,6 +361,10 @@ def test_label_values_no_loss_can_use_are_refused(seq_run, tmp_path):
     r = runner.invoke(app, ["train", str(two), "--task", "multiclass", "--out", str(tmp_path / "rm"), *args])
     _refused(r, "deepbind does not do multiclass tasks (it does: binary, regression, multilabel)")
     assert not any((tmp_path / d).exists() for d in ("ri", "rb", "rm"))  # refused before the run dir
+    gaps = _seq_table(tmp_path / "gaps.tsv", [0, 1, "", 1, 0, 1])
+    r = runner.invoke(app, ["evaluate", str(seq_run), str(gaps)])
+    _ok(r)
+    assert "scored 5 labelled of 6 items of" in " ".join(r.output.split())
     half = _seq_table(tmp_path / "half.tsv", [0, 1, 0.5, 1, 0, 1])
     r = runner.invoke(app, ["evaluate", str(seq_run), str(half)])
     _refused(r, "a binary task needs labels 0 or 1, but 1 evaluation (", "half.tsv) label value(s) are not")

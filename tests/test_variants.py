@@ -183,6 +183,20 @@ def test_variable_length_model_scores_with_a_window(tmp_path):
     )
     assert r.exit_code == 0, r.output
     assert "scored 7 of 10" in r.output
+    assert "is far from the length" not in r.output  # the training length is unknown here
+
+
+def test_a_window_far_from_the_training_length_is_noted(tmp_path, capsys):
+    torch.manual_seed(2)
+    kw = dict(n_outputs=1, num_motifs=4, motif_len=8, hidden=0, reverse_complement=False)
+    meta = {"recipe": "deepbind", "model_kwargs": kw, "n_value": 0.25, "task": "binary", "label_names": ["b"]}
+    meta["seq_len"] = 30  # a flat (legacy) meta: its data
+    path = save_legacy_model(tmp_path / "model.pt", DeepBind(**kw), meta)
+    run_variants(path, VCF, GENOME, tmp_path / "a.tsv", window=41)
+    assert "far from the length" not in capsys.readouterr().err
+    run_variants(path, VCF, GENOME, tmp_path / "b.tsv", window=301)
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--window 301 is far from the length of the model's training sequences (30 bp)" in err
 
 
 def test_gz_outputs_are_compressed(model_dir, tmp_path):

@@ -977,14 +977,24 @@ def evaluate_table(
         "task": meta.task,
         "data": kind.source(table),
     }
+    if isinstance(y, np.ndarray) and y.dtype.kind == "f" and len(y) == result["n"]:
+        labelled = int((~np.isnan(y.reshape(len(y), -1))).any(axis=1).sum())
+        if labelled < len(y):  # rows without any label are left out of the metrics: say so
+            result["n_labelled"] = labelled
     result.update(kind.result_extras(meta, table, outputs, y))
     if out_dir is not None:
         kind.write_evaluation(out_dir, result, meta, table, outputs, y)
     shown = ", ".join(
         f"{k} {v:.4f}" for k, v in metrics.items() if "/" not in k and isinstance(v, (int, float))
     )
-    log(f"[biodl] {shown} on {result['n']} items of {result['data']}", quiet)
+    log(f"[biodl] {shown} on {items_phrase(result)} of {result['data']}", quiet)
     return result
+
+
+def items_phrase(result: dict[str, Any]) -> str:
+    """``N items``, or ``K labelled of N items`` when rows without a label were left out."""
+    k = result.get("n_labelled")
+    return f"{result['n']} items" if k is None else f"{k} labelled of {result['n']} items"
 
 
 def evaluate(

@@ -526,6 +526,7 @@ def evaluate(
     """
     try:
         from biodl.pipeline import evaluate as run_evaluate
+        from biodl.pipeline import items_phrase
 
         given, spellings = _given(
             {"rc_average": rc_average, "skip_invalid": skip_invalid, "negatives": negatives}, set_
@@ -543,7 +544,7 @@ def evaluate(
     except BiodlError as e:
         _fail(e)
     err.print(
-        f"[biodl] scored {r['n']} items of {r['data']}"
+        f"[biodl] scored {items_phrase(r)} of {r['data']}"
         + (f"; metrics, predictions and plots in {out}" if out is not None else " (--out DIR keeps them)"),
         highlight=False,
         markup=False,

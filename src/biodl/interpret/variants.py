@@ -526,6 +526,15 @@ def run_variants(
                 f"the model takes {length}-bp inputs; --window must be {length} (or left out)",
                 path=model_path,
             )
+        if length and not 0.5 <= int(window) / int(length) <= 2:
+            from biodl.io._util import note
+
+            note(
+                f"[biodl] note: --window {window} is far from the length of the model's training "
+                f"sequences ({length} bp); a model of {length}-bp sequences may not see one base's "
+                "change in a much longer window (max pooling over it), nor score a much shorter one "
+                "as it was trained"
+            )
         length = int(window)
     if not length:
         raise BiodlInputError(

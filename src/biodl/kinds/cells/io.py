@@ -221,7 +221,9 @@ def resolve_markers(fcs: FcsData, markers: Sequence[str]) -> list[int]:
         ]
         if not hits:
             raise BiodlInputError(
-                f"unknown marker {m!r}; the file has: {', '.join(fcs.names)}", path=fcs.path
+                f"unknown marker {m!r}: no channel or marker of this file is {m!r} (a marker asked with "
+                f"--set markers, or one the model was trained on); the file has: {', '.join(fcs.names)}",
+                path=fcs.path,
             )
         if len(set(hits)) > 1:
             raise BiodlInputError(
