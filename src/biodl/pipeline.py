@@ -20,7 +20,7 @@ from typing import Any
 
 from biodl.errors import BiodlInputError
 from biodl.kinds import get_kind
-from biodl.kinds.base import DataKind, TrainContext, check_labels, log
+from biodl.kinds.base import DataKind, TrainContext, check_label_values, check_labels, log
 from biodl.options import resolve
 from biodl.registry import Recipe, get_recipe, list_recipes
 
@@ -843,8 +843,9 @@ def _prepare_run_dir(out: Path, system: str, kind: str, resume: bool, quiet: boo
             f"({inside[0]}); move the input or give another --out",
             path=out,
         )
-    entries = [e for e in out.iterdir() if is_run_output(e.name)]
-    kept = sorted(e.name for e in out.iterdir() if not is_run_output(e.name))
+    listing = list(out.iterdir())
+    entries = [e for e in listing if is_run_output(e.name)]
+    kept = sorted(e.name for e in listing if not is_run_output(e.name))
     for e in entries:
         if e.is_dir() and not e.is_symlink():
             shutil.rmtree(e)
@@ -963,13 +964,12 @@ def evaluate_table(
     """Metrics of ``model`` on an already read labelled ``table``; with ``out_dir`` also
     ``metrics.json``, ``predictions.tsv`` and plots."""
     options = options or {}
-    outputs, y = kind.score(model, meta, table, device=device, options=options, batch_size=batch_size)
     import numpy as np
 
-    if isinstance(y, np.ndarray) and y.dtype.kind == "f" and len(y):
-        from biodl.kinds.base import check_label_values
-
-        check_label_values(y, meta.label_names, meta.task, f"evaluation ({kind.source(table)})")
+    outputs, y = kind.score(model, meta, table, device=device, options=options, batch_size=batch_size)
+    labels = y.reshape(len(y), -1) if isinstance(y, np.ndarray) and y.dtype.kind == "f" and len(y) else None
+    if labels is not None:
+        check_label_values(labels, meta.label_names, meta.task, f"evaluation ({kind.source(table)})")
     metrics = kind.metrics(meta, outputs, y, table)
     result: dict[str, Any] = {
         "metrics": metrics,
@@ -977,9 +977,9 @@ def evaluate_table(
         "task": meta.task,
         "data": kind.source(table),
     }
-    if isinstance(y, np.ndarray) and y.dtype.kind == "f" and len(y) == result["n"]:
-        labelled = int((~np.isnan(y.reshape(len(y), -1))).any(axis=1).sum())
-        if labelled < len(y):  # rows without any label are left out of the metrics: say so
+    if labels is not None and len(labels) == result["n"]:
+        labelled = int((~np.isnan(labels)).any(axis=1).sum())
+        if labelled < len(labels):  # rows without any label are left out of the metrics: say so
             result["n_labelled"] = labelled
     result.update(kind.result_extras(meta, table, outputs, y))
     if out_dir is not None:
@@ -1013,11 +1013,11 @@ def evaluate(
 
     Returns ``{"metrics": ..., "n": ..., "task": ..., "data": ...}``.
     """
-    _run_state(model_path, "evaluate")
-    _note_run(model_path)
-    if out_dir is not None:  # never over the run's own held-out results or plots
-        from biodl.io._util import check_output_dir
+    from biodl.io._util import check_output_dir, note_model
 
+    _run_state(model_path, "evaluate")
+    note_model(model_path)  # no output may replace the model or its run's record
+    if out_dir is not None:  # never over the run's own held-out results or plots
         check_output_dir(out_dir)
     model, meta, k, recipe = _load(model_path, device)
     opts, _ = kind_options(recipe, k, dict(options or {}), "evaluate", spellings)
@@ -1052,11 +1052,12 @@ def predict(
     table keeps the input order and identifiers and is written atomically to ``out``, in the
     format its suffix names (``.tsv``/``.csv``, optionally ``.gz``; ``.npz``; ``.h5``;
     ``.parquet``) or ``format`` (see :mod:`biodl.io.predictions`)."""
+    from biodl.io._util import note_model
     from biodl.io.predictions import check_writer, output_format
 
     fmt = output_format(out, format) if out is None else None  # standard output: text only
     _run_state(model_path, "predict")
-    _note_run(model_path)
+    note_model(model_path)  # no output may replace the model or its run's record
     model, meta, k, recipe = _load(model_path, device)
     opts, _ = kind_options(recipe, k, dict(options or {}), "predict", spellings)
     k.check_format(meta.recipe, data)
@@ -1076,14 +1077,6 @@ def predict(
         write_predictions(df, out, fmt, header=k.predictions_header(df))
         log(f"[biodl] wrote {len(df)} predictions to {out} ({fmt})", quiet)
     return df
-
-
-def _note_run(model_path: str | Path) -> None:
-    """``model_path`` (a run directory or a model file) and its run's record may not be replaced
-    by this command's outputs (:func:`biodl.io._util.note_model`)."""
-    from biodl.io._util import note_model
-
-    note_model(model_path)
 
 
 # ---------------------------------------------------------------------------- report

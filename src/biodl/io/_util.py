@@ -16,6 +16,7 @@ from pathlib import Path
 from biodl.errors import BiodlInputError
 
 GZIP_MAGIC = b"\x1f\x8b"
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def check_file(path: str | Path) -> Path:
@@ -27,6 +28,16 @@ def check_file(path: str | Path) -> Path:
         raise BiodlInputError("is a directory, expected a file", path=p)
     note_input(p)
     return p
+
+
+def byte_order_mark_error(path: str | Path, instead: str) -> BiodlInputError:
+    """The error for a file that starts with a UTF-8 byte-order mark where its reader (htslib,
+    a binary parser) needs ``instead`` (what the file should start with)."""
+    return BiodlInputError(
+        f"starts with a UTF-8 byte-order mark (as some Windows editors write), not with {instead}; "
+        "remove it, e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' FILE",
+        path=path,
+    )
 
 
 def is_gzip(path: Path) -> bool:

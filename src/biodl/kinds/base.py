@@ -53,12 +53,17 @@ _TEXT_MAGIC = (
 )
 
 
+def _label_matrix(y: np.ndarray, names: list | None) -> tuple[np.ndarray, list[str]]:
+    """Labels as ``(n, n_labels)`` float64 and a name for each column (``output j`` unnamed)."""
+    y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+    names = [str(n) for n in names] if names is not None and len(names) == y.shape[1] else None
+    return y, names or [f"output {j}" for j in range(y.shape[1])]
+
+
 def check_label_values(y: np.ndarray, names: list | None, task: str, where: str) -> None:
     """Refuse label values no loss or metric can use: infinite values (the model would train to
     NaN), and for binary / multi-label tasks values other than 0 and 1 (NaN, missing, is fine)."""
-    y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-    names = [str(n) for n in names] if names is not None and len(names) == y.shape[1] else None
-    names = names or [f"output {j}" for j in range(y.shape[1])]
+    y, names = _label_matrix(y, names)
     inf = np.isinf(y)
     if inf.any():
         j = int(np.flatnonzero(inf.any(axis=0))[0])
@@ -84,9 +89,7 @@ def check_labels(y: np.ndarray, names: list | None, task: str, quiet: bool = Fal
     -- a single class (all 0: nothing to learn, AUROC undefined) is refused; multi-label
     labels with one class and constant regression targets are warned about (their
     AUROC / correlation is NaN and left out of the means)."""
-    y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-    names = [str(n) for n in names] if names is not None and len(names) == y.shape[1] else None
-    names = names or [f"output {j}" for j in range(y.shape[1])]
+    y, names = _label_matrix(y, names)
     check_label_values(y, names, task, "training")
     nan = np.isnan(y)
     if nan.any():

@@ -220,20 +220,17 @@ def _truncated(path: Path) -> BiodlInputError | None:
     """The error for a gzip / BGZF file (``.vcf.gz``, BCF) whose compressed stream ends early or
     is corrupt, else ``None`` (htslib reports such a file as a bad header or a bad record)."""
     import gzip
-    import zlib
 
-    from biodl.io._util import is_gzip
+    from biodl.io._util import input_errors, is_gzip
 
     try:
         if not is_gzip(path):
             return None
-        with gzip.open(path, "rb") as fh:
+        with input_errors(path), gzip.open(path, "rb") as fh:
             while fh.read(1 << 20):
                 pass
-    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
-        return BiodlInputError(
-            f"the file is truncated or corrupt ({type(e).__name__}: {e}); check or re-download it", path=path
-        )
+    except BiodlInputError as e:  # input_errors' own message for a damaged gzip stream
+        return e
     except OSError:
         return None
     return None
@@ -292,14 +289,11 @@ def read_vcf(
     try:
         vcf = cyvcf2.VCF(str(p), strict_gt=False)
     except (OSError, Exception) as e:  # htslib gives plain Exceptions
+        from biodl.io._util import UTF8_BOM, byte_order_mark_error
+
         with open(p, "rb") as fh:
-            bom = fh.read(3) == b"\xef\xbb\xbf"
-        if bom:
-            raise BiodlInputError(
-                "starts with a UTF-8 byte-order mark (as some Windows editors write), which htslib cannot "
-                "read; remove it, e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' FILE",
-                path=p,
-            ) from None
+            if fh.read(3) == UTF8_BOM:  # htslib cannot read it
+                raise byte_order_mark_error(p, "'##fileformat=VCF'") from None
         raise (_truncated(p) or BiodlInputError(f"not a readable VCF / BCF ({e})", path=p)) from None
     all_samples = list(vcf.samples)
     if not all_samples:

@@ -25,7 +25,15 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from biodl.errors import BiodlInputError
-from biodl.io._util import DECOMPRESSION_ERRORS, atomic_output, atomic_write_text, check_file, output_dir
+from biodl.io._util import (
+    DECOMPRESSION_ERRORS,
+    UTF8_BOM,
+    atomic_output,
+    atomic_write_text,
+    byte_order_mark_error,
+    check_file,
+    output_dir,
+)
 
 BLOCK = 1 << 20
 REFERENCE_FORMAT = "biodl-reads-reference-1"
@@ -279,12 +287,8 @@ def sniff_reads(fh: BinaryIO, name: str) -> str:
         return "fasta"
     if head == b"":
         return "empty"
-    if head == b"\xef" and fh.peek(3)[:3] == b"\xef\xbb\xbf":
-        raise BiodlInputError(
-            "starts with a UTF-8 byte-order mark (as some Windows editors write), not with '@' (FASTQ) "
-            "or '>' (FASTA); remove it, e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' FILE",
-            path=name,
-        )
+    if head == UTF8_BOM[:1] and fh.peek(3)[:3] == UTF8_BOM:
+        raise byte_order_mark_error(name, "'@' (FASTQ) or '>' (FASTA)")
     raise BiodlInputError(
         f"is not FASTQ or FASTA (starts with {head!r}; a FASTQ record starts with '@', FASTA with '>')",
         path=name,

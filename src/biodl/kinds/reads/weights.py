@@ -113,11 +113,9 @@ def _resolve(path: str | Path) -> Path:
         p = p / "model.pt"
     if not p.exists():
         raise BiodlInputError("model file not found (expected a run directory or its model.pt)", path=p)
-    from biodl.io._util import note_input, note_run
+    from biodl.io._util import note_model
 
-    note_input(p)  # an input of the running command: no output may replace it
-    if p.name == "model.pt":
-        note_run(p.parent)  # nor its run's record (run.json, test/, history.csv, ...)
+    note_model(p)  # an input of the running command: no output may replace it, nor its run's record
     return p
 
 
