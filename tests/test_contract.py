@@ -173,6 +173,20 @@ def test_every_kind_has_a_fixture_and_every_recipe_a_kind() -> None:
     assert len(CASES) >= 20  # 10 sequence, 2 molecule, 2 expression, 1 cells, 3 features, 2 CpG
 
 
+def test_every_recipe_is_cited_with_its_publication_year() -> None:
+    """`biodl systems` and the reports name each system's paper: authors and the year in the
+    citation ('(2016)', 'NeurIPS 2015'; a page number such as 'Sci Rep 6:19598' is not a year)."""
+    import re
+
+    for r in ready_recipes():
+        year = re.search(r"[( ]((?:19|20)\d\d)\b", r.citation)
+        assert year, f"{r.name}: the citation has no year"
+        assert r.short_citation.endswith(" " + year.group(1)), (r.name, r.short_citation)
+        assert r.short_citation.split()[0] in r.citation.split(",")[0], r.name
+    names = {r.name: r.short_citation for r in ready_recipes()}
+    assert names["cpg-sae"] == "Wang et al. 2016" and names["popgen-mlp"] == "Sheehan & Song 2016"
+
+
 def _train_options(system: str, kind: str, case: Case) -> dict:
     from biodl.registry import get_recipe
 

@@ -86,6 +86,8 @@ def test_orientation_auto_and_explicit(tmp_path):
         ("gene\tS1\tS2\nPA0001\t1\tabc\nPA0002\t3\t4\n", "column 3.*non-numeric value 'abc'", 2),
         ("gene\tS1\tS2\nPA0001\t1\t2\nPA0002\tNA\t4\n", "column 2.*missing value", 3),
         ("gene\tS1\tS2\nPA0001\t1\t2\nPA0002\t3\tinf\n", "infinite value", 3),
+        ("gene\tS1\tS2\nPA0001\t1\t2\nPA0002\t3\t1e400\n", "column 3.*infinite value", 3),
+        ("gene\tS1\tS2\nPA0001\t1\t2\nPA0002\t3\nPA0003\t5\t6\n", "2 fields, expected 3", 3),
         ("gene\tS1\tS2\nPA0001\t1\t2\nPA0001\t3\t4\n", "duplicate gene identifier 'PA0001'", 3),
         ("gene\tS1\tS2\nPA0001\t1\t2\n\t3\t4\n", "empty gene identifier", 3),
         ("gene\tS1\tS2\nPA0001\t1\t2\nPA0002\t3\t4\t5\n", "4 fields, expected 3", 3),
@@ -108,6 +110,11 @@ def test_reader_missing_and_duplicate_options(tmp_path):
     with gzip.open(gz, "wt") as fh:
         fh.write("id,S1\n1007_s_at,1.5\n")
     assert read_expression(gz, orientation="genes-x-samples").values.tolist() == [[1.5]]
+    # a spreadsheet export named .csv but separated by tabs (or semicolons) is read as such
+    for sep in ("\t", ";"):
+        p = _write(tmp_path, "export.csv", f"id{sep}S1{sep}S2\n1007_s_at{sep}1.5{sep}2\n")
+        m = read_expression(p, orientation="genes-x-samples")
+        assert m.samples == ["S1", "S2"] and m.values.tolist() == [[1.5], [2.0]]
 
 
 def test_gene_sets_formats(tmp_path):

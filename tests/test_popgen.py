@@ -519,3 +519,11 @@ def test_vcf_windows_stop_at_the_chromosome_length_the_header_gives(tmp_path, ca
         BiodlInputError, match=r"no window of 1,000 bp fits inside a chromosome .*1 350, X 100"
     ):
         vcf_windows(sized, 1000)
+    # a header length the records contradict (another assembly?) is named and not used
+    short = tmp_path / "short_header.vcf"
+    short.write_text(HEAD.replace("##contig=<ID=1>", "##contig=<ID=1,length=200>") + body)
+    w = vcf_windows(short, 100, empty="skip", quiet=False)
+    assert w.ids == ["1:0-100", "1:100-200", "1:300-400", "X:0-100"] and w.info["partial_windows"] == 0
+    assert "chromosome 1 has variants up to position 320, past its length in the ##contig header (200)" in (
+        capsys.readouterr().err
+    )

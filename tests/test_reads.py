@@ -804,6 +804,10 @@ def test_outputs_never_replace_the_model_or_each_other(model, ref, tmp_path) -> 
     empty.write_text("")
     r = runner.invoke(app, ["reads", "classify", str(run), str(empty)])
     assert r.exit_code == 0 and "no reads in" in r.output and "nothing was classified" in r.output
+    short = tmp_path / "short.fq"
+    short.write_text("@a\nACGTACGT\n+\nIIIIIIII\n@b\n" + "ACGT" * 30 + "\n+\n" + "I" * 120 + "\n")
+    r = runner.invoke(app, ["reads", "classify", str(run), str(short), "--no-progress"])
+    assert r.exit_code == 0 and "1 of 2 reads are shorter than the model's k (13)" in r.output, r.output
     for args, msg in (
         (["--n", "0"], "--n must be at least 1"),
         (["--fragment", "50"], "--fragment must be at least the model's read length"),

@@ -94,11 +94,17 @@ class Recipe:
 
     @property
     def short_citation(self) -> str:
-        """First author and year, e.g. ``Alipanahi et al. 2015``."""
-        first = self.citation.split(",")[0].split(".")[0].strip()
-        surname = first.split()[0] if first else self.title
-        years = re.findall(r"(?:19|20)\d\d", self.citation)
-        return f"{surname} et al. {years[0]}" if years else "-"
+        """Authors and year, e.g. ``Alipanahi et al. 2015``, ``Sheehan & Song 2016``."""
+        authors = [a.strip() for a in self.citation.split(".")[0].split(",") if a.strip()]
+        surnames = [a.split()[0] for a in authors]
+        if not surnames:
+            who = self.title
+        elif len(surnames) > 2 or "et al" in authors[0]:
+            who = f"{surnames[0]} et al."
+        else:
+            who = " & ".join(surnames)
+        years = re.findall(r"(?<!\d)(?:19|20)\d\d(?!\d)", self.citation)  # not in "6:19598"
+        return f"{who} {years[0]}" if years else "-"
 
     @property
     def factory(self) -> Callable[..., Any]:

@@ -347,9 +347,14 @@ def atomic_write_text_by_suffix(path: str | Path, text: str) -> Path:
 
 
 def guess_separator(path: Path, first_line: str, default: str | None = "\t") -> str | None:
-    """The field separator of a table: ``,`` for ``.csv`` files, else a tab or a comma when the
+    """The field separator of a table: ``,`` for ``.csv`` files (a tab or ``;`` when the first
+    line has that and no comma: spreadsheet exports named .csv), else a tab or a comma when the
     first line has one, else ``default`` (``None``: runs of white space)."""
     if Path(path).name.lower().removesuffix(".gz").endswith(".csv"):
+        if "," not in first_line:
+            for other in ("\t", ";"):
+                if other in first_line:
+                    return other
         return ","
     if "\t" in first_line:
         return "\t"

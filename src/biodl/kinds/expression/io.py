@@ -177,6 +177,10 @@ def _validate_numeric(
         na_token = s.str.strip().str.upper().isin(["NA", "NAN", "", "NULL", "N/A"])
         bad = num.isna() & s.notna() & ~na_token
         if bad.any():
+            # pandas gives NaN for numbers beyond float range ('1e400'); Python's float gives inf
+            num[bad] = [_float_or_nan(v) for v in s[bad]]
+            bad = num.isna() & s.notna() & ~na_token
+        if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
             raise BiodlInputError(
                 f"{_column_name(',', j + col_offset, header)}: non-numeric value {s.iloc[i]!r}",
@@ -186,6 +190,27 @@ def _validate_numeric(
         arr[:, j] = num.to_numpy(dtype=np.float64, na_value=np.nan)
     _check_finite(arr, path, line_of_row, header, col_offset, missing)
     return arr.astype(np.float32)
+
+
+def _float_or_nan(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")
+
+
+def _check_short_rows(path: Path, sep: str, n_fields: int, line_of_row: np.ndarray) -> None:
+    """Name a row with fewer fields than the table (pandas fills its last cells with '')."""
+    wanted = {int(n) for n in line_of_row}
+    with open_text(path) as fh:
+        for number, fields in enumerate(csv.reader(fh, delimiter=sep), start=1):
+            if number in wanted and 0 < len(fields) < n_fields:
+                raise BiodlInputError(
+                    f"{len(fields)} fields, expected {n_fields} (as in the first data line); "
+                    "an empty cell is written as an empty field between separators, not left out",
+                    path=path,
+                    record=number,
+                )
 
 
 def _check_finite(
@@ -344,6 +369,8 @@ def read_table_matrix(
         if inner.size:
             raise BiodlInputError("blank line inside the matrix", path=p, record=int(lines[inner[0]]))
         raw, lines = raw.iloc[: last_data + 1], lines[: last_data + 1]
+    if raw.shape[1] > 1 and (raw.iloc[:, -1] == "").any():
+        _check_short_rows(p, sep, raw.shape[1], lines)
     if len(header) != raw.shape[1]:
         # header without a label for the id column (R write.table) has one field less
         if len(header) == raw.shape[1] - 1:

@@ -520,6 +520,16 @@ def vcf_windows(
         last = int(pos[-1])
         start = 0
         end = chrom_len.get(chrom)
+        if end is not None and last > end:
+            from biodl.kinds.base import log
+
+            log(
+                f"[biodl] note: {path}: chromosome {chrom} has variants up to position {last:,}, past its "
+                f"length in the ##contig header ({end:,}); the header and the records disagree (another "
+                "assembly?), so that length is not used to leave out windows past the end",
+                quiet,
+            )
+            end = None
         while start < last:
             if end is not None and start + window > end:
                 n_partial += 1

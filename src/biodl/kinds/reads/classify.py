@@ -388,6 +388,7 @@ def classify(
         )
     eng = pick_engine(engine, "cpu" if scheduler is not None else device, meta.get("recipe"))
     tax = taxonomy_from_dict(meta["data"]["taxonomy"])
+    k = int(meta["data"]["k"])
     if report is not None:
         check_output_path(report)
         if output is not None and Path(report).resolve() == Path(output).resolve():
@@ -405,6 +406,7 @@ def classify(
         depth = 2 * max(threads, 1) if scheduler is None else 4 * max(threads, 2)
         t0 = time.time()
         last_report = t0
+        too_short = 0
         out.write(HEADER)
 
         def drain(one: bool) -> None:
@@ -424,6 +426,7 @@ def classify(
         try:
             try:
                 for batch in _all_batches(inputs, m2, batch_size):
+                    too_short += _n_shorter(batch, k)
                     window.append(submit(batch))
                     drain(True)
             except BiodlInputError:
@@ -447,8 +450,18 @@ def classify(
         "seconds": seconds,
         "reads_per_s": n / max(seconds, 1e-9),
         "classified": (n - int(counts[-1])) / n if n else 0.0,
+        "shorter_than_k": too_short,
+        "k": k,
         "counts": counts,
     }
+
+
+def _n_shorter(batch: ReadBatch, k: int) -> int:
+    """Reads (pairs: both mates) shorter than ``k``: no k-mer, so never classified."""
+    short = [len(s) < k for s in batch.seqs]
+    if batch.seqs2 is not None:
+        short = [a and len(s) < k for a, s in zip(short, batch.seqs2, strict=True)]
+    return sum(short)
 
 
 def _executor(

@@ -181,6 +181,11 @@ def classify_cmd(
         raise typer.Exit(0) from None
     if r["n"] == 0:
         err.print(f"[biodl] note: no reads in {', '.join(inputs)}: nothing was classified")
+    elif r["shorter_than_k"]:
+        err.print(
+            f"[biodl] note: {r['shorter_than_k']:,} of {r['n']:,} reads are shorter than the model's "
+            f"k ({r['k']}): they hold no k-mer and are reported unclassified"
+        )
     if progress:
         summary = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items() if k != "counts"}
         err.print(f"[biodl] {json.dumps(summary)}", highlight=False, markup=False)
