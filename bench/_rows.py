@@ -1,12 +1,14 @@
 """Rows that a benchmark hands to ``bench/headline.py``: one measure with its repeats summarised
 as min / median / max, the issue goal it answers and the target, written as JSON with ``--json``;
-and :func:`require_peer`, the clear error of a bench whose peer package is missing."""
+and the clear errors of a bench whose peer package (:func:`require_peer`) or input data
+(:func:`require_data`) is missing."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 import statistics
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,37 @@ def require_peer(
     """Exit with a clear error (and how to install it) when ``module`` is not importable."""
     if importlib.util.find_spec(module) is None:
         raise SystemExit(f"error: {module} is needed for this benchmark ({why})\n{install}")
+
+
+def require_data(
+    script: str,
+    root: str | Path,
+    needed: Iterable[str],
+    source: str,
+    hint: str = "",
+) -> Path:
+    """Check, before any work, that every file or folder in ``needed`` (paths relative to the
+    data directory ``root``) exists; exit (status 1) with one message naming all that are
+    missing, the data directory and where the data come from (``source``: the section of
+    bench/DATA.md that lists them; ``hint``: what the data directory is, said when it does not exist).
+    Returns ``root`` as a Path."""
+    root = Path(root)
+    needed = list(dict.fromkeys(needed))
+    where = f"Where the data come from: {source}."
+    if not root.is_dir():
+        first = needed[0].split("/")[0] + "/" if needed else "the data"
+        raise SystemExit(
+            f"error: {script}: the data directory {root} does not exist; give --data-dir the folder "
+            f"that holds {first}{(' (' + hint + ')') if hint else ''}. {where}"
+        )
+    missing = [n for n in needed if not (root / n).exists()]
+    if missing:
+        shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+        raise SystemExit(
+            f"error: {script}: {len(missing)} of the {len(needed)} input(s) it needs are missing under "
+            f"{root}: {shown}. {where}"
+        )
+    return root
 
 
 def row(

@@ -61,7 +61,10 @@ def bodenmiller(data_dir: Path, **load_kw):
     their labels (Ref 0, BCRXL 1) and classes; ``None`` after saying what is missing."""
     table = data_dir / "cellcnn" / "bodenmiller2012_pbmc8_bcrxl_fcs" / "sample_table_bodenmiller_2012.csv"
     if not table.exists():
-        print(f"missing data: {table} (see SOURCES-other.md, cellcnn/)", file=sys.stderr)
+        print(
+            f"error: missing data: {table}. Where the data come from: bench/DATA.md (Cells, features, ...)",
+            file=sys.stderr,
+        )
         return None
     ss = load_samples(table, cofactor=5.0, **load_kw)
     y, classes, _ = encode_labels(ss.labels, ["Ref", "BCRXL"])

@@ -79,4 +79,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from biodl.errors import BiodlInputError
+
+    try:
+        sys.exit(main())
+    except BiodlInputError as e:  # a sample file the table names is missing or malformed
+        sys.exit(f"error: {e}")

@@ -175,15 +175,27 @@ def main() -> None:
     from biodl.models.contacts import PconsC2
 
     torch.set_num_threads(a.threads)
+    where = "Where the data come from: bench/DATA.md (Cells, features, ...: contacts/)"
     if not (a.data_dir / "contacts").is_dir():
-        sys.exit(f"missing: {a.data_dir / 'contacts'} (give --data-dir, the folder holding contacts/)")
+        sys.exit(
+            f"error: bench/contacts.py: missing {a.data_dir / 'contacts'} (give --data-dir the folder "
+            f"holding contacts/, the project's data folder ../shared/data). {where}"
+        )
+    known = [p["id"] for p in proteins(a.data_dir)]
+    unknown = sorted(set(a.only or []) - set(known))
+    if unknown:
+        ap.error(f"--only: unknown protein(s) {', '.join(unknown)}; the bench has {', '.join(known)}")
     prots = [p for p in proteins(a.data_dir) if not a.only or p["id"] in a.only]
     missing = [str(p["msa"]) for p in prots if not p["msa"].exists()] + [
         str(p["native"]) for p in prots if not p["native"].exists()
     ]
     if missing:
-        print("missing (skipped):\n  " + "\n  ".join(missing))
         prots = [p for p in prots if p["msa"].exists() and p["native"].exists()]
+        if not prots:
+            sys.exit(
+                f"error: bench/contacts.py: no protein has its files: missing {', '.join(missing)}. {where}"
+            )
+        print(f"missing (those proteins are left out of every table; {where}):\n  " + "\n  ".join(missing))
     net = None
     if a.deepcon_weights is None:
         print("DEEPCON: no --deepcon-weights (pip download deepcon==0.4.0 --no-deps): left out")

@@ -712,7 +712,8 @@ def main(argv: list[str] | None = None) -> int:
         for t in tried:
             print(f"  {t / SUBDIR}", file=sys.stderr)
         print(
-            "pass --data-dir DIR with DIR/deepbind_encode_chipseq/<exp>_AC.seq.gz, <exp>_B.seq.gz",
+            "pass --data-dir DIR with DIR/deepbind_encode_chipseq/<exp>_AC.seq.gz, <exp>_B.seq.gz. "
+            "Where the data come from: bench/DATA.md (Sequences)",
             file=sys.stderr,
         )
         return 1

@@ -3,9 +3,10 @@
 For every chromosome (FASTA record) of the genomes in ``<data-dir>/genomes_mcb185/`` (E. coli
 K-12, and the first 1 % of each chromosome of A. thaliana, C. elegans and D. melanogaster),
 the same string is encoded by :func:`biodl.encode.one_hot` and by
-:func:`tangermeme.utils.one_hot_encode` in the same process. Without that directory the bench
-falls back to the FASTA files bundled under ``tests/data`` (4 kb, 20 kb and 100 kb records)
-plus seeded random sequences of 0.3 Mb and 4.6 Mb, and says so.
+:func:`tangermeme.utils.one_hot_encode` in the same process. Without that directory under the
+default data directory (``--data-dir`` not given) the bench falls back to the FASTA files bundled
+under ``tests/data`` (4 kb, 20 kb and 100 kb records) plus seeded random sequences of 0.3 Mb and
+4.6 Mb, and says so; a ``--data-dir`` given without the genomes stops the bench before any timing.
 
 Timing: ``--repeats`` rounds; in each round every record is timed with both encoders, one
 right after the other, in alternating order (so that background load hits both alike). A
@@ -62,10 +63,18 @@ HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
-from _rows import require_peer, row, write_json  # noqa: E402
+from _rows import require_data, require_peer, row, write_json  # noqa: E402
 
 DEFAULT_DATA_DIR = "../shared/data"
 GENOME_SUBDIR = "genomes_mcb185"
+#: The genome FASTA files of GENOME_SUBDIR (a --data-dir given must hold them all).
+GENOME_FILES = (
+    "GCF_000005845.2_ASM584v2_genomic.fna.gz",
+    "A.thaliana.fa.gz",
+    "C.elegans.fa.gz",
+    "D.melanogaster.fa.gz",
+)
+DATA_SOURCE = "bench/DATA.md (Sequences)"
 FASTA_SUFFIXES = (".fa.gz", ".fna.gz", ".fasta.gz", ".fa", ".fna", ".fasta")
 STANDARD = set("ACGTN")
 DTYPES = ("float32", "int8")
@@ -117,6 +126,21 @@ def resolve_data_dir(arg: str | Path | None) -> tuple[Path | None, list[Path]]:
         if (cand / GENOME_SUBDIR).is_dir():
             return cand, tried
     return None, tried
+
+
+def require_genomes(arg: str | Path) -> Path:
+    """The data directory of a ``--data-dir`` given on the command line (found as
+    :func:`resolve_data_dir` finds it), or exit with a message naming the genome files it lacks:
+    a directory given by the user never falls back to the stand-ins."""
+    found, tried = resolve_data_dir(arg)
+    root = found or next((t for t in tried if t.is_dir()), tried[0])
+    return require_data(
+        "encode_genomes.py",
+        root,
+        [f"{GENOME_SUBDIR}/{f}" for f in GENOME_FILES],
+        DATA_SOURCE,
+        hint="the real genomes; leave --data-dir out to time the bundled stand-ins instead",
+    )
 
 
 def genome_files(genome_dir: Path) -> list[Path]:
@@ -382,9 +406,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--data-dir",
-        default=DEFAULT_DATA_DIR,
+        default=None,
         help=f"directory holding {GENOME_SUBDIR}/ (default {DEFAULT_DATA_DIR}, tried relative to the "
-        "working directory, then to the repository root; bundled stand-ins when missing)",
+        "working directory, then to the repository root; bundled stand-ins when the default lacks it; "
+        "a --data-dir given must hold the genomes)",
     )
     parser.add_argument("--repeats", type=int, default=7, help="interleaved rounds (default 7)")
     parser.add_argument(
@@ -428,9 +453,11 @@ def main(argv: list[str] | None = None) -> int:
     if not dtypes or any(d not in DTYPES for d in dtypes):
         print(f"error: --dtypes must be a subset of {','.join(DTYPES)}, got {args.dtypes!r}", file=sys.stderr)
         return 2
+    # a --data-dir given: its genomes or a clear stop; left out: the default, else the stand-ins
+    data_dir = require_genomes(args.data_dir) if args.data_dir is not None else None
     require_peer("tangermeme")
     rows = run(
-        args.data_dir,
+        data_dir,
         args.repeats,
         dtypes,
         torch_threads=args.torch_threads,

@@ -59,6 +59,24 @@ from biodl.kinds.expression.training import fit_adage
 from biodl.models.adage import ADAGE
 from biodl.train import TrainConfig, seed_all
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _rows import require_data  # noqa: E402
+
+BLADDER = "debian_bladderbatch/bladderbatch_hgu133a_exprs_22283x57.csv.gz"
+# the files (under <data-dir>/expression/) each part of the bench reads
+NEEDS = {
+    "published": [
+        "adage/Anr-gene.pcl",
+        "adage/Anr_RNAseq_PAO1_gene.pcl",
+        "adage/Anr_RNAseq_J215_gene.pcl",
+        "adage/pseudomonas_KEGG_terms.txt",
+        "adage/operon_all.txt",
+    ],
+    "features": ["scanpy/10x_pbmc68k_reduced.h5ad", BLADDER, "debian_bladderbatch/bladderbatch_pheno.csv"],
+    "dgex": [BLADDER, "dgex_maps/map_lm.txt", "dgex_maps/map_tg.txt"],
+    "wide": [BLADDER, "dgex_maps/map_lm.txt", "dgex_maps/map_tg.txt"],
+}
+
 
 def table(rows: list[dict], title: str) -> None:
     print(f"\n## {title}\n")
@@ -290,7 +308,7 @@ def pbmc_and_bladder(ddir: Path, epochs: int, folds: int) -> list[dict]:
     print(f"pbmc done in {time.time() - t0:.0f} s", file=sys.stderr)
 
     bl = read_expression(
-        ddir / "expression/debian_bladderbatch/bladderbatch_hgu133a_exprs_22283x57.csv.gz",
+        ddir / "expression" / BLADDER,
         orientation="genes-x-samples",
     )
     ph = pd.read_csv(ddir / "expression/debian_bladderbatch/bladderbatch_pheno.csv", index_col=0).loc[
@@ -310,7 +328,7 @@ def dgex_cv(ddir: Path, epochs: int, folds: int, hidden: int, layers: int) -> tu
     from sklearn.model_selection import KFold
 
     bl = read_expression(
-        ddir / "expression/debian_bladderbatch/bladderbatch_hgu133a_exprs_22283x57.csv.gz",
+        ddir / "expression" / BLADDER,
         orientation="genes-x-samples",
     )
     lm = read_gene_list(ddir / "expression/dgex_maps/map_lm.txt")
@@ -377,7 +395,7 @@ def dgex_wide_cost(ddir: Path, steps: int) -> dict:
 
     torch.set_num_threads(2)
     bl = read_expression(
-        ddir / "expression/debian_bladderbatch/bladderbatch_hgu133a_exprs_22283x57.csv.gz",
+        ddir / "expression" / BLADDER,
         orientation="genes-x-samples",
     )
     x, y, lm, tg = split_landmarks(
@@ -435,11 +453,20 @@ def main() -> None:
         "and/or fan-in:G (inputs centred, scaled by G / sqrt(genes))",
     )
     args = ap.parse_args()
-    ddir = args.data_dir
-    if not (ddir / "expression").exists():
-        sys.exit(f"{ddir}/expression not found: pass --data-dir (see /work/shared/data/SOURCES-other.md)")
-    only = set(args.only.split(","))
+    only = {s.strip() for s in args.only.split(",") if s.strip()}
+    unknown = sorted(only - {"all", *NEEDS})
+    if unknown or not only:
+        ap.error(
+            f"--only takes {', '.join(NEEDS)} or all (comma-separated), not {', '.join(unknown) or '(empty)'}"
+        )
     run = lambda k: "all" in only or k in only  # noqa: E731
+    ddir = require_data(
+        "bench/expression.py",
+        args.data_dir,
+        [f"expression/{f}" for part in NEEDS if run(part) for f in NEEDS[part]],
+        "bench/DATA.md (Expression)",
+        "the project's data folder, ../shared/data",
+    )
     epochs = args.epochs or (200 if args.quick else 500)
     ADAGE_LRS = tuple(float(v) for v in args.adage_lrs.split(","))
     ADAGE_PARAMS = tuple(args.adage_params.split(","))

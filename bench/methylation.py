@@ -52,7 +52,10 @@ def _data(arg: str) -> Path:
     d = Path(arg) / SUB
     missing = [f for f in [*BULK.values(), *CELLS.values(), *ANNOTATIONS] if not (d / f).exists()]
     if missing:
-        sys.exit(f"bench/methylation.py: missing under {d}: {', '.join(missing)} (see SOURCES-other.md)")
+        sys.exit(
+            f"error: bench/methylation.py: missing under {d}: {', '.join(missing)}. "
+            "Where the data come from: bench/DATA.md (Cells, features, ...)"
+        )
     return d
 
 

@@ -2,10 +2,12 @@
 MoleculeNet sets we hold (issue 19, item 2): accuracy and training time, both run as a user
 would run them.
 
-Data: ``DATA_DIR/{delaney,freesolv,tox21}.csv`` (chemprop's 2018 ``data/`` copies of the
-MoleculeNet sets, staged in ``../shared/data/neural_fingerprints/moleculenet_chemprop``; see
-SOURCES-other.md; ``--data-dir`` points elsewhere). Molecules RDKit cannot parse are dropped
-for both tools (counted in the output).
+Data: ``{delaney,freesolv,tox21}.csv`` (chemprop's 2018 ``data/`` copies of the MoleculeNet
+sets, staged in ``../shared/data/neural_fingerprints/moleculenet_chemprop``; see
+bench/DATA.md). ``--data-dir`` is that folder or a data folder holding
+``neural_fingerprints/moleculenet_chemprop/`` (default ``../shared/data`` from the repository
+root); the files of every requested task are checked before anything runs. Molecules RDKit
+cannot parse are dropped for both tools (counted in the output).
 
 Split: chemprop's default, random 80 / 10 / 10 (train / validation / test), drawn with
 ``numpy.random.default_rng(seed)`` per replicate (seeds 0..N-1); both tools get the same three
@@ -44,21 +46,38 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _rows import require_peer  # noqa: E402
+from _rows import require_data, require_peer  # noqa: E402
 
 TASKS = {"freesolv": "regression", "delaney": "regression", "tox21": "classification"}
+#: ``--data-dir`` when not given: ../shared/data from the repository root.
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+LEAF = "neural_fingerprints/moleculenet_chemprop"
+DATA_SOURCE = "bench/DATA.md (Molecules)"
+
+
+def data_folder(given: Path | None, tasks: list[str]) -> Path:
+    """The folder holding the tasks' CSV files: ``--data-dir`` itself, or its
+    ``neural_fingerprints/moleculenet_chemprop/``; exits naming every missing file first."""
+    root = (given or DEFAULT_DATA_DIR).expanduser().resolve()
+    # the CSV folder itself when it holds one of the CSV files (and no neural_fingerprints/);
+    # otherwise a data folder, the files under LEAF (named so when missing)
+    leaf = root.is_dir() and not (root / "neural_fingerprints").is_dir()
+    prefix = "" if leaf and any((root / f"{t}.csv").exists() for t in TASKS) else f"{LEAF}/"
+    require_data(
+        "moleculenet.py",
+        root,
+        [f"{prefix}{t}.csv" for t in tasks],
+        DATA_SOURCE,
+        hint=f"--data-dir is the moleculenet_chemprop folder or a data folder holding {LEAF}/",
+    )
+    return root / prefix if prefix else root
 
 
 def load(task: str, data_dir: Path) -> pd.DataFrame:
     """The task's table with RDKit-unparsable SMILES dropped (said on stdout)."""
     from rdkit import Chem, RDLogger
 
-    path = data_dir / f"{task}.csv"
-    if not path.exists():
-        sys.exit(
-            f"missing {path}: the MoleculeNet copies from chemprop's data/ "
-            "(see ../shared/data/SOURCES-other.md, neural_fingerprints/moleculenet_chemprop)"
-        )
+    path = data_dir / f"{task}.csv"  # checked by data_folder before anything runs
     df = pd.read_csv(path)
     RDLogger.DisableLog("rdApp.*")
     ok = np.array([Chem.MolFromSmiles(s) is not None for s in df.smiles])
@@ -156,7 +175,11 @@ def run_chemprop(task, seed, files, truth, d: Path) -> tuple[float, np.ndarray]:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(
-        "--data-dir", type=Path, default=Path("../shared/data/neural_fingerprints/moleculenet_chemprop")
+        "--data-dir",
+        type=Path,
+        default=None,
+        help=f"the folder of the CSV files, or a data folder holding {LEAF}/ "
+        "(default ../shared/data from the repository root)",
     )
     ap.add_argument("--tasks", default="freesolv,delaney,tox21")
     ap.add_argument("--seeds", type=int, default=5, help="Replicates: random splits with seeds 0..N-1.")
@@ -174,6 +197,15 @@ def main(argv=None) -> None:
 
     variants = dict(v.split("=", 1) for v in (args.variant or ["default="]))
     tools = args.tools.split(",")
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown or not tasks:
+        sys.exit(
+            f"error: moleculenet.py: unknown task(s) {', '.join(unknown) or '(none given)'}: "
+            f"choose from {', '.join(TASKS)}"
+        )
+    # every requested task's file, before the peer check and before any training
+    data_dir = data_folder(args.data_dir, tasks)
     if "chemprop" in tools:
         require_peer(
             "chemprop", "chemprop 2.2.4, the peer here", "Install it with the line in bench/README.md"
@@ -184,10 +216,8 @@ def main(argv=None) -> None:
     finished = (
         set(zip(*(done[k] for k in ("task", "seed", "tool", "variant")), strict=True)) if len(done) else set()
     )
-    for task in args.tasks.split(","):
-        if task not in TASKS:
-            sys.exit(f"unknown task {task!r}: choose from {', '.join(TASKS)}")
-        df = load(task, args.data_dir)
+    for task in tasks:
+        df = load(task, data_dir)
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             files = split_files(df, seed, args.out / task / f"seed{seed}" / "split")
             truth = pd.read_csv(files[2])

@@ -24,6 +24,11 @@ Usage::
     nice -n 10 python bench/neural_fp.py --tasks delaney --folds 0,1,2,3,4 --models neural+NN --trials 12
     nice -n 10 python bench/neural_fp.py --tasks delaney --folds 0,1,2,3,4 --models chemprop
 
+Data: the paper's own files (HIPS/neural-fingerprint ``data/``: ``delaney-processed.csv``, ...),
+staged in ``../shared/data/neural_fingerprints/hips``. ``--data-dir`` is that folder or a data
+folder holding ``neural_fingerprints/hips/`` (default ``../shared/data`` from the repository
+root); the files of every requested task are checked before anything runs.
+
 Every run trains through the library (``biodl.train.fit_model`` with the graph collate: Lightning,
 checkpoints, seeding) and scores the untouched test chunk. Results are appended to
 ``OUT/results.tsv``; a rerun skips finished rows and reuses finished trainings (several
@@ -49,6 +54,14 @@ from biodl.kinds.molecules.io import read_molecules
 from biodl.kinds.molecules.search import sample_config as search_config
 from biodl.registry import get_recipe
 from biodl.train import RunMeta, TrainConfig, fit_model, load_model, seed_all
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _rows import require_data  # noqa: E402
+
+#: ``--data-dir`` when not given: ../shared/data from the repository root.
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+LEAF = "neural_fingerprints/hips"
+DATA_SOURCE = "bench/DATA.md (Molecules)"
 
 TASKS = {
     "delaney": ("delaney-processed.csv", "measured log solubility in mols per litre", 1124),
@@ -410,11 +423,27 @@ def run_chemprop(task: str, fold: int, table, out_root: Path, epochs: int, threa
     }
 
 
+def data_folder(given: Path | None, tasks: list[str]) -> Path:
+    """The folder holding the tasks' files: ``--data-dir`` itself, or its
+    ``neural_fingerprints/hips/``; exits naming every missing file before any work."""
+    root = (given or DEFAULT_DATA_DIR).expanduser().resolve()
+    # the HIPS folder itself when it holds one of the task files (and no neural_fingerprints/);
+    # otherwise a data folder, the files under LEAF (named so when missing)
+    leaf = root.is_dir() and not (root / "neural_fingerprints").is_dir()
+    prefix = "" if leaf and any((root / f).exists() for f, _, _ in TASKS.values()) else f"{LEAF}/"
+    require_data(
+        "neural_fp.py",
+        root,
+        [f"{prefix}{TASKS[t][0]}" for t in tasks],
+        DATA_SOURCE,
+        hint=f"--data-dir is the hips folder or a data folder holding {LEAF}/",
+    )
+    return root / prefix if prefix else root
+
+
 def load_task(task: str, data_dir: Path):
     fname, target, n = TASKS[task]
-    path = data_dir / fname
-    if not path.exists():
-        sys.exit(f"missing {path}: see /work/shared/data/SOURCES-other.md (HIPS/neural-fingerprint data/)")
+    path = data_dir / fname  # checked by data_folder before anything runs
     table = read_molecules(path, target=target, skip_invalid=True)
     if table.invalid:
         print(
@@ -480,7 +509,13 @@ def append_result(path: Path, row: dict) -> pd.DataFrame:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data-dir", type=Path, default=Path("../shared/data/neural_fingerprints/hips"))
+    ap.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help=f"the folder of the task files, or a data folder holding {LEAF}/ "
+        "(default ../shared/data from the repository root)",
+    )
     ap.add_argument("--tasks", default="delaney,malaria,cep")
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument(
@@ -522,12 +557,21 @@ def main(argv=None) -> None:
     for m in models:
         if m not in MODELS and m != "chemprop":
             sys.exit(f"unknown model {m!r} (known: {', '.join(MODELS)}, chemprop)")
+    tasks = [t.strip() for t in a.tasks.split(",") if t.strip()]
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown or not tasks:
+        sys.exit(
+            f"error: neural_fp.py: unknown task(s) {', '.join(unknown) or '(none given)'}: "
+            f"choose from {', '.join(TASKS)}"
+        )
+    # every requested task's file, before any training
+    data_dir = data_folder(a.data_dir, tasks)
     a.out.mkdir(parents=True, exist_ok=True)
     res_path = a.out / "results.tsv"
     t_start = time.time()
     stopped = False
     done = read_results(res_path)
-    for task in a.tasks.split(","):
+    for task in tasks:
         data = None
         for fold in fold_list:
             for m in models:
@@ -554,7 +598,7 @@ def main(argv=None) -> None:
                 if (time.time() - t_start) / 60 > a.max_minutes:
                     stopped = True
                     break
-                data = data or load_task(task, a.data_dir)
+                data = data or load_task(task, data_dir)
                 if m == "chemprop":
                     r = run_chemprop(task, fold, data[0], a.out, a.chemprop_epochs, a.threads)
                 else:

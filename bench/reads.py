@@ -121,7 +121,10 @@ def genome_files(data_dir: Path) -> dict[str, Path]:
             p = data_dir / sub / f"{n}.fna.gz"
             (out.__setitem__(n, p) if p.exists() else missing.append(str(p)))
     if missing:
-        sys.exit("missing genomes (give --data-dir):\n  " + "\n  ".join(missing))
+        sys.exit(
+            "error: missing genomes (give --data-dir the project's data folder, ../shared/data; where they "
+            "come from: bench/DATA.md, Sequences):\n  " + "\n  ".join(missing)
+        )
     return out
 
 

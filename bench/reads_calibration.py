@@ -224,6 +224,10 @@ def main() -> None:
     args.decoys = [float(x) for x in args.decoys.split(",")]
     from biodl.kinds.reads.io import load_reference
 
+    genomes = None
+    if args.part == "folds":  # its data and tools, before anything else
+        br.need_tools()
+        genomes = br.genome_files(args.data_dir)
     if not (args.reads_work / "ref_full" / "reference.json").exists():
         sys.exit(f"missing {args.reads_work / 'ref_full'}: run bench/reads.py first (its --work)")
     args.work.mkdir(parents=True, exist_ok=True)
@@ -232,8 +236,7 @@ def main() -> None:
     if args.part == "decoys":
         part_decoys(args, ref, names)
     else:
-        br.need_tools()
-        part_folds(args, ref, names, br.genome_files(args.data_dir))
+        part_folds(args, ref, names, genomes)
 
 
 if __name__ == "__main__":

@@ -51,12 +51,24 @@ ENHANCER_MARKS = {"H3K4ME1", "H3K27AC"}
 PROMOTER_MARKS = {"H3K4ME3"}
 
 
-def _data_dir(arg: str) -> Path:
-    for base in (Path(arg), Path(__file__).resolve().parents[1] / arg):
-        d = base / "enhancer_dfs_decres"
-        if (d / "HUVEC_Features.txt").exists():
-            return d
-    sys.exit(f"data not found: {arg}/enhancer_dfs_decres (HUVEC_200bp_Data.txt.gz, ...); give --data-dir")
+def _data_dir(arg: str, cells: list[str] = (), window: str = "200bp") -> Path:
+    """``<data-dir>/enhancer_dfs_decres`` (``--data-dir`` relative to the working directory, or
+    else to the repository), after checking that the tables of ``cells`` are there."""
+    from _rows import require_data
+
+    base = Path(arg)
+    if not base.is_dir() and (Path(__file__).resolve().parents[1] / arg).is_dir():
+        base = Path(__file__).resolve().parents[1] / arg
+    files = ("Features.txt", f"{window}_Data.txt.gz", f"{window}_Classes.txt.gz")
+    needed = [f"enhancer_dfs_decres/{c}_{f}" for c in dict.fromkeys(cells) for f in files]
+    root = require_data(
+        "bench/regulatory_features.py",
+        base,
+        needed or ["enhancer_dfs_decres"],
+        "bench/DATA.md (Cells, features, ...)",
+        "the project's data folder, ../shared/data",
+    )
+    return root / "enhancer_dfs_decres"
 
 
 def load(d: Path, cell: str, window: str):
@@ -424,7 +436,12 @@ def main() -> None:
     if args.quick:
         args.epochs, args.lambdas = 10, "1,2,8"
     args.models = [m for m in args.models.split(",") if m]
-    _data_dir(args.data_dir)
+    if not args.render_only:  # every table it will read, before any training
+        _data_dir(
+            args.data_dir,
+            [*args.cells.split(","), *([] if args.no_transfer else ["HUVEC", "HMEC"])],
+            args.window,
+        )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     folds = [int(f) for f in args.only_folds.split(",")] if args.only_folds else list(range(args.folds))

@@ -25,6 +25,11 @@ augmentation + rc-averaged test outputs on strand-symmetric rows only (``Row.str
 (:func:`_calibrate_split`): cross-validation on a subsample of each split's training part only,
 never its validation part (thresholds, early stopping) and never its test part.
 
+``--data-dir`` (default ``../shared/data``) must hold every file of the requested datasets (and
+``--tasks``): they are checked before any training, and a missing one stops the run with the
+list of what is missing (bench/DATA.md says where the data come from). A row that fails makes
+the exit status non-zero (the table of the others is still printed).
+
 Finished rows are cached in ``--out`` (``rows.jsonl``); a rerun skips them (``--no-cache``
 recomputes). The table is also written to ``OUT/table.md`` and ``OUT/table.json``.
 """
@@ -58,6 +63,12 @@ from biodl.train import RunMeta, TrainConfig, fit_model, predict, seed_all
 from biodl.train.calibrate import split_setting
 
 HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+from _rows import require_data  # noqa: E402
+
+#: Where the datasets come from (said when files are missing).
+DATA_SOURCE = "bench/DATA.md (Sequences)"
 #: DFS penalty path of the k-mer rows (each penalty's features refitted; best on validation)
 KMER_LAMBDAS = ["0.1", "0.3", "1"]
 
@@ -362,11 +373,18 @@ def splice_metrics(logits: np.ndarray, y: np.ndarray, t: SequenceTable) -> dict[
 
 
 # ----------------------------------------------------------------------- datasets
+#: GUE tasks; tf 3 and 4 are not staged (run only when present, or asked for with --tasks).
+GUE_TF = ("0", "1", "2", "3", "4")
+GUE_TF_STAGED = ("0", "1", "2")
+GUE_PROM = ("prom_core_all", "prom_core_notata", "prom_core_tata", "prom_300_tata")
+GUE_FILES = ("train.csv", "dev.csv", "test.csv")
+
+
 def gue_rows(data: Path, group: str, names) -> list[Row]:
     rows = []
     for name in names:
         d = data / "gue_subset" / group / name
-        if not (d / "train.csv").exists():
+        if not all((d / name_).exists() for name_ in GUE_FILES):
             continue
 
         def splits(d=d) -> list[Split]:
@@ -421,9 +439,16 @@ def cnnprom_rows(data: Path) -> list[Row]:
     return rows
 
 
+ENHANCER_FILES = [
+    f"enhancer_iEnhancer2L/{part}_{k}_enhancers.fa"
+    for part in ("train", "test")
+    for k in ("strong", "weak", "non")
+]
+
+
 def enhancer_rows(data: Path) -> list[Row]:
     d = data / "enhancer_iEnhancer2L"
-    if not d.exists():
+    if not all((data / f).exists() for f in ENHANCER_FILES):
         return []
 
     def load(part: str) -> dict[str, list[str]]:
@@ -524,6 +549,15 @@ def splice_rows(data: Path, folds: int = 10) -> list[Row]:
     ]
 
 
+CLIP_FILES = ("training.fa.gz", "test.fa.gz")
+
+
+def _clip_key(name: str) -> str:
+    """The task name of an RBP-31 experiment folder (``1_PARCLIP_AGO1234_hg19`` -> ``1_AGO1234``)."""
+    parts = name.split("_")
+    return parts[0] + "_" + (parts[2] if len(parts) > 2 else parts[-1])
+
+
 def clip_rows(data: Path, which) -> list[Row]:
     d = data / "deepram_clip31"
     if not d.exists():
@@ -532,6 +566,8 @@ def clip_rows(data: Path, which) -> list[Row]:
     pick = [p for p in dirs if any(p.name.startswith(w) for w in which)] if which else dirs
     rows = []
     for p in pick:
+        if not all((p / name_).exists() for name_ in CLIP_FILES):
+            continue
 
         def splits(p=p) -> list[Split]:
             rd = lambda f: read_sequences(p / f, uppercase=True)  # noqa: E731
@@ -542,7 +578,7 @@ def clip_rows(data: Path, which) -> list[Row]:
         rows.append(
             Row(
                 "clip",
-                p.name.split("_", 1)[0] + "_" + p.name.split("_")[2],
+                _clip_key(p.name),
                 "binary",
                 splits,
                 binary_metrics,
@@ -554,9 +590,14 @@ def clip_rows(data: Path, which) -> list[Row]:
     return rows
 
 
+JANGGU_FILES = [
+    f"janggu_oct4_mafk/{f}" for f in ("sample.fa", "sample2.fa", "sample_test.fa", "sample2_test.fa")
+]
+
+
 def janggu_rows(data: Path) -> list[Row]:
     d = data / "janggu_oct4_mafk"
-    if not (d / "sample.fa").exists():
+    if not all((data / f).exists() for f in JANGGU_FILES):
         return []
 
     def splits() -> list[Split]:
@@ -591,7 +632,7 @@ def encode_rows(data: Path) -> list[Row]:
     ref = pd.read_csv(aucf, sep="\t").set_index("experiment")["auc_on_B"].to_dict()
     rows = []
     for exp in ENCODE_EXPERIMENTS:
-        if not (d / f"{exp}_AC.seq.gz").exists():
+        if not all((d / f"{exp}_{fold}.seq.gz").exists() for fold in ("AC", "B")):
             continue
 
         def splits(exp=exp) -> list[Split]:
@@ -625,14 +666,70 @@ def encode_rows(data: Path) -> list[Row]:
 DATASETS = ("enhancer", "cnnprom", "splice", "janggu", "encode", "clip", "gue_prom", "gue_tf")
 
 
-def all_rows(data: Path, clip_subset) -> tuple[list[Row], list[str]]:
+def dataset_files(data: Path, dataset: str, clip_subset) -> tuple[dict[str, list[str]], set[str]]:
+    """The files each task of ``dataset`` reads (paths relative to the data directory), and the
+    tasks run only when present or asked for with ``--tasks`` (GUE tf 3 and 4, not staged).
+    CLIP folders are found by name prefix (``--clip``): a prefix no folder has stands for
+    ``deepram_clip31/<prefix>*/``."""
+    if dataset in ("gue_tf", "gue_prom"):
+        group, names = ("tf", GUE_TF) if dataset == "gue_tf" else ("prom", GUE_PROM)
+        files = {n: [f"gue_subset/{group}/{n}/{f}" for f in GUE_FILES] for n in names}
+        return files, (set(GUE_TF) - set(GUE_TF_STAGED) if dataset == "gue_tf" else set())
+    if dataset == "cnnprom":
+        return {
+            k: [f"promoter_cnnprom/{f}" for f in pos + neg] for k, (pos, neg) in CNNPROM_FILES.items()
+        }, set()
+    if dataset == "enhancer":
+        return {"layer1": ENHANCER_FILES, "layer2": ENHANCER_FILES}, set()
+    if dataset == "splice":
+        f = ["splice_uci_primate/splice_uci.csv"]
+        return {"uci": f, "uci1000": f}, set()
+    if dataset == "janggu":
+        return {"oct4_vs_mafk": JANGGU_FILES}, set()
+    if dataset == "encode":
+        tsv = "deepbind_encode_chipseq/deepbind_released_model_auc_on_B.tsv"
+        return {
+            e.split("_")[0]: [tsv, *(f"deepbind_encode_chipseq/{e}_{fold}.seq.gz" for fold in ("AC", "B"))]
+            for e in ENCODE_EXPERIMENTS
+        }, set()
+    # clip
+    d = data / "deepram_clip31"
+    dirs = sorted(p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
+    files: dict[str, list[str]] = {}
+    for w in clip_subset if clip_subset else [""]:
+        found = [n for n in dirs if n.startswith(w)]
+        for n in found:
+            files[_clip_key(n)] = [f"deepram_clip31/{n}/{f}" for f in CLIP_FILES]
+        if not found:
+            files[w or "*"] = [f"deepram_clip31/{w}*/{f}" for f in CLIP_FILES]
+    return files, set()
+
+
+def required_files(data: Path, wanted: list[str], tasks: set[str] | None, clip_subset) -> list[str]:
+    """Every file the requested datasets (and, with ``--tasks``, tasks) read; exits with the
+    known task names when ``--tasks`` names none of theirs."""
+    needed: list[str] = []
+    known: set[str] = set()
+    for ds in wanted:
+        files, optional = dataset_files(data, ds, clip_subset)
+        known |= set(files)
+        for task, fs in files.items():
+            if (task in tasks) if tasks else task not in optional:
+                needed += fs
+    if tasks and not tasks & known:
+        raise SystemExit(
+            f"error: sequence_tasks.py: --tasks {','.join(sorted(tasks))} names no task of --datasets "
+            f"{','.join(wanted)}; their tasks: {', '.join(sorted(known))}"
+        )
+    return needed
+
+
+def all_rows(data: Path, clip_subset, wanted) -> list[Row]:
+    """The rows of the datasets in ``wanted`` whose files are all present."""
     rows: list[Row] = []
-    missing: list[str] = []
     builders = {
-        "gue_tf": lambda: gue_rows(data, "tf", ["0", "1", "2", "3", "4"]),
-        "gue_prom": lambda: gue_rows(
-            data, "prom", ["prom_core_all", "prom_core_notata", "prom_core_tata", "prom_300_tata"]
-        ),
+        "gue_tf": lambda: gue_rows(data, "tf", GUE_TF),
+        "gue_prom": lambda: gue_rows(data, "prom", GUE_PROM),
         "cnnprom": lambda: cnnprom_rows(data),
         "enhancer": lambda: enhancer_rows(data),
         "splice": lambda: splice_rows(data),
@@ -641,11 +738,9 @@ def all_rows(data: Path, clip_subset) -> tuple[list[Row], list[str]]:
         "encode": lambda: encode_rows(data),
     }
     for name, b in builders.items():
-        r = b()
-        if not r:
-            missing.append(name)
-        rows += r
-    return rows, missing
+        if name in wanted:
+            rows += b()
+    return rows
 
 
 # --------------------------------------------------------------------------- running
@@ -1177,27 +1272,29 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     data = a.data_dir
     if data is None:
-        for c in (Path("../shared/data"), Path("/work/shared/data")):
-            if c.exists():
-                data = c
-                break
-    if data is None or not data.exists():
-        print(
-            f"data directory not found ({a.data_dir or '../shared/data, /work/shared/data'})", file=sys.stderr
+        data = next(
+            (c for c in (Path("../shared/data"), Path("/work/shared/data")) if c.is_dir()),
+            Path("../shared/data"),
         )
-        return 2
+    data = data.expanduser().resolve()
     wanted = [d.strip() for d in a.datasets.split(",") if d.strip()]
     bad = [d for d in wanted if d not in DATASETS]
     if bad:
         print(f"unknown dataset(s) {bad}; known: {', '.join(DATASETS)}", file=sys.stderr)
         return 2
-    clip_subset = None if a.clip == "all" else [c.strip() for c in a.clip.split(",")]
-    rows, missing = all_rows(data, clip_subset)
-    for m in missing:
-        print(f"[bench] MISSING: dataset {m!r} has no files under {data} - skipped", file=sys.stderr)
-    rows = sorted((r for r in rows if r.dataset in wanted), key=lambda r: wanted.index(r.dataset))
-    if a.tasks:
-        keep = {t.strip() for t in a.tasks.split(",")}
+    clip_subset = None if a.clip == "all" else [c.strip() for c in a.clip.split(",") if c.strip()]
+    keep = {t.strip() for t in a.tasks.split(",") if t.strip()} if a.tasks else None
+    # every file of the requested datasets / tasks, checked before any training
+    require_data(
+        "sequence_tasks.py",
+        data,
+        required_files(data, wanted, keep, clip_subset),
+        DATA_SOURCE,
+        hint=f"read by --datasets {','.join(wanted)}" + (f" --tasks {a.tasks}" if keep else ""),
+    )
+    rows = all_rows(data, clip_subset, wanted)
+    rows = sorted(rows, key=lambda r: wanted.index(r.dataset))
+    if keep:
         rows = [r for r in rows if r.key in keep]
     rows_by_key = {f"{r.dataset}/{r.key}": r for r in rows}
     a.out.mkdir(parents=True, exist_ok=True)
@@ -1241,6 +1338,7 @@ def main(argv: list[str] | None = None) -> int:
         variants = [(name, dict(rc_augment=rc_opt, shift=a.shift, class_weight=a.class_weight))]
     t_start = time.time()
     results = []
+    failed: list[str] = []
     if a.render_only:
         order = {k: i for i, k in enumerate(rows_by_key)}
         results = sorted(
@@ -1286,6 +1384,7 @@ def main(argv: list[str] | None = None) -> int:
                     r = run_row(row, system, a.out / "runs" / key.replace("/", "__"), opts)
                 except (BiodlInputError, ValueError) as e:
                     print(f"[bench] {key} failed: {e}", file=sys.stderr)
+                    failed.append(key)
                     continue
                 results.append(r)
                 with open(cache_f, "a") as fh:
@@ -1305,6 +1404,12 @@ def main(argv: list[str] | None = None) -> int:
     tmp = a.out / ".table.json.tmp"
     tmp.write_text(json.dumps(results, indent=1))
     os.replace(tmp, a.out / "table.json")
+    if failed:
+        print(
+            f"[bench] error: {len(failed)} requested row(s) failed (messages above): {', '.join(failed)}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

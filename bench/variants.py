@@ -1,8 +1,8 @@
 """Variant scoring throughput: biodl's batched scorer vs a naive loop, same run, same numbers.
 
-Makes N random SNVs on a real genome (default: the E. coli K-12 genome from
-``--data-dir``/genomes_mcb185, else the 4-kb test slice), and scores them with a model
-(default: a random DeepBind of length 101; ``--model RUN_DIR`` for a trained one):
+Makes N random SNVs on a real genome (the E. coli K-12 genome in ``--data-dir``/genomes_mcb185;
+when ``--data-dir`` is left out and the default lacks it, the 4-kb test slice), and scores them
+with a model (default: a random DeepBind of length 101; ``--model RUN_DIR`` for a trained one):
 
 * biodl: :func:`biodl.interpret.variants.variant_windows` + ``score_variants`` (REF and ALT,
   both strands, ``--batch-size`` variants per forward pass);
@@ -27,20 +27,37 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _rows import row, write_json  # noqa: E402
+from _rows import require_data, row, write_json  # noqa: E402
+
+DEFAULT_DATA_DIR = "../shared/data"
+GENOME = "genomes_mcb185/GCF_000005845.2_ASM584v2_genomic.fna.gz"
+DATA_SOURCE = "bench/DATA.md (Sequences)"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--model", default=None, help="run directory (default: a random DeepBind, length 101)")
-    ap.add_argument("--data-dir", default="../shared/data")
+    ap.add_argument(
+        "--data-dir",
+        default=None,
+        help=f"directory holding {GENOME} (default {DEFAULT_DATA_DIR}; the 4-kb test slice when the "
+        "default lacks it; a --data-dir given must hold it)",
+    )
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=1, help="interleaved repeats of both scorers")
     ap.add_argument("--json", default=None, help="also write the rows here (for bench/headline.py)")
     args = ap.parse_args()
+    if args.data_dir is not None:  # given: the real genome or a clear stop, never the test slice
+        require_data(
+            "variants.py",
+            Path(args.data_dir).expanduser().resolve(),
+            [GENOME],
+            DATA_SOURCE,
+            hint="the E. coli K-12 genome; leave --data-dir out to use the 4-kb test slice instead",
+        )
     torch.set_num_threads(args.threads)
     from biodl.encode import one_hot
     from biodl.interpret.variants import score_variants, variant_windows
@@ -49,9 +66,9 @@ def main() -> None:
     from biodl.train import load_model
 
     here = Path(__file__).resolve().parent.parent
-    genome = Path(args.data_dir) / "genomes_mcb185" / "GCF_000005845.2_ASM584v2_genomic.fna.gz"
+    genome = Path(args.data_dir or DEFAULT_DATA_DIR).expanduser() / GENOME
     if not genome.exists():
-        print(f"{genome} not found; using the 4-kb test slice")
+        print(f"{genome} not found; using the 4-kb test slice (the default --data-dir lacks the genome)")
         genome = here / "tests" / "data" / "interpret" / "ecoli_4kb.fa"
     if args.model:
         model, meta = load_model(args.model)

@@ -77,7 +77,8 @@ def load(data_dir: Path):
     if missing:
         sys.exit(
             f"missing {', '.join(missing)} in {d}: the yeast compendium (Eisen et al. 1998) and Brown et "
-            "al.'s labels are expected there (see its README.md); pass --data-dir"
+            "al.'s labels are expected there; pass --data-dir. Where the data come from: bench/DATA.md "
+            "(Expression)"
         )
     # the genes are the examples: read genes x arrays, encode the genes (rows = genes)
     m = read_data(d / EISEN, {"orientation": "genes-x-samples", "encode": "genes"})
