@@ -84,6 +84,9 @@ def test_evaluate(trained, rest_small, tmp_path):
     s = json.loads((trained / "summary.json").read_text())
     assert m["auroc"] == pytest.approx(s["test_metrics"]["auroc"], abs=1e-6)
     assert (tmp_path / "ev" / "roc.png").exists()
+    # what it says it wrote is what is there
+    pngs = len(list((tmp_path / "ev").glob("*.png")))
+    assert f"wrote metrics.json, predictions.tsv, {pngs} .png in" in " ".join(r.stderr.split()), r.stderr
 
 
 def test_predict_keeps_order_and_ids(trained, tmp_path):

@@ -360,6 +360,7 @@ def test_label_values_no_loss_can_use_are_refused(seq_run, tmp_path):
     _refused(r, "a binary task needs labels 0 or 1, but", "training label value(s) are not (label y: 2)")
     r = runner.invoke(app, ["train", str(two), "--task", "multiclass", "--out", str(tmp_path / "rm"), *args])
     _refused(r, "deepbind does not do multiclass tasks (it does: binary, regression, multilabel)")
+    assert "[biodl] training" not in r.output and "Warning" not in r.output  # before any data is read
     assert not any((tmp_path / d).exists() for d in ("ri", "rb", "rm"))  # refused before the run dir
     gaps = _seq_table(tmp_path / "gaps.tsv", [0, 1, "", 1, 0, 1])
     r = runner.invoke(app, ["evaluate", str(seq_run), str(gaps)])

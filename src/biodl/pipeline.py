@@ -108,6 +108,15 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ train
+def _check_multiclass(recipe: Recipe, k: DataKind) -> None:
+    if "multiclass" not in recipe.tasks:
+        doing = [r.name for r in list_recipes() if k.name in r.kinds and "multiclass" in r.tasks]
+        raise BiodlInputError(
+            f"{recipe.name} does not do multiclass tasks (it does: {', '.join(recipe.tasks)}); give "
+            "--task for one of those" + (f", or a system that does ({', '.join(doing)})" if doing else "")
+        )
+
+
 def train(
     system: str,
     out_dir: str | Path,
@@ -172,14 +181,12 @@ def train(
     ctx = TrainContext(recipe, opts, mopts, config, out, quiet, frozenset(config_given), given)
     request = run_request(recipe, k, opts, mopts, config)
     _check_rerun(out, recipe.name, k, request, config.resume)  # before any data is read
+    if opts.get("task") == "multiclass":  # asked for: refused before any data is read
+        _check_multiclass(recipe, k)
     splits = k.load(ctx)
     model, meta = k.build(ctx, splits)
-    if meta.task == "multiclass" and "multiclass" not in recipe.tasks:
-        doing = [r.name for r in list_recipes() if k.name in r.kinds and "multiclass" in r.tasks]
-        raise BiodlInputError(
-            f"{recipe.name} does not do multiclass tasks (it does: {', '.join(recipe.tasks)}); give "
-            "--task for one of those" + (f", or a system that does ({', '.join(doing)})" if doing else "")
-        )
+    if meta.task == "multiclass":  # inferred from the labels
+        _check_multiclass(recipe, k)
     labels = k.training_labels(meta, splits)
     if labels is not None:
         check_labels(labels, meta.label_names, meta.task, quiet)

@@ -504,6 +504,17 @@ def _print_summary(s: dict) -> None:
     console.print(f"model: {s['model']}")
 
 
+def _written(folder: Path, since: float) -> str:
+    """What a command wrote into ``folder`` (files changed since ``since``): the names, or for
+    many files their count per type (``metrics.json, predictions.tsv, 2 .png, 8 .rr``)."""
+    from collections import Counter
+
+    files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.stat().st_mtime >= since - 1)
+    single = [p.name for p in files if p.suffix in (".json", ".tsv")]
+    per_type = Counter(p.suffix or "(no suffix)" for p in files if p.name not in single)
+    return ", ".join(single + [f"{n} {s}" for s, n in sorted(per_type.items())]) or "nothing"
+
+
 @app.command()
 def evaluate(
     model: Path = typer.Argument(..., help="Run directory or its model.pt."),
@@ -524,6 +535,9 @@ def evaluate(
 
     Example: biodl evaluate runs/rest REST_B.seq.gz --out runs/rest/eval
     """
+    import time
+
+    started = time.time()
     try:
         from biodl.pipeline import evaluate as run_evaluate
         from biodl.pipeline import items_phrase
@@ -545,7 +559,7 @@ def evaluate(
         _fail(e)
     err.print(
         f"[biodl] scored {items_phrase(r)} of {r['data']}"
-        + (f"; metrics, predictions and plots in {out}" if out is not None else " (--out DIR keeps them)"),
+        + (f"; wrote {_written(out, started)} in {out}" if out is not None else " (--out DIR keeps them)"),
         highlight=False,
         markup=False,
     )

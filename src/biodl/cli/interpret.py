@@ -115,14 +115,23 @@ def register(app: typer.Typer) -> None:
 
         Example: biodl variants runs/rest --vcf v.vcf --genome hg19.fa --out v.tsv --out-vcf scored.vcf
         """
+        import logging
+
         from biodl.interpret.variants import run_variants
 
+        # every allele not scored is listed below, with its reason: the library's own warning
+        # (for API users) would say a REF mismatch twice
+        vlog = logging.getLogger("biodl.variants")
+        level = vlog.level
+        vlog.setLevel(logging.ERROR)
         try:
             table = run_variants(
                 model, vcf, genome, out, out_vcf=out_vcf, batch_size=batch_size, device=device, window=window
             )
         except BiodlError as e:
             _fail(e)
+        finally:
+            vlog.setLevel(level)
         ok = table["status"] == "ok"
         for r in table[~ok].itertuples(index=False):
             err.print(
