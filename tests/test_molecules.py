@@ -211,6 +211,10 @@ def test_cli_train_evaluate_predict(tmp_path):
     assert p["id"].tolist() == src["Compound ID"].tolist()  # input order and identifiers kept
     assert p["pred_" + TARGET].isna().tolist() == [i in (2, 7) for i in range(12)]
     assert "valence" in p.loc[7, "problem"].lower()
+    # ... and says so on standard error: how many, the first reasons, where the reasons are
+    err = " ".join(r.stderr.split())
+    assert "[biodl] note: 2 of 12 molecule(s) in" in err and "could not be read and are left unscored" in err
+    assert "'problem' column): line 4: SMILES parse error" in err and "; line 9: Explicit valence" in err
 
     r = runner.invoke(app, ["predict", str(run), str(INVALID)])
     assert r.exit_code == 2 and "line 4" in r.output
@@ -219,6 +223,53 @@ def test_cli_train_evaluate_predict(tmp_path):
     assert r.exit_code == 0, r.output
     sub = run / "substructures"
     assert (sub / "substructures.html").exists() and len(list(sub.glob("bit*.png"))) == 2
+    (sub / "bit12.png").write_bytes(b"earlier")  # as an earlier --bits 12 left it
+    first = {p.name for p in sub.glob("bit*.png")}
+    (sub / "bitmap.png").write_bytes(b"mine")  # not a name biodl writes: left alone
+    (sub / "bit4.png.txt").write_text("mine")
+    r = runner.invoke(
+        app, ["molecules", "substructures", str(run), str(DELANEY), "--top", "3", "--bits", "3,5"]
+    )
+    assert r.exit_code == 0, r.output
+    # one call's pictures only: those of the earlier bits are removed (and named), other files kept
+    assert {p.name for p in sub.glob("bit*.png")} == {"bit3.png", "bit5.png", "bitmap.png"}
+    assert (sub / "bit4.png.txt").exists()
+    gone = sorted(first - {"bit3.png", "bit5.png"}, key=lambda n: int(n[3:-4]))
+    assert f"[biodl] note: removed {len(gone)} picture(s)" in r.stderr and ", ".join(gone) in r.stderr
+    tsv = pd.read_csv(sub / "substructures.tsv", sep="\t")
+    assert set(tsv["bit"]) == {3, 5} and tsv["score"].notna().all()  # chosen bits are scored too
+    from biodl.kinds.molecules.interpret import bit_scores
+    from biodl.kinds.molecules.io import read_molecules as read
+
+    model, _ = load_model(run)
+    want = bit_scores(model, read(DELANEY, target=TARGET).mols)[[3, 5]]
+    got = tsv.groupby("bit")["score"].first().to_numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
+    r = runner.invoke(app, ["molecules", "substructures", str(run), str(DELANEY), "--bits", "3,16"])
+    assert r.exit_code == 2 and "bit(s) 16 out of range: the fingerprint has 16 bits (0 to 15)" in r.output
+    assert (sub / "bit3.png").exists() and (sub / "bit5.png").exists()  # refused before any change
+    r = runner.invoke(app, ["molecules", "substructures", str(run), "--bits", "3,x"])
+    assert r.exit_code == 2 and "--bits takes bit numbers separated by commas" in r.output
+
+
+def test_remove_stale_pictures_touches_only_bit_pictures(tmp_path, capsys):
+    from biodl.kinds.molecules.interpret import remove_stale_pictures
+
+    for name in (
+        "bit1.png",
+        "bit4.png",
+        "bit99.png",
+        "bitx.png",
+        "bit4.jpg",
+        "mybit4.png",
+        "substructures.tsv",
+    ):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "bit7.png").mkdir()
+    assert remove_stale_pictures(tmp_path, [1]) == ["bit4.png", "bit99.png"]
+    left = {"bit1.png", "bitx.png", "bit4.jpg", "mybit4.png", "substructures.tsv", "bit7.png"}
+    assert {p.name for p in tmp_path.iterdir()} == left
+    assert "removed 2 picture(s) of bits an earlier call drew from" in capsys.readouterr().err
 
 
 def test_cli_circular_baseline_and_skip_invalid(tmp_path):

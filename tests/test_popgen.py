@@ -527,3 +527,74 @@ def test_vcf_windows_stop_at_the_chromosome_length_the_header_gives(tmp_path, ca
     assert "chromosome 1 has variants up to position 320, past its length in the ##contig header (200)" in (
         capsys.readouterr().err
     )
+
+
+def test_scenarios_show_each_parameters_prior_as_simulated() -> None:
+    """`biodl popgen scenarios` gives every parameter's prior (was: the names only), and the
+    ranges it gives are those of the values the simulator draws."""
+    from biodl.kinds.popgen.simulate import SCENARIOS, sim_seeds
+
+    res = runner.invoke(app, ["popgen", "scenarios"])
+    assert res.exit_code == 0, res.output
+    for want in ("10^U(-8, -6)", "1e-08 to 1e-06", "within x4 of 544,200", "136,050 to 2,176,800",
+                 "= T1 + log-uniform(500,000, 8,000,000)", "U(0, 0.02) x 4N", "0 to 800"):  # fmt: skip
+        assert want in res.output, want
+    res = runner.invoke(app, ["popgen", "scenarios", "--json"])
+    assert res.exit_code == 0, res.output
+    listed = {s["name"]: s for s in json.loads(res.stdout)}
+    assert set(listed) == set(SCENARIOS)
+    assert listed["flagel-rho"]["parameters"]["r"] == {
+        "distribution": "log-uniform", "low": 1e-8, "high": 1e-6, "unit": "per bp per generation",
+        "rule": "10^U(-8, -6)",
+    }  # fmt: skip
+    assert listed["flagel-rho"]["parameters"]["rho"]["high"] == 4000.0
+    for name, sc in SCENARIOS.items():
+        prm = listed[name]["parameters"]
+        assert list(prm) == list(sc.params)
+        draws = [sc.draw(sim_seeds(0, i)[0], {}) for i in range(400)]
+        for k, pr in prm.items():
+            vals = np.array([d[k] for d in draws if name != "selection" or k == "class" or d["class"] > 0])
+            assert (vals >= pr["low"] * (1 - 1e-9)).all() and (vals <= pr["high"] * (1 + 1e-9)).all(), k
+            if pr["distribution"] == "choice":
+                assert set(vals) == set(pr["values"]), k  # every value drawn, none other
+            if pr["distribution"] in ("uniform", "log-uniform"):  # the draws fill the range: not too wide
+                f = np.log if pr["distribution"] == "log-uniform" else (lambda v: v)
+                lo, hi = f(pr["low"]), f(pr["high"])
+                assert f(vals.min()) < lo + 0.05 * (hi - lo) and f(vals.max()) > hi - 0.05 * (hi - lo), k
+
+
+def test_simulate_progress_is_whole_lines_unless_on_a_terminal(tmp_path, capsys):
+    import io
+
+    from biodl.kinds.popgen.simulate import ShardProgress
+
+    class Stream(io.StringIO):
+        def __init__(self, tty: bool) -> None:
+            super().__init__()
+            self.tty = tty
+
+        def isatty(self) -> bool:
+            return self.tty
+
+    for tty in (False, True):
+        clock = iter(np.arange(0.0, 401.0, 10.0)).__next__  # started at 0, a shard every 10 s
+        stream = Stream(tty)
+        bar = ShardProgress("flagel-rho", 40, 10_000, True, stream, plain_every=30.0, clock=clock)
+        for _ in range(40):
+            bar.shard_done(250)
+        text = stream.getvalue()
+        if tty:  # rewritten in place per shard, cleared at the end (the summary line follows)
+            assert text.count("\r") == 39 + 2 and "\n" not in text
+            want = "39 of 40 shard(s) done (9,750 of 10,000 simulations), 6 min, about 10 s left"
+            assert f"\r[biodl] flagel-rho: {want}" in text
+        else:  # a whole line at most every 30 s
+            lines = text.splitlines(keepends=True)
+            assert "\r" not in text and all(line.endswith("\n") for line in lines) and len(lines) == 13
+            want = "3 of 40 shard(s) done (750 of 10,000 simulations), 30 s, about 6 min left\n"
+            assert lines[0] == f"[biodl] flagel-rho: {want}"
+    # the command: a first line at once saying what, how many and where
+    simulate_dataset("flagel-rho", 6, 1, tmp_path / "d", chunk=2, workers=1, n_haplotypes=4)
+    err = capsys.readouterr().err
+    want = "simulating 6 flagel-rho simulation(s) in 3 shard(s) of up to 2 with 1 process(es) into"
+    assert f"[biodl] {want} {tmp_path / 'd'}" in " ".join(err.split())
+    assert "\r" not in err

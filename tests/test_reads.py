@@ -883,3 +883,65 @@ def test_sigterm_leaves_no_temporary_file(model, tmp_path) -> None:
     assert p.wait(timeout=60) == 128 + signal.SIGTERM
     p.stdin.close()
     assert os.listdir(out.parent) == []  # no half-written output, no temporary file
+
+
+class _Clock:
+    """A clock the test moves by hand (no timed assertion)."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class _Stream(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_progress_rewrites_in_place_on_a_terminal_only() -> None:
+    from biodl.kinds.reads.classify import _Progress
+
+    for tty in (False, True):
+        clock, stream = _Clock(), _Stream(tty)
+        prog = _Progress(True, stream, plain_every=30.0, clock=clock)
+        for _ in range(100):  # 100 batches of 10 reads, one every 0.5 s: 50 s in all
+            clock.t += 0.5
+            prog.add(10)
+        assert prog.finish() == 50.0
+        text = stream.getvalue()
+        assert text.endswith("[biodl] 1,000 reads classified in 50.0 s, 20 reads/s\n"), repr(text)
+        if tty:  # rewritten in place about every second, one newline at the end
+            assert text.count("\r") == 51 and text.count("\n") == 1
+        else:  # whole lines: one at 30 s and the final one, no carriage return
+            assert "\r" not in text
+            assert text.splitlines() == [
+                "[biodl] 600 reads classified, 20 reads/s",
+                "[biodl] 1,000 reads classified in 50.0 s, 20 reads/s",
+            ]
+    stream = _Stream(True)
+    prog = _Progress(True, stream, clock=(clock := _Clock()))
+    clock.t = 2.0
+    prog.add(5)
+    prog.end_line()  # an error stops the stream: the open line is ended before the message
+    assert stream.getvalue().endswith("reads/s\n")
+
+
+def test_classify_summary_rate_is_that_of_the_progress_line(model, tmp_path) -> None:
+    import json
+
+    r = runner.invoke(app, ["reads", "classify", str(model), str(SAMPLE), "-o", str(tmp_path / "c.tsv")])
+    assert r.exit_code == 0, r.output
+    assert "\r" not in r.stderr  # not a terminal: plain lines
+    lines = r.stderr.splitlines()
+    final = next(line for line in lines if "reads classified in" in line)
+    summary = json.loads(next(line for line in lines if line.startswith("[biodl] {")).split(" ", 1)[1])
+    # one clock for both: the classification itself; the whole call (start-up included) apart
+    assert final.endswith(f", {summary['reads_per_s']:,.0f} reads/s")
+    assert summary["seconds"] == pytest.approx(summary["n"] / summary["reads_per_s"], abs=1e-4)  # rounded
+    assert summary["wall_seconds"] >= summary["seconds"]

@@ -174,16 +174,32 @@ def test_pipeline_encodes_genes_and_predicts_every_layer(tmp_path) -> None:
     assert (out / "layer2" / "history.csv").exists() and (out / "signatures.tsv").exists()
     assert "Hidden layers" in (out / "report.html").read_text()
     df = pipeline.predict(out, EISEN, out=tmp_path / "acts.tsv", options=GENES, quiet=True)
-    assert len(df) == 200 and df.columns[0] == "sample" and list(df.columns[-2:]) == ["L2U3", "L2U4"]
+    # the rows are genes: so is the id column's name (was 'sample')
+    assert len(df) == 200 and df.columns[0] == "gene" and list(df.columns[-2:]) == ["L2U3", "L2U4"]
+    acts = pd.read_csv(tmp_path / "acts.tsv", sep="\t", index_col="gene")  # as docs/sparse_ae.md reads it
+    assert acts.index[0].startswith("Y") and acts.shape == (200, 12)
     # encode=genes is the model's own setting: not repeated at predict / evaluate
     orient = {"orientation": "genes-x-samples"}
     again = pipeline.predict(out, EISEN, options=orient, quiet=True)
     pd.testing.assert_frame_equal(again, df)
-    assert pipeline.evaluate(out, EISEN, options=orient, quiet=True)["n"] == 200
+    assert pipeline.evaluate(out, EISEN, options=orient, out_dir=tmp_path / "ev", quiet=True)["n"] == 200
+    assert pd.read_csv(tmp_path / "ev" / "predictions.tsv", sep="\t").columns[0] == "gene"
     with pytest.raises(
         BiodlInputError, match="trained with encode=genes.*cannot read the data with encode=samples"
     ):
         pipeline.predict(out, EISEN, options={**orient, "encode": "samples"}, quiet=True)
+    # a model of samples (the arrays here) keeps 'sample'
+    out2 = tmp_path / "run_samples"
+    pipeline.train(
+        "sparse-ae",
+        out2,
+        options={**opts, "encode": None},
+        model_options={"nodes": [4]},
+        config=cfg,
+        quiet=True,
+    )
+    df2 = pipeline.predict(out2, EISEN, options=orient, quiet=True)
+    assert df2.columns[0] == "sample" and len(df2) == 79 and df2["sample"].iloc[0] == "alpha_0"
     with pytest.raises(BiodlInputError, match="does not take --set corruption"):
         pipeline.train(
             "sparse-ae", tmp_path / "x", options={**opts, "corruption": 0.1}, config=cfg, quiet=True

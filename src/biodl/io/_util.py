@@ -382,3 +382,67 @@ def json_safe(obj):
     if isinstance(obj, np.bool_):
         return bool(obj)
     return obj
+
+
+class StatusLine:
+    """One progress line on standard error (``[biodl] ...``), for long streams and runs.
+
+    On a terminal the line is rewritten in place (``\\r``, padded over a longer line before) at
+    most every ``every`` seconds; anywhere else (a log file, a pipe) each update is a whole line
+    ending in a newline, at most every ``plain_every`` seconds, so redirected output never holds
+    carriage returns. ``clock`` is read once per call (tests pass a fake one)."""
+
+    def __init__(
+        self, show: bool = True, stream=None, every: float = 1.0, plain_every: float = 30.0, clock=None
+    ):
+        import sys
+        import time
+
+        self.stream = stream if stream is not None else sys.stderr
+        self.show, self.clock = show, clock or time.perf_counter
+        try:
+            self.tty = bool(show and self.stream.isatty())
+        except (AttributeError, ValueError, OSError):  # no isatty, or a closed stream
+            self.tty = False
+        self.every = every if self.tty else plain_every
+        self.width = 0
+        self.t0 = self.last = self.clock()
+
+    def update(self, text: str, now: float | None = None) -> None:
+        """Show ``text`` unless the last update is under ``every`` seconds old."""
+        if not self.show:
+            return
+        now = self.clock() if now is None else now
+        if now - self.last >= self.every:
+            self.last = now
+            self._write(text)
+
+    def final(self, text: str) -> None:
+        """The last line, always shown (when shown at all), ending in a newline."""
+        if self.show:
+            self._write(text, end="\n")
+            self.width = 0
+
+    def clear(self) -> None:
+        """Erase the terminal's line (another line follows in its place)."""
+        if self.tty and self.width:
+            self.stream.write("\r" + " " * self.width + "\r")
+            self.stream.flush()
+            self.width = 0
+
+    def end_line(self) -> None:
+        """End a line left open on the terminal (an error stopped the run before its final line)."""
+        if self.tty and self.width:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.width = 0
+
+    def _write(self, text: str, end: str = "") -> None:
+        line = f"[biodl] {text}"
+        if self.tty:
+            pad = " " * max(self.width - len(line), 0)
+            self.width = len(line)
+            self.stream.write(f"\r{line}{pad}{end}")
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()

@@ -434,7 +434,12 @@ class ExpressionKind(DataKind):
             ce = torch.nn.functional.binary_cross_entropy_with_logits(
                 torch.from_numpy(outputs), torch.from_numpy(targets), reduction="none"
             ).sum(1)
-            return pd.DataFrame({"sample": table.samples, "reconstruction_ce": ce.numpy()})
+            rows = "sample"
+            if meta.recipe == "sparse-ae":  # encode=genes: one row per gene
+                from biodl.kinds.expression.sparse_ae import row_label
+
+                rows = row_label(meta)
+            return pd.DataFrame({rows: table.samples, "reconstruction_ce": ce.numpy()})
         df = pd.DataFrame(outputs, columns=meta.data["targets"])
         df.insert(0, "sample", table.samples)
         return df
@@ -453,13 +458,14 @@ class ExpressionKind(DataKind):
 
     def predict_frame(self, model, meta, table, *, device, options, batch_size=256):
         """ADAGE: node activities (``--set raw=true``: raw activities); D-GEX: inferred target
-        expression; sparse-ae: every layer's unit activities. One row per sample, input order kept."""
+        expression; sparse-ae: every layer's unit activities. One row per sample (sparse-ae with
+        encode=genes: per gene, the id column named ``gene``), input order kept."""
         if meta.recipe == "sparse-ae":
-            from biodl.kinds.expression.sparse_ae import layer_activities
+            from biodl.kinds.expression.sparse_ae import layer_activities, row_label
 
             x = table.matrix.align_to(meta.data["genes"]).values if table.matrix is not None else table.x
             df = layer_activities(model, x, table.samples)
-            df.index.name = "sample"
+            df.index.name = row_label(meta)
             return df.reset_index()
         if meta.recipe == "adage":
             from biodl.kinds.expression.adage import activities

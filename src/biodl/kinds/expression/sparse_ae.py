@@ -68,6 +68,12 @@ def fit_sparse_ae(
     return results
 
 
+def row_label(meta) -> str:
+    """The name of the id column of a sparse-ae model's outputs: ``gene`` when it encodes genes
+    (``--set encode=genes``: each row is a gene), else ``sample``."""
+    return "gene" if (meta.options or {}).get("encode") == "genes" else "sample"
+
+
 @torch.no_grad()
 def layer_activities(model, x: np.ndarray | torch.Tensor, samples: list[str] | None = None) -> pd.DataFrame:
     """Activities of every hidden unit of every layer from *unscaled* input ``(n, n_genes)``.

@@ -20,7 +20,9 @@ def substructures(
         None, "--out", "-o", help="Output directory (default: RUN_DIR/substructures)."
     ),
     bits: str | None = typer.Option(
-        None, help="Fingerprint bits to show, comma-separated (default: chosen)."
+        None,
+        help="Fingerprint bits to show, comma-separated (default: chosen); pictures of other bits "
+        "left in the output directory by an earlier call are removed.",
     ),
     n_bits: int = typer.Option(2, help="How many bits to choose (half positive, half negative)."),
     top: int = typer.Option(6, help="Fragments per bit."),
@@ -58,7 +60,7 @@ def substructures(
         table = read_table(src, opts, None, False, True)
         table = table.subset(range(min(max_molecules, len(table))))
         od = out or (Path(run_dir) if Path(run_dir).is_dir() else Path(run_dir).parent) / "substructures"
-        chosen = [int(b) for b in bits.split(",")] if bits else None
+        chosen = _parse_bits(bits) if bits else None
         sec, df = substructure_section(
             model, table.mols, od, bits=chosen, n_bits=n_bits, per_bit=top, smiles=table.smiles
         )
@@ -69,6 +71,18 @@ def substructures(
     console.print(
         f"{len(df)} fragments of {df['bit'].nunique()} bits: {od / 'substructures.tsv'}; report: {html}"
     )
+
+
+def _parse_bits(text: str) -> list[int]:
+    from biodl.errors import BiodlInputError
+
+    parts = [b.strip() for b in text.split(",") if b.strip()]
+    bad = [b for b in parts if not b.isdigit()]
+    if bad or not parts:
+        raise BiodlInputError(
+            f"--bits takes bit numbers separated by commas (e.g. --bits 3,17), got {text!r}"
+        )
+    return [int(b) for b in parts]
 
 
 def register(app: typer.Typer) -> None:

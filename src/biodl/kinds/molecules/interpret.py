@@ -14,6 +14,7 @@ the molecules given.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,17 @@ from rdkit import Chem
 from biodl.errors import BiodlInputError
 from biodl.kinds.molecules.featurize import GraphBatch, mols_to_graphs
 
-__all__ = ["Fragment", "draw_fragments", "select_bits", "substructure_section", "top_fragments"]
+__all__ = [
+    "Fragment",
+    "bit_scores",
+    "draw_fragments",
+    "remove_stale_pictures",
+    "select_bits",
+    "substructure_section",
+    "top_fragments",
+]
+
+PICTURE = re.compile(r"bit\d+\.png")  # the name of every picture substructure_section writes
 
 
 @dataclass
@@ -71,12 +82,9 @@ def _activations(model, mols: Sequence[Chem.Mol], batch_size: int = 128):
     return torch.cat(fps).numpy(), acts
 
 
-def select_bits(model, mols: Sequence[Chem.Mol], n: int = 2, output: int = 0) -> list[tuple[int, float]]:
-    """The most predictive bits: ``[(bit, score), ...]``, half positive, half negative.
-
-    Score = the linear head's weight, or (network head) the Pearson correlation between the
-    bit and the prediction over ``mols``.
-    """
+def bit_scores(model, mols: Sequence[Chem.Mol], output: int = 0) -> np.ndarray:
+    """How predictive every fingerprint bit is, ``(L,)``: the linear head's weight of the bit, or
+    (network head) the Pearson correlation between the bit and the prediction over ``mols``."""
     head = getattr(model, "head", None)
     w = getattr(head, "linear_weight", None)
     if w is not None:
@@ -89,6 +97,13 @@ def select_bits(model, mols: Sequence[Chem.Mol], n: int = 2, output: int = 0) ->
         pc = pred - pred.mean()
         denom = np.sqrt((fc**2).sum(0) * (pc**2).sum()) + 1e-12
         score = (fc * pc[:, None]).sum(0) / denom
+    return np.asarray(score, float)
+
+
+def select_bits(model, mols: Sequence[Chem.Mol], n: int = 2, output: int = 0) -> list[tuple[int, float]]:
+    """The most predictive bits: ``[(bit, score), ...]``, half positive, half negative
+    (score: :func:`bit_scores`)."""
+    score = bit_scores(model, mols, output)
     order = np.argsort(score)
     pos = [int(i) for i in order[::-1][: (n + 1) // 2]]
     neg = [int(i) for i in order[: n // 2]]
@@ -162,6 +177,35 @@ def _pil_png(img) -> bytes:
     return buf.getvalue()
 
 
+def remove_stale_pictures(out_dir: str | Path, bits: Sequence[int]) -> list[str]:
+    """Remove the pictures of an earlier call from ``out_dir``: files named ``bit<k>.png`` (that
+    name only; nothing else is touched) for ``k`` not in ``bits``. Says which on standard error;
+    returns their names."""
+    from biodl.io._util import note
+
+    od = Path(out_dir)
+    keep = {f"bit{b}.png" for b in bits}
+    stale = sorted(
+        (p for p in od.iterdir() if PICTURE.fullmatch(p.name) and p.name not in keep and not p.is_dir()),
+        key=lambda p: int(p.name[3:-4]),
+    )
+    removed = []
+    for p in stale:
+        try:
+            p.unlink()
+            removed.append(p.name)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            note(f"[biodl] warning: could not remove {p}, a picture of an earlier call: {e.strerror or e}")
+    if removed:
+        note(
+            f"[biodl] note: removed {len(removed)} picture(s) of bits an earlier call drew from {od}: "
+            f"{', '.join(removed)}"
+        )
+    return removed
+
+
 def substructure_section(
     model,
     mols: Sequence[Chem.Mol],
@@ -183,9 +227,13 @@ def substructure_section(
     out_dir
         Where ``bit<k>.png`` and ``substructures.tsv`` are written.
     bits
-        Bits to show (default: :func:`select_bits` with ``n_bits``).
+        Bits to show (default: :func:`select_bits` with ``n_bits``); their ``score`` is
+        :func:`bit_scores`' all the same.
     per_bit
         Fragments per bit.
+
+    Pictures ``bit<k>.png`` of bits not shown this time, left in ``out_dir`` by an earlier call,
+    are removed (:func:`remove_stale_pictures`), so the folder holds one call's output.
 
     Returns
     -------
@@ -209,7 +257,19 @@ def substructure_section(
         model = model.members[0]
 
     output_dir(od)
-    chosen = [(int(b), float("nan")) for b in bits] if bits else select_bits(model, mols, n_bits, output)
+    earlier = (od / "substructures.tsv").exists()
+    if bits:
+        score = bit_scores(model, mols, output)
+        want = list(dict.fromkeys(int(b) for b in bits))  # in the order given, once each
+        bad = [b for b in want if not 0 <= b < len(score)]
+        if bad:
+            raise BiodlInputError(
+                f"bit(s) {', '.join(map(str, bad))} out of range: the fingerprint has {len(score)} bits "
+                f"(0 to {len(score) - 1})"
+            )
+        chosen = [(b, float(score[b])) for b in want]
+    else:
+        chosen = select_bits(model, mols, n_bits, output)
     images, rows = [], []
     for b, score in chosen:
         frags = top_fragments(model, mols, b, per_bit, smiles)
@@ -229,6 +289,8 @@ def substructure_section(
             )
     df = pd.DataFrame(rows)
     atomic_write_text(od / "substructures.tsv", df.to_csv(sep="\t", index=False, float_format="%.4g"))
+    if earlier:  # the folder holds an earlier call's output: drop its pictures of other bits
+        remove_stale_pictures(od, [b for b, _ in chosen])
     head = getattr(getattr(model, "head", None), "kind", "mlp")
     how = (
         "bits with the largest positive / negative weight in the linear output layer"

@@ -125,6 +125,14 @@ def read_table(
             f"{len(table) + len(table.invalid)} (first: {first.where}: {first.reason})",
             quiet,
         )
+    elif table.invalid:  # predict: kept in place, unscored, the reason in 'problem' (predict_frame)
+        n = len(table.invalid)
+        shown = "; ".join(f"{b.where}: {b.reason}" for b in table.invalid[:2]) + ("; ..." if n > 2 else "")
+        log(
+            f"[biodl] note: {n} of {len(table) + n} molecule(s) in {path} could not be read and are left "
+            f"unscored (empty prediction; the reason is in the output's 'problem' column): {shown}",
+            quiet,
+        )
     return table
 
 

@@ -31,7 +31,11 @@ def simulate_cmd(
     fix: list[str] | None = typer.Option(
         None, "--fix", help="Fix a prior parameter, KEY=VALUE (repeatable), e.g. --fix ne=5000 (theta 6)."
     ),
-    progress: bool = typer.Option(True, help="Show a progress bar."),
+    progress: bool = typer.Option(
+        True,
+        help="Progress on standard error as shards finish: rewritten in place on a terminal, else a "
+        "plain line at most every 30 s (and for the last shard).",
+    ),
 ) -> None:
     """Simulate a training dataset: genotype matrices, positions and true parameters in npz shards,
     written as they finish; rerunning the command resumes (finished shards are kept).
@@ -63,29 +67,59 @@ def simulate_cmd(
 
 
 @popgen_app.command("scenarios")
-def scenarios_cmd() -> None:
-    """List the simulation scenarios, their parameters and default targets.
+def scenarios_cmd(
+    as_json: bool = typer.Option(False, "--json", help="Print the scenarios and their priors as JSON."),
+) -> None:
+    """List the simulation scenarios, their default targets and every parameter's prior: how
+    the simulator draws it (distribution, range, unit) or derives it, and whether --fix takes it.
 
     Example: biodl popgen scenarios
     """
+    from biodl.kinds.popgen.simulate import SCENARIOS, _n
+
+    if as_json:
+        import json
+
+        rows = [
+            {
+                "name": s.name,
+                "title": s.title,
+                "task": s.task,
+                "n_haplotypes": s.n_haplotypes,
+                "length": s.length,
+                "default_target": list(s.default_target),
+                "classes": list(s.classes),
+                "fixable": list(s.fixable),
+                "parameters": {k: s.priors[k].as_dict() for k in s.params},
+            }
+            for s in SCENARIOS.values()
+        ]
+        print(json.dumps(rows, indent=2))
+        return
     from rich.table import Table
 
-    from biodl.kinds.popgen.simulate import SCENARIOS
-
     t = Table(title="biodl popgen scenarios")
-    for c in ("name", "task", "haplotypes", "length (bp)", "parameters", "default target", "about"):
-        t.add_column(c)
+    for c in ("name", "task", "haplotypes", "length (bp)", "default target", "about"):
+        t.add_column(c, no_wrap=c == "name")
     for s in SCENARIOS.values():
-        t.add_row(
-            s.name,
-            s.task,
-            str(s.n_haplotypes),
-            f"{s.length:g}",
-            ", ".join(s.params),
-            ", ".join(s.default_target),
-            s.title,
-        )
-    stdout_console().print(t)
+        t.add_row(s.name, s.task, str(s.n_haplotypes), f"{s.length:,g}", ", ".join(s.default_target), s.title)
+    pr = Table(title="their parameters' priors, as simulated (--fix KEY=VALUE sets a fixable one)")
+    for c in ("scenario", "parameter", "prior", "range", "unit", "--fix"):
+        pr.add_column(c, no_wrap=c in ("scenario", "parameter"))
+    for s in SCENARIOS.values():
+        for k in s.params:
+            p = s.priors[k]
+            pr.add_row(
+                s.name,
+                k,
+                f"= {p.text}" if p.dist == "derived" else f"{p.dist}: {p.text}" if p.text else p.dist,
+                f"{_n(p.low)} to {_n(p.high)}",
+                p.unit,
+                "yes" if k in s.fixable else "",
+            )
+    con = stdout_console()
+    con.print(t)
+    con.print(pr)
 
 
 def register(app: typer.Typer) -> None:

@@ -54,6 +54,44 @@ SELECTION_CLASSES = ("neutral", "hard", "soft")
 
 
 @dataclass(frozen=True)
+class Prior:
+    """How a scenario draws (or derives) one stored parameter, for ``biodl popgen scenarios``.
+
+    Attributes
+    ----------
+    dist
+        ``log-uniform``, ``uniform``, ``choice`` (equal chances) or ``derived`` (computed from the
+        drawn parameters).
+    low, high
+        The range of the values simulated (a sweep's range for ``s``, ``start_frequency`` and
+        ``tau`` of the selection scenario, which are 0 for neutral simulations).
+    text
+        The rule in words, as the simulator applies it.
+    unit
+        Unit of the values (empty: none).
+    values
+        The values of a ``choice``.
+    """
+
+    dist: str
+    low: float
+    high: float
+    text: str
+    unit: str = ""
+    values: tuple[float, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "distribution": self.dist,
+            "low": float(f"{self.low:.10g}"),  # 4000, not 3999.9999999999995
+            "high": float(f"{self.high:.10g}"),
+        }
+        if self.values:
+            d["values"] = list(self.values)
+        return {**d, "unit": self.unit, "rule": self.text}
+
+
+@dataclass(frozen=True)
 class Scenario:
     """One simulation scenario.
 
@@ -71,6 +109,8 @@ class Scenario:
         Names of the parameters stored per simulation (``class`` for a class index).
     default_target
         Targets ``biodl train`` infers when ``--target`` is not given.
+    priors
+        How each parameter of ``params`` is drawn or derived (:class:`Prior`).
     classes
         Class names of a classification scenario.
     draw
@@ -90,6 +130,7 @@ class Scenario:
     run: Callable[[dict[str, float], int, tuple[int, int]], Any]
     classes: tuple[str, ...] = ()
     fixable: tuple[str, ...] = field(default_factory=tuple)
+    priors: dict[str, Prior] = field(default_factory=dict, hash=False)
 
 
 def _loguniform(rng: np.random.Generator, lo: float, hi: float) -> float:
@@ -107,11 +148,12 @@ def _mutate(ts, rate: float, seed: int):
 # ------------------------------------------------------------------ Flagel et al. 2019
 FLAGEL_L = 20_001
 FLAGEL_MU = 1.5e-8
+FLAGEL_LOG10_R = (-8.0, -6.0)  # r = 10^U(-8, -6) per bp per generation
 
 
 def _flagel_draw(rng, fixed):
     ne = float(fixed.get("ne", rng.choice(FLAGEL_NE)))
-    r = float(fixed.get("r", 10 ** rng.uniform(-8, -6)))
+    r = float(fixed.get("r", 10 ** rng.uniform(*FLAGEL_LOG10_R)))
     return {
         "rho": 4 * ne * r * (FLAGEL_L - 1),
         "theta": 4 * ne * FLAGEL_MU * FLAGEL_L,
@@ -138,16 +180,19 @@ def _flagel_run(p, n, seeds):
 # ------------------------------------------------------------------ Sheehan & Song 2016
 SS_L = 10_000
 SS_R = 1e-8
+SS_FACTOR = 4.0  # each size log-uniform within this factor of the published one
+SS_T1 = (5e4, 8e5)  # T1 log-uniform in this range (generations)
+SS_DT = (5e5, 8e6)  # T2 - T1 log-uniform in this range
 
 
 def _ss_draw(rng, fixed):
     p = {
-        k: float(fixed[k]) if k in fixed else _loguniform(rng, v / 4, v * 4)
+        k: float(fixed[k]) if k in fixed else _loguniform(rng, v / SS_FACTOR, v * SS_FACTOR)
         for k, v in ZAMBIA.items()
         if k[0] == "N"
     }
-    p["T1"] = float(fixed.get("T1", _loguniform(rng, 5e4, 8e5)))
-    p["T2"] = float(fixed.get("T2", p["T1"] + _loguniform(rng, 5e5, 8e6)))
+    p["T1"] = float(fixed.get("T1", _loguniform(rng, *SS_T1)))
+    p["T2"] = float(fixed.get("T2", p["T1"] + _loguniform(rng, *SS_DT)))
     if p["T2"] <= p["T1"]:
         raise BiodlInputError(f"T2 ({p['T2']:g}) must be older than T1 ({p['T1']:g})")
     return p
@@ -183,15 +228,18 @@ def _ss_run(p, n, seeds):
 SEL_N = 10_000
 SEL_L = 100_000
 SEL_RATE = 1e-8
+SEL_LOG10_S = (-2.5, -1.0)  # s = 10^U(-2.5, -1)
+SEL_SOFT_START = (0.02, 0.1)  # a soft sweep's start frequency, U(0.02, 0.1)
+SEL_TAU_4N = (0.0, 0.02)  # the sweep ended U(0, 0.02) x 4N generations ago
 
 
 def _sel_draw(rng, fixed):
     c = int(fixed.get("class", rng.integers(0, 3)))
     if c not in (0, 1, 2):
         raise BiodlInputError(f"class must be 0 (neutral), 1 (hard) or 2 (soft), got {c}")
-    s = float(fixed.get("s", 10 ** rng.uniform(-2.5, -1)))
-    start = 1 / (2 * SEL_N) if c == 1 else float(rng.uniform(0.02, 0.1))
-    tau = float(fixed.get("tau", rng.uniform(0, 0.02) * 4 * SEL_N))
+    s = float(fixed.get("s", 10 ** rng.uniform(*SEL_LOG10_S)))
+    start = 1 / (2 * SEL_N) if c == 1 else float(rng.uniform(*SEL_SOFT_START))
+    tau = float(fixed.get("tau", rng.uniform(*SEL_TAU_4N) * 4 * SEL_N))
     if c == 0:
         s, start, tau = 0.0, 0.0, 0.0
     return {"class": float(c), "s": s, "start_frequency": start, "tau": tau}
@@ -224,6 +272,93 @@ def _sel_run(p, n, seeds):
     return _mutate(msprime.sim_ancestry(**kw), SEL_RATE, seeds[1])
 
 
+def _n(v: float) -> str:
+    """A number for the priors' rules, to 6 significant digits: ``2,176,800``, ``0.02``, ``1e-08``."""
+    x = float(f"{v:.6g}")
+    if x == int(x) and abs(x) < 1e12:
+        return f"{int(x):,}"
+    return f"{x:.6g}" if abs(x) >= 1e-3 else f"{x:.3g}"
+
+
+_FLAGEL_PRIORS = {
+    "rho": Prior(
+        "derived",
+        4 * min(FLAGEL_NE) * 10 ** FLAGEL_LOG10_R[0] * (FLAGEL_L - 1),
+        4 * max(FLAGEL_NE) * 10 ** FLAGEL_LOG10_R[1] * (FLAGEL_L - 1),
+        "4 ne r (L - 1), L = 20,001 bp",
+        "whole region",
+    ),
+    "theta": Prior(
+        "derived",
+        4 * min(FLAGEL_NE) * FLAGEL_MU * FLAGEL_L,
+        4 * max(FLAGEL_NE) * FLAGEL_MU * FLAGEL_L,
+        f"4 ne mu L, mu = {FLAGEL_MU:g}",
+        "whole region",
+    ),
+    "ne": Prior(
+        "choice",
+        min(FLAGEL_NE),
+        max(FLAGEL_NE),
+        f"{', '.join(map(_n, FLAGEL_NE))}, equal chances",
+        "diploid individuals",
+        values=tuple(float(v) for v in FLAGEL_NE),
+    ),
+    "r": Prior(
+        "log-uniform",
+        10 ** FLAGEL_LOG10_R[0],
+        10 ** FLAGEL_LOG10_R[1],
+        f"10^U({FLAGEL_LOG10_R[0]:g}, {FLAGEL_LOG10_R[1]:g})",
+        "per bp per generation",
+    ),
+}
+_SS_PRIORS = {
+    **{
+        k: Prior(
+            "log-uniform",
+            v / SS_FACTOR,
+            v * SS_FACTOR,
+            f"within x{SS_FACTOR:g} of {_n(v)} (published)",
+            "diploid individuals",
+        )
+        for k, v in ZAMBIA.items()
+        if k[0] == "N"
+    },
+    "T1": Prior("log-uniform", *SS_T1, "", "generations ago"),
+    "T2": Prior(
+        "derived",
+        SS_T1[0] + SS_DT[0],
+        SS_T1[1] + SS_DT[1],
+        f"T1 + log-uniform({_n(SS_DT[0])}, {_n(SS_DT[1])})",
+        "generations ago",
+    ),
+}
+_SEL_PRIORS = {
+    "class": Prior(
+        "choice", 0.0, 2.0, "0 neutral, 1 hard, 2 soft sweep, equal chances", values=(0.0, 1.0, 2.0)
+    ),
+    "s": Prior(
+        "log-uniform",
+        10 ** SEL_LOG10_S[0],
+        10 ** SEL_LOG10_S[1],
+        f"10^U({SEL_LOG10_S[0]:g}, {SEL_LOG10_S[1]:g}); 0 when neutral",
+    ),
+    "start_frequency": Prior(
+        "derived",
+        1 / (2 * SEL_N),
+        SEL_SOFT_START[1],
+        f"hard: 1/(2N) = {_n(1 / (2 * SEL_N))}; soft: U({_n(SEL_SOFT_START[0])}, {_n(SEL_SOFT_START[1])}); "
+        "0 when neutral",
+    ),
+    "tau": Prior(
+        "uniform",
+        SEL_TAU_4N[0] * 4 * SEL_N,
+        SEL_TAU_4N[1] * 4 * SEL_N,
+        f"U({_n(SEL_TAU_4N[0])}, {_n(SEL_TAU_4N[1])}) x 4N, N = {SEL_N:,}; 0 when neutral",
+        "generations ago (sweep end)",
+    ),
+}
+
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
@@ -238,6 +373,7 @@ SCENARIOS: dict[str, Scenario] = {
             _flagel_draw,
             _flagel_run,
             fixable=("ne", "r"),
+            priors=_FLAGEL_PRIORS,
         ),
         Scenario(
             "sheehan-song-3epoch",
@@ -250,6 +386,7 @@ SCENARIOS: dict[str, Scenario] = {
             _ss_draw,
             _ss_run,
             fixable=("N1", "N2", "N3", "T1", "T2"),
+            priors=_SS_PRIORS,
         ),
         Scenario(
             "selection",
@@ -263,6 +400,7 @@ SCENARIOS: dict[str, Scenario] = {
             _sel_run,
             classes=SELECTION_CLASSES,
             fixable=("class", "s", "tau"),
+            priors=_SEL_PRIORS,
         ),
     )
 }
@@ -272,17 +410,8 @@ SCENARIOS: dict[str, Scenario] = {
 #: prior range). Values outside the prior are simulated, with a warning (a model trained on the
 #: prior extrapolates to them); invalid ones are refused before anything is written.
 _FIX_RULES: dict[str, dict[str, tuple[float, bool, tuple[float, float]]]] = {
-    "flagel-rho": {"ne": (0.0, True, (min(FLAGEL_NE), max(FLAGEL_NE))), "r": (0.0, True, (1e-8, 1e-6))},
-    "sheehan-song-3epoch": {
-        **{k: (0.0, True, (v / 4, v * 4)) for k, v in ZAMBIA.items() if k[0] == "N"},
-        "T1": (0.0, True, (5e4, 8e5)),
-        "T2": (0.0, True, (5e4 + 5e5, 8e5 + 8e6)),
-    },
-    "selection": {
-        "class": (0.0, False, (0.0, 2.0)),
-        "s": (0.0, True, (10**-2.5, 0.1)),
-        "tau": (0.0, False, (0.0, 0.02 * 4 * SEL_N)),
-    },
+    name: {k: (0.0, k not in ("class", "tau"), (sc.priors[k].low, sc.priors[k].high)) for k in sc.fixable}
+    for name, sc in SCENARIOS.items()
 }
 
 
@@ -457,6 +586,60 @@ def _shard_number(path: Path) -> int | None:
     return int(k) if k.isdigit() else None
 
 
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+class ShardProgress:
+    """Finished shards of ``biodl popgen simulate`` on standard error
+    (:class:`~biodl.io._util.StatusLine`): on a terminal one line rewritten in place as each
+    shard finishes; elsewhere a whole line for a finished shard at most every ``plain_every``
+    seconds. The line: ``[biodl] flagel-rho: 7 of 40 shard(s) done (1,750 of 10,000
+    simulations), 62 s, about 5 min left``. When the last shard is done the terminal's line is
+    cleared: the caller's summary line follows."""
+
+    def __init__(
+        self,
+        name: str,
+        shards: int,
+        sims: int,
+        show: bool,
+        stream=None,
+        plain_every: float = 30.0,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        from biodl.io._util import StatusLine
+
+        self.line = StatusLine(show, stream, 0.0, plain_every, clock)
+        self.name, self.shards, self.sims = name, shards, sims
+        self.done_shards = self.done_sims = 0
+
+    def shard_done(self, n: int) -> None:
+        self.done_shards += 1
+        self.done_sims += n
+        if not self.line.show:
+            return
+        if self.done_shards >= self.shards:  # the summary line comes next
+            self.line.clear()
+            return
+        now = self.line.clock()
+        elapsed = now - self.line.t0
+        left = elapsed * (self.sims - self.done_sims) / max(self.done_sims, 1)
+        self.line.update(
+            f"{self.name}: {self.done_shards} of {self.shards} shard(s) done ({self.done_sims:,} of "
+            f"{self.sims:,} simulations), {_duration(elapsed)}, about {_duration(left)} left",
+            now,
+        )
+
+    def end_line(self) -> None:
+        """End a line left open on the terminal (an error stopped the run)."""
+        self.line.end_line()
+
+
 def simulate_dataset(
     scenario: str,
     n: int,
@@ -494,6 +677,9 @@ def simulate_dataset(
     fixed
         Parameters fixed instead of drawn (e.g. ``{"ne": 5000}``: Flagel's theta = 6 test set);
         checked by :func:`check_fixed` before anything is written.
+    progress
+        Report finished shards on standard error (:class:`ShardProgress`); a line saying what is
+        simulated, how and where comes first whatever ``progress`` is (not with ``quiet``).
 
     Returns
     -------
@@ -587,24 +773,21 @@ def simulate_dataset(
     t0 = time.perf_counter()
     cpu = 0.0
     todo = sum(t["stop"] - t["start"] for t in tasks)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(
-        TextColumn(f"simulating {sc.name}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        disable=not progress or quiet or not tasks,
-        transient=True,
-    ) as bar:
-        job = bar.add_task("sims", total=todo)
+    if tasks:
+        log(
+            f"[biodl] simulating {todo:,} {sc.name} simulation(s) in {len(tasks)} shard(s) of up to "
+            f"{chunk:,} with {workers} process(es) into {out}",
+            quiet,
+        )
+    bar = ShardProgress(sc.name, len(tasks), todo, progress and not quiet)
+    try:
         if workers == 1:
             for i, t in enumerate(tasks):
                 done, sec = _run_shard(t)
                 if i == 0:
                     publish()
                 cpu += sec
-                bar.advance(job, done)
+                bar.shard_done(done)
         else:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -616,7 +799,9 @@ def simulate_dataset(
                     if i == 0:
                         publish()
                     cpu += sec
-                    bar.advance(job, done)
+                    bar.shard_done(done)
+    finally:
+        bar.end_line()
     wall = time.perf_counter() - t0
     if tasks:
         log(
@@ -649,7 +834,9 @@ def dataset_config(path: str | Path) -> dict[str, Any]:
 
 __all__ = [
     "SCENARIOS",
+    "Prior",
     "Scenario",
+    "ShardProgress",
     "ZAMBIA",
     "check_fixed",
     "dataset_config",

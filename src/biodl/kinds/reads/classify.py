@@ -288,19 +288,39 @@ def kraken_report(counts: np.ndarray, tax: Taxonomy) -> str:
 
 # ------------------------------------------------------------------------------- streaming
 class _Progress:
-    def __init__(self, show: bool) -> None:
-        self.show, self.t0, self.last, self.n = show, time.time(), 0.0, 0
+    """Reads classified so far and their rate, on standard error (:class:`~biodl.io._util.StatusLine`:
+    in place about once a second on a terminal, a whole line at most every ``plain_every``
+    seconds elsewhere). :meth:`finish` writes the final line and returns the seconds spent
+    classifying, which the summary reports: the clock starts when the executor is ready (a Dask
+    cluster started, the model loaded), so start-up and shut-down are not in the rate."""
 
-    def add(self, n: int, final: bool = False) -> None:
+    def __init__(
+        self, show: bool, stream: TextIO | None = None, plain_every: float = 30.0, clock=None
+    ) -> None:
+        from biodl.io._util import StatusLine
+
+        self.line = StatusLine(show, stream, 1.0, plain_every, clock)
+        self.n = 0
+
+    def add(self, n: int) -> None:
         self.n += n
-        now = time.time()
-        if self.show and (final or now - self.last >= 1.0):
-            self.last = now
-            rate = self.n / max(now - self.t0, 1e-9)
-            sys.stderr.write(f"\r[biodl] {self.n:,} reads classified, {rate:,.0f} reads/s")
-            if final:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
+        if self.line.show:
+            now = self.line.clock()
+            rate = self.n / max(now - self.line.t0, 1e-9)
+            self.line.update(f"{self.n:,} reads classified, {rate:,.0f} reads/s", now)
+
+    def finish(self) -> float:
+        """Write the final line; the seconds from the start to now."""
+        seconds = self.line.clock() - self.line.t0
+        took = f"{seconds:,.1f}" if seconds >= 1 else f"{seconds:.2f}"
+        self.line.final(
+            f"{self.n:,} reads classified in {took} s, {self.n / max(seconds, 1e-9):,.0f} reads/s"
+        )
+        return seconds
+
+    def end_line(self) -> None:
+        """End a line left open on the terminal (an error stops the stream before the final line)."""
+        self.line.end_line()
 
 
 def _all_batches(inputs: list[str], mate2: list[str] | None, batch_size: int) -> Iterator[ReadBatch]:
@@ -356,12 +376,16 @@ def classify(
     Returns
     -------
     dict
-        ``n`` reads, ``seconds``, ``reads_per_s``, ``classified`` (fraction), ``counts`` array.
+        ``n`` reads; ``seconds``: the classification itself (from the executor ready to the last
+        result written; the progress line's clock) and ``reads_per_s`` over it; ``wall_seconds``:
+        the whole call (model loading, a Dask cluster's start and shut-down, the report
+        included); ``classified`` (fraction), ``shorter_than_k``, ``k``, ``counts`` array.
     """
     from biodl.io._util import atomic_output, atomic_write_text, check_output_path
     from biodl.kinds.reads.engine import pick_engine
     from biodl.kinds.reads.weights import read_model_file
 
+    wall0 = time.perf_counter()
     inputs = [str(p) for p in inputs]
     m2 = [str(p) for p in mate2] if mate2 else None
     if not inputs:
@@ -404,8 +428,7 @@ def classify(
         counts = np.zeros(int(sum(len(n) for n in tax.names)) + 1, np.int64)
         window: deque = deque()
         depth = 2 * max(threads, 1) if scheduler is None else 4 * max(threads, 2)
-        t0 = time.time()
-        last_report = t0
+        last_report = time.time()
         too_short = 0
         out.write(HEADER)
 
@@ -435,13 +458,14 @@ def classify(
                 drain(False)
                 raise
             drain(False)
+            close()
+            seconds = prog.finish()
         except BrokenProcessPool as e:
             raise BiodlError(
                 f"a worker process died ({e}); rerun with --threads 1 to see its error"
             ) from None
-        close()
-        prog.add(0, final=True)
-    seconds = time.time() - t0
+        finally:
+            prog.end_line()
     if report is not None:
         atomic_write_text(report, kraken_report(counts, tax))
     n = int(counts.sum())
@@ -449,6 +473,7 @@ def classify(
         "n": n,
         "seconds": seconds,
         "reads_per_s": n / max(seconds, 1e-9),
+        "wall_seconds": time.perf_counter() - wall0,
         "classified": (n - int(counts[-1])) / n if n else 0.0,
         "shorter_than_k": too_short,
         "k": k,

@@ -143,7 +143,11 @@ def classify_cmd(
     confidence: float | None = typer.Option(
         None, "--confidence", help="Calibrated confidence needed at a rank (default: the model's)."
     ),
-    progress: bool = typer.Option(True, help="Progress line with reads/s on standard error."),
+    progress: bool = typer.Option(
+        True,
+        help="Progress line with reads/s on standard error (rewritten in place on a terminal, else a "
+        "plain line at most every 30 s), then a JSON summary.",
+    ),
 ) -> None:
     """Classify reads as they stream in: one line per read (id, taxon, taxid, rank, confidence),
     written batch by batch, and a Kraken-style report; memory stays flat whatever the input size.
