@@ -23,6 +23,10 @@ def require_peer(
         raise SystemExit(f"error: {module} is needed for this benchmark ({why})\n{install}")
 
 
+#: the project's data folder beside the repository: what ``--data-dir`` means when not given
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
 def require_data(
     script: str,
     root: str | Path,
@@ -52,6 +56,28 @@ def require_data(
             f"{root}: {shown}. {where}"
         )
     return root
+
+
+def require_leaf_data(
+    script: str, given: Path | None, leaf: str, needed: list[str], known: list[str], source: str
+) -> Path:
+    """The folder of a bench whose files all lie in one folder ``leaf`` of the data directory
+    (``neural_fingerprints/hips``): ``given`` may be that folder itself (it holds one of the
+    ``known`` files) or a data directory holding ``leaf/`` (default: ``DEFAULT_DATA_DIR``).
+    Exits naming every file of ``needed`` that is missing (:func:`require_data`)."""
+    root = Path(given or DEFAULT_DATA_DIR).expanduser().resolve()
+    is_leaf = (
+        root.is_dir() and not (root / leaf.split("/")[0]).is_dir() and any((root / f).exists() for f in known)
+    )
+    prefix = "" if is_leaf else f"{leaf}/"
+    require_data(
+        script,
+        root,
+        [prefix + f for f in needed],
+        source,
+        hint=f"--data-dir is the {leaf.rsplit('/', 1)[-1]} folder or a data folder holding {leaf}/",
+    )
+    return root / prefix if prefix else root
 
 
 def row(

@@ -46,38 +46,18 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _rows import require_data, require_peer  # noqa: E402
+from _rows import require_leaf_data, require_peer  # noqa: E402
 
 TASKS = {"freesolv": "regression", "delaney": "regression", "tox21": "classification"}
-#: ``--data-dir`` when not given: ../shared/data from the repository root.
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 LEAF = "neural_fingerprints/moleculenet_chemprop"
 DATA_SOURCE = "bench/DATA.md (Molecules)"
-
-
-def data_folder(given: Path | None, tasks: list[str]) -> Path:
-    """The folder holding the tasks' CSV files: ``--data-dir`` itself, or its
-    ``neural_fingerprints/moleculenet_chemprop/``; exits naming every missing file first."""
-    root = (given or DEFAULT_DATA_DIR).expanduser().resolve()
-    # the CSV folder itself when it holds one of the CSV files (and no neural_fingerprints/);
-    # otherwise a data folder, the files under LEAF (named so when missing)
-    leaf = root.is_dir() and not (root / "neural_fingerprints").is_dir()
-    prefix = "" if leaf and any((root / f"{t}.csv").exists() for t in TASKS) else f"{LEAF}/"
-    require_data(
-        "moleculenet.py",
-        root,
-        [f"{prefix}{t}.csv" for t in tasks],
-        DATA_SOURCE,
-        hint=f"--data-dir is the moleculenet_chemprop folder or a data folder holding {LEAF}/",
-    )
-    return root / prefix if prefix else root
 
 
 def load(task: str, data_dir: Path) -> pd.DataFrame:
     """The task's table with RDKit-unparsable SMILES dropped (said on stdout)."""
     from rdkit import Chem, RDLogger
 
-    path = data_dir / f"{task}.csv"  # checked by data_folder before anything runs
+    path = data_dir / f"{task}.csv"  # checked by require_leaf_data before anything runs
     df = pd.read_csv(path)
     RDLogger.DisableLog("rdApp.*")
     ok = np.array([Chem.MolFromSmiles(s) is not None for s in df.smiles])
@@ -205,7 +185,14 @@ def main(argv=None) -> None:
             f"choose from {', '.join(TASKS)}"
         )
     # every requested task's file, before the peer check and before any training
-    data_dir = data_folder(args.data_dir, tasks)
+    data_dir = require_leaf_data(
+        "moleculenet.py",
+        args.data_dir,
+        LEAF,
+        [f"{t}.csv" for t in tasks],
+        [f"{t}.csv" for t in TASKS],
+        DATA_SOURCE,
+    )
     if "chemprop" in tools:
         require_peer(
             "chemprop", "chemprop 2.2.4, the peer here", "Install it with the line in bench/README.md"

@@ -56,10 +56,8 @@ from biodl.registry import get_recipe
 from biodl.train import RunMeta, TrainConfig, fit_model, load_model, seed_all
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _rows import require_data  # noqa: E402
+from _rows import require_leaf_data  # noqa: E402
 
-#: ``--data-dir`` when not given: ../shared/data from the repository root.
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 LEAF = "neural_fingerprints/hips"
 DATA_SOURCE = "bench/DATA.md (Molecules)"
 
@@ -423,27 +421,9 @@ def run_chemprop(task: str, fold: int, table, out_root: Path, epochs: int, threa
     }
 
 
-def data_folder(given: Path | None, tasks: list[str]) -> Path:
-    """The folder holding the tasks' files: ``--data-dir`` itself, or its
-    ``neural_fingerprints/hips/``; exits naming every missing file before any work."""
-    root = (given or DEFAULT_DATA_DIR).expanduser().resolve()
-    # the HIPS folder itself when it holds one of the task files (and no neural_fingerprints/);
-    # otherwise a data folder, the files under LEAF (named so when missing)
-    leaf = root.is_dir() and not (root / "neural_fingerprints").is_dir()
-    prefix = "" if leaf and any((root / f).exists() for f, _, _ in TASKS.values()) else f"{LEAF}/"
-    require_data(
-        "neural_fp.py",
-        root,
-        [f"{prefix}{TASKS[t][0]}" for t in tasks],
-        DATA_SOURCE,
-        hint=f"--data-dir is the hips folder or a data folder holding {LEAF}/",
-    )
-    return root / prefix if prefix else root
-
-
 def load_task(task: str, data_dir: Path):
     fname, target, n = TASKS[task]
-    path = data_dir / fname  # checked by data_folder before anything runs
+    path = data_dir / fname  # checked by require_leaf_data before anything runs
     table = read_molecules(path, target=target, skip_invalid=True)
     if table.invalid:
         print(
@@ -565,7 +545,14 @@ def main(argv=None) -> None:
             f"choose from {', '.join(TASKS)}"
         )
     # every requested task's file, before any training
-    data_dir = data_folder(a.data_dir, tasks)
+    data_dir = require_leaf_data(
+        "neural_fp.py",
+        a.data_dir,
+        LEAF,
+        [TASKS[t][0] for t in tasks],
+        [f for f, _, _ in TASKS.values()],
+        DATA_SOURCE,
+    )
     a.out.mkdir(parents=True, exist_ok=True)
     res_path = a.out / "results.tsv"
     t_start = time.time()

@@ -43,12 +43,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "bench") not in sys.path:
     sys.path.insert(0, str(ROOT / "bench"))
-from _rows import require_data  # noqa: E402
+from _rows import DEFAULT_DATA_DIR, require_data  # noqa: E402
 
 THETAS = {6: 5000, 12: 10000, 18: 15000, 24: 20000, 60: 50000}
 PUBLISHED_SUB = "popgen_flagel2019/rho_test_true_ldhat_cnn.tsv"
-#: ``--data-dir`` when not given: ../shared/data from the repository root.
-DEFAULT_DATA_DIR = ROOT.parent / "shared" / "data"
 PUBLISHED_SOURCE = "bench/DATA.md (Cells, features, methylation, population genetics, contacts)"
 
 
