@@ -243,6 +243,11 @@ def test_cli_train_evaluate_predict_report(tmp_path) -> None:
     )
     assert r.exit_code == 0, r.output
     assert {"gm", "accuracy"} <= set(json.loads(r.stdout))
+    # --labels as at training (the same as --set labels=)
+    r2 = runner.invoke(
+        app, ["evaluate", str(out), str(DATA), "--labels", str(LABELS), "--set", "classes=A-E,A-P", *common]
+    )
+    assert r2.exit_code == 0 and json.loads(r2.stdout) == json.loads(r.stdout), r2.output
     r = runner.invoke(app, ["predict", str(out), str(DATA), *common])
     assert r.exit_code == 0, r.output
     pred = pd.read_csv(pd.io.common.StringIO(r.stdout), sep="\t")

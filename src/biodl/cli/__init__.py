@@ -151,6 +151,11 @@ NegativesOpt = typer.Option(
     help="Negatives FASTA of a GraphProt-style pair: DATA is then the positives FASTA (label 1), "
     "this file label 0.",
 )
+LabelsOpt = typer.Option(
+    None,
+    "--labels",
+    help="Feature tables: the label file, one label per row (as at training; predict shows them beside).",
+)
 SkipInvalidOpt = typer.Option(
     None,
     "--skip-invalid",
@@ -528,6 +533,7 @@ def evaluate(
     set_: list[str] | None = SetOpt,
     skip_invalid: bool | None = SkipInvalidOpt,
     negatives: Path | None = NegativesOpt,
+    labels: str | None = LabelsOpt,
 ) -> None:
     """Evaluate a trained model on labelled data (AUROC/AUPRC, accuracy, correlation, MAE, ...;
     binary and multi-label: MCC, accuracy, sensitivity and specificity at the decision threshold
@@ -543,7 +549,13 @@ def evaluate(
         from biodl.pipeline import items_phrase
 
         given, spellings = _given(
-            {"rc_average": rc_average, "skip_invalid": skip_invalid, "negatives": negatives}, set_
+            {
+                "rc_average": rc_average,
+                "skip_invalid": skip_invalid,
+                "negatives": negatives,
+                "labels": labels,
+            },
+            set_,
         )
         r = run_evaluate(
             model,
@@ -590,6 +602,7 @@ def predict(
     rc_average: bool | None = RcAverageOpt,
     set_: list[str] | None = SetOpt,
     skip_invalid: bool | None = SkipInvalidOpt,
+    labels: str | None = LabelsOpt,
 ) -> None:
     """Score new inputs with a trained model; output keeps input order and identifiers.
 
@@ -598,7 +611,9 @@ def predict(
     try:
         from biodl.pipeline import predict as run_predict
 
-        given, spellings = _given({"rc_average": rc_average, "skip_invalid": skip_invalid}, set_)
+        given, spellings = _given(
+            {"rc_average": rc_average, "skip_invalid": skip_invalid, "labels": labels}, set_
+        )
         df = run_predict(
             model,
             data,
