@@ -58,6 +58,19 @@ def require_data(
     return root
 
 
+def chosen(script: str, text: str, known, what: str = "task") -> list[str]:
+    """The comma-separated names of ``text``, each one of ``known``; exits naming the unknown ones
+    (or that none was given) and the choices."""
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [t for t in names if t not in known]
+    if unknown or not names:
+        raise SystemExit(
+            f"error: {script}: unknown {what}(s) {', '.join(unknown) or '(none given)'}: "
+            f"choose from {', '.join(known)}"
+        )
+    return names
+
+
 def require_leaf_data(
     script: str, given: Path | None, leaf: str, needed: list[str], known: list[str], source: str
 ) -> Path:

@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _rows import require_leaf_data, require_peer  # noqa: E402
+from _rows import chosen, require_leaf_data, require_peer  # noqa: E402
 
 TASKS = {"freesolv": "regression", "delaney": "regression", "tox21": "classification"}
 LEAF = "neural_fingerprints/moleculenet_chemprop"
@@ -177,13 +177,7 @@ def main(argv=None) -> None:
 
     variants = dict(v.split("=", 1) for v in (args.variant or ["default="]))
     tools = args.tools.split(",")
-    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    unknown = [t for t in tasks if t not in TASKS]
-    if unknown or not tasks:
-        sys.exit(
-            f"error: moleculenet.py: unknown task(s) {', '.join(unknown) or '(none given)'}: "
-            f"choose from {', '.join(TASKS)}"
-        )
+    tasks = chosen("moleculenet.py", args.tasks, TASKS)
     # every requested task's file, before the peer check and before any training
     data_dir = require_leaf_data(
         "moleculenet.py",

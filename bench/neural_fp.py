@@ -56,7 +56,7 @@ from biodl.registry import get_recipe
 from biodl.train import RunMeta, TrainConfig, fit_model, load_model, seed_all
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _rows import require_leaf_data  # noqa: E402
+from _rows import chosen, require_leaf_data  # noqa: E402
 
 LEAF = "neural_fingerprints/hips"
 DATA_SOURCE = "bench/DATA.md (Molecules)"
@@ -537,13 +537,7 @@ def main(argv=None) -> None:
     for m in models:
         if m not in MODELS and m != "chemprop":
             sys.exit(f"unknown model {m!r} (known: {', '.join(MODELS)}, chemprop)")
-    tasks = [t.strip() for t in a.tasks.split(",") if t.strip()]
-    unknown = [t for t in tasks if t not in TASKS]
-    if unknown or not tasks:
-        sys.exit(
-            f"error: neural_fp.py: unknown task(s) {', '.join(unknown) or '(none given)'}: "
-            f"choose from {', '.join(TASKS)}"
-        )
+    tasks = chosen("neural_fp.py", a.tasks, TASKS)
     # every requested task's file, before any training
     data_dir = require_leaf_data(
         "neural_fp.py",

@@ -564,21 +564,12 @@ def test_scenarios_show_each_parameters_prior_as_simulated() -> None:
 
 
 def test_simulate_progress_is_whole_lines_unless_on_a_terminal(tmp_path, capsys):
-    import io
-
     from biodl.kinds.popgen.simulate import ShardProgress
-
-    class Stream(io.StringIO):
-        def __init__(self, tty: bool) -> None:
-            super().__init__()
-            self.tty = tty
-
-        def isatty(self) -> bool:
-            return self.tty
+    from tests.conftest import TtyStream
 
     for tty in (False, True):
         clock = iter(np.arange(0.0, 401.0, 10.0)).__next__  # started at 0, a shard every 10 s
-        stream = Stream(tty)
+        stream = TtyStream(tty)
         bar = ShardProgress("flagel-rho", 40, 10_000, True, stream, plain_every=30.0, clock=clock)
         for _ in range(40):
             bar.shard_done(250)

@@ -23,6 +23,7 @@ from biodl.errors import BiodlInputError
 from biodl.kinds.reads.io import build_reference, iter_batches, iter_records, load_reference
 from biodl.kinds.reads.kmers import encode_reads, kmer_indices, read_indices
 from biodl.train import TrainConfig
+from tests.conftest import TtyStream
 
 DATA = Path(__file__).parent / "data" / "reads"
 GENOMES = sorted((DATA / "genomes").glob("*.fna.gz"))
@@ -895,20 +896,11 @@ class _Clock:
         return self.t
 
 
-class _Stream(io.StringIO):
-    def __init__(self, tty: bool) -> None:
-        super().__init__()
-        self.tty = tty
-
-    def isatty(self) -> bool:
-        return self.tty
-
-
 def test_progress_rewrites_in_place_on_a_terminal_only() -> None:
     from biodl.kinds.reads.classify import _Progress
 
     for tty in (False, True):
-        clock, stream = _Clock(), _Stream(tty)
+        clock, stream = _Clock(), TtyStream(tty)
         prog = _Progress(True, stream, plain_every=30.0, clock=clock)
         for _ in range(100):  # 100 batches of 10 reads, one every 0.5 s: 50 s in all
             clock.t += 0.5
@@ -924,7 +916,7 @@ def test_progress_rewrites_in_place_on_a_terminal_only() -> None:
                 "[biodl] 600 reads classified, 20 reads/s",
                 "[biodl] 1,000 reads classified in 50.0 s, 20 reads/s",
             ]
-    stream = _Stream(True)
+    stream = TtyStream(True)
     prog = _Progress(True, stream, clock=(clock := _Clock()))
     clock.t = 2.0
     prog.add(5)

@@ -434,12 +434,9 @@ class ExpressionKind(DataKind):
             ce = torch.nn.functional.binary_cross_entropy_with_logits(
                 torch.from_numpy(outputs), torch.from_numpy(targets), reduction="none"
             ).sum(1)
-            rows = "sample"
-            if meta.recipe == "sparse-ae":  # encode=genes: one row per gene
-                from biodl.kinds.expression.sparse_ae import row_label
+            from biodl.kinds.expression.sparse_ae import row_label  # gene: sparse-ae with encode=genes
 
-                rows = row_label(meta)
-            return pd.DataFrame({rows: table.samples, "reconstruction_ce": ce.numpy()})
+            return pd.DataFrame({row_label(meta): table.samples, "reconstruction_ce": ce.numpy()})
         df = pd.DataFrame(outputs, columns=meta.data["targets"])
         df.insert(0, "sample", table.samples)
         return df
