@@ -1,7 +1,21 @@
-"""biodl: the classic deep-learning systems of computational biology on one PyTorch code base."""
+"""biodl: the classic deep-learning systems of computational biology on one PyTorch code base.
+
+``biodl.load(RUN)`` gives a trained model to score inputs from Python (:mod:`biodl.api`)."""
+
+from __future__ import annotations
+
+from typing import Any
 
 from biodl.errors import BiodlError, BiodlInputError
 
 __version__ = "0.1.0"
 
-__all__ = ["BiodlError", "BiodlInputError", "__version__"]
+__all__ = ["BiodlError", "BiodlInputError", "__version__", "load"]
+
+
+def __getattr__(name: str) -> Any:  # ``biodl.load`` without importing torch at ``import biodl``
+    if name == "load":
+        from biodl.api import load
+
+        return load
+    raise AttributeError(f"module 'biodl' has no attribute {name!r}")

@@ -1028,8 +1028,7 @@ def evaluate(
         check_output_dir(out_dir)
     model, meta, k, recipe = _load(model_path, device)
     opts, _ = kind_options(recipe, k, dict(options or {}), "evaluate", spellings)
-    k.check_format(meta.recipe, data)
-    table = k.read(meta, data, opts, labelled=True, quiet=quiet)
+    table = read_inputs(k, meta, data, opts, labelled=True, quiet=quiet)
     return evaluate_table(
         k,
         model,
@@ -1060,15 +1059,55 @@ def predict(
     format its suffix names (``.tsv``/``.csv``, optionally ``.gz``; ``.npz``; ``.h5``;
     ``.parquet``) or ``format`` (see :mod:`biodl.io.predictions`)."""
     from biodl.io._util import note_model
-    from biodl.io.predictions import check_writer, output_format
+    from biodl.io.predictions import output_format
 
-    fmt = output_format(out, format) if out is None else None  # standard output: text only
+    if out is None:  # standard output: text only (a bad format fails before the model is loaded)
+        output_format(out, format)
     _run_state(model_path, "predict")
     note_model(model_path)  # no output may replace the model or its run's record
     model, meta, k, recipe = _load(model_path, device)
     opts, _ = kind_options(recipe, k, dict(options or {}), "predict", spellings)
-    k.check_format(meta.recipe, data)
-    table = k.read(meta, data, opts, labelled=False, quiet=quiet)
+    return predict_loaded(
+        model, meta, k, data, opts, out=out, format=format, device=device, batch_size=batch_size, quiet=quiet
+    )
+
+
+def is_path(data: Any) -> bool:
+    """Whether ``data`` names a file (``str`` or a path) rather than holding in-memory inputs."""
+    return data is None or isinstance(data, (str, os.PathLike))
+
+
+def read_inputs(
+    k: DataKind, meta, data: Any, opts: dict[str, Any], *, labelled: bool, quiet: bool, labels: Any = None
+):
+    """The kind's table of ``data``: a file read as the model's training data was
+    (:meth:`DataKind.read`), or Python objects (:meth:`DataKind.from_memory`)."""
+    if is_path(data):
+        if labels is not None:
+            raise BiodlInputError("labels= is for in-memory inputs: a file carries its own labels")
+        k.check_format(meta.recipe, data)
+        return k.read(meta, data, opts, labelled=labelled, quiet=quiet)
+    return k.from_memory(meta, data, opts, labelled=labelled, labels=labels)
+
+
+def predict_loaded(
+    model,
+    meta,
+    k: DataKind,
+    data: Any,
+    opts: dict[str, Any],
+    *,
+    out: str | Path | None = None,
+    format: str | None = None,
+    device: str = "cpu",
+    batch_size: int = 256,
+    quiet: bool = False,
+):
+    """:func:`predict` with the model loaded and the options checked (``biodl.load``)."""
+    from biodl.io.predictions import check_writer, output_format
+
+    fmt = output_format(out, format) if out is None else None
+    table = read_inputs(k, meta, data, opts, labelled=False, quiet=quiet)
     if out is not None:  # a bad --out fails before the model runs (and after the inputs are known)
         from biodl.io._util import check_output_path
 

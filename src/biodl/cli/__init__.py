@@ -156,6 +156,15 @@ LabelsOpt = typer.Option(
     "--labels",
     help="Feature tables: the label file, one label per row (as at training; predict shows them beside).",
 )
+SeqColOpt = typer.Option(
+    None, "--seq-col", help="Sequence tables: the sequence column (default: seq / sequence)."
+)
+LabelColOpt = typer.Option(
+    None,
+    "--label-col",
+    help="Sequence tables: the label column(s), comma-separated or a glob ('f*') (default: the "
+    "model's label columns when the file has them, else Bound / label / class).",
+)
 SkipInvalidOpt = typer.Option(
     None,
     "--skip-invalid",
@@ -534,6 +543,8 @@ def evaluate(
     skip_invalid: bool | None = SkipInvalidOpt,
     negatives: Path | None = NegativesOpt,
     labels: str | None = LabelsOpt,
+    seq_col: str | None = SeqColOpt,
+    label_col: str | None = LabelColOpt,
 ) -> None:
     """Evaluate a trained model on labelled data (AUROC/AUPRC, accuracy, correlation, MAE, ...;
     binary and multi-label: MCC, accuracy, sensitivity and specificity at the decision threshold
@@ -554,6 +565,8 @@ def evaluate(
                 "skip_invalid": skip_invalid,
                 "negatives": negatives,
                 "labels": labels,
+                "seq_col": seq_col,
+                "label_col": label_col,
             },
             set_,
         )
@@ -603,6 +616,7 @@ def predict(
     set_: list[str] | None = SetOpt,
     skip_invalid: bool | None = SkipInvalidOpt,
     labels: str | None = LabelsOpt,
+    seq_col: str | None = SeqColOpt,
 ) -> None:
     """Score new inputs with a trained model; output keeps input order and identifiers.
 
@@ -612,7 +626,8 @@ def predict(
         from biodl.pipeline import predict as run_predict
 
         given, spellings = _given(
-            {"rc_average": rc_average, "skip_invalid": skip_invalid, "labels": labels}, set_
+            {"rc_average": rc_average, "skip_invalid": skip_invalid, "labels": labels, "seq_col": seq_col},
+            set_,
         )
         df = run_predict(
             model,

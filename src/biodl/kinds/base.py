@@ -245,6 +245,9 @@ class DataKind:
     report_on_train: ClassVar[bool] = False
     supports_ensemble: ClassVar[bool] = False
     supports_calibration: ClassVar[bool] = False
+    #: The Python objects :meth:`from_memory` takes (``biodl.load(RUN).predict([...])``), in
+    #: words for messages and docs; empty: the kind's models read files only.
+    memory_inputs: ClassVar[str] = ""
 
     def training_labels(self, meta: RunMeta, splits: Splits) -> np.ndarray | None:
         """The training targets ``(n, n_labels)`` (NaN = missing), checked by
@@ -376,6 +379,18 @@ class DataKind:
     ):
         """Read inputs to evaluate (``labelled``) or predict, as the model's training data was read."""
         raise NotImplementedError
+
+    def from_memory(
+        self, meta: RunMeta, data: Any, options: dict[str, Any], *, labelled: bool, labels: Any = None
+    ):
+        """The table :meth:`read` would make, from Python objects (:attr:`memory_inputs`)
+        instead of a file; ``labelled`` (evaluation): with ``labels``, one per item, or for a
+        DataFrame the name(s) of its label column(s) (default: the model's label names).
+        Default: the kind reads files only, and says so."""
+        raise BiodlInputError(
+            f"{self.title} models read their inputs from files: give a path to {self.reads} "
+            f"(not a {type(data).__name__})"
+        )
 
     def score(
         self,

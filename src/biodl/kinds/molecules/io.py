@@ -372,6 +372,52 @@ def read_molecules(
         raise BiodlInputError(
             "no target given: name the target column(s) with --target (comma-separated, or 'all')", path=p
         )
+    return _molecule_table(records, target_names, str(p), is_sdf, skip_invalid, keep_invalid)
+
+
+def molecules_from_memory(
+    data,
+    *,
+    smiles_col: str | None = None,
+    id_col: str | None = None,
+    also: Sequence[str] = (),
+    skip_invalid: bool = False,
+    keep_invalid: bool = False,
+) -> MoleculeTable:
+    """A :class:`MoleculeTable` of in-memory SMILES (:func:`biodl.io.memory.items`: a list, a
+    dict or Series of id -> SMILES, or a DataFrame with a SMILES column: ``smiles_col``, else
+    the first of ``also`` and the usual names), without targets (an evaluation adds them); ids
+    default to the item numbers. Errors name the item's id."""
+    from biodl.io import memory
+
+    ids, smiles, src = memory.items(
+        data,
+        "SMILES",
+        (*also, *SMILES_COLUMNS),
+        ID_COLUMNS,
+        lambda i: str(i + 1),
+        column=smiles_col,
+        id_column=id_col,
+        option="smiles_col",
+    )
+    records = [
+        (i + 1, rid, smi, None, [], "", f"item {i + 1} ({rid!r})")
+        for i, (rid, smi) in enumerate(zip(ids, smiles, strict=True))
+    ]
+    return _molecule_table(records, [], src, False, skip_invalid, keep_invalid, memory=True)
+
+
+def _molecule_table(
+    records: list,
+    target_names: list[str],
+    p: str,
+    is_sdf: bool,
+    skip_invalid: bool,
+    keep_invalid: bool,
+    memory: bool = False,
+) -> MoleculeTable:
+    """The table of parsed ``records`` (``(line, id, smiles, mol, targets, reason, where)``):
+    invalid molecules raise, or are dropped (``skip_invalid``) or kept aside (``keep_invalid``)."""
     ids, smiles, mols, ys, lines, invalid = [], [], [], [], [], []
     for line, rid, smi, mol, y, reason, where in records:
         if mol is None and not reason:
@@ -388,16 +434,18 @@ def read_molecules(
         bad = invalid[0]
         more = f" ({len(invalid)} invalid molecules in total)" if len(invalid) > 1 else ""
         hint = f"{bad.reason}{more}; use --skip-invalid (skip_invalid=True in Python) to skip them"
+        if memory:
+            raise BiodlInputError(f"invalid SMILES {bad.smiles!r}: {hint}", path=p, record=bad.id)
         if not is_sdf:
             raise BiodlInputError(f"invalid SMILES {bad.smiles!r}: {hint}", path=p, record=bad.line)
         err = BiodlInputError(f"{bad.where}: invalid molecule: {hint}", path=p)
         err.record = bad.line
         raise err
     if not mols and not keep_invalid:
-        raise BiodlInputError("no valid molecules in the file", path=p)
+        raise BiodlInputError(f"no valid molecules in the {'input' if memory else 'file'}", path=p)
     targets = np.asarray(ys, dtype=np.float32).reshape(len(ys), len(target_names)) if target_names else None
     warn_duplicate_ids(ids, p, "molecule id")
-    return MoleculeTable(ids, smiles, mols, targets, target_names, lines, invalid, str(p))
+    return MoleculeTable(ids, smiles, mols, targets, target_names, lines, invalid, p)
 
 
 def _sdf_rows(p: Path, target, id_col) -> tuple[list, list[str]]:

@@ -372,6 +372,33 @@ class MoleculesKind(DataKind):
             return read_table(path, opts, _target(options.get("target")) or meta.label_names, True, quiet)
         return read_table(path, opts, None, False, quiet, keep_invalid=True)
 
+    memory_inputs = (
+        "a list of SMILES, a dict or pandas Series of id -> SMILES, or a DataFrame with a smiles "
+        "column (ids from an id/name column, else the index)"
+    )
+
+    def from_memory(self, meta, data, options, *, labelled, labels=None):
+        from biodl.io import memory
+        from biodl.kinds.molecules.io import molecules_from_memory
+
+        d = data_as(MoleculeData, meta.data)
+        skip = bool(options.get("skip_invalid"))
+        table = molecules_from_memory(
+            data,
+            smiles_col=options.get("smiles_col"),
+            id_col=options.get("id_col"),
+            also=[c for c in (d.smiles_col,) if c],
+            skip_invalid=skip,
+            keep_invalid=skip and not labelled,  # predict: unscored rows stay in place, with the reason
+        )
+        if labelled:
+            every = len(table) + len(table.invalid)
+            y = memory.labels(data, labels, every, table.path, meta.label_names)
+            table.targets = y[np.asarray(table.lines, dtype=np.int64) - 1]  # the valid molecules' rows
+            table.target_names = list(meta.label_names)
+            table.invalid = []
+        return table
+
     def score(self, model, meta, table, *, device, options, batch_size=256):
         from biodl.kinds.molecules.data import predict_molecules
 

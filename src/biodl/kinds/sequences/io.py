@@ -136,12 +136,14 @@ def read_sequence_table(
     require_labels: bool = True,
     iupac_as_n: bool = False,
     uppercase: bool = False,
+    prefer_labels: list[str] | None = None,
 ) -> SequenceTable:
     """Read a TSV/CSV (optionally gzip) table of sequences and labels.
 
     Columns are found by name when not given: sequence in ``seq``/``sequence``, labels in
     ``Bound``/``label``/``class``..., ids in ``EventID``/``id``/``name``; ``label_cols`` may hold
-    glob patterns (``f*``) or ``all`` (every column but the sequence and id). DeepBind's
+    glob patterns (``f*``) or ``all`` (every column but the sequence and id); without them,
+    ``prefer_labels`` (a model's label columns) when the table has them all. DeepBind's
     ``FoldID EventID seq Bound`` files are read as they are. Numeric label columns give
     binary/multi-label/regression targets (empty cells are missing labels); a single
     non-numeric label column gives a multi-class target.
@@ -186,6 +188,8 @@ def read_sequence_table(
         id_col = next((c for c in ID_COLUMNS if c in cols), None)
     if label_cols:
         label_cols = _expand_label_cols(label_cols, cols, {seq_col, id_col})
+    elif prefer_labels and all(c in cols for c in prefer_labels) and seq_col not in prefer_labels:
+        label_cols = list(prefer_labels)
     if not label_cols:
         found = next((c for c in LABEL_COLUMNS if c in cols), None)
         label_cols = [found] if found else []

@@ -101,14 +101,23 @@ OPTIONS = (
         "Draw fresh shuffled negatives every epoch (DeepBind's protocol).",
         flag="--resample-negatives",
     ),
-    Option("seq_col", "str", None, "Sequence column (default: seq / sequence).", flag="--seq-col"),
+    Option(
+        "seq_col",
+        "str",
+        None,
+        "Sequence column (default: seq / sequence).",
+        flag="--seq-col",
+        stages=("train", "evaluate", "predict"),
+    ),
     Option(
         "label_col",
         "str",
         None,
         "Label column(s), comma-separated; glob patterns ('f*') or 'all' (every column but the "
-        "sequence and id) take many (default: Bound / label / class).",
+        "sequence and id) take many (default: Bound / label / class; evaluate: the model's "
+        "label columns when the file has them).",
         flag="--label-col",
+        stages=("train", "evaluate"),
     ),
     Option("pad", "int", None, "Pad with N / crop every sequence to this length.", flag="--pad", minimum=1),
     Option("iupac_as_n", "bool", False, "Read IUPAC ambiguity codes (R, Y, ...) as N.", flag="--iupac-as-n"),
@@ -175,10 +184,12 @@ def load_table(
     uppercase: bool = False,
     negatives: str | Path | None = None,
     viewpoint: bool = False,
+    prefer_labels: list[str] | None = None,
 ):
     """Read a labelled sequence file (FASTA with labels in headers, or TSV/CSV), or with
     ``negatives`` a GraphProt pair (``path`` the positives FASTA): whole sequences, upper-cased,
-    or only their uppercase viewpoint with ``viewpoint``."""
+    or only their uppercase viewpoint with ``viewpoint``. A table's labels: ``label_cols``,
+    else ``prefer_labels`` when the table has them all, else the usual names."""
     from biodl.io._util import warn_duplicate_ids
     from biodl.kinds.sequences.io import fold_case, read_fasta_pair, read_sequences
 
@@ -194,23 +205,65 @@ def load_table(
             kw["seq_col"] = seq_col
         if label_cols:
             kw["label_cols"] = label_cols
+        elif prefer_labels:
+            kw["prefer_labels"] = prefer_labels
         table = read_sequences(path, require_labels=require_labels, **kw)
     warn_duplicate_ids(table.ids, path)
     return fold_case(table, True) if viewpoint and negatives is None else table
 
 
-def read_like_model(meta: RunMeta, path, *, labelled: bool, negatives=None):
+def read_like_model(
+    meta: RunMeta, path, *, labelled: bool, negatives=None, seq_col: str | None = None, label_col=None
+):
     """Sequences of ``path`` read as the model's training data was (IUPAC rule, case,
-    viewpoint)."""
+    viewpoint); a table's labels from ``label_col``, else the model's label columns when the
+    file has them all, else the usual names."""
     d = data_as(SequenceData, meta.data)
     return load_table(
         path,
         require_labels=labelled,
+        seq_col=seq_col,
+        label_cols=label_col,
         iupac_as_n=d.iupac_as_n,
         uppercase=d.uppercase,
         negatives=negatives,
         viewpoint=d.viewpoint,
+        prefer_labels=list(meta.label_names or []) if labelled else None,
     )
+
+
+def sequences_from_memory(meta: RunMeta, data, options: dict[str, Any], *, labelled: bool, labels=None):
+    """A :class:`SequenceTable` of in-memory sequences (:func:`biodl.io.memory.items`), read as
+    the model's training data was (IUPAC rule, case, viewpoint); ``labelled``: with the labels
+    of :func:`biodl.io.memory.labels` (``labels``, or the DataFrame's label columns)."""
+    from biodl.io import memory
+    from biodl.io._util import warn_duplicate_ids
+    from biodl.io.fasta import validate_sequence
+    from biodl.kinds.sequences.io import ID_COLUMNS, SEQ_COLUMNS, SequenceTable, _quick_ok, fold_case
+
+    d = data_as(SequenceData, meta.data)
+    ids, seqs, src = memory.items(
+        data,
+        "sequence",
+        SEQ_COLUMNS,
+        ID_COLUMNS,
+        lambda i: f"seq{i + 1}",
+        column=options.get("seq_col"),
+        option="seq_col",
+    )
+    seqs = [s.strip() for s in seqs]
+    if d.uppercase:
+        seqs = [s.upper() for s in seqs]
+    for s, i in zip(seqs, ids, strict=True):
+        if not s or not _quick_ok(s, d.iupac_as_n):
+            validate_sequence(s, src, i, d.iupac_as_n)
+    table = SequenceTable(ids=ids, seqs=seqs, source=src)
+    warn_duplicate_ids(ids, src)
+    if labelled:
+        table.labels = memory.labels(data, labels, len(seqs), src, meta.label_names, meta.classes)
+        table.label_names = list(meta.label_names)
+        table.classes = meta.classes
+    return fold_case(table, True) if d.viewpoint else table
 
 
 def choose_alphabet(seqs, option: str, spelling: str = "--alphabet") -> tuple[str, str]:
@@ -693,7 +746,14 @@ class SequencesKind(OneHotTraining):
     def read(self, meta, path, options, *, labelled, quiet=True):
         if path is None:
             raise BiodlInputError("no sequence file given")
-        table = read_like_model(meta, path, labelled=labelled, negatives=options.get("negatives"))
+        table = read_like_model(
+            meta,
+            path,
+            labelled=labelled,
+            negatives=options.get("negatives"),
+            seq_col=options.get("seq_col"),
+            label_col=options.get("label_col"),
+        )
         if labelled and meta.task == "multiclass" and table.classes != meta.classes:
             if not set(table.classes or []) <= set(meta.classes or []):
                 raise BiodlInputError(
@@ -702,6 +762,14 @@ class SequencesKind(OneHotTraining):
             remap = {i: meta.classes.index(c) for i, c in enumerate(table.classes)}
             table.labels = np.vectorize(remap.get)(table.labels).astype(np.float32)
         return table
+
+    memory_inputs = (
+        "a list of sequences, a dict or pandas Series of id -> sequence, or a DataFrame with a "
+        "seq/sequence column (ids from an id/name column, else the index)"
+    )
+
+    def from_memory(self, meta, data, options, *, labelled, labels=None):
+        return sequences_from_memory(meta, data, options, labelled=labelled, labels=labels)
 
     def score(self, model, meta, table, *, device, options, batch_size=256):
         return score_sequences(

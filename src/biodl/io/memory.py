@@ -1,0 +1,188 @@
+"""Inputs given as Python objects instead of files (``biodl.load(RUN).predict([...])``):
+the items and their ids, and the labels an evaluation compares against, checked with errors
+that name the item, as the file readers name the line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from biodl.errors import BiodlInputError
+
+
+def describe(data: Any) -> str:
+    """How an in-memory input is named in messages (``input list of 3 items``)."""
+    n = len(data) if hasattr(data, "__len__") else None
+    kind = type(data).__name__
+    return f"input {kind}" if n is None else f"input {kind} of {n} item{'s' if n != 1 else ''}"
+
+
+def _column(df: pd.DataFrame, given: str | None, names: Sequence[str], what: str, src: str) -> str | None:
+    cols = [str(c) for c in df.columns]
+    if given is not None:
+        if given not in cols:
+            raise BiodlInputError(f"no {what} column {given!r}; columns are: {', '.join(cols)}", path=src)
+        return given
+    low = {c.lower(): c for c in cols}
+    return next((low[n.lower()] for n in names if n.lower() in low), None)
+
+
+def items(
+    data: Any,
+    what: str,
+    columns: Sequence[str],
+    id_columns: Sequence[str],
+    default_id: Callable[[int], str],
+    *,
+    column: str | None = None,
+    id_column: str | None = None,
+    option: str = "",
+) -> tuple[list[str], list[str], str]:
+    """``(ids, values, source)`` of in-memory inputs, in their order.
+
+    ``data`` is a list / tuple / 1-D array of strings (ids ``default_id(i)``, 0-based ``i``), a
+    dict or pandas Series of id -> string, or a DataFrame with a column named as one of
+    ``columns`` (or ``column``, given by the user as the kind's option ``option``; ids from
+    ``id_column``, one of ``id_columns``, else the index).
+    Every value must be a string: a number or a missing value is an error naming its item.
+    """
+    src = describe(data)
+    if isinstance(data, (str, bytes)):
+        raise BiodlInputError(f"a single string is not a list of {what}s: give a list (['...'])")
+    if isinstance(data, pd.DataFrame):
+        col = _column(data, column, columns, what, src)
+        if col is None:
+            cols = ", ".join(map(str, data.columns))
+            raise BiodlInputError(
+                f"no {what} column (looked for {', '.join(columns[:3])}; columns are: {cols}); "
+                + (f"name it with {option}=NAME" if option else "name it"),
+                path=src,
+            )
+        idc = _column(data, id_column, id_columns, "id", src)
+        values = data[col].tolist()
+        if idc is not None:
+            ids = [str(v) for v in data[idc].tolist()]
+        elif isinstance(data.index, pd.RangeIndex):
+            ids = [default_id(i) for i in range(len(values))]
+        else:
+            ids = [str(v) for v in data.index]
+    elif isinstance(data, pd.Series):
+        values = data.tolist()
+        rng = isinstance(data.index, pd.RangeIndex)
+        ids = [default_id(i) for i in range(len(values))] if rng else [str(v) for v in data.index]
+    elif isinstance(data, Mapping):
+        ids = [str(k) for k in data]
+        values = list(data.values())
+    elif isinstance(data, np.ndarray):
+        if data.ndim != 1:
+            raise BiodlInputError(f"a {data.ndim}-D array: give a 1-D array or list of {what}s", path=src)
+        values = data.tolist()
+        ids = [default_id(i) for i in range(len(values))]
+    elif isinstance(data, Sequence):
+        values = list(data)
+        ids = [default_id(i) for i in range(len(values))]
+    else:
+        raise BiodlInputError(
+            f"cannot read a {type(data).__name__} as {what}s: give a path, a list of strings, a dict "
+            "or pandas Series of id -> string, or a DataFrame"
+        )
+    if not values:
+        raise BiodlInputError(f"no {what}s (the input is empty)", path=src)
+    for i, v in enumerate(values):
+        if not isinstance(v, str):
+            shown = "a missing value" if v is None or (isinstance(v, float) and np.isnan(v)) else repr(v)
+            raise BiodlInputError(
+                f"item {i + 1} is {shown} ({type(v).__name__}), not a {what} string", path=src, record=ids[i]
+            )
+    return ids, values, src
+
+
+def labels(
+    data: Any,
+    given: Any,
+    n: int,
+    src: str,
+    label_names: Sequence[str],
+    classes: Sequence[str] | None = None,
+) -> np.ndarray:
+    """``(n, k)`` float32 labels of ``n`` in-memory items for an evaluation (NaN: missing).
+
+    ``given`` is one label per item (a list, array or Series; ``(n, k)`` for a model with k
+    outputs), or, when ``data`` is a DataFrame, the name(s) of its label column(s); ``None``
+    takes the DataFrame's columns named as the model's labels. Class names (or their codes)
+    for a multi-class model (``classes``).
+    """
+    if (
+        given is None
+        or isinstance(given, str)
+        or (
+            isinstance(given, (list, tuple))
+            and given
+            and all(isinstance(c, str) for c in given)
+            and isinstance(data, pd.DataFrame)
+            and set(given) <= set(map(str, data.columns))
+        )
+    ):
+        if not isinstance(data, pd.DataFrame):
+            raise BiodlInputError(
+                "evaluation needs labels: give labels=[...] (one per item)"
+                + (" or a DataFrame with the model's label column(s)" if given is None else ""),
+                path=src,
+            )
+        cols = list(label_names) if given is None else [given] if isinstance(given, str) else list(given)
+        missing = [c for c in cols if c not in data.columns]
+        if missing:
+            raise BiodlInputError(
+                f"no label column(s) {', '.join(map(repr, missing))} (columns are: "
+                f"{', '.join(map(str, data.columns))}); give labels=COLUMN or labels=[...]",
+                path=src,
+            )
+        given = data[cols[0]] if len(cols) == 1 else data[cols]
+    raw = (
+        given.to_numpy() if isinstance(given, (pd.Series, pd.DataFrame)) else np.asarray(given, dtype=object)
+    )
+    if raw.ndim == 0 or len(raw) != n:
+        got = "one value" if raw.ndim == 0 else f"{len(raw)} labels"
+        raise BiodlInputError(f"{got} for {n} items: give one label per item", path=src)
+    if classes is not None:  # multi-class: names (or codes) of the model's classes
+        flat = raw.reshape(n, -1)
+        if flat.shape[1] != 1:
+            raise BiodlInputError("a multi-class model takes one class per item", path=src)
+        code = {c: i for i, c in enumerate(classes)}
+        out = np.empty((n, 1), np.float32)
+        for i, v in enumerate(flat[:, 0]):
+            if isinstance(v, str) and v in code:
+                out[i, 0] = code[v]
+            elif isinstance(v, (int, np.integer)) and 0 <= int(v) < len(classes):
+                out[i, 0] = int(v)
+            else:
+                raise BiodlInputError(
+                    f"label {v!r} of item {i + 1} is not one of the model's classes ({', '.join(classes)})",
+                    path=src,
+                )
+        return out
+    try:
+        y = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError):
+        flat = raw.reshape(-1)
+        bad = next(i for i, v in enumerate(flat) if not _is_number(v))
+        raise BiodlInputError(
+            f"label {flat[bad]!r} (item {bad // max(1, flat.size // n) + 1}) is not a number", path=src
+        ) from None
+    y = y.reshape(n, -1) if y.ndim == 1 else y
+    if y.ndim != 2:
+        raise BiodlInputError(f"labels of shape {y.shape}: give (items,) or (items, outputs)", path=src)
+    if np.isinf(y).any():
+        raise BiodlInputError("infinite label value", path=src)
+    return y.astype(np.float32)
+
+
+def _is_number(v: Any) -> bool:
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return False
+    return True

@@ -1,0 +1,218 @@
+"""The Python API: ``biodl.load(RUN)`` scores in-memory inputs exactly as ``biodl predict`` /
+``biodl evaluate`` score the same inputs from a file, with errors that name the item; and the
+walk-through in docs/python.md runs as written."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import biodl
+from biodl.cli import app
+from biodl.errors import BiodlInputError
+from biodl.kinds import get_kind
+from biodl.pipeline import predict
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).parent / "data" / "molecules"
+DELANEY = DATA / "delaney_150.csv"
+INVALID = DATA / "delaney_invalid.csv"
+TARGET = "measured log solubility in mols per litre"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def seq_run(tmp_path_factory, rest_small) -> Path:
+    """A DeepBind run trained for one epoch on 600 REST peaks (+ shuffled negatives)."""
+    run = tmp_path_factory.mktemp("api") / "rest"
+    args = ["train", str(rest_small["train"]), "--test", str(rest_small["test"]), "--system", "deepbind"]
+    r = runner.invoke(app, [*args, "--epochs", "1", "--no-progress", "--out", str(run)])
+    assert r.exit_code == 0, r.output
+    return run
+
+
+@pytest.fixture(scope="module")
+def mol_run(tmp_path_factory) -> Path:
+    """A small neural-fp run on the bundled Delaney slice (2 epochs)."""
+    run = tmp_path_factory.mktemp("api") / "sol"
+    tiny = ["--epochs", "2", "--no-progress", "-m", "fp_length=16", "-m", "conv_width=8", "-m", "radius=2"]
+    args = ["train", "--system", "neural-fp", "--data", str(DELANEY), "--target", TARGET, "--out", str(run)]
+    r = runner.invoke(app, args + tiny)
+    assert r.exit_code == 0, r.output
+    return run
+
+
+def _test_table(rest_small) -> pd.DataFrame:
+    return pd.read_csv(rest_small["test"], sep="\t")
+
+
+def test_in_memory_sequences_score_as_the_file_does(seq_run, rest_small):
+    m = biodl.load(seq_run)
+    assert m.system == "deepbind" and m.task == "binary" and m.label_names == ["Bound"]
+    assert "deepbind" in repr(m) and "list of sequences" in m.memory_inputs
+    t = _test_table(rest_small)
+    from_file = predict(seq_run, rest_small["test"], quiet=True)
+    ids = t["EventID"].astype(str).tolist()
+    as_list = m.predict(t["seq"].tolist())
+    as_dict = m.predict(dict(zip(ids, t["seq"], strict=True)))
+    as_frame = m.predict(t)  # its seq and EventID columns
+    as_series = m.predict(pd.Series(t["seq"].to_numpy(), index=ids))
+    col = "prob_Bound"
+    for df in (as_list, as_dict, as_frame, as_series):
+        np.testing.assert_allclose(df[col].to_numpy(), from_file[col].to_numpy(), rtol=1e-6)
+    assert as_list["id"].tolist()[:2] == ["seq1", "seq2"]  # the item numbers
+    assert as_dict["id"].tolist() == ids == as_frame["id"].tolist() == as_series["id"].tolist()
+    assert from_file["id"].astype(str).tolist() == ids
+
+    # evaluate: labels given, or the DataFrame's label column, equal the file's metrics
+    ref = m.evaluate(rest_small["test"])["metrics"]
+    got = m.evaluate(t["seq"].tolist(), labels=t["Bound"].to_numpy())["metrics"]
+    assert got["auroc"] == pytest.approx(ref["auroc"]) and got["mcc"] == pytest.approx(ref["mcc"])
+    assert m.evaluate(t)["metrics"]["auroc"] == pytest.approx(ref["auroc"])
+    renamed = t.rename(columns={"Bound": "y_true"})
+    assert m.evaluate(renamed, labels="y_true")["metrics"]["auroc"] == pytest.approx(ref["auroc"])
+
+
+def test_in_memory_errors_name_the_item(seq_run):
+    m = biodl.load(seq_run)
+    cases = [
+        ("ACGTACGT", "a str is read as a file path (in-memory inputs go in a list"),
+        (["ACGT", "ACXT"], "record 'seq2': invalid character 'X' at position 3"),
+        ({"a": "ACGT", "b": None}, "record 'b': item 2 is a missing value"),
+        ([], "no sequences (the input is empty)"),
+        (
+            pd.DataFrame({"dna": ["ACGT"]}),
+            "no sequence column (looked for seq, sequence, sequences; columns "
+            "are: dna); name it with seq_col=NAME",
+        ),
+        (np.zeros((2, 3)), "a 2-D array"),
+        (42, "cannot read a int as sequences"),
+    ]
+    for data, msg in cases:
+        with pytest.raises(BiodlInputError) as e:
+            m.predict(data)
+        assert msg in str(e.value), (data, str(e.value))
+    with pytest.raises(BiodlInputError, match="2 labels for 3 items"):
+        m.evaluate(["ACGT"] * 3, labels=[1, 0])
+    with pytest.raises(BiodlInputError, match="evaluation needs labels"):
+        m.evaluate(["ACGT"] * 3)
+    with pytest.raises(BiodlInputError, match=r"label 'yes' \(item 1\) is not a number"):
+        m.evaluate(["ACGT"] * 2, labels=["yes", 1])
+    with pytest.raises(BiodlInputError, match="a file carries its own labels"):
+        m.evaluate(str(seq_run / "run.json"), labels=[1])
+    with pytest.raises(BiodlInputError, match="not found"):
+        biodl.load(seq_run / "nowhere")
+
+
+def test_every_kind_takes_memory_inputs_or_says_it_reads_files():
+    """Over the registry: a kind that declares in-memory inputs implements them; any other
+    refuses them in one line naming what it reads."""
+    from biodl.kinds import KINDS
+    from biodl.kinds.base import DataKind
+
+    takes = set()
+    for name in KINDS:
+        k = get_kind(name)
+        own = type(k).from_memory is not DataKind.from_memory
+        assert own == bool(k.memory_inputs), name
+        if own:
+            takes.add(name)
+            continue
+        with pytest.raises(BiodlInputError) as e:
+            k.from_memory(None, ["x"], {}, labelled=False)
+        assert f"{k.title} models read their inputs from files: give a path to {k.reads}" in str(e.value)
+    assert takes == {"sequences", "molecules"}
+
+
+def test_in_memory_molecules(mol_run):
+    run = mol_run
+    m = biodl.load(run)
+    src = pd.read_csv(INVALID)
+    from_file = predict(run, INVALID, options={"skip_invalid": True}, quiet=True)
+    got = m.predict(dict(zip(src["Compound ID"], src["smiles"], strict=True)), skip_invalid=True)
+    col = "pred_" + TARGET
+    assert got["id"].tolist() == from_file["id"].tolist() == src["Compound ID"].tolist()
+    np.testing.assert_allclose(got[col].to_numpy(), from_file[col].to_numpy(), rtol=1e-6)  # NaN where invalid
+    assert got[col].isna().tolist() == [i in (2, 7) for i in range(12)]
+    assert "valence" in got.loc[7, "problem"].lower()
+    with pytest.raises(BiodlInputError) as e:  # without skip_invalid: the first bad item, by its id
+        m.predict(src["smiles"].tolist())
+    assert "record '3': invalid SMILES" in str(e.value) and "skip_invalid=True" in str(e.value)
+    # evaluate: the DataFrame's target column (the model's name), as the file
+    d = pd.read_csv(DELANEY)
+    ref = m.evaluate(DELANEY)["metrics"]
+    assert m.evaluate(d)["metrics"]["rmse"] == pytest.approx(ref["rmse"], rel=1e-5)
+    assert m.evaluate(d["smiles"].tolist(), labels=d[TARGET])["metrics"]["rmse"] == pytest.approx(
+        ref["rmse"], rel=1e-5
+    )
+    # invalid molecules skipped in an evaluation drop their labels with them
+    s = pd.read_csv(INVALID)
+    r = m.evaluate(s["smiles"].tolist(), labels=s[TARGET], skip_invalid=True)
+    assert r["n"] == 10
+
+
+def test_cli_evaluate_finds_the_models_label_columns(tmp_path, rest_small):
+    """A multi-label model trained with --label-col 'f*' is evaluated on a table with those
+    columns without naming them again; --seq-col (and --label-col) work at evaluate / predict,
+    as the errors there say."""
+    t = _test_table(rest_small).head(120)
+    rng = np.random.default_rng(0)
+    tab = pd.DataFrame(
+        {"id": t["EventID"], "dna": t["seq"], "f1": t["Bound"], "f2": rng.integers(0, 2, len(t))}
+    )
+    tab.to_csv(tmp_path / "ml.tsv", sep="\t", index=False)
+    tab.rename(columns={"dna": "seq"}).to_csv(tmp_path / "ml_seq.tsv", sep="\t", index=False)
+    run = tmp_path / "ml"
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            str(tmp_path / "ml_seq.tsv"),
+            "--system",
+            "deepbind",
+            "--label-col",
+            "f*",
+            "--epochs",
+            "1",
+            "--no-progress",
+            "--out",
+            str(run),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["evaluate", str(run), str(tmp_path / "ml_seq.tsv")])
+    assert r.exit_code == 0, r.output
+    assert {"auroc/f1", "auroc/f2"} <= set(json.loads(r.stdout))
+    r = runner.invoke(app, ["evaluate", str(run), str(tmp_path / "ml.tsv")])
+    assert r.exit_code == 2 and "name it with --seq-col" in r.output
+    r = runner.invoke(app, ["evaluate", str(run), str(tmp_path / "ml.tsv"), "--seq-col", "dna"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(
+        app, ["evaluate", str(run), str(tmp_path / "ml.tsv"), "--seq-col", "dna", "--label-col", "f1"]
+    )
+    assert r.exit_code == 2 and "the data has 1 label column(s), the model 2 output(s)" in r.output
+    r = runner.invoke(app, ["predict", str(run), str(tmp_path / "ml.tsv"), "--seq-col", "dna"])
+    assert r.exit_code == 0, r.output
+    head = r.stdout.splitlines()[0].split("\t")
+    assert head[0] == "id" and {"prob_f1", "prob_f2"} <= set(head)
+
+
+def test_docs_python_walkthrough_runs(seq_run, mol_run, tmp_path, monkeypatch):
+    """Every Python block of docs/python.md, in order, on small trained runs (the page uses the
+    demo's run directory, biodl-demo, and docs/molecules.md's runs/sol)."""
+    text = (ROOT / "docs" / "python.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) >= 3
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "biodl-demo").symlink_to(seq_run)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "sol").symlink_to(mol_run)
+    scope: dict = {}
+    for code in blocks:
+        exec(compile(code, "docs/python.md", "exec"), scope)
