@@ -21,6 +21,8 @@ from biodl.pipeline import predict
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data" / "molecules"
+EXPR = Path(__file__).parent / "data" / "expression"
+BLADDER = EXPR / "bladder_dgex_slice.csv.gz"  # 160 probes (100 landmarks, 60 targets) x 57 arrays
 DELANEY = DATA / "delaney_150.csv"
 INVALID = DATA / "delaney_invalid.csv"
 TARGET = "measured log solubility in mols per litre"
@@ -127,7 +129,7 @@ def test_every_kind_takes_memory_inputs_or_says_it_reads_files():
         with pytest.raises(BiodlInputError) as e:
             k.from_memory(None, ["x"], {}, labelled=False)
         assert f"{k.title} models read their inputs from files: give a path to {k.reads}" in str(e.value)
-    assert takes == {"sequences", "molecules"}
+    assert takes == {"sequences", "molecules", "expression"}
 
 
 def test_in_memory_molecules(mol_run):
@@ -155,6 +157,75 @@ def test_in_memory_molecules(mol_run):
     s = pd.read_csv(INVALID)
     r = m.evaluate(s["smiles"].tolist(), labels=s[TARGET], skip_invalid=True)
     assert r["n"] == 10
+
+
+@pytest.fixture(scope="module")
+def dgex_run(tmp_path_factory) -> Path:
+    """D-GEX (3 epochs, 64 hidden units) on the bundled bladder slice."""
+    run = tmp_path_factory.mktemp("api") / "dgex"
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "--system",
+            "dgex",
+            "--data",
+            str(BLADDER),
+            "--out",
+            str(run),
+            "--set",
+            f"landmarks={EXPR / 'landmarks100.txt'}",
+            "--set",
+            "orientation=genes-x-samples",
+            "-m",
+            "hidden=64",
+            "--epochs",
+            "3",
+            "--no-progress",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    return run
+
+
+def test_in_memory_expression(dgex_run, tmp_path):
+    """A DataFrame either way round, or an AnnData, scores as the file; ADAGE's published model
+    too (its node activities)."""
+    import anndata
+
+    m = biodl.load(dgex_run)
+    opts = {"orientation": "genes-x-samples"}
+    ref = predict(dgex_run, BLADDER, options=opts, quiet=True)
+    genes_x_samples = pd.read_csv(BLADDER, index_col=0)
+    for data in (genes_x_samples, genes_x_samples.T, anndata.AnnData(genes_x_samples.T)):
+        got = m.predict(data)
+        assert got.iloc[:, 0].tolist() == ref.iloc[:, 0].tolist()  # the samples, in order
+        np.testing.assert_allclose(
+            got.iloc[:, 1:].to_numpy(float), ref.iloc[:, 1:].to_numpy(float), rtol=1e-6
+        )
+    assert m.evaluate(genes_x_samples)["metrics"] == pytest.approx(m.evaluate(BLADDER, **opts)["metrics"])
+    bad = genes_x_samples.T.astype(object)
+    bad.iloc[3, 7] = "n/a?"
+    with pytest.raises(BiodlInputError) as e:
+        m.predict(bad)
+    assert str(e.value).startswith("input DataFrame (57 rows x 160 columns): non-numeric value 'n/a?' at row")
+    gap = genes_x_samples.T.copy()
+    gap.iloc[2, 5] = np.nan
+    with pytest.raises(BiodlInputError, match="missing=gene-mean fills a gap"):
+        m.predict(gap)
+    assert len(m.predict(gap, missing="gene-mean")) == 57
+    with pytest.raises(BiodlInputError, match="95 of 100 landmark genes are not in the matrix"):
+        m.predict(genes_x_samples.T.iloc[:, :5])
+    with pytest.raises(BiodlInputError, match="take no labels="):
+        m.evaluate(genes_x_samples, labels=[1] * 57)
+
+    adage = tmp_path / "adage50"
+    assert runner.invoke(app, ["adage", "load-published", "--out", str(adage)]).exit_code == 0
+    pcl = EXPR / "Anr-gene.r4.pcl.gz"
+    ref = predict(adage, pcl, quiet=True)
+    got = biodl.load(adage).predict(pd.read_csv(pcl, sep="\t", index_col=0))  # genes x samples
+    assert got.columns.tolist() == ref.columns.tolist() and got.shape == (6, 51)
+    np.testing.assert_allclose(got.iloc[:, 1:].to_numpy(float), ref.iloc[:, 1:].to_numpy(float), rtol=1e-6)
 
 
 def test_cli_evaluate_finds_the_models_label_columns(tmp_path, rest_small):
@@ -213,6 +284,9 @@ def test_docs_python_walkthrough_runs(seq_run, mol_run, tmp_path, monkeypatch):
     (tmp_path / "biodl-demo").symlink_to(seq_run)
     (tmp_path / "runs").mkdir()
     (tmp_path / "runs" / "sol").symlink_to(mol_run)
+    (tmp_path / "tests").symlink_to(ROOT / "tests")  # the page runs from a checkout
+    r = runner.invoke(app, ["adage", "load-published", "--out", str(tmp_path / "adage50")])
+    assert r.exit_code == 0, r.output
     scope: dict = {}
     for code in blocks:
         exec(compile(code, "docs/python.md", "exec"), scope)

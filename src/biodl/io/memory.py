@@ -14,9 +14,14 @@ from biodl.errors import BiodlInputError
 
 
 def describe(data: Any) -> str:
-    """How an in-memory input is named in messages (``input list of 3 items``)."""
-    n = len(data) if hasattr(data, "__len__") else None
+    """How an in-memory input is named in messages (``input list of 3 items``, ``input
+    DataFrame (57 rows x 160 columns)``)."""
     kind = type(data).__name__
+    shape = getattr(data, "shape", None)
+    if kind in ("DataFrame", "AnnData") and shape is not None and len(shape) == 2:
+        rows, cols = ("rows", "columns") if kind == "DataFrame" else ("cells", "genes")
+        return f"input {kind} ({shape[0]} {rows} x {shape[1]} {cols})"
+    n = len(data) if hasattr(data, "__len__") else None
     return f"input {kind}" if n is None else f"input {kind} of {n} item{'s' if n != 1 else ''}"
 
 

@@ -489,7 +489,6 @@ def read_h5ad(
     (``duplicates=error``, naming the var index) or merged (``mean`` / ``first``); repeated
     ``obs_names`` are an error."""
     import anndata
-    import scipy.sparse as sp
 
     p = check_file(path)
     try:
@@ -500,6 +499,21 @@ def read_h5ad(
             a = anndata.read_h5ad(p)
     except Exception as e:  # h5py / anndata raise many types
         raise BiodlInputError(f"not a readable .h5ad file ({type(e).__name__}: {e})", path=p) from None
+    return matrix_from_anndata(a, p, layer=layer, use_raw=use_raw, missing=missing, duplicates=duplicates)
+
+
+def matrix_from_anndata(
+    a,
+    p: str | Path,
+    layer: str | None = None,
+    use_raw: bool = False,
+    missing: str = "error",
+    duplicates: str = "error",
+) -> ExpressionMatrix:
+    """The :class:`ExpressionMatrix` of an AnnData object (cells x genes), read from the file
+    ``p`` or given in memory (``p`` then names it in messages); options as :func:`read_h5ad`."""
+    import scipy.sparse as sp
+
     if use_raw:
         if a.raw is None:
             raise BiodlInputError("use_raw was asked for, but the file has no .raw", path=p)
@@ -537,6 +551,75 @@ def read_h5ad(
     )
     x, genes = _merge_duplicates(np.ascontiguousarray(x, dtype=np.float32), genes, duplicates)
     return ExpressionMatrix(x, genes, samples, a.obs.copy(), str(p))
+
+
+def matrix_from_memory(
+    data,
+    orientation: str = "auto",
+    known_genes: set[str] | list[str] | None = None,
+    missing: str = "error",
+    duplicates: str = "error",
+    layer: str | None = None,
+    use_raw: bool = False,
+) -> ExpressionMatrix:
+    """The :class:`ExpressionMatrix` of an in-memory AnnData (cells x genes) or pandas DataFrame
+    (samples x genes, or genes x samples: ``orientation``, ``auto`` tells them apart by the
+    labels, and by ``known_genes``, a model's genes, when given), checked as a file is."""
+    from biodl.io.memory import describe
+
+    src = describe(data)
+    if type(data).__name__ == "AnnData":
+        if orientation == "genes-x-samples":
+            raise BiodlInputError("an AnnData is always cells x genes; drop orientation", path=src)
+        return matrix_from_anndata(
+            data, src, layer=layer, use_raw=use_raw, missing=missing, duplicates=duplicates
+        )
+    if not isinstance(data, pd.DataFrame):
+        raise BiodlInputError(
+            f"cannot read a {type(data).__name__} as an expression matrix: give a path, an AnnData, or a "
+            "pandas DataFrame (samples x genes, or genes x samples) with gene and sample labels"
+        )
+    if layer or use_raw:
+        raise BiodlInputError("layer / use_raw are for AnnData; a DataFrame has one matrix", path=src)
+    if data.empty:
+        raise BiodlInputError("the DataFrame is empty", path=src)
+    rows, cols = [str(i) for i in data.index], [str(c) for c in data.columns]
+    known = set(known_genes) if known_genes is not None else None
+    genes_are_rows = _check_orientation(rows, cols, orientation, src, known) == "genes-x-samples"
+    num = data.apply(pd.to_numeric, errors="coerce")
+    bad = num.isna() & data.notna()
+    if bad.to_numpy().any():
+        i, j = map(int, np.argwhere(bad.to_numpy())[0])
+        raise BiodlInputError(
+            f"non-numeric value {data.iat[i, j]!r} at row {rows[i]!r}, column {cols[j]!r}", path=src
+        )
+    x = num.to_numpy(dtype=np.float32)
+    genes, samples = (rows, cols) if genes_are_rows else (cols, rows)
+    x = np.ascontiguousarray(x.T if genes_are_rows else x)
+    if not np.isfinite(x).all():
+        i, j = map(int, np.argwhere(~np.isfinite(x))[0])
+        if missing == "error" or np.isinf(x).any():
+            hint = "" if np.isinf(x).any() else " (missing=gene-mean fills a gap with the gene's mean)"
+            raise BiodlInputError(
+                f"non-finite value {x[i, j]} at sample {samples[i]!r}, gene {genes[j]!r}{hint}",
+                path=src,
+                record=samples[i],
+            )
+        x = _impute(x, missing, axis=0)
+    where = "row" if genes_are_rows else "column"
+    _check_ids(genes, src, None, "gene", duplicates, places=[f"{where} {i + 1}" for i in range(len(genes))])
+    other = "column" if genes_are_rows else "row"
+    _check_ids(
+        samples,
+        src,
+        None,
+        "sample",
+        "error",
+        places=[f"{other} {i + 1}" for i in range(len(samples))],
+        mergeable=False,
+    )
+    x, genes = _merge_duplicates(x, genes, duplicates)
+    return ExpressionMatrix(x, genes, samples, None, src)
 
 
 def read_expression(

@@ -11,6 +11,7 @@ out for early stopping. The stacked sparse autoencoder (``sparse-ae``, Chen et a
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,12 +174,15 @@ class ExpressionTable:
 
 
 def read_data(path: Any, options: dict[str, Any], known_genes: list[str] | None = None):
-    """Read an expression file with the data options in ``options``."""
+    """Read an expression file (or an in-memory AnnData / DataFrame) with the data options in
+    ``options``."""
     from biodl.kinds.expression.io import read_expression
 
     if path is None:
         raise BiodlInputError("no expression file given (DATA or --data)")
     kw = {k: options[k] for k in DATA_KEYS if options.get(k) not in (None, "")}
+    if not isinstance(path, (str, os.PathLike)):  # an AnnData or DataFrame (biodl.load(RUN).predict)
+        from biodl.kinds.expression.io import matrix_from_memory as read_expression
     if options.get("encode") == "genes":  # genes are the examples, samples their inputs
         from biodl.kinds.expression.io import ExpressionMatrix
 
@@ -357,7 +361,7 @@ class ExpressionKind(DataKind):
     # ------------------------------------------------------------------ inference
     def read_adage(self, genes: list[str], path, options) -> ExpressionTable:
         m = read_data(path, options, known_genes=genes).align_to(genes)
-        return ExpressionTable(list(m.samples), m.values, None, str(path), matrix=m)
+        return ExpressionTable(list(m.samples), m.values, None, m.source, matrix=m)
 
     def read_dgex(self, d: ExpressionData, path, options, labelled: bool) -> ExpressionTable:
         from biodl.kinds.expression.dgex import split_landmarks
@@ -365,14 +369,14 @@ class ExpressionKind(DataKind):
         m = read_data(path, options, known_genes=d.landmarks)
         if not labelled:
             x = m.subset_genes(d.landmarks, what="landmark genes").values
-            return ExpressionTable(list(m.samples), x, None, str(path), targets=d.targets)
+            return ExpressionTable(list(m.samples), x, None, m.source, targets=d.targets)
         x, y, _, targets = split_landmarks(m, d.landmarks, d.targets)
         if len(targets) != len(d.targets):
             raise BiodlInputError(
                 f"{len(d.targets) - len(targets)} of the model's target genes are missing from the data",
-                path=path,
+                path=m.source,
             )
-        return ExpressionTable(list(m.samples), x, y, str(path), targets=targets)
+        return ExpressionTable(list(m.samples), x, y, m.source, targets=targets)
 
     def read(self, meta, path, options, *, labelled, quiet=True):
         d = data_as(ExpressionData, meta.data)
@@ -381,9 +385,22 @@ class ExpressionKind(DataKind):
         if meta.recipe in _AUTOENCODERS:
             if not labelled:  # activities: genes matched by id, any order
                 m = read_data(path, options, known_genes=d.genes)
-                return ExpressionTable(list(m.samples), m.values, None, str(path), matrix=m)
+                return ExpressionTable(list(m.samples), m.values, None, m.source, matrix=m)
             return self.read_adage(d.genes, path, options)
         return self.read_dgex(d, path, options, labelled)
+
+    memory_inputs = (
+        "an AnnData (cells x genes), or a pandas DataFrame of samples x genes or genes x samples "
+        "(told apart by the model's genes)"
+    )
+
+    def from_memory(self, meta, data, options, *, labelled, labels=None):
+        if labels is not None:
+            raise BiodlInputError(
+                "expression models take no labels=: an autoencoder is scored on reconstructing its "
+                "input, and D-GEX on the data's own target genes"
+            )
+        return self.read(meta, data, options, labelled=labelled)
 
     def score(self, model, meta, table, *, device, options, batch_size=256):
         import torch
