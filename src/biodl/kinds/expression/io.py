@@ -502,6 +502,22 @@ def read_h5ad(
     return matrix_from_anndata(a, p, layer=layer, use_raw=use_raw, missing=missing, duplicates=duplicates)
 
 
+def _finite(x: np.ndarray, samples: list[str], genes: list[str], missing: str, p, unit: str) -> np.ndarray:
+    """``x`` (samples x genes) with its gaps filled as ``missing`` says; an infinite value, or a
+    gap with ``missing=error``, is an error naming the sample (``unit``) and gene."""
+    if np.isfinite(x).all():
+        return x
+    i, j = map(int, np.argwhere(~np.isfinite(x))[0])
+    if missing == "error" or np.isinf(x).any():
+        hint = "" if np.isinf(x).any() else " (missing=gene-mean fills a gap with the gene's mean)"
+        raise BiodlInputError(
+            f"non-finite value {x[i, j]} at {unit} {samples[i]!r}, gene {genes[j]!r}{hint}",
+            path=p,
+            record=samples[i],
+        )
+    return _impute(x, missing, axis=0)
+
+
 def matrix_from_anndata(
     a,
     p: str | Path,
@@ -516,7 +532,7 @@ def matrix_from_anndata(
 
     if use_raw:
         if a.raw is None:
-            raise BiodlInputError("use_raw was asked for, but the file has no .raw", path=p)
+            raise BiodlInputError("use_raw was asked for, but the AnnData has no .raw", path=p)
         x, genes = a.raw.X, list(map(str, a.raw.var_names))
     elif layer:
         if layer not in a.layers:
@@ -527,16 +543,7 @@ def matrix_from_anndata(
     x = x.toarray() if sp.issparse(x) else np.asarray(x)
     x = x.astype(np.float32)
     samples = list(map(str, a.obs_names))
-    if not np.isfinite(x).all():
-        bad = ~np.isfinite(x)
-        i, j = map(int, np.argwhere(bad)[0])
-        if missing == "error" or np.isinf(x).any():
-            raise BiodlInputError(
-                f"non-finite value {x[i, j]} at cell {samples[i]!r}, gene {genes[j]!r}",
-                path=p,
-                record=samples[i],
-            )
-        x = _impute(x, missing, axis=0)
+    x = _finite(x, samples, genes, missing, p, "cell")
     _check_ids(
         genes, p, None, "gene (var_names)", duplicates, places=[f"var index {i}" for i in range(len(genes))]
     )
@@ -596,16 +603,7 @@ def matrix_from_memory(
     x = num.to_numpy(dtype=np.float32)
     genes, samples = (rows, cols) if genes_are_rows else (cols, rows)
     x = np.ascontiguousarray(x.T if genes_are_rows else x)
-    if not np.isfinite(x).all():
-        i, j = map(int, np.argwhere(~np.isfinite(x))[0])
-        if missing == "error" or np.isinf(x).any():
-            hint = "" if np.isinf(x).any() else " (missing=gene-mean fills a gap with the gene's mean)"
-            raise BiodlInputError(
-                f"non-finite value {x[i, j]} at sample {samples[i]!r}, gene {genes[j]!r}{hint}",
-                path=src,
-                record=samples[i],
-            )
-        x = _impute(x, missing, axis=0)
+    x = _finite(x, samples, genes, missing, src, "sample")
     where = "row" if genes_are_rows else "column"
     _check_ids(genes, src, None, "gene", duplicates, places=[f"{where} {i + 1}" for i in range(len(genes))])
     other = "column" if genes_are_rows else "row"
