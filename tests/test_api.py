@@ -22,6 +22,7 @@ from biodl.pipeline import predict
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data" / "molecules"
 EXPR = Path(__file__).parent / "data" / "expression"
+FEAT = Path(__file__).parent / "data" / "features"
 BLADDER = EXPR / "bladder_dgex_slice.csv.gz"  # 160 probes (100 landmarks, 60 targets) x 57 arrays
 DELANEY = DATA / "delaney_150.csv"
 INVALID = DATA / "delaney_invalid.csv"
@@ -129,7 +130,7 @@ def test_every_kind_takes_memory_inputs_or_says_it_reads_files():
         with pytest.raises(BiodlInputError) as e:
             k.from_memory(None, ["x"], {}, labelled=False)
         assert f"{k.title} models read their inputs from files: give a path to {k.reads}" in str(e.value)
-    assert takes == {"sequences", "molecules", "expression"}
+    assert takes == {"sequences", "molecules", "expression", "features"}
 
 
 def test_in_memory_molecules(mol_run):
@@ -226,6 +227,41 @@ def test_in_memory_expression(dgex_run, tmp_path):
     got = biodl.load(adage).predict(pd.read_csv(pcl, sep="\t", index_col=0))  # genes x samples
     assert got.columns.tolist() == ref.columns.tolist() and got.shape == (6, 51)
     np.testing.assert_allclose(got.iloc[:, 1:].to_numpy(float), ref.iloc[:, 1:].to_numpy(float), rtol=1e-6)
+
+
+def test_in_memory_feature_tables(tmp_path):
+    """A DataFrame of features (any column order) scores as the file; classes as labels= or a
+    column, equal to the file's label file."""
+    table = FEAT / "HUVEC_200bp_slice_Data.txt.gz"
+    classes, names = FEAT / "HUVEC_200bp_slice_Classes.txt", FEAT / "HUVEC_Features.txt"
+    run = tmp_path / "dfs"
+    r = runner.invoke(
+        app,
+        ["train", "--system", "dfs", "--data", str(table), "--labels", str(classes), "--set",
+         f"feature_names={names}", "--out", str(run), "--epochs", "4", "--no-progress", "--set",
+         "classes=A-E,A-P", "--set", "positive=A-E", "--set", "lambdas=0.5,2", "--set", "randomized=0"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    cols = [line.strip() for line in names.read_text().splitlines() if line.strip()]
+    x = pd.read_csv(table, sep=r"\s+", header=None, names=cols)
+    y = [line.strip() for line in classes.read_text().splitlines() if line.strip()]
+    m = biodl.load(run)
+    ref = predict(run, table, options={"feature_names": str(names)}, quiet=True)
+    got = m.predict(x[x.columns[::-1]])
+    assert got["id"].tolist() == ref["id"].tolist()
+    np.testing.assert_allclose(got["prob_A-E"].to_numpy(), ref["prob_A-E"].to_numpy(), rtol=1e-6)
+    want = m.evaluate(table, labels=classes, classes=["A-E", "A-P"], feature_names=str(names))["metrics"]
+    keep = [i for i, c in enumerate(y) if c in ("A-E", "A-P")]
+    assert m.evaluate(x.iloc[keep], labels=[y[i] for i in keep])["metrics"] == pytest.approx(want)
+    assert m.evaluate(x.assign(cls=y), labels="cls", classes=["A-E", "A-P"])["metrics"] == pytest.approx(want)
+    with pytest.raises(BiodlInputError, match="2 of the model's 25 features are not in the table"):
+        m.predict(x.drop(columns=cols[:2]))
+    with pytest.raises(BiodlInputError, match=r"record 'row1': feature 'C-FOS\(FOS\)': 'x' is not a finite"):
+        m.predict(x.astype(object).assign(**{cols[0]: "x"}))
+    with pytest.raises(
+        BiodlInputError, match="class 'I-E' \\(row row101\\) is not among the model's classes"
+    ):
+        m.evaluate(x, labels=y)
 
 
 def test_cli_evaluate_finds_the_models_label_columns(tmp_path, rest_small):

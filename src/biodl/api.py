@@ -144,15 +144,18 @@ class Model:
         batch_size: int = 256,
         **options: Any,
     ) -> dict[str, Any]:
-        """Metrics on labelled ``data``: a file (its labels in it), or in-memory inputs with
+        """Metrics on labelled ``data``: a file (its labels in it; feature tables: ``labels`` is
+        the label file, as ``--labels``), or in-memory inputs with
         ``labels`` (one per item; ``(items, outputs)`` for several outputs; class names for a
         multi-class model), or a DataFrame holding the model's label column(s) (or the ones
         ``labels`` names). With ``out_dir``, also the files ``biodl evaluate`` writes.
         Returns ``{"metrics": ..., "n": ..., "task": ..., "data": ...}``."""
         from biodl.io._util import check_output_dir
-        from biodl.pipeline import evaluate_table, read_inputs
+        from biodl.pipeline import evaluate_table, is_path, read_inputs
 
         self._check(data)
+        if is_path(data) and labels is not None and any(o.name == "labels" for o in self.kind.options):
+            options, labels = {**options, "labels": labels}, None  # feature tables: the label file
         if out_dir is not None:
             check_output_dir(out_dir)
         opts = self._options("evaluate", options)

@@ -660,25 +660,81 @@ class FeaturesKind(DataKind):
         return out
 
     # ------------------------------------------------------------------ inference
+    memory_inputs = (
+        "a pandas DataFrame of rows x features (columns named as the model's features, any order; "
+        "ids from the index); an evaluation's classes as labels=[...] or the name of a column"
+    )
+
+    def from_memory(self, meta, data, options, *, labelled, labels=None):
+        from biodl.io import memory
+        from biodl.kinds.features.io import FeatureTable, norm_name
+
+        d = data_as(FeatureData, meta.data)
+        src = memory.describe(data)
+        if not isinstance(data, pd.DataFrame):
+            raise BiodlInputError(
+                f"cannot read a {type(data).__name__} as a feature table: give a path or a pandas "
+                "DataFrame with the model's feature columns"
+            )
+        if labelled:
+            if isinstance(labels, str) and labels in data.columns:
+                labels, data = data[labels], data.drop(columns=labels)
+            if labels is None or isinstance(labels, str):
+                raise BiodlInputError(
+                    f"evaluation needs the rows' classes: labels=[...] (one per row, among "
+                    f"{', '.join(d.classes)}) or labels=COLUMN"
+                    + (f" (no column {labels!r})" if isinstance(labels, str) else ""),
+                    path=src,
+                )
+        ids = (
+            [f"row{i + 1}" for i in range(len(data))]
+            if isinstance(data.index, pd.RangeIndex)
+            else [str(v) for v in data.index]
+        )
+        names = [str(c) for c in data.columns]
+        head = FeatureTable(np.zeros((1, len(names)), np.float32), names, None, ids[:1], src)
+        head.select_features(d.features)  # the model's columns must all be there (missing ones named)
+        pos = {norm_name(n): j for j, n in enumerate(names)}
+        sub = data.iloc[:, [pos[norm_name(n)] for n in d.features]]
+        num = sub.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(num)
+        if bad.any():
+            i, j = map(int, np.argwhere(bad)[0])
+            raise BiodlInputError(
+                f"feature {d.features[j]!r}: {sub.iat[i, j]!r} is not a finite number",
+                path=src,
+                record=ids[i],
+            )
+        t = FeatureTable(num.astype(np.float32), list(d.features), None, ids, src)
+        if not labelled:
+            return t
+        raw = labels.tolist() if isinstance(labels, (pd.Series, np.ndarray)) else list(labels)
+        if len(raw) != len(t):
+            raise BiodlInputError(f"{len(raw)} labels for {len(t)} rows: give one class per row", path=src)
+        t.labels = [str(v) for v in raw]
+        return self._labelled(t, d, options, src, quiet=True)
+
     def read(self, meta, path, options, *, labelled, quiet=True):
         d = data_as(FeatureData, meta.data)
         t = self._read(path, options, options.get("labels"), require_labels=labelled)
         t = t.select_features(d.features)
-        if labelled:
-            wanted = options.get("classes")
-            if wanted:
-                bad = [c for c in wanted if c not in d.classes]
-                if bad:
-                    raise BiodlInputError(
-                        f"--set classes: {', '.join(bad)} not among the model's classes "
-                        f"({', '.join(d.classes)})"
-                    )
-                n = len(t)
-                t = _keep_classes(t, list(wanted), path)
-                log(f"[biodl] {path}: scoring the {len(t)} row(s) of class(es) {', '.join(wanted)} "
-                    f"({n - len(t)} other row(s) left out)", quiet)  # fmt: skip
-            else:
-                _refuse_unknown(t, d.classes, options.get("labels"))
+        return self._labelled(t, d, options, path, quiet) if labelled else t
+
+    def _labelled(self, t, d: FeatureData, options, path, quiet: bool):
+        """Labelled rows ``t`` checked against the model's classes, or cut to ``--set classes``."""
+        wanted = options.get("classes")
+        if wanted:
+            bad = [c for c in wanted if c not in d.classes]
+            if bad:
+                raise BiodlInputError(
+                    f"--set classes: {', '.join(bad)} not among the model's classes ({', '.join(d.classes)})"
+                )
+            n = len(t)
+            t = _keep_classes(t, list(wanted), path)
+            log(f"[biodl] {path}: scoring the {len(t)} row(s) of class(es) {', '.join(wanted)} "
+                f"({n - len(t)} other row(s) left out)", quiet)  # fmt: skip
+        else:
+            _refuse_unknown(t, d.classes, options.get("labels"))
         return t
 
     def score(self, model, meta, table, *, device, options, batch_size=256):
