@@ -111,15 +111,20 @@ class Model:
     def _check(self, data: Any) -> None:
         """A ``str`` is a path: one that is no file but looks like an item gets the hint."""
         if isinstance(data, str) and not Path(data).exists() and self.kind.memory_inputs:
-            looks = "\n" not in data and len(data) < 10_000
-            hint = " (in-memory inputs go in a list: model.predict([...]))" if looks else ""
+            listed = self.kind.memory_inputs.startswith("a list")
+            hint = (
+                " (in-memory inputs go in a list: model.predict([...]))"
+                if listed
+                else f" (in memory, give {self.kind.memory_inputs})"
+            )
             raise BiodlInputError(f"file not found; a str is read as a file path{hint}", path=data[:80])
 
     def predict(self, data: Any, *, batch_size: int = 256, **options: Any):
         """Predictions for ``data`` (a path, or the in-memory inputs of :attr:`memory_inputs`),
         as the DataFrame ``biodl predict`` writes: input order and ids kept, one column per
         output (and ``called_*`` at the model's thresholds). ``options``: the kind's predict
-        options (``biodl options SYSTEM``), e.g. ``skip_invalid=True`` for molecules."""
+        options (``biodl train --system SYSTEM --help-options`` lists them), e.g.
+        ``skip_invalid=True`` for molecules."""
         from biodl.pipeline import predict_loaded
 
         self._check(data)
