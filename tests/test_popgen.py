@@ -77,7 +77,7 @@ def test_a_smaller_n_never_deletes_finished_shards(tmp_path):
     simulate_dataset("flagel-rho", 6, 1, out, chunk=2, workers=1, n_haplotypes=4, progress=False)
     files = sorted(q.name for q in out.glob("shard-*.npz"))
     with pytest.raises(
-        BiodlInputError, match=r"already holds 6 simulations; --n 2 would drop 4 of them: give --n 6"
+        BiodlInputError, match=r"is a dataset of 6 simulations; --n 2 would drop 4 of them: give --n 6"
     ):
         simulate_dataset("flagel-rho", 2, 1, out, chunk=2, workers=1, n_haplotypes=4, progress=False)
     assert sorted(q.name for q in out.glob("shard-*.npz")) == files
@@ -145,6 +145,52 @@ def test_dataset_json_is_written_after_the_first_shard(tmp_path, monkeypatch):
     (out / "dataset.json").unlink()
     with pytest.raises(BiodlInputError, match="holds 2 simulation shard\\(s\\) but no dataset.json"):
         simulate_dataset("flagel-rho", 4, 2, out, chunk=2, workers=1, n_haplotypes=4, progress=False)
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_stops_the_simulation_workers_at_once(tmp_path, sig):
+    """Ctrl-C (SIGINT to the whole job, as a terminal sends it) or SIGTERM stops a parallel
+    simulation at once: one line saying how far it got, no traceback, no worker left running;
+    the same command then simulates the rest, and the dataset equals an uninterrupted one."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "sims"
+    cmd = [sys.executable, "-m", "biodl.cli", "popgen", "simulate", "--scenario", "flagel-rho", "--n", "600",
+           "--chunk", "20", "--seed", "3", "--out", str(out), "--workers", "2"]  # fmt: skip
+    p = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    while not list(out.glob("shard-*.npz")) and time.monotonic() < deadline and p.poll() is None:
+        time.sleep(0.2)
+    assert p.poll() is None, "the simulation ended before it could be interrupted"
+    os.killpg(p.pid, getattr(signal, sig))
+    try:
+        text, _ = p.communicate(timeout=60)  # a hang guard, not a timing: it stops in well under 1 s
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        pytest.fail("the interrupted simulation did not stop")
+    assert p.returncode in ((130, -2) if sig == "SIGINT" else (143,)), text
+    assert "Traceback" not in text and "[biodl] interrupted: " in text and "rerun the same command" in text
+    time.sleep(1.5)  # a worker left behind would notice its parent is gone within a second
+    left = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True).stdout.split()
+    assert not left, f"processes still running: {left}"
+    finished = len(list(out.glob("shard-*.npz")))
+    assert 0 < finished < 30 and not list(out.glob(".*tmp*"))
+    if sig == "SIGTERM":
+        return  # the rerun is the same after either
+    r = runner.invoke(app, cmd[3:])
+    assert r.exit_code == 0, r.output
+    assert f"{finished} of 30 shard(s) already finished, kept" in r.output
+    whole = simulate_dataset("flagel-rho", 600, 3, tmp_path / "whole", chunk=20, workers=1, quiet=True)
+    assert whole["simulated"] == 600
+    a, b = read_dataset(out), read_dataset(tmp_path / "whole")
+    np.testing.assert_array_equal(a.params, b.params)
+    np.testing.assert_array_equal(a.gt, b.gt)
 
 
 def test_fixed_ne_gives_flagels_test_theta(tmp_path):

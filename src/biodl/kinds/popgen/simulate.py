@@ -514,6 +514,24 @@ def _shard_ok(path: Path, start: int, stop: int) -> bool:
         return False
 
 
+def _worker_start(parent: int) -> None:
+    """A simulation worker leaves Ctrl-C to the main process (which stops the pool and says
+    so): the terminal sends SIGINT to every process of the job, and workers interrupted in their
+    imports or simulations would each print a traceback. A worker whose main process is gone
+    (killed) exits within a second instead of simulating on, or waiting, as an orphan."""
+    import signal
+    import threading
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # already so when started by simulate_dataset
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="biodl-parent-watch").start()
+
+
 def _run_shard(task: dict[str, Any]) -> tuple[int, float]:
     """Simulate one shard and write it atomically (runs in a worker process)."""
     from biodl.kinds.popgen.stats import compute_stats
@@ -729,9 +747,13 @@ def simulate_dataset(
     beyond = [q for q in shards if _shard_number(q) is None or _shard_number(q) >= n_shards]
     held = max(int(prev.get("n", 0)) if prev is not None else 0, n)
     if held > n or beyond:
-        held_txt = f"{held} simulations" if held > n else f"shard(s) beyond --n {n} ({beyond[0].name})"
+        held_txt = (
+            f"is a dataset of {held} simulations"
+            if held > n
+            else f"holds shard(s) beyond --n {n} ({beyond[0].name})"
+        )
         raise BiodlInputError(
-            f"already holds {held_txt}; --n {n} would drop "
+            f"{held_txt}; --n {n} would drop "
             + (f"{held - n} of them" if held > n else "them")
             + f": give --n {held if held > n else 'as large as before'} or more (a larger --n adds "
             "simulations, the finished ones are kept), or another --out (finished shards are never "
@@ -780,26 +802,51 @@ def simulate_dataset(
             quiet,
         )
     bar = ShardProgress(sc.name, len(tasks), todo, progress and not quiet)
+    written = 0
     try:
         if workers == 1:
-            for i, t in enumerate(tasks):
+            for t in tasks:
                 done, sec = _run_shard(t)
-                if i == 0:
+                written += 1
+                if written == 1:
                     publish()
                 cpu += sec
                 bar.shard_done(done)
         else:
             import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor, as_completed
 
-            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-                futs = [pool.submit(_run_shard, t) for t in tasks]
-                for i, f in enumerate(as_completed(futs)):
-                    done, sec = f.result()
-                    if i == 0:
+            # a Pool, not concurrent.futures: on Ctrl-C (or an error) terminate() stops the
+            # workers at once, where an executor would first finish every queued shard
+            import signal
+
+            # workers start with Ctrl-C ignored (a disposition kept across exec), so one pressed
+            # while they import is not a traceback from each of them
+            was = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                pool = mp.get_context("spawn").Pool(
+                    workers, initializer=_worker_start, initargs=(os.getpid(),)
+                )
+            finally:
+                signal.signal(signal.SIGINT, was)
+            try:
+                for done, sec in pool.imap_unordered(_run_shard, tasks):
+                    written += 1
+                    if written == 1:
                         publish()
                     cpu += sec
                     bar.shard_done(done)
+            finally:
+                pool.terminate()  # every shard is done here, or the call is stopping
+                pool.join()
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or SIGTERM (the CLI's handler exits)
+        bar.end_line()
+        log(
+            f"[biodl] interrupted: {skipped + written} of {n_shards} shard(s) of {out} are finished "
+            f"({len(tasks) - written} left; a shard being written is never half kept); rerun the same "
+            "command to simulate the rest",
+            False,
+        )
+        raise
     finally:
         bar.end_line()
     wall = time.perf_counter() - t0
