@@ -783,3 +783,26 @@ def test_resuming_with_another_patience_is_quiet(tmp_path):
         res = run(2, 0)
     assert res.resumed_from is not None and res.epochs_run == 2
     assert not [w for w in caught if "callbacks used to create the checkpoint" in str(w.message)]
+
+
+def test_fewer_epochs_than_the_checkpoint_is_refused_before_the_run_changes(tmp_path, rest_small):
+    """`--epochs 1` on a finished 2-epoch run: one clear refusal (Lightning cannot go back to an
+    earlier epoch and failed deep inside), and run.json untouched, so the run still reports."""
+    from typer.testing import CliRunner
+
+    from biodl.cli import app
+
+    out = tmp_path / "run"
+    args = ["train", str(rest_small["train"]), "--out", str(out), "--no-progress", "-m", "num_motifs=4"]
+    r = CliRunner().invoke(app, [*args, "--epochs", "2"])
+    assert r.exit_code == 0, r.output
+    before = (out / "run.json").read_bytes()
+    r = CliRunner().invoke(app, [*args, "--epochs", "1"])
+    assert r.exit_code == 2
+    assert (
+        "cannot resume: the checkpoint has 2 epochs done, more than the 1 asked for; give --epochs 2"
+        in r.output
+    )
+    assert "unexpected" not in r.output
+    assert (out / "run.json").read_bytes() == before
+    assert CliRunner().invoke(app, ["report", str(out)]).exit_code == 0

@@ -191,6 +191,7 @@ def train(
     if labels is not None:
         check_labels(labels, meta.label_names, meta.task, quiet)
     _prepare_run_dir(out, recipe.name, k.name, config.resume, quiet)
+    _check_fewer_epochs(out, config)
     meta = meta.replace(
         options=_jsonable(opts),
         training=asdict(config),
@@ -269,6 +270,26 @@ def train(
         summary["report"] = str(report(out, quiet=quiet))
         _write_summary(out, summary)
     return summary
+
+
+def _check_fewer_epochs(out: Path, config) -> None:
+    """Refuse to resume a run whose checkpoint is past the epochs asked for (``--epochs 3`` on
+    a run of 5) before run.json is touched: Lightning cannot go back, and the finished run's
+    record would be lost to a failed call. (Within a soft epoch cap, :func:`biodl.train.fit`
+    checks the exact bound.)"""
+    last = out / "checkpoints" / "last.ckpt"
+    if not (config.resume and last.exists()) or config.calibrate or config.ensemble > 1:
+        return
+    import torch
+
+    try:
+        done = int(torch.load(last, map_location="cpu", weights_only=True).get("epoch", -1)) + 1
+    except Exception:  # noqa: BLE001 - an unreadable checkpoint is refused with its own message later
+        return
+    if done > config.max_epochs + int(config.extend_epochs or 0):
+        from biodl.train.checkpoint import fewer_epochs_error
+
+        raise fewer_epochs_error(done, config.max_epochs, last)
 
 
 def _fit_ensemble(k: DataKind, ctx: TrainContext, model, meta, splits):

@@ -323,6 +323,17 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[nn.Module, RunMet
     return model, meta
 
 
+def fewer_epochs_error(done: int, asked: int, ckpt: Path, option: str = "--epochs") -> BiodlInputError:
+    """The refusal to resume a checkpoint of ``done`` epochs for a training of ``asked`` (fewer)."""
+    sep = "=" if option.startswith("--set") else " "
+    return BiodlInputError(
+        f"cannot resume: the checkpoint has {done} epochs done, more than the {asked} asked for; give "
+        f"{option}{sep}{done} or more to go on with this training, or --no-resume to train anew for "
+        f"{asked} (the run's files are unchanged)",
+        path=ckpt,
+    )
+
+
 def check_resumable(ckpt: Path, module: nn.Module) -> int:
     """The number of epochs a checkpoint has finished; refuses, with a clear error, to resume
     from a checkpoint of a different model (other options written to the same ``--out``)

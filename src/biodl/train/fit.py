@@ -28,7 +28,14 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from biodl.errors import BiodlInputError
-from biodl.train.checkpoint import RunMeta, check_resumable, remove_checkpoints, save_model, write_run_json
+from biodl.train.checkpoint import (
+    RunMeta,
+    check_resumable,
+    fewer_epochs_error,
+    remove_checkpoints,
+    save_model,
+    write_run_json,
+)
 from biodl.train.datamodule import DataModule
 from biodl.train.plans import TrainingPlan
 from biodl.train.predict import accelerator_for, cpu_threads, torch_device
@@ -515,6 +522,8 @@ def fit(
         from biodl.kinds.base import log
 
         done = check_resumable(last, plan)
+        if done > trainer_config.max_epochs:  # Lightning would fail deep inside, after run.json changed
+            raise fewer_epochs_error(done, config.max_epochs, last, epochs_option)
         log(
             f"[biodl] resuming from {last} ({done} epoch{'s' if done != 1 else ''} done of "
             f"{config.max_epochs}); --no-resume starts over",
