@@ -85,6 +85,44 @@ def fasta(tmp_path) -> Path:
 
 
 # ------------------------------------------------------------------ data loss and damage
+def test_an_evaluation_folder_holds_one_evaluation(seq_run, rest_small, tmp_path, monkeypatch):
+    """`evaluate --out DIR` into a folder of an earlier evaluation: an evaluation stopped while
+    writing (Ctrl-C, an error) leaves the earlier one whole; a finished one replaces it whole,
+    removing the earlier plots it has none of (positives only: no ROC), and says so."""
+    from biodl.kinds.sequences.kind import SequencesKind
+
+    ev = tmp_path / "ev"
+    _ok(runner.invoke(app, ["evaluate", str(seq_run), str(rest_small["test"]), "--out", str(ev)]))
+    before = {p.name: p.read_bytes() for p in ev.iterdir()}
+    assert {"metrics.json", "predictions.tsv", "roc.png", "pr.png"} <= set(before)
+
+    lines = rest_small["test"].read_text().splitlines()
+    positives = tmp_path / "pos.seq"
+    positives.write_text("\n".join([lines[0], *(x for x in lines[1:] if x.endswith("\t1"))]) + "\n")
+    real = SequencesKind.write_evaluation
+
+    def interrupted(self, out_dir, *a, **k):
+        real(self, out_dir, *a, **k)  # every file written, then Ctrl-C before the command ends
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(SequencesKind, "write_evaluation", interrupted)
+    r = runner.invoke(app, ["evaluate", str(seq_run), str(positives), "--out", str(ev)])
+    assert r.exit_code != 0
+    assert {p.name: p.read_bytes() for p in ev.iterdir()} == before  # the earlier evaluation, whole
+    monkeypatch.setattr(SequencesKind, "write_evaluation", real)
+
+    r = runner.invoke(app, ["evaluate", str(seq_run), str(positives), "--out", str(ev)])
+    _ok(r)
+    assert sorted(p.name for p in ev.iterdir()) == [
+        ".biodl-evaluation.json",
+        "metrics.json",
+        "predictions.tsv",
+    ]
+    assert "removed pr.png, roc.png of the evaluation written there before" in " ".join(r.stderr.split())
+    assert json.loads((ev / "metrics.json").read_text())["out_dir"] == str(ev)
+    assert "wrote metrics.json, predictions.tsv in" in r.stderr  # the hidden record is not named
+
+
 def test_no_output_replaces_an_input(seq_run, fasta, tmp_path):
     before = fasta.read_bytes()
     r = runner.invoke(app, ["predict", str(seq_run), str(fasta), "--out", str(fasta)])

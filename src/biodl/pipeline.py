@@ -1010,8 +1010,12 @@ def evaluate_table(
         if labelled < len(labels):  # rows without any label are left out of the metrics: say so
             result["n_labelled"] = labelled
     result.update(kind.result_extras(meta, table, outputs, y))
-    if out_dir is not None:
-        kind.write_evaluation(out_dir, result, meta, table, outputs, y)
+    if out_dir is not None:  # written as a whole: never mixed with an earlier evaluation's files
+        from biodl.io._util import staged_outputs
+
+        result["out_dir"] = str(out_dir)
+        with staged_outputs(out_dir) as staging:
+            kind.write_evaluation(staging, result, meta, table, outputs, y)
     shown = ", ".join(
         f"{k} {v:.4f}" for k, v in metrics.items() if "/" not in k and isinstance(v, (int, float))
     )

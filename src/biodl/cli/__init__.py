@@ -523,7 +523,11 @@ def _written(folder: Path, since: float) -> str:
     many files their count per type (``metrics.json, predictions.tsv, 2 .png, 8 .rr``)."""
     from collections import Counter
 
-    files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.stat().st_mtime >= since - 1)
+    files = sorted(
+        p
+        for p in Path(folder).rglob("*")
+        if p.is_file() and not p.name.startswith(".") and p.stat().st_mtime >= since - 1
+    )
     single = [p.name for p in files if p.suffix in (".json", ".tsv")]
     per_type = Counter(p.suffix or "(no suffix)" for p in files if p.name not in single)
     return ", ".join(single + [f"{n} {s}" for s, n in sorted(per_type.items())]) or "nothing"

@@ -446,3 +446,48 @@ class StatusLine:
         else:
             self.stream.write(line + "\n")
         self.stream.flush()
+
+
+#: The files an evaluation wrote into its folder (hidden): the next one into that folder
+#: removes those it does not write again, so a folder never mixes two evaluations.
+EVALUATION_MANIFEST = ".biodl-evaluation.json"
+
+
+@contextlib.contextmanager
+def staged_outputs(out_dir: str | Path, last: tuple[str, ...] = ("metrics.json",)) -> Iterator[Path]:
+    """Write a set of files into ``out_dir`` as a whole: the caller writes into a hidden
+    folder inside it, which on success is moved into place (``last`` moved last, so an
+    existing ``metrics.json`` always describes the files beside it), and the files of the
+    previous set there that this one does not have are removed (and said). An interrupt or an
+    error leaves ``out_dir`` as it was."""
+    import json
+    import shutil
+
+    out = output_dir(out_dir)
+    tmp = Path(tempfile.mkdtemp(prefix=".biodl-partial-", dir=out))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    stale: list[str] = []
+    try:
+        new = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
+        for rel in [r for r in new if Path(r).name not in last] + [r for r in new if Path(r).name in last]:
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp / rel, out / rel)
+        try:
+            before = json.loads((out / EVALUATION_MANIFEST).read_text())
+        except (OSError, ValueError):
+            before = []
+        stale = [r for r in before if isinstance(r, str) and r not in new and (out / r).is_file()]
+        for r in stale:
+            (out / r).unlink()
+        atomic_write_text(out / EVALUATION_MANIFEST, json.dumps(new) + "\n")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if stale:
+        note(
+            f"[biodl] {out}: removed {', '.join(stale)} of the evaluation written there before "
+            "(this one has none)"
+        )

@@ -555,7 +555,7 @@ def write_results(out_dir: str | Path, result: dict[str, Any], predictions: pd.D
 
     od = Path(out_dir)
     output_dir(od)
-    result["out_dir"] = str(od)
+    result.setdefault("out_dir", str(od))  # the final folder when written through staged_outputs
     atomic_json(result, od / "metrics.json")
     write_table(predictions, od / "predictions.tsv")
     return od
