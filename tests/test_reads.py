@@ -851,6 +851,37 @@ def test_reads_before_a_bad_record_are_written_whatever_the_threads(model, tmp_p
     assert lines[0] == lines[1] and 1 + 300 - 16 <= lines[0] <= 301
 
 
+def test_a_stopped_stream_never_replaces_the_report(model, tmp_path) -> None:
+    """The report of a stream that stops part-way (here a bad record; Ctrl-C the same) is not
+    written over an earlier report: the counts so far are in REPORT.partial, which a finished
+    run removes."""
+    from biodl.kinds.reads.classify import classify
+
+    with gzip.open(SAMPLE, "rt") as fh:
+        good = fh.read()
+    bad = tmp_path / "trunc.fq"
+    bad.write_text(good + "@cut\nACGT\n")
+    report = tmp_path / "report.txt"
+    classify(model, [SAMPLE], stdout=io.StringIO(), report=report, batch_size=16, progress=False)
+    whole = report.read_text()
+
+    def n_reads(text: str) -> int:  # unclassified + root: every read of the report
+        return sum(int(x.split("\t")[1]) for x in text.splitlines() if x.split("\t")[3] in ("U", "R"))
+
+    assert n_reads(whole) == 300
+    with pytest.raises(BiodlInputError, match="truncated record"):
+        classify(
+            model, [bad], stdout=io.StringIO(), report=report, batch_size=16, progress=False, report_every=0
+        )
+    assert report.read_text() == whole  # the earlier, whole report
+    partial = tmp_path / "report.txt.partial"
+    assert partial.exists() and 0 < n_reads(partial.read_text()) < 300  # how far the stopped run got
+    classify(
+        model, [SAMPLE], stdout=io.StringIO(), report=report, batch_size=16, progress=False, report_every=0
+    )
+    assert report.read_text() == whole and not partial.exists()
+
+
 def test_sigterm_leaves_no_temporary_file(model, tmp_path) -> None:
     import os
     import signal

@@ -359,7 +359,8 @@ def classify(
         Per-read TSV (``id, taxon, taxid, rank, confidence``), written through a temporary file
         renamed at the end; ``None``: standard output, flushed after every batch.
     report
-        Kraken-style report path (atomic; refreshed every ``report_every`` seconds).
+        Kraken-style report path, written (atomically) when the stream ends; while it runs, the
+        counts so far go to ``REPORT.partial`` every ``report_every`` seconds (removed at the end).
     mate2
         Second reads of pairs, one file per input.
     threads
@@ -429,6 +430,9 @@ def classify(
         window: deque = deque()
         depth = 2 * max(threads, 1) if scheduler is None else 4 * max(threads, 2)
         last_report = time.time()
+        # while the stream runs, the report so far goes to REPORT.partial: REPORT itself (an
+        # earlier run's, say) is replaced only by the report of the whole stream
+        partial = None if report is None else Path(report).with_name(Path(report).name + ".partial")
         too_short = 0
         out.write(HEADER)
 
@@ -441,7 +445,7 @@ def classify(
                 counts[: len(c)] += c
                 prog.add(int(c.sum()))
                 if report is not None and time.time() - last_report > report_every:
-                    atomic_write_text(report, kraken_report(counts, tax))
+                    atomic_write_text(partial, kraken_report(counts, tax))
                     last_report = time.time()
                 if one:
                     break
@@ -468,6 +472,7 @@ def classify(
             prog.end_line()
     if report is not None:
         atomic_write_text(report, kraken_report(counts, tax))
+        Path(report).with_name(Path(report).name + ".partial").unlink(missing_ok=True)
     n = int(counts.sum())
     return {
         "n": n,
