@@ -676,6 +676,36 @@ def test_ctrl_c_says_how_far_training_got_and_exits_130(tmp_path, capsys):
     assert "interrupted after 1 of 5 epochs; rerun the same command to resume" in err
 
 
+@pytest.mark.parametrize("code, line", [(130, "interrupted"), (143, "stopped (SIGTERM)")])
+def test_an_interrupted_command_says_so_once(monkeypatch, capsys, code, line):
+    """Ctrl-C (130) or SIGTERM (143) outside training: one line, not silence; a command that
+    said how far it got (training, simulations) is not followed by the general line."""
+    import biodl.cli as cli
+    import biodl.io._util as util
+
+    def stopped():
+        raise SystemExit(code)
+
+    import signal
+
+    monkeypatch.setattr(cli, "app", stopped)
+    monkeypatch.setattr(util, "_INTERRUPT_SAID", [])
+    monkeypatch.setattr(cli, "_MAIN_PID", [])
+    handler = signal.getsignal(signal.SIGTERM)  # main() installs the CLI's: put the test's back
+    try:
+        with pytest.raises(SystemExit) as e:
+            cli.main()
+        assert e.value.code == code
+        err = " ".join(capsys.readouterr().err.split())
+        assert f"[biodl] {line}; no output was left half-written" in err
+        util.said_interrupted()
+        with pytest.raises(SystemExit):
+            cli.main()
+        assert capsys.readouterr().err == ""
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+
+
 def test_an_unfinished_run_is_said_by_evaluate_and_predict_and_refused_by_report(
     tmp_path, rest_small, capsys
 ):

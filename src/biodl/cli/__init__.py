@@ -753,6 +753,16 @@ def main() -> None:
     except BiodlError as e:  # pragma: no cover - safety net
         print_error(e)
         sys.exit(2)
+    except SystemExit as e:  # Ctrl-C (130) or SIGTERM (143): one line, unless the command said more
+        from biodl.io._util import interrupt_said, note
+
+        if e.code in (130, 143) and not interrupt_said():
+            how = "interrupted" if e.code == 130 else "stopped (SIGTERM)"
+            note(
+                f"[biodl] {how}; no output was left half-written (biodl replaces a file only when it "
+                "is complete)"
+            )
+        raise
 
 
 if __name__ == "__main__":

@@ -491,3 +491,17 @@ def staged_outputs(out_dir: str | Path, last: tuple[str, ...] = ("metrics.json",
             f"[biodl] {out}: removed {', '.join(stale)} of the evaluation written there before "
             "(this one has none)"
         )
+
+
+_INTERRUPT_SAID: list[bool] = []
+
+
+def said_interrupted() -> None:
+    """Mark that the interrupted command has said how far it got (training, simulations), so
+    the CLI's general line after Ctrl-C / SIGTERM is not printed as well."""
+    _INTERRUPT_SAID.append(True)
+
+
+def interrupt_said() -> bool:
+    """Whether :func:`said_interrupted` was called in this process."""
+    return bool(_INTERRUPT_SAID)

@@ -541,9 +541,9 @@ def fit(
             trainer.fit(
                 plan, datamodule=datamodule, ckpt_path=resumed, weights_only=True if resumed else None
             )
-        except SystemExit:
+        except SystemExit as e:
             if trainer.interrupted:  # Ctrl-C: Lightning shut down gracefully and called sys.exit(1)
-                _interrupted(last, config.max_epochs)
+                _interrupted(last, config.max_epochs, 143 if e.code == 143 else 130)  # 143: SIGTERM
             raise
     seconds = round(time.perf_counter() - t0, 2)
     if not trainer.is_global_zero:
@@ -582,9 +582,10 @@ def fit(
     return FitResult(out, best_epoch, epochs_run, val_metrics, resumed, seconds, threads=n_threads)
 
 
-def _interrupted(last: Path, max_epochs: int) -> None:
-    """After Ctrl-C: say how far training got and how to go on, and exit with status 130 (the
-    shell's code for an interrupt) instead of Lightning's silent 1."""
+def _interrupted(last: Path, max_epochs: int, code: int = 130) -> None:
+    """After Ctrl-C (or SIGTERM): say how far training got and how to go on, and exit with
+    status 130 (the shell's code for an interrupt; 143 for SIGTERM) instead of Lightning's
+    silent 1."""
     import signal
 
     from biodl.kinds.base import log
@@ -596,11 +597,14 @@ def _interrupted(last: Path, max_epochs: int) -> None:
             done = int(torch.load(last, map_location="cpu", weights_only=True).get("epoch", -1)) + 1
         except Exception:  # noqa: BLE001 - the count is only said
             done = 0
+    from biodl.io._util import said_interrupted
+
+    said_interrupted()
     log(
         f"[biodl] interrupted after {done} of {max_epochs} epochs; rerun the same command to resume "
         f"from {last}" + ("" if last.exists() else " (no epoch finished: it starts over)")
     )
-    raise SystemExit(130)
+    raise SystemExit(code)
 
 
 def fit_model(

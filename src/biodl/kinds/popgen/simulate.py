@@ -839,7 +839,10 @@ def simulate_dataset(
                 pool.terminate()  # every shard is done here, or the call is stopping
                 pool.join()
     except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or SIGTERM (the CLI's handler exits)
+        from biodl.io._util import said_interrupted
+
         bar.end_line()
+        said_interrupted()
         log(
             f"[biodl] interrupted: {skipped + written} of {n_shards} shard(s) of {out} are finished "
             f"({len(tasks) - written} left; a shard being written is never half kept); rerun the same "
