@@ -70,6 +70,12 @@ def test_train_ensemble_one_model_file_members_and_prediction(tmp_path, rest_sma
     assert len(pred) == 200
     prob = pred.filter(like="prob_").iloc[:, 0].to_numpy()
     assert ((prob > 0) & (prob < 1)).all()
+    # a member's folder is a part of the run, not a run: said so (it was "an unfinished run")
+    r = CliRunner().invoke(app, ["evaluate", str(tmp_path / "e" / "member2"), str(rest_small["test"])])
+    assert r.exit_code == 2
+    msg = " ".join(r.output.split())
+    assert f"is a part of the run {(tmp_path / 'e').resolve()} (an ensemble member" in msg
+    assert "unfinished" not in msg
 
 
 def test_ensemble_refused_where_not_supported(tmp_path):

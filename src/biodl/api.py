@@ -60,7 +60,7 @@ class Model:
             raise BiodlInputError(
                 "not found (give a run directory of `biodl train`, or its model.pt)", path=path
             )
-        _run_state(path, "load")
+        _run_state(path, "predict")
         note_model(path)
         self.path = path
         self.device = device

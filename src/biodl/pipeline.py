@@ -930,6 +930,20 @@ def _write_summary(out: Path, summary: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------- evaluate / predict
+def _whole_run(d: Path) -> Path | None:
+    """The run directory ``d`` is a part of (``RUN/member2``, ``RUN/top1``, a fold of a trial
+    in ``RUN/calibration/``), or ``None``."""
+    import re
+
+    d = d.resolve()
+    if re.fullmatch(r"(member|top)\d+", d.name) and (d.parent / "run.json").is_file():
+        return d.parent
+    for up in d.parents:
+        if up.name == "calibration" and (up.parent / "run.json").is_file():
+            return up.parent
+    return None
+
+
 def _run_state(model_path: str | Path, command: str, refuse: bool = False) -> None:
     """Say (or, ``refuse``, refuse) when ``model_path`` is the model of a run whose ``run.json``
     says it is unfinished: a training started (or resumed) there was killed, so ``model.pt``, if
@@ -948,6 +962,14 @@ def _run_state(model_path: str | Path, command: str, refuse: bool = False) -> No
         return
     if meta.status == "finished":
         return
+    whole = _whole_run(run)
+    if whole is not None and not (run / "model.pt").exists():
+        raise BiodlInputError(
+            f"is a part of the run {whole} (an ensemble member, one of its top settings or a "
+            f"calibration trial), kept so that training can resume, not a model of its own: give "
+            f"{whole} to `biodl {command}`",
+            path=run,
+        )
     how = "rerun the same `biodl train` command to finish it (it resumes from its last checkpoint)"
     if not (run / "model.pt").exists():
         raise BiodlInputError(
