@@ -836,3 +836,20 @@ def test_fewer_epochs_than_the_checkpoint_is_refused_before_the_run_changes(tmp_
     assert "unexpected" not in r.output
     assert (out / "run.json").read_bytes() == before
     assert CliRunner().invoke(app, ["report", str(out)]).exit_code == 0
+
+
+def test_the_interrupt_line_names_the_part_of_the_run():
+    """Ctrl-C during --calibrate or --ensemble says which trial / fold / member was stopped
+    (the checkpoint path alone left users guessing how much was kept); a user's own folder
+    named like one (``trial1``) is not taken for it."""
+    from pathlib import Path
+
+    from biodl.train.fit import _part_of
+
+    ck = "checkpoints/last.ckpt"
+    assert _part_of(Path(f"runs/c/calibration/trial3/fold2/{ck}")) == (
+        " of calibration trial 3, fold 2 (finished trials are kept)"
+    )
+    assert _part_of(Path(f"runs/e/member2/{ck}")) == " of ensemble member 2 (finished members are kept)"
+    assert _part_of(Path(f"runs/t/top1/{ck}")) == " of top setting 1"
+    assert _part_of(Path(f"/data/trial1/run/{ck}")) == "" == _part_of(Path(f"runs/r/{ck}"))

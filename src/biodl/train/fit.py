@@ -601,10 +601,31 @@ def _interrupted(last: Path, max_epochs: int, code: int = 130) -> None:
 
     said_interrupted()
     log(
-        f"[biodl] interrupted after {done} of {max_epochs} epochs; rerun the same command to resume "
-        f"from {last}" + ("" if last.exists() else " (no epoch finished: it starts over)")
+        f"[biodl] interrupted after {done} of {max_epochs} epochs{_part_of(last)}; rerun the same command "
+        f"to resume from {last}" + ("" if last.exists() else " (no epoch finished: it starts over)")
     )
     raise SystemExit(code)
+
+
+def _part_of(last: Path) -> str:
+    """Which part of a run a checkpoint is (`` of calibration trial 3, fold 2 (finished trials
+    are kept)``, `` of ensemble member 2``), for the interrupt line; "" for a plain run."""
+    import re
+
+    fit_dir = last.parent.parent
+    parts = fit_dir.parts
+    if "calibration" in parts:  # RUN/calibration/trialT/foldF
+        after = parts[len(parts) - parts[::-1].index("calibration") :]
+        names = {m.group(1): m.group(2) for p in after if (m := re.fullmatch(r"(trial|fold)(\d+)", p))}
+        if "trial" in names:
+            fold = f", fold {names['fold']}" if "fold" in names else ""
+            return f" of calibration trial {names['trial']}{fold} (finished trials are kept)"
+    m = re.fullmatch(r"(member|top)(\d+)", fit_dir.name)
+    if m and m.group(1) == "member":
+        return f" of ensemble member {m.group(2)} (finished members are kept)"
+    if m:
+        return f" of top setting {m.group(2)}"
+    return ""
 
 
 def fit_model(
