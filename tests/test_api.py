@@ -80,6 +80,13 @@ def test_in_memory_sequences_score_as_the_file_does(seq_run, rest_small):
     assert m.evaluate(t)["metrics"]["auroc"] == pytest.approx(ref["auroc"])
     renamed = t.rename(columns={"Bound": "y_true"})
     assert m.evaluate(renamed, labels="y_true")["metrics"]["auroc"] == pytest.approx(ref["auroc"])
+    # out_dir: the files `biodl evaluate --out` writes, never over the run's own held-out results
+    with pytest.raises(BiodlInputError, match="is the test/ folder of the run"):
+        m.evaluate(t, out_dir=seq_run / "test")
+    r = m.evaluate(t, out_dir=seq_run / "eval_py")
+    assert json.loads((seq_run / "eval_py" / "metrics.json").read_text())["metrics"] == pytest.approx(
+        r["metrics"]
+    )
 
 
 def test_in_memory_errors_name_the_item(seq_run):

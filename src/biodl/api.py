@@ -52,7 +52,6 @@ class Model:
     """
 
     def __init__(self, run: str | Path, device: str = "cpu") -> None:
-        from biodl.io._util import note_model
         from biodl.pipeline import _load, _run_state
 
         path = Path(run)
@@ -61,7 +60,6 @@ class Model:
                 "not found (give a run directory of `biodl train`, or its model.pt)", path=path
             )
         _run_state(path, "predict")
-        note_model(path)
         self.path = path
         self.device = device
         self.module, self.meta, self.kind, self.recipe = _load(path, device)
@@ -155,27 +153,29 @@ class Model:
         multi-class model), or a DataFrame holding the model's label column(s) (or the ones
         ``labels`` names). With ``out_dir``, also the files ``biodl evaluate`` writes.
         Returns ``{"metrics": ..., "n": ..., "task": ..., "data": ...}``."""
-        from biodl.io._util import check_output_dir
+        from biodl.io._util import check_output_dir, command_inputs, note_model
         from biodl.pipeline import evaluate_table, is_path, read_inputs
 
         self._check(data)
         if is_path(data) and labels is not None and any(o.name == "labels" for o in self.kind.options):
             options, labels = {**options, "labels": labels}, None  # feature tables: the label file
-        if out_dir is not None:
-            check_output_dir(out_dir)
-        opts = self._options("evaluate", options)
-        table = read_inputs(self.kind, self.meta, data, opts, labelled=True, quiet=True, labels=labels)
-        return evaluate_table(
-            self.kind,
-            self.module,
-            self.meta,
-            table,
-            out_dir=out_dir,
-            device=self.device,
-            options=opts,
-            batch_size=batch_size,
-            quiet=True,
-        )
+        with command_inputs():  # as in the CLI: out_dir may not replace the inputs or the run's record
+            note_model(self.path)
+            if out_dir is not None:
+                check_output_dir(out_dir)
+            opts = self._options("evaluate", options)
+            table = read_inputs(self.kind, self.meta, data, opts, labelled=True, quiet=True, labels=labels)
+            return evaluate_table(
+                self.kind,
+                self.module,
+                self.meta,
+                table,
+                out_dir=out_dir,
+                device=self.device,
+                options=opts,
+                batch_size=batch_size,
+                quiet=True,
+            )
 
 
 def load(run: str | Path, device: str = "cpu") -> Model:
