@@ -126,6 +126,7 @@ def labels(
         or (
             isinstance(given, (list, tuple))
             and given
+            and len(given) != n  # as long as the items: their labels (class names), not columns
             and all(isinstance(c, str) for c in given)
             and isinstance(data, pd.DataFrame)
             and set(given) <= set(map(str, data.columns))
