@@ -45,7 +45,13 @@ def main() -> None:
     run = a.run
     if run is None:
         run = work / "rest"
-        train("deepbind", run, options={"data": test}, config=TrainConfig(max_epochs=2, progress=False), quiet=True)
+        train(
+            "deepbind",
+            run,
+            options={"data": test},
+            config=TrainConfig(max_epochs=2, progress=False),
+            quiet=True,
+        )
     seqs = pd.read_csv(test, sep="\t")["seq"].tolist()
     batches = [seqs[(i * a.batch) % len(seqs) :][: a.batch] for i in range(a.calls)]
     files = []

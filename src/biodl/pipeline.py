@@ -280,15 +280,10 @@ def _check_fewer_epochs(out: Path, config) -> None:
     last = out / "checkpoints" / "last.ckpt"
     if not (config.resume and last.exists()) or config.calibrate or config.ensemble > 1:
         return
-    import torch
+    from biodl.train.checkpoint import epochs_done, fewer_epochs_error
 
-    try:
-        done = int(torch.load(last, map_location="cpu", weights_only=True).get("epoch", -1)) + 1
-    except Exception:  # noqa: BLE001 - an unreadable checkpoint is refused with its own message later
-        return
-    if done > config.max_epochs + int(config.extend_epochs or 0):
-        from biodl.train.checkpoint import fewer_epochs_error
-
+    done = epochs_done(last)  # None: unreadable, refused with its own message when resumed
+    if done is not None and done > config.max_epochs + int(config.extend_epochs or 0):
         raise fewer_epochs_error(done, config.max_epochs, last)
 
 

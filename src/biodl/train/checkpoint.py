@@ -323,6 +323,14 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[nn.Module, RunMet
     return model, meta
 
 
+def epochs_done(ckpt: Path) -> int | None:
+    """The number of epochs a Lightning checkpoint has finished (``None`` if it cannot be read)."""
+    try:
+        return int(torch.load(ckpt, map_location="cpu", weights_only=True).get("epoch", -1)) + 1
+    except Exception:  # noqa: BLE001 - an unreadable checkpoint: the caller says or refuses
+        return None
+
+
 def fewer_epochs_error(done: int, asked: int, ckpt: Path, option: str = "--epochs") -> BiodlInputError:
     """The refusal to resume a checkpoint of ``done`` epochs for a training of ``asked`` (fewer)."""
     sep = "=" if option.startswith("--set") else " "

@@ -31,6 +31,7 @@ from biodl.errors import BiodlInputError
 from biodl.train.checkpoint import (
     RunMeta,
     check_resumable,
+    epochs_done,
     fewer_epochs_error,
     remove_checkpoints,
     save_model,
@@ -591,12 +592,7 @@ def _interrupted(last: Path, max_epochs: int, code: int = 130) -> None:
     from biodl.kinds.base import log
 
     signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning ignored further Ctrl-C
-    done = 0
-    if last.exists():
-        try:
-            done = int(torch.load(last, map_location="cpu", weights_only=True).get("epoch", -1)) + 1
-        except Exception:  # noqa: BLE001 - the count is only said
-            done = 0
+    done = (epochs_done(last) or 0) if last.exists() else 0  # only said
     from biodl.io._util import said_interrupted
 
     said_interrupted()
