@@ -114,6 +114,8 @@ def test_in_memory_errors_name_the_item(seq_run):
         m.evaluate(["ACGT"] * 3)
     with pytest.raises(BiodlInputError, match=r"label 'yes' \(item 1\) is not a number"):
         m.evaluate(["ACGT"] * 2, labels=["yes", 1])
+    with pytest.raises(BiodlInputError, match=r"1 infinite label value\(s\) in the evaluation \(input list"):
+        m.evaluate(["ACGT"] * 2, labels=[1, float("inf")])  # the shared label check, as for a file
     with pytest.raises(BiodlInputError, match="a file carries its own labels"):
         m.evaluate(str(seq_run / "run.json"), labels=[1])
     with pytest.raises(BiodlInputError, match="not found"):

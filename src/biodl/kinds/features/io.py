@@ -61,16 +61,22 @@ class FeatureTable:
 
     def select_features(self, names: list[str], what: str = "model") -> FeatureTable:
         """The columns ``names`` (matched by normalised name: case and punctuation ignored), in that order."""
-        pos = {norm_name(n): j for j, n in enumerate(self.feature_names)}
-        missing = [n for n in names if norm_name(n) not in pos]
-        if missing:
-            raise BiodlInputError(
-                f"{len(missing)} of the {what}'s {len(names)} features are not in the table (missing: "
-                f"{', '.join(missing[:8])}; the table has: {', '.join(self.feature_names)})",
-                path=self.source or None,
-            )
-        cols = [pos[norm_name(n)] for n in names]
+        cols = feature_positions(self.feature_names, names, what, self.source)
         return FeatureTable(self.x[:, cols], list(names), self.labels, self.ids, self.source, self.lines)
+
+
+def feature_positions(have: list[str], names: list[str], what: str = "model", source=None) -> list[int]:
+    """The positions in ``have`` of the features ``names`` (matched by normalised name), in that
+    order; all must be there (the missing ones are named)."""
+    pos = {norm_name(n): j for j, n in enumerate(have)}
+    missing = [n for n in names if norm_name(n) not in pos]
+    if missing:
+        raise BiodlInputError(
+            f"{len(missing)} of the {what}'s {len(names)} features are not in the table (missing: "
+            f"{', '.join(missing[:8])}; the table has: {', '.join(have)})",
+            path=source or None,
+        )
+    return [pos[norm_name(n)] for n in names]
 
 
 def norm_name(name: str) -> str:

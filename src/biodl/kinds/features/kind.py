@@ -667,7 +667,7 @@ class FeaturesKind(DataKind):
 
     def from_memory(self, meta, data, options, *, labelled, labels=None):
         from biodl.io import memory
-        from biodl.kinds.features.io import FeatureTable, norm_name
+        from biodl.kinds.features.io import FeatureTable, feature_positions
 
         d = data_as(FeatureData, meta.data)
         src = memory.describe(data)
@@ -691,11 +691,7 @@ class FeaturesKind(DataKind):
             if isinstance(data.index, pd.RangeIndex)
             else [str(v) for v in data.index]
         )
-        names = [str(c) for c in data.columns]
-        head = FeatureTable(np.zeros((1, len(names)), np.float32), names, None, ids[:1], src)
-        head.select_features(d.features)  # the model's columns must all be there (missing ones named)
-        pos = {norm_name(n): j for j, n in enumerate(names)}
-        sub = data.iloc[:, [pos[norm_name(n)] for n in d.features]]
+        sub = data.iloc[:, feature_positions([str(c) for c in data.columns], d.features, source=src)]
         num = sub.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
         bad = ~np.isfinite(num)
         if bad.any():

@@ -472,7 +472,7 @@ def classify(
             prog.end_line()
     if report is not None:
         atomic_write_text(report, kraken_report(counts, tax))
-        Path(report).with_name(Path(report).name + ".partial").unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
     n = int(counts.sum())
     return {
         "n": n,

@@ -212,9 +212,7 @@ def read_sequence_table(
     seqs = df[seq_col].str.strip().tolist()
     if uppercase:
         seqs = [s.upper() for s in seqs]
-    for i, s in enumerate(seqs):
-        if not s or not _quick_ok(s, iupac_as_n):
-            validate_sequence(s, p, i + 2, iupac_as_n)  # raises with the line number
+    validate_all(seqs, p, range(2, len(seqs) + 2), iupac_as_n)  # raises with the line number
     ids = df[id_col].tolist() if id_col else [f"seq{i + 1}" for i in range(len(seqs))]
 
     labels = None
@@ -249,6 +247,14 @@ def read_sequence_table(
     return SequenceTable(
         ids=ids, seqs=seqs, labels=labels, label_names=list(label_cols), classes=classes, source=str(p)
     )
+
+
+def validate_all(seqs: list[str], path, records, iupac_as_n: bool) -> None:
+    """Check every sequence (a fast test first), raising for the first bad one with its
+    ``records`` entry (a line number, or an id)."""
+    for s, rec in zip(seqs, records, strict=True):
+        if not s or not _quick_ok(s, iupac_as_n):
+            validate_sequence(s, path, rec, iupac_as_n)
 
 
 def _quick_ok(s: str, iupac_as_n: bool) -> bool:

@@ -238,8 +238,7 @@ def sequences_from_memory(meta: RunMeta, data, options: dict[str, Any], *, label
     of :func:`biodl.io.memory.labels` (``labels``, or the DataFrame's label columns)."""
     from biodl.io import memory
     from biodl.io._util import warn_duplicate_ids
-    from biodl.io.fasta import validate_sequence
-    from biodl.kinds.sequences.io import ID_COLUMNS, SEQ_COLUMNS, SequenceTable, _quick_ok, fold_case
+    from biodl.kinds.sequences.io import ID_COLUMNS, SEQ_COLUMNS, SequenceTable, fold_case, validate_all
 
     d = data_as(SequenceData, meta.data)
     ids, seqs, src = memory.items(
@@ -254,9 +253,7 @@ def sequences_from_memory(meta: RunMeta, data, options: dict[str, Any], *, label
     seqs = [s.strip() for s in seqs]
     if d.uppercase:
         seqs = [s.upper() for s in seqs]
-    for s, i in zip(seqs, ids, strict=True):
-        if not s or not _quick_ok(s, d.iupac_as_n):
-            validate_sequence(s, src, i, d.iupac_as_n)
+    validate_all(seqs, src, ids, d.iupac_as_n)
     table = SequenceTable(ids=ids, seqs=seqs, source=src)
     warn_duplicate_ids(ids, src)
     if labelled:
