@@ -259,3 +259,52 @@ def test_an_undeclared_info_key_is_named_not_an_htslib_code(model_dir, tmp_path)
     ):
         run_variants(model_dir, vcf, GENOME, tmp_path / "t.tsv", out_vcf=tmp_path / "o.vcf")
     assert not (tmp_path / "o.vcf").exists()
+
+
+def test_pieces_give_the_whole_vcf_outputs(model_dir, tmp_path):
+    """A VCF is read, scored and written in pieces of whole records (memory of one piece): the
+    table and the scored VCF are those of one piece, a multi-ALT record is never split, and
+    with keep=False only the rows not scored come back."""
+    import gzip
+
+    whole = run_variants(model_dir, VCF, GENOME, tmp_path / "w.tsv", out_vcf=tmp_path / "w.vcf")
+    for records in (1, 2, 4):
+        t = run_variants(
+            model_dir,
+            VCF,
+            GENOME,
+            tmp_path / f"p{records}.tsv.gz",
+            out_vcf=tmp_path / f"p{records}.vcf",
+            records=records,
+            keep=False,
+        )
+        assert (
+            gzip.decompress((tmp_path / f"p{records}.tsv.gz").read_bytes())
+            == (tmp_path / "w.tsv").read_bytes()
+        )
+        assert (tmp_path / f"p{records}.vcf").read_text() == (tmp_path / "w.vcf").read_text()
+        assert t.attrs["alleles"] == len(whole) == 10
+        assert t.equals(whole.loc[whole["status"] != "ok", list(whole.columns[:6])].reset_index(drop=True))
+    from biodl.interpret.variants import variant_window_pieces
+
+    sizes = [[w.record for w in p] for p in variant_window_pieces(VCF, GENOME, L, records=2)]
+    assert all(len(set(p)) <= 2 for p in sizes) and sum(map(len, sizes)) == 10
+    multi = next(p for p in sizes if len(p) != len(set(p)))  # the two-ALT record's rows stay together
+    assert len(multi) == 3
+
+
+def test_a_bad_record_later_in_the_vcf_leaves_no_output(model_dir, tmp_path):
+    lines = VCF.read_text().splitlines(True)
+    body = [i for i, x in enumerate(lines) if not x.startswith("#")]
+    bad_line = body[6]
+    f = lines[bad_line].split("\t")
+    f[1] = "12x"
+    lines[bad_line] = "\t".join(f)
+    vcf = tmp_path / "bad.vcf"
+    vcf.write_text("".join(lines))
+    (tmp_path / "t.tsv").write_text("earlier\n")
+    with pytest.raises(BiodlInputError, match="POS must be a positive integer") as e:
+        run_variants(model_dir, vcf, GENOME, tmp_path / "t.tsv", out_vcf=tmp_path / "o.vcf", records=2)
+    assert e.value.record == bad_line + 1
+    assert (tmp_path / "t.tsv").read_text() == "earlier\n" and not (tmp_path / "o.vcf").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.vcf", "t.tsv"]  # no temporary file left

@@ -10,6 +10,7 @@ predict and report dispatch on ``RunMeta.kind``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -1084,6 +1085,10 @@ def evaluate(
     )
 
 
+#: Inputs scored at a time when ``predict`` reads a file in pieces (:meth:`DataKind.read_chunks`).
+PREDICT_ROWS = 100_000
+
+
 def predict(
     model_path: str | Path,
     data: str | Path | None,
@@ -1095,11 +1100,18 @@ def predict(
     spellings: dict[str, str] | None = None,
     quiet: bool = False,
     format: str | None = None,
+    keep: bool = True,
+    rows: int | None = None,
 ):
     """Predictions of a trained model for new inputs of its kind (labels not needed); the
     table keeps the input order and identifiers and is written atomically to ``out``, in the
     format its suffix names (``.tsv``/``.csv``, optionally ``.gz``; ``.npz``; ``.h5``;
-    ``.parquet``) or ``format`` (see :mod:`biodl.io.predictions`)."""
+    ``.parquet``) or ``format`` (see :mod:`biodl.io.predictions`).
+
+    Kinds that read files in pieces (sequences) score ``rows`` inputs at a time (default
+    :data:`PREDICT_ROWS`, rounded up to whole batches) and append each piece's rows to
+    ``out``, so memory stays that of one piece whatever the file's size; with ``keep=False``
+    the table is not also returned (``None``), which is what keeps it so."""
     from biodl.io._util import note_model
     from biodl.io.predictions import output_format
 
@@ -1110,7 +1122,18 @@ def predict(
     model, meta, k, recipe = _load(model_path, device)
     opts, _ = kind_options(recipe, k, dict(options or {}), "predict", spellings)
     return predict_loaded(
-        model, meta, k, data, opts, out=out, format=format, device=device, batch_size=batch_size, quiet=quiet
+        model,
+        meta,
+        k,
+        data,
+        opts,
+        out=out,
+        format=format,
+        device=device,
+        batch_size=batch_size,
+        quiet=quiet,
+        keep=keep,
+        rows=rows,
     )
 
 
@@ -1144,26 +1167,61 @@ def predict_loaded(
     device: str = "cpu",
     batch_size: int = 256,
     quiet: bool = False,
+    keep: bool = True,
+    rows: int | None = None,
 ):
     """:func:`predict` with the model loaded and the options checked (``biodl.load``)."""
-    from biodl.io.predictions import check_writer, output_format
+    import pandas as pd
+
+    from biodl.io._util import StatusLine
+    from biodl.io.predictions import PredictionWriter, check_writer, output_format
 
     fmt = output_format(out, format) if out is None else None
-    table = read_inputs(k, meta, data, opts, labelled=False, quiet=quiet)
-    if out is not None:  # a bad --out fails before the model runs (and after the inputs are known)
+    pieces = None
+    if data is not None and is_path(data):
+        k.check_format(meta.recipe, data)
+        # whole batches per piece: every batch holds what it holds when the file is read whole
+        # (a batch's numbers can differ in the last float bit with its size)
+        per = batch_size if isinstance(batch_size, int) and not isinstance(batch_size, bool) else 1
+        n_rows = -(-int(rows or PREDICT_ROWS) // max(per, 1)) * max(per, 1)  # a bad size: predict says so
+        pieces = k.read_chunks(meta, data, opts, n_rows)
+        if pieces is not None:  # the first piece read (the input checked and known) before --out is
+            import itertools
+
+            pieces = iter(pieces)
+            first = next(pieces, None)
+            pieces = itertools.chain([] if first is None else [first], pieces)
+    if pieces is None:  # read whole (and checked) before the output is looked at
+        pieces = iter([read_inputs(k, meta, data, opts, labelled=False, quiet=quiet)])
+    if out is not None:  # a bad --out fails before the model runs
         from biodl.io._util import check_output_path
 
         check_output_path(out)
         fmt = output_format(out, format)
         check_writer(fmt, out)
-    df = k.predict_frame(model, meta, table, device=device, options=opts, batch_size=batch_size)
+    frames = k.predict_frames(model, meta, pieces, device=device, options=opts, batch_size=batch_size)
+    kept: list[pd.DataFrame] = []
+    status, n, t0 = StatusLine(show=not quiet), 0, time.perf_counter()
+    with contextlib.ExitStack() as stack:  # the file takes its name when every piece is written
+        stack.callback(status.end_line)  # a line left open by an error is ended
+        w = None
+        for df in frames:
+            if out is not None:
+                if w is None:
+                    w = stack.enter_context(PredictionWriter(out, fmt, header=k.predictions_header(df)))
+                w.write(df)
+            if keep:
+                kept.append(df)
+            n += len(df)
+            status.update(f"predicting: {n:,} scored ({n / max(time.perf_counter() - t0, 1e-9):,.0f} / s)")
+        status.clear()
+    if out is not None:
+        log(f"[biodl] wrote {n} predictions to {out} ({fmt})", quiet)
+    if not keep:
+        return None
+    df = kept[0] if len(kept) == 1 else pd.concat(kept, ignore_index=True)
     df.attrs["biodl_kind"] = k.name  # the CLI writes standard output in the kind's format
     df.attrs["biodl_format"] = fmt
-    if out is not None:
-        from biodl.io.predictions import write_predictions
-
-        write_predictions(df, out, fmt, header=k.predictions_header(df))
-        log(f"[biodl] wrote {len(df)} predictions to {out} ({fmt})", quiet)
     return df
 
 

@@ -125,20 +125,29 @@ def register(app: typer.Typer) -> None:
         level = vlog.level
         vlog.setLevel(logging.ERROR)
         try:
-            table = run_variants(
-                model, vcf, genome, out, out_vcf=out_vcf, batch_size=batch_size, device=device, window=window
+            skipped = run_variants(  # keep=False: only the rows not scored come back (memory)
+                model,
+                vcf,
+                genome,
+                out,
+                out_vcf=out_vcf,
+                batch_size=batch_size,
+                device=device,
+                window=window,
+                keep=False,
+                progress=True,
             )
         except BiodlError as e:
             _fail(e)
         finally:
             vlog.setLevel(level)
-        ok = table["status"] == "ok"
-        for r in table[~ok].itertuples(index=False):
+        for r in skipped.itertuples(index=False):
             err.print(
                 f"{vcf}: {r.chrom}:{r.pos} {r.id} {r.ref}>{r.alt}: not scored: {r.status}", highlight=False
             )
+        n = skipped.attrs["alleles"]
         err.print(
-            f"scored {int(ok.sum())} of {len(table)} variant allele(s); table: {out}"
+            f"scored {n - len(skipped)} of {n} variant allele(s); table: {out}"
             + (f", VCF: {out_vcf}" if out_vcf else "")
         )
 

@@ -23,8 +23,11 @@ import logging
 import math
 import os
 import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,11 +37,22 @@ from torch.utils.data import Dataset
 
 from biodl.encode import one_hot_batch
 from biodl.errors import BiodlInputError
-from biodl.io._util import atomic_output, atomic_write_text_by_suffix, check_file, open_text
+from biodl.io._util import atomic_output, check_file, open_text
 
-__all__ = ["VariantWindow", "read_vcf_variants", "score_variants", "variant_windows", "write_scored_vcf"]
+__all__ = [
+    "ScoredVcfWriter",
+    "VariantWindow",
+    "iter_vcf_variants",
+    "read_vcf_variants",
+    "score_variants",
+    "variant_window_pieces",
+    "variant_windows",
+    "write_scored_vcf",
+]
 
 log = logging.getLogger("biodl.variants")
+#: VCF records scored at a time by :func:`run_variants` (their REF and ALT windows in memory).
+VARIANT_RECORDS = 10_000
 _DNA = set("ACGTN")
 
 
@@ -104,6 +118,11 @@ def check_vcf(path: str | Path) -> Path:
 def read_vcf_variants(path: str | Path) -> list[tuple[int, str, int, str, str, list[str]]]:
     """``(record, chrom, pos, id, ref, alts)`` of every VCF record (cyvcf2; plain or bgzip),
     after :func:`check_vcf`."""
+    return list(iter_vcf_variants(path))
+
+
+def iter_vcf_variants(path: str | Path) -> Iterator[tuple[int, str, int, str, str, list[str]]]:
+    """:func:`read_vcf_variants` one record at a time (a VCF of any size in constant memory)."""
     from cyvcf2 import VCF
 
     p = check_vcf(path)
@@ -111,15 +130,20 @@ def read_vcf_variants(path: str | Path) -> list[tuple[int, str, int, str, str, l
         vcf = VCF(str(p), lazy=True, threads=1)
     except (OSError, Exception) as e:  # cyvcf2 raises bare Exceptions for unreadable files
         raise BiodlInputError(f"cannot read as VCF ({e})", path=p) from None
-    out = []
+    n = 0
     try:
-        for i, v in enumerate(vcf, start=1):
-            out.append((i, v.CHROM, int(v.POS), v.ID or ".", v.REF, list(v.ALT)))
-    except Exception as e:  # noqa: BLE001 - htslib's parse errors are bare Exceptions
-        raise BiodlInputError(f"cannot parse VCF record {len(out) + 1} ({e})", path=p) from None
+        it = iter(vcf)
+        while True:
+            try:
+                v = next(it)
+            except StopIteration:
+                break
+            except Exception as e:  # noqa: BLE001 - htslib's parse errors are bare Exceptions
+                raise BiodlInputError(f"cannot parse VCF record {n + 1} ({e})", path=p) from None
+            n += 1
+            yield (n, v.CHROM, int(v.POS), v.ID or ".", v.REF, list(v.ALT))
     finally:
         vcf.close()
-    return out
 
 
 def _fetch(genome, chrom: str, start: int, end: int) -> str:
@@ -185,6 +209,14 @@ def variant_windows(vcf: str | Path, genome: str | Path, length: int) -> list[Va
         One per (record, ALT); ``status`` says why a row is not scored (REF mismatch,
         unknown chromosome, unsupported allele).
     """
+    return [w for piece in variant_window_pieces(vcf, genome, length) for w in piece]
+
+
+def variant_window_pieces(
+    vcf: str | Path, genome: str | Path, length: int, records: int | None = None
+) -> Iterator[list[VariantWindow]]:
+    """:func:`variant_windows` in pieces of the windows of at most ``records`` VCF records
+    (all of a record's ALTs in one piece; ``None``: one piece), read as they are needed."""
     from biodl.io.fasta import open_genome
 
     if length < 1:
@@ -192,7 +224,12 @@ def variant_windows(vcf: str | Path, genome: str | Path, length: int) -> list[Va
     fa = open_genome(genome)
     half = length // 2
     out: list[VariantWindow] = []
-    for rec, chrom, pos, vid, ref, alts in read_vcf_variants(vcf):
+    n_rec = 0
+    for rec, chrom, pos, vid, ref, alts in iter_vcf_variants(vcf):
+        if records is not None and n_rec == records:
+            yield out
+            out, n_rec = [], 0
+        n_rec += 1
         if not alts:
             alts = ["."]
         for alt in alts:
@@ -231,7 +268,7 @@ def variant_windows(vcf: str | Path, genome: str | Path, length: int) -> list[Va
                 w.alt_seq = (left + alt_u + right)[:length].upper()
                 if len(w.ref_seq) != length or len(w.alt_seq) != length:  # pragma: no cover - defensive
                     w.status = "internal error: window of the wrong length"
-    return out
+    yield out
 
 
 class _AlleleWindows(Dataset):
@@ -380,86 +417,103 @@ def write_scored_vcf(vcf: str | Path, table: pd.DataFrame, out: str | Path, outp
     ``BIODL_DIFF``, ``BIODL_LOGODDS``. Written to a temporary file, then renamed; a ``.gz`` / ``.bgz`` name
     is BGZF-compressed (readable by bcftools and tabix).
     """
+    with ScoredVcfWriter(vcf, out, output_names) as w:
+        w.write(table)
+    return Path(out)
 
-    from cyvcf2 import VCF
 
-    src = check_file(vcf)
-    outp = Path(out)
-    with _quiet_htslib():
-        reader = VCF(str(src), threads=1)
-    names = ",".join(output_names)
-    reader.add_info_to_header(
-        {
-            "ID": "BIODL_STATUS",
-            "Number": "A",
-            "Type": "String",
-            "Description": "biodl: ok, or why not scored "
-            "(ref_mismatch, unknown_chrom, unsupported_allele, outside_chrom)",
-        }
-    )
-    for key, what in (
-        ("REF", "REF score"),
-        ("ALT", "ALT score"),
-        ("DIFF", "ALT - REF"),
-        ("LOGODDS", "log-odds ALT - REF"),
-    ):
-        reader.add_info_to_header(
+class ScoredVcfWriter:
+    """:func:`write_scored_vcf` a piece of the table at a time: each :meth:`write` copies the
+    next VCF records, those the piece's rows belong to (a piece holds whole records, as
+    :func:`variant_window_pieces` cuts them). The file takes its name when the ``with`` block
+    ends without an error."""
+
+    def __init__(self, vcf: str | Path, out: str | Path, output_names: list[str]) -> None:
+        self.src, self.out, self.names = check_file(vcf), Path(out), list(output_names)
+
+    def __enter__(self) -> ScoredVcfWriter:
+        from cyvcf2 import VCF, Writer
+
+        stack = contextlib.ExitStack()
+        with _quiet_htslib():  # its warnings were shown on the first read
+            self.reader = VCF(str(self.src), threads=1)
+        stack.callback(self.reader.close)
+        names = ",".join(self.names)
+        self.reader.add_info_to_header(
             {
-                "ID": f"BIODL_{key}",
-                "Number": ".",
-                "Type": "Float",
-                "Description": f"biodl {what}, strand-averaged, per ALT then per output ({names})",
+                "ID": "BIODL_STATUS",
+                "Number": "A",
+                "Type": "String",
+                "Description": "biodl: ok, or why not scored "
+                "(ref_mismatch, unknown_chrom, unsupported_allele, outside_chrom)",
             }
         )
-    try:
-        with atomic_output(outp) as tmp_path, _quiet_htslib():  # its warnings were shown on the first read
-            _write_records(reader, table, output_names, str(tmp_path), outp, vcf)
-    finally:
-        reader.close()
-    return outp
+        for key, what in (
+            ("REF", "REF score"),
+            ("ALT", "ALT score"),
+            ("DIFF", "ALT - REF"),
+            ("LOGODDS", "log-odds ALT - REF"),
+        ):
+            self.reader.add_info_to_header(
+                {
+                    "ID": f"BIODL_{key}",
+                    "Number": ".",
+                    "Type": "Float",
+                    "Description": f"biodl {what}, strand-averaged, per ALT then per output ({names})",
+                }
+            )
+        try:
+            tmp = stack.enter_context(atomic_output(self.out))
+            # the temporary name has no suffix to infer the format from: BGZF (bcftools / tabix read
+            # it) for a .gz / .bgz name, else plain VCF text
+            with _quiet_htslib():
+                self.writer = Writer(str(tmp), self.reader, mode="wz" if _compressed_name(self.out) else "w")
+        except BaseException:
+            stack.close()
+            raise
+        self.records = iter(self.reader)
+        self._stack = stack
+        return self
 
+    def write(self, table: pd.DataFrame) -> None:
+        """Copy the records of ``table``'s rows (one row per ALT, in VCF order) with their scores."""
+        rows = list(table.itertuples(index=False))
+        i = 0
+        with _quiet_htslib():
+            while i < len(rows):
+                v = next(self.records)
+                sub = [r._asdict() for r in rows[i : i + len(v.ALT or ["."])]]
+                i += len(sub)
+                self._annotate(v, sub)
+                try:
+                    self.writer.write_record(v)
+                except Exception as e:  # noqa: BLE001 - cyvcf2 raises a bare Exception with htslib's code
+                    raise BiodlInputError(
+                        f"record {v.CHROM}:{v.POS}: cannot be copied to the scored VCF "
+                        f"({_htslib_problem(str(e))}); the TSV of effects does not need it: leave out "
+                        "--out-vcf, or declare it in the VCF header",
+                        path=self.src,
+                    ) from None
 
-def _compressed_name(path: str | Path) -> bool:
-    return Path(path).name.lower().endswith((".gz", ".bgz"))
-
-
-def _write_records(
-    reader,
-    table: pd.DataFrame,
-    output_names: list[str],
-    tmp: str,
-    out_name: str | Path = "",
-    source: str | Path | None = None,
-) -> None:
-    """The VCF records with their BIODL_* INFO fields, written to ``tmp``."""
-    from cyvcf2 import Writer
-
-    # the temporary name has no suffix to infer the format from: BGZF (bcftools / tabix read it)
-    # for a .gz / .bgz name, else plain VCF text
-    writer = Writer(tmp, reader, mode="wz" if _compressed_name(out_name) else "w")
-    records = iter(table.itertuples(index=False))
-    for v in reader:
-        sub = [next(records)._asdict() for _ in (v.ALT or ["."])]
-        status = [_status_code(str(r["status"])) for r in sub]
-        v.INFO["BIODL_STATUS"] = ",".join(status)
+    def _annotate(self, v, sub: list[dict]) -> None:
+        v.INFO["BIODL_STATUS"] = ",".join(_status_code(str(r["status"])) for r in sub)
         for key, col in (("REF", "ref"), ("ALT", "alt"), ("DIFF", "diff"), ("LOGODDS", "log_odds_diff")):
             vals = []
             for r in sub:
-                for n in output_names:
+                for n in self.names:
                     x = r.get(f"{n}_{col}")
                     vals.append("." if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.6g}")
             if any(s != "." for s in vals):
                 v.INFO[f"BIODL_{key}"] = ",".join(vals)
-        try:
-            writer.write_record(v)
-        except Exception as e:  # noqa: BLE001 - cyvcf2 raises a bare Exception with htslib's code
-            writer.close()
-            raise BiodlInputError(
-                f"record {v.CHROM}:{v.POS}: cannot be copied to the scored VCF ({_htslib_problem(str(e))}); "
-                "the TSV of effects does not need it: leave out --out-vcf, or declare it in the VCF header",
-                path=source,
-            ) from None
-    writer.close()
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        with _quiet_htslib():
+            self.writer.close()  # before the file is renamed (or removed)
+        return bool(self._stack.__exit__(exc_type, exc, tb))
+
+
+def _compressed_name(path: str | Path) -> bool:
+    return Path(path).name.lower().endswith((".gz", ".bgz"))
 
 
 #: htslib's bcf1_t.errcode bits (vcf.h).
@@ -495,8 +549,17 @@ def run_variants(
     batch_size: int = 128,
     device: str = "cpu",
     window: int | None = None,
+    keep: bool = True,
+    records: int | None = None,
+    progress: bool = False,
 ) -> pd.DataFrame:
     """``biodl variants``: score a VCF with a trained model; writes the TSV (and VCF).
+
+    The VCF is read, scored and written in pieces of ``records`` records (default
+    :data:`VARIANT_RECORDS`), so memory stays that of one piece whatever the size of the VCF;
+    both files take their names only when all is written. Returns the table (``attrs["alleles"]``:
+    its number of rows), or with ``keep=False`` only its rows not scored (what keeps memory so).
+    ``progress``: a progress line on standard error.
 
     ``window``: the length of the REF / ALT windows; by default the model's input length.
     Required for a model trained at variable lengths (e.g. DeepBind on native-length RNA),
@@ -542,23 +605,43 @@ def run_variants(
             "around each variant with --window N (e.g. the length of its training sequences)",
             path=model_path,
         )
-    windows = variant_windows(vcf, genome, int(length))
     task = meta.task
     if task == "multiclass":
         raise BiodlInputError(
             "variant scoring supports binary, multi-label and regression models, not multiclass"
         )
-    names = meta.label_names or [f"out{j}" for j in range(int(getattr(model, "n_outputs", 1)))]
-    table = score_variants(
-        model,
-        windows,
-        output_names=[str(n) for n in names],
+    names = [
+        str(n) for n in meta.label_names or [f"out{j}" for j in range(int(getattr(model, "n_outputs", 1)))]
+    ]
+    kw: dict[str, Any] = dict(
+        output_names=names,
         probabilities=task in ("binary", "multilabel"),
         batch_size=batch_size,
         n_value=meta.data.get("n_value", 0.25),
         device=device,
     )
-    atomic_write_text_by_suffix(out, table.to_csv(sep="\t", index=False, float_format="%.6g", na_rep="NA"))
-    if out_vcf is not None:
-        write_scored_vcf(vcf, table, out_vcf, [str(n) for n in names])
-    return table
+    from biodl.io._util import StatusLine, atomic_output_stream
+
+    kept: list[pd.DataFrame] = []
+    n, t0, status = 0, time.perf_counter(), StatusLine(show=progress)
+    pieces = variant_window_pieces(vcf, genome, int(length), records=int(records or VARIANT_RECORDS))
+    with contextlib.ExitStack() as stack:  # both files take their names when every piece is written
+        tsv = stack.enter_context(atomic_output_stream(out))
+        scored_vcf = (
+            stack.enter_context(ScoredVcfWriter(vcf, out_vcf, names)) if out_vcf is not None else None
+        )
+        for windows in pieces:
+            table = score_variants(model, windows, **kw)
+            text = table.to_csv(sep="\t", index=False, float_format="%.6g", na_rep="NA", header=not n)
+            tsv.write(text.encode("utf-8"))
+            if scored_vcf is not None:
+                scored_vcf.write(table)
+            kept.append(table if keep else table.loc[table["status"] != "ok", list(table.columns[:6])])
+            n += len(table)
+            status.update(
+                f"variants: {n:,} allele(s) scored ({n / max(time.perf_counter() - t0, 1e-9):,.0f} / s)"
+            )
+        status.clear()
+    out_table = kept[0] if len(kept) == 1 else pd.concat(kept, ignore_index=True)
+    out_table.attrs["alleles"] = n
+    return out_table

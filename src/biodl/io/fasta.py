@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,15 +73,19 @@ def read_fasta(path: str | Path, validate: bool = True, iupac_as_n: bool = False
         File missing, text before the first header, an empty record, or an invalid
         character (record name and line are given).
     """
+    return list(iter_fasta(path, validate=validate, iupac_as_n=iupac_as_n))
+
+
+def iter_fasta(path: str | Path, validate: bool = True, iupac_as_n: bool = False) -> Iterator[FastaRecord]:
+    """:func:`read_fasta` one record at a time (a file of any size in constant memory); the
+    same checks, raised when the reader reaches the bad record."""
     p = check_file(path)
-    records: list[FastaRecord] = []
     header: str | None = None
     header_line = 0
     chunks: list[str] = []
+    n = 0
 
-    def flush() -> None:
-        if header is None:
-            return
+    def record() -> FastaRecord:
         seq = "".join(chunks)
         name = header.split(maxsplit=1)[0] if header.strip() else ""
         if not name:
@@ -90,13 +95,15 @@ def read_fasta(path: str | Path, validate: bool = True, iupac_as_n: bool = False
                 validate_sequence(seq, p, header_line, iupac_as_n)
             except BiodlInputError as e:
                 raise BiodlInputError(f"record {name!r}: {e.problem}", path=p, record=header_line) from None
-        records.append(FastaRecord(name, header, seq, header_line))
+        return FastaRecord(name, header, seq, header_line)
 
     with open_text(p) as fh:
         for lineno, line in enumerate(fh, start=1):
             line = line.rstrip("\r\n")
             if line.startswith(">"):
-                flush()
+                if header is not None:
+                    n += 1
+                    yield record()
                 header, header_line, chunks = line[1:].strip(), lineno, []
             elif line.startswith(";"):
                 continue
@@ -108,10 +115,11 @@ def read_fasta(path: str | Path, validate: bool = True, iupac_as_n: bool = False
                         record=lineno,
                     )
                 chunks.append(line.strip())
-    flush()
-    if not records:
+    if header is not None:
+        n += 1
+        yield record()
+    if not n:
         raise BiodlInputError("no FASTA records found", path=p)
-    return records
 
 
 def write_fasta(path: str | Path, records: list[tuple[str, str]], width: int = 0) -> Path:

@@ -440,6 +440,30 @@ class DataKind:
         outputs, _ = self.score(model, meta, table, device=device, options=options, batch_size=batch_size)
         return self.frame(meta, table, outputs)
 
+    def read_chunks(self, meta: RunMeta, path, options: dict[str, Any], rows: int):
+        """``biodl predict`` of a file in pieces: an iterator over tables of at most ``rows``
+        inputs of ``path`` in file order (read and checked as :meth:`read` reads them, labels
+        not needed), so that a file of any size is scored in the memory of one piece; ``None``
+        (the default) when the kind reads its files whole."""
+        return None
+
+    def predict_frames(
+        self,
+        model: nn.Module,
+        meta: RunMeta,
+        pieces,
+        *,
+        device: str,
+        options: dict[str, Any],
+        batch_size: int = 256,
+    ):
+        """The :meth:`predict_frame` of each table of :meth:`read_chunks`, one after the other
+        (a kind that streams says its notes on the inputs once, over the whole file)."""
+        for table in pieces:
+            yield self.predict_frame(
+                model, meta, table, device=device, options=options, batch_size=batch_size
+            )
+
     def predictions_header(self, df: pd.DataFrame) -> bool:
         """Whether the text ``biodl predict`` writes for ``df`` starts with the column names
         (default: yes)."""

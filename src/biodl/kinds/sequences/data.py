@@ -57,6 +57,10 @@ class SequenceDataset(Dataset):
         Read IUPAC ambiguity codes as N.
     seed
         Seed of the negatives drawn afresh each epoch (:meth:`resample_negatives`).
+    cache
+        Keep the one-hot of a set under :data:`ONEHOT_CACHE_BYTES` encoded (for sets read
+        many times, as in training); ``False`` encodes each batch as it is read (scoring: each
+        item is read once, and memory stays one byte per base).
 
     Augmentation (reverse complement, shifts) is applied by wrapping the dataset in
     :class:`~biodl.kinds.sequences.augment.AugmentedDataset`.
@@ -75,6 +79,7 @@ class SequenceDataset(Dataset):
         iupac_as_n: bool = False,
         seed: int = 0,
         variable: bool = False,
+        cache: bool = True,
     ) -> None:
         self.table = table
         lengths = np.fromiter((len(s) for s in table.seqs), dtype=np.int64, count=len(table.seqs))
@@ -97,7 +102,7 @@ class SequenceDataset(Dataset):
                 codes[i, : len(s)] = sequence_codes(s, iupac_as_n=iupac_as_n)
             except BiodlInputError as e:
                 raise BiodlInputError(e.problem, path=table.source, record=table.ids[i]) from None
-        self.codes = torch.from_numpy(codes).long()
+        self.codes = torch.from_numpy(codes)  # uint8: one byte per base (indices once encoded)
         lut = torch.zeros(6, 4)
         lut[torch.arange(4), torch.arange(4)] = 1
         lut[4] = n_value
@@ -116,7 +121,7 @@ class SequenceDataset(Dataset):
         # a set whose one-hot fits in ONEHOT_CACHE_BYTES is encoded once: a batch is then one
         # row gather (~4% of a DeepBind epoch was the per-batch lookup); larger sets encode per batch
         n, width = self.codes.shape
-        self._onehot = self._encode(self.codes) if n * width * 16 <= ONEHOT_CACHE_BYTES else None
+        self._onehot = self._encode(self.codes) if cache and n * width * 16 <= ONEHOT_CACHE_BYTES else None
 
     def __len__(self) -> int:
         return self.codes.shape[0]
@@ -157,13 +162,13 @@ class SequenceDataset(Dataset):
             for k, q in enumerate(seqs):
                 q = q if self.length is None else _pad_center(q, self.length)
                 codes[k, : len(q)] = sequence_codes(q, iupac_as_n=True)
-            self.codes[rows] = torch.from_numpy(codes).long()
+            self.codes[rows] = torch.from_numpy(codes)
         if self._onehot is not None:
             self._onehot[rows] = self._encode(self.codes[rows])
         self._neg_epoch = epoch
 
     def _encode(self, codes: torch.Tensor) -> torch.Tensor:
-        return self.lut[codes].transpose(-1, -2).contiguous()
+        return self.lut[codes.long()].transpose(-1, -2).contiguous()
 
     def __getitem__(self, i: int):
         return self.__getitems__([i]).item(0)

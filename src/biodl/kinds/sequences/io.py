@@ -5,6 +5,7 @@ FASTA (labels in the header as ``class:1`` or ``label=1``)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pandas as pd
 
 from biodl.errors import BiodlInputError
 from biodl.io._util import check_file, open_text
-from biodl.io.fasta import read_fasta, validate_sequence
+from biodl.io.fasta import iter_fasta, read_fasta, validate_sequence
 
 SEQ_COLUMNS = ("seq", "sequence", "sequences", "Sequence", "SEQ", "Seq")
 LABEL_COLUMNS = ("Bound", "label", "labels", "Label", "class", "Class", "y", "target")
@@ -128,47 +129,32 @@ def _expand_label_cols(label_cols: list[str], cols: list[str], skip: set[str]) -
     return out
 
 
-def read_sequence_table(
-    path: str | Path,
-    seq_col: str | None = None,
-    label_cols: list[str] | str | None = None,
-    id_col: str | None = None,
-    require_labels: bool = True,
-    iupac_as_n: bool = False,
-    uppercase: bool = False,
-    prefer_labels: list[str] | None = None,
-) -> SequenceTable:
-    """Read a TSV/CSV (optionally gzip) table of sequences and labels.
-
-    Columns are found by name when not given: sequence in ``seq``/``sequence``, labels in
-    ``Bound``/``label``/``class``..., ids in ``EventID``/``id``/``name``; ``label_cols`` may hold
-    glob patterns (``f*``) or ``all`` (every column but the sequence and id); without them,
-    ``prefer_labels`` (a model's label columns) when the table has them all. DeepBind's
-    ``FoldID EventID seq Bound`` files are read as they are. Numeric label columns give
-    binary/multi-label/regression targets (empty cells are missing labels); a single
-    non-numeric label column gives a multi-class target.
-
-    Raises
-    ------
-    BiodlInputError
-        Missing file or column, an empty or invalid sequence (with its line), or a
-        non-numeric value in a numeric label column (with its line).
-    """
+def _table_start(path: str | Path) -> tuple[Path, str]:
+    """The checked path of a sequence table and its column separator."""
     p = check_file(path)
     with open_text(p) as fh:
         first = fh.readline()
     if not first.strip():
         raise BiodlInputError("the file is empty (expected a header line)", path=p, record=1)
-    sep = _sep_for(p, first)
-    try:
-        with open_text(p) as fh:
-            df = pd.read_csv(fh, sep=sep, dtype=str, keep_default_na=False, comment=None)
-    except pd.errors.ParserError as e:
-        m = re.search(r"line (\d+)", str(e))
-        raise BiodlInputError(
-            f"malformed table: {e}", path=p, record=int(m.group(1)) if m else None
-        ) from None
-    cols = list(df.columns)
+    return p, _sep_for(p, first)
+
+
+def _parser_error(e: Exception, p: Path) -> BiodlInputError:
+    m = re.search(r"line (\d+)", str(e))
+    return BiodlInputError(f"malformed table: {e}", path=p, record=int(m.group(1)) if m else None)
+
+
+def _table_columns(
+    p: Path,
+    cols: list[str],
+    seq_col: str | None,
+    label_cols: list[str] | str | None,
+    id_col: str | None,
+    require_labels: bool,
+    prefer_labels: list[str] | None,
+) -> tuple[str, list[str], str | None]:
+    """``(sequence column, label columns, id column)`` of a table with columns ``cols``
+    (see :func:`read_sequence_table`)."""
     if seq_col is None:
         seq_col = next((c for c in SEQ_COLUMNS if c in cols), None)
         if seq_col is None:
@@ -208,12 +194,58 @@ def read_sequence_table(
             path=p,
             record=1,
         )
+    return seq_col, list(label_cols), id_col
 
+
+def _table_sequences(
+    df: pd.DataFrame, p: Path, seq_col: str, id_col: str | None, start: int, iupac_as_n: bool, uppercase: bool
+) -> tuple[list[str], list[str]]:
+    """``(ids, sequences)`` of the rows of ``df``, the ``start``-th data row of the file first
+    (line numbers in errors and the default ids ``seq1, seq2, ...`` count from the file's top)."""
     seqs = df[seq_col].str.strip().tolist()
     if uppercase:
         seqs = [s.upper() for s in seqs]
-    validate_all(seqs, p, range(2, len(seqs) + 2), iupac_as_n)  # raises with the line number
-    ids = df[id_col].tolist() if id_col else [f"seq{i + 1}" for i in range(len(seqs))]
+    validate_all(seqs, p, range(start + 2, start + len(seqs) + 2), iupac_as_n)  # raises with the line
+    ids = df[id_col].tolist() if id_col else [f"seq{start + i + 1}" for i in range(len(seqs))]
+    return ids, seqs
+
+
+def read_sequence_table(
+    path: str | Path,
+    seq_col: str | None = None,
+    label_cols: list[str] | str | None = None,
+    id_col: str | None = None,
+    require_labels: bool = True,
+    iupac_as_n: bool = False,
+    uppercase: bool = False,
+    prefer_labels: list[str] | None = None,
+) -> SequenceTable:
+    """Read a TSV/CSV (optionally gzip) table of sequences and labels.
+
+    Columns are found by name when not given: sequence in ``seq``/``sequence``, labels in
+    ``Bound``/``label``/``class``..., ids in ``EventID``/``id``/``name``; ``label_cols`` may hold
+    glob patterns (``f*``) or ``all`` (every column but the sequence and id); without them,
+    ``prefer_labels`` (a model's label columns) when the table has them all. DeepBind's
+    ``FoldID EventID seq Bound`` files are read as they are. Numeric label columns give
+    binary/multi-label/regression targets (empty cells are missing labels); a single
+    non-numeric label column gives a multi-class target.
+
+    Raises
+    ------
+    BiodlInputError
+        Missing file or column, an empty or invalid sequence (with its line), or a
+        non-numeric value in a numeric label column (with its line).
+    """
+    p, sep = _table_start(path)
+    try:
+        with open_text(p) as fh:
+            df = pd.read_csv(fh, sep=sep, dtype=str, keep_default_na=False, comment=None)
+    except pd.errors.ParserError as e:
+        raise _parser_error(e, p) from None
+    seq_col, label_cols, id_col = _table_columns(
+        p, list(df.columns), seq_col, label_cols, id_col, require_labels, prefer_labels
+    )
+    ids, seqs = _table_sequences(df, p, seq_col, id_col, 0, iupac_as_n, uppercase)
 
     labels = None
     classes = None
@@ -316,6 +348,47 @@ def read_sequences(path: str | Path, require_labels: bool = True, **kwargs) -> S
         kw = {k: v for k, v in kwargs.items() if k in ("iupac_as_n", "uppercase")}
         return read_labelled_fasta(p, require_labels=require_labels, **kw)
     return read_sequence_table(p, require_labels=require_labels, **kwargs)
+
+
+def iter_sequences(
+    path: str | Path,
+    rows: int = 100_000,
+    seq_col: str | None = None,
+    iupac_as_n: bool = False,
+    uppercase: bool = False,
+) -> Iterator[SequenceTable]:
+    """The sequences of a FASTA file or TSV/CSV table (optionally gzip) as unlabelled
+    :class:`SequenceTable` pieces of at most ``rows`` sequences, in file order: a file of any
+    size in memory of one piece. Read and checked as :func:`read_sequences` reads them (the
+    same errors, with the file's line numbers, raised when the reader reaches the bad
+    record); label columns or header labels are not read."""
+    import itertools
+
+    if rows < 1:
+        raise ValueError("rows must be at least 1")
+    p = check_file(path)
+    if _looks_like_fasta(p):
+        recs = iter_fasta(p, iupac_as_n=iupac_as_n)
+        while piece := list(itertools.islice(recs, rows)):
+            seqs = [r.sequence.upper() if uppercase else r.sequence for r in piece]
+            yield SequenceTable(ids=[r.name for r in piece], seqs=seqs, source=str(p))
+        return
+    p, sep = _table_start(p)
+    try:
+        with open_text(p) as fh:
+            cols = list(pd.read_csv(fh, sep=sep, dtype=str, nrows=0).columns)
+        seq_col, _, id_col = _table_columns(p, cols, seq_col, None, None, False, None)
+        start, pieces = 0, 0
+        with open_text(p) as fh:
+            reader = pd.read_csv(fh, sep=sep, dtype=str, keep_default_na=False, comment=None, chunksize=rows)
+            for df in reader:
+                ids, seqs = _table_sequences(df, p, seq_col, id_col, start, iupac_as_n, uppercase)
+                start, pieces = start + len(df), pieces + 1
+                yield SequenceTable(ids=ids, seqs=seqs, source=str(p))
+        if not pieces:  # a header without rows: one empty table, as the whole-file reader gives
+            yield SequenceTable(ids=[], seqs=[], source=str(p))
+    except pd.errors.ParserError as e:
+        raise _parser_error(e, p) from None
 
 
 def viewpoint(seq: str, path: str | Path | None = None, record: str | int | None = None) -> str:

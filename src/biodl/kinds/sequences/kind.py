@@ -382,10 +382,12 @@ def sequence_dataset(meta: RunMeta, table):
     lengths = {len(s) for s in table.seqs}
     if meta.model_kwargs.get("seq_len") is None and (not d.seq_len or lengths != {d.seq_len}):
         if padded_batches(meta.recipe):  # any length, in batches of mixed lengths (padding masked)
-            return SequenceDataset(table, n_value=d.n_value, iupac_as_n=d.iupac_as_n, variable=True)
+            return SequenceDataset(
+                table, n_value=d.n_value, iupac_as_n=d.iupac_as_n, variable=True, cache=False
+            )
         if d.seq_len:
             return None
-    return SequenceDataset(table, length=d.seq_len, n_value=d.n_value, iupac_as_n=d.iupac_as_n)
+    return SequenceDataset(table, length=d.seq_len, n_value=d.n_value, iupac_as_n=d.iupac_as_n, cache=False)
 
 
 def padded_batches(recipe) -> bool:
@@ -399,49 +401,81 @@ def padded_batches(recipe) -> bool:
     return bool(getattr(recipe.factory, "padded_batches", False))
 
 
-def length_notes(meta: RunMeta, table, padded: bool) -> None:
-    """Say how many sequences are not scored as they are: with ``padded`` (a fixed-length
-    model) those padded with N or cropped to the model's length; otherwise those far
-    shorter (under half) than the training sequences, whose scores rest on few positions."""
-    from biodl.io._util import note
+class LengthTally:
+    """What :func:`length_notes` says, over a file scored in pieces: :meth:`add` each piece's
+    lengths, :meth:`emit` once at the end (the counts over the whole file)."""
 
-    d = data_as(SequenceData, meta.data)
-    if not d.seq_len or not len(table):
-        return
-    lens = np.fromiter((len(s) for s in table.seqs), dtype=np.int64, count=len(table))
-    L, src = int(d.seq_len), getattr(table, "source", "input")
-    if padded:
-        short, long_ = lens < L, lens > L
-        if short.any():
+    def __init__(self, meta: RunMeta) -> None:
+        self.L = int(data_as(SequenceData, meta.data).seq_len or 0)
+        self.n = self.short = self.long = self.far = 0
+        self.shortest: int | None = None
+
+    def add(self, lens: np.ndarray, padded: bool) -> None:
+        if not self.L or not len(lens):
+            return
+        self.n += len(lens)
+        self.shortest = int(lens.min()) if self.shortest is None else min(self.shortest, int(lens.min()))
+        if padded:
+            self.short += int((lens < self.L).sum())
+            self.long += int((lens > self.L).sum())
+        else:
+            self.far += int((lens < self.L // 2).sum())
+
+    def emit(self, src) -> None:
+        from biodl.io._util import note
+
+        L, n = self.L, self.n
+        if self.short:
             note(
-                f"[biodl] {src}: {int(short.sum())} of {len(lens)} sequence(s) shorter than the model's "
-                f"{L} bp (shortest {int(lens.min())} bp) were padded with N, centred"
+                f"[biodl] {src}: {self.short} of {n} sequence(s) shorter than the model's "
+                f"{L} bp (shortest {self.shortest} bp) were padded with N, centred"
             )
-        if long_.any():
+        if self.long:
             note(
-                f"[biodl] {src}: {int(long_.sum())} of {len(lens)} sequence(s) longer than the model's "
+                f"[biodl] {src}: {self.long} of {n} sequence(s) longer than the model's "
                 f"{L} bp were cropped to their central {L} bp"
             )
-    else:
-        far = lens < L // 2
-        if far.any():
+        if self.far:
             note(
-                f"[biodl] warning: {src}: {int(far.sum())} of {len(lens)} sequence(s) are under half the "
-                f"{L}-bp training length (shortest {int(lens.min())} bp): scored at their own length, "
+                f"[biodl] warning: {src}: {self.far} of {n} sequence(s) are under half the "
+                f"{L}-bp training length (shortest {self.shortest} bp): scored at their own length, "
                 "their scores rest on few positions"
             )
 
 
-def score_sequences(model, meta: RunMeta, table, *, device: str, rc_average: bool, batch_size: int = 256):
+def length_notes(meta: RunMeta, table, padded: bool) -> None:
+    """Say how many sequences are not scored as they are: with ``padded`` (a fixed-length
+    model) those padded with N or cropped to the model's length; otherwise those far
+    shorter (under half) than the training sequences, whose scores rest on few positions."""
+    tally = LengthTally(meta)
+    tally.add(np.fromiter((len(s) for s in table.seqs), dtype=np.int64, count=len(table)), padded)
+    tally.emit(getattr(table, "source", "input"))
+
+
+def score_sequences(
+    model,
+    meta: RunMeta,
+    table,
+    *,
+    device: str,
+    rc_average: bool,
+    batch_size: int = 256,
+    tally: LengthTally | None = None,
+):
     """``(outputs, targets)`` for every sequence of ``table``, in table order (sequences of
     other lengths than the training one are scored at their own length, grouped by length,
-    when the model allows it)."""
+    when the model allows it). The lengths not scored as they are are said on standard error,
+    or added to ``tally`` (a file scored in pieces says them once)."""
     from biodl.kinds.sequences.data import SequenceDataset
     from biodl.train.predict import predict
 
     d = data_as(SequenceData, meta.data)
     ds = sequence_dataset(meta, table)
-    length_notes(meta, table, padded=ds is not None and ds.length == d.seq_len)
+    padded = ds is not None and ds.length == d.seq_len
+    if tally is None:
+        length_notes(meta, table, padded)
+    else:
+        tally.add(np.fromiter((len(s) for s in table.seqs), dtype=np.int64, count=len(table)), padded)
     if ds is not None:
         return predict(model, ds, batch_size=batch_size, device=device, rc_average=rc_average)
     outs = np.zeros((len(table), model.n_outputs), dtype=np.float32)
@@ -449,7 +483,7 @@ def score_sequences(model, meta: RunMeta, table, *, device: str, rc_average: boo
     for i, s in enumerate(table.seqs):
         by_len.setdefault(len(s), []).append(i)
     for idx in by_len.values():
-        sub = SequenceDataset(table.subset(idx), n_value=d.n_value, iupac_as_n=d.iupac_as_n)
+        sub = SequenceDataset(table.subset(idx), n_value=d.n_value, iupac_as_n=d.iupac_as_n, cache=False)
         outs[idx] = predict(model, sub, batch_size=batch_size, device=device, rc_average=rc_average)[0]
     y = table.labels if table.labels is not None else np.zeros((len(table), 0), np.float32)
     return outs, np.asarray(y, np.float32)
@@ -782,15 +816,46 @@ class SequencesKind(OneHotTraining):
         )
 
     def predict_frame(self, model, meta, table, *, device, options, batch_size=256) -> pd.DataFrame:
+        self._threshold_note(meta)
+        return super().predict_frame(
+            model, meta, table, device=device, options=options, batch_size=batch_size
+        )
+
+    @staticmethod
+    def _threshold_note(meta) -> None:
         if meta.task in THRESHOLD_TASKS:
             _, why = decision_thresholds(meta)
             if why:
                 from biodl.io._util import note
 
                 note(f"[biodl] {why}")
-        return super().predict_frame(
-            model, meta, table, device=device, options=options, batch_size=batch_size
+
+    def read_chunks(self, meta, path, options, rows):
+        if path is None or options.get("negatives") is not None:
+            return None  # a GraphProt pair: read whole
+        from biodl.kinds.sequences.io import fold_case, iter_sequences
+
+        d = data_as(SequenceData, meta.data)
+        pieces = iter_sequences(
+            path, rows, seq_col=options.get("seq_col"), iupac_as_n=d.iupac_as_n, uppercase=d.uppercase
         )
+        return (fold_case(t, True) for t in pieces) if d.viewpoint else pieces
+
+    def predict_frames(self, model, meta, pieces, *, device, options, batch_size=256):
+        from biodl.io._util import DuplicateIds
+
+        self._threshold_note(meta)
+        tally, dups, src = LengthTally(meta), DuplicateIds(), None
+        rc = rc_average_for(meta, options)
+        for t in pieces:
+            src = t.source
+            dups.add(t.ids)
+            out, _ = score_sequences(
+                model, meta, t, device=device, rc_average=rc, batch_size=batch_size, tally=tally
+            )
+            yield self.frame(meta, t, out)
+        dups.warn(src)
+        tally.emit(src)
 
     def describe_data(self, meta):
         d = data_as(SequenceData, meta.data)
