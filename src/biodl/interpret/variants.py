@@ -432,12 +432,23 @@ class ScoredVcfWriter:
         self.src, self.out, self.names = check_file(vcf), Path(out), list(output_names)
 
     def __enter__(self) -> ScoredVcfWriter:
-        from cyvcf2 import VCF, Writer
+        from cyvcf2 import VCF
 
         stack = contextlib.ExitStack()
         with _quiet_htslib():  # its warnings were shown on the first read
             self.reader = VCF(str(self.src), threads=1)
         stack.callback(self.reader.close)
+        try:
+            self._open(stack)
+        except BaseException:
+            stack.close()
+            raise
+        self._stack = stack
+        return self
+
+    def _open(self, stack: contextlib.ExitStack) -> None:
+        from cyvcf2 import Writer
+
         names = ",".join(self.names)
         self.reader.add_info_to_header(
             {
@@ -462,18 +473,12 @@ class ScoredVcfWriter:
                     "Description": f"biodl {what}, strand-averaged, per ALT then per output ({names})",
                 }
             )
-        try:
-            tmp = stack.enter_context(atomic_output(self.out))
-            # the temporary name has no suffix to infer the format from: BGZF (bcftools / tabix read
-            # it) for a .gz / .bgz name, else plain VCF text
-            with _quiet_htslib():
-                self.writer = Writer(str(tmp), self.reader, mode="wz" if _compressed_name(self.out) else "w")
-        except BaseException:
-            stack.close()
-            raise
+        tmp = stack.enter_context(atomic_output(self.out))
+        # the temporary name has no suffix to infer the format from: BGZF (bcftools / tabix read it)
+        # for a .gz / .bgz name, else plain VCF text
+        with _quiet_htslib():
+            self.writer = Writer(str(tmp), self.reader, mode="wz" if _compressed_name(self.out) else "w")
         self.records = iter(self.reader)
-        self._stack = stack
-        return self
 
     def write(self, table: pd.DataFrame) -> None:
         """Copy the records of ``table``'s rows (one row per ALT, in VCF order) with their scores."""
