@@ -227,3 +227,20 @@ def test_the_cli_sets_malloc_thresholds_unless_told_not_to(monkeypatch):
         _keep_freed_memory()
         assert calls == []
         monkeypatch.delenv(key)
+
+
+def test_small_inputs_odd_but_valid_or_empty(run, tmp_path):
+    model = run[0]
+    fa = tmp_path / "c.fa"
+    fa.write_text(";a comment line first\n>a\n" + "ACGT" * 25 + "\n")
+    assert pipeline.predict(model, fa, quiet=True)["id"].tolist() == ["a"]  # read as FASTA
+    empty = tmp_path / "h.tsv"
+    empty.write_text("id\tseq\n")
+    with pytest.raises(BiodlInputError, match="no sequences to score") as e:
+        pipeline.predict(model, empty, quiet=True)
+    assert str(empty) in str(e.value)
+    ragged = tmp_path / "r.tsv"
+    ragged.write_text("id\tseq\n" + "".join(f"s{i}\t{'ACGT' * 25}\n" for i in range(30)) + "x\tACGT\textra\n")
+    with pytest.raises(BiodlInputError, match="malformed table") as e:
+        pipeline.predict(model, ragged, quiet=True, rows=8, batch_size=8)
+    assert e.value.record == 32 and not str(e.value).endswith("\n")

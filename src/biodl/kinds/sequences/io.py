@@ -141,7 +141,8 @@ def _table_start(path: str | Path) -> tuple[Path, str]:
 
 def _parser_error(e: Exception, p: Path) -> BiodlInputError:
     m = re.search(r"line (\d+)", str(e))
-    return BiodlInputError(f"malformed table: {e}", path=p, record=int(m.group(1)) if m else None)
+    record = int(m.group(1)) if m else None
+    return BiodlInputError(f"malformed table: {str(e).strip()}", path=p, record=record)
 
 
 def _table_columns(
@@ -335,7 +336,7 @@ def read_labelled_fasta(
 def _looks_like_fasta(p: Path) -> bool:
     with open_text(p) as fh:
         for line in fh:
-            if line.strip():
+            if line.strip() and not line.startswith(";"):  # ';' lines are FASTA comments
                 return line.startswith(">")
     return False
 

@@ -847,8 +847,10 @@ class SequencesKind(OneHotTraining):
         self._threshold_note(meta)
         tally, dups, src = LengthTally(meta), DuplicateIds(), None
         rc = rc_average_for(meta, options)
-        for t in pieces:
+        for k, t in enumerate(pieces):
             src = t.source
+            if not k and not len(t):  # a table with a header and no rows
+                raise BiodlInputError("no sequences to score: the file has no records", path=src)
             dups.add(t.ids)
             out, _ = score_sequences(
                 model, meta, t, device=device, rc_average=rc, batch_size=batch_size, tally=tally
