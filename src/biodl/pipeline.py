@@ -1177,7 +1177,6 @@ def predict_loaded(
     from biodl.io.predictions import PredictionWriter, check_writer, output_format
 
     fmt = output_format(out, format) if out is None else None
-    pieces = None
     if data is not None and is_path(data):
         k.check_format(meta.recipe, data)
         # whole batches per piece: every batch holds what it holds when the file is read whole
@@ -1185,13 +1184,15 @@ def predict_loaded(
         per = batch_size if isinstance(batch_size, int) and not isinstance(batch_size, bool) else 1
         n_rows = -(-int(rows or PREDICT_ROWS) // max(per, 1)) * max(per, 1)  # a bad size: predict says so
         pieces = k.read_chunks(meta, data, opts, n_rows)
-        if pieces is not None:  # the first piece read (the input checked and known) before --out is
+        if pieces is None:  # read whole (and checked) before the output is looked at
+            pieces = iter([k.read(meta, data, opts, labelled=False, quiet=quiet)])
+        else:  # the first piece read (the input checked and known) before --out is
             import itertools
 
             pieces = iter(pieces)
             first = next(pieces, None)
             pieces = itertools.chain([] if first is None else [first], pieces)
-    if pieces is None:  # read whole (and checked) before the output is looked at
+    else:  # in-memory inputs (or none: the kind's read says what is missing)
         pieces = iter([read_inputs(k, meta, data, opts, labelled=False, quiet=quiet)])
     if out is not None:  # a bad --out fails before the model runs
         from biodl.io._util import check_output_path

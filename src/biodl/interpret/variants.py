@@ -132,16 +132,12 @@ def iter_vcf_variants(path: str | Path) -> Iterator[tuple[int, str, int, str, st
         raise BiodlInputError(f"cannot read as VCF ({e})", path=p) from None
     n = 0
     try:
-        it = iter(vcf)
-        while True:
-            try:
-                v = next(it)
-            except StopIteration:
-                break
-            except Exception as e:  # noqa: BLE001 - htslib's parse errors are bare Exceptions
-                raise BiodlInputError(f"cannot parse VCF record {n + 1} ({e})", path=p) from None
+        for v in vcf:
+            rec = (n + 1, v.CHROM, int(v.POS), v.ID or ".", v.REF, list(v.ALT))
             n += 1
-            yield (n, v.CHROM, int(v.POS), v.ID or ".", v.REF, list(v.ALT))
+            yield rec  # (an error of the consumer's is not raised here)
+    except Exception as e:  # noqa: BLE001 - htslib's parse errors are bare Exceptions
+        raise BiodlInputError(f"cannot parse VCF record {n + 1} ({e})", path=p) from None
     finally:
         vcf.close()
 

@@ -396,12 +396,11 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 
 def atomic_write_text_by_suffix(path: str | Path, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_output`, gzip-compressed when the
-    name ends in ``.gz`` / ``.bgz`` (as ``predict --out x.tsv.gz`` does), else plain."""
-    if Path(path).name.lower().endswith((".gz", ".bgz")):
-        # level 1, as predict's: a large table compresses ~2x at a tenth of level 6's time
-        return atomic_write_bytes(path, gzip.compress(text.encode("utf-8"), compresslevel=1))
-    return atomic_write_text(path, text)
+    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_output_stream`: gzip-compressed
+    when the name ends in ``.gz`` / ``.bgz`` (as ``predict --out x.tsv.gz`` does), else plain."""
+    with atomic_output_stream(path) as fh:
+        fh.write(text.encode("utf-8"))
+    return Path(path)
 
 
 def guess_separator(path: Path, first_line: str, default: str | None = "\t") -> str | None:
