@@ -659,3 +659,56 @@ def test_distance_list_with_a_comment_header(tmp_path, name) -> None:
     n = read_native(f, sequence=seq)
     want = read_native(D / "1GUU_A.CB", sequence=seq)
     assert n.chain is None and np.allclose(n.distances, want.distances)
+
+
+def test_long_fits_report_progress_without_changing_the_map(tmp_path, monkeypatch, capsys) -> None:
+    """plmDCA and PSICOV-like say each evaluation / iteration; `contacts predict` and the kind's
+    reader show them on a status line (here every update, as on a terminal), maps unchanged."""
+    from biodl.cli import app
+    from biodl.io import _util
+    from biodl.kinds.contacts.kind import read_proteins
+
+    msa = read_msa(D / "3e7u.aln")
+    lines: list[str] = []
+    with_progress = co.plmdca(msa, max_iter=4, progress=lines.append)
+    assert np.array_equal(with_progress, co.plmdca(msa, max_iter=4))
+    assert lines[0].startswith(
+        "plmDCA: L-BFGS iteration 1, evaluation 1 (stops by 4 iterations or 5 evaluations), objective "
+    )
+    its = [int(s.split()[3].rstrip(",")) for s in lines]
+    assert its == sorted(its) and its[-1] <= 4 and f"evaluation {len(lines)} (" in lines[-1]
+    lines.clear()
+    assert np.array_equal(co.psicov(msa, max_iter=2, progress=lines.append), co.psicov(msa, max_iter=2))
+    assert [s.split(",")[0] for s in lines] == [
+        "PSICOV-like: ADMM iteration 1 of at most 2",
+        "PSICOV-like: ADMM iteration 2 of at most 2",
+    ]
+
+    class EveryUpdate(_util.StatusLine):
+        def __init__(self, show=True, stream=None, **_):
+            super().__init__(show, stream, every=0.0, plain_every=0.0)
+
+    monkeypatch.setattr(_util, "StatusLine", EveryUpdate)
+    args = ["contacts", "predict", str(D / "3e7u.aln"), "--method", "plmdca", "--plm-iter", "3"]
+    r = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "a.rr")])
+    assert r.exit_code == 0, r.output
+    assert "[biodl] 3e7u.aln (L=40, 221 sequences): sequence weights (" in r.stderr
+    assert "[biodl] 3e7u.aln (L=40, 221 sequences): plmDCA: L-BFGS iteration 1, evaluation 2 (" in r.stderr
+    monkeypatch.undo()
+    quiet = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "b.rr")])
+    assert "L-BFGS" not in quiet.stderr  # under 30 s, a log gets no status line
+    assert (tmp_path / "a.rr").read_text() == (tmp_path / "b.rr").read_text()
+
+    monkeypatch.setattr(_util, "StatusLine", EveryUpdate)
+    capsys.readouterr()
+    read_proteins(D / "3e7u.aln", {"plm_iter": 2, "psicov_iter": 1}, labelled=False, quiet=False)
+    err = capsys.readouterr().err
+    for step in (
+        "sequence weights",
+        "plmDCA: L-BFGS iteration 1, evaluation 1 (stops by 2",
+        "PSICOV-like: ADMM iteration 1",
+        "MI+APC",
+    ):
+        assert f"[biodl] 3e7u (1/1, L=40, 221 sequences): {step}" in err, err
+    read_proteins(D / "3e7u.aln", {"plm_iter": 2, "psicov_iter": 1}, labelled=False, quiet=True)
+    assert "plmDCA" not in capsys.readouterr().err

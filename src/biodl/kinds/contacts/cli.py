@@ -113,14 +113,21 @@ def predict(
                     "--native-sequence goes with a .CB distance list; a structure has its own", path=pdb
                 )
             dist = native_distances(aln.query, native)
-        scores = predict_map(
-            aln,
-            method,
-            model=model,
-            weights=weights,
-            device=device,
-            options={"plm_iter": plm_iter, "psicov_iter": psicov_iter},
-        )
+        from biodl.kinds.contacts.kind import progress_line
+
+        status, progress = progress_line(True, f"{msa.name} (L={aln.L}, {aln.n_seqs} sequences)")
+        try:
+            scores = predict_map(
+                aln,
+                method,
+                model=model,
+                weights=weights,
+                device=device,
+                options={"plm_iter": plm_iter, "psicov_iter": psicov_iter},
+                progress=progress,
+            )
+        finally:
+            status.clear()  # the line gives way to the summary or the error
         text = rr_text(full, scores, min_sep=min_sep, top=top, offset=offset, remarks=remarks)
         if out is not None:
             from biodl.io._util import atomic_write_text

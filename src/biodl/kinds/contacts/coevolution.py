@@ -18,6 +18,8 @@ Every function takes an :class:`~biodl.kinds.contacts.io.MSA` and returns a symm
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -143,6 +145,7 @@ def psicov(
     tol: float = 1e-3,
     correct: bool = True,
     device="cpu",
+    progress: Callable[[str], None] | None = None,
 ) -> np.ndarray:
     """PSICOV-like contact scores: sparse inverse covariance by a graphical lasso.
 
@@ -153,7 +156,7 @@ def psicov(
     blocks are L1-penalised by ``rho``; the ADMM starts from the shrunk inverse and runs at most
     ``max_iter`` iterations (each one eigendecomposition, ``O((21 L)^3)``) or until the primal
     residual is below ``tol``. Score: the sum of ``|Theta_ij(a, b)|`` over the 20 amino acids,
-    APC-corrected.
+    APC-corrected. ``progress``, if given, is called with a line after each iteration.
 
     Returns
     -------
@@ -176,7 +179,7 @@ def psicov(
     z = torch.linalg.inv(s)
     u = torch.zeros_like(z)
     mu = float(admm_rho)
-    for _ in range(max(int(max_iter), 0)):
+    for it in range(max(int(max_iter), 0)):
         evals, evecs = torch.linalg.eigh(mu * (z - u) - s)
         theta_d = (evals + torch.sqrt(evals * evals + 4 * mu)) / (2 * mu)
         theta = (evecs * theta_d) @ evecs.T
@@ -185,6 +188,8 @@ def psicov(
         u = u + theta - z_new
         r = torch.linalg.norm(theta - z_new) / max(torch.linalg.norm(z_new).item(), 1e-12)
         z = z_new
+        if progress is not None:
+            progress(f"PSICOV-like: ADMM iteration {it + 1} of at most {max_iter}, residual {r.item():.2g}")
         if r.item() < tol:
             break
     blocks = z.reshape(L, Q, L, Q)[:, :AA, :, :AA].abs().sum((1, 3))
@@ -204,6 +209,7 @@ def plmdca(
     dtype: torch.dtype = torch.float32,
     chunk_elements: int = 2**25,
     return_model: bool = False,
+    progress: Callable[[str], None] | None = None,
 ):
     """plmDCA: a 21-state Potts model fitted by (symmetric) pseudo-likelihood with L-BFGS.
 
@@ -226,6 +232,9 @@ def plmdca(
         Where and in what precision to fit (``cuda`` fits an L = 500 family in seconds).
     return_model
         Also return ``(h (L, 21), J (L, 21, L, 21))`` as numpy arrays.
+    progress
+        Called with a line after each evaluation of the objective (an L-BFGS iteration takes
+        one or a few): the iteration, the evaluations so far and the objective.
 
     Returns
     -------
@@ -266,7 +275,10 @@ def plmdca(
         tolerance_change=1e-10,
     )
 
+    evaluations, max_eval = 0, opt.param_groups[0]["max_eval"]
+
     def closure():
+        nonlocal evaluations
         opt.zero_grad()
         j = 0.5 * (p + p.T) * mask
         total = lambda_h * (h * h).sum() + 0.5 * lam_j * (j * j).sum()
@@ -280,6 +292,13 @@ def plmdca(
             nll = -(wt[s : s + step] * ll).sum()
             nll.backward(retain_graph=True)
             value += float(nll.detach())
+        evaluations += 1
+        if progress is not None:
+            it = max(opt.state[h].get("n_iter", 0), 1)  # 0: the evaluation before the first iteration
+            progress(
+                f"plmDCA: L-BFGS iteration {it}, evaluation {evaluations} (stops by {max_iter} "
+                f"iterations or {max_eval} evaluations), objective {value:.6g}"
+            )
         return torch.tensor(value, dtype=dtype, device=dev)
 
     opt.step(closure)

@@ -152,27 +152,51 @@ class ProteinSet:
 
 # ----------------------------------------------------------------------------------- features
 def coevolution_maps(
-    msa, identity: float = 0.8, plm_iter: int = 50, psicov_iter: int = 10, device: str = "cpu"
+    msa,
+    identity: float = 0.8,
+    plm_iter: int = 50,
+    psicov_iter: int = 10,
+    device: str = "cpu",
+    progress=None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, float]]:
     """plmDCA, PSICOV-like and MI+APC maps of an alignment, its sequence weights and the
-    seconds each took."""
+    seconds each took; ``progress`` (a callable) is told each step and the fits' iterations."""
     import time
 
     from biodl.kinds.contacts import coevolution as co
 
+    say = progress or (lambda _: None)
     t = time.perf_counter()
+    say("sequence weights")
     w = co.sequence_weights(msa, identity, device)
     sec = {"weights": time.perf_counter() - t}
     maps = {}
     for name, fn in (
-        ("plmdca", lambda: co.plmdca(msa, w, max_iter=plm_iter, device=device)),
-        ("psicov", lambda: co.psicov(msa, w, max_iter=psicov_iter, device=device)),
+        ("plmdca", lambda: co.plmdca(msa, w, max_iter=plm_iter, device=device, progress=progress)),
+        ("psicov", lambda: co.psicov(msa, w, max_iter=psicov_iter, device=device, progress=progress)),
         ("mi", lambda: co.mutual_information(msa, w, device=device)),
     ):
         t = time.perf_counter()
+        say({"plmdca": "plmDCA", "psicov": "PSICOV-like", "mi": "MI+APC"}[name])
         maps[name] = fn()
         sec[name] = time.perf_counter() - t
     return maps, w, sec
+
+
+def progress_line(show: bool, what: str):
+    """``(status, callback)``: a :class:`~biodl.io._util.StatusLine` on standard error and a
+    callable that shows ``[biodl] WHAT: step (N s)`` on it (rewritten in place on a terminal,
+    a line every 30 s in a log)."""
+    import time
+
+    from biodl.io._util import StatusLine
+
+    status, t0 = StatusLine(show=show), time.perf_counter()
+
+    def callback(step: str) -> None:
+        status.update(f"{what}: {step} ({time.perf_counter() - t0:.0f} s)")
+
+    return status, callback
 
 
 def stack_features(msa, maps: dict[str, np.ndarray], weights: np.ndarray, min_sep: int = 6) -> np.ndarray:
@@ -231,7 +255,7 @@ def read_proteins(path, options: dict[str, Any], *, labelled: bool, device: str 
             )
         ]
     out = []
-    for e in entries:
+    for k, e in enumerate(entries):
         msa = read_msa(e.msa, e.query)
         if options.get("max_seqs"):
             msa = msa.subset(np.arange(min(msa.n_seqs, int(options["max_seqs"]))))
@@ -246,13 +270,19 @@ def read_proteins(path, options: dict[str, Any], *, labelled: bool, device: str 
                 f"protein {e.id!r} has no native structure to score against (column native, or --pdb)",
                 path=path,
             )
-        maps, w, sec = coevolution_maps(
-            msa,
-            options.get("identity", 0.8),
-            options.get("plm_iter", 50),
-            options.get("psicov_iter", 10),
-            device,
-        )
+        what = f"{e.id} ({k + 1}/{len(entries)}, L={msa.L}, {msa.n_seqs} sequences)"
+        status, progress = progress_line(not quiet, what)
+        try:
+            maps, w, sec = coevolution_maps(
+                msa,
+                options.get("identity", 0.8),
+                options.get("plm_iter", 50),
+                options.get("psicov_iter", 10),
+                device,
+                progress,
+            )
+        finally:
+            status.clear()  # the line gives way to the summary or the error
         x = stack_features(msa, maps, w, options.get("min_sep", 6))
         log(f"[biodl] {e.id}: L={msa.L}, {msa.n_seqs} sequences, Meff {w.sum():.0f}", quiet)
         out.append(ProteinMaps(e.id, msa.query, x, dist, e.msa, float(w.sum()), sec))

@@ -116,9 +116,10 @@ def predict_map(
     weights: str | Path | None = None,
     device: str = "cpu",
     options: dict[str, Any] | None = None,
+    progress=None,
 ) -> np.ndarray:
     """The ``(L, L)`` contact scores of ``method`` for an :class:`~biodl.kinds.contacts.io.MSA`
-    of at least two sequences.
+    of at least two sequences; ``progress`` (a callable) is told the steps and iterations.
 
     ``pconsc2`` needs ``model`` (a run of ``biodl train --system pconsc2``), ``deepcon``
     ``weights`` (see :func:`load_deepcon`); without ``method`` it is inferred from them (see
@@ -151,14 +152,16 @@ def predict_map(
         if meta.recipe != "pconsc2":
             raise BiodlInputError(f"--model is a {meta.recipe} run, not pconsc2", path=model)
         d = data_as(ContactData, meta.data)
-        maps, w, _ = coevolution_maps(msa, d.identity, d.plm_iter, d.psicov_iter, device)
+        maps, w, _ = coevolution_maps(msa, d.identity, d.plm_iter, d.psicov_iter, device, progress)
         x = torch.from_numpy(stack_features(msa, maps, w, d.min_sep))[None]
         with torch.no_grad():
             return torch.sigmoid(net(x.to(next(iter(net.buffers())).device)))[0].double().cpu().numpy()
     ident = o.get("identity", 0.8)
+    if progress is not None:
+        progress("sequence weights")
     w = co.sequence_weights(msa, ident, device)
     if method == "mi":
         return co.mutual_information(msa, w, device=device)
     if method == "psicov":
-        return co.psicov(msa, w, max_iter=o.get("psicov_iter", 10), device=device)
-    return co.plmdca(msa, w, max_iter=o.get("plm_iter", 50), device=device)
+        return co.psicov(msa, w, max_iter=o.get("psicov_iter", 10), device=device, progress=progress)
+    return co.plmdca(msa, w, max_iter=o.get("plm_iter", 50), device=device, progress=progress)
