@@ -244,3 +244,36 @@ def test_small_inputs_odd_but_valid_or_empty(run, tmp_path):
     with pytest.raises(BiodlInputError, match="malformed table") as e:
         pipeline.predict(model, ragged, quiet=True, rows=8, batch_size=8)
     assert e.value.record == 32 and not str(e.value).endswith("\n")
+
+
+def test_scoring_shows_progress_batch_by_batch(run, tmp_path, monkeypatch, capsys):
+    """predict and evaluate say how many inputs the network has scored, batch by batch (here
+    every update is shown, as on a terminal); quiet runs say nothing; numbers unchanged."""
+    from biodl.io import _util
+
+    model, fa, _, seqs = run
+
+    class EveryUpdate(_util.StatusLine):
+        def __init__(self, show=True, stream=None, **_):
+            super().__init__(show, stream, every=0.0, plain_every=0.0)
+
+    monkeypatch.setattr(_util, "StatusLine", EveryUpdate)
+    capsys.readouterr()
+    shown = pipeline.predict(model, fa, quiet=False, batch_size=8, rows=24)
+    err = capsys.readouterr().err
+    counts = [int(s.split("predicting: ")[1].split()[0]) for s in err.splitlines() if "predicting: " in s]
+    assert counts[:3] == [8, 16, 24] and counts[-1] == 53 and counts == sorted(counts), err
+    quiet = pipeline.predict(model, fa, quiet=True, batch_size=8, rows=24)
+    assert "predicting" not in capsys.readouterr().err and shown.equals(quiet)
+
+    table = tmp_path / "labelled.tsv"
+    rng = np.random.default_rng(0)
+    table.write_text(
+        "sequence\ta\tb\n" + "".join(f"{s}\t{rng.integers(2)}\t{rng.integers(2)}\n" for s in seqs)
+    )
+    res = pipeline.evaluate(model, table, quiet=False, batch_size=16)
+    err = capsys.readouterr().err
+    counts = [int(s.split("evaluating: ")[1].split()[0]) for s in err.splitlines() if "evaluating: " in s]
+    assert counts and counts == sorted(counts) and counts[-1] == 53, err
+    assert pipeline.evaluate(model, table, quiet=True, batch_size=16)["metrics"] == res["metrics"]
+    assert "evaluating" not in capsys.readouterr().err

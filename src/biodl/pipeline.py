@@ -1012,7 +1012,22 @@ def evaluate_table(
     options = options or {}
     import numpy as np
 
-    outputs, y = kind.score(model, meta, table, device=device, options=options, batch_size=batch_size)
+    from biodl.io._util import StatusLine
+    from biodl.train.predict import scoring_progress
+
+    status, n_scored, t0 = StatusLine(show=not quiet), 0, time.perf_counter()
+
+    def scored(k: int) -> None:
+        nonlocal n_scored
+        n_scored += k
+        rate = n_scored / max(time.perf_counter() - t0, 1e-9)
+        status.update(f"evaluating: {n_scored:,} scored ({rate:,.0f} / s)")
+
+    try:
+        with scoring_progress(scored):
+            outputs, y = kind.score(model, meta, table, device=device, options=options, batch_size=batch_size)
+    finally:
+        status.clear()  # the line gives way to the metrics or the error
     labels = y.reshape(len(y), -1) if isinstance(y, np.ndarray) and y.dtype.kind == "f" and len(y) else None
     if labels is not None:
         check_label_values(labels, meta.label_names, meta.task, f"evaluation ({kind.source(table)})")
@@ -1175,6 +1190,7 @@ def predict_loaded(
 
     from biodl.io._util import StatusLine
     from biodl.io.predictions import PredictionWriter, check_writer, output_format
+    from biodl.train.predict import scoring_progress
 
     fmt = output_format(out, format) if out is None else None
     if data is not None and is_path(data):
@@ -1203,8 +1219,18 @@ def predict_loaded(
     frames = k.predict_frames(model, meta, pieces, device=device, options=opts, batch_size=batch_size)
     kept: list[pd.DataFrame] = []
     status, n, t0 = StatusLine(show=not quiet), 0, time.perf_counter()
+    batches = 0  # items through the network so far (a piece is scored batch by batch)
+
+    def show(k: int) -> None:
+        nonlocal batches
+        batches += k
+        status.update(
+            f"predicting: {batches:,} scored ({batches / max(time.perf_counter() - t0, 1e-9):,.0f} / s)"
+        )
+
     with contextlib.ExitStack() as stack:  # the file takes its name when every piece is written
         stack.callback(status.end_line)  # a line left open by an error is ended
+        stack.enter_context(scoring_progress(show))
         w = None
         for df in frames:
             if out is not None:
@@ -1214,7 +1240,8 @@ def predict_loaded(
             if keep:
                 kept.append(df)
             n += len(df)
-            status.update(f"predicting: {n:,} scored ({n / max(time.perf_counter() - t0, 1e-9):,.0f} / s)")
+            batches = max(batches, n)  # kinds that score without the shared loop count by piece
+            show(0)
         status.clear()
     if out is not None:
         log(f"[biodl] wrote {n} predictions to {out} ({fmt})", quiet)

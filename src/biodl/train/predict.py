@@ -7,6 +7,7 @@ in memory, e.g. the one-hot sequences of a report); nothing else loops over batc
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -57,6 +58,22 @@ def cpu_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
+
+
+_SCORED: contextvars.ContextVar[Callable[[int], None] | None] = contextvars.ContextVar(
+    "biodl_scored", default=None
+)
+
+
+@contextlib.contextmanager
+def scoring_progress(callback: Callable[[int], None]) -> Iterator[None]:
+    """Within the block, :func:`predict` calls ``callback(k)`` after each batch of ``k``
+    items: a command shows progress over scoring done deep inside a kind (``evaluate``)."""
+    token = _SCORED.set(callback)
+    try:
+        yield
+    finally:
+        _SCORED.reset(token)
 
 
 def _n_outputs(model: nn.Module) -> int:
@@ -115,6 +132,7 @@ def predict(
 
         it = track(loader, description="predicting", total=len(loader))
     outs, ys = [], []
+    scored = _SCORED.get()
     with cpu_threads(threads if dev.type == "cpu" else None):
         for batch in it:
             x = batch[0] if isinstance(batch, (list, tuple)) else batch
@@ -124,6 +142,8 @@ def predict(
             if rc_average:
                 y_hat = (y_hat + fn(x.flip(dims=(-2, -1)))) / 2
             outs.append(y_hat.float().cpu())
+            if scored is not None:
+                scored(len(outs[-1]))
             if isinstance(batch, (list, tuple)) and len(batch) > 1 and torch.is_tensor(batch[1]):
                 y = batch[1].float()
                 ys.append(y.reshape(y.shape[0], -1))
