@@ -623,3 +623,56 @@ def test_no_validation_split_monitors_the_training_loss(tmp_path, rest_small):
     assert r.exit_code == 0, r.output
     hist = (out / "history.csv").read_text().splitlines()
     assert hist[0] == "epoch,train_loss" and len(hist) == 2
+
+
+def test_leftovers_of_a_killed_write_are_removed_by_the_next_one(tmp_path, capfd):
+    """A biodl process killed with SIGKILL (or by the out-of-memory killer) cannot remove its
+    hidden temporary output; the next write of the same output removes it, and only it: never
+    a running process's, another machine's (shared file systems), another output's or a file
+    biodl did not name."""
+    import signal
+    import subprocess
+    import sys
+
+    from biodl.io._util import _writer_tag, atomic_write_text, staged_outputs
+
+    out = tmp_path / "calls.tsv"
+    script = (
+        "import os, signal, sys\n"
+        "from biodl.io._util import atomic_output\n"
+        "with atomic_output(sys.argv[1]) as tmp:\n"
+        "    open(tmp, 'w').write('half')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", script, str(out)], check=False)
+    assert killed.returncode == -signal.SIGKILL
+    [left] = tmp_path.glob(".calls.tsv.*.tmp")
+    assert left.read_text() == "half" and not out.exists()
+
+    host = _writer_tag().split("@", 1)[1]
+    dead = int(left.name.split(".biodl-")[1].split("@")[0])
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        keep = [
+            tmp_path / f".calls.tsv.biodl-{alive.pid}@{host}.x1.tmp",  # still writing
+            tmp_path / f".calls.tsv.biodl-{dead}@elsewhere.x2.tmp",  # another machine's
+            tmp_path / f".other.tsv.biodl-{dead}@{host}.x3.tmp",  # another output's
+            tmp_path / ".calls.tsv.x4.tmp",  # not a name biodl tags
+        ]
+        for k in keep:
+            k.write_text("keep")
+        atomic_write_text(out, "done\n")
+        assert out.read_text() == "done\n" and not left.exists()
+        assert all(k.read_text() == "keep" for k in keep)
+        assert f"removed {left}, left by an interrupted biodl run (process {dead} " in capfd.readouterr().err
+
+        ev = tmp_path / "eval"
+        stale = ev / f".biodl-partial.biodl-{dead}@{host}.abc"
+        stale.mkdir(parents=True)
+        (stale / "predictions.tsv").write_text("half")
+        with staged_outputs(ev) as staging:
+            (staging / "metrics.json").write_text("{}")
+        assert sorted(p.name for p in ev.iterdir()) == [".biodl-evaluation.json", "metrics.json"]
+    finally:
+        alive.kill()
+        alive.wait()

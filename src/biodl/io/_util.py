@@ -11,6 +11,7 @@ import tempfile
 import zlib
 from collections.abc import Iterator
 from contextvars import ContextVar
+from glob import escape as glob_escape
 from pathlib import Path
 
 from biodl.errors import BiodlInputError
@@ -334,6 +335,56 @@ class DuplicateIds:
         return _warn_duplicates([(k, c) for k, c in self.repeated.items() if c > 1], path, what)
 
 
+def _writer_tag() -> str:
+    """``biodl-PID@HOST``: which process (on which machine) a temporary output belongs to."""
+    import re
+    import socket
+
+    host = re.sub(r"[^A-Za-z0-9-]", "_", socket.gethostname() or "host")
+    return f"biodl-{os.getpid()}@{host}"
+
+
+def _dead_writer(name: str) -> int | None:
+    """The process id in a temporary name of :func:`_writer_tag` when that process was on this
+    machine and no longer runs (its file can only be a leftover of a killed run); else None.
+    Another machine's file (a shared file system) or a running process's is never taken."""
+    import re
+
+    m = re.search(r"\.biodl-(\d+)@([A-Za-z0-9_-]+)\.", name)
+    mine = _writer_tag()
+    if m is None or m.group(2) != mine.split("@", 1)[1] or int(m.group(1)) == os.getpid():
+        return None
+    try:
+        os.kill(int(m.group(1)), 0)
+    except ProcessLookupError:
+        return int(m.group(1))
+    except (PermissionError, OSError, OverflowError):  # alive under another user, or cannot tell
+        return None
+    return None
+
+
+def remove_leftovers(directory: Path, pattern: str) -> None:
+    """Remove the entries of ``directory`` matching ``pattern`` that a biodl process on this
+    machine left when it was killed (SIGKILL, out of memory) before it could clean up: the
+    hidden temporary file of an output, or an evaluation's hidden staging folder. Said once per
+    entry; anything that cannot be removed is left."""
+    import shutil
+
+    try:
+        entries = list(directory.glob(pattern))
+    except OSError:
+        return
+    for e in entries:
+        pid = _dead_writer(e.name)
+        if pid is None:
+            continue
+        try:
+            shutil.rmtree(e) if e.is_dir() and not e.is_symlink() else e.unlink()
+        except OSError:
+            continue
+        note(f"[biodl] removed {e}, left by an interrupted biodl run (process {pid} no longer runs)")
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """The one way biodl writes a file: yields a temporary path in the destination directory;
@@ -342,8 +393,9 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     killed write leaves an existing ``path`` untouched. Targets are checked first
     (:func:`check_output_path`); write errors (a full disk, no permission) are one clear error."""
     p = check_output_path(path)
+    remove_leftovers(p.parent, f".{glob_escape(p.name)}.biodl-*.tmp")  # of a killed earlier write
     try:
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.{_writer_tag()}.", suffix=".tmp")
     except OSError as e:
         raise BiodlInputError(f"cannot write here: {e.strerror}", path=p) from None
     os.close(fd)
@@ -521,7 +573,8 @@ def staged_outputs(out_dir: str | Path, last: tuple[str, ...] = ("metrics.json",
     import shutil
 
     out = output_dir(out_dir)
-    tmp = Path(tempfile.mkdtemp(prefix=".biodl-partial-", dir=out))
+    remove_leftovers(out, ".biodl-partial.biodl-*")  # of a killed earlier evaluation
+    tmp = Path(tempfile.mkdtemp(prefix=f".biodl-partial.{_writer_tag()}.", dir=out))
     try:
         yield tmp
     except BaseException:
