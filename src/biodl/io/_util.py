@@ -336,11 +336,17 @@ class DuplicateIds:
 
 
 def _writer_tag() -> str:
-    """``biodl-PID@HOST``: which process (on which machine) a temporary output belongs to."""
+    """``biodl-PID@HOST``: which process (on which machine) a temporary output belongs to.
+    On Linux HOST ends in the process-id namespace (``-n`` + its inode), so containers that
+    share a host name and a folder never take each other's process ids for their own."""
     import re
     import socket
 
     host = re.sub(r"[^A-Za-z0-9-]", "_", socket.gethostname() or "host")
+    try:
+        host += f"-n{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        pass
     return f"biodl-{os.getpid()}@{host}"
 
 
