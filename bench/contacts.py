@@ -125,6 +125,21 @@ def proteins(data: Path) -> list[dict]:
     return out
 
 
+def rank_scale(s):
+    """``-log(rank / L)`` of each pair's score among the pairs ``|i-j| >= 6`` (rank 1 the best;
+    closer pairs get the worst rank): a protein-independent scale for a top-L ranking."""
+    import numpy as np
+
+    L = s.shape[0]
+    iu = np.triu_indices(L, 6)
+    r = np.empty(len(iu[0]))
+    r[np.argsort(-s[iu], kind="stable")] = np.arange(1, len(r) + 1)
+    out = np.full((L, L), float(max(len(r), 1)))
+    out[iu] = r
+    out.T[iu] = r
+    return -np.log(out / L)
+
+
 def rss_gib() -> float:
     import resource
 
@@ -147,6 +162,20 @@ def main() -> None:
         "--inner-folds", type=int, default=5,
         help="PconsC2's cross-fitting of the maps a later layer trains on (0: out-of-bag votes)",
     )  # fmt: skip
+    ap.add_argument("--window", type=int, default=11, help="PconsC2's patch side (odd; the paper: 11)")
+    ap.add_argument(
+        "--maps", default="plmdca,psicov,mi",
+        help="the coevolution maps PconsC2 sees (comma-separated, of plmdca, psicov, mi)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--map-scale", choices=("z", "rank"), default="z",
+        help="PconsC2's maps standardised per protein (z, the default) or as -log(rank / L) among "
+        "the pairs |i-j| >= 6 (rank: the same scale on every protein for a top-L ranking)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--train-min-sep", type=int, default=6,
+        help="PconsC2 trains on pairs |i-j| >= this (24: long-range pairs only)",
+    )  # fmt: skip
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--only", nargs="*", help="protein ids (default: all)")
@@ -164,12 +193,17 @@ def main() -> None:
     )  # fmt: skip
     ap.add_argument("--no-cache", action="store_true")
     a = ap.parse_args()
+    maps_used = [m.strip().lower() for m in a.maps.split(",") if m.strip()]
+    if not maps_used or set(maps_used) - {"plmdca", "psicov", "mi"} or len(set(maps_used)) < len(maps_used):
+        ap.error(f"--maps: comma-separated, each once, of plmdca, psicov, mi (got {a.maps!r})")
+    if a.window < 1 or a.window % 2 == 0:
+        ap.error(f"--window must be odd and positive (got {a.window})")
 
     import torch
 
     from biodl.kinds.contacts import coevolution as co
     from biodl.kinds.contacts.io import native_distances, read_msa, read_native, read_rr, rr_matrix
-    from biodl.kinds.contacts.kind import ProteinMaps, fit_pconsc2, stack_features
+    from biodl.kinds.contacts.kind import MAP_NAMES, ProteinMaps, fit_pconsc2, stack_features
     from biodl.kinds.contacts.predictors import deepcon_map, load_deepcon
     from biodl.kinds.contacts.scoring import precision
     from biodl.models.contacts import PconsC2
@@ -252,7 +286,11 @@ def main() -> None:
         times.append(t)
         maps_of[p["id"]] = m
         if not a.no_lopo:
-            x = stack_features(msa, {"plmdca": m["plmDCA"], "psicov": m["PSICOV-like"], "mi": m["MI+APC"]}, w)
+            raw = {"plmdca": m["plmDCA"], "psicov": m["PSICOV-like"], "mi": m["MI+APC"]}
+            x = stack_features(msa, raw, w)
+            if a.map_scale == "rank":
+                x[: len(MAP_NAMES)] = [rank_scale(raw[n]) for n in MAP_NAMES]
+            x = x[[MAP_NAMES.index(n) for n in maps_used] + list(range(len(MAP_NAMES), len(x)))]
         else:
             x = np.zeros((0, msa.L, msa.L), np.float32)
         pm.append(ProteinMaps(p["id"], msa.query, x, dist, str(p["msa"]), float(w.sum())))
@@ -280,10 +318,12 @@ def main() -> None:
         for k, held in enumerate(pm):
             t0 = time.perf_counter()
             model = PconsC2(
-                n_layers=a.layers, n_trees=a.trees, max_pairs=a.max_pairs, inner_folds=a.inner_folds
-            )
+                n_maps=len(maps_used), n_layers=a.layers, n_trees=a.trees, window=a.window,
+                max_pairs=a.max_pairs, inner_folds=a.inner_folds,
+            )  # fmt: skip
             train = [q for q in pm if q is not held]
-            model, _ = fit_pconsc2(model, train, {"min_sep": 6, "threshold": 8.0}, seed=k, log=lambda s: None)
+            opts = {"min_sep": a.train_min_sep, "threshold": 8.0}
+            model, _ = fit_pconsc2(model, train, opts, seed=k, log=lambda s: None)
             with torch.no_grad():
                 layers = model.forward_maps(torch.from_numpy(held.x))
             maps_of[held.id]["PconsC2 (LOPO, layer 1)"] = layers[0].double().numpy()

@@ -1221,9 +1221,9 @@ def predict_loaded(
     status, n, t0 = StatusLine(show=not quiet), 0, time.perf_counter()
     batches = 0  # items through the network so far (a piece is scored batch by batch)
 
-    def show(k: int) -> None:
+    def show(items: int) -> None:
         nonlocal batches
-        batches += k
+        batches += items
         status.update(
             f"predicting: {batches:,} scored ({batches / max(time.perf_counter() - t0, 1e-9):,.0f} / s)"
         )

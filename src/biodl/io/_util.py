@@ -364,7 +364,7 @@ def _dead_writer(name: str) -> int | None:
         os.kill(int(m.group(1)), 0)
     except ProcessLookupError:
         return int(m.group(1))
-    except (PermissionError, OSError, OverflowError):  # alive under another user, or cannot tell
+    except (OSError, OverflowError):  # alive under another user (EPERM), or cannot tell
         return None
     return None
 
