@@ -11,7 +11,9 @@ protein and method, peak memory, and the cost model for L = 1000.
     nice -n 10 .venv/bin/python bench/contacts.py --deepcon-weights deepcon-0.4.0-py3-none-any.whl
 
 With ``--tf-python`` (a Python with TensorFlow + h5py) it also runs the original Keras DEEPCON
-on 3e7u and compares our port's map with it. Heavy: ~53 min on 2 idle CPU cores (the maps are
+on 3e7u and compares our port's map with it. ``--layers``, ``--window``, ``--maps``,
+``--map-scale`` and ``--train-min-sep`` run variants of the PconsC2 stack on the cached maps
+(``--layers 1``: ~3 min). Heavy: ~53 min on 2 idle CPU cores (the maps are
 cached for later runs).
 """
 
