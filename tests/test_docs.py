@@ -107,10 +107,7 @@ def _keys(args: list[str], flags: tuple[str, ...]) -> list[str]:
 
 def problems(line: str) -> list[str]:
     """What the CLI would refuse in ``biodl LINE`` before reading any file (empty: nothing)."""
-    import importlib
-
     root = typer.main.get_command(app)
-    exc = importlib.import_module(type(root).__mro__[2].__module__.rsplit(".", 1)[0] + ".exceptions")
     args = shlex.split(line)
     cmd, rest, path = root, list(args), ["biodl"]
     while hasattr(cmd, "commands") and rest and not rest[0].startswith("-"):
@@ -120,7 +117,9 @@ def problems(line: str) -> list[str]:
         cmd, path, rest = sub, [*path, rest[0]], rest[1:]
     try:  # the command's own parser: flags, their values and the arguments (no value is converted)
         _, extra, _ = cmd.make_parser(cmd.context_class(cmd, info_name=" ".join(path))).parse_args(list(rest))
-    except exc.ClickException as e:
+    except Exception as e:  # click's usage errors (typer vendors click: matched by their method)
+        if not hasattr(e, "format_message"):
+            raise
         return [e.format_message()]
     if extra:
         return [f"unexpected arguments {extra}"]
