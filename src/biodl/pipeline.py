@@ -1015,13 +1015,12 @@ def evaluate_table(
     from biodl.io._util import StatusLine
     from biodl.train.predict import scoring_progress
 
-    status, n_scored, t0 = StatusLine(show=not quiet), 0, time.perf_counter()
+    status, n_scored = StatusLine(show=not quiet), 0
 
     def scored(k: int) -> None:
         nonlocal n_scored
         n_scored += k
-        rate = n_scored / max(time.perf_counter() - t0, 1e-9)
-        status.update(f"evaluating: {n_scored:,} scored ({rate:,.0f} / s)")
+        status.count("evaluating", n_scored)
 
     try:
         with scoring_progress(scored):
@@ -1218,15 +1217,13 @@ def predict_loaded(
         check_writer(fmt, out)
     frames = k.predict_frames(model, meta, pieces, device=device, options=opts, batch_size=batch_size)
     kept: list[pd.DataFrame] = []
-    status, n, t0 = StatusLine(show=not quiet), 0, time.perf_counter()
+    status, n = StatusLine(show=not quiet), 0
     batches = 0  # items through the network so far (a piece is scored batch by batch)
 
     def show(items: int) -> None:
         nonlocal batches
         batches += items
-        status.update(
-            f"predicting: {batches:,} scored ({batches / max(time.perf_counter() - t0, 1e-9):,.0f} / s)"
-        )
+        status.count("predicting", batches)
 
     with contextlib.ExitStack() as stack:  # the file takes its name when every piece is written
         stack.callback(status.end_line)  # a line left open by an error is ended

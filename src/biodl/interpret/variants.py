@@ -23,7 +23,6 @@ import logging
 import math
 import os
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -624,7 +623,7 @@ def run_variants(
     from biodl.io._util import StatusLine, atomic_output_stream
 
     kept: list[pd.DataFrame] = []
-    n, t0, status = 0, time.perf_counter(), StatusLine(show=progress)
+    n, status = 0, StatusLine(show=progress)
     pieces = variant_window_pieces(vcf, genome, int(length), records=int(records or VARIANT_RECORDS))
     with contextlib.ExitStack() as stack:  # both files take their names when every piece is written
         tsv = stack.enter_context(atomic_output_stream(out))
@@ -639,9 +638,7 @@ def run_variants(
                 scored_vcf.write(table)
             kept.append(table if keep else table.loc[table["status"] != "ok", list(table.columns[:6])])
             n += len(table)
-            status.update(
-                f"variants: {n:,} allele(s) scored ({n / max(time.perf_counter() - t0, 1e-9):,.0f} / s)"
-            )
+            status.count("variants", n, "allele(s) scored")
         status.clear()
     out_table = kept[0] if len(kept) == 1 else pd.concat(kept, ignore_index=True)
     out_table.attrs["alleles"] = n

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import gzip
 import io
 import os
@@ -335,10 +336,11 @@ class DuplicateIds:
         return _warn_duplicates([(k, c) for k, c in self.repeated.items() if c > 1], path, what)
 
 
-def _writer_tag() -> str:
-    """``biodl-PID@HOST``: which process (on which machine) a temporary output belongs to.
-    On Linux HOST ends in the process-id namespace (``-n`` + its inode), so containers that
-    share a host name and a folder never take each other's process ids for their own."""
+@functools.cache
+def _host_tag() -> str:
+    """This machine in a temporary output's name: the host name, and on Linux the process-id
+    namespace (``-n`` + its inode), so containers that share a host name and a folder never
+    take each other's process ids for their own."""
     import re
     import socket
 
@@ -347,7 +349,13 @@ def _writer_tag() -> str:
         host += f"-n{os.stat('/proc/self/ns/pid').st_ino}"
     except OSError:
         pass
-    return f"biodl-{os.getpid()}@{host}"
+    return host
+
+
+def _writer_tag() -> str:
+    """``biodl-PID@HOST``: which process (on which machine, :func:`_host_tag`) a temporary
+    output belongs to."""
+    return f"biodl-{os.getpid()}@{_host_tag()}"
 
 
 def _dead_writer(name: str) -> int | None:
@@ -357,8 +365,7 @@ def _dead_writer(name: str) -> int | None:
     import re
 
     m = re.search(r"\.biodl-(\d+)@([A-Za-z0-9_-]+)\.", name)
-    mine = _writer_tag()
-    if m is None or m.group(2) != mine.split("@", 1)[1] or int(m.group(1)) == os.getpid():
+    if m is None or m.group(2) != _host_tag() or int(m.group(1)) == os.getpid():
         return None
     try:
         os.kill(int(m.group(1)), 0)
@@ -531,6 +538,13 @@ class StatusLine:
         if now - self.last >= self.every:
             self.last = now
             self._write(text)
+
+    def count(self, what: str, n: int, done: str = "scored") -> None:
+        """:meth:`update` with ``WHAT: N DONE (R / s)``, the rate since the line began."""
+        if not self.show:
+            return
+        now = self.clock()
+        self.update(f"{what}: {n:,} {done} ({n / max(now - self.t0, 1e-9):,.0f} / s)", now)
 
     def final(self, text: str) -> None:
         """The last line, always shown (when shown at all), ending in a newline."""

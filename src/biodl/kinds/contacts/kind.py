@@ -187,14 +187,13 @@ def progress_line(show: bool, what: str):
     """``(status, callback)``: a :class:`~biodl.io._util.StatusLine` on standard error and a
     callable that shows ``[biodl] WHAT: step (N s)`` on it (rewritten in place on a terminal,
     a line every 30 s in a log)."""
-    import time
-
     from biodl.io._util import StatusLine
 
-    status, t0 = StatusLine(show=show), time.perf_counter()
+    status = StatusLine(show=show)
 
     def callback(step: str) -> None:
-        status.update(f"{what}: {step} ({time.perf_counter() - t0:.0f} s)")
+        now = status.clock()
+        status.update(f"{what}: {step} ({now - status.t0:.0f} s)", now)
 
     return status, callback
 
