@@ -96,6 +96,8 @@ def test_each_format_round_trips_the_tsv_numbers(run, tmp_path, name):
     np.testing.assert_allclose(
         got[num].to_numpy(np.float64), tsv[num].to_numpy(np.float64), rtol=5e-6, atol=1e-12
     )
+    # called_ columns come back as integers, as from the text file (and the frame predict gives)
+    assert {c: got[c].dtype.kind for c in num} == {c: "i" if c.startswith("called_") else "f" for c in num}
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
 
 
@@ -110,9 +112,11 @@ def test_array_layout(run, tmp_path):
             "prob_CTCF",
         ]
         npz = z["predictions"]
+        assert [np.dtype(t).kind for t in z["column_dtypes"].tolist()[:3]] == ["f", "f", "i"]
     _predict(run, tmp_path / "p.h5")
     with h5py.File(tmp_path / "p.h5", "r") as h:
-        assert set(h) == {"ids", "predictions", "columns", "fields"}
+        assert set(h) == {"ids", "predictions", "columns", "column_dtypes", "fields"}
+        assert np.dtype(h["column_dtypes"].asstr()[()].tolist()[-1]).kind == "i"
         np.testing.assert_array_equal(h["predictions"][()], npz)
         assert h["ids"].asstr()[()].tolist()[:2] == ["s0", "s1"]
         assert h["columns"].asstr()[()].tolist()[-1] == f"called_{LABELS[2]}"

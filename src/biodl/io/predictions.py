@@ -237,12 +237,20 @@ def split_frame(df: pd.DataFrame) -> tuple[list[str], np.ndarray, list[str], dic
     return ids, np.ascontiguousarray(pred), [str(c) for c in cols], fields
 
 
+def _column_dtypes(df: pd.DataFrame, cols: list[str]) -> list[str]:
+    """The numpy type of each column of the ``predictions`` matrix in the table it came from
+    (``int8`` for a ``called_`` column, ``float64`` for a probability), so that
+    :func:`read_predictions` gives back integer columns as integers."""
+    return [np.dtype(df[c].dtype).str for c in cols]
+
+
 def _write_npz(df: pd.DataFrame, tmp: Path) -> None:
     ids, pred, cols, fields = split_frame(df)
     arrays = {
         "ids": np.array(ids, dtype=str),
         "predictions": pred,
         "columns": np.array(cols, dtype=str),
+        "column_dtypes": np.array(_column_dtypes(df, cols), dtype=str),
     }
     arrays.update({f"field_{k}": v for k, v in fields.items()})
     with open(tmp, "wb") as fh:
@@ -261,6 +269,7 @@ def _write_h5(df: pd.DataFrame, tmp: Path) -> None:
         h.create_dataset("ids", data=np.array(ids, dtype=object), dtype=text)
         h.create_dataset("predictions", data=pred)
         h.create_dataset("columns", data=np.array(cols, dtype=object), dtype=text)
+        h.create_dataset("column_dtypes", data=np.array(_column_dtypes(df, cols), dtype=object), dtype=text)
         g = h.create_group("fields")
         for k, v in fields.items():
             if v.dtype.kind == "U":
@@ -390,6 +399,7 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
         with np.load(path, allow_pickle=False) as z:
             fields = {k.removeprefix("field_"): z[k] for k in z.files if k.startswith("field_")}
             pred, cols = z["predictions"], [str(c) for c in z["columns"]]
+            types = [str(t) for t in z["column_dtypes"]] if "column_dtypes" in z.files else None
     else:
         import h5py
 
@@ -400,4 +410,14 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
                 h["predictions"][()],
                 [c.decode() if isinstance(c, bytes) else c for c in h["columns"][()]],
             )
-    return pd.concat([pd.DataFrame(fields), pd.DataFrame(pred, columns=cols)], axis=1)
+            types = (
+                [t.decode() if isinstance(t, bytes) else str(t) for t in h["column_dtypes"][()]]
+                if "column_dtypes" in h
+                else None
+            )
+    table = pd.DataFrame(pred, columns=cols)
+    if types is not None and len(types) == len(cols):  # files before 2026-12-07 have no types: floats
+        for c, t in zip(cols, types, strict=True):
+            if np.dtype(t).kind in "iub":
+                table[c] = table[c].to_numpy().astype(t)
+    return pd.concat([pd.DataFrame(fields), table], axis=1)
