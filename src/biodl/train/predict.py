@@ -131,7 +131,12 @@ def predict(
         from rich.progress import track
 
         it = track(loader, description="predicting", total=len(loader))
-    outs, ys = [], []
+    # The outputs (and targets) go into arrays allocated once for the whole set: a list of
+    # small per-batch tensors kept alive between the large, freed batch inputs can leave glibc's
+    # heap unable to reuse or return that memory (resident memory grew by up to 16 bytes per
+    # input base over 200,000 sequences of 1 kb in some runs, not in others).
+    out, y = Rows(), Rows()
+    total = len(dataset) if hasattr(dataset, "__len__") else 0
     scored = _SCORED.get()
     with cpu_threads(threads if dev.type == "cpu" else None):
         for batch in it:
@@ -141,19 +146,44 @@ def predict(
             y_hat = fn(x)
             if rc_average:
                 y_hat = (y_hat + fn(x.flip(dims=(-2, -1)))) / 2
-            outs.append(y_hat.float().cpu())
+            n = out.add(y_hat.float().cpu(), total)
             if scored is not None:
-                scored(len(outs[-1]))
+                scored(n)
             if isinstance(batch, (list, tuple)) and len(batch) > 1 and torch.is_tensor(batch[1]):
-                y = batch[1].float()
-                ys.append(y.reshape(y.shape[0], -1))
-    if not outs:
+                t = batch[1].float()
+                y.add(t.reshape(t.shape[0], -1), total)
+    if not out.n:
         if allow_empty:
             return np.zeros((0, _n_outputs(model)), np.float32), np.zeros((0, 0), np.float32)
         raise BiodlError("nothing to predict: the input is empty")
-    out = torch.cat(outs).numpy()
-    y = torch.cat(ys).numpy() if ys else np.zeros((len(out), 0), np.float32)
-    return out, y
+    outs = out.array()
+    return outs, (y.array() if y.n else np.zeros((len(outs), 0), np.float32))
+
+
+class Rows:
+    """Batches ``(k, ...)`` copied, in order, into one float32 array of ``total`` rows allocated
+    at the first batch (grown if more rows come than ``total`` said)."""
+
+    def __init__(self) -> None:
+        self.buf: np.ndarray | None = None
+        self.n = 0
+
+    def add(self, t: torch.Tensor, total: int) -> int:
+        """Append the batch ``t`` (``(k, ...)``, float32 on the CPU); returns ``k``."""
+        a = t.numpy()
+        k = len(a)
+        if self.buf is None:
+            self.buf = np.empty((max(total, k), *a.shape[1:]), np.float32)
+        elif self.n + k > len(self.buf):
+            more = max(self.n + k, 2 * len(self.buf)) - len(self.buf)
+            self.buf = np.concatenate([self.buf, np.empty((more, *a.shape[1:]), np.float32)])
+        self.buf[self.n : self.n + k] = a
+        self.n += k
+        return k
+
+    def array(self) -> np.ndarray:
+        assert self.buf is not None
+        return self.buf if self.n == len(self.buf) else self.buf[: self.n].copy()
 
 
 def predict_tensor(
