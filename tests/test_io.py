@@ -66,6 +66,19 @@ def test_table_errors(tmp_path):
         read_sequence_table(p)
 
 
+def test_default_columns_in_any_case(tmp_path):
+    p = tmp_path / "t.tsv"
+    p.write_text("ID\tSEQUENCE\tbound\nr1\tACGT\t1\nr2\tAAAA\t0\n")
+    t = read_sequence_table(p)
+    assert t.ids == ["r1", "r2"] and t.seqs == ["ACGT", "AAAA"] and t.label_names == ["bound"]
+    assert t.labels.ravel().tolist() == [1.0, 0.0]
+    p.write_text("seq\tLABEL\tlabel\nACGT\t1\t0\n")  # an exact name wins over a case match
+    assert read_sequence_table(p).label_names == ["label"]
+    p.write_text("seq\tBOUND\tbound\nACGT\t1\t0\n")  # two case matches: none is guessed
+    with pytest.raises(BiodlInputError, match=r"no label column found.*in any case"):
+        read_sequence_table(p)
+
+
 def test_ragged_sequences_error_when_fixed_length_needed(tmp_path):
     p = tmp_path / "t.tsv"
     p.write_text("id\tsequence\tlabel\ns1\tACGT\t1\ns2\tACG\t0\n")

@@ -101,6 +101,21 @@ def _sep_for(path: Path, first_line: str) -> str:
     return "\t" if first_line.count("\t") >= first_line.count(",") else ","
 
 
+def _default_column(names: tuple[str, ...], cols: list[str], skip: set | None = None) -> str | None:
+    """The first of ``names`` that is a column of ``cols`` (not in ``skip``); failing that, the
+    first whose name matches a column's but for case (``bound``, ``SEQUENCE``), when only one
+    column so matches it."""
+    skip = skip or set()
+    exact = next((c for c in names if c in cols and c not in skip), None)
+    if exact is not None:
+        return exact
+    for name in names:
+        same = [c for c in cols if c.lower() == name.lower() and c not in skip]
+        if len(same) == 1:
+            return same[0]
+    return None
+
+
 def _cols_text(cols: list[str], limit: int = 12) -> str:
     """The column names for an error message: all of them when few, else the first ``limit``
     and how many there are (a 919-label table would otherwise print 919 names)."""
@@ -157,10 +172,10 @@ def _table_columns(
     """``(sequence column, label columns, id column)`` of a table with columns ``cols``
     (see :func:`read_sequence_table`)."""
     if seq_col is None:
-        seq_col = next((c for c in SEQ_COLUMNS if c in cols), None)
+        seq_col = _default_column(SEQ_COLUMNS, cols)
         if seq_col is None:
             raise BiodlInputError(
-                f"no sequence column found (looked for {', '.join(SEQ_COLUMNS[:2])}; "
+                f"no sequence column found (looked for {', '.join(SEQ_COLUMNS[:2])}, in any case; "
                 f"columns are: {_cols_text(cols)}); name it with --seq-col",
                 path=p,
                 record=1,
@@ -172,13 +187,13 @@ def _table_columns(
     if isinstance(label_cols, str):
         label_cols = [c.strip() for c in label_cols.split(",") if c.strip()]
     if id_col is None:
-        id_col = next((c for c in ID_COLUMNS if c in cols), None)
+        id_col = _default_column(ID_COLUMNS, cols)
     if label_cols:
         label_cols = _expand_label_cols(label_cols, cols, {seq_col, id_col})
     elif prefer_labels and all(c in cols for c in prefer_labels) and seq_col not in prefer_labels:
         label_cols = list(prefer_labels)
     if not label_cols:
-        found = next((c for c in LABEL_COLUMNS if c in cols), None)
+        found = _default_column(LABEL_COLUMNS, cols, skip={seq_col, id_col})
         label_cols = [found] if found else []
     missing = [c for c in label_cols if c not in cols]
     if missing:
@@ -189,7 +204,7 @@ def _table_columns(
         )
     if require_labels and not label_cols:
         raise BiodlInputError(
-            f"no label column found (looked for {', '.join(LABEL_COLUMNS[:4])}; "
+            f"no label column found (looked for {', '.join(LABEL_COLUMNS[:4])}, in any case; "
             f"columns are: {_cols_text(cols)}); name it with --label-col (a glob such as 'f*', "
             "or 'all', takes many)",
             path=p,
