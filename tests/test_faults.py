@@ -137,6 +137,16 @@ def test_no_output_replaces_an_input(seq_run, fasta, tmp_path):
     )
     _refused(r, "is an input of this command")
     assert vcf.read_bytes() == VCF.read_bytes()
+    genome = tmp_path / "g.fa"
+    genome.write_bytes(SMALL_GENOME.read_bytes())
+    base = ["variants", str(seq_run), "--vcf", str(vcf), "--genome", str(genome)]
+    for outs, named in (
+        (["--out", str(vcf)], vcf),  # the table over the VCF, the genome, or the VCF over the genome
+        (["--out", str(genome)], genome),
+        (["--out", str(tmp_path / "e.tsv"), "--out-vcf", str(genome)], genome),
+    ):
+        _refused(runner.invoke(app, base + outs), f"{named}: is an input of this command")
+    assert vcf.read_bytes() == VCF.read_bytes() and genome.read_bytes() == SMALL_GENOME.read_bytes()
 
 
 def test_non_regular_targets_are_refused_and_left_alone(seq_run, fasta, tmp_path):
