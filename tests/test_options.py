@@ -108,9 +108,9 @@ def test_model_options_are_converted_to_the_type_of_their_default() -> None:
 
     r = get_recipe("deepbind")
     m = r.check_model_options(
-        parse_set(["reverse_complement=no", "num_motifs=8.0", "dropout=1", "hidden=0", "pool=max"])
+        parse_set(["reverse_complement=no", "num_motifs=8.0", "dropout=0", "hidden=0", "pool=max"])
     )
-    assert m == {"reverse_complement": False, "num_motifs": 8, "dropout": 1.0, "hidden": 0, "pool": "max"}
+    assert m == {"reverse_complement": False, "num_motifs": 8, "dropout": 0.0, "hidden": 0, "pool": "max"}
     assert type(m["num_motifs"]) is int and type(m["dropout"]) is float
     assert r.check_model_options({"reverse_complement": "YES"}) == {"reverse_complement": True}
     for bad, what in [
@@ -121,11 +121,48 @@ def test_model_options_are_converted_to_the_type_of_their_default() -> None:
         ("hidden=-3", "-m hidden must be a non-negative integer"),
         ("dropout=high", "-m dropout must be a number"),
         ("dropout=nan", "-m dropout must be a number"),
+        ("dropout=1", "-m dropout must be a fraction at least 0 and below 1"),
+        ("dropout=-0.1", "-m dropout must be a fraction at least 0 and below 1"),
+        ("pad_value=-1", "-m pad_value must be a number >= 0"),
         ("reverse_complement=on", "-m reverse_complement must be true or false"),  # -m's words only
     ]:
         with pytest.raises(BiodlInputError, match=what):
             r.check_model_options(parse_set([bad]))
     assert r.check_model_options({"window_size": -1}) == {"window_size": -1}  # default 0: not a count
+    # layer-size lists: one positive integer or a list of them, in the default's type
+    dfs = get_recipe("dfs")
+    assert dfs.check_model_options(parse_set(["hidden=[32,16]"])) == {"hidden": [32, 16]}
+    assert dfs.check_model_options({"hidden": "8"}) == {"hidden": 8}
+    assert get_recipe("basset").check_model_options({"kernel_sizes": [5, 5, 3]}) == {
+        "kernel_sizes": (5, 5, 3)
+    }
+    for bad in ("hidden=0", "hidden=[32,0]", "hidden=abc", "hidden=[]"):
+        with pytest.raises(BiodlInputError, match="-m hidden must be a positive integer or a list of them"):
+            dfs.check_model_options(parse_set([bad]))
+
+
+def test_a_network_without_weights_is_refused_before_the_run_directory(tmp_path) -> None:
+    """-m num_motifs=0 builds a convolution without weights: refused by name, nothing written
+    (it crashed deep inside torch, after the run directory was made)."""
+    from biodl.pipeline import train
+    from biodl.train import TrainConfig
+
+    data = tmp_path / "d.tsv"
+    data.write_text("sequence\tlabel\n" + "".join(f"{'ACGT' * 5}\t{i % 2}\n" for i in range(40)))
+    out = tmp_path / "run"
+    for opt, layer in (("num_motifs", "conv.weight"), ("motif_len", "conv.weight")):
+        with pytest.raises(
+            BiodlInputError, match=rf"built with -m {opt}=0 has layers without weights \({layer}"
+        ):
+            train(
+                "deepbind",
+                out,
+                options={"data": str(data)},
+                model_options={opt: 0},
+                config=TrainConfig(max_epochs=1),
+                quiet=True,
+            )
+        assert not out.exists()
 
 
 def test_a_run_made_before_an_option_existed_is_compared_at_the_value_it_had() -> None:

@@ -185,7 +185,7 @@ def train(
     if opts.get("task") == "multiclass":  # asked for: refused before any data is read
         _check_multiclass(recipe, k)
     splits = k.load(ctx)
-    model, meta = k.build(ctx, splits)
+    model, meta = _build(k, ctx, splits)
     if meta.task == "multiclass":  # inferred from the labels
         _check_multiclass(recipe, k)
     labels = k.training_labels(meta, splits)
@@ -781,6 +781,26 @@ def request_differences(prev: dict[str, Any], new: dict[str, Any], kind: DataKin
             was, asked = (yes if old else no), (yes if new["layout"][name] else no)
             diffs.append(f"{_TRAIN_FLAGS.get(name, name)}: {was} here, {asked} asked")
     return diffs
+
+
+def _build(k: DataKind, ctx: TrainContext, splits):
+    """``k.build``, with a network the user's ``-m`` options leave unbuildable or without
+    weights refused by name (before the run directory is touched)."""
+    from biodl.registry import check_network
+
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # a layer of size 0 is refused below, with its option
+            warnings.filterwarnings("ignore", message="Initializing zero-element tensors is a no-op")
+            model, meta = k.build(ctx, splits)
+    except (ValueError, RuntimeError) as e:
+        if not ctx.model_options:
+            raise
+        given = " ".join(f"-m {key}={v}" for key, v in ctx.model_options.items())
+        raise BiodlInputError(f"the {ctx.recipe.name} network cannot be built with {given}: {e}") from None
+    check_network(model, ctx.recipe.name, ctx.model_options)
+    return model, meta
 
 
 def _check_rerun(out: Path, system: str, kind: DataKind, request: dict[str, Any], resume: bool) -> None:

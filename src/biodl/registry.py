@@ -159,8 +159,11 @@ def convert_model_option(name: str, value: Any, default: Any) -> Any:
     """``value`` of model option ``name`` (``-m NAME=VALUE``: a string, or JSON-decoded) as the
     type of the recipe's ``default``: a bool takes true/false/yes/no/1/0 (any case); an int takes
     integers (a float only when whole, never a bool), and no negative value where the default
-    is a positive count (sizes, widths); a float takes any finite number. Other defaults (strings,
-    tuples, ``None``) take the value as given. One clear error otherwise. The conversions are
+    is a positive count (sizes, widths); a float takes any finite number, at least 0 where the
+    default is (penalties, scales), and below 1 for a dropout or corruption rate; a list of
+    positive integers (layer sizes) takes one positive integer or a list of them. Other
+    defaults (strings, ``None``) take the value as given. A size of 0 that leaves a layer
+    without weights is refused when the network is built (:func:`check_network`). One clear error otherwise. The conversions are
     :func:`biodl.options.as_bool` / :func:`~biodl.options.as_number`, as for ``--set``."""
     from biodl.options import as_bool, as_number
 
@@ -183,8 +186,47 @@ def convert_model_option(name: str, value: Any, default: Any) -> Any:
         num = as_number(value, integer=False)
         if num is None:
             raise bad("a number")
+        if _is_rate(name) and not 0 <= num < 1:
+            raise bad("a fraction at least 0 and below 1")
+        if default >= 0 and num < 0:
+            raise bad("a number >= 0")
         return num
+    if _int_sizes(default):  # layer sizes (hidden=[128, 64]): each a positive integer
+        items = value if isinstance(value, (list, tuple)) else [value]
+        sizes = [as_number(v, integer=True) for v in items]
+        if not items or any(n is None or n < 1 for n in sizes):
+            raise bad("a positive integer or a list of them (e.g. [128,64])")
+        return type(default)(sizes) if isinstance(value, (list, tuple)) else sizes[0]
     return value
+
+
+def check_network(model: Any, recipe_name: str, model_options: dict[str, Any]) -> None:
+    """Refuse a network built with the user's ``-m`` options (``model_options``) that has a
+    layer without weights (a size of 0: ``-m num_motifs=0``), which would train to nothing or
+    fail deep inside torch. Networks that are not torch modules are not checked."""
+    named = getattr(model, "named_parameters", None)
+    if named is None:
+        return
+    empty = [n for n, p in named() if p.numel() == 0]
+    if empty:
+        given = " ".join(f"-m {k}={v}" for k, v in model_options.items()) or "its options"
+        raise BiodlInputError(
+            f"the {recipe_name} network built with {given} has layers without weights "
+            f"({', '.join(empty[:4])}{', ...' if len(empty) > 4 else ''}): every size must be at least 1"
+        )
+
+
+def _is_rate(name: str) -> bool:
+    """Whether model option ``name`` is a probability of dropping / corrupting an input."""
+    return "dropout" in name or "corruption" in name
+
+
+def _int_sizes(default: Any) -> bool:
+    return (
+        isinstance(default, (list, tuple))
+        and bool(default)
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in default)
+    )
 
 
 _REGISTRY: dict[str, Recipe] = {}
