@@ -645,6 +645,30 @@ def test_train_checks_device_and_out_before_reading_data(tmp_path):
             train(
                 "deepbind", tmp_path / "r", options={"data": missing}, config=_cfg(device="cuda"), quiet=True
             )
+    if not torch.backends.mps.is_available():  # it was accepted here, then failed inside Lightning
+        with pytest.raises(BiodlInputError, match="--device mps was asked for, but no Apple MPS GPU"):
+            train(
+                "deepbind", tmp_path / "r", options={"data": missing}, config=_cfg(device="mps"), quiet=True
+            )
+    assert not (tmp_path / "r").exists()
+
+
+def test_device_names():
+    from biodl.train.predict import accelerator_for, torch_device
+
+    assert torch_device("CPU") == torch.device("cpu") and accelerator_for("cpu") == "cpu"
+    assert accelerator_for("auto") == "auto"
+    for bad in ("tpu", "cpu:3", "xpu", "meta", "cuda:x"):
+        with pytest.raises(BiodlInputError, match="unknown device"):
+            torch_device(bad)
+    n = torch.cuda.device_count()
+    if n:
+        assert torch_device("gpu") == torch.device("cuda") and accelerator_for("cuda:0") == "gpu"
+        with pytest.raises(BiodlInputError, match=f"this machine has {n} CUDA GPU"):
+            torch_device(f"cuda:{n}")
+    else:
+        with pytest.raises(BiodlInputError, match="--device cuda:1 was asked for, but no CUDA GPU"):
+            torch_device("cuda:1")
 
 
 class _Interrupting(DeepBind):

@@ -441,7 +441,7 @@ def make_trainer(
         max_epochs=config.max_epochs,
         min_epochs=config.min_epochs or None,
         accelerator=accelerator_for(config.device),
-        devices=config.devices,
+        devices=_devices(config),
         strategy=config.strategy,
         num_nodes=config.num_nodes,
         callbacks=cbs,
@@ -686,3 +686,12 @@ def finished_meta(
         metrics=metrics,
         **changes,
     )
+
+
+def _devices(config: TrainConfig) -> int | str | list[int]:
+    """Lightning's ``devices``: ``--device cuda:N`` trains on GPU N (with ``devices`` left at
+    ``auto``); otherwise ``config.devices`` as given."""
+    index = torch_device(config.device).index
+    if index is not None and config.devices == "auto":
+        return [index]
+    return config.devices

@@ -19,29 +19,42 @@ from biodl.errors import BiodlError, BiodlInputError
 
 
 def accelerator_for(device: str) -> str:
-    """Lightning's accelerator name for ``--device`` (``cpu``, ``cuda``/``gpu``, ``auto``, ``mps``)."""
-    d = device.lower()
-    if d in ("cuda", "gpu"):
-        if not torch.cuda.is_available():
-            raise BiodlInputError("--device cuda was asked for, but no CUDA GPU is available here")
-        return "gpu"
-    if d in ("cpu", "auto", "mps"):
-        return d
-    raise BiodlInputError(f"unknown device {device!r} (use cpu, cuda or auto)")
+    """Lightning's accelerator name for ``--device`` (``cpu``, ``cuda``/``gpu``, ``auto``, ``mps``);
+    a device this machine does not have is refused (:func:`torch_device`)."""
+    d = torch_device(device)
+    if device.lower() == "auto":
+        return "auto"
+    return "gpu" if d.type == "cuda" else d.type
 
 
 def torch_device(device: str) -> torch.device:
-    """The ``torch.device`` for ``--device`` (``auto``: CUDA when available)."""
-    d = device.lower()
+    """The ``torch.device`` for ``--device`` (``cpu``, ``cuda``/``gpu``, ``cuda:N``, ``mps``;
+    ``auto``: CUDA when available). A device this machine does not have, or any other name, is
+    one clear :class:`BiodlInputError`, so a command refuses it before doing any work."""
+    d = str(device).strip().lower()
     if d == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if d in ("gpu", "cuda"):
-        accelerator_for(d)
-        return torch.device("cuda")
+    if d == "gpu":
+        d = "cuda"
     try:
-        return torch.device(d)
+        dev = torch.device(d)
     except RuntimeError:
-        raise BiodlInputError(f"unknown device {device!r} (use cpu, cuda or auto)") from None
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda", "mps"):
+        raise BiodlInputError(f"unknown device {device!r} (use cpu, cuda, cuda:N, mps or auto)")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise BiodlInputError(f"--device {device} was asked for, but no CUDA GPU is available here")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise BiodlInputError(
+                f"--device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                f"numbered 0-{torch.cuda.device_count() - 1}"
+            )
+    if dev.type == "mps" and not (torch.backends.mps.is_built() and torch.backends.mps.is_available()):
+        raise BiodlInputError(f"--device {device} was asked for, but no Apple MPS GPU is available here")
+    if dev.type == "cpu" and dev.index not in (None, 0):
+        raise BiodlInputError(f"unknown device {device!r} (use cpu, cuda, cuda:N, mps or auto)")
+    return dev
 
 
 @contextlib.contextmanager
