@@ -309,6 +309,27 @@ def test_truncated_gzip_inputs_are_named(seq_run, dgex_run, rest_small, tmp_path
         + ["--out", str(tmp_path / "w")],
     )
     _refused(r, f"{g}: the file is truncated or corrupt")
+    # corrupt, not cut: the error comes from inside the reader (here htslib's or gzip's), and
+    # the one compressed input of the command is named
+    data = bytearray(gzip.compress(VCF.read_bytes(), mtime=0))
+    data[60:80] = bytes(20)  # zlib: "invalid distance too far back" (other places give a bad record)
+    vcf = tmp_path / "v.vcf.gz"
+    vcf.write_bytes(bytes(data))
+    r = runner.invoke(
+        app,
+        [
+            "variants",
+            str(seq_run),
+            "--vcf",
+            str(vcf),
+            "--genome",
+            str(SMALL_GENOME),
+            "--out",
+            str(tmp_path / "v.tsv"),
+        ],
+    )
+    assert r.exit_code == 2 and str(vcf) in r.output and "corrupt" in r.output, r.output
+    assert "Traceback" not in r.output
 
 
 def test_bad_vcf_records_name_the_line(seq_run, tmp_path):
@@ -686,3 +707,29 @@ def test_leftovers_of_a_killed_write_are_removed_by_the_next_one(tmp_path, capfd
     finally:
         alive.kill()
         alive.wait()
+
+
+def test_a_decompression_error_names_the_compressed_input(tmp_path):
+    """The last resort for a corrupt compressed input whose reader did not say which file it
+    was: the command's one compressed input, registered or named on the command line."""
+    from biodl.cli import _compressed_inputs
+
+    gz, plain = tmp_path / "a.vcf.gz", tmp_path / "b.txt"
+    gz.write_bytes(gzip.compress(b"x"))
+    plain.write_text("x")
+    assert _compressed_inputs(set(), ["predict", str(plain), str(gz)]) == f"{gz}: the file is"
+    assert _compressed_inputs({str(gz)}, []) == f"{gz}: the file is"
+    assert _compressed_inputs(set(), [f"--vcf={gz}", "--out", str(plain)]) == f"{gz}: the file is"
+    other = tmp_path / "c.fa.gz"
+    other.write_bytes(gzip.compress(b"y"))
+    assert _compressed_inputs({str(other)}, [str(gz)]).startswith("one of the compressed inputs (")
+    assert _compressed_inputs(set(), [str(plain), "nope"]) == "an input file is"
+
+
+def test_a_pipe_as_input_is_refused_clearly(seq_run, tmp_path):
+    """<(...) and /dev/stdin are read once only: the second read (after the format sniff) found
+    them empty ('the file is empty'); they are refused, naming the pipe, before anything opens it."""
+    fifo = tmp_path / "in.fa"
+    os.mkfifo(fifo)
+    r = runner.invoke(app, ["predict", str(seq_run), str(fifo)])
+    _refused(r, f"{fifo}: is a pipe or a device (such as <(...) or /dev/stdin), not a file")

@@ -34,7 +34,9 @@ class _Commands(TyperGroup):
     def invoke(self, ctx):  # noqa: ANN001, ANN201 - click's signature
         from biodl.io._util import DECOMPRESSION_ERRORS, command_inputs
 
-        with command_inputs():
+        # the command line's words, to name a corrupt input that its reader did not register
+        words = [*getattr(ctx, "_protected_args", ()), *ctx.args]
+        with command_inputs() as inputs:
             try:
                 return super().invoke(ctx)
             except BiodlError as e:
@@ -46,13 +48,40 @@ class _Commands(TyperGroup):
                     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
                 raise typer.Exit(0) from None
             except DECOMPRESSION_ERRORS as e:
-                _fail(BiodlError(f"an input file is truncated or corrupt ({type(e).__name__}: {e})"))
+                _fail(
+                    BiodlError(
+                        f"{_compressed_inputs(inputs, words)} truncated or corrupt ({type(e).__name__}: {e})"
+                    )
+                )
             except Exception as e:
                 if type(e).__module__.split(".")[0] in ("click", "typer") or os.environ.get(
                     "BIODL_TRACEBACK"
                 ):
                     raise
                 _fail(BiodlError(_internal(e)))
+
+
+def _compressed_inputs(inputs: set[str], words: list[str]) -> str:
+    """Which input a decompression error came from, as far as can be told: the command's one
+    compressed input (``X is``), its compressed inputs (``one of X, Y is``), else ``an input
+    file is``. The inputs are those its readers registered and the files its command line names."""
+    from biodl.io._util import is_gzip
+
+    named = {str(Path(w.split("=", 1)[-1]).resolve()) for w in words if not w.startswith("-") or "=" in w}
+    inputs = {*inputs, *named}
+
+    def compressed(p: str) -> bool:
+        try:
+            return Path(p).is_file() and is_gzip(Path(p))
+        except OSError:
+            return False
+
+    gz = sorted(p for p in inputs if compressed(p))
+    if len(gz) == 1:
+        return f"{gz[0]}: the file is"
+    if gz:
+        return f"one of the compressed inputs ({', '.join(gz)}) is"
+    return "an input file is"
 
 
 def _internal(e: BaseException) -> str:

@@ -28,6 +28,12 @@ def check_file(path: str | Path) -> Path:
         raise BiodlInputError("file not found", path=p)
     if p.is_dir():
         raise BiodlInputError("is a directory, expected a file", path=p)
+    if not p.is_file():
+        raise BiodlInputError(
+            "is a pipe or a device (such as <(...) or /dev/stdin), not a file: biodl reads an input "
+            "more than once (its format first, then its records), so write it to a file and give that",
+            path=p,
+        )
     note_input(p)
     return p
 
