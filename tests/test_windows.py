@@ -132,6 +132,17 @@ def test_report_uses_labelled_test_windows(run_dir: Path) -> None:
     assert (run_dir / "filters.meme").exists() and (run_dir / "learning_curves.png").exists()
 
 
+def test_motifs_reads_the_test_split_of_the_genome(run_dir: Path, tmp_path: Path) -> None:
+    """`biodl motifs` on a genome-window run: the filters' sites come from the held-out windows
+    (it took the split's description for a file name: 'the test file ... is not there any more')."""
+    out = tmp_path / "motifs.tsv"
+    r = runner.invoke(app, ["motifs", str(run_dir), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "not there any more" not in r.output
+    table = pd.read_csv(out, sep="\t")
+    assert len(table) > 0 and table["n_sites"].sum() > 0
+
+
 def test_bad_label_type_is_a_clear_error(tmp_path: Path) -> None:
     r = runner.invoke(app, _train_args(tmp_path / "bad", labels="CDS,tRNA"))
     assert r.exit_code == 2

@@ -229,6 +229,11 @@ def interpretation_sections(
     return sections + _variants_section(run)
 
 
+#: Windows of a genome-window run's test split (positive for some label) that ``biodl motifs``
+#: reads its filters' sites from.
+MOTIF_WINDOWS = 5000
+
+
 def run_motifs(
     run_dir: str | Path,
     *,
@@ -257,7 +262,12 @@ def run_motifs(
         "biodl motifs",
         "a DNA-sequence model with first-layer convolution filters (kind sequences or windows)",
     )
-    got = positive_test_sequences(run, meta, test_file)
+    if meta.kind == "windows" and test_file is None:  # the test split of the training genome
+        from biodl.kinds.windows.kind import KIND as WINDOWS
+
+        got = WINDOWS.positive_windows(meta, None, {}, max_windows=MOTIF_WINDOWS)
+    else:
+        got = positive_test_sequences(run, meta, test_file)
     if got is None:
         raise BiodlInputError("the run has no test file; give sequences with --test", path=run)
     X, _src = got

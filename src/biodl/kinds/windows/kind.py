@@ -550,9 +550,19 @@ class WindowsKind(OneHotTraining):
         """Filter logos / JASPAR matches / ISM on windows of the held-out ``test`` split that are
         positive for some label (at most ``max_windows``, evenly spaced; ``data`` = another genome
         FASTA, or ``--set split=...``, chooses other windows)."""
+        from biodl.kinds.sequences.report import interpretation_sections
+
+        return interpretation_sections(
+            run, model, meta, self.positive_windows(meta, data, options, max_windows)
+        )
+
+    def positive_windows(self, meta, data, options, max_windows: int = 500):
+        """``(X, description)``: one-hot ``(n, 4, window)`` windows of the held-out ``test`` split
+        of the training genome (``data``: another genome FASTA, all its windows; ``--set
+        split=...``: another split) that are positive for some label (all of them when none
+        is), at most ``max_windows`` evenly spaced; ``None`` when there is no window."""
         import torch
 
-        from biodl.kinds.sequences.report import interpretation_sections
         from biodl.kinds.windows.data import GenomeWindowDataset
 
         d = data_as(WindowData, meta.data)
@@ -572,10 +582,9 @@ class WindowsKind(OneHotTraining):
             d.labels,
             n_value=float(d.n_value),
         )
-        X = torch.stack([ds[i][0] for i in range(len(ds))]) if len(ds) else None
-        return interpretation_sections(
-            run, model, meta, (X, f"{len(ds)} labelled windows of {desc}") if X is not None else None
-        )
+        if not len(ds):
+            return None
+        return torch.stack([ds[i][0] for i in range(len(ds))]), f"{len(ds)} labelled windows of {desc}"
 
 
 KIND = WindowsKind()
