@@ -151,14 +151,68 @@ def test_sample_table_paths_relative_to_table(tmp_path):
         ("file,label\npatient1_Reference_500.fcs,Ref\npatient1_BCR-XL_500.fcs,Ref\n", "same label"),
         ("sample,label\npatient1_Reference_500.fcs,Ref\n", "no file column"),
         ("file,patient\npatient1_Reference_500.fcs,1\n", "no label column"),
+        # a field too many would shift the columns (pandas took the first as the index)
+        (
+            "file,label\npatient1_Reference_500.fcs,Ref,extra\npatient1_BCR-XL_500.fcs,BCRXL\n",
+            r"line 2: 3 fields, the header has 2 \(file, label\)",
+        ),
+        (
+            "file,label\npatient1_Reference_500.fcs,Ref\n\npatient1_BCR-XL_500.fcs\n",
+            r"line 4: 1 field, the header has 2",  # blank lines still count
+        ),
+        (
+            "file,label\npatient1_Reference_500.fcs,Ref\nsub,BCRXL\n",
+            r"line 3: sample file 'sub' is a directory",
+        ),
+        # missing labels are refused like an empty one, not read as a class 'nan'
+        (
+            "file,label\npatient1_Reference_500.fcs,1.5\npatient1_BCR-XL_500.fcs,nan\n"
+            "patient2_Reference_500.fcs,2\npatient2_BCR-XL_500.fcs,3\n",
+            r"line 3: sample 'patient1_BCR-XL_500.fcs' has a missing label \('nan'\)",
+        ),
+        (
+            "file,label\npatient1_Reference_500.fcs,NA\npatient1_BCR-XL_500.fcs,B\n",
+            r"line 2: .*missing label \('NA'\)",
+        ),
+        (
+            "file,label\npatient1_Reference_500.fcs,A\npatient1_BCR-XL_500.fcs,N/A\n",
+            r"line 3: .*missing label",
+        ),
+        (
+            "file,label\npatient1_Reference_500.fcs,1.5\npatient1_BCR-XL_500.fcs,inf\n"
+            "patient2_Reference_500.fcs,2\n",
+            r"line 3: .*infinite label value 'inf'",
+        ),
+        (
+            "file,label\npatient1_Reference_500.fcs,-Infinity\npatient1_BCR-XL_500.fcs,2\n",
+            "line 2: .*infinite",
+        ),
     ],
 )
 def test_sample_table_errors(tmp_path, text, match):
     d = _copy_fixture(tmp_path)
+    (d / "sub").mkdir()
     (d / "t.csv").write_text(text)
     with pytest.raises(BiodlInputError, match=match) as e:
         read_sample_table(d / "t.csv")
     assert "t.csv" in str(e.value)
+
+
+def test_sample_table_byte_order_mark_crlf_and_tsv(tmp_path):
+    d = _copy_fixture(tmp_path)
+    rows = "patient1_Reference_500.fcs,Ref\r\npatient1_BCR-XL_500.fcs,BCRXL\r\n"
+    (d / "bom.csv").write_bytes(b"\xef\xbb\xbf" + ("file,label\r\n" + rows).encode())
+    st = read_sample_table(d / "bom.csv")
+    assert st.labels == ["Ref", "BCRXL"] and st.lines == [2, 3]
+    assert st.files[1] == (d / "patient1_BCR-XL_500.fcs").resolve()
+    (d / "t.tsv").write_text(
+        "file\tlabel\tpatient\npatient1_Reference_500.fcs\tRef\t1\n\npatient1_BCR-XL_500.fcs\t1.5\t1\n"
+    )
+    st = read_sample_table(d / "t.tsv")
+    assert st.labels == ["Ref", "1.5"] and st.groups == ["1", "1"] and st.lines == [2, 4]
+    # prediction: labels are not needed, a missing one is no error
+    (d / "p.csv").write_text("file,label\npatient1_Reference_500.fcs,NA\n")
+    assert read_sample_table(d / "p.csv", require_labels=False).labels == ["NA"]
 
 
 def test_unknown_marker_names_file(tmp_path):
@@ -173,8 +227,65 @@ def test_encode_labels():
     assert y.tolist() == [0, 1]
     y, classes, task = encode_labels(["1.5", "2", "7"])
     assert task == "regression" and classes is None
-    with pytest.raises(BiodlInputError, match="not among classes"):
+    with pytest.raises(BiodlInputError, match="label 'y' is not among the classes x, z"):
         encode_labels(["x", "y"], classes=["x", "z"])
+
+
+def test_encode_labels_name_the_table_line():
+    where = dict(path="s.csv", lines=[2, 3, 5])
+    with pytest.raises(BiodlInputError, match=r"^s.csv, line 3: regression needs numeric labels, got 'x'"):
+        encode_labels(["1", "x", "3"], task="regression", **where)
+    with pytest.raises(BiodlInputError, match=r"^s.csv, line 5: infinite label value 'inf'"):
+        encode_labels(["1", "2", "inf"], **where)
+    with pytest.raises(BiodlInputError, match=r"^s.csv, line 3: a missing label \('NaN'\)"):
+        encode_labels(["1", "NaN", "3"], **where)
+    with pytest.raises(
+        BiodlInputError, match=r"^s.csv, line 3: labels 'Other' \(line 3\), 'x' \(line 5\) are not among"
+    ):
+        encode_labels(["Ref", "Other", "x"], classes=["Ref", "BCRXL"], **where)
+    # numeric labels with more than two values: regression, as before
+    y, classes, task = encode_labels(["1.5", "2", "3"], **where)
+    assert task == "regression" and classes is None and y.tolist() == [1.5, 2, 3]
+
+
+@pytest.mark.parametrize(
+    "setting,match",
+    [
+        ("cofactor=0", "--set cofactor must be positive"),
+        ("select_quantile=2", "--set select_quantile must be at most 1"),
+        ("select_quantile=-0.1", "--set select_quantile must be at least 0"),
+        ("nfilter_choice=0", "nfilter_choice: numbers of filters must be at least 1, got 0"),
+        ("nfilter_choice=2.5", "nfilter_choice must be a comma-separated list of whole numbers"),
+        ("learning_rate=0", "--set learning_rate must be positive"),
+        ("dropout=abc", "dropout must be auto or a probability"),
+        ("dropout=1", "dropout must be auto or a probability"),
+        ("dropout_p=1", "dropout_p must be a probability"),
+        ("valid_fraction=0", "--valid-fraction must be positive"),
+        ("outlier_keep=0", "--set outlier_keep must be positive"),
+    ],
+)
+def test_cli_refuses_bad_options_before_training(tmp_path, setting, match):
+    from typer.testing import CliRunner
+
+    from biodl.cli import app
+
+    out = tmp_path / "run"
+    args = ["train", "--system", "cellcnn", "--samples", str(TABLE), "--out", str(out), "--epochs", "1"]
+    r = CliRunner().invoke(app, [*args, "--no-progress", "--set", "nrun=1", "--set", setting])
+    assert r.exit_code == 2, r.output
+    assert match in " ".join(r.output.split()) and "unexpected" not in r.output
+    assert not out.exists()  # refused before anything was trained or written
+
+
+def test_config_learning_rate_is_used_as_given(tmp_path):
+    with pytest.raises(BiodlInputError, match="learning_rate must be positive"):
+        config_from_options({"learning_rate": 0})
+    rng = np.random.default_rng(1)
+    cells = [rng.normal(size=(60, 3)).astype(np.float32) + (i % 2) for i in range(4)]
+    cfg = config_from_options({"learning_rate": 0.0123, "ncell": 10, "nsubset": 4, "nrun": 1, "n_best": 1})
+    cfg.max_epochs, cfg.batch_size = 1, 4
+    _, df = train_cellcnn(cells, np.array([0, 1, 0, 1]), 2, tmp_path / "r", cfg, seed=0)
+    assert df["lr"].tolist() == [0.0123]
 
 
 # ------------------------------------------------------------------------------------ model
@@ -567,6 +678,16 @@ def test_cli_train_evaluate_predict(tmp_path):
     r = runner.invoke(app, ["predict", str(out), str(FCS)])
     assert r.exit_code == 0, r.output
     assert "p_BCRXL" in r.output and "patient1_BCR-XL_500" in r.output
+
+    # a class the model lacks: named with the table and its line, nothing written
+    other = tmp_path / "other.csv"
+    other.write_text(
+        f"file,label\n{DATA / 'patient1_Reference_500.fcs'},Ref\n{DATA / 'patient1_BCR-XL_500.fcs'},Other\n"
+    )
+    r = runner.invoke(app, ["evaluate", str(out), str(other), "--out", str(tmp_path / "ev2")])
+    msg = " ".join(r.output.split())
+    assert r.exit_code == 2 and "other.csv, line 3: label 'Other' is not among the classes Ref, BCRXL" in msg
+    assert not (tmp_path / "ev2").exists()
 
     r = runner.invoke(
         app,

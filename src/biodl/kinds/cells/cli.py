@@ -64,19 +64,29 @@ def interpret(
     Example: biodl cells interpret runs/cellcnn samples.csv --out runs/cellcnn/interpret_test
     """
     from biodl.kinds.cells.io import load_samples, read_sample_table
-    from biodl.kinds.cells.kind import interpret_run
+    from biodl.kinds.cells.kind import OPTIONS, interpret_run
     from biodl.kinds.cells.restarts import encode_labels
     from biodl.report.html import write_html_report
     from biodl.train import load_model
 
     try:
         opts = _opts(set_)
+        declared = {o.name: o for o in OPTIONS}
+        for k in ("select_quantile", "embedding"):  # checked (ranges, choices) before any work
+            if k in opts:
+                opts[k] = declared[k].convert(opts[k])
         ens, meta = load_model(model)
         ss = load_samples(
             read_sample_table(samples), markers=meta.data["markers"], cofactor=meta.data["cofactor"]
         )
         reg = meta.task == "regression"
-        y, _, _ = encode_labels(ss.labels, meta.classes, "regression" if reg else "classification")
+        y, _, _ = encode_labels(
+            ss.labels,
+            meta.classes,
+            "regression" if reg else "classification",
+            path=ss.table,
+            lines=ss.lines,
+        )
         res = interpret_run(
             ens,
             ss,
@@ -125,7 +135,9 @@ def crossval(
             max_cells=int(opts["max_cells"]) if opts.get("max_cells") else None,
             seed=seed,
         )
-        y, classes, task = encode_labels(ss.labels, _classes_opt(opts), "classification")
+        y, classes, task = encode_labels(
+            ss.labels, _classes_opt(opts), "classification", path=ss.table, lines=ss.lines
+        )
         if len(classes) != 2:
             raise BiodlError(f"crossval needs two classes, got {', '.join(classes)}")
         cfg = config_from_options(opts)

@@ -18,6 +18,7 @@ and what is wrong.
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from collections.abc import Sequence
@@ -25,10 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from biodl.errors import BiodlInputError
-from biodl.io._util import check_file, input_errors
+from biodl.io._util import check_file
 
 __all__ = [
     "FcsData",
@@ -254,6 +254,8 @@ class SampleTable:
         Group (patient) per sample, or ``None``.
     ids
         Sample name per sample.
+    lines
+        The table line of each sample (empty for a single FCS file).
     """
 
     path: Path
@@ -261,6 +263,7 @@ class SampleTable:
     labels: list[str] | None
     groups: list[str] | None
     ids: list[str]
+    lines: list[int] = field(default_factory=list)
 
 
 _FILE_COLS = ("file", "file_name", "filename", "path", "fcs", "fcs_file")
@@ -281,6 +284,83 @@ def _pick(cols: list[str], options: Sequence[str], want: str | None) -> str | No
         if o in lower:
             return lower[o]
     return None
+
+
+#: Label values read as missing (any case), as the other readers of labels do.
+MISSING_LABELS = ("", "na", "nan", "n/a", "null")
+
+
+def _read_rows(p: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The header and the ``(line number, fields)`` of every non-blank line of a sample table
+    (CSV, TSV or ;-separated, chosen by the header; gzip is read; a UTF-8 byte-order mark is
+    dropped). A line with another number of fields than the header is an error naming it."""
+    import csv
+
+    from biodl.io._util import open_text
+
+    try:
+        with open_text(p) as fh:
+            text = fh.read()
+    except BiodlInputError:
+        raise
+    except (OSError, UnicodeError) as e:
+        raise BiodlInputError(f"cannot read the sample table ({e})", path=p) from None
+    first = next((ln for ln in text.splitlines() if ln.strip()), "")
+    sep = next((c for c in ("\t", ",", ";") if c in first), ",")
+    reader = csv.reader(text.splitlines(keepends=True), delimiter=sep)
+    header: list[str] | None = None
+    rows: list[tuple[int, list[str]]] = []
+    try:
+        for fields in reader:
+            if not any(f.strip() for f in fields):
+                continue
+            if header is None:
+                header = fields
+                if any(not c.strip() for c in header):
+                    raise BiodlInputError(
+                        f"the header has an empty column name ({sep!r}-separated: {', '.join(header)})",
+                        path=p,
+                        record=reader.line_num,
+                    )
+                continue
+            if len(fields) != len(header):
+                n = len(fields)
+                raise BiodlInputError(
+                    f"{n} field{'s' if n != 1 else ''}, the header has {len(header)} "
+                    f"({', '.join(c.strip() for c in header)})"
+                    + (f"; a field with a {sep!r} in it must be quoted" if n > len(header) else ""),
+                    path=p,
+                    record=reader.line_num,
+                )
+            rows.append((reader.line_num, fields))
+    except csv.Error as e:
+        raise BiodlInputError(f"cannot read the sample table ({e})", path=p, record=reader.line_num) from None
+    if header is None:
+        raise BiodlInputError("the sample table is empty (no header line)", path=p)
+    return header, rows
+
+
+def _check_label(lab: str, name: str, p: Path, line: int) -> None:
+    """Refuse a missing or infinite label of a training / evaluation sample."""
+    if lab.lower() in MISSING_LABELS:
+        what = "no label" if not lab else f"a missing label ({lab!r})"
+        raise BiodlInputError(
+            f"sample {name!r} has {what}; CellCnn learns from whole labelled samples: give it its label "
+            "or leave the sample out of the table",
+            path=p,
+            record=line,
+        )
+    try:
+        v = float(lab)
+    except ValueError:
+        return
+    if math.isinf(v):
+        raise BiodlInputError(
+            f"sample {name!r} has an infinite label value {lab!r}; give a finite number (regression) "
+            "or a class name",
+            path=p,
+            record=line,
+        )
 
 
 def read_sample_table(
@@ -305,21 +385,16 @@ def read_sample_table(
     Raises
     ------
     BiodlInputError
-        Unreadable table, no file column, a listed file that does not exist, a file listed
-        twice, a missing label, fewer than two distinct labels.
+        Unreadable table, no file column, a line with more or fewer fields than the header, a
+        listed file that does not exist or is a directory, a file listed twice, a missing
+        (empty, ``NA``, ``NaN``, ``N/A``, ``null``) or infinite label, fewer than two distinct
+        labels; each naming the table and its line.
     """
     p = check_file(path)
-    try:
-        with input_errors(p):
-            df = pd.read_csv(p, sep=None, engine="python", dtype=str, keep_default_na=False, comment=None)
-    except BiodlInputError:
-        raise
-    except Exception as e:
-        raise BiodlInputError(f"cannot read the sample table ({e})", path=p) from None
-    df.columns = [str(c).strip() for c in df.columns]
-    if df.empty:
+    header, rows = _read_rows(p)
+    cols = [c.strip() for c in header]
+    if not rows:
         raise BiodlInputError("the sample table has no rows", path=p)
-    cols = list(df.columns)
     fcol = _pick(cols, _FILE_COLS, file_col)
     if fcol is None:
         raise BiodlInputError(
@@ -339,9 +414,9 @@ def read_sample_table(
     if group_col and gcol is None:
         raise BiodlInputError(f"no group column {group_col!r} (found {', '.join(cols)})", path=p)
     icol = _pick(cols, _ID_COLS, None)
-    files, labels, groups, ids = [], [], [], []
+    files, labels, groups, ids, lines = [], [], [], [], []
     seen: dict[Path, int] = {}
-    for i, row in enumerate(df.itertuples(index=False), start=2):  # line 1 is the header
+    for i, row in rows:
         r = dict(zip(cols, row, strict=True))
         name = str(r[fcol]).strip()
         if not name:
@@ -351,16 +426,21 @@ def read_sample_table(
         f = f.resolve()
         if not f.exists():
             raise BiodlInputError(f"sample file {name!r} does not exist (looked for {f})", path=p, record=i)
+        if f.is_dir():
+            raise BiodlInputError(
+                f"sample file {name!r} is a directory ({f}), not an FCS file", path=p, record=i
+            )
         if f in seen:
             raise BiodlInputError(
                 f"sample file {name!r} is listed twice (also on line {seen[f]})", path=p, record=i
             )
         seen[f] = i
         files.append(f)
+        lines.append(i)
         if lcol is not None:
             lab = str(r[lcol]).strip()
-            if not lab and require_labels:
-                raise BiodlInputError(f"sample {name!r} has no label", path=p, record=i)
+            if require_labels:
+                _check_label(lab, name, p, i)
             labels.append(lab)
         if gcol is not None:
             groups.append(str(r[gcol]).strip())
@@ -373,7 +453,7 @@ def read_sample_table(
             "(or numeric labels for regression)",
             path=p,
         )
-    return SampleTable(p, files, labels if lcol is not None else None, groups if gcol else None, ids)
+    return SampleTable(p, files, labels if lcol is not None else None, groups if gcol else None, ids, lines)
 
 
 @dataclass
@@ -394,6 +474,10 @@ class SampleSet:
         Group per sample or ``None``.
     files
         Source file per sample.
+    table
+        The sample table the samples were listed in (``None``: not from a table).
+    lines
+        The table line of each sample (empty when not from a table).
     """
 
     cells: list[np.ndarray]
@@ -402,6 +486,8 @@ class SampleSet:
     labels: list[str] | None = None
     groups: list[str] | None = None
     files: list[Path] = field(default_factory=list)
+    table: Path | None = None
+    lines: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.cells)
@@ -416,6 +502,8 @@ class SampleSet:
             None if self.labels is None else [self.labels[i] for i in index],
             None if self.groups is None else [self.groups[i] for i in index],
             [self.files[i] for i in index] if self.files else [],
+            self.table,
+            [self.lines[i] for i in index] if self.lines else [],
         )
 
 
@@ -478,4 +566,13 @@ def load_samples(
         if max_cells and x.shape[0] > max_cells:
             x = x[np.sort(rng.choice(x.shape[0], max_cells, replace=False))]
         cells.append(arcsinh_transform(x, cofactor))
-    return SampleSet(cells, list(names or []), list(st.ids), st.labels, st.groups, list(st.files))
+    return SampleSet(
+        cells,
+        list(names or []),
+        list(st.ids),
+        st.labels,
+        st.groups,
+        list(st.files),
+        st.path if st.lines else None,
+        list(st.lines),
+    )

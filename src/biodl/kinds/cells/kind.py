@@ -61,7 +61,13 @@ OPTIONS = (
         choices=("classification", "regression", "binary", "multiclass"),
     ),
     Option("markers", "strs", None, "Markers, comma-separated (default: every marker channel)."),
-    Option("cofactor", "float", 5.0, "arcsinh cofactor (5 for mass cytometry, ~150 for flow).", minimum=0),
+    Option(
+        "cofactor",
+        "float",
+        5.0,
+        "arcsinh cofactor, positive (5 for mass cytometry, ~150 for flow).",
+        minimum=0,  # and not 0: _check_options
+    ),
     Option("max_cells", "int", None, "Cells kept per sample on reading (seeded subsample).", minimum=1),
     Option("classes", "strs", None, "Class order, control first (default: a control-like name first)."),
     Option("positive", "str", None, "Class whose subset is interpreted (default: the last)."),
@@ -69,8 +75,10 @@ OPTIONS = (
         "select_quantile",
         "float",
         None,
-        "(0.99) Cells above this quantile of the control cells' responses are selected.",
+        "(0.99) Cells above this quantile (0 to 1) of the control cells' responses are selected.",
         stages=("train", "report"),
+        minimum=0,
+        maximum=1.0,
     ),
     Option(
         "embedding",
@@ -102,7 +110,7 @@ OPTIONS = (
     Option("nrun", "int", None, "Restarts with random configurations (15).", minimum=1),
     Option("n_best", "int", None, "Networks kept in the ensemble (3).", minimum=1),
     Option("pool_percents", "strs", None, "Pooling percentages cycled through by the restarts."),
-    Option("nfilter_choice", "strs", None, "Numbers of filters drawn from."),
+    Option("nfilter_choice", "strs", None, "Numbers of filters drawn from (each at least 1)."),
     Option(
         "hidden",
         "int",
@@ -110,17 +118,24 @@ OPTIONS = (
         "Units of a per-cell hidden layer before the filters (0: the published linear filters).",
         minimum=0,
     ),
-    Option("learning_rate", "float", None, "Fixed Adam learning rate (default: --lr, else 10**U(-3, -2))."),
+    Option(
+        "learning_rate",
+        "float",
+        None,
+        "Fixed Adam learning rate, positive (default: --lr, else 10**U(-3, -2)).",
+        minimum=0,  # and not 0: _check_options
+    ),
     Option("l1", "float", None, "L1 penalty on filter and output weights (0).", minimum=0),
     Option("l2", "float", None, "L2 penalty on filter and output weights (1e-4).", minimum=0),
     Option("dropout", "any", None, "auto (0.5 with more than 5 filters) or a probability."),
-    Option("dropout_p", "float", None, "Dropout of auto.", minimum=0),
+    Option("dropout_p", "float", None, "Dropout of auto (0 to below 1).", minimum=0, maximum=1.0),
     Option(
         "valid_fraction",
         "float",
         None,
-        "Fraction of each sample's cells used for validation (0.2).",
+        "Fraction of each sample's cells used for validation (0.2; above 0).",
         flag="--valid-fraction",
+        minimum=0,  # and not 0: CellCnnConfig.check
     ),
     Option("scale", "bool", None, "z-score each marker with the training cells."),
     Option(
@@ -163,6 +178,22 @@ OPTIONS = (
     ),
 )
 _CONFIG = set(CellCnnConfig.__dataclass_fields__) - {"extra", "max_epochs", "patience", "batch_size"}
+#: Options that must be above their declared minimum of 0 (Option's bounds are inclusive).
+_POSITIVE = ("cofactor", "learning_rate", "valid_fraction", "outlier_fraction", "outlier_keep")
+
+
+def _check_options(options: dict) -> None:
+    """What the declared bounds cannot say, refused before any data is read: the options that
+    must be positive, and a ``dropout`` that is neither ``auto`` nor a probability below 1."""
+    by_name = {o.name: o for o in OPTIONS}
+    for k in _POSITIVE:
+        v = options.get(k)
+        if v is not None and not v > 0:
+            raise BiodlInputError(f"{by_name[k].spelling} must be positive (above 0), got {v!r}")
+    for k in ("dropout_p",):
+        v = options.get(k)
+        if v is not None and not 0 <= v < 1:
+            raise BiodlInputError(f"--set {k} must be a probability from 0 to below 1, got {v!r}")
 
 
 @dataclass
@@ -199,10 +230,12 @@ def _table(path: str | Path | None, require_labels: bool, options: dict) -> Samp
 
 
 def _load(table: SampleTable, options: dict, markers=None, cofactor=None, seed: int = 0) -> SampleSet:
+    if cofactor is None:
+        cofactor = options.get("cofactor")
     return load_samples(
         table,
         markers=markers if markers is not None else options.get("markers"),
-        cofactor=float(cofactor if cofactor is not None else options.get("cofactor") or 5.0),
+        cofactor=float(5.0 if cofactor is None else cofactor),
         max_cells=options.get("max_cells"),
         seed=seed,
     )
@@ -306,11 +339,14 @@ class CellsKind(DataKind):
 
     def load(self, ctx: TrainContext) -> Splits:
         o = ctx.options
+        _check_options(o)  # before any data is read
         cfg = self._config(ctx)
         table = _table(o["samples"] or o["data"], True, o)
         ctx.log(f"reading {len(table.files)} samples from {table.path}")
         ss = _load(table, o, seed=ctx.config.seed)
-        targets, classes, task = encode_labels(ss.labels, _classes_opt(o), o["task"])
+        targets, classes, task = encode_labels(
+            ss.labels, _classes_opt(o), o["task"], path=table.path, lines=table.lines
+        )
         ctx.log(
             f"{len(ss)} samples, {sum(len(c) for c in ss.cells):,} cells, {len(ss.markers)} markers "
             f"({', '.join(ss.markers)}); "
@@ -415,7 +451,11 @@ class CellsKind(DataKind):
         y = None
         if labelled:
             y, _, _ = encode_labels(
-                ss.labels, classes, "regression" if task == "regression" else "classification"
+                ss.labels,
+                classes,
+                "regression" if task == "regression" else "classification",
+                path=table.path,
+                lines=table.lines,
             )
         return CellTable(ss, y, str(table.path))
 

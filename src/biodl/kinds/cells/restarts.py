@@ -185,10 +185,38 @@ class CellCnnConfig:
         for p in self.pool_percents:
             if not 0 < float(p) <= 100:
                 raise BiodlInputError(f"pool percentages must be in (0, 100], got {p}")
+        if not self.pool_percents:
+            raise BiodlInputError("pool_percents must list at least one pooling percentage")
+        if not self.nfilter_choice:
+            raise BiodlInputError("nfilter_choice must list at least one number of filters")
+        for n in self.nfilter_choice:
+            if int(n) < 1:
+                raise BiodlInputError(f"nfilter_choice: numbers of filters must be at least 1, got {n}")
+        if self.nsubset_valid is not None and self.nsubset_valid < 1:
+            raise BiodlInputError(f"nsubset_valid must be >= 1, got {self.nsubset_valid}")
+        if self.learning_rate is not None and not (
+            math.isfinite(self.learning_rate) and self.learning_rate > 0
+        ):
+            raise BiodlInputError(f"learning_rate must be positive (above 0), got {self.learning_rate}")
+        if self.l1 < 0 or self.l2 < 0:
+            raise BiodlInputError(f"l1 and l2 must be >= 0, got l1={self.l1}, l2={self.l2}")
+        if not 0 <= self.dropout_p < 1:
+            raise BiodlInputError(f"dropout_p must be a probability from 0 to below 1, got {self.dropout_p}")
+        if self.dropout != "auto" and not (
+            isinstance(self.dropout, (int, float)) and 0 <= float(self.dropout) < 1
+        ):
+            raise BiodlInputError(
+                f"dropout must be auto or a probability from 0 to below 1, got {self.dropout!r}"
+            )
 
 
 def encode_labels(
-    labels: list[str], classes: list[str] | None = None, task: str | None = None
+    labels: list[str],
+    classes: list[str] | None = None,
+    task: str | None = None,
+    *,
+    path: str | Path | None = None,
+    lines: list[int] | None = None,
 ) -> tuple[np.ndarray, list[str] | None, str]:
     """Sample labels -> targets.
 
@@ -202,6 +230,8 @@ def encode_labels(
     task
         ``classification`` / ``regression``; default: regression when every label is a
         number and there are more than two distinct values.
+    path, lines
+        The sample table and the line of each label, named in the errors.
 
     Returns
     -------
@@ -209,7 +239,33 @@ def encode_labels(
         float targets ``(n,)`` (class indices or values), class names (``None`` for
         regression), ``"binary"`` (two classes; the network still has a softmax over both),
         ``"multiclass"`` or ``"regression"``.
+
+    Raises
+    ------
+    BiodlInputError
+        A missing (empty, ``NA``, ``NaN``, ...) or infinite label, a label that is not a
+        number for regression, a label that is not among ``classes``; naming the table and
+        the line when given.
     """
+
+    def line(i: int) -> int | None:
+        return lines[i] if lines and i < len(lines) else None
+
+    for i, s in enumerate(labels):
+        s = str(s).strip()
+        if s.lower() in ("", "na", "nan", "n/a", "null"):
+            raise BiodlInputError(
+                f"a missing label ({s!r}); CellCnn learns from whole labelled samples: give the sample "
+                "its label or leave it out of the table",
+                path=path,
+                record=line(i),
+            )
+        try:
+            inf = math.isinf(float(s))
+        except ValueError:
+            inf = False
+        if inf:
+            raise BiodlInputError(f"infinite label value {s!r}", path=path, record=line(i))
 
     def _num(s: str) -> float | None:
         try:
@@ -223,16 +279,28 @@ def encode_labels(
         task = "regression" if all(v is not None for v in nums) and len(set(labels)) > 2 else "classification"
     if task in ("regression",):
         if any(v is None for v in nums):
-            bad = labels[[v is None for v in nums].index(True)]
-            raise BiodlInputError(f"regression needs numeric labels, got {bad!r}")
+            i = [v is None for v in nums].index(True)
+            raise BiodlInputError(
+                f"regression needs numeric labels, got {labels[i]!r}", path=path, record=line(i)
+            )
         return np.asarray(nums, dtype=np.float32), None, "regression"
     if task not in ("classification", "binary", "multiclass"):
         raise BiodlInputError(f"CellCnn tasks are classification or regression, not {task!r}")
     uniq = sorted(set(labels))
     if classes:
-        missing = sorted(set(labels) - set(classes))
-        if missing:
-            raise BiodlInputError(f"labels {', '.join(missing)} are not among classes={','.join(classes)}")
+        bad = [i for i, s in enumerate(labels) if s not in classes]
+        if bad:
+            what = (
+                f"label {labels[bad[0]]!r} is"
+                if len(bad) == 1
+                else "labels "
+                + ", ".join(f"{labels[i]!r}" + (f" (line {line(i)})" if line(i) else "") for i in bad[:5])
+                + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+                + " are"
+            )
+            raise BiodlInputError(
+                f"{what} not among the classes {', '.join(classes)}", path=path, record=line(bad[0])
+            )
         uniq = list(classes)
     else:
         ctrl = [c for c in uniq if c.strip().lower() in _CONTROL_NAMES]
@@ -615,7 +683,7 @@ def train_cellcnn(
     for irun in range(cfg.nrun):
         run_dir = out / "restarts" / f"run_{irun:02d}"
         r = np.random.default_rng([seed, 777, irun])
-        lr = cfg.learning_rate if cfg.learning_rate else float(10 ** r.uniform(-3, -2))
+        lr = cfg.learning_rate if cfg.learning_rate is not None else float(10 ** r.uniform(-3, -2))
         n_filters = int(r.choice(np.asarray(cfg.nfilter_choice)))
         pool = float(cfg.pool_percents[irun % len(cfg.pool_percents)])
         if cfg.dropout == "auto":
@@ -839,9 +907,21 @@ def config_from_options(options: dict) -> CellCnnConfig:
             try:
                 v = tuple(conv(x) for x in vals)
             except ValueError:
-                raise BiodlInputError(f"{k} must be a comma-separated list of numbers, got {v!r}") from None
+                what = "numbers" if k == "pool_percents" else "whole numbers"
+                given = ",".join(map(str, vals))
+                raise BiodlInputError(
+                    f"{k} must be a comma-separated list of {what}, got {given!r}"
+                ) from None
         elif k == "dropout":
-            v = v if v == "auto" else float(v)
+            if str(v).strip().lower() == "auto":
+                v = "auto"
+            else:
+                try:
+                    v = float(v)
+                except (TypeError, ValueError):
+                    raise BiodlInputError(
+                        f"dropout must be auto or a probability from 0 to below 1, got {v!r}"
+                    ) from None
         elif k in ("per_sample", "scale", "outlier_controls"):
             v = v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes")
         elif k == "sampling":
