@@ -733,3 +733,19 @@ def test_a_pipe_as_input_is_refused_clearly(seq_run, tmp_path):
     os.mkfifo(fifo)
     r = runner.invoke(app, ["predict", str(seq_run), str(fifo)])
     _refused(r, f"{fifo}: is a pipe or a device (such as <(...) or /dev/stdin), not a file")
+
+
+def test_evaluate_without_any_label_value_is_refused(seq_run, rest_small, tmp_path):
+    """Every Bound missing: all metrics would be undefined; it exited 0 with null metrics."""
+    lines = rest_small["test"].read_text().splitlines()
+    head = lines[0].split("\t")
+    j = head.index("Bound")
+    rows = [ln.split("\t") for ln in lines[1:]]
+    for f in rows:
+        f[j] = "NaN"
+    nolab = tmp_path / "nolab.seq"
+    nolab.write_text("\n".join(["\t".join(head)] + ["\t".join(f) for f in rows]) + "\n")
+    ev = tmp_path / "ev"
+    r = runner.invoke(app, ["evaluate", str(seq_run), str(nolab), "--out", str(ev)])
+    _refused(r, f"none of the {len(rows)} rows has a label value (all missing)")
+    assert not ev.exists()

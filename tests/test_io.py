@@ -74,6 +74,10 @@ def test_default_columns_in_any_case(tmp_path):
     assert t.labels.ravel().tolist() == [1.0, 0.0]
     p.write_text("seq\tLABEL\tlabel\nACGT\t1\t0\n")  # an exact name wins over a case match
     assert read_sequence_table(p).label_names == ["label"]
+    for sep in ("\t", ";"):  # spreadsheet exports named .csv, as errors.md says
+        c = tmp_path / "t.csv"
+        c.write_text(f"sequence{sep}label\nACGT{sep}1\nAAAA{sep}0\n")
+        assert read_sequence_table(c).seqs == ["ACGT", "AAAA"]
     p.write_text("seq\tBOUND\tbound\nACGT\t1\t0\n")  # two case matches: none is guessed
     with pytest.raises(BiodlInputError, match=r"no label column found.*in any case"):
         read_sequence_table(p)

@@ -1049,6 +1049,12 @@ def evaluate_table(
         status.clear()  # the line gives way to the metrics or the error
     labels = y.reshape(len(y), -1) if isinstance(y, np.ndarray) and y.dtype.kind == "f" and len(y) else None
     if labels is not None:
+        if labels.size and np.isnan(labels).all():  # every metric would be undefined
+            raise BiodlInputError(
+                f"none of the {len(labels)} rows has a label value (all missing), so there is nothing to "
+                "evaluate; `biodl predict` scores unlabelled data",
+                path=kind.source(table),
+            )
         check_label_values(labels, meta.label_names, meta.task, f"evaluation ({kind.source(table)})")
     metrics = kind.metrics(meta, outputs, y, table)
     result: dict[str, Any] = {

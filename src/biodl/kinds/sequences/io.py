@@ -94,8 +94,10 @@ class SequenceTable:
 
 def _sep_for(path: Path, first_line: str) -> str:
     name = path.name.lower().removesuffix(".gz")
-    if name.endswith(".csv"):
-        return ","
+    if name.endswith(".csv"):  # a tab or ';' when the header has that and no comma (spreadsheet exports)
+        from biodl.io._util import guess_separator
+
+        return guess_separator(path, first_line) or ","
     if name.endswith((".tsv", ".seq", ".txt", ".tab")):
         return "\t"
     return "\t" if first_line.count("\t") >= first_line.count(",") else ","
