@@ -171,6 +171,33 @@ def ref(tmp_path_factory) -> Path:
     return out
 
 
+def test_the_reference_is_never_written_over(ref, tmp_path) -> None:
+    """`reads sample REF --out REF/reference.json` replaced the reference with reads; a
+    reference built into a training run's folder was mixed into it; an old one was replaced
+    without a word."""
+    import shutil
+
+    r2 = tmp_path / "ref"
+    shutil.copytree(ref, r2)
+    before = {f: f.read_bytes() for f in r2.rglob("*") if f.is_file()}
+    for name in ("reference.json", "sequence.npy", "taxonomy/names.dmp"):
+        r = runner.invoke(app, ["reads", "sample", str(r2), "--n", "3", "--out", str(r2 / name)])
+        assert r.exit_code == 2 and f"{r2 / name}: is an input of this command" in r.output, r.output
+    assert {f: f.read_bytes() for f in r2.rglob("*") if f.is_file()} == before
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("{}")
+    build = ["reads", "build-reference", *map(str, GENOMES), "--taxonomy", str(DATA / "taxonomy.tsv")]
+    r = runner.invoke(app, [*build, "--out", str(run)])
+    assert r.exit_code == 2 and f"{run}: holds other files (run.json)" in r.output, r.output
+    assert sorted(p.name for p in run.iterdir()) == ["run.json"]
+    r = runner.invoke(app, [*build, "--out", str(r2)])
+    assert r.exit_code == 0 and f"replacing the reference in {r2}" in r.output, r.output
+    np.save(r2 / "sequence.npy", np.array([object()], dtype=object), allow_pickle=True)
+    r = runner.invoke(app, ["reads", "sample", str(r2), "--n", "3", "--out", str(tmp_path / "s.fa")])
+    assert r.exit_code == 2 and "sequence.npy is not the reference's sequence array" in r.output, r.output
+
+
 def test_genomes_shorter_than_a_read_are_refused(ref) -> None:
     from biodl.kinds.reads.data import check_read_length
     from biodl.kinds.reads.io import load_reference

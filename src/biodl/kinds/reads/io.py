@@ -660,6 +660,7 @@ def build_reference(
 
     if not genomes:
         raise BiodlInputError("give one or more genome FASTA files")
+    replacing = _check_reference_out(Path(out))
     if (nodes is None) != (names is None):
         raise BiodlInputError("give both --nodes and --names (NCBI taxonomy), or neither")
     if nodes is not None:
@@ -727,6 +728,8 @@ def build_reference(
         log(f"[biodl] {key}: {len(recs)} contig(s), {length:,} bp -> {tax.names[0][leaf]}", quiet)
     codes = np.concatenate(chunks)
     od = output_dir(out)  # only now: a genome that fails above leaves no directory behind
+    if replacing:
+        log(f"[biodl] replacing the reference in {od}", quiet)
     with atomic_output(od / "sequence.npy") as tmp, open(tmp, "wb") as fh:
         np.save(fh, codes)
     meta = {
@@ -754,6 +757,29 @@ def build_reference(
     return load_reference(od)
 
 
+#: What a reference directory holds (:func:`build_reference`).
+REFERENCE_FILES = ("reference.json", "sequence.npy", "taxonomy")
+
+
+def _check_reference_out(out: Path) -> bool:
+    """Whether ``out`` holds a reference that :func:`build_reference` would replace; a folder
+    that holds anything else (a training run, other files) is refused before any work, so a
+    reference is never mixed into it."""
+    if not out.is_dir():
+        return False
+    other = sorted(
+        e.name for e in out.iterdir() if e.name not in REFERENCE_FILES and not e.name.startswith(".")
+    )
+    if other:
+        shown = ", ".join(other[:5]) + (", ..." if len(other) > 5 else "")
+        raise BiodlInputError(
+            f"holds other files ({shown}); a reference is written into a new or empty folder, or over "
+            "an earlier reference: give another --out",
+            path=out,
+        )
+    return (out / "reference.json").exists()
+
+
 def load_reference(path: str | Path) -> Reference:
     """Open a reference directory written by :func:`build_reference` (sequence memory-mapped)."""
     p = Path(path)
@@ -764,6 +790,10 @@ def load_reference(path: str | Path) -> Reference:
             "is not a reference directory (no reference.json; make one with biodl reads build-reference)",
             path=p,
         )
+    from biodl.io._util import note_input
+
+    for f in (p / "reference.json", p / "sequence.npy", *sorted((p / "taxonomy").glob("*"))):
+        note_input(f)  # no output of the command may replace a file of the reference
     try:
         meta = json.loads((p / "reference.json").read_text())
     except ValueError as e:
@@ -775,13 +805,21 @@ def load_reference(path: str | Path) -> Reference:
     tax = Taxonomy(meta["ranks"], meta["names"], meta["parent"], meta["taxids"])
     tax.genomes = {g["name"]: g["leaf"] for g in meta["genomes"]}
     cont = meta["contigs"]
+    try:
+        seq = np.load(p / "sequence.npy", mmap_mode="r")
+    except (ValueError, OSError, EOFError) as e:
+        raise BiodlInputError(
+            f"sequence.npy is not the reference's sequence array ({e}); rebuild it with biodl reads "
+            "build-reference",
+            path=p,
+        ) from None
     return Reference(
         p,
         tax,
         meta["genomes"],
         np.array([c[:3] for c in cont], np.int64).reshape(-1, 3),
         [c[3] for c in cont],
-        np.load(p / "sequence.npy", mmap_mode="r"),
+        seq,
     )
 
 
