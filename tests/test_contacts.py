@@ -712,3 +712,106 @@ def test_long_fits_report_progress_without_changing_the_map(tmp_path, monkeypatc
         assert f"[biodl] 3e7u (1/1, L=40, 221 sequences): {step}" in err, err
     read_proteins(D / "3e7u.aln", {"plm_iter": 2, "psicov_iter": 1}, labelled=False, quiet=True)
     assert "plmDCA" not in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- tables, distance lists, --query
+def test_protein_tables_are_told_from_alignments_and_checked_row_by_row(tmp_path) -> None:
+    """A row with a stray field is refused (it used to shift the columns: 'c/EXTRA: file not
+    found'); a table without an msa column is not read as a PSICOV alignment; CSV tables are read."""
+    from biodl.kinds.contacts.io import is_manifest, read_manifest
+    from biodl.kinds.contacts.kind import read_proteins
+
+    aln = D / "3e7u.aln"
+    extra = tmp_path / "extra.tsv"
+    extra.write_text(f"id\tmsa\na\t{aln}\tEXTRA\n")
+    with pytest.raises(
+        BiodlInputError, match=r"extra\.tsv, line 2: 3 field\(s\), the header has 2 \(id, msa\)"
+    ):
+        read_manifest(extra)
+    nomsa = tmp_path / "nomsa.txt"  # no table suffix: told by its header
+    nomsa.write_text(f"# proteins\nid\tfile\na\t{aln}\n")
+    assert is_manifest(nomsa)
+    with pytest.raises(BiodlInputError, match=r"nomsa\.txt, line 2: no msa column .*'id', 'file'"):
+        read_proteins(nomsa, {}, labelled=False)
+    for name, text in (("t.csv", f"id,msa,query\na,{aln},{Q3E7U}\n"), ("t.list", f"ID,MSA\na,{aln}\n")):
+        t = tmp_path / name
+        t.write_text(text)
+        assert is_manifest(t)
+        (p,) = read_manifest(t)
+        assert p.id == "a" and p.msa == str(aln)
+    short = tmp_path / "short.csv"
+    short.write_text(f"id,msa,native\na,{aln}\n")
+    with pytest.raises(BiodlInputError, match=r"line 2: 2 field\(s\), the header has 3"):
+        read_manifest(short)
+    badq = tmp_path / "badq.tsv"
+    badq.write_text(f"id\tmsa\tquery\na\t{aln}\tGFGC1NG\n")
+    with pytest.raises(BiodlInputError, match=r"badq\.tsv, line 2: the query column .*'1' at position 5"):
+        read_manifest(badq)
+    # alignments stay alignments
+    fa = tmp_path / "x.fa"
+    fa.write_text(">id,msa\nACDE\n>s\nACDE\n")
+    sto = tmp_path / "x.sto"
+    sto.write_text("# STOCKHOLM 1.0\nq ACDE\ns ACDE\n//\n")
+    assert not any(is_manifest(f) for f in (aln, D / "1guuA_300.aln", fa, sto))
+    assert is_manifest(D / "proteins.tsv") and len(read_manifest(D / "proteins.tsv")) == 2
+
+
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("", r"empty\.CB: no distances"),
+        ("# only a comment\n\n", r"empty\.CB: no distances"),
+        ("1 5 7.0\n2 x 3\n", r"empty\.CB, line 2: residue numbers must be positive integers, got '2' 'x'"),
+        ("1 5 7.0\n2 9 nan\n", r"empty\.CB, line 2: distance 'nan' of residues 2 9 is not a number >= 0"),
+        ("1 5 7.0\n\n2 9 -3\n", r"empty\.CB, line 3: distance '-3' of residues 2 9 is not a number >= 0"),
+        ("1 5 7.0\n2 9 inf\n", r"line 2: distance 'inf'"),
+        ("1 5\n", r"line 1: a distance list line is 'i j distance', got 2 field"),
+        ("# c\n1 5 7.0\n2 99 3\n", r"empty\.CB, line 3: residue pair 2 99 outside 1\.\.40"),
+    ],
+)
+def test_bad_distance_lists_are_refused_naming_the_line(tmp_path, text, match) -> None:
+    from biodl.kinds.contacts.io import read_distance_list
+
+    cb = tmp_path / "empty.CB"
+    cb.write_text(text)
+    with pytest.raises(BiodlInputError, match=match):
+        read_distance_list(cb, Q3E7U)
+
+
+def test_cli_refuses_an_empty_distance_list_instead_of_a_nan_precision(tmp_path) -> None:
+    cb = tmp_path / "empty.CB"
+    cb.write_text("")
+    r = _predict(D / "3e7u.aln", "--method", "mi", "--pdb", cb, "--out", tmp_path / "a.rr")
+    assert r.exit_code != 0 and "no distances" in r.output and "nan" not in r.output
+    assert not (tmp_path / "a.rr").exists()
+
+
+def test_query_characters_are_checked_and_written_as_given(tmp_path) -> None:
+    from biodl.kinds.contacts.io import check_query
+
+    assert check_query("gfgc ngpw\nBZ") == "GFGCNGPWBZ"
+    with pytest.raises(
+        BiodlInputError, match=r"--query holds 2 character\(s\) .*'1' at position 9, '-' at position 11"
+    ):
+        check_query("GFGCNGPW1D-D")
+    with pytest.raises(BiodlInputError, match="empty"):
+        check_query("  ")
+    digit = Q3E7U[:8] + "1" + Q3E7U[8:]
+    r = _predict(D / "3e7u.aln", "--method", "mi", "--query", digit, "--out", tmp_path / "d.rr")
+    assert r.exit_code != 0 and "'1' at position 9" in r.output and not (tmp_path / "d.rr").exists()
+    # B and Z (read as D and E to find the query and score) are written to the RR as given
+    bz = Q3E7U.replace("PWDE", "PWBZ")
+    assert bz != Q3E7U
+    r = _predict(D / "3e7u.aln", "--method", "mi", "--query", bz, "--out", tmp_path / "bz.rr")
+    assert r.exit_code == 0, r.output
+    assert read_rr(tmp_path / "bz.rr")[0] == bz and "not a stretch" not in r.output
+    r = _predict(D / "3e7u.aln", "--method", "mi", "--query", "MK" + bz, "--out", tmp_path / "long.rr")
+    seq, df = read_rr(tmp_path / "long.rr")
+    assert r.exit_code == 0 and seq == "MK" + bz and df["i"].min() >= 3
+    # an alignment's own query is written as the file writes it
+    fa = tmp_path / "bz.fa"
+    fa.write_text(">q\nGFGCNGPWBZDDMQCHNHCK\n>s\nGFGCNGPWDEDDMQCHNHCK\n")
+    m = read_msa(fa)
+    assert m.query == "GFGCNGPWDEDDMQCHNHCK" and m.query_as_written == "GFGCNGPWBZDDMQCHNHCK"
+    r = _predict(fa, "--method", "mi", "--out", tmp_path / "fa.rr")
+    assert r.exit_code == 0 and read_rr(tmp_path / "fa.rr")[0] == "GFGCNGPWBZDDMQCHNHCK"

@@ -635,3 +635,107 @@ def test_simulate_progress_is_whole_lines_unless_on_a_terminal(tmp_path, capsys)
     want = "simulating 6 flagel-rho simulation(s) in 3 shard(s) of up to 2 with 1 process(es) into"
     assert f"[biodl] {want} {tmp_path / 'd'}" in " ".join(err.split())
     assert "\r" not in err
+
+
+# ---------------------------------------------------------------- damaged inputs, missing calls, metrics
+def test_a_corrupt_shard_is_named_and_a_rerun_of_simulate_rewrites_it(tmp_path):
+    out = tmp_path / "d"
+    simulate_dataset("flagel-rho", 4, 1, out, chunk=2, workers=1, n_haplotypes=4, progress=False)
+    good = read_dataset(out)
+    shard = out / "shard-00000.npz"
+    whole = shard.read_bytes()
+    shard.write_bytes(whole[:300])  # cut short (head -c)
+    with pytest.raises(
+        BiodlInputError, match=r"shard-00000\.npz: simulation shard corrupt or truncated"
+    ) as e:
+        read_dataset(out)
+    assert "rerun the same `biodl popgen simulate`" in str(e.value) and e.value.path.endswith(
+        "shard-00000.npz"
+    )
+    res = runner.invoke(app, ["train", str(out), "--system", "popgen-mlp", "--out", str(tmp_path / "run")])
+    assert res.exit_code != 0 and "corrupt or truncated" in res.output and "unexpected" not in res.output
+    flipped = bytearray(whole)  # damaged inside a member: a bad CRC
+    flipped[len(whole) // 3 : len(whole) // 3 + 64] = bytes(64)
+    shard.write_bytes(bytes(flipped))
+    with pytest.raises(BiodlInputError, match="corrupt or truncated"):
+        read_dataset(out)
+    r = simulate_dataset("flagel-rho", 4, 1, out, chunk=2, workers=1, n_haplotypes=4, progress=False)
+    assert r["simulated"] == 2  # the damaged shard, simulated again; the other kept
+    again = read_dataset(out)
+    assert np.array_equal(again.gt, good.gt) and np.array_equal(again.params, good.params)
+
+
+def test_a_vcf_without_gt_is_refused_naming_the_record(tmp_path):
+    dp = _vcf(tmp_path, "1\t10\t.\tA\tT\t.\tPASS\t.\tDP\t3\t4\n", "dp.vcf")
+    with pytest.raises(
+        BiodlInputError, match=r"dp\.vcf, line 5: record 1:10 has no GT \(genotype\) field \(FORMAT DP\)"
+    ):
+        read_vcf(dp)
+    later = _vcf(
+        tmp_path,
+        "1\t10\t.\tA\tT\t.\tPASS\t.\tGT\t0|1\t1|0\n1\t20\t.\tA\tT\t.\tPASS\t.\tDP:GQ\t3:9\t4:9\n",
+        "l.vcf",
+    )
+    with pytest.raises(BiodlInputError, match=r"line 6: record 1:20 has no GT .*FORMAT DP:GQ"):
+        read_vcf(later)
+    bundled = tmp_path / "nogt.vcf"  # the tester's: sed 's/\tGT\t/\tDP\t/' on the bundled VCF
+    bundled.write_text((DATA / "diploid_5x60kb.vcf").read_text().replace("\tGT\t", "\tDP\t"))
+    with pytest.raises(BiodlInputError, match=r"nogt\.vcf, line 5: record 2L:1411 has no GT"):
+        vcf_windows(bundled, 20001, n_haplotypes=10)
+
+
+def test_a_bare_dot_is_a_missing_call_of_any_ploidy(tmp_path):
+    body = (
+        "1\t10\t.\tA\tT\t.\tPASS\t.\tGT\t0|1\t.\n"
+        "1\t20\t.\tA\tT\t.\tPASS\t.\tGT\t.\t.\n"  # every call missing: skipped
+        "1\t30\t.\tA\tT\t.\tPASS\t.\tGT\t./.\t1|0\n"
+        "1\t40\t.\tA\tT\t.\tPASS\t.\tGT\t0|1\t1|1\n"
+    )
+    v = read_vcf(_vcf(tmp_path, body, "dot.vcf"))
+    g, pos = v["chroms"]["1"]
+    assert v["ploidy"] == 2 and v["n_haplotypes"] == 4 and pos.tolist() == [10, 30, 40]
+    assert g.tolist() == [[0, 1, -1, -1], [-1, -1, 1, 0], [0, 1, 1, 1]]
+    assert v["skipped"] == {"too much missing data": 1}
+    # a haploid call that is not missing is still a ploidy mismatch
+    with pytest.raises(BiodlInputError, match=r"ploidy mismatch: sample b has 1 allele"):
+        read_vcf(_vcf(tmp_path, "1\t10\t.\tA\tT\t.\tPASS\t.\tGT\t0|1\t1\n", "h.vcf"))
+    # haploid files keep their '.' as before
+    hap = read_vcf(
+        _vcf(
+            tmp_path, "1\t10\t.\tA\tT\t.\tPASS\t.\tGT\t1\t.\n1\t20\t.\tA\tT\t.\tPASS\t.\tGT\t0\t1\n", "p.vcf"
+        )
+    )
+    assert hap["ploidy"] == 1 and hap["chroms"]["1"][0].tolist() == [[1, -1], [0, 1]]
+
+
+def test_multiclass_auroc_is_nan_with_one_class_and_skips_absent_ones(capsys, monkeypatch):
+    import warnings
+
+    from biodl.kinds.popgen import kind as popgen_kind
+    from biodl.kinds.popgen.kind import multiclass_metrics
+
+    monkeypatch.setattr(popgen_kind, "_NOTED", set())  # the note is printed once per process
+    from biodl.train.metrics import compute_metrics
+
+    rng = np.random.default_rng(0)
+    out = rng.normal(size=(30, 3)).astype(np.float32)
+    y = rng.integers(0, 3, 30).astype(np.float64)[:, None]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no torchmetrics UserWarning
+        every = multiclass_metrics(out, y, ["neutral", "hard", "soft"])
+        ref = compute_metrics("multiclass", torch.from_numpy(out), torch.from_numpy(y.astype(np.float32)))
+        assert every["auroc"] == pytest.approx(ref["auroc"]) and every["accuracy"] == pytest.approx(
+            ref["accuracy"]
+        )
+        one = multiclass_metrics(out[:1], np.array([[2.0]]), ["neutral", "hard", "soft"])
+        two = multiclass_metrics(out, np.where(y == 2, 1, y), ["neutral", "hard", "soft"])
+    assert np.isnan(one["auroc"]) and one["accuracy"] in (0.0, 1.0)
+    assert one["misclassification"] == pytest.approx(1 - one["accuracy"])
+    assert "all of class soft: AUROC is undefined (NaN)" in capsys.readouterr().err
+    # class 2 absent: the macro mean is over classes 0 and 1 (not a 0 for class 2)
+    from sklearn.metrics import roc_auc_score
+
+    p = torch.from_numpy(out).softmax(-1).numpy()
+    t = np.where(y == 2, 1, y)[:, 0]
+    want = np.mean([roc_auc_score(t == c, p[:, c]) for c in (0, 1)])
+    assert two["auroc"] == pytest.approx(want, abs=1e-5)

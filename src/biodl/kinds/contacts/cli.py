@@ -64,14 +64,20 @@ def predict(
 
     Example: biodl contacts predict 1guuA.aln --method plmdca --out 1guu.rr --pdb 1guu.pdb
     """
-    import re
     import sys
 
     import numpy as np
     from rich.console import Console
     from rich.table import Table
 
-    from biodl.kinds.contacts.io import native_distances, read_msa, read_native, rr_text
+    from biodl.kinds.contacts.io import (
+        check_query,
+        native_distances,
+        normalise_query,
+        read_msa,
+        read_native,
+        rr_text,
+    )
     from biodl.kinds.contacts.predictors import predict_map, resolve_method
     from biodl.kinds.contacts.scoring import precision
 
@@ -81,12 +87,19 @@ def predict(
 
         torch.set_num_threads(max(1, min(torch.get_num_threads(), 8)))
         method = resolve_method(method, model, weights)
+        # the query as given (letters only, else an error naming the others): the RR's sequence;
+        # it is matched to the alignment with B / Z read as D / E, as the alignment is
+        q = check_query(query, "--query") if query is not None else ""
+        if native_sequence is not None:
+            native_sequence = check_query(native_sequence, "--native-sequence")
         aln = read_msa(msa, query)
-        full, offset, remarks = aln.query, 0, []
-        q = re.sub(r"[^A-Za-z]", "", query or "").upper()
-        if q and q != aln.query:
-            k = q.find(aln.query)
-            if k >= 0 and q.find(aln.query, k + 1) < 0:
+        full, offset, remarks = aln.query_as_written, 0, []
+        qn = normalise_query(q)
+        if q and qn == aln.query:
+            full = q
+        elif q:
+            k = qn.find(aln.query)
+            if k >= 0 and qn.find(aln.query, k + 1) < 0:
                 full, offset = q, k
                 remarks.append(
                     f"the alignment covers residues {k + 1}-{k + aln.L} of the query ({len(q)} residues); "
@@ -104,7 +117,7 @@ def predict(
             native = read_native(
                 pdb,
                 chain,
-                native_sequence.upper() if native_sequence else full,
+                normalise_query(native_sequence or full),
                 query=aln.query,
                 sequence_how="--native-sequence SEQ",
             )

@@ -61,6 +61,9 @@ class MSA:
         The file it was read from.
     query_row
         Index of the query among the file's records.
+    written
+        The query over the ``L`` columns as the file writes it (upper case: ``B``, ``Z``, ``X``
+        kept; ``query`` reads ``B`` / ``Z`` as ``D`` / ``E``); the sequence of an RR file.
     """
 
     codes: np.ndarray
@@ -68,6 +71,12 @@ class MSA:
     query: str
     source: str | None = None
     query_row: int = 0
+    written: str = ""
+
+    @property
+    def query_as_written(self) -> str:
+        """:attr:`written`, or :attr:`query` where it is not known."""
+        return self.written or self.query
 
     @property
     def L(self) -> int:  # noqa: N802 - the usual name of the sequence length
@@ -81,7 +90,44 @@ class MSA:
         """The alignment of ``rows`` (the query, row 0, is always kept first)."""
         rows = np.asarray(rows, dtype=int)
         rows = np.concatenate([[0], rows[rows != 0]])
-        return MSA(self.codes[rows], [self.names[i] for i in rows], self.query, self.source, self.query_row)
+        return MSA(
+            self.codes[rows],
+            [self.names[i] for i in rows],
+            self.query,
+            self.source,
+            self.query_row,
+            self.written,
+        )
+
+
+def check_query(query: str, what: str = "--query", path=None, record=None) -> str:
+    """``query`` upper case without white space (a pasted sequence may wrap), or a
+    :class:`BiodlInputError` naming ``what`` when it holds a character that is not an amino-acid
+    letter (a digit, ``-``, ``*``, ...: each is named with its position in ``query``) or no letter.
+    Any letter is accepted: the 20 amino acids, ``B`` / ``Z`` (read as ``D`` / ``E``), ``X``,
+    ``J``, ``O``, ``U`` (unknown)."""
+    bad = [(k + 1, c) for k, c in enumerate(query) if not (c.isascii() and c.isalpha()) and not c.isspace()]
+    if bad:
+        shown = ", ".join(f"{c!r} at position {k}" for k, c in bad[:5]) + (
+            f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        )
+        raise BiodlInputError(
+            f"{what} holds {len(bad)} character(s) that are not amino-acid letters: {shown} (a query is "
+            "its residues' one-letter codes, without gaps or numbers)",
+            path=path,
+            record=record,
+        )
+    q = re.sub(r"\s", "", query).upper()
+    if not q:
+        raise BiodlInputError(f"{what} is empty: no residue", path=path, record=record)
+    return q
+
+
+def normalise_query(seq: str) -> str:
+    """A sequence as :attr:`MSA.query` writes it: ``B`` / ``Z`` as ``D`` / ``E``, ``J`` / ``O`` /
+    ``U`` as ``X`` (letters only)."""
+    codes = _LUT[np.frombuffer(seq.upper().encode("ascii", "replace"), dtype=np.uint8)]
+    return "".join(ALPHABET[c] if c < GAP else "X" for c in codes)
 
 
 # ---------------------------------------------------------------------------------- MSA reading
@@ -244,7 +290,8 @@ def read_msa(path: str | Path, query: str | None = None, fmt: str | None = None)
     order = np.concatenate([[qrow], np.delete(np.arange(len(seqs)), qrow)])
     codes = np.ascontiguousarray(codes[order][:, keep])
     qseq = "".join(ALPHABET[c] if c < GAP else "X" for c in codes[0])
-    return MSA(codes, [recs[i][0] for i in order], qseq, str(p), int(qrow))
+    written = raw[qrow][keep].tobytes().decode("latin-1").upper()
+    return MSA(codes, [recs[i][0] for i in order], qseq, str(p), int(qrow), written)
 
 
 def find_query(seqs: list[str], query: str, path=None, min_identity: float = 0.9) -> int:
@@ -255,10 +302,8 @@ def find_query(seqs: list[str], query: str, path=None, min_identity: float = 0.9
     the row most identical to the query by global alignment (BLOSUM62) among the 20 sharing
     most 5-mers with it, if at least ``min_identity`` identical over the shorter of the two.
     """
-    q = re.sub(r"[^A-Za-z]", "", query).upper()
-    if not q:
-        raise BiodlInputError("the query sequence is empty", path=path)
-    ungapped = [re.sub(r"[^A-Za-z]", "", s).upper() for s in seqs]
+    q = normalise_query(check_query(query, "the query sequence"))
+    ungapped = [normalise_query(re.sub(r"[^A-Za-z]", "", s)) for s in seqs]
     for i, s in enumerate(ungapped):
         if s == q:
             return i
@@ -441,27 +486,72 @@ def _matches(query: str, target: str) -> int:
 
 def read_distance_list(path: str | Path, sequence: str) -> Native:
     """A PconsC2-style distance list (``i j distance`` per line, 1-based residues of
-    ``sequence``; pairs not listed are unknown, ``#`` lines are comments; plain or gzip) as a
-    :class:`Native`."""
+    ``sequence``; pairs not listed are unknown, ``#`` lines are comments, further columns are
+    ignored; plain or gzip) as a :class:`Native`.
+
+    Raises
+    ------
+    BiodlInputError
+        Naming the line: fewer than 3 fields, a residue number that is not a positive integer or
+        lies outside ``1..len(sequence)``, a distance that is not a finite number >= 0; and a
+        list with no distance at all.
+    """
     from biodl.io._util import check_file, open_text
 
     p = check_file(path)
     n = len(sequence)
     d = np.full((n, n), np.nan)
     np.fill_diagonal(d, 0.0)
+    ii: list[int] = []
+    jj: list[int] = []
+    dd: list[float] = []
     try:
         with open_text(p) as fh:
-            t = np.loadtxt(fh, ndmin=2, usecols=(0, 1, 2), comments="#")
-    except ValueError as e:
-        raise BiodlInputError(f"not a distance list 'i j distance' ({e})", path=p) from None
-    i, j = t[:, 0].astype(int) - 1, t[:, 1].astype(int) - 1
-    if len(t) and (i.min() < 0 or j.min() < 0 or max(i.max(), j.max()) >= n):
-        raise BiodlInputError(
-            f"residue numbers {int(min(i.min(), j.min())) + 1}..{int(max(i.max(), j.max())) + 1} outside "
-            f"1..{n}: the sequence given for the distance list has {n} residues",
-            path=p,
-        )
-    d[i, j] = d[j, i] = t[:, 2]
+            for k, line in enumerate(fh, start=1):
+                s = line.strip()
+                if not s or s.startswith("#"):
+                    continue
+                f = s.split()
+                if len(f) < 3:
+                    raise BiodlInputError(
+                        f"a distance list line is 'i j distance', got {len(f)} field(s): {s[:60]!r}",
+                        path=p,
+                        record=k,
+                    )
+                try:
+                    i, j = int(f[0]), int(f[1])
+                except ValueError:
+                    raise BiodlInputError(
+                        f"residue numbers must be positive integers, got {f[0]!r} {f[1]!r} ('i j distance')",
+                        path=p,
+                        record=k,
+                    ) from None
+                try:
+                    v = float(f[2])
+                except ValueError:
+                    v = None
+                if v is None or not np.isfinite(v) or v < 0:
+                    raise BiodlInputError(
+                        f"distance {f[2]!r} of residues {i} {j} is not a number >= 0 (angstrom)",
+                        path=p,
+                        record=k,
+                    )
+                if min(i, j) < 1 or max(i, j) > n:
+                    raise BiodlInputError(
+                        f"residue pair {i} {j} outside 1..{n}: the sequence given for the distance list "
+                        f"has {n} residues",
+                        path=p,
+                        record=k,
+                    )
+                ii.append(i - 1)
+                jj.append(j - 1)
+                dd.append(v)
+    except UnicodeDecodeError:
+        raise BiodlInputError("not a distance list 'i j distance' (binary content)", path=p) from None
+    if not dd:
+        raise BiodlInputError("no distances: the distance list ('i j distance' lines) is empty", path=p)
+    i_, j_ = np.asarray(ii), np.asarray(jj)
+    d[i_, j_] = d[j_, i_] = np.asarray(dd)
     return Native(sequence.upper(), d, str(p))
 
 
@@ -674,30 +764,88 @@ class Protein:
     native_sequence: str | None = None
 
 
+#: The columns of a protein table.
+MANIFEST_COLUMNS = ("id", "msa", "query", "native", "chain", "native_sequence")
+#: Suffixes of a protein table (any other file is a table when its header names an ``msa`` column).
+_TABLE_SUFFIXES = ("tsv", "csv", "tab")
+
+
+def _table_lines(p: Path) -> list[tuple[int, str]]:
+    """``(line number, text)`` of a table's lines other than blank and ``#`` lines."""
+    from biodl.io._util import open_text
+
+    try:
+        with open_text(p) as fh:
+            return [
+                (k, ln.rstrip("\r\n")) for k, ln in enumerate(fh, 1) if ln.strip() and not ln.startswith("#")
+            ]
+    except UnicodeDecodeError:
+        raise BiodlInputError("not a protein table (binary content)", path=p) from None
+
+
+def _table_sep(p: Path, header: str) -> str:
+    """``,`` for a CSV protein table (a ``.csv`` suffix, or a header with commas and no tab), else tab."""
+    if _suffix(p) == "csv" or ("\t" not in header and "," in header):
+        return ","
+    return "\t"
+
+
 def read_manifest(path: str | Path) -> list[Protein]:
-    """A protein table (TSV, header ``[id] msa [query] [native] [chain] [native_sequence]``;
-    paths relative to the table; without ``id`` a protein is named by its alignment file).
+    """A protein table (TSV, or CSV with a ``.csv`` suffix or a comma-separated header; header
+    ``[id] msa [query] [native] [chain] [native_sequence]``; paths relative to the table; blank
+    and ``#`` lines skipped; without ``id`` a protein is named by its alignment file).
     ``query``: the query sequence (to find it in a PSICOV ``.aln``); ``native``: PDB / mmCIF
-    or a ``.CB`` distance list (then ``native_sequence``)."""
+    or a ``.CB`` distance list (then ``native_sequence``). Every row has the header's number of
+    fields."""
+    import csv
+
     from biodl.io._util import check_file
 
     p = check_file(path)
-    try:
-        df = pd.read_csv(p, sep="\t", dtype=str, comment="#").fillna("")
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise BiodlInputError(f"not a protein table (TSV) ({e})", path=p) from None
-    if "msa" not in df.columns:
+    lines = _table_lines(p)
+    if not lines:
+        raise BiodlInputError("empty protein table (no header line)", path=p)
+    sep = _table_sep(p, lines[0][1])
+    what = "CSV" if sep == "," else "TSV"
+    rows = list(csv.reader([t for _, t in lines], delimiter=sep))
+    header = [c.strip().lstrip("\ufeff").lower() for c in rows[0]]
+    if "msa" not in header:
         raise BiodlInputError(
-            f"a protein table needs an msa column (and optionally id, query, native, chain, "
-            f"native_sequence; has: {', '.join(df.columns)})",
+            f"no msa column in the protein table's header ({what}; a protein table has an msa column "
+            f"and optionally id, query, native, chain, native_sequence; the header has: "
+            f"{', '.join(repr(c) for c in header)})",
             path=p,
+            record=lines[0][0],
         )
-    if df.empty:
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if twice:
+        raise BiodlInputError(
+            f"column(s) named twice in the header: {', '.join(twice)}", path=p, record=lines[0][0]
+        )
+    if len(lines) == 1:
         raise BiodlInputError("the protein table lists no protein", path=p)
-    if "id" not in df.columns:  # each protein named by its alignment file
-        df["id"] = [Path(v).name.split(".")[0] for v in df["msa"]]
+    records: list[tuple[int, dict[str, str]]] = []
+    for (n, _), r in zip(lines[1:], rows[1:], strict=True):
+        if len(r) != len(header):
+            raise BiodlInputError(
+                f"{len(r)} field(s), the header has {len(header)} ({', '.join(header)}); "
+                f"the table is read as {what}"
+                + (" (a stray tab?)" if sep == "\t" and len(r) > len(header) else ""),
+                path=p,
+                record=n,
+            )
+        d = {c: v.strip() for c, v in zip(header, r, strict=True)}
+        if not d["msa"]:
+            raise BiodlInputError("empty msa field (the protein's alignment file)", path=p, record=n)
+        for col in ("query", "native_sequence"):
+            if d.get(col):
+                d[col] = check_query(d[col], f"the {col} column", path=p, record=n)
+        if "id" not in header:  # each protein named by its alignment file
+            d["id"] = Path(d["msa"]).name.split(".")[0]
+        records.append((n, d))
     seen: dict[str, int] = {}
-    for n, v in enumerate(df["id"], 2):  # line 1 is the header
+    for n, d in records:
+        v = d["id"]
         if not v:
             raise BiodlInputError("empty protein id", path=p, record=n)
         if v in seen:
@@ -714,28 +862,44 @@ def read_manifest(path: str | Path) -> list[Protein]:
 
     return [
         Protein(
-            id=r["id"],
-            msa=rel(r["msa"]),
-            query=r.get("query") or None,
-            native=rel(r.get("native", "")),
-            chain=r.get("chain") or None,
-            native_sequence=r.get("native_sequence") or None,
+            id=d["id"],
+            msa=rel(d["msa"]),
+            query=d.get("query") or None,
+            native=rel(d.get("native", "")),
+            chain=d.get("chain") or None,
+            native_sequence=d.get("native_sequence") or None,
         )
-        for _, r in df.iterrows()
+        for _, d in records
     ]
 
 
 def is_manifest(path: str | Path) -> bool:
-    """Whether ``path`` looks like a protein table (a TSV whose header has an ``msa`` column)."""
+    """Whether ``path`` is a protein table rather than an alignment: a ``.tsv`` / ``.csv`` /
+    ``.tab`` file, or a file whose first line (after blank and ``#`` lines) is not an alignment's
+    (``>``, ``# STOCKHOLM``) and has tab- or comma-separated fields of which one is a protein
+    table column (``id``, ``msa``, ``query``, ``native``, ``chain``, ``native_sequence``). A table
+    without an ``msa`` column is then refused by :func:`read_manifest` with that error, not read
+    as a PSICOV alignment."""
     from biodl.io._util import open_text
 
     p = Path(path)
     if not p.is_file():
         return False
+    if _suffix(p) in _TABLE_SUFFIXES:
+        return True
+    first = ""
     try:
         with open_text(p) as fh:
-            first = fh.readline()
-    except (OSError, UnicodeDecodeError):
+            for _, line in zip(range(1000), fh, strict=False):
+                s = line.strip().lstrip("\ufeff")
+                if s.startswith("# STOCKHOLM"):
+                    return False
+                if s and not s.startswith("#"):
+                    first = s
+                    break
+    except (OSError, UnicodeDecodeError, EOFError):
         return False
-    cols = [c.strip() for c in first.rstrip("\r\n").split("\t")]
-    return "msa" in cols
+    if not first or first.startswith(">"):
+        return False
+    cols = [c.strip().lower() for c in re.split(r"[\t,]", first)]
+    return len(cols) > 1 and any(c in MANIFEST_COLUMNS for c in cols)

@@ -229,6 +229,7 @@ def read_proteins(path, options: dict[str, Any], *, labelled: bool, device: str 
     from biodl.kinds.base import log
     from biodl.kinds.contacts.io import (
         Protein,
+        check_query,
         is_manifest,
         native_distances,
         read_manifest,
@@ -247,10 +248,12 @@ def read_proteins(path, options: dict[str, Any], *, labelled: bool, device: str 
             Protein(
                 id=Path(path).name.split(".")[0],
                 msa=str(path),
-                query=options.get("query"),
+                query=None if options.get("query") is None else check_query(options["query"], "--set query"),
                 native=None if options.get("native") is None else str(options["native"]),
                 chain=options.get("chain"),
-                native_sequence=options.get("native_sequence"),
+                native_sequence=None
+                if options.get("native_sequence") is None
+                else check_query(options["native_sequence"], "--set native_sequence"),
             )
         ]
     out = []
@@ -284,7 +287,7 @@ def read_proteins(path, options: dict[str, Any], *, labelled: bool, device: str 
             status.clear()  # the line gives way to the summary or the error
         x = stack_features(msa, maps, w, options.get("min_sep", 6))
         log(f"[biodl] {e.id}: L={msa.L}, {msa.n_seqs} sequences, Meff {w.sum():.0f}", quiet)
-        out.append(ProteinMaps(e.id, msa.query, x, dist, e.msa, float(w.sum()), sec))
+        out.append(ProteinMaps(e.id, msa.query_as_written, x, dist, e.msa, float(w.sum()), sec))
     return ProteinSet(out, str(path))
 
 

@@ -17,6 +17,8 @@ and the problem.
 from __future__ import annotations
 
 import re
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,8 +162,21 @@ def read_dataset(path: str | Path, limit: int | None = None) -> GenotypeSet:
                 params.append(z["params"][:keep])
                 stats.append(z["stats"][:keep])
                 index.append(z["index"][:keep])
-        except (OSError, KeyError, ValueError) as e:
-            raise BiodlInputError(f"unreadable shard ({e}); delete it and rerun simulate", path=sp) from None
+        except KeyError as e:
+            raise BiodlInputError(
+                f"shard {sp.name} is not a `biodl popgen simulate` shard (it has no {e} array); rerun "
+                "the same `biodl popgen simulate` command to rewrite it (finished shards are kept)",
+                path=sp,
+            ) from None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+            # a shard cut short (disk full, a copy interrupted) or damaged: np.load / zipfile
+            # raise BadZipFile, zlib.error, EOFError or ValueError depending on where it ends
+            raise BiodlInputError(
+                f"simulation shard corrupt or truncated ({type(e).__name__}: {e}); rerun the same "
+                "`biodl popgen simulate` command to rewrite it (it checks every shard and simulates "
+                "damaged ones again; finished shards are kept)",
+                path=sp,
+            ) from None
     index = np.concatenate(index) if index else np.zeros(0, np.int64)
     gs = GenotypeSet(
         np.concatenate(gts) if gts else np.zeros((0, cfg["n_haplotypes"]), np.int8),
@@ -366,13 +381,35 @@ def read_vcf(
                     record=line_no,
                 )
         last = (chrom, rec.POS)
-        arr = rec.genotype.array()[cols] if rec.genotypes else None
+        fmt = list(rec.FORMAT or [])
+        if "GT" not in fmt:
+            raise BiodlInputError(
+                f"record {_record_where(rec)} has no GT (genotype) field (FORMAT "
+                f"{':'.join(fmt) or 'missing'}): genotypes are needed",
+                path=p,
+                record=line_no,
+            )
+        try:
+            arr = rec.genotype.array()[cols] if rec.genotypes else None
+        except Exception as e:  # htslib / cyvcf2: "error parsing genotypes"
+            raise BiodlInputError(
+                f"record {_record_where(rec)}: unreadable GT field ({e})", path=p, record=line_no
+            ) from None
         if arr is None or arr.size == 0:
             raise BiodlInputError(f"record {_record_where(rec)} has no GT field", path=p, record=line_no)
-        alleles, phased = arr[:, :-1], arr[:, -1]
+        alleles, phased = arr[:, :-1].copy(), arr[:, -1]
         present = alleles != -2  # -2: allele absent (a haploid call in a diploid array)
         per_sample = present.sum(1)
-        rec_ploidy = int(per_sample.max())
+        # a bare "." is a missing call of any ploidy (VCF 4.x): it takes the ploidy of the others
+        bare = (per_sample == 1) & (alleles[:, 0] == -1)
+        if bare.all():  # every call missing: nothing to read (and no ploidy to check)
+            skipped["too much missing data"] += 1
+            continue
+        rec_ploidy = int(per_sample[~bare].max())
+        if bare.any() and rec_ploidy > 1:
+            alleles[bare] = -2
+            alleles[bare, :rec_ploidy] = -1
+            per_sample = np.where(bare, rec_ploidy, per_sample)
         if (per_sample != rec_ploidy).any():
             j = int(np.flatnonzero(per_sample != rec_ploidy)[0])
             raise BiodlInputError(

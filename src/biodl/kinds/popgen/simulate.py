@@ -503,14 +503,21 @@ def shard_path(out: Path, k: int) -> Path:
     return Path(out) / f"shard-{k:05d}.npz"
 
 
+#: The arrays of a shard.
+SHARD_ARRAYS = ("gt", "pos", "offsets", "params", "stats", "index")
+
+
 def _shard_ok(path: Path, start: int, stop: int) -> bool:
+    """Whether ``path`` is the finished shard of simulations ``start..stop - 1``: every array
+    is read (a shard damaged inside one array, not only one cut short, is simulated again)."""
     if not path.exists():
         return False
     try:
         with np.load(path) as z:
-            idx = z["index"]
-            return len(idx) == stop - start and int(idx[0]) == start and int(idx[-1]) == stop - 1
-    except Exception:  # a truncated or foreign file: simulate it again
+            arrays = {k: z[k] for k in SHARD_ARRAYS}
+        idx = arrays["index"]
+        return len(idx) == stop - start and int(idx[0]) == start and int(idx[-1]) == stop - 1
+    except Exception:  # a truncated, damaged or foreign file: simulate it again
         return False
 
 
