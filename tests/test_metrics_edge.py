@@ -78,3 +78,24 @@ def test_report_tables_say_undefined_for_null_metrics():
         {"auroc": None, "mcc": float("nan"), "accuracy": 0.4, "threshold": 0.5, "note": "x"}
     )
     assert cells == {"auroc": "undefined", "mcc": "undefined", "accuracy": 0.4, "threshold": 0.5}
+
+
+def test_multiclass_auroc_over_the_classes_present(capsys, recwarn):
+    """A class absent from the targets is left out of the macro AUROC (torchmetrics counted it
+    as 0 and warned); one class only: NaN and one biodl warning."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    logits = torch.from_numpy(rng.normal(size=(30, 3)).astype(np.float32))
+    t = torch.from_numpy(np.array([0, 1] * 15, np.float32)[:, None])  # class 2 absent
+    m = M.compute_metrics("multiclass", logits, t)
+    prob = logits.softmax(-1).numpy()
+    want = np.mean([roc_auc_score(t.numpy()[:, 0] == c, prob[:, c]) for c in (0, 1)])
+    assert m["auroc"] == pytest.approx(want, abs=1e-6)
+    full = torch.from_numpy(np.array([0, 1, 2] * 10, np.float32)[:, None])  # all present: as before
+    all3 = np.mean([roc_auc_score(full.numpy()[:, 0] == c, prob[:, c]) for c in range(3)])
+    assert M.compute_metrics("multiclass", logits, full)["auroc"] == pytest.approx(all3, abs=1e-6)
+    one = M.compute_metrics("multiclass", logits, torch.zeros(30, 1))
+    assert math.isnan(one["auroc"]) and one["accuracy"] == pytest.approx(float((prob.argmax(1) == 0).mean()))
+    assert "all of one class: AUROC is undefined (NaN)" in capsys.readouterr().err
+    assert not [w for w in recwarn if "torchmetrics" in str(w.filename)]

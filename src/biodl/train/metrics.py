@@ -81,7 +81,8 @@ def compute_metrics(
         binary/multilabel: ``auroc`` and ``auprc`` (means over labels with both classes
         present; NaN, with a warning, when a label has one class only) plus ``auroc/<label>``,
         ``auprc/<label>`` when there are several labels;
-        multiclass: ``accuracy``, ``auroc`` (macro); regression: ``mse``, ``pearson``, ``r2``
+        multiclass: ``accuracy``, ``auroc`` (macro one-vs-rest over the classes present; NaN,
+        with a warning, when one class is); regression: ``mse``, ``pearson``, ``r2``
         (means over outputs).
     """
     logits = logits.float().cpu()
@@ -114,8 +115,24 @@ def compute_metrics(
         t = t[m].long()
         lg = logits[m]
         k = lg.shape[1]
-        out["accuracy"] = float(multiclass_accuracy(lg, t, num_classes=k, average="micro"))
-        out["auroc"] = float(multiclass_auroc(lg.softmax(-1), t, num_classes=k, average="macro"))
+        present = torch.unique(t)
+        out["accuracy"] = (
+            float(multiclass_accuracy(lg, t, num_classes=k, average="micro")) if t.numel() else math.nan
+        )
+        if len(present) == k:
+            out["auroc"] = float(multiclass_auroc(lg.softmax(-1), t, num_classes=k, average="macro"))
+        elif len(present) < 2:  # one class (a small validation or test set): undefined
+            out["auroc"] = math.nan
+            _warn_once(
+                "[biodl] warning: the labelled items are all of one class: AUROC is undefined (NaN)"
+                if len(present)
+                else "[biodl] warning: no labelled item: accuracy and AUROC are undefined (NaN)"
+            )
+        else:  # macro one-vs-rest over the classes present (torchmetrics counts an absent one as 0)
+            prob = lg.softmax(-1)
+            out["auroc"] = float(
+                sum(float(binary_auroc(prob[:, c], (t == c).long())) for c in present.tolist()) / len(present)
+            )
     elif task == "regression":
         mses, rs, r2s = [], [], []
         for j in range(target.shape[1]):
