@@ -78,6 +78,8 @@ def test_default_columns_in_any_case(tmp_path):
         c = tmp_path / "t.csv"
         c.write_text(f"sequence{sep}label\nACGT{sep}1\nAAAA{sep}0\n")
         assert read_sequence_table(c).seqs == ["ACGT", "AAAA"]
+    with pytest.raises(BiodlInputError, match=r"include the sequence column 'sequence'"):
+        read_sequence_table(tmp_path / "t.csv", label_cols="sequence")
     p.write_text("seq\tBOUND\tbound\nACGT\t1\t0\n")  # two case matches: none is guessed
     with pytest.raises(BiodlInputError, match=r"no label column found.*in any case"):
         read_sequence_table(p)

@@ -173,3 +173,14 @@ def test_bad_inputs(run_dir: Path, tmp_path: Path) -> None:
     bed.write_text("NC_000913.3\t10\t20\nchrZ\t10\t20\n")
     with pytest.raises(BiodlInputError, match=r"bad\.bed, line 2: chromosome 'chrZ' is not in the genome"):
         pipeline.predict(run_dir, bed, quiet=True)
+
+
+def test_a_bad_hold_out_region_is_echoed_as_given() -> None:
+    from biodl.kinds.windows.data import _parse_holdout
+
+    lengths = {"NC_1": 10_000}
+    assert _parse_holdout("NC_1:1-1000", lengths, "test") == [("NC_1", 0, 1000)]
+    with pytest.raises(
+        BiodlInputError, match=r"test: bad region NC_1:5000-1000: the start must be at least 1"
+    ):
+        _parse_holdout("NC_1:5000-1000", lengths, "test")

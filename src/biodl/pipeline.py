@@ -1297,6 +1297,10 @@ def report(
     run = Path(run_dir)
     if not run.exists():
         raise BiodlInputError("not found (give a run directory of `biodl train`)", path=run)
+    if run.is_file() and run.name != "model.pt":
+        raise BiodlInputError(
+            "is a file, not a run: give the directory `biodl train` wrote (--out)", path=run
+        )
     run = run if run.is_dir() else run.parent
     _run_state(run, "report", refuse=True)
     if not (run / "model.pt").exists():

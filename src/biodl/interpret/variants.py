@@ -105,7 +105,7 @@ def check_vcf(path: str | Path) -> Path:
                     path=p,
                     record=lineno,
                 )
-            if not f[1].isdigit():
+            if not f[1].isdigit() or int(f[1]) == 0:  # POS 0 is a telomere in VCF 4.3, not a base
                 raise BiodlInputError(f"POS must be a positive integer, got {f[1]!r}", path=p, record=lineno)
             if not f[3] or f[3] == ".":
                 raise BiodlInputError("empty REF allele", path=p, record=lineno)

@@ -197,6 +197,13 @@ def _table_columns(
     if not label_cols:
         found = _default_column(LABEL_COLUMNS, cols, skip={seq_col, id_col})
         label_cols = [found] if found else []
+    if seq_col in label_cols:
+        raise BiodlInputError(
+            f"the label column(s) include the sequence column {seq_col!r}; name the label column(s) "
+            f"with --label-col (columns are: {_cols_text(cols)})",
+            path=p,
+            record=1,
+        )
     missing = [c for c in label_cols if c not in cols]
     if missing:
         raise BiodlInputError(

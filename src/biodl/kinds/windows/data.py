@@ -356,7 +356,11 @@ def _parse_holdout(spec, lengths: Mapping[str, int], what: str) -> list[tuple[st
                 f"{what}: chromosome {chrom!r} is not among the windows ({_preview(lengths)})"
             )
         if not 0 <= s < e:
-            raise BiodlInputError(f"{what}: bad region {chrom}:{s}-{e} (need 0 <= start < end)")
+            shown = item if isinstance(item, str) else f"({chrom!r}, {s}, {e}) (0-based start, end)"
+            raise BiodlInputError(
+                f"{what}: bad region {shown}: the start must be at least 1 and at most the end "
+                "(chrom:start-end, 1-based, both included)"
+            )
         out.append((chrom, s, e))
     return out
 
@@ -774,7 +778,7 @@ class WindowSpec:
                 raise BiodlInputError(
                     "none of the default label types are in the annotation (available types: "
                     + ", ".join(f"{k} ({v})" for k, v in type_counts(features).items())
-                    + "); pass label_types",
+                    + "); choose the labels with --labels (e.g. --labels CDS,tRNA; in Python: label_types)",
                     path=annotation if isinstance(annotation, (str, Path)) else None,
                 )
         spec = _normalise_labels(label_types)

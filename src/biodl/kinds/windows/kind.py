@@ -320,8 +320,13 @@ class WindowsKind(OneHotTraining):
         for ds, part in ((train_ds, "train"), (valid_ds, "valid"), (test_ds, "test")):
             if len(ds) == 0:
                 raise BiodlInputError(
-                    f"the {part} split has no windows: the genome is too short for the window size, or the "
-                    f"--set {part}=... hold-out is empty (use a fraction, e.g. --set {part}=0.1)"
+                    f"the {part} split has no windows: the genome is too short for the window size "
+                    f"(--set window=...), or "
+                    + (
+                        f"the --set {part}=... hold-out is empty (use a fraction, e.g. --set {part}=0.1)"
+                        if part != "train"
+                        else "the hold-outs (--set valid=..., --set test=...) leave no window to train on"
+                    )
                 )
         pos = train_ds.labels.sum(axis=0)
         empty = [n for n, p in zip(names, pos, strict=True) if p == 0]
