@@ -511,3 +511,61 @@ def test_adage_fan_in_keeps_wide_inputs_unsaturated(tmp_path):
     assert saturated["fan-in"] < 0.2, saturated
     with pytest.raises(ValueError, match="parametrization"):
         ADAGE(10, 3, parametrization="centred")
+
+
+def test_adage_refuses_too_few_samples_before_training(tmp_path):
+    from biodl import pipeline
+
+    lines = gzip.open(ANR, "rt").read().splitlines()
+    one = _write(tmp_path, "anr_1s.pcl", "\n".join("\t".join(ln.split("\t")[:2]) for ln in lines) + "\n")
+    cfg = TrainConfig(max_epochs=1, device="cpu", progress=False)
+    with pytest.raises(BiodlInputError, match=r"anr_1s.pcl: too few samples to train: 1 training samples"):
+        pipeline.train("adage", tmp_path / "run", options={"data": one}, config=cfg, quiet=True)
+    assert not (tmp_path / "run" / "model.pt").exists()
+    r = runner.invoke(app, ["train", "--system", "adage", "--data", str(one), "--out", str(tmp_path / "r2")])
+    assert r.exit_code == 2 and "too few samples to train" in r.output, r.output
+
+
+def test_adage_signature_cutoff_must_be_non_negative():
+    w = torch.randn(20, 3)
+    genes = [f"g{i}" for i in range(20)]
+    assert len(signatures(w, genes, 0.0)) == 20 * 3  # every gene is on one side or the other
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(BiodlInputError, match=r"--sd\) must be a number >= 0"):
+            signatures(w, genes, bad)
+    for cmd in (["signatures", "published"], ["enrichment", "published", str(ANR_GENES)]):
+        r = runner.invoke(app, ["adage", *cmd, "--sd", "-1"])
+        assert r.exit_code == 2 and "must be a number >= 0 of standard deviations, got -1" in r.output, (
+            r.output
+        )
+
+
+def test_activities_say_how_many_model_genes_are_filled(tmp_path):
+    lines = gzip.open(ANR, "rt").read().splitlines()
+    two = _write(tmp_path, "two.pcl", "\n".join(lines[:3]) + "\n")
+    r = runner.invoke(app, ["adage", "activities", "published", str(two), "--missing-genes", "0"])
+    assert r.exit_code == 0, r.output
+    err = " ".join(r.stderr.split())
+    assert "two.pcl: 5547 of the model's 5549 genes are missing" in err and "set to 0" in err
+    assert "mostly reflect the fill value" in err
+    none = _write(tmp_path, "none.pcl", "\n".join([lines[0]] + ["X" + ln for ln in lines[1:3]]) + "\n")
+    r = runner.invoke(app, ["adage", "activities", "published", str(none), "--missing-genes", "0"])
+    assert r.exit_code == 2 and "none of the model's 5549 genes is in the data" in " ".join(r.output.split())
+    r = runner.invoke(app, ["adage", "activities", "published", str(two), "--missing-genes", "nan"])
+    assert r.exit_code == 2 and "must be a finite number" in r.output
+    r = runner.invoke(app, ["adage", "activities", "published", str(two)])  # the default: an error
+    assert r.exit_code == 2 and "5547 of 5549 model genes are not in the matrix" in " ".join(r.output.split())
+
+
+def test_a_pipe_is_refused_clearly_not_seeked(tmp_path):
+    import os
+
+    r, w = os.pipe()
+    try:
+        os.write(w, b"gene\ts1\ts2\nPA0001\t1\t2\nPA0002\t3\t4\n")
+        os.close(w)
+        with pytest.raises(BiodlInputError, match="pipe") as e:
+            read_expression(f"/dev/fd/{r}")
+        assert f"/dev/fd/{r}" in str(e.value)
+    finally:
+        os.close(r)

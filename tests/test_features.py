@@ -443,3 +443,43 @@ def test_confusion_matrix_is_square_when_a_class_is_never_predicted(tmp_path) ->
     cm = confusion_section(tmp_path, meta)[0].table
     assert list(cm.index) == list(cm.columns) == ["A", "B", "C"]  # C was never predicted: a column of 0
     assert cm.loc["C", "C"] == 0 and cm.loc["C", "A"] == 1 and cm.values.sum() == 4
+
+
+@pytest.mark.parametrize("lam", ["-1", "nan", "inf", "x"])
+def test_dfs_lambdas_are_checked_before_training(tmp_path, lam) -> None:
+    rng = np.random.default_rng(3)
+    data = _table(tmp_path / "t.csv", rng.random((60, 3)), ["A", "B"] * 30)
+    cfg = TrainConfig(max_epochs=1, patience=0, device="cpu", progress=False)
+    with pytest.raises(BiodlInputError, match=r"--set lambdas") as e:
+        pipeline.train(
+            "dfs",
+            tmp_path / "r",
+            options={"data": data, "lambdas": ["0.5", lam], "report": False},
+            config=cfg,
+        )
+    assert repr(lam) in str(e.value) and ">= 0" in str(e.value)
+    assert not (tmp_path / "r" / "path").exists() and not (tmp_path / "r" / "model.pt").exists()
+
+
+def test_metrics_undefined_by_the_labels_are_nan(tmp_path) -> None:
+    from biodl.kinds.features.kind import binary_metrics
+
+    p = np.array([0.9, 0.2, 0.7, 0.6])
+    pos = binary_metrics(np.ones(4), p)  # no negative row: specificity, GM, MCC undefined
+    assert pos["sensitivity"] == 0.75 and pos["accuracy"] == 0.75
+    assert np.isnan(pos["specificity"]) and np.isnan(pos["gm"]) and np.isnan(pos["mcc"])
+    neg = binary_metrics(np.zeros(4), p)
+    assert np.isnan(neg["sensitivity"]) and neg["specificity"] == 0.25 and np.isnan(neg["gm"])
+    both = binary_metrics(np.array([1, 0, 1, 0]), p)
+    assert both["specificity"] == 0.5 and both["sensitivity"] == 1.0 and np.isfinite(both["mcc"])
+    # evaluating a binary model on rows of one class: specificity is NaN (as AUROC), not 0.0
+    rng = np.random.default_rng(4)
+    x = rng.random((60, 3))
+    data = _table(tmp_path / "t.csv", x, ["A", "B"] * 30)
+    cfg = TrainConfig(max_epochs=1, patience=0, device="cpu", progress=False)
+    pipeline.train("dfs", tmp_path / "m", options={"data": data, "positive": ["B"], "report": False},
+                   config=cfg, quiet=True, model_options={"hidden": [4]})  # fmt: skip
+    only_b = _table(tmp_path / "b.csv", x[:10], ["B"] * 10)
+    m = pipeline.evaluate(tmp_path / "m", only_b, quiet=True)["metrics"]
+    assert m["specificity"] is None or np.isnan(m["specificity"]), m
+    assert m["sensitivity"] is not None and 0 <= m["sensitivity"] <= 1, m

@@ -61,6 +61,41 @@ def test_bad_calls_name_the_line(tmp_path, text, line, what):
     assert str(e.value).startswith(f"{p}, line {line}: ") and what in str(e.value)
 
 
+GOOD = "18\t3000023\t0\n18\t3000086\t1\n"
+
+
+@pytest.mark.parametrize(
+    "first,what",
+    [
+        ("18\t-5\t1\n", "positions are 1-based, got -5"),
+        ("18\tabc\t0.5\n", "the position (column 2) must be an integer, got 'abc' (a header line must name"),
+        ("chr18\tx1\t0.5\n", "must be an integer, got 'x1'"),
+        ("18\t10\tabc\n", "the methylation value must be a number in [0, 1], got 'abc'"),
+    ],
+)
+def test_a_bad_first_line_is_data_not_a_header(tmp_path, first, what):
+    """A first line is dropped as a header only when it names the columns: a bad record there
+    is refused with its line, as it would be on line 2."""
+    p = _write(tmp_path / "c.tsv", first + GOOD)
+    with pytest.raises(BiodlInputError) as e:
+        read_calls(p)
+    assert str(e.value).startswith(f"{p}, line 1: ") and what in str(e.value), str(e.value)
+    q = _write(tmp_path / "c2.tsv", "18\t2999000\t0\n" + first + GOOD)
+    with pytest.raises(BiodlInputError, match="line 2: "):
+        read_calls(q)
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["chrom\tpos\tvalue\n", "chromo\tpos\tvalue\n", "#chr\tposition\tmet\n", "Chromosome Start Level\n"],
+)
+def test_a_header_naming_the_columns_is_skipped(tmp_path, header):
+    prof = read_calls(_write(tmp_path / "h.tsv", header + GOOD))
+    assert prof.positions["18"].tolist() == [3000023, 3000086] and np.allclose(prof.values["18"], [0, 1])
+    with pytest.raises(BiodlInputError, match="the file has a header line but no CpG calls"):
+        read_calls(_write(tmp_path / "only.tsv", "chrom\tpos\tvalue\n"))
+
+
 def test_six_column_bedgraph_is_not_read_as_bismark_cov(tmp_path):
     """MethylDackel's bedGraph (0-based start, end = start + 1, counts in columns 5-6) and a
     Bismark .cov (1-based, end = start) give the same sites; end = start + 1 without a track
@@ -141,8 +176,20 @@ def test_sample_tables(tmp_path):
     twice = _write(
         tmp_path / "t.tsv", f"name\tfile\nx\t{DATA / 'BS27_4_SER.tsv.gz'}\nx\t{DATA / 'BS28_2_SER.tsv.gz'}\n"
     )
-    with pytest.raises(BiodlInputError, match="profile name.s. given twice: x"):
+    with pytest.raises(BiodlInputError, match="profile name.s. given twice: x") as e:
         read_profiles(twice)
+    # the table has a name column: the message says to give each row its own name, not to add one
+    assert "give each row its own name in column 'name'" in str(e.value)
+    assert "add a name column" not in str(e.value)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for d in ("a", "b"):
+        (tmp_path / d / "cell.tsv").write_text(GOOD)
+    files_only = _write(tmp_path / "f.tsv", "file\na/cell.tsv\nb/cell.tsv\n")
+    with pytest.raises(
+        BiodlInputError, match=r"given twice: cell \(names come from the file names here: add a name"
+    ):
+        read_profiles(files_only)
 
 
 def test_annotations_match_chromosomes_by_name(tmp_path):

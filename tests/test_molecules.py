@@ -380,3 +380,61 @@ def test_cli_ensemble_of_molecule_networks(tmp_path):
     full = MoleculeDataset(mols_to_graphs(table.mols), table.targets)
     expected = predict_molecules(model, full)[:, 0]
     np.testing.assert_allclose(p["pred_" + TARGET], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_truncated_sdf_and_gzip_are_refused(tmp_path):
+    import gzip
+
+    text = SDF.read_bytes()
+    half = tmp_path / "half.sdf.gz"
+    half.write_bytes(gzip.compress(text)[:1500])  # the gzip stream cut short
+    with pytest.raises(BiodlInputError, match=r"half.sdf.gz: the file is truncated or corrupt"):
+        read_molecules(half, target="SOL")
+    # an SDF cut inside its 6th record's data items: refused, not scored with a cut property
+    for name, data in (("cut.sdf", text[:3000]), ("cut.sdf.gz", gzip.compress(text[:3000]))):
+        p = tmp_path / name
+        p.write_bytes(data)
+        with pytest.raises(BiodlInputError) as e:
+            read_molecules(p, target="SOL")
+        assert str(e.value).startswith(
+            f"{p}: record 6 ('cycloheptatriene', line 160): the last record has no"
+        )
+        assert "truncated" in str(e.value) and e.value.record == 6
+    # a complete SDF (trailing blank lines too) and a single mol file (no $$$$) read as before
+    full = tmp_path / "full.sdf"
+    full.write_bytes(text + b"\n\n")
+    assert len(read_molecules(full, target="SOL")) == 20
+    first = text[: text.index(b"M  END") + len(b"M  END\n")]
+    mol = tmp_path / "one.mol"
+    mol.write_bytes(first)
+    t = read_molecules(mol, require_targets=False)
+    assert len(t) == 1 and t.ids == ["3-methylpentane"]
+
+
+def test_substructures_refuse_counts_below_one(tmp_path, monkeypatch):
+    for flag in ("--n-bits", "--top", "--max-molecules"):
+        r = runner.invoke(app, ["molecules", "substructures", str(tmp_path), flag, "0"])
+        assert r.exit_code == 2 and f"{flag} must be at least 1, got 0" in r.output, r.output
+    from biodl.kinds.molecules import interpret
+
+    monkeypatch.setattr(
+        interpret, "bit_scores", lambda model, mols, output=0: np.array([0.5, -1.0, 2.0, 0.1])
+    )
+    bits = [b for b, _ in interpret.select_bits(None, [], 10)]  # more bits than the fingerprint has
+    assert sorted(bits) == [0, 1, 2, 3]
+    assert [b for b, _ in interpret.select_bits(None, [], 2)] == [2, 1]
+
+
+def test_semicolon_csv_and_decimal_commas(tmp_path):
+    want = read_molecules(DELANEY, target=TARGET)
+    semi = tmp_path / "semi.csv"
+    pd.read_csv(DELANEY, dtype=str, keep_default_na=False).to_csv(semi, sep=";", index=False)
+    got = read_molecules(semi, target=TARGET)
+    assert got.ids == want.ids and got.smiles == want.smiles
+    np.testing.assert_array_equal(got.targets, want.targets)
+    comma = tmp_path / "comma.csv"
+    comma.write_text("id;smiles;logS\na;CCO;-0,5\n")
+    with pytest.raises(
+        BiodlInputError, match=r"comma.csv, line 2: target 'logS' is not a number: '-0,5' \(a decimal comma"
+    ):
+        read_molecules(comma, target="logS")

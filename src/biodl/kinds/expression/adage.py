@@ -231,6 +231,7 @@ def activities(
     DataFrame
         ``(n_samples, n_nodes)``, index = sample ids, columns ``Node1`` ... (1-based, as ADAGE).
     """
+    _check_missing_genes(genes, data, missing_fill)
     x = data.align_to(genes, fill=missing_fill)
     t = torch.from_numpy(x.values).float()
     if scale == "self":
@@ -254,6 +255,40 @@ def activities(
     return pd.DataFrame(a, index=data.samples, columns=cols)
 
 
+def _check_missing_genes(genes: list[str], data: ExpressionMatrix, fill: float | None) -> None:
+    """With a ``fill`` for the model genes absent from ``data``: refuse a non-finite fill and data
+    holding none of the model's genes (every activity would come from the fill alone), and say
+    how many genes were filled. Without one, :meth:`ExpressionMatrix.align_to` refuses them."""
+    if fill is None:
+        return
+    src = data.source or None
+    if not np.isfinite(fill):
+        raise BiodlInputError(f"the value for missing model genes must be a finite number, got {fill!r}")
+    have = set(data.genes)
+    missing = [g for g in genes if g not in have]
+    if not missing:
+        return
+    if len(missing) == len(genes):
+        raise BiodlInputError(
+            f"none of the model's {len(genes)} genes is in the data (the data's genes: "
+            f"{', '.join(data.genes[:3])}{', ...' if len(data.genes) > 3 else ''}): every activity would "
+            "come from the fill value alone; is it the right organism and id type, and the orientation "
+            "right?",
+            path=src,
+        )
+    from biodl.io._util import note
+
+    note(
+        f"[biodl] warning: {src or 'the data'}: {len(missing)} of the model's {len(genes)} genes are "
+        f"missing (first: {', '.join(missing[:5])}) and were set to {fill:g}"
+        + (
+            "; with most genes filled, the activities mostly reflect the fill value"
+            if 2 * len(missing) > len(genes)
+            else ""
+        )
+    )
+
+
 def _identity_scaling(model: ADAGE) -> ADAGE:
     import copy
 
@@ -272,6 +307,10 @@ def signatures(weights: torch.Tensor | np.ndarray, genes: list[str], n_sd: float
         Columns ``node`` (``Node1`` ...), ``side`` (``pos`` / ``neg``), ``gene``, ``weight``,
         ``rank`` (1 = largest |weight| on that side).
     """
+    if not np.isfinite(n_sd) or n_sd < 0:
+        raise BiodlInputError(
+            f"the signature cut-off (--sd) must be a number >= 0 of standard deviations, got {n_sd:g}"
+        )
     w = torch.as_tensor(np.asarray(weights)) if not isinstance(weights, torch.Tensor) else weights
     rows = []
     for j, (pos, neg) in enumerate(high_weight_genes(w, n_sd)):

@@ -68,7 +68,9 @@ def activities_cmd(
     ),
     raw: bool = typer.Option(False, help="Raw activities (x W, before bias and sigmoid)."),
     missing_genes: float | None = typer.Option(
-        None, help="Value for model genes absent from DATA (default: error)."
+        None,
+        help="Value for model genes absent from DATA (default: error, naming them). How many are filled "
+        "is said; DATA with none of the model's genes is refused.",
     ),
     missing: str = typer.Option(
         "error",

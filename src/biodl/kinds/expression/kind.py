@@ -242,6 +242,12 @@ class ExpressionKind(DataKind):
             else:
                 tr, va = split_indices(len(x), o["valid_fraction"], seed, min_items=10, sort=False)
                 tr_x, va_x = x[tr], (x[va] if len(va) else None)
+            if len(tr_x) < 2:
+                raise BiodlInputError(
+                    f"too few {rows} to train: {len(tr_x)} training {rows} (read {m.shape[0]} {rows} x "
+                    f"{m.shape[1]} {cols}); an autoencoder needs at least 2",
+                    path=o["data"],
+                )
             test = self.read_adage(m.genes, o["test_file"], o) if o["test_file"] else None
             return Splits(
                 train=tr_x,
@@ -280,6 +286,12 @@ class ExpressionKind(DataKind):
         else:
             tr, va = dgex_split(len(x), o["valid_fraction"], seed)
             train, valid = (x[tr], y[tr]), ((x[va], y[va]) if len(va) else None)
+        if len(train[0]) < 2:
+            raise BiodlInputError(
+                f"too few samples to train: {len(train[0])} training sample(s) of {m.shape[0]} (D-GEX "
+                "needs at least 2; is the orientation right?)",
+                path=o["data"],
+            )
         return Splits(
             train=train,
             valid=valid,

@@ -263,21 +263,43 @@ def _fmt(v) -> str:
 
 def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     """Accuracy, sensitivity, specificity, their geometric mean (PEDLA's and DEEP's GM) and
-    MCC at probability 0.5."""
+    MCC at probability 0.5. A metric the labels leave undefined is NaN, as AUROC is: sensitivity
+    without positives, specificity without negatives, GM and MCC without both classes."""
     from sklearn.metrics import matthews_corrcoef
 
     y = y.astype(int)
     pred = (p >= 0.5).astype(int)
     tp, tn = int(((pred == 1) & (y == 1)).sum()), int(((pred == 0) & (y == 0)).sum())
-    sens = tp / max(int((y == 1).sum()), 1)
-    spec = tn / max(int((y == 0).sum()), 1)
+    n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())
+    sens = tp / n_pos if n_pos else float("nan")
+    spec = tn / n_neg if n_neg else float("nan")
+    both = n_pos > 0 and n_neg > 0
     return {
-        "accuracy": float((pred == y).mean()),
+        "accuracy": float((pred == y).mean()) if len(y) else float("nan"),
         "sensitivity": sens,
         "specificity": spec,
-        "gm": float(np.sqrt(sens * spec)),
-        "mcc": float(matthews_corrcoef(y, pred)),
+        "gm": float(np.sqrt(sens * spec)) if both else float("nan"),
+        "mcc": float(matthews_corrcoef(y, pred)) if both else float("nan"),
     }
+
+
+def path_lambdas(values) -> list[float]:
+    """DFS's ``--set lambdas`` as numbers, each finite and >= 0 (checked before training)."""
+    out = []
+    for v in values:
+        try:
+            lam = float(v)
+        except (TypeError, ValueError):
+            raise BiodlInputError(
+                f"--set lambdas must be numbers (penalties >= 0, e.g. lambdas=0.5,2,8), got {v!r}"
+            ) from None
+        if not np.isfinite(lam) or lam < 0:
+            raise BiodlInputError(
+                f"--set lambdas: {v!r} is not a penalty; each must be a finite number >= 0 "
+                "(e.g. lambdas=0.5,2,8)"
+            )
+        out.append(lam)
+    return out
 
 
 class FeaturesKind(DataKind):
@@ -311,6 +333,8 @@ class FeaturesKind(DataKind):
         o, seed = ctx.options, ctx.config.seed
         if o["data"] is None:
             raise BiodlInputError("no feature table given (DATA or --data)")
+        if ctx.recipe.name == "dfs" and o.get("lambdas"):
+            path_lambdas(o["lambdas"])  # before reading and training
         table = self._read(o["data"], o, o["labels"])
         if o["features"]:
             table = table.select_features(o["features"], what="--set features")
@@ -541,10 +565,7 @@ class FeaturesKind(DataKind):
         from biodl.train.fit import finished_meta, seed_all
         from biodl.train.metrics import MONITOR
 
-        try:
-            lambdas = [float(v) for v in ctx.options["lambdas"]]
-        except ValueError:
-            raise BiodlInputError(f"--set lambdas must be numbers, got {ctx.options['lambdas']}") from None
+        lambdas = path_lambdas(ctx.options["lambdas"])
         key, mode = MONITOR[meta.task]
         col = f"val_{key}"
         rows, kept, results = [], [], []
@@ -591,7 +612,14 @@ class FeaturesKind(DataKind):
             raise BiodlInputError(
                 f"no penalty on the path keeps between 1 and {cap or 'all'} features; change --set lambdas"
             )
-        best = int(ok[col].idxmax() if mode == "max" else ok[col].idxmin())
+        scored = ok[col].astype(float).dropna()
+        if scored.empty:
+            raise BiodlInputError(
+                f"no model on the path has a validation {key} (undefined: the validation rows have "
+                "one class only, or training diverged), so none can be chosen; give a larger "
+                "--valid-fraction or --valid FILE, or change --set lambdas"
+            )
+        best = int(scored.idxmax() if mode == "max" else scored.idxmin())
         table["chosen"] = table.index == best
         write_table(table, ctx.out / "path.tsv")
         final, pmeta = kept[best]
@@ -745,7 +773,9 @@ class FeaturesKind(DataKind):
         elif len(targets):
             from sklearn.metrics import matthews_corrcoef
 
-            m["mcc"] = float(matthews_corrcoef(targets[:, 0].astype(int), outputs.argmax(1)))
+            y = targets[:, 0].astype(int)
+            # one class only: MCC is undefined (NaN, as AUROC), not sklearn's 0
+            m["mcc"] = float(matthews_corrcoef(y, outputs.argmax(1))) if len(set(y)) > 1 else float("nan")
         return m
 
     def frame(self, meta, table, outputs, targets=None) -> pd.DataFrame:

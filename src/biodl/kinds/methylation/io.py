@@ -175,6 +175,32 @@ def _sniff(p: Path) -> tuple[str, list[str], int]:
     raise BiodlInputError("the file is empty: no CpG calls", path=p)
 
 
+#: Names of a call table's chromosome and position columns: a first line whose position field is
+#: not a number is a header only when it names them; any other line is data, and is checked.
+_CHROM_NAMES = frozenset({"chr", "chrom", "chromo", "chromosome", "seqname", "seqnames", "seqid", "contig"})
+_POS_NAMES = frozenset(
+    {"pos", "position", "pos1", "start", "loc", "locus", "location", "site", "coord", "coordinate", "bp"}
+)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_header(fields: list[str]) -> bool:
+    """Whether the first line of a call table (its ``fields``) is a header: its position field
+    is not a number and it names a chromosome or position column (``chrom pos value``). A line
+    with a bad position or value (``18 abc 0.5``, ``18 -5 1``) is data, refused with its line."""
+    if len(fields) < 2 or _is_number(fields[1]):
+        return False
+    norm = [f.strip().lower().lstrip("#").strip("\"'") for f in fields[:2]]
+    return norm[0] in _CHROM_NAMES or norm[1] in _POS_NAMES
+
+
 def _first_bad(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
@@ -223,7 +249,7 @@ def _read(path: str | Path, name: str | None, levels: str, positions_only: bool)
         raise BiodlInputError("the file is empty: no CpG calls", path=p)
     if fmt == "calls":
         f0 = lines[keep[0]].split()
-        if len(f0) >= 2 and not f0[1].lstrip("+").isdigit():
+        if _is_header(f0):
             keep = keep[1:]  # a header line, e.g. "chromo pos value"
             if not keep:
                 raise BiodlInputError("the file has a header line but no CpG calls", path=p)
@@ -265,8 +291,13 @@ def _read(path: str | Path, name: str | None, levels: str, positions_only: bool)
     bad = ~np.isfinite(pos) | (pos != np.round(pos))
     if bad.any():
         k = _first_bad(bad)
+        hint = (
+            " (a header line must name its columns, e.g. chrom pos value)"
+            if fmt == "calls" and k == 0 and not _is_number(df[1].iloc[k])
+            else ""
+        )
         raise BiodlInputError(
-            f"the position (column 2) must be an integer, got {df[1].iloc[k]!r}",
+            f"the position (column 2) must be an integer, got {df[1].iloc[k]!r}{hint}",
             path=p,
             record=int(line_no[k]),
         )
@@ -398,6 +429,12 @@ def _check_ends(p: Path, fmt: str, df: pd.DataFrame, start: np.ndarray, line_no:
         )
 
 
+def _sample_table_sep(first: str) -> str:
+    """The separator of a sample table, from its header line: a tab, else a comma (a table of
+    one column has neither)."""
+    return "\t" if "\t" in first else ","
+
+
 def _is_sample_table(p: Path) -> bool:
     with open_text(p) as fh:
         first = fh.readline()
@@ -405,7 +442,7 @@ def _is_sample_table(p: Path) -> bool:
         return False  # empty: read as a call file, which says so
     cells = [
         c.strip().lower()
-        for c in next(csv.reader(io.StringIO(first), delimiter="\t" if "\t" in first else ","), [])
+        for c in next(csv.reader(io.StringIO(first), delimiter=_sample_table_sep(first)), [])
     ]
     return any(c in _FILE_COLUMNS for c in cells)
 
@@ -416,13 +453,21 @@ def read_profiles(path: str | Path, levels: str = "fraction") -> list[CpGProfile
     p = check_file(path)
     if not _is_sample_table(p):
         return [read_calls(p, levels=levels)]
+    with open_text(p) as fh:
+        sep = _sample_table_sep(fh.readline())
     try:
-        with input_errors(p):
-            t = pd.read_csv(p, sep=None, engine="python", dtype=str, keep_default_na=False)
+        with input_errors(p), open_text(p) as fh:  # gzip and a byte-order mark as for call files
+            t = pd.read_csv(fh, sep=sep, dtype=str, keep_default_na=False)
     except (ValueError, pd.errors.ParserError) as e:
         raise BiodlInputError(f"cannot read the sample table ({e})", path=p) from None
-    cols = {c.strip().lower(): c for c in t.columns}
-    fcol = next(cols[c] for c in _FILE_COLUMNS if c in cols)
+    cols = {str(c).strip().lower(): c for c in t.columns}
+    fcol = next((cols[c] for c in _FILE_COLUMNS if c in cols), None)
+    if fcol is None:
+        raise BiodlInputError(
+            f"the sample table has no file column (columns: {', '.join(map(str, t.columns))})",
+            path=p,
+            record=1,
+        )
     ncol = cols.get("name") or cols.get("cell") or cols.get("sample")
     if t.empty:
         raise BiodlInputError("the sample table lists no files", path=p)
@@ -439,7 +484,11 @@ def read_profiles(path: str | Path, levels: str = "fraction") -> list[CpGProfile
     names = [q.name for q in out]
     if len(set(names)) < len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
-        raise BiodlInputError(f"profile name(s) given twice: {', '.join(dup)} (add a name column)", path=p)
+        if ncol:
+            fix = f"give each row its own name in column {ncol!r}; a row without one is named after its file"
+        else:
+            fix = "names come from the file names here: add a name column with a name per row"
+        raise BiodlInputError(f"profile name(s) given twice: {', '.join(dup)} ({fix})", path=p)
     return out
 
 

@@ -37,10 +37,13 @@ def substructures(
     Example: biodl molecules substructures runs/solubility
     """
     from biodl.cli import _fail, console
-    from biodl.errors import BiodlError
+    from biodl.errors import BiodlError, BiodlInputError
     from biodl.options import parse_set
 
     try:
+        for flag, value in (("--n-bits", n_bits), ("--top", top), ("--max-molecules", max_molecules)):
+            if value < 1:
+                raise BiodlInputError(f"{flag} must be at least 1, got {value}")
         from biodl.kinds.molecules.interpret import substructure_section
         from biodl.kinds.molecules.kind import read_table
         from biodl.report.html import Section, write_html_report

@@ -102,8 +102,9 @@ def bit_scores(model, mols: Sequence[Chem.Mol], output: int = 0) -> np.ndarray:
 
 def select_bits(model, mols: Sequence[Chem.Mol], n: int = 2, output: int = 0) -> list[tuple[int, float]]:
     """The most predictive bits: ``[(bit, score), ...]``, half positive, half negative
-    (score: :func:`bit_scores`)."""
+    (score: :func:`bit_scores`); at most every bit of the fingerprint, each once."""
     score = bit_scores(model, mols, output)
+    n = min(n, len(score))  # more than the fingerprint has: every bit, not some twice
     order = np.argsort(score)
     pos = [int(i) for i in order[::-1][: (n + 1) // 2]]
     neg = [int(i) for i in order[: n // 2]]

@@ -8,6 +8,7 @@ line (tables) or record (SDF: number, title and the line it starts on) and RDKit
 from __future__ import annotations
 
 import gzip
+import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ import pandas as pd
 from rdkit import Chem, rdBase
 
 from biodl.errors import BiodlInputError
-from biodl.io._util import input_errors, note, warn_duplicate_ids
+from biodl.io._util import GZIP_MAGIC, guess_separator, input_errors, note, warn_duplicate_ids
 
 __all__ = ["InvalidMolecule", "MoleculeTable", "parse_smiles", "read_molecules", "write_table"]
 
@@ -222,9 +223,12 @@ def _read_frame(path: Path, names: Sequence[str] = ()) -> pd.DataFrame:
         raise BiodlInputError(f"cannot read the file ({e})", path=path) from None
     if not head.strip():
         raise BiodlInputError("the file is empty", path=path)
-    sep = "\t" if ("\t" in head or name.endswith((".tsv", ".tab"))) else ","
-    if sep == "," and "," not in head and name.endswith((".smi", ".smiles", ".txt")):
-        sep = r"\s+"
+    if name.endswith((".tsv", ".tab")):
+        sep = "\t"
+    else:  # a tab, a comma; or in a .csv without commas a tab or ';' (spreadsheet exports)
+        sep = guess_separator(path, head, default=None)
+        if sep is None:
+            sep = r"\s+" if name.endswith((".smi", ".smiles", ".txt")) else ","
     if name.endswith((".smi", ".smiles")) and _is_header_less(head, sep, ()):
         if not _is_header_less(head, sep, names):
             note(
@@ -257,10 +261,19 @@ def _to_float(v: str, path, line: int, col: str, where: str = "", value_line: in
     try:
         return float(v)
     except ValueError:
+        hint = ""
+        if "," in v:
+            try:
+                float(v.replace(",", "."))
+                hint = " (a decimal comma? write numbers with a decimal point)"
+            except ValueError:
+                pass
         if not where:
-            raise BiodlInputError(f"target {col!r} is not a number: {v!r}", path=path, record=line) from None
+            raise BiodlInputError(
+                f"target {col!r} is not a number: {v!r}{hint}", path=path, record=line
+            ) from None
         at = f" (on line {value_line})" if value_line else ""
-        err = BiodlInputError(f"{where}: target {col!r} is not a number: {v!r}{at}", path=path)
+        err = BiodlInputError(f"{where}: target {col!r} is not a number: {v!r}{at}{hint}", path=path)
         err.record = line
         raise err from None
 
@@ -448,18 +461,43 @@ def _molecule_table(
     return MoleculeTable(ids, smiles, mols, targets, target_names, lines, invalid, p)
 
 
-def _sdf_rows(p: Path, target, id_col) -> tuple[list, list[str]]:
-    opener = gzip.open if p.name.lower().endswith(".gz") else open
-    records = []
+def _sdf_bytes(p: Path) -> bytes:
+    """The text of an SDF file as bytes, decompressed when it is gzip (told by its magic bytes):
+    read whole first, so a truncated or corrupt gzip file is one clear error naming it (inside
+    RDKit's reader it would surface as a SystemError)."""
     try:
-        with input_errors(p), opener(p, "rb") as fh:
-            with rdBase.BlockLogs():
-                suppl = Chem.ForwardSDMolSupplier(fh, sanitize=True, removeHs=True)
-                mols = list(suppl)
+        with input_errors(p):
+            with open(p, "rb") as fh:
+                data = fh.read()
+            if data[:2] == GZIP_MAGIC:
+                data = gzip.decompress(data)
     except OSError as e:
         raise BiodlInputError(f"cannot read the SDF file ({e})", path=p) from None
+    # blank lines after the last record would be read by RDKit as one more (empty, invalid) record
+    return data.rstrip() + b"\n" if data.strip() else data
+
+
+def _sdf_rows(p: Path, target, id_col) -> tuple[list, list[str]]:
+    records = []
+    data = _sdf_bytes(p)
+    with rdBase.BlockLogs():
+        suppl = Chem.ForwardSDMolSupplier(io.BytesIO(data), sanitize=True, removeHs=True)
+        mols = list(suppl)
     if not mols:
         raise BiodlInputError("no records in the SDF file", path=p)
+    layout, terminated = _sdf_layout(data)
+    base = p.name.lower().removesuffix(".gz")
+    if layout and not terminated and not base.endswith(".mol"):
+        start, title, _ = layout[-1]
+        where = _sdf_where(len(layout), title, start)
+        err = BiodlInputError(
+            f"{where}: the last record has no '$$$$' line at its end: the file is truncated or corrupt "
+            "(its data items may be cut short); check or re-download it (a complete record ends with "
+            "a '$$$$' line)",
+            path=p,
+        )
+        err.record = len(layout)
+        raise err
     props: list[str] = []
     for m in mols:
         if m is not None:
@@ -474,11 +512,10 @@ def _sdf_rows(p: Path, target, id_col) -> tuple[list, list[str]]:
     for n in names:
         if n not in props:
             raise BiodlInputError(f"no SDF property {n!r} (properties: {', '.join(props)})", path=p)
-    layout = _sdf_layout(p)
     if len(layout) != len(mols):  # RDKit split the file otherwise: name records by number only
         layout = []
     # the text of each record RDKit rejected, for its reason (one more pass, only if there is one)
-    failed = _record_texts(p, layout, [i for i, m in enumerate(mols) if m is None]) if layout else {}
+    failed = _record_texts(data, layout, [i for i, m in enumerate(mols) if m is None]) if layout else {}
     for i, m in enumerate(mols):
         rec = i + 1
         start, title, prop_lines = layout[i] if layout else (0, "", {})
@@ -502,28 +539,23 @@ def _sdf_rows(p: Path, target, id_col) -> tuple[list, list[str]]:
 
 
 def _record_texts(
-    p: Path, layout: list[tuple[int, str, dict[str, int]]], records: list[int]
+    data: bytes, layout: list[tuple[int, str, dict[str, int]]], records: list[int]
 ) -> dict[int, str]:
-    """``{record: its text}`` of the 0-based ``records`` of an SDF file whose :func:`_sdf_layout`
-    is ``layout``, in one pass over the file (``{}`` when none is asked for or it cannot be read)."""
+    """``{record: its text}`` of the 0-based ``records`` of the SDF text ``data`` whose
+    :func:`_sdf_layout` is ``layout``, in one pass (``{}`` when none is asked for)."""
     if not records:
         return {}
     starts = [s for s, _, _ in layout]
     wanted, last = set(records), max(records)
     lines: dict[int, list[bytes]] = {r: [] for r in records}
-    opener = gzip.open if p.name.lower().endswith(".gz") else open
     rec = -1
-    try:
-        with opener(p, "rb") as fh:
-            for n, raw in enumerate(fh, 1):
-                while rec + 1 < len(starts) and n >= starts[rec + 1]:
-                    rec += 1
-                if rec in wanted:
-                    lines[rec].append(raw)
-                elif rec > last:
-                    break
-    except (OSError, EOFError):
-        return {}
+    for n, raw in enumerate(io.BytesIO(data), 1):
+        while rec + 1 < len(starts) and n >= starts[rec + 1]:
+            rec += 1
+        if rec in wanted:
+            lines[rec].append(raw)
+        elif rec > last:
+            break
     return {r: b"".join(v).decode("utf-8", "replace") for r, v in lines.items()}
 
 
@@ -558,35 +590,31 @@ def _sdf_where(rec: int, title: str, start: int) -> str:
 _SDF_PROP = re.compile(rb"^>.*?<([^>]*)>")
 
 
-def _sdf_layout(p: Path) -> list[tuple[int, str, dict[str, int]]]:
-    """Per SDF record: the 1-based line where it starts, its title (first line) and the line of
-    each data item's value (``{property: line}``). One pass over the file; an SDF that cannot be
-    read here gives ``[]`` (records are then named by number only)."""
-    opener = gzip.open if p.name.lower().endswith(".gz") else open
+def _sdf_layout(data: bytes) -> tuple[list[tuple[int, str, dict[str, int]]], bool]:
+    """Per record of the SDF text ``data``: the 1-based line where it starts, its title (first
+    line) and the line of each data item's value (``{property: line}``); and whether the last
+    record ends with its ``$$$$`` line (``False``: the file is cut short, or a single mol file)."""
     out: list[tuple[int, str, dict[str, int]]] = []
     start, title, props, pending, filled = 1, None, {}, None, False
-    try:
-        with opener(p, "rb") as fh:
-            for i, raw in enumerate(fh, 1):
-                text = raw.rstrip(b"\r\n")
-                if title is None:
-                    start, title, props, filled = i, text.decode("utf-8", "replace").strip(), {}, False
-                filled = filled or bool(text.strip())
-                if pending is not None:
-                    props.setdefault(pending, i)
-                    pending = None
-                if text.startswith(b"$$$$"):
-                    out.append((start, title, props))
-                    title = None
-                    continue
-                m = _SDF_PROP.match(text)
-                if m:
-                    pending = m.group(1).decode("utf-8", "replace")
-    except (OSError, EOFError):
-        return []
+    for i, raw in enumerate(io.BytesIO(data), 1):
+        text = raw.rstrip(b"\r\n")
+        if title is None:
+            start, title, props, filled = i, text.decode("utf-8", "replace").strip(), {}, False
+        filled = filled or bool(text.strip())
+        if pending is not None:
+            props.setdefault(pending, i)
+            pending = None
+        if text.startswith(b"$$$$"):
+            out.append((start, title, props))
+            title = None
+            continue
+        m = _SDF_PROP.match(text)
+        if m:
+            pending = m.group(1).decode("utf-8", "replace")
     if title is not None and filled:  # a last record without $$$$
         out.append((start, title, props))
-    return out
+        return out, False
+    return out, True
 
 
 def write_table(path: str | Path, df: pd.DataFrame) -> Path:
