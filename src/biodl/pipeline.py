@@ -786,9 +786,9 @@ def request_differences(prev: dict[str, Any], new: dict[str, Any], kind: DataKin
 def _build(k: DataKind, ctx: TrainContext, splits):
     """``k.build``, with a network the user's ``-m`` options leave unbuildable or without
     weights refused by name (before the run directory is touched)."""
-    from biodl.registry import check_network
-
     import warnings
+
+    from biodl.registry import check_network
 
     try:
         with warnings.catch_warnings():  # a layer of size 0 is refused below, with its option
