@@ -339,9 +339,9 @@ def read_molecules(
         Naming the file, the line/record and the problem (missing column, non-numeric
         target, SMILES RDKit rejects, ...).
     """
-    p = Path(path)
-    if not p.exists():
-        raise BiodlInputError("file not found", path=p)
+    from biodl.io._util import check_file
+
+    p = check_file(path)  # missing, a directory or a pipe: one clear error
     low = p.name.lower()
     base = low[:-3] if low.endswith(".gz") else low
     is_sdf = base.endswith(SDF_SUFFIXES)

@@ -873,6 +873,10 @@ def dataset_config(path: str | Path) -> dict[str, Any]:
     """``dataset.json`` of a simulated dataset directory (a clear error if it is not one)."""
     p = Path(path)
     meta = p / "dataset.json"
+    if p.exists() and not p.is_dir() and not p.is_file():
+        from biodl.io._util import check_file
+
+        check_file(p)  # a pipe (<(...)): said as such
     if not p.is_dir() or not meta.exists():
         raise BiodlInputError(
             "not a simulated dataset (a directory with dataset.json; make one with `biodl popgen simulate`)",

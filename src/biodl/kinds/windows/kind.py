@@ -454,9 +454,9 @@ class WindowsKind(OneHotTraining):
         if path is None:
             raise BiodlInputError("give a genome FASTA or a BED file of intervals")
         d = data_as(WindowData, meta.data)
-        p = Path(path)
-        if not p.exists():
-            raise BiodlInputError("file not found", path=p)
+        from biodl.io._util import check_file
+
+        p = check_file(path)
         if is_fasta(p):
             genome = str(p)
             windows, desc, same = self.genome_windows(meta, p, options if labelled else {"split": "all"})
