@@ -296,6 +296,15 @@ def test_published_model_from_cli(tmp_path):
     assert r.exit_code == 0, r.output
     act = pd.read_csv(out, sep="\t", index_col=0)
     assert act.shape == (6, 50) and list(act.columns[:2]) == ["Node1", "Node2"]
+    before = out.read_bytes()
+    for groups, msg in (
+        ("anr,anr", "--groups names 'anr' twice"),
+        ("anr,xyz", "no sample name contains 'xyz'"),
+    ):
+        cmd = ["adage", "activities", "published", str(ANR), "--groups", groups, "--out", str(out)]
+        r = runner.invoke(app, cmd)
+        assert r.exit_code == 2 and msg in r.output, r.output
+    assert out.read_bytes() == before  # refused before anything was written
     r = runner.invoke(app, ["adage", "signatures", "published", "--node", "Node42"])
     assert r.exit_code == 0 and "PA1557" in r.stdout  # ccoN2, an Anr-regulated cbb3 oxidase subunit
     run = tmp_path / "adage50"

@@ -109,15 +109,27 @@ def activities_cmd(
         if scale is None:
             scale = "global" if published else "model"
         act = activities(m, genes, data_m, scale=scale, raw=raw, missing_fill=missing_genes)
-        _write(act, out, "sample")
-        if groups:
+        if groups:  # checked before anything is written
             parts = [g.strip() for g in groups.split(",")]
-            if len(parts) != 2:
+            if len(parts) != 2 or not all(parts):
                 raise BiodlError("--groups expects two comma-separated substrings, e.g. anr,WT")
+            if parts[0].lower() == parts[1].lower():
+                raise BiodlError(
+                    f"--groups names {parts[0]!r} twice; give two different substrings, e.g. anr,WT"
+                )
             lab = []
             for s in act.index:
                 hit = [p for p in parts if p.lower() in s.lower()]
                 lab.append(hit[0] if len(hit) == 1 else "other")
+            empty = [p for p in parts if lab.count(p) < 1]
+            if empty:
+                shown = ", ".join(map(str, act.index[:6])) + (", ..." if len(act.index) > 6 else "")
+                raise BiodlError(
+                    f"--groups: no sample name contains {' or '.join(map(repr, empty))} alone "
+                    f"(any case; samples: {shown})"
+                )
+        _write(act, out, "sample")
+        if groups:
             sep = separation(act, lab, parts[0], parts[1])
             err.print(f"nodes separating {parts[0]} from {parts[1]} (Welch t; scale={scale}):")
             err.print(sep.head(10).to_string(float_format=lambda v: f"{v:.3f}"), highlight=False)
