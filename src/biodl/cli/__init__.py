@@ -779,7 +779,7 @@ def _keep_freed_memory() -> None:
     ``BIODL_DEFAULT_MALLOC``). By default glibc maps blocks over ~128 KiB anew and returns freed
     memory to the system eagerly (its thresholds adapt, but batches of tensors of a few MiB in
     mixed sizes keep resetting them), so a command that scores batch after batch spends much of
-    its time faulting fresh pages in: `biodl variants` ran 1.5-1.9x slower (bench/README.md).
+    its time faulting fresh pages in: `biodl variants` ran 1.5-2x slower (bench/README.md).
     Peak memory is unchanged (freed blocks are reused, not returned); other C libraries: no-op."""
     keys = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "BIODL_DEFAULT_MALLOC")
     if not sys.platform.startswith("linux") or any(k in os.environ for k in keys):
