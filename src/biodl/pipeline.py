@@ -794,7 +794,7 @@ def _build(k: DataKind, ctx: TrainContext, splits):
         with warnings.catch_warnings():  # a layer of size 0 is refused below, with its option
             warnings.filterwarnings("ignore", message="Initializing zero-element tensors is a no-op")
             model, meta = k.build(ctx, splits)
-    except (ValueError, RuntimeError) as e:
+    except (ValueError, RuntimeError, TypeError) as e:
         if not ctx.model_options:
             raise
         given = " ".join(f"-m {key}={v}" for key, v in ctx.model_options.items())

@@ -162,9 +162,10 @@ def convert_model_option(name: str, value: Any, default: Any) -> Any:
     is a positive count (sizes, widths); a float takes any finite number, at least 0 where the
     default is (penalties, scales), and below 1 for a dropout or corruption rate; a list of
     positive integers (layer sizes) takes one positive integer or a list of them. Other
-    defaults (strings, ``None``) take the value as given. A size of 0 that leaves a layer
-    without weights is refused when the network is built (:func:`check_network`). One clear error otherwise. The conversions are
-    :func:`biodl.options.as_bool` / :func:`~biodl.options.as_number`, as for ``--set``."""
+    defaults (strings, ``None``) take the value as given. One clear error otherwise. A size of
+    0 that leaves a layer without weights is refused when the network is built
+    (:func:`check_network`). The conversions are :func:`biodl.options.as_bool` /
+    :func:`~biodl.options.as_number`, as for ``--set``."""
     from biodl.options import as_bool, as_number
 
     def bad(what: str) -> BiodlInputError:
