@@ -161,8 +161,15 @@ def test_ctrl_c_stops_the_simulation_workers_at_once(tmp_path, sig):
     out = tmp_path / "sims"
     cmd = [sys.executable, "-m", "biodl.cli", "popgen", "simulate", "--scenario", "flagel-rho", "--n", "600",
            "--chunk", "20", "--seed", "3", "--out", str(out), "--workers", "2"]  # fmt: skip
+    # as from a terminal: a test run started in the background by a non-interactive shell (`.ci/run
+    # &`) has Ctrl-C ignored, a disposition every child inherits (and Python then keeps)
     p = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while not list(out.glob("shard-*.npz")) and time.monotonic() < deadline and p.poll() is None:
