@@ -140,9 +140,12 @@ def test_no_output_replaces_an_input(seq_run, fasta, tmp_path):
     genome = tmp_path / "g.fa"
     genome.write_bytes(SMALL_GENOME.read_bytes())
     base = ["variants", str(seq_run), "--vcf", str(vcf), "--genome", str(genome)]
+    fai = tmp_path / "g.fa.fai"
+    fai.write_bytes((SMALL_GENOME.parent / "ecoli_4kb.fa.fai").read_bytes())
     for outs, named in (
         (["--out", str(vcf)], vcf),  # the table over the VCF, the genome, or the VCF over the genome
         (["--out", str(genome)], genome),
+        (["--out", str(fai)], fai),  # nor the genome's index
         (["--out", str(tmp_path / "e.tsv"), "--out-vcf", str(genome)], genome),
     ):
         _refused(runner.invoke(app, base + outs), f"{named}: is an input of this command")

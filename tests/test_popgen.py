@@ -689,6 +689,17 @@ def test_a_vcf_without_gt_is_refused_naming_the_record(tmp_path):
     bundled.write_text((DATA / "diploid_5x60kb.vcf").read_text().replace("\tGT\t", "\tDP\t"))
     with pytest.raises(BiodlInputError, match=r"nogt\.vcf, line 5: record 2L:1411 has no GT"):
         vcf_windows(bundled, 20001, n_haplotypes=10)
+    # htslib's own line about the undeclared DP ("[W::vcf_parse_format_dict2] FORMAT 'DP' ... is
+    # not defined in the header") no longer comes before that message (it writes to fd 2)
+    import subprocess
+    import sys
+
+    code = (
+        "from biodl.kinds.popgen.io import read_vcf\n"
+        "try:\n    read_vcf(%r)\nexcept Exception as e:\n    print(type(e).__name__)\n" % str(bundled)
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip() == "BiodlInputError" and "[W::" not in r.stderr, r.stderr
 
 
 def test_a_bare_dot_is_a_missing_call_of_any_ploidy(tmp_path):

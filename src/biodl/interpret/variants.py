@@ -564,7 +564,7 @@ def run_variants(
     ``window``: the length of the REF / ALT windows; by default the model's input length.
     Required for a model trained at variable lengths (e.g. DeepBind on native-length RNA),
     which scores any length; refused when it differs from a fixed-length model's input."""
-    from biodl.io._util import check_file, note_model
+    from biodl.io._util import check_file, note_input, note_model
     from biodl.train import load_model
 
     note_model(model_path)  # no output may replace the model
@@ -572,6 +572,9 @@ def run_variants(
     # inputs first, so that neither --out nor --out-vcf may write over them
     check_file(vcf)
     check_file(genome)
+    for index in (f"{genome}.fai", f"{genome}.gzi", f"{vcf}.tbi", f"{vcf}.csi"):
+        if Path(index).is_file():  # the inputs' indexes are inputs too
+            note_input(index)
     if out_vcf is not None and Path(out_vcf).resolve() == Path(out).resolve():
         raise BiodlInputError(
             "--out and --out-vcf name the same file; the VCF would replace the table: give two names",

@@ -38,6 +38,28 @@ def check_file(path: str | Path) -> Path:
     return p
 
 
+_HTSLIB_QUIET: list[bool] = []
+
+
+def quiet_htslib() -> None:
+    """Silence htslib's own log lines (``[W::vcf_parse] Contig ... not defined in the header``,
+    ``[E::bgzf_read_block] ...``) in this process: cyvcf2 links htslib in, and every problem it
+    logs is one biodl reports itself, naming file and record (or, a header gap, works around),
+    so the lines were noise in front of that message. Once per process; a no-op if the
+    library cannot be reached."""
+    if _HTSLIB_QUIET:
+        return
+    _HTSLIB_QUIET.append(True)
+    try:
+        import ctypes
+
+        import cyvcf2.cyvcf2 as ext
+
+        ctypes.CDLL(ext.__file__).hts_set_log_level(0)  # HTS_LOG_OFF
+    except (ImportError, OSError, AttributeError):
+        pass
+
+
 def byte_order_mark_error(path: str | Path, instead: str) -> BiodlInputError:
     """The error for a file that starts with a UTF-8 byte-order mark where its reader (htslib,
     a binary parser) needs ``instead`` (what the file should start with)."""

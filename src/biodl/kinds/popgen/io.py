@@ -298,6 +298,10 @@ def read_vcf(
     """
     import cyvcf2
 
+    from biodl.io._util import quiet_htslib
+
+    quiet_htslib()
+
     from biodl.io._util import check_file
 
     p = check_file(path)
