@@ -38,26 +38,28 @@ def check_file(path: str | Path) -> Path:
     return p
 
 
-_HTSLIB_QUIET: list[bool] = []
-
-
-def quiet_htslib() -> None:
-    """Silence htslib's own log lines (``[W::vcf_parse] Contig ... not defined in the header``,
-    ``[E::bgzf_read_block] ...``) in this process: cyvcf2 links htslib in, and every problem it
-    logs is one biodl reports itself, naming file and record (or, a header gap, works around),
-    so the lines were noise in front of that message. Once per process; a no-op if the
-    library cannot be reached."""
-    if _HTSLIB_QUIET:
-        return
-    _HTSLIB_QUIET.append(True)
+@contextlib.contextmanager
+def htslib_quiet() -> Iterator[None]:
+    """Silence htslib's own log lines (``[W::vcf_parse_format_dict2] FORMAT 'DP' ... is not
+    defined in the header``, ``[E::bgzf_read_block] ...``) in the block, for readers that report
+    every such problem themselves, naming file and record; cyvcf2 links htslib in. The log level
+    is restored afterwards (``biodl variants`` shows htslib's warnings once, by design); a no-op
+    if the library cannot be reached."""
     try:
         import ctypes
 
         import cyvcf2.cyvcf2 as ext
 
-        ctypes.CDLL(ext.__file__).hts_set_log_level(0)  # HTS_LOG_OFF
+        lib = ctypes.CDLL(ext.__file__)
+        old = int(lib.hts_get_log_level())
+        lib.hts_set_log_level(0)  # HTS_LOG_OFF
     except (ImportError, OSError, AttributeError):
-        pass
+        yield
+        return
+    try:
+        yield
+    finally:
+        lib.hts_set_log_level(old)
 
 
 def byte_order_mark_error(path: str | Path, instead: str) -> BiodlInputError:

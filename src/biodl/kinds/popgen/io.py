@@ -277,6 +277,22 @@ def read_vcf(
     max_missing: float = 0.5,
     quiet: bool = True,
 ) -> dict[str, Any]:
+    """:func:`_read_vcf` with htslib's own log lines silenced: every problem they would report is
+    an error or a count of skipped sites here, naming file and record."""
+    from biodl.io._util import htslib_quiet
+
+    with htslib_quiet():
+        return _read_vcf(path, samples=samples, chroms=chroms, max_missing=max_missing, quiet=quiet)
+
+
+def _read_vcf(
+    path: str | Path,
+    *,
+    samples: list[str] | None = None,
+    chroms: list[str] | None = None,
+    max_missing: float = 0.5,
+    quiet: bool = True,
+) -> dict[str, Any]:
     """The biallelic SNPs of a VCF / BCF: per chromosome, haplotype alleles and positions.
 
     Parameters
@@ -297,10 +313,6 @@ def read_vcf(
         "ploidy", "n_haplotypes", "skipped": {reason: count}, "unphased": int}``.
     """
     import cyvcf2
-
-    from biodl.io._util import quiet_htslib
-
-    quiet_htslib()
 
     from biodl.io._util import check_file
 
