@@ -696,7 +696,7 @@ def test_a_vcf_without_gt_is_refused_naming_the_record(tmp_path):
 
     code = (
         "from biodl.kinds.popgen.io import read_vcf\n"
-        "try:\n    read_vcf(%r)\nexcept Exception as e:\n    print(type(e).__name__)\n" % str(bundled)
+        f"try:\n    read_vcf({str(bundled)!r})\nexcept Exception as e:\n    print(type(e).__name__)\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.stdout.strip() == "BiodlInputError" and "[W::" not in r.stderr, r.stderr
@@ -729,10 +729,10 @@ def test_a_bare_dot_is_a_missing_call_of_any_ploidy(tmp_path):
 def test_multiclass_auroc_is_nan_with_one_class_and_skips_absent_ones(capsys, monkeypatch):
     import warnings
 
-    from biodl.kinds.popgen import kind as popgen_kind
     from biodl.kinds.popgen.kind import multiclass_metrics
+    from biodl.train import metrics as shared_metrics
 
-    monkeypatch.setattr(popgen_kind, "_NOTED", set())  # the note is printed once per process
+    monkeypatch.setattr(shared_metrics, "_WARNED", set())  # the warning is printed once per process
     from biodl.train.metrics import compute_metrics
 
     rng = np.random.default_rng(0)

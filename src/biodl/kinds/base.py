@@ -342,7 +342,9 @@ class DataKind:
         if splits.valid is None or not len(splits.valid):
             return meta, {}
         out, y = self.validation_outputs(ctx, model, meta, splits.valid)
-        m = compute_metrics(meta.task, torch.from_numpy(out), torch.from_numpy(y), meta.label_names)
+        m = compute_metrics(
+            meta.task, torch.from_numpy(out), torch.from_numpy(y), meta.label_names, meta.classes
+        )
         return self.with_thresholds(meta, out, y), {
             f"val_{k}": float(v) for k, v in m.items() if "/" not in k
         }
@@ -417,7 +419,7 @@ class DataKind:
                 path=self.source(table),
             )
         return compute_metrics(
-            meta.task, torch.from_numpy(outputs), torch.from_numpy(targets), meta.label_names
+            meta.task, torch.from_numpy(outputs), torch.from_numpy(targets), meta.label_names, meta.classes
         )
 
     def frame(

@@ -62,7 +62,11 @@ def warn_one_class(target, label_names: list[str] | None, undefined: str) -> Non
 
 
 def compute_metrics(
-    task: str, logits: torch.Tensor, target: torch.Tensor, label_names: list[str] | None = None
+    task: str,
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    label_names: list[str] | None = None,
+    class_names: list[str] | None = None,
 ) -> dict[str, float]:
     """Metrics of predictions against targets.
 
@@ -82,8 +86,8 @@ def compute_metrics(
         present; NaN, with a warning, when a label has one class only) plus ``auroc/<label>``,
         ``auprc/<label>`` when there are several labels;
         multiclass: ``accuracy``, ``auroc`` (macro one-vs-rest over the classes present; NaN,
-        with a warning, when one class is); regression: ``mse``, ``pearson``, ``r2``
-        (means over outputs).
+        with a warning naming the class, from ``class_names``, when one class is);
+        regression: ``mse``, ``pearson``, ``r2`` (means over outputs).
     """
     logits = logits.float().cpu()
     target = target.float().cpu()
@@ -123,11 +127,15 @@ def compute_metrics(
             out["auroc"] = float(multiclass_auroc(lg.softmax(-1), t, num_classes=k, average="macro"))
         elif len(present) < 2:  # one class (a small validation or test set): undefined
             out["auroc"] = math.nan
-            _warn_once(
-                "[biodl] warning: the labelled items are all of one class: AUROC is undefined (NaN)"
-                if len(present)
-                else "[biodl] warning: no labelled item: accuracy and AUROC are undefined (NaN)"
-            )
+            if not len(present):
+                _warn_once("[biodl] warning: no labelled item: accuracy and AUROC are undefined (NaN)")
+            else:
+                c = int(present[0])
+                which = f"class {class_names[c]}" if class_names and c < len(class_names) else "one class"
+                _warn_once(
+                    f"[biodl] warning: the {t.numel()} labelled item(s) are all of {which}: "
+                    "AUROC is undefined (NaN)"
+                )
         else:  # macro one-vs-rest over the classes present (torchmetrics counts an absent one as 0)
             prob = lg.softmax(-1)
             out["auroc"] = float(

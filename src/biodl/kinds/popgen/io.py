@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from biodl.errors import BiodlInputError
+from biodl.io._util import htslib_quiet
 
 
 @dataclass
@@ -269,23 +270,8 @@ def _record_where(rec) -> str:
     return f"{rec.CHROM}:{rec.POS}"
 
 
+@htslib_quiet()  # htslib's own log lines: every problem is reported here, naming file and record
 def read_vcf(
-    path: str | Path,
-    *,
-    samples: list[str] | None = None,
-    chroms: list[str] | None = None,
-    max_missing: float = 0.5,
-    quiet: bool = True,
-) -> dict[str, Any]:
-    """:func:`_read_vcf` with htslib's own log lines silenced: every problem they would report is
-    an error or a count of skipped sites here, naming file and record."""
-    from biodl.io._util import htslib_quiet
-
-    with htslib_quiet():
-        return _read_vcf(path, samples=samples, chroms=chroms, max_missing=max_missing, quiet=quiet)
-
-
-def _read_vcf(
     path: str | Path,
     *,
     samples: list[str] | None = None,

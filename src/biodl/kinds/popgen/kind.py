@@ -511,55 +511,18 @@ class PopgenKind(DataKind):
         return popgen_sections(Path(run), meta)
 
 
-#: Notes already printed by this process (the test set and the ABC baseline share one).
-_NOTED: set[str] = set()
-
-
 def multiclass_metrics(outputs, targets, classes: list[str] | None = None) -> dict[str, float]:
     """``accuracy``, ``auroc`` (macro one-vs-rest over the classes present in ``targets``) and
     ``misclassification`` of class scores ``outputs`` ``(n, n_classes)`` against ``targets``
-    ``(n, 1)`` class indices (NaN = missing).
-
-    AUROC needs at least two classes among the targets: with one (a small test set) it is
-    undefined, NaN, and a note says so; a class absent from the targets is left out of the macro
-    mean (torchmetrics would count it as 0 and warn).
-    """
+    ``(n, 1)`` class indices (NaN = missing): the shared :func:`~biodl.train.metrics.compute_metrics`
+    (AUROC is NaN, with a warning naming the class, when the targets hold one class only)."""
     import torch
 
     from biodl.train.metrics import compute_metrics
 
     out = np.asarray(outputs, np.float32).reshape(len(outputs), -1)
-    t = np.asarray(targets, np.float64).reshape(len(targets), -1)[:, 0]
-    keep = ~np.isnan(t)
-    out, t = out[keep], t[keep].astype(np.int64)
-    k = out.shape[1]
-    present = np.unique(t)
-    if len(present) == k and len(t):
-        m = compute_metrics(
-            "multiclass", torch.from_numpy(out), torch.from_numpy(t[:, None].astype(np.float32))
-        )
-    else:
-        from torchmetrics.functional.classification import binary_auroc
-
-        m = {"accuracy": float((out.argmax(1) == t).mean()) if len(t) else float("nan")}
-        if len(present) < 2:
-            m["auroc"] = float("nan")
-            names = [classes[c] if classes and c < len(classes) else str(c) for c in present]
-            msg = (
-                f"[biodl] note: the {len(t)} labelled item(s) are all of class {names[0]}: AUROC is "
-                "undefined (NaN); more simulations give a test set with every class"
-                if names
-                else "[biodl] note: no labelled items: accuracy and AUROC are undefined (NaN)"
-            )
-            if msg not in _NOTED:
-                _NOTED.add(msg)
-                from biodl.io._util import note
-
-                note(msg)
-        else:
-            prob = torch.from_numpy(out).softmax(-1)
-            tt = torch.from_numpy(t)
-            m["auroc"] = float(np.mean([float(binary_auroc(prob[:, c], (tt == c).long())) for c in present]))
+    t = np.asarray(targets, np.float32).reshape(len(targets), -1)[:, :1]
+    m = compute_metrics("multiclass", torch.from_numpy(out), torch.from_numpy(t), class_names=classes)
     m["misclassification"] = 1.0 - m["accuracy"]
     return m
 
