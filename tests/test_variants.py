@@ -261,6 +261,26 @@ def test_an_undeclared_info_key_is_named_not_an_htslib_code(model_dir, tmp_path)
     assert not (tmp_path / "o.vcf").exists()
 
 
+def assert_same_text(got: str, want: str) -> None:
+    """``got`` is ``want`` token by token (split at tabs, ``;``, ``=``, ``,`` and ``|``), numbers
+    equal within float32 rounding of a model's output (relative 1e-4, absolute 1e-6)."""
+    import re
+
+    a, b = got.splitlines(), want.splitlines()
+    assert len(a) == len(b), (len(a), len(b))
+    for la, lb in zip(a, b, strict=True):
+        ta, tb = re.split(r"([\t;=,|])", la), re.split(r"([\t;=,|])", lb)
+        assert len(ta) == len(tb), (la, lb)
+        for x, y in zip(ta, tb, strict=True):
+            if x == y:
+                continue
+            try:
+                fx, fy = float(x), float(y)
+            except ValueError:
+                raise AssertionError(f"{x!r} != {y!r} in\n{la}\n{lb}") from None
+            assert fx == pytest.approx(fy, rel=1e-4, abs=1e-6), (la, lb)
+
+
 def test_pieces_give_the_whole_vcf_outputs(model_dir, tmp_path):
     """A VCF is read, scored and written in pieces of whole records (memory of one piece): the
     table and the scored VCF are those of one piece, a multi-ALT record is never split, and
@@ -278,11 +298,13 @@ def test_pieces_give_the_whole_vcf_outputs(model_dir, tmp_path):
             records=records,
             keep=False,
         )
-        assert (
-            gzip.decompress((tmp_path / f"p{records}.tsv.gz").read_bytes())
-            == (tmp_path / "w.tsv").read_bytes()
+        # the same rows and text; scores equal to float32 rounding (a CPU's convolution kernels
+        # may round differently for a batch of 3 windows than for one of 256)
+        assert_same_text(
+            gzip.decompress((tmp_path / f"p{records}.tsv.gz").read_bytes()).decode(),
+            (tmp_path / "w.tsv").read_text(),
         )
-        assert (tmp_path / f"p{records}.vcf").read_text() == (tmp_path / "w.vcf").read_text()
+        assert_same_text((tmp_path / f"p{records}.vcf").read_text(), (tmp_path / "w.vcf").read_text())
         assert t.attrs["alleles"] == len(whole) == 10
         assert t.equals(whole.loc[whole["status"] != "ok", list(whole.columns[:6])].reset_index(drop=True))
     from biodl.interpret.variants import variant_window_pieces
