@@ -122,6 +122,115 @@ def test_in_memory_errors_name_the_item(seq_run):
         biodl.load(seq_run / "nowhere")
 
 
+def test_python_calls_guard_their_outputs_as_the_cli_does(seq_run, rest_small, tmp_path):
+    """``biodl.api.predict`` / ``evaluate`` called from Python wrote over their own input and
+    over the run's history and held-out results (the guards were only set up by the CLI)."""
+    from biodl import api
+
+    data = tmp_path / "in.tsv"
+    data.write_bytes(rest_small["test"].read_bytes())
+    before = {p: p.read_bytes() for p in (data, seq_run / "history.csv", seq_run / "test" / "metrics.json")}
+    with pytest.raises(BiodlInputError, match="is an input of this command"):
+        api.predict(seq_run, data, out=data, quiet=True)
+    with pytest.raises(BiodlInputError, match="history.csv"):
+        api.predict(seq_run, data, out=seq_run / "history.csv", quiet=True)
+    with pytest.raises(BiodlInputError, match="test/ folder of the run"):
+        api.evaluate(seq_run, data, out_dir=seq_run / "test", quiet=True)
+    with pytest.raises(BiodlInputError, match="the run directory .* itself"):
+        api.evaluate(seq_run, data, out_dir=seq_run, quiet=True)
+    assert {p: p.read_bytes() for p in before} == before
+    assert (seq_run / "test" / "roc.png").exists() and (seq_run / "test" / "pr.png").exists()
+    # and what works still works: an output elsewhere
+    assert len(api.predict(seq_run, data, out=tmp_path / "p.tsv", quiet=True)) == 200
+    # arguments of the wrong type: one clear error, not a traceback from pathlib or the loader
+    cases = [
+        (lambda: biodl.load(None), r"must be a path \(a str or pathlib.Path\), got None"),
+        (lambda: biodl.load(3), "got a int"),
+        (lambda: api.report(seq_run, ["ACGT"]), "data must be a path"),
+        (lambda: api.report(None), "the run directory must be a path"),
+        (lambda: api.predict(seq_run, data, rows=-5), "rows .* must be a positive integer"),
+        (lambda: api.predict(seq_run, data, rows=0), "rows .* must be a positive integer"),
+        (
+            lambda: api.train("deepbind", tmp_path / "r", options={"data": pd.DataFrame()}),
+            "must be a file path",
+        ),
+        (
+            lambda: api.train("deepbind", tmp_path / "r", config={"epochs": 1}),
+            "unknown TrainConfig field.*epochs",
+        ),
+        (
+            lambda: api.train("deepbind", tmp_path / "r", config=[1]),
+            "config must be a biodl.train.TrainConfig",
+        ),
+    ]
+    for call, msg in cases:
+        with pytest.raises(BiodlInputError, match=msg):
+            call()
+    assert not (tmp_path / "r").exists()
+
+
+def test_labels_series_are_matched_by_id_not_position(seq_run):
+    """A Series of labels indexed by the items' ids was taken by position: wrong metrics."""
+    m = biodl.load(seq_run)
+    pos, neg = "TTCAGCACCATGGACAGCGCC" * 5, "ACGTTGCA" * 13
+    seqs = pd.Series([pos, neg, neg + "A", neg + "C"], index=["p", "n1", "n2", "n3"])
+    in_order = m.evaluate(seqs, labels=[1, 0, 0, 0])["metrics"]["auroc"]
+    shuffled = pd.Series([0, 0, 0, 1], index=["n1", "n2", "n3", "p"])
+    assert m.evaluate(seqs, labels=shuffled)["metrics"]["auroc"] == in_order
+    df = pd.DataFrame({"id": seqs.index, "seq": seqs.values, "y": [1, 0, 0, 0]}).iloc[[3, 2, 1, 0]]
+    assert m.evaluate(df, labels=df["y"])["metrics"]["auroc"] == in_order  # its own column: as it is
+    assert m.evaluate(list(seqs), labels=shuffled.set_axis([7, 8, 9, 10]))["metrics"]["auroc"] == 1 - in_order
+    with pytest.raises(BiodlInputError, match="labels' index has no label for item 'p'"):
+        m.evaluate(seqs, labels=pd.Series([0, 0, 0, 1], index=["n1", "n2", "n3", "x"]))
+    with pytest.raises(BiodlInputError, match="labels' index repeats 'n1'"):
+        m.evaluate(seqs, labels=pd.Series([0, 0, 0, 1], index=["n1", "n1", "n3", "p"]))
+    with pytest.raises(BiodlInputError, match="has 2 columns named 'seq'"):
+        m.predict(pd.DataFrame([[pos, neg]], columns=["seq", "seq"]))
+
+
+def test_multiclass_dataframe_evaluation_finds_the_class_column(tmp_path):
+    """A multi-class model's DataFrame was searched for columns named after its classes."""
+    rng = np.random.default_rng(0)
+    classes = np.array(["EI", "IE", "N"])
+    seqs = ["".join(rng.choice(list("ACGT"), 60)) for _ in range(150)]
+    table = pd.DataFrame(
+        {"id": [f"s{i}" for i in range(150)], "sequence": seqs, "class": classes[np.arange(150) % 3]}
+    )
+    table.to_csv(tmp_path / "mc.csv", index=False)
+    run = tmp_path / "mc"
+    args = [
+        "train",
+        str(tmp_path / "mc.csv"),
+        "--system",
+        "splicing-cnn",
+        "--epochs",
+        "1",
+    ]
+    r = runner.invoke(app, [*args, "--no-progress", "--out", str(run)])
+    assert r.exit_code == 0, r.output
+    m = biodl.load(run)
+    assert m.task == "multiclass"
+    by_file = m.evaluate(tmp_path / "mc.csv")["metrics"]
+    assert m.evaluate(table)["metrics"] == pytest.approx(by_file)
+    assert m.evaluate(table.rename(columns={"class": "Label"}))["metrics"] == pytest.approx(by_file)
+    assert m.evaluate(table[["id", "sequence"]], labels=list(table["class"]))["metrics"] == pytest.approx(
+        by_file
+    )
+    with pytest.raises(BiodlInputError, match="no label column .looked for label"):
+        m.evaluate(table[["id", "sequence"]])
+
+
+def test_empty_in_memory_inputs_are_refused_by_every_kind(dgex_run):
+    import anndata
+
+    m = biodl.load(dgex_run)
+    genes = pd.read_csv(BLADDER, index_col=0).index
+    empty = anndata.AnnData(np.zeros((0, len(genes)), np.float32), var=pd.DataFrame(index=genes))
+    for call in (m.predict, m.evaluate):
+        with pytest.raises(BiodlInputError, match="empty"):
+            call(empty)
+
+
 def test_every_kind_takes_memory_inputs_or_says_it_reads_files():
     """Over the registry: a kind that declares in-memory inputs implements them; any other
     refuses them in one line naming what it reads."""
@@ -166,7 +275,15 @@ def test_in_memory_molecules(mol_run):
     # invalid molecules skipped in an evaluation drop their labels with them
     s = pd.read_csv(INVALID)
     r = m.evaluate(s["smiles"].tolist(), labels=s[TARGET], skip_invalid=True)
-    assert r["n"] == 10
+    assert r["n"] == 10 and r["n_invalid"] == 2  # as the file's evaluation says (it said 0)
+    assert m.evaluate(INVALID, skip_invalid=True)["n_invalid"] == 2
+    # a missing SMILES in a DataFrame is an invalid molecule like a file's empty cell, not an error
+    gap = s.copy()
+    gap.loc[1, "smiles"] = np.nan
+    got = m.predict(gap, skip_invalid=True)
+    assert len(got) == 12 and got.loc[1, "problem"] == "empty SMILES" and np.isnan(got.loc[1, col])
+    with pytest.raises(BiodlInputError, match=r"item 2 is a missing value"):
+        m.predict(gap)  # without skip_invalid: refused, naming the item
 
 
 @pytest.fixture(scope="module")

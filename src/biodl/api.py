@@ -52,8 +52,10 @@ class Model:
     """
 
     def __init__(self, run: str | Path, device: str = "cpu") -> None:
+        from biodl.io._util import check_path_arg
         from biodl.pipeline import _load, _run_state
 
+        check_path_arg(run, "the run (a run directory of `biodl train`, or its model.pt)")
         path = Path(run)
         if not path.exists():
             raise BiodlInputError(

@@ -15,6 +15,7 @@ import difflib
 import json
 import math
 import numbers
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,7 +125,10 @@ class Option:
         return stage in self.stages and (self.recipes is None or recipe is None or recipe in self.recipes)
 
     def _bad(self, value: Any, what: str) -> BiodlInputError:
-        return BiodlInputError(f"{self.spelling} must be {what}, got {value!r}")
+        shown = repr(value)
+        if len(shown) > 60 or not isinstance(value, (str, int, float, bool, list, tuple, dict, type(None))):
+            shown = f"a {type(value).__name__}"  # a DataFrame, an array: its type, not its repr
+        return BiodlInputError(f"{self.spelling} must be {what}, got {shown}")
 
     def convert(self, value: Any) -> Any:
         """``value`` (from the CLI: a string, or JSON-decoded) as this option's type."""
@@ -154,7 +158,13 @@ class Option:
             if v not in self.choices:
                 raise self._bad(value, f"one of {', '.join(self.choices)}")
             return v
+        if t in ("path", "paths") and not isinstance(value, (str, os.PathLike, list, tuple)):
+            raise self._bad(value, "a file path (in Python: a str or pathlib.Path)")
         if t in ("paths", "strs"):
+            if t == "paths" and isinstance(value, (list, tuple)):
+                for v in value:
+                    if not isinstance(v, (str, os.PathLike)):
+                        raise self._bad(v, "a list of file paths")
             items = _as_list(value)
             if not items:
                 raise self._bad(value, "one or more values")

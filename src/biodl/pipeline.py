@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from biodl.errors import BiodlInputError
+from biodl.io._util import as_command, check_path_arg
 from biodl.kinds import get_kind
 from biodl.kinds.base import DataKind, TrainContext, check_label_values, check_labels, log
 from biodl.options import resolve
@@ -118,6 +119,7 @@ def _check_multiclass(recipe: Recipe, k: DataKind) -> None:
         )
 
 
+@as_command  # from Python too: no output may replace an input or a used run's record
 def train(
     system: str,
     out_dir: str | Path,
@@ -145,7 +147,8 @@ def train(
     model_options
         Overrides of the recipe's model defaults (``-m KEY=VALUE``).
     config
-        :class:`~biodl.train.fit.TrainConfig` (default: the recipe's ``train_defaults``).
+        :class:`~biodl.train.fit.TrainConfig`, or a dict of its fields laid over the recipe's
+        ``train_defaults`` (default: those defaults).
     kind
         Force a data kind (default: chosen from the options, see :func:`choose_kind`).
     spellings
@@ -159,14 +162,19 @@ def train(
         Summary (also ``OUT/summary.json``): system, kind, task, model path, sizes, best epoch,
         validation and test metrics, minutes, and the kind's extras.
     """
-    from biodl.train import TrainConfig, save_model, write_run_json
+    from biodl.train import save_model, write_run_json
     from biodl.train.fit import finished_meta
 
     t0 = time.time()
+    check_path_arg(out_dir, "the run directory (out_dir)")
     recipe = get_recipe(system)
     k = choose_kind(recipe, options, kind)
     opts, mopts = kind_options(recipe, k, dict(options or {}), "train", spellings, model_options)
-    config = (config or TrainConfig.for_recipe(recipe.train_defaults)).check()
+    config = _train_config(config, recipe).check()
+    if quiet and config.progress:  # quiet means no progress bar either
+        import dataclasses
+
+        config = dataclasses.replace(config, progress=False)
     if config.ensemble > 1 and not k.supports_ensemble:
         raise BiodlInputError(f"--ensemble is not available for {k.title} models (train one network)")
     if config.calibrate and not k.supports_calibration:
@@ -271,6 +279,30 @@ def train(
         summary["report"] = str(report(out, quiet=quiet))
         _write_summary(out, summary)
     return summary
+
+
+def _train_config(config, recipe: Recipe):
+    """``config`` as a :class:`~biodl.train.fit.TrainConfig`: ``None`` is the recipe's defaults, a
+    dict of TrainConfig fields (``{"max_epochs": 5}``) is laid over them."""
+    import dataclasses
+
+    from biodl.train import TrainConfig
+
+    if config is None or isinstance(config, dict):
+        base = TrainConfig.for_recipe(recipe.train_defaults)
+        fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        unknown = sorted(set(config or {}) - fields)
+        if unknown:
+            raise BiodlInputError(
+                f"config: unknown TrainConfig field(s) {', '.join(unknown)} "
+                f"(fields: {', '.join(sorted(fields))})"
+            )
+        return dataclasses.replace(base, **(config or {}))
+    if not isinstance(config, TrainConfig):
+        raise BiodlInputError(
+            f"config must be a biodl.train.TrainConfig or a dict of its fields, got a {type(config).__name__}"
+        )
+    return config
 
 
 def _check_fewer_epochs(out: Path, config) -> None:
@@ -1087,6 +1119,7 @@ def items_phrase(result: dict[str, Any]) -> str:
     return f"{result['n']} items" if k is None else f"{k} labelled of {result['n']} items"
 
 
+@as_command  # from Python too: no output may replace an input or a used run's record
 def evaluate(
     model_path: str | Path,
     data: str | Path | None,
@@ -1105,6 +1138,8 @@ def evaluate(
     """
     from biodl.io._util import check_output_dir, note_model
 
+    check_path_arg(model_path, "the model (a run directory or its model.pt)")
+    check_path_arg(out_dir, "out_dir", none_ok=True)
     _run_state(model_path, "evaluate")
     note_model(model_path)  # no output may replace the model or its run's record
     if out_dir is not None:  # never over the run's own held-out results or plots
@@ -1129,6 +1164,7 @@ def evaluate(
 PREDICT_ROWS = 100_000
 
 
+@as_command  # from Python too: no output may replace an input or a used run's record
 def predict(
     model_path: str | Path,
     data: str | Path | None,
@@ -1155,6 +1191,10 @@ def predict(
     from biodl.io._util import note_model
     from biodl.io.predictions import output_format
 
+    check_path_arg(model_path, "the model (a run directory or its model.pt)")
+    check_path_arg(out, "out", none_ok=True)
+    if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 1):
+        raise BiodlInputError(f"rows (inputs scored at a time) must be a positive integer, got {rows!r}")
     if out is None:  # standard output: text only (a bad format fails before the model is loaded)
         output_format(out, format)
     _run_state(model_path, "predict")
@@ -1192,7 +1232,10 @@ def read_inputs(
             raise BiodlInputError("labels= is for in-memory inputs: a file carries its own labels")
         k.check_format(meta.recipe, data)
         return k.read(meta, data, opts, labelled=labelled, quiet=quiet)
-    return k.from_memory(meta, data, opts, labelled=labelled, labels=labels)
+    table = k.from_memory(meta, data, opts, labelled=labelled, labels=labels)
+    if not k.size(table) and not getattr(table, "invalid", None):  # an AnnData of 0 cells, ...
+        raise BiodlInputError("nothing to score: the input is empty", path=k.source(table))
+    return table
 
 
 def predict_loaded(
@@ -1277,6 +1320,7 @@ def predict_loaded(
 
 
 # ---------------------------------------------------------------------------- report
+@as_command  # from Python too: no output may replace an input or a used run's record
 def report(
     run_dir: str | Path,
     data: str | Path | None = None,
@@ -1294,6 +1338,8 @@ def report(
     from biodl.report.html import write_html_report
     from biodl.report.run import run_sections
 
+    check_path_arg(run_dir, "the run directory")
+    check_path_arg(data, "data", none_ok=True)
     run = Path(run_dir)
     if not run.exists():
         raise BiodlInputError("not found (give a run directory of `biodl train`)", path=run)

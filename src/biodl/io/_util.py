@@ -10,12 +10,16 @@ import io
 import os
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from glob import escape as glob_escape
 from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
 
 from biodl.errors import BiodlInputError
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 GZIP_MAGIC = b"\x1f\x8b"
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -165,6 +169,42 @@ def command_inputs() -> Iterator[set[str]]:
     finally:
         _INPUTS.reset(token)
         _RUNS.reset(runs)
+
+
+@contextlib.contextmanager
+def command_scope() -> Iterator[set[str]]:
+    """:func:`command_inputs` unless a command's record is already active (the CLI's, or an
+    outer call's): a function of the Python API then guards its outputs as the CLI does."""
+    active = _INPUTS.get()
+    if active is not None:
+        yield active
+        return
+    with command_inputs() as inputs:
+        yield inputs
+
+
+def as_command(fn: Callable[P, R]) -> Callable[P, R]:
+    """``fn`` run inside :func:`command_scope`: the files it reads are its inputs, which no
+    output of the call may replace, called from the CLI or from Python alike."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with command_scope():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def check_path_arg(value: Any, what: str, *, none_ok: bool = False) -> None:
+    """One clear error when ``value``, given for ``what`` (``"the run directory"``), is not a
+    path (``str`` or :class:`os.PathLike`) as a Python caller might give a list or ``None``."""
+    if value is None and none_ok:
+        return
+    if not isinstance(value, (str, os.PathLike)):
+        raise BiodlInputError(
+            f"{what} must be a path (a str or pathlib.Path), got "
+            f"{'None' if value is None else 'a ' + type(value).__name__}"
+        )
 
 
 def note_run(directory: str | Path) -> None:

@@ -45,6 +45,7 @@ def items(
     column: str | None = None,
     id_column: str | None = None,
     option: str = "",
+    missing_ok: bool = False,
 ) -> tuple[list[str], list[str], str]:
     """``(ids, values, source)`` of in-memory inputs, in their order.
 
@@ -52,7 +53,9 @@ def items(
     dict or pandas Series of id -> string, or a DataFrame with a column named as one of
     ``columns`` (or ``column``, given by the user as the kind's option ``option``; ids from
     ``id_column``, one of ``id_columns``, else the index).
-    Every value must be a string: a number or a missing value is an error naming its item.
+    Every value must be a string: a number or a missing value is an error naming its item
+    (``missing_ok``: a missing value, ``None`` or NaN, is an empty string, for a reader that
+    skips empty items when told to).
     """
     src = describe(data)
     if isinstance(data, (str, bytes)):
@@ -67,6 +70,10 @@ def items(
                 path=src,
             )
         idc = _column(data, id_column, id_columns, "id", src)
+        names = [str(c) for c in data.columns]
+        for c in (col, idc):
+            if c is not None and names.count(c) > 1:
+                raise BiodlInputError(f"has {names.count(c)} columns named {c!r}", path=src)
         values = data[col].tolist()
         if idc is not None:
             ids = [str(v) for v in data[idc].tolist()]
@@ -98,11 +105,19 @@ def items(
         raise BiodlInputError(f"no {what}s (the input is empty)", path=src)
     for i, v in enumerate(values):
         if not isinstance(v, str):
-            shown = "a missing value" if v is None or (isinstance(v, float) and np.isnan(v)) else repr(v)
+            missing = v is None or (isinstance(v, float) and np.isnan(v))
+            if missing and missing_ok:
+                values[i] = ""
+                continue
+            shown = "a missing value" if missing else repr(v)
             raise BiodlInputError(
                 f"item {i + 1} is {shown} ({type(v).__name__}), not a {what} string", path=src, record=ids[i]
             )
     return ids, values, src
+
+
+#: Columns a multi-class model's labels are looked for in, when not named (as the file readers do).
+CLASS_COLUMNS = ("label", "labels", "class", "y", "target")
 
 
 def labels(
@@ -112,33 +127,45 @@ def labels(
     src: str,
     label_names: Sequence[str],
     classes: Sequence[str] | None = None,
+    ids: Sequence[str] | None = None,
 ) -> np.ndarray:
     """``(n, k)`` float32 labels of ``n`` in-memory items for an evaluation (NaN: missing).
 
     ``given`` is one label per item (a list, array or Series; ``(n, k)`` for a model with k
     outputs), or, when ``data`` is a DataFrame, the name(s) of its label column(s); ``None``
-    takes the DataFrame's columns named as the model's labels. Class names (or their codes)
-    for a multi-class model (``classes``).
+    takes the DataFrame's columns named as the model's labels (a multi-class model: the first
+    of :data:`CLASS_COLUMNS`, in any case). Class names (or their codes) for a multi-class
+    model (``classes``). A Series or DataFrame of labels indexed by the items' ``ids`` (in
+    another order) is matched to them by id, not by position (:func:`labels_in_item_order`).
     """
-    if (
-        given is None
-        or isinstance(given, str)
-        or (
-            isinstance(given, (list, tuple))
-            and given
-            and len(given) != n  # as long as the items: their labels (class names), not columns
-            and all(isinstance(c, str) for c in given)
-            and isinstance(data, pd.DataFrame)
-            and set(given) <= set(map(str, data.columns))
-        )
-    ):
+    names_columns = (
+        isinstance(given, (list, tuple))
+        and bool(given)
+        and all(isinstance(c, str) for c in given)
+        and isinstance(data, pd.DataFrame)
+        and set(given) <= set(map(str, data.columns))
+        # as long as the items, they may be the items' labels (class names): columns only if not
+        and (len(given) != n or classes is None or not set(given) <= set(classes))
+    )
+    if given is None or isinstance(given, str) or names_columns:
         if not isinstance(data, pd.DataFrame):
             raise BiodlInputError(
                 "evaluation needs labels: give labels=[...] (one per item)"
                 + (" or a DataFrame with the model's label column(s)" if given is None else ""),
                 path=src,
             )
-        cols = list(label_names) if given is None else [given] if isinstance(given, str) else list(given)
+        if given is None and classes is not None:  # multi-class: one column of class names
+            low = {str(c).lower(): str(c) for c in data.columns}
+            found = next((low[c] for c in CLASS_COLUMNS if c in low), None)
+            if found is None:
+                raise BiodlInputError(
+                    f"no label column (looked for {', '.join(CLASS_COLUMNS)}; columns are: "
+                    f"{', '.join(map(str, data.columns))}); give labels=COLUMN or labels=[...]",
+                    path=src,
+                )
+            cols = [found]
+        else:
+            cols = list(label_names) if given is None else [given] if isinstance(given, str) else list(given)
         missing = [c for c in cols if c not in data.columns]
         if missing:
             raise BiodlInputError(
@@ -147,6 +174,8 @@ def labels(
                 path=src,
             )
         given = data[cols[0]] if len(cols) == 1 else data[cols]
+    elif isinstance(given, (pd.Series, pd.DataFrame)) and ids is not None:
+        given = labels_in_item_order(given, data, ids, src)
     raw = (
         given.to_numpy() if isinstance(given, (pd.Series, pd.DataFrame)) else np.asarray(given, dtype=object)
     )
@@ -182,6 +211,39 @@ def labels(
     if y.ndim != 2:
         raise BiodlInputError(f"labels of shape {y.shape}: give (items,) or (items, outputs)", path=src)
     return y.astype(np.float32)  # infinite values: refused by check_label_values, as a file's
+
+
+def labels_in_item_order(
+    given: pd.Series | pd.DataFrame, data: Any, ids: Sequence[str], src: str
+) -> pd.Series | pd.DataFrame:
+    """Labels given as a Series / DataFrame, in the items' order. Taken by position when indexed
+    as the input ``data`` is (``df["label"]`` of the same DataFrame), when the items have no ids of
+    their own (a list) or the index is 0..n-1; matched by id when the items have ids (a dict, a
+    Series, a DataFrame) and the index holds them (in another order); refused otherwise."""
+    if isinstance(data, (pd.Series, pd.DataFrame)) and given.index.equals(data.index):
+        return given
+    own_ids = isinstance(data, (pd.Series, pd.DataFrame, Mapping))
+    index = [str(v) for v in given.index]
+    if index == list(ids) or not own_ids:
+        return given
+    seen: set[str] = set()
+    for v in index:
+        if v in seen:
+            raise BiodlInputError(
+                f"the labels' index repeats {v!r}: labels are matched to items by id", path=src
+            )
+        seen.add(v)
+    if len(index) == len(ids) and seen == set(ids):
+        return given.set_axis(index).loc[list(ids)]
+    if isinstance(given.index, pd.RangeIndex):
+        return given
+    missing = next((i for i in ids if i not in seen), None)
+    what = f"has no label for item {missing!r}" if missing is not None else "names items that are not inputs"
+    raise BiodlInputError(
+        f"the labels' index {what}: labels given as a Series or DataFrame indexed by id are matched to "
+        "the items by id; give a list (or .to_numpy()) for labels in the items' order",
+        path=src,
+    )
 
 
 def _is_number(v: Any) -> bool:

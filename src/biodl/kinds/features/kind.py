@@ -732,6 +732,8 @@ class FeaturesKind(DataKind):
         t = FeatureTable(num.astype(np.float32), list(d.features), None, ids, src)
         if not labelled:
             return t
+        if isinstance(labels, pd.Series):  # indexed by row name: matched by name (as the rows are)
+            labels = memory.labels_in_item_order(labels, data, ids, src)
         raw = labels.tolist() if isinstance(labels, (pd.Series, np.ndarray)) else list(labels)
         if len(raw) != len(t):
             raise BiodlInputError(f"{len(raw)} labels for {len(t)} rows: give one class per row", path=src)

@@ -412,6 +412,7 @@ def molecules_from_memory(
         column=smiles_col,
         id_column=id_col,
         option="smiles_col",
+        missing_ok=skip_invalid,  # a missing SMILES: an empty one, skipped as a file's would be
     )
     records = [
         (i + 1, rid, smi, None, [], "", f"item {i + 1} ({rid!r})")

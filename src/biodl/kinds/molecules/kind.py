@@ -393,10 +393,14 @@ class MoleculesKind(DataKind):
         )
         if labelled:
             every = len(table) + len(table.invalid)
-            y = memory.labels(data, labels, every, table.path, meta.label_names)
+            ids = [None] * every  # every item's id, in input order (valid and skipped)
+            for i, rid in zip(table.lines, table.ids, strict=True):
+                ids[i - 1] = rid
+            for b in table.invalid:
+                ids[b.line - 1] = b.id
+            y = memory.labels(data, labels, every, table.path, meta.label_names, ids=ids)
             table.targets = y[np.asarray(table.lines, dtype=np.int64) - 1]  # the valid molecules' rows
-            table.target_names = list(meta.label_names)
-            table.invalid = []
+            table.target_names = list(meta.label_names)  # skipped molecules stay counted (n_invalid)
         return table
 
     def score(self, model, meta, table, *, device, options, batch_size=256):

@@ -257,7 +257,7 @@ def sequences_from_memory(meta: RunMeta, data, options: dict[str, Any], *, label
     table = SequenceTable(ids=ids, seqs=seqs, source=src)
     warn_duplicate_ids(ids, src)
     if labelled:
-        table.labels = memory.labels(data, labels, len(seqs), src, meta.label_names, meta.classes)
+        table.labels = memory.labels(data, labels, len(seqs), src, meta.label_names, meta.classes, ids)
         table.label_names = list(meta.label_names)
         table.classes = meta.classes
     return fold_case(table, True) if d.viewpoint else table
