@@ -218,6 +218,11 @@ def test_multiclass_dataframe_evaluation_finds_the_class_column(tmp_path):
     )
     with pytest.raises(BiodlInputError, match="no label column .looked for label"):
         m.evaluate(table[["id", "sequence"]])
+    codes = np.arange(150) % 3  # class codes, as ints or as floats (a NumPy array, a CSV column)
+    for given in (codes, codes.astype(float)):
+        assert m.evaluate(table[["id", "sequence"]], labels=given)["metrics"] == pytest.approx(by_file)
+    with pytest.raises(BiodlInputError, match="label True of item 1 is not one of the model's classes"):
+        m.evaluate(table[["id", "sequence"]], labels=[True] * 150)
 
 
 def test_empty_in_memory_inputs_are_refused_by_every_kind(dgex_run):
@@ -355,7 +360,7 @@ def test_in_memory_expression(dgex_run, tmp_path):
     np.testing.assert_allclose(got.iloc[:, 1:].to_numpy(float), ref.iloc[:, 1:].to_numpy(float), rtol=1e-6)
 
 
-def test_in_memory_feature_tables(tmp_path):
+def test_in_memory_feature_tables(tmp_path, capsys):
     """A DataFrame of features (any column order) scores as the file; classes as labels= or a
     column, equal to the file's label file."""
     table = FEAT / "HUVEC_200bp_slice_Data.txt.gz"
@@ -388,6 +393,18 @@ def test_in_memory_feature_tables(tmp_path):
         BiodlInputError, match="class 'I-E' \\(row row101\\) is not among the model's classes"
     ):
         m.evaluate(x, labels=y)
+    with pytest.raises(BiodlInputError, match=r"1e\+300 is not a finite number in float32"):
+        m.predict(x.assign(**{cols[0]: 1e300}))
+    # negative values of a feature that was never negative in training: scored as 0, and said
+    neg = x.head(3).assign(**{cols[0]: -5.0})
+    zero = m.predict(x.head(3).assign(**{cols[0]: 0.0}))
+    capsys.readouterr()
+    np.testing.assert_allclose(m.predict(neg)["prob_A-E"], zero["prob_A-E"])
+    assert f"3 negative value(s) in feature(s) {cols[0]}" in capsys.readouterr().err
+    # labels as a Series indexed by row name: matched by name
+    sub = x.iloc[keep].set_axis([f"r{i}" for i in keep])
+    by_name = pd.Series([y[i] for i in keep], index=sub.index)[::-1]
+    assert m.evaluate(sub, labels=by_name)["metrics"] == pytest.approx(want)
 
 
 def test_cli_evaluate_finds_the_models_label_columns(tmp_path, rest_small):

@@ -99,3 +99,9 @@ def test_multiclass_auroc_over_the_classes_present(capsys, recwarn):
     assert math.isnan(one["auroc"]) and one["accuracy"] == pytest.approx(float((prob.argmax(1) == 0).mean()))
     assert "all of one class: AUROC is undefined (NaN)" in capsys.readouterr().err
     assert not [w for w in recwarn if "torchmetrics" in str(w.filename)]
+
+
+def test_regression_of_one_item_has_a_squared_error():
+    """One labelled item: MSE is defined (it was NaN), a correlation and R^2 are not."""
+    m = M.compute_metrics("regression", torch.tensor([[1.5]]), torch.tensor([[0.5]]))
+    assert m["mse"] == pytest.approx(1.0) and math.isnan(m["pearson"]) and math.isnan(m["r2"])

@@ -189,9 +189,12 @@ def labels(
         code = {c: i for i, c in enumerate(classes)}
         out = np.empty((n, 1), np.float32)
         for i, v in enumerate(flat[:, 0]):
+            number = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(
+                v, (bool, np.bool_)
+            )
             if isinstance(v, str) and v in code:
                 out[i, 0] = code[v]
-            elif isinstance(v, (int, np.integer)) and 0 <= int(v) < len(classes):
+            elif number and float(v).is_integer() and 0 <= int(v) < len(classes):  # a class code, 0-based
                 out[i, 0] = int(v)
             else:
                 raise BiodlInputError(

@@ -146,9 +146,11 @@ def compute_metrics(
         for j in range(target.shape[1]):
             m = ~torch.isnan(target[:, j])
             p, t = logits[m, j], target[m, j]
-            if t.numel() < 2:
+            if not t.numel():
                 continue
             mses.append(float(mean_squared_error(p, t)))
+            if t.numel() < 2:  # a correlation and R^2 need two values; the squared error does not
+                continue
             rs.append(float(pearson_corrcoef(p, t)))
             r2s.append(float(r2_score(p, t)))
         out["mse"] = sum(mses) / len(mses) if mses else math.nan

@@ -200,6 +200,36 @@ def class_targets(labels: list[str], classes: list[str], positive: list[str] | N
     return np.array([[index[lab]] for lab in labels], np.float32)
 
 
+def _note_negative_logged(model, table) -> None:
+    """Say (once per call) when features that were never negative in training, and so are taken
+    as log1p, have negative values here: they are scored as 0, as the network reads them."""
+    scale = getattr(model, "scale", None)
+    logged = getattr(scale, "logged", None)
+    if logged is None or not bool(getattr(scale, "log1p", False)):
+        return
+    cols = np.flatnonzero(logged.cpu().numpy())
+    if not len(cols):
+        return
+    neg = table.x[:, cols] < 0
+    if not neg.any():
+        return
+    names = [table.feature_names[c] for c in cols[neg.any(0)]]
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    msg = (
+        f"[biodl] note: {table.source}: {int(neg.sum())} negative value(s) in feature(s) {shown}, which "
+        "were never negative in training and are read as log1p: scored as 0"
+    )
+    if msg not in _NOTED:  # once (validation is scored every epoch)
+        from biodl.io._util import note
+
+        _NOTED.add(msg)
+        note(msg)
+
+
+#: Notes already printed by this process.
+_NOTED: set[str] = set()
+
+
 def _keep_classes(table, classes: list[str] | None, what: str):
     if table.labels is None:
         return table
@@ -721,11 +751,14 @@ class FeaturesKind(DataKind):
         )
         sub = data.iloc[:, feature_positions([str(c) for c in data.columns], d.features, source=src)]
         num = sub.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(num)
+        bad = ~np.isfinite(num) | (np.abs(np.nan_to_num(num)) > np.finfo(np.float32).max)
         if bad.any():
             i, j = map(int, np.argwhere(bad)[0])
+            v = sub.iat[i, j]
+            v = v.item() if isinstance(v, np.generic) else v
             raise BiodlInputError(
-                f"feature {d.features[j]!r}: {sub.iat[i, j]!r} is not a finite number",
+                f"feature {d.features[j]!r}: {v!r} is not a finite number"
+                + (" in float32 (the network's precision)" if np.isfinite(num[i, j]) else ""),
                 path=src,
                 record=ids[i],
             )
@@ -766,6 +799,7 @@ class FeaturesKind(DataKind):
     def score(self, model, meta, table, *, device, options, batch_size=256):
         from biodl.train.predict import predict
 
+        _note_negative_logged(model, table)
         return predict(model.cpu(), self._dataset(meta, table), batch_size=batch_size, device=device)
 
     def metrics(self, meta, outputs, targets, table):
