@@ -250,6 +250,9 @@ def test_train_evaluate_predict_report(system, kind, device, tmp_path, rest_smal
     html = pipeline.report(out, quiet=True).read_text()
     assert get_kind(kind).title in html and "Run" in html
     assert (kind in ("sequences", "windows")) == ("sequence length" in html or "window / step" in html)
+    # every entry the run and its report wrote is one --no-resume knows to remove (and no other)
+    unknown = [e.name for e in out.iterdir() if not pipeline.is_run_output(e.name, e.is_dir())]
+    assert not unknown, unknown
 
 
 @pytest.mark.parametrize("system,kind", CASES, ids=[f"{s}-{k}" for s, k in CASES])

@@ -211,11 +211,23 @@ def test_a_run_directory_describes_one_run(rest_small, dgex_run, tmp_path):
     r = runner.invoke(app, args)
     _refused(r, "holds a run of dgex (expression, finished)", "--no-resume to replace that run")
     assert json.loads((run / "run.json").read_text())["recipe"] == "dgex"
+    # the user's own files beside the run, named like (but not as) what biodl writes, are kept
+    mine = [
+        "top10_peaks.bed",
+        "pretrained_notes.txt",
+        "my_figure.png",
+        "layer2.txt",
+        "member5_notes.txt",
+        "folds",
+    ]
+    for name in mine:
+        (run / name).write_text("mine\n")
     r = runner.invoke(app, [*args, "--no-resume"])
     _ok(r)
-    assert "removed the previous run" in r.output
+    assert "removed the previous run" in r.output and "run.json" in r.output  # the names are listed
     assert json.loads((run / "run.json").read_text())["recipe"] == "deepbind"
     assert not (run / "test").exists() and not (run / "report.html").exists()
+    assert all((run / name).read_text() == "mine\n" for name in mine), r.output
     # an input inside the directory is never removed
     inside = run / "train.seq"
     inside.write_bytes(rest_small["train"].read_bytes())
@@ -752,3 +764,80 @@ def test_evaluate_without_any_label_value_is_refused(seq_run, rest_small, tmp_pa
     r = runner.invoke(app, ["evaluate", str(seq_run), str(nolab), "--out", str(ev)])
     _refused(r, f"none of the {len(rows)} rows has a label value (all missing)")
     assert not ev.exists()
+
+
+def test_a_second_training_into_a_run_being_written_is_refused(rest_small, tmp_path):
+    """Two `biodl train` into one --out at once: the second resumed from, or with --no-resume
+    deleted, the run the first was writing; both exited 0 and one run was lost."""
+    import fcntl
+
+    run = tmp_path / "run"
+    run.mkdir()
+    lock = run / ".biodl-train.lock"
+    lock.write_text("process 4242 on somewhere, since then")
+    fd = os.open(lock, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a training in progress holds it
+    try:
+        args = ["train", str(rest_small["train"]), "--out", str(run), "--epochs", "1", "--no-progress", *TINY]
+        for extra in ([], ["--no-resume"]):
+            r = runner.invoke(app, [*args, *extra])
+            _refused(r, "another `biodl train` is writing this run directory now (process 4242 on somewhere")
+        assert sorted(p.name for p in run.iterdir()) == [".biodl-train.lock"]
+    finally:
+        os.close(fd)
+    _ok(runner.invoke(app, args))  # the lock released: trains, and leaves no lock file behind
+    assert not lock.exists() and (run / "model.pt").exists()
+
+
+def test_training_into_a_part_of_another_run_is_refused(seq_run, rest_small, tmp_path):
+    run = tmp_path / "ens"
+    (run / "member2").mkdir(parents=True)
+    (run / "run.json").write_bytes((seq_run / "run.json").read_bytes())
+    r = runner.invoke(
+        app, ["train", str(rest_small["train"]), "--out", str(run / "member2"), "--no-resume", *TINY]
+    )
+    _refused(r, "member2: is a part of the run", "Give another --out")
+    assert not any((run / "member2").iterdir())
+
+
+def test_refusals_after_the_data_are_read_leave_the_run_as_it_was(rest_small, tmp_path):
+    """A test label no metric can use was refused after all epochs had trained (the run left
+    `running`); --epochs fewer than an ensemble's members had rewrote run.json as `running`."""
+    bad = tmp_path / "bad_test.tsv"
+    lines = rest_small["test"].read_text().splitlines()
+    f = lines[1].split("\t")
+    f[-1] = "2"
+    bad.write_text("\n".join([lines[0], "\t".join(f), *lines[2:]]) + "\n")
+    args = ["train", str(rest_small["train"]), "--epochs", "2", "--no-progress", *TINY]
+    r = runner.invoke(app, [*args, "--test", str(bad), "--out", str(tmp_path / "bt")])
+    _refused(r, "a binary task needs labels 0 or 1, but 1 test (", "label Bound: 2")
+    assert "epoch" not in r.output.lower() and not (tmp_path / "bt").exists()
+    ens = tmp_path / "ens"
+    _ok(runner.invoke(app, [*args, "--ensemble", "2", "--out", str(ens)]))
+    before = (ens / "run.json").read_bytes()
+    r = runner.invoke(
+        app, [*args[:2], "--epochs", "1", "--no-progress", *TINY, "--ensemble", "2", "--out", str(ens)]
+    )
+    _refused(r, "member1/checkpoints/last.ckpt: cannot resume: the checkpoint has 2 epochs done")
+    assert (ens / "run.json").read_bytes() == before  # still the finished run
+
+
+def test_a_retrained_model_takes_the_earlier_models_outputs_away(rest_small, tmp_path):
+    """Extending a run without --test kept the earlier model's test/ (the report showed its
+    numbers as the new model's) and its report, filters and plots."""
+    run = tmp_path / "run"
+    args = ["train", str(rest_small["train"]), "--no-progress", "--out", str(run), *TINY]
+    _ok(runner.invoke(app, [*args, "--epochs", "1", "--test", str(rest_small["test"])]))
+    (run / "report.html").write_text("the 1-epoch model's report")
+    (run / "motifs.tsv").write_text("its motifs")
+    (run / "my_notes.txt").write_text("mine")
+    r = runner.invoke(app, [*args, "--epochs", "1"])  # a rerun that trains nothing: all kept
+    _ok(r)
+    assert (run / "report.html").exists() and (run / "test" / "metrics.json").exists()
+    r = runner.invoke(app, [*args, "--epochs", "2"])  # extended without --test: a new model
+    _ok(r)
+    assert "of the model this training replaced" in r.output
+    for name in ("report.html", "motifs.tsv", "test"):
+        assert not (run / name).exists(), name
+    assert (run / "my_notes.txt").read_text() == "mine"
+    assert "test" not in json.loads((run / "run.json").read_text()).get("metrics", {})

@@ -162,9 +162,6 @@ def train(
         Summary (also ``OUT/summary.json``): system, kind, task, model path, sizes, best epoch,
         validation and test metrics, minutes, and the kind's extras.
     """
-    from biodl.train import save_model, write_run_json
-    from biodl.train.fit import finished_meta
-
     t0 = time.time()
     check_path_arg(out_dir, "the run directory (out_dir)")
     recipe = get_recipe(system)
@@ -183,6 +180,17 @@ def train(
         )
     out = Path(out_dir)
     check_train_call(config, out)
+    with _run_lock(out):  # one training at a time writes a run directory
+        return _train_into(out, t0, recipe, k, opts, mopts, config, options, config_given, quiet)
+
+
+def _train_into(
+    out: Path, t0: float, recipe: Recipe, k: DataKind, opts, mopts, config, options, config_given, quiet
+):
+    """:func:`train`'s work, once it holds the run directory's lock."""
+    from biodl.train import save_model, write_run_json
+    from biodl.train.fit import finished_meta
+
     opts = _absolute_paths(k, opts)  # run.json, metrics.json: the inputs wherever the user runs from
     for key in ("data", "samples", "valid_file", "test_file"):
         k.check_format(recipe.name, opts.get(key), "training")
@@ -199,6 +207,11 @@ def train(
     labels = k.training_labels(meta, splits)
     if labels is not None:
         check_labels(labels, meta.label_names, meta.task, quiet)
+    test = _binary_labels(splits.test, meta)
+    if (
+        test is not None
+    ):  # a test label no metric can use (2 in a binary task): refused now, not after training
+        check_label_values(test, meta.label_names, meta.task, f"test ({k.source(splits.test)})")
     _prepare_run_dir(out, recipe.name, k.name, config.resume, quiet)
     _check_fewer_epochs(out, config)
     meta = meta.replace(
@@ -207,28 +220,22 @@ def train(
         splits=dict(splits.info, **meta.splits),
         request=request,
     )
+    before = None  # the run.json of the run this training continues, put back if it is refused
     if _primary_process():  # the run is unfinished from now on, whatever the layout (members, trials)
         from biodl.io._util import output_dir
 
         output_dir(out)
+        with contextlib.suppress(OSError):
+            before = (out / "run.json").read_bytes()
         write_run_json(out, meta.replace(status="running"))
-    chosen: list[dict[str, Any]] = []
-    if config.calibrate:
-        ctx, model, meta, chosen = _calibrate(k, ctx, meta, splits)
-        if len(chosen) > 1:
-            finals = [(out / f"top{j}", st) for j, st in enumerate(chosen, 1)]
-        elif config.ensemble > 1:
-            finals = [(out / f"member{j}", chosen[0]) for j in range(1, config.ensemble + 1)]
-        else:
-            finals = [(out, chosen[0])]
-        for d, st in finals:
-            _final_fit_of(d, st, ctx)
-    if len(chosen) > 1:
-        model, res, meta = _fit_top(k, ctx, meta, splits, chosen)
-    elif config.ensemble > 1:
-        model, res, meta = _fit_ensemble(k, ctx, model, meta, splits)
-    else:
-        model, res, meta = k.fit(ctx, model, meta, splits)
+    try:
+        ctx, model, res, meta = _fit_layout(k, ctx, model, meta, splits)
+    except BiodlInputError as e:
+        if getattr(e, "run_unchanged", False) and before is not None and _primary_process():
+            from biodl.io._util import atomic_write_bytes
+
+            atomic_write_bytes(out / "run.json", before)  # refused before any file changed: as it was
+        raise
     if not res.is_global_zero:
         return {
             "system": recipe.name,
@@ -239,6 +246,8 @@ def train(
         }
     meta = finished_meta(meta, res)
     model_path = save_model(out / "model.pt", model, meta)
+    if _retrained(out, t0):  # not a rerun of a finished run (which trains nothing)
+        _drop_stale_outputs(out, t0, config, splits.test is not None, quiet)
     summary: dict[str, Any] = {
         "system": recipe.name,
         "kind": k.name,
@@ -281,6 +290,45 @@ def train(
     return summary
 
 
+def _binary_labels(table, meta):
+    """The 0/1 labels ``(n, n_labels)`` of a labelled ``table`` of a binary or multi-label model,
+    as its kind keeps them (``labels`` or ``targets``), or ``None``."""
+    import numpy as np
+
+    if table is None or meta.task not in ("binary", "multilabel"):
+        return None
+    for name in ("labels", "targets"):
+        y = getattr(table, name, None)
+        if isinstance(y, np.ndarray) and y.dtype.kind == "f" and len(y):
+            y = y.reshape(len(y), -1)
+            return y if y.shape[1] == len(meta.label_names or []) else None
+    return None
+
+
+def _fit_layout(k: DataKind, ctx: TrainContext, model, meta, splits):
+    """Fit the run's layout: calibration's trials and final fit(s), its top settings, an
+    ensemble's members, or one network. ``(ctx, model, res, meta)``."""
+    out, config = ctx.out, ctx.config
+    chosen: list[dict[str, Any]] = []
+    if config.calibrate:
+        ctx, model, meta, chosen = _calibrate(k, ctx, meta, splits)
+        if len(chosen) > 1:
+            finals = [(out / f"top{j}", st) for j, st in enumerate(chosen, 1)]
+        elif config.ensemble > 1:
+            finals = [(out / f"member{j}", chosen[0]) for j in range(1, config.ensemble + 1)]
+        else:
+            finals = [(out, chosen[0])]
+        for d, st in finals:
+            _final_fit_of(d, st, ctx)
+    if len(chosen) > 1:
+        model, res, meta = _fit_top(k, ctx, meta, splits, chosen)
+    elif config.ensemble > 1:
+        model, res, meta = _fit_ensemble(k, ctx, model, meta, splits)
+    else:
+        model, res, meta = k.fit(ctx, model, meta, splits)
+    return ctx, model, res, meta
+
+
 def _train_config(config, recipe: Recipe):
     """``config`` as a :class:`~biodl.train.fit.TrainConfig`: ``None`` is the recipe's defaults, a
     dict of TrainConfig fields (``{"max_epochs": 5}``) is laid over them."""
@@ -305,19 +353,132 @@ def _train_config(config, recipe: Recipe):
     return config
 
 
+#: The lock file a training holds in its run directory (never removed by ``--no-resume``).
+RUN_LOCK = ".biodl-train.lock"
+
+
+@contextlib.contextmanager
+def _run_lock(out: Path):
+    """Hold ``OUT/.biodl-train.lock`` (an exclusive ``flock``, released by the system when the
+    process ends however it ends) while training into ``out``: a second ``biodl train`` into
+    the same directory is refused, naming the process that holds it, instead of resuming from,
+    or with ``--no-resume`` deleting, a run that is being written. A directory made for the
+    lock and left empty by a refused call is removed."""
+    import fcntl
+    import socket
+
+    if not _primary_process():  # DDP workers: the primary holds it
+        yield
+        return
+    made = not out.exists()
+    from biodl.io._util import output_dir
+
+    output_dir(out)
+    path = out / RUN_LOCK
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise BiodlInputError(f"cannot write in the run directory: {e.strerror or e}", path=out) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+            raise BiodlInputError(
+                f"another `biodl train` is writing this run directory now ({holder}); wait for it to "
+                "finish, or give another --out",
+                path=out,
+            ) from None
+        except OSError:  # a file system without locks (some network mounts): train unguarded
+            pass
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"process {os.getpid()} on {socket.gethostname()}, since {time.ctime()}".encode(), 0)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                path.unlink()  # before the lock goes: a waiting call then makes its own file
+    finally:
+        os.close(fd)
+        if made:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only if empty: a call refused before anything was written
+
+
+#: What the report and the interpretation commands derive from a run's model (regular expressions
+#: of whole names at the top of the run): stale once a new model replaces it.
+DERIVED_OUTPUTS = (
+    r"report\.html", r"filters\.(meme|tsv|png)", r"motifs\.tsv", r"filter_ranking\.tsv", r"ism_\d+\.png",
+    r"learning_curves(_[a-z]+\d*)?\.png", r"interpret", r"substructures",
+)  # fmt: skip
+
+
+def _model_parts(out: Path) -> list[Path]:
+    """The folders whose checkpoints make the run's model: ``out`` itself, an ensemble's members,
+    calibration's top settings."""
+    import re
+
+    return [out] + sorted(d for d in out.iterdir() if d.is_dir() and re.fullmatch(r"(member|top)\d+", d.name))
+
+
+def _retrained(out: Path, since: float) -> bool:
+    """Whether this training (started at ``since``) changed the run's model: a checkpoint of it was
+    written since (a rerun of a finished run writes none), or it keeps no checkpoints at all."""
+    lasts = [d / "checkpoints" / "last.ckpt" for d in _model_parts(out)]
+    lasts = [p for p in lasts if p.exists()]
+    return not lasts or any(p.stat().st_mtime >= since for p in lasts)
+
+
+def _drop_stale_outputs(out: Path, since: float, config, tested: bool, quiet: bool) -> None:
+    """Remove what was derived from the model this training replaced (written before ``since``):
+    the report and interpretation outputs, the held-out ``test/`` results when this training had
+    no test set, the members of a larger ensemble; say what went."""
+    import re
+
+    gone = []
+    for e in sorted(out.iterdir()):
+        try:
+            old = e.stat().st_mtime < since
+        except OSError:
+            continue
+        stale = old and (
+            any(re.fullmatch(p, e.name) for p in DERIVED_OUTPUTS) or (e.name == "test" and not tested)
+        )
+        m = re.fullmatch(r"member(\d+)", e.name)
+        if m and e.is_dir() and int(m.group(1)) > max(int(config.ensemble), 1):
+            stale = True
+        if not stale:
+            continue
+        if e.is_dir() and not e.is_symlink():
+            shutil.rmtree(e, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                e.unlink()
+        gone.append(e.name + ("/" if e.is_dir() else ""))
+    if gone:
+        log(
+            f"[biodl] removed {', '.join(gone[:8])}{', ...' if len(gone) > 8 else ''} of the model this "
+            f"training replaced in {out} (`biodl report` / `biodl evaluate` make them for the new one)",
+            quiet,
+        )
+
+
 def _check_fewer_epochs(out: Path, config) -> None:
     """Refuse to resume a run whose checkpoint is past the epochs asked for (``--epochs 3`` on
     a run of 5) before run.json is touched: Lightning cannot go back, and the finished run's
     record would be lost to a failed call. (Within a soft epoch cap, :func:`biodl.train.fit`
     checks the exact bound.)"""
-    last = out / "checkpoints" / "last.ckpt"
-    if not (config.resume and last.exists()) or config.calibrate or config.ensemble > 1:
+    if not config.resume or not out.is_dir():
         return
     from biodl.train.checkpoint import epochs_done, fewer_epochs_error
 
-    done = epochs_done(last)  # None: unreadable, refused with its own message when resumed
-    if done is not None and done > config.max_epochs + int(config.extend_epochs or 0):
-        raise fewer_epochs_error(done, config.max_epochs, last)
+    for d in _model_parts(out):  # the network's, an ensemble's members', calibration's top settings
+        last = d / "checkpoints" / "last.ckpt"
+        if not last.exists():
+            continue
+        done = epochs_done(last)  # None: unreadable, refused with its own message when resumed
+        if done is not None and done > config.max_epochs + int(config.extend_epochs or 0):
+            raise fewer_epochs_error(done, config.max_epochs, last)
 
 
 def _fit_ensemble(k: DataKind, ctx: TrainContext, model, meta, splits):
@@ -458,6 +619,13 @@ def _calibrate(k: DataKind, ctx: TrainContext, meta, splits):
         "options": {k_: v for k_, v in meta.options.items() if k_ not in ("test_file", "test_negatives")},
     }
     store = TrialStore(ctx.out / "calibration.jsonl", protocol)
+    changes = store.protocol_changes() if c.resume and not store.rows else []
+    if changes:  # say why the trials train again (--epochs sets the epochs per fold, --patience theirs)
+        ctx.log(
+            f"calibration: the {len(store.others)} earlier trial(s) in {store.path} ran under another "
+            f"protocol ({'; '.join(changes)}): training the trials again (the earlier rows are kept, and "
+            "reused if that protocol comes back)"
+        )
     ctx.log(
         f"calibration: {c.calibrate} settings ({cal.space['source']} space: {', '.join(space)}), each "
         f"scored by {cal.folds}-fold cross-validation ({key}) on {cal.n_rows} of the {n_train} "
@@ -642,6 +810,14 @@ def check_train_call(config, out: Path) -> None:
                     path=p if p == out else None,
                 )
             break
+    whole = _whole_run(out)
+    if whole is not None:
+        raise BiodlInputError(
+            f"is a part of the run {whole} (an ensemble member, one of its top settings or a calibration "
+            f"trial), which that run's own `biodl train` writes; training here would change that run. "
+            "Give another --out",
+            path=out,
+        )
     accelerator_for(config.device)
     torch_device(config.device)  # an unknown device or CUDA without a GPU: refused now
 
@@ -919,16 +1095,21 @@ def _prepare_run_dir(out: Path, system: str, kind: str, resume: bool, quiet: boo
             f"({inside[0]}); move the input or give another --out",
             path=out,
         )
-    listing = list(out.iterdir())
-    entries = [e for e in listing if is_run_output(e.name)]
-    kept = sorted(e.name for e in listing if not is_run_output(e.name))
+    listing = [e for e in out.iterdir() if e.name != RUN_LOCK]  # the lock this call holds
+    ours = {e.name: is_run_output(e.name, e.is_dir() and not e.is_symlink()) for e in listing}
+    entries = [e for e in listing if ours[e.name]]
+    kept = sorted(e.name for e in listing if not ours[e.name])
     for e in entries:
         if e.is_dir() and not e.is_symlink():
             shutil.rmtree(e)
         else:
             e.unlink()
+    names = sorted(e.name for e in entries)
     log(
-        f"[biodl] --no-resume: removed the previous run in {out} ({what}; {len(entries)} entries)"
+        f"[biodl] --no-resume: removed the previous run in {out} ({what}; {len(entries)} entries: "
+        + ", ".join(names[:8])
+        + (", ..." if len(names) > 8 else "")
+        + ")"
         + (
             f"; kept {len(kept)} entr{'y' if len(kept) == 1 else 'ies'} biodl does not write: "
             + ", ".join(kept[:8])
@@ -940,25 +1121,35 @@ def _prepare_run_dir(out: Path, system: str, kind: str, resume: bool, quiet: boo
     )
 
 
-#: What a run writes at the top of its directory (``fnmatch`` patterns): ``--no-resume`` removes
-#: these and keeps anything else (a user's notes, figures or data put beside the run).
+#: What a run writes at the top of its directory (regular expressions of whole names; those in
+#: :data:`RUN_OUTPUT_DIRS` match folders only): ``--no-resume`` removes these and keeps anything
+#: else (a user's notes, figures or data put beside the run: ``top10_peaks.bed``, ``my_plot.png``).
 RUN_OUTPUTS = (
-    "run.json", "summary.json", "history.csv", "report.html", "model.pt", "model.q*.pt", "*.png",
-    "test", "checkpoints", "calibration", "calibration.jsonl", "member[0-9]*", "top[0-9]*",
-    "layer[0-9]*", "pretrain*", "finetune", "search", "search.tsv", "refit", "folds", "select",
-    "path", "path.tsv", "stability", "stability.tsv", "feature_weights.tsv", "restarts", "restarts.tsv",
-    "restarts.json", "predictions_train.tsv", "profile_*.tsv", "subset_frequency_*.tsv",
-    "network.txt.gz", "signatures.tsv", "example_matrix.npz", "abc", "filters.meme", "filters.tsv",
-    "filter_ranking.tsv", "motifs.tsv", "substructures*", "interpret", "novel-calibration",
-    "metrics.json", "predictions.tsv", ".*.tmp",
+    r"run\.json", r"summary\.json", r"history\.csv", r"report\.html", r"model\.pt", r"model\.q\d+\.pt",
+    r"(learning_curves(_[a-z]+\d*)?|ism_\d+|filters|path|feature_weights|gene_weights|filter_weights"
+    r"|abundance|confusion(_[a-z]+)?|pred_vs_true|example_matrix|methylation_test|roc|pr|scatter)\.png",
+    r"calibration\.jsonl", r"search\.tsv", r"path\.tsv", r"stability\.tsv", r"feature_weights\.tsv",
+    r"restarts\.tsv", r"restarts\.json", r"predictions_train\.tsv", r"profile_[^/]+\.tsv",
+    r"subset_frequency_[^/]+\.tsv", r"network\.txt\.gz", r"signatures\.tsv", r"example_matrix\.npz",
+    r"filters\.meme", r"filters\.tsv", r"filter_ranking\.tsv", r"motifs\.tsv", r"metrics\.json",
+    r"predictions\.tsv", r"\..+\.biodl-.+",  # a temporary file or folder of a biodl writer
+)  # fmt: skip
+RUN_OUTPUT_DIRS = (
+    r"test", r"checkpoints", r"calibration", r"member\d+", r"top\d+", r"layer\d+", r"pretrain\d+",
+    r"finetune", r"search", r"refit", r"folds", r"select", r"path", r"stability", r"restarts", r"abc",
+    r"substructures", r"interpret", r"novel-calibration",
 )  # fmt: skip
 
 
-def is_run_output(name: str) -> bool:
-    """Whether an entry ``name`` at the top of a run directory is one biodl writes there."""
-    import fnmatch
+def is_run_output(name: str, is_dir: bool | None = None) -> bool:
+    """Whether an entry ``name`` at the top of a run directory is one biodl writes there
+    (``is_dir``: whether it is a folder; ``None``: either)."""
+    import re
 
-    return any(fnmatch.fnmatchcase(name, pat) for pat in RUN_OUTPUTS)
+    files = any(re.fullmatch(pat, name) for pat in RUN_OUTPUTS)
+    if files or is_dir is False:
+        return files
+    return any(re.fullmatch(pat, name) for pat in RUN_OUTPUT_DIRS)
 
 
 def _looks_like_a_run_json(path: Path) -> bool:

@@ -122,12 +122,16 @@ class Recipe:
 
     def check_model_options(self, options: dict[str, Any]) -> dict[str, Any]:
         """``options`` converted to the type of each option's default (:func:`convert_model_option`),
-        if every key is a model option of this recipe; else a clear error."""
+        if every key is a model option of this recipe; else a clear error (with a "did you mean"
+        for typos, as for ``--set``)."""
         params = self.model_params()
         unknown = [k for k in options if k not in params]
         if unknown:
+            from biodl.options import _suggest  # the "did you mean" of --set, for -m typos too
+
+            named = ", ".join(k + _suggest(str(k), params) for k in unknown)
             raise BiodlInputError(
-                f"unknown model option(s) for {self.name}: {', '.join(unknown)} (known: {', '.join(params)})"
+                f"unknown model option(s) for {self.name}: {named} (known: {', '.join(params)})"
             )
         sig = inspect.signature(self.factory).parameters
         return {

@@ -291,20 +291,45 @@ def choose(trials: list[dict[str, Any]], mode: str, top: int = 1) -> list[int]:
 class TrialStore:
     """``OUT/calibration.jsonl``: one JSON line per finished trial, with the protocol it ran
     under. A rerun reuses a line when its trial number, setting and protocol are the run's own
-    (anything else is trained again); the file is rewritten atomically after every trial."""
+    (anything else is trained again); lines of another protocol (other ``--epochs``, ``--patience``,
+    ...) are kept in the file, and reused if that protocol comes back. The file is rewritten
+    atomically after every trial."""
 
     def __init__(self, path: str | Path, protocol: dict[str, Any]) -> None:
         self.path = Path(path)
         self.protocol = json.loads(json.dumps(protocol, default=str))
         self.rows: dict[int, dict[str, Any]] = {}
+        self.others: list[dict[str, Any]] = []  # trials of another protocol, kept
         if self.path.exists():
             for line in self.path.read_text().splitlines():
                 try:
                     row = json.loads(line)
                 except ValueError:
                     continue  # a torn line of a killed write: that trial runs again
-                if isinstance(row, dict) and row.get("protocol") == self.protocol and "trial" in row:
+                if not (isinstance(row, dict) and "trial" in row):
+                    continue
+                if row.get("protocol") == self.protocol:
                     self.rows[int(row["trial"])] = row
+                else:
+                    self.others.append(row)
+
+    def protocol_changes(self) -> list[str]:
+        """``name old -> new`` for each protocol entry in which the kept trials of another
+        protocol (the latest one) differ from this run's (empty when there are none)."""
+        if not self.others:
+            return []
+        old = self.others[-1].get("protocol") or {}
+        out = []
+        for n, v in self.protocol.items():
+            was = old.get(n)
+            if was == v:
+                continue
+            if isinstance(was, dict) and isinstance(v, dict):  # the options: the ones that differ
+                out += [f"{n}.{k} {json.dumps(was.get(k))} -> {json.dumps(v.get(k))}"
+                        for k in sorted(set(was) | set(v)) if was.get(k) != v.get(k)]  # fmt: skip
+            else:
+                out.append(f"{n} {json.dumps(was)} -> {json.dumps(v)}")
+        return out
 
     def done(self, trial: int, setting: dict[str, Any]) -> dict[str, Any] | None:
         """The stored row of ``trial`` if it ran with ``setting``, else ``None``."""
@@ -318,8 +343,8 @@ class TrialStore:
 
         row = json.loads(json.dumps({**row, "protocol": self.protocol}, default=str))
         self.rows[int(row["trial"])] = row
-        text = "".join(json.dumps(self.rows[t], sort_keys=True) + "\n" for t in sorted(self.rows))
-        atomic_write_text(self.path, text)
+        kept = [*self.others, *(self.rows[t] for t in sorted(self.rows))]
+        atomic_write_text(self.path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
 
     def run_trial(
         self,

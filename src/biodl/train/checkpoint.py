@@ -334,12 +334,14 @@ def epochs_done(ckpt: Path) -> int | None:
 def fewer_epochs_error(done: int, asked: int, ckpt: Path, option: str = "--epochs") -> BiodlInputError:
     """The refusal to resume a checkpoint of ``done`` epochs for a training of ``asked`` (fewer)."""
     sep = "=" if option.startswith("--set") else " "
-    return BiodlInputError(
+    err = BiodlInputError(
         f"cannot resume: the checkpoint has {done} epochs done, more than the {asked} asked for; give "
         f"{option}{sep}{done} or more to go on with this training, or --no-resume to train anew for "
         f"{asked} (the run's files are unchanged)",
         path=ckpt,
     )
+    err.run_unchanged = True  # raised before anything was written: train() puts run.json back
+    return err
 
 
 def check_resumable(ckpt: Path, module: nn.Module) -> int:

@@ -123,7 +123,6 @@ class TrainConfig:
             "min_epochs",
             "patience",
             "num_workers",
-            "seed",
             "extend_epochs",
             "calibrate",
             "calibrate_subsample",
@@ -132,6 +131,19 @@ class TrainConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise bad(name, "a non-negative integer")
+        # numpy's and Lightning's seeds are 32-bit; ensemble member j trains with seed + j - 1
+        top = SEED_MAX - (self.ensemble - 1)
+        v = self.seed
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= top:
+            k = self.ensemble
+            members = f" (--ensemble {k} trains its members with seeds SEED .. SEED+{k - 1})" if k > 1 else ""
+            raise bad("seed", f"an integer from 0 to {top}{members}")
+        problem = _devices_problem(self.devices, self.device)
+        if problem:
+            raise bad("devices", problem)
+        problem = _strategy_problem(self.strategy, self.device)
+        if problem:
+            raise BiodlInputError(problem)
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise bad("lr", "a positive number")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
@@ -177,6 +189,88 @@ class TrainConfig:
         if unknown:
             raise TypeError(f"unknown TrainConfig field(s): {unknown}")
         return cls(**kw)
+
+
+#: The largest seed numpy and Lightning take (``2**32 - 1``).
+SEED_MAX = 2**32 - 1
+
+
+def _accelerator(device: str) -> str:
+    """The accelerator Lightning will train on for ``--device`` (``cpu``, ``cuda``, ``mps``; an
+    unknown device or one this machine lacks is :func:`~biodl.train.predict.torch_device`'s error)."""
+    if str(device).strip().lower() == "auto":  # as Lightning's own choice: CUDA, then MPS, then CPU
+        if torch.cuda.is_available():
+            return "cuda"
+        mps = getattr(torch.backends, "mps", None)
+        return "mps" if mps is not None and mps.is_available() else "cpu"
+    return torch_device(device).type
+
+
+def _device_list(devices: Any) -> list[int] | int | str | None:
+    """``--devices`` as Lightning reads it: ``"auto"``, a count (``-1``: all), a list of device
+    indices (``"0,1"``, ``[0, 1]``), or ``None`` when it is none of these."""
+    if isinstance(devices, bool):
+        return None
+    if isinstance(devices, int):
+        return devices if devices >= 1 or devices == -1 else None
+    if isinstance(devices, (list, tuple)):
+        ok = devices and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in devices)
+        return list(devices) if ok and len(set(devices)) == len(devices) else None
+    if not isinstance(devices, str):
+        return None
+    s = devices.strip()
+    if s.lower() == "auto":
+        return "auto"
+    if s == "-1":
+        return -1
+    if "," in s:  # Lightning's parsing: empty items are skipped ("0," is [0])
+        items = [x.strip() for x in devices.split(",") if len(x) > 0]
+        if not items or not all(x.isdigit() for x in items):
+            return None
+        ids = [int(x) for x in items]
+        return ids if len(set(ids)) == len(ids) else None
+    return int(s) if s.isdigit() and int(s) >= 1 else None
+
+
+def _devices_problem(devices: Any, device: str) -> str | None:
+    """What ``--devices`` must be, when it is not (for the ``--device`` it trains on), else
+    ``None``: the checks Lightning's Trainer makes only when training starts, after the data
+    are read."""
+    d = _device_list(devices)
+    if d is None:
+        return "a positive number, -1 (all), or a list of device indices"
+    if d == "auto":
+        return None
+    acc = _accelerator(device)
+    if acc == "cpu" and (d == -1 or isinstance(d, list)):
+        return "a number of processes when training on the CPU (-1 and device indices such as 0,1 pick GPUs)"
+    if acc == "cuda" and not torch.distributed.is_torchelastic_launched():  # torchrun: one GPU a process
+        n = torch.cuda.device_count()
+        if (isinstance(d, int) and d > n) or (isinstance(d, list) and max(d) >= n):
+            return f"at most {n}, or device indices from 0 to {n - 1}: this machine has {n} CUDA GPU(s)"
+    return None
+
+
+def _strategy_problem(strategy: Any, device: str) -> str | None:
+    """The error for ``--strategy``, or ``None``: a name Lightning knows (any case) or a
+    ``Strategy`` object, that this machine can run (FSDP needs a CUDA GPU, DeepSpeed and XLA
+    their packages)."""
+    import importlib.util
+
+    from lightning.pytorch.strategies import Strategy, StrategyRegistry
+
+    if isinstance(strategy, Strategy):
+        return None
+    names = ["auto", *sorted(StrategyRegistry)]
+    if not isinstance(strategy, str) or strategy.lower() not in names:
+        return f"--strategy must be one of {', '.join(names)}, got {strategy!r}"
+    s = strategy.lower()
+    if s.startswith("fsdp") and _accelerator(device) != "cuda":
+        return f"--strategy {strategy} needs a CUDA GPU (--device cuda); this run would train on the CPU"
+    for needs, package in (("deepspeed", "deepspeed"), ("xla", "torch_xla"), ("tpu", "torch_xla")):
+        if needs in s and importlib.util.find_spec(package) is None:
+            return f"--strategy {strategy} needs the {package} package, which is not installed"
+    return None
 
 
 def seed_all(seed: int) -> None:
@@ -249,6 +343,68 @@ class SoftEpochCap(Callback):
         best = best_row(self.history.rows, self.monitor, self.mode)
         if best is None or int(best["epoch"]) != epoch:
             trainer.should_stop = True
+
+
+class _UndefinedMonitor(Callback):
+    """Says once, at the first validation whose monitored metric is undefined (NaN), that early
+    stopping and the choice of the best epoch cannot use it (such an epoch is never an
+    improvement), and why when the validation labels have one class only (AUROC is undefined
+    then, at every epoch)."""
+
+    def __init__(self, monitor: str, patience: int, quiet: bool = False) -> None:
+        self.monitor, self.patience, self.quiet = monitor, int(patience or 0), quiet
+        self.said = False
+        self.one_class: str | None = None
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        # runs before the module's own hook, which turns the outputs it kept into the metrics
+        if trainer.sanity_checking or self.said:
+            return
+        outs = getattr(pl_module, "_outputs", None)
+        outs = outs.get("val") if isinstance(outs, dict) else None
+        self.one_class = None
+        if outs and getattr(pl_module, "task", None) in ("binary", "multilabel"):
+            target = torch.cat([o[1] for o in outs]).reshape(sum(len(o[1]) for o in outs), -1)
+            seen = [torch.unique(c[~torch.isnan(c)] > 0.5) for c in target.T]
+            if all(len(c) <= 1 for c in seen):
+                classes = sorted({int(v) for c in seen for v in c})
+                if not classes:
+                    self.one_class = f"none of the {len(target)} validation items has a label"
+                else:
+                    what = f"(all {classes[0]})" if len(classes) == 1 else "in every label"
+                    self.one_class = f"the {len(target)} validation items have one class only {what}"
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking or self.said or not trainer.is_global_zero:
+            return
+        v = trainer.callback_metrics.get(self.monitor)
+        if v is None or math.isfinite(float(v)):
+            return
+        from biodl.kinds.base import log
+
+        self.said = True
+        epoch = trainer.current_epoch + 1
+        if self.one_class:
+            stop = (
+                f"training stops after --patience {self.patience} epochs (--patience 0 trains every epoch)"
+                if self.patience
+                else "training runs every epoch"
+            )
+            log(
+                f"[biodl] warning: the validation metric {self.monitor} is undefined (NaN): "
+                f"{self.one_class}, so early stopping and the choice of the best epoch cannot use it: "
+                "no epoch improves it, "
+                f"{stop}, and the model kept is the last epoch's. A validation split with both classes "
+                "fixes this",
+                self.quiet,
+            )
+        else:
+            log(
+                f"[biodl] warning: the validation metric {self.monitor} is undefined (NaN) at epoch {epoch}: "
+                "such an epoch is never chosen as the best nor counted as an improvement by early stopping"
+                + (f" (--patience {self.patience})" if self.patience else ""),
+                self.quiet,
+            )
 
 
 @dataclass
@@ -435,7 +591,10 @@ def make_trainer(
     if config.progress:
         cbs.append(_EpochProgress())
     if config.patience and config.patience > 0:
-        cbs.append(EarlyStopping(monitor=monitor, mode=mode, patience=config.patience))
+        # check_finite=False: an undefined (NaN) metric, such as AUROC on a validation split of one
+        # class, is never an improvement, rather than stopping training at once without a word
+        # (_UndefinedMonitor says it)
+        cbs.append(EarlyStopping(monitor=monitor, mode=mode, patience=config.patience, check_finite=False))
     kwargs: dict[str, Any] = dict(
         default_root_dir=str(out_dir),
         max_epochs=config.max_epochs,
@@ -508,6 +667,8 @@ def fit(
         mode = "min"
     history = HistoryCallback(out / "history.csv")
     callbacks: list[Callback] = [history]
+    if validate:
+        callbacks.append(_UndefinedMonitor(monitor, config.patience, quiet))
     extend = int(config.extend_epochs or 0)
     if extend and validate and config.patience and not getattr(plan, "lr_decay", False):
         callbacks.append(SoftEpochCap(config.max_epochs, monitor, mode, history))
@@ -555,7 +716,10 @@ def fit(
     best = out / "checkpoints" / "best.ckpt"
     # with checkpoint_every > 1 the best is chosen among the checkpointed epochs only, so that
     # the epoch reported is the one whose weights are kept
-    pick = best_row(history.rows, monitor, mode, config.checkpoint_every) if validate else None
+    # (none when the monitored metric is undefined, NaN, at every checkpointed epoch: then the last
+    # epoch is kept, as without validation)
+    chosen = best_row(history.rows, monitor, mode, config.checkpoint_every) if validate else None
+    pick = chosen
     src = best if (pick is not None and best.exists()) else last
     if src.exists():
         plan.load_state_dict(torch.load(src, map_location="cpu", weights_only=True)["state_dict"])
@@ -568,6 +732,7 @@ def fit(
     if (
         not quiet
         and validate
+        and chosen is not None  # a best epoch by the metric, not the last one for want of it
         and best_epoch is not None
         and best_epoch + 1 >= hard_cap
         and epochs_run >= hard_cap
@@ -692,6 +857,7 @@ def _devices(config: TrainConfig) -> int | str | list[int]:
     """Lightning's ``devices``: ``--device cuda:N`` trains on GPU N (with ``devices`` left at
     ``auto``); otherwise ``config.devices`` as given."""
     index = torch_device(config.device).index
-    if index is not None and config.devices == "auto":
+    devices = _device_list(config.devices)  # checked by TrainConfig.check: "AUTO" is "auto"
+    if index is not None and devices == "auto":
         return [index]
-    return config.devices
+    return "auto" if devices == "auto" else config.devices

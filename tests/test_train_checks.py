@@ -1,0 +1,259 @@
+"""Training options refused before any work (seed range, Lightning's --devices / --strategy,
+-m typos) and a validation metric that is undefined (NaN) at every epoch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from biodl.cli import app
+from biodl.errors import BiodlInputError
+from biodl.kinds.sequences.data import SequenceDataset
+from biodl.kinds.sequences.io import SequenceTable
+from biodl.models import DeepBind
+from biodl.registry import get_recipe
+from biodl.train import RunMeta, TrainConfig, fit_model
+from biodl.train.fit import _devices
+
+runner = CliRunner()
+TINY = {"num_motifs": 4, "motif_len": 6, "hidden": 0}
+DEVICES = "--devices must be a positive number, -1 (all), or a list of device indices"
+
+
+def _cfg(**kw) -> TrainConfig:
+    base = dict(max_epochs=2, patience=0, batch_size=32, lr=1e-2, seed=0, device="cpu", progress=False)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _refused(cfg: TrainConfig) -> str:
+    with pytest.raises(BiodlInputError) as e:
+        cfg.check()
+    return str(e.value)
+
+
+def _unreadable(tmp_path):
+    """A training file that fails as soon as it is read: an error about an option proves the
+    option was checked before any data were read."""
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("seq\tBound\nACGT\t1\nACQT\t0\n")
+    return bad
+
+
+# --seed: numpy's and Lightning's 32-bit range, less the ensemble members' seeds
+
+
+@pytest.mark.parametrize(
+    "seed, ensemble, msg",
+    [
+        (2**32, 1, "--seed must be an integer from 0 to 4294967295, got 4294967296"),
+        (10**20, 1, "--seed must be an integer from 0 to 4294967295, got 100000000000000000000"),
+        (-5, 1, "--seed must be an integer from 0 to 4294967295, got -5"),
+        (2**32 - 1, 2, "--seed must be an integer from 0 to 4294967294 (--ensemble 2 trains"),
+        (2**32 - 3, 4, "--seed must be an integer from 0 to 4294967292 (--ensemble 4 trains"),
+    ],
+)
+def test_seed_out_of_range_is_refused(seed, ensemble, msg):
+    assert msg in _refused(_cfg(seed=seed, ensemble=ensemble))
+
+
+def test_seed_at_the_bound_is_accepted():
+    _cfg(seed=2**32 - 1).check()
+    _cfg(seed=2**32 - 2, ensemble=2).check()
+
+
+def test_seed_is_checked_before_any_data_is_read(tmp_path):
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["train", str(_unreadable(tmp_path)), "--out", str(out), "--seed", "4294967296"])
+    msg = " ".join(r.output.split())
+    assert r.exit_code == 2 and "--seed must be an integer from 0 to 4294967295, got 4294967296" in msg, msg
+    assert "Traceback" not in msg and "unexpected" not in msg and not out.exists()
+
+
+# --devices / --strategy: Lightning's own checks, made before the data are read
+
+
+@pytest.fixture
+def no_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    if getattr(torch.backends, "mps", None) is not None:
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+
+
+@pytest.fixture
+def one_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+
+
+@pytest.mark.parametrize("devices", [0, "0", "abc", "", "0,0", "1,x", ",", [], [0, 0], [-1], True, 2.0, -2])
+def test_bad_devices_are_refused(devices, no_gpu):
+    msg = _refused(_cfg(devices=devices, device="auto"))
+    assert msg == f"{DEVICES}, got {devices!r}"
+
+
+@pytest.mark.parametrize("devices", ["auto", "AUTO", 1, 2, "2", " 3"])
+def test_process_counts_are_accepted_on_the_cpu(devices, no_gpu):
+    _cfg(devices=devices, device="auto").check()
+
+
+@pytest.mark.parametrize("devices", [-1, "-1", "0,1", "0,", [0]])
+def test_gpu_indices_are_refused_on_the_cpu(devices, no_gpu):
+    assert "--devices must be a number of processes when training on the CPU" in _refused(
+        _cfg(devices=devices, device="auto")
+    )
+
+
+def test_devices_beyond_the_gpus_are_refused(one_gpu):
+    for ok in ("auto", 1, "1", "0,", [0], -1, "-1"):
+        _cfg(devices=ok, device="auto").check()
+    for bad in (2, "2", "0,1", [1]):
+        assert "this machine has 1 CUDA GPU(s)" in _refused(_cfg(devices=bad, device="auto")), bad
+
+
+def test_devices_auto_in_any_case_is_lightnings_auto(no_gpu):
+    assert _devices(_cfg(devices="AUTO")) == "auto"
+    assert _devices(_cfg(devices=2)) == 2
+
+
+@pytest.mark.parametrize("strategy", ["nonsense", "", "dp", None, 3])
+def test_unknown_strategies_are_refused(strategy):
+    msg = _refused(_cfg(strategy=strategy))
+    assert msg.startswith("--strategy must be one of auto, ddp, ") and msg.endswith(f", got {strategy!r}")
+    assert "ddp_spawn" in msg and "fsdp" in msg
+
+
+@pytest.mark.parametrize("strategy", ["auto", "ddp", "DDP", "ddp_spawn", "single_device"])
+def test_lightnings_strategies_are_accepted(strategy, no_gpu):
+    _cfg(strategy=strategy, devices=2).check()
+
+
+def test_strategies_this_machine_cannot_run_are_refused(no_gpu):
+    assert "--strategy fsdp needs a CUDA GPU" in _refused(_cfg(strategy="fsdp"))
+    import importlib.util
+
+    if importlib.util.find_spec("deepspeed") is None:
+        assert "needs the deepspeed package" in _refused(_cfg(strategy="deepspeed"))
+    if importlib.util.find_spec("torch_xla") is None:
+        assert "needs the torch_xla package" in _refused(_cfg(strategy="xla"))
+
+
+@pytest.mark.parametrize(
+    "args, msg",
+    [
+        (["--devices", "0"], f"{DEVICES}, got 0"),
+        (["--devices", "abc"], f"{DEVICES}, got 'abc'"),
+        (["--strategy", "nonsense"], "--strategy must be one of auto, ddp,"),
+    ],
+)
+def test_devices_and_strategy_are_checked_before_any_data_is_read(args, msg, tmp_path):
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["train", str(_unreadable(tmp_path)), "--out", str(out), "--device", "cpu", *args])
+    text = " ".join(r.output.split())
+    assert r.exit_code == 2 and msg in text, text
+    assert "unexpected" not in text and not out.exists()
+
+
+# -m typos: the same "did you mean" as --set
+
+
+def test_model_option_typos_get_a_suggestion():
+    with pytest.raises(BiodlInputError) as e:
+        get_recipe("deepbind").check_model_options({"num_motif": 8, "motif_length": 3, "zzz": 1})
+    msg = str(e.value)
+    assert msg.startswith(
+        "unknown model option(s) for deepbind: num_motif (did you mean num_motifs?), "
+        "motif_length (did you mean motif_len?), zzz (known: num_motifs, motif_len,"
+    ), msg
+
+
+def test_model_option_typo_on_the_command_line(tmp_path):
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["train", str(_unreadable(tmp_path)), "--out", str(out), "-m", "num_motif=8"])
+    text = " ".join(r.output.split())
+    assert r.exit_code == 2 and "num_motif (did you mean num_motifs?)" in text, text
+    assert not out.exists()
+
+
+# a validation metric undefined (NaN) at every epoch: AUROC on a validation split of one class
+
+
+def _one_class_validation(n_train=96, n_valid=24, length=30):
+    rng = np.random.default_rng(0)
+    n = n_train + n_valid
+    seqs = ["".join(rng.choice(list("ACGT"), length)) for _ in range(n)]
+    labels = np.zeros((n, 1), dtype=np.float32)
+    labels[: n_train // 2] = 1.0  # both classes in training, negatives only in validation
+    table = SequenceTable(ids=[f"s{i}" for i in range(n)], seqs=seqs, labels=labels, label_names=["y"])
+    return SequenceDataset(table.subset(range(n_train))), SequenceDataset(table.subset(range(n_train, n)))
+
+
+def _fit_one_class(tmp_path, **cfg):
+    tr, va = _one_class_validation()
+    torch.manual_seed(0)
+    meta = RunMeta(kind="sequences", recipe="deepbind", task="binary", model_kwargs=dict(n_outputs=1, **TINY))
+    return fit_model(DeepBind(**TINY), "binary", tr, va, tmp_path, _cfg(**cfg), meta=meta)
+
+
+def test_undefined_validation_metric_does_not_stop_training_at_once(tmp_path, capsys):
+    """Lightning's EarlyStopping stopped at the first NaN (check_finite), silently, after one
+    epoch: now a NaN is never an improvement, so training runs until --patience runs out, and
+    it is said once why the metric cannot choose."""
+    res = _fit_one_class(tmp_path, max_epochs=6, patience=3)
+    hist = pd.read_csv(tmp_path / "history.csv")
+    assert list(hist["epoch"]) == [0, 1, 2] and hist["val_auroc"].isna().all()
+    assert res.epochs_run == 3 and res.best_epoch == 2  # the last epoch, for want of a metric
+    err = " ".join(capsys.readouterr().err.split())
+    said = (
+        "the validation metric val_auroc is undefined (NaN): "
+        "the 24 validation items have one class only (all 0)"
+    )
+    assert err.count(said) == 1, err
+    assert "training stops after --patience 3 epochs" in err and "the model kept is the last epoch's" in err
+    # the weights kept are the last epoch's (best.ckpt holds epoch 1's: Lightning saves a NaN as -inf)
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    kept = DeepBind(**TINY)
+    kept.load_state_dict(
+        {k[len("model.") :]: v for k, v in last["state_dict"].items() if k.startswith("model.")}
+    )
+    from biodl.train import load_model
+
+    model, _ = load_model(tmp_path / "model.pt")
+    for (k, a), b in zip(model.state_dict().items(), kept.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+
+
+def test_undefined_validation_metric_is_never_still_improving(tmp_path, capsys):
+    """Without early stopping every asked epoch runs; the last one is kept, and no "validation
+    was still improving" hint is given for a metric that was never defined."""
+    res = _fit_one_class(tmp_path, max_epochs=3, patience=0)
+    assert res.epochs_run == 3 and res.best_epoch == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "training runs every epoch" in err
+    assert "still improving" not in err, err
+
+
+def test_a_metric_undefined_at_some_epochs_is_said_with_its_epoch(capsys):
+    """A NaN that is not a one-class validation split (training diverged): said once, naming
+    the epoch; such epochs never count as the best."""
+    from types import SimpleNamespace
+
+    from biodl.train.fit import _UndefinedMonitor, best_row
+
+    cb = _UndefinedMonitor("val_loss", patience=2)
+    for epoch, v in ((0, 0.5), (1, float("nan")), (2, float("nan"))):
+        trainer = SimpleNamespace(
+            sanity_checking=False,
+            is_global_zero=True,
+            current_epoch=epoch,
+            callback_metrics={"val_loss": torch.tensor(v)},
+        )
+        cb.on_validation_end(trainer, None)
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.count("the validation metric val_loss is undefined (NaN) at epoch 2:") == 1, err
+    assert "never chosen as the best nor counted as an improvement by early stopping (--patience 2)" in err
+    rows = [{"epoch": 0, "val_loss": 0.5}, {"epoch": 1, "val_loss": float("nan")}]
+    assert best_row(rows, "val_loss", "min")["epoch"] == 0
