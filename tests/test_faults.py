@@ -841,3 +841,13 @@ def test_a_retrained_model_takes_the_earlier_models_outputs_away(rest_small, tmp
         assert not (run / name).exists(), name
     assert (run / "my_notes.txt").read_text() == "mine"
     assert "test" not in json.loads((run / "run.json").read_text()).get("metrics", {})
+
+
+def test_an_empty_validation_split_is_said(rest_small, tmp_path):
+    tiny = tmp_path / "tiny.seq"
+    tiny.write_text("".join(rest_small["train"].read_text().splitlines(True)[:3]))  # header + 2 peaks
+    r = runner.invoke(
+        app, ["train", str(tiny), "--out", str(tmp_path / "r"), "--epochs", "1", "--no-progress", *TINY]
+    )
+    _ok(r)
+    assert "validating on 0" in r.output and "the validation split is empty" in r.output

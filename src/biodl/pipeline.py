@@ -207,6 +207,17 @@ def _train_into(
     labels = k.training_labels(meta, splits)
     if labels is not None:
         check_labels(labels, meta.label_names, meta.task, quiet)
+    try:
+        no_valid = splits.valid is not None and len(splits.valid) == 0
+    except TypeError:
+        no_valid = False
+    if no_valid:
+        log(
+            "[biodl] warning: the validation split is empty (too few training items for the validation "
+            "fraction): no early stopping, no choice of the best epoch or of a decision threshold; the "
+            "last epoch's model is kept. More data, or a validation file, gives one",
+            quiet,
+        )
     test = _binary_labels(splits.test, meta)
     if (
         test is not None
