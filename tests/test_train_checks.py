@@ -257,3 +257,32 @@ def test_a_metric_undefined_at_some_epochs_is_said_with_its_epoch(capsys):
     assert "never chosen as the best nor counted as an improvement by early stopping (--patience 2)" in err
     rows = [{"epoch": 0, "val_loss": 0.5}, {"epoch": 1, "val_loss": float("nan")}]
     assert best_row(rows, "val_loss", "min")["epoch"] == 0
+
+
+def test_a_moved_run_resumes_its_best_checkpoint_state(tmp_path):
+    """A run directory copied or moved, then extended: Lightning dropped the best score ("The
+    dirpath has changed"), so the first epoch after resuming became the best whatever its score."""
+    import warnings
+
+    import torch
+
+    from biodl.train.fit import _BestCheckpoint
+
+    a, b = (tmp_path / "a").resolve(), (tmp_path / "b").resolve()
+    cb = _BestCheckpoint(dirpath=b, filename="best", monitor="val_auroc", mode="max")
+    score = torch.tensor(0.9)
+    state = {
+        "monitor": "val_auroc",
+        "dirpath": str(a),
+        "best_model_score": score,
+        "best_model_path": str(a / "best.ckpt"),
+        "kth_best_model_path": str(a / "best.ckpt"),
+        "kth_value": score,
+        "best_k_models": {str(a / "best.ckpt"): score},
+        "last_model_path": "",
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "dirpath has changed"
+        cb.load_state_dict(state)
+    assert float(cb.best_model_score) == pytest.approx(0.9)
+    assert cb.best_model_path == str(b / "best.ckpt") and list(cb.best_k_models) == [str(b / "best.ckpt")]

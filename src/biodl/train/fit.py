@@ -447,7 +447,27 @@ class _EpochProgress(RichProgressBar):
         return f"{label:{len(self.validation_description)}}"
 
 
-class _LastCheckpoint(ModelCheckpoint):
+class _MovedRun:
+    """A checkpoint callback that resumes the state of a run directory that was moved or copied
+    (``cp -r run run2``, then extended in run2): Lightning drops the best score and the kept
+    checkpoints when the checkpoint's directory differs ("The dirpath has changed"), so the first
+    epoch after resuming became the best whatever its score; the paths are moved instead."""
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        old, new = state_dict.get("dirpath"), self.dirpath
+        if old and new and old != new:
+
+            def move(p: Any) -> Any:
+                return new + p[len(old) :] if isinstance(p, str) and p.startswith(old) else p
+
+            state_dict = {k: move(v) for k, v in state_dict.items()}
+            if isinstance(state_dict.get("best_k_models"), dict):
+                state_dict["best_k_models"] = {move(k): v for k, v in state_dict["best_k_models"].items()}
+            state_dict["dirpath"] = new
+        super().load_state_dict(state_dict)
+
+
+class _LastCheckpoint(_MovedRun, ModelCheckpoint):
     """``last.ckpt`` every ``every_n_epochs`` epochs whether or not the monitored metric
     improved, and once more after the final epoch if that epoch was not saved (Lightning's
     ``save_last`` writes ``last.ckpt`` only on epochs where the top-k checkpoint was saved, so
@@ -480,7 +500,7 @@ def _at_ceiling(value: float, mode: str) -> bool:
     return mode == "max" and value >= CEILING
 
 
-class _BestCheckpoint(ModelCheckpoint):
+class _BestCheckpoint(_MovedRun, ModelCheckpoint):
     """``best.ckpt`` by the monitored metric (Lightning's ``ModelCheckpoint``), except that once
     it is at its ceiling (accuracy or AUROC 1.0), where it can no longer tell epochs apart, an
     epoch that reaches it too replaces the best one when its ``tie_break`` metric (validation
