@@ -5,7 +5,7 @@ when ``--data-dir`` is left out and the default lacks it, the 4-kb test slice), 
 with a model (default: a random DeepBind of length 101; ``--model RUN_DIR`` for a trained one):
 
 * biodl: :func:`biodl.interpret.variants.variant_windows` + ``score_variants`` (REF and ALT,
-  both strands, ``--batch-size`` variants per forward pass);
+  both strands averaged, ``rc_average=True``, ``--batch-size`` variants per forward pass);
 * naive: for each variant, fetch the window, one-hot it, and run two forward passes (REF and
   ALT, each with both strands).
 
@@ -103,6 +103,7 @@ def main() -> None:
                 windows,
                 batch_size=args.batch_size,
                 output_names=["out0"] if model.n_outputs == 1 else None,
+                rc_average=True,  # both strands, as biodl predict scores a model trained on both
             )
             t_biodl = time.perf_counter() - t0
 
@@ -123,7 +124,7 @@ def main() -> None:
                     for x in (seq, alt):
                         xt = torch.from_numpy(one_hot(x))[None]
                         y = model(torch.cat([xt, xt.flip(dims=(-2, -1))]))
-                        out.append(torch.sigmoid(y.double()).mean(0))
+                        out.append(torch.sigmoid(y.double().mean(0)))  # the strands' mean output
                     naive.append((out[1] - out[0]).numpy())
             t_naive = time.perf_counter() - t0
             if rep:

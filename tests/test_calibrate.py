@@ -78,7 +78,7 @@ def test_trial_store_reuses_only_the_same_protocol(tmp_path):
     assert cal.TrialStore(p, {"folds": 4}).done(1, {"lr": 0.1}) is None  # another protocol
     # trials of another protocol (another --epochs) are kept in the file and said, not dropped
     other = cal.TrialStore(p, {"folds": 4, "options": {"a": 1}})
-    assert other.protocol_changes() == ["folds 3 -> 4", "options null -> {\"a\": 1}"]
+    assert other.protocol_changes() == ["folds 3 -> 4", 'options null -> {"a": 1}']
     other.add({"trial": 1, "setting": {"lr": 0.1}, "score": 0.5})
     assert len(p.read_text().splitlines()) == 2
     assert cal.TrialStore(p, {"folds": 3}).done(1, {"lr": 0.1})["score"] == 0.7  # back: reused

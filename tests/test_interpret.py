@@ -478,3 +478,258 @@ def test_ism_fixed_length_model_reports_input_positions(tmp_path):
 def test_an_unknown_jaspar_release_is_one_clear_error():
     with pytest.raises(BiodlInputError, match=r"JASPAR release 'JASPAR1999' is not in .*JASPAR2024"):
         load_jaspar(release="JASPAR1999")
+
+
+# ------------------------------------------------------------------ strands, as `biodl predict`
+class _BothStrands(nn.Module):
+    """The score `biodl predict` gives a model trained with --rc-augment: the mean of both strands."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.model(x) + self.model(x.flip(dims=(-2, -1)))) / 2
+
+
+@pytest.mark.parametrize("name,model,L,method", _models()[:3], ids=[m[0] for m in _models()[:3]])
+def test_ism_rc_average_is_the_ism_of_the_strand_mean(name, model, L, method):
+    """ISM with rc_average (each strand through its fast path) = ISM of the strand-mean model."""
+    model.eval()
+    X = _onehot(2, L, seed=6)
+    got, y0 = saturation_mutagenesis(model, X, start=2, end=L - 3, rc_average=True, return_reference=True)
+    both = _BothStrands(model).eval()
+    want = saturation_mutagenesis(both, X, start=2, end=L - 3, method="full")
+    torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(y0, both(X).reshape(2, -1), atol=1e-5, rtol=1e-5)
+
+
+def _rc_run(path, rc_augment: bool = True):
+    """A run directory of a small fixed-length DeepSEA (101 bp), trained (as its meta says) with
+    --rc-augment: `biodl predict` averages both strands."""
+    path.mkdir()
+    torch.manual_seed(5)
+    kw = dict(n_outputs=1, seq_len=101, n_filters=[4, 4, 4], hidden=4, kernel_size=4, pool_size=2)
+    meta = {
+        "recipe": "deepsea",
+        "model_kwargs": kw,
+        "seq_len": 101,
+        "n_value": 0.25,
+        "task": "binary",
+        "label_names": ["y"],
+        "rc_augment": rc_augment,
+    }
+    save_legacy_model(path / "model.pt", DeepSEA(**kw), meta)
+    return path
+
+
+def test_ism_of_an_rc_averaged_model_equals_predict_of_the_mutants(tmp_path):
+    """`biodl ism` scores as `biodl predict` does: for a model trained with --rc-augment the
+    reference is predict's logit (both strands averaged) and each effect is predict(mutant) -
+    predict(reference); --no-rc-average matches predict --no-rc-average."""
+    import pandas as pd
+
+    from biodl import pipeline
+
+    run = _rc_run(tmp_path / "run")
+    rng = np.random.default_rng(0)
+    seqs = {f"s{i}": "".join(rng.choice(list("ACGT"), 101)) for i in range(2)}
+    fa = tmp_path / "s.fa"
+    fa.write_text("".join(f">{k}\n{v}\n" for k, v in seqs.items()))
+    mut, keys = [], []
+    for k, s in seqs.items():
+        for j in range(0, 101, 7):
+            for b in "ACGT":
+                if b != s[j]:
+                    mut.append(f">{k}|{j}|{b}\n{s[:j]}{b}{s[j + 1 :]}\n")
+                    keys.append((k, j, b))
+    mfa = tmp_path / "mut.fa"
+    mfa.write_text("".join(mut))
+    for flag, opts in (([], {}), (["--no-rc-average"], {"rc_average": False})):
+        out = tmp_path / f"ism{len(flag)}.npz"
+        r = runner.invoke(app, ["ism", str(run), str(fa), "--out", str(out), *flag])
+        assert r.exit_code == 0, r.output
+        assert ("given strand" if flag else "both strands averaged") in r.output
+        z = np.load(out)
+        ref = pipeline.predict(run, fa, options=opts, quiet=True)["logit_y"].to_numpy()
+        np.testing.assert_allclose(z["reference"][:, 0], ref, atol=1e-5)
+        pm = pipeline.predict(run, mfa, options=opts, quiet=True)["logit_y"].to_numpy()
+        ids = list(z["ids"])
+        got = [z["effects"][ids.index(k), "ACGT".index(b), j, 0] for k, j, b in keys]
+        want = pm - pd.Series(ref, index=ids)[[k for k, _, _ in keys]].to_numpy()
+        np.testing.assert_allclose(got, want, atol=2e-5)
+
+
+def test_attribute_of_an_rc_averaged_model_is_of_the_strand_mean(tmp_path):
+    """`biodl attribute` attributes predict's score: saliency of the mean of both strands for a
+    model trained with --rc-augment (of the given strand with --no-rc-average)."""
+    from biodl.train import load_model
+
+    run = _rc_run(tmp_path / "run")
+    rng = np.random.default_rng(1)
+    seqs = ["".join(rng.choice(list("ACGT"), 101)) for _ in range(2)]
+    fa = tmp_path / "s.fa"
+    fa.write_text("".join(f">s{i}\n{s}\n" for i, s in enumerate(seqs)))
+    model, _ = load_model(run)
+    from biodl.encode import one_hot
+
+    X = torch.from_numpy(np.stack([one_hot(s) for s in seqs])).float()
+    for flag, fn in (([], _BothStrands(model)), (["--no-rc-average"], model)):
+        out = tmp_path / f"a{len(flag)}.npz"
+        r = runner.invoke(
+            app, ["attribute", str(run), str(fa), "--method", "saliency", "--out", str(out), *flag]
+        )
+        assert r.exit_code == 0, r.output
+        x = X.clone().requires_grad_(True)
+        fn(x)[:, 0].sum().backward()
+        np.testing.assert_allclose(np.load(out)["attributions"], x.grad.numpy(), atol=1e-6)
+    # the library functions take the same switch; DeepLIFT runs each strand separately
+    net = _relu_net()
+    Xs = _onehot(3, 20, seed=8)
+    refs = A.shuffled_references(Xs, 2, seed=0)
+    dl, d = A.deep_lift_shap(net, Xs, 0, references=refs, rc_average=True, return_delta=True)
+    f = A.deep_lift_shap(net, Xs, 0, references=refs)
+    r_ = A.deep_lift_shap(net, Xs.flip(dims=(-2, -1)), 0, references=refs.flip(dims=(-2, -1)))
+    torch.testing.assert_close(dl, (f + r_.flip(dims=(-2, -1))) / 2)
+    assert float(d.abs().max()) < 1e-4  # completeness holds for the strand mean too
+
+
+def test_ism_batch_size_below_one_is_refused(tiny_run, tmp_path):
+    """A batch size under 1 evaluated no edit and wrote all-zero effects (or crashed on 0)."""
+    for bs in ("-3", "0"):
+        out = tmp_path / "x.tsv"
+        r = runner.invoke(
+            app, ["ism", str(tiny_run), str(tiny_run / "seqs.fa"), "--out", str(out), "--batch-size", bs]
+        )
+        assert r.exit_code == 2 and f"--batch-size must be at least 1, got {bs}" in r.output
+        assert not out.exists()
+    model = DeepBind(1, num_motifs=3, motif_len=4, hidden=0).eval()
+    with pytest.raises(BiodlInputError, match="at least 1"):
+        saturation_mutagenesis(model, _onehot(1, 20), batch_size=-1)
+
+
+# ------------------------------------------------------------------ motif databases
+def _meme_text(tmp_path) -> str:
+    rng = np.random.default_rng(0)
+    pwms = [rng.dirichlet(np.ones(4), size=w) for w in (6, 5)]
+    return write_meme(tmp_path / "two.meme", pwms, names=["M1 one", "M2 two"]).read_text()
+
+
+def test_a_motif_file_named_like_jaspar_is_a_file_and_bad_specs_are_refused(tmp_path, monkeypatch):
+    from biodl.interpret.motifs import load_motif_db
+
+    text = _meme_text(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "JASPAR2024_CORE_non-redundant_pfms_meme.txt").write_text(text)
+    (tmp_path / "jaspar").mkdir()
+    (tmp_path / "jaspar" / "my.meme").write_text(text)
+    for name in ("JASPAR2024_CORE_non-redundant_pfms_meme.txt", "jaspar/my.meme"):
+        motifs, desc = load_motif_db(name)
+        assert [m.id for m in motifs] == ["M1", "M2"] and desc.startswith(name)
+    for spec in ("jaspar2024", "jaspar:vertebrates:JASPAR2024:extra", "jasparx"):
+        with pytest.raises(BiodlInputError, match="jaspar:TAX_GROUP:RELEASE"):
+            load_motif_db(spec)
+
+
+@pytest.mark.parametrize(
+    "edit,match",
+    [
+        (lambda t: t.replace("MOTIF M1 one", "MOTIF"), r"line \d+: a MOTIF line without a motif name"),
+        (lambda t: t.replace("w= 6", "w= 8"), r"line \d+: motif 'M1 one': w= 8 but its matrix has 6 row"),
+        (lambda t: t.replace("w= 6", "w= 4"), r"motif 'M1 one': w= 4 but its matrix has more rows"),
+        (lambda t: _row(t, 0, "0.25 0.25 0.5"), r"line 13: motif 'M1 one': a matrix row of 3 value"),
+        (lambda t: _row(t, 1, "0.25 abc 0.25 0.5"), r"line 14: motif 'M1 one': 'abc' in its matrix is not"),
+        (lambda t: _row(t, 2, "0 0 0 0"), r"line 15: motif 'M1 one': an all-zero matrix row"),
+        (lambda t: t.replace("alength= 4 w= 5", "alength= 20 w= 5"), r"motif 'M2 two': alength= 20"),
+        (lambda t: "\n".join(t.splitlines()[:-3]), r"motif 'M2 two': w= 5 but its matrix has 2 row.*cut"),
+        (lambda t: t.replace("ALPHABET= ACGT", "ALPHABET= ACDEFGHIKLMNPQRSTVWY"), r"line 3: alphabet"),
+    ],
+    ids=[
+        "noname",
+        "w-too-big",
+        "w-too-small",
+        "short-row",
+        "not-a-number",
+        "zero-row",
+        "alength",
+        "cut",
+        "alphabet",
+    ],
+)
+def test_a_bad_meme_file_names_the_motif_and_line(tmp_path, edit, match):
+    bad = tmp_path / "bad.meme"
+    bad.write_text(edit(_meme_text(tmp_path)))
+    where = r"bad\.meme, " if match.startswith("line") else r"bad\.meme, line \d+: "
+    with pytest.raises(BiodlInputError, match=where + match):
+        read_meme_motifs(bad)
+
+
+def _row(text: str, k: int, new: str) -> str:
+    """``text`` with row ``k`` of its first matrix replaced by ``new`` (rows start at line 13)."""
+    lines = text.splitlines()
+    lines[12 + k] = new
+    return "\n".join(lines)
+
+
+def test_motifs_out_equal_to_the_pwm_file_is_refused(tiny_run, tmp_path):
+    (tmp_path / "db.meme").write_text(_meme_text(tmp_path))
+    meme = tiny_run / "filters.meme"
+    before = meme.read_bytes() if meme.exists() else None
+    r = runner.invoke(app, ["motifs", str(tiny_run), "--db", str(tmp_path / "db.meme"), "--out", str(meme)])
+    assert r.exit_code == 2 and "PWM file (filters.meme)" in r.output
+    assert (meme.read_bytes() if meme.exists() else None) == before
+
+
+# ------------------------------------------------------------------ unfinished runs
+def _unfinished(path, with_model: bool = True):
+    """A run directory whose run.json says 'running' (a training killed mid-way)."""
+    from biodl.train.checkpoint import load_model, save_model, write_run_json
+
+    run = _rc_run(path)
+    model, meta = load_model(run)
+    meta = meta.replace(status="running")
+    write_run_json(run, meta)
+    if with_model:
+        save_model(run / "model.pt", model, meta.replace(status="finished"))
+    else:
+        (run / "model.pt").unlink()
+    return run
+
+
+def test_interpretation_of_an_unfinished_run_warns_or_refuses_as_predict(tmp_path):
+    from pathlib import Path
+
+    data = Path(__file__).parent / "data" / "interpret"
+    VCF, GENOME = data / "variants.vcf", data / "ecoli_4kb.fa"
+    run = _unfinished(tmp_path / "run")
+    fa = tmp_path / "s.fa"
+    fa.write_text(">a\n" + "ACGT" * 25 + "A\n")
+    (tmp_path / "db.meme").write_text(_meme_text(tmp_path))
+    cmds = {
+        "ism": ["ism", str(run), str(fa), "--out", str(tmp_path / "i.tsv")],
+        "attribute": ["attribute", str(run), str(fa), "--out", str(tmp_path / "a.npz")],
+        "variants": [
+            "variants",
+            str(run),
+            "--vcf",
+            str(VCF),
+            "--genome",
+            str(GENOME),
+            "--out",
+            str(tmp_path / "v.tsv"),
+        ],
+        "motifs": ["motifs", str(run), "--db", str(tmp_path / "db.meme"), "--test", str(fa)],
+    }
+    for name, args in cmds.items():
+        r = runner.invoke(app, args)
+        text = " ".join(r.output.split())
+        assert "an unfinished run" in text, (name, r.output)
+        if name == "motifs":  # it writes into the run: refused, as `biodl report`
+            assert r.exit_code == 2 and not (run / "filters.meme").exists()
+        else:
+            assert r.exit_code == 0 and "warning" in text, (name, r.output)
+    gone = _unfinished(tmp_path / "gone", with_model=False)
+    for name, args in cmds.items():
+        r = runner.invoke(app, [str(gone) if a == str(run) else a for a in args])
+        text = " ".join(r.output.split())
+        assert r.exit_code == 2 and "interrupted before its first model was saved" in text, (name, r.output)

@@ -292,3 +292,75 @@ def test_report_of_a_run_whose_test_file_is_gone_warns_and_leaves_its_sections_o
     assert report(run, quiet=True).exists()
     err = capsys.readouterr().err
     assert "warning" in err and str(test) in err and "left out" in err
+
+
+def test_an_empty_history_leaves_out_the_learning_curves_with_a_warning(tmp_path, capsys) -> None:
+    """An empty history.csv (a truncated copy) was 'unexpected EmptyDataError'."""
+    from biodl.report.run import _learning_curve_sections, learning_curves_section
+
+    (tmp_path / "history.csv").write_text("")
+    (tmp_path / "layer1").mkdir()
+    (tmp_path / "layer1" / "history.csv").write_text("")
+    assert learning_curves_section(tmp_path) == []
+    assert _learning_curve_sections(tmp_path) == []
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"{tmp_path / 'history.csv'}: empty file; the learning curves are left out" in err
+    assert not list(tmp_path.glob("*.png"))
+
+
+def _run_with_inputs_inside(tmp_path, rest_small) -> Path:
+    """A finished run whose recorded training file is RUN/motifs.tsv and test file
+    RUN/filters.meme: names `biodl report` and `biodl motifs` write."""
+    import json
+    import shutil
+
+    import torch
+
+    from biodl.models import DeepBind
+    from biodl.train.checkpoint import load_model, save_model, write_run_json
+    from tests.conftest import save_legacy_model
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(rest_small["train"], run / "motifs.tsv")
+    shutil.copy(rest_small["test"], run / "filters.meme")
+    torch.manual_seed(0)
+    kw = dict(n_outputs=1, num_motifs=4, motif_len=8, hidden=0, reverse_complement=True)
+    meta = {"recipe": "deepbind", "model_kwargs": kw, "seq_len": 101, "n_value": 0.25, "task": "binary"}
+    save_legacy_model(run / "model.pt", DeepBind(**kw), meta)
+    model, m = load_model(run)
+    m = m.replace(options={"data": str(run / "motifs.tsv"), "test_file": str(run / "filters.meme")})
+    save_model(run / "model.pt", model, m)
+    write_run_json(run, m)
+    (run / "history.csv").write_text("epoch,train_loss,val_loss\n0,0.7,0.69\n1,0.6,0.65\n")
+    (run / "test").mkdir()
+    (run / "test" / "metrics.json").write_text(
+        json.dumps({"data": str(run / "filters.meme"), "n": 200, "metrics": {}})
+    )
+    return run
+
+
+def test_report_and_motifs_refuse_to_write_over_the_runs_own_inputs(tmp_path, rest_small) -> None:
+    """`biodl report` replaced a training file kept in the run as RUN/motifs.tsv (and refused the
+    test file RUN/filters.meme only after writing other files); `biodl motifs` likewise."""
+    from biodl.kinds.sequences.report import run_motifs
+    from biodl.pipeline import report
+
+    run = _run_with_inputs_inside(tmp_path, rest_small)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    with pytest.raises(
+        BiodlInputError, match=r"motifs\.tsv: is an input of this run \(its training file\)"
+    ) as e:
+        report(run, quiet=True)
+    assert "move it out of the run directory" in str(e.value) and "give another --out" not in str(e.value)
+    db = tmp_path / "db.meme"
+    from biodl.interpret.motifs import write_meme
+
+    write_meme(db, [np.full((5, 4), 0.25) + np.eye(4)[[0, 1, 2, 3, 0]]], names=["m"])
+    with pytest.raises(BiodlInputError, match=r"is an input of this run"):
+        run_motifs(run, db=str(db))
+    with pytest.raises(BiodlInputError, match=r"filters\.meme: is an input of this run \(its test file\)"):
+        run_motifs(run, db=str(db), out=tmp_path / "m.tsv")
+    after = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    assert after == before  # nothing written, nothing replaced
+    assert not (tmp_path / "m.tsv").exists()

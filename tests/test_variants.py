@@ -1,4 +1,4 @@
-"""VCF round trip on a real E. coli slice: REF check, both strands, N padding, indels, VCF out."""
+"""VCF round trip on a real E. coli slice: REF check, strands as predict, N padding, indels, VCF out."""
 
 from __future__ import annotations
 
@@ -84,7 +84,8 @@ def test_round_trip_table_and_vcf(model_dir, tmp_path, caplog):
     )
     assert disk.loc[disk["id"] == "mismatch", "status"].item().startswith("REF mismatch")
     np.testing.assert_allclose(disk["tf1_diff"], disk["tf1_alt"] - disk["tf1_ref"], atol=1e-5)
-    # strand average, recomputed by hand for one SNV
+    # recomputed by hand for one SNV: a model not trained with --rc-augment scores the given
+    # strand, as `biodl predict` does (test_scores_equal_predict_of_the_windows)
     from biodl.train import load_model
 
     model, _ = load_model(model_dir)
@@ -93,7 +94,7 @@ def test_round_trip_table_and_vcf(model_dir, tmp_path, caplog):
 
         def score(s):
             x = torch.from_numpy(one_hot(s))[None]
-            return torch.sigmoid(torch.cat([model(x), model(x.flip(dims=(-2, -1)))])).mean(0).numpy()
+            return torch.sigmoid(model(x))[0].numpy()
 
         ref, alt = score(w.ref_seq), score(w.alt_seq)
     row = table[table["id"] == "snv_mid"].iloc[0]
@@ -330,3 +331,111 @@ def test_a_bad_record_later_in_the_vcf_leaves_no_output(model_dir, tmp_path):
     assert e.value.record == bad_line + 1
     assert (tmp_path / "t.tsv").read_text() == "earlier\n" and not (tmp_path / "o.vcf").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.vcf", "t.tsv"]  # no temporary file left
+
+
+def _rc_model_dir(path: Path) -> Path:
+    """A run of a DeepBind trained (as its meta says) with --rc-augment: predict averages both
+    strands' logits."""
+    path.mkdir()
+    torch.manual_seed(3)
+    kw = dict(n_outputs=2, num_motifs=4, motif_len=8, hidden=8, reverse_complement=False)
+    meta = {
+        "recipe": "deepbind",
+        "model_kwargs": kw,
+        "seq_len": L,
+        "n_value": 0.25,
+        "task": "multilabel",
+        "label_names": ["tf1", "tf2"],
+        "rc_augment": True,
+    }
+    save_legacy_model(path / "model.pt", DeepBind(**kw), meta)
+    return path
+
+
+@pytest.mark.parametrize("rc", [False, True], ids=["given-strand", "rc-averaged"])
+def test_scores_equal_predict_of_the_windows(model_dir, tmp_path, rc):
+    """REF / ALT scores are `biodl predict`'s for the same windows: the given strand for a model
+    not trained with --rc-augment (variants averaged both strands for every model), the mean
+    of both strands' logits for one trained with it (variants averaged the probabilities)."""
+    from biodl import pipeline
+
+    run = _rc_model_dir(tmp_path / "rc") if rc else model_dir
+    table = run_variants(run, VCF, GENOME, tmp_path / "v.tsv")
+    ok = [w for w in variant_windows(VCF, GENOME, L) if w.status == "ok"]
+    fa = tmp_path / "w.fa"
+    fa.write_text("".join(f">r{i}\n{w.ref_seq}\n>a{i}\n{w.alt_seq}\n" for i, w in enumerate(ok)))
+    pred = pipeline.predict(run, fa, quiet=True).set_index("id")
+    got = table[table["status"] == "ok"].reset_index(drop=True)
+    for name in ("tf1", "tf2"):
+        want_ref = pred.loc[[f"r{i}" for i in range(len(ok))], f"prob_{name}"].to_numpy()
+        want_alt = pred.loc[[f"a{i}" for i in range(len(ok))], f"prob_{name}"].to_numpy()
+        np.testing.assert_allclose(got[f"{name}_ref"], want_ref, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got[f"{name}_alt"], want_alt, rtol=1e-5, atol=1e-6)
+    # --no-rc-average / --rc-average decide as for predict
+    flip = run_variants(run, VCF, GENOME, tmp_path / "f.tsv", rc_average=not rc)
+    fp = pipeline.predict(run, fa, options={"rc_average": not rc}, quiet=True).set_index("id")
+    np.testing.assert_allclose(
+        flip.loc[flip["status"] == "ok", "tf1_ref"],
+        fp.loc[[f"r{i}" for i in range(len(ok))], "prob_tf1"].to_numpy(),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    assert not np.allclose(flip.loc[flip["status"] == "ok", "tf1_ref"], got["tf1_ref"])
+
+
+def _bcf(src: Path, dest: Path, mode: str) -> Path:
+    from cyvcf2 import VCF as Reader
+    from cyvcf2 import Writer
+
+    r = Reader(str(src))
+    w = Writer(str(dest), r, mode=mode)
+    for v in r:
+        w.write_record(v)
+    w.close()
+    r.close()
+    return dest
+
+
+def test_bcf_input_and_output(model_dir, tmp_path):
+    """A BCF as bcftools writes it (BGZF, -Ob; also -Ou) is scored as its VCF (it was refused:
+    'a VCF record before the header'); --out-vcf x.bcf writes BCF (it wrote VCF text)."""
+    from cyvcf2 import VCF as Reader
+
+    want = run_variants(model_dir, VCF, GENOME, tmp_path / "v.tsv")
+    for mode in ("wb", "wbu"):
+        bcf = _bcf(VCF, tmp_path / f"in_{mode}.bcf", mode)
+        assert bcf.read_bytes()[:2] == b"\x1f\x8b"  # BGZF: the magic BCF\2 is inside
+        got = run_variants(model_dir, bcf, GENOME, tmp_path / f"{mode}.tsv")
+        pd.testing.assert_frame_equal(got, want)
+    run_variants(model_dir, VCF, GENOME, tmp_path / "o.tsv", out_vcf=tmp_path / "o.bcf")
+    import gzip
+
+    assert gzip.decompress((tmp_path / "o.bcf").read_bytes())[:4] == b"BCF\x02"
+    recs = list(Reader(str(tmp_path / "o.bcf")))
+    assert [r.ID for r in recs] == [r.ID for r in Reader(str(VCF))]
+    assert recs[0].INFO["BIODL_STATUS"] == "ok" and recs[0].INFO.get("BIODL_DIFF") is not None
+    with pytest.raises(BiodlInputError, match=r"o\.bcf\.gz: a \.bcf file is BGZF-compressed already"):
+        run_variants(model_dir, VCF, GENOME, tmp_path / "x.tsv", out_vcf=tmp_path / "o.bcf.gz")
+    assert not (tmp_path / "x.tsv").exists()
+
+
+def test_an_unreadable_vcf_is_an_input_error_with_out_vcf(model_dir, tmp_path):
+    """With --out-vcf a VCF htslib cannot open was said as a failed write of the table."""
+    empty = tmp_path / "empty.vcf"
+    empty.write_text("")
+    nofmt = tmp_path / "nofmt.vcf"
+    nofmt.write_text("#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\nNC_000913.3\t337\tx\tA\tC\t.\t.\t.\n")
+    for vcf, match in (
+        (empty, r"empty\.vcf: no '#CHROM' header line"),
+        (nofmt, r"nofmt\.vcf, line 1: the first line of a VCF must be '##fileformat=VCFv4\.x'"),
+    ):
+        with pytest.raises(BiodlInputError, match=match):
+            run_variants(model_dir, vcf, GENOME, tmp_path / "e.tsv", out_vcf=tmp_path / "e.vcf")
+        assert not (tmp_path / "e.tsv").exists() and not (tmp_path / "e.vcf").exists()
+
+
+def test_a_batch_size_below_one_is_refused(model_dir, tmp_path):
+    for bs in (0, -3):
+        with pytest.raises(BiodlInputError, match=f"--batch-size must be an integer of at least 1, got {bs}"):
+            run_variants(model_dir, VCF, GENOME, tmp_path / "b.tsv", batch_size=bs)
+    assert not (tmp_path / "b.tsv").exists()

@@ -28,6 +28,27 @@ def _fmt(v) -> str:
     return str(v)
 
 
+#: ``--rc-average`` as ``biodl predict`` takes it: the strands are scored as predict scores them.
+RcAverageOpt = typer.Option(
+    None,
+    "--rc-average/--no-rc-average",
+    help="Average both strands, as biodl predict does (default: if trained with --rc-augment).",
+)
+
+
+def _positive(value: int, flag: str) -> None:
+    """Refuse a count option under 1 (a batch of no items would evaluate nothing)."""
+    if value < 1:
+        raise BiodlInputError(f"{flag} must be at least 1, got {value}")
+
+
+def _strands(meta, rc_average: bool | None) -> bool:
+    """Whether the outputs are the mean of both strands, by the rule of ``biodl predict``."""
+    from biodl.kinds.sequences.kind import rc_average_for
+
+    return rc_average_for(meta, {"rc_average": rc_average})
+
+
 #: The models the sequence interpretation commands work on.
 DNA_KINDS = ("sequences", "windows")
 DNA_MODEL = "a DNA-sequence model (kind sequences or windows: DeepBind, DeepSEA, Basset, DanQ, ...)"
@@ -40,8 +61,10 @@ def _load_sequences(model_path: Path, seqs: Path, device: str, command: str):
     from biodl.io._util import note_model
     from biodl.kinds.base import kind_of, require_kind
     from biodl.kinds.sequences.kind import model_inputs
+    from biodl.pipeline import _run_state
     from biodl.train import load_model
 
+    _run_state(model_path, command)  # an unfinished run: said (or refused) as predict does
     note_model(model_path)  # no output may replace the model
     model, meta = load_model(model_path, device=device)
     require_kind(meta, DNA_KINDS, f"biodl {command}", DNA_MODEL)
@@ -109,9 +132,11 @@ def register(app: typer.Typer) -> None:
             help="Bases around each variant (default: the model's input length; needed for a model "
             "trained at variable lengths).",
         ),
+        rc_average: bool | None = RcAverageOpt,
     ) -> None:
-        """Score VCF variants: REF vs ALT windows centred on each variant, both strands
-        averaged; REF alleles that do not match the genome are reported, never scored.
+        """Score VCF variants: REF vs ALT windows centred on each variant, scored as biodl
+        predict scores them (both strands averaged for a model trained with --rc-augment, else
+        the given strand); REF alleles that do not match the genome are reported, never scored.
 
         Example: biodl variants runs/rest --vcf v.vcf --genome hg19.fa --out v.tsv --out-vcf scored.vcf
         """
@@ -136,6 +161,7 @@ def register(app: typer.Typer) -> None:
                 window=window,
                 keep=False,
                 progress=True,
+                rc_average=rc_average,
             )
         except BiodlError as e:
             _fail(e)
@@ -220,9 +246,11 @@ def register(app: typer.Typer) -> None:
         precision: str = typer.Option(
             "32-true", help="32-true (float32), or bf16-mixed / 16-mixed (autocast; faster on GPUs)."
         ),
+        rc_average: bool | None = RcAverageOpt,
     ) -> None:
         """In-silico saturation mutagenesis: the change of every output for every
-        single-base substitution (alt minus reference).
+        single-base substitution (alt minus reference), of the score biodl predict gives
+        (both strands averaged for a model trained with --rc-augment).
 
         Example: biodl ism runs/rest seqs.fa --out ism.tsv
         """
@@ -232,7 +260,9 @@ def register(app: typer.Typer) -> None:
 
         try:
             _check_suffix(out, (".npz", ".tsv", ".tsv.gz"), "ism")
+            _positive(batch_size, "--batch-size")
             m, meta, inputs = _load_sequences(model, seqs, device, "ism")
+            both = _strands(meta, rc_average)
             if start < 0:
                 raise BiodlInputError(f"--start must be 0 or more, got {start}")
             _cropped_note(inputs, "ISM")
@@ -254,6 +284,7 @@ def register(app: typer.Typer) -> None:
                     batch_size=batch_size,
                     precision=precision,
                     return_reference=True,
+                    rc_average=both,
                 )
                 parts.append((idx, eff_g, y0_g, off + s_w, Xg[:, :, s_w:e_w]))
             done = [p for p in parts if p[1] is not None]
@@ -330,7 +361,8 @@ def register(app: typer.Typer) -> None:
         except BiodlError as e:
             _fail(e)
         n_pos = sum(p[1].shape[0] * p[1].shape[1] for p in done)
-        err.print(f"ISM of {n} sequence(s), {n_pos} positions x 3 substitutions: {out}")
+        how = "both strands averaged" if both else "given strand"
+        err.print(f"ISM of {n} sequence(s), {n_pos} positions x 3 substitutions ({how}): {out}")
 
     @app.command()
     def attribute(
@@ -347,9 +379,11 @@ def register(app: typer.Typer) -> None:
         ),
         output: str | None = typer.Option(None, help="Output (name or index); default the first."),
         device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
+        rc_average: bool | None = RcAverageOpt,
     ) -> None:
         """Gradient attributions of each sequence (captum), with the completeness check of
-        integrated gradients and DeepLIFT reported.
+        integrated gradients and DeepLIFT reported; of the score biodl predict gives (both
+        strands averaged for a model trained with --rc-augment).
 
         Example: biodl attribute runs/rest seqs.fa --method deep_lift_shap --out attr.npz
         """
@@ -362,6 +396,7 @@ def register(app: typer.Typer) -> None:
         try:
             _check_suffix(out, (".npz",), "attribute")
             m, meta, inputs = _load_sequences(model, seqs, device, "attribute")
+            both = _strands(meta, rc_average)
             target = _output_index(meta, output, int(getattr(m, "n_outputs", 1)))
             _cropped_note(inputs, "the attribution")
             kw = (
@@ -382,7 +417,7 @@ def register(app: typer.Typer) -> None:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 for idx, X, off in inputs.groups:
-                    res = attr_fn(m, X, method, target, **kw)
+                    res = attr_fn(m, X, method, target, rc_average=both, **kw)
                     ag, dg = res if isinstance(res, tuple) else (res, None)
                     c0, c1 = inputs.real_columns(int(idx[0]), off, X.shape[-1])
                     a[idx, :, : c1 - c0] = ag[:, :, c0:c1].numpy()
@@ -406,7 +441,8 @@ def register(app: typer.Typer) -> None:
                 )
         except BiodlError as e:
             _fail(e)
-        msg = f"{method} attributions of {a.shape[0]} sequence(s): {out}"
+        how = "both strands averaged" if both else "given strand"
+        msg = f"{method} attributions of {a.shape[0]} sequence(s) ({how}): {out}"
         if delta is not None:
             msg += f" (max |convergence delta| {float(np.nanmax(np.abs(delta))):.3g})"
         err.print(msg)

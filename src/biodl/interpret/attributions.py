@@ -35,15 +35,22 @@ ATTRIBUTION_METHODS = ("saliency", "input_x_gradient", "integrated_gradients", "
 
 
 class _Target(nn.Module):
-    """Wraps a model so that its output is ``(n, outputs)``; captum then selects ``target``."""
+    """Wraps a model so that its output is ``(n, outputs)``; captum then selects ``target``.
+    With ``rc_average`` the output is the mean of the model's outputs for the sequence and its
+    reverse complement, as ``biodl predict`` scores a model trained with ``--rc-augment``."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, rc_average: bool = False) -> None:
         super().__init__()
         self.model = model
+        self.rc_average = rc_average
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.model(x)
-        return y.reshape(y.shape[0], -1)
+        y = y.reshape(y.shape[0], -1)
+        if self.rc_average:
+            r = self.model(x.flip(dims=(-2, -1)))
+            y = (y + r.reshape(r.shape[0], -1)) / 2
+        return y
 
 
 def _check(X: torch.Tensor) -> None:
@@ -106,18 +113,27 @@ def _report(delta: torch.Tensor, gap: torch.Tensor, method: str, tolerance: floa
         )
 
 
-def _prep(model: nn.Module, X: torch.Tensor) -> tuple[_Target, torch.Tensor, bool]:
+def _prep(model: nn.Module, X: torch.Tensor, rc_average: bool = False) -> tuple[_Target, torch.Tensor, bool]:
     _check(X)
     dev = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    return _Target(model).eval(), X.to(dev, torch.float32), was_training
+    return _Target(model, rc_average).eval(), X.to(dev, torch.float32), was_training
 
 
 def saliency(
-    model: nn.Module, X: torch.Tensor, target: int = 0, *, absolute: bool = False, batch_size: int = 128
+    model: nn.Module,
+    X: torch.Tensor,
+    target: int = 0,
+    *,
+    absolute: bool = False,
+    batch_size: int = 128,
+    rc_average: bool = False,
 ) -> torch.Tensor:
     """Gradient of output ``target`` with respect to the input (Simonyan et al. 2014).
+
+    ``rc_average`` (all methods): attribute the mean output of both strands, the score
+    ``biodl predict`` gives a model trained with ``--rc-augment``.
 
     Returns
     -------
@@ -126,7 +142,7 @@ def saliency(
     """
     from captum.attr import Saliency
 
-    wrapped, X, was = _prep(model, X)
+    wrapped, X, was = _prep(model, X, rc_average)
     try:
         outs = [
             Saliency(wrapped).attribute(X[i : i + batch_size], target=target, abs=absolute).detach()
@@ -138,12 +154,12 @@ def saliency(
 
 
 def input_x_gradient(
-    model: nn.Module, X: torch.Tensor, target: int = 0, *, batch_size: int = 128
+    model: nn.Module, X: torch.Tensor, target: int = 0, *, batch_size: int = 128, rc_average: bool = False
 ) -> torch.Tensor:
     """Input times gradient of output ``target``: ``(n, 4, L)``, non-zero only at observed bases."""
     from captum.attr import InputXGradient
 
-    wrapped, X, was = _prep(model, X)
+    wrapped, X, was = _prep(model, X, rc_average)
     try:
         outs = [
             InputXGradient(wrapped).attribute(X[i : i + batch_size], target=target).detach()
@@ -164,6 +180,7 @@ def integrated_gradients(
     batch_size: int = 16,
     tolerance: float = 0.05,
     return_delta: bool = False,
+    rc_average: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Integrated gradients (Sundararajan et al. 2017) from a baseline to each sequence.
 
@@ -185,7 +202,7 @@ def integrated_gradients(
     """
     from captum.attr import IntegratedGradients
 
-    wrapped, X, was = _prep(model, X)
+    wrapped, X, was = _prep(model, X, rc_average)
     base = _baseline(X, baseline)
     attrs, deltas = [], []
     try:
@@ -220,6 +237,7 @@ def deep_lift_shap(
     batch_size: int = 64,
     tolerance: float = 0.05,
     return_delta: bool = False,
+    rc_average: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """DeepLIFT (rescale rule, captum) averaged over dinucleotide-shuffled references.
 
@@ -231,6 +249,11 @@ def deep_lift_shap(
         ``(k, n, 4, L)`` references (default :func:`shuffled_references`).
     tolerance
         Warn when DeepLIFT's summation-to-delta misses by more than this fraction.
+    rc_average
+        Attribute the mean output of both strands: DeepLIFT of each strand (the reverse one
+        against the reverse complements of the references, mapped back), averaged. (captum
+        keeps one set of activations per layer, so the model is not run on both strands
+        inside one attribution.)
 
     Returns
     -------
@@ -241,6 +264,7 @@ def deep_lift_shap(
     from captum.attr import DeepLift
 
     wrapped, X, was = _prep(model, X)
+    both = _Target(model, rc_average).eval()
     refs = shuffled_references(X, n_shuffles, seed) if references is None else references.to(X)
     if refs.dim() != 4 or refs.shape[1:] != X.shape:
         raise BiodlInputError(
@@ -259,9 +283,17 @@ def deep_lift_shap(
                     a, d = dl.attribute(
                         X[sl], baselines=ref[sl], target=target, return_convergence_delta=True
                     )
+                    if rc_average:  # the reverse strand's, mapped back to the forward positions
+                        ar, dr = dl.attribute(
+                            X[sl].flip(dims=(-2, -1)),
+                            baselines=ref[sl].flip(dims=(-2, -1)),
+                            target=target,
+                            return_convergence_delta=True,
+                        )
+                        a, d = (a + ar.flip(dims=(-2, -1))) / 2, (d + dr) / 2
                     total[sl] += a.detach()
                     with torch.no_grad():
-                        gap = (wrapped(X[sl])[:, target] - wrapped(ref[sl])[:, target]).abs().clamp_min(1e-6)
+                        gap = (both(X[sl])[:, target] - both(ref[sl])[:, target]).abs().clamp_min(1e-6)
                     rel = d.detach().abs() / gap
                     upd = rel > worst_rel[sl]
                     worst_rel[sl] = torch.where(upd, rel, worst_rel[sl])

@@ -606,6 +606,7 @@ def saturation_mutagenesis(
     precision: str = "32-true",
     return_reference: bool = False,
     progress: bool = False,
+    rc_average: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Effects of every single-base substitution on a model's outputs.
 
@@ -641,6 +642,13 @@ def saturation_mutagenesis(
         Also return ``model(X)``.
     progress
         Show a progress bar.
+    rc_average
+        Score each sequence as the mean output of its two strands, as ``biodl predict`` does
+        for a model trained with ``--rc-augment`` (:func:`biodl.train.predict.predict`'s
+        ``rc_average``): the effects and the reference are those of that mean. Computed as
+        the mean of the ISM of each strand (the substitution at ``p`` to ``b`` is the one at
+        ``L - 1 - p`` to the complement of ``b`` on the reverse strand), so the fast paths
+        still apply.
 
     Returns
     -------
@@ -653,10 +661,30 @@ def saturation_mutagenesis(
         raise BiodlInputError(f"ISM needs one-hot sequences of shape (n, 4, length), got {tuple(X.shape)}")
     if method not in _METHODS:
         raise BiodlInputError(f"unknown ISM method {method!r} (use one of {', '.join(_METHODS)})")
+    for what, v in (("--batch-size", batch_size), ("group_size", group_size)):
+        # a batch size under 1 would evaluate no edit at all and return all-zero effects
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise BiodlInputError(f"{what} must be an integer of at least 1, got {v!r}")
     n, _, L = X.shape
     end = L if end is None else (end if end >= 0 else L + end)
     if not 0 <= start < end <= L:
         raise BiodlInputError(f"ISM span must satisfy 0 <= start < end <= {L}; got start={start}, end={end}")
+    if rc_average:
+        kw = dict(
+            batch_size=batch_size,
+            method=method,
+            group_size=group_size,
+            device=device,
+            precision=precision,
+            return_reference=True,
+            progress=progress,
+        )
+        fwd, y_fwd = saturation_mutagenesis(model, X, start=start, end=end, **kw)
+        # the reverse strand: position p is L - 1 - p there, base b its complement 3 - b
+        rev, y_rev = saturation_mutagenesis(model, X.flip(dims=(-2, -1)), start=L - end, end=L - start, **kw)
+        eff = (fwd + rev.flip(dims=(1, 2))) / 2
+        ref = (y_fwd + y_rev) / 2
+        return (eff, ref) if return_reference else eff
     dev = torch.device(device) if device is not None else next(model.parameters()).device
     autocast = _autocast(precision, dev)
     was_training = model.training

@@ -145,45 +145,158 @@ def load_jaspar(
 
 
 def read_meme_motifs(path: str | Path) -> list[Motif]:
-    """Motifs of a MEME-format file (``MOTIF id [name]`` + letter-probability matrix)."""
-    from memelite.io import read_meme
+    """Motifs of a MEME-format file (``MOTIF id [name]`` + letter-probability matrix; plain or
+    gzip). Every problem is one :class:`BiodlInputError` naming the file, the motif and the
+    line: a ``MOTIF`` line without a name, an ``alength`` other than 4 (DNA / RNA), a matrix
+    with fewer or more rows than its ``w=`` (a file cut inside its last motif), a row of
+    other than 4 values or with a value that is not a number, a negative, infinite or
+    all-zero row, a motif with no letter-probability matrix."""
+    import re
+
+    from biodl.io._util import open_text
 
     p = check_file(path)
+    out: list[Motif] = []
+
+    def bad(msg: str, line: int, motif: str | None = None) -> BiodlInputError:
+        what = f"motif {motif!r}: {msg}" if motif is not None else msg
+        return BiodlInputError(what, path=p, record=line)
+
     try:
-        raw = read_meme(str(p))
-    except (ValueError, IndexError, AttributeError) as e:
-        raise BiodlInputError(f"cannot read as a MEME motif file ({e})", path=p) from None
-    if not raw:
+        with open_text(p) as fh:
+            lines = [ln.rstrip("\r\n") for ln in fh]
+    except UnicodeDecodeError:  # pragma: no cover - open_text replaces undecodable bytes
+        raise BiodlInputError("not a text file: cannot read as a MEME motif file", path=p) from None
+    motif: tuple[str, int] | None = None  # (MOTIF text, its line) whose matrix is awaited
+    i = 0
+    while i < len(lines):
+        line = lines[i].strip()
+        i += 1
+        if line.startswith("ALPHABET="):
+            letters = line[len("ALPHABET=") :].strip().upper()
+            if letters not in ("ACGT", "ACGU"):
+                raise bad(f"alphabet {letters!r}: biodl matches DNA / RNA motifs (ALPHABET= ACGT or ACGU)", i)
+            continue
+        if line.startswith("MOTIF"):
+            if motif is not None:
+                raise bad("no letter-probability matrix before the next MOTIF line", motif[1], motif[0])
+            key = " ".join(line[5:].split())
+            if not key:
+                raise bad("a MOTIF line without a motif name (MOTIF <id> [<name>])", i)
+            motif = (key, i)
+            continue
+        if not line.startswith("letter-probability matrix"):
+            continue
+        if motif is None:
+            raise bad("a letter-probability matrix without a MOTIF line before it", i)
+        key, _ = motif
+        head_line = i
+        m = re.search(r"\balength=\s*(\S+)", line)
+        if m and m.group(1) != "4":
+            raise bad(f"alength= {m.group(1)}: biodl matches DNA / RNA motifs (alength= 4)", head_line, key)
+        m = re.search(r"\bw=\s*(\S+)", line)
+        width = None
+        if m:
+            if not m.group(1).isdigit() or int(m.group(1)) < 1:
+                raise bad(f"w= {m.group(1)!r} is not a positive whole number", head_line, key)
+            width = int(m.group(1))
+        rows: list[list[float]] = []
+        while i < len(lines):
+            text = lines[i].strip()
+            if not text:
+                if width is None and rows:
+                    break  # no w=: the matrix ends at the first blank line
+                i += 1
+                continue
+            fields = text.split()
+            if text.startswith(("MOTIF", "URL", "letter-")) or (width is not None and len(rows) == width):
+                break
+            if width is None and not _is_number(fields[0]):
+                break
+            i += 1
+            if len(fields) != 4:
+                raise bad(f"a matrix row of {len(fields)} value(s), expected 4 (A C G T)", i, key)
+            try:
+                row = [float(v) for v in fields]
+            except ValueError:
+                v = next(v for v in fields if not _is_number(v))
+                raise bad(f"{v!r} in its matrix is not a number", i, key) from None
+            if not all(np.isfinite(row)) or min(row) < 0:
+                raise bad("a matrix row with a negative or non-finite probability", i, key)
+            if sum(row) <= 0:
+                raise bad("an all-zero matrix row (no probability for any base)", i, key)
+            rows.append(row)
+        if width is not None and len(rows) < width:
+            where = "the file ends" if i >= len(lines) else f"line {i + 1} follows"
+            raise bad(
+                f"w= {width} but its matrix has {len(rows)} row(s) ({where}: is the file cut short?)",
+                head_line,
+                key,
+            )
+        if width is not None and i < len(lines):
+            nxt = lines[i].split()
+            if len(nxt) == 4 and all(_is_number(v) for v in nxt):
+                raise bad(f"w= {width} but its matrix has more rows (line {i + 1})", head_line, key)
+        if not rows:
+            raise bad("an empty letter-probability matrix", head_line, key)
+        parts = key.split(maxsplit=1)
+        ppm = np.asarray(rows, dtype=np.float64)
+        out.append(Motif(parts[0], parts[1] if len(parts) > 1 else parts[0], _normalise(ppm)))
+        motif = None
+    if motif is not None:
+        raise bad("no letter-probability matrix (is the file cut short?)", motif[1], motif[0])
+    if not out:
         raise BiodlInputError(
             "no MOTIF with a letter-probability matrix found (is this a MEME file?)", path=p
         )
-    out = []
-    for key, pwm in raw.items():
-        parts = key.split(maxsplit=1)
-        ppm = np.asarray(pwm, dtype=np.float64).T
-        if ppm.shape[1] != 4 or not np.isfinite(ppm).all() or (ppm < 0).any():
-            raise BiodlInputError("not a DNA letter-probability matrix (alength 4)", path=p, record=key)
-        out.append(Motif(parts[0], parts[1] if len(parts) > 1 else parts[0], _normalise(ppm)))
     return out
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+#: The forms of ``--db`` that name pyjaspar's JASPAR (any other text is a MEME file).
+JASPAR_SPECS = "jaspar, jaspar:TAX_GROUP or jaspar:TAX_GROUP:RELEASE (e.g. jaspar:vertebrates:JASPAR2024)"
 
 
 def load_motif_db(db: str | Path | None = None) -> tuple[list[Motif], str]:
     """A motif database and its description: a MEME file, or None / ``jaspar`` /
-    ``jaspar:<tax_group>`` / ``jaspar:<tax_group>:<release>`` for pyjaspar's JASPAR CORE."""
-    if db is None or str(db).lower().startswith("jaspar"):
-        parts = str(db or "jaspar").split(":")
+    ``jaspar:<tax_group>`` / ``jaspar:<tax_group>:<release>`` for pyjaspar's JASPAR CORE
+    (``all`` or an empty tax group: every taxon). An existing file is always read as a MEME
+    file, whatever its name (JASPAR's own downloads are named ``JASPAR2024_...``); any other
+    text starting with ``jaspar`` that is not one of these forms is refused."""
+    text = None if db is None else str(db)
+    if text is not None and Path(text).exists():
+        motifs = read_meme_motifs(text)
+        return motifs, f"{db} ({len(motifs)} motifs)"
+    if text is None or text.lower() == "jaspar" or text.lower().startswith("jaspar:"):
+        parts = (text or "jaspar").split(":")
+        if len(parts) > 3:
+            raise BiodlInputError(
+                f"--db {text!r}: too many fields after 'jaspar' (give {JASPAR_SPECS}, or a MEME file)"
+            )
         tax = (
             parts[1]
-            if len(parts) > 1 and parts[1] not in ("", "all")
+            if len(parts) > 1 and parts[1].lower() not in ("", "all")
             else (None if len(parts) > 1 else "vertebrates")
         )
-        release = parts[2] if len(parts) > 2 else None
+        release = parts[2] if len(parts) > 2 and parts[2] else None
         motifs = load_jaspar("CORE", tax, release)
         from pyjaspar import jaspardb
 
         rel = release or jaspardb().release
         return motifs, f"{rel} CORE {tax or 'all taxa'} ({len(motifs)} matrices, pyjaspar)"
-    motifs = read_meme_motifs(db)
+    if text.lower().startswith("jaspar"):
+        raise BiodlInputError(
+            f"--db {text!r} is neither a file nor a JASPAR spec: give {JASPAR_SPECS}, or the path "
+            "of a MEME file"
+        )
+    motifs = read_meme_motifs(text)
     return motifs, f"{db} ({len(motifs)} motifs)"
 
 

@@ -4,21 +4,25 @@ For each VCF record and each ALT allele, a window of the model's input length is
 the genome (pyfaidx, :func:`biodl.io.open_genome`) with the variant's first base at index
 ``L // 2``; positions beyond the chromosome ends are ``N``. The REF allele is checked
 against the genome first: a mismatch is reported (status column, log) and never scored.
-The REF and ALT windows are scored on both strands and the two strands averaged. Indels
+The REF and ALT windows are scored as ``biodl predict`` scores sequences: for a model trained
+with ``--rc-augment`` (or with ``rc_average``) the outputs (logits) of both strands are averaged,
+else the given (genome + ) strand alone. Indels
 are scored by substituting the allele and re-filling the window from the right flank (the
 window stays anchored at the variant's first base); symbolic, missing (``*``/``.``) and
 breakend alleles are refused with a status message. Multi-allelic records give one row per
 ALT.
 
-Scores: for binary / multi-label models ``ref`` and ``alt`` are the mean probabilities of
-the two strands, ``diff = alt - ref`` and ``log_odds_diff = logit(alt) - logit(ref)``
-(DeepSEA's "log fold change of odds"); for regression models they are the mean raw outputs
-and ``log_odds_diff`` is left empty.
+Scores: for binary / multi-label models ``ref`` and ``alt`` are the probabilities ``biodl
+predict`` gives the windows (the sigmoid of the output, or of the strands' mean output),
+``diff = alt - ref`` and ``log_odds_diff = logit(alt) - logit(ref)`` (DeepSEA's "log fold
+change of odds"); for regression models they are the raw outputs and ``log_odds_diff`` is
+left empty.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import os
@@ -77,12 +81,18 @@ def check_vcf(path: str | Path) -> Path:
     :class:`BiodlInputError` naming the file, line and problem (htslib would print a C-level
     message and raise a bare exception, or say only "not valid bcf or vcf")."""
     p = check_file(path)
-    with open(p, "rb") as fh:
-        if fh.read(4) == b"BCF\x02":
-            return p  # binary BCF: left to htslib
+    if _is_bcf(p):
+        return p  # binary BCF: left to htslib
     header = False
     with open_text(p) as fh:
         for lineno, line in enumerate(fh, start=1):
+            if lineno == 1 and line.startswith("#") and not line.startswith("##fileformat="):
+                raise BiodlInputError(
+                    "the first line of a VCF must be '##fileformat=VCFv4.x' (htslib reads no VCF "
+                    f"without it), found {line.rstrip()[:60]!r}",
+                    path=p,
+                    record=1,
+                )
             if line.startswith("##"):
                 continue
             if line.startswith("#CHROM"):
@@ -112,6 +122,25 @@ def check_vcf(path: str | Path) -> Path:
     if not header:
         raise BiodlInputError("no '#CHROM' header line: not a VCF file", path=p)
     return p
+
+
+def _is_bcf(path: Path) -> bool:
+    """Whether ``path`` is binary BCF: its magic ``BCF\\2`` read raw, or (as bcftools and htslib
+    always write it, even uncompressed: ``-Ou``) after BGZF decompression."""
+    import gzip
+    import zlib
+
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head == b"BCF\x02":
+        return True
+    if head[:2] != b"\x1f\x8b":
+        return False
+    try:
+        with gzip.open(path, "rb") as fh:
+            return fh.read(4) == b"BCF\x02"
+    except (OSError, EOFError, zlib.error):  # a corrupt gzip file: the text reader says so
+        return False
 
 
 def read_vcf_variants(path: str | Path) -> list[tuple[int, str, int, str, str, list[str]]]:
@@ -285,29 +314,34 @@ class _AlleleWindows(Dataset):
         return [(x[k],) for k in range(len(idx))]
 
 
-def _both_alleles_both_strands(model: nn.Module):
+def _both_alleles(model: nn.Module, rc_average: bool):
     """``forward`` for :func:`biodl.train.predict`: ``(k, 2, 4, L)`` REF/ALT windows ->
-    ``(k, 2 alleles, 2 strands, outputs)`` raw outputs, all in one pass of the model."""
+    ``(k, 2 alleles, outputs)`` raw outputs, all in one pass of the model; with ``rc_average``
+    each the mean of the outputs of both strands, as :func:`biodl.train.predict.predict`
+    averages them (the raw outputs, before any sigmoid)."""
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         k = x.shape[0]
         flat = torch.cat([x[:, 0], x[:, 1]])  # refs then alts
-        y = model(torch.cat([flat, flat.flip(dims=(-2, -1))]))
-        y = y.reshape(2, 2, k, -1)  # (strand, allele, k, T)
-        return y.permute(2, 1, 0, 3)
+        if rc_average:
+            y = model(torch.cat([flat, flat.flip(dims=(-2, -1))])).reshape(2, 2 * k, -1)
+            y = (y[0] + y[1]) / 2
+        else:
+            y = model(flat).reshape(2 * k, -1)
+        return y.reshape(2, k, -1).permute(1, 0, 2)  # (k, allele, T)
 
     return forward
 
 
 def _summarise(y_ref: np.ndarray, y_alt: np.ndarray, probabilities: bool) -> dict[str, np.ndarray]:
-    """Strand-averaged scores from ``(2, n, T)`` raw outputs."""
+    """Scores from ``(n, T)`` raw outputs (logits of a binary / multi-label model)."""
     if probabilities:
-        pr = (1 / (1 + np.exp(-y_ref.astype(np.float64)))).mean(0)
-        pa = (1 / (1 + np.exp(-y_alt.astype(np.float64)))).mean(0)
+        pr = 1 / (1 + np.exp(-y_ref.astype(np.float64)))
+        pa = 1 / (1 + np.exp(-y_alt.astype(np.float64)))
         eps = 1e-7
         lo = lambda p: np.log(np.clip(p, eps, 1 - eps)) - np.log1p(-np.clip(p, eps, 1 - eps))  # noqa: E731
         return {"ref": pr, "alt": pa, "diff": pa - pr, "log_odds_diff": lo(pa) - lo(pr)}
-    r, a = y_ref.astype(np.float64).mean(0), y_alt.astype(np.float64).mean(0)
+    r, a = y_ref.astype(np.float64), y_alt.astype(np.float64)
     return {"ref": r, "alt": a, "diff": a - r, "log_odds_diff": np.full_like(r, np.nan)}
 
 
@@ -320,8 +354,9 @@ def score_variants(
     batch_size: int = 128,
     n_value: float = 0.25,
     device: str | torch.device | None = None,
+    rc_average: bool = False,
 ) -> pd.DataFrame:
-    """Score REF and ALT windows on both strands.
+    """Score REF and ALT windows as ``biodl predict`` would score them.
 
     Parameters
     ----------
@@ -335,7 +370,12 @@ def score_variants(
         Outputs are logits of a binary / multi-label model (sigmoid, log-odds difference);
         False for regression outputs.
     batch_size
-        Variants per forward pass (each pass holds ``4 * batch_size`` windows).
+        Variants per forward pass (each pass holds ``2 * batch_size`` windows, ``4 *
+        batch_size`` with ``rc_average``).
+    rc_average
+        Average the outputs of both strands of each window (before the sigmoid), as
+        ``biodl predict`` does for a model trained with ``--rc-augment``
+        (:func:`biodl.kinds.sequences.kind.rc_average_for`); else the given strand only.
 
     Returns
     -------
@@ -353,10 +393,9 @@ def score_variants(
         if ok:
             ds = _AlleleWindows([windows[i].ref_seq for i in ok], [windows[i].alt_seq for i in ok], n_value)
             y, _ = predict(
-                model, ds, batch_size=batch_size, device=str(dev), forward=_both_alleles_both_strands(model)
+                model, ds, batch_size=batch_size, device=str(dev), forward=_both_alleles(model, rc_average)
             )
-            # (n, allele, strand, T) -> per allele (strand, n, T)
-            stats = _summarise(y[:, 0].transpose(1, 0, 2), y[:, 1].transpose(1, 0, 2), probabilities)
+            stats = _summarise(y[:, 0], y[:, 1], probabilities)  # (n, allele, T)
     finally:
         model.train(was)
     n_out = stats["ref"].shape[1] if stats is not None else len(output_names or [])
@@ -404,15 +443,22 @@ def _status_code(status: str) -> str:
     return "not_scored"
 
 
-def write_scored_vcf(vcf: str | Path, table: pd.DataFrame, out: str | Path, output_names: list[str]) -> Path:
+def write_scored_vcf(
+    vcf: str | Path,
+    table: pd.DataFrame,
+    out: str | Path,
+    output_names: list[str],
+    strands: str = "strand-averaged",
+) -> Path:
     """Copy ``vcf`` to ``out`` with INFO fields from :func:`score_variants`'s table.
 
     ``BIODL_STATUS`` (per ALT: ``ok`` or the reason, spaces as ``_``), and per ALT and
     output (ALT-major, outputs in ``BIODL_OUTPUTS`` order) ``BIODL_REF``, ``BIODL_ALT``,
     ``BIODL_DIFF``, ``BIODL_LOGODDS``. Written to a temporary file, then renamed; a ``.gz`` / ``.bgz`` name
-    is BGZF-compressed (readable by bcftools and tabix).
+    is BGZF-compressed (readable by bcftools and tabix), a ``.bcf`` name binary BCF. ``strands``
+    says in the header how the scores were made (``strand-averaged`` or ``given strand``).
     """
-    with ScoredVcfWriter(vcf, out, output_names) as w:
+    with ScoredVcfWriter(vcf, out, output_names, strands) as w:
         w.write(table)
     return Path(out)
 
@@ -423,15 +469,22 @@ class ScoredVcfWriter:
     :func:`variant_window_pieces` cuts them). The file takes its name when the ``with`` block
     ends without an error."""
 
-    def __init__(self, vcf: str | Path, out: str | Path, output_names: list[str]) -> None:
+    def __init__(
+        self, vcf: str | Path, out: str | Path, output_names: list[str], strands: str = "strand-averaged"
+    ) -> None:
         self.src, self.out, self.names = check_file(vcf), Path(out), list(output_names)
+        self.strands = strands
+        _check_vcf_suffix(self.out)
 
     def __enter__(self) -> ScoredVcfWriter:
         from cyvcf2 import VCF
 
         stack = contextlib.ExitStack()
-        with _quiet_htslib():  # its warnings were shown on the first read
-            self.reader = VCF(str(self.src), threads=1)
+        try:
+            with _quiet_htslib():  # its warnings were shown on the first read
+                self.reader = VCF(str(self.src), threads=1)
+        except Exception as e:  # noqa: BLE001 - cyvcf2 raises bare Exceptions for unreadable files
+            raise BiodlInputError(f"cannot read as VCF ({e})", path=self.src) from None
         stack.callback(self.reader.close)
         try:
             self._open(stack)
@@ -465,14 +518,15 @@ class ScoredVcfWriter:
                     "ID": f"BIODL_{key}",
                     "Number": ".",
                     "Type": "Float",
-                    "Description": f"biodl {what}, strand-averaged, per ALT then per output ({names})",
+                    "Description": f"biodl {what}, {self.strands}, per ALT then per output ({names})",
                 }
             )
         tmp = stack.enter_context(atomic_output(self.out))
         # the temporary name has no suffix to infer the format from: BGZF (bcftools / tabix read it)
-        # for a .gz / .bgz name, else plain VCF text
+        # for a .gz / .bgz name, binary BCF for a .bcf name, else plain VCF text
+        mode = "wb" if _bcf_name(self.out) else "wz" if _compressed_name(self.out) else "w"
         with _quiet_htslib():
-            self.writer = Writer(str(tmp), self.reader, mode="wz" if _compressed_name(self.out) else "w")
+            self.writer = Writer(str(tmp), self.reader, mode=mode)
         self.records = iter(self.reader)
 
     def write(self, table: pd.DataFrame) -> None:
@@ -516,6 +570,21 @@ def _compressed_name(path: str | Path) -> bool:
     return Path(path).name.lower().endswith((".gz", ".bgz"))
 
 
+def _bcf_name(path: str | Path) -> bool:
+    return Path(path).name.lower().endswith(".bcf")
+
+
+def _check_vcf_suffix(path: Path) -> None:
+    """Refuse a scored-VCF name whose suffix promises a format biodl does not write there."""
+    name = path.name.lower()
+    if name.endswith((".bcf.gz", ".bcf.bgz")):
+        raise BiodlInputError(
+            "a .bcf file is BGZF-compressed already: name it .bcf (binary BCF), or .vcf / .vcf.gz "
+            "for VCF text",
+            path=path,
+        )
+
+
 #: htslib's bcf1_t.errcode bits (vcf.h).
 _BCF_ERR = {
     1: "its contig is not declared in the header (##contig)",
@@ -552,8 +621,13 @@ def run_variants(
     keep: bool = True,
     records: int | None = None,
     progress: bool = False,
+    rc_average: bool | None = None,
 ) -> pd.DataFrame:
     """``biodl variants``: score a VCF with a trained model; writes the TSV (and VCF).
+
+    The windows are scored as ``biodl predict`` scores sequences: both strands averaged for a
+    model trained with ``--rc-augment``, else the given strand; ``rc_average`` True / False
+    (``--rc-average`` / ``--no-rc-average``) decides instead.
 
     The VCF is read, scored and written in pieces of ``records`` records (default
     :data:`VARIANT_RECORDS`), so memory stays that of one piece whatever the size of the VCF;
@@ -565,8 +639,16 @@ def run_variants(
     Required for a model trained at variable lengths (e.g. DeepBind on native-length RNA),
     which scores any length; refused when it differs from a fixed-length model's input."""
     from biodl.io._util import check_file, note_input, note_model
+    from biodl.kinds.sequences.kind import rc_average_for
+    from biodl.pipeline import _run_state
     from biodl.train import load_model
 
+    for what, v in (("--batch-size", batch_size), ("records", records)):
+        if v is None and what == "records":
+            continue
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise BiodlInputError(f"{what} must be an integer of at least 1, got {v!r}")
+    _run_state(model_path, "variants")  # an unfinished run: said (or refused) as predict does
     note_model(model_path)  # no output may replace the model
     # the VCF and the genome are read piece by piece after the outputs are opened: name them as
     # inputs first, so that neither --out nor --out-vcf may write over them
@@ -580,6 +662,8 @@ def run_variants(
             "--out and --out-vcf name the same file; the VCF would replace the table: give two names",
             path=out,
         )
+    if out_vcf is not None:
+        _check_vcf_suffix(Path(out_vcf))
     model, meta = load_model(model_path, device=device)
     from biodl.kinds.base import require_kind
 
@@ -620,24 +704,30 @@ def run_variants(
     names = [
         str(n) for n in meta.label_names or [f"out{j}" for j in range(int(getattr(model, "n_outputs", 1)))]
     ]
+    both = rc_average_for(meta, {"rc_average": rc_average})
     kw: dict[str, Any] = dict(
         output_names=names,
         probabilities=task in ("binary", "multilabel"),
         batch_size=batch_size,
         n_value=meta.data.get("n_value", 0.25),
         device=device,
+        rc_average=both,
     )
     from biodl.io._util import StatusLine, atomic_output_stream
 
     kept: list[pd.DataFrame] = []
     n, status = 0, StatusLine(show=progress)
     pieces = variant_window_pieces(vcf, genome, int(length), records=int(records or VARIANT_RECORDS))
+    # the first piece before any output is opened: the checks of the VCF (check_vcf) and of the
+    # genome are said as problems of those inputs, not as a failed write of an output
+    first = next(pieces)
+    strands = "strand-averaged" if both else "given strand"
     with contextlib.ExitStack() as stack:  # both files take their names when every piece is written
         tsv = stack.enter_context(atomic_output_stream(out))
-        scored_vcf = (
-            stack.enter_context(ScoredVcfWriter(vcf, out_vcf, names)) if out_vcf is not None else None
-        )
-        for windows in pieces:
+        scored_vcf = None
+        if out_vcf is not None:
+            scored_vcf = stack.enter_context(ScoredVcfWriter(vcf, out_vcf, names, strands))
+        for windows in itertools.chain([first], pieces):
             table = score_variants(model, windows, **kw)
             text = table.to_csv(sep="\t", index=False, float_format="%.6g", na_rep="NA", header=not n)
             tsv.write(text.encode("utf-8"))

@@ -7,12 +7,101 @@ figure of the sequence kinds. The kinds add their own sections after these.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["learning_curves_section", "plot_ism", "run_sections"]
+from biodl.errors import BiodlInputError
+
+__all__ = ["REPORT_OUTPUTS", "check_run_outputs", "learning_curves_section", "plot_ism", "run_sections"]
+
+#: What ``biodl report`` may write into a run directory (glob patterns, relative to it).
+REPORT_OUTPUTS = (
+    "report.html",
+    "learning_curves*.png",
+    # sequence kinds (and `biodl motifs`)
+    "motifs.tsv",
+    "filters.meme",
+    "filters.png",
+    "ism_*.png",
+    # the other kinds' sections
+    "pred_vs_true.png",
+    "confusion*.png",
+    "example_matrix.png",
+    "feature_weights.png",
+    "path.png",
+    "gene_weights.png",
+    "abundance.png",
+    "methylation_test.png",
+    "substructures/*",
+    "interpret/*",
+)
+
+
+#: How a report names the run's recorded input options.
+_INPUT_NAMES = {
+    "data": "training file",
+    "train_file": "training file",
+    "test_file": "test file",
+    "valid_file": "validation file",
+    "negatives": "negatives file",
+}
+
+
+def _recorded_inputs(run: Path, meta) -> list[tuple[str, Path]]:
+    """``(option, resolved path)`` of every existing file a run records as its input (the
+    training, validation and test files, ...: its options, in run.json and in the model's meta)."""
+    from biodl.train import read_run_json
+
+    metas = [meta]
+    if (run / "run.json").is_file():
+        try:
+            metas.append(read_run_json(run))
+        except BiodlInputError:
+            pass
+    found: dict[Path, str] = {}
+    for m in metas:
+        items = list((getattr(m, "options", None) or {}).items())
+        items += [(k, v) for k, v in (getattr(m, "data", None) or {}).items() if k.endswith("_file")]
+        for key, value in items:
+            for v in value if isinstance(value, (list, tuple)) else [value]:
+                if not isinstance(v, (str, os.PathLike)) or not str(v):
+                    continue
+                try:
+                    q = Path(v).resolve()
+                    if q.is_file():
+                        found.setdefault(q, key)
+                except (OSError, ValueError):
+                    continue
+    return [(k, q) for q, k in found.items()]
+
+
+def check_run_outputs(run: Path, meta, outputs: Iterable[str | Path], command: str, hint: str) -> None:
+    """Refuse, before anything is written, when a file ``biodl <command>`` writes is one of the
+    run's recorded input files (a training or test file kept inside the run directory under a
+    name a report writes). ``outputs``: glob patterns relative to ``run``, or paths. ``hint``:
+    what to do instead."""
+    import fnmatch
+
+    root = Path(run).resolve()
+    pats, paths = [], set()
+    for o in outputs:
+        if isinstance(o, Path):
+            paths.add(o.resolve())
+        else:
+            pats.append(o)
+    for key, q in _recorded_inputs(Path(run), meta):
+        rel = q.relative_to(root).as_posix() if q.is_relative_to(root) else None
+        if q in paths or (rel is not None and any(fnmatch.fnmatch(rel, pat) for pat in pats)):
+            what = _INPUT_NAMES.get(key, f"{key} file")
+            raise BiodlInputError(
+                f"is an input of this run (its {what}), and `biodl {command}` writes a file of this name; "
+                f"refusing to write over it: {hint}",
+                path=q,
+            )
 
 
 def _logo_frame(values: np.ndarray) -> pd.DataFrame:
@@ -109,10 +198,25 @@ def learning_curves_section(run: Path) -> list:
     path = run / "history.csv"
     if not path.exists():
         return []
-    hist = pd.read_csv(path)
-    if not len(hist) or "epoch" not in hist:
+    hist = _read_history(path)
+    if hist is None or not len(hist) or "epoch" not in hist:
         return []
     return [Section("Learning curves", images=[plot_learning_curves(hist, run / "learning_curves.png")])]
+
+
+def _read_history(path: Path) -> pd.DataFrame | None:
+    """A run's ``history.csv``, or ``None`` (with a warning) when it is empty or unreadable as
+    CSV (a truncated copy, a full disk): the learning curves are then left out of the report."""
+    from biodl.io._util import note
+
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        problem = "empty file"
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        problem = f"not readable as CSV ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+    note(f"[biodl] warning: {path}: {problem}; the learning curves are left out of the report")
+    return None
 
 
 def _learning_curve_sections(run: Path) -> list:
@@ -125,8 +229,8 @@ def _learning_curve_sections(run: Path) -> list:
 
     images = []
     for sub in sorted(p for p in run.iterdir() if p.is_dir() and (p / "history.csv").exists()):
-        hist = pd.read_csv(sub / "history.csv")
-        if len(hist) and "epoch" in hist:
+        hist = _read_history(sub / "history.csv")
+        if hist is not None and len(hist) and "epoch" in hist:
             images.append((plot_learning_curves(hist, run / f"learning_curves_{sub.name}.png"), sub.name))
     return [Section("Learning curves", images=images)] if images else []
 
@@ -145,8 +249,19 @@ def _metric_cells(metrics: dict) -> dict:
 
 def run_sections(run: Path, meta, recipe, kind) -> list:
     """The run table, the held-out test set (metrics and plots of ``run/test``) and the
-    learning curves."""
+    learning curves. First (before the report writes anything) a run whose recorded inputs
+    lie in the run directory under a name the report writes is refused
+    (:func:`check_run_outputs`)."""
     from biodl.report import Section
+
+    check_run_outputs(
+        run,
+        meta,
+        REPORT_OUTPUTS,
+        "report",
+        "move it out of the run directory first (biodl report has no --out; give a moved test file "
+        "with --test)",
+    )
 
     overview: dict = {
         "system": f"{recipe.title} ({recipe.name})",

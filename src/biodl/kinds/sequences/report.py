@@ -76,11 +76,13 @@ def _filters_section(run: Path, model, X: torch.Tensor, n_logos: int, db) -> lis
 
 
 def _ism_section(run: Path, model, meta: RunMeta, X: torch.Tensor, n_seqs: int = 3) -> list:
-    from biodl.interpret.attributions import integrated_gradients
+    from biodl.interpret.attributions import _Target, integrated_gradients
     from biodl.interpret.ism import ism_method, saturation_mutagenesis
+    from biodl.kinds.sequences.kind import rc_average_for
     from biodl.report import Section
 
-    y = predict_tensor(model, X).reshape(X.shape[0], -1)
+    both = rc_average_for(meta, {})  # scored as `biodl predict` scores them
+    y = predict_tensor(model, X, rc_average=both).reshape(X.shape[0], -1)
     best_out = y.argmax(1)
     top = torch.argsort(y.max(1).values, descending=True)[:n_seqs]
     L = X.shape[-1]
@@ -90,12 +92,12 @@ def _ism_section(run: Path, model, meta: RunMeta, X: torch.Tensor, n_seqs: int =
     for rank, i in enumerate(top.tolist(), start=1):
         j = int(best_out[i])
         x = X[i : i + 1]
-        eff = saturation_mutagenesis(model, x, start=start, end=end)[0, :, :, j].numpy()  # (L', 4)
+        eff = saturation_mutagenesis(model, x, start=start, end=end, rc_average=both)[0, :, :, j].numpy()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            attr, delta = integrated_gradients(model, x, target=j, return_delta=True)
+            attr, delta = integrated_gradients(model, x, target=j, return_delta=True, rc_average=both)
         with torch.no_grad():
-            gap = float(y[i, j]) - float(model(torch.full_like(x, 0.25)).reshape(1, -1)[0, j])
+            gap = float(y[i, j]) - float(_Target(model, both)(torch.full_like(x, 0.25))[0, j])
         attr = (attr[0] * x[0].cpu())[:, start:end].numpy()
         p = plot_ism(
             eff,
@@ -118,9 +120,11 @@ def _ism_section(run: Path, model, meta: RunMeta, X: torch.Tensor, n_seqs: int =
                 "IG check": "ok" if not caught else "see warning",
             }
         )
+    strands = "the mean of both strands, as trained with --rc-augment" if both else "the given strand"
     text = (
         f"In-silico saturation mutagenesis (method: {ism_method(model, L)}) of the {len(top)} "
-        "highest-scoring positive test sequences: the heat map shows the output change (logit) for each "
+        f"highest-scoring positive test sequences, scored as biodl predict scores them ({strands}): "
+        "the heat map shows the output change (logit) for each "
         "substitution; the "
         "logos show the ISM effects mean-centred over the four bases at the observed base, and integrated "
         "gradients (50 steps, all-N baseline) times the input. The table gives the IG completeness check: "
@@ -136,7 +140,7 @@ def _ism_section(run: Path, model, meta: RunMeta, X: torch.Tensor, n_seqs: int =
     ]
 
 
-def _variants_section(run: Path) -> list:
+def _variants_section(run: Path, meta: RunMeta) -> list:
     from biodl.report import Section
 
     path = run / "variants.tsv"
@@ -152,9 +156,13 @@ def _variants_section(run: Path) -> list:
     keep = ["chrom", "pos", "id", "ref", "alt", "status"] + [
         c for c in df.columns if c.endswith(("_ref", "_alt", "_diff"))
     ][:12]
+    from biodl.kinds.sequences.kind import rc_average_for
+
+    how = "both strands averaged" if rc_average_for(meta, {}) else "the given strand"
     text = (
         f"{int(ok.sum())} of {len(df)} variant alleles scored from {path.name} (windows centred on each "
-        f"variant, both strands averaged); rows not scored give the reason (e.g. REF mismatch). Shown: the "
+        f"variant, scored as biodl predict scores them: by default {how}); rows not scored give the "
+        "reason (e.g. REF mismatch). Shown: the "
         f"{min(_VARIANT_ROWS, len(df))} largest effects."
     )
     return [
@@ -226,7 +234,7 @@ def interpretation_sections(
         sections += _filters_section(run, model, X, n_logos, db if db[0] else (None, db[1]))
         if meta.task in ("binary", "multilabel", "regression"):
             sections += _ism_section(run, model, meta, X)
-    return sections + _variants_section(run)
+    return sections + _variants_section(run, meta)
 
 
 #: Windows of a genome-window run's test split (positive for some label) that ``biodl motifs``
@@ -249,11 +257,15 @@ def run_motifs(
     :func:`~biodl.interpret.motifs.load_motif_db`).
     """
     from biodl.interpret.motifs import filter_motifs, load_motif_db
-    from biodl.io._util import atomic_write_text, note_model
+    from biodl.io._util import atomic_write_text, check_output_path, note_model
     from biodl.kinds.base import require_kind
+    from biodl.pipeline import _run_state
+    from biodl.report.run import check_run_outputs
     from biodl.train.checkpoint import load_model
 
     run = Path(run_dir)
+    # an unfinished run: refused, as by `biodl report` (filters.meme is written into the run)
+    _run_state(run, "motifs", refuse=True)
     note_model(run)  # --out may not replace the model or the run's record
     model, meta = load_model(run, device=device)
     require_kind(
@@ -261,6 +273,22 @@ def run_motifs(
         ("sequences", "windows"),
         "biodl motifs",
         "a DNA-sequence model with first-layer convolution filters (kind sequences or windows)",
+    )
+    run = run if run.is_dir() else run.parent
+    meme = run / "filters.meme"
+    table_out = Path(out) if out is not None else run / "motifs.tsv"
+    if table_out.resolve() == meme.resolve():
+        raise BiodlInputError(
+            "is the PWM file (filters.meme) this command writes into the run directory, so the table "
+            "given to --out would be lost: give --out another name (e.g. motifs.tsv)",
+            path=table_out,
+        )
+    check_run_outputs(
+        run,
+        meta,
+        ["filters.meme", table_out],
+        "motifs",
+        "move it out of the run directory first (or give --out another name)",
     )
     if meta.kind == "windows" and test_file is None:  # the test split of the training genome
         from biodl.kinds.windows.kind import KIND as WINDOWS
@@ -272,7 +300,9 @@ def run_motifs(
         raise BiodlInputError("the run has no test file; give sequences with --test", path=run)
     X, _src = got
     motifs, _desc = load_motif_db(db)
+    for target in (meme, table_out):  # neither output may replace an input read (test file, --db)
+        check_output_path(target)
     table, pwms, n_sites = filter_motifs(model, X, motifs)
-    _write_meme(run / "filters.meme", pwms, n_sites)
-    atomic_write_text(out or run / "motifs.tsv", table.to_csv(sep="\t", index=False, float_format="%.4g"))
+    _write_meme(meme, pwms, n_sites)
+    atomic_write_text(table_out, table.to_csv(sep="\t", index=False, float_format="%.4g"))
     return table
