@@ -169,6 +169,10 @@ def test_iter_sequences_reads_what_read_sequences_reads(run, tmp_path):
     with pytest.raises(BiodlInputError, match="no sequence column"):
         list(iter_sequences(noseq))
     assert [p.seqs for p in iter_sequences(noseq, seq_col="dna")] == [["ACGT"]]
+    plain = tmp_path / "plain.fa"  # one sequence per line, no header and no '>': said as such
+    plain.write_text("ACGTACGTAAACCCGGG\nTTTTACGTAAACCCGGG\n")
+    with pytest.raises(BiodlInputError, match=r"line 1: the first line looks like a sequence .*'>' line"):
+        list(iter_sequences(plain))
 
 
 def test_duplicate_ids_tracker():

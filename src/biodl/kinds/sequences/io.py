@@ -176,6 +176,16 @@ def _table_columns(
     if seq_col is None:
         seq_col = _default_column(SEQ_COLUMNS, cols)
         if seq_col is None:
+            import re
+
+            if any(re.fullmatch(r"[ACGTUNRYSWKMBDHVacgtunryswkmbdhv]{8,}", c.strip()) for c in cols):
+                raise BiodlInputError(
+                    f"the first line looks like a sequence ({cols[0][:30]!r}), not a header: a table's "
+                    "first line names its columns (e.g. 'seq' or 'id<TAB>seq<TAB>label'), and a FASTA "
+                    "file has a '>' line before each sequence; add one of these",
+                    path=p,
+                    record=1,
+                )
             raise BiodlInputError(
                 f"no sequence column found (looked for {', '.join(SEQ_COLUMNS[:2])}, in any case; "
                 f"columns are: {_cols_text(cols)}); name it with --seq-col",
