@@ -121,6 +121,12 @@ def _prep(model: nn.Module, X: torch.Tensor, rc_average: bool = False) -> tuple[
     return _Target(model, rc_average).eval(), X.to(dev, torch.float32), was_training
 
 
+def _grad_batch(X: torch.Tensor, i: int, batch_size: int) -> torch.Tensor:
+    """Rows ``i .. i + batch_size`` of ``X`` as a leaf that requires gradients (captum would set
+    it, with a UserWarning the user can do nothing about)."""
+    return X[i : i + batch_size].detach().requires_grad_()
+
+
 def saliency(
     model: nn.Module,
     X: torch.Tensor,
@@ -145,7 +151,7 @@ def saliency(
     wrapped, X, was = _prep(model, X, rc_average)
     try:
         outs = [
-            Saliency(wrapped).attribute(X[i : i + batch_size], target=target, abs=absolute).detach()
+            Saliency(wrapped).attribute(_grad_batch(X, i, batch_size), target=target, abs=absolute).detach()
             for i in range(0, X.shape[0], batch_size)
         ]
     finally:
@@ -162,7 +168,7 @@ def input_x_gradient(
     wrapped, X, was = _prep(model, X, rc_average)
     try:
         outs = [
-            InputXGradient(wrapped).attribute(X[i : i + batch_size], target=target).detach()
+            InputXGradient(wrapped).attribute(_grad_batch(X, i, batch_size), target=target).detach()
             for i in range(0, X.shape[0], batch_size)
         ]
     finally:
@@ -276,6 +282,8 @@ def deep_lift_shap(
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*Setting forward, backward hooks.*")
+            # captum sets requires_grad on the one-hot input itself: nothing for the user to do
+            warnings.filterwarnings("ignore", message=".*did not already require gradients.*")
             dl = DeepLift(wrapped)
             for ref in refs:
                 for i in range(0, X.shape[0], batch_size):
