@@ -8,6 +8,7 @@ import errno
 import gzip
 import json
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -851,3 +852,13 @@ def test_an_empty_validation_split_is_said(rest_small, tmp_path):
     )
     _ok(r)
     assert "validating on 0" in r.output and "the validation split is empty" in r.output
+
+
+def test_pad_says_how_many_sequences_it_padded_or_cropped(rest_small, tmp_path):
+    args = ["train", str(rest_small["train"]), "--out", str(tmp_path / "r"), "--epochs", "1", "--no-progress"]
+    r = runner.invoke(app, [*args, *TINY, "--pad", "80", "--test", str(rest_small["test"])])
+    _ok(r)
+    assert re.search(
+        r"--pad 80: of the \d+ training sequences, 0 shorter were padded .* and \d+ longer cropped", r.output
+    )
+    assert "of the 200 test sequences" in r.output

@@ -686,6 +686,18 @@ class SequencesKind(OneHotTraining):
         train_ds = SequenceDataset(
             train_t, length=o["pad"], iupac_as_n=o["iupac_as_n"], seed=seed, variable=variable
         )
+        if o["pad"] is not None:  # said, as predict says it: how many were padded or cropped
+            L = int(o["pad"])
+            for what, t in (("training", train_t), ("validation", valid_t), ("test", test_t)):
+                lens = np.fromiter((len(x) for x in t.seqs), np.int64, len(t.seqs)) if t is not None else None
+                if lens is None or not len(lens):
+                    continue
+                short, long = int((lens < L).sum()), int((lens > L).sum())
+                if short or long:
+                    ctx.log(
+                        f"--pad {L}: of the {len(lens)} {what} sequences, {short} shorter were padded with N "
+                        f"(centred) and {long} longer cropped to their central {L} bp"
+                    )
         if variable and train_ds.length is None:
             lens = train_ds.lengths
             ctx.log(
