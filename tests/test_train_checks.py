@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -286,3 +288,25 @@ def test_a_moved_run_resumes_its_best_checkpoint_state(tmp_path):
         cb.load_state_dict(state)
     assert float(cb.best_model_score) == pytest.approx(0.9)
     assert cb.best_model_path == str(b / "best.ckpt") and list(cb.best_k_models) == [str(b / "best.ckpt")]
+
+
+def test_an_extended_run_decays_its_learning_rate_to_the_new_end(tmp_path):
+    """neural-fp's cosine schedule resumed with the T_max of the first --epochs: past it the
+    learning rate climbed back up. It now decays to the new end, and the resume says so."""
+    import torch
+    from typer.testing import CliRunner
+
+    from biodl.cli import app
+
+    data = Path(__file__).parent / "data" / "molecules" / "delaney_150.csv"
+    args = ["train", "--system", "neural-fp", "--data", str(data), "--target",
+            "measured log solubility in mols per litre", "--out", str(tmp_path / "r"), "--no-progress",
+            "-m", "fp_length=16", "-m", "conv_width=8", "-m", "radius=2"]  # fmt: skip
+    runner = CliRunner()
+    assert runner.invoke(app, [*args, "--epochs", "2"]).exit_code == 0
+    r = runner.invoke(app, [*args, "--epochs", "4"])
+    assert r.exit_code == 0, r.output
+    assert "cosine decay goes on from where it stands to the new end" in r.output
+    ck = torch.load(tmp_path / "r" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    (sched,) = ck["lr_schedulers"]
+    assert sched["T_max"] == 4 and sched["_last_lr"][0] == pytest.approx(sched["eta_min"], rel=1e-6)

@@ -273,6 +273,16 @@ def _strategy_problem(strategy: Any, device: str) -> str | None:
     return None
 
 
+def _schedule_length(ckpt: Path) -> int:
+    """The epochs the learning-rate schedule of checkpoint ``ckpt`` runs over (its cosine
+    ``T_max``; 0 if it has none): fewer than a resume asks for make it an extension."""
+    try:
+        c = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+        return max((int(sc.get("T_max", 0)) for sc in c.get("lr_schedulers", [])), default=0)
+    except Exception:  # noqa: BLE001 - only a note depends on it
+        return 0
+
+
 def seed_all(seed: int) -> None:
     """Seed python, numpy and torch (call before building a model for reproducible weights)."""
     pl.seed_everything(seed, workers=True, verbose=False)
@@ -706,9 +716,15 @@ def fit(
         done = check_resumable(last, plan)
         if done > trainer_config.max_epochs:  # Lightning would fail deep inside, after run.json changed
             raise fewer_epochs_error(done, config.max_epochs, last, epochs_option)
+        decay = (
+            "; the learning rate's cosine decay goes on from where it stands to the new end, so an "
+            "extended run differs from a fresh one of this length"
+            if getattr(plan, "lr_decay", False) and 0 < _schedule_length(last) < config.max_epochs
+            else ""
+        )
         log(
             f"[biodl] resuming from {last} ({done} epoch{'s' if done != 1 else ''} done of "
-            f"{config.max_epochs}); --no-resume starts over",
+            f"{config.max_epochs}){decay}; --no-resume starts over",
             quiet,
         )
     if not config.resume and last.exists():

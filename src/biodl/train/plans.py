@@ -209,6 +209,14 @@ class TrainingPlan(SeededTraining, pl.LightningModule):
         from lightning.pytorch.strategies import SingleDeviceStrategy
 
         t = self.trainer
+        # a run extended to more --epochs resumes its cosine schedule with the T_max it was made
+        # with, after which the learning rate would climb back up: it decays to the new end
+        # instead (from where it is: an extension goes on at the schedule's low end)
+        for cfg in t.lr_scheduler_configs:
+            sched = cfg.scheduler
+            cosine = isinstance(sched, torch.optim.lr_scheduler.CosineAnnealingLR)
+            if cosine and sched.T_max < self.max_epochs:
+                sched.T_max = self.max_epochs
         # one device, full precision: backward and the optimiser step are plain PyTorch calls
         # (the callbacks biodl installs use none of the per-step hooks that Lightning's
         # manual_backward / LightningOptimizer.step would dispatch, ~0.4 ms a step); anything
