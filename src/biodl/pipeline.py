@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import time
@@ -679,6 +680,9 @@ def _calibrate(k: DataKind, ctx: TrainContext, meta, splits):
         spent += row["seconds"]
         ran += 1
         score = "nan" if row["score"] is None else f"{row['score']:.4f}"
+        undefined = sum(1 for v in row["fold_scores"] if not math.isfinite(v))
+        if undefined and row["score"] is not None:  # the mean is over the folds where it is defined
+            score += f" (mean of the {len(row['fold_scores']) - undefined} folds where {key} is defined)"
         ctx.log(
             f"calibration trial {t}/{c.calibrate}: {key} {score} (folds "
             f"{', '.join(f'{v:.4f}' for v in row['fold_scores'])}; {row['seconds']:.0f} s) {shown}"
