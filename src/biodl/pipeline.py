@@ -207,7 +207,7 @@ def _train_into(
         _check_multiclass(recipe, k)
     labels = k.training_labels(meta, splits)
     if labels is not None:
-        check_labels(labels, meta.label_names, meta.task, quiet)
+        check_labels(labels, meta.label_names, meta.task, quiet, source=opts.get("data"))
     try:
         no_valid = splits.valid is not None and len(splits.valid) == 0
     except TypeError:

@@ -83,19 +83,22 @@ def check_label_values(y: np.ndarray, names: list | None, task: str, where: str)
             )
 
 
-def check_labels(y: np.ndarray, names: list | None, task: str, quiet: bool = False) -> None:
+def check_labels(y: np.ndarray, names: list | None, task: str, quiet: bool = False, source=None) -> None:
     """Training targets a user should hear about: missing (NaN) values are counted (they are
     masked out of the loss and the metrics); a label with no values, or -- for a binary task
     -- a single class (all 0: nothing to learn, AUROC undefined) is refused; multi-label
     labels with one class and constant regression targets are warned about (their
-    AUROC / correlation is NaN and left out of the means)."""
+    AUROC / correlation is NaN and left out of the means). ``source``: the training file, named
+    in the errors."""
     y, names = _label_matrix(y, names)
     check_label_values(y, names, task, "training")
     nan = np.isnan(y)
     if nan.any():
         empty = [n for n, e in zip(names, nan.all(axis=0), strict=True) if e]
         if empty:
-            raise BiodlInputError(f"label(s) with no value in the training set: {', '.join(empty)}")
+            raise BiodlInputError(
+                f"label column(s) with no value in the training rows: {', '.join(empty)}", path=source
+            )
         per = ", ".join(f"{n}: {int(c)}" for n, c in zip(names, nan.sum(axis=0), strict=True) if c)
         log(
             f"[biodl] {int(nan.sum())} missing (NaN) label value(s) in the training set ({per}); "
@@ -118,7 +121,8 @@ def check_labels(y: np.ndarray, names: list | None, task: str, quiet: bool = Fal
                 ", or add negatives (sequence files: --shuffle-negatives)"
                 if task == "binary" and all(v == 1 for v in single.values())
                 else ""
-            )
+            ),
+            path=source,
         )
     kind = "class" if task == "multilabel" else "value"
     log(
