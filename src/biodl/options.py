@@ -158,12 +158,15 @@ class Option:
             if v not in self.choices:
                 raise self._bad(value, f"one of {', '.join(self.choices)}")
             return v
-        if t in ("path", "paths") and not isinstance(value, (str, os.PathLike, list, tuple)):
+        # a file named 2024 comes from --set as the number 2024: a name; a DataFrame is no path
+        names = (str, os.PathLike, int, float)
+        pathlike = isinstance(value, (*names, list, tuple)) and not isinstance(value, bool)
+        if t in ("path", "paths") and not pathlike:
             raise self._bad(value, "a file path (in Python: a str or pathlib.Path)")
         if t in ("paths", "strs"):
             if t == "paths" and isinstance(value, (list, tuple)):
                 for v in value:
-                    if not isinstance(v, (str, os.PathLike)):
+                    if isinstance(v, bool) or not isinstance(v, names):
                         raise self._bad(v, "a list of file paths")
             items = _as_list(value)
             if not items:
