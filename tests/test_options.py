@@ -133,10 +133,11 @@ def test_model_options_are_converted_to_the_type_of_their_default() -> None:
     dfs = get_recipe("dfs")
     assert dfs.check_model_options(parse_set(["hidden=[32,16]"])) == {"hidden": [32, 16]}
     assert dfs.check_model_options({"hidden": "8"}) == {"hidden": 8}
+    assert dfs.check_model_options(parse_set(["hidden=32,16"])) == {"hidden": [32, 16]}  # as docs write it
     assert get_recipe("basset").check_model_options({"kernel_sizes": [5, 5, 3]}) == {
         "kernel_sizes": (5, 5, 3)
     }
-    for bad in ("hidden=0", "hidden=[32,0]", "hidden=abc", "hidden=[]"):
+    for bad in ("hidden=0", "hidden=[32,0]", "hidden=abc", "hidden=[]", "hidden=32,x"):
         with pytest.raises(BiodlInputError, match="-m hidden must be a positive integer or a list of them"):
             dfs.check_model_options(parse_set([bad]))
 

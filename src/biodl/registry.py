@@ -165,7 +165,8 @@ def convert_model_option(name: str, value: Any, default: Any) -> Any:
     integers (a float only when whole, never a bool), and no negative value where the default
     is a positive count (sizes, widths); a float takes any finite number, at least 0 where the
     default is (penalties, scales), and below 1 for a dropout or corruption rate; a list of
-    positive integers (layer sizes) takes one positive integer or a list of them. Other
+    positive integers (layer sizes) takes one positive integer or a list of them (``[128,64]`` or
+    ``128,64``). Other
     defaults (strings, ``None``) take the value as given. One clear error otherwise. A size of
     0 that leaves a layer without weights is refused when the network is built
     (:func:`check_network`). The conversions are :func:`biodl.options.as_bool` /
@@ -197,11 +198,15 @@ def convert_model_option(name: str, value: Any, default: Any) -> Any:
             raise bad("a number >= 0")
         return num
     if _int_sizes(default):  # layer sizes (hidden=[128, 64]): each a positive integer
-        items = value if isinstance(value, (list, tuple)) else [value]
+        listed = isinstance(value, (list, tuple))
+        if isinstance(value, str) and "," in value:  # -m nodes=16,8,4,2, as the docs write it
+            items, listed = [v.strip() for v in value.strip("[]() ").split(",") if v.strip()], True
+        else:
+            items = list(value) if listed else [value]
         sizes = [as_number(v, integer=True) for v in items]
         if not items or any(n is None or n < 1 for n in sizes):
-            raise bad("a positive integer or a list of them (e.g. [128,64])")
-        return type(default)(sizes) if isinstance(value, (list, tuple)) else sizes[0]
+            raise bad("a positive integer or a list of them (e.g. 128,64 or [128,64])")
+        return type(default)(sizes) if listed else sizes[0]
     return value
 
 
