@@ -242,6 +242,8 @@ def after_fit(ctx, model, meta: RunMeta) -> dict[str, Any]:
     from biodl.kinds.expression.io import write_table
 
     sig = signatures(model.gene_weights(), meta.data["genes"], float(ctx.options.get("n_sd") or 2.5))
+    if (meta.options or {}).get("encode") == "genes":  # the inputs are the arrays, not genes
+        sig = sig.rename(columns={"gene": "array"})
     write_table(sig.set_index("node"), ctx.out / "signatures.tsv", index_label="node")
     return {"layers": meta.splits.get("layers")}
 
