@@ -536,7 +536,11 @@ def _print_summary(s: dict) -> None:
     t.add_column("what")
     t.add_column("value", justify="right")
     for k in ("n_train", "n_valid", "n_test", "best_epoch", "epochs_run", "minutes"):
-        if s.get(k) is not None:
+        if s.get(k) is None:
+            continue
+        if k == "best_epoch":  # counted from 1, as the log's epochs and epochs_run are (summary.json: from 0)
+            t.add_row("best epoch", f"{int(s[k]) + 1} of {s.get('epochs_run', '?')}")
+        elif k != "epochs_run" or s.get("best_epoch") is None:
             t.add_row(k, str(s[k]))
     for k, v in (s.get("val_metrics") or {}).items():
         t.add_row(k, f"{v:.4f}")

@@ -272,8 +272,10 @@ def run_sections(run: Path, meta, recipe, kind) -> list:
     for k in ("n_train", "n_valid", "n_test"):
         if meta.splits.get(k) is not None:
             overview[k.replace("n_", "") + " items"] = meta.splits[k]
-    overview["best epoch"] = meta.best_epoch
-    overview["epochs run"] = meta.epochs_run
+    if meta.best_epoch is not None:  # counted from 1, as the log's epochs (run.json: from 0)
+        overview["best epoch"] = f"{int(meta.best_epoch) + 1} of {meta.epochs_run}"
+    else:
+        overview["epochs run"] = meta.epochs_run
     overview.update(_metric_cells(meta.val_metrics))
     model_opts = {
         k: v for k, v in meta.model_kwargs.items() if k not in recipe.derived and not k.startswith("target_")
