@@ -432,22 +432,7 @@ def test_ism_any_length_model_scores_native_lengths(tiny_run, tmp_path):
 def test_ism_fixed_length_model_reports_input_positions(tmp_path):
     """A fixed-length model reads sequences padded / cropped to its length: ISM rows and the
     npz `offset` are in input coordinates, padding is never reported, and cropping is said."""
-    d = tmp_path / "run"
-    d.mkdir()
-    torch.manual_seed(0)
-    kw = dict(n_outputs=1, seq_len=101, n_filters=[4, 4, 4], hidden=4, kernel_size=4, pool_size=2)
-    save_legacy_model(
-        d / "model.pt",
-        DeepSEA(**kw),
-        {
-            "recipe": "deepsea",
-            "model_kwargs": kw,
-            "seq_len": 101,
-            "n_value": 0.25,
-            "task": "binary",
-            "label_names": ["y"],
-        },
-    )
+    d = _deepsea_run(tmp_path / "run", seed=0)
     fa = tmp_path / "mixed.fa"
     seqs = _mixed_fasta(fa)
     r = runner.invoke(app, ["ism", str(d), str(fa), "--out", str(tmp_path / "f.tsv")])
@@ -504,23 +489,22 @@ def test_ism_rc_average_is_the_ism_of_the_strand_mean(name, model, L, method):
     torch.testing.assert_close(y0, both(X).reshape(2, -1), atol=1e-5, rtol=1e-5)
 
 
-def _rc_run(path, rc_augment: bool = True):
-    """A run directory of a small fixed-length DeepSEA (101 bp), trained (as its meta says) with
-    --rc-augment: `biodl predict` averages both strands."""
+def _deepsea_run(path, seed: int, **meta):
+    """A run directory of a small untrained fixed-length DeepSEA (101 bp); ``meta``: more of its
+    record (``rc_augment=True``: trained, as it says, on both strands)."""
     path.mkdir()
-    torch.manual_seed(5)
+    torch.manual_seed(seed)
     kw = dict(n_outputs=1, seq_len=101, n_filters=[4, 4, 4], hidden=4, kernel_size=4, pool_size=2)
-    meta = {
-        "recipe": "deepsea",
-        "model_kwargs": kw,
-        "seq_len": 101,
-        "n_value": 0.25,
-        "task": "binary",
-        "label_names": ["y"],
-        "rc_augment": rc_augment,
-    }
-    save_legacy_model(path / "model.pt", DeepSEA(**kw), meta)
+    record = {"recipe": "deepsea", "model_kwargs": kw, "seq_len": 101, "n_value": 0.25}
+    record.update(task="binary", label_names=["y"], **meta)
+    save_legacy_model(path / "model.pt", DeepSEA(**kw), record)
     return path
+
+
+def _rc_run(path, rc_augment: bool = True):
+    """A run of :func:`_deepsea_run` trained (as its meta says) with --rc-augment, or not:
+    `biodl predict` averages both strands of the first."""
+    return _deepsea_run(path, 5, rc_augment=rc_augment)
 
 
 def test_ism_of_an_rc_averaged_model_equals_predict_of_the_mutants(tmp_path):

@@ -24,23 +24,22 @@ GENOME = DATA / "ecoli_4kb.fa"
 L = 101
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("vmodel")
-    torch.manual_seed(1)
+def _deepbind_run(d: Path, seed: int, **meta) -> Path:
+    """A run directory of an untrained two-label DeepBind of length ``L`` (``meta``: more of its
+    record, e.g. ``rc_augment=True``)."""
+    torch.manual_seed(seed)
     kw = dict(
         n_outputs=2, num_motifs=4, motif_len=8, hidden=8, pool="max", dropout=0.5, reverse_complement=False
     )
-    meta = {
-        "recipe": "deepbind",
-        "model_kwargs": kw,
-        "seq_len": L,
-        "n_value": 0.25,
-        "task": "multilabel",
-        "label_names": ["tf1", "tf2"],
-    }
-    save_legacy_model(d / "model.pt", DeepBind(**kw), meta)
+    record = {"recipe": "deepbind", "model_kwargs": kw, "seq_len": L, "n_value": 0.25}
+    record.update(task="multilabel", label_names=["tf1", "tf2"], **meta)
+    save_legacy_model(d / "model.pt", DeepBind(**kw), record)
     return d
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return _deepbind_run(tmp_path_factory.mktemp("vmodel"), 1)
 
 
 def test_windows_check_ref_and_pad(tmp_path):
@@ -337,19 +336,7 @@ def _rc_model_dir(path: Path) -> Path:
     """A run of a DeepBind trained (as its meta says) with --rc-augment: predict averages both
     strands' logits."""
     path.mkdir()
-    torch.manual_seed(3)
-    kw = dict(n_outputs=2, num_motifs=4, motif_len=8, hidden=8, reverse_complement=False)
-    meta = {
-        "recipe": "deepbind",
-        "model_kwargs": kw,
-        "seq_len": L,
-        "n_value": 0.25,
-        "task": "multilabel",
-        "label_names": ["tf1", "tf2"],
-        "rc_augment": True,
-    }
-    save_legacy_model(path / "model.pt", DeepBind(**kw), meta)
-    return path
+    return _deepbind_run(path, 3, rc_augment=True)
 
 
 @pytest.mark.parametrize("rc", [False, True], ids=["given-strand", "rc-averaged"])

@@ -25,7 +25,7 @@ from torch import nn
 
 from biodl.errors import BiodlInputError
 from biodl.interpret.filters import filter_pwms
-from biodl.io._util import atomic_write_text, check_file
+from biodl.io._util import atomic_write_text, check_file, parses_as_number
 
 __all__ = [
     "Motif",
@@ -211,7 +211,7 @@ def read_meme_motifs(path: str | Path) -> list[Motif]:
             fields = text.split()
             if text.startswith(("MOTIF", "URL", "letter-")) or (width is not None and len(rows) == width):
                 break
-            if width is None and not _is_number(fields[0]):
+            if width is None and not parses_as_number(fields[0]):
                 break
             i += 1
             if len(fields) != 4:
@@ -219,7 +219,7 @@ def read_meme_motifs(path: str | Path) -> list[Motif]:
             try:
                 row = [float(v) for v in fields]
             except ValueError:
-                v = next(v for v in fields if not _is_number(v))
+                v = next(v for v in fields if not parses_as_number(v))
                 raise bad(f"{v!r} in its matrix is not a number", i, key) from None
             if not all(np.isfinite(row)) or min(row) < 0:
                 raise bad("a matrix row with a negative or non-finite probability", i, key)
@@ -235,7 +235,7 @@ def read_meme_motifs(path: str | Path) -> list[Motif]:
             )
         if width is not None and i < len(lines):
             nxt = lines[i].split()
-            if len(nxt) == 4 and all(_is_number(v) for v in nxt):
+            if len(nxt) == 4 and all(parses_as_number(v) for v in nxt):
                 raise bad(f"w= {width} but its matrix has more rows (line {i + 1})", head_line, key)
         if not rows:
             raise bad("an empty letter-probability matrix", head_line, key)
@@ -250,14 +250,6 @@ def read_meme_motifs(path: str | Path) -> list[Motif]:
             "no MOTIF with a letter-probability matrix found (is this a MEME file?)", path=p
         )
     return out
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 #: The forms of ``--db`` that name pyjaspar's JASPAR (any other text is a MEME file).

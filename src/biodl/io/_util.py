@@ -25,6 +25,15 @@ GZIP_MAGIC = b"\x1f\x8b"
 UTF8_BOM = b"\xef\xbb\xbf"
 
 
+def parses_as_number(text: Any) -> bool:
+    """Whether ``float(text)`` takes ``text`` (a field of a text file, a cell of a table)."""
+    try:
+        float(text)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def check_file(path: str | Path) -> Path:
     """Return ``path`` as a Path, raising a clear error if it is missing or a directory."""
     p = Path(path)

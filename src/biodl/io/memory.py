@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from biodl.errors import BiodlInputError
+from biodl.io._util import parses_as_number
 
 
 def describe(data: Any) -> str:
@@ -206,7 +207,7 @@ def labels(
         y = np.asarray(raw, dtype=np.float64)
     except (TypeError, ValueError):
         flat = raw.reshape(-1)
-        bad = next(i for i, v in enumerate(flat) if not _is_number(v))
+        bad = next(i for i, v in enumerate(flat) if not parses_as_number(v))
         raise BiodlInputError(
             f"label {flat[bad]!r} (item {bad // max(1, flat.size // n) + 1}) is not a number", path=src
         ) from None
@@ -247,11 +248,3 @@ def labels_in_item_order(
         "the items by id; give a list (or .to_numpy()) for labels in the items' order",
         path=src,
     )
-
-
-def _is_number(v: Any) -> bool:
-    try:
-        float(v)
-    except (TypeError, ValueError):
-        return False
-    return True

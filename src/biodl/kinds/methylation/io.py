@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from biodl.errors import BiodlInputError
-from biodl.io._util import check_file, input_errors, open_text
+from biodl.io._util import check_file, input_errors, open_text, parses_as_number
 
 LEVELS = ("fraction", "percent")
 _FILE_COLUMNS = ("file", "path", "filename", "file_name")
@@ -183,19 +183,11 @@ _POS_NAMES = frozenset(
 )
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _is_header(fields: list[str]) -> bool:
     """Whether the first line of a call table (its ``fields``) is a header: its position field
     is not a number and it names a chromosome or position column (``chrom pos value``). A line
     with a bad position or value (``18 abc 0.5``, ``18 -5 1``) is data, refused with its line."""
-    if len(fields) < 2 or _is_number(fields[1]):
+    if len(fields) < 2 or parses_as_number(fields[1]):
         return False
     norm = [f.strip().lower().lstrip("#").strip("\"'") for f in fields[:2]]
     return norm[0] in _CHROM_NAMES or norm[1] in _POS_NAMES
@@ -293,7 +285,7 @@ def _read(path: str | Path, name: str | None, levels: str, positions_only: bool)
         k = _first_bad(bad)
         hint = (
             " (a header line must name its columns, e.g. chrom pos value)"
-            if fmt == "calls" and k == 0 and not _is_number(df[1].iloc[k])
+            if fmt == "calls" and k == 0 and not parses_as_number(df[1].iloc[k])
             else ""
         )
         raise BiodlInputError(
