@@ -192,3 +192,25 @@ def test_split_frame_keys():
     mc = pd.DataFrame({"id": ["a", "b"], "prob_u": [0.4, 0.9], "prob_v": [0.6, 0.1], "predicted": ["v", "u"]})
     ids, pred, cols, fields = split_frame(mc)
     assert ids == ["a", "b"] and cols == ["prob_u", "prob_v"] and fields["predicted"].tolist() == ["v", "u"]
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".h5"])
+def test_key_columns_read_back_in_the_tables_order(tmp_path, suffix):
+    """HDF5 listed the key columns by name (chrom, end, name, start, window_end, ...)."""
+    from biodl.io.predictions import write_predictions
+
+    win = pd.DataFrame(
+        {
+            "chrom": ["c1", "c2"],
+            "start": [5, 9],
+            "end": [10, 20],
+            "name": ["a", "b"],
+            "window_start": [0, 4],
+            "window_end": [15, 25],
+            "prob_x": [0.1, 0.2],
+        }
+    )
+    write_predictions(win, tmp_path / f"w{suffix}")
+    back = read_predictions(tmp_path / f"w{suffix}")
+    assert list(back.columns) == list(win.columns)
+    assert back["start"].tolist() == [5, 9] and back["name"].tolist() == ["a", "b"]

@@ -270,7 +270,7 @@ def _write_h5(df: pd.DataFrame, tmp: Path) -> None:
         h.create_dataset("predictions", data=pred)
         h.create_dataset("columns", data=np.array(cols, dtype=object), dtype=text)
         h.create_dataset("column_dtypes", data=np.array(_column_dtypes(df, cols), dtype=object), dtype=text)
-        g = h.create_group("fields")
+        g = h.create_group("fields", track_order=True)  # read back in the table's order, not by name
         for k, v in fields.items():
             if v.dtype.kind == "U":
                 g.create_dataset(k, data=v.astype(object), dtype=text)
