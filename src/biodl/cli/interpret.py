@@ -42,6 +42,18 @@ def _positive(value: int, flag: str) -> None:
         raise BiodlInputError(f"{flag} must be at least 1, got {value}")
 
 
+def _strand_phrase(meta, both: bool) -> str:
+    """How the scores were made, as training says it: both strands averaged (a model trained on
+    both, ``--rc-augment``), both strands in the network (DeepBind's ``reverse_complement``),
+    or the given strand. ``meta``: the run's meta, or its model options."""
+    if both:
+        return "both strands averaged"
+    kw = meta if isinstance(meta, dict) else (getattr(meta, "model_kwargs", None) or {})
+    if kw.get("reverse_complement"):
+        return "both strands, in the network (reverse_complement)"
+    return "given strand"
+
+
 def _strands(meta, rc_average: bool | None) -> bool:
     """Whether the outputs are the mean of both strands, by the rule of ``biodl predict``."""
     from biodl.kinds.sequences.kind import rc_average_for
@@ -172,8 +184,11 @@ def register(app: typer.Typer) -> None:
                 f"{vcf}: {r.chrom}:{r.pos} {r.id} {r.ref}>{r.alt}: not scored: {r.status}", highlight=False
             )
         n = skipped.attrs["alleles"]
+        how = _strand_phrase(
+            {"reverse_complement": skipped.attrs.get("reverse_complement")}, skipped.attrs.get("rc_average")
+        )
         err.print(
-            f"scored {n - len(skipped)} of {n} variant allele(s); table: {out}"
+            f"scored {n - len(skipped)} of {n} variant allele(s) ({how}); table: {out}"
             + (f", VCF: {out_vcf}" if out_vcf else "")
         )
 
@@ -361,7 +376,7 @@ def register(app: typer.Typer) -> None:
         except BiodlError as e:
             _fail(e)
         n_pos = sum(p[1].shape[0] * p[1].shape[1] for p in done)
-        how = "both strands averaged" if both else "given strand"
+        how = _strand_phrase(meta, both)
         err.print(f"ISM of {n} sequence(s), {n_pos} positions x 3 substitutions ({how}): {out}")
 
     @app.command()
@@ -441,7 +456,7 @@ def register(app: typer.Typer) -> None:
                 )
         except BiodlError as e:
             _fail(e)
-        how = "both strands averaged" if both else "given strand"
+        how = _strand_phrase(meta, both)
         msg = f"{method} attributions of {a.shape[0]} sequence(s) ({how}): {out}"
         if delta is not None:
             msg += f" (max |convergence delta| {float(np.nanmax(np.abs(delta))):.3g})"

@@ -739,4 +739,6 @@ def run_variants(
         status.clear()
     out_table = kept[0] if len(kept) == 1 else pd.concat(kept, ignore_index=True)
     out_table.attrs["alleles"] = n
+    out_table.attrs["rc_average"] = bool(both)
+    out_table.attrs["reverse_complement"] = bool(meta.model_kwargs.get("reverse_complement"))
     return out_table
