@@ -130,7 +130,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def variants(
         model: Path = typer.Argument(..., help="Run directory or its model.pt."),
-        vcf: Path = typer.Option(..., "--vcf", help="VCF of variants (plain or bgzip)."),
+        vcf: Path = typer.Option(..., "--vcf", help="VCF of variants (plain, gzip or bgzip; or BCF)."),
         genome: Path = typer.Option(..., "--genome", help="Genome FASTA (plain, bgzip or gzip)."),
         out: Path = typer.Option(..., "--out", "-o", help="Output table (TSV)."),
         out_vcf: Path | None = typer.Option(
