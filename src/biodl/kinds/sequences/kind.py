@@ -314,9 +314,13 @@ def decision_thresholds(meta: RunMeta) -> tuple[list[float], str | None]:
     vals = (meta.thresholds or {}).get("values")
     if vals and len(vals) == n_out:
         return [float(v) for v in vals], None
+    why = (
+        "it was trained without validation items"
+        if (meta.splits or {}).get("n_valid") == 0
+        else "an older model file, or trained without a validation split"
+    )
     return [0.5] * n_out, (
-        "this model stores no decision threshold (an older model file, or trained without a "
-        "validation split): positives are called at probability 0.5"
+        f"this model stores no decision threshold ({why}): positives are called at probability 0.5"
     )
 
 
