@@ -757,3 +757,26 @@ def test_multiclass_auroc_is_nan_with_one_class_and_skips_absent_ones(capsys, mo
     t = np.where(y == 2, 1, y)[:, 0]
     want = np.mean([roc_auc_score(t == c, p[:, c]) for c in (0, 1)])
     assert two["auroc"] == pytest.approx(want, abs=1e-5)
+
+
+def test_a_second_simulation_into_a_dataset_being_written_is_refused(tmp_path):
+    """Two simulations with other seeds into one --out both finished and left mixed shards."""
+    import fcntl
+    import os
+
+    from biodl.kinds.popgen.simulate import SIMULATE_LOCK
+
+    out = tmp_path / "sims"
+    out.mkdir()
+    fd = os.open(out / SIMULATE_LOCK, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running simulation holds it
+    try:
+        with pytest.raises(
+            BiodlInputError, match="another `biodl popgen simulate` is writing this dataset now"
+        ):
+            simulate_dataset("flagel-rho", 4, 1, out, chunk=2, workers=1, n_haplotypes=4, progress=False)
+        assert not list(out.glob("shard-*"))
+    finally:
+        os.close(fd)
+    simulate_dataset("flagel-rho", 4, 1, out, chunk=2, workers=1, n_haplotypes=4, progress=False)
+    assert len(list(out.glob("shard-*.npz"))) == 2 and not (out / SIMULATE_LOCK).exists()

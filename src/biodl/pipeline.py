@@ -369,52 +369,16 @@ def _train_config(config, recipe: Recipe):
 RUN_LOCK = ".biodl-train.lock"
 
 
-@contextlib.contextmanager
 def _run_lock(out: Path):
-    """Hold ``OUT/.biodl-train.lock`` (an exclusive ``flock``, released by the system when the
-    process ends however it ends) while training into ``out``: a second ``biodl train`` into
-    the same directory is refused, naming the process that holds it, instead of resuming from,
-    or with ``--no-resume`` deleting, a run that is being written. A directory made for the
-    lock and left empty by a refused call is removed."""
-    import fcntl
-    import socket
+    """Hold ``OUT/.biodl-train.lock`` while training into ``out`` (:func:`biodl.io._util.directory_lock`):
+    a second ``biodl train`` into the same directory is refused, naming the process that holds
+    it, instead of resuming from, or with ``--no-resume`` deleting, a run that is being written.
+    DDP workers take none: the primary process holds it."""
+    from biodl.io._util import directory_lock
 
-    if not _primary_process():  # DDP workers: the primary holds it
-        yield
-        return
-    made = not out.exists()
-    from biodl.io._util import output_dir
-
-    output_dir(out)
-    path = out / RUN_LOCK
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as e:
-        raise BiodlInputError(f"cannot write in the run directory: {e.strerror or e}", path=out) from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
-            raise BiodlInputError(
-                f"another `biodl train` is writing this run directory now ({holder}); wait for it to "
-                "finish, or give another --out",
-                path=out,
-            ) from None
-        except OSError:  # a file system without locks (some network mounts): train unguarded
-            pass
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"process {os.getpid()} on {socket.gethostname()}, since {time.ctime()}".encode(), 0)
-        try:
-            yield
-        finally:
-            with contextlib.suppress(OSError):
-                path.unlink()  # before the lock goes: a waiting call then makes its own file
-    finally:
-        os.close(fd)
-        if made:
-            with contextlib.suppress(OSError):
-                out.rmdir()  # only if empty: a call refused before anything was written
+    if not _primary_process():
+        return contextlib.nullcontext()
+    return directory_lock(out, RUN_LOCK, "biodl train", "run directory")
 
 
 #: What the report and the interpretation commands derive from a run's model (regular expressions

@@ -216,6 +216,51 @@ def check_path_arg(value: Any, what: str, *, none_ok: bool = False) -> None:
         )
 
 
+@contextlib.contextmanager
+def directory_lock(out: Path, name: str, command: str, what: str) -> Iterator[None]:
+    """Hold ``out/name`` (an exclusive ``flock``, released by the system when the process ends,
+    however it ends) while ``command`` writes the folder ``out`` (a ``what``: "run directory",
+    "dataset"): a second one into the same folder is refused, naming the process that holds it.
+    A folder made for the lock and left empty by a refused call is removed. On a file system
+    without locks (some network mounts) the work goes on unguarded."""
+    import fcntl
+    import socket
+    import time
+
+    out = Path(out)
+    made = not out.exists()
+    output_dir(out)
+    path = out / name
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise BiodlInputError(f"cannot write in the {what}: {e.strerror or e}", path=out) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+            raise BiodlInputError(
+                f"another `{command}` is writing this {what} now ({holder}); wait for it to finish, "
+                "or give another --out",
+                path=out,
+            ) from None
+        except OSError:
+            pass
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"process {os.getpid()} on {socket.gethostname()}, since {time.ctime()}".encode(), 0)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                path.unlink()  # before the lock goes: a waiting call then makes its own file
+    finally:
+        os.close(fd)
+        if made:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only if empty: a call refused before anything was written
+
+
 def note_run(directory: str | Path) -> None:
     """Register ``directory`` (when it holds a ``run.json``) as a run whose model the running
     command uses: :func:`check_output_path` and :func:`output_dir` then refuse to write over its

@@ -665,7 +665,21 @@ class ShardProgress:
         self.line.end_line()
 
 
-def simulate_dataset(
+#: The lock a simulation holds in its dataset folder (two at once mixed their shards).
+SIMULATE_LOCK = ".biodl-simulate.lock"
+
+
+def simulate_dataset(scenario: str, n: int, seed: int, out: str | Path, **kwargs: Any) -> dict[str, Any]:
+    """:func:`_simulate_dataset` holding the dataset folder's lock: a second simulation into the
+    same ``out`` while one runs is refused, naming the process (two with other seeds both
+    finished and left a dataset of mixed shards)."""
+    from biodl.io._util import directory_lock
+
+    with directory_lock(Path(out), SIMULATE_LOCK, "biodl popgen simulate", "dataset"):
+        return _simulate_dataset(scenario, n, seed, out, **kwargs)
+
+
+def _simulate_dataset(
     scenario: str,
     n: int,
     seed: int,
