@@ -112,6 +112,13 @@ def test_cli_refuses_bad_values_before_reading_data(tmp_path):
         ["train", "missing.seq", "--out", str(tmp_path / "x"), "--calibrate", "2", "--calibrate-top", "3"],
     )
     assert r.exit_code != 0 and "--calibrate-top (3) is more than" in r.output
+    # under DDP rank 1 scored every trial NaN and the run failed: refused before any work
+    r = CliRunner().invoke(
+        app,
+        ["train", "missing.seq", "--out", str(tmp_path / "x"), "--calibrate", "2", "--devices", "2"],
+    )
+    assert r.exit_code == 2 and "--calibrate trains its trials in one process" in r.output
+    assert not (tmp_path / "x").exists()
 
 
 def test_refused_for_kinds_without_calibration(tmp_path):

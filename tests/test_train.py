@@ -375,8 +375,11 @@ def test_checkpoint_loads_weights_only(tmp_path):
         torch.load(tmp_path / f, weights_only=True)
 
 
-def test_ddp_strategy_passes_through_to_lightning(tmp_path, rest_small):
-    """Lightning's DDP runs two CPU processes; rank 0 alone exports and reports."""
+@pytest.mark.parametrize("ensemble", [1, 2], ids=["one-network", "ensemble-2"])
+def test_ddp_strategy_passes_through_to_lightning(tmp_path, rest_small, ensemble):
+    """Lightning's DDP runs two CPU processes; rank 0 alone exports and reports. With
+    --ensemble 2 both ranks train every member (rank 1 left after member 1, and rank 0's
+    member 2 failed with gloo's 'Connection closed by peer')."""
     out = tmp_path / "ddp"
     cmd = [
         sys.executable,
@@ -399,6 +402,8 @@ def test_ddp_strategy_passes_through_to_lightning(tmp_path, rest_small):
         "num_motifs=8",
         "-m",
         "motif_len=12",
+        "--ensemble",
+        str(ensemble),
     ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -409,7 +414,8 @@ def test_ddp_strategy_passes_through_to_lightning(tmp_path, rest_small):
         and run["training"]["strategy"] == "ddp"
         and run["training"]["devices"] == 2
     )
-    assert list(pd.read_csv(out / "history.csv")["epoch"]) == [0, 1]
+    for d in [out] if ensemble == 1 else [out / "member1", out / "member2"]:
+        assert list(pd.read_csv(d / "history.csv")["epoch"]) == [0, 1]
     load_model(out / "model.pt")
 
 

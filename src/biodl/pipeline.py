@@ -179,6 +179,12 @@ def train(
         raise BiodlInputError(
             f"--calibrate is not available for {k.title} models (it calibrates the DNA-sequence recipes)"
         )
+    if config.calibrate and _several_processes(config):
+        raise BiodlInputError(
+            "--calibrate trains its trials in one process: give --devices 1 (and no multi-node "
+            "--num-nodes) with it; a calibrated setting can then be trained with DDP on its own "
+            "(its -m / --lr values, from run.json, in a new run)"
+        )
     out = Path(out_dir)
     check_train_call(config, out)
     with _run_lock(out):  # one training at a time writes a run directory
@@ -341,6 +347,16 @@ def _fit_layout(k: DataKind, ctx: TrainContext, model, meta, splits):
     return ctx, model, res, meta
 
 
+def _several_processes(config) -> bool:
+    """Whether the training runs as several processes (Lightning DDP over ``--devices`` or
+    ``--num-nodes``)."""
+    from biodl.train.fit import _device_list
+
+    d = _device_list(config.devices)
+    many = d == -1 or (isinstance(d, int) and d > 1) or (isinstance(d, list) and len(d) > 1)
+    return many or int(config.num_nodes or 1) > 1
+
+
 def _train_config(config, recipe: Recipe):
     """``config`` as a :class:`~biodl.train.fit.TrainConfig`: ``None`` is the recipe's defaults, a
     dict of TrainConfig fields (``{"max_epochs": 5}``) is laid over them."""
@@ -472,10 +488,13 @@ def _fit_ensemble(k: DataKind, ctx: TrainContext, model, meta, splits):
         mj = model if j == 0 else k.build(cj, splits)[0]  # member 1 is the network built with --seed
         ctx.log(f"ensemble member {j + 1}/{n} (seed {cfg.seed}) in {cj.out}")
         mj, rj, _ = k.fit(cj, mj, meta, splits)
-        if not rj.is_global_zero:  # another rank of a DDP run: rank 0 assembles the ensemble
-            return mj, rj, meta
+        if not rj.is_global_zero:  # another rank of a DDP run: it trains every member with rank 0
+            worker = (mj, rj)  # (it left after member 1, and rank 0's member 2 waited for it in vain)
+            continue
         members.append(mj.cpu())
         results.append(rj)
+    if not members:  # rank 0 assembles the ensemble
+        return worker[0], worker[1], meta
     return _ensemble_result(k, ctx, meta.replace(ensemble=n), splits, members, results)
 
 
@@ -739,11 +758,14 @@ def _fit_top(k: DataKind, ctx: TrainContext, meta, splits, settings: list[dict[s
         mj, mmeta = k.build(cj, splits)
         ctx.log(f"calibrated member {j}/{len(settings)} in {cj.out}")
         mj, rj, _ = k.fit(cj, mj, mmeta.replace(options=meta.options, training=asdict(cj.config)), splits)
-        if not rj.is_global_zero:
-            return mj, rj, meta
+        if not rj.is_global_zero:  # another rank of a DDP run: it trains every member with rank 0
+            worker = (mj, rj)
+            continue
         members.append(mj.cpu())
         results.append(rj)
         kwargs.append(dict(mmeta.model_kwargs))
+    if not members:
+        return worker[0], worker[1], meta
     meta = meta.replace(ensemble=len(members), member_kwargs=kwargs)
     return _ensemble_result(k, ctx, meta, splits, members, results)
 
