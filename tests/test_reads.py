@@ -995,3 +995,22 @@ def test_classify_summary_rate_is_that_of_the_progress_line(model, tmp_path) -> 
     assert final.endswith(f", {summary['reads_per_s']:,.0f} reads/s")
     assert summary["seconds"] == pytest.approx(summary["n"] / summary["reads_per_s"], abs=1e-4)  # rounded
     assert summary["wall_seconds"] >= summary["seconds"]
+
+
+def test_a_local_dask_cluster_leaves_ctrl_c_to_biodl(model) -> None:
+    """Ctrl-C on `classify --scheduler local` printed a KeyboardInterrupt traceback from every
+    Dask worker (the terminal signals the whole process group): the cluster's processes start
+    with SIGINT ignored, and the caller's handler is kept."""
+    import contextlib
+    import signal
+
+    from distributed import default_client
+
+    from biodl.kinds.reads.classify import _dask_executor
+
+    before = signal.getsignal(signal.SIGINT)
+    with contextlib.ExitStack() as stack:
+        _dask_executor(stack, model, 1, "local", 0.0, "numpy")
+        ignored = default_client().run(lambda: signal.getsignal(signal.SIGINT) == signal.SIG_IGN)
+    assert ignored and all(ignored.values())
+    assert signal.getsignal(signal.SIGINT) is before

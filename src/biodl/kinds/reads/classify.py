@@ -580,16 +580,29 @@ def _dask_executor(
     from biodl.kinds.reads.weights import read_model_file
 
     if scheduler == "local":
-        cluster = stack.enter_context(
-            LocalCluster(
-                n_workers=max(threads, 1),
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=":0",  # any free port: no warning when 8787 is taken
-                silence_logs=logging.ERROR,
-                env={"BIODL_DASK_THREADS": "1"},
+        import signal
+
+        # the cluster's processes start with Ctrl-C ignored (a disposition kept across exec, and
+        # Python then installs no KeyboardInterrupt handler): a Ctrl-C, which the terminal sends
+        # to every process of the group, stops biodl once, not with a traceback from each worker
+        try:
+            was = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        except ValueError:  # not the main thread: as it is
+            was = None
+        try:
+            cluster = stack.enter_context(
+                LocalCluster(
+                    n_workers=max(threads, 1),
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=":0",  # any free port: no warning when 8787 is taken
+                    silence_logs=logging.ERROR,
+                    env={"BIODL_DASK_THREADS": "1"},
+                )
             )
-        )
+        finally:
+            if was is not None:
+                signal.signal(signal.SIGINT, was)
         client = stack.enter_context(Client(cluster))
     else:
         try:
