@@ -310,3 +310,22 @@ def test_an_extended_run_decays_its_learning_rate_to_the_new_end(tmp_path):
     ck = torch.load(tmp_path / "r" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     (sched,) = ck["lr_schedulers"]
     assert sched["T_max"] == 4 and sched["_last_lr"][0] == pytest.approx(sched["eta_min"], rel=1e-6)
+
+
+def test_a_ddp_worker_whose_primary_stopped_says_so_quietly(monkeypatch, tmp_path):
+    """`kill PID` of a DDP training: rank 1 saw its peer go and printed 'unexpected RuntimeError
+    ... please report it' after the correct 'interrupted' line."""
+    from biodl import pipeline
+    from biodl.cli import app
+
+    def gone(*a, **k):
+        raise RuntimeError("[gloo/transport/tcp/pair.cc:553] Connection closed by peer [127.0.0.1]:5")
+
+    monkeypatch.setattr(pipeline, "train", gone)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    r = CliRunner().invoke(app, ["train", "x.seq", "--out", str(tmp_path / "r")])
+    assert r.exit_code == 143 and "DDP worker (rank 1) stops: the primary process ended" in r.output
+    assert "unexpected" not in r.output
+    monkeypatch.setenv("LOCAL_RANK", "0")  # the primary: the same error is an internal one, reported
+    r = CliRunner().invoke(app, ["train", "x.seq", "--out", str(tmp_path / "r")])
+    assert r.exit_code == 2 and "unexpected RuntimeError" in r.output

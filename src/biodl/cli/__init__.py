@@ -58,7 +58,18 @@ class _Commands(TyperGroup):
                     "BIODL_TRACEBACK"
                 ):
                     raise
+                rank = os.environ.get("LOCAL_RANK", "0")
+                if rank != "0" and _peer_gone(e):  # a DDP worker whose primary process stopped
+                    err.print(f"[biodl] DDP worker (rank {rank}) stops: the primary process ended")
+                    raise typer.Exit(143) from None
                 _fail(BiodlError(_internal(e)))
+
+
+def _peer_gone(e: BaseException) -> bool:
+    """Whether ``e`` is torch.distributed's error for a peer process that went away (the primary
+    of a DDP run stopped by SIGTERM or Ctrl-C, or killed)."""
+    text = str(e)
+    return any(s in text for s in ("Connection closed by peer", "Connection reset by peer", "Broken pipe"))
 
 
 def _compressed_inputs(inputs: set[str], words: list[str]) -> str:

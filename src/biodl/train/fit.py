@@ -441,6 +441,8 @@ def _quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    # Lightning's own DDP gather calls a deprecated torch function: nothing for the user to do
+    warnings.filterwarnings("ignore", message=".*all_gather is deprecated.*")
     warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
     # a resume with another --patience (allowed) adds or drops EarlyStopping: nothing to warn about
     warnings.filterwarnings("ignore", message=".*callbacks used to create the checkpoint need to be.*")
