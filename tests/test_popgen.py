@@ -780,3 +780,34 @@ def test_a_second_simulation_into_a_dataset_being_written_is_refused(tmp_path):
         os.close(fd)
     simulate_dataset("flagel-rho", 4, 1, out, chunk=2, workers=1, n_haplotypes=4, progress=False)
     assert len(list(out.glob("shard-*.npz"))) == 2 and not (out / SIMULATE_LOCK).exists()
+
+
+def _shard_or_die(task):
+    """A stand-in for a shard's work in a spawned worker: ``"die"`` is a worker killed (as by
+    the out-of-memory killer)."""
+    import os
+    import signal
+    import time
+
+    if task == "die":
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(0.2)
+    return 1, 0.0
+
+
+def test_a_killed_simulation_worker_stops_the_run_with_a_clear_error():
+    """A worker killed mid-shard left the main process waiting for ever (the Pool replaced the
+    worker but never gave its shard back), and SIGTERM could not stop it."""
+    import multiprocessing as mp
+    import time
+
+    from biodl.kinds.popgen.simulate import _abandon, _pool_results, _WorkerDied
+
+    pool = mp.get_context("spawn").Pool(2)
+    t0 = time.perf_counter()
+    got = []
+    with pytest.raises(_WorkerDied):
+        for r in _pool_results(pool, ["ok", "die", "ok", "ok", "ok", "ok"], every=0.5, fn=_shard_or_die):
+            got.append(r)
+    _abandon(pool)
+    assert time.perf_counter() - t0 < 60 and len(got) < 6

@@ -31,6 +31,7 @@ atomically (temporary file + rename) as they finish; a rerun skips the finished 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -41,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from biodl.errors import BiodlInputError
+from biodl.errors import BiodlError, BiodlInputError
 
 DATASET_FORMAT = "biodl-popgen-1"
 
@@ -521,6 +522,53 @@ def _shard_ok(path: Path, start: int, stop: int) -> bool:
         return False
 
 
+class _WorkerDied(Exception):
+    """A worker process of the simulation pool ended (killed by a signal, the out-of-memory
+    killer): its shard would never come back, and ``imap_unordered`` would wait for ever."""
+
+
+def _pool_results(pool, tasks: list[Any], every: float = 2.0, fn=None):
+    """``pool.imap_unordered(fn, tasks)`` (``fn``: :func:`_run_shard`), checking at each result,
+    and every ``every`` seconds without one, that no worker has died (:class:`_WorkerDied`): a
+    multiprocessing Pool replaces a dead worker but never gives its task back."""
+    import multiprocessing as mp
+
+    it = pool.imap_unordered(fn or _run_shard, tasks)
+    workers = set(getattr(pool, "_pool", ()))
+
+    def check() -> None:  # the pool goes on with new workers, but the dead one's shard is lost
+        workers.update(getattr(pool, "_pool", ()))
+        if any(w.exitcode not in (None, 0) for w in workers):
+            raise _WorkerDied
+
+    for _ in range(len(tasks)):
+        while True:
+            try:
+                result = it.next(timeout=every)
+            except mp.TimeoutError:
+                check()
+                continue
+            check()  # stop at once, not after every other shard (a worker killed for memory)
+            yield result
+            break
+
+
+def _abandon(pool) -> None:
+    """Stop a pool one of whose workers died: its other workers are killed and the pool is left
+    to the daemon threads (``terminate`` can wait for ever on a queue lock the dead worker held)."""
+    from multiprocessing import pool as mp_pool
+
+    handler = getattr(pool, "_worker_handler", None)
+    if handler is not None:  # no new workers in place of the killed ones
+        handler._state = mp_pool.TERMINATE
+    for w in list(getattr(pool, "_pool", ())):
+        with contextlib.suppress(Exception):
+            w.kill()
+    fin = getattr(pool, "_terminate", None)
+    if fin is not None and hasattr(fin, "cancel"):
+        fin.cancel()  # no terminate at exit either
+
+
 def _worker_start(parent: int) -> None:
     """A simulation worker leaves Ctrl-C to the main process (which stops the pool and says
     so): the terminal sends SIGINT to every process of the job, and workers interrupted in their
@@ -849,16 +897,26 @@ def _simulate_dataset(
                 )
             finally:
                 signal.signal(signal.SIGINT, was)
+            abandoned = False
             try:
-                for done, sec in pool.imap_unordered(_run_shard, tasks):
+                for done, sec in _pool_results(pool, tasks):
                     written += 1
                     if written == 1:
                         publish()
                     cpu += sec
                     bar.shard_done(done)
+            except _WorkerDied:
+                abandoned = True
+                _abandon(pool)
+                raise BiodlError(
+                    f"a simulation process died (killed, or out of memory?): {skipped + written} of "
+                    f"{n_shards} shard(s) of {out} are finished, none half kept; rerun the same command "
+                    "to simulate the rest (fewer --workers need less memory)"
+                ) from None
             finally:
-                pool.terminate()  # every shard is done here, or the call is stopping
-                pool.join()
+                if not abandoned:
+                    pool.terminate()  # every shard is done here, or the call is stopping
+                    pool.join()
     except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or SIGTERM (the CLI's handler exits)
         from biodl.io._util import said_interrupted
 
