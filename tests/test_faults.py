@@ -862,3 +862,27 @@ def test_pad_says_how_many_sequences_it_padded_or_cropped(rest_small, tmp_path):
         r"--pad 80: of the \d+ training sequences, 0 shorter were padded .* and \d+ longer cropped", r.output
     )
     assert "of the 200 test sequences" in r.output
+
+
+def test_a_rerun_of_a_run_without_checkpoints_keeps_its_report(tmp_path):
+    """CellCnn keeps no Lightning checkpoints: every rerun of a finished run (nothing trained)
+    was taken for a new model and its report and interpret/ removed (an interrupted rerun then
+    left no report)."""
+    d = Path(__file__).parent / "data" / "cells"
+    args = [
+        "train",
+        "--system",
+        "cellcnn",
+        "--samples",
+        str(d / "samples.csv"),
+        "--out",
+        str(tmp_path / "cc"),
+    ]
+    args += ["--set", "nrun=2", "--set", "n_best=1", "--set", "ncell=50", "--set", "nsubset=20"]
+    _ok(runner.invoke(app, [*args, "--epochs", "2", "--no-progress"]))
+    assert (tmp_path / "cc" / "report.html").exists()
+    r = runner.invoke(app, [*args, "--epochs", "2", "--no-progress"])
+    _ok(r)
+    assert (
+        "of the model this training replaced" not in r.output and (tmp_path / "cc" / "report.html").exists()
+    )

@@ -232,6 +232,7 @@ def _train_into(
         check_label_values(test, meta.label_names, meta.task, f"test ({k.source(splits.test)})")
     _prepare_run_dir(out, recipe.name, k.name, config.resume, quiet)
     _check_fewer_epochs(out, config)
+    old_weights = _stored_weights_digest(out) if _primary_process() else None  # the model it may replace
     meta = meta.replace(
         options=_jsonable(opts),
         training=asdict(config),
@@ -264,8 +265,8 @@ def _train_into(
         }
     meta = finished_meta(meta, res)
     model_path = save_model(out / "model.pt", model, meta)
-    if _retrained(out, t0):  # not a rerun of a finished run (which trains nothing)
-        _drop_stale_outputs(out, t0, config, splits.test is not None, quiet)
+    if old_weights is None or _weights_digest(model.state_dict()) != old_weights:  # a new model
+        _drop_stale_outputs(out, t0, config, splits.test is not None, quiet)  # (a rerun keeps them)
     summary: dict[str, Any] = {
         "system": recipe.name,
         "kind": k.name,
@@ -413,12 +414,38 @@ def _model_parts(out: Path) -> list[Path]:
     return [out] + sorted(d for d in out.iterdir() if d.is_dir() and re.fullmatch(r"(member|top)\d+", d.name))
 
 
-def _retrained(out: Path, since: float) -> bool:
-    """Whether this training (started at ``since``) changed the run's model: a checkpoint of it was
-    written since (a rerun of a finished run writes none), or it keeps no checkpoints at all."""
-    lasts = [d / "checkpoints" / "last.ckpt" for d in _model_parts(out)]
-    lasts = [p for p in lasts if p.exists()]
-    return not lasts or any(p.stat().st_mtime >= since for p in lasts)
+def _weights_digest(state: dict | None) -> str | None:
+    """A digest of a model's weights (``state_dict``: names, types, shapes and values), to tell
+    whether a training changed the model; ``None`` for none."""
+    import hashlib
+
+    import torch
+
+    if not state:
+        return None
+    h = hashlib.sha1()
+    for k in sorted(state):
+        v = state[k]
+        h.update(k.encode())
+        if torch.is_tensor(v):
+            t = v.detach().cpu().contiguous()
+            h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        else:
+            h.update(repr(v).encode())
+    return h.hexdigest()
+
+
+def _stored_weights_digest(out: Path) -> str | None:
+    """:func:`_weights_digest` of ``out/model.pt`` (``None`` if there is none, or unreadable)."""
+    from biodl.train.checkpoint import _read_payload
+
+    if not (out / "model.pt").is_file():
+        return None
+    try:
+        return _weights_digest(_read_payload(out / "model.pt")[1].get("state_dict"))
+    except BiodlInputError:
+        return None
 
 
 def _drop_stale_outputs(out: Path, since: float, config, tested: bool, quiet: bool) -> None:
