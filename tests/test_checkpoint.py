@@ -91,3 +91,16 @@ def test_not_a_model_file_is_a_clear_error(tmp_path) -> None:
         load_model(tmp_path / "other.pt")
     with pytest.raises(BiodlInputError, match="no run.json here"):
         read_run_json(tmp_path)
+
+
+def test_a_saved_model_does_not_carry_the_writers_name(tmp_path):
+    """model.pt's zip archive was named after the temporary file (process id, host name): two
+    saves of one model differed in bytes."""
+    import zipfile
+
+    from biodl.train.checkpoint import atomic_torch_save
+
+    obj = {"w": torch.arange(4.0)}
+    a, b = atomic_torch_save(obj, tmp_path / "a.pt"), atomic_torch_save(obj, tmp_path / "b.pt")
+    assert a.read_bytes() == b.read_bytes()
+    assert all(n.startswith("archive/") for n in zipfile.ZipFile(a).namelist())

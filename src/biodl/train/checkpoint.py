@@ -215,8 +215,10 @@ def atomic_torch_save(obj, path: str | Path) -> Path:
     """``torch.save`` through biodl's one safe writer (:func:`biodl.io._util.atomic_output`)."""
     from biodl.io._util import atomic_output
 
-    with atomic_output(path) as tmp:
-        torch.save(obj, tmp)
+    with atomic_output(path) as tmp, open(tmp, "wb") as fh:
+        # to a file object, torch names the archive inside "archive", not after the temporary
+        # file (which carried the writer's process id and host): the same model, the same bytes
+        torch.save(obj, fh)
     return Path(path)
 
 
