@@ -809,7 +809,16 @@ def _simulate_dataset(
     if prev is not None:
         diff = [k for k in _SAME if prev.get(k) != cfg[k]]
         if diff:
-            shown = ", ".join(f"{k} {prev.get(k)!r} here, {cfg[k]!r} asked" for k in diff)
+
+            def said(v: Any) -> str:  # --fix values as typed (ne=5000), none as "none"
+                if isinstance(v, dict):
+                    return (
+                        ",".join(f"{a}={b:g}" if isinstance(b, float) else f"{a}={b}" for a, b in v.items())
+                        or "none"
+                    )
+                return repr(v)
+
+            shown = ", ".join(f"{k} {said(prev.get(k))} here, {said(cfg[k])} asked" for k in diff)
             raise BiodlInputError(
                 f"holds another dataset ({shown}); give another --out or remove it", path=out
             )
@@ -934,7 +943,7 @@ def _simulate_dataset(
     wall = time.perf_counter() - t0
     if tasks:
         log(
-            f"[biodl] simulated {todo} {sc.name} dataset(s) in {wall:.1f} s ({workers} process(es), "
+            f"[biodl] simulated {todo} {sc.name} simulation(s) in {wall:.1f} s ({workers} process(es), "
             f"{1000 * cpu / max(todo, 1):.1f} ms CPU each) into {out}",
             quiet,
         )
