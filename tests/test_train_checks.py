@@ -329,3 +329,29 @@ def test_a_ddp_worker_whose_primary_stopped_says_so_quietly(monkeypatch, tmp_pat
     monkeypatch.setenv("LOCAL_RANK", "0")  # the primary: the same error is an internal one, reported
     r = CliRunner().invoke(app, ["train", "x.seq", "--out", str(tmp_path / "r")])
     assert r.exit_code == 2 and "unexpected RuntimeError" in r.output
+
+
+def test_the_ddp_workers_of_a_stopped_primary_are_found(monkeypatch):
+    """SIGTERM to a DDP primary alone could leave it and its worker waiting in a collective for
+    ever: the primary passes the signal on to the processes it started with LOCAL_RANK >= 1 (and
+    a watcher ends them after a grace period); other children are left alone."""
+    import os
+    import subprocess
+    import sys
+
+    from biodl.cli import _ddp_workers
+
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
+    worker = subprocess.Popen(sleep, env={**os.environ, "LOCAL_RANK": "1"})
+    other = subprocess.Popen(sleep, env={k: v for k, v in os.environ.items() if k != "LOCAL_RANK"})
+    try:
+        found = _ddp_workers()
+        assert worker.pid in found and other.pid not in found
+        monkeypatch.setenv("LOCAL_RANK", "1")  # a worker has none of its own
+        assert _ddp_workers() == []
+    finally:
+        worker.kill()
+        other.kill()
+        worker.wait()
+        other.wait()

@@ -785,7 +785,81 @@ def _terminate(signum, frame) -> None:  # noqa: ARG001 - signal handler signatur
     Forked worker processes inherit the handler; they exit at once, as by default."""
     if os.getpid() not in _MAIN_PID:
         os._exit(128 + signum)
+    _stop_ddp_workers(signum)
     raise SystemExit(128 + signum)
+
+
+def _ddp_workers() -> list[int]:
+    """The process ids of this process's DDP worker processes (children Lightning started with
+    ``LOCAL_RANK`` 1, 2, ...); none in a worker, or where ``/proc`` is not there."""
+    import glob
+
+    if os.environ.get("LOCAL_RANK", "0") != "0":
+        return []
+    found = []
+    for f in glob.glob(f"/proc/{os.getpid()}/task/*/children"):
+        try:
+            kids = open(f).read().split()
+        except OSError:
+            continue
+        for pid in kids:
+            try:
+                env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+            except OSError:
+                continue
+            rank = next((e.split(b"=", 1)[1] for e in env if e.startswith(b"LOCAL_RANK=")), None)
+            if rank not in (None, b"0"):
+                found.append(int(pid))
+    return found
+
+
+#: Seconds a DDP run stopped by SIGTERM may take to unwind before it is ended outright.
+DDP_STOP_GRACE = 20.0
+
+
+def _watch_sigterm() -> None:
+    """A SIGTERM reaches Python's handler only when the main thread is back in the interpreter:
+    a DDP primary blocked inside a collective (gloo) whose worker waits in another never gets
+    there. The C-level handler also writes the signal to a wake-up pipe; a thread reading it
+    gives such a run :data:`DDP_STOP_GRACE` seconds, then ends its workers and itself (exit 143;
+    temporary outputs left behind are removed by the next run)."""
+    import signal
+    import threading
+    import time
+
+    try:
+        r, w = os.pipe()
+        os.set_blocking(w, False)
+        signal.set_wakeup_fd(w)
+    except (OSError, ValueError):  # not the main thread, or no pipes: as before
+        return
+
+    def watch() -> None:
+        while True:
+            try:
+                got = os.read(r, 64)
+            except OSError:
+                return
+            if signal.SIGTERM in got and _ddp_workers():
+                time.sleep(DDP_STOP_GRACE)
+                for pid in _ddp_workers():
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
+                with contextlib.suppress(OSError):
+                    os.write(2, b"[biodl] stopped (SIGTERM): the DDP processes were ended after waiting "
+                             b"for each other; rerun the same command to resume\n")  # fmt: skip
+                os._exit(143)
+
+    threading.Thread(target=watch, daemon=True, name="biodl-sigterm-watch").start()
+
+
+def _stop_ddp_workers(signum: int) -> None:
+    """Pass a SIGTERM on to this process's DDP worker processes (Lightning started them, with
+    ``LOCAL_RANK`` 1, 2, ...): stopped alone, the primary could leave them, and itself, waiting
+    in a collective for each other for ever. Linux only (``/proc``); elsewhere a no-op."""
+    for pid in _ddp_workers():
+        with contextlib.suppress(OSError):
+            os.kill(pid, signum)
 
 
 def _keep_freed_memory() -> None:
@@ -816,6 +890,7 @@ def main() -> None:
     _keep_freed_memory()
     _MAIN_PID.append(os.getpid())
     signal.signal(signal.SIGTERM, _terminate)
+    _watch_sigterm()
     try:
         app()
     except BiodlError as e:  # pragma: no cover - safety net
@@ -824,7 +899,8 @@ def main() -> None:
     except SystemExit as e:  # Ctrl-C (130) or SIGTERM (143): one line, unless the command said more
         from biodl.io._util import interrupt_said, note
 
-        if e.code in (130, 143) and not interrupt_said():
+        primary = os.environ.get("LOCAL_RANK", "0") == "0"  # a DDP worker: its primary says it
+        if e.code in (130, 143) and not interrupt_said() and primary:
             how = "interrupted" if e.code == 130 else "stopped (SIGTERM)"
             note(
                 f"[biodl] {how}; no output was left half-written (biodl replaces a file only when it "
