@@ -837,7 +837,7 @@ def test_a_retrained_model_takes_the_earlier_models_outputs_away(rest_small, tmp
     assert (run / "report.html").exists() and (run / "test" / "metrics.json").exists()
     r = runner.invoke(app, [*args, "--epochs", "2"])  # extended without --test: a new model
     _ok(r)
-    assert "of the model this training replaced" in r.output
+    assert "of the model this training replaced" in r.output and "test/" in r.output  # a folder, said so
     for name in ("report.html", "motifs.tsv", "test"):
         assert not (run / name).exists(), name
     assert (run / "my_notes.txt").read_text() == "mine"

@@ -225,10 +225,9 @@ def _train_into(
             "last epoch's model is kept. More data, or a validation file, gives one",
             quiet,
         )
+    # a test label no metric can use (2 in a binary task): refused now, not after training
     test = _binary_labels(splits.test, meta)
-    if (
-        test is not None
-    ):  # a test label no metric can use (2 in a binary task): refused now, not after training
+    if test is not None:
         check_label_values(test, meta.label_names, meta.task, f"test ({k.source(splits.test)})")
     _prepare_run_dir(out, recipe.name, k.name, config.resume, quiet)
     _check_fewer_epochs(out, config)
@@ -241,10 +240,7 @@ def _train_into(
     )
     before = None  # the run.json of the run this training continues, put back if it is refused
     if _primary_process():  # the run is unfinished from now on, whatever the layout (members, trials)
-        from biodl.io._util import output_dir
-
-        output_dir(out)
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):  # (the folder is there: _run_lock made it)
             before = (out / "run.json").read_bytes()
         write_run_json(out, meta.replace(status="running"))
     try:
@@ -406,12 +402,16 @@ DERIVED_OUTPUTS = (
 )  # fmt: skip
 
 
+#: The folder of a part of a run: an ensemble member, one of calibration's top settings.
+RUN_PART = r"(member|top)\d+"
+
+
 def _model_parts(out: Path) -> list[Path]:
     """The folders whose checkpoints make the run's model: ``out`` itself, an ensemble's members,
     calibration's top settings."""
     import re
 
-    return [out] + sorted(d for d in out.iterdir() if d.is_dir() and re.fullmatch(r"(member|top)\d+", d.name))
+    return [out] + sorted(d for d in out.iterdir() if d.is_dir() and re.fullmatch(RUN_PART, d.name))
 
 
 def _weights_digest(state: dict | None) -> str | None:
@@ -468,12 +468,13 @@ def _drop_stale_outputs(out: Path, since: float, config, tested: bool, quiet: bo
             stale = True
         if not stale:
             continue
-        if e.is_dir() and not e.is_symlink():
+        folder = e.is_dir() and not e.is_symlink()
+        if folder:
             shutil.rmtree(e, ignore_errors=True)
         else:
             with contextlib.suppress(OSError):
                 e.unlink()
-        gone.append(e.name + ("/" if e.is_dir() else ""))
+        gone.append(e.name + ("/" if folder else ""))  # (asked before it went: after, never a folder)
     if gone:
         log(
             f"[biodl] removed {', '.join(gone[:8])}{', ...' if len(gone) > 8 else ''} of the model this "
@@ -1203,7 +1204,7 @@ def _whole_run(d: Path) -> Path | None:
     import re
 
     d = d.resolve()
-    if re.fullmatch(r"(member|top)\d+", d.name) and (d.parent / "run.json").is_file():
+    if re.fullmatch(RUN_PART, d.name) and (d.parent / "run.json").is_file():
         return d.parent
     for up in d.parents:
         if up.name == "calibration" and (up.parent / "run.json").is_file():

@@ -19,7 +19,8 @@ from torchmetrics.functional.regression import mean_squared_error, pearson_corrc
 _WARNED: set[str] = set()
 
 
-def _warn_once(msg: str) -> None:
+def note_once(msg: str) -> None:
+    """Print ``msg`` (a note or warning about the user's data) once per process."""
     if msg not in _WARNED:
         _WARNED.add(msg)
         from biodl.io._util import note
@@ -58,7 +59,7 @@ def warn_one_class(target, label_names: list[str] | None, undefined: str) -> Non
             f"{len(one)} of {target.shape[1]} labels have one class only ({shown}): their {undefined} "
             "are undefined and left out of the means"
         )
-    _warn_once(f"[biodl] warning: {msg}")
+    note_once(f"[biodl] warning: {msg}")
 
 
 def compute_metrics(
@@ -128,11 +129,11 @@ def compute_metrics(
         elif len(present) < 2:  # one class (a small validation or test set): undefined
             out["auroc"] = math.nan
             if not len(present):
-                _warn_once("[biodl] warning: no labelled item: accuracy and AUROC are undefined (NaN)")
+                note_once("[biodl] warning: no labelled item: accuracy and AUROC are undefined (NaN)")
             else:
                 c = int(present[0])
                 which = f"class {class_names[c]}" if class_names and c < len(class_names) else "one class"
-                _warn_once(
+                note_once(
                     f"[biodl] warning: the {t.numel()} labelled item(s) are all of {which}: "
                     "AUROC is undefined (NaN)"
                 )

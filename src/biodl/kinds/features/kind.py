@@ -219,15 +219,9 @@ def _note_negative_logged(model, table) -> None:
         f"[biodl] note: {table.source}: {int(neg.sum())} negative value(s) in feature(s) {shown}, which "
         "were never negative in training and are read as log1p: scored as 0"
     )
-    if msg not in _NOTED:  # once (validation is scored every epoch)
-        from biodl.io._util import note
+    from biodl.train.metrics import note_once
 
-        _NOTED.add(msg)
-        note(msg)
-
-
-#: Notes already printed by this process.
-_NOTED: set[str] = set()
+    note_once(msg)  # once (validation is scored every epoch)
 
 
 def _keep_classes(table, classes: list[str] | None, what: str):
