@@ -377,7 +377,7 @@ def test_checkpoint_loads_weights_only(tmp_path):
 
 @pytest.mark.parametrize("ensemble", [1, 2], ids=["one-network", "ensemble-2"])
 def test_ddp_strategy_passes_through_to_lightning(tmp_path, rest_small, ensemble):
-    """Lightning's DDP runs two CPU processes; rank 0 alone exports and reports. With
+    """Lightning's DDP runs two CPU processes; rank 0 alone exports, reports and logs. With
     --ensemble 2 both ranks train every member (rank 1 left after member 1, and rank 0's
     member 2 failed with gloo's 'Connection closed by peer')."""
     out = tmp_path / "ddp"
@@ -408,6 +408,8 @@ def test_ddp_strategy_passes_through_to_lightning(tmp_path, rest_small, ensemble
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.count("model: ") == 1
+    # the worker runs the same command: its progress lines are not said twice
+    assert r.stderr.count("[biodl] training DeepBind") == ensemble and r.stderr.count("positives only;") == 1
     run = json.loads((out / "run.json").read_text())
     assert (
         run["status"] == "finished"

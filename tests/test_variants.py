@@ -153,6 +153,22 @@ def test_cli_variants(model_dir, tmp_path, capfd, caplog):
     assert "does not match the genome" not in r.output + capfd.readouterr().err + caplog.text
 
 
+def test_cli_variants_none_scored_fails(model_dir, tmp_path):
+    """A VCF none of whose alleles can be scored (chromosome names of another naming) is not a
+    success: the table is written, every allele is listed, and the exit status says it failed."""
+    renamed = tmp_path / "chr.vcf"
+    renamed.write_text(VCF.read_text().replace("NC_000913.3", "chrX"))
+    out = tmp_path / "t.tsv"
+    r = CliRunner().invoke(
+        app, ["variants", str(model_dir), "--vcf", str(renamed), "--genome", str(GENOME), "--out", str(out)]
+    )
+    assert r.exit_code == 2, r.output
+    assert "scored 0 of 10 variant allele(s)" in r.output
+    assert "no variant allele could be scored (" in r.output and "unknown chromosome" in r.output
+    assert "chr1 vs 1" in r.output and "chr.vcf" in r.output
+    assert len(pd.read_csv(out, sep="\t")) == 10  # the table, with why each was not scored
+
+
 def test_variable_length_model_scores_with_a_window(tmp_path):
     """A model trained at variable lengths (no seq_len) needs --window; with it, variants are
     scored in windows of that length; a bad window is a clear error."""

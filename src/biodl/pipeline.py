@@ -23,7 +23,7 @@ from typing import Any
 from biodl.errors import BiodlInputError
 from biodl.io._util import as_command, check_path_arg
 from biodl.kinds import get_kind
-from biodl.kinds.base import DataKind, TrainContext, check_label_values, check_labels, log
+from biodl.kinds.base import DataKind, TrainContext, check_label_values, check_labels, log, primary_process
 from biodl.options import resolve
 from biodl.registry import Recipe, get_recipe, list_recipes
 
@@ -231,7 +231,7 @@ def _train_into(
         check_label_values(test, meta.label_names, meta.task, f"test ({k.source(splits.test)})")
     _prepare_run_dir(out, recipe.name, k.name, config.resume, quiet)
     _check_fewer_epochs(out, config)
-    old_weights = _stored_weights_digest(out) if _primary_process() else None  # the model it may replace
+    old_weights = _stored_weights_digest(out) if primary_process() else None  # the model it may replace
     meta = meta.replace(
         options=_jsonable(opts),
         training=asdict(config),
@@ -239,14 +239,14 @@ def _train_into(
         request=request,
     )
     before = None  # the run.json of the run this training continues, put back if it is refused
-    if _primary_process():  # the run is unfinished from now on, whatever the layout (members, trials)
+    if primary_process():  # the run is unfinished from now on, whatever the layout (members, trials)
         with contextlib.suppress(OSError):  # (the folder is there: _run_lock made it)
             before = (out / "run.json").read_bytes()
         write_run_json(out, meta.replace(status="running"))
     try:
         ctx, model, res, meta = _fit_layout(k, ctx, model, meta, splits)
     except BiodlInputError as e:
-        if getattr(e, "run_unchanged", False) and before is not None and _primary_process():
+        if getattr(e, "run_unchanged", False) and before is not None and primary_process():
             from biodl.io._util import atomic_write_bytes
 
             atomic_write_bytes(out / "run.json", before)  # refused before any file changed: as it was
@@ -389,7 +389,7 @@ def _run_lock(out: Path):
     DDP workers take none: the primary process holds it."""
     from biodl.io._util import directory_lock
 
-    if not _primary_process():
+    if not primary_process():
         return contextlib.nullcontext()
     return directory_lock(out, RUN_LOCK, "biodl train", "run directory")
 
@@ -798,11 +798,6 @@ def _fit_top(k: DataKind, ctx: TrainContext, meta, splits, settings: list[dict[s
     return _ensemble_result(k, ctx, meta, splits, members, results)
 
 
-def _primary_process() -> bool:
-    """False in the worker processes of a multi-process (DDP / SLURM) run."""
-    return all(os.environ.get(v, "0") == "0" for v in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
-
-
 #: Kind options that do not change what is trained: read after training (the test set, the
 #: report) or at scoring time, or a thread count. Every other kind option defines the run.
 NOT_DEFINING_OPTIONS = ("test_file", "test_negatives", "test_labels", "rc_average", "report", "threads")
@@ -1049,7 +1044,7 @@ def _check_rerun(out: Path, system: str, kind: DataKind, request: dict[str, Any]
     ``--calibrate N``, ``--ensemble K`` of an ensemble) may change."""
     from biodl.train import read_run_json
 
-    if not _primary_process():
+    if not primary_process():
         return
     _check_foreign_dir(out)
     if not resume or not (out / "run.json").exists():
@@ -1096,7 +1091,7 @@ def _prepare_run_dir(out: Path, system: str, kind: str, resume: bool, quiet: boo
     from biodl.io._util import command_inputs_under
     from biodl.train import read_run_json
 
-    if not (out / "run.json").exists() or not _primary_process():
+    if not (out / "run.json").exists() or not primary_process():
         return
     try:
         prev = read_run_json(out)

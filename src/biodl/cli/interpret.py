@@ -191,6 +191,22 @@ def register(app: typer.Typer) -> None:
             f"scored {n - len(skipped)} of {n} variant allele(s) ({how}); table: {out}"
             + (f", VCF: {out_vcf}" if out_vcf else "")
         )
+        if n and len(skipped) == n:  # nothing scored: a pipeline must not take the table as results
+            import collections
+
+            reasons = collections.Counter(str(s).split(":")[0].split(" (")[0] for s in skipped["status"])
+            top, k = reasons.most_common(1)[0]
+            _fail(
+                BiodlInputError(
+                    f"no variant allele could be scored ({k} of {n}: {top}; every reason is listed above)"
+                    + (
+                        ": does the genome use the VCF's chromosome names (chr1 vs 1) and build?"
+                        if top.startswith(("unknown chromosome", "REF mismatch"))
+                        else ""
+                    ),
+                    path=vcf,
+                )
+            )
 
     @app.command()
     def motifs(

@@ -35,9 +35,17 @@ if TYPE_CHECKING:  # pragma: no cover
     from biodl.train import DataModule, FitResult, RunMeta, TrainConfig, TrainingPlan
 
 
+def primary_process() -> bool:
+    """False in the worker processes of a multi-process (DDP / SLURM) run."""
+    import os
+
+    return all(os.environ.get(v, "0") == "0" for v in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
+
+
 def log(msg: str, quiet: bool = False) -> None:
-    """A progress line on standard error (``[biodl] ...``)."""
-    if not quiet:
+    """A progress line on standard error (``[biodl] ...``); said by the primary process of a
+    multi-process run only (each DDP worker runs the same command and would repeat it)."""
+    if not quiet and primary_process():
         from rich.console import Console
 
         Console(stderr=True, soft_wrap=True, emoji=False).print(msg, highlight=False, markup=False)
