@@ -831,16 +831,19 @@ def test_a_retrained_model_takes_the_earlier_models_outputs_away(rest_small, tmp
     _ok(runner.invoke(app, [*args, "--epochs", "1", "--test", str(rest_small["test"])]))
     (run / "report.html").write_text("the 1-epoch model's report")
     (run / "motifs.tsv").write_text("its motifs")
+    (run / "pred_vs_true.png").write_bytes(b"a plot of the old model")  # any report plot (of any kind)
+    (run / "interpret").mkdir()
     (run / "my_notes.txt").write_text("mine")
+    (run / "pred_vs_true_mine.png").write_bytes(b"mine too")
     r = runner.invoke(app, [*args, "--epochs", "1"])  # a rerun that trains nothing: all kept
     _ok(r)
     assert (run / "report.html").exists() and (run / "test" / "metrics.json").exists()
     r = runner.invoke(app, [*args, "--epochs", "2"])  # extended without --test: a new model
     _ok(r)
     assert "of the model this training replaced" in r.output and "test/" in r.output  # a folder, said so
-    for name in ("report.html", "motifs.tsv", "test"):
+    for name in ("report.html", "motifs.tsv", "test", "pred_vs_true.png", "interpret"):
         assert not (run / name).exists(), name
-    assert (run / "my_notes.txt").read_text() == "mine"
+    assert (run / "my_notes.txt").read_text() == "mine" and (run / "pred_vs_true_mine.png").exists()
     assert "test" not in json.loads((run / "run.json").read_text()).get("metrics", {})
 
 

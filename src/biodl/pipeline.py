@@ -394,12 +394,22 @@ def _run_lock(out: Path):
     return directory_lock(out, RUN_LOCK, "biodl train", "run directory")
 
 
-#: What the report and the interpretation commands derive from a run's model (regular expressions
-#: of whole names at the top of the run): stale once a new model replaces it.
-DERIVED_OUTPUTS = (
-    r"report\.html", r"filters\.(meme|tsv|png)", r"motifs\.tsv", r"filter_ranking\.tsv", r"ism_\d+\.png",
-    r"learning_curves(_[a-z]+\d*)?\.png", r"interpret", r"substructures",
-)  # fmt: skip
+#: What the interpretation commands write at the top of a run besides the report's outputs
+#: (:data:`biodl.report.run.REPORT_OUTPUTS`): ``biodl cells interpret RUN ... --out RUN``.
+INTERPRET_OUTPUTS = (r"filters\.tsv", r"filter_ranking\.tsv")
+
+
+def _derived_output(name: str) -> bool:
+    """Whether an entry ``name`` at the top of a run is derived from its model by ``biodl report``
+    or an interpretation command (stale once a new model replaces it): the report's own list, so
+    a retraining also removes the old model's plots of every kind; a folder the report writes
+    into (``interpret/``) by its name."""
+    import re
+
+    from biodl.report.run import REPORT_OUTPUTS
+
+    pats = [p.removesuffix("/.+") for p in REPORT_OUTPUTS] + list(INTERPRET_OUTPUTS)
+    return any(re.fullmatch(p, name) for p in pats)
 
 
 #: The folder of a part of a run: an ensemble member, one of calibration's top settings.
@@ -460,9 +470,7 @@ def _drop_stale_outputs(out: Path, since: float, config, tested: bool, quiet: bo
             old = e.stat().st_mtime < since
         except OSError:
             continue
-        stale = old and (
-            any(re.fullmatch(p, e.name) for p in DERIVED_OUTPUTS) or (e.name == "test" and not tested)
-        )
+        stale = old and (_derived_output(e.name) or (e.name == "test" and not tested))
         m = re.fullmatch(r"member(\d+)", e.name)
         if m and e.is_dir() and int(m.group(1)) > max(int(config.ensemble), 1):
             stale = True

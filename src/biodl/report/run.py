@@ -18,26 +18,28 @@ from biodl.errors import BiodlInputError
 
 __all__ = ["REPORT_OUTPUTS", "check_run_outputs", "learning_curves_section", "plot_ism", "run_sections"]
 
-#: What ``biodl report`` may write into a run directory (glob patterns, relative to it).
+#: What ``biodl report`` may write into a run directory: regular expressions of whole paths
+#: relative to it (exact names: a retraining removes what they match, see
+#: :func:`biodl.pipeline._drop_stale_outputs`, so a user's ``my_plot.png`` must not match).
 REPORT_OUTPUTS = (
-    "report.html",
-    "learning_curves*.png",
+    r"report\.html",
+    r"learning_curves(_[a-z]+\d*)?\.png",
     # sequence kinds (and `biodl motifs`)
-    "motifs.tsv",
-    "filters.meme",
-    "filters.png",
-    "ism_*.png",
+    r"motifs\.tsv",
+    r"filters\.meme",
+    r"filters\.png",
+    r"ism_\d+\.png",
     # the other kinds' sections
-    "pred_vs_true.png",
-    "confusion*.png",
-    "example_matrix.png",
-    "feature_weights.png",
-    "path.png",
-    "gene_weights.png",
-    "abundance.png",
-    "methylation_test.png",
-    "substructures/*",
-    "interpret/*",
+    r"pred_vs_true\.png",
+    r"confusion(_[a-z]+)?\.png",
+    r"example_matrix\.png",
+    r"feature_weights\.png",
+    r"path\.png",
+    r"gene_weights\.png",
+    r"abundance\.png",
+    r"methylation_test\.png",
+    r"substructures/.+",
+    r"interpret/.+",
 )
 
 
@@ -82,9 +84,9 @@ def _recorded_inputs(run: Path, meta) -> list[tuple[str, Path]]:
 def check_run_outputs(run: Path, meta, outputs: Iterable[str | Path], command: str, hint: str) -> None:
     """Refuse, before anything is written, when a file ``biodl <command>`` writes is one of the
     run's recorded input files (a training or test file kept inside the run directory under a
-    name a report writes). ``outputs``: glob patterns relative to ``run``, or paths. ``hint``:
-    what to do instead."""
-    import fnmatch
+    name a report writes). ``outputs``: regular expressions of whole paths relative to ``run``,
+    or paths. ``hint``: what to do instead."""
+    import re
 
     root = Path(run).resolve()
     pats, paths = [], set()
@@ -95,7 +97,7 @@ def check_run_outputs(run: Path, meta, outputs: Iterable[str | Path], command: s
             pats.append(o)
     for key, q in _recorded_inputs(Path(run), meta):
         rel = q.relative_to(root).as_posix() if q.is_relative_to(root) else None
-        if q in paths or (rel is not None and any(fnmatch.fnmatch(rel, pat) for pat in pats)):
+        if q in paths or (rel is not None and any(re.fullmatch(pat, rel) for pat in pats)):
             what = _INPUT_NAMES.get(key, f"{key} file")
             raise BiodlInputError(
                 f"is an input of this run (its {what}), and `biodl {command}` writes a file of this name; "

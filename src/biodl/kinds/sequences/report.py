@@ -286,7 +286,7 @@ def run_motifs(
     check_run_outputs(
         run,
         meta,
-        ["filters.meme", table_out],
+        [r"filters\.meme", table_out],
         "motifs",
         "move it out of the run directory first (or give --out another name)",
     )
