@@ -68,3 +68,49 @@ class TtyStream(io.StringIO):
 
     def isatty(self) -> bool:
         return self.tty
+
+
+#: Backward nodes torch has no deterministic CUDA kernel for: under
+#: ``torch.use_deterministic_algorithms(True)`` (biodl's training) they raise on a GPU, never on
+#: the CPU (the list of ``torch.use_deterministic_algorithms``; cross-entropy on 2-D logits and
+#: a sum-mode EmbeddingBag are deterministic).
+CUDA_NONDETERMINISTIC = (
+    r"AvgPool3D|AdaptiveAvgPool[23]D|AdaptiveMaxPool[23]D|FractionalMaxPool|MaxUnpool|ReflectionPad"
+    r"|Upsample(Linear|Bilinear|Bicubic|Trilinear)|NllLoss2D|CtcLoss|GridSampler|Cumsum|ScatterReduce"
+)
+
+
+def cuda_nondeterministic_nodes(t) -> set[str]:
+    """The backward nodes of tensor ``t``'s graph that would raise on a GPU in deterministic mode."""
+    import re
+
+    seen, found, todo = set(), set(), [t.grad_fn]
+    while todo:
+        fn = todo.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        name = type(fn).__name__
+        if re.search(CUDA_NONDETERMINISTIC, name):
+            found.add(name)
+        todo.extend(f for f, _ in fn.next_functions)
+    return found
+
+
+@pytest.fixture
+def backward_nodes(monkeypatch):
+    """Every backward node name that would raise on a GPU in deterministic mode, collected from
+    each ``backward`` run while the test runs (Lightning's included)."""
+    import torch
+
+    found: set[str] = set()
+    original = torch.autograd.backward
+
+    def backward(tensors, *args, **kwargs):
+        for t in tensors if isinstance(tensors, (list, tuple)) else [tensors]:
+            if getattr(t, "grad_fn", None) is not None:
+                found.update(cuda_nondeterministic_nodes(t))
+        return original(tensors, *args, **kwargs)
+
+    monkeypatch.setattr(torch.autograd, "backward", backward)
+    return found

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from biodl.models.features import PEDLA
+from biodl.models.pooling import AdaptiveMaxPool1d
 
 
 class CpGModule(nn.Module):
@@ -81,7 +82,7 @@ class CpGModule(nn.Module):
                 nn.Conv1d(f1, f2, 3, padding=1),
                 nn.ReLU(),
                 nn.MaxPool1d(2, ceil_mode=True),
-                nn.AdaptiveMaxPool1d(8),
+                AdaptiveMaxPool1d(8),
                 nn.Flatten(),
                 nn.Dropout(dropout),
                 nn.Linear(8 * f2, 128),

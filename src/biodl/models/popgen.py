@@ -24,6 +24,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from biodl.models.pooling import AdaptiveAvgPool1d
+
 
 class StatScaler(nn.Module):
     """``(slog(x) - mean) / sd`` with training statistics (buffers); ``slog(x) = sign(x) log1p(|x|)``
@@ -203,7 +205,7 @@ class ExchangeableNet(nn.Module):
         self.joint = nn.Sequential(
             nn.Conv1d(2 * channels, channels, k, padding=k // 2),
             nn.ReLU(),
-            nn.AdaptiveAvgPool1d(pool_bins),
+            AdaptiveAvgPool1d(pool_bins),
             nn.Flatten(),
             nn.Linear(channels * pool_bins, hidden),
             nn.ReLU(),

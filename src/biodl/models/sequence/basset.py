@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from biodl.models.pooling import AdaptiveMaxPool1d
 from biodl.models.sequence.base import SequenceModel
 
 
@@ -119,7 +120,7 @@ class Basset(SequenceModel):
             ]
             c_in = c_out
         self.features = nn.Sequential(*layers)
-        self.resize = nn.AdaptiveMaxPool1d(self.n_positions) if seq_len is None else nn.Identity()
+        self.resize = AdaptiveMaxPool1d(self.n_positions) if seq_len is None else nn.Identity()
         dense: list[nn.Module] = [nn.Flatten()]
         n_in = c_in * self.n_positions
         for n_hidden in hidden:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from biodl.models.pooling import AdaptiveMaxPool1d
 from biodl.models.sequence.base import SequenceModel
 
 
@@ -95,7 +96,7 @@ class DanQ(SequenceModel):
         self.conv_dropout = nn.Dropout(conv_dropout)
         self.lstm = nn.LSTM(n_filters, lstm_hidden, batch_first=True, bidirectional=True)
         self.dropout = nn.Dropout(dropout)
-        self.resize = nn.AdaptiveMaxPool1d(self.n_positions) if seq_len is None else nn.Identity()
+        self.resize = AdaptiveMaxPool1d(self.n_positions) if seq_len is None else nn.Identity()
         self.classifier = nn.Sequential(
             nn.Flatten(),
             nn.Linear(2 * lstm_hidden * self.n_positions, hidden),

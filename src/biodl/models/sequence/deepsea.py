@@ -30,6 +30,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from biodl.models.pooling import AdaptiveMaxPool1d
 from biodl.models.sequence.base import SequenceModel
 
 
@@ -115,7 +116,7 @@ class DeepSEA(SequenceModel):
             nn.ReLU(),
             nn.Dropout(dropout),
         )
-        self.resize = nn.AdaptiveMaxPool1d(self.n_positions) if seq_len is None else nn.Identity()
+        self.resize = AdaptiveMaxPool1d(self.n_positions) if seq_len is None else nn.Identity()
         self.classifier = nn.Sequential(
             nn.Flatten(),
             nn.Linear(c3 * self.n_positions, hidden),

@@ -32,6 +32,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from biodl.models.pooling import AdaptiveMaxPool1d
 from biodl.models.sequence.base import SequenceModel
 
 
@@ -128,7 +129,7 @@ class SplicingCNN(SequenceModel):
             nn.BatchNorm1d(n_filters),
             nn.ReLU(),
         )
-        self.pool = nn.AdaptiveMaxPool1d(1) if seq_len is None else nn.MaxPool1d(pool_size, pool_size)
+        self.pool = AdaptiveMaxPool1d(1) if seq_len is None else nn.MaxPool1d(pool_size, pool_size)
         self.classifier = nn.Sequential(
             nn.Flatten(),
             nn.Dropout(dropout),
