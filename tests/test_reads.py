@@ -851,13 +851,30 @@ def test_outputs_never_replace_the_model_or_each_other(model, ref, tmp_path) -> 
     r = runner.invoke(
         app, ["reads", "classify", str(run), str(SAMPLE), "--scheduler", "local", "--device", "cuda"]
     )
-    assert r.exit_code == 2 and "--device cuda with --scheduler" in r.output
+    assert r.exit_code == 2 and "no CUDA GPU is available here" in r.output  # (this machine has none)
     for args, msg in (
         (["--error-rate", "1.5"], "--error-rate must be between 0 and 1"),
         (["--length", "30000"], "longer than every contig"),
     ):
         r = runner.invoke(app, ["reads", "sample", str(ref), "--n", "5", "--out", same, *args])
         assert r.exit_code == 2 and msg in r.output, r.output
+
+
+def test_a_gpu_device_is_a_gpu_in_any_spelling(model, monkeypatch) -> None:
+    """`--device cuda:1 --threads 4` classified on CPU worker processes (only the strings cuda and
+    gpu were taken for a GPU), and `--device gpu --scheduler` was not refused."""
+    import torch
+
+    from biodl.kinds.reads.classify import _on_gpu, classify
+
+    assert not _on_gpu("cpu") and not _on_gpu(" CPU ")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert not _on_gpu("auto")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert all(_on_gpu(d) for d in ("cuda", "cuda:1", "gpu", "auto"))
+    with pytest.raises(BiodlInputError, match="with --scheduler: the Dask workers classify on their CPUs"):
+        classify(model / "model.pt", [SAMPLE], scheduler="local", device="gpu")
 
 
 def test_reads_before_a_bad_record_are_written_whatever_the_threads(model, tmp_path) -> None:

@@ -421,6 +421,16 @@ def test_ddp_strategy_passes_through_to_lightning(tmp_path, rest_small, ensemble
     load_model(out / "model.pt")
 
 
+def test_training_leaves_torchs_determinism_flags_as_it_found_them(tmp_path):
+    """Lightning's deterministic=True stayed on for the rest of the process: ops without a
+    deterministic CUDA kernel then raised in the user's own code after a training."""
+    table = _planted(40, seed=3)
+    data = (SequenceDataset(table.subset(range(30))), SequenceDataset(table.subset(range(30, 40))))
+    assert not torch.are_deterministic_algorithms_enabled()
+    fit_model(DeepBind(**TINY), "binary", *data, tmp_path, _cfg(max_epochs=1), meta=_meta())
+    assert not torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.deterministic
+
+
 def test_resume_from_a_different_model_is_a_clear_error(tmp_path):
     from biodl.errors import BiodlInputError
 

@@ -121,6 +121,31 @@ def test_devices_auto_in_any_case_is_lightnings_auto(no_gpu):
     assert _devices(_cfg(devices=2)) == 2
 
 
+@pytest.fixture
+def two_gpus(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    monkeypatch.delenv("SLURM_STEP_NUM_TASKS", raising=False)
+
+
+def test_the_gpu_named_is_the_gpu_lightning_trains_on(two_gpus, monkeypatch):
+    """--device cuda:1 with --devices 1 (CellCnn's restarts always) trained on GPU 0 (Lightning's
+    devices=1); on a GPU, --devices auto was every visible GPU: a DDP run nobody asked for."""
+    assert _devices(_cfg(device="cuda:1", devices=1)) == [1]
+    assert _devices(_cfg(device="cuda:1", devices="auto")) == [1]
+    assert _devices(_cfg(device="cuda", devices="auto")) == 1
+    assert _devices(_cfg(device="auto", devices="auto")) == 1
+    assert (
+        _devices(_cfg(device="cuda", devices="0,1")) == "0,1"
+        and _devices(_cfg(device="cuda", devices=2)) == 2
+    )
+    for several in (2, "0,1", -1):
+        assert "with --device cuda:N, which names one GPU" in _refused(_cfg(device="cuda:1", devices=several))
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "x")  # torchrun: Lightning takes the devices from it
+    assert _devices(_cfg(device="cuda", devices="auto")) == "auto"
+
+
 @pytest.mark.parametrize("strategy", ["nonsense", "", "dp", None, 3])
 def test_unknown_strategies_are_refused(strategy):
     msg = _refused(_cfg(strategy=strategy))

@@ -347,11 +347,11 @@ def _fit_layout(k: DataKind, ctx: TrainContext, model, meta, splits):
 def _several_processes(config) -> bool:
     """Whether the training runs as several processes (Lightning DDP over ``--devices`` or
     ``--num-nodes``)."""
-    from biodl.train.fit import _device_list
+    from biodl.train.fit import _device_list, _launched_processes
 
     d = _device_list(config.devices)
     many = d == -1 or (isinstance(d, int) and d > 1) or (isinstance(d, list) and len(d) > 1)
-    return many or int(config.num_nodes or 1) > 1
+    return many or int(config.num_nodes or 1) > 1 or _launched_processes()  # (torchrun, srun -n K)
 
 
 def _train_config(config, recipe: Recipe):

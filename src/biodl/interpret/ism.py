@@ -685,11 +685,18 @@ def saturation_mutagenesis(
         eff = (fwd + rev.flip(dims=(1, 2))) / 2
         ref = (y_fwd + y_rev) / 2
         return (eff, ref) if return_reference else eff
-    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    home = next(model.parameters()).device
+    if device is not None:
+        from biodl.train.predict import torch_device
+
+        dev = torch_device(device)
+    else:
+        dev = home
     autocast = _autocast(precision, dev)
     was_training = model.training
     model.eval()
     try:
+        model.to(dev)  # computed where asked; put back where the caller keeps it (below)
         X = X.to(dev, torch.float32)
         chosen = ism_method(model, L) if method == "auto" else method
         plan = None
@@ -733,6 +740,7 @@ def saturation_mutagenesis(
                 out[(s + g0).cpu(), (p - start).cpu(), a.cpu()] = (y.float() - y0[s]).cpu()
     finally:
         model.train(was_training)
+        model.to(home)
     assert out is not None
     return (out, torch.cat(refs)) if return_reference else out
 

@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -242,6 +243,11 @@ def _devices_problem(devices: Any, device: str) -> str | None:
     if d == "auto":
         return None
     acc = _accelerator(device)
+    if acc == "cuda" and torch_device(device).index is not None and d != 1:
+        return (
+            "1 (or left out) with --device cuda:N, which names one GPU; for several, give --device cuda "
+            "and --devices as GPU indices (e.g. 0,2) or a count"
+        )
     if acc == "cpu" and (d == -1 or isinstance(d, list)):
         return "a number of processes when training on the CPU (-1 and device indices such as 0,1 pick GPUs)"
     if acc == "cuda" and not torch.distributed.is_torchelastic_launched():  # torchrun: one GPU a process
@@ -654,6 +660,29 @@ def make_trainer(
     return pl.Trainer(**kwargs)
 
 
+def _keeps_torch_flags(f):
+    """Run ``f`` with torch's global determinism and cuDNN flags put back afterwards: Lightning's
+    ``deterministic=True`` turns deterministic algorithms on for the rest of the process, so a
+    notebook that trained, then ran an op torch has no deterministic CUDA kernel for (a histogram,
+    a gradient through another library's adaptive pooling), raised."""
+    import functools
+
+    @functools.wraps(f)
+    def wrapped(*args, **kwargs):
+        det = torch.are_deterministic_algorithms_enabled()
+        warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+        cudnn = torch.backends.cudnn
+        flags = (cudnn.benchmark, cudnn.deterministic)
+        try:
+            return f(*args, **kwargs)
+        finally:
+            torch.use_deterministic_algorithms(det, warn_only=warn_only)
+            cudnn.benchmark, cudnn.deterministic = flags
+
+    return wrapped
+
+
+@_keeps_torch_flags
 def fit(
     plan: TrainingPlan,
     datamodule: DataModule,
@@ -891,11 +920,26 @@ def finished_meta(
     )
 
 
+def _launched_processes() -> bool:
+    """Whether a launcher started one process per device (torchrun, SLURM tasks): Lightning then
+    takes the devices from it, and ``devices`` stays ``auto``."""
+    if torch.distributed.is_torchelastic_launched():
+        return True
+    try:  # a job step of several tasks (srun -n K): set by srun, not in the batch script itself
+        return int(os.environ.get("SLURM_STEP_NUM_TASKS", "1")) > 1
+    except ValueError:
+        return False
+
+
 def _devices(config: TrainConfig) -> int | str | list[int]:
-    """Lightning's ``devices``: ``--device cuda:N`` trains on GPU N (with ``devices`` left at
-    ``auto``); otherwise ``config.devices`` as given."""
+    """Lightning's ``devices``: ``--device cuda:N`` trains on GPU N (``devices`` left at ``auto``
+    or 1: Lightning's ``devices=1`` is GPU 0); on a GPU, ``auto`` is one GPU, one process (Lightning's
+    ``auto`` is every visible GPU, a DDP run nobody asked for: several GPUs are ``--devices K``);
+    otherwise ``config.devices`` as given."""
     index = torch_device(config.device).index
     devices = _device_list(config.devices)  # checked by TrainConfig.check: "AUTO" is "auto"
-    if index is not None and devices == "auto":
+    if index is not None and devices in ("auto", 1):
         return [index]
+    if devices == "auto" and _accelerator(config.device) == "cuda" and not _launched_processes():
+        return 1
     return "auto" if devices == "auto" else config.devices

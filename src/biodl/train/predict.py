@@ -134,7 +134,22 @@ def predict(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise BiodlInputError(f"--batch-size must be an integer of at least 1, got {batch_size!r}")
     dev = torch_device(device)
+    p = next(model.parameters(), None)
+    home = p.device if p is not None else dev  # where the caller keeps the model: put back after
     model = model.to(dev).eval()
+    try:
+        return _predict_on(
+            model, dataset, dev, batch_size, collate_fn, rc_average, forward, threads, progress, allow_empty
+        )
+    finally:  # a model the caller holds on the CPU is not left on the GPU (its .numpy() would fail)
+        if home != dev:
+            model.to(home)
+
+
+def _predict_on(
+    model, dataset, dev, batch_size, collate_fn, rc_average, forward, threads, progress, allow_empty
+):
+    """:func:`predict` with the model on ``dev``."""
     fn = forward or model
     from biodl.train.batches import BatchCollate
 

@@ -40,6 +40,12 @@ __all__ = [
 ]
 
 
+def _device(model) -> torch.device:
+    """Where the model's weights are (its inputs go there; a GPU model's outputs come back)."""
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
 @torch.no_grad()
 def cell_responses(model: CellCnnEnsemble, cells: np.ndarray) -> np.ndarray:
     """Responses of every filter of every member to each cell.
@@ -54,8 +60,8 @@ def cell_responses(model: CellCnnEnsemble, cells: np.ndarray) -> np.ndarray:
     numpy.ndarray
         ``(n_cells, total_filters)``, members' filters concatenated in order.
     """
-    x = torch.from_numpy(np.ascontiguousarray(cells, dtype=np.float32))
-    return torch.cat([net.responses(x) for net in model.nets], dim=1).numpy()
+    x = torch.from_numpy(np.ascontiguousarray(cells, dtype=np.float32)).to(_device(model))
+    return torch.cat([net.responses(x) for net in model.nets], dim=1).cpu().numpy()
 
 
 @torch.no_grad()
@@ -64,12 +70,14 @@ def pooled_responses(model: CellCnnEnsemble, samples: Sequence[np.ndarray]) -> n
     sample's cells), ``(n_samples, total_filters)``."""
     rows = []
     for c in samples:
-        x = torch.from_numpy(np.ascontiguousarray(c, dtype=np.float32))[None]
+        x = torch.from_numpy(np.ascontiguousarray(c, dtype=np.float32))[None].to(_device(model))
         rows.append(
             torch.cat(
                 [top_k_pool(net.responses(x), pooled_k(x.shape[1], net.pool_percent)) for net in model.nets],
                 dim=1,
-            )[0].numpy()
+            )[0]
+            .cpu()
+            .numpy()
         )
     return np.stack(rows)
 
@@ -81,9 +89,9 @@ def filter_table(
     (z-scored units), bias, and output weights (per class, or ``out``)."""
     rows = []
     for m, net in enumerate(model.nets):
-        w = net.filters.weight.detach().numpy()
-        b = net.filters.bias.detach().numpy()
-        wo = net.output.weight.detach().numpy()
+        w = net.filters.weight.detach().cpu().numpy()
+        b = net.filters.bias.detach().cpu().numpy()
+        wo = net.output.weight.detach().cpu().numpy()
         for f in range(net.n_filters):
             r = {"member": m, "filter": f, "pool_percent": net.pool_percent}
             if not net.hidden_units:  # marker weights exist only without a hidden layer
@@ -129,7 +137,7 @@ def rank_filters(
     targets = np.asarray(targets)
     rows, col = [], 0
     for m, net in enumerate(model.nets):
-        wo = net.output.weight.detach().numpy()
+        wo = net.output.weight.detach().cpu().numpy()
         for f in range(net.n_filters):
             v = P[:, col]
             sd = float(v.std()) or 1.0
@@ -204,9 +212,9 @@ def consensus_filters(
     rows, owner = [], []
     for i in keep:
         net = nets[i]
-        w = net.filters.weight.detach().numpy()
-        b = net.filters.bias.detach().numpy()
-        wo = net.output.weight.detach().numpy()
+        w = net.filters.weight.detach().cpu().numpy()
+        b = net.filters.bias.detach().cpu().numpy()
+        wo = net.output.weight.detach().cpu().numpy()
         for f in range(net.n_filters):
             rows.append(np.r_[w[f], b[f], wo[:, f]])
             owner.append((i, f))

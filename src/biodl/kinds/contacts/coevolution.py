@@ -166,7 +166,8 @@ def psicov(
     dev = _device(device)
     w = sequence_weights(msa, identity, dev) if weights is None else np.asarray(weights, float)
     L = msa.L
-    dt = torch.float64 if dev.type == "cpu" and L * Q <= 2500 else torch.float32
+    # the precision follows the size only, so a family scores the same on the CPU and a GPU
+    dt = torch.float64 if L * Q <= 2500 else torch.float32
     fi, fij = _pair_frequencies(msa, w, pseudocount, dev, torch.float64)
     c = fij - fi.reshape(-1, 1) * fi.reshape(1, -1)
     d = torch.sqrt(torch.diagonal(c).clamp_min(1e-12))

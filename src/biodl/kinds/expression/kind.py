@@ -573,7 +573,7 @@ class ExpressionKind(DataKind):
     def _weight_plot(model, path: Path) -> Path:
         from biodl.report.plots import _new_figure, _save_figure
 
-        w = model.gene_weights().numpy()
+        w = model.gene_weights().detach().cpu().numpy()
         fig = _new_figure(6.0, 3.2)
         ax = fig.subplots()
         ax.hist(w.ravel(), bins=80, color="0.35")

@@ -564,7 +564,7 @@ class FeaturesKind(DataKind):
     def _with_selection(self, model, meta: RunMeta) -> RunMeta:
         if not hasattr(model, "selected"):
             return meta
-        keep = model.selected().numpy()
+        keep = model.selected().cpu().numpy()
         names = [n for n, k in zip(meta.data["features"], keep, strict=True) if k]
         return meta.replace(data={**meta.data, "selected": names})
 
@@ -610,7 +610,7 @@ class FeaturesKind(DataKind):
                 final.scale.load_state_dict(model.scale.state_dict())
                 final.keep_only(keep)
                 final, res, _ = super().fit(replace(ctx, out=d / "refit"), final, meta, splits)
-            names = [n for n, s in zip(meta.data["features"], keep.numpy(), strict=True) if s]
+            names = [n for n, s in zip(meta.data["features"], keep.cpu().numpy(), strict=True) if s]
             pmeta = self._with_selection(final, meta.replace(model_kwargs={**meta.model_kwargs, "l1": lam}))
             save_model(d / "model.pt", final, finished_meta(pmeta, res))
             rows.append(
@@ -698,7 +698,7 @@ class FeaturesKind(DataKind):
         out = {"classes": meta.data["classes"], "positive": meta.data["positive"]}
         if meta.data.get("selected") is not None:
             out["selected"] = meta.data["selected"]
-            w = (model.w * model.mask).detach().numpy()
+            w = (model.w * model.mask).detach().cpu().numpy()
             weights = pd.DataFrame({"feature": meta.data["features"], "weight": w})
             write_table(
                 weights.sort_values("weight", key=np.abs, ascending=False), ctx.out / "feature_weights.tsv"
@@ -800,6 +800,7 @@ class FeaturesKind(DataKind):
         m = super().metrics(meta, outputs, targets, table)
         if meta.task == "binary":
             m.update(binary_metrics(targets[:, 0], 1 / (1 + np.exp(-outputs[:, 0].astype(np.float64)))))
+            m["threshold"] = 0.5  # accuracy, sensitivity, ... call at probability 0.5: said with them
         elif len(targets):
             from sklearn.metrics import matthews_corrcoef
 

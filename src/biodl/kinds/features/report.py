@@ -16,7 +16,7 @@ def weights_section(run: Path, model, meta) -> list:
 
     if not hasattr(model, "w"):
         return []
-    w = (model.w * model.mask).detach().numpy()
+    w = (model.w * model.mask).detach().cpu().numpy()
     names = meta.data["features"]
     order = np.argsort(-np.abs(w), kind="stable")
     fig = _new_figure(7.0, 0.25 * len(w) + 1.2)

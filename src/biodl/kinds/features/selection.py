@@ -57,7 +57,7 @@ def randomized_dfs(
         model, _, _ = DataKind.fit(
             kind, replace(ctx, out=ctx.out / "stability" / f"run{b}"), model, meta, sub
         )
-        counts += model.selected().numpy()
+        counts += model.selected().cpu().numpy()
         ctx.log(f"randomized DFS {b + 1}/{n_runs}: {int(model.selected().sum())} features kept")
     out = pd.DataFrame({"feature": names, "frequency": counts / max(n_runs, 1), "runs": n_runs})
     return out.sort_values("frequency", ascending=False, kind="stable").reset_index(drop=True)

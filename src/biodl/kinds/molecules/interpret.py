@@ -69,15 +69,18 @@ def _activations(model, mols: Sequence[Chem.Mol], batch_size: int = 128):
     fpnet = _net(model)
     model.eval()
     graphs = mols_to_graphs(mols)
+    p = next(model.parameters(), None)
+    dev = p.device if p is not None else torch.device("cpu")  # a GPU model: its inputs go there
     fps, acts = [], []
     for s in range(0, len(graphs), batch_size):
         chunk = graphs[s : s + batch_size]
-        g = GraphBatch.from_graphs(chunk)
-        a = torch.stack(fpnet.atom_activations(g))  # (R+1, N, L), atoms in batch order
-        fps.append(fpnet(g))
+        g = GraphBatch.from_graphs(chunk).to(dev)
+        a = torch.stack(fpnet.atom_activations(g)).cpu()  # (R+1, N, L), atoms in batch order
+        fps.append(fpnet(g).cpu())
+        mol, index = g.atom_mol.cpu(), g.atom_index.cpu()
         for j in range(len(chunk)):
-            sel = (g.atom_mol == j).nonzero(as_tuple=True)[0]
-            order = torch.argsort(g.atom_index[sel])
+            sel = (mol == j).nonzero(as_tuple=True)[0]
+            order = torch.argsort(index[sel])
             acts.append(a[:, sel[order]].numpy())
     return torch.cat(fps).numpy(), acts
 
@@ -88,11 +91,12 @@ def bit_scores(model, mols: Sequence[Chem.Mol], output: int = 0) -> np.ndarray:
     head = getattr(model, "head", None)
     w = getattr(head, "linear_weight", None)
     if w is not None:
-        score = w.detach()[output].numpy().astype(float)
+        score = w.detach()[output].cpu().numpy().astype(float)
     else:
         fps, _ = _activations(model, mols)
         with torch.no_grad():
-            pred = model.head(torch.from_numpy(fps))[:, output].numpy()
+            dev = next(model.head.parameters()).device
+            pred = model.head(torch.from_numpy(fps).to(dev))[:, output].cpu().numpy()
         fc = fps - fps.mean(0)
         pc = pred - pred.mean()
         denom = np.sqrt((fc**2).sum(0) * (pc**2).sum()) + 1e-12

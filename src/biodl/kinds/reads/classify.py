@@ -45,6 +45,18 @@ HEADER = "id\ttaxon\ttaxid\trank\tconfidence\n"
 
 
 # --------------------------------------------------------------------------------- calls
+
+
+def _on_gpu(device: str) -> bool:
+    """Whether ``--device`` (``cpu``, ``cuda``, ``cuda:N``, ``gpu``, ``auto``, ...) classifies on a
+    GPU (torch is imported only for a device other than the CPU)."""
+    if str(device).strip().lower() == "cpu":
+        return False
+    from biodl.train.predict import torch_device
+
+    return torch_device(device).type != "cpu"
+
+
 def decide(
     lp_parts: list[np.ndarray], threshold: np.ndarray, parents: list[list[int]] | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -152,7 +164,7 @@ class Classifier:
             )
         if pick_engine(engine, device, meta.get("recipe")) == "numpy":
             return cls(NumpyKmerBag.load(path), meta["data"]["taxonomy"], min_confidence)
-        gpu = device.lower() != "cpu"
+        gpu = _on_gpu(device)
         return cls(
             TorchNet.load(path, device), meta["data"]["taxonomy"], min_confidence, None if gpu else 1024
         )
@@ -407,9 +419,10 @@ def classify(
             "read classifier",
             path=model_path,
         )
-    if scheduler is not None and str(device).startswith("cuda"):
+    if scheduler is not None and _on_gpu(device):
         raise BiodlInputError(
-            "--device cuda with --scheduler: the Dask workers classify on their CPUs; leave out one of them"
+            f"--device {device} with --scheduler: the Dask workers classify on their CPUs; "
+            "leave out one of them"
         )
     eng = pick_engine(engine, "cpu" if scheduler is not None else device, meta.get("recipe"))
     tax = taxonomy_from_dict(meta["data"]["taxonomy"])
@@ -519,7 +532,7 @@ def _executor(
 
         tpool = stack.enter_context(ThreadPoolExecutor(threads, thread_name_prefix="biodl-classify"))
         return (lambda b: tpool.submit(clf.run, b)), (lambda: None)
-    if threads <= 1 or device.lower() in ("cuda", "gpu"):
+    if threads <= 1 or _on_gpu(device):  # one process drives the GPU (cuda:1 too)
         clf = Classifier.load(model_path, device, min_conf, "torch")
         if threads <= 1:
             import torch
