@@ -438,3 +438,25 @@ def test_semicolon_csv_and_decimal_commas(tmp_path):
         BiodlInputError, match=r"comma.csv, line 2: target 'logS' is not a number: '-0,5' \(a decimal comma"
     ):
         read_molecules(comma, target="logS")
+
+
+def test_multi_target_regression_rmse_is_the_mean_of_the_targets_rmse():
+    """rmse was sqrt(mean of the targets' MSE) -- neither the targets' mean RMSE (chemprop's) nor a
+    pooled one -- and no target's own number was given (the means follow the largest scale)."""
+    from types import SimpleNamespace
+
+    from sklearn.metrics import mean_squared_error, r2_score
+
+    from biodl.kinds import get_kind
+
+    rng = np.random.default_rng(0)
+    t = np.stack([rng.normal(0, 1, 50), rng.normal(100, 30, 50)], 1).astype(np.float32)
+    out = (t + rng.normal(0, [0.5, 10.0], (50, 2))).astype(np.float32)
+    t[:3, 1] = np.nan  # a missing label is left out of its target's numbers
+    meta = SimpleNamespace(task="regression", label_names=["logS", "mw"], classes=None)
+    m = get_kind("molecules").metrics(meta, out, t, None)
+    ok = ~np.isnan(t[:, 1])
+    rm = [mean_squared_error(t[:, 0], out[:, 0]) ** 0.5, mean_squared_error(t[ok, 1], out[ok, 1]) ** 0.5]
+    assert m["rmse"] == pytest.approx(np.mean(rm), rel=1e-5)
+    assert m["rmse/logS"] == pytest.approx(rm[0], rel=1e-5) and m["rmse/mw"] == pytest.approx(rm[1], rel=1e-5)
+    assert m["r2/mw"] == pytest.approx(r2_score(t[ok, 1], out[ok, 1]), rel=1e-5)

@@ -387,7 +387,11 @@ def train(
         0, help="Seed: the same seed gives the same numbers on CPU at a fixed thread count."
     ),
     device: str = DeviceOpt,
-    devices: str = typer.Option("auto", help="Lightning devices (e.g. 4, or 0,1)."),
+    devices: str = typer.Option(
+        "auto",
+        help="Lightning devices: auto (one GPU, or one CPU process; --device cuda:N is GPU N), a count "
+        "(4: DDP over 4 GPUs or CPU processes) or GPU indices (0,2).",
+    ),
     strategy: str = typer.Option("auto", help="Lightning strategy (e.g. ddp)."),
     num_nodes: int = typer.Option(1, help="Lightning num_nodes for multi-node training."),
     precision: str | None = typer.Option(None, help="Lightning precision (e.g. 16-mixed, bf16-mixed)."),
@@ -595,8 +599,9 @@ def evaluate(
     label_col: str | None = LabelColOpt,
 ) -> None:
     """Evaluate a trained model on labelled data (AUROC/AUPRC, accuracy, correlation, MAE, ...;
-    binary and multi-label: MCC, accuracy, sensitivity and specificity at the decision threshold
-    chosen on the validation split at training).
+    binary and multi-label sequence and genome-window models: MCC, accuracy, sensitivity and
+    specificity at the decision threshold chosen on the validation split at training; DFS and CpG
+    models: accuracy and MCC at probability 0.5, shown as threshold 0.5; molecules: AUROC/AUPRC).
 
     Example: biodl evaluate runs/rest REST_B.seq.gz --out runs/rest/eval
     """

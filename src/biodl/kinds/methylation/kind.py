@@ -442,6 +442,7 @@ class MethylationKind(DataKind):
                 m[f"accuracy/{n}"], m[f"mcc/{n}"] = acc, mcc
         m["accuracy"] = float(np.mean(accs)) if accs else float("nan")
         m["mcc"] = float(np.mean(mccs)) if mccs else float("nan")
+        m["threshold"] = 0.5  # calls at probability 0.5 (none is chosen on validation): said with them
         return m
 
     def frame(self, meta, table, outputs, targets=None) -> pd.DataFrame:

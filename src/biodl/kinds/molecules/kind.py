@@ -417,7 +417,24 @@ class MoleculesKind(DataKind):
     def metrics(self, meta, outputs, targets, table):
         m = super().metrics(meta, outputs, targets, table)
         if meta.task == "regression":
-            m["rmse"] = float(np.sqrt(m["mse"]))
+            # the mean of each target's RMSE (as chemprop averages a multi-task metric over the
+            # tasks), and each target's RMSE, MSE and R^2 when there are several: the means alone
+            # are dominated by the target of the largest scale
+            names = list(meta.label_names or [f"out{j}" for j in range(outputs.shape[1])])
+            rmses = []
+            for j, name in enumerate(names[: targets.shape[1]]):
+                ok = ~np.isnan(targets[:, j])
+                if not ok.any():
+                    continue
+                err = outputs[ok, j].astype(np.float64) - targets[ok, j]
+                mse = float(np.mean(err**2))
+                rmses.append(np.sqrt(mse))
+                if len(names) > 1:
+                    m[f"rmse/{name}"], m[f"mse/{name}"] = float(np.sqrt(mse)), mse
+                    if ok.sum() > 1 and np.var(targets[ok, j]) > 0:
+                        t = targets[ok, j].astype(np.float64)
+                        m[f"r2/{name}"] = float(1 - np.sum(err**2) / np.sum((t - t.mean()) ** 2))
+            m["rmse"] = float(np.mean(rmses)) if rmses else float("nan")
         return m
 
     def result_extras(self, meta, table, outputs, targets):

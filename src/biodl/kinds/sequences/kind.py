@@ -294,7 +294,13 @@ def strand_mode(alphabet: str, why: str, recipe, mk: dict[str, Any], ctx: TrainC
     both = [w for w, on in (("reverse_complement=true", rc_on), ("--rc-augment", o.get("rc_augment"))) if on]
     if both:
         given = " (given)" if alphabet == "rna" else ""
-        return f"strand mode: both strands ({', '.join(both)}{given}); {alphabet.upper()} input: {why}"
+        line = f"strand mode: both strands ({', '.join(both)}{given}); {alphabet.upper()} input: {why}"
+        if not rc_on:  # the network scans one strand: evaluate / predict average it with the other
+            line += (
+                "; the validation metrics of training (best epoch, early stopping) score the given "
+                "strand, evaluate and predict average both"
+            )
+        return line
     if alphabet == "rna":
         how = "-m reverse_complement=true" if has_rc else "--rc-augment"
         return (
