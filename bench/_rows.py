@@ -5,10 +5,13 @@ and the clear errors of a bench whose peer package (:func:`require_peer`) or inp
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
+import os
 import statistics
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -145,9 +148,141 @@ def summary_row(
 
 
 def write_json(path: str | Path | None, rows: list[dict[str, Any]]) -> None:
-    """Write ``rows`` to ``path`` (nothing when ``path`` is None)."""
+    """Write ``rows`` to ``path`` (nothing when ``path`` is None), making its folder."""
     if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(rows, indent=1) + "\n")
+
+
+def writable_file(text: str) -> str:
+    """argparse ``type=`` of an output file (``--json``, ``--out``): makes its parent folders now and
+    checks they can be written to, so that a bad path fails at start-up, not after the benchmark ran.
+    Returns ``text`` unchanged."""
+    p = Path(text).expanduser()
+    if p.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise argparse.ArgumentTypeError(f"cannot make the folder of {text}: {e.strerror or e}") from None
+    if not os.access(p.parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise argparse.ArgumentTypeError(f"{text}: not writable")
+    return text
+
+
+def writable_path(text: str) -> Path:
+    """:func:`writable_file` returning a Path."""
+    return Path(writable_file(text))
+
+
+def _number(text: str, kind: type, lo: float | None, strict: bool) -> int | float:
+    try:
+        v = kind(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not {'an integer' if kind is int else 'a number'}"
+        ) from None
+    if kind is float and v != v:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number")
+    if lo is not None and (v <= lo if strict else v < lo):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be {'>' if strict else '>='} {lo:g}")
+    return v
+
+
+def int_at_least(lo: int) -> Callable[[str], int]:
+    """argparse ``type=``: an integer >= ``lo``."""
+
+    def check(text: str) -> int:
+        return int(_number(text, int, lo, False))
+
+    check.__name__ = f"integer >= {lo}"
+    return check
+
+
+#: argparse ``type=``: an integer >= 1 (counts: threads, repeats, epochs, sequences, ...)
+positive_int = int_at_least(1)
+#: argparse ``type=``: an integer >= 0
+nonneg_int = int_at_least(0)
+
+
+def positive_float(text: str) -> float:
+    """argparse ``type=``: a number > 0."""
+    return float(_number(text, float, 0, True))
+
+
+def nonneg_float(text: str) -> float:
+    """argparse ``type=``: a number >= 0."""
+    return float(_number(text, float, 0, False))
+
+
+def _csv(kind: type, lo: float | None, strict: bool, what: str) -> Callable[[str], str]:
+    def check(text: str) -> str:
+        items = [t.strip() for t in text.split(",")]
+        if not any(items):
+            raise argparse.ArgumentTypeError(f"{text!r}: no {what} given")
+        if not all(items):
+            raise argparse.ArgumentTypeError(f"{text!r}: an empty item between commas")
+        for t in items:
+            _number(t, kind, lo, strict)
+        return text
+
+    check.__name__ = f"comma-separated {what}"
+    return check
+
+
+def int_list(lo: int | None = 1) -> Callable[[str], str]:
+    """argparse ``type=``: comma-separated integers, each >= ``lo`` (None: any); returns the text."""
+    return _csv(int, lo, False, "integers")
+
+
+def float_list(lo: float | None = None, strict: bool = True) -> Callable[[str], str]:
+    """argparse ``type=``: comma-separated numbers, each > ``lo`` (>= with ``strict=False``; None:
+    any); returns the text."""
+    return _csv(float, lo, strict, "numbers")
+
+
+def names_of(known: Iterable[str], what: str = "name", allow_empty: bool = False) -> Callable[[str], str]:
+    """argparse ``type=``: comma-separated names, each one of ``known``; returns the text."""
+    known = list(known)
+
+    def check(text: str) -> str:
+        names = [t.strip() for t in text.split(",")]
+        if not any(names):
+            if allow_empty:
+                return text
+            raise argparse.ArgumentTypeError(f"no {what} given: choose from {', '.join(known)}")
+        unknown = [t for t in names if t not in known]
+        if unknown:
+            raise argparse.ArgumentTypeError(
+                f"unknown {what}(s) {', '.join(repr(t) if not t else t for t in unknown)}: "
+                f"choose from {', '.join(known)}"
+            )
+        return text
+
+    check.__name__ = f"{what} list"
+    return check
+
+
+def add_unused_data_dir(ap: argparse.ArgumentParser, what: str = "bundled / random data") -> None:
+    """``--data-dir`` of a bench that reads no data folder, accepted so that every bench takes it."""
+    ap.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help=f"not used: this bench uses {what} (accepted so that every bench takes --data-dir)",
+    )
+
+
+def guarded(main: Callable[..., Any], *args: Any) -> Any:
+    """Run ``main(*args)``; biodl's own input errors (``BiodlInputError``) end the script with one
+    ``error: ...`` line on stderr and exit status 1 instead of a traceback."""
+    try:
+        return main(*args)
+    except Exception as e:
+        errors = sys.modules.get("biodl.errors")
+        if errors is not None and isinstance(e, errors.BiodlInputError):
+            raise SystemExit(f"error: {e}") from None
+        raise
 
 
 def fmt(r: dict[str, Any]) -> str:

@@ -33,6 +33,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _rows import float_list, nonneg_float, positive_int  # noqa: E402
+
 from biodl.kinds.cells.experiments import gate, leave_one_group_out, make_spike_in, summarize
 from biodl.kinds.cells.interpret import marker_profile
 from biodl.kinds.cells.io import load_samples
@@ -264,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ncell", type=int, default=500)
     ap.add_argument("--nsubset", type=int, default=500)
     ap.add_argument("--nrun", type=int, default=5)
-    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--epochs", type=positive_int, default=10)
     ap.add_argument("--patience", type=int, default=3)
     ap.add_argument(
         "--markers",
@@ -287,7 +290,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--outlier-keep", type=float, default=0.1)
     ap.add_argument("--outlier-fraction", type=float, default=0.5)
-    ap.add_argument("--spike-pool", default="", help="pooling percentages of part 3 (default: the recipe's)")
+    ap.add_argument(
+        "--spike-pool",
+        type=lambda t: float_list(0)(t) if t.strip() else t,
+        default="",
+        help="pooling percentages of part 3 (default: the recipe's)",
+    )
     ap.add_argument("--skip-spike", action="store_true")
     ap.add_argument(
         "--spike-oracle",
@@ -295,18 +303,20 @@ def main(argv: list[str] | None = None) -> int:
         help="part 3: also the supervised ceiling (cell classifiers trained on the spiked cells' labels)",
     )
     ap.add_argument("--skip-lopo", action="store_true", help="only the spike-in part")
-    ap.add_argument("--spike-freqs", default="0.01,0.001,0.0001")
+    ap.add_argument("--spike-freqs", type=float_list(0), default="0.01,0.001,0.0001")
     ap.add_argument(
         "--spike-train-freq",
-        type=float,
+        type=nonneg_float,
         default=0.0,
         help="part 3: train on samples spiked at this frequency and test on held-out samples at each of "
         "--spike-freqs (is a subset learned where it is seen detected in new samples where it is rarer?); "
         "default: train at the test frequency",
     )
-    ap.add_argument("--spike-cells", type=int, default=20000, help="cells per spike-in sample")
-    ap.add_argument("--spike-ncell", type=int, default=1000, help="cells per multi-cell input (spike-in)")
-    ap.add_argument("--spike-nrun", type=int, default=3)
+    ap.add_argument("--spike-cells", type=positive_int, default=20000, help="cells per spike-in sample")
+    ap.add_argument(
+        "--spike-ncell", type=positive_int, default=1000, help="cells per multi-cell input (spike-in)"
+    )
+    ap.add_argument("--spike-nrun", type=positive_int, default=3)
     ap.add_argument(
         "--spike-hidden",
         type=int,
@@ -316,7 +326,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--spike-nsubset", type=int, default=0, help="multi-cell inputs per class (default --nsubset)"
     )
-    ap.add_argument("--spike-batch", type=int, default=200, help="batch size of part 3 (reference: 200)")
+    ap.add_argument(
+        "--spike-batch", type=positive_int, default=200, help="batch size of part 3 (reference: 200)"
+    )
     ap.add_argument("--spike-patients", default="all")
     ap.add_argument(
         "--spike-train-background",
@@ -335,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         "and options resumes them, with others it stops with an error); default: a temporary directory",
     )
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=positive_int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     quiet()

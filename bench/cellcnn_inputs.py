@@ -24,6 +24,7 @@ import torch
 from biodl.kinds.cells.restarts import CellCnnConfig, MultiCellDataset, train_cellcnn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _rows import positive_int  # noqa: E402
 from cellcnn import bodenmiller, quiet  # noqa: E402
 
 
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nrun", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--batch", type=int, default=50)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=positive_int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     quiet()

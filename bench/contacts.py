@@ -83,6 +83,17 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+from _rows import guarded, nonneg_int, positive_int, writable_path  # noqa: E402
+
+#: the committed results of the full run (README_contacts.md); a run writes there only when asked to
+COMMITTED = REPO / "bench" / "results_contacts.json"
+METHODS = ("MI+APC", "PSICOV-like", "plmDCA")
+#: settings whose change makes a run a variant, not the benchmark (refused into COMMITTED)
+VARIANT_KEYS = (
+    "plm_iter", "psicov_iter", "layers", "trees", "max_pairs", "inner_folds", "window", "maps",
+    "map_scale", "train_min_sep", "only", "methods", "no_lopo",
+)  # fmt: skip
 
 
 def fasta(path: Path) -> dict[str, str]:
@@ -155,13 +166,13 @@ def main() -> None:
     ap.add_argument(
         "--tf-python", default=None, help="Python with TensorFlow: check the DEEPCON port on 3e7u"
     )
-    ap.add_argument("--plm-iter", type=int, default=50)
-    ap.add_argument("--psicov-iter", type=int, default=4)
-    ap.add_argument("--layers", type=int, default=5)
-    ap.add_argument("--trees", type=int, default=50)
-    ap.add_argument("--max-pairs", type=int, default=20000)
+    ap.add_argument("--plm-iter", type=positive_int, default=50)
+    ap.add_argument("--psicov-iter", type=positive_int, default=4)
+    ap.add_argument("--layers", type=positive_int, default=5)
+    ap.add_argument("--trees", type=positive_int, default=50)
+    ap.add_argument("--max-pairs", type=positive_int, default=20000)
     ap.add_argument(
-        "--inner-folds", type=int, default=5,
+        "--inner-folds", type=nonneg_int, default=5,
         help="PconsC2's cross-fitting of the maps a later layer trains on (0: out-of-bag votes)",
     )  # fmt: skip
     ap.add_argument("--window", type=int, default=11, help="PconsC2's patch side (odd; the paper: 11)")
@@ -175,19 +186,23 @@ def main() -> None:
         "the pairs |i-j| >= 6 (rank: the same scale on every protein for a top-L ranking)",
     )  # fmt: skip
     ap.add_argument(
-        "--train-min-sep", type=int, default=6,
+        "--train-min-sep", type=nonneg_int, default=6,
         help="PconsC2 trains on pairs |i-j| >= this (24: long-range pairs only)",
     )  # fmt: skip
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=positive_int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--only", nargs="*", help="protein ids (default: all)")
     ap.add_argument(
-        "--methods", nargs="*", default=None,
+        "--methods", nargs="*", default=None, choices=METHODS,
         help="coevolution methods to run (MI+APC, PSICOV-like, plmDCA; default: all): with --no-lopo, "
-        "a timing run of one method",
+        "a timing run of one method (the PconsC2 stack needs all three)",
     )  # fmt: skip
     ap.add_argument("--no-lopo", action="store_true", help="skip the PconsC2 leave-one-protein-out stack")
-    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results_contacts.json")
+    ap.add_argument(
+        "--out", type=writable_path, default=REPO / "bench" / "out" / "contacts" / "results_contacts.json",
+        help="the results (JSON; default bench/out/contacts/results_contacts.json); the committed "
+        "bench/results_contacts.json is written only by a full run with the default settings",
+    )  # fmt: skip
     ap.add_argument(
         "--cache", type=Path, default=REPO / "bench" / "out" / "contacts",
         help="per-protein maps and timings are kept here (one npz per protein, MSA file and settings) "
@@ -200,6 +215,17 @@ def main() -> None:
         ap.error(f"--maps: comma-separated, each once, of plmdca, psicov, mi (got {a.maps!r})")
     if a.window < 1 or a.window % 2 == 0:
         ap.error(f"--window must be odd and positive (got {a.window})")
+    if a.methods and set(a.methods) != set(METHODS) and not a.no_lopo:
+        ap.error("--methods: a subset of the methods needs --no-lopo (the PconsC2 stack uses all three maps)")
+    if a.deepcon_weights is not None and not a.deepcon_weights.is_file():
+        ap.error(f"--deepcon-weights {a.deepcon_weights}: no such file (the deepcon wheel, HDF5 or .pt)")
+    variant = [k for k in VARIANT_KEYS if getattr(a, k) != ap.get_default(k)]
+    if a.out.expanduser().resolve() == COMMITTED and variant:
+        ap.error(
+            f"--out {a.out} is the committed result of the full run: a run with "
+            f"{', '.join('--' + k.replace('_', '-') for k in variant)} goes elsewhere (leave --out out: "
+            "bench/out/contacts/results_contacts.json)"
+        )
 
     import torch
 
@@ -225,13 +251,18 @@ def main() -> None:
     missing = [str(p["msa"]) for p in prots if not p["msa"].exists()] + [
         str(p["native"]) for p in prots if not p["native"].exists()
     ]
-    if missing:
-        prots = [p for p in prots if p["msa"].exists() and p["native"].exists()]
-        if not prots:
-            sys.exit(
-                f"error: bench/contacts.py: no protein has its files: missing {', '.join(missing)}. {where}"
+    if missing:  # a protein left out changes every mean and the PconsC2 folds: not the benchmark
+        have = [p["id"] for p in prots if p["msa"].exists() and p["native"].exists()]
+        sys.exit(
+            f"error: bench/contacts.py: {len(missing)} input file(s) missing under {a.data_dir}: "
+            f"{', '.join(missing)}. "
+            + (
+                f"To run the proteins that have their files, select them: --only {' '.join(have)}. "
+                if have
+                else ""
             )
-        print(f"missing (those proteins are left out of every table; {where}):\n  " + "\n  ".join(missing))
+            + where
+        )
     net = None
     if a.deepcon_weights is None:
         print("DEEPCON: no --deepcon-weights (pip download deepcon==0.4.0 --no-deps): left out")
@@ -391,6 +422,7 @@ def main() -> None:
                 f"map max |diff| {md:.2e}"
             )
 
+    a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps({"precision": rows, "times": times, "ccmpred_agreement": agree,
                                  "pconsc2_lopo_s": lopo_s, "args": {k: str(v) for k, v in vars(a).items()}},
                                 indent=1, default=float))  # fmt: skip
@@ -398,4 +430,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    guarded(main)

@@ -56,6 +56,9 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+from _rows import guarded, nonneg_int, positive_float, positive_int  # noqa: E402
+
 SUBDIR = "deepbind_encode_chipseq"
 AUC_TSV = "deepbind_released_model_auc_on_B.tsv"
 MAP_TSV = "deepbind_model_map.tsv"
@@ -113,6 +116,13 @@ def list_experiments(enc_dir: Path) -> list[str]:
         have, lack = ("_AC", "_B") if e in acs else ("_B", "_AC")
         print(f"warning: {e}{have}.seq.gz has no {e}{lack}.seq.gz in {enc_dir}; skipped", file=sys.stderr)
     return sorted(acs & bs)
+
+
+def unpaired(enc_dir: Path) -> list[str]:
+    """The missing half (``<exp>_B.seq.gz`` or ``<exp>_AC.seq.gz``) of every experiment with one file."""
+    acs = {f.name[: -len("_AC.seq.gz")] for f in enc_dir.glob("*_AC.seq.gz")}
+    bs = {f.name[: -len("_B.seq.gz")] for f in enc_dir.glob("*_B.seq.gz")}
+    return [f"{e}{'_B' if e in acs else '_AC'}.seq.gz" for e in sorted(acs ^ bs)]
 
 
 def select(experiments: list[str], spec: str | None) -> list[str]:
@@ -548,9 +558,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--data-dir", default="../shared/data", help="data root (default ../shared/data)")
     ap.add_argument("--experiments", default=None, help="comma-separated name prefixes (default: all)")
     ap.add_argument(
-        "--max-minutes-per-experiment", type=float, default=2.0, help="CPU-minute budget (default 2)"
+        "--max-minutes-per-experiment", type=positive_float, default=2.0, help="CPU-minute budget (default 2)"
     )
-    ap.add_argument("--max-epochs", type=int, default=None, help="epoch cap (default: the recipe's)")
+    ap.add_argument("--max-epochs", type=positive_int, default=None, help="epoch cap (default: the recipe's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
         "--two-stage",
@@ -561,17 +571,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument(
         "--calibrate",
-        type=int,
+        type=nonneg_int,
         default=0,
         metavar="N",
         help="also train `biodl train --calibrate N` (DeepBind's protocol: N settings scored by 3-fold "
         "cross-validation on the training split, the best retrained) and report its test AUC in the "
         "cal_* columns (default 0: not run)",
     )
-    ap.add_argument("--calibrate-subsample", type=int, default=10_000, help="--calibrate-subsample M")
-    ap.add_argument("--calibrate-epochs", type=int, default=0, help="--calibrate-epochs E (0: automatic)")
-    ap.add_argument("--calibrate-top", type=int, default=1, help="--calibrate-top K")
-    ap.add_argument("--calibrate-budget", type=float, default=None, help="--calibrate-budget SECONDS")
+    ap.add_argument(
+        "--calibrate-subsample", type=positive_int, default=10_000, help="--calibrate-subsample M"
+    )
+    ap.add_argument(
+        "--calibrate-epochs", type=nonneg_int, default=0, help="--calibrate-epochs E (0: automatic)"
+    )
+    ap.add_argument("--calibrate-top", type=positive_int, default=1, help="--calibrate-top K")
+    ap.add_argument(
+        "--calibrate-budget", type=positive_float, default=None, help="--calibrate-budget SECONDS"
+    )
     ap.add_argument(
         "--trials-from",
         default=None,
@@ -599,7 +615,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument(
         "--ensemble",
-        type=int,
+        type=positive_int,
         default=1,
         help="also train the chosen setting as an ensemble of this many seeds (biodl train --ensemble) "
         "and report its test AUC beside the single model's (default 1: no ensemble)",
@@ -611,15 +627,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="train nothing: render one table from the rows of these run.json files of earlier runs "
         "(e.g. two halves of the experiments) into --out",
     )
-    ap.add_argument("--out", default=str(REPO / "bench" / "out" / "deepbind_encode"))
-    ap.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
     ap.add_argument(
-        "--jobs", type=int, default=1, help="experiments trained in parallel processes (default 1)"
+        "--out",
+        default=str(REPO / "bench" / "out" / "deepbind_encode"),
+        help="results folder (default bench/out/deepbind_encode); a run into a folder of an earlier run "
+        "resumes its checkpoints (runs/<exp>/...), whatever its settings: give a new or empty folder "
+        "for a fresh measurement",
+    )
+    ap.add_argument("--threads", type=positive_int, default=1, help="torch threads per worker (default 1)")
+    ap.add_argument(
+        "--jobs", type=positive_int, default=1, help="experiments trained in parallel processes (default 1)"
     )
     args = ap.parse_args(argv)
     bad = [c for c in args.candidates.split(",") if c.strip() and c.strip() not in CANDIDATES]
     if bad:
         ap.error(f"unknown candidate(s) {', '.join(bad)}; known: {', '.join(CANDIDATES)}")
+    for opt, value in (("--merge", args.merge), ("--default-from", args.default_from)):
+        gone = [p for p in (value or "").split(",") if p and not Path(p).is_file()]
+        if gone:
+            ap.error(f"{opt}: no such file {', '.join(gone)}")
+    if args.trials_from and not Path(args.trials_from).is_dir():
+        ap.error(f"--trials-from {args.trials_from}: no such folder (an earlier run's --out)")
     return args
 
 
@@ -718,6 +746,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     enc = data_dir / SUBDIR
+    if not args.experiments:  # the default, every experiment: all of their files or a clear stop
+        lacking = unpaired(enc) + [p for p in (AUC_TSV, MAP_TSV) if not (enc / p).is_file()]
+        if lacking:
+            shown = ", ".join(lacking[:8]) + (f" and {len(lacking) - 8} more" if len(lacking) > 8 else "")
+            print(
+                f"error: {len(lacking)} file(s) missing in {enc}: {shown}. The default runs every "
+                "experiment with its released model's AUC; to run a subset of the experiments that "
+                "have both files, name them with --experiments. Where the data come from: bench/DATA.md "
+                "(Sequences)",
+                file=sys.stderr,
+            )
+            return 1
     experiments = list_experiments(enc)
     if not experiments:
         print(f"error: no <exp>_AC.seq.gz with a matching <exp>_B.seq.gz in {enc}", file=sys.stderr)
@@ -811,4 +851,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(guarded(main))

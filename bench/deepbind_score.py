@@ -20,7 +20,15 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _rows import row, write_json  # noqa: E402
+from _rows import (  # noqa: E402
+    add_unused_data_dir,
+    guarded,
+    int_list,
+    positive_int,
+    row,
+    writable_file,
+    write_json,
+)
 
 from biodl.models.sequence import deepbind_released as dr  # noqa: E402
 
@@ -32,11 +40,16 @@ def _cpu() -> tuple[float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=6_000, help="sequences (half 101 bp, half 500 bp)")
+    ap.add_argument("--n", type=positive_int, default=6_000, help="sequences (half 101 bp, half 500 bp)")
     ap.add_argument("--models", default="D00799.001,D00328.018", help="released model ids")
-    ap.add_argument("--sizes", default="1000000,300000,100000,32768,10000", help="max_positions to try")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--json", default=None, help="also write the rows here (for bench/headline.py)")
+    ap.add_argument(
+        "--sizes", type=int_list(1), default="1000000,300000,100000,32768,10000", help="max_positions to try"
+    )
+    ap.add_argument("--repeats", type=positive_int, default=3)
+    ap.add_argument(
+        "--json", type=writable_file, default=None, help="also write the rows here (for bench/headline.py)"
+    )
+    add_unused_data_dir(ap, "random sequences and the bundled released models")
     args = ap.parse_args()
     import torch
 
@@ -103,4 +116,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    guarded(main)

@@ -63,7 +63,7 @@ HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
-from _rows import require_data, require_peer, row, write_json  # noqa: E402
+from _rows import positive_float, positive_int, require_data, require_peer, row, writable_file, write_json  # noqa: E402
 
 DEFAULT_DATA_DIR = "../shared/data"
 GENOME_SUBDIR = "genomes_mcb185"
@@ -419,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--torch-threads",
-        type=int,
+        type=positive_int,
         default=1,
         help="torch intra-op threads (tangermeme's dtype cast runs in torch); default 1, so that both "
         "encoders use one core",
@@ -431,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--min-sample-ms",
-        type=float,
+        type=positive_float,
         default=0.5,
         help="a sample repeats the call until it lasts this long (default 0.5 ms)",
     )
@@ -443,7 +443,9 @@ def main(argv: list[str] | None = None) -> int:
         "(default 3: a sample hit by another process's time slice does not decide a round)",
     )
     parser.add_argument("--per-record", action="store_true", help="also print a line per record")
-    parser.add_argument("--json", default=None, help="also write the rows here (for bench/headline.py)")
+    parser.add_argument(
+        "--json", type=writable_file, default=None, help="also write the rows here (for bench/headline.py)"
+    )
     args = parser.parse_args(argv)
 
     dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]

@@ -13,9 +13,11 @@ Parts that need data from ``--data-dir`` (default ``../shared/data``: ENCODE ChI
 Delaney solubility set, real genomes) say what is missing and are reported as not run; the
 others use data bundled in the repository or random inputs (``encode`` and ``variants`` use
 their bundled stand-ins when the default lacks the genomes; a ``--data-dir`` given is passed on
-to them, and they stop if it lacks them). A part asked for with ``--only`` that does not run
-makes the exit status non-zero (the table is still printed). Logs of every part go to
-``--out`` (default ``bench/out/headline``), with ``headline.md`` and ``headline.json``.
+to them, and they stop if it lacks them). A ``--data-dir`` given is checked before any part
+runs: the inputs of every chosen part, or an error naming what is missing. A part asked for
+with ``--only`` that does not run makes the exit status non-zero (the table is still printed).
+Logs of every part go to ``--out`` (default ``bench/out/headline``), with ``headline.md`` and
+``headline.json`` (left as they were when no part gave rows).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 from _rows import fmt, row  # noqa: E402
+from encode_genomes import GENOME_FILES, GENOME_SUBDIR  # noqa: E402
 
 DEEPBIND_EXPERIMENTS = "ELK1,GABPA,SRF"
 
@@ -46,11 +49,13 @@ def _parts(data_dir: Path, explicit: bool = True) -> dict[str, dict]:
     ``explicit``: ``--data-dir`` was given, and is passed on to ``encode`` and ``variants`` too
     (left out, they look for their default and fall back to bundled stand-ins)."""
     given = ["--data-dir", str(data_dir)] if explicit else []
+    genomes = [data_dir / GENOME_SUBDIR / f for f in GENOME_FILES] if explicit else []
+    encode_dir = data_dir / "deepbind_encode_chipseq"
     return {
         "startup": {"args": ["startup.py", "--reps", "5"]},
-        "encode": {"args": ["encode_genomes.py", "--repeats", "3", *given]},
+        "encode": {"args": ["encode_genomes.py", "--repeats", "3", *given], "needs": genomes},
         "ism": {"args": ["ism.py", "--n", "2", "--repeats", "3"]},
-        "variants": {"args": ["variants.py", "--n", "1000", "--repeats", "3", *given]},
+        "variants": {"args": ["variants.py", "--n", "1000", "--repeats", "3", *given], "needs": genomes[:1]},
         "train-deepbind": {"args": ["train_overhead.py", "--repeats", "3", "--epochs", "3"]},
         "fit-profile": {"args": ["profile_fit.py", "--epochs", "3"]},
         "train-deepsea": {
@@ -78,7 +83,15 @@ def _parts(data_dir: Path, explicit: bool = True) -> dict[str, dict]:
                 "--data-dir",
                 str(data_dir),
             ],
-            "needs": [data_dir / "deepbind_encode_chipseq"],
+            "needs": [
+                *(
+                    encode_dir / f"{e}_*_{half}.seq.gz"
+                    for e in DEEPBIND_EXPERIMENTS.split(",")
+                    for half in ("AC", "B")
+                ),
+                encode_dir / "deepbind_released_model_auc_on_B.tsv",
+                encode_dir / "deepbind_model_map.tsv",
+            ],
             "out_arg": "--out",
             "reader": _read_deepbind,
         },
@@ -184,9 +197,18 @@ def _meets(target: str, value: float) -> str:
     return "yes" if ok else "**no**"
 
 
+def _missing(spec: dict) -> list[str]:
+    """The inputs of a part (``needs``: paths, or patterns with ``*`` that must match a file) it lacks."""
+    return [
+        str(p)
+        for p in spec.get("needs", [])
+        if not (any(Path(p).parent.glob(Path(p).name)) if "*" in Path(p).name else Path(p).exists())
+    ]
+
+
 def run_part(name: str, spec: dict, out_dir: Path) -> tuple[list[dict], float, float, str]:
     """Run one part; returns (rows, CPU seconds, wall seconds, status)."""
-    missing = [str(p) for p in spec.get("needs", []) if not Path(p).exists()]
+    missing = _missing(spec)
     if missing:
         return [], 0.0, 0.0, f"not run: missing {', '.join(missing)}"
     script = HERE / spec["args"][0]
@@ -254,7 +276,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--only", default=None, help="comma-separated parts (see --list)")
     ap.add_argument("--skip", default=None, help="comma-separated parts to leave out")
-    ap.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "headline")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=REPO / "bench" / "out" / "headline",
+        help="logs, headline.md and headline.json (default bench/out/headline)",
+    )
     ap.add_argument("--list", action="store_true", help="list the parts and their commands, then stop")
     a = ap.parse_args(argv)
     explicit = a.data_dir is not None
@@ -265,13 +292,35 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:16s} python bench/{' '.join(spec['args'])}")
         return 0
     chosen = list(parts)
-    if a.only:
+    if a.only is not None:
         chosen = [p.strip() for p in a.only.split(",") if p.strip()]
-    if a.skip:
-        chosen = [p for p in chosen if p not in {s.strip() for s in a.skip.split(",")}]
-    unknown = [p for p in chosen if p not in parts]
+    skip = [s.strip() for s in (a.skip or "").split(",") if s.strip()]
+    unknown = [p for p in chosen + skip if p not in parts]
     if unknown:
         ap.error(f"unknown part(s) {', '.join(unknown)}; known: {', '.join(parts)}")
+    chosen = [p for p in chosen if p not in skip]
+    if not chosen:
+        ap.error(f"no part left to run (--only {a.only!r}, --skip {a.skip!r}); known: {', '.join(parts)}")
+    if explicit and any("needs" in parts[n] for n in chosen) and not a.data_dir.is_dir():
+        print(
+            f"error: headline.py: the data directory {a.data_dir} does not exist (--data-dir: the "
+            "folder that holds genomes_mcb185/, deepbind_encode_chipseq/, ...). Where the data come "
+            "from: bench/DATA.md.",
+            file=sys.stderr,
+        )
+        return 1
+    if explicit:  # a --data-dir given: every chosen part's inputs, before any part runs
+        lacking = {n: m for n in chosen if (m := _missing(parts[n]))}
+        if lacking:
+            print(
+                f"error: headline.py: --data-dir {a.data_dir} lacks the inputs of "
+                f"{len(lacking)} part(s): "
+                + "; ".join(f"{n}: {', '.join(m)}" for n, m in lacking.items())
+                + f". Leave those parts out (--skip {','.join(lacking)}) or give the folder that holds them. "
+                "Where the data come from: bench/DATA.md.",
+                file=sys.stderr,
+            )
+            return 1
     a.out.mkdir(parents=True, exist_ok=True)
     import torch
 
@@ -292,6 +341,13 @@ def main(argv: list[str] | None = None) -> int:
     text = render(results, header + f", load average at end {os.getloadavg()[0]:.1f}")
     print()
     print(text)
+    if not any(r[1] for r in results):  # an empty table never replaces the last one
+        print(
+            f"error: headline.py: no part gave rows; {a.out / 'headline.md'} and headline.json were left "
+            "as they were",
+            file=sys.stderr,
+        )
+        return 1
     (a.out / "headline.md").write_text(text)
     (a.out / "headline.json").write_text(
         json.dumps(

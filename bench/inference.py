@@ -35,7 +35,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _rows import row, write_json  # noqa: E402
+from _rows import (  # noqa: E402
+    add_unused_data_dir,
+    guarded,
+    int_list,
+    names_of,
+    positive_int,
+    row,
+    writable_file,
+    write_json,
+)
 
 GOAL = "2"
 OUTPUTS, LENGTH = 919, 1000
@@ -256,16 +265,26 @@ def table(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=2000, help="random 1000-bp sequences")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    ap.add_argument("--batch-sizes", default="64,256", help="batch sizes of the forward alone")
-    ap.add_argument("--predict-batch", type=int, default=256, help="batch size of the predict path")
-    ap.add_argument("--formats", default="tsv,csv,npz,h5,parquet", help="outputs to write (also tsv.gz)")
+    ap.add_argument("--n", type=positive_int, default=2000, help="random 1000-bp sequences")
+    ap.add_argument("--repeats", type=positive_int, default=3)
+    ap.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads")
+    ap.add_argument(
+        "--batch-sizes", type=int_list(1), default="64,256", help="batch sizes of the forward alone"
+    )
+    ap.add_argument("--predict-batch", type=positive_int, default=256, help="batch size of the predict path")
+    ap.add_argument(
+        "--formats",
+        type=names_of(SUFFIX, "format"),
+        default="tsv,csv,npz,h5,parquet",
+        help="outputs to write (also tsv.gz)",
+    )
     ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
     ap.add_argument("--pandas", action="store_true", help="also time pandas' to_csv (the writer before)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", default=None, help="also write the rows here (for bench/headline.py)")
+    ap.add_argument(
+        "--json", type=writable_file, default=None, help="also write the rows here (for bench/headline.py)"
+    )
+    add_unused_data_dir(ap, "random sequences and a random model")
     args = ap.parse_args(argv)
     import torch
 
@@ -294,4 +313,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(guarded(main))

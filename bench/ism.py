@@ -21,8 +21,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _rows import add_unused_data_dir, guarded, names_of, positive_int, writable_file  # noqa: E402
 
 GOAL = 4.0  # issue 18: >= 4x tangermeme on DeepSEA-size models, identical outputs
 MODELS = {"deepsea": (919, 1000), "basset": (164, 600)}
@@ -147,17 +152,20 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=2, help="sequences per model")
-    ap.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
-    ap.add_argument("--models", default="deepsea,basset")
-    ap.add_argument("--batch-size", type=int, default=128)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--n", type=positive_int, default=2, help="sequences per model")
+    ap.add_argument("--repeats", type=positive_int, default=3, help="interleaved rounds")
+    ap.add_argument("--models", type=names_of(MODELS, "model"), default="deepsea,basset")
+    ap.add_argument("--batch-size", type=positive_int, default=128)
+    ap.add_argument("--threads", type=positive_int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--precision", default="32-true", help="biodl's precision (32-true, bf16-mixed)")
     ap.add_argument(
         "--tangermeme-fast", choices=["true", "false"], default="true", help="tangermeme's fast= option"
     )
-    ap.add_argument("--json", default=None, help="also write the rows here (for bench/headline.py)")
+    ap.add_argument(
+        "--json", type=writable_file, default=None, help="also write the rows here (for bench/headline.py)"
+    )
+    add_unused_data_dir(ap, "random sequences and random models")
     args = ap.parse_args()
     import os
 
@@ -174,7 +182,7 @@ def main() -> None:
     rows = run(
         args.n,
         args.repeats,
-        tuple(args.models.split(",")),
+        tuple(m.strip() for m in args.models.split(",") if m.strip()),
         batch_size=args.batch_size,
         threads=args.threads,
         seed=args.seed,
@@ -206,4 +214,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    guarded(main)

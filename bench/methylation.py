@@ -36,6 +36,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _rows import guarded, names_of, nonneg_int, positive_int  # noqa: E402
+
+METHYLATION_MODELS = ("deepcpg-cpg", "cpg-sae", "rf", "window-mean")
+
 SUB = "methylation/deepcpg_testdata"
 BULK = {"BS9N_2I": "cpg_files__BS9N_2I.bed.gz", "BS9N_SER": "cpg_files__BS9N_SER.bed.gz"}
 CELLS = {"BS27_4_SER": "cpg_profiles__BS27_4_SER.bed.gz", "BS28_2_SER": "cpg_profiles__BS28_2_SER.bed.gz"}
@@ -182,26 +187,42 @@ def _classic(table, inputs_only, train_chrom, test_chrom, args, regression=False
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", default="../shared/data")
-    ap.add_argument("--tasks", default="bulk,level,cells", help="bulk (binarised), level (regression), cells")
-    ap.add_argument("--models", default="deepcpg-cpg,cpg-sae,rf,window-mean")
-    ap.add_argument("--directions", default="18>19,19>18")
     ap.add_argument(
-        "--level-models", default="deepcpg-cpg,rf,window-mean", help="models of the level (regression) task"
+        "--tasks",
+        type=names_of(("bulk", "level", "cells"), "task"),
+        default="bulk,level,cells",
+        help="bulk (binarised), level (regression), cells",
     )
-    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument(
+        "--models", type=names_of(METHYLATION_MODELS, "model"), default="deepcpg-cpg,cpg-sae,rf,window-mean"
+    )
+    ap.add_argument("--directions", type=names_of(("18>19", "19>18"), "direction"), default="18>19,19>18")
+    ap.add_argument(
+        "--level-models",
+        type=names_of(METHYLATION_MODELS, "model"),
+        default="deepcpg-cpg,rf,window-mean",
+        help="models of the level (regression) task",
+    )
+    ap.add_argument("--epochs", type=positive_int, default=5)
     ap.add_argument(
         "--cell-epochs",
-        type=int,
+        type=positive_int,
         default=30,
         help="epoch cap for the single cells (~4,500 training sites: an epoch is a few dozen steps)",
     )
-    ap.add_argument("--pretrain-epochs", type=int, default=2)
-    ap.add_argument("--max-sites", type=int, default=50_000, help="training sites per epoch (biodl models)")
-    ap.add_argument("--rf-sites", type=int, default=50_000)
-    ap.add_argument("--rf-trees", type=int, default=100)
+    ap.add_argument("--pretrain-epochs", type=nonneg_int, default=2)
+    ap.add_argument(
+        "--max-sites", type=positive_int, default=50_000, help="training sites per epoch (biodl models)"
+    )
+    ap.add_argument("--rf-sites", type=positive_int, default=50_000)
+    ap.add_argument("--rf-trees", type=positive_int, default=100)
     ap.add_argument("--quick", action="store_true", help="2 epochs, 20k sites, 30 trees, one direction")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default="bench/out/methylation")
+    ap.add_argument(
+        "--out",
+        default=str(Path(__file__).resolve().parent / "out" / "methylation"),
+        help="results folder (default bench/out/methylation in the repository)",
+    )
     ap.add_argument("--fresh", action="store_true", help="recompute units kept in OUT/units/")
     args = ap.parse_args()
     if args.quick:
@@ -346,4 +367,4 @@ def summarise(df: pd.DataFrame, args, seconds: float) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    guarded(main)

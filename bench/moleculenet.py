@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _rows import chosen, require_leaf_data, require_peer  # noqa: E402
+from _rows import chosen, guarded, names_of, nonneg_int, positive_int, require_leaf_data, require_peer  # noqa: E402
 
 TASKS = {"freesolv": "regression", "delaney": "regression", "tox21": "classification"}
 LEAF = "neural_fingerprints/moleculenet_chemprop"
@@ -162,9 +162,11 @@ def main(argv=None) -> None:
         "(default ../shared/data from the repository root)",
     )
     ap.add_argument("--tasks", default="freesolv,delaney,tox21")
-    ap.add_argument("--seeds", type=int, default=5, help="Replicates: random splits with seeds 0..N-1.")
-    ap.add_argument("--first-seed", type=int, default=0)
-    ap.add_argument("--tools", default="biodl,chemprop")
+    ap.add_argument(
+        "--seeds", type=positive_int, default=5, help="Replicates: random splits with seeds 0..N-1."
+    )
+    ap.add_argument("--first-seed", type=nonneg_int, default=0)
+    ap.add_argument("--tools", type=names_of(("biodl", "chemprop"), "tool"), default="biodl,chemprop")
     ap.add_argument(
         "--variant",
         action="append",
@@ -172,9 +174,17 @@ def main(argv=None) -> None:
         help="biodl variant NAME=ARGS (extra `biodl train` arguments; repeatable). Default: 'default='.",
     )
     ap.add_argument("--device", default="cpu", help="biodl's --device (chemprop runs on the CPU).")
-    ap.add_argument("--out", type=Path, default=Path("bench/out/moleculenet"))
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).resolve().parent / "out" / "moleculenet",
+        help="results folder (default bench/out/moleculenet in the repository)",
+    )
     args = ap.parse_args(argv)
 
+    bad = [v for v in args.variant if "=" not in v or not v.split("=", 1)[0].strip()]
+    if bad:
+        ap.error(f"--variant takes NAME=ARGS, not {', '.join(repr(v) for v in bad)}")
     variants = dict(v.split("=", 1) for v in (args.variant or ["default="]))
     tools = args.tools.split(",")
     tasks = chosen("moleculenet.py", args.tasks, TASKS)
@@ -246,4 +256,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    guarded(main)

@@ -56,7 +56,16 @@ from biodl.registry import get_recipe
 from biodl.train import RunMeta, TrainConfig, fit_model, load_model, seed_all
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _rows import chosen, require_leaf_data  # noqa: E402
+from _rows import (  # noqa: E402
+    chosen,
+    guarded,
+    int_list,
+    names_of,
+    nonneg_int,
+    positive_float,
+    positive_int,
+    require_leaf_data,
+)
 
 LEAF = "neural_fingerprints/hips"
 DATA_SOURCE = "bench/DATA.md (Molecules)"
@@ -487,6 +496,14 @@ def append_result(path: Path, row: dict) -> pd.DataFrame:
     return df
 
 
+def _fold_list(text: str) -> str:
+    """argparse ``type=`` of ``--folds``: comma-separated folds of the 5-fold split (0 to 4)."""
+    int_list(0)(text)
+    if any(int(f) > 4 for f in text.split(",")):
+        raise argparse.ArgumentTypeError(f"{text!r}: the folds of the paper's 5-fold split are 0 to 4")
+    return text
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(
@@ -497,20 +514,30 @@ def main(argv=None) -> None:
         "(default ../shared/data from the repository root)",
     )
     ap.add_argument("--tasks", default="delaney,malaria,cep")
-    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--models", type=names_of([*MODELS, "chemprop"], "model"), default=",".join(MODELS))
     ap.add_argument(
-        "--folds", default="0,1,2", help="Replicates = folds of the paper's 5-fold split (seed = fold)."
+        "--folds",
+        type=_fold_list,
+        default="0,1,2",
+        help="Replicates = folds of the paper's 5-fold split (seed = fold).",
     )
-    ap.add_argument("--seeds", type=int, default=None, help="Shortcut: the first N folds.")
-    ap.add_argument("--max-minutes", type=float, default=120.0, help="Stop starting new runs after this.")
-    ap.add_argument("--out", type=Path, default=Path("bench/out/neural_fp"))
+    ap.add_argument("--seeds", type=positive_int, default=None, help="Shortcut: the first N folds (1 to 5).")
+    ap.add_argument(
+        "--max-minutes", type=positive_float, default=120.0, help="Stop starting new runs after this."
+    )
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).resolve().parent / "out" / "neural_fp",
+        help="results folder (default bench/out/neural_fp in the repository)",
+    )
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--epochs", type=int, default=None, help="Override the per-task maximum epochs.")
-    ap.add_argument("--chemprop-epochs", type=int, default=50, help="chemprop's default is 50.")
+    ap.add_argument("--threads", type=positive_int, default=1)
+    ap.add_argument("--epochs", type=positive_int, default=None, help="Override the per-task maximum epochs.")
+    ap.add_argument("--chemprop-epochs", type=positive_int, default=50, help="chemprop's default is 50.")
     ap.add_argument(
         "--trials",
-        type=int,
+        type=nonneg_int,
         default=0,
         help="0: the fixed configuration (early stopping on validation). N > 0: the paper's protocol, "
         "a random search of N configurations per fold scored on validation, then a refit of the "
@@ -518,17 +545,19 @@ def main(argv=None) -> None:
     )
     ap.add_argument(
         "--ensemble",
-        type=int,
+        type=positive_int,
         default=1,
         help="Average the predictions of this many final models (different seeds).",
     )
     ap.add_argument(
         "--refit-epochs",
-        type=int,
+        type=positive_int,
         default=None,
         help="With --trials: refit the chosen configuration with this epoch budget (default: the search's).",
     )
     a = ap.parse_args(argv)
+    if a.seeds is not None and a.seeds > 5:
+        ap.error(f"--seeds {a.seeds}: the paper's split has 5 folds (at most 5)")
     torch.set_num_threads(a.threads)
     if a.epochs:
         EPOCHS.update({t: a.epochs for t in TASKS})
@@ -616,4 +645,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    guarded(main)

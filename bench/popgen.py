@@ -43,7 +43,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "bench") not in sys.path:
     sys.path.insert(0, str(ROOT / "bench"))
-from _rows import DEFAULT_DATA_DIR, require_data  # noqa: E402
+from _rows import DEFAULT_DATA_DIR, guarded, int_list, positive_float, positive_int, require_data  # noqa: E402
 
 THETAS = {6: 5000, 12: 10000, 18: 15000, 24: 20000, 60: 50000}
 PUBLISHED_SUB = "popgen_flagel2019/rho_test_true_ldhat_cnn.tsv"
@@ -380,24 +380,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--sims", default=None, help="simulation directory (default OUT/sims; shared between runs)"
     )
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--rho-sizes", default="1000,10000,60000")
-    ap.add_argument("--rho-test", type=int, default=200)
+    ap.add_argument("--workers", type=positive_int, default=2)
+    ap.add_argument("--rho-sizes", type=int_list(1), default="1000,10000,60000")
+    ap.add_argument("--rho-test", type=positive_int, default=200)
     ap.add_argument("--rho-models", default="popgen-cnn,popgen-mlp")
     ap.add_argument("--rho-models-abc", default="abc")
-    ap.add_argument("--demo-n", type=int, default=3000)
-    ap.add_argument("--demo-sites", type=int, default=512)
-    ap.add_argument("--zambia-n", type=int, default=50)
+    ap.add_argument("--demo-n", type=positive_int, default=3000)
+    ap.add_argument("--demo-sites", type=positive_int, default=512)
+    ap.add_argument("--zambia-n", type=positive_int, default=50)
     ap.add_argument("--demo-models", default="popgen-mlp,popgen-cnn,popgen-exchangeable")
-    ap.add_argument("--sel-n", type=int, default=3000)
+    ap.add_argument("--sel-n", type=positive_int, default=3000)
     ap.add_argument("--sel-models", default="popgen-mlp,popgen-cnn,popgen-exchangeable")
-    ap.add_argument("--epochs", type=int, default=12, help="epochs of parts b and c")
-    ap.add_argument("--rho-epochs", type=int, default=8)
-    ap.add_argument("--rho-batch", type=int, default=128)
+    ap.add_argument("--epochs", type=positive_int, default=12, help="epochs of parts b and c")
+    ap.add_argument("--rho-epochs", type=positive_int, default=8)
+    ap.add_argument("--rho-batch", type=positive_int, default=128)
     ap.add_argument("--rho-model-key", default="a", help="model options of part a (MODEL[...]): a or a_wide")
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--abc-fraction", type=float, default=0.01)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=positive_int, default=64)
+    ap.add_argument("--abc-fraction", type=positive_float, default=0.01)
+    ap.add_argument("--threads", type=positive_int, default=2)
     ap.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of the whole bench")
     ap.add_argument("--fresh", action="store_true", help="retrain (simulations are kept)")
     args = ap.parse_args(argv)
@@ -426,6 +426,16 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(missing_note, file=sys.stderr, flush=True)
     if args.quick:
+        quick_keys = ("rho_sizes", "rho_test", "demo_n", "zambia_n", "sel_n", "epochs")
+        overridden = [k for k in quick_keys if getattr(args, k) != ap.get_default(k)]
+        if overridden:
+            print(
+                "note: popgen.py: --quick sets its own "
+                + ", ".join("--" + k.replace("_", "-") for k in overridden)
+                + " (the values given are not used)",
+                file=sys.stderr,
+                flush=True,
+            )
         args.rho_sizes, args.rho_test, args.demo_n, args.zambia_n, args.sel_n, args.epochs = (
             "200",
             20,
@@ -469,4 +479,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(guarded(main))

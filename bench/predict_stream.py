@@ -27,7 +27,17 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _rows import DEFAULT_DATA_DIR, require_data, row, write_json  # noqa: E402
+from _rows import (  # noqa: E402
+    DEFAULT_DATA_DIR,
+    guarded,
+    int_list,
+    nonneg_int,
+    positive_int,
+    require_data,
+    row,
+    writable_file,
+    write_json,
+)
 
 CHILD = """
 import sys, torch
@@ -118,22 +128,32 @@ def measure(
     _, status, usage = os.wait4(p.pid, 0)
     p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode:
-        sys.exit(f"predict failed (exit {p.returncode})")
+        sys.exit(f"error: predict failed (exit {p.returncode})")
     return time.perf_counter() - t, usage.ru_maxrss / 2**20
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", default="250000,1000000", help="comma-separated numbers of sequences")
-    ap.add_argument("--length", type=int, default=101)
+    ap.add_argument(
+        "--n",
+        type=int_list(0),
+        default="250000,1000000",
+        help="comma-separated numbers of sequences (0: none)",
+    )
+    ap.add_argument("--length", type=positive_int, default=101)
     ap.add_argument("--system", default="deepbind")
     ap.add_argument(
-        "--variants", type=int, default=400_000, help="SNVs to score with biodl variants (0: skip that part)"
+        "--variants",
+        type=nonneg_int,
+        default=400_000,
+        help="SNVs to score with biodl variants (0: skip that part)",
     )
     ap.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR), help=f"folder holding {GENOME}")
     ap.add_argument("--work", type=Path, default=None, help="folder for the files (default: a temporary one)")
-    ap.add_argument("--json", default=None, help="also write the rows here")
+    ap.add_argument("--json", type=writable_file, default=None, help="also write the rows here")
     a = ap.parse_args()
+    if not a.variants and not any(int(x) > 0 for x in a.n.split(",") if x.strip()):
+        ap.error("nothing to run: every --n is 0 and --variants is 0")
 
     root = None
     if a.variants:  # checked before any work
@@ -197,4 +217,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    guarded(main)

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _rows import row, write_json  # noqa: E402
+from _rows import add_unused_data_dir, guarded, positive_int, row, writable_file, write_json  # noqa: E402
 
 SHORT = {
     "run_training_epoch": "fit (training epochs with their validation)",
@@ -75,12 +75,15 @@ def run(epochs: int = 3, seed: int = 0, log=print) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--epochs", type=positive_int, default=3)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", default=None, help="also write the rows here (for bench/headline.py)")
+    ap.add_argument(
+        "--json", type=writable_file, default=None, help="also write the rows here (for bench/headline.py)"
+    )
+    add_unused_data_dir(ap, "the bundled REST data")
     a = ap.parse_args()
     write_json(a.json, run(a.epochs, a.seed))
 
 
 if __name__ == "__main__":
-    main()
+    guarded(main)

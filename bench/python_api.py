@@ -22,16 +22,27 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _rows import fmt, row, write_json  # noqa: E402
+from _rows import (  # noqa: E402
+    add_unused_data_dir,
+    fmt,
+    guarded,
+    positive_int,
+    row,
+    writable_file,
+    write_json,
+)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path, default=None, help="a sequence run (default: train a small one)")
-    ap.add_argument("--calls", type=int, default=40)
-    ap.add_argument("--batch", type=int, default=50)
-    ap.add_argument("--json", default=None, help="also write the rows here")
+    ap.add_argument("--calls", type=positive_int, default=40)
+    ap.add_argument("--batch", type=positive_int, default=50)
+    ap.add_argument("--json", type=writable_file, default=None, help="also write the rows here")
+    add_unused_data_dir(ap, "the bundled REST data")
     a = ap.parse_args()
+    if a.run is not None and not a.run.is_dir():
+        ap.error(f"--run {a.run}: not a folder (give a run directory of a sequence model)")
 
     import torch
 
@@ -85,4 +96,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    guarded(main)

@@ -44,6 +44,10 @@ from pathlib import Path
 
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _rows import guarded, positive_int  # noqa: E402
+from _rows import names_of as name_list  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 TAXONOMY = ROOT / "tests" / "data" / "reads" / "taxonomy.tsv"
 BIODL = [str(Path(sys.executable).parent / "biodl")]
@@ -101,7 +105,7 @@ def measured(cmd: list[str], stdout=None) -> tuple[float, float]:
     _, err = p.communicate()
     th.join()
     if p.returncode != 0:
-        sys.exit(f"failed ({p.returncode}): {err.decode()[-2000:]}")
+        sys.exit(f"error: failed ({p.returncode}): {err.decode()[-2000:]}")
     return time.time() - t0, peak[0] / 2**20
 
 
@@ -109,7 +113,8 @@ def need_tools() -> None:
     missing = [t for t in ("kraken2", "kraken2-build", "art_illumina") if shutil.which(t) is None]
     if missing:
         sys.exit(
-            f"missing {', '.join(missing)}: install the Debian packages (as root) with\n"
+            f"error: bench/reads.py: missing {', '.join(missing)}: install the Debian packages (as root) "
+            "with\n"
             "  apt-get install kraken2 art-nextgen-simulation-tools"
         )
 
@@ -345,16 +350,26 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "reads")
-    ap.add_argument("--parts", default="a,b,c")
-    ap.add_argument("--pairs", type=int, default=5000, help="ART pairs per genome for (a) and (b)")
-    ap.add_argument("--n-throughput", type=int, default=1_000_000)
-    ap.add_argument("--reads-per-epoch", type=int, default=200_000)
-    ap.add_argument("--epochs", type=int, default=6)
-    ap.add_argument("--bilstm-reads", type=int, default=40_000)
+    ap.add_argument("--parts", type=name_list("abc", "part"), default="a,b,c")
+    ap.add_argument("--pairs", type=positive_int, default=5000, help="ART pairs per genome for (a) and (b)")
+    ap.add_argument("--n-throughput", type=positive_int, default=1_000_000)
+    ap.add_argument("--reads-per-epoch", type=positive_int, default=200_000)
+    ap.add_argument("--epochs", type=positive_int, default=6)
+    ap.add_argument("--bilstm-reads", type=positive_int, default=40_000)
     ap.add_argument("--no-bilstm", action="store_true")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--bits", default="32", help="k-mer tables to run: 32 (float32), 8, 4 (comma-separated)")
-    ap.add_argument("--engines", default="auto", help="biodl engines for (c): auto (numpy), torch")
+    ap.add_argument(
+        "--bits",
+        type=name_list(("32", "8", "4"), "k-mer table"),
+        default="32",
+        help="k-mer tables to run: 32 (float32), 8, 4 (comma-separated)",
+    )
+    ap.add_argument(
+        "--engines",
+        type=name_list(("auto", "numpy", "torch"), "engine"),
+        default="auto",
+        help="biodl engines for (c): auto (numpy), torch",
+    )
     ap.add_argument("--quick", action="store_true", help="small sizes: a plumbing check, not the figures")
     args = ap.parse_args()
     if args.quick:
@@ -365,6 +380,7 @@ def main() -> None:
             2,
             4000,
         )
+    files = genome_files(args.data_dir)  # the data, then the tools: both before any work
     need_tools()
     parts = set(args.parts.split(","))
     bits_list = [int(b) for b in args.bits.split(",")]
@@ -373,7 +389,6 @@ def main() -> None:
         sys.exit(f"--bits takes 32, 8 and 4, got {args.bits}")
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
-    files = genome_files(args.data_dir)
     results: dict = {"args": {k: str(v) for k, v in vars(args).items()}}
     ref_full = biodl_reference(work, "ref_full", files)
     db_full = kraken_db(work, "k2_full", ref_full, files)
@@ -509,4 +524,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    guarded(main)

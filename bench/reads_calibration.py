@@ -36,6 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 import reads as br  # noqa: E402
+from _rows import float_list, guarded, nonneg_float, positive_int  # noqa: E402
 
 TEST = list(br.EXCLUDED)
 FOLDS = {
@@ -147,7 +148,7 @@ def art_dir(work: Path) -> Path:
     largest set there (``--n-throughput`` smaller)."""
     found = sorted(work.glob("art_*x2"), key=lambda p: int(p.name[4:-2]))
     if not found:
-        sys.exit(f"no ART reads in {work}: run bench/reads.py first (its --work)")
+        sys.exit(f"error: no ART reads in {work}: run bench/reads.py first (its --work)")
     return found[-1]
 
 
@@ -203,22 +204,27 @@ def part_folds(args, ref, names, files) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--part", choices=("decoys", "folds"), required=True)
-    ap.add_argument("--decoys", default="0.2", help="decoy shares (comma-separated; folds: the first)")
+    ap.add_argument(
+        "--decoys",
+        type=float_list(0, strict=False),
+        default="0.2",
+        help="decoy shares (comma-separated; folds: the first)",
+    )
     ap.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument(
         "--reads-work", type=Path, default=ROOT / "bench" / "out" / "reads", help="bench/reads.py's --work"
     )
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "reads_calibration")
-    ap.add_argument("--reads-per-epoch", type=int, default=150_000)
-    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--reads-per-epoch", type=positive_int, default=150_000)
+    ap.add_argument("--epochs", type=positive_int, default=8)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument(
         "--diverged",
-        type=float,
+        type=nonneg_float,
         default=0.3,
         help="share of diverged training reads (0: none, as before them)",
     )
-    ap.add_argument("--divergence", type=float, default=0.2, help="their largest substitution rate")
+    ap.add_argument("--divergence", type=nonneg_float, default=0.2, help="their largest substitution rate")
     args = ap.parse_args()
     args.tag = f"_div{args.diverged:g}_{args.divergence:g}" if args.diverged > 0 else ""
     args.decoys = [float(x) for x in args.decoys.split(",")]
@@ -226,10 +232,10 @@ def main() -> None:
 
     genomes = None
     if args.part == "folds":  # its data and tools, before anything else
-        br.need_tools()
         genomes = br.genome_files(args.data_dir)
+        br.need_tools()
     if not (args.reads_work / "ref_full" / "reference.json").exists():
-        sys.exit(f"missing {args.reads_work / 'ref_full'}: run bench/reads.py first (its --work)")
+        sys.exit(f"error: missing {args.reads_work / 'ref_full'}: run bench/reads.py first (its --work)")
     args.work.mkdir(parents=True, exist_ok=True)
     ref = load_reference(args.reads_work / "ref_full")
     names = [g["name"] for g in ref.genomes]
@@ -240,4 +246,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    guarded(main)

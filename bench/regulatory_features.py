@@ -40,6 +40,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _rows import float_list, guarded, int_at_least, int_list, names_of, nonneg_int, positive_int  # noqa: E402
+
 TASKS = {
     "a": {"title": "7 classes", "classes": None, "positive": None},
     "b": {"title": "active enhancer vs rest", "classes": None, "positive": ["A-E"]},
@@ -413,19 +416,25 @@ def main() -> None:
     ap.add_argument("--data-dir", default="../shared/data")
     ap.add_argument("--cells", default="HUVEC,HMEC")
     ap.add_argument("--window", default="200bp", choices=("200bp", "1000bp"))
-    ap.add_argument("--tasks", default="a,b,c")
-    ap.add_argument("--models", default=",".join(MODELS))
-    ap.add_argument("--folds", type=int, default=10)
-    ap.add_argument("--only-folds", default=None, help="run only these folds (comma-separated)")
-    ap.add_argument("--epochs", type=int, default=15)
-    ap.add_argument("--pretrain-epochs", type=int, default=5)
-    ap.add_argument("--lambdas", default="0.25,0.5,1,2,4,8")
-    ap.add_argument("--max-features", type=int, default=8)
+    ap.add_argument("--tasks", type=names_of(TASKS, "task"), default="a,b,c")
+    ap.add_argument("--models", type=names_of(MODELS, "model"), default=",".join(MODELS))
+    ap.add_argument("--folds", type=int_at_least(2), default=10)
+    ap.add_argument(
+        "--only-folds", type=int_list(0), default=None, help="run only these folds (comma-separated)"
+    )
+    ap.add_argument("--epochs", type=positive_int, default=15)
+    ap.add_argument("--pretrain-epochs", type=nonneg_int, default=5)
+    ap.add_argument("--lambdas", type=float_list(0), default="0.25,0.5,1,2,4,8")
+    ap.add_argument("--max-features", type=positive_int, default=8)
     ap.add_argument("--no-transfer", action="store_true")
     ap.add_argument("--quick", action="store_true", help="10 epochs, 3 penalties")
-    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--jobs", type=positive_int, default=1)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default="bench/out/regulatory")
+    ap.add_argument(
+        "--out",
+        default=str(Path(__file__).resolve().parent / "out" / "regulatory"),
+        help="results folder (default bench/out/regulatory in the repository)",
+    )
     ap.add_argument("--fresh", action="store_true", help="recompute units already kept in OUT/units/")
     ap.add_argument(
         "--render-only",
@@ -433,6 +442,8 @@ def main() -> None:
         help="train nothing: tabulate every unit kept in OUT/units/ (and OUT/transfer.json)",
     )
     args = ap.parse_args()
+    if args.only_folds and any(int(f) >= args.folds for f in args.only_folds.split(",")):
+        ap.error(f"--only-folds {args.only_folds}: folds are 0 to {args.folds - 1} (--folds {args.folds})")
     if args.quick:
         args.epochs, args.lambdas = 10, "1,2,8"
     args.models = [m for m in args.models.split(",") if m]
@@ -505,4 +516,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    guarded(main)

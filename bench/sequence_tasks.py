@@ -65,7 +65,7 @@ from biodl.train.calibrate import split_setting
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
-from _rows import require_data  # noqa: E402
+from _rows import guarded, nonneg_int, positive_float, positive_int, require_data  # noqa: E402
 
 #: Where the datasets come from (said when files are missing).
 DATA_SOURCE = "bench/DATA.md (Sequences)"
@@ -1204,21 +1204,28 @@ def main(argv: list[str] | None = None) -> int:
         "--systems", default="best", help="comma-separated systems, or 'best' (per-dataset choice)"
     )
     ap.add_argument(
-        "--max-minutes", type=float, default=None, help="do not start a new row after this many wall minutes"
+        "--max-minutes",
+        type=positive_float,
+        default=None,
+        help="do not start a new row after this many wall minutes",
     )
-    ap.add_argument("--epochs", type=int, default=None, help="override the per-dataset maximum epochs")
+    ap.add_argument(
+        "--epochs", type=positive_int, default=None, help="override the per-dataset maximum epochs"
+    )
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--lr", type=float, default=None, help="AdamW learning rate (default: SYSTEM_LR)")
+    ap.add_argument(
+        "--lr", type=positive_float, default=None, help="AdamW learning rate (default: SYSTEM_LR)"
+    )
     ap.add_argument(
         "--rc-augment",
         choices=("auto", "on", "off"),
         default="auto",
         help="reverse-complement augmentation in training (auto: only strand-symmetric data)",
     )
-    ap.add_argument("--shift", type=int, default=0, help="shift augmentation (bases)")
+    ap.add_argument("--shift", type=nonneg_int, default=0, help="shift augmentation (bases)")
     ap.add_argument(
         "--ensemble",
-        type=int,
+        type=positive_int,
         default=1,
         help="train each CNN as an ensemble of this many seeds, the mean of their logits (variant +ensK)",
     )
@@ -1249,7 +1256,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clip", default=",".join(CLIP_DEFAULT), help="RBP-31 experiments (prefixes), or 'all'")
     ap.add_argument("--out", type=Path, default=HERE / "out" / "sequence_tasks")
     ap.add_argument("--no-cache", action="store_true", help="recompute rows already in OUT/rows.jsonl")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (keep 1 on shared machines)")
+    ap.add_argument(
+        "--threads", type=positive_int, default=1, help="torch threads (keep 1 on shared machines)"
+    )
     ap.add_argument(
         "--render-only",
         action="store_true",
@@ -1414,4 +1423,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(guarded(main))

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _rows import row, write_json  # noqa: E402
+from _rows import add_unused_data_dir, positive_int, row, writable_file, write_json  # noqa: E402
 
 COMMANDS = {
     "import torch": [sys.executable, "-c", "import torch"],
@@ -30,8 +30,11 @@ COMMANDS = {
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--reps", type=int, default=7)
-    ap.add_argument("--json", default=None, help="also write the rows here (for bench/headline.py)")
+    ap.add_argument("--reps", type=positive_int, default=7)
+    ap.add_argument(
+        "--json", type=writable_file, default=None, help="also write the rows here (for bench/headline.py)"
+    )
+    add_unused_data_dir(ap, "no data (it times commands)")
     a = ap.parse_args()
     times: dict[str, list[float]] = {k: [] for k in COMMANDS}
     for _ in range(a.reps):  # interleaved: machine load affects every command alike

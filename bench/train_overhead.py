@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _rows import row, write_json  # noqa: E402
+from _rows import add_unused_data_dir, guarded, int_at_least, positive_int, row, writable_file, write_json  # noqa: E402
 
 from biodl.demo import ENCODE_DIR  # noqa: E402
 
@@ -183,14 +183,17 @@ def run(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="deepbind", choices=("deepbind", "deepsea"))
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--epochs", type=int, default=3, help="epochs of the longer biodl run (>= 2)")
-    ap.add_argument("--n", type=int, default=1280, help="random sequences for --model deepsea")
+    ap.add_argument("--repeats", type=positive_int, default=3)
+    ap.add_argument("--epochs", type=int_at_least(2), default=3, help="epochs of the longer biodl run (>= 2)")
+    ap.add_argument("--n", type=positive_int, default=1280, help="random sequences for --model deepsea")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", default=None, help="also write the rows here (for bench/headline.py)")
+    ap.add_argument(
+        "--json", type=writable_file, default=None, help="also write the rows here (for bench/headline.py)"
+    )
+    add_unused_data_dir(ap, "the bundled REST data or random sequences")
     args = ap.parse_args()
     if args.epochs < 2:
-        sys.exit("--epochs must be at least 2")
+        sys.exit("error: --epochs must be at least 2")
     rows = run(args.model, args.repeats, args.epochs, args.seed, args.n)
     print("\n| measure | min | median | max |\n|---|---|---|---|")
     for r in rows:
@@ -200,4 +203,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    guarded(main)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _rows import require_data, row, write_json  # noqa: E402
+from _rows import guarded, positive_int, require_data, row, writable_file, write_json  # noqa: E402
 
 DEFAULT_DATA_DIR = "../shared/data"
 GENOME = "genomes_mcb185/GCF_000005845.2_ASM584v2_genomic.fna.gz"
@@ -36,7 +36,7 @@ DATA_SOURCE = "bench/DATA.md (Sequences)"
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--n", type=positive_int, default=2000)
     ap.add_argument("--model", default=None, help="run directory (default: a random DeepBind, length 101)")
     ap.add_argument(
         "--data-dir",
@@ -44,12 +44,16 @@ def main() -> None:
         help=f"directory holding {GENOME} (default {DEFAULT_DATA_DIR}; the 4-kb test slice when the "
         "default lacks it; a --data-dir given must hold it)",
     )
-    ap.add_argument("--batch-size", type=int, default=256)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batch-size", type=positive_int, default=256)
+    ap.add_argument("--threads", type=positive_int, default=1)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--repeats", type=int, default=1, help="interleaved repeats of both scorers")
-    ap.add_argument("--json", default=None, help="also write the rows here (for bench/headline.py)")
+    ap.add_argument("--repeats", type=positive_int, default=1, help="interleaved repeats of both scorers")
+    ap.add_argument(
+        "--json", type=writable_file, default=None, help="also write the rows here (for bench/headline.py)"
+    )
     args = ap.parse_args()
+    if args.model and not Path(args.model).expanduser().is_dir():
+        ap.error(f"--model {args.model}: not a folder (give a run directory)")
     if args.data_dir is not None:  # given: the real genome or a clear stop, never the test slice
         require_data(
             "variants.py",
@@ -158,4 +162,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    guarded(main)

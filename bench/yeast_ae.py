@@ -43,6 +43,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _rows import guarded, int_at_least, int_list, nonneg_float, nonneg_int, positive_int, writable_path  # noqa: E402
+
 DATASET = "expression/yeast_eisen1998"
 EISEN = "eisen1998_yeast_2467genes_x_79arrays.csv.gz"
 BROWN = "brown2000_selected_186genes.tab"
@@ -51,19 +54,28 @@ BROWN = "brown2000_selected_186genes.tab"
 def _parse() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-dir", default="../shared/data", help="folder holding expression/yeast_eisen1998")
-    ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--repeats", type=int, default=1, help="outer CV repeats (reshuffled)")
+    ap.add_argument("--folds", type=int_at_least(2), default=5)
+    ap.add_argument("--repeats", type=positive_int, default=1, help="outer CV repeats (reshuffled)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ae-fit", choices=("per-fold", "all"), default="per-fold")
-    ap.add_argument("--nodes", default=None, help="hidden units per layer (default: the recipe's)")
-    ap.add_argument("--sparsity", type=float, default=None)
-    ap.add_argument("--sparsity-weight", type=float, default=None)
+    ap.add_argument(
+        "--nodes",
+        type=lambda t: int_list(1)(t.strip("()[]")) and t,
+        default=None,
+        help="hidden units per layer (default: the recipe's)",
+    )
+    ap.add_argument("--sparsity", type=nonneg_float, default=None)
+    ap.add_argument("--sparsity-weight", type=nonneg_float, default=None)
     ap.add_argument("--reconstruction", choices=("mse", "bce"), default=None)
-    ap.add_argument("--epochs", type=int, default=None, help="epochs per layer (default: the recipe's)")
-    ap.add_argument("--finetune", type=int, default=0, help="fine-tuning epochs of the whole stack")
-    ap.add_argument("--top", type=int, default=2, help="units shown per layer and class")
+    ap.add_argument(
+        "--epochs", type=positive_int, default=None, help="epochs per layer (default: the recipe's)"
+    )
+    ap.add_argument("--finetune", type=nonneg_int, default=0, help="fine-tuning epochs of the whole stack")
+    ap.add_argument("--top", type=positive_int, default=2, help="units shown per layer and class")
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--json", type=Path, default=None, help="write the table and unit responses here")
+    ap.add_argument(
+        "--json", type=writable_path, default=None, help="write the table and unit responses here"
+    )
     return ap.parse_args()
 
 
@@ -76,9 +88,9 @@ def load(data_dir: Path):
     missing = [f for f in (EISEN, BROWN) if not (d / f).exists()]
     if missing:
         sys.exit(
-            f"missing {', '.join(missing)} in {d}: the yeast compendium (Eisen et al. 1998) and Brown et "
-            "al.'s labels are expected there; pass --data-dir. Where the data come from: bench/DATA.md "
-            "(Expression)"
+            f"error: bench/yeast_ae.py: missing {', '.join(missing)} in {d}: the yeast compendium "
+            "(Eisen et al. 1998) and Brown et al.'s labels are expected there; pass --data-dir. Where the "
+            "data come from: bench/DATA.md (Expression)"
         )
     # the genes are the examples: read genes x arrays, encode the genes (rows = genes)
     m = read_data(d / EISEN, {"orientation": "genes-x-samples", "encode": "genes"})
@@ -86,7 +98,7 @@ def load(data_dir: Path):
     known = set(m.samples)
     absent = [g for g in labels.index if g not in known]
     if absent:
-        sys.exit(f"{len(absent)} labelled genes are not in {EISEN}: {absent[:5]}")
+        sys.exit(f"error: {len(absent)} labelled genes are not in {EISEN}: {absent[:5]}")
     return m, labels
 
 
@@ -311,4 +323,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    guarded(main)
