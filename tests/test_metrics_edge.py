@@ -49,7 +49,10 @@ def test_multilabel_means_keep_labels_with_both_classes(capsys):
     # label b has one class: left out of the means (as before), its MCC NaN rather than 0
     assert got["mcc"] == pytest.approx(1.0) and got["accuracy"] == pytest.approx(1.0)
     assert math.isnan(got["mcc/b"]) and got["accuracy/b"] == pytest.approx(0.75)
-    assert "1 of 2 labels have one class only (b (all 1))" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "1 of 2 labels have one class only (b (all 1))" in err
+    # the means drop the label for all four metrics, not only the undefined ones: said so
+    assert "left out of the means of MCC, accuracy, sensitivity and specificity" in err
     both = M.threshold_metrics(logits, np.ones((4, 2)), [0.5, 0.5], ["a", "b"])
     assert both["accuracy"] == pytest.approx((0.5 + 0.75) / 2) and math.isnan(both["specificity"])
 
@@ -105,3 +108,15 @@ def test_regression_of_one_item_has_a_squared_error():
     """One labelled item: MSE is defined (it was NaN), a correlation and R^2 are not."""
     m = M.compute_metrics("regression", torch.tensor([[1.5]]), torch.tensor([[0.5]]))
     assert m["mse"] == pytest.approx(1.0) and math.isnan(m["pearson"]) and math.isnan(m["r2"])
+
+
+def test_a_label_without_positive_training_rows_is_not_said_to_be_left_out(capsys):
+    """The training warning said such labels' metrics were NaN and left out of the means; a split
+    with both classes scores them and averages them in (the means are the scored split's)."""
+    from biodl.kinds.base import check_labels
+
+    y = np.array([[1, 0], [0, 0], [1, 0]], dtype=float)
+    check_labels(y, ["a", "rare"], "multilabel")
+    err = capsys.readouterr().err
+    assert "rare: all 0" in err and "the model cannot learn them" in err
+    assert "left out of the means" not in err and "its means include them" in err

@@ -95,8 +95,9 @@ def check_labels(y: np.ndarray, names: list | None, task: str, quiet: bool = Fal
     """Training targets a user should hear about: missing (NaN) values are counted (they are
     masked out of the loss and the metrics); a label with no values, or -- for a binary task
     -- a single class (all 0: nothing to learn, AUROC undefined) is refused; multi-label
-    labels with one class and constant regression targets are warned about (their
-    AUROC / correlation is NaN and left out of the means). ``source``: the training file, named
+    labels with one class and constant regression targets are warned about (nothing to learn;
+    a split is scored, and averaged, over its labels that have both classes, see
+    :func:`~biodl.train.metrics.warn_one_class`). ``source``: the training file, named
     in the errors."""
     y, names = _label_matrix(y, names)
     check_label_values(y, names, task, "training")
@@ -136,7 +137,8 @@ def check_labels(y: np.ndarray, names: list | None, task: str, quiet: bool = Fal
     log(
         f"[biodl] warning: {len(single)} label(s) have one {kind} only in the training set "
         f"({', '.join(f'{n}: all {v:g}' for n, v in list(single.items())[:20])}"
-        f"{', ...' if len(single) > 20 else ''}); their metrics are NaN and left out of the means",
+        f"{', ...' if len(single) > 20 else ''}): the model cannot learn them; a split that has both "
+        "of their classes (validation, test) still scores them, and its means include them",
         quiet,
     )
 

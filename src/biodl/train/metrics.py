@@ -39,10 +39,13 @@ def _one_class_labels(target: np.ndarray, names: list[str]) -> list[str]:
     return out
 
 
-def warn_one_class(target, label_names: list[str] | None, undefined: str) -> None:
+def warn_one_class(
+    target, label_names: list[str] | None, undefined: str, left_out: str | None = None
+) -> None:
     """Print (once per process and message) a warning that labels of ``target`` have one class
     only, so the metrics named in ``undefined`` (e.g. ``"AUROC and AUPRC"``) are undefined:
-    NaN for one label, left out of the means over several."""
+    NaN for one label; over several, those labels are left out of the means of ``left_out``
+    (default: the undefined ones)."""
     target = np.asarray(target, dtype=np.float64).reshape(len(target), -1)
     names = label_names or [str(j) for j in range(target.shape[1])]
     one = _one_class_labels(target, names)
@@ -55,9 +58,10 @@ def warn_one_class(target, label_names: list[str] | None, undefined: str) -> Non
         msg = f"every label has one class only: {undefined} are undefined (NaN)"
     else:
         shown = ", ".join(one[:5]) + (f" and {len(one) - 5} more" if len(one) > 5 else "")
-        msg = (
-            f"{len(one)} of {target.shape[1]} labels have one class only ({shown}): their {undefined} "
+        msg = f"{len(one)} of {target.shape[1]} labels have one class only ({shown}): their {undefined} " + (
             "are undefined and left out of the means"
+            if left_out is None
+            else f"are undefined, and they are left out of the means of {left_out}"
         )
     note_once(f"[biodl] warning: {msg}")
 
@@ -68,8 +72,11 @@ def compute_metrics(
     target: torch.Tensor,
     label_names: list[str] | None = None,
     class_names: list[str] | None = None,
+    probabilities: torch.Tensor | None = None,
 ) -> dict[str, float]:
-    """Metrics of predictions against targets.
+    """Metrics of predictions against targets (multiclass: ``probabilities``, when given, are the
+    class probabilities AUROC ranks instead of the softmax of ``logits``: exact fractions such as
+    rejection ABC's, whose ties a float32 round trip through logits would break at random).
 
     Parameters
     ----------
@@ -120,12 +127,13 @@ def compute_metrics(
         t = t[m].long()
         lg = logits[m]
         k = lg.shape[1]
+        prob = lg.softmax(-1) if probabilities is None else probabilities.double().cpu()[m]
         present = torch.unique(t)
         out["accuracy"] = (
             float(multiclass_accuracy(lg, t, num_classes=k, average="micro")) if t.numel() else math.nan
         )
         if len(present) == k:
-            out["auroc"] = float(multiclass_auroc(lg.softmax(-1), t, num_classes=k, average="macro"))
+            out["auroc"] = float(multiclass_auroc(prob, t, num_classes=k, average="macro"))
         elif len(present) < 2:  # one class (a small validation or test set): undefined
             out["auroc"] = math.nan
             if not len(present):
@@ -138,7 +146,6 @@ def compute_metrics(
                     "AUROC is undefined (NaN)"
                 )
         else:  # macro one-vs-rest over the classes present (torchmetrics counts an absent one as 0)
-            prob = lg.softmax(-1)
             out["auroc"] = float(
                 sum(float(binary_auroc(prob[:, c], (t == c).long())) for c in present.tolist()) / len(present)
             )
@@ -281,7 +288,7 @@ def threshold_metrics(
         frozenset("1"): "MCC and specificity",
         frozenset("0"): "MCC and sensitivity",
     }.get(frozenset(classes), "MCC and specificity (all 1) or sensitivity (all 0)")
-    warn_one_class(target, names, undefined)
+    warn_one_class(target, names, undefined, left_out="MCC, accuracy, sensitivity and specificity")
     if target.shape[1] == 1:
         out["threshold"] = float(thresholds[0])
     return out

@@ -340,13 +340,20 @@ class PopgenKind(DataKind):
 
         d = data_as(PopgenData, meta.data)
         if meta.task == "multiclass":
-            abc = RejectionABC(
-                reference.ensure_stats(), reference.param("class"), fraction, n_classes=len(d.classes)
-            )
-            return np.log(abc.predict(query.ensure_stats()) + 1e-6).astype(np.float32)
+            return np.log(self.abc_probabilities(meta, reference, query, fraction) + 1e-6).astype(np.float32)
         th = np.log10(raw_targets(reference, d.targets, meta.task))
         abc = RejectionABC(reference.ensure_stats(), th, fraction, adjust=adjust)
         return (10 ** abc.predict(query.ensure_stats())).astype(np.float64)
+
+    def abc_probabilities(self, meta, reference, query, fraction: float) -> np.ndarray:
+        """Rejection ABC's class probabilities for ``query`` (``(n, n_classes)``: the fractions of
+        the accepted reference simulations in each class)."""
+        from biodl.kinds.popgen.abc import RejectionABC
+
+        d = data_as(PopgenData, meta.data)
+        n = len(d.classes)
+        abc = RejectionABC(reference.ensure_stats(), reference.param("class"), fraction, n_classes=n)
+        return np.asarray(abc.predict(query.ensure_stats()), np.float64)
 
     def abc_evaluate(self, meta, reference, test, options, out_dir=None) -> dict[str, Any]:
         """Rejection ABC (training simulations as the reference table) scored on ``test``."""
@@ -354,8 +361,13 @@ class PopgenKind(DataKind):
 
         est = self.abc_estimates(meta, reference, test, options["abc_fraction"], options["abc_adjust"])
         y = raw_targets(test, data_as(PopgenData, meta.data).targets, meta.task)
+        if meta.task == "multiclass":  # AUROC ranks the exact fractions: they tie often (k of n accepted)
+            prob = self.abc_probabilities(meta, reference, test, options["abc_fraction"])
+            metrics = multiclass_metrics(est, y, list(meta.classes or []), probabilities=prob)
+        else:
+            metrics = self.metrics(meta, est, y, test)
         result = {
-            "metrics": self.metrics(meta, est, y, test),
+            "metrics": metrics,
             "n": len(test),
             "task": meta.task,
             "data": test.source,
@@ -511,7 +523,9 @@ class PopgenKind(DataKind):
         return popgen_sections(Path(run), meta)
 
 
-def multiclass_metrics(outputs, targets, classes: list[str] | None = None) -> dict[str, float]:
+def multiclass_metrics(
+    outputs, targets, classes: list[str] | None = None, probabilities: np.ndarray | None = None
+) -> dict[str, float]:
     """``accuracy``, ``auroc`` (macro one-vs-rest over the classes present in ``targets``) and
     ``misclassification`` of class scores ``outputs`` ``(n, n_classes)`` against ``targets``
     ``(n, 1)`` class indices (NaN = missing): the shared :func:`~biodl.train.metrics.compute_metrics`
@@ -522,7 +536,10 @@ def multiclass_metrics(outputs, targets, classes: list[str] | None = None) -> di
 
     out = np.asarray(outputs, np.float32).reshape(len(outputs), -1)
     t = np.asarray(targets, np.float32).reshape(len(targets), -1)[:, :1]
-    m = compute_metrics("multiclass", torch.from_numpy(out), torch.from_numpy(t), class_names=classes)
+    prob = None if probabilities is None else torch.from_numpy(np.asarray(probabilities, np.float64))
+    m = compute_metrics(
+        "multiclass", torch.from_numpy(out), torch.from_numpy(t), class_names=classes, probabilities=prob
+    )
     m["misclassification"] = 1.0 - m["accuracy"]
     return m
 
