@@ -67,7 +67,9 @@ def _data(arg: str) -> Path:
 def _table(d: Path, names: list[str], out: Path) -> Path:
     files = {**BULK, **CELLS}
     t = out / f"profiles_{'_'.join(names)}.tsv"
-    pd.DataFrame({"name": names, "file": [str(d / files[n]) for n in names]}).to_csv(t, sep="\t", index=False)
+    pd.DataFrame({"name": names, "file": [str((d / files[n]).resolve()) for n in names]}).to_csv(
+        t, sep="\t", index=False
+    )
     return t
 
 

@@ -1313,13 +1313,28 @@ def main(argv: list[str] | None = None) -> int:
         for line in cache_f.read_text().splitlines():
             r = json.loads(line)
             cache[f"{r['dataset']}/{r['task']}/{r['system']}/{r['variant']}"] = r
+    # what else changes the trained model is in every row's name, so that a cached row is only
+    # ever reused for the same settings (ablation rows at --epochs 1 were cached as plain "v2")
+    settings = [
+        n
+        for n, on in (
+            (f"lr{a.lr:g}" if a.lr else "", a.lr),
+            (f"epochs{a.epochs}" if a.epochs else "", a.epochs),
+            (f"ens{a.ensemble}", a.ensemble > 1),
+            (f"cal{a.calibrate}" + (f"top{a.calibrate_top}" if a.calibrate_top > 1 else ""), a.calibrate),
+        )
+        if on
+    ]
     if a.ablation:
         variants = [
-            ("v2", dict(rc_augment=None, shift=0, class_weight=False)),
-            ("v2+no_rc", dict(rc_augment=False, shift=0, class_weight=False)),
-            ("v2+rc_augment", dict(rc_augment=True, shift=0, class_weight=False)),
-            ("v2+shift5", dict(rc_augment=None, shift=5, class_weight=False)),
-            ("v2+class_weight", dict(rc_augment=None, shift=0, class_weight=True)),
+            ("+".join([v, *settings]), kw)
+            for v, kw in (
+                ("v2", dict(rc_augment=None, shift=0, class_weight=False)),
+                ("v2+no_rc", dict(rc_augment=False, shift=0, class_weight=False)),
+                ("v2+rc_augment", dict(rc_augment=True, shift=0, class_weight=False)),
+                ("v2+shift5", dict(rc_augment=None, shift=5, class_weight=False)),
+                ("v2+class_weight", dict(rc_augment=None, shift=0, class_weight=True)),
+            )
         ]
     else:
         # "v2" = validation-chosen thresholds, per-system lr, patience 6, rc augmentation on
@@ -1333,16 +1348,10 @@ def main(argv: list[str] | None = None) -> int:
                     ("rc_augment" if rc_opt else "no_rc", rc_opt is not None),
                     (f"shift{a.shift}", a.shift),
                     ("class_weight", a.class_weight),
-                    (f"lr{a.lr:g}" if a.lr else "", a.lr),
-                    (f"epochs{a.epochs}" if a.epochs else "", a.epochs),
-                    (f"ens{a.ensemble}", a.ensemble > 1),
-                    (
-                        f"cal{a.calibrate}" + (f"top{a.calibrate_top}" if a.calibrate_top > 1 else ""),
-                        a.calibrate,
-                    ),
                 )
                 if on
             ]
+            + settings
         )
         variants = [(name, dict(rc_augment=rc_opt, shift=a.shift, class_weight=a.class_weight))]
     t_start = time.time()

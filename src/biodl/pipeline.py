@@ -1489,7 +1489,8 @@ def predict_loaded(
         # whole batches per piece: every batch holds what it holds when the file is read whole
         # (a batch's numbers can differ in the last float bit with its size)
         per = batch_size if isinstance(batch_size, int) and not isinstance(batch_size, bool) else 1
-        n_rows = -(-int(rows or PREDICT_ROWS) // max(per, 1)) * max(per, 1)  # a bad size: predict says so
+        n_rows = int(rows or k.predict_rows or PREDICT_ROWS)
+        n_rows = -(-n_rows // max(per, 1)) * max(per, 1)  # a bad size: predict says so
         pieces = k.read_chunks(meta, data, opts, n_rows)
         if pieces is None:  # read whole (and checked) before the output is looked at
             pieces = iter([k.read(meta, data, opts, labelled=False, quiet=quiet)])

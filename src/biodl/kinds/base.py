@@ -456,6 +456,10 @@ class DataKind:
         outputs, _ = self.score(model, meta, table, device=device, options=options, batch_size=batch_size)
         return self.frame(meta, table, outputs)
 
+    #: Inputs ``biodl predict`` scores at a time when :meth:`read_chunks` reads a file in pieces
+    #: (``None``: :data:`biodl.pipeline.PREDICT_ROWS`); ``--rows`` overrides it.
+    predict_rows: ClassVar[int | None] = None
+
     def read_chunks(self, meta: RunMeta, path, options: dict[str, Any], rows: int):
         """``biodl predict`` of a file in pieces: an iterator over tables of at most ``rows``
         inputs of ``path`` in file order (read and checked as :meth:`read` reads them, labels

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -339,12 +339,67 @@ def read_molecules(
         Naming the file, the line/record and the problem (missing column, non-numeric
         target, SMILES RDKit rejects, ...).
     """
+    p, records, target_names, is_sdf = _records(path, target, smiles_col, id_col, require_targets)
+    return _molecule_table(records, target_names, str(p), is_sdf, skip_invalid, keep_invalid)
+
+
+def is_sdf_path(path: str | Path) -> bool:
+    """Whether ``path`` names an SDF / MOL file (by its suffix, ``.gz`` allowed)."""
+    low = Path(path).name.lower()
+    return (low[:-3] if low.endswith(".gz") else low).endswith(SDF_SUFFIXES)
+
+
+def iter_molecules(
+    path: str | Path,
+    rows: int,
+    *,
+    smiles_col: str | None = None,
+    id_col: str | None = None,
+    skip_invalid: bool = False,
+    keep_invalid: bool = False,
+) -> Iterator[MoleculeTable]:
+    """:func:`read_molecules` (no targets) in pieces of ``rows`` valid molecules, in file order:
+    the file's text is read whole (a few bytes a molecule), its SMILES parsed a piece at a time,
+    so that RDKit's molecules (about 17 KB each) are held for one piece only. Every piece but the
+    last holds exactly ``rows`` valid molecules (and the invalid rows among them), so scoring in
+    pieces batches the molecules as scoring the whole file does. Repeated ids are said once, over
+    the whole file, after the last piece."""
+    p, records, target_names, is_sdf = _records(path, None, smiles_col, id_col, False)
+    piece: list = []
+    valid: list[str] = []  # the ids of the valid molecules, for the duplicate-id warning
+    n_valid = 0
+    yielded = False
+    for k, (line, rid, smi, mol, y, reason, where) in enumerate(records):
+        if mol is None and not reason:
+            mol, reason = parse_smiles(smi)
+        if mol is None and not (skip_invalid or keep_invalid):  # refused, with the file's count
+            invalid = [InvalidMolecule(line, rid, smi, reason, where)]
+            for r in records[k + 1 :]:
+                m, why = (r[3], r[5]) if r[3] is not None or r[5] else parse_smiles(r[2])
+                if m is None:
+                    invalid.append(InvalidMolecule(r[0], r[1], r[2], why, r[6]))
+            raise _invalid_error(invalid, str(p), is_sdf)
+        piece.append((line, rid, smi, mol, y, reason, where))
+        if mol is not None:
+            n_valid += 1
+            valid.append(rid)
+        if n_valid == rows:
+            yield _molecule_table(
+                piece, target_names, str(p), is_sdf, skip_invalid, keep_invalid, warn_ids=False
+            )
+            piece, n_valid, yielded = [], 0, True
+    if piece or not yielded:
+        yield _molecule_table(piece, target_names, str(p), is_sdf, skip_invalid, keep_invalid, warn_ids=False)
+    warn_duplicate_ids(valid, str(p), "molecule id")
+
+
+def _records(path, target, smiles_col, id_col, require_targets: bool) -> tuple[Path, list, list[str], bool]:
+    """``(path, records, target names, is_sdf)`` of :func:`read_molecules`: one record
+    ``(line, id, smiles, mol, targets, reason, where)`` per row (SDF: its molecule parsed)."""
     from biodl.io._util import check_file
 
     p = check_file(path)  # missing, a directory or a pipe: one clear error
-    low = p.name.lower()
-    base = low[:-3] if low.endswith(".gz") else low
-    is_sdf = base.endswith(SDF_SUFFIXES)
+    is_sdf = is_sdf_path(p)
     if is_sdf:
         rows = _sdf_rows(p, target, id_col)
         target_names = rows[1]
@@ -385,7 +440,7 @@ def read_molecules(
         raise BiodlInputError(
             "no target given: name the target column(s) with --target (comma-separated, or 'all')", path=p
         )
-    return _molecule_table(records, target_names, str(p), is_sdf, skip_invalid, keep_invalid)
+    return p, records, target_names, is_sdf
 
 
 def molecules_from_memory(
@@ -429,9 +484,11 @@ def _molecule_table(
     skip_invalid: bool,
     keep_invalid: bool,
     memory: bool = False,
+    warn_ids: bool = True,
 ) -> MoleculeTable:
     """The table of parsed ``records`` (``(line, id, smiles, mol, targets, reason, where)``):
-    invalid molecules raise, or are dropped (``skip_invalid``) or kept aside (``keep_invalid``)."""
+    invalid molecules raise, or are dropped (``skip_invalid``) or kept aside (``keep_invalid``);
+    ``warn_ids``: say repeated ids (a piece of a file: the caller says them over the file)."""
     ids, smiles, mols, ys, lines, invalid = [], [], [], [], [], []
     for line, rid, smi, mol, y, reason, where in records:
         if mol is None and not reason:
@@ -445,21 +502,29 @@ def _molecule_table(
         ys.append(y)
         lines.append(line)
     if invalid and not (skip_invalid or keep_invalid):
-        bad = invalid[0]
-        more = f" ({len(invalid)} invalid molecules in total)" if len(invalid) > 1 else ""
-        hint = f"{bad.reason}{more}; use --skip-invalid (skip_invalid=True in Python) to skip them"
-        if memory:
-            raise BiodlInputError(f"invalid SMILES {bad.smiles!r}: {hint}", path=p, record=bad.id)
-        if not is_sdf:
-            raise BiodlInputError(f"invalid SMILES {bad.smiles!r}: {hint}", path=p, record=bad.line)
-        err = BiodlInputError(f"{bad.where}: invalid molecule: {hint}", path=p)
-        err.record = bad.line
-        raise err
+        raise _invalid_error(invalid, p, is_sdf, memory)
     if not mols and not keep_invalid:
         raise BiodlInputError(f"no valid molecules in the {'input' if memory else 'file'}", path=p)
     targets = np.asarray(ys, dtype=np.float32).reshape(len(ys), len(target_names)) if target_names else None
-    warn_duplicate_ids(ids, p, "molecule id")
+    if warn_ids:
+        warn_duplicate_ids(ids, p, "molecule id")
     return MoleculeTable(ids, smiles, mols, targets, target_names, lines, invalid, p)
+
+
+def _invalid_error(
+    invalid: list[InvalidMolecule], p: str, is_sdf: bool, memory: bool = False
+) -> BiodlInputError:
+    """The error for the first of the molecules RDKit rejected (and how many there are)."""
+    bad = invalid[0]
+    more = f" ({len(invalid)} invalid molecules in total)" if len(invalid) > 1 else ""
+    hint = f"{bad.reason}{more}; use --skip-invalid (skip_invalid=True in Python) to skip them"
+    if memory:
+        return BiodlInputError(f"invalid SMILES {bad.smiles!r}: {hint}", path=p, record=bad.id)
+    if not is_sdf:
+        return BiodlInputError(f"invalid SMILES {bad.smiles!r}: {hint}", path=p, record=bad.line)
+    err = BiodlInputError(f"{bad.where}: invalid molecule: {hint}", path=p)
+    err.record = bad.line
+    return err
 
 
 def _sdf_bytes(p: Path) -> bytes:
