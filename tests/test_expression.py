@@ -578,3 +578,31 @@ def test_a_pipe_is_refused_clearly_not_seeked(tmp_path):
         assert f"/dev/fd/{r}" in str(e.value)
     finally:
         os.close(r)
+
+
+def test_a_numeric_matrix_is_read_as_numbers_and_gives_the_text_readers_matrix(tmp_path):
+    """Matrices were read as one Python string per cell (~80 bytes: a 235 MB PCL took 3.7 GiB in
+    predict, 1.4 GiB now); a matrix of numbers is read as numbers, anything else (a missing value,
+    text) still cell by cell with its line named, and both give the same matrix."""
+    from biodl.kinds.expression import io as xio
+
+    pcl = tmp_path / "m.pcl"
+    pcl.write_text(
+        "ID\tNAME\tGWEIGHT\ts1\ts2\ts3\nEWEIGHT\t\t\t1\t1\t1\n"
+        'g1\tone\t1\t0.5\t-1.25\t3e-2\ng2\ttwo\t1\t2\t"4.5"\t-0.0\n'
+    )
+    r_csv = tmp_path / "r.csv"  # R's write.table: no label for the id column
+    r_csv.write_text('"s1","s2"\n"g1",1.5,2\n"g2",3,4.25\n"g3",0,1\n')
+    for f in (pcl, r_csv):
+        fast = xio._read_numeric_matrix(f)
+        assert fast is not None, f
+        text = xio._read_text_matrix(f, "genes-x-samples", None, "error")
+        assert fast[2] == text[2] and list(fast[3]) == list(text[4])  # ids, lines
+        np.testing.assert_array_equal(fast[4].astype(np.float32), text[6])
+        m = xio.read_table_matrix(f, orientation="genes-x-samples")
+        np.testing.assert_array_equal(m.values.T, text[6])
+    gap = tmp_path / "gap.csv"
+    gap.write_text("id,s1,s2\ng1,1,NA\ng2,2,3\n")
+    assert xio._read_numeric_matrix(gap) is None  # read by the text reader: its message names the cell
+    with pytest.raises(BiodlInputError, match=r"gap.csv, line 2.*missing value"):
+        xio.read_table_matrix(gap, orientation="genes-x-samples")

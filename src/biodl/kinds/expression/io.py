@@ -327,6 +327,93 @@ def read_table_matrix(
         ``error`` (default), ``mean`` or ``first`` for repeated gene identifiers.
     """
     p = check_file(path)
+    fast = _read_numeric_matrix(p)
+    if fast is not None:  # every cell a number: read as numbers (a string per cell is ~80 bytes)
+        header, data_start, row_labels, lines, values64 = fast
+        col_labels = [h.strip() for h in header[data_start:]]
+        orient = _check_orientation(row_labels, col_labels, orientation, p, known_genes)
+        _check_finite(values64, p, lines, header, data_start, missing)
+        values = values64.astype(np.float32)
+        del values64
+    else:  # anything else (missing values, text, blank or short lines): read and named cell by cell
+        header, data_start, row_labels, col_labels, lines, orient, values = _read_text_matrix(
+            p, orientation, known_genes, missing
+        )
+    header_places = [f"column {j + data_start + 1}" for j in range(len(col_labels))]
+    header_lines = [1] * len(col_labels)
+    if orient == "genes-x-samples":
+        _check_ids(row_labels, p, lines, "gene", duplicates)
+        _check_ids(col_labels, p, header_lines, "sample", "error", places=header_places, mergeable=False)
+        values = _impute(values, missing, axis=1).T
+        genes, samples = row_labels, col_labels
+    else:
+        _check_ids(col_labels, p, header_lines, "gene", duplicates, places=header_places)
+        _check_ids(row_labels, p, lines, "sample", "error", mergeable=False)
+        values = _impute(values, missing, axis=0)
+        genes, samples = col_labels, row_labels
+    values, genes = _merge_duplicates(np.ascontiguousarray(values, dtype=np.float32), genes, duplicates)
+    return ExpressionMatrix(values, genes, samples, None, str(p))
+
+
+def _data_start(header: list[str]) -> int:
+    """The first value column: after the id column and PCL's ``NAME`` / ``GWEIGHT`` columns."""
+    data_start = 1
+    low = [h.strip().upper() for h in header]
+    while data_start < len(low) and low[data_start] in ("NAME", "GWEIGHT", "DESCRIPTION", "DESC"):
+        data_start += 1
+    return data_start
+
+
+def _read_numeric_matrix(p: Path):
+    """``(header, data_start, row ids, lines, values float64)`` of a matrix whose every value cell
+    parses as a number (PCL's ``EWEIGHT`` row dropped), read by pandas as numbers; ``None`` for
+    anything else, which :func:`_read_text_matrix` reads and names cell by cell."""
+    with open_text(p) as fh:
+        first = fh.readline().rstrip("\r\n")
+        second = fh.readline().rstrip("\r\n")
+        if not first.strip() or not second.strip():
+            return None
+        sep = guess_separator(p, first)
+        header = next(csv.reader([first], delimiter=sep))
+        n_fields = len(next(csv.reader([second], delimiter=sep)))
+        if len(header) == n_fields - 1:  # R's write.table: no label for the id column
+            header = ["", *header]
+        if len(header) != n_fields:
+            return None
+        data_start = _data_start(header)
+        if data_start >= n_fields:
+            return None
+        fh.seek(0)
+        try:
+            df = pd.read_csv(
+                fh,
+                sep=sep,
+                header=None,
+                skiprows=1,
+                dtype={j: (str if j < data_start else np.float64) for j in range(n_fields)},
+                keep_default_na=False,
+                na_filter=False,
+                engine="c",
+                quoting=csv.QUOTE_MINIMAL,
+                skip_blank_lines=False,
+            )
+        except (ValueError, TypeError, pd.errors.ParserError, pd.errors.EmptyDataError):
+            return None
+    if df.empty or df.shape[1] != n_fields:
+        return None
+    ids = df.iloc[:, 0].astype(str).str.strip()
+    keep = ~ids.str.upper().isin(["EWEIGHT"]).to_numpy()
+    values = df.iloc[:, data_start:].to_numpy(dtype=np.float64)
+    del df
+    if np.isnan(values).any():  # (a numeric column of a short line): the text reader names it
+        return None
+    lines = np.arange(len(ids)) + 2
+    return header, data_start, ids[keep].tolist(), lines[keep], np.ascontiguousarray(values[keep])
+
+
+def _read_text_matrix(p: Path, orientation: str, known_genes, missing: str):
+    """:func:`read_table_matrix`'s reader of any matrix, every cell as text first, so that each
+    problem names its line and column."""
     with open_text(p) as fh:
         first = fh.readline().rstrip("\r\n")
         if not first.strip():
@@ -379,10 +466,7 @@ def read_table_matrix(
             raise BiodlInputError(
                 f"the header has {len(header)} fields but the rows have {raw.shape[1]}", path=p, record=1
             )
-    data_start = 1
-    low = [h.strip().upper() for h in header]
-    while data_start < len(low) and low[data_start] in ("NAME", "GWEIGHT", "DESCRIPTION", "DESC"):
-        data_start += 1
+    data_start = _data_start(header)
     ids = raw.iloc[:, 0].str.strip()
     keep = ~ids.str.upper().isin(["EWEIGHT"])
     raw, lines, ids = raw[keep.to_numpy()], lines[keep.to_numpy()], ids[keep]
@@ -393,20 +477,7 @@ def read_table_matrix(
     row_labels = ids.tolist()
     orient = _check_orientation(row_labels, col_labels, orientation, p, known_genes)
     values = _validate_numeric(cells, p, lines, header, data_start, missing)
-    header_places = [f"column {j + data_start + 1}" for j in range(len(col_labels))]
-    header_lines = [1] * len(col_labels)
-    if orient == "genes-x-samples":
-        _check_ids(row_labels, p, lines, "gene", duplicates)
-        _check_ids(col_labels, p, header_lines, "sample", "error", places=header_places, mergeable=False)
-        values = _impute(values, missing, axis=1).T
-        genes, samples = row_labels, col_labels
-    else:
-        _check_ids(col_labels, p, header_lines, "gene", duplicates, places=header_places)
-        _check_ids(row_labels, p, lines, "sample", "error", mergeable=False)
-        values = _impute(values, missing, axis=0)
-        genes, samples = col_labels, row_labels
-    values, genes = _merge_duplicates(np.ascontiguousarray(values, dtype=np.float32), genes, duplicates)
-    return ExpressionMatrix(values, genes, samples, None, str(p))
+    return header, data_start, row_labels, col_labels, lines, orient, values
 
 
 def read_gct(path: str | Path, missing: str = "error", duplicates: str = "error") -> ExpressionMatrix:
