@@ -57,9 +57,15 @@ def sequence_weights(
     x = onehot(msa.codes, device, torch.float32, states=22).reshape(n, -1)
     counts = torch.zeros(n, dtype=torch.float64, device=x.device)
     step = max(1, int(2**26 // max(n, 1)))
+    from biodl.io._util import StatusLine
+
+    # a deep alignment takes a while (66,000 sequences of 40 columns: ~40 s on 2 cores): say so
+    status = StatusLine(show=n > 20_000)
     for s in range(0, n, step):
         ids = x[s : s + step] @ x.T  # matching columns
         counts[s : s + step] = (ids >= thr - 1e-6).sum(1).double()
+        status.count("sequence weights", min(s + step, n), f"of {n:,} sequences compared")
+    status.clear()
     return (1.0 / counts).cpu().numpy()
 
 

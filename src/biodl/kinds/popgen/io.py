@@ -342,11 +342,15 @@ def read_vcf(
     last: tuple[str, int] | None = None
     done: set[str] = set()
     others: dict[str, None] = {}  # chromosomes left out by ``chroms``, in file order
+    from biodl.io._util import StatusLine
+
+    status = StatusLine(show=not quiet)  # a large VCF takes a while (900,000 records: ~1 min)
     it = iter(vcf)
     while True:
         try:
             rec = next(it)
         except StopIteration:
+            status.clear()
             break
         except Exception:  # htslib: a record it cannot parse
             bad = _truncated(p)
@@ -360,6 +364,8 @@ def read_vcf(
                 record=line_no if line_no is not None else f"data record {k + 1}",
             ) from None
         k += 1
+        if not k % 4096:
+            status.count("reading the VCF", k, "records read")
         line_no = n_header + k if n_header is not None else f"data record {k}"
         chrom = rec.CHROM
         if chroms and chrom not in chroms:
