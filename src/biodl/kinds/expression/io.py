@@ -364,6 +364,23 @@ def _data_start(header: list[str]) -> int:
     return data_start
 
 
+def _read_body(fh, sep: str, dtype) -> pd.DataFrame:
+    """The rows after the header line, as they are (no value taken for missing, blank lines
+    kept), each column as ``dtype`` says."""
+    return pd.read_csv(
+        fh,
+        sep=sep,
+        header=None,
+        skiprows=1,
+        dtype=dtype,
+        keep_default_na=False,
+        na_filter=False,
+        engine="c",
+        quoting=csv.QUOTE_MINIMAL,
+        skip_blank_lines=False,
+    )
+
+
 def _read_numeric_matrix(p: Path):
     """``(header, data_start, row ids, lines, values float64)`` of a matrix whose every value cell
     parses as a number (PCL's ``EWEIGHT`` row dropped), read by pandas as numbers; ``None`` for
@@ -385,18 +402,7 @@ def _read_numeric_matrix(p: Path):
             return None
         fh.seek(0)
         try:
-            df = pd.read_csv(
-                fh,
-                sep=sep,
-                header=None,
-                skiprows=1,
-                dtype={j: (str if j < data_start else np.float64) for j in range(n_fields)},
-                keep_default_na=False,
-                na_filter=False,
-                engine="c",
-                quoting=csv.QUOTE_MINIMAL,
-                skip_blank_lines=False,
-            )
+            df = _read_body(fh, sep, {j: (str if j < data_start else np.float64) for j in range(n_fields)})
         except (ValueError, TypeError, pd.errors.ParserError, pd.errors.EmptyDataError):
             return None
     if df.empty or df.shape[1] != n_fields:
@@ -422,18 +428,7 @@ def _read_text_matrix(p: Path, orientation: str, known_genes, missing: str):
         header = next(csv.reader([first], delimiter=sep))
         fh.seek(0)
         try:
-            raw = pd.read_csv(
-                fh,
-                sep=sep,
-                header=None,
-                skiprows=1,
-                dtype=str,
-                keep_default_na=False,
-                na_filter=False,
-                engine="c",
-                quoting=csv.QUOTE_MINIMAL,
-                skip_blank_lines=False,
-            )
+            raw = _read_body(fh, sep, str)
         except pd.errors.ParserError as e:
             m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(e))
             if m:
