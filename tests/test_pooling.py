@@ -13,6 +13,27 @@ from biodl.models.pooling import AdaptiveAvgPool1d, AdaptiveMaxPool1d
 from tests.conftest import cuda_nondeterministic_nodes
 
 
+@pytest.fixture(autouse=True)
+def gpu_path(monkeypatch):
+    """The formulation a GPU runs (the CPU runs torch's own kernels, deterministic there)."""
+    from biodl.models import pooling
+
+    monkeypatch.setattr(pooling, "PORTABLE_ON_CPU", True)
+
+
+def test_the_cpu_runs_torchs_own_kernels(monkeypatch):
+    from biodl.models import pooling
+
+    monkeypatch.setattr(pooling, "PORTABLE_ON_CPU", False)
+    x = torch.randn(2, 3, 101, requires_grad=True)
+    for ours, theirs in (
+        (AdaptiveMaxPool1d(7), nn.AdaptiveMaxPool1d(7)),
+        (AdaptiveAvgPool1d(7), nn.AdaptiveAvgPool1d(7)),
+    ):
+        a, b = ours(x), theirs(x)
+        assert torch.equal(a, b) and type(a.grad_fn) is type(b.grad_fn)
+
+
 @pytest.mark.parametrize("length", [1, 5, 7, 53, 101, 997])
 @pytest.mark.parametrize("bins", [1, 3, 8, 53])
 def test_same_outputs_and_gradients_as_torch(length, bins):
