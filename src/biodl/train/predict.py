@@ -134,22 +134,7 @@ def predict(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise BiodlInputError(f"--batch-size must be an integer of at least 1, got {batch_size!r}")
     dev = torch_device(device)
-    p = next(model.parameters(), None)
-    home = p.device if p is not None else dev  # where the caller keeps the model: put back after
-    model = model.to(dev).eval()
-    try:
-        return _predict_on(
-            model, dataset, dev, batch_size, collate_fn, rc_average, forward, threads, progress, allow_empty
-        )
-    finally:  # a model the caller holds on the CPU is not left on the GPU (its .numpy() would fail)
-        if home != dev:
-            model.to(home)
-
-
-def _predict_on(
-    model, dataset, dev, batch_size, collate_fn, rc_average, forward, threads, progress, allow_empty
-):
-    """:func:`predict` with the model on ``dev``."""
+    model = model.eval()
     fn = forward or model
     from biodl.train.batches import BatchCollate
 
@@ -166,7 +151,8 @@ def _predict_on(
     out, y = Rows(), Rows()
     total = len(dataset) if hasattr(dataset, "__len__") else 0
     scored = _SCORED.get()
-    with cpu_threads(threads if dev.type == "cpu" else None):
+    # a model the caller holds on the CPU is not left on the GPU (its .numpy() would fail)
+    with cpu_threads(threads if dev.type == "cpu" else None), moved_to(model, dev):
         for batch in it:
             x = batch[0] if isinstance(batch, (list, tuple)) else batch
             # a tuple input (e.g. CpG neighbours + DNA) moves part by part
@@ -186,6 +172,20 @@ def _predict_on(
         raise BiodlError("nothing to predict: the input is empty")
     outs = out.array()
     return outs, (y.array() if y.n else np.zeros((len(outs), 0), np.float32))
+
+
+@contextlib.contextmanager
+def moved_to(model: nn.Module, dev: torch.device):
+    """``model`` on ``dev`` for the block, then back on the device it was on (a caller's CPU
+    model scored on a GPU stays a CPU model)."""
+    p = next(model.parameters(), None)
+    home = p.device if p is not None else dev
+    model.to(dev)
+    try:
+        yield model
+    finally:
+        if home != dev:
+            model.to(home)
 
 
 class Rows:
