@@ -340,7 +340,7 @@ class PopgenKind(DataKind):
 
         d = data_as(PopgenData, meta.data)
         if meta.task == "multiclass":
-            return np.log(self.abc_probabilities(meta, reference, query, fraction) + 1e-6).astype(np.float32)
+            return abc_class_outputs(self.abc_probabilities(meta, reference, query, fraction))
         th = np.log10(raw_targets(reference, d.targets, meta.task))
         abc = RejectionABC(reference.ensure_stats(), th, fraction, adjust=adjust)
         return (10 ** abc.predict(query.ensure_stats())).astype(np.float64)
@@ -359,12 +359,13 @@ class PopgenKind(DataKind):
         """Rejection ABC (training simulations as the reference table) scored on ``test``."""
         from biodl.kinds.popgen.data import raw_targets
 
-        est = self.abc_estimates(meta, reference, test, options["abc_fraction"], options["abc_adjust"])
         y = raw_targets(test, data_as(PopgenData, meta.data).targets, meta.task)
         if meta.task == "multiclass":  # AUROC ranks the exact fractions: they tie often (k of n accepted)
             prob = self.abc_probabilities(meta, reference, test, options["abc_fraction"])
+            est = abc_class_outputs(prob)
             metrics = multiclass_metrics(est, y, list(meta.classes or []), probabilities=prob)
         else:
+            est = self.abc_estimates(meta, reference, test, options["abc_fraction"], options["abc_adjust"])
             metrics = self.metrics(meta, est, y, test)
         result = {
             "metrics": metrics,
@@ -521,6 +522,11 @@ class PopgenKind(DataKind):
         from biodl.kinds.popgen.report import popgen_sections
 
         return popgen_sections(Path(run), meta)
+
+
+def abc_class_outputs(prob: np.ndarray) -> np.ndarray:
+    """Rejection ABC's class fractions as the network's outputs (log-probabilities, float32)."""
+    return np.log(prob + 1e-6).astype(np.float32)
 
 
 def multiclass_metrics(
