@@ -127,13 +127,18 @@ def read_table(
         )
     elif table.invalid:  # predict: kept in place, unscored, the reason in 'problem' (predict_frame)
         n = len(table.invalid)
-        shown = "; ".join(f"{b.where}: {b.reason}" for b in table.invalid[:2]) + ("; ..." if n > 2 else "")
-        log(
-            f"[biodl] note: {n} of {len(table) + n} molecule(s) in {path} could not be read and are left "
-            f"unscored (empty prediction; the reason is in the output's 'problem' column): {shown}",
-            quiet,
-        )
+        log(_unscored_note(path, table.invalid[:2], n, len(table) + n), quiet)
     return table
+
+
+def _unscored_note(path, first: list, n_bad: int, n: int) -> str:
+    """The note on the ``n_bad`` of ``n`` molecules predict leaves unscored (``first``: the
+    first two of them, their places and reasons shown)."""
+    shown = "; ".join(f"{b.where}: {b.reason}" for b in first) + ("; ..." if n_bad > 2 else "")
+    return (
+        f"[biodl] note: {n_bad} of {n} molecule(s) in {path} could not be read and are left "
+        f"unscored (empty prediction; the reason is in the output's 'problem' column): {shown}"
+    )
 
 
 def _target(value):
@@ -392,21 +397,16 @@ class MoleculesKind(DataKind):
     @staticmethod
     def _noting_invalid(pieces, path):
         """The pieces, then read_table's note on the molecules left unscored, over the file."""
-        shown, n_bad, n = [], 0, 0
+        first, n_bad, n = [], 0, 0
         for t in pieces:
             n_bad += len(t.invalid)
             n += len(t) + len(t.invalid)
-            shown += [f"{b.where}: {b.reason}" for b in t.invalid[: 2 - len(shown)]]
+            first += t.invalid[: 2 - len(first)]
             yield t
         if n_bad:
             from biodl.io._util import note
 
-            note(
-                f"[biodl] note: {n_bad} of {n} molecule(s) in {path} could not be read and are left unscored "
-                "(empty prediction; the reason is in the output's 'problem' column): "
-                + "; ".join(shown)
-                + ("; ..." if n_bad > 2 else "")
-            )
+            note(_unscored_note(path, first, n_bad, n))
 
     memory_inputs = (
         "a list of SMILES, a dict or pandas Series of id -> SMILES, or a DataFrame with a smiles "
