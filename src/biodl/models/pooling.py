@@ -36,12 +36,17 @@ def adaptive_bins(length: int, bins: int, device=None) -> tuple[torch.Tensor, to
     return (i * length) // bins, -((-(i + 1) * length) // bins)
 
 
-class AdaptiveMaxPool1d(nn.Module):
-    """``nn.AdaptiveMaxPool1d(output_size)`` on ``(..., length)`` with a deterministic backward."""
-
+class _AdaptivePool1d(nn.Module):
     def __init__(self, output_size: int) -> None:
         super().__init__()
         self.output_size = int(output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveMaxPool1d(_AdaptivePool1d):
+    """``nn.AdaptiveMaxPool1d(output_size)`` on ``(..., length)`` with a deterministic backward."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not _portable(x):
@@ -50,16 +55,9 @@ class AdaptiveMaxPool1d(nn.Module):
             _, idx = F.adaptive_max_pool1d(x, self.output_size, return_indices=True)
         return x.gather(-1, idx)  # gather's backward is deterministic on CUDA
 
-    def extra_repr(self) -> str:
-        return f"output_size={self.output_size}"
 
-
-class AdaptiveAvgPool1d(nn.Module):
+class AdaptiveAvgPool1d(_AdaptivePool1d):
     """``nn.AdaptiveAvgPool1d(output_size)`` on ``(..., length)`` with a deterministic backward."""
-
-    def __init__(self, output_size: int) -> None:
-        super().__init__()
-        self.output_size = int(output_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not _portable(x):
@@ -70,6 +68,3 @@ class AdaptiveAvgPool1d(nn.Module):
         inside = (pos >= start) & (pos < end)  # (length, bins)
         weights = inside.to(x.dtype) / (end - start).to(x.dtype)
         return x @ weights
-
-    def extra_repr(self) -> str:
-        return f"output_size={self.output_size}"
