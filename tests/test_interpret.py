@@ -717,3 +717,50 @@ def test_interpretation_of_an_unfinished_run_warns_or_refuses_as_predict(tmp_pat
         r = runner.invoke(app, [str(gone) if a == str(run) else a for a in args])
         text = " ".join(r.output.split())
         assert r.exit_code == 2 and "interrupted before its first model was saved" in text, (name, r.output)
+
+
+def _modes(model: nn.Module) -> list[bool]:
+    return [m.training for m in model.modules()]
+
+
+def test_interpretation_returns_the_model_in_the_modes_it_came_in():
+    """Every scoring helper runs the model in eval mode and hands it back as it came, submodule
+    by submodule (a training model with a frozen batch norm stays so), also when it raises."""
+    from biodl.interpret.filters import filter_pwms
+    from biodl.interpret.variants import VariantWindow, score_variants
+    from biodl.train.predict import predict
+
+    model = Basset(2, seq_len=130)
+    model.train()
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm1d)]
+    bns[0].eval()  # frozen statistics, as a fine-tuning user keeps them
+    before = _modes(model)
+    assert True in before and False in before
+    X = _onehot(3, 130, seed=7)
+    seen = []
+    hook = model.register_forward_pre_hook(lambda m, a: seen.append(m.training))
+    calls = {
+        "saliency": lambda: A.saliency(model, X),
+        "input_x_gradient": lambda: A.input_x_gradient(model, X),
+        "integrated_gradients": lambda: A.integrated_gradients(model, X, n_steps=4, tolerance=10),
+        "deep_lift_shap": lambda: A.deep_lift_shap(model, X, n_shuffles=1, tolerance=10),
+        "ism": lambda: saturation_mutagenesis(model, X, start=0, end=3),
+        "filter_pwms": lambda: filter_pwms(model, X),
+        "predict": lambda: predict(model, torch.utils.data.TensorDataset(X), batch_size=2),
+        "variants": lambda: score_variants(
+            model, [VariantWindow(1, "c", 20, ".", "A", "C", ref_seq="A" * 130, alt_seq="C" * 130)]
+        ),
+    }
+    for name, call in calls.items():
+        seen.clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            call()
+        assert seen and not any(seen), name  # scored in eval mode
+        assert _modes(model) == before, name
+    hook.remove()
+    with pytest.raises(BiodlInputError):
+        A.integrated_gradients(model, X, baseline=torch.zeros(2, 4, 7))
+    with pytest.raises(BiodlInputError):
+        A.deep_lift_shap(model, X, references=torch.zeros(1, 2, 4, 130))
+    assert _modes(model) == before

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from biodl.errors import BiodlInputError
+from biodl.train.predict import eval_mode
 
 __all__ = [
     "ATTRIBUTION_METHODS",
@@ -61,6 +62,12 @@ def _check(X: torch.Tensor) -> None:
 def _baseline(X: torch.Tensor, baseline: str | float | torch.Tensor) -> torch.Tensor:
     if isinstance(baseline, torch.Tensor):
         b = baseline.to(X)
+        n, c, L = X.shape
+        if b.shape not in ((c, L), (1, c, L), (n, c, L)):
+            raise BiodlInputError(
+                f"the baseline must be ({c}, {L}) or ({n}, {c}, {L}) for these sequences, "
+                f"got {tuple(b.shape)}"
+            )
         return b.expand_as(X) if b.dim() < 3 or b.shape[0] == 1 else b
     if baseline == "uniform":
         return torch.full_like(X, 0.25)
@@ -113,12 +120,12 @@ def _report(delta: torch.Tensor, gap: torch.Tensor, method: str, tolerance: floa
         )
 
 
-def _prep(model: nn.Module, X: torch.Tensor, rc_average: bool = False) -> tuple[_Target, torch.Tensor, bool]:
+def _prep(model: nn.Module, X: torch.Tensor, rc_average: bool = False) -> tuple[_Target, torch.Tensor]:
+    """The model (both strands with ``rc_average``) and ``X`` on the model's device; call it
+    inside ``eval_mode(model)``."""
     _check(X)
     dev = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    return _Target(model, rc_average).eval(), X.to(dev, torch.float32), was_training
+    return _Target(model, rc_average).eval(), X.to(dev, torch.float32)
 
 
 def _grad_batch(X: torch.Tensor, i: int, batch_size: int) -> torch.Tensor:
@@ -148,14 +155,12 @@ def saliency(
     """
     from captum.attr import Saliency
 
-    wrapped, X, was = _prep(model, X, rc_average)
-    try:
+    with eval_mode(model):
+        wrapped, X = _prep(model, X, rc_average)
         outs = [
             Saliency(wrapped).attribute(_grad_batch(X, i, batch_size), target=target, abs=absolute).detach()
             for i in range(0, X.shape[0], batch_size)
         ]
-    finally:
-        model.train(was)
     return torch.cat(outs).cpu()
 
 
@@ -165,14 +170,12 @@ def input_x_gradient(
     """Input times gradient of output ``target``: ``(n, 4, L)``, non-zero only at observed bases."""
     from captum.attr import InputXGradient
 
-    wrapped, X, was = _prep(model, X, rc_average)
-    try:
+    with eval_mode(model):
+        wrapped, X = _prep(model, X, rc_average)
         outs = [
             InputXGradient(wrapped).attribute(_grad_batch(X, i, batch_size), target=target).detach()
             for i in range(0, X.shape[0], batch_size)
         ]
-    finally:
-        model.train(was)
     return torch.cat(outs).cpu()
 
 
@@ -208,10 +211,10 @@ def integrated_gradients(
     """
     from captum.attr import IntegratedGradients
 
-    wrapped, X, was = _prep(model, X, rc_average)
-    base = _baseline(X, baseline)
     attrs, deltas = [], []
-    try:
+    with eval_mode(model):
+        wrapped, X = _prep(model, X, rc_average)
+        base = _baseline(X, baseline)
         ig = IntegratedGradients(wrapped)
         for i in range(0, X.shape[0], batch_size):
             a, d = ig.attribute(
@@ -225,8 +228,6 @@ def integrated_gradients(
             deltas.append(d.detach())
         with torch.no_grad():
             gap = wrapped(X)[:, target] - wrapped(base)[:, target]
-    finally:
-        model.train(was)
     attr, delta = torch.cat(attrs).cpu(), torch.cat(deltas).cpu()
     _report(delta, gap.cpu(), "integrated gradients", tolerance)
     return (attr, delta) if return_delta else attr
@@ -269,17 +270,19 @@ def deep_lift_shap(
     """
     from captum.attr import DeepLift
 
-    wrapped, X, was = _prep(model, X)
-    both = _Target(model, rc_average).eval()
+    _check(X)
     refs = shuffled_references(X, n_shuffles, seed) if references is None else references.to(X)
     if refs.dim() != 4 or refs.shape[1:] != X.shape:
         raise BiodlInputError(
             f"references must be (k, {', '.join(map(str, X.shape))}), got {tuple(refs.shape)}"
         )
-    total = torch.zeros_like(X)
-    worst = torch.zeros(X.shape[0], device=X.device)
-    worst_rel = torch.zeros(X.shape[0], device=X.device)
-    try:
+    with eval_mode(model):
+        wrapped, X = _prep(model, X)
+        refs = refs.to(X)
+        both = _Target(model, rc_average).eval()
+        total = torch.zeros_like(X)
+        worst = torch.zeros(X.shape[0], device=X.device)
+        worst_rel = torch.zeros(X.shape[0], device=X.device)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*Setting forward, backward hooks.*")
             # captum sets requires_grad on the one-hot input itself: nothing for the user to do
@@ -306,8 +309,6 @@ def deep_lift_shap(
                     upd = rel > worst_rel[sl]
                     worst_rel[sl] = torch.where(upd, rel, worst_rel[sl])
                     worst[sl] = torch.where(upd, d.detach(), worst[sl])
-    finally:
-        model.train(was)
     attr = (total / refs.shape[0]).cpu()
     if float(worst_rel.max()) > tolerance:
         bad = int((worst_rel > tolerance).sum())

@@ -7,6 +7,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from biodl.train.predict import eval_mode
+
 
 def first_conv(model: nn.Module) -> nn.Conv1d:
     """The first ``Conv1d`` of a model (``model.first_layer`` if the model names it)."""
@@ -57,20 +59,18 @@ def filter_pwms(
         seen["out"] = output.detach()
 
     handle = conv.register_forward_hook(hook)
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     acts, windows = [], []
     try:
-        for i in range(0, x.shape[0], batch_size):
-            seen.clear()
-            model(x[i : i + batch_size].to(device))
-            inp, out = seen["in"][:, :4], torch.relu(seen["out"])  # conv input is what the filter saw
-            acts.append(out.cpu())
-            windows.append(inp.cpu())
+        with eval_mode(model):
+            for i in range(0, x.shape[0], batch_size):
+                seen.clear()
+                model(x[i : i + batch_size].to(device))
+                inp, out = seen["in"][:, :4], torch.relu(seen["out"])  # conv input is what the filter saw
+                acts.append(out.cpu())
+                windows.append(inp.cpu())
     finally:
         handle.remove()
-        model.train(was_training)
     w = conv.kernel_size[0]
     n_filters = conv.out_channels
     act = torch.cat(acts)  # (n, F, P)

@@ -685,57 +685,53 @@ def saturation_mutagenesis(
         eff = (fwd + rev.flip(dims=(1, 2))) / 2
         ref = (y_fwd + y_rev) / 2
         return (eff, ref) if return_reference else eff
-    from biodl.train.predict import moved_to, torch_device
+    from biodl.train.predict import eval_mode, moved_to, torch_device
 
     dev = torch_device(device) if device is not None else next(model.parameters()).device
     autocast = _autocast(precision, dev)
-    was_training = model.training
-    model.eval()
-    with moved_to(model, dev):  # computed where asked, put back where the caller keeps it
-        try:
-            X = X.to(dev, torch.float32)
-            chosen = ism_method(model, L) if method == "auto" else method
-            plan = None
-            if chosen == "trunk":
-                split = _trunk_split(model)
-                if split is None:
-                    raise BiodlInputError("method='trunk' needs a model with a local convolutional trunk")
-                plan = _TrunkPlan(*split)
-            out: torch.Tensor | None = None
-            refs = []
-            groups = range(0, n, group_size if chosen != "full" else n)
-            it = groups
-            if progress:
-                from rich.progress import track
+    # computed where asked, in eval mode; put back where and as the caller keeps it
+    with moved_to(model, dev), eval_mode(model):
+        X = X.to(dev, torch.float32)
+        chosen = ism_method(model, L) if method == "auto" else method
+        plan = None
+        if chosen == "trunk":
+            split = _trunk_split(model)
+            if split is None:
+                raise BiodlInputError("method='trunk' needs a model with a local convolutional trunk")
+            plan = _TrunkPlan(*split)
+        out: torch.Tensor | None = None
+        refs = []
+        groups = range(0, n, group_size if chosen != "full" else n)
+        it = groups
+        if progress:
+            from rich.progress import track
 
-                it = track(groups, description=f"ISM ({chosen})")
-            for g0 in it:
-                Xg = X[g0 : g0 + (group_size if chosen != "full" else n)]
-                # fast paths: reference activations in float32, only the per-edit changes under
-                # autocast (see `precision`); full passes: everything under autocast
-                with autocast if chosen == "full" else contextlib.nullcontext():
+            it = track(groups, description=f"ISM ({chosen})")
+        for g0 in it:
+            Xg = X[g0 : g0 + (group_size if chosen != "full" else n)]
+            # fast paths: reference activations in float32, only the per-edit changes under
+            # autocast (see `precision`); full passes: everything under autocast
+            with autocast if chosen == "full" else contextlib.nullcontext():
+                y0 = _flat(model(Xg))
+                runner = _runner(model, Xg, chosen, y0, method != "auto", plan)
+            if runner is None:
+                chosen = "full"
+                runner = _full_runner(model, Xg)
+                with autocast:
                     y0 = _flat(model(Xg))
-                    runner = _runner(model, Xg, chosen, y0, method != "auto", plan)
-                if runner is None:
-                    chosen = "full"
-                    runner = _full_runner(model, Xg)
-                    with autocast:
-                        y0 = _flat(model(Xg))
-                y0 = y0.float()
-                refs.append(y0.cpu())
-                if out is None:
-                    out = torch.zeros(n, end - start, 4, y0.shape[1])
-                seq, pos, alt = _edits(Xg, start, end)
-                if isinstance(runner, _TrunkCache):
-                    perm = runner.order(pos)
-                    seq, pos, alt = seq[perm], pos[perm], alt[perm]
-                for b in range(0, seq.shape[0], batch_size):
-                    s, p, a = seq[b : b + batch_size], pos[b : b + batch_size], alt[b : b + batch_size]
-                    with autocast if chosen != "deepbind" else contextlib.nullcontext():
-                        y = runner(s, p, a)
-                    out[(s + g0).cpu(), (p - start).cpu(), a.cpu()] = (y.float() - y0[s]).cpu()
-        finally:
-            model.train(was_training)
+            y0 = y0.float()
+            refs.append(y0.cpu())
+            if out is None:
+                out = torch.zeros(n, end - start, 4, y0.shape[1])
+            seq, pos, alt = _edits(Xg, start, end)
+            if isinstance(runner, _TrunkCache):
+                perm = runner.order(pos)
+                seq, pos, alt = seq[perm], pos[perm], alt[perm]
+            for b in range(0, seq.shape[0], batch_size):
+                s, p, a = seq[b : b + batch_size], pos[b : b + batch_size], alt[b : b + batch_size]
+                with autocast if chosen != "deepbind" else contextlib.nullcontext():
+                    y = runner(s, p, a)
+                out[(s + g0).cpu(), (p - start).cpu(), a.cpu()] = (y.float() - y0[s]).cpu()
     assert out is not None
     return (out, torch.cat(refs)) if return_reference else out
 

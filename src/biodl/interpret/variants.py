@@ -386,18 +386,15 @@ def score_variants(
     from biodl.train.predict import predict
 
     dev = torch.device(device) if device is not None else next(model.parameters()).device
-    was = model.training
     ok = [i for i, w in enumerate(windows) if w.status == "ok"]
     stats: dict[str, np.ndarray] | None = None
-    try:
-        if ok:
-            ds = _AlleleWindows([windows[i].ref_seq for i in ok], [windows[i].alt_seq for i in ok], n_value)
-            y, _ = predict(
-                model, ds, batch_size=batch_size, device=str(dev), forward=_both_alleles(model, rc_average)
-            )
-            stats = _summarise(y[:, 0], y[:, 1], probabilities)  # (n, allele, T)
-    finally:
-        model.train(was)
+    if ok:
+        ds = _AlleleWindows([windows[i].ref_seq for i in ok], [windows[i].alt_seq for i in ok], n_value)
+        # in eval mode, returned as it came (predict)
+        y, _ = predict(
+            model, ds, batch_size=batch_size, device=str(dev), forward=_both_alleles(model, rc_average)
+        )
+        stats = _summarise(y[:, 0], y[:, 1], probabilities)  # (n, allele, T)
     n_out = stats["ref"].shape[1] if stats is not None else len(output_names or [])
     if stats is None and not n_out:
         n_out = int(getattr(model, "n_outputs", 1))

@@ -112,7 +112,7 @@ def predict(
     Parameters
     ----------
     model
-        The network (put in eval mode on ``device``).
+        The network (in eval mode on ``device`` while scoring; returned where and as it came).
     dataset
         Items ``(x, y)`` (or ``(x,)``); ``x`` anything ``collate_fn`` batches into something
         with ``.to(device)``.
@@ -134,7 +134,6 @@ def predict(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise BiodlInputError(f"--batch-size must be an integer of at least 1, got {batch_size!r}")
     dev = torch_device(device)
-    model = model.eval()
     fn = forward or model
     from biodl.train.batches import BatchCollate
 
@@ -152,7 +151,8 @@ def predict(
     total = len(dataset) if hasattr(dataset, "__len__") else 0
     scored = _SCORED.get()
     # a model the caller holds on the CPU is not left on the GPU (its .numpy() would fail)
-    with cpu_threads(threads if dev.type == "cpu" else None), moved_to(model, dev):
+    # ... and is returned in the mode it came in (eval for the scoring)
+    with cpu_threads(threads if dev.type == "cpu" else None), moved_to(model, dev), eval_mode(model):
         for batch in it:
             x = batch[0] if isinstance(batch, (list, tuple)) else batch
             # a tuple input (e.g. CpG neighbours + DNA) moves part by part
@@ -172,6 +172,19 @@ def predict(
         raise BiodlError("nothing to predict: the input is empty")
     outs = out.array()
     return outs, (y.array() if y.n else np.zeros((len(outs), 0), np.float32))
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module):
+    """``model`` in eval mode for the block, then every submodule back in the mode it was in
+    (a training model, or one with a frozen batch norm inside, is returned as it came)."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, training in modes:
+            m.training = training
 
 
 @contextlib.contextmanager
