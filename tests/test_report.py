@@ -364,3 +364,119 @@ def test_report_and_motifs_refuse_to_write_over_the_runs_own_inputs(tmp_path, re
     after = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
     assert after == before  # nothing written, nothing replaced
     assert not (tmp_path / "m.tsv").exists()
+
+
+def test_a_table_with_a_list_value_is_one_row_per_metric() -> None:
+    """A run table with a list among its values (sparse-ae's layer sizes) became a 2-row wide
+    table repeating every value; ``{column: [values]}`` tables stay columns."""
+    from biodl.report.html import _to_dataframe
+
+    df = _to_dataframe({"system": "sparse-ae", "nodes": [6, 4], "val_loss": 0.5})
+    assert list(df["metric"]) == ["system", "nodes", "val_loss"]
+    assert list(df["value"]) == ["sparse-ae", "6, 4", 0.5]
+    cols = _to_dataframe({"a": [1, 2], "b": [3, 4]})
+    assert list(cols.columns) == ["a", "b"] and len(cols) == 2
+
+
+def test_read_abundance_keeps_the_true_count_of_a_species_never_called() -> None:
+    from biodl.kinds.reads.report import abundance
+
+    df = pd.DataFrame({"call_species": ["", "", "a", "a"], "true_species": ["a", "b", "a", "c"]})
+    ab = abundance(df, ["species", "genus"])
+    assert ab["true"].to_dict() == {"a": 2, "b": 1, "c": 1, "not called at species level": 0}
+    assert ab["called"].to_dict() == {"a": 2, "b": 0, "c": 0, "not called at species level": 2}
+
+
+def test_methylation_accuracy_by_distance_puts_each_bin_at_its_place(tmp_path, monkeypatch) -> None:
+    """A profile without sites in a middle distance bin was drawn shifted onto the wrong bins,
+    and the ticks named the last profile's bins only."""
+    from types import SimpleNamespace
+
+    from biodl.kinds.methylation import report as mr
+
+    rng = np.random.default_rng(0)
+    near_a = np.repeat([50, 150, 300, 700], 10)  # bins 0-3
+    near_b = np.repeat([50, 300, 20_000], 10)  # bins 0, 2 and the open last one
+    pred = pd.DataFrame({"true_a": rng.integers(0, 2, 40), "prob_a": rng.random(40), "nearest_a": near_a})
+    pred_b = pd.DataFrame({"true_b": rng.integers(0, 2, 30), "prob_b": rng.random(30), "nearest_b": near_b})
+    (tmp_path / "test").mkdir()
+    pd.concat([pred, pred_b], axis=1).to_csv(tmp_path / "test" / "predictions.tsv", sep="\t", index=False)
+    figs = []
+    monkeypatch.setattr(mr, "_save_figure", lambda fig, path: figs.append(fig) or Path(path))
+    mr.methylation_sections(tmp_path, SimpleNamespace(task="binary", label_names=["a", "b"]))
+    ax = figs[0].axes[1]
+    xs = {ln.get_label(): list(ln.get_xdata()) for ln in ax.get_lines()}
+    last = len(mr.DISTANCE_BINS) - 2
+    assert xs == {"a": [0, 1, 2, 3], "b": [0, 2, last]}
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks == ["0-100", "100-250", "250-500", "500-1000", "10000-"]
+
+
+def test_label_names_with_dollar_signs_and_a_renamed_label_column(tmp_path, rest_small, capsys) -> None:
+    """A label named 'Bound $a^^b$' was parsed as mathtext: training failed at the test plot
+    and left the run 'running'; the report of a run trained with --label-col NAME interpreted
+    every test sequence, negatives too, as positives; a cut-short test/metrics.json failed the
+    report with an internal error."""
+    import json
+
+    from biodl.kinds.sequences.report import positive_test_sequences
+    from biodl.pipeline import report, train
+    from biodl.train import TrainConfig
+    from biodl.train.checkpoint import load_model, read_run_json
+
+    name = "Bound $a^^b$"
+    files = {}
+    for part in ("train", "test"):
+        lines = Path(rest_small[part]).read_text().splitlines()
+        assert lines[0].split("\t")[-1] == "Bound"
+        files[part] = tmp_path / f"{part}.seq"
+        files[part].write_text("\n".join([lines[0].replace("Bound", name), *lines[1:]]) + "\n")
+    run = tmp_path / "run"
+    cfg = TrainConfig(max_epochs=1, patience=0, device="cpu", progress=False)
+    train(
+        "deepbind",
+        run,
+        options={"data": files["train"], "test_file": files["test"], "label_col": name},
+        model_options={"num_motifs": 4, "motif_len": 8, "hidden": 0},
+        config=cfg,
+        quiet=True,
+    )
+    assert read_run_json(run).status == "finished"
+    assert name in report(run, quiet=True).read_text()
+    model, meta = load_model(run)
+    X, _ = positive_test_sequences(run, meta)
+    labels = pd.read_csv(files["test"], sep="\t")[name]
+    assert 0 < len(X) == int((labels == 1).sum()) < len(labels)
+    (run / "test" / "metrics.json").write_text('{"metrics": {"auroc": 0.9')
+    capsys.readouterr()
+    html = report(run, quiet=True).read_text()
+    err = " ".join(capsys.readouterr().err.split())
+    assert "metrics.json: unreadable" in err and "left out" in err
+    assert "Held-out test set" not in html
+    (run / "test" / "metrics.json").write_text(json.dumps({"n": 3}))
+    assert report(run, quiet=True).exists()
+
+
+def test_a_run_whose_test_evaluation_fails_is_finished(tmp_path, rest_small, monkeypatch) -> None:
+    """The model is trained and saved before the test set is scored: a failure there leaves a
+    finished run (biodl evaluate / report work on it), not one marked as still running."""
+    from biodl import pipeline
+    from biodl.train import TrainConfig
+    from biodl.train.checkpoint import read_run_json
+
+    def broken(*a, **k):
+        raise RuntimeError("scoring failed")
+
+    monkeypatch.setattr(pipeline, "evaluate_table", broken)
+    run = tmp_path / "run"
+    cfg = TrainConfig(max_epochs=1, patience=0, device="cpu", progress=False)
+    with pytest.raises(RuntimeError, match="scoring failed"):
+        pipeline.train(
+            "deepbind",
+            run,
+            options={"data": rest_small["train"], "test_file": rest_small["test"]},
+            model_options={"num_motifs": 4, "motif_len": 8, "hidden": 0},
+            config=cfg,
+            quiet=True,
+        )
+    assert read_run_json(run).status == "finished" and (run / "model.pt").exists()

@@ -261,6 +261,9 @@ def _train_into(
         }
     meta = finished_meta(meta, res)
     model_path = save_model(out / "model.pt", model, meta)
+    # the model is trained and saved: a finished run from here on, also if its test evaluation,
+    # after_fit or report fails (biodl evaluate / report can then be run on it)
+    write_run_json(out, meta)
     if old_weights is None or _weights_digest(model.state_dict()) != old_weights:  # a new model
         _drop_stale_outputs(out, t0, config, splits.test is not None, quiet)  # (a rerun keeps them)
     summary: dict[str, Any] = {

@@ -18,6 +18,7 @@ and checked before any work starts.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -603,6 +604,33 @@ def write_results(out_dir: str | Path, result: dict[str, Any], predictions: pd.D
     atomic_json(result, od / "metrics.json")
     write_table(predictions, od / "predictions.tsv")
     return od
+
+
+def read_results(out_dir: str | Path) -> dict[str, Any] | None:
+    """``out_dir/metrics.json`` as :func:`write_results` wrote it, or ``None`` when there is
+    none; a file that is not one (cut short, edited) is said in a warning and taken as none,
+    so a report leaves out the sections that need it instead of failing."""
+    p = Path(out_dir) / "metrics.json"
+    try:
+        result = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        problem = f"unreadable ({type(e).__name__}: {e})"
+    else:
+        if isinstance(result, dict) and isinstance(result.get("metrics"), dict):
+            return result
+        problem = "not an evaluation's metrics.json (no 'metrics' table)"
+    if (str(p), problem) not in _SAID:  # once, however many sections ask
+        _SAID.add((str(p), problem))
+        log(
+            f"[biodl] warning: {p}: {problem}; the sections that need it are left out (biodl evaluate, "
+            "or training again, writes it anew)"
+        )
+    return None
+
+
+_SAID: set[tuple[str, str]] = set()
 
 
 def write_evaluation(

@@ -161,10 +161,12 @@ def _to_dataframe(table: TableLike) -> pd.DataFrame:
     values = list(table.values())
     if values and all(isinstance(v, Mapping) for v in values):
         return pd.DataFrame.from_dict(dict(table), orient="index")
-    if all(np.ndim(v) == 0 for v in values):
-        # object dtype keeps integers as integers next to floats
-        return pd.DataFrame({"metric": [str(k) for k in table], "value": pd.Series(values, dtype=object)})
-    return pd.DataFrame(dict(table))
+    if values and all(np.ndim(v) >= 1 for v in values):
+        return pd.DataFrame(dict(table))  # {column: [values]}
+    # {metric: value}; a list among the values (layer sizes, say) is one cell, its items joined
+    # (object dtype keeps integers as integers next to floats)
+    cells = [", ".join(format_value(x) for x in np.ravel(v)) if np.ndim(v) else v for v in values]
+    return pd.DataFrame({"metric": [str(k) for k in table], "value": pd.Series(cells, dtype=object)})
 
 
 def _table_html(table: TableLike) -> str:

@@ -91,9 +91,22 @@ def _new_figure(width: float, height: float) -> Figure:
     return fig
 
 
+def _literal_text(fig: Figure) -> None:
+    """Draw the figure's texts as written: a label, class or run name with ``$`` signs (``Bound
+    $a^b$``) is not matplotlib mathtext (rendered as formulas, or a parse error that stopped
+    training). Tick labels a formatter makes (``$\\mathdefault{10^{3}}$``) keep their maths."""
+    from matplotlib.text import Text
+
+    for t in fig.findobj(Text):
+        s = t.get_text()
+        if "$" in s and "\\mathdefault" not in s:
+            t.set_parse_math(False)
+
+
 def _save_figure(fig: Figure, path: str | os.PathLike, dpi: int = DEFAULT_DPI) -> Path:
     """Render ``fig`` to PNG bytes, write them atomically to ``path`` and release the figure."""
     try:
+        _literal_text(fig)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
     finally:

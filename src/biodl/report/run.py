@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from biodl.errors import BiodlInputError
+from biodl.kinds.base import read_results
 
 __all__ = ["REPORT_OUTPUTS", "check_run_outputs", "learning_curves_section", "plot_ism", "run_sections"]
 
@@ -143,13 +144,12 @@ def plot_ism(
     Path
         The PNG written (atomically).
     """
-    import io
 
     import logomaker
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from biodl.report.plots import write_bytes_atomic
+    from biodl.report.plots import _save_figure
 
     E = np.asarray(effects, dtype=float).T  # (4, L)
     L = E.shape[1]
@@ -186,10 +186,7 @@ def plot_ism(
     axes[-1].set_xlabel("position")
     if title:
         fig.suptitle(title, fontsize=10)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
-    fig.clear()
-    return write_bytes_atomic(path, buf.getvalue())
+    return _save_figure(fig, path, dpi)
 
 
 def learning_curves_section(run: Path) -> list:
@@ -290,13 +287,13 @@ def run_sections(run: Path, meta, recipe, kind) -> list:
         )
     ]
     test_dir = run / "test"
-    if (test_dir / "metrics.json").exists():
-        tm = json.loads((test_dir / "metrics.json").read_text())
+    tm = read_results(test_dir)
+    if tm is not None:
         imgs = [test_dir / f for f in kind.evaluation_sections(meta) if (test_dir / f).exists()]
         sections.append(
             Section(
                 "Held-out test set",
-                text=f"{tm['n']} items from {tm.get('data')}.",
+                text=f"{tm.get('n', '?')} items from {tm.get('data')}.",
                 table=_metric_cells(tm["metrics"]),
                 images=imgs,
             )

@@ -4,12 +4,12 @@ medium-range pairs). Reads ``RUN/test/`` (``metrics.json``, ``<id>.rr``, ``<id>.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from biodl.kinds.base import read_results
 from biodl.report.plots import _new_figure, _save_figure
 
 
@@ -72,8 +72,8 @@ def contact_sections(run: Path, meta, max_maps: int = 4) -> list:
     from biodl.report.html import Section
 
     test = Path(run) / "test"
-    mfile = test / "metrics.json"
-    if not mfile.exists():
+    result = read_results(test)
+    if result is None:
         return [
             Section(
                 "Contact maps",
@@ -82,7 +82,7 @@ def contact_sections(run: Path, meta, max_maps: int = 4) -> list:
                 "`biodl contacts predict MSA --method pconsc2 --model RUN --pdb PDB`.",
             )
         ]
-    per = json.loads(mfile.read_text()).get("per_protein", {})
+    per = result.get("per_protein", {})
     images = []
     thr = float(meta.data.get("threshold", 8.0))
     sep = int(meta.data.get("min_sep", 6))

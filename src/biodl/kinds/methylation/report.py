@@ -44,6 +44,12 @@ def per_profile(pred: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _bin_label(i: int) -> str:
+    """``"lo-hi"`` of distance bin ``i`` (``"lo-"`` for the last, open one)."""
+    hi = DISTANCE_BINS[i + 1]
+    return f"{DISTANCE_BINS[i]}-{hi if hi < 10**12 else ''}"
+
+
 def by_distance(pred: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     """Accuracy (and sites) per bin of the distance to the nearest observed CpG, per profile."""
     rows = []
@@ -57,11 +63,10 @@ def by_distance(pred: pd.DataFrame, names: list[str]) -> pd.DataFrame:
         for i in range(len(DISTANCE_BINS) - 1):
             m = b == i
             if m.any():
-                hi = DISTANCE_BINS[i + 1]
                 rows.append(
                     {
                         "profile": n,
-                        "distance": f"{DISTANCE_BINS[i]}-{hi if hi < 10**12 else ''}",
+                        "distance": _bin_label(i),
                         "sites": int(m.sum()),
                         "accuracy": round(float(hit[m].mean()), 4),
                     }
@@ -79,6 +84,7 @@ def methylation_sections(run: Path, meta) -> list:
     names = [str(n) for n in meta.label_names]
     table = per_profile(pred, names)
     dist = by_distance(pred, names)
+    labels = [_bin_label(i) for i in range(len(DISTANCE_BINS) - 1)]
     fig = _new_figure(9.0, 3.6)
     ax1, ax2 = fig.subplots(1, 2)
     for n in names:
@@ -90,9 +96,13 @@ def methylation_sections(run: Path, meta) -> list:
         xs = [pr[bins == i].mean() for i in range(10) if (bins == i).sum() >= 5]
         ys = [y[bins == i].mean() for i in range(10) if (bins == i).sum() >= 5]
         ax1.plot(xs, ys, "o-", label=n, ms=3)
-        sub = dist[dist["profile"] == n]
-        ax2.plot(np.arange(len(sub)), sub["accuracy"], "o-", label=n, ms=3)
-        ax2.set_xticks(np.arange(len(sub)), sub["distance"], rotation=45, fontsize=7)
+        sub = dist[dist["profile"] == n] if len(dist) else dist
+        # each bin at its own place on the axis (a profile without sites in a bin skips it)
+        ax2.plot(
+            [labels.index(d) for d in sub.get("distance", [])], sub.get("accuracy", []), "o-", label=n, ms=3
+        )
+    used = sorted({labels.index(d) for d in dist["distance"]}) if len(dist) else []
+    ax2.set_xticks(used, [labels[i] for i in used], rotation=45, fontsize=7)
     ax1.plot([0, 1], [0, 1], ":", color="0.5")
     ax1.set(xlabel="predicted probability", ylabel="observed methylated share", title="Calibration (test)")
     ax2.set(

@@ -4,12 +4,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from biodl.kinds.base import read_results
 from biodl.report.plots import _new_figure, _save_figure
 
 
@@ -114,9 +114,9 @@ def popgen_sections(run: Path, meta) -> list:
     test = run / "test" / "predictions.tsv"
     abc = run / "abc" / "predictions.tsv"
     d = meta.data
-    if (run / "abc" / "metrics.json").exists() and (run / "test" / "metrics.json").exists():
-        net_m = json.loads((run / "test" / "metrics.json").read_text())["metrics"]
-        abc_m = json.loads((run / "abc" / "metrics.json").read_text())["metrics"]
+    net, abc_r = read_results(run / "test"), read_results(run / "abc")
+    if net is not None and abc_r is not None:
+        net_m, abc_m = net["metrics"], abc_r["metrics"]
         keys = [k for k in net_m if k in abc_m and isinstance(net_m[k], (int, float))]
         table = {meta.recipe: {k: net_m[k] for k in keys}, "rejection ABC": {k: abc_m[k] for k in keys}}
         out.append(

@@ -3,12 +3,12 @@ counts) and the confusion matrix at genus level, from an evaluation's prediction
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from biodl.kinds.base import read_results
 from biodl.kinds.popgen.report import plot_confusion  # one confusion-matrix plot for every kind
 from biodl.report.plots import _new_figure, _save_figure
 
@@ -40,11 +40,11 @@ def abundance(df: pd.DataFrame, ranks: list[str]) -> pd.DataFrame:
     """Reads per species: called (at species level) and true, with the reads not called at
     species level as one row."""
     s = ranks[0]
-    called = df[f"call_{s}"].astype(str).replace("", f"not called at {s} level").value_counts()
-    out = pd.DataFrame({"called": called})
+    counts = {"called": df[f"call_{s}"].astype(str).replace("", f"not called at {s} level").value_counts()}
     if f"true_{s}" in df:
-        out["true"] = df[f"true_{s}"].astype(str).replace("", f"unknown {s}").value_counts()
-    out = out.fillna(0).astype(int)
+        counts["true"] = df[f"true_{s}"].astype(str).replace("", f"unknown {s}").value_counts()
+    # every taxon called or true (a species never called keeps its true count)
+    out = pd.concat(counts, axis=1).fillna(0).astype(int)
     out.index.name = s
     return out.sort_values(out.columns[-1], ascending=False)
 
@@ -125,9 +125,9 @@ def reads_sections(run: Path, model, meta) -> list:
             table=table,
         )
     )
-    metrics = run / "test" / "metrics.json"
-    if metrics.exists():
-        m = json.loads(metrics.read_text()).get("metrics", {})
+    result = read_results(run / "test")
+    if result is not None:
+        m = result["metrics"]
         rows = {r: {k: m.get(f"{k}/{r}") for k in ("accuracy", "sensitivity", "precision")} for r in ranks}
         out.append(
             Section(

@@ -213,11 +213,19 @@ def load_table(
 
 
 def read_like_model(
-    meta: RunMeta, path, *, labelled: bool, negatives=None, seq_col: str | None = None, label_col=None
+    meta: RunMeta,
+    path,
+    *,
+    labelled: bool,
+    negatives=None,
+    seq_col: str | None = None,
+    label_col=None,
+    model_labels: bool | None = None,
 ):
     """Sequences of ``path`` read as the model's training data was (IUPAC rule, case,
     viewpoint); a table's labels from ``label_col``, else the model's label columns when the
-    file has them all, else the usual names."""
+    file has them all (``model_labels``, default ``labelled``: also when labels are optional),
+    else the usual names."""
     d = data_as(SequenceData, meta.data)
     return load_table(
         path,
@@ -228,7 +236,9 @@ def read_like_model(
         uppercase=d.uppercase,
         negatives=negatives,
         viewpoint=d.viewpoint,
-        prefer_labels=list(meta.label_names or []) if labelled else None,
+        prefer_labels=list(meta.label_names or [])
+        if (labelled if model_labels is None else model_labels)
+        else None,
     )
 
 

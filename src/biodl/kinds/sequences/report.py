@@ -5,7 +5,6 @@ top-scoring sequences, and the variant table of ``biodl variants``; plus ``biodl
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from pathlib import Path
@@ -16,6 +15,7 @@ import torch
 
 from biodl.errors import BiodlError, BiodlInputError
 from biodl.interpret.motifs import write_meme as _write_meme
+from biodl.kinds.base import read_results
 from biodl.report.run import plot_ism
 from biodl.train.checkpoint import RunMeta
 from biodl.train.predict import predict_tensor
@@ -180,8 +180,9 @@ def positive_test_sequences(
 
     run = Path(run_dir)
     src = test_file
-    if src is None and (run / "test" / "metrics.json").exists():
-        src = json.loads((run / "test" / "metrics.json").read_text())["data"]
+    tm = read_results(run / "test") if src is None else None
+    if tm is not None:
+        src = tm.get("data")
         if src is not None and not Path(src).exists():
             from biodl.kinds.base import log
 
@@ -196,7 +197,9 @@ def positive_test_sequences(
     if src is None:
         return None
     d = meta.data
-    table = read_like_model(meta, src, labelled=False)
+    # labels optional (a file of positives only is all interpreted), read from the model's label
+    # columns when the file has them (a run trained with --label-col NAME)
+    table = read_like_model(meta, src, labelled=False, model_labels=True)
     if table.labels is not None and meta.task in ("binary", "multilabel"):
         pos = np.nansum(table.labels, axis=1) > 0
         if pos.any():
