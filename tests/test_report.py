@@ -137,7 +137,7 @@ def test_learning_curves_with_nans(tmp_path: Path, legends: list[list[str]]) -> 
     texts = legends[0]
     assert {"train_loss", "val_loss", "val_auroc"} <= set(texts)
     assert "val_auprc" not in texts and "step" not in texts
-    assert any("epoch 1" in t for t in texts)  # best val_loss marker
+    assert any("epoch 2" in t for t in texts)  # best val_loss marker: the second epoch, counted from 1
 
     # Only losses, no metrics: still two panels, no error.
     plot_learning_curves(pd.DataFrame({"epoch": [0, 1], "train_loss": [1.0, np.nan]}), tmp_path / "lc2.png")
@@ -447,6 +447,15 @@ def test_label_names_with_dollar_signs_and_a_renamed_label_column(tmp_path, rest
     X, _ = positive_test_sequences(run, meta)
     labels = pd.read_csv(files["test"], sep="\t")[name]
     assert 0 < len(X) == int((labels == 1).sum()) < len(labels)
+    assert re.search(r"<td>test items</td><td[^>]*>200</td>", report(run, quiet=True).read_text())
+    with pytest.raises(BiodlInputError, match="not found"):
+        report(run, data=tmp_path / "missing.seq", quiet=True)
+    from biodl.kinds.sequences.kind import SequencesKind
+
+    with pytest.MonkeyPatch.context() as mp:  # a kind whose report reads no inputs refuses them
+        mp.setattr(SequencesKind, "report_data", "")
+        with pytest.raises(BiodlInputError, match="reads no inputs"):
+            report(run, data=files["test"], quiet=True)
     (run / "test" / "metrics.json").write_text('{"metrics": {"auroc": 0.9')
     capsys.readouterr()
     html = report(run, quiet=True).read_text()
@@ -480,3 +489,40 @@ def test_a_run_whose_test_evaluation_fails_is_finished(tmp_path, rest_small, mon
             quiet=True,
         )
     assert read_run_json(run).status == "finished" and (run / "model.pt").exists()
+
+
+def test_learning_curves_count_epochs_from_one_and_log_scale_curves_decades_apart(
+    tmp_path, monkeypatch
+) -> None:
+    """The plot counted epochs from 0 while the report's table counts from 1 (with ticks at
+    0.2 epochs); a sparsity penalty of ~1 beside a reconstruction error of ~100 was a flat line."""
+    seen = []
+    original = plots_mod._save_figure
+
+    def spy(fig, path, dpi=100):
+        for ax in fig.axes:
+            seen.append((list(ax.get_lines()[0].get_xdata()), list(ax.get_xticks()), ax.get_yscale()))
+        return original(fig, path, dpi)
+
+    monkeypatch.setattr(plots_mod, "_save_figure", spy)
+    h = pd.DataFrame(
+        {
+            "epoch": [0, 1],
+            "val_loss": [0.7, 0.6],
+            "val_reconstruction": [110.0, 100.0],
+            "val_sparsity": [1.4, 1.2],
+        }
+    )
+    plot_learning_curves(h, tmp_path / "lc.png")
+    (x_loss, ticks, scale_loss), (_, _, scale_metric) = seen
+    assert x_loss == [1, 2] and all(float(t).is_integer() for t in ticks)
+    assert scale_metric == "log" and scale_loss == "linear"
+
+
+def test_a_tables_leftover_row_positions_are_not_shown_its_named_index_is() -> None:
+    from biodl.report.html import _table_html
+
+    df = pd.DataFrame({"gene": ["a", "b", "c"], "mae": [0.1, 0.3, 0.2]}).sort_values("mae", ascending=False)
+    assert "<th></th>" not in _table_html(df.head(2))  # row positions 1, 2: no stray column
+    assert "<th>rank</th>" in _table_html(df.set_index("gene").rename_axis("rank"))
+    assert "<th>a</th>" in _table_html(df.set_index("gene"))  # a label index is shown

@@ -1580,6 +1580,13 @@ def report(
         raise BiodlInputError("no model.pt here; is this a run directory of `biodl train`?", path=run)
     model, meta, k, recipe = _load(run / "model.pt", "cpu")
     opts, _ = kind_options(recipe, k, dict(options or {}), "report", spellings)
+    if data is not None:
+        if not k.report_data:
+            raise BiodlInputError(
+                f"the report of a {recipe.name} run ({k.title}) reads no inputs: leave out --test / --data"
+            )
+        if not Path(data).exists():
+            raise BiodlInputError(f"not found (--test / --data: {k.report_data})", path=data)
     sections = run_sections(run, meta, recipe, k) + k.report_sections(run, model, meta, data, opts)
     if note:
         from biodl.report.html import Section

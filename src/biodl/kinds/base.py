@@ -263,6 +263,9 @@ class DataKind:
     #: The Python objects :meth:`from_memory` takes (``biodl.load(RUN).predict([...])``), in
     #: words for messages and docs; empty: the kind's models read files only.
     memory_inputs: ClassVar[str] = ""
+    #: What ``biodl report RUN --data FILE`` (``--test``) gives the kind's report sections, in
+    #: words; empty: its report reads no inputs (the option is refused).
+    report_data: ClassVar[str] = ""
 
     def training_labels(self, meta: RunMeta, splits: Splits) -> np.ndarray | None:
         """The training targets ``(n, n_labels)`` (NaN = missing), checked by

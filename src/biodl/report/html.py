@@ -171,7 +171,9 @@ def _to_dataframe(table: TableLike) -> pd.DataFrame:
 
 def _table_html(table: TableLike) -> str:
     df = _to_dataframe(table)
-    show_index = not (isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and df.index.step == 1)
+    # an index is shown when it names the rows; an unnamed integer one is row positions left over
+    # from a sort or a head() (shown as a stray column without a header)
+    show_index = df.index.name is not None or not pd.api.types.is_integer_dtype(df.index)
     esc = html.escape
     head = []
     if show_index:

@@ -29,6 +29,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from biodl.errors import BiodlInputError
 
@@ -394,6 +395,15 @@ def plot_scatter(
     return _save_figure(fig, path, dpi)
 
 
+def _spans_decades(values: pd.DataFrame, ratio: float = 20.0) -> bool:
+    """Whether curves of positive values lie ``ratio`` times or more apart (their medians), so
+    that on a linear axis the smaller ones would be flat lines at zero."""
+    med = values.median().dropna()
+    v = values.to_numpy(dtype=float)
+    v = v[np.isfinite(v)]
+    return len(med) > 1 and v.size > 0 and bool((v > 0).all()) and float(med.max() / med.min()) >= ratio
+
+
 def plot_learning_curves(
     history: pd.DataFrame, path: str | os.PathLike, *, title: str | None = None, dpi: int = DEFAULT_DPI
 ) -> Path:
@@ -447,9 +457,16 @@ def plot_learning_curves(
     for ax, cols, ylabel in ((ax_loss, losses, "Loss"), (ax_metric, metrics, "Metric")):
         for color, c in zip(_colors(len(cols)), cols, strict=False):
             series = per_epoch[c].dropna()
-            ax.plot(series.index, series.to_numpy(), marker="o", ms=3, lw=1.5, color=color, label=str(c))
+            # epochs counted from 1, as the log and the report's tables count them (files: from 0)
+            ax.plot(series.index + 1, series.to_numpy(), marker="o", ms=3, lw=1.5, color=color, label=str(c))
         if best_epoch is not None:
-            ax.axvline(best_epoch, ls=":", color="0.4", lw=1, label=f"best val_loss (epoch {best_epoch:g})")
+            ax.axvline(
+                best_epoch + 1, ls=":", color="0.4", lw=1, label=f"best val_loss (epoch {best_epoch + 1:g})"
+            )
+        if _spans_decades(per_epoch[cols]):  # e.g. a reconstruction error beside a sparsity penalty
+            ax.set_yscale("log")
+            ylabel += " (log scale)"
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("Epoch")
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)

@@ -6,6 +6,7 @@ figure of the sequence kinds. The kinds add their own sections after these.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable
@@ -16,6 +17,7 @@ import pandas as pd
 
 from biodl.errors import BiodlInputError
 from biodl.kinds.base import read_results
+from biodl.train.checkpoint import read_run_json
 
 __all__ = ["REPORT_OUTPUTS", "check_run_outputs", "learning_curves_section", "plot_ism", "run_sections"]
 
@@ -268,9 +270,13 @@ def run_sections(run: Path, meta, recipe, kind) -> list:
         "task": meta.task,
     }
     overview.update(kind.describe_data(meta))
+    splits = dict(meta.splits)
+    if splits.get("n_test") is None:  # counted after the model was saved: in run.json only
+        with contextlib.suppress(BiodlInputError):
+            splits["n_test"] = read_run_json(run).splits.get("n_test")
     for k in ("n_train", "n_valid", "n_test"):
-        if meta.splits.get(k) is not None:
-            overview[k.replace("n_", "") + " items"] = meta.splits[k]
+        if splits.get(k) is not None:
+            overview[k.replace("n_", "") + " items"] = splits[k]
     if meta.best_epoch is not None:  # counted from 1, as the log's epochs (run.json: from 0)
         overview["best epoch"] = f"{int(meta.best_epoch) + 1} of {meta.epochs_run}"
     else:

@@ -317,6 +317,7 @@ class CellsKind(DataKind):
 
     name = "cells"
     title = "cytometry samples"
+    report_data = "a labelled sample table for the selected cells"
     reads = "cytometry samples: FCS files, or a sample table (CSV/TSV) listing them with their labels"
     formats = frozenset(("FCS",))
     options = OPTIONS

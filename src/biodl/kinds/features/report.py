@@ -51,28 +51,32 @@ def path_section(run: Path, meta) -> list:
         return []
     path = pd.read_csv(p, sep="\t")
     col = next(c for c in path.columns if c.startswith("val_") and c != "val_loss")
+    metric = col.removeprefix("val_").upper() if col in ("val_auroc", "val_auprc", "val_mcc") else col[4:]
     fig = _new_figure(5.5, 3.5)
     ax = fig.subplots()
-    ax.plot(path["n_features"], path[col], "o-")
-    for _, r in path.iterrows():
+    ax.plot(path["n_features"], path[col], "o-", label="penalty path", zorder=2)
+    # penalties that end at the same point share one label (they were drawn over each other)
+    for (n, v), grp in path.groupby(["n_features", col], sort=False, dropna=False):
         ax.annotate(
-            f"{r['lambda']:g}",
-            (r["n_features"], r[col]),
+            ", ".join(f"{lam:g}" for lam in grp["lambda"]),
+            (n, v),
             fontsize=7,
             xytext=(3, 3),
             textcoords="offset points",
         )
     ch = path[path["chosen"]]
-    ax.plot(ch["n_features"], ch[col], "r*", ms=12, label="kept")
+    ax.plot(ch["n_features"], ch[col], "r*", ms=12, mfc="none", label="kept", zorder=3)
     ax.set_xlabel("features kept")
-    ax.set_ylabel(col.replace("_", " "))
+    ax.set_ylabel(f"validation {metric}")
     ax.legend(fontsize=8)
     img = _save_figure(fig, run / "path.png")
+    cap = (meta.options or {}).get("max_features")
+    rule = f"with at most {cap} features (max_features)" if cap else "(any number of features above 0)"
     return [
         Section(
-            "Accuracy against the number of features",
+            f"Validation {metric} against the number of features",
             text="Each point is one penalty of the path (labels: lambda), warm-started from the previous "
-            "one; the model kept is the best by validation with at most max_features features (red star).",
+            f"one; the model kept is the best by validation {metric} {rule} (red star).",
             table=path,
             images=[img],
         )

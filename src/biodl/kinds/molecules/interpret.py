@@ -298,16 +298,23 @@ def substructure_section(
         remove_stale_pictures(od, [b for b, _ in chosen])
     head = getattr(getattr(model, "head", None), "kind", "mlp")
     how = (
-        "bits with the largest positive / negative weight in the linear output layer"
+        "bits with the highest and the lowest weight in the linear output layer"
         if head == "linear"
-        else "bits whose value correlates most positively / negatively with the prediction"
+        else "bits whose value has the highest and the lowest correlation with the prediction"
     )
     text = [
         "Each fingerprint bit is a soft, learned substructure detector. Shown are the atom "
         "neighbourhoods (highlighted; radius r bonds around the central atom) that most activate "
         f"selected bits ({how}), at most one per molecule, as in Duvenaud et al. 2015, Fig. 4." + member_note,
     ]
+    if len(df):
+        text.append(
+            f"Table: the {min(3, per_bit)} most activating fragments of each bit (pictures: up to {per_bit}; "
+            "all in substructures.tsv)."
+        )
     table = (
-        df.groupby("bit").head(3)[["bit", "score", "activation", "radius", "fragment"]] if len(df) else None
+        df.groupby("bit").head(3)[["bit", "score", "activation", "radius", "fragment"]].reset_index(drop=True)
+        if len(df)
+        else None
     )
     return Section("Substructures that activate fingerprint bits", text=text, table=table, images=images), df

@@ -165,6 +165,7 @@ class MoleculesKind(DataKind):
 
     name = "molecules"
     title = "molecules"
+    report_data = "molecules searched for the substructures of fingerprint bits (neural-fp)"
     reads = "molecules as SMILES tables (CSV/TSV/.smi) or SDF"
     formats = frozenset(())
     options = OPTIONS
@@ -557,7 +558,7 @@ class MoleculesKind(DataKind):
                 secs.append(
                     Section(
                         "Substructures",
-                        text=f"not drawn: the training file {src} is not there "
+                        text=f"not drawn: the run's training file {src} is not there any more "
                         "(give the molecules to search: biodl report RUN --data FILE)",
                     )
                 )

@@ -501,7 +501,8 @@ class PopgenKind(DataKind):
             plot_confusion(cm, od / "confusion.png", meta.recipe)
 
     def evaluation_sections(self, meta):
-        return ["pred_vs_true.png", "confusion.png"]
+        # the report's own sections draw these from the same predictions, beside rejection ABC's
+        return []
 
     # ------------------------------------------------------------------ report
     def describe_data(self, meta):

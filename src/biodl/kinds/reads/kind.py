@@ -401,7 +401,8 @@ class ReadsKind(DataKind):
         evaluation_plots(df, meta.data["taxonomy"]["ranks"], od)
 
     def evaluation_sections(self, meta):
-        return ["abundance.png", "confusion_genus.png"]
+        # the report's own sections draw these from the same predictions (with their tables)
+        return []
 
     # ------------------------------------------------------------------ report
     def describe_data(self, meta):

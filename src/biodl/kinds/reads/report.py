@@ -135,7 +135,7 @@ def reads_sections(run: Path, model, meta) -> list:
                 text="accuracy: the head's most likely taxon; sensitivity: reads called correctly at or "
                 "below "
                 "the rank (over all reads); precision: correct calls over the reads called at or below it.",
-                table=pd.DataFrame(rows).T,
+                table=pd.DataFrame(rows).T.rename_axis("rank"),
             )
         )
     return out

@@ -652,6 +652,7 @@ class SequencesKind(OneHotTraining):
 
     name = "sequences"
     title = "sequence files"
+    report_data = "sequences for the filter logos and ISM (its positives when labelled)"
     reads = "DNA sequences: FASTA, or a table with a sequence column (.seq/TSV/CSV)"
     formats = frozenset(("FASTA",))
     options = OPTIONS

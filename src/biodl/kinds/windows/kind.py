@@ -279,6 +279,7 @@ class WindowsKind(OneHotTraining):
 
     name = "windows"
     title = "genome windows"
+    report_data = "another genome FASTA whose windows are interpreted"
     reads = "a genome FASTA cut into windows (with --genome), or DNA sequences of the window length"
     formats = frozenset(("FASTA",))
     options = OPTIONS
