@@ -90,6 +90,9 @@ def test_unknown_and_inapplicable_options_are_refused_together() -> None:
     assert "--set window" in accepted and "--rc-augment" in accepted and "landmarks" not in accepted
     # None means "not given"
     assert resolve(DECLARED, {"windw": None}, stage="train", owner="x")["window"] == 1000
+    # a stage with nothing to accept says so (it said "It accepts: " and nothing)
+    with pytest.raises(BiodlInputError, match=r"does not take --set foo\. It takes no --set options here\.$"):
+        resolve((), {"foo": 1}, stage="report", owner="dgex on expression")
 
 
 def test_declaration_errors_are_caught_early() -> None:

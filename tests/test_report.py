@@ -442,9 +442,13 @@ def test_label_names_with_dollar_signs_and_a_renamed_label_column(tmp_path, rest
         quiet=True,
     )
     assert read_run_json(run).status == "finished"
-    assert name in report(run, quiet=True).read_text()
+    html = report(run, quiet=True).read_text()
+    assert name in html
+    # the ISM rows and figures name the sequences by their ids, not by a place among the positives
+    ism_ids = re.findall(r"<tr><td>(seq_\d+_\w+)</td><td>", html)
+    assert len(ism_ids) == 3 and all(i.endswith("_peak") for i in ism_ids)
     model, meta = load_model(run)
-    X, _ = positive_test_sequences(run, meta)
+    X = positive_test_sequences(run, meta)[0]
     labels = pd.read_csv(files["test"], sep="\t")[name]
     assert 0 < len(X) == int((labels == 1).sum()) < len(labels)
     assert re.search(r"<td>test items</td><td[^>]*>200</td>", report(run, quiet=True).read_text())
@@ -461,7 +465,7 @@ def test_label_names_with_dollar_signs_and_a_renamed_label_column(tmp_path, rest
     html = report(run, quiet=True).read_text()
     err = " ".join(capsys.readouterr().err.split())
     assert "metrics.json: unreadable" in err and "left out" in err
-    assert "Held-out test set" not in html
+    assert "Held-out test set</h2>\n<p>Not shown: " in html and "cannot be read" in html
     (run / "test" / "metrics.json").write_text(json.dumps({"n": 3}))
     assert report(run, quiet=True).exists()
 
@@ -489,6 +493,10 @@ def test_a_run_whose_test_evaluation_fails_is_finished(tmp_path, rest_small, mon
             quiet=True,
         )
     assert read_run_json(run).status == "finished" and (run / "model.pt").exists()
+    monkeypatch.chdir(run)  # "biodl report ." is titled by the folder's name
+    html = pipeline.report(Path("."), quiet=True).read_text()
+    assert "<h1>DeepBind: run</h1>" in html
+    assert "Held-out test set</h2>\n<p>None in this run" in html  # said, not a silently short page
 
 
 def test_learning_curves_count_epochs_from_one_and_log_scale_curves_decades_apart(

@@ -289,9 +289,10 @@ def resolve(
             else:
                 why = _suggest(k, accepted)
             parts.append(sp + why)
+        takes = ", ".join(usable[k].spelling if k in usable else f"--set {k}" for k in accepted)
         raise BiodlInputError(
-            f"{owner} does not take {', '.join(parts)}. It accepts: "
-            + ", ".join(usable[k].spelling if k in usable else f"--set {k}" for k in accepted)
+            f"{owner} does not take {', '.join(parts)}. "
+            + (f"It accepts: {takes}" if takes else "It takes no --set options here.")
         )
     out = {name: o.default for name, o in usable.items()}
     for k, v in given.items():

@@ -1593,7 +1593,10 @@ def report(
 
         sections.insert(1, Section("About these numbers", text=note))
     path = write_html_report(
-        run / "report.html", title or f"{recipe.title}: {run.name}", sections, subtitle=recipe.short_citation
+        run / "report.html",
+        title or f"{recipe.title}: {run.resolve().name}",
+        sections,
+        subtitle=recipe.short_citation,
     )
     log(f"[biodl] report: {path}", quiet)
     return path

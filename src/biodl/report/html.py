@@ -79,10 +79,10 @@ _CSS = """
 body { margin: 0; padding: 2rem 1rem 3rem; color: var(--fg); background: #fff;
        font: 15px/1.5 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; }
 main { max-width: 1100px; margin: 0 auto; }
-h1 { font-size: 1.7rem; margin: 0 0 .2rem; }
+h1 { font-size: 1.7rem; margin: 0 0 .2rem; overflow-wrap: anywhere; }
 h2 { font-size: 1.25rem; margin: 2.2rem 0 .6rem; padding-bottom: .3rem;
      border-bottom: 1px solid var(--line); }
-p { margin: .5rem 0; max-width: 80ch; }
+p { margin: .5rem 0; max-width: 80ch; overflow-wrap: anywhere; }
 .meta { color: var(--muted); font-size: .85rem; margin-bottom: 1rem; }
 nav ol { margin: .3rem 0 0; padding-left: 1.4rem; columns: 2; }
 nav a { color: var(--accent); text-decoration: none; }
@@ -91,6 +91,7 @@ nav a:hover { text-decoration: underline; }
               border-radius: 6px; display: inline-block; max-width: 100%; }
 table { border-collapse: collapse; font-size: .9rem; }
 th, td { padding: .35rem .8rem; border-bottom: 1px solid var(--line); text-align: left; white-space: nowrap; }
+td.long { white-space: normal; overflow-wrap: anywhere; min-width: 20ch; max-width: 60ch; }
 thead th { position: sticky; top: 0; background: var(--head); }
 tbody tr:nth-child(even) { background: #fbfcfd; }
 tbody tr:last-child td, tbody tr:last-child th { border-bottom: none; }
@@ -128,7 +129,7 @@ def format_value(value: Any) -> str:
     str
         Plain (not yet HTML-escaped) text.
     """
-    if value is None:
+    if value is None or value is pd.NA:
         return "\u2014"
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value))
@@ -183,7 +184,8 @@ def _table_html(table: TableLike) -> str:
     for idx, row in zip(df.index, df.itertuples(index=False, name=None), strict=True):
         cells = [f"<th>{esc(format_value(idx))}</th>"] if show_index else []
         for v in row:
-            cls = ' class="num"' if _is_number(v) else ""
+            # a long text (40 thresholds joined, a path) wraps instead of pushing the numbers out of view
+            cls = ' class="num"' if _is_number(v) else (' class="long"' if len(format_value(v)) > 60 else "")
             cells.append(f"<td{cls}>{esc(format_value(v))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return (
@@ -280,7 +282,7 @@ def render_html_report(
         parts.append(f"<h2>{esc(s.title)}</h2>")
         if s.text is not None:
             parts.extend(_paragraphs(s.text))
-        if s.table is not None:
+        if s.table is not None and len(_to_dataframe(s.table)):  # no header row without rows
             parts.append(_table_html(s.table))
         if s.images:
             images = [s.images] if isinstance(s.images, (str, os.PathLike, tuple)) else list(s.images)

@@ -202,7 +202,7 @@ def _finish_curve_axes(ax: Axes, fig: Figure, n_curves: int) -> None:
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small", frameon=False)
         fig.set_size_inches(7.8, 5.2)
     else:
-        ax.legend(loc="lower right", fontsize="small")
+        ax.legend(loc="best", fontsize="small")  # a PR curve can run along the bottom right
 
 
 def plot_roc(

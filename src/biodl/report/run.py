@@ -304,5 +304,18 @@ def run_sections(run: Path, meta, recipe, kind) -> list:
                 images=imgs,
             )
         )
+    else:  # said, so that a short page is not taken for a broken one
+        sections.append(
+            Section(
+                "Held-out test set",
+                text=(
+                    "None in this run, so no test metrics here (nor the sections drawn from test items)."
+                    if not (test_dir / "metrics.json").exists()
+                    else f"Not shown: {test_dir / 'metrics.json'} cannot be read (cut short or edited)."
+                )
+                + " Training with --test FILE makes them part of the run and of this page; "
+                f"biodl evaluate {run} FILE --out DIR scores a labelled file on its own.",
+            )
+        )
     sections += _learning_curve_sections(run)
     return sections

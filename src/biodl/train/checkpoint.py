@@ -282,7 +282,12 @@ def _read_payload(path: str | Path) -> tuple[Path, dict]:
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         if "Weights only load failed" in first or isinstance(e, pickle.UnpicklingError):
             first = "not a file torch.load can read safely (weights_only): corrupt, or not a model"
-        raise BiodlInputError(f"not a biodl model file ({type(e).__name__}: {first[:200]})", path=p) from None
+        elif "PytorchStreamReader" in first:  # a zip archive cut short: an interrupted copy or download
+            first = "the file is incomplete or corrupt (its zip archive cannot be read); copy it again"
+        elif len(first) > 200:  # torch's messages run on: cut at a sentence end
+            cut = first[:200]
+            first = cut[: cut.rfind(". ") + 1] if cut.rfind(". ") > 40 else cut.rstrip() + " ..."
+        raise BiodlInputError(f"not a biodl model file ({type(e).__name__}: {first})", path=p) from None
     if not isinstance(payload, dict) or payload.get("format") not in (MODEL_FORMAT, *LEGACY_MODEL_FORMATS):
         raise BiodlInputError(f"not a biodl model file (expected format {MODEL_FORMAT})", path=p)
     return p, payload

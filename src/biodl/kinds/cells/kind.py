@@ -524,8 +524,9 @@ class CellsKind(DataKind):
                     "Restarts",
                     text="Networks with random configurations, early-stopped on the validation loss "
                     "(held-out cells of the training samples); the best by validation accuracy form the "
-                    "ensemble (selected).",
-                    table=pd.read_csv(run / "restarts.tsv", sep="\t").round(4),
+                    "ensemble (selected; member: its number in the ensemble, the 'net' of the filter "
+                    "sections below).",
+                    table=pd.read_csv(run / "restarts.tsv", sep="\t", dtype={"member": "Int64"}).round(4),
                 )
             )
         if (run / "predictions_train.tsv").exists():

@@ -753,6 +753,8 @@ def train_cellcnn(
     order = np.lexsort((df["valid_loss"].to_numpy(), key))
     keep = [int(df["run"].iloc[i]) for i in order[: cfg.n_best]]
     df["selected"] = df["run"].isin(keep)
+    # the network's place in the ensemble ("net N" of the report's filters); empty when not kept
+    df["member"] = df["run"].map({r: slot for slot, r in enumerate(keep)}).astype("Int64")
     members = [member_spec(nets[i]) for i in keep]
     ens = CellCnnEnsemble(n_markers, n_outputs, members, regression=regression)
     for slot, i in enumerate(keep):

@@ -40,14 +40,24 @@ def plot_contact_map(
         col = np.where(~np.isfinite(d), "#1f77b4", np.where(d < threshold, "#2ca02c", "#d62728"))
     else:
         col = np.full(len(i), "#1f77b4")
-    ax.scatter(j, i, s=9, c=list(col), marker="o", linewidths=0, label=f"top-{len(i)} predicted")
+    ax.scatter(j, i, s=9, c=list(col), marker="o", linewidths=0)
     ax.set_xlim(-0.5, L - 0.5)
     ax.set_ylim(L - 0.5, -0.5)
     ax.set_aspect("equal")
     ax.set_xlabel("residue j")
     ax.set_ylabel("residue i")
     ax.set_title(title or f"top-{len(i)} predicted (upper) vs native (lower), L={L}", fontsize=9)
-    ax.legend(loc="lower left", fontsize=7, frameon=False)
+    # one entry per colour drawn, under the map (inside, it sat on the native contacts)
+    from matplotlib.lines import Line2D
+
+    handles = ax.get_legend_handles_labels()[0]
+    kinds = (("#2ca02c", "a native contact"), ("#d62728", "not a contact"), ("#1f77b4", "no structure"))
+    for colour, what in kinds:
+        if (col == colour).any():
+            handles.append(
+                Line2D([], [], ls="", marker="o", ms=4, color=colour, label=f"top-{len(i)} predicted: {what}")
+            )
+    fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=7, frameon=False)
     return _save_figure(fig, path)
 
 

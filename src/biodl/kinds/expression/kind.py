@@ -539,16 +539,17 @@ class ExpressionKind(DataKind):
         if meta.recipe == "adage":
             from biodl.kinds.expression.adage import signatures
 
-            sig = signatures(model.gene_weights(), meta.data["genes"], float(meta.options.get("n_sd") or 2.5))
+            n_sd = float(meta.options.get("n_sd") or 2.5)
+            sig = signatures(model.gene_weights(), meta.data["genes"], n_sd)
             sizes = sig.groupby(["node", "side"], sort=False).agg(
                 genes=("gene", "size"), top=("gene", "first")
             )
             secs.append(
                 Section(
                     "Node signatures",
-                    text="High-weight genes of every node: weight more than 2.5 standard deviations from the "
-                    "node's mean weight, on the positive and the negative side (Tan et al. 2016): genes per "
-                    "signature and "
+                    text=f"High-weight genes of every node: weight more than {n_sd:g} standard deviations "
+                    "from the node's mean weight, on the positive and the negative side (Tan et al. 2016): "
+                    "genes per signature and "
                     f"the highest-weight gene. {len(sizes)} signatures; "
                     "all genes in signatures.tsv.",
                     table=sizes.reset_index().head(60),

@@ -261,7 +261,8 @@ def report_sections(run: Path, model, meta: RunMeta) -> list:
             "sparsity target": model.sparsity,
         }
     )
-    sig = signatures(model.gene_weights(), meta.data["genes"], float(meta.options.get("n_sd") or 2.5))
+    n_sd = float(meta.options.get("n_sd") or 2.5)
+    sig = signatures(model.gene_weights(), meta.data["genes"], n_sd)
     sizes = sig.groupby(["node", "side"], sort=False).agg(inputs=("gene", "size"), top=("gene", "first"))
     return [
         Section(
@@ -274,8 +275,8 @@ def report_sections(run: Path, model, meta: RunMeta) -> list:
         ),
         Section(
             "First-layer signatures",
-            text="Inputs with encoder weight more than 2.5 sd from the unit's mean weight, positive and "
-            f"negative side: inputs per signature and the strongest one. {len(sizes)} signatures; all in "
+            text=f"Inputs with encoder weight more than {n_sd:g} sd from the unit's mean weight, positive "
+            f"and negative side: inputs per signature and the strongest one. {len(sizes)} signatures; all in "
             "signatures.tsv.",
             table=sizes.reset_index().head(60),
         ),

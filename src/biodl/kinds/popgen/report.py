@@ -65,7 +65,8 @@ def plot_confusion(cm: pd.DataFrame, path: str | Path, title: str = "") -> Path:
     """The confusion matrix as row-normalised shades with the counts written in."""
     m = cm.to_numpy(float)
     frac = m / np.maximum(m.sum(1, keepdims=True), 1)
-    fig = _new_figure(1.2 * len(cm) + 1.8, 1.0 * len(cm) + 1.5)
+    longest = max((len(str(c)) for c in cm.columns), default=0)
+    fig = _new_figure(max(1.2 * len(cm.columns), 0.3 * longest) + 1.8, 1.0 * len(cm) + 1.5 + 0.06 * longest)
     ax = fig.subplots()
     ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
     for i in range(m.shape[0]):
@@ -78,7 +79,9 @@ def plot_confusion(cm: pd.DataFrame, path: str | Path, title: str = "") -> Path:
                 va="center",
                 color="white" if frac[i, j] > 0.5 else "black",
             )
-    ax.set_xticks(range(len(cm.columns)), [str(c) for c in cm.columns])
+    # names longer than a few letters (species, genera) are turned so that they do not run together
+    rot = {"rotation": 40, "ha": "right", "rotation_mode": "anchor"} if longest > 6 else {}
+    ax.set_xticks(range(len(cm.columns)), [str(c) for c in cm.columns], **rot)
     ax.set_yticks(range(len(cm.index)), [str(c) for c in cm.index])
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
@@ -92,13 +95,17 @@ def plot_matrix(x: np.ndarray, path: str | Path, title: str = "") -> Path:
     missing / padding white) with the site distances above."""
     fig = _new_figure(8.0, 4.2)
     top, bottom = fig.subplots(2, 1, height_ratios=[1, 5], sharex=True)
-    n_used = int((np.abs(x[1:]).sum(0) > 0).sum())
+    used = np.abs(x[1:]).sum(0) > 0
+    n_used, width = int(used.sum()), x.shape[1]
+    # the padding after the last used site is left out (it was most of the picture)
+    x = x[:, : int(np.flatnonzero(used)[-1]) + 1] if used.any() else x
     top.bar(np.arange(x.shape[1]), x[0], width=1.0, color="0.3")
     top.set_ylabel("distance", fontsize=7)
     top.tick_params(labelsize=6)
     shade = np.where(x[1:] > 0, 1.0, np.where(x[1:] < 0, 0.25, 0.0))
     bottom.imshow(shade, aspect="auto", cmap="Greys", vmin=0, vmax=1, interpolation="nearest")
-    bottom.set_xlabel(f"site ({n_used} used, padded to {x.shape[1]})")
+    pad = f"; the padding to {width} not shown" if x.shape[1] < width else f", padded to {width}"
+    bottom.set_xlabel(f"site ({n_used} used{pad})")
     bottom.set_ylabel("haplotype (row-sorted)")
     if title:
         top.set_title(title, fontsize=9)

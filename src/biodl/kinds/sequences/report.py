@@ -61,7 +61,8 @@ def _filters_section(run: Path, model, X: torch.Tensor, n_logos: int, db) -> lis
             if isinstance(row["match_id"], str) and row["q_value"] is not None:
                 sub += f"; {row['match_name']} {row['match_id']} q={float(row['q_value']):.1e}"
         subs.append(sub)
-    plot_logos([pwms[i] for i in order], run / "filters.png", names=names, titles=subs)
+    # two columns: at the report's page width, four made the titles (JASPAR match, q) unreadable
+    plot_logos([pwms[i] for i in order], run / "filters.png", names=names, titles=subs, ncols=2)
     _write_meme(run / "filters.meme", pwms, n_sites)
     shown = None
     if table is not None:
@@ -75,7 +76,7 @@ def _filters_section(run: Path, model, X: torch.Tensor, n_logos: int, db) -> lis
     ]
 
 
-def _ism_section(run: Path, model, meta: RunMeta, X: torch.Tensor, n_seqs: int = 3) -> list:
+def _ism_section(run: Path, model, meta: RunMeta, X: torch.Tensor, ids: list[str], n_seqs: int = 3) -> list:
     from biodl.interpret.attributions import _Target, integrated_gradients
     from biodl.interpret.ism import ism_method, saturation_mutagenesis
     from biodl.kinds.sequences.kind import rc_average_for
@@ -105,13 +106,13 @@ def _ism_section(run: Path, model, meta: RunMeta, X: torch.Tensor, n_seqs: int =
             run / f"ism_{rank}.png",
             attributions=attr,
             attribution_name="integrated gradients x input (baseline: all N)",
-            title=f"test sequence #{int(i) + 1}: {names[j]} output {float(y[i, j]):.3f}"
+            title=f"{ids[i]}: {names[j]} output {float(y[i, j]):.3f}"
             + (f" (positions {start + 1}-{end})" if (start, end) != (0, L) else ""),
         )
         images.append((p, f"Top-scoring test sequence {rank}"))
         rows.append(
             {
-                "sequence": int(i) + 1,
+                "sequence": ids[i],
                 "output": names[j],
                 "score (logit)": float(y[i, j]),
                 "largest |ISM effect|": float(np.abs(eff).max()),
@@ -172,9 +173,10 @@ def _variants_section(run: Path, meta: RunMeta) -> list:
 
 def positive_test_sequences(
     run_dir: str | Path, meta: RunMeta, test_file: str | Path | None = None
-) -> tuple[torch.Tensor, str] | None:
+) -> tuple[torch.Tensor, str, list[str]] | None:
     """One-hot ``(n, 4, L)`` positive sequences of a run's test file (all sequences when the
-    file has no labels), and the file name; ``None`` when the run has no test file."""
+    file has no labels), the file name and the sequences' ids; ``None`` when the run has no
+    test file."""
     from biodl.kinds.sequences.data import SequenceDataset
     from biodl.kinds.sequences.kind import read_like_model
 
@@ -209,20 +211,20 @@ def positive_test_sequences(
     ds = SequenceDataset(
         table, length=length, n_value=d.get("n_value", 0.25), iupac_as_n=d.get("iupac_as_n", False)
     )
-    return torch.stack([ds[i][0] for i in range(len(ds))]), str(src)
+    return torch.stack([ds[i][0] for i in range(len(ds))]), str(src), [str(i) for i in table.ids]
 
 
 def interpretation_sections(
-    run: Path, model, meta: RunMeta, sequences: tuple[torch.Tensor, str] | None, n_logos: int = 16
+    run: Path, model, meta: RunMeta, sequences: tuple[torch.Tensor, str, list[str]] | None, n_logos: int = 16
 ) -> list:
-    """Filters (logos, JASPAR matches), ISM / attributions on ``sequences`` (``(X, description)``),
-    and the variant table when the run directory holds one."""
+    """Filters (logos, JASPAR matches), ISM / attributions on ``sequences`` (``(X, description,
+    ids)``), and the variant table when the run directory holds one."""
     from biodl.interpret.motifs import load_motif_db
     from biodl.report import Section
 
     sections = []
     if sequences is not None and len(sequences[0]):
-        X, src = sequences
+        X, src, ids = sequences
         sections.append(
             Section(
                 "Sequences interpreted",
@@ -236,7 +238,7 @@ def interpretation_sections(
             db = ([], f"no database ({e})")
         sections += _filters_section(run, model, X, n_logos, db if db[0] else (None, db[1]))
         if meta.task in ("binary", "multilabel", "regression"):
-            sections += _ism_section(run, model, meta, X)
+            sections += _ism_section(run, model, meta, X, ids)
     return sections + _variants_section(run, meta)
 
 
@@ -301,7 +303,7 @@ def run_motifs(
         got = positive_test_sequences(run, meta, test_file)
     if got is None:
         raise BiodlInputError("the run has no test file; give sequences with --test", path=run)
-    X, _src = got
+    X = got[0]
     motifs, _desc = load_motif_db(db)
     for target in (meme, table_out):  # neither output may replace an input read (test file, --db)
         check_output_path(target)

@@ -563,10 +563,11 @@ class WindowsKind(OneHotTraining):
         )
 
     def positive_windows(self, meta, data, options, max_windows: int = 500):
-        """``(X, description)``: one-hot ``(n, 4, window)`` windows of the held-out ``test`` split
+        """``(X, description, ids)``: one-hot ``(n, 4, window)`` windows of the held-out ``test`` split
         of the training genome (``data``: another genome FASTA, all its windows; ``--set
         split=...``: another split) that are positive for some label (all of them when none
-        is), at most ``max_windows`` evenly spaced; ``None`` when there is no window."""
+        is), at most ``max_windows`` evenly spaced, and their ``chrom:start-end`` (1-based); ``None``
+        when there is no window."""
         import torch
 
         from biodl.kinds.windows.data import GenomeWindowDataset
@@ -590,7 +591,9 @@ class WindowsKind(OneHotTraining):
         )
         if not len(ds):
             return None
-        return torch.stack([ds[i][0] for i in range(len(ds))]), f"{len(ds)} labelled windows of {desc}"
+        w = windows.iloc[pick]
+        ids = [f"{c}:{s + 1}-{e}" for c, s, e in zip(w["chrom"], w["start"], w["end"], strict=True)]
+        return torch.stack([ds[i][0] for i in range(len(ds))]), f"{len(ds)} labelled windows of {desc}", ids
 
 
 KIND = WindowsKind()
