@@ -483,3 +483,25 @@ def test_metrics_undefined_by_the_labels_are_nan(tmp_path) -> None:
     m = pipeline.evaluate(tmp_path / "m", only_b, quiet=True)["metrics"]
     assert m["specificity"] is None or np.isnan(m["specificity"]), m
     assert m["sensitivity"] is not None and 0 <= m["sensitivity"] <= 1, m
+
+
+def test_missing_features_of_a_table_without_header_and_labels_of_no_model_class():
+    """A table without a header (names f1..fN) is told to give --set feature_names; a labels file
+    of which no row is a model class is not told to keep only the model's classes (none left)."""
+    from types import SimpleNamespace
+
+    from biodl.kinds.features.io import feature_positions
+    from biodl.kinds.features.kind import _refuse_unknown
+
+    with pytest.raises(BiodlInputError, match="no header line: give the file of its feature names with"):
+        feature_positions(["f1", "f2"], ["H3K27ac", "DNase"])
+    with pytest.raises(BiodlInputError) as e:
+        feature_positions(["H3K4me1", "CTCF"], ["H3K27ac"])
+    assert "no header line" not in str(e.value)
+    table = SimpleNamespace(labels=["Q", "Q"], ids=["r1", "r2"], source=None, lines=[2, 3])
+    with pytest.raises(BiodlInputError, match="No row has one of them") as e:
+        _refuse_unknown(table, ["A-E", "I-E"])
+    assert "--set classes" not in str(e.value)
+    table.labels = ["Q", "A-E"]
+    with pytest.raises(BiodlInputError, match="give --set classes=A-E,I-E"):
+        _refuse_unknown(table, ["A-E", "I-E"])

@@ -336,6 +336,13 @@ def test_one_profile_models_write_the_input_format(tmp_path):
         )
         assert r.exit_code == 0, r.output
         assert [x.split("\t")[:2] for x in r.stdout.strip().splitlines()] == [x[:2] for x in rows]
+    # sites on no chromosome of the calls: the sites file is named, not the calls
+    (tmp_path / "x.bed").write_text("chrX\t1\t100\n")
+    r = runner.invoke(
+        app, ["predict", str(out), str(DATA / "BS9N_2I.tsv.gz"), "--set", f"sites={tmp_path / 'x.bed'}"]
+    )
+    msg = " ".join(r.output.split())
+    assert r.exit_code == 2 and "x.bed: none of its sites is on a chromosome of the calls (18, 19" in msg
     r = runner.invoke(
         app,
         ["train", "--system", "deepcpg-cpg", str(DATA / "BS9N_SER.tsv.gz"), "--set", "test_chroms=7"]
@@ -410,3 +417,19 @@ def test_dna_module_plumbing_train_predict(tmp_path):
         + ["--out", str(tmp_path / "sae")],
     )
     assert r.exit_code == 2 and "genome" in r.output
+
+
+def test_an_annotation_on_no_chromosome_of_the_calls_is_said(capsys):
+    """A BED of another naming or assembly only adds constant features: a warning names it."""
+    from biodl.kinds.methylation.io import read_calls
+    from biodl.kinds.methylation.kind import KIND
+
+    calls = [read_calls(DATA / "BS9N_SER.tsv.gz")]
+    bed = DATA / "CGI.bed.gz"
+    assert len(KIND._annotations([bed], calls)) == 1
+    assert "no interval on a chromosome" not in capsys.readouterr().err
+    other = [read_calls(DATA / "BS9N_SER.tsv.gz")]
+    other[0].positions = {"X": other[0].positions["18"]}
+    KIND._annotations([bed], other)
+    err = " ".join(capsys.readouterr().err.split())
+    assert "CGI.bed.gz: no interval on a chromosome of the calls (calls: X;" in err

@@ -819,3 +819,13 @@ def test_a_killed_simulation_worker_stops_the_run_with_a_clear_error():
             got.append(r)
     _abandon(pool)
     assert time.perf_counter() - t0 < 60 and len(got) < 6
+
+
+def test_a_missing_dataset_or_vcf_is_not_found_not_a_call_to_simulate(tmp_path):
+    from biodl.kinds.popgen.simulate import dataset_config
+
+    with pytest.raises(BiodlInputError, match=r"nope\.vcf: not found \(a dataset directory"):
+        dataset_config(tmp_path / "nope.vcf")
+    (tmp_path / "d").mkdir()
+    with pytest.raises(BiodlInputError, match="not a simulated dataset"):
+        dataset_config(tmp_path / "d")

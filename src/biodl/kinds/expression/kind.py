@@ -96,7 +96,8 @@ OPTIONS = (
         "n_sd",
         "float",
         2.5,
-        "ADAGE signatures: genes beyond this many sd of a node's weights.",
+        "ADAGE / sparse-ae signatures: inputs (genes; arrays with encode=genes) beyond this many sd of a "
+        "unit's weights.",
         minimum=0,
         recipes=("adage", "sparse-ae"),
     ),
@@ -489,7 +490,16 @@ class ExpressionKind(DataKind):
         if meta.recipe == "sparse-ae":
             from biodl.kinds.expression.sparse_ae import layer_activities, row_label
 
-            x = table.matrix.align_to(meta.data["genes"]).values if table.matrix is not None else table.x
+            inputs = (
+                "model arrays (encode=genes)"
+                if (meta.options or {}).get("encode") == "genes"
+                else "model genes"
+            )
+            x = (
+                table.matrix.align_to(meta.data["genes"], what=inputs).values
+                if table.matrix is not None
+                else table.x
+            )
             df = layer_activities(model, x, table.samples)
             df.index.name = row_label(meta)
             return df.reset_index()

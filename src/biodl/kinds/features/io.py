@@ -71,9 +71,17 @@ def feature_positions(have: list[str], names: list[str], what: str = "model", so
     pos = {norm_name(n): j for j, n in enumerate(have)}
     missing = [n for n in names if norm_name(n) not in pos]
     if missing:
+        # a table without a header line has the names f1..fN: the names are in another file
+        unnamed = bool(have) and have == [f"f{j + 1}" for j in range(len(have))]
+        shown = ", ".join(have) if len(have) <= 12 else ", ".join(have[:12]) + ", ..."
         raise BiodlInputError(
             f"{len(missing)} of the {what}'s {len(names)} features are not in the table (missing: "
-            f"{', '.join(missing[:8])}; the table has: {', '.join(have)})",
+            f"{', '.join(missing[:8])}; the table has: {shown})"
+            + (
+                "; it has no header line: give the file of its feature names with --set feature_names=FILE"
+                if unnamed
+                else ""
+            ),
             path=source or None,
         )
     return [pos[norm_name(n)] for n in names]

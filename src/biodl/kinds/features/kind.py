@@ -259,7 +259,11 @@ def _refuse_unknown(table, classes: list[str], labels_path=None) -> None:
     raise BiodlInputError(
         f"class {table.labels[i]!r} (row {table.ids[i]}) is not among the model's classes "
         f"({', '.join(classes)}); {len(bad)} row(s) have unknown class(es) {', '.join(unknown[:8])}. "
-        f"To score only the rows of the model's classes, give --set classes={','.join(classes)}",
+        + (
+            "No row has one of them: is it the labels file of this table and model?"
+            if len(bad) == len(table.labels)
+            else f"To score only the rows of the model's classes, give --set classes={','.join(classes)}"
+        ),
         **where,
     )
 

@@ -198,10 +198,24 @@ class MethylationKind(DataKind):
         chroms = sorted({c for p in profiles for c in p.chroms}, key=_natural)
         return DNAWindows(open_genome(path), path, width, chroms)
 
-    def _annotations(self, paths):
+    def _annotations(self, paths, profiles, quiet: bool = False):
+        """The annotation BED files; one that shares no chromosome with the calls (another
+        naming, another assembly) only adds constant features: said in a warning."""
+        from biodl.kinds.base import log
         from biodl.kinds.methylation.io import read_annotation
 
-        return [read_annotation(p) for p in (paths or [])]
+        out = [read_annotation(p) for p in (paths or [])]
+        calls = {c for p in profiles for c in p.chroms}
+        for path, a in zip(paths or [], out, strict=True):
+            if calls and not calls & set(a.starts):
+                log(
+                    f"[biodl] warning: {path}: no interval on a chromosome of the calls (calls: "
+                    f"{', '.join(sorted(calls, key=_natural)[:6])}; annotation: "
+                    f"{', '.join(sorted(a.starts, key=_natural)[:6]) or 'none'}; 'chr' is ignored): "
+                    "its features are the same for every site",
+                    quiet,
+                )
+        return out
 
     # ------------------------------------------------------------------ training
     def load(self, ctx: TrainContext) -> Splits:
@@ -235,7 +249,7 @@ class MethylationKind(DataKind):
             )
         task = o["task"] or "binary"
         thr = float(o["threshold"]) if task == "binary" else None
-        annots = self._annotations(o["annotations"])
+        annots = self._annotations(o["annotations"], profiles, ctx.quiet)
         sites = observed_sites(outputs, train_chroms)
         tr, va = split_indices(len(sites), o["valid_fraction"], seed, at_least_one=True, min_items=20)
         dna = self._dna(o.get("genome"), o.get("dna_window") or 1001, profiles)
@@ -376,6 +390,13 @@ class MethylationKind(DataKind):
 
             q = read_sites(options["sites"])  # positions only: the values are ignored
             cs = [c for c in q.chroms if c in set(chroms)]
+            if not cs:  # the sites file is at fault, not the calls
+                raise BiodlInputError(
+                    f"none of its sites is on a chromosome of the calls ({', '.join(chroms[:6])}"
+                    f"{', ...' if len(chroms) > 6 else ''}; its chromosomes: {', '.join(q.chroms[:6])}; "
+                    "'chr' is ignored)",
+                    path=options["sites"],
+                )
             sites = Sites(
                 np.concatenate([np.full(len(q.positions[c]), c, dtype=object) for c in cs])
                 if cs
@@ -410,7 +431,7 @@ class MethylationKind(DataKind):
             table.profiles,
             table.sites,
             k=d.k,
-            annotations=self._annotations(d.annotations),
+            annotations=self._annotations(d.annotations, table.profiles),
             threshold=d.threshold,
             max_dist=d.max_dist,
             dna=dna,

@@ -958,6 +958,10 @@ def dataset_config(path: str | Path) -> dict[str, Any]:
         from biodl.io._util import check_file
 
         check_file(p)  # a pipe (<(...)): said as such
+    if not p.exists():  # before the dataset rule: a mistyped VCF name is not a call to simulate
+        raise BiodlInputError(
+            "not found (a dataset directory of `biodl popgen simulate`, or a VCF to predict on)", path=p
+        )
     if not p.is_dir() or not meta.exists():
         raise BiodlInputError(
             "not a simulated dataset (a directory with dataset.json; make one with `biodl popgen simulate`)",

@@ -612,7 +612,8 @@ class OneHotTraining(DataKind):
             meta = self.with_thresholds(meta, *self.validation_outputs(ctx, model, meta, valid))
             th = meta.thresholds
             vals = th["values"]
-            shown = ", ".join(f"{t:.3f}" for t in vals[:8]) + (", ..." if len(vals) > 8 else "")
+            # 4 significant digits: a threshold of 0.99989 is not "1.000"
+            shown = ", ".join(f"{t:.4g}" for t in vals[:8]) + (", ..." if len(vals) > 8 else "")
             ctx.log(
                 f"decision threshold{'s' if len(th['values']) > 1 else ''} {shown} (largest MCC on the "
                 f"{th['n']} validation items), stored with the model for evaluate / predict"
