@@ -534,3 +534,35 @@ def test_a_tables_leftover_row_positions_are_not_shown_its_named_index_is() -> N
     assert "<th></th>" not in _table_html(df.head(2))  # row positions 1, 2: no stray column
     assert "<th>rank</th>" in _table_html(df.set_index("gene").rename_axis("rank"))
     assert "<th>a</th>" in _table_html(df.set_index("gene"))  # a label index is shown
+
+
+def test_training_never_removes_its_own_input_named_like_a_report_output(tmp_path, rest_small, capsys) -> None:
+    """`biodl train RUN/motifs.tsv --out RUN` deleted its own training file after training (as an
+    output of 'the model this training replaced', in a folder that held no model): a fresh folder's
+    files are the user's, and an input is kept on a retraining too."""
+    import shutil
+
+    from biodl.pipeline import train
+    from biodl.train import TrainConfig
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(rest_small["train"], run / "motifs.tsv")
+    (run / "filters.png").write_bytes(b"the user's own picture")
+    for epochs in (1, 2):  # a new folder, then a longer training of the same run (new weights)
+        cfg = TrainConfig(max_epochs=epochs, patience=0, device="cpu", progress=False)
+        train(
+            "deepbind",
+            run,
+            options={"data": run / "motifs.tsv"},
+            model_options={"num_motifs": 4, "motif_len": 8, "hidden": 0},
+            config=cfg,
+            quiet=False,
+        )
+        assert (run / "motifs.tsv").read_bytes() == Path(rest_small["train"]).read_bytes()
+        if epochs == 1:  # nothing of an earlier model in a folder without one
+            assert (run / "filters.png").read_bytes() == b"the user's own picture"
+            assert "removed" not in capsys.readouterr().err
+    err = " ".join(capsys.readouterr().err.split())
+    assert "removed filters.png of the model this training replaced" in err  # as an earlier model's
+    assert (run / "motifs.tsv").exists()

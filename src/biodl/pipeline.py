@@ -232,6 +232,9 @@ def _train_into(
     _prepare_run_dir(out, recipe.name, k.name, config.resume, quiet)
     _check_fewer_epochs(out, config)
     old_weights = _stored_weights_digest(out) if primary_process() else None  # the model it may replace
+    # a run was here before (its model, or its record when the model is unreadable): only then
+    # are outputs of an earlier model in the folder (in a new one, such names are the user's files)
+    earlier_run = (out / "model.pt").is_file() or (out / "run.json").is_file()
     meta = meta.replace(
         options=_jsonable(opts),
         training=asdict(config),
@@ -264,8 +267,10 @@ def _train_into(
     # the model is trained and saved: a finished run from here on, also if its test evaluation,
     # after_fit or report fails (biodl evaluate / report can then be run on it)
     write_run_json(out, meta)
-    if old_weights is None or _weights_digest(model.state_dict()) != old_weights:  # a new model
-        _drop_stale_outputs(out, t0, config, splits.test is not None, quiet)  # (a rerun keeps them)
+    if earlier_run and (old_weights is None or _weights_digest(model.state_dict()) != old_weights):
+        # a new model: what the earlier one's outputs were is removed (a rerun keeps them), never
+        # a file this training read
+        _drop_stale_outputs(out, t0, config, splits.test is not None, quiet, _input_paths(opts))
     summary: dict[str, Any] = {
         "system": recipe.name,
         "kind": k.name,
@@ -461,17 +466,36 @@ def _stored_weights_digest(out: Path) -> str | None:
         return None
 
 
-def _drop_stale_outputs(out: Path, since: float, config, tested: bool, quiet: bool) -> None:
+def _input_paths(opts: dict[str, Any]) -> list[Path]:
+    """The resolved paths of the files and folders named in a training's options (its inputs)."""
+    out = []
+    for value in opts.values():
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(v, (str, os.PathLike)) and str(v):
+                with contextlib.suppress(OSError, ValueError):
+                    p = Path(v)
+                    if p.exists():
+                        out.append(p.resolve())
+    return out
+
+
+def _drop_stale_outputs(
+    out: Path, since: float, config, tested: bool, quiet: bool, inputs: list[Path] = ()
+) -> None:
     """Remove what was derived from the model this training replaced (written before ``since``):
     the report and interpretation outputs, the held-out ``test/`` results when this training had
-    no test set, the members of a larger ensemble; say what went."""
+    no test set, the members of a larger ensemble; say what went. An entry that is, or holds,
+    one of ``inputs`` (the training's own files) is kept."""
     import re
 
     gone = []
     for e in sorted(out.iterdir()):
         try:
             old = e.stat().st_mtime < since
+            here = e.resolve()
         except OSError:
+            continue
+        if any(p == here or here in p.parents for p in inputs):
             continue
         stale = old and (_derived_output(e.name) or (e.name == "test" and not tested))
         m = re.fullmatch(r"member(\d+)", e.name)
