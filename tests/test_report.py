@@ -536,7 +536,7 @@ def test_a_tables_leftover_row_positions_are_not_shown_its_named_index_is() -> N
     assert "<th>a</th>" in _table_html(df.set_index("gene"))  # a label index is shown
 
 
-def test_training_never_removes_its_own_input_named_like_a_report_output(tmp_path, rest_small, capsys) -> None:
+def test_training_never_removes_its_own_input_named_like_a_report_output(tmp_path, rest_small, capsys):
     """`biodl train RUN/motifs.tsv --out RUN` deleted its own training file after training (as an
     output of 'the model this training replaced', in a folder that held no model): a fresh folder's
     files are the user's, and an input is kept on a retraining too."""

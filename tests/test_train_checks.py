@@ -380,3 +380,22 @@ def test_the_ddp_workers_of_a_stopped_primary_are_found(monkeypatch):
         other.kill()
         worker.wait()
         other.wait()
+
+
+def test_a_stray_value_in_a_0_1_label_column_is_refused_not_a_silent_regression():
+    """One '2' among 0 / 1 labels made the guessed task regression and trained without a word."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from biodl.kinds.sequences.kind import _refuse_stray_labels
+
+    def table(values):
+        y = np.asarray(values, np.float32).reshape(-1, 1)
+        return SimpleNamespace(labels=y, label_names=["Bound"], ids=[f"s{i}" for i in range(len(y))])
+
+    with pytest.raises(BiodlInputError, match=r"label Bound is 0 / 1 but for 1 value\(s\) \(2; first: s3\)"):
+        _refuse_stray_labels(table([0, 1] + [1, 2] + [0, 1] * 20), "a.seq")
+    _refuse_stray_labels(table(np.linspace(0, 5, 60)), "a.seq")  # real regression targets
+    _refuse_stray_labels(table([0, 1] * 10 + [2, 3, 2]), "a.seq")  # more than a stray value or two
+    _refuse_stray_labels(table([0] * 50 + [3]), "a.seq")  # zeros and a count: no 0 / 1 labels

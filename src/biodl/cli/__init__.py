@@ -178,9 +178,12 @@ def _given(flags: dict, set_: list[str] | None) -> tuple[dict, dict]:
     return given, spellings
 
 
-DeviceOpt = typer.Option("auto", "--device", help="cpu, cuda or auto.")
+DeviceOpt = typer.Option("auto", "--device", help="cpu, cuda, cuda:N, mps or auto.")
 SetOpt = typer.Option(
-    None, "--set", help="Option KEY=VALUE of the data kind (repeatable); see --help-options."
+    None,
+    "--set",
+    help="Option KEY=VALUE of the data kind (repeatable); the options of every stage: "
+    "biodl train --system NAME --help-options.",
 )
 RcAverageOpt = typer.Option(
     None, "--rc-average/--no-rc-average", help="Average both strands (default: if trained with --rc-augment)."
@@ -588,7 +591,7 @@ def evaluate(
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Directory for metrics.json, predictions.tsv and plots."
     ),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N, mps or auto."),
     batch_size: int = typer.Option(256),
     rc_average: bool | None = RcAverageOpt,
     set_: list[str] | None = SetOpt,
@@ -663,7 +666,7 @@ def predict(
         help="tsv, csv, npz, h5 or parquet, whatever the --out suffix (npz / h5: ids, a float32 "
         "predictions matrix and column names, for many-output models).",
     ),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N, mps or auto."),
     batch_size: int = typer.Option(256),
     rc_average: bool | None = RcAverageOpt,
     set_: list[str] | None = SetOpt,

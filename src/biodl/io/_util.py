@@ -37,6 +37,12 @@ def parses_as_number(text: Any) -> bool:
 def check_file(path: str | Path) -> Path:
     """Return ``path`` as a Path, raising a clear error if it is missing or a directory."""
     p = Path(path)
+    if str(path) == "-" and not p.exists():  # standard input, as some tools take it
+        raise BiodlInputError(
+            "standard input is not read here: biodl reads an input more than once (its format first, "
+            "then its records), so write it to a file and give that (biodl reads classify reads '-')",
+            path=p,
+        )
     if not p.exists():
         raise BiodlInputError("file not found", path=p)
     if p.is_dir():
@@ -344,7 +350,7 @@ def check_output_path(path: str | Path) -> Path:
     seen = _INPUTS.get()
     if seen and p.exists() and str(p.resolve()) in seen:
         raise BiodlInputError(
-            "is an input of this command; refusing to write over it (give another --out)", path=p
+            "is an input of this command; refusing to write over it (give this output another name)", path=p
         )
     record = run_record_of(p)
     if record:

@@ -57,7 +57,7 @@ def predict(
     psicov_iter: int = typer.Option(
         10, "--psicov-iter", min=0, help="PSICOV-like ADMM iterations (0: the shrunk inverse covariance)."
     ),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N, mps or auto."),
 ) -> None:
     """Predict the contact map of an alignment's query and write it as CASP RR (best first);
     with --pdb, print top-L/5, L/2, L precision (long and medium range, CB < 8 A).

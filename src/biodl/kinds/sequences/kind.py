@@ -212,6 +212,29 @@ def load_table(
     return fold_case(table, True) if viewpoint and negatives is None else table
 
 
+def _refuse_stray_labels(table, source) -> None:
+    """A 0/1 label column with a few other values (a ``2`` typed for ``1``) would make the guessed
+    task regression and train a regression model without a word: refused, naming them (``--task
+    regression`` trains on the values as numbers)."""
+    y = table.labels
+    ok = ~np.isnan(y)
+    binary = ok & np.isin(y, (0.0, 1.0))
+    stray = ok & ~binary
+    n_stray = int(stray.sum())
+    few = 0 < n_stray <= max(1, 0.01 * int(ok.sum()))
+    if not few or not (y[binary] == 1).any():  # 0 / 1 labels (or 1s only) with a stray value or two
+        return
+    i, j = (int(v[0]) for v in np.nonzero(stray))
+    vals = ", ".join(f"{v:g}" for v in np.unique(y[stray])[:5])
+    name = (table.label_names or ["label"])[j]
+    raise BiodlInputError(
+        f"label {name} is 0 / 1 but for {n_stray} value(s) ({vals}; first: {table.ids[i]}), which would make "
+        "this a regression model: fix them (or leave them empty for missing), or give --task regression "
+        "to train on the values as numbers",
+        path=source,
+    )
+
+
 def read_like_model(
     meta: RunMeta,
     path,
@@ -695,6 +718,8 @@ class SequencesKind(OneHotTraining):
                 f"negatives (seed {seed})"
             )
         task = o["task"] or table.task_hint
+        if o["task"] is None and task == "regression":
+            _refuse_stray_labels(table, o["data"])
         if o["valid_file"] is not None:
             tr = np.arange(len(table))
             train_t, valid_t = table, self._read(ctx, o["valid_file"], o["valid_negatives"])
