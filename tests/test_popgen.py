@@ -829,3 +829,63 @@ def test_a_missing_dataset_or_vcf_is_not_found_not_a_call_to_simulate(tmp_path):
     (tmp_path / "d").mkdir()
     with pytest.raises(BiodlInputError, match="not a simulated dataset"):
         dataset_config(tmp_path / "d")
+
+
+def test_vcf_positions_beyond_32_bits_lower_case_bases_repeats_and_pos_0(tmp_path):
+    """cyvcf2's POS is 32-bit (4295026296 was read as 59000); lower-case REF / ALT are bases (they
+    were skipped as not SNPs); a repeated record was counted as a second site; POS 0 was said to
+    be unsorted."""
+    body = (
+        "1\t10\t.\ta\tt\t.\tPASS\t.\tGT\t0|1\t1|0\n"
+        "1\t10\t.\tA\tT\t.\tPASS\t.\tGT\t0|1\t1|0\n"
+        "1\t4295026296\t.\tA\tG\t.\tPASS\t.\tGT\t0|0\t1|1\n"
+    )
+    v = read_vcf(_vcf(tmp_path, body))
+    assert v["chroms"]["1"][1].tolist() == [10, 4295026296]
+    assert v["skipped"] == {"a second SNP at the same position": 1}
+    with pytest.raises(BiodlInputError, match="POS 0 is not a 1-based position"):
+        read_vcf(
+            _vcf(
+                tmp_path, "1\t5\t.\tA\tT\t.\tPASS\t.\tGT\t0|1\t1|0\n1\t0\t.\tA\tT\t.\tPASS\t.\tGT\t0|1\t1|0\n"
+            )
+        )
+
+
+def test_a_damaged_dataset_is_named_and_its_files_are_inputs(tmp_path):
+    """dataset.json without a key or with a bad value, a non-shard npz and non-finite parameters
+    are clear errors (they were ZeroDivisionError, KeyError, ... or '37 infinite labels' counted
+    after the log); predict --out cannot write over the dataset it reads."""
+    import json
+    import shutil
+
+    from biodl.io._util import check_output_path, command_inputs
+    from biodl.kinds.popgen.data import raw_targets
+
+    ds = tmp_path / "ds"
+    shutil.copytree(DATA / "flagel_tiny", ds)
+    cfg = json.loads((ds / "dataset.json").read_text())
+    for key, value, msg in (("chunk", 0, "chunk must be a shard size >= 1"), ("n", None, "has no 'n'")):
+        bad = dict(cfg)
+        if value is None:
+            del bad[key]
+        else:
+            bad[key] = value
+        (ds / "dataset.json").write_text(json.dumps(bad))
+        with pytest.raises(BiodlInputError, match=msg):
+            read_dataset(ds)
+    (ds / "dataset.json").write_text("[1, 2]")
+    with pytest.raises(BiodlInputError, match="not a dataset description"):
+        read_dataset(ds)
+    (ds / "dataset.json").write_text(json.dumps(cfg))
+    with command_inputs():
+        gs = read_dataset(ds)
+        for f in ("dataset.json", "shard-00000.npz"):
+            with pytest.raises(BiodlInputError, match="is an input of this command"):
+                check_output_path(ds / f)
+    rho = gs.param("rho")
+    rho[:3] = np.inf
+    with pytest.raises(BiodlInputError, match=r"3 simulation\(s\) have a rho that is not a finite number"):
+        raw_targets(gs, ["rho"], "regression")
+    np.savez(ds / "shard-00000.npz", x=np.zeros(2))
+    with pytest.raises(BiodlInputError, match="has no index, offsets, gt, pos, params, stats array"):
+        read_dataset(ds)

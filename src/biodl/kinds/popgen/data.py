@@ -124,6 +124,15 @@ def raw_targets(gs, targets: list[str], task: str) -> np.ndarray:
         return gs.param("class").reshape(-1, 1).astype(np.float64)
     cols = [gs.param(t) for t in targets]
     y = np.stack(cols, axis=1) if cols else np.zeros((len(gs), 0))
+    for t, c in zip(targets, cols, strict=True):  # as written, before the log scale hides them
+        odd = ~np.isfinite(c)
+        if odd.any():
+            i = int(np.flatnonzero(odd)[0])
+            raise BiodlInputError(
+                f"{int(odd.sum())} simulation(s) have a {t} that is not a finite number (first: "
+                f"{gs.ids[i]}, {t} = {c[i]}); simulate them again or leave them out (--set max_sims)",
+                path=gs.source or None,
+            )
     bad = [t for t, c in zip(targets, cols, strict=True) if (c <= 0).any()]
     if bad:
         raise BiodlInputError(

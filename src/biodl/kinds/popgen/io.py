@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from biodl.errors import BiodlInputError
-from biodl.io._util import htslib_quiet
+from biodl.io._util import htslib_quiet, note_input
 
 
 @dataclass
@@ -130,6 +130,10 @@ class GenotypeSet:
 
 
 # ---------------------------------------------------------------------- simulated datasets
+#: The arrays of a ``biodl popgen simulate`` shard.
+SHARD_ARRAYS = ("index", "offsets", "gt", "pos", "params", "stats")
+
+
 def read_dataset(path: str | Path, limit: int | None = None) -> GenotypeSet:
     """A simulated dataset directory as a :class:`GenotypeSet` (``limit``: its first simulations).
 
@@ -152,8 +156,17 @@ def read_dataset(path: str | Path, limit: int | None = None) -> GenotypeSet:
                 "`biodl popgen simulate` command to complete it (finished shards are kept)",
                 path=p,
             )
+        note_input(sp)
         try:
             with np.load(sp) as z:
+                absent = [a for a in SHARD_ARRAYS if a not in z.files]
+                if absent:
+                    raise BiodlInputError(
+                        f"shard {sp.name} is not a `biodl popgen simulate` shard (it has no "
+                        f"{', '.join(absent)} array); rerun the same `biodl popgen simulate` command to "
+                        "rewrite it (finished shards are kept)",
+                        path=sp,
+                    )
                 keep = min(len(z["index"]), n - k * chunk)
                 o = z["offsets"][: keep + 1]
                 gts.append(z["gt"][: o[-1]])
@@ -163,12 +176,8 @@ def read_dataset(path: str | Path, limit: int | None = None) -> GenotypeSet:
                 params.append(z["params"][:keep])
                 stats.append(z["stats"][:keep])
                 index.append(z["index"][:keep])
-        except KeyError as e:
-            raise BiodlInputError(
-                f"shard {sp.name} is not a `biodl popgen simulate` shard (it has no {e} array); rerun "
-                "the same `biodl popgen simulate` command to rewrite it (finished shards are kept)",
-                path=sp,
-            ) from None
+        except BiodlInputError:  # said above, as it is
+            raise
         except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
             # a shard cut short (disk full, a copy interrupted) or damaged: np.load / zipfile
             # raise BadZipFile, zlib.error, EOFError or ValueError depending on where it ends
@@ -190,7 +199,7 @@ def read_dataset(path: str | Path, limit: int | None = None) -> GenotypeSet:
         np.concatenate(stats) if stats and cfg.get("stats_version") == STATS_VERSION else None,
         list(cfg.get("classes") or []),
         str(p),
-        {"scenario": cfg["scenario"], "seed": cfg["seed"], "fixed": cfg.get("fixed", {})},
+        {"scenario": cfg["scenario"], "seed": cfg.get("seed"), "fixed": cfg.get("fixed", {})},
     )
     return gs
 
@@ -267,7 +276,7 @@ def _diagnose(line: str, n_samples: int) -> str:
 
 
 def _record_where(rec) -> str:
-    return f"{rec.CHROM}:{rec.POS}"
+    return f"{rec.CHROM}:{rec.start + 1}"
 
 
 @htslib_quiet()  # htslib's own log lines: every problem is reported here, naming file and record
@@ -336,7 +345,12 @@ def read_vcf(
     n_header = _header_lines(p)
     ploidy: int | None = None
     out: dict[str, tuple[list, list]] = {}
-    skipped = {"not a biallelic SNP": 0, "too much missing data": 0, "monomorphic": 0}
+    skipped = {
+        "not a biallelic SNP": 0,
+        "too much missing data": 0,
+        "monomorphic": 0,
+        "a second SNP at the same position": 0,
+    }
     unphased = 0
     k = 0
     last: tuple[str, int] | None = None
@@ -371,6 +385,13 @@ def read_vcf(
         if chroms and chrom not in chroms:
             others[chrom] = None
             continue
+        pos = int(rec.start) + 1  # cyvcf2's POS is a 32-bit integer: above 2^31 it wraps around
+        if pos < 1:
+            raise BiodlInputError(
+                f"record {_record_where(rec)}: POS {pos} is not a 1-based position (VCF's start at 1)",
+                path=p,
+                record=line_no,
+            )
         if last is not None:
             if chrom != last[0]:
                 if chrom in done:
@@ -381,14 +402,14 @@ def read_vcf(
                         record=line_no,
                     )
                 done.add(last[0])
-            elif rec.POS < last[1]:
+            elif pos < last[1]:
                 raise BiodlInputError(
                     f"record {_record_where(rec)} comes after {last[0]}:{last[1]}: the VCF is not sorted "
                     "(bcftools sort)",
                     path=p,
                     record=line_no,
                 )
-        last = (chrom, rec.POS)
+        last = (chrom, pos)
         fmt = list(rec.FORMAT or [])
         if "GT" not in fmt:
             raise BiodlInputError(
@@ -435,7 +456,13 @@ def read_vcf(
                 path=p,
                 record=line_no,
             )
-        if len(rec.ALT) != 1 or not rec.is_snp:
+        alt = [a.upper() for a in rec.ALT]  # bases in either case (VCF 4.x)
+        if (
+            len(alt) != 1
+            or len(rec.REF) != 1
+            or rec.REF.upper() not in "ACGT"
+            or alt[0] not in ("A", "C", "G", "T")
+        ):
             skipped["not a biallelic SNP"] += 1
             continue
         if ploidy > 1:
@@ -456,8 +483,11 @@ def read_vcf(
             skipped["monomorphic"] += 1
             continue
         g, ps = out.setdefault(chrom, ([], []))
+        if ps and ps[-1] == pos:  # a repeated record, or a split multi-allelic site: one site
+            skipped["a second SNP at the same position"] += 1
+            continue
         g.append(np.where(miss, -1, h).astype(np.int8))
-        ps.append(rec.POS)
+        ps.append(pos)
     vcf.close()
     if ploidy is None:
         if chroms and others:

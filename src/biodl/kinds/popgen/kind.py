@@ -191,6 +191,9 @@ class PopgenKind(DataKind):
         from biodl.kinds.popgen.data import raw_targets
 
         y = raw_targets(train, targets, task)
+        for part in (valid, test):  # checked now: not after training, on the held-out splits
+            if part is not None and len(part):
+                raw_targets(part, targets, task)
         if task == "regression":
             ly = np.log10(y)
             mean, std = ly.mean(0).tolist(), np.where(ly.std(0) > 0, ly.std(0), 1.0).tolist()

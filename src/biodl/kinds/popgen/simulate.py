@@ -967,14 +967,50 @@ def dataset_config(path: str | Path) -> dict[str, Any]:
             "not a simulated dataset (a directory with dataset.json; make one with `biodl popgen simulate`)",
             path=p,
         )
+    from biodl.io._util import note_input
+
+    note_input(meta)  # an input: no --out may write over it (nor over a shard, see read_dataset)
     try:
         cfg = json.loads(meta.read_text())
-    except ValueError:
+    except (ValueError, UnicodeDecodeError):
         raise BiodlInputError("dataset.json is not JSON", path=meta) from None
+    if not isinstance(cfg, dict):
+        raise BiodlInputError(
+            f"not a dataset description (a JSON {type(cfg).__name__}, not an object)", path=meta
+        )
     if cfg.get("format") != DATASET_FORMAT:
         raise BiodlInputError(
             f"unknown dataset format {cfg.get('format')!r} (expected {DATASET_FORMAT})", path=meta
         )
+    # the keys every reader uses, checked here rather than failing deep inside one (edited, damaged)
+    for key, ok, what in (
+        (
+            "n",
+            lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+            "a number of simulations >= 1",
+        ),
+        ("chunk", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a shard size >= 1"),
+        (
+            "n_haplotypes",
+            lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+            "an integer >= 1",
+        ),
+        (
+            "length",
+            lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0,
+            "a length > 0",
+        ),
+        (
+            "params",
+            lambda v: isinstance(v, list) and v and all(isinstance(x, str) for x in v),
+            "a list of names",
+        ),
+        ("scenario", lambda v: isinstance(v, str), "a scenario name"),
+    ):
+        if key not in cfg:
+            raise BiodlInputError(f"dataset.json has no {key!r} ({what}): damaged or edited", path=meta)
+        if not ok(cfg[key]):
+            raise BiodlInputError(f"dataset.json: {key} must be {what}, got {cfg[key]!r}", path=meta)
     return cfg
 
 
