@@ -18,6 +18,7 @@ from biodl.kinds.contacts.io import (
     MSA,
     Native,
     native_distances,
+    read_manifest,
     read_msa,
     read_rr,
     read_structure,
@@ -815,3 +816,24 @@ def test_query_characters_are_checked_and_written_as_given(tmp_path) -> None:
     assert m.query == "GFGCNGPWDEDDMQCHNHCK" and m.query_as_written == "GFGCNGPWBZDDMQCHNHCK"
     r = _predict(fa, "--method", "mi", "--out", tmp_path / "fa.rr")
     assert r.exit_code == 0 and read_rr(tmp_path / "fa.rr")[0] == "GFGCNGPWBZDDMQCHNHCK"
+
+
+def test_non_finite_coordinates_a_lower_case_query_and_a_table_of_missing_files(tmp_path):
+    """A PDB atom at 'nan' was taken as a position (precision 1.000 instead of 0.250); an A3M
+    query in lower case was a 'ragged alignment' of 0 columns; a protein table naming a missing
+    alignment did not say which protein (line)."""
+    pdb = (D / "3e7u_cacb.pdb").read_text().splitlines()
+    i = next(k for k, ln in enumerate(pdb) if ln.startswith("ATOM") and ln[12:16].strip() == "CB")
+    ln = pdb[i]
+    pdb[i] = ln[:30] + f"{'nan':>8}" + ln[38:]
+    (tmp_path / "nan.pdb").write_text("\n".join(pdb) + "\n")
+    with pytest.raises(BiodlInputError, match=r"atom CB: coordinates are not finite numbers \(nan"):
+        read_structure(tmp_path / "nan.pdb")
+    (tmp_path / "q.a3m").write_text(">q\nacdefghiklmn\n>a\nACDEFGHIKLMN\n")
+    with pytest.raises(BiodlInputError, match="the query\\) is all lower case"):
+        read_msa(tmp_path / "q.a3m")
+    (tmp_path / "p.tsv").write_text("id\tmsa\nx\tnothere.aln\n")
+    with pytest.raises(
+        BiodlInputError, match=r"p\.tsv, line 2: protein 'x': its msa file .*nothere\.aln is not there"
+    ):
+        read_manifest(tmp_path / "p.tsv")

@@ -606,3 +606,13 @@ def test_a_numeric_matrix_is_read_as_numbers_and_gives_the_text_readers_matrix(t
     assert xio._read_numeric_matrix(gap) is None  # read by the text reader: its message names the cell
     with pytest.raises(BiodlInputError, match=r"gap.csv, line 2.*missing value"):
         xio.read_table_matrix(gap, orientation="genes-x-samples")
+
+
+def test_gene_mean_has_no_mean_for_a_gene_without_values(tmp_path):
+    """missing=gene-mean filled a gene with no value at all with zeros (and a numpy warning)."""
+    (tmp_path / "m.csv").write_text("gene,s1,s2,s3\ng1,1,2,3\ng2,,,\ng3,4,,6\n")
+    with pytest.raises(BiodlInputError, match="gene 'g2' has no value at all"):
+        read_expression(tmp_path / "m.csv", orientation="genes-x-samples", missing="gene-mean")
+    (tmp_path / "ok.csv").write_text("gene,s1,s2,s3\ng1,1,2,3\ng3,4,,6\n")
+    m = read_expression(tmp_path / "ok.csv", orientation="genes-x-samples", missing="gene-mean")
+    assert m.values[1, 1] == 5.0  # g3's gap: its mean

@@ -433,3 +433,14 @@ def test_an_annotation_on_no_chromosome_of_the_calls_is_said(capsys):
     KIND._annotations([bed], other)
     err = " ".join(capsys.readouterr().err.split())
     assert "CGI.bed.gz: no interval on a chromosome of the calls (calls: X;" in err
+
+
+def test_a_huge_position_and_a_comma_separated_table_are_named(tmp_path):
+    from biodl.kinds.methylation.io import read_calls
+
+    (tmp_path / "big.tsv").write_text("1\t99999999999999999999\t0.5\n")
+    with pytest.raises(BiodlInputError, match="must be an integer, got '99999999999999999999'"):
+        read_calls(tmp_path / "big.tsv")
+    (tmp_path / "c.csv").write_text("1,10,0.5\n1,20,0.5\n")
+    with pytest.raises(BiodlInputError, match="this line uses ','"):
+        read_calls(tmp_path / "c.csv")

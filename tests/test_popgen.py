@@ -889,3 +889,24 @@ def test_a_damaged_dataset_is_named_and_its_files_are_inputs(tmp_path):
     np.savez(ds / "shard-00000.npz", x=np.zeros(2))
     with pytest.raises(BiodlInputError, match="has no index, offsets, gt, pos, params, stats array"):
         read_dataset(ds)
+
+
+def test_a_negative_seed_is_refused_first_and_simulations_without_sites_do_not_train(tmp_path):
+    from biodl import pipeline
+    from biodl.train import TrainConfig
+
+    with pytest.raises(BiodlInputError, match="--seed must be an integer from 0"):
+        simulate_dataset("flagel-rho", 2, -1, tmp_path / "neg", workers=1, progress=False)
+    assert not (tmp_path / "neg").exists()  # nothing left behind
+    simulate_dataset(
+        "flagel-rho", 8, 0, tmp_path / "empty", workers=1, n_haplotypes=4, fixed={"ne": 1}, progress=False
+    )
+    assert (read_dataset(tmp_path / "empty").n_sites() == 0).all()
+    with pytest.raises(BiodlInputError, match="has a segregating site"):
+        pipeline.train(
+            "popgen-mlp",
+            tmp_path / "run",
+            options={"data": tmp_path / "empty", "target": ["rho"]},
+            config=TrainConfig(max_epochs=1, device="cpu", progress=False),
+            quiet=True,
+        )

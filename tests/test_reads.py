@@ -1031,3 +1031,22 @@ def test_a_local_dask_cluster_leaves_ctrl_c_to_biodl(model) -> None:
         ignored = default_client().run(lambda: signal.getsignal(signal.SIGINT) == signal.SIG_IGN)
     assert ignored and all(ignored.values())
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_quantize_never_writes_over_a_file_of_the_reference(model, ref) -> None:
+    """`reads quantize --out REF/reference.json` replaced the reference every later command reads."""
+    ref_dir = Path(ref)
+    before = (ref_dir / "reference.json").read_bytes()
+    for target in (ref_dir / "reference.json", ref_dir / "sequence.npy"):
+        r = runner.invoke(app, ["reads", "quantize", str(model), "--bits", "4", "--out", str(target)])
+        assert r.exit_code == 2 and "is a file of the reference" in " ".join(r.output.split())
+    assert (ref_dir / "reference.json").read_bytes() == before
+
+
+def test_a_taxonomy_table_without_rows_is_said(tmp_path) -> None:
+    from biodl.kinds.reads.io import build_reference
+
+    tax = tmp_path / "tax.tsv"
+    tax.write_text((DATA / "taxonomy.tsv").read_text().splitlines()[0] + "\n")
+    with pytest.raises(BiodlInputError, match="the taxonomy table has no rows"):
+        build_reference(GENOMES[:1], tax, tmp_path / "ref", quiet=True)

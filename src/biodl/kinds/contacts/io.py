@@ -261,6 +261,13 @@ def read_msa(path: str | Path, query: str | None = None, fmt: str | None = None)
     else:
         seqs = [s.upper() for s in seqs]
     width = len(seqs[0])
+    if width == 0 and recs[0][1].strip(".-") and len(seqs) > 1:  # the query was all insert states
+        raise BiodlInputError(
+            f"the first sequence ({recs[0][0]!r}, the query) is all lower case: in A2M / A3M lower-case "
+            "letters are insert states, so it has no match column; write the query in upper case",
+            path=p,
+            record=recs[0][2],
+        )
     for (name, _, line), s in zip(recs, seqs, strict=True):
         if len(s) != width:
             raise BiodlInputError(
@@ -441,7 +448,14 @@ def read_structure(path: str | Path, chain: str | None = None, query: str | None
             if atom is None:
                 continue
             ca_for_cb = aa != "G" and "CB" not in r
-            out.append((aa, atom.coord.astype(np.float64), f"{r.id[1]}{r.id[2].strip()}", ca_for_cb))
+            xyz = atom.coord.astype(np.float64)
+            if not np.isfinite(xyz).all():  # Biopython reads "nan" as a number: no distance from it
+                raise BiodlInputError(
+                    f"chain {c.id!r}, residue {name} {r.id[1]}{r.id[2].strip()}, atom {atom.get_id()}: "
+                    f"coordinates are not finite numbers ({', '.join(f'{v:g}' for v in xyz)})",
+                    path=p,
+                )
+            out.append((aa, xyz, f"{r.id[1]}{r.id[2].strip()}", ca_for_cb))
         return out
 
     if chain is None:
@@ -859,6 +873,16 @@ def read_manifest(path: str | Path) -> list[Protein]:
 
     def rel(v: str) -> str | None:
         return None if not v else str((p.parent / v) if not Path(v).is_absolute() else Path(v))
+
+    for n, d in records:  # a listed file that is not there: the table's line says which protein
+        for col in ("msa", "native"):
+            f = rel(d.get(col, ""))
+            if f is not None and not Path(f).exists():
+                raise BiodlInputError(
+                    f"protein {d['id']!r}: its {col} file {f} is not there (paths are relative to the table)",
+                    path=p,
+                    record=n,
+                )
 
     return [
         Protein(

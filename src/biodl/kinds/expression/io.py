@@ -236,15 +236,24 @@ def _check_finite(
             )
 
 
-def _impute(values: np.ndarray, missing: str, axis: int) -> np.ndarray:
-    """Fill NaN cells with the gene's mean (``axis`` is the sample axis)."""
+def _impute(values: np.ndarray, missing: str, axis: int, genes=None, path=None) -> np.ndarray:
+    """Fill NaN cells with the gene's mean (``axis`` is the sample axis); a gene without any
+    value has no mean: an error naming it (``genes``)."""
     nan = np.isnan(values)
     if not nan.any():
         return values
     if missing != "gene-mean":
         raise BiodlInputError(f"missing must be 'error' or 'gene-mean', not {missing!r}")
+    empty = nan.all(axis=axis)
+    if empty.any():
+        j = int(np.flatnonzero(empty)[0])
+        name = repr(str(genes[j])) if genes is not None else f"number {j + 1}"
+        raise BiodlInputError(
+            f"gene {name} has no value at all ({int(empty.sum())} such gene(s)): missing=gene-mean has no "
+            "mean to fill it with; leave it out of the file",
+            path=path,
+        )
     means = np.nanmean(values, axis=axis, keepdims=True)
-    means = np.where(np.isnan(means), 0.0, means)
     return np.where(nan, np.broadcast_to(means, values.shape), values).astype(np.float32)
 
 
@@ -344,12 +353,12 @@ def read_table_matrix(
     if orient == "genes-x-samples":
         _check_ids(row_labels, p, lines, "gene", duplicates)
         _check_ids(col_labels, p, header_lines, "sample", "error", places=header_places, mergeable=False)
-        values = _impute(values, missing, axis=1).T
+        values = _impute(values, missing, axis=1, genes=row_labels, path=p).T
         genes, samples = row_labels, col_labels
     else:
         _check_ids(col_labels, p, header_lines, "gene", duplicates, places=header_places)
         _check_ids(row_labels, p, lines, "sample", "error", mergeable=False)
-        values = _impute(values, missing, axis=0)
+        values = _impute(values, missing, axis=0, genes=col_labels, path=p)
         genes, samples = col_labels, row_labels
     values, genes = _merge_duplicates(np.ascontiguousarray(values, dtype=np.float32), genes, duplicates)
     return ExpressionMatrix(values, genes, samples, None, str(p))
@@ -535,7 +544,7 @@ def read_gct(path: str | Path, missing: str = "error", duplicates: str = "error"
     )
     cells = pd.DataFrame([r[first_data:] for r in rows], dtype=str)
     values = _validate_numeric(cells, p, lines, header, first_data, missing)
-    values = _impute(values, missing, axis=1).T
+    values = _impute(values, missing, axis=1, genes=genes, path=p).T
     obs = None
     if cmeta:
         obs = pd.DataFrame({m[0]: m[first_data:] for m in cmeta}, index=samples)
@@ -581,7 +590,7 @@ def _finite(x: np.ndarray, samples: list[str], genes: list[str], missing: str, p
             path=p,
             record=samples[i],
         )
-    return _impute(x, missing, axis=0)
+    return _impute(x, missing, axis=0, genes=genes, path=p)
 
 
 def matrix_from_anndata(

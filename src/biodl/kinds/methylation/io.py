@@ -272,15 +272,18 @@ def _read(path: str | Path, name: str | None, levels: str, positions_only: bool)
         if bad:
             k = bad[0]
             layout = "chrom, pos" if ncol == 2 else _LAYOUT[fmt]
+            sep = next((c for c in ",;" if len(rows[k]) == 1 and c in rows[k][0]), None)
             raise BiodlInputError(
-                f"a {_NAMES[fmt]} line needs {ncol} fields ({layout}), found {len(rows[k])}",
+                f"a {_NAMES[fmt]} line needs {ncol} fields ({layout}), found {len(rows[k])}"
+                + (f" (fields are separated by tabs or spaces; this line uses {sep!r})" if sep else ""),
                 path=p,
                 record=keep[k] + 1,
             )
         df = pd.DataFrame([r[:ncol] for r in rows])
     line_no = np.asarray(keep, dtype=np.int64) + 1
     pos = pd.to_numeric(df[1], errors="coerce").to_numpy()
-    bad = ~np.isfinite(pos) | (pos != np.round(pos))
+    with np.errstate(invalid="ignore"):  # (NaN, inf: named below)
+        bad = ~np.isfinite(pos) | (pos != np.round(pos)) | (np.abs(pos) > 2**53)
     if bad.any():
         k = _first_bad(bad)
         hint = (

@@ -188,6 +188,19 @@ class PopgenKind(DataKind):
         train, valid = gs.subset(tr), gs.subset(va)
         if len(train) < 2:
             raise BiodlInputError(f"{len(train)} training simulation(s) left; simulate more", path=o["data"])
+        empty = int((train.n_sites() == 0).sum())  # no segregating site: nothing to learn from
+        if empty == len(train):
+            raise BiodlInputError(
+                f"none of the {len(train)} training simulations has a segregating site (too small a "
+                "population or mutation rate for the sample and length: see --fix and the scenario's "
+                "prior, `biodl popgen scenarios`)",
+                path=o["data"],
+            )
+        if empty * 2 > len(train):
+            ctx.log(
+                f"warning: {empty} of the {len(train)} training simulations have no segregating site; "
+                "their matrices and statistics are empty"
+            )
         from biodl.kinds.popgen.data import raw_targets
 
         y = raw_targets(train, targets, task)

@@ -672,6 +672,8 @@ def build_reference(
     listed = sorted({_key(g) for g, _, _ in rows})
     keys = [_key(str(g)) for g in genomes]
     missing = [str(g) for g, k in zip(genomes, keys, strict=True) if k not in listed]
+    if missing and not listed:
+        raise BiodlInputError("the taxonomy table has no rows (a header only?)", path=taxonomy)
     if missing:
         known = ", ".join(listed[:10])
         raise BiodlInputError(

@@ -274,6 +274,16 @@ def quantize_model(model_path: str | Path, out: str | Path, bits: int) -> dict[s
 
     mf = read_model_file(model_path)  # first: it registers the model as an input, never overwritten
     check_output_path(out)
+    from biodl.kinds.reads.io import REFERENCE_FILES
+
+    o = Path(out)
+    ref = o.parent.parent if o.parent.name == "taxonomy" else o.parent
+    if (ref / "reference.json").is_file() and (o.name in REFERENCE_FILES or ref != o.parent):
+        raise BiodlInputError(
+            f"is a file of the reference in {ref} (biodl reads build-reference wrote it; training, "
+            "sampling and calibration read it); give the model another name or folder",
+            path=o,
+        )
     if mf.meta.get("kind") != "reads" or mf.meta.get("recipe") != "read-classifier":
         raise BiodlInputError(
             f"is a {mf.meta.get('recipe')} model; biodl reads quantize takes a read-classifier model",
