@@ -227,7 +227,7 @@ def test_cli_train_evaluate_predict_report(tmp_path) -> None:
     html = (out / "report.html").read_text()
     for sec in (
         "Selected features",
-        "Accuracy against the number of features",
+        "Validation AUROC against the number of features",
         "Stability of the selection",
         "Confusion matrix",
     ):
