@@ -898,6 +898,10 @@ def test_a_negative_seed_is_refused_first_and_simulations_without_sites_do_not_t
     with pytest.raises(BiodlInputError, match="--seed must be an integer from 0"):
         simulate_dataset("flagel-rho", 2, -1, tmp_path / "neg", workers=1, progress=False)
     assert not (tmp_path / "neg").exists()  # nothing left behind
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("the user's")
+    with pytest.raises(BiodlInputError, match=r"holds other files \(notes\.txt\)"):
+        simulate_dataset("flagel-rho", 2, 0, tmp_path / "mine", workers=1, progress=False)
     simulate_dataset(
         "flagel-rho", 8, 0, tmp_path / "empty", workers=1, n_haplotypes=4, fixed={"ne": 1}, progress=False
     )

@@ -797,6 +797,18 @@ def _simulate_dataset(
     meta_path, pending_path = out / "dataset.json", out / PENDING
     n_shards = (n + chunk - 1) // chunk
     shards = sorted(out.glob("shard-*.npz"))
+    other = sorted(
+        e.name
+        for e in out.iterdir()
+        if not e.name.startswith(".") and e.name != "dataset.json" and not e.name.startswith("shard-")
+    )
+    if other:  # a dataset is not mixed into a folder of other files (a run, the user's data)
+        raise BiodlInputError(
+            f"holds other files ({', '.join(other[:5])}{', ...' if len(other) > 5 else ''}); a dataset is "
+            "written into a new or empty folder, or one of an earlier `biodl popgen simulate`: give "
+            "another --out",
+            path=out,
+        )
     prev = _read_config(meta_path) if meta_path.exists() else None
     if prev is None and shards:
         # dataset.json is written once the first shard is done; a run killed just before left the
