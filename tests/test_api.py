@@ -469,3 +469,93 @@ def test_docs_python_walkthrough_runs(seq_run, mol_run, tmp_path, monkeypatch):
     scope: dict = {}
     for code in blocks:
         exec(compile(code, "docs/python.md", "exec"), scope)
+
+
+def test_training_leaves_the_callers_random_numbers_warnings_and_loggers_alone(tmp_path, rest_small):
+    """api.train reseeded Python's, numpy's and torch's generators (a bootstrap loop around it
+    drew the same numbers every time) and left 5 warnings filters and Lightning's logger levels."""
+    import logging
+    import random
+    import warnings
+
+    import torch
+
+    from biodl import api
+
+    random.seed(11)
+    np.random.seed(11)
+    torch.manual_seed(11)
+    filters = list(warnings.filters)
+    level = logging.getLogger("lightning.pytorch").level
+    expected = (random.random(), float(np.random.rand()), float(torch.rand(1)))
+    random.seed(11)
+    np.random.seed(11)
+    torch.manual_seed(11)
+    api.train(
+        "deepbind",
+        tmp_path / "run",
+        options={"data": rest_small["train"]},
+        model_options={"num_motifs": 4, "motif_len": 8, "hidden": 0},
+        config={"max_epochs": 1, "device": "cpu", "progress": False},
+        quiet=True,
+    )
+    m = biodl.load(tmp_path / "run")  # loading draws no number either
+    m.predict(["ACGT" * 25])
+    assert (random.random(), float(np.random.rand()), float(torch.rand(1))) == expected
+    assert warnings.filters == filters and logging.getLogger("lightning.pytorch").level == level
+
+
+def test_pandas_ids_labels_by_name_any_case_and_rdkit_molecules(seq_run, rest_small, mol_run):
+    """A row's id no longer depends on the slice it is in; label columns given as a DataFrame are
+    taken by name; a DataFrame's label column is found in any case, as a file's; RDKit molecules
+    are read; an options argument that is no mapping is one clear error."""
+    from rdkit import Chem
+
+    m = biodl.load(seq_run)
+    t = _test_table(rest_small)[["seq", "Bound"]]
+    whole = m.predict(t[["seq"]])
+    assert (
+        m.predict(t[["seq"]].iloc[5:8])["id"].tolist()
+        == whole["id"][5:8].tolist()
+        == ["seq6", "seq7", "seq8"]
+    )
+    assert m.predict(t.loc[[5, 6, 7], ["seq"]])["id"].tolist() == ["seq6", "seq7", "seq8"]
+    # a boolean-filtered frame's labels (their index is the frame's) still go with their rows
+    sub = t[t.index % 3 == 0]
+    a = m.evaluate(sub["seq"], labels=sub["Bound"])["metrics"]["auroc"]
+    assert a == m.evaluate(sub["seq"].tolist(), labels=sub["Bound"].tolist())["metrics"]["auroc"]
+    low = t.rename(columns={"Bound": "bound"})
+    assert m.evaluate(low)["metrics"]["auroc"] == m.evaluate(t)["metrics"]["auroc"]
+    mol = biodl.load(mol_run)
+    smiles = ["CCO", "c1ccccc1O"]
+    np.testing.assert_allclose(
+        mol.predict([Chem.MolFromSmiles(s) for s in smiles]).iloc[:, -1], mol.predict(smiles).iloc[:, -1]
+    )
+    with pytest.raises(BiodlInputError, match="options must be a dict"):
+        predict(seq_run, ["ACGT" * 25], options=["x"])
+    assert "Model" in dir(biodl) and biodl.Model is type(m) and m.device == "cpu"
+    assert repr(m.kind) == "<biodl data kind 'sequences': sequence files>"
+
+
+def test_multilabel_labels_frame_is_taken_by_column_name(tmp_path, rest_small):
+    t = _test_table(rest_small)
+    t["A"], t["B"] = t["Bound"], 1 - t["Bound"]
+    train = tmp_path / "ml.tsv"
+    t[["seq", "A", "B"]].to_csv(train, sep="\t", index=False)
+    r = runner.invoke(
+        app,
+        ["train", str(train), "--label-col", "A,B", "--system", "deepbind", "--epochs", "1", "--no-progress"]
+        + ["--out", str(tmp_path / "ml")],
+    )
+    assert r.exit_code == 0, r.output
+    m = biodl.load(tmp_path / "ml")
+    seqs = t["seq"].tolist()
+    right = m.evaluate(seqs, labels=t[["A", "B"]])["metrics"]
+    swapped = m.evaluate(seqs, labels=t[["B", "A"]])["metrics"]
+    assert right == swapped  # taken by name: the same metrics whatever the column order
+    assert m.evaluate(str(train), label_col=["A", "B"])["metrics"]["auroc"] == right["auroc"]
+
+
+def test_dgex_names_its_outputs(dgex_run):
+    m = biodl.load(dgex_run)
+    assert len(m.label_names) == 60 and "60 output(s)" in repr(m)

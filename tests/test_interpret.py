@@ -764,3 +764,28 @@ def test_interpretation_returns_the_model_in_the_modes_it_came_in():
     with pytest.raises(BiodlInputError):
         A.deep_lift_shap(model, X, references=torch.zeros(1, 2, 4, 130))
     assert _modes(model) == before
+
+
+def test_interpretation_takes_numpy_one_hot_and_a_loaded_model_and_refuses_what_it_cannot_score(tiny_run):
+    """biodl.encode.one_hot_batch returns numpy and biodl.load a Model: both failed inside torch;
+    an empty batch or an output the model lacks failed inside captum / an assert."""
+    import biodl
+    from biodl.encode import one_hot_batch
+    from biodl.interpret.filters import filter_pwms
+
+    m = biodl.load(tiny_run)
+    Xn = one_hot_batch(["ACGT" * 25, "TTGA" * 25])
+    X = torch.from_numpy(Xn)
+    torch.testing.assert_close(A.saliency(m, Xn), A.saliency(m.module, X))
+    torch.testing.assert_close(saturation_mutagenesis(m, Xn), saturation_mutagenesis(m.module, X))
+    assert ism_scores(saturation_mutagenesis(m, Xn), Xn).shape == (2, 4, 100)
+    assert filter_pwms(m, Xn)[0].shape[0] == filter_pwms(m.module, X)[0].shape[0]
+    for call, match in (
+        (lambda: A.saliency(m, Xn[:0]), "at least one sequence"),
+        (lambda: saturation_mutagenesis(m, X[:0]), "at least one sequence"),
+        (lambda: A.attribute(m, X, "saliency", target=5), "target 5 is not an output"),
+        (lambda: A.saliency("model", X), "expected a network"),
+        (lambda: A.saliency(m, ["ACGT"]), "as a torch tensor or numpy array"),
+    ):
+        with pytest.raises(BiodlInputError, match=match):
+            call()

@@ -10,12 +10,16 @@ from biodl.errors import BiodlError, BiodlInputError
 
 __version__ = "0.1.0"
 
-__all__ = ["BiodlError", "BiodlInputError", "__version__", "load"]
+__all__ = ["BiodlError", "BiodlInputError", "Model", "__version__", "load"]
 
 
 def __getattr__(name: str) -> Any:  # ``biodl.load`` without importing torch at ``import biodl``
-    if name == "load":
-        from biodl.api import load
+    if name in ("load", "Model"):
+        import biodl.api
 
-        return load
+        return getattr(biodl.api, name)
     raise AttributeError(f"module 'biodl' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:  # tab completion sees the lazy names too
+    return sorted({*globals(), *__all__})

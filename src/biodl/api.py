@@ -4,7 +4,7 @@ the CLI does (from :mod:`biodl.pipeline`), plus the sequence-file helpers. Examp
 
     import biodl
     model = biodl.load("biodl-demo")                      # a run of `biodl train` / `biodl demo`
-    model.predict(["ACGTGGACAGCGCCTGGTGCT" * 5])           # a DataFrame: id, score, called
+    model.predict(["ACGTGGACAGCGCCTGGTGCT" * 5])           # id, logit_Bound, prob_Bound, called_Bound
     model.evaluate(["ACGT" * 25, "TTGA" * 25], labels=[1, 0])["metrics"]
     model.module                                           # the torch network (eval mode)
 
@@ -63,8 +63,8 @@ class Model:
             )
         _run_state(path, "predict")
         self.path = path
-        self.device = device
         self.module, self.meta, self.kind, self.recipe = _load(path, device)
+        self.device = self._where()  # where it is ("auto" resolved), as a string
 
     # ------------------------------------------------------------------ what it is
     @property
@@ -79,8 +79,8 @@ class Model:
 
     @property
     def label_names(self) -> list[str]:
-        """The model's outputs, in order."""
-        return list(self.meta.label_names or [])
+        """The model's outputs, in order (D-GEX: its target genes)."""
+        return list(self.meta.label_names or []) or self.kind.output_names(self.meta)
 
     @property
     def memory_inputs(self) -> str:
@@ -93,13 +93,17 @@ class Model:
             f"{len(self.label_names)} output(s), device {self.device!r})"
         )
 
-    def to(self, device: str) -> Model:
-        """Move the network to ``device``; returns the model."""
+    def to(self, device: Any) -> Model:
+        """Move the network to ``device`` (a name or a ``torch.device``); returns the model."""
         from biodl.train.predict import torch_device
 
-        self.module.to(torch_device(device))
-        self.device = device
+        self.module.to(torch_device(str(device)))
+        self.device = self._where()
         return self
+
+    def _where(self) -> str:
+        p = next(self.module.parameters(), None)
+        return str(p.device) if p is not None else "cpu"
 
     # ------------------------------------------------------------------ use
     def _options(self, command: str, options: dict[str, Any]) -> dict[str, Any]:

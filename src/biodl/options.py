@@ -172,7 +172,10 @@ class Option:
             if not items:
                 raise self._bad(value, "one or more values")
             return [str(Path(v)) if t == "paths" else v for v in items]
-        if isinstance(value, (list, dict)):
+        listed = "comma-separated" in self.help or "comma separated" in self.help
+        if listed and isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return ",".join(v.strip() for v in value)  # (in Python) a list of the names it takes
+        if isinstance(value, (list, tuple, dict)):
             raise self._bad(value, "a single value")
         return str(Path(str(value))) if t == "path" else str(value)
 

@@ -53,6 +53,21 @@ def _owner(recipe: Recipe, kind: DataKind) -> str:
     return f"{recipe.name} on {kind.title}"
 
 
+def _options_dict(options: Any, what: str = "options") -> dict[str, Any]:
+    """``options`` (a mapping of option name to value, or ``None``) as a dict; anything else is
+    one clear error (``dict()`` of a list said 'dictionary update sequence element ...')."""
+    from collections.abc import Mapping
+
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise BiodlInputError(
+            f"{what} must be a dict of option name -> value (e.g. {{'data': 'train.tsv'}}), got a "
+            f"{type(options).__name__}"
+        )
+    return dict(options)
+
+
 def kind_options(
     recipe: Recipe,
     kind: DataKind,
@@ -166,8 +181,9 @@ def train(
     t0 = time.time()
     check_path_arg(out_dir, "the run directory (out_dir)")
     recipe = get_recipe(system)
+    options, model_options = _options_dict(options), _options_dict(model_options, "model_options")
     k = choose_kind(recipe, options, kind)
-    opts, mopts = kind_options(recipe, k, dict(options or {}), "train", spellings, model_options)
+    opts, mopts = kind_options(recipe, k, _options_dict(options), "train", spellings, model_options)
     config = _train_config(config, recipe).check()
     if quiet and config.progress:  # quiet means no progress bar either
         import dataclasses
@@ -187,7 +203,11 @@ def train(
         )
     out = Path(out_dir)
     check_train_call(config, out)
-    with _run_lock(out):  # one training at a time writes a run directory
+    from biodl.train.fit import caller_state_kept
+
+    # one training at a time writes a run directory; the caller's random generators, warnings
+    # filters and logger levels are theirs again afterwards
+    with _run_lock(out), caller_state_kept():
         return _train_into(out, t0, recipe, k, opts, mopts, config, options, config_given, quiet)
 
 
@@ -1395,7 +1415,7 @@ def evaluate(
     if out_dir is not None:  # never over the run's own held-out results or plots
         check_output_dir(out_dir)
     model, meta, k, recipe = _load(model_path, device)
-    opts, _ = kind_options(recipe, k, dict(options or {}), "evaluate", spellings)
+    opts, _ = kind_options(recipe, k, _options_dict(options), "evaluate", spellings)
     table = read_inputs(k, meta, data, opts, labelled=True, quiet=quiet)
     return evaluate_table(
         k,
@@ -1450,7 +1470,7 @@ def predict(
     _run_state(model_path, "predict")
     note_model(model_path)  # no output may replace the model or its run's record
     model, meta, k, recipe = _load(model_path, device)
-    opts, _ = kind_options(recipe, k, dict(options or {}), "predict", spellings)
+    opts, _ = kind_options(recipe, k, _options_dict(options), "predict", spellings)
     return predict_loaded(
         model,
         meta,
@@ -1603,7 +1623,7 @@ def report(
     if not (run / "model.pt").exists():
         raise BiodlInputError("no model.pt here; is this a run directory of `biodl train`?", path=run)
     model, meta, k, recipe = _load(run / "model.pt", "cpu")
-    opts, _ = kind_options(recipe, k, dict(options or {}), "report", spellings)
+    opts, _ = kind_options(recipe, k, _options_dict(options), "report", spellings)
     if data is not None:
         if not k.report_data:
             raise BiodlInputError(

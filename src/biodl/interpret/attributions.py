@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from biodl.errors import BiodlInputError
+from biodl.interpret._inputs import as_module, as_onehot, check_target
 from biodl.train.predict import eval_mode
 
 __all__ = [
@@ -55,8 +56,7 @@ class _Target(nn.Module):
 
 
 def _check(X: torch.Tensor) -> None:
-    if X.dim() != 3 or X.shape[1] != 4:
-        raise BiodlInputError(f"attributions need one-hot sequences (n, 4, length), got {tuple(X.shape)}")
+    as_onehot(X, "attributions")
 
 
 def _baseline(X: torch.Tensor, baseline: str | float | torch.Tensor) -> torch.Tensor:
@@ -98,6 +98,7 @@ def shuffled_references(X: torch.Tensor, n_shuffles: int = 20, seed: int = 0) ->
     from biodl.encode import decode, one_hot
     from biodl.shuffle import dinucleotide_shuffle
 
+    X = as_onehot(X, "shuffled references")
     rng = np.random.default_rng(seed)
     Xn = X.detach().cpu().numpy()
     out = np.empty((n_shuffles,) + Xn.shape, dtype=np.float32)
@@ -120,12 +121,17 @@ def _report(delta: torch.Tensor, gap: torch.Tensor, method: str, tolerance: floa
         )
 
 
-def _prep(model: nn.Module, X: torch.Tensor, rc_average: bool = False) -> tuple[_Target, torch.Tensor]:
-    """The model (both strands with ``rc_average``) and ``X`` on the model's device; call it
-    inside ``eval_mode(model)``."""
+def _prep(
+    model: nn.Module, X: torch.Tensor, rc_average: bool = False, target: int = 0
+) -> tuple[_Target, torch.Tensor]:
+    """The model (both strands with ``rc_average``) and ``X`` on the model's device, ``target``
+    checked against its outputs; call it inside ``eval_mode(model)``."""
     _check(X)
     dev = next(model.parameters()).device
-    return _Target(model, rc_average).eval(), X.to(dev, torch.float32)
+    wrapped, X = _Target(model, rc_average).eval(), X.to(dev, torch.float32)
+    with torch.no_grad():
+        check_target(wrapped(X[:1]).shape[1], target, "attributions")
+    return wrapped, X
 
 
 def _grad_batch(X: torch.Tensor, i: int, batch_size: int) -> torch.Tensor:
@@ -155,8 +161,9 @@ def saliency(
     """
     from captum.attr import Saliency
 
+    model, X = as_module(model), as_onehot(X, "saliency")
     with eval_mode(model):
-        wrapped, X = _prep(model, X, rc_average)
+        wrapped, X = _prep(model, X, rc_average, target)
         outs = [
             Saliency(wrapped).attribute(_grad_batch(X, i, batch_size), target=target, abs=absolute).detach()
             for i in range(0, X.shape[0], batch_size)
@@ -170,8 +177,9 @@ def input_x_gradient(
     """Input times gradient of output ``target``: ``(n, 4, L)``, non-zero only at observed bases."""
     from captum.attr import InputXGradient
 
+    model, X = as_module(model), as_onehot(X, "input x gradient")
     with eval_mode(model):
-        wrapped, X = _prep(model, X, rc_average)
+        wrapped, X = _prep(model, X, rc_average, target)
         outs = [
             InputXGradient(wrapped).attribute(_grad_batch(X, i, batch_size), target=target).detach()
             for i in range(0, X.shape[0], batch_size)
@@ -212,8 +220,9 @@ def integrated_gradients(
     from captum.attr import IntegratedGradients
 
     attrs, deltas = [], []
+    model, X = as_module(model), as_onehot(X, "integrated gradients")
     with eval_mode(model):
-        wrapped, X = _prep(model, X, rc_average)
+        wrapped, X = _prep(model, X, rc_average, target)
         base = _baseline(X, baseline)
         ig = IntegratedGradients(wrapped)
         for i in range(0, X.shape[0], batch_size):
@@ -270,14 +279,14 @@ def deep_lift_shap(
     """
     from captum.attr import DeepLift
 
-    _check(X)
+    model, X = as_module(model), as_onehot(X, "DeepLIFT")
     refs = shuffled_references(X, n_shuffles, seed) if references is None else references.to(X)
     if refs.dim() != 4 or refs.shape[1:] != X.shape:
         raise BiodlInputError(
             f"references must be (k, {', '.join(map(str, X.shape))}), got {tuple(refs.shape)}"
         )
     with eval_mode(model):
-        wrapped, X = _prep(model, X)
+        wrapped, X = _prep(model, X, False, target)
         refs = refs.to(X)
         both = _Target(model, rc_average).eval()
         total = torch.zeros_like(X)

@@ -51,6 +51,9 @@ def filter_pwms(
         ``(n_filters, width, 4)`` probabilities (rows sum to 1; channels A, C, G, T) and
         ``(n_filters,)`` the number of windows behind each PWM.
     """
+    from biodl.interpret._inputs import as_module, as_onehot
+
+    model, x = as_module(model), as_onehot(x, "filter PWMs")
     conv = first_conv(model)
     seen: dict[str, torch.Tensor] = {}
 

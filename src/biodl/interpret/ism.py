@@ -40,6 +40,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -657,8 +658,9 @@ def saturation_mutagenesis(
         minus output of the reference sequence. Identity edits (the base already there) are
         0 and not computed. With ``return_reference``, also ``(n, outputs)`` reference outputs.
     """
-    if X.dim() != 3 or X.shape[1] != 4:
-        raise BiodlInputError(f"ISM needs one-hot sequences of shape (n, 4, length), got {tuple(X.shape)}")
+    from biodl.interpret._inputs import as_module, as_onehot
+
+    model, X = as_module(model), as_onehot(X, "ISM")
     if method not in _METHODS:
         raise BiodlInputError(f"unknown ISM method {method!r} (use one of {', '.join(_METHODS)})")
     for what, v in (("--batch-size", batch_size), ("group_size", group_size)):
@@ -780,6 +782,23 @@ def ism_scores(effects: torch.Tensor, X: torch.Tensor | None = None, output: int
         ``(n, 4, L)``: effects centred on the mean over the four bases at each position (as
         tangermeme does), times ``X`` when it is given.
     """
+    from biodl.interpret._inputs import as_onehot, check_target
+
+    if isinstance(effects, np.ndarray):
+        effects = torch.from_numpy(effects)
+    if not isinstance(effects, torch.Tensor) or effects.dim() != 4 or effects.shape[2] != 4:
+        shape = tuple(effects.shape) if hasattr(effects, "shape") else type(effects).__name__
+        raise BiodlInputError(
+            f"ISM effects must be (n, length, 4, outputs), as saturation_mutagenesis gives; got {shape}"
+        )
+    check_target(effects.shape[3], output, "ism_scores")
     e = effects[..., output].permute(0, 2, 1)  # (n, 4, L)
     e = e - e.mean(dim=1, keepdim=True)
-    return e * X.to(e) if X is not None else e
+    if X is None:
+        return e
+    X = as_onehot(X, "ism_scores")
+    if X.shape != e.shape:
+        raise BiodlInputError(
+            f"the sequences are {tuple(X.shape)}, the effects of {tuple(e.shape)} sequences"
+        )
+    return e * X.to(e)

@@ -4,7 +4,7 @@ that name the item, as the file readers name the line."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -59,8 +59,9 @@ def items(
     skips empty items when told to).
     """
     src = describe(data)
+    whats = what if what.endswith("S") else what + "s"  # "SMILES" is its own plural
     if isinstance(data, (str, bytes)):
-        raise BiodlInputError(f"a single string is not a list of {what}s: give a list (['...'])")
+        raise BiodlInputError(f"a single string is not a list of {whats}: give a list (['...'])")
     if isinstance(data, pd.DataFrame):
         col = _column(data, column, columns, what, src)
         if col is None:
@@ -76,22 +77,16 @@ def items(
             if c is not None and names.count(c) > 1:
                 raise BiodlInputError(f"has {names.count(c)} columns named {c!r}", path=src)
         values = data[col].tolist()
-        if idc is not None:
-            ids = [str(v) for v in data[idc].tolist()]
-        elif isinstance(data.index, pd.RangeIndex):
-            ids = [default_id(i) for i in range(len(values))]
-        else:
-            ids = [str(v) for v in data.index]
+        ids = [str(v) for v in data[idc].tolist()] if idc is not None else index_ids(data.index, default_id)
     elif isinstance(data, pd.Series):
         values = data.tolist()
-        rng = isinstance(data.index, pd.RangeIndex)
-        ids = [default_id(i) for i in range(len(values))] if rng else [str(v) for v in data.index]
+        ids = index_ids(data.index, default_id)
     elif isinstance(data, Mapping):
         ids = [str(k) for k in data]
         values = list(data.values())
     elif isinstance(data, np.ndarray):
         if data.ndim != 1:
-            raise BiodlInputError(f"a {data.ndim}-D array: give a 1-D array or list of {what}s", path=src)
+            raise BiodlInputError(f"a {data.ndim}-D array: give a 1-D array or list of {whats}", path=src)
         values = data.tolist()
         ids = [default_id(i) for i in range(len(values))]
     elif isinstance(data, Sequence):
@@ -99,12 +94,16 @@ def items(
         ids = [default_id(i) for i in range(len(values))]
     else:
         raise BiodlInputError(
-            f"cannot read a {type(data).__name__} as {what}s: give a path, a list of strings, a dict "
+            f"cannot read a {type(data).__name__} as {whats}: give a path, a list of strings, a dict "
             "or pandas Series of id -> string, or a DataFrame"
         )
     if not values:
-        raise BiodlInputError(f"no {what}s (the input is empty)", path=src)
+        raise BiodlInputError(f"no {whats} (the input is empty)", path=src)
     for i, v in enumerate(values):
+        if what == "SMILES" and type(v).__name__ == "Mol" and type(v).__module__.startswith("rdkit"):
+            from rdkit import Chem
+
+            values[i] = v = Chem.MolToSmiles(v)  # an RDKit molecule, as a notebook holds it
         if not isinstance(v, str):
             missing = v is None or (isinstance(v, float) and np.isnan(v))
             if missing and missing_ok:
@@ -115,6 +114,15 @@ def items(
                 f"item {i + 1} is {shown} ({type(v).__name__}), not a {what} string", path=src, record=ids[i]
             )
     return ids, values, src
+
+
+def index_ids(index: pd.Index, default_id) -> list[str]:
+    """The ids of a pandas object's rows: an integer index (the default ``RangeIndex``, or what is
+    left of it in a slice or a filtered frame) as the default ids of its values (row 5 is
+    ``default_id(5)`` in the whole frame and in any subset of it), any other index as text."""
+    if pd.api.types.is_integer_dtype(index):
+        return [default_id(int(v)) for v in index]
+    return [str(v) for v in index]
 
 
 #: Columns a multi-class model's labels are looked for in, when not named (as the file readers do).
@@ -167,6 +175,11 @@ def labels(
             cols = [found]
         else:
             cols = list(label_names) if given is None else [given] if isinstance(given, str) else list(given)
+            if given is None:  # the model's label columns, found as a file's are: in any case
+                low = {str(c).lower(): c for c in data.columns}
+                cols = [c if c in data.columns else low.get(str(c).lower(), c) for c in cols]
+                if len(cols) == 1 and cols[0] not in data.columns:
+                    cols = [next((low[c] for c in CLASS_COLUMNS if c in low), cols[0])]
         missing = [c for c in cols if c not in data.columns]
         if missing:
             raise BiodlInputError(
@@ -177,6 +190,15 @@ def labels(
         given = data[cols[0]] if len(cols) == 1 else data[cols]
     elif isinstance(given, (pd.Series, pd.DataFrame)) and ids is not None:
         given = labels_in_item_order(given, data, ids, src)
+    if (
+        isinstance(given, pd.DataFrame)
+        and len(label_names) > 1
+        and set(map(str, label_names)) <= set(map(str, given.columns))
+    ):  # columns named as the model's outputs: taken by name, in the model's order
+        given = given[[c for c in given.columns if str(c) in set(map(str, label_names))]]
+        given = given[sorted(given.columns, key=lambda c: list(map(str, label_names)).index(str(c)))]
+    if isinstance(given, Iterator):  # a generator: read once, as a list
+        given = list(given)
     raw = (
         given.to_numpy() if isinstance(given, (pd.Series, pd.DataFrame)) else np.asarray(given, dtype=object)
     )
@@ -226,6 +248,8 @@ def labels_in_item_order(
     Series, a DataFrame) and the index holds them (in another order); refused otherwise."""
     if isinstance(data, (pd.Series, pd.DataFrame)) and given.index.equals(data.index):
         return given
+    if isinstance(data, (pd.Series, pd.DataFrame)) and given.index.equals(data.index):
+        return given  # the items' own rows (a column of the same frame, or of the same subset)
     own_ids = isinstance(data, (pd.Series, pd.DataFrame, Mapping))
     index = [str(v) for v in given.index]
     if index == list(ids) or not own_ids:

@@ -267,6 +267,13 @@ class DataKind:
     #: words; empty: its report reads no inputs (the option is refused).
     report_data: ClassVar[str] = ""
 
+    def output_names(self, meta: RunMeta) -> list[str]:
+        """The names of the model's outputs, in order (default: its label names)."""
+        return list(meta.label_names or [])
+
+    def __repr__(self) -> str:
+        return f"<biodl data kind {self.name!r}: {self.title}>"
+
     def training_labels(self, meta: RunMeta, splits: Splits) -> np.ndarray | None:
         """The training targets ``(n, n_labels)`` (NaN = missing), checked by
         :func:`check_labels` before training; ``None`` when the kind checks its own (or has none)."""
@@ -342,7 +349,13 @@ class DataKind:
 
         plan = self.plan(ctx, model, meta, splits)
         res = fit(
-            plan, self.datamodule(ctx, meta, splits), ctx.out, ctx.config, meta, threads=self.threads(ctx)
+            plan,
+            self.datamodule(ctx, meta, splits),
+            ctx.out,
+            ctx.config,
+            meta,
+            threads=self.threads(ctx),
+            quiet=ctx.quiet,
         )
         return plan.model, res, meta
 

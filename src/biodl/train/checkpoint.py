@@ -318,13 +318,16 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[nn.Module, RunMet
     p, payload = _read_payload(path)
     meta = read_model_meta(p)
     recipe = get_recipe(meta.recipe)
-    if int(meta.ensemble or 1) > 1:
-        from biodl.train.ensemble import Ensemble
+    # the weights drawn when the network is built are replaced by the file's: drawn from a
+    # forked generator, so loading a model leaves the caller's random numbers as they were
+    with torch.random.fork_rng(devices=[]):
+        if int(meta.ensemble or 1) > 1:
+            from biodl.train.ensemble import Ensemble
 
-        kws = meta.member_kwargs or [meta.model_kwargs] * int(meta.ensemble)
-        model = Ensemble([recipe.build(**kw) for kw in kws])
-    else:
-        model = recipe.build(**meta.model_kwargs)
+            kws = meta.member_kwargs or [meta.model_kwargs] * int(meta.ensemble)
+            model = Ensemble([recipe.build(**kw) for kw in kws])
+        else:
+            model = recipe.build(**meta.model_kwargs)
     model.load_state_dict(payload["state_dict"])
     model.eval().to(torch_device(device))
     return model, meta

@@ -12,6 +12,7 @@ loop; :func:`fit_model` is the one-call form for a plain supervised network.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, RichProgressBar
 from torch import nn
@@ -658,6 +660,34 @@ def make_trainer(
     if not validate:
         kwargs["limit_val_batches"] = 0
     return pl.Trainer(**kwargs)
+
+
+@contextlib.contextmanager
+def caller_state_kept():
+    """The caller's process-wide state put back after the block: the random generators (Python's,
+    numpy's, torch's CPU and CUDA ones, which training seeds), the warnings filters and the
+    Lightning loggers' levels (which training quiets). A notebook's bootstrap loop around
+    ``biodl.api.train`` drew the same numbers after every training."""
+    import logging
+    import random
+    import warnings
+
+    py, npy, cpu = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
+    on_gpu = torch.cuda.is_available() and torch.cuda.is_initialized()
+    cuda = torch.cuda.get_rng_state_all() if on_gpu else None
+    names = ("lightning.pytorch", "lightning.fabric", "lightning")
+    levels = {n: logging.getLogger(n).level for n in names}
+    try:
+        with warnings.catch_warnings():
+            yield
+    finally:
+        random.setstate(py)
+        np.random.set_state(npy)
+        torch.random.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+        for n, level in levels.items():
+            logging.getLogger(n).setLevel(level)
 
 
 def _keeps_torch_flags(f):

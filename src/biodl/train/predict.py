@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import threading
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -65,12 +66,34 @@ def cpu_threads(n: int | None) -> Iterator[None]:
     if not n:
         yield
         return
-    old = torch.get_num_threads()
-    torch.set_num_threads(int(n))
+    # the setting is the process's: calls overlapping in threads (a web service, joblib) share
+    # one saved value, put back when the last of them ends (each restoring its own left the
+    # process on 1 thread when they ended out of order); a call nested in one thread gives the
+    # outer call's value back
+    stack = _THREADS_HERE.__dict__.setdefault("stack", [])
+    with _THREADS_LOCK:
+        if not stack:
+            if _THREADS["users"] == 0:
+                _THREADS["saved"] = torch.get_num_threads()
+            _THREADS["users"] += 1
+        stack.append(int(n))
+        torch.set_num_threads(int(n))
     try:
         yield
     finally:
-        torch.set_num_threads(old)
+        with _THREADS_LOCK:
+            stack.pop()
+            if stack:
+                torch.set_num_threads(stack[-1])
+            else:
+                _THREADS["users"] -= 1
+                if _THREADS["users"] == 0:
+                    torch.set_num_threads(_THREADS["saved"])
+
+
+_THREADS_LOCK = threading.Lock()
+_THREADS = {"users": 0, "saved": 0}
+_THREADS_HERE = threading.local()
 
 
 _SCORED: contextvars.ContextVar[Callable[[int], None] | None] = contextvars.ContextVar(
@@ -137,7 +160,14 @@ def predict(
     fn = forward or model
     from biodl.train.batches import BatchCollate
 
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=BatchCollate(collate_fn))
+    # its own generator: a DataLoader draws a seed from torch's global one otherwise
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        collate_fn=BatchCollate(collate_fn),
+        generator=torch.Generator(),
+    )
     it = loader
     if progress:
         from rich.progress import track

@@ -519,6 +519,11 @@ class ExpressionKind(DataKind):
         return self.frame(meta, table, outputs)
 
     # ------------------------------------------------------------------ report
+    def output_names(self, meta):
+        if meta.recipe == "dgex":  # the inferred target genes
+            return [str(g) for g in (meta.data.get("targets") or [])]
+        return super().output_names(meta)
+
     def describe_data(self, meta):
         d = data_as(ExpressionData, meta.data)
         if meta.recipe == "sparse-ae":

@@ -742,11 +742,9 @@ class FeaturesKind(DataKind):
                     + (f" (no column {labels!r})" if isinstance(labels, str) else ""),
                     path=src,
                 )
-        ids = (
-            [f"row{i + 1}" for i in range(len(data))]
-            if isinstance(data.index, pd.RangeIndex)
-            else [str(v) for v in data.index]
-        )
+        from biodl.io.memory import index_ids
+
+        ids = index_ids(data.index, lambda i: f"row{i + 1}")
         sub = data.iloc[:, feature_positions([str(c) for c in data.columns], d.features, source=src)]
         num = sub.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
         bad = ~np.isfinite(num) | (np.abs(np.nan_to_num(num)) > np.finfo(np.float32).max)

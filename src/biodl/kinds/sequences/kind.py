@@ -288,8 +288,8 @@ def sequences_from_memory(meta: RunMeta, data, options: dict[str, Any], *, label
         seqs = [s.upper() for s in seqs]
     validate_all(seqs, src, ids, d.iupac_as_n)
     table = SequenceTable(ids=ids, seqs=seqs, source=src)
-    warn_duplicate_ids(ids, src)
-    if labelled:
+    if labelled:  # (predict says it for every input, in pieces: predict_frames)
+        warn_duplicate_ids(ids, src)
         table.labels = memory.labels(data, labels, len(seqs), src, meta.label_names, meta.classes, ids)
         table.label_names = list(meta.label_names)
         table.classes = meta.classes
