@@ -14,12 +14,15 @@ Walk-through: ``docs/python.md``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from biodl.errors import BiodlInputError
 from biodl.kinds.base import prediction_frame, write_evaluation
 from biodl.kinds.sequences.kind import load_table
 from biodl.pipeline import evaluate, predict, report, train
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RESOURCES = Path(__file__).parent / "resources"
 
@@ -123,11 +126,14 @@ class Model:
             )
             raise BiodlInputError(f"file not found; a str is read as a file path{hint}", path=data[:80])
 
-    def predict(self, data: Any, *, batch_size: int = 256, **options: Any):
+    def predict(self, data: Any, *, batch_size: int = 256, **options: Any) -> pd.DataFrame:
         """Predictions for ``data`` (a path, or the in-memory inputs of :attr:`memory_inputs`),
-        as the DataFrame ``biodl predict`` writes: input order and ids kept, one column per
-        output (and ``called_*`` at the model's thresholds). ``options``: the kind's predict
-        options (``biodl train --system SYSTEM --help-options`` lists them), e.g.
+        as the DataFrame ``biodl predict`` writes: input order and ids kept (an id column:
+        ``id``, or ``sample`` / ``chrom, pos`` / ... by kind), then the outputs as each kind
+        writes them (sequences: ``logit_*``, ``prob_*`` and ``called_*`` at the model's
+        thresholds per output; regression: ``pred_*``; molecules also ``smiles`` and, with
+        ``skip_invalid``, ``problem``; each kind's page in docs/ lists its own). ``options``: the
+        kind's predict options (``biodl train --system SYSTEM --help-options`` lists them), e.g.
         ``skip_invalid=True`` for molecules."""
         from biodl.pipeline import predict_loaded
 
