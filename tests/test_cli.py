@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -236,3 +237,49 @@ def test_calibration_options_without_calibrate_are_refused(tmp_path) -> None:
     assert r.exit_code == 2
     assert "--calibrate-top, --calibrate-folds go with --calibrate N" in " ".join(r.output.split())
     assert not out.exists()
+
+
+def test_cli_audit_refusals(tmp_path):
+    """Unknown --set keys of cells crossval / interpret were ignored (15 default restarts ran);
+    a negative --seed failed inside numpy; --fdr 2 and --n-filters 0 ran; a .parquet name got
+    a tab-separated table."""
+    cells = Path(__file__).parent / "data" / "cells" / "samples.csv"
+    cases = [
+        (
+            ["cells", "crossval", str(cells), "--out", str(tmp_path / "cv"), "--set", "nrn=1"],
+            "did you mean nrun?",
+        ),
+        (
+            ["cells", "crossval", str(cells), "--out", str(tmp_path / "cv"), "--seed", "-1"],
+            "--seed must be an integer from 0",
+        ),
+        (
+            [
+                "cells",
+                "interpret",
+                str(tmp_path),
+                str(cells),
+                "--out",
+                str(tmp_path / "ci"),
+                "--n-filters",
+                "0",
+            ],
+            "--n-filters must be at least 1",
+        ),
+        (
+            ["reads", "sample", str(tmp_path), "--n", "5", "--seed", "-1", "--out", str(tmp_path / "s.fq")],
+            "--seed must be an integer from 0",
+        ),
+        (
+            ["adage", "enrichment", "published", str(cells), "--fdr", "2"],
+            "--fdr must be a rate above 0 and at most 1",
+        ),
+        (
+            ["deepbind", "score", "D00328.018", str(cells), "-o", str(tmp_path / "x.parquet")],
+            "writes a text table: name it .tsv or .csv",
+        ),
+    ]
+    for args, msg in cases:
+        r = runner.invoke(app, args)
+        assert r.exit_code == 2 and msg in " ".join(r.output.split()), (args, r.output)
+    assert not (tmp_path / "cv").exists()

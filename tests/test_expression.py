@@ -616,3 +616,14 @@ def test_gene_mean_has_no_mean_for_a_gene_without_values(tmp_path):
     (tmp_path / "ok.csv").write_text("gene,s1,s2,s3\ng1,1,2,3\ng3,4,,6\n")
     m = read_expression(tmp_path / "ok.csv", orientation="genes-x-samples", missing="gene-mean")
     assert m.values[1, 1] == 5.0  # g3's gap: its mean
+
+
+def test_write_table_honours_csv_and_gz(tmp_path):
+    import gzip
+
+    from biodl.kinds.expression.io import write_table
+
+    df = pd.DataFrame({"a": [1.5, 2.0]}, index=pd.Index(["s1", "s2"]))
+    write_table(df, tmp_path / "t.csv.gz")
+    with gzip.open(tmp_path / "t.csv.gz", "rt") as fh:
+        assert fh.read() == "sample,a\ns1,1.5\ns2,2\n"

@@ -1050,3 +1050,17 @@ def test_a_taxonomy_table_without_rows_is_said(tmp_path) -> None:
     tax.write_text((DATA / "taxonomy.tsv").read_text().splitlines()[0] + "\n")
     with pytest.raises(BiodlInputError, match="the taxonomy table has no rows"):
         build_reference(GENOMES[:1], tax, tmp_path / "ref", quiet=True)
+
+
+def test_classify_writes_gzip_for_a_gz_name(model, tmp_path) -> None:
+    """`-o calls.tsv.gz -r rep.txt.gz` wrote plain text under .gz names (zcat failed on them)."""
+    import gzip
+
+    plain = ["reads", "classify", str(model), str(SAMPLE), "--no-progress"]
+    r = runner.invoke(app, [*plain, "-o", str(tmp_path / "c.tsv"), "-r", str(tmp_path / "r.txt")])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, [*plain, "-o", str(tmp_path / "c.tsv.gz"), "-r", str(tmp_path / "r.txt.gz")])
+    assert r.exit_code == 0, r.output
+    for name in ("c.tsv", "r.txt"):
+        with gzip.open(tmp_path / f"{name}.gz", "rt") as fh:
+            assert fh.read() == (tmp_path / name).read_text()

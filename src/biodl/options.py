@@ -203,6 +203,24 @@ def _as_list(value: Any) -> list[str]:
     return [p.strip() for p in s.split(",") if p.strip()]
 
 
+def parse_set_known(values: Iterable[str] | None, known: Iterable[str], command: str) -> dict[str, Any]:
+    """:func:`parse_set` for a command that takes the options ``known`` only: another key is
+    refused, with the nearest known one (a typo was silently ignored)."""
+    import difflib
+
+    opts = parse_set(values)
+    names = sorted(set(known))
+    for k in opts:
+        if k not in names:
+            near = difflib.get_close_matches(k, names, n=1)
+            raise BiodlInputError(
+                f"{command} does not take --set {k}"
+                + (f" (did you mean {near[0]}?)" if near else "")
+                + f". It takes: {', '.join(names)}"
+            )
+    return opts
+
+
 def parse_set(values: Iterable[str] | None, what: str = "--set") -> dict[str, Any]:
     """``["k=v", ...]`` -> ``{k: v}``; values are JSON-decoded when they are JSON (numbers,
     ``true``, lists), else kept as strings. A key given twice is an error."""

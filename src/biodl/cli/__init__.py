@@ -337,7 +337,9 @@ def train(
         None, help="GFF/BED annotation(s) labelling genome windows."
     ),
     labels: str | None = typer.Option(
-        None, help="Feature types used as labels, comma-separated (e.g. CDS,tRNA)."
+        None,
+        help="Genome windows: the feature types used as labels, comma-separated (e.g. CDS,tRNA); "
+        "feature tables (dfs, pedla, deep-enhancer): the file of the rows' classes.",
     ),
     set_: list[str] | None = SetOpt,
     valid: Path | None = typer.Option(None, help="Validation file (default: hold out --valid-fraction)."),
@@ -592,7 +594,7 @@ def evaluate(
         None, "--out", "-o", help="Directory for metrics.json, predictions.tsv and plots."
     ),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N, mps or auto."),
-    batch_size: int = typer.Option(256),
+    batch_size: int = typer.Option(256, help="Items per forward pass (memory, not results)."),
     rc_average: bool | None = RcAverageOpt,
     set_: list[str] | None = SetOpt,
     skip_invalid: bool | None = SkipInvalidOpt,
@@ -667,7 +669,7 @@ def predict(
         "predictions matrix and column names, for many-output models).",
     ),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N, mps or auto."),
-    batch_size: int = typer.Option(256),
+    batch_size: int = typer.Option(256, help="Items per forward pass (memory, not results)."),
     rc_average: bool | None = RcAverageOpt,
     set_: list[str] | None = SetOpt,
     skip_invalid: bool | None = SkipInvalidOpt,
@@ -676,7 +678,9 @@ def predict(
 ) -> None:
     """Score new inputs with a trained model; output keeps input order and identifiers.
 
-    Example: biodl predict runs/rest/model.pt seqs.fa --out scores.tsv (or scores.npz, .h5, .parquet)
+    Example: biodl predict runs/rest/model.pt seqs.fa --out scores.tsv
+
+    (--out scores.npz, .h5 or .parquet: binary formats; .tsv.gz / .csv: text.)
     """
     try:
         from biodl.pipeline import predict as run_predict
@@ -741,7 +745,9 @@ def demo(
     out: Path = typer.Option(Path("biodl-demo"), "--out", "-o", help="Run directory."),
     experiment: str = typer.Option("REST", help="Bundled ENCODE experiment: REST or GABPA."),
     epochs: int = typer.Option(15, help="Maximum epochs."),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(
+        0, help="Random seed (0 to 4294967295): the same seed gives the same numbers at a fixed thread count."
+    ),
     device: str = DeviceOpt,
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:

@@ -30,6 +30,9 @@ def deepbind_score(
     from biodl.models.sequence.deepbind_released import score_fasta
 
     try:
+        from biodl.io._util import text_table_sep
+
+        sep = text_table_sep(out, "biodl deepbind score --out") if out is not None else "\t"
         if not model_id.strip():
             raise BiodlError("give a released model ID (e.g. D00328.018; see `biodl deepbind list`)")
         df = score_fasta(model_id, fasta)
@@ -40,7 +43,7 @@ def deepbind_score(
     else:
         from biodl.io._util import atomic_write_text_by_suffix
 
-        atomic_write_text_by_suffix(out, df.to_csv(sep="\t", index=False, float_format="%.6f"))
+        atomic_write_text_by_suffix(out, df.to_csv(sep=sep, index=False, float_format="%.6f"))
         typer.echo(f"wrote {len(df)} scores to {out}", err=True)
 
 

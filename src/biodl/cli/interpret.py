@@ -272,7 +272,7 @@ def register(app: typer.Typer) -> None:
         start: int = typer.Option(0, help="First position to mutate (0-based, in the input sequence)."),
         end: int | None = typer.Option(None, help="Position after the last to mutate (default: the end)."),
         method: str = typer.Option("auto", help="auto, deepbind, trunk or full."),
-        batch_size: int = typer.Option(256),
+        batch_size: int = typer.Option(256, help="Items per forward pass (memory, not results)."),
         device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N, mps or auto."),
         precision: str = typer.Option(
             "32-true", help="32-true (float32), or bf16-mixed / 16-mixed (autocast; faster on GPUs)."
@@ -341,8 +341,8 @@ def register(app: typer.Typer) -> None:
             if skipped:
                 eg = ", ".join(map(repr, skipped[:5])) + (", ..." if len(skipped) > 5 else "")
                 err.print(
-                    f"warning: {len(skipped)} sequence(s) have no position in --start {start} / --end "
-                    f"{'(sequence end)' if end is None else end} and no ISM rows ({eg})",
+                    f"[biodl] warning: {len(skipped)} sequence(s) have no position in --start {start} / "
+                    f"--end {'(sequence end)' if end is None else end} and no ISM rows ({eg})",
                     highlight=False,
                 )
             names = [str(n) for n in (meta.label_names or range(T))]
@@ -416,7 +416,7 @@ def register(app: typer.Typer) -> None:
         integrated gradients and DeepLIFT reported; of the score biodl predict gives (both
         strands averaged for a model trained with --rc-augment).
 
-        Example: biodl attribute runs/rest seqs.fa --method deep_lift_shap --out attr.npz
+        Example: biodl attribute runs/rest seqs.fa --method integrated_gradients --out attr.npz
         """
         import warnings
 
@@ -458,7 +458,7 @@ def register(app: typer.Typer) -> None:
                             delta = np.full(n, np.nan, dtype=np.float32)
                         delta[idx] = dg.numpy()
             for w in {str(w.message): w for w in caught}.values():
-                err.print(f"warning: {w.message}", highlight=False)
+                err.print(f"[biodl] warning: {w.message}", highlight=False)
             extra = {} if delta is None else {"delta": delta}
             with atomic_output(out) as tmp, open(tmp, "wb") as fh:
                 np.savez_compressed(

@@ -654,6 +654,9 @@ def run_variants(
     for index in (f"{genome}.fai", f"{genome}.gzi", f"{vcf}.tbi", f"{vcf}.csi"):
         if Path(index).is_file():  # the inputs' indexes are inputs too
             note_input(index)
+    from biodl.io._util import text_table_sep
+
+    sep = text_table_sep(out, "biodl variants --out")
     if out_vcf is not None and Path(out_vcf).resolve() == Path(out).resolve():
         raise BiodlInputError(
             "--out and --out-vcf name the same file; the VCF would replace the table: give two names",
@@ -726,7 +729,7 @@ def run_variants(
             scored_vcf = stack.enter_context(ScoredVcfWriter(vcf, out_vcf, names, strands))
         for windows in itertools.chain([first], pieces):
             table = score_variants(model, windows, **kw)
-            text = table.to_csv(sep="\t", index=False, float_format="%.6g", na_rep="NA", header=not n)
+            text = table.to_csv(sep=sep, index=False, float_format="%.6g", na_rep="NA", header=not n)
             tsv.write(text.encode("utf-8"))
             if scored_vcf is not None:
                 scored_vcf.write(table)

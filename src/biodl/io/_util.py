@@ -576,6 +576,23 @@ def atomic_output_stream(path: str | Path) -> Iterator[io.BufferedIOBase]:
         os.fsync(raw.fileno())
 
 
+@contextlib.contextmanager
+def atomic_text_stream(path: str | Path, buffer: int = 1 << 20) -> Iterator[io.TextIOBase]:
+    """:func:`atomic_output_stream` as text (UTF-8): gzip-compressed for a ``.gz`` / ``.bgz``
+    name, else a plain file with a ``buffer``-byte buffer."""
+    p = Path(path)
+    if not p.name.lower().endswith((".gz", ".bgz")):
+        with atomic_output(p) as tmp, open(tmp, "w", encoding="utf-8", buffering=buffer) as fh:
+            yield fh
+        return
+    with atomic_output_stream(p) as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8")
+        try:
+            yield text
+        finally:
+            text.detach()  # (flushed) the stream closes the gzip member, not the wrapper
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through :func:`atomic_output` (flushed and fsync'ed)."""
     with atomic_output(path) as tmp, open(tmp, "wb") as fh:
@@ -596,6 +613,21 @@ def atomic_write_text_by_suffix(path: str | Path, text: str) -> Path:
     with atomic_output_stream(path) as fh:
         fh.write(text.encode("utf-8"))
     return Path(path)
+
+
+def text_table_sep(path: str | Path, command: str) -> str:
+    """The field separator of a text table written to ``path``: ``,`` for ``.csv``, a tab for
+    ``.tsv`` / ``.txt`` / ``.tab`` (either with ``.gz``); another suffix is refused (a
+    ``.parquet`` name got tab-separated text)."""
+    name = Path(path).name.lower().removesuffix(".gz").removesuffix(".bgz")
+    if name.endswith(".csv"):
+        return ","
+    if name.endswith((".tsv", ".txt", ".tab")) or "." not in name:
+        return "\t"
+    raise BiodlInputError(
+        f"{command} writes a text table: name it .tsv or .csv (.gz to compress), not {Path(name).suffix}",
+        path=path,
+    )
 
 
 def guess_separator(path: Path, first_line: str, default: str | None = "\t") -> str | None:

@@ -198,6 +198,14 @@ class TrainConfig:
 SEED_MAX = 2**32 - 1
 
 
+def check_seed(seed: Any, flag: str = "--seed") -> int:
+    """``seed`` if it is an integer from 0 to :data:`SEED_MAX` (every command's range), else one
+    clear error (numpy raised 'expected non-negative integer' from deep inside a worker)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= SEED_MAX:
+        raise BiodlInputError(f"{flag} must be an integer from 0 to {SEED_MAX}, got {seed!r}")
+    return int(seed)
+
+
 def _accelerator(device: str) -> str:
     """The accelerator Lightning will train on for ``--device`` (``cpu``, ``cuda``, ``mps``; an
     unknown device or one this machine lacks is :func:`~biodl.train.predict.torch_device`'s error)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from biodl.errors import BiodlError, exit_with, stdout_console
+from biodl.errors import BiodlError, BiodlInputError, exit_with, stdout_console
 
 cells_app = typer.Typer(no_args_is_help=True, help="Cytometry (FCS) tools and CellCnn analyses.")
 
@@ -15,10 +15,10 @@ cells_app = typer.Typer(no_args_is_help=True, help="Cytometry (FCS) tools and Ce
 _fail = exit_with  # print the error, exit 2
 
 
-def _opts(values: list[str] | None) -> dict:
-    from biodl.options import parse_set
+def _opts(values: list[str] | None, known, command: str) -> dict:
+    from biodl.options import parse_set_known
 
-    return parse_set(values)
+    return parse_set_known(values, known, command)
 
 
 @cells_app.command("channels")
@@ -70,7 +70,9 @@ def interpret(
     from biodl.train import load_model
 
     try:
-        opts = _opts(set_)
+        if n_filters < 1:
+            raise BiodlInputError(f"--n-filters must be at least 1, got {n_filters}")
+        opts = _opts(set_, ("select_quantile", "embedding"), "biodl cells interpret")
         declared = {o.name: o for o in OPTIONS}
         for k in ("select_quantile", "embedding"):  # checked (ranges, choices) before any work
             if k in opts:
@@ -110,7 +112,9 @@ def interpret(
 def crossval(
     samples: Path = typer.Argument(..., help="Sample table with a patient/group column."),
     out: Path = typer.Option(..., "--out", "-o", help="Output directory (predictions.tsv, metrics.json)."),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(
+        0, help="Random seed (0 to 4294967295): the same seed gives the same numbers at a fixed thread count."
+    ),
     set_: list[str] | None = typer.Option(
         None, "--set", help="CellCnn options, e.g. ncell=500, nrun=5, markers=..."
     ),
@@ -127,7 +131,16 @@ def crossval(
     from biodl.kinds.cells.restarts import config_from_options, encode_labels
 
     try:
-        opts = _opts(set_)
+        from dataclasses import asdict
+
+        from biodl.kinds.cells.restarts import CellCnnConfig
+        from biodl.train.fit import check_seed
+
+        check_seed(seed)
+        known = [k for k in asdict(CellCnnConfig()) if k != "extra"]
+        opts = _opts(
+            set_, [*known, "markers", "cofactor", "max_cells", "classes", "positive"], "biodl cells crossval"
+        )
         ss = load_samples(
             samples,
             markers=opts.get("markers"),

@@ -732,7 +732,9 @@ def train_cellcnn(
             resume=resume,
         )
         dm = DataModule(train_ds, valid_ds, batch_size=cfg.batch_size, seed=rseed)
-        fres = fit(plan, dm, run_dir, tcfg)
+        # a short fit inside a larger one: no per-restart messages (resuming, "more epochs may
+        # help", which also named --epochs to `cells crossval`, whose key is --set max_epochs)
+        fres = fit(plan, dm, run_dir, tcfg, quiet=True)
         net = plan.model.cpu().eval()
         metric, loss = _evaluate(net, valid_ds, regression)
         best_epoch = fres.best_epoch

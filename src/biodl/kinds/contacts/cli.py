@@ -143,9 +143,9 @@ def predict(
             status.clear()  # the line gives way to the summary or the error
         text = rr_text(full, scores, min_sep=min_sep, top=top, offset=offset, remarks=remarks)
         if out is not None:
-            from biodl.io._util import atomic_write_text
+            from biodl.io._util import atomic_write_text_by_suffix
 
-            atomic_write_text(out, text)
+            atomic_write_text_by_suffix(out, text)  # (x.rr.gz: compressed)
         else:
             sys.stdout.write(text)
     except BiodlError as e:
@@ -167,7 +167,7 @@ def predict(
         )
         if covered < aln.L / 2:
             err.print(
-                f"warning: the native covers under half of the query ({covered}/{aln.L}); "
+                f"[biodl] warning: the native covers under half of the query ({covered}/{aln.L}); "
                 "precision counts only the pairs it covers (check --chain)"
             )
         p = precision(scores, dist)

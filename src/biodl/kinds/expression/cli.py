@@ -182,6 +182,8 @@ def enrichment_cmd(
     from biodl.kinds.expression.io import read_gene_sets
 
     try:
+        if not 0 < fdr <= 1:
+            raise BiodlInputError(f"--fdr must be a rate above 0 and at most 1, got {fdr:g}")
         m, genes, _ = _model(model)
         sets = read_gene_sets(gene_sets)
         enr = enrichment(
@@ -190,8 +192,8 @@ def enrichment_cmd(
         cov = coverage(enr, sets, genes, min_size)
         if cov["gene_sets"] == 0:
             err.print(
-                f"warning: 0 of {len(sets)} gene sets overlap the model's genes (at least {min_size}); "
-                "wrong organism or id type?",
+                f"[biodl] warning: 0 of {len(sets)} gene sets overlap the model's genes (at least "
+                f"{min_size}); wrong organism or id type? (a set needs --min-size genes)",
                 highlight=False,
             )
         sig = enr[enr["significant"]]

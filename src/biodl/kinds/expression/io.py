@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from biodl.errors import BiodlInputError
-from biodl.io._util import atomic_write_text, check_file, guess_separator, open_text
+from biodl.io._util import check_file, guess_separator, open_text
 
 ORIENTATIONS = ("auto", "genes-x-samples", "samples-x-genes")
 
@@ -780,7 +780,9 @@ def read_gene_sets(path: str | Path, min_size: int = 1) -> dict[str, list[str]]:
 
 
 def write_table(df: pd.DataFrame, path: str | Path, index_label: str = "sample") -> Path:
-    """Write ``df`` as TSV atomically (``.csv`` suffix: comma-separated)."""
+    """Write ``df`` as TSV atomically (``.csv`` suffix: comma-separated; ``.gz``: compressed)."""
+    from biodl.io._util import atomic_write_text_by_suffix
+
     p = Path(path)
-    sep = "," if p.suffix.lower() == ".csv" else "\t"
-    return atomic_write_text(p, df.to_csv(sep=sep, index_label=index_label, float_format="%.6g"))
+    sep = "," if p.name.lower().removesuffix(".gz").endswith(".csv") else "\t"
+    return atomic_write_text_by_suffix(p, df.to_csv(sep=sep, index_label=index_label, float_format="%.6g"))

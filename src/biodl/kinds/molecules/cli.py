@@ -8,7 +8,7 @@ import typer
 
 molecules_app = typer.Typer(
     no_args_is_help=True,
-    help="Neural graph fingerprints (Duvenaud et al. 2015): interpretation and fingerprints.",
+    help="Neural graph fingerprints (Duvenaud 2015): interpretation and fingerprints.",
 )
 
 
@@ -27,8 +27,13 @@ def substructures(
     n_bits: int = typer.Option(2, help="How many bits to choose (half positive, half negative)."),
     top: int = typer.Option(6, help="Fragments per bit."),
     max_molecules: int = typer.Option(2000, help="Search at most this many molecules (file order)."),
+    skip_invalid: bool = typer.Option(
+        False,
+        "--skip-invalid",
+        help="Leave out molecules RDKit cannot read (default: the first is an error).",
+    ),
     set_: list[str] | None = typer.Option(
-        None, "--set", help="Data option KEY=VALUE (e.g. skip_invalid=true)."
+        None, "--set", help="Data option KEY=VALUE (repeatable): smiles_col, id_col, skip_invalid."
     ),
 ) -> None:
     """Draw the substructures (atom neighbourhoods) that most activate fingerprint bits of a
@@ -38,7 +43,8 @@ def substructures(
     """
     from biodl.cli import _fail, console
     from biodl.errors import BiodlError, BiodlInputError
-    from biodl.options import parse_set
+    from biodl.kinds.molecules.kind import OPTIONS
+    from biodl.options import parse_set_known
 
     try:
         for flag, value in (("--n-bits", n_bits), ("--top", top), ("--max-molecules", max_molecules)):
@@ -58,8 +64,12 @@ def substructures(
         opts = {
             "smiles_col": meta.data.get("smiles_col"),
             "id_col": meta.data.get("id_col"),
-            **parse_set(set_),
+            **parse_set_known(
+                set_, [o.name for o in OPTIONS if "predict" in o.stages], "biodl molecules substructures"
+            ),
         }
+        if skip_invalid:
+            opts["skip_invalid"] = True
         table = read_table(src, opts, None, False, True)
         table = table.subset(range(min(max_molecules, len(table))))
         od = out or (Path(run_dir) if Path(run_dir).is_dir() else Path(run_dir).parent) / "substructures"

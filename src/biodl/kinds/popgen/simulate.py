@@ -782,8 +782,9 @@ def _simulate_dataset(
         raise BiodlInputError(f"--n must be at least 1, got {n}")
     if chunk < 1:
         raise BiodlInputError(f"--chunk must be at least 1, got {chunk}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
-        raise BiodlInputError(f"--seed must be an integer from 0 to 2^63 - 1, got {seed!r}")
+    from biodl.train.fit import check_seed
+
+    check_seed(seed)
     fixed = dict(fixed or {})
     warnings = check_fixed(sc, fixed)
     fixed = {k: float(v) for k, v in fixed.items()}

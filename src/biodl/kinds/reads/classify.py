@@ -394,7 +394,7 @@ def classify(
         the whole call (model loading, a Dask cluster's start and shut-down, the report
         included); ``classified`` (fraction), ``shorter_than_k``, ``k``, ``counts`` array.
     """
-    from biodl.io._util import atomic_output, atomic_write_text, check_output_path
+    from biodl.io._util import atomic_text_stream, atomic_write_text_by_suffix, check_output_path
     from biodl.kinds.reads.engine import pick_engine
     from biodl.kinds.reads.weights import read_model_file
 
@@ -432,9 +432,8 @@ def classify(
         if output is not None and Path(report).resolve() == Path(output).resolve():
             raise BiodlInputError("--report and --output name the same file; give two names", path=report)
     with contextlib.ExitStack() as stack:
-        if output is not None:
-            tmp = stack.enter_context(atomic_output(output))
-            out: TextIO = stack.enter_context(open(tmp, "w", encoding="utf-8", buffering=1 << 20))
+        if output is not None:  # (gzip-compressed for a .gz name)
+            out: TextIO = stack.enter_context(atomic_text_stream(output))
         else:
             out = stdout or sys.stdout
         submit, close = _executor(stack, model_path, device, threads, scheduler, min_confidence, eng)
@@ -458,7 +457,7 @@ def classify(
                 counts[: len(c)] += c
                 prog.add(int(c.sum()))
                 if report is not None and time.time() - last_report > report_every:
-                    atomic_write_text(partial, kraken_report(counts, tax))
+                    atomic_write_text_by_suffix(partial, kraken_report(counts, tax))
                     last_report = time.time()
                 if one:
                     break
@@ -484,7 +483,7 @@ def classify(
         finally:
             prog.end_line()
     if report is not None:
-        atomic_write_text(report, kraken_report(counts, tax))
+        atomic_write_text_by_suffix(report, kraken_report(counts, tax))
         partial.unlink(missing_ok=True)
     n = int(counts.sum())
     return {

@@ -73,6 +73,9 @@ def sample_cmd(
     from biodl.kinds.reads.io import load_reference, write_reads
 
     try:
+        from biodl.train.fit import check_seed
+
+        check_seed(seed)
         if n < 1 or length < 16:
             raise BiodlInputError("--n must be at least 1 and --length at least 16")
         ref = load_reference(reference)
@@ -116,7 +119,11 @@ def classify_cmd(
     model: Path = typer.Argument(..., help="Read model: run directory or its model.pt."),
     inputs: list[str] = typer.Argument(..., help="FASTQ / FASTA files, plain or gzip; - for standard input."),
     output: Path | None = typer.Option(
-        None, "--output", "-o", help="Per-read TSV (default: standard output, as it goes)."
+        None,
+        "--output",
+        "--out",
+        "-o",
+        help="Per-read TSV, .gz to compress (default: standard output, as it goes).",
     ),
     report: Path | None = typer.Option(
         None, "--report", "-r", help="Kraken-style report (counts per taxon)."
@@ -130,7 +137,9 @@ def classify_cmd(
         help="Workers hashing and scoring: threads sharing one model (numpy engine) or processes "
         "with a model each (torch engine).",
     ),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda (the network on the GPU; torch engine)."),
+    device: str = typer.Option(
+        "cpu", "--device", help="cpu, cuda, cuda:N, mps or auto (the network on the GPU; torch engine)."
+    ),
     engine: str = typer.Option(
         "auto",
         "--engine",
@@ -245,7 +254,9 @@ def calibrate_novel_cmd(
     fragment: int = typer.Option(
         0, "--fragment", help="Score read pairs, the ends of fragments of this length (bp; 0: single reads)."
     ),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda (training and scoring)."),
+    device: str = typer.Option(
+        "cpu", "--device", help="cpu, cuda, cuda:N, mps or auto (training and scoring)."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Report the threshold; do not store it."),
 ) -> None:
     """Choose the confidence threshold for reads of organisms absent from the reference: hold out
