@@ -117,10 +117,11 @@ def items(
 
 
 def index_ids(index: pd.Index, default_id) -> list[str]:
-    """The ids of a pandas object's rows: an integer index (the default ``RangeIndex``, or what is
-    left of it in a slice or a filtered frame) as the default ids of its values (row 5 is
-    ``default_id(5)`` in the whole frame and in any subset of it), any other index as text."""
-    if pd.api.types.is_integer_dtype(index):
+    """The ids of a pandas object's rows: a ``RangeIndex`` (the default index, or what a slice
+    leaves of it) as the default ids of its values (row 5 is ``default_id(5)`` in the whole frame
+    and in ``frame.iloc[5:8]``), any other index as its values' text (integer ids such as
+    compound numbers are kept as written)."""
+    if isinstance(index, pd.RangeIndex):
         return [default_id(int(v)) for v in index]
     return [str(v) for v in index]
 
