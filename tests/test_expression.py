@@ -127,6 +127,9 @@ def test_gene_sets_formats(tmp_path):
     }
     gmt = _write(tmp_path, "s.gmt", "SET_A\tdesc\tCD3E\tCD8A\n")
     assert read_gene_sets(gmt) == {"SET_A": ["CD3E", "CD8A"]}
+    # one gene per line: one gene list, named by the file (it was read as one-gene operons)
+    glist = _write(tmp_path, "anr_genes.txt", "PA0001\nPA0002\n\nPA0003\n")
+    assert read_gene_sets(glist) == {"anr_genes": ["PA0001", "PA0002", "PA0003"]}
     assert len(read_gene_list(LANDMARKS)) == 100
 
 

@@ -756,24 +756,32 @@ def read_gene_list(path: str | Path) -> list[str]:
 
 def read_gene_sets(path: str | Path, min_size: int = 1) -> dict[str, list[str]]:
     """Gene sets from GMT, ADAGE/Tribe term files (``name <tab> size <tab> g1;g2;...``) or
-    operon files (one set per line, genes tab-separated; named ``operon_<line>``)."""
+    operon files (one set per line, genes tab-separated; named ``operon_<line>``); a file of
+    one gene per line (a gene list) is one set, named by the file."""
     p = check_file(path)
     sets: dict[str, list[str]] = {}
     with open_text(p) as fh:
-        for i, line in enumerate(fh, 1):
-            f = [x.strip() for x in line.rstrip("\r\n").split("\t")]
-            if not f or not f[0]:
-                continue
-            if len(f) == 3 and ";" in f[2] or (len(f) == 3 and f[1].isdigit()):
-                name, genes = f[0], [g for g in f[2].split(";") if g]
-            elif len(f) >= 3 and not _GENE_PATTERNS.match(f[0]):
-                name, genes = f[0], [g for g in f[2:] if g]  # GMT: name, description, genes
-            else:
-                name, genes = f"operon_{i}", [g for g in f if g]
-            if name in sets:
-                raise BiodlInputError(f"gene set {name!r} appears twice", path=p, record=i)
-            if len(genes) >= min_size:
-                sets[name] = genes
+        lines = fh.read().splitlines()
+    fields = [[x.strip() for x in ln.split("\t")] for ln in lines]
+    used = [f for f in fields if f and f[0]]
+    if len(used) > 1 and all(len(f) == 1 for f in used):  # a gene list, not one-gene operons
+        genes = [f[0] for f in used]
+        if len(genes) < min_size:
+            raise BiodlInputError(f"a gene list of {len(genes)} gene(s), fewer than {min_size}", path=p)
+        return {p.name.split(".")[0]: genes}
+    for i, f in enumerate(fields, 1):
+        if not f or not f[0]:
+            continue
+        if len(f) == 3 and ";" in f[2] or (len(f) == 3 and f[1].isdigit()):
+            name, genes = f[0], [g for g in f[2].split(";") if g]
+        elif len(f) >= 3 and not _GENE_PATTERNS.match(f[0]):
+            name, genes = f[0], [g for g in f[2:] if g]  # GMT: name, description, genes
+        else:
+            name, genes = f"operon_{i}", [g for g in f if g]
+        if name in sets:
+            raise BiodlInputError(f"gene set {name!r} appears twice", path=p, record=i)
+        if len(genes) >= min_size:
+            sets[name] = genes
     if not sets:
         raise BiodlInputError("no gene sets in the file", path=p)
     return sets
