@@ -654,8 +654,9 @@ def run_variants(
     for index in (f"{genome}.fai", f"{genome}.gzi", f"{vcf}.tbi", f"{vcf}.csi"):
         if Path(index).is_file():  # the inputs' indexes are inputs too
             note_input(index)
-    from biodl.io._util import text_table_sep
+    from biodl.io._util import check_output_path, text_table_sep
 
+    check_output_path(out)  # an input, the model: said as such before its suffix
     sep = text_table_sep(out, "biodl variants --out")
     if out_vcf is not None and Path(out_vcf).resolve() == Path(out).resolve():
         raise BiodlInputError(
