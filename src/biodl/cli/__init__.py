@@ -593,7 +593,9 @@ def evaluate(
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Directory for metrics.json, predictions.tsv and plots."
     ),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N, mps or auto."),
+    device: str = typer.Option(
+        "auto", "--device", help="cpu, cuda, cuda:N, mps or auto (a CUDA GPU when there is one, as training)."
+    ),
     batch_size: int = typer.Option(256, help="Items per forward pass (memory, not results)."),
     rc_average: bool | None = RcAverageOpt,
     set_: list[str] | None = SetOpt,
@@ -668,7 +670,9 @@ def predict(
         help="tsv, csv, npz, h5 or parquet, whatever the --out suffix (npz / h5: ids, a float32 "
         "predictions matrix and column names, for many-output models).",
     ),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N, mps or auto."),
+    device: str = typer.Option(
+        "auto", "--device", help="cpu, cuda, cuda:N, mps or auto (a CUDA GPU when there is one, as training)."
+    ),
     batch_size: int = typer.Option(256, help="Items per forward pass (memory, not results)."),
     rc_average: bool | None = RcAverageOpt,
     set_: list[str] | None = SetOpt,

@@ -137,7 +137,11 @@ def register(app: typer.Typer) -> None:
             None, "--out-vcf", help="Also write the VCF with BIODL_* INFO fields."
         ),
         batch_size: int = typer.Option(128, help="Variants per forward pass."),
-        device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N, mps or auto."),
+        device: str = typer.Option(
+            "auto",
+            "--device",
+            help="cpu, cuda, cuda:N, mps or auto (a CUDA GPU when there is one, as training).",
+        ),
         window: int | None = typer.Option(
             None,
             "--window",
@@ -221,7 +225,11 @@ def register(app: typer.Typer) -> None:
             None, help="Sequences for the filter PWMs (default: the run's test file)."
         ),
         out: Path | None = typer.Option(None, "--out", "-o", help="Output TSV (default RUN_DIR/motifs.tsv)."),
-        device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N, mps or auto."),
+        device: str = typer.Option(
+            "auto",
+            "--device",
+            help="cpu, cuda, cuda:N, mps or auto (a CUDA GPU when there is one, as training).",
+        ),
     ) -> None:
         """First-layer filters as PWMs (RUN_DIR/filters.meme), each matched to a motif
         database with Tomtom; prints the table and writes motifs.tsv.
@@ -273,7 +281,11 @@ def register(app: typer.Typer) -> None:
         end: int | None = typer.Option(None, help="Position after the last to mutate (default: the end)."),
         method: str = typer.Option("auto", help="auto, deepbind, trunk or full."),
         batch_size: int = typer.Option(256, help="Items per forward pass (memory, not results)."),
-        device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N, mps or auto."),
+        device: str = typer.Option(
+            "auto",
+            "--device",
+            help="cpu, cuda, cuda:N, mps or auto (a CUDA GPU when there is one, as training).",
+        ),
         precision: str = typer.Option(
             "32-true", help="32-true (float32), or bf16-mixed / 16-mixed (autocast; faster on GPUs)."
         ),
@@ -409,7 +421,11 @@ def register(app: typer.Typer) -> None:
             "integrated_gradients", help="saliency, input_x_gradient, integrated_gradients or deep_lift_shap."
         ),
         output: str | None = typer.Option(None, help="Output (name or index); default the first."),
-        device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N, mps or auto."),
+        device: str = typer.Option(
+            "auto",
+            "--device",
+            help="cpu, cuda, cuda:N, mps or auto (a CUDA GPU when there is one, as training).",
+        ),
         rc_average: bool | None = RcAverageOpt,
     ) -> None:
         """Gradient attributions of each sequence (captum), with the completeness check of

@@ -383,9 +383,9 @@ def score_variants(
         ``chrom, pos, id, ref, alt, status`` and per output ``<name>_ref, <name>_alt,
         <name>_diff, <name>_log_odds_diff`` (NaN for rows not scored), in VCF order.
     """
-    from biodl.train.predict import predict
+    from biodl.train.predict import predict, torch_device
 
-    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    dev = torch_device(device) if device is not None else next(model.parameters()).device
     ok = [i for i, w in enumerate(windows) if w.status == "ok"]
     stats: dict[str, np.ndarray] | None = None
     if ok:
