@@ -566,3 +566,21 @@ def test_training_never_removes_its_own_input_named_like_a_report_output(tmp_pat
     err = " ".join(capsys.readouterr().err.split())
     assert "removed filters.png of the model this training replaced" in err  # as an earlier model's
     assert (run / "motifs.tsv").exists()
+
+
+def test_per_label_metrics_are_a_label_by_metric_table() -> None:
+    """A 40-label run's test table was one list of 287 metric/value rows."""
+    from biodl.report.run import _metric_cells, _per_label
+
+    cells = _metric_cells(
+        {"auroc": 0.8, "n": 10, "auroc/A": 0.7, "auroc/B": None, "mcc/A": 0.5, "mcc/B": 0.6}
+    )
+    means, table = _per_label(cells, ["A", "B"])
+    assert means == {"auroc": 0.8, "n": 10}
+    assert table.index.name == "label" and list(table.columns) == ["auroc", "mcc"]
+    assert (
+        table.loc["A", "auroc"] == 0.7
+        and table.loc["B", "auroc"] == "undefined"
+        and table.loc["B", "mcc"] == 0.6
+    )
+    assert _per_label(cells, ["A"]) == (cells, None)  # one label: as it was

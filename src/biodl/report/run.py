@@ -248,6 +248,19 @@ def _metric_cells(metrics: dict) -> dict:
     return out
 
 
+def _per_label(cells: dict, label_names) -> tuple[dict, pd.DataFrame | None]:
+    """``(means, per-label table)``: the ``metric/<label>`` cells of a model with several labels
+    as a label x metric table (40 labels x 7 metrics made a list of 287 rows), the rest as they
+    are; ``(cells, None)`` when there are none."""
+    labels = [str(n) for n in (label_names or [])]
+    per = {k: v for k, v in cells.items() if "/" in k and k.split("/", 1)[1] in labels}
+    if len(labels) < 2 or not per:
+        return cells, None
+    metrics = list(dict.fromkeys(k.split("/", 1)[0] for k in per))
+    table = pd.DataFrame({m: {lab: per.get(f"{m}/{lab}") for lab in labels} for m in metrics})
+    return {k: v for k, v in cells.items() if k not in per}, table.rename_axis("label")
+
+
 def run_sections(run: Path, meta, recipe, kind) -> list:
     """The run table, the held-out test set (metrics and plots of ``run/test``) and the
     learning curves. First (before the report writes anything) a run whose recorded inputs
@@ -296,14 +309,22 @@ def run_sections(run: Path, meta, recipe, kind) -> list:
     tm = read_results(test_dir)
     if tm is not None:
         imgs = [test_dir / f for f in kind.evaluation_sections(meta) if (test_dir / f).exists()]
+        cells, per_label = _per_label(_metric_cells(tm["metrics"]), meta.label_names)
         sections.append(
             Section(
                 "Held-out test set",
-                text=f"{tm.get('n', '?')} items from {tm.get('data')}.",
-                table=_metric_cells(tm["metrics"]),
+                text=f"{tm.get('n', '?')} items from {tm.get('data')}."
+                + (
+                    " Per label: the next table; above, the means over the labels."
+                    if per_label is not None
+                    else ""
+                ),
+                table=cells,
                 images=imgs,
             )
         )
+        if per_label is not None:
+            sections.append(Section("Held-out test set, per label", table=per_label))
     else:  # said, so that a short page is not taken for a broken one
         sections.append(
             Section(
