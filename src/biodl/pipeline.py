@@ -183,7 +183,7 @@ def train(
     recipe = get_recipe(system)
     options, model_options = _options_dict(options), _options_dict(model_options, "model_options")
     k = choose_kind(recipe, options, kind)
-    opts, mopts = kind_options(recipe, k, _options_dict(options), "train", spellings, model_options)
+    opts, mopts = kind_options(recipe, k, options, "train", spellings, model_options)
     config = _train_config(config, recipe).check()
     if quiet and config.progress:  # quiet means no progress bar either
         import dataclasses

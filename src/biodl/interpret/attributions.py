@@ -55,10 +55,6 @@ class _Target(nn.Module):
         return y
 
 
-def _check(X: torch.Tensor) -> None:
-    as_onehot(X, "attributions")
-
-
 def _baseline(X: torch.Tensor, baseline: str | float | torch.Tensor) -> torch.Tensor:
     if isinstance(baseline, torch.Tensor):
         b = baseline.to(X)
@@ -125,8 +121,7 @@ def _prep(
     model: nn.Module, X: torch.Tensor, rc_average: bool = False, target: int = 0
 ) -> tuple[_Target, torch.Tensor]:
     """The model (both strands with ``rc_average``) and ``X`` on the model's device, ``target``
-    checked against its outputs; call it inside ``eval_mode(model)``."""
-    _check(X)
+    checked against its outputs; ``X`` is :func:`as_onehot`'s; call it inside ``eval_mode(model)``."""
     dev = next(model.parameters()).device
     wrapped, X = _Target(model, rc_average).eval(), X.to(dev, torch.float32)
     with torch.no_grad():

@@ -191,13 +191,10 @@ def labels(
         given = data[cols[0]] if len(cols) == 1 else data[cols]
     elif isinstance(given, (pd.Series, pd.DataFrame)) and ids is not None:
         given = labels_in_item_order(given, data, ids, src)
-    if (
-        isinstance(given, pd.DataFrame)
-        and len(label_names) > 1
-        and set(map(str, label_names)) <= set(map(str, given.columns))
-    ):  # columns named as the model's outputs: taken by name, in the model's order
-        given = given[[c for c in given.columns if str(c) in set(map(str, label_names))]]
-        given = given[sorted(given.columns, key=lambda c: list(map(str, label_names)).index(str(c)))]
+    named = {str(c): c for c in given.columns} if isinstance(given, pd.DataFrame) else {}
+    if len(label_names) > 1 and set(map(str, label_names)) <= set(named):
+        # columns named as the model's outputs: taken by name, in the model's order
+        given = given[[named[str(n)] for n in label_names]]
     if isinstance(given, Iterator):  # a generator: read once, as a list
         given = list(given)
     raw = (

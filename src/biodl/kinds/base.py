@@ -637,16 +637,13 @@ def read_results(out_dir: str | Path) -> dict[str, Any] | None:
         if isinstance(result, dict) and isinstance(result.get("metrics"), dict):
             return result
         problem = "not an evaluation's metrics.json (no 'metrics' table)"
-    if (str(p), problem) not in _SAID:  # once, however many sections ask
-        _SAID.add((str(p), problem))
-        log(
-            f"[biodl] warning: {p}: {problem}; the sections that need it are left out (biodl evaluate, "
-            "or training again, writes it anew)"
-        )
+    from biodl.train.metrics import note_once
+
+    note_once(  # once, however many sections ask
+        f"[biodl] warning: {p}: {problem}; the sections that need it are left out (biodl evaluate, "
+        "or training again, writes it anew)"
+    )
     return None
-
-
-_SAID: set[tuple[str, str]] = set()
 
 
 def write_evaluation(
