@@ -444,3 +444,24 @@ def test_a_huge_position_and_a_comma_separated_table_are_named(tmp_path):
     (tmp_path / "c.csv").write_text("1,10,0.5\n1,20,0.5\n")
     with pytest.raises(BiodlInputError, match="this line uses ','"):
         read_calls(tmp_path / "c.csv")
+
+
+def test_cov_percent_column_checked_against_the_counts(tmp_path, capsys):
+    """Column 4 of a .cov agrees with the counts (rounded, or as a fraction): read silently;
+    counts in the other order (column 4 = 100 minus their level on every line) are refused
+    rather than read as 1 - level; another disagreement is a warning naming the line."""
+    ok = read_calls(
+        _write(
+            tmp_path / "ok.cov", "chr1\t10\t10\t80\t8\t2\nchr1\t20\t20\t33\t1\t2\nchr1\t30\t30\t0.5\t1\t1\n"
+        )
+    )
+    assert np.allclose(ok.values["1"], [0.8, 1 / 3, 0.5])
+    assert "warning" not in capsys.readouterr().err
+    with pytest.raises(
+        BiodlInputError, match=r"sw.cov, line 1: the percentage in column 4 \('80'\).*counts look swapped"
+    ):
+        read_calls(_write(tmp_path / "sw.cov", "chr1\t10\t10\t80\t2\t8\nchr1\t20\t20\t25\t3\t1\n"))
+    w = read_calls(_write(tmp_path / "w.cov", "chr1\t10\t10\t80\t8\t2\nchr1\t20\t20\t60\t3\t1\n"))
+    assert np.allclose(w.values["1"], [0.8, 0.75])  # the counts are used
+    err = capsys.readouterr().err
+    assert "w.cov, line 2: the percentage in column 4 ('60') disagrees" in err and "1 of 2 line(s)" in err

@@ -16,7 +16,9 @@ called ``*.bed`` but are not BED):
   coordinates: ``end == start`` is a ``.cov``; ``end == start + 1`` is a bedGraph when the file has
   a ``track`` line or a bedGraph name (``.bedGraph``, ``.bg``, ``.bdg``), a ``.cov`` when it is
   named ``*.cov``, and refused as ambiguous otherwise; wider intervals are bedGraph. The level is
-  computed from the counts as for ``.cov``.
+  computed from the counts as for ``.cov``. Column 4 is checked against the counts: counts that
+  look swapped (column 4 is 100 minus their level on every line) are refused; other
+  disagreements are a warning naming the first line.
 
 Five-field lines (a bedGraph with a coverage column, say) are refused, naming the accepted
 layouts. :func:`read_sites` reads the positions of any of these files (values ignored; a
@@ -316,6 +318,7 @@ def _read(path: str | Path, name: str | None, levels: str, positions_only: bool)
                 record=int(line_no[k]),
             )
         val = m / (m + u)
+        _check_percent(p, df[3], val, line_no)
     else:
         col = 3 if fmt == "bedgraph" else 2
         val = pd.to_numeric(df[col], errors="coerce").to_numpy(np.float64)
@@ -394,6 +397,42 @@ _ACCEPTED = {
     "6 fields": "chrom start end percent count_methylated count_unmethylated: Bismark .cov, or a "
     "bedGraph with counts (MethylDackel)",
 }
+
+
+def _check_percent(p: Path, percent: pd.Series, level: np.ndarray, line_no: np.ndarray) -> None:
+    """Column 4 of a ``.cov`` / bedGraph with counts against the level of its counts (columns 5
+    and 6, which biodl uses). Counts in the other order (unmethylated first) would give every
+    site ``1 - level`` without a word: refused when column 4 fits the swapped counts on every
+    line and the written order on some line not. Other disagreements (a tool writing something
+    else in column 4) are a warning naming the first line; within 1 percentage point (rounding),
+    or column 4 as a fraction, agrees."""
+    pct = pd.to_numeric(percent, errors="coerce").to_numpy(np.float64)
+    known = np.isfinite(pct)
+    if not known.any():
+        return
+    pct, lvl, lines = pct[known], level[known] * 100.0, line_no[known]
+    tol = 1.0 + 1e-9
+    fits = (np.abs(pct - lvl) <= tol) | (np.abs(pct * 100.0 - lvl) <= tol)
+    if fits.all():
+        return
+    k = _first_bad(~fits)
+    said = f"{percent.iloc[int(np.flatnonzero(known)[k])]!r}"
+    if (np.abs(pct - (100.0 - lvl)) <= tol).all():
+        raise BiodlInputError(
+            f"the percentage in column 4 ({said}) is 100 minus the level of the counts "
+            f"(columns 5 and 6 give {lvl[k]:.1f}%), on every line: the counts look swapped. Columns 5 "
+            "and 6 are count_methylated, count_unmethylated (Bismark / MethylDackel order); reorder "
+            "them, e.g. awk -v OFS='\\t' '{t=$5; $5=$6; $6=t; print}'",
+            path=p,
+            record=int(lines[k]),
+        )
+    from biodl.io._util import note
+
+    note(
+        f"[biodl] warning: {p}, line {int(lines[k])}: the percentage in column 4 ({said}) disagrees "
+        f"with the counts in columns 5 and 6 ({lvl[k]:.1f}% methylated), on {int((~fits).sum()):,} of "
+        f"{len(fits):,} line(s); biodl uses the counts (count_methylated, count_unmethylated)"
+    )
 
 
 def _check_ends(p: Path, fmt: str, df: pd.DataFrame, start: np.ndarray, line_no: np.ndarray) -> None:
