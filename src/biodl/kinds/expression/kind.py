@@ -89,7 +89,8 @@ OPTIONS = (
         "optimizer",
         "choice",
         None,
-        "sgd (ADAGE's), momentum (SGD 0.9) or adam (D-GEX's).",
+        "sgd (ADAGE's), momentum (SGD, momentum 0.9) or adam (the dgex default; the D-GEX paper's code used "
+        "SGD with momentum 0.5, lr 3e-4, batch 200).",
         choices=("sgd", "momentum", "adam"),
     ),
     Option(

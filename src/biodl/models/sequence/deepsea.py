@@ -8,6 +8,11 @@ original Torch7 model ends in a sigmoid; here the output is logits and the sigmo
 to the loss (``BCEWithLogitsLoss``). The original ``Threshold(0, 1e-6)`` units are plain
 ReLUs here.
 
+Training (the ``deepsea`` recipe) departs from the paper too: AdamW (lr 1e-3, batch 64, no
+weight decay by default) where the paper used SGD with momentum, an L2 penalty of 5e-7 on the
+weights, an L1 penalty of 1e-8 on the output of the 925-unit layer and a max-norm of 0.9 on
+each unit's weights; none of the last two is applied here (``--weight-decay`` gives an L2).
+
 Input length
 ------------
 The paper used 1000 bp windows, for which the last convolution has 53 positions and the
