@@ -456,6 +456,49 @@ def test_label_values_no_loss_can_use_are_refused(seq_run, tmp_path):
     _refused(r, "a binary task needs labels 0 or 1, but 1 evaluation (", "half.tsv) label value(s) are not")
 
 
+def test_label_words_of_a_binary_task_have_a_stated_positive(seq_run, tmp_path):
+    """A label column of two words trained as a binary task: the positive word of a known pair,
+    or --set positive, is label 1, said, and kept with the model: a test file of positives only
+    is all 1 (it was read as all 0: each file's words were coded by their alphabetical order), and
+    bound / unbound trained 'unbound' as the positive class. Unknown words, a numbers model given
+    words, and words for regression are refused."""
+    args = ["--epochs", "1", "--no-progress", *TINY]
+    tf = _seq_table(tmp_path / "tf.tsv", ["True", "False"] * 30)
+    pos = _seq_table(tmp_path / "pos.tsv", ["True"] * 6)
+    r = runner.invoke(
+        app, ["train", str(tf), "--task", "binary", "--test", str(pos), "--out", str(tmp_path / "tf")] + args
+    )
+    _ok(r)
+    assert "label column 'y': 'True' is the positive class (1), 'False' the negative (0)" in " ".join(
+        r.output.split()
+    )
+    test = pd.read_csv(tmp_path / "tf" / "test" / "predictions.tsv", sep="\t")
+    assert test["true_y"].tolist() == [1] * 6
+    bu = _seq_table(tmp_path / "bu.tsv", ["unbound", "bound"] * 30)
+    r = runner.invoke(app, ["train", str(bu), "--task", "binary", "--out", str(tmp_path / "bu")] + args)
+    _ok(r)
+    assert "'bound' is the positive class (1)" in r.output
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "bu"), str(bu), "--out", str(tmp_path / "ev")])
+    _ok(r)
+    ev = pd.read_csv(tmp_path / "ev" / "predictions.tsv", sep="\t")
+    assert ev["true_y"].tolist() == [0, 1] * 30
+    fb = _seq_table(tmp_path / "fb.tsv", ["foo", "bar"] * 30)
+    r = runner.invoke(app, ["train", str(fb), "--task", "binary", "--out", str(tmp_path / "fb")] + args)
+    _refused(r, "fb.tsv: the labels are words ('bar', 'foo')", "give --set positive=WORD")
+    r = runner.invoke(app, ["train", str(fb), "--set", "positive=foo", "--out", str(tmp_path / "fb")] + args)
+    _ok(r)
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "fb"), str(bu)])
+    _refused(
+        r, "bu.tsv: label(s) 'bound', 'unbound' are neither of the model's classes ('bar' = 0, 'foo' = 1)"
+    )
+    r = runner.invoke(app, ["evaluate", str(seq_run), str(bu), "--label-col", "y"])
+    _refused(
+        r, "label column 'y' holds words ('bound', 'unbound'), but this binary model was trained on numbers"
+    )
+    r = runner.invoke(app, ["train", str(bu), "--task", "regression", "--out", str(tmp_path / "rg")] + args)
+    _refused(r, "label column 'y' holds words ('bound', 'unbound'): a regression task needs numbers")
+
+
 def test_no_resume_clears_only_what_a_run_writes(rest_small, tmp_path):
     args = ["train", str(rest_small["train"]), "--epochs", "1", "--no-progress", *TINY]
     run = tmp_path / "run"

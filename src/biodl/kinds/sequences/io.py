@@ -316,6 +316,91 @@ def read_sequence_table(
     )
 
 
+#: Words of a two-word label column known to mean the positive / negative class (any case).
+POSITIVE_WORDS = frozenset(
+    {
+        "1",
+        "true",
+        "t",
+        "yes",
+        "y",
+        "bound",
+        "positive",
+        "pos",
+        "active",
+        "case",
+        "present",
+        "+",
+        "target",
+        "hit",
+    }
+)
+NEGATIVE_WORDS = frozenset(
+    {
+        "0",
+        "false",
+        "f",
+        "no",
+        "n",
+        "unbound",
+        "negative",
+        "neg",
+        "inactive",
+        "control",
+        "absent",
+        "-",
+        "background",
+        "nontarget",
+        "non-target",
+        "decoy",
+    }
+)
+
+
+def positive_word(classes: list[str], positive: str | None, source) -> str:
+    """Which of a two-word label column's ``classes`` is the positive class (label 1) of a binary
+    task: ``positive`` when given (it must be one of them), else the one word of a known pair
+    (``True``/``False``, ``yes``/``no``, ``bound``/``unbound``, ...). Anything else is refused:
+    the words' alphabetical order would decide it silently."""
+    if positive is not None:
+        if positive not in classes:
+            raise BiodlInputError(
+                f"--set positive={positive}: not a label of the file (its labels: {', '.join(classes)})",
+                path=source,
+            )
+        return positive
+    if len(classes) == 2:
+        low = [c.strip().lower() for c in classes]
+        pos = [c for c, w in zip(classes, low, strict=True) if w in POSITIVE_WORDS]
+        neg = [c for c, w in zip(classes, low, strict=True) if w in NEGATIVE_WORDS]
+        if len(pos) == 1 and len(neg) == 1 and pos != neg:
+            return pos[0]
+    raise BiodlInputError(
+        f"the labels are words ({', '.join(map(repr, classes))}), and a binary task needs to know which "
+        "is the positive class (label 1): give --set positive=WORD, or write the labels as 1 / 0",
+        path=source,
+    )
+
+
+def binary_from_words(table: SequenceTable, classes: list[str], source) -> SequenceTable:
+    """``table`` (a two-word label column read as classes) with labels 0 / 1 by ``classes``
+    (``[negative, positive]``, a model's), refusing a word that is neither."""
+    words = table.classes or []
+    other = [w for w in words if w not in classes]
+    if other:
+        raise BiodlInputError(
+            f"label(s) {', '.join(map(repr, other))} are neither of the model's classes "
+            f"({classes[0]!r} = 0, {classes[1]!r} = 1)",
+            path=source,
+        )
+    code = np.array([classes.index(w) for w in words] + [np.nan], dtype=np.float32)
+    lab = table.labels[:, 0]
+    idx = np.where(np.isnan(lab), len(words), np.nan_to_num(lab)).astype(np.int64)
+    table.labels = code[idx][:, None]
+    table.classes = list(classes)
+    return table
+
+
 def validate_all(seqs: list[str], path, records, iupac_as_n: bool) -> None:
     """Check every sequence (a fast test first), raising for the first bad one with its
     ``records`` entry (a line number, or an id)."""

@@ -27,6 +27,7 @@ import pandas as pd
 
 from biodl.errors import BiodlInputError
 from biodl.kinds.base import DataKind, Splits, TrainContext, prediction_frame
+from biodl.kinds.sequences.io import binary_from_words, positive_word
 from biodl.options import Option
 from biodl.train.checkpoint import RunMeta, data_as
 
@@ -77,6 +78,14 @@ OPTIONS = (
         "Task (default: guessed from the labels).",
         flag="--task",
         choices=SEQUENCE_TASKS,
+    ),
+    Option(
+        "positive",
+        "str",
+        None,
+        "A label column of two words as a binary task: the word that is the positive class (label 1), "
+        "e.g. bound (default with --task binary: the positive word of a known pair, such as True / "
+        "False, yes / no, bound / unbound).",
     ),
     Option(
         "valid_fraction",
@@ -684,9 +693,11 @@ class SequencesKind(OneHotTraining):
         "skip_invalid": "molecule data only; sequence files must be valid, the error names the bad record",
     }
 
-    def _read(self, ctx: TrainContext, path, negatives=None):
+    def _read(self, ctx: TrainContext, path, negatives=None, words: list[str] | None = None):
+        """A training / validation / test file; ``words`` (``[negative, positive]``): a label
+        column of words read as a binary task's 0 / 1 by them."""
         o = ctx.options
-        return load_table(
+        table = load_table(
             path,
             seq_col=o["seq_col"],
             label_cols=o["label_col"],
@@ -695,6 +706,42 @@ class SequencesKind(OneHotTraining):
             negatives=negatives,
             viewpoint=o["viewpoint"],
         )
+        if words is not None and table.classes is not None:
+            table = binary_from_words(table, words, path)
+        return table
+
+    def _binary_words(self, ctx: TrainContext, table) -> list[str] | None:
+        """``[negative, positive]`` when the training labels are words and the task binary
+        (``--task binary`` or ``--set positive``), else ``None``; other tasks on words refused."""
+        o = ctx.options
+        if table.classes is None:
+            if o["positive"] is not None:
+                raise BiodlInputError(
+                    "--set positive names the positive word of a label column of words; this file's "
+                    "labels are numbers (1 is the positive class)",
+                    path=o["data"],
+                )
+            return None
+        if o["task"] in (None, "multiclass") and o["positive"] is None:
+            return None
+        name = (table.label_names or ["label"])[0]
+        if o["task"] not in (None, "binary"):
+            raise BiodlInputError(
+                f"label column {name!r} holds words ({', '.join(map(repr, table.classes[:5]))}"
+                f"{', ...' if len(table.classes) > 5 else ''}): a {o['task']} task needs numbers",
+                path=o["data"],
+            )
+        pos = positive_word(table.classes, o["positive"], o["data"])
+        if len(table.classes) != 2:
+            raise BiodlInputError(
+                f"a binary task needs two label words, label column {name!r} has {len(table.classes)} "
+                f"({', '.join(map(repr, table.classes[:5]))}{', ...' if len(table.classes) > 5 else ''})"
+                + ("; for several classes give --task multiclass" if len(table.classes) > 2 else ""),
+                path=o["data"],
+            )
+        neg = next(c for c in table.classes if c != pos)
+        ctx.log(f"label column {name!r}: {pos!r} is the positive class (1), {neg!r} the negative (0)")
+        return [neg, pos]
 
     def load(self, ctx: TrainContext) -> Splits:
         from biodl.kinds.sequences.data import SequenceDataset, add_shuffled_negatives
@@ -708,6 +755,9 @@ class SequencesKind(OneHotTraining):
                 flag = "--valid" if of == "valid_file" else "--test"
                 raise BiodlInputError(f"--set {key} is the negatives file of {flag}, and no {flag} was given")
         table = self._read(ctx, o["data"], o["negatives"])
+        words = self._binary_words(ctx, table)
+        if words is not None:
+            table = binary_from_words(table, words, o["data"])
         alphabet = choose_alphabet(table.seqs, o["alphabet"])
         n0 = None  # rows from n0 on are shuffled negatives (when added)
         if o["shuffle_negatives"] == "yes" or (o["shuffle_negatives"] == "auto" and _is_positive_only(table)):
@@ -717,16 +767,18 @@ class SequencesKind(OneHotTraining):
                 f"{o['data']}: {n0} positives only; added {len(table) - n0} dinucleotide-shuffled "
                 f"negatives (seed {seed})"
             )
-        task = o["task"] or table.task_hint
+        task = "binary" if words is not None else o["task"] or table.task_hint
         if o["task"] is None and task == "regression":
             _refuse_stray_labels(table, o["data"])
         if o["valid_file"] is not None:
             tr = np.arange(len(table))
-            train_t, valid_t = table, self._read(ctx, o["valid_file"], o["valid_negatives"])
+            train_t, valid_t = table, self._read(ctx, o["valid_file"], o["valid_negatives"], words)
         else:
             tr, va = split_indices(len(table), o["valid_fraction"], seed)
             train_t, valid_t = table.subset(tr), table.subset(va)
-        test_t = self._read(ctx, o["test_file"], o["test_negatives"]) if o["test_file"] is not None else None
+        test_t = None
+        if o["test_file"] is not None:
+            test_t = self._read(ctx, o["test_file"], o["test_negatives"], words)
         # a network whose output does not depend on the input length (DeepBind) takes batches
         # of mixed lengths, padding masked; the others need one length (--pad, or the clear error)
         variable = o["pad"] is None and padded_batches(ctx.recipe)
@@ -844,6 +896,17 @@ class SequencesKind(OneHotTraining):
             seq_col=options.get("seq_col"),
             label_col=options.get("label_col"),
         )
+        if labelled and meta.task != "multiclass" and table.classes is not None:
+            # a label column of words: a binary model trained on words reads them by its own
+            # [negative, positive]; one trained on numbers cannot tell which word is 1
+            if meta.task == "binary" and meta.classes:
+                return binary_from_words(table, list(meta.classes), path)
+            name = (table.label_names or ["label"])[0]
+            raise BiodlInputError(
+                f"label column {name!r} holds words ({', '.join(map(repr, table.classes[:5]))}), but this "
+                f"{meta.task} model was trained on numbers: write its labels as numbers (1 = positive)",
+                path=path,
+            )
         if labelled and meta.task == "multiclass" and table.classes != meta.classes:
             if not set(table.classes or []) <= set(meta.classes or []):
                 raise BiodlInputError(
