@@ -1,4 +1,5 @@
 import gzip
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -292,3 +293,69 @@ def test_a_good_fai_of_a_fasta_without_a_final_newline_is_trusted(tmp_path):
     f.write_text(">a\nACGTACGT\nACGTACGT")  # 16 bases in lines of 8, no newline at the end
     pyfaidx.Faidx(str(f))
     assert _fai_problem(f, tmp_path / "g.fa.fai") is None
+
+
+def test_a_separator_ending_each_data_line_keeps_the_columns(tmp_path):
+    """A tab (or comma) at the end of each data line gave one field more than the header, and
+    pandas read the first as row names: every column shifted (the error blamed a valid sequence;
+    a molecule table's SMILES column held the target). Read in place; row names in an unnamed
+    first column (R's write.table) are refused, not dropped."""
+    from biodl.kinds.molecules.io import read_molecules
+
+    p = tmp_path / "t.seq"
+    p.write_text("id\tseq\tBound\na\tACGTACGT\t1\t\nb\tGGGGCCCC\t0\t\n")
+    t = read_sequence_table(p)
+    assert t.ids == ["a", "b"] and t.seqs == ["ACGTACGT", "GGGGCCCC"] and t.labels[:, 0].tolist() == [1, 0]
+    r = tmp_path / "r.seq"
+    r.write_text("seq\tBound\nx1\tACGTACGT\t1\nx2\tGGGGCCCC\t0\n")
+    with pytest.raises(
+        BiodlInputError, match=r"r.seq, line 2: the data lines have 3 fields but the header names 2"
+    ):
+        read_sequence_table(r)
+    m = tmp_path / "m.csv"
+    m.write_text("id,smiles,y\na,CCO,1.0,\nb,CCCO,2.0,\n")
+    mt = read_molecules(m, target="y")
+    assert list(mt.smiles) == ["CCO", "CCCO"] and mt.targets[:, 0].tolist() == [1.0, 2.0]
+
+
+def test_molecule_tables_are_gzip_by_their_bytes_not_their_name(tmp_path):
+    """As every other reader: a gzip file named .csv and a plain file named .csv.gz are read (the
+    first was a decode error, the second 'truncated or corrupt ... re-download it')."""
+    from biodl.kinds.molecules.io import read_molecules
+
+    text = "smiles,y\nCCO,1\nCCN,2\n"
+    (tmp_path / "z.csv").write_bytes(gzip.compress(text.encode()))
+    (tmp_path / "p.csv.gz").write_text(text)
+    for name in ("z.csv", "p.csv.gz"):
+        mt = read_molecules(tmp_path / name, target="y")
+        assert list(mt.smiles) == ["CCO", "CCN"], name
+
+
+def test_sdf_targets_are_the_properties_of_every_record(tmp_path):
+    """A target property absent from the first record (a compound without a measurement) is a
+    missing value there, not absent from the file; --target all takes the numeric properties
+    (not NAME, nor an ID), as for tables."""
+    from biodl.kinds.molecules.io import read_molecules
+
+    src = (Path(__file__).parent / "data" / "molecules" / "solubility_test_20.sdf").read_text()
+    first, rest = src.split("$$$$\n", 1)
+    lines = first.split("\n")
+    k = lines.index("> <SOL>")
+    (tmp_path / "m.sdf").write_text("\n".join(lines[:k] + lines[k + 3 :]) + "$$$$\n" + rest)
+    mt = read_molecules(tmp_path / "m.sdf", target="SOL")
+    assert np.isnan(mt.targets[0, 0]) and np.isfinite(mt.targets[1:, 0]).all()
+    allt = read_molecules(tmp_path / "m.sdf", target="all")
+    assert allt.target_names == ["SOL"]
+
+
+def test_an_iupac_code_says_how_to_read_it():
+    from biodl.io.fasta import validate_sequence
+
+    with pytest.raises(
+        BiodlInputError,
+        match=r"invalid character 'R' at position 4 .*IUPAC ambiguity code; train with --iupac-as-n",
+    ):
+        validate_sequence("ACGRT", "x.fa", "a")
+    with pytest.raises(BiodlInputError) as e:
+        validate_sequence("ACGXT", "x.fa", "a")
+    assert "IUPAC" not in str(e.value)

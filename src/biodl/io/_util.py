@@ -647,6 +647,33 @@ def guess_separator(path: Path, first_line: str, default: str | None = "\t") -> 
     return default
 
 
+def unshift_columns(df, path: Path):
+    """A table read by pandas (strings) whose data lines have more fields than its header: pandas
+    takes the first field(s) as the row index and shifts every column. A separator at the end of
+    each data line (spreadsheet and script exports) leaves the last column(s) empty: put back in
+    place, the empty field(s) dropped. Other extra fields (row names in an unnamed first column,
+    as R's ``write.table`` writes) are refused, naming the counts: the columns would not be the
+    header's."""
+    import pandas as pd
+
+    if isinstance(df.index, pd.RangeIndex):
+        return df
+    k = df.index.nlevels
+    cols = list(df.columns)
+    if len(cols) >= k and all((df[c].astype(str).str.strip() == "").all() for c in cols[len(cols) - k :]):
+        out = df.reset_index()
+        out = out.iloc[:, : len(cols)]
+        out.columns = cols
+        return out
+    raise BiodlInputError(
+        f"the data lines have {len(cols) + k} fields but the header names {len(cols)}: are there row names "
+        "in an unnamed first column (as R's write.table writes)? Give that column a name (e.g. id) or "
+        "write the table without row names",
+        path=path,
+        record=2,
+    )
+
+
 def json_safe(obj):
     """``obj`` (dicts, lists, tuples of numbers, strings, ...) with every NaN or infinite float
     (Python or NumPy) replaced by ``None``, so ``json.dumps`` writes ``null``: bare ``NaN`` is

@@ -47,9 +47,15 @@ def validate_sequence(seq: str, path, record, iupac_as_n: bool = False, allow_em
         raise BiodlInputError("empty sequence", path=path, record=record)
     pos = _first_invalid(seq, iupac_as_n)
     if pos >= 0:
+        hint = ""
+        if seq[pos] in "RYSWKMBDHVryswkmbdhv":
+            hint = (
+                ": an IUPAC ambiguity code; train with --iupac-as-n to read them as N (a model trained "
+                "without it scores them once written as N, e.g. sed '/^>/!s/[RYSWKMBDHV]/N/gI')"
+            )
         raise BiodlInputError(
             f"invalid character {seq[pos]!r} at position {pos + 1} of the sequence "
-            "(allowed: A, C, G, T, U, N in either case)",
+            f"(allowed: A, C, G, T, U, N in either case){hint}",
             path=path,
             record=record,
         )

@@ -19,7 +19,16 @@ import pandas as pd
 from rdkit import Chem, rdBase
 
 from biodl.errors import BiodlInputError
-from biodl.io._util import GZIP_MAGIC, guess_separator, input_errors, note, warn_duplicate_ids
+from biodl.io._util import (
+    GZIP_MAGIC,
+    guess_separator,
+    input_errors,
+    note,
+    open_text,
+    parses_as_number,
+    unshift_columns,
+    warn_duplicate_ids,
+)
 
 __all__ = ["InvalidMolecule", "MoleculeTable", "parse_smiles", "read_molecules", "write_table"]
 
@@ -209,7 +218,10 @@ def _read_frame(path: Path, names: Sequence[str] = ()) -> pd.DataFrame:
     name = path.name.lower()
     if name.endswith(".gz"):
         name = name[:-3]
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
+
+    def opener(p, _mode):  # plain or gzip told by the first bytes, not the name
+        return open_text(p)
+
     try:
         with input_errors(path), opener(path, "rt") as fh:
             head = fh.readline()
@@ -239,14 +251,15 @@ def _read_frame(path: Path, names: Sequence[str] = ()) -> pd.DataFrame:
         else:
             return _read_header_less(path, opener, sep)
     try:
-        with input_errors(path):
+        with input_errors(path), open_text(path) as fh:
             df = pd.read_csv(
-                path, sep=sep, dtype=str, keep_default_na=False, engine="python" if sep == r"\s+" else "c"
+                fh, sep=sep, dtype=str, keep_default_na=False, engine="python" if sep == r"\s+" else "c"
             )
     except BiodlInputError:
         raise
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
         raise BiodlInputError(f"cannot parse the table ({e})", path=path) from None
+    df = unshift_columns(df, path)
     df.columns = [str(c).strip() for c in df.columns]
     return df
 
@@ -564,13 +577,23 @@ def _sdf_rows(p: Path, target, id_col) -> tuple[list, list[str]]:
         )
         err.record = len(layout)
         raise err
-    props: list[str] = []
-    for m in mols:
-        if m is not None:
-            props = list(m.GetPropNames())
-            break
+    # the properties of every record, in order of first appearance (a record without a
+    # measurement lacks its property: its target is missing, not the file's)
+    props = list(dict.fromkeys(n for m in mols if m is not None for n in m.GetPropNames()))
     if isinstance(target, str) and target.strip().lower() == "all":
-        names = props
+        # as for tables: the properties whose every given value is a number
+        names = []
+        for n in props:
+            if n == id_col or n.strip().lower() in ID_COLUMNS:  # identifiers, numbers or not
+                continue
+            vals = [m.GetProp(n).strip() for m in mols if m is not None and m.HasProp(n)]
+            vals = [v for v in vals if v and v.lower() not in ("nan", "na", "none", "null")]
+            if vals and all(parses_as_number(v) for v in vals):
+                names.append(n)
+        if not names:
+            raise BiodlInputError(
+                f"--target all: no numeric SDF property (properties: {', '.join(props)})", path=p
+            )
     elif isinstance(target, str):
         names = [t.strip() for t in target.split(",") if t.strip()]
     else:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from biodl.errors import BiodlInputError
-from biodl.io._util import check_file, open_text
+from biodl.io._util import check_file, open_text, unshift_columns
 from biodl.io.fasta import iter_fasta, read_fasta, validate_sequence
 
 SEQ_COLUMNS = ("seq", "sequence", "sequences", "Sequence", "SEQ", "Seq")
@@ -277,6 +277,7 @@ def read_sequence_table(
             df = pd.read_csv(fh, sep=sep, dtype=str, keep_default_na=False, comment=None)
     except pd.errors.ParserError as e:
         raise _parser_error(e, p) from None
+    df = unshift_columns(df, p)
     seq_col, label_cols, id_col = _table_columns(
         p, list(df.columns), seq_col, label_cols, id_col, require_labels, prefer_labels
     )
@@ -502,6 +503,7 @@ def iter_sequences(
         with open_text(p) as fh:
             reader = pd.read_csv(fh, sep=sep, dtype=str, keep_default_na=False, comment=None, chunksize=rows)
             for df in reader:
+                df = unshift_columns(df, p)
                 ids, seqs = _table_sequences(df, p, seq_col, id_col, start, iupac_as_n, uppercase)
                 start, pieces = start + len(df), pieces + 1
                 yield SequenceTable(ids=ids, seqs=seqs, source=str(p))
