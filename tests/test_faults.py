@@ -808,6 +808,10 @@ def test_evaluate_without_any_label_value_is_refused(seq_run, rest_small, tmp_pa
     r = runner.invoke(app, ["evaluate", str(seq_run), str(nolab), "--out", str(ev)])
     _refused(r, f"none of the {len(rows)} rows has a label value (all missing)")
     assert not ev.exists()
+    empty = tmp_path / "empty.seq"
+    empty.write_text(lines[0] + "\n")  # a header, no rows: named (it was "the input is empty")
+    r = runner.invoke(app, ["evaluate", str(seq_run), str(empty)])
+    _refused(r, "empty.seq: nothing to evaluate: the input has no records")
 
 
 def test_a_second_training_into_a_run_being_written_is_refused(rest_small, tmp_path):

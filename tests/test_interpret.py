@@ -789,3 +789,30 @@ def test_interpretation_takes_numpy_one_hot_and_a_loaded_model_and_refuses_what_
     ):
         with pytest.raises(BiodlInputError, match=match):
             call()
+
+
+def test_attribute_adds_up_the_completeness_check_over_length_groups(tiny_run, tmp_path, monkeypatch):
+    """Sequences of several lengths are attributed per length: the completeness warning was
+    said per group ("1 of 1 sequence(s)", once per text) and named none; now one line for the
+    file, naming the sequences."""
+    import warnings
+
+    from biodl.interpret import attributions as attr
+
+    def fake(model, X, method, target, rc_average=False, **kw):
+        rows = np.array([0])
+        msg = attr.completeness_message("integrated gradients", 1, len(X), 0.3, 0.05)
+        warnings.warn(
+            attr.CompletenessWarning(msg, rows, len(X), 0.3, "integrated gradients", 0.05), stacklevel=2
+        )
+        z = torch.zeros(X.shape)
+        return z, torch.zeros(len(X))
+
+    monkeypatch.setattr(attr, "attribute", fake)
+    fa = tmp_path / "mixed.fa"
+    _mixed_fasta(fa)
+    r = runner.invoke(app, ["attribute", str(tiny_run), str(fa), "--out", str(tmp_path / "a.npz")])
+    assert r.exit_code == 0, r.output
+    out = " ".join(r.output.split())
+    assert out.count("completeness check failed") == 1
+    assert "completeness check failed for 3 of 3 sequence(s): 's150', 's60', 's101'" in out

@@ -1337,6 +1337,8 @@ def evaluate_table(
     from biodl.io._util import StatusLine
     from biodl.train.predict import scoring_progress
 
+    if kind.size(table) == 0:  # named, as predict names it (scoring said "the input is empty")
+        raise BiodlInputError("nothing to evaluate: the input has no records", path=kind.source(table))
     status, n_scored = StatusLine(show=not quiet), 0
 
     def scored(k: int) -> None:

@@ -438,6 +438,7 @@ def register(app: typer.Typer) -> None:
 
         import numpy as np
 
+        from biodl.interpret.attributions import CompletenessWarning, completeness_message
         from biodl.interpret.attributions import attribute as attr_fn
 
         try:
@@ -461,10 +462,19 @@ def register(app: typer.Typer) -> None:
             a = np.full((n, 4, width), np.nan, dtype=np.float32)
             delta = None
             offset = np.zeros(n, dtype=np.int64)
+            # integrated gradients' completeness check, added up over the length groups
+            failed: list[str] = []
+            check: CompletenessWarning | None = None
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 for idx, X, off in inputs.groups:
+                    k0 = len(caught)
                     res = attr_fn(m, X, method, target, rc_average=both, **kw)
+                    for w in caught[k0:]:
+                        if isinstance(w.message, CompletenessWarning):
+                            failed += [inputs.ids[int(idx[r])] for r in w.message.rows]
+                            if check is None or w.message.worst > check.worst:
+                                check = w.message
                     ag, dg = res if isinstance(res, tuple) else (res, None)
                     c0, c1 = inputs.real_columns(int(idx[0]), off, X.shape[-1])
                     a[idx, :, : c1 - c0] = ag[:, :, c0:c1].numpy()
@@ -473,8 +483,18 @@ def register(app: typer.Typer) -> None:
                         if delta is None:
                             delta = np.full(n, np.nan, dtype=np.float32)
                         delta[idx] = dg.numpy()
-            for w in {str(w.message): w for w in caught}.values():
+            for w in {
+                str(w.message): w for w in caught if not isinstance(w.message, CompletenessWarning)
+            }.values():
                 err.print(f"[biodl] warning: {w.message}", highlight=False)
+            if check is not None:
+                shown = ", ".join(map(repr, failed[:5])) + (
+                    f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+                )
+                msg = completeness_message(
+                    check.method, len(failed), n, check.worst, check.tolerance, f": {shown}"
+                )
+                err.print(f"[biodl] warning: {msg}", highlight=False)
             extra = {} if delta is None else {"delta": delta}
             with atomic_output(out) as tmp, open(tmp, "wb") as fh:
                 np.savez_compressed(

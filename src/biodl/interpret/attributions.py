@@ -105,14 +105,35 @@ def shuffled_references(X: torch.Tensor, n_shuffles: int = 20, seed: int = 0) ->
     return torch.from_numpy(out).to(X)
 
 
+class CompletenessWarning(UserWarning):
+    """Integrated gradients' completeness check failed for some sequences of a batch:
+    ``rows`` (their indices in the batch), ``n`` (the batch size), ``worst`` (the largest
+    relative error), ``method`` and ``tolerance``, for callers that add batches up."""
+
+    def __init__(self, message: str, rows: np.ndarray, n: int, worst: float, method: str, tolerance: float):
+        super().__init__(message)
+        self.rows, self.n, self.worst, self.method, self.tolerance = rows, n, worst, method, tolerance
+
+
+def completeness_message(
+    method: str, bad: int, n: int, worst: float, tolerance: float, names: str = ""
+) -> str:
+    """The completeness warning's text (``names``: the failing sequences, when known)."""
+    return (
+        f"{method}: completeness check failed for {bad} of {n} sequence(s){names} "
+        f"(|sum(attr) - (f(x) - f(baseline))| up to {worst:.2g} x |f(x) - f(baseline)|, "
+        f"tolerance {tolerance:g})"
+    )
+
+
 def _report(delta: torch.Tensor, gap: torch.Tensor, method: str, tolerance: float) -> None:
     rel = delta.abs() / gap.abs().clamp_min(1e-6)
-    bad = int((rel > tolerance).sum())
-    if bad:
+    rows = np.flatnonzero((rel > tolerance).reshape(-1).numpy())
+    if len(rows):
+        worst = float(rel.max())
+        msg = completeness_message(method, len(rows), delta.numel(), worst, tolerance)
         warnings.warn(
-            f"{method}: completeness check failed for {bad} of {delta.numel()} sequence(s) "
-            f"(|sum(attr) - (f(x) - f(baseline))| up to {float(rel.max()):.2g} x |f(x) - f(baseline)|, "
-            f"tolerance {tolerance:g})",
+            CompletenessWarning(msg, rows, delta.numel(), worst, method, tolerance),
             stacklevel=3,
         )
 
