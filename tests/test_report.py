@@ -538,8 +538,9 @@ def test_a_tables_leftover_row_positions_are_not_shown_its_named_index_is() -> N
 
 def test_training_never_removes_its_own_input_named_like_a_report_output(tmp_path, rest_small, capsys):
     """`biodl train RUN/motifs.tsv --out RUN` deleted its own training file after training (as an
-    output of 'the model this training replaced', in a folder that held no model): a fresh folder's
-    files are the user's, and an input is kept on a retraining too."""
+    output of 'the model this training replaced', in a folder that held no model): an input is
+    kept, on a retraining too. A fresh folder holding a file the report writes (the user's own
+    filters.png) is refused before training: the report replaced it without a word."""
     import shutil
 
     from biodl.pipeline import train
@@ -549,7 +550,8 @@ def test_training_never_removes_its_own_input_named_like_a_report_output(tmp_pat
     run.mkdir()
     shutil.copy(rest_small["train"], run / "motifs.tsv")
     (run / "filters.png").write_bytes(b"the user's own picture")
-    for epochs in (1, 2):  # a new folder, then a longer training of the same run (new weights)
+
+    def fit(epochs):
         cfg = TrainConfig(max_epochs=epochs, patience=0, device="cpu", progress=False)
         train(
             "deepbind",
@@ -559,13 +561,21 @@ def test_training_never_removes_its_own_input_named_like_a_report_output(tmp_pat
             config=cfg,
             quiet=False,
         )
-        assert (run / "motifs.tsv").read_bytes() == Path(rest_small["train"]).read_bytes()
-        if epochs == 1:  # nothing of an earlier model in a folder without one
-            assert (run / "filters.png").read_bytes() == b"the user's own picture"
-            assert "removed" not in capsys.readouterr().err
+
+    with pytest.raises(
+        BiodlInputError, match=r"is not a biodl run directory \(no run.json\) but holds filters.png"
+    ):
+        fit(1)
+    assert (run / "filters.png").read_bytes() == b"the user's own picture" and not (run / "run.json").exists()
+    (run / "filters.png").unlink()
+    fit(1)  # the training file named like a report output is an input: no clash
+    assert (run / "motifs.tsv").read_bytes() == Path(rest_small["train"]).read_bytes()
+    assert "removed" not in capsys.readouterr().err
+    (run / "filters.png").write_bytes(b"a report's picture")
+    fit(2)  # a longer training of the same run (new weights)
     err = " ".join(capsys.readouterr().err.split())
     assert "removed filters.png of the model this training replaced" in err  # as an earlier model's
-    assert (run / "motifs.tsv").exists()
+    assert (run / "motifs.tsv").read_bytes() == Path(rest_small["train"]).read_bytes()
 
 
 def test_per_label_metrics_are_a_label_by_metric_table() -> None:

@@ -1101,7 +1101,7 @@ def _check_rerun(out: Path, system: str, kind: DataKind, request: dict[str, Any]
 
     if not primary_process():
         return
-    _check_foreign_dir(out)
+    _check_foreign_dir(out, _input_paths(request.get("options", {})))
     if not resume or not (out / "run.json").exists():
         return
     try:
@@ -1120,16 +1120,29 @@ def _check_rerun(out: Path, system: str, kind: DataKind, request: dict[str, Any]
         )
 
 
-def _check_foreign_dir(out: Path) -> None:
+def _check_foreign_dir(out: Path, inputs: list[Path] = ()) -> None:
     """Refuse an ``--out`` that is not a run directory (no ``run.json``) but holds files a run
-    writes (``model.pt``, ``report.html``, ``history.csv``, ``test/``, ...): training would
-    replace them without a word, and ``--no-resume`` only ever clears a biodl run."""
+    writes (``model.pt``, ``history.csv``, ``test/``, ..., and the report's: ``report.html``,
+    ``motifs.tsv``, ``filters.png``, ...): training and its report would replace them without a
+    word, and ``--no-resume`` only ever clears a biodl run. ``inputs`` (this training's own
+    files) are no clash: the report refuses to write over a run's input."""
+    import re
+
     from biodl.io._util import RUN_RECORD_DIRS, RUN_RECORD_FILES
+    from biodl.report.run import REPORT_OUTPUTS
 
     if not out.is_dir() or (out / "run.json").exists():
         return
-    names = (*RUN_RECORD_FILES, *RUN_RECORD_DIRS, "report.html")
-    clash = sorted(n for n in names if (out / n).exists())
+    clash = sorted(n for n in (*RUN_RECORD_FILES, *RUN_RECORD_DIRS) if (out / n).exists())
+    keep = {Path(q).resolve() for q in inputs}
+    # the folder's own entries, and the files of the report's folders (never a whole user tree)
+    entries = [*out.iterdir(), *(f for d in ("substructures", "interpret") for f in (out / d).rglob("*"))]
+    for q in sorted(entries):
+        rel = q.relative_to(out).as_posix()
+        if q.is_file() and q.resolve() not in keep and any(re.fullmatch(pat, rel) for pat in REPORT_OUTPUTS):
+            clash.append(rel)
+            if len(clash) >= 6:
+                break
     if clash:
         raise BiodlInputError(
             f"is not a biodl run directory (no run.json) but holds {', '.join(clash)}, which training "
