@@ -719,6 +719,33 @@ def test_interpretation_of_an_unfinished_run_warns_or_refuses_as_predict(tmp_pat
         assert r.exit_code == 2 and "interrupted before its first model was saved" in text, (name, r.output)
 
 
+def test_a_run_being_trained_now_is_said_so_not_interrupted(tmp_path):
+    """While `biodl train` holds the run's lock, the run is training, not interrupted: the
+    advice to rerun the training (which the lock then refuses) is not given."""
+    from biodl.io._util import directory_lock
+    from biodl.pipeline import RUN_LOCK
+
+    run = _unfinished(tmp_path / "run")
+    gone = _unfinished(tmp_path / "gone", with_model=False)
+    fa = tmp_path / "s.fa"
+    fa.write_text(">a\n" + "ACGT" * 25 + "A\n")
+    (tmp_path / "db.meme").write_text(_meme_text(tmp_path))
+    with directory_lock(run, RUN_LOCK, "biodl train", "run directory"):
+        r = runner.invoke(app, ["ism", str(run), str(fa), "--out", str(tmp_path / "i.tsv")])
+        text = " ".join(r.output.split())
+        assert r.exit_code == 0 and "`biodl train` is training this run now (process" in text, r.output
+        assert "interrupted" not in text
+        r = runner.invoke(app, ["motifs", str(run), "--db", str(tmp_path / "db.meme"), "--test", str(fa)])
+        text = " ".join(r.output.split())
+        assert r.exit_code == 2 and "`biodl motifs` it when the training has finished" in text, r.output
+    with directory_lock(gone, RUN_LOCK, "biodl train", "run directory"):
+        r = runner.invoke(app, ["ism", str(gone), str(fa), "--out", str(tmp_path / "j.tsv")])
+        text = " ".join(r.output.split())
+        assert r.exit_code == 2 and "its model is not saved yet" in text and "interrupted" not in text
+    r = runner.invoke(app, ["ism", str(gone), str(fa), "--out", str(tmp_path / "j.tsv")])
+    assert "interrupted before its first model was saved" in " ".join(r.output.split())  # lock released
+
+
 def _modes(model: nn.Module) -> list[bool]:
     return [m.training for m in model.modules()]
 

@@ -1301,6 +1301,25 @@ def _run_state(model_path: str | Path, command: str, refuse: bool = False) -> No
             f"{whole} to `biodl {command}`",
             path=run,
         )
+    from biodl.io._util import lock_holder
+
+    holder = lock_holder(run, RUN_LOCK)
+    if holder is not None:  # not interrupted: a `biodl train` is writing the run now
+        now = f"`biodl train` is training this run now ({holder})"
+        if not (run / "model.pt").exists() or refuse:
+            raise BiodlInputError(
+                f"{now}; its model is not saved yet: `biodl {command}` it when the training has finished"
+                if not (run / "model.pt").exists()
+                else f"{now}, so its run.json, history and checkpoints describe a training that model.pt "
+                f"does not hold yet: `biodl {command}` it when the training has finished",
+                path=run,
+            )
+        log(
+            f"[biodl] warning: {run}: {now}; model.pt is the model of an earlier finished training, "
+            "not of the one under way",
+            False,
+        )
+        return
     how = "rerun the same `biodl train` command to finish it (it resumes from its last checkpoint)"
     if not (run / "model.pt").exists():
         raise BiodlInputError(

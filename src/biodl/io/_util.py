@@ -222,6 +222,29 @@ def check_path_arg(value: Any, what: str, *, none_ok: bool = False) -> None:
         )
 
 
+def lock_holder(out: Path, name: str) -> str | None:
+    """Who holds the :func:`directory_lock` ``out/name`` now (``process N on HOST, since ...``),
+    or ``None`` when nobody does (no lock file, a lock left by a process that ended, or a file
+    system without locks)."""
+    import fcntl
+
+    try:
+        fd = os.open(Path(out) / name, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+        except OSError:
+            return None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def directory_lock(out: Path, name: str, command: str, what: str) -> Iterator[None]:
     """Hold ``out/name`` (an exclusive ``flock``, released by the system when the process ends,
