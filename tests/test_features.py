@@ -505,3 +505,29 @@ def test_missing_features_of_a_table_without_header_and_labels_of_no_model_class
     table.labels = ["Q", "A-E"]
     with pytest.raises(BiodlInputError, match="give --set classes=A-E,I-E"):
         _refuse_unknown(table, ["A-E", "I-E"])
+
+
+def test_confusion_matrix_of_many_classes_is_bounded(tmp_path) -> None:
+    """A 1,000-class run's report was 22 MB (a 1000 x 1000 table, nearly all zeros): the table
+    keeps the most frequent classes and pools the rest, saying so; the counts add up."""
+    from types import SimpleNamespace
+
+    from biodl.kinds.features.report import confusion_section
+    from biodl.report.plots import CONFUSION_CLASSES
+
+    rng = np.random.default_rng(0)
+    names = [f"class_{i}" for i in range(300)]
+    true = [names[min(int(rng.exponential(40)), 299)] for _ in range(1000)]
+    pred = [t if rng.random() < 0.6 else names[int(rng.integers(300))] for t in true]
+    (tmp_path / "test").mkdir()
+    pd.DataFrame({"label": true, "predicted": pred}).to_csv(
+        tmp_path / "test" / "predictions.tsv", sep="\t", index=False
+    )
+    meta = SimpleNamespace(task="multiclass", label_names=names, data={})
+    sec = confusion_section(tmp_path, meta)[0]
+    cm = sec.table
+    assert cm.shape == (CONFUSION_CLASSES + 1, CONFUSION_CLASSES + 1) and cm.index[-1] == "other classes"
+    assert int(cm.to_numpy().sum()) == 1000
+    top = pd.Series(true).value_counts()
+    assert top.index[0] in cm.index  # the most frequent class is shown
+    assert "The 20 most frequent of 300 classes are shown; the other 280 are pooled" in sec.text

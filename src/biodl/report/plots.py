@@ -85,6 +85,41 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     return atomic_write_bytes(path, data)
 
 
+#: Classes a confusion table of a report shows at most (the most frequent; the rest pooled).
+CONFUSION_CLASSES = 20
+
+
+def bounded_confusion(
+    cm: pd.DataFrame, k: int = CONFUSION_CLASSES, keep: Sequence[str] = ()
+) -> tuple[pd.DataFrame, str]:
+    """``cm`` (rows true, columns predicted) cut to its ``k`` most frequent classes (true plus
+    predicted counts; ``keep`` always, e.g. ``unclassified``), the others pooled into one
+    ``other classes`` row and column, in the original order; and a sentence saying so (empty
+    when nothing was cut). A 1,000-class table was a 22 MB report page."""
+    labels = list(dict.fromkeys([*map(str, cm.index), *map(str, cm.columns)]))
+    if len(labels) <= k + 1:
+        return cm, ""
+    m = cm.copy()
+    m.index, m.columns = [str(c) for c in m.index], [str(c) for c in m.columns]
+    score = m.sum(axis=1).reindex(labels, fill_value=0) + m.sum(axis=0).reindex(labels, fill_value=0)
+    chosen = set(score.sort_values(ascending=False, kind="stable").index[:k]) | {str(c) for c in keep}
+    other = "other classes"
+    rows = [c if c in chosen else other for c in m.index]
+    cols = [c if c in chosen else other for c in m.columns]
+    # (keys as arrays: a list of names would be read as column names)
+    out = m.groupby(np.asarray(rows), sort=False).sum().T.groupby(np.asarray(cols), sort=False).sum().T
+    order_r = [c for c in dict.fromkeys(rows) if c != other] + ([other] if other in rows else [])
+    order_c = [c for c in dict.fromkeys(cols) if c != other] + ([other] if other in cols else [])
+    out = out.reindex(index=order_r, columns=order_c, fill_value=0)
+    out.index.name, out.columns.name = cm.index.name, cm.columns.name
+    n_other = len(labels) - len([c for c in labels if c in chosen])
+    note = (
+        f" The {len(labels) - n_other} most frequent of {len(labels)} classes are shown; the other {n_other} "
+        f"are pooled as '{other}' (every item is in test/predictions.tsv)."
+    )
+    return out, note
+
+
 def _new_figure(width: float, height: float) -> Figure:
     """A stand-alone figure with an Agg canvas (not tracked by pyplot)."""
     fig = Figure(figsize=(width, height), layout="constrained")

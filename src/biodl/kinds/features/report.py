@@ -103,8 +103,13 @@ def confusion_section(run: Path, meta) -> list:
     order = classes + [c for c in (*cm.index, *cm.columns) if c not in classes]
     order = list(dict.fromkeys(order))
     cm = cm.reindex(index=order, columns=order, fill_value=0)
+    from biodl.report.plots import bounded_confusion
+
+    cm, cut = bounded_confusion(cm)
     return [
-        Section("Confusion matrix (held-out test)", text="Rows: true class; columns: predicted.", table=cm)
+        Section(
+            "Confusion matrix (held-out test)", text="Rows: true class; columns: predicted." + cut, table=cm
+        )
     ]
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from biodl.kinds.base import read_results
-from biodl.report.plots import _new_figure, _save_figure
+from biodl.report.plots import _new_figure, _save_figure, bounded_confusion
 
 
 def _r2(t: np.ndarray, q: np.ndarray) -> float:
@@ -155,17 +155,20 @@ def popgen_sections(run: Path, meta) -> list:
         elif "true" in df and "predicted" in df:
             classes = list(d["classes"])
             cm = confusion(df["true"].astype(str).tolist(), df["predicted"].astype(str).tolist(), classes)
-            imgs = [plot_confusion(cm, run / "confusion.png", f"{meta.recipe}")]
             text = (
                 f"Rows: true class; columns: predicted. Misclassification "
                 f"{1 - np.trace(cm.to_numpy()) / max(cm.to_numpy().sum(), 1):.3f}."
             )
+            shown, cut = bounded_confusion(cm)
+            imgs = [plot_confusion(shown, run / "confusion.png", f"{meta.recipe}")]
             if abc.exists():
                 a = pd.read_csv(abc, sep="\t", keep_default_na=False)
                 cma = confusion(df["true"].astype(str).tolist(), a["predicted"].astype(str).tolist(), classes)
-                imgs.append(plot_confusion(cma, run / "confusion_abc.png", "rejection ABC"))
+                imgs.append(
+                    plot_confusion(bounded_confusion(cma)[0], run / "confusion_abc.png", "rejection ABC")
+                )
                 text += f" Rejection ABC: {1 - np.trace(cma.to_numpy()) / max(cma.to_numpy().sum(), 1):.3f}."
-            out.append(Section("Confusion matrix (held-out test)", text=text, table=cm, images=imgs))
+            out.append(Section("Confusion matrix (held-out test)", text=text + cut, table=shown, images=imgs))
     ex = run / "example_matrix.npz"
     if ex.exists():
         with np.load(ex) as z:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from biodl.kinds.base import read_results
 from biodl.kinds.popgen.report import plot_confusion  # one confusion-matrix plot for every kind
-from biodl.report.plots import _new_figure, _save_figure
+from biodl.report.plots import _new_figure, _save_figure, bounded_confusion
 
 
 def _rank2(ranks: list[str]) -> str:
@@ -103,12 +103,13 @@ def reads_sections(run: Path, model, meta) -> list:
         if cm is not None:
             m = cm.to_numpy()
             diag = sum(int(cm.loc[i, i]) for i in cm.index if i in cm.columns)
+            cm, cut = bounded_confusion(cm, keep=["unclassified"])
             img = plot_confusion(cm, run / "confusion_genus.png", f"{_rank2(ranks)} level, held-out test")
             out.append(
                 Section(
                     f"Confusion matrix at {_rank2(ranks)} level (held-out test)",
                     text=f"Rows: true {_rank2(ranks)}; columns: the {_rank2(ranks)} of each read's call "
-                    f"(unclassified: no call at or below it). Correct: {diag} of {int(m.sum())} reads.",
+                    f"(unclassified: no call at or below it). Correct: {diag} of {int(m.sum())} reads.{cut}",
                     table=cm,
                     images=[img],
                 )
