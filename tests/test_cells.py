@@ -622,6 +622,10 @@ def test_cli_train_evaluate_predict(tmp_path):
 
     runner = CliRunner()
     out = tmp_path / "run"
+    held = tmp_path / "held.csv"  # another table than --samples: it was ignored (the training
+    held.write_text(  # samples were evaluated as the test set)
+        f"file,label\n{DATA / 'patient2_Reference_500.fcs'},Ref\n{DATA / 'patient2_BCR-XL_500.fcs'},BCRXL\n"
+    )
     args = [
         "train",
         "--system",
@@ -642,10 +646,12 @@ def test_cli_train_evaluate_predict(tmp_path):
         "--set",
         "embedding=pca",
         "--test",
-        str(TABLE),
+        str(held),
     ]
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
+    tested = pd.read_csv(out / "test" / "predictions.tsv", sep="\t")
+    assert len(tested) == 2 and all("patient2" in str(v) for v in tested.iloc[:, 0]), tested
     for f in (
         "model.pt",
         "report.html",

@@ -447,7 +447,7 @@ class CellsKind(DataKind):
     def _read_table(
         self, path, options, markers, cofactor, classes, task, seed=0, labelled=True
     ) -> CellTable:
-        table = _table(options.get("samples") or path, labelled, options)
+        table = _table(path, labelled, options)
         ss = _load(table, options, markers=markers, cofactor=cofactor, seed=seed)
         y = None
         if labelled:
@@ -463,7 +463,7 @@ class CellsKind(DataKind):
     def read(self, meta, path, options, *, labelled, quiet=True):
         d = data_as(CellsData, meta.data)
         return self._read_table(
-            path, options, d.markers, d.cofactor, meta.classes, meta.task, labelled=labelled
+            options.get("samples") or path, options, d.markers, d.cofactor, meta.classes, meta.task, labelled=labelled
         )
 
     def score(self, model, meta, table, *, device, options, batch_size=256):
