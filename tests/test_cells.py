@@ -759,3 +759,15 @@ def test_restarts_resume_only_what_they_were_trained_on(tmp_path):
     ident = [json.loads((out / "restarts" / f"run_{i:02d}" / "result.json").read_text()) for i in range(3)]
     assert len({r["identity"] for r in ident}) == 1 and ident[2]["identity"] != stale["identity"]
     assert "identity" not in df3.columns
+
+
+def test_numeric_labels_are_classes_by_value_not_spelling():
+    """'1' and '1.0' (a spreadsheet round-trip) made a 0/1 study a regression, or with
+    classification three classes."""
+    from biodl.kinds.cells.restarts import encode_labels
+
+    y, classes, task = encode_labels(["0", "1", "0", "1.0"])
+    assert task == "binary" and classes == ["0", "1"] and y.tolist() == [0, 1, 0, 1]
+    y, classes, task = encode_labels(["0", "1.00"], classes=["0", "1"])
+    assert y.tolist() == [0, 1]
+    assert encode_labels(["0", "1", "2.5"])[2] == "regression"

@@ -630,3 +630,40 @@ def test_write_table_honours_csv_and_gz(tmp_path):
     write_table(df, tmp_path / "t.csv.gz")
     with gzip.open(tmp_path / "t.csv.gz", "rt") as fh:
         assert fh.read() == "sample,a\ns1,1.5\ns2,2\n"
+
+
+def test_a_separator_ending_each_data_line_is_no_sample(tmp_path):
+    """Every data line ending with a tab the header lacks was read as R's write.table layout:
+    the id column's name became the first sample and each sample took its neighbour's values
+    (with missing=gene-mean, predictions under the wrong ids plus a phantom sample)."""
+    from biodl.kinds.expression.io import read_expression
+
+    src = tmp_path / "m.tsv"
+    src.write_text("probe\ts1\ts2\ts3\ng1\t1\t2\t3\ng2\t4\t5\t6\n")
+    trail = tmp_path / "t.tsv"
+    trail.write_text("probe\ts1\ts2\ts3\ng1\t1\t2\t3\t\ng2\t4\t5\t6\t\n")
+    g = "genes-x-samples"
+    a, b = read_expression(src, g), read_expression(trail, g)
+    assert list(b.samples) == list(a.samples) == ["s1", "s2", "s3"]
+    np.testing.assert_array_equal(a.values, b.values)
+    rlayout = tmp_path / "r.tsv"  # R's write.table: the header has no name for the id column
+    rlayout.write_text("s1\ts2\ts3\ng1\t1\t2\t3\ng2\t4\t5\t6\n")
+    assert list(read_expression(rlayout, g).samples) == ["s1", "s2", "s3"]
+
+
+def test_dgex_gene_lists_are_checked():
+    """Targets that are also landmarks were dropped without a word (and all-landmark targets
+    said 'no target genes in the data'); a comma list kept a gene twice; one id without a comma
+    was 'file not found'."""
+    from biodl.kinds.expression.dgex import load_gene_list_option, split_landmarks
+    from biodl.kinds.expression.io import ExpressionMatrix
+
+    data = ExpressionMatrix(np.zeros((3, 4), np.float32), ["a", "b", "c", "d"], ["s1", "s2", "s3"])
+    with pytest.raises(BiodlInputError, match=r"1 of the 2 target genes are also landmark genes \(b\)"):
+        split_landmarks(data, ["a", "b"], ["b", "c"])
+    assert split_landmarks(data, ["a", "b"], ["c"])[3] == ["c"]
+    with pytest.raises(BiodlInputError, match=r"landmarks: 'a' is given twice"):
+        load_gene_list_option("a,b,a", "landmarks")
+    assert load_gene_list_option("c", "targets") == ["c"]
+    with pytest.raises(BiodlInputError, match=r"file 'lm.txt' not found"):
+        load_gene_list_option("lm.txt", "landmarks")

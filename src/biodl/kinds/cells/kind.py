@@ -463,7 +463,13 @@ class CellsKind(DataKind):
     def read(self, meta, path, options, *, labelled, quiet=True):
         d = data_as(CellsData, meta.data)
         return self._read_table(
-            options.get("samples") or path, options, d.markers, d.cofactor, meta.classes, meta.task, labelled=labelled
+            options.get("samples") or path,
+            options,
+            d.markers,
+            d.cofactor,
+            meta.classes,
+            meta.task,
+            labelled=labelled,
         )
 
     def score(self, model, meta, table, *, device, options, batch_size=256):

@@ -275,8 +275,9 @@ def encode_labels(
         return v if math.isfinite(v) else None
 
     nums = [_num(s) for s in labels]
-    if task in (None, "auto"):
-        task = "regression" if all(v is not None for v in nums) and len(set(labels)) > 2 else "classification"
+    numeric = all(v is not None for v in nums)
+    if task in (None, "auto"):  # distinct numbers, not spellings: 1 and 1.0 are one value
+        task = "regression" if numeric and len(set(nums)) > 2 else "classification"
     if task in ("regression",):
         if any(v is None for v in nums):
             i = [v is None for v in nums].index(True)
@@ -286,6 +287,15 @@ def encode_labels(
         return np.asarray(nums, dtype=np.float32), None, "regression"
     if task not in ("classification", "binary", "multiclass"):
         raise BiodlInputError(f"CellCnn tasks are classification or regression, not {task!r}")
+
+    def canonical(s: str) -> str:  # a number's class name: 1 for 1, 1.0 and 1.00 (spreadsheets)
+        v = _num(s)
+        return s if v is None else str(int(v)) if v.is_integer() else repr(v)
+
+    if numeric:
+        labels = [canonical(s) for s in labels]
+        if classes and all(_num(c) is not None for c in classes):
+            classes = [canonical(c) for c in classes]
     uniq = sorted(set(labels))
     if classes:
         bad = [i for i, s in enumerate(labels) if s not in classes]

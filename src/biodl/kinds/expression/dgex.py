@@ -41,7 +41,13 @@ def split_landmarks(
         targets = [g for g in data.genes if g not in lm]
     else:
         require_genes(targets, pos, "target genes", data.source, where="the data")
-        targets = [g for g in targets if g not in lm]
+        both = [g for g in targets if g in lm]
+        if both:  # a landmark is an input: dropping it from the targets left asked-for outputs out
+            shown = ", ".join(both[:5]) + (f" and {len(both) - 5} more" if len(both) > 5 else "")
+            raise BiodlInputError(
+                f"{len(both)} of the {len(targets)} target genes are also landmark genes ({shown}): a "
+                "landmark is an input of D-GEX, not an output; leave them out of the targets"
+            )
     if not targets:
         raise BiodlInputError("no target genes in the data", path=data.source or None)
     x = data.values[:, [pos[g] for g in landmarks]]
@@ -54,13 +60,19 @@ def load_gene_list_option(value: Any, what: str) -> list[str] | None:
     if value is None or value == "":
         return None
     if isinstance(value, list):
-        return [str(v) for v in value]
-    s = str(value)
-    if Path(s).exists():
-        return read_gene_list(s)
-    if "," in s:
-        return [g.strip() for g in s.split(",") if g.strip()]
-    raise BiodlInputError(f"{what}: file {s!r} not found")
+        genes = [str(v) for v in value]
+    else:
+        s = str(value)
+        if Path(s).exists():
+            return read_gene_list(s)
+        if "," not in s and ("/" in s or s.lower().endswith((".txt", ".tsv", ".csv", ".gz", ".lst"))):
+            raise BiodlInputError(f"{what}: file {s!r} not found")
+        genes = [g.strip() for g in s.split(",") if g.strip()]  # ids (one without a comma too)
+    seen: set[str] = set()
+    twice = [g for g in genes if g in seen or seen.add(g)]
+    if twice:  # as a file's list: a gene given twice is a mistake, not a weight
+        raise BiodlInputError(f"{what}: {twice[0]!r} is given twice")
+    return genes
 
 
 class LinearBaseline:

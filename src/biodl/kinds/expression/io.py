@@ -460,6 +460,11 @@ def _read_text_matrix(p: Path, orientation: str, known_genes, missing: str):
         if inner.size:
             raise BiodlInputError("blank line inside the matrix", path=p, record=int(lines[inner[0]]))
         raw, lines = raw.iloc[: last_data + 1], lines[: last_data + 1]
+    if len(header) == raw.shape[1] - 1 and (raw.iloc[:, -1].fillna("").str.strip() == "").all():
+        # every data line ends with a separator the header lacks (an export artefact): that empty
+        # column is no column. (Read as R's layout below, the header's id-column name became
+        # the first sample's and every sample took its neighbour's values.)
+        raw = raw.iloc[:, :-1]
     if raw.shape[1] > 1 and (raw.iloc[:, -1] == "").any():
         _check_short_rows(p, sep, raw.shape[1], lines)
     if len(header) != raw.shape[1]:
