@@ -667,3 +667,19 @@ def test_dgex_gene_lists_are_checked():
     assert load_gene_list_option("c", "targets") == ["c"]
     with pytest.raises(BiodlInputError, match=r"file 'lm.txt' not found"):
         load_gene_list_option("lm.txt", "landmarks")
+
+
+def test_an_h5ad_is_read_from_the_matrix_the_model_was_trained_on(capsys):
+    """A model trained on --set layer=counts read .X at predict / evaluate (another scale) unless
+    the layer was given again: the trained layer is the default for an AnnData input."""
+    from types import SimpleNamespace
+
+    from biodl.kinds.expression.kind import _trained_matrix
+
+    meta = SimpleNamespace(options={"layer": "counts"})
+    assert _trained_matrix(meta, "x.h5ad", {})["layer"] == "counts"
+    assert "reading layer 'counts', as the model was trained" in capsys.readouterr().err
+    assert _trained_matrix(meta, "x.h5ad", {"layer": "X"})["layer"] == "X"  # asked: kept
+    assert _trained_matrix(meta, "x.tsv", {}) == {}  # a text table has no layers
+    raw = SimpleNamespace(options={"use_raw": True})
+    assert _trained_matrix(raw, "x.h5ad", {})["use_raw"] is True

@@ -614,7 +614,7 @@ def matrix_from_anndata(
         if a.raw is None:
             raise BiodlInputError("use_raw was asked for, but the AnnData has no .raw", path=p)
         x, genes = a.raw.X, list(map(str, a.raw.var_names))
-    elif layer:
+    elif layer and not (layer == "X" and "X" not in a.layers):  # layer X: .X
         if layer not in a.layers:
             raise BiodlInputError(f"no layer {layer!r} (layers: {', '.join(a.layers) or 'none'})", path=p)
         x, genes = a.layers[layer], list(map(str, a.var_names))

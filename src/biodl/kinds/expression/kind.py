@@ -209,6 +209,28 @@ def model_encode(meta: RunMeta, given: str | None) -> str:
     return trained
 
 
+def _trained_matrix(meta: RunMeta, path: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with the AnnData matrix the model was trained on (``layer``, ``use_raw``) as
+    the default for an AnnData input (an ``.h5ad`` file or an in-memory AnnData): a model
+    trained on ``--set layer=counts`` read ``.X``, another scale, unless the layer was given
+    again. ``--set layer=X`` reads ``.X``."""
+    trained = meta.options or {}
+    h5ad = str(path).lower().endswith(".h5ad") or type(path).__name__ == "AnnData"
+    if not h5ad or options.get("layer") not in (None, "") or options.get("use_raw"):
+        return options
+    if trained.get("use_raw"):
+        from biodl.io._util import note
+
+        note("[biodl] reading .raw, as the model was trained (--set layer=X reads .X)")
+        return {**options, "use_raw": True}
+    if trained.get("layer") not in (None, "", "X"):
+        from biodl.io._util import note
+
+        note(f"[biodl] reading layer {trained['layer']!r}, as the model was trained (--set layer=X reads .X)")
+        return {**options, "layer": trained["layer"]}
+    return options
+
+
 def _nodes(kw: dict[str, Any]) -> dict[str, Any]:
     if isinstance(kw.get("nodes"), str):
         kw["nodes"] = [int(v) for v in str(kw["nodes"]).split(",")]
@@ -394,6 +416,7 @@ class ExpressionKind(DataKind):
 
     def read(self, meta, path, options, *, labelled, quiet=True):
         d = data_as(ExpressionData, meta.data)
+        options = _trained_matrix(meta, path, options)
         if meta.recipe == "sparse-ae":
             options = {**options, "encode": model_encode(meta, options.get("encode"))}
         if meta.recipe in _AUTOENCODERS:
