@@ -771,3 +771,23 @@ def test_numeric_labels_are_classes_by_value_not_spelling():
     y, classes, task = encode_labels(["0", "1.00"], classes=["0", "1"])
     assert y.tolist() == [0, 1]
     assert encode_labels(["0", "1", "2.5"])[2] == "regression"
+
+
+def test_a_spillover_matrix_is_said_not_applied(tmp_path, capsys):
+    """FCS $SPILLOVER was ignored without a word (flow data used uncompensated); the identity
+    (nothing to compensate) is not warned about."""
+    import flowio
+
+    from biodl.kinds.cells.io import read_fcs
+
+    x = (np.random.default_rng(0).random((50, 3)) * 100).astype(np.float32).flatten().tolist()
+    for name, spill in (("s.fcs", "2,FL1-A,FL2-A,1,0.3,0.1,1"), ("i.fcs", "2,FL1-A,FL2-A,1,0,0,1")):
+        with open(tmp_path / name, "wb") as fh:
+            flowio.create_fcs(fh, x, ["FSC-A", "FL1-A", "FL2-A"], metadata_dict={"SPILLOVER": spill})
+    read_fcs(tmp_path / "s.fcs")
+    assert (
+        "s.fcs: the file holds a spillover matrix ($SPILLOVER) that biodl does not apply"
+        in capsys.readouterr().err
+    )
+    read_fcs(tmp_path / "i.fcs")
+    assert "spillover" not in capsys.readouterr().err

@@ -156,7 +156,35 @@ def read_fcs(path: str | Path) -> FcsData:
             f"non-finite value at event {bad[0] + 1}, channel {channels[bad[1]]!r} (corrupt DATA segment?)",
             path=p,
         )
-    return FcsData(p, events, channels, markers, version, dict(fd.text))
+    text = dict(fd.text)
+    _say_spillover(p, text)
+    return FcsData(p, events, channels, markers, version, text)
+
+
+def _say_spillover(p: Path, text: dict) -> None:
+    """A warning (once per file) when the FCS TEXT holds a spillover / compensation matrix
+    (``$SPILLOVER``, ``$SPILL``, ``$COMP``) other than the identity: biodl reads the values as
+    stored, uncompensated (mass cytometry files have none; flow files usually need it)."""
+    for key in ("spillover", "spill", "comp"):
+        raw = str(text.get(key, text.get(f"${key}", text.get(f"${key.upper()}", ""))) or "").strip()
+        if not raw:
+            continue
+        f = [x.strip() for x in raw.split(",")]
+        try:
+            n = int(f[0])
+            m = np.asarray([float(v) for v in f[1 + n : 1 + n + n * n]]).reshape(n, n)
+            if np.allclose(m, np.eye(n)):
+                return
+        except (ValueError, IndexError):
+            pass
+        from biodl.train.metrics import note_once
+
+        note_once(
+            f"[biodl] warning: {p}: the file holds a spillover matrix (${key.upper()}) that biodl does not "
+            "apply: its values are read as stored, uncompensated; compensate flow data first (e.g. "
+            "with FlowKit) when they need it"
+        )
+        return
 
 
 def arcsinh_transform(x: np.ndarray, cofactor: float = 5.0) -> np.ndarray:
