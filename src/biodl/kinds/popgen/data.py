@@ -21,13 +21,17 @@ from biodl.errors import BiodlInputError
 
 def sort_rows(h: np.ndarray) -> np.ndarray:
     """Row order of ``h`` ``(n_haplotypes, S)`` (entries -1 / 0 / +1): the haplotype with the
-    smallest total Hamming distance to the others first, then by distance to it (stable)."""
+    smallest total Hamming distance to the others first, then by distance to it. Ties (the rule
+    with few sites) are broken by the haplotypes' alleles, never by their input order: the sorted
+    matrix depends on the set of haplotypes only, not on the order of the VCF's samples."""
     if h.shape[1] == 0:
         return np.arange(h.shape[0])
     hf = h.astype(np.float32)
     sim = hf @ hf.T  # S - 2 * Hamming on fully called sites
-    ref = int(np.argmax(sim.sum(1)))
-    return np.argsort(-sim[ref], kind="stable")
+    tot = sim.sum(1)
+    cand = np.flatnonzero(tot == tot.max())
+    ref = int(cand[np.lexsort(h[cand].T[::-1])[0]]) if len(cand) > 1 else int(cand[0])
+    return np.lexsort((*h.T[::-1], -sim[ref]))  # the last key first: distance, then alleles
 
 
 def encode_matrix(
