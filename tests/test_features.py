@@ -531,3 +531,32 @@ def test_confusion_matrix_of_many_classes_is_bounded(tmp_path) -> None:
     top = pd.Series(true).value_counts()
     assert top.index[0] in cm.index  # the most frequent class is shown
     assert "The 20 most frequent of 300 classes are shown; the other 280 are pooled" in sec.text
+
+
+def test_an_extended_dfs_path_refits_a_changed_selection_afresh(tmp_path):
+    """A path rerun with more --epochs selects anew; each penalty's refit resumed the old
+    checkpoint, whose feature mask replaced the new one: the model used the old features while
+    path.tsv listed the new. The model now uses what path.tsv lists."""
+    import biodl
+
+    out = tmp_path / "dfs"
+    args = ["train", "--system", "dfs", "--data", str(DATA), "--labels", str(LABELS), "--out", str(out)]
+    args += ["--set", f"feature_names={NAMES}", "--set", "positive=A-E", "--set", "lambdas=0.5,2"]
+    args += [
+        "--set",
+        "max_features=8",
+        "--batch-size",
+        "32",
+        "--seed",
+        "1",
+        "--no-progress",
+        "-m",
+        "hidden=[8]",
+    ]
+    for epochs in ("3", "5"):
+        r = runner.invoke(app, [*args, "--epochs", epochs])
+        assert r.exit_code == 0, r.output
+        m = biodl.load(out)
+        used = [f for f, s in zip(m.meta.data["features"], m.module.selected().numpy(), strict=True) if s]
+        path = pd.read_csv(out / "path.tsv", sep="\t")
+        assert path.loc[path["chosen"], "features"].iloc[0].split(",") == used, (epochs, r.output)

@@ -11,6 +11,7 @@ model with at most ``max_features`` features; DEEP fits its SVMs with scikit-lea
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -330,6 +331,28 @@ def path_lambdas(values) -> list[float]:
     return out
 
 
+def _refit_afresh_if_reselected(ctx: TrainContext, d: Path, keep, lam: float) -> None:
+    """Before a penalty's refit on the features ``keep`` selected: when its refit folder holds a
+    fit of another selection (a path extended with more ``--epochs`` selects anew), remove it, so
+    that the refit starts from scratch. Resumed, it took the old checkpoint's feature mask: the
+    model used the old features while ``path.tsv`` listed the new ones."""
+    import json
+    import shutil
+
+    refit, record = d / "refit", d / "refit_selection.json"
+    if not refit.exists():
+        return
+    try:
+        before = json.loads(record.read_text())["selected"]
+    except (OSError, ValueError, KeyError, TypeError):
+        before = None  # unknown (or an older run's): refit afresh
+    now = keep.cpu().numpy().astype(int).tolist()
+    if before != now:
+        shutil.rmtree(refit)
+        record.unlink(missing_ok=True)
+        ctx.log(f"lambda {lam:g}: the selection changed ({sum(now)} features): its refit starts from scratch")
+
+
 class FeaturesKind(DataKind):
     """Feature tables with class labels."""
 
@@ -590,6 +613,7 @@ class FeaturesKind(DataKind):
         import copy
 
         from biodl.train import save_model
+        from biodl.train.checkpoint import atomic_json
         from biodl.train.fit import finished_meta, seed_all
         from biodl.train.metrics import MONITOR
 
@@ -613,7 +637,9 @@ class FeaturesKind(DataKind):
                 final = ctx.recipe.build(**{**meta.model_kwargs, "l1": 0.0})
                 final.scale.load_state_dict(model.scale.state_dict())
                 final.keep_only(keep)
+                _refit_afresh_if_reselected(ctx, d, keep, lam)
                 final, res, _ = super().fit(replace(ctx, out=d / "refit"), final, meta, splits)
+                atomic_json({"selected": keep.cpu().numpy().astype(int).tolist()}, d / "refit_selection.json")
             names = [n for n, s in zip(meta.data["features"], keep.cpu().numpy(), strict=True) if s]
             pmeta = self._with_selection(final, meta.replace(model_kwargs={**meta.model_kwargs, "l1": lam}))
             save_model(d / "model.pt", final, finished_meta(pmeta, res))
