@@ -421,6 +421,33 @@ def test_ddp_strategy_passes_through_to_lightning(tmp_path, rest_small, ensemble
     load_model(out / "model.pt")
 
 
+def test_ddp_validation_metrics_count_each_item_once(tmp_path, rest_small):
+    """The distributed sampler pads each process's share to equal size with repeated items: the
+    validation metrics (best epoch, early stopping, history) were those of a set with
+    duplicates (31 items gave an AUROC over 32). They now equal `biodl evaluate` on the
+    validation file."""
+    lines = rest_small["test"].read_text().splitlines()
+    valid = tmp_path / "valid.seq"
+    half = len(lines) // 2  # 31 items of both classes (positives first, then negatives): odd
+    valid.write_text("\n".join([lines[0], *lines[half - 15 : half + 16]]) + "\n")
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "biodl.cli", "train", str(rest_small["train"]), "--valid", str(valid)]
+    cmd += ["--out", str(out), "--epochs", "1", "--device", "cpu", "--devices", "2", "--strategy", "ddp"]
+    cmd += ["--no-progress", "-m", "num_motifs=8", "-m", "motif_len=12"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    hist = pd.read_csv(out / "history.csv")
+    ev = subprocess.run(
+        [sys.executable, "-m", "biodl.cli", "evaluate", str(out), str(valid), "--device", "cpu"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    auroc = json.loads(ev.stdout[ev.stdout.index("{") :])["auroc"]
+    assert hist["val_auroc"].iloc[0] == pytest.approx(auroc, abs=1e-5)
+
+
 def test_training_leaves_torchs_determinism_flags_as_it_found_them(tmp_path):
     """Lightning's deterministic=True stayed on for the rest of the process: ops without a
     deterministic CUDA kernel then raised in the user's own code after a training."""

@@ -283,6 +283,16 @@ class TrainingPlan(SeededTraining, pl.LightningModule):
     def test_step(self, batch, batch_idx):
         return self._eval_step("test", batch)
 
+    def _n_items(self, stage: str) -> int | None:
+        """The number of items of the ``stage`` (``val`` / ``test``) dataset, if known."""
+        dl = self.trainer.val_dataloaders if stage == "val" else self.trainer.test_dataloaders
+        if isinstance(dl, (list, tuple)):
+            dl = dl[0] if dl else None
+        try:
+            return len(dl.dataset)
+        except (AttributeError, TypeError):
+            return None
+
     def _eval_epoch_end(self, stage: str) -> None:
         outs = self._outputs[stage]
         self._outputs[stage] = []
@@ -291,10 +301,15 @@ class TrainingPlan(SeededTraining, pl.LightningModule):
         logits = torch.cat([o[0] for o in outs])
         target = torch.cat([o[1] for o in outs])
         if self.trainer.world_size > 1:
-            # every rank holds one shard of the predictions: gather them (the distributed
-            # sampler pads shards to equal size, so shapes agree across ranks)
-            logits = self.all_gather(logits.to(self.device)).flatten(0, 1).cpu()
-            target = self.all_gather(target.to(self.device)).flatten(0, 1).cpu()
+            # every rank holds one shard of the predictions: gather them. The distributed sampler
+            # gives rank r the items r, r + W, r + 2W, ... of the list padded to a multiple of W
+            # with its first items: interleaved back into item order and cut to the items, each
+            # is counted once (the padding made the metrics those of a set with duplicates)
+            n = self._n_items(stage)
+            logits = self.all_gather(logits.to(self.device)).transpose(0, 1).flatten(0, 1).cpu()
+            target = self.all_gather(target.to(self.device)).transpose(0, 1).flatten(0, 1).cpu()
+            if n is not None and n <= len(logits):
+                logits, target = logits[:n], target[:n]
         metrics = compute_metrics(self.task, logits, target, self.label_names)
         for k, v in metrics.items():
             if "/" not in k:
