@@ -150,12 +150,20 @@ def test_the_gpu_named_is_the_gpu_lightning_trains_on(two_gpus, monkeypatch):
 def test_unknown_strategies_are_refused(strategy):
     msg = _refused(_cfg(strategy=strategy))
     assert msg.startswith("--strategy must be one of auto, ddp, ") and msg.endswith(f", got {strategy!r}")
-    assert "ddp_spawn" in msg and "fsdp" in msg
+    assert "ddp_spawn" not in msg and "fsdp" in msg
 
 
-@pytest.mark.parametrize("strategy", ["auto", "ddp", "DDP", "ddp_spawn", "single_device"])
+@pytest.mark.parametrize("strategy", ["auto", "ddp", "DDP", "single_device"])
 def test_lightnings_strategies_are_accepted(strategy, no_gpu):
     _cfg(strategy=strategy, devices=2).check()
+
+
+@pytest.mark.parametrize("strategy", ["ddp_spawn", "ddp_fork", "ddp_notebook"])
+def test_strategies_that_train_in_their_own_processes_are_refused(strategy, no_gpu):
+    """Under ddp_spawn the history and the best epoch stayed in the spawned processes: the last
+    epoch's weights were kept, best_epoch null, epochs_run 0, without a word."""
+    msg = _refused(_cfg(strategy=strategy, devices=2))
+    assert msg.startswith(f"--strategy {strategy} trains in processes it starts itself") and "ddp" in msg
 
 
 def test_strategies_this_machine_cannot_run_are_refused(no_gpu):

@@ -277,7 +277,17 @@ def _strategy_problem(strategy: Any, device: str) -> str | None:
 
     if isinstance(strategy, Strategy):
         return None
-    names = ["auto", *sorted(StrategyRegistry)]
+
+    def forked(name: str) -> bool:  # trains in processes it starts itself (spawn / fork)
+        return any(w in name for w in ("spawn", "fork", "notebook"))
+
+    if isinstance(strategy, str) and strategy.lower() in StrategyRegistry and forked(strategy.lower()):
+        return (
+            f"--strategy {strategy} trains in processes it starts itself, whose results (the best "
+            "epoch, the history) never reach this one: the model kept would be the last epoch's. Give "
+            "--strategy ddp (the same training, a process per device)"
+        )
+    names = ["auto", *sorted(n for n in StrategyRegistry if not forked(n))]
     if not isinstance(strategy, str) or strategy.lower() not in names:
         return f"--strategy must be one of {', '.join(names)}, got {strategy!r}"
     s = strategy.lower()
