@@ -560,3 +560,18 @@ def test_an_extended_dfs_path_refits_a_changed_selection_afresh(tmp_path):
         used = [f for f, s in zip(m.meta.data["features"], m.module.selected().numpy(), strict=True) if s]
         path = pd.read_csv(out / "path.tsv", sep="\t")
         assert path.loc[path["chosen"], "features"].iloc[0].split(",") == used, (epochs, r.output)
+
+
+def test_fine_tuning_leaves_the_decoders_out(tmp_path):
+    """The decoders serve pre-training only; left trainable, DDP's fine-tuning failed ('parameters
+    that were not used in producing the loss') for PEDLA and the CpG SAE."""
+    from biodl.models.features import PEDLA
+    from biodl.train.pretrain import pretrain_layers
+
+    model = PEDLA(10, 2, hidden=(8, 4))
+    pretrain_layers(model, None, None, tmp_path, None, 0)
+    assert model.stage == "finetune"
+    assert not any(p.requires_grad for d in model.decoders for p in d.parameters())
+    assert all(p.requires_grad for p in model.encoders.parameters()) and all(
+        p.requires_grad for p in model.head.parameters()
+    )
