@@ -575,3 +575,23 @@ def test_fine_tuning_leaves_the_decoders_out(tmp_path):
     assert all(p.requires_grad for p in model.encoders.parameters()) and all(
         p.requires_grad for p in model.head.parameters()
     )
+
+
+def test_stability_selection_under_ddp_is_refused_before_training(tmp_path):
+    """--set randomized ran its fits after training in the first process alone: under DDP the
+    other had left, and gloo failed with 'Connection closed by peer' (run.json said finished)."""
+    from biodl.kinds.features.kind import _several_processes
+    from biodl.train import TrainConfig
+
+    assert _several_processes(TrainConfig(devices=2)) and _several_processes(TrainConfig(devices="0,1"))
+    assert not _several_processes(TrainConfig()) and not _several_processes(TrainConfig(devices=1))
+    r = runner.invoke(
+        app,
+        ["train", "--system", "dfs", "--data", str(DATA), "--labels", str(LABELS), "--set", "positive=A-E"]
+        + ["--set", "randomized=2", "--devices", "2", "--out", str(tmp_path / "r"), "--no-progress"],
+    )
+    assert (
+        r.exit_code == 2
+        and "--set randomized (stability selection) runs its fits after training"
+        in " ".join(r.output.split())
+    )

@@ -391,10 +391,11 @@ def check_output_path(path: str | Path) -> Path:
             parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise BiodlInputError(f"cannot create the directory {parent}: {e.strerror}", path=p) from None
-        note(
-            f"[biodl] created directory {missing[-1]}"
-            + (f" (and {len(missing) - 1} below it)" if len(missing) > 1 else "")
-        )
+        if missing:  # (another process may have made them meanwhile)
+            note(
+                f"[biodl] created directory {missing[-1]}"
+                + (f" (and {len(missing) - 1} below it)" if len(missing) > 1 else "")
+            )
     return p
 
 

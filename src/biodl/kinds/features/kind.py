@@ -331,26 +331,27 @@ def path_lambdas(values) -> list[float]:
     return out
 
 
-def _refit_afresh_if_reselected(ctx: TrainContext, d: Path, keep, lam: float) -> None:
-    """Before a penalty's refit on the features ``keep`` selected: when its refit folder holds a
-    fit of another selection (a path extended with more ``--epochs`` selects anew), remove it, so
-    that the refit starts from scratch. Resumed, it took the old checkpoint's feature mask: the
-    model used the old features while ``path.tsv`` listed the new ones."""
-    import json
-    import shutil
+def _several_processes(config) -> bool:
+    """Whether ``config`` trains in several DDP processes (``--devices`` above 1, a list, -1)."""
+    d = str(getattr(config, "devices", "auto")).strip()
+    return d not in ("auto", "1", "", "None") and not (d.isdigit() and int(d) <= 1)
 
-    refit, record = d / "refit", d / "refit_selection.json"
-    if not refit.exists():
-        return
-    try:
-        before = json.loads(record.read_text())["selected"]
-    except (OSError, ValueError, KeyError, TypeError):
-        before = None  # unknown (or an older run's): refit afresh
-    now = keep.cpu().numpy().astype(int).tolist()
-    if before != now:
-        shutil.rmtree(refit)
-        record.unlink(missing_ok=True)
-        ctx.log(f"lambda {lam:g}: the selection changed ({sum(now)} features): its refit starts from scratch")
+
+def _refit_dir(d: Path, keep) -> Path:
+    """The folder of a penalty's refit on the features ``keep`` selected: one per selection
+    (``refit_<digest>``). A path extended with more ``--epochs`` may select anew; its refit then
+    starts from scratch in a folder of its own. (One ``refit`` folder was resumed whatever it
+    held: the old checkpoint's feature mask replaced the new one, and the model used the old
+    features while ``path.tsv`` listed the new.)"""
+    import hashlib
+
+    bits = keep.cpu().numpy().astype(np.uint8).tobytes()
+    return d / f"refit_{hashlib.sha1(bits).hexdigest()[:10]}"
+
+
+def _other_refits(d: Path, keep: Path) -> list[Path]:
+    """The refit folders of ``d`` other than ``keep`` (of an earlier selection)."""
+    return [q for q in d.glob("refit*") if q.is_dir() and q != keep]
 
 
 class FeaturesKind(DataKind):
@@ -386,6 +387,11 @@ class FeaturesKind(DataKind):
             raise BiodlInputError("no feature table given (DATA or --data)")
         if ctx.recipe.name == "dfs" and o.get("lambdas"):
             path_lambdas(o["lambdas"])  # before reading and training
+        if o.get("randomized") and _several_processes(ctx.config):
+            raise BiodlInputError(
+                "--set randomized (stability selection) runs its fits after training, in one process: "
+                "train with --devices 1 (or without --set randomized)"
+            )
         table = self._read(o["data"], o, o["labels"])
         if o["features"]:
             table = table.select_features(o["features"], what="--set features")
@@ -611,9 +617,9 @@ class FeaturesKind(DataKind):
         kept is the best by validation among those with at most ``max_features`` features. Every
         path model is saved (``path/lambda<k>/model.pt``) with ``path.tsv``."""
         import copy
+        import shutil
 
         from biodl.train import save_model
-        from biodl.train.checkpoint import atomic_json
         from biodl.train.fit import finished_meta, seed_all
         from biodl.train.metrics import MONITOR
 
@@ -637,9 +643,16 @@ class FeaturesKind(DataKind):
                 final = ctx.recipe.build(**{**meta.model_kwargs, "l1": 0.0})
                 final.scale.load_state_dict(model.scale.state_dict())
                 final.keep_only(keep)
-                _refit_afresh_if_reselected(ctx, d, keep, lam)
-                final, res, _ = super().fit(replace(ctx, out=d / "refit"), final, meta, splits)
-                atomic_json({"selected": keep.cpu().numpy().astype(int).tolist()}, d / "refit_selection.json")
+                rdir = _refit_dir(d, keep)
+                if _other_refits(d, rdir) and not (rdir / "checkpoints").exists():
+                    ctx.log(f"lambda {lam:g}: the selection changed ({int(keep.sum())} features): refitting")
+                final, res, _ = super().fit(replace(ctx, out=rdir), final, meta, splits)
+                if res.is_global_zero:  # (after the fit: no rank reads them any more)
+                    for q in _other_refits(d, rdir):
+                        shutil.rmtree(q, ignore_errors=True)
+            if not res.is_global_zero:  # another rank of a DDP run: it trains every fit with rank 0,
+                results.append(res)  # which alone saves, scores and chooses
+                continue
             names = [n for n, s in zip(meta.data["features"], keep.cpu().numpy(), strict=True) if s]
             pmeta = self._with_selection(final, meta.replace(model_kwargs={**meta.model_kwargs, "l1": lam}))
             save_model(d / "model.pt", final, finished_meta(pmeta, res))
@@ -655,6 +668,8 @@ class FeaturesKind(DataKind):
             kept.append((final, pmeta))
             results.append(res)
             ctx.log(f"lambda {lam:g}: {len(names)} features, {col} {_fmt(rows[-1][col])}")
+        if not rows:  # a DDP worker
+            return model, results[-1], meta
         table = pd.DataFrame(rows)
         cap = ctx.options["max_features"]
         ok = (
