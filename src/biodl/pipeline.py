@@ -592,7 +592,8 @@ def _ensemble_result(k: DataKind, ctx: TrainContext, meta, splits, members: list
     meta, val = k.finish_ensemble(ctx, ens, meta, splits)
     shown = ", ".join(f"{m} {v:.4f}" for m, v in val.items())
     ctx.log(
-        f"ensemble of {n}: best epochs {[r.best_epoch for r in results]}"
+        f"ensemble of {n}: best epochs "  # counted from 1, as every printed epoch
+        + ", ".join("-" if r.best_epoch is None else str(r.best_epoch + 1) for r in results)
         + (f"; validation {shown}" if shown else "")
     )
     res = FitResult(
