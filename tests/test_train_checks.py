@@ -407,3 +407,32 @@ def test_a_stray_value_in_a_0_1_label_column_is_refused_not_a_silent_regression(
     _refuse_stray_labels(table(np.linspace(0, 5, 60)), "a.seq")  # real regression targets
     _refuse_stray_labels(table([0, 1] * 10 + [2, 3, 2]), "a.seq")  # more than a stray value or two
     _refuse_stray_labels(table([0] * 50 + [3]), "a.seq")  # zeros and a count: no 0 / 1 labels
+
+
+def test_a_ddp_worker_that_dies_is_named_before_the_training_stops(monkeypatch, capfd):
+    """Lightning's watcher SIGKILLs every process when a worker dies (the out-of-memory killer):
+    the run ended silently. It now says which rank ended, how, and that a rerun resumes."""
+    from lightning.fabric.strategies.launchers import subprocess_script as ss
+
+    from biodl.train.fit import _say_dead_workers
+
+    _say_dead_workers()
+    _say_dead_workers()  # once is enough: not wrapped twice
+    killed = []
+
+    class Proc:
+        def __init__(self, code):
+            self.returncode, self.pid = code, 0
+
+        def poll(self):
+            return self.returncode
+
+        def send_signal(self, sig):
+            killed.append(sig)
+
+    monkeypatch.setattr(ss.os, "kill", lambda pid, sig: killed.append(("main", sig)))
+    obs = ss._ChildProcessObserver(main_pid=12345, child_processes=[Proc(-9)], sleep_period=0)
+    assert obs._run() is True
+    err = capfd.readouterr().err
+    assert err.count("error: the DDP worker process of rank 1 was killed by signal 9 (out of memory?)") == 1
+    assert "rerun the same command to resume it" in err and ("main", ss.signal.SIGKILL) in killed

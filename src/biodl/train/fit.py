@@ -18,6 +18,7 @@ import io
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -615,6 +616,42 @@ def best_row(
     )
 
 
+def _say_dead_workers() -> None:
+    """Have Lightning's DDP watcher say which worker ended before it stops the training. When a
+    worker process exits non-zero (the out-of-memory killer, a crash), Lightning's
+    ``_ChildProcessObserver`` SIGKILLs every process, this one included, which then cannot say
+    anything: the run ended silently (``Killed``), ``run.json`` still "running". One line on
+    standard error first names the rank, how it ended and that a rerun resumes."""
+    try:
+        from lightning.fabric.strategies.launchers import subprocess_script as ss
+    except ImportError:
+        return
+    observer = getattr(ss, "_ChildProcessObserver", None)
+    stop = getattr(observer, "_terminate_all", None)
+    if stop is None or getattr(stop, "_biodl", False):
+        return
+
+    def _terminate_all(self) -> None:
+        for rank, proc in enumerate(getattr(self, "_child_processes", []), start=1):
+            code = proc.returncode
+            if not code:
+                continue
+            how = (
+                f"was killed by signal {-code}" + (" (out of memory?)" if code == -9 else "")
+                if code < 0
+                else f"exited with status {code}"
+            )
+            sys.stderr.write(
+                f"error: the DDP worker process of rank {rank} {how}, so the training stops; rerun the "
+                "same command to resume it from its last checkpoint\n"
+            )
+        sys.stderr.flush()
+        stop(self)
+
+    _terminate_all._biodl = True  # type: ignore[attr-defined]
+    observer._terminate_all = _terminate_all
+
+
 def make_trainer(
     out_dir: Path, config: TrainConfig, monitor: str, mode: str, callbacks=(), validate: bool = True
 ) -> pl.Trainer:
@@ -623,6 +660,7 @@ def make_trainer(
     stopping, progress bar and the device / strategy options passed through
     (``validate=False``: no validation loop, for runs without a validation set)."""
     _quiet_lightning()
+    _say_dead_workers()
     ckpt_dir = out_dir / "checkpoints"
     every = int(config.checkpoint_every)
     if every < 1:
