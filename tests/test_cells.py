@@ -791,3 +791,17 @@ def test_a_spillover_matrix_is_said_not_applied(tmp_path, capsys):
     )
     read_fcs(tmp_path / "i.fcs")
     assert "spillover" not in capsys.readouterr().err
+
+
+def test_samples_too_small_to_split_train_and_are_said(tmp_path):
+    """A sample of copies of one cell sent every row to validation (an internal error from an
+    empty training part); a 1-cell sample validated on its training cells without a word."""
+    from biodl.kinds.cells.restarts import CellCnnConfig, train_cellcnn
+
+    rng = np.random.default_rng(0)
+    cells = [rng.normal(size=(200, 3)).astype(np.float32) for _ in range(3)]
+    cells.append(np.repeat(rng.normal(size=(1, 3)).astype(np.float32), 20, axis=0))
+    said = []
+    cfg = CellCnnConfig(nrun=1, n_best=1, ncell=20, nsubset=8, max_epochs=1)
+    train_cellcnn(cells, [0, 1, 0, 1], 2, tmp_path, cfg, log=said.append, names=["a", "b", "c", "copies"])
+    assert any("too few distinct cells to hold some out for validation (copies)" in s for s in said), said

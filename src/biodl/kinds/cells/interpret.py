@@ -385,11 +385,14 @@ def plot_embedding(
     max_cells: int = 3000,
     seed: int = 0,
     title: str = "",
-) -> Path:
+) -> Path | None:
     """2-D embedding (``pca`` or ``tsne``, scikit-learn) of a random cell subsample, coloured by
-    a filter's response (cells drawn on top in order of response)."""
+    a filter's response (cells drawn on top in order of response); ``None`` (no figure) with
+    fewer than 2 markers or 10 cells, which have no 2-D embedding (it was an internal error)."""
     from sklearn.decomposition import PCA
 
+    if cells.ndim != 2 or cells.shape[1] < 2 or len(cells) < 10:
+        return None
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(cells), min(max_cells, len(cells)), replace=False)
     x, r = cells[idx], response[idx]
@@ -399,7 +402,7 @@ def plot_embedding(
     else:
         from sklearn.manifold import TSNE
 
-        init = PCA(n_components=min(10, x.shape[1]), random_state=seed).fit_transform(x)
+        init = PCA(n_components=min(10, x.shape[1], len(x)), random_state=seed).fit_transform(x)
         emb = TSNE(
             n_components=2,
             init="pca",

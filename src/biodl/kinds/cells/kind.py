@@ -409,6 +409,7 @@ class CellsKind(DataKind):
             progress=ctx.config.progress and not ctx.quiet,
             resume=ctx.config.resume,
             log=None if ctx.quiet else ctx.log,
+            names=splits.train.ids,
         )
         meta = meta.replace(
             model_kwargs=dict(
@@ -685,19 +686,18 @@ def interpret_run(
             sub = [c[rng.choice(len(c), min(len(c), 4000 // len(ss) + 1), replace=False)] for c in ss.cells]
             emb_cells = np.concatenate(sub)
             emb_resp = I.cell_responses(model, emb_cells)[:, col]
-            imgs.append(
-                (
-                    I.plot_embedding(
-                        emb_cells,
-                        emb_resp,
-                        out / f"{name}_{embedding}.png",
-                        method=embedding,
-                        seed=seed,
-                        title=f"{name} response",
-                    ),
-                    f"{embedding.upper()} of {len(emb_cells):,} cells coloured by the filter response",
-                )
+            emb = I.plot_embedding(
+                emb_cells,
+                emb_resp,
+                out / f"{name}_{embedding}.png",
+                method=embedding,
+                seed=seed,
+                title=f"{name} response",
             )
+            if emb is not None:  # (fewer than 2 markers or 10 cells: no embedding to draw)
+                imgs.append(
+                    (emb, f"{embedding.upper()} of {len(emb_cells):,} cells coloured by the filter response")
+                )
         up = prof[prof["difference"] > 0].head(8)
         s = dict(
             filter=name,

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -590,8 +591,9 @@ def train_cellcnn(
     progress: bool = False,
     resume: bool = True,
     log=None,
+    names: Sequence[str] | None = None,
 ) -> tuple[CellCnnEnsemble, pd.DataFrame]:
-    """Train the CellCnn ensemble on samples.
+    """Train the CellCnn ensemble on samples (``names``: theirs, for messages).
 
     Parameters
     ----------
@@ -632,11 +634,21 @@ def train_cellcnn(
     ident_key = hashlib.blake2b(json.dumps(ident, sort_keys=True).encode(), digest_size=8).hexdigest()
     n_markers = cells[0].shape[1]
     rng = np.random.default_rng([seed, 12345])
-    tr_cells, va_cells = [], []
-    for c in cells:
+    tr_cells, va_cells, shared = [], [], []
+    for i, c in enumerate(cells):
         tr, va = split_cells(c, cfg.valid_fraction, rng, seed=seed)
-        va_cells.append(c[va] if len(va) else c)
+        if not len(tr) or not len(va):  # too few distinct cells to split: both parts are all of them
+            shared.append(i)  # (an empty training part was an internal error)
+            tr = va = np.arange(len(c))
+        va_cells.append(c[va])
         tr_cells.append(c[tr])
+    if shared and log:
+        shown = [str(names[i]) if names is not None else f"#{i + 1}" for i in shared[:5]]
+        log(
+            f"warning: {len(shared)} sample(s) have too few distinct cells to hold some out for validation "
+            f"({', '.join(shown)}{' ...' if len(shared) > 5 else ''}): their validation cells are their "
+            "training cells"
+        )
     pooled = np.concatenate(tr_cells)
     center = pooled.mean(0) if cfg.scale else np.zeros(n_markers, np.float32)
     scale = pooled.std(0) if cfg.scale else np.ones(n_markers, np.float32)
