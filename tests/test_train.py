@@ -922,3 +922,35 @@ def test_the_interrupt_line_names_the_part_of_the_run():
     assert _part_of(Path(f"runs/e/member2/{ck}")) == " of ensemble member 2 (finished members are kept)"
     assert _part_of(Path(f"runs/t/top1/{ck}")) == " of top setting 1"
     assert _part_of(Path(f"/data/trial1/run/{ck}")) == "" == _part_of(Path(f"runs/r/{ck}"))
+
+
+class _EpochItems(torch.utils.data.Dataset):
+    """Items that are the epoch the dataset was told (module level: worker processes pickle it)."""
+
+    def __init__(self) -> None:
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, i):
+        return torch.tensor([float(self.epoch)])
+
+
+def test_loader_workers_see_each_epoch_of_an_epoch_dependent_dataset():
+    """With --num-workers N, persistent workers kept their copy of epoch 0: augmentation draws,
+    resampled negatives, fresh reads were epoch 0's in every epoch (results depended on the
+    number of workers)."""
+    from biodl.train.datamodule import DataModule
+
+    dl = DataModule(_EpochItems(), None, batch_size=4, seed=0, num_workers=2).train_dataloader()
+    seen = []
+    for epoch in range(3):
+        dl.sampler.set_epoch(epoch)
+        seen.append(
+            sorted({float(v) for b in dl for v in (b[0] if isinstance(b, (list, tuple)) else b).flatten()})
+        )
+    assert seen == [[0.0], [1.0], [2.0]]

@@ -158,7 +158,10 @@ class DataModule(pl.LightningDataModule):
             sampler=EpochSampler(ds, self.seed, shuffle),
             num_workers=self.num_workers,
             collate_fn=BatchCollate(self.collate_fn),
-            persistent_workers=self.num_workers > 0,
+            # a dataset that changes with the epoch (augmentation, resampled negatives, fresh
+            # reads or sites) is told the epoch in this process: persistent workers kept their
+            # copy of epoch 0 for every epoch, so workers are started anew each epoch for it
+            persistent_workers=self.num_workers > 0 and not hasattr(ds, "set_epoch"),
             # a last training batch of one item cannot be batch-normalised: drop it
             drop_last=shuffle and len(ds) % self.batch_size == 1,
         )
