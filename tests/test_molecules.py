@@ -497,3 +497,25 @@ def test_predict_reads_a_smiles_table_in_pieces(tmp_path, capfd):
     with pytest.raises(BiodlInputError, match=r"line 4.*\(2 invalid molecules in total\)"):
         pipeline.predict(run, data, out=tmp_path / "x.tsv", rows=2, batch_size=1, quiet=True)
     assert not (tmp_path / "x.tsv").exists()
+
+
+def test_a_search_that_chooses_anew_refits_from_scratch(tmp_path):
+    """A search extended with more --epochs may choose another trial; the refit resumed the old
+    winner's checkpoint (its weights trained on under the new winner's settings, or of other
+    shapes the run could not resume). A refit of the same trial (killed midway) resumes."""
+    from types import SimpleNamespace
+
+    from biodl.kinds.molecules.kind import _refit_afresh_if_another_trial
+
+    said = []
+    ctx = SimpleNamespace(out=tmp_path, log=said.append)
+    first = {"trial": 0, "train_options": {"lr": 1e-3}}
+    _refit_afresh_if_another_trial(ctx, first, {"hidden": 64})
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"weights of trial 1")
+    _refit_afresh_if_another_trial(ctx, first, {"hidden": 64})  # the same: resumed
+    assert (tmp_path / "checkpoints" / "last.ckpt").exists() and not said
+    _refit_afresh_if_another_trial(ctx, {"trial": 2, "train_options": {"lr": 1e-2}}, {"hidden": 128})
+    assert not (tmp_path / "checkpoints" / "last.ckpt").exists()
+    assert said == [
+        "the search chose trial 3 (the final model was trained with trial 1): its refit starts from scratch"
+    ]

@@ -160,6 +160,45 @@ def _concat(datasets: list):
     return datasets[0] if len(datasets) == 1 else ConcatDataset(datasets)
 
 
+def _trial_record(search: dict[str, Any], mopts: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    return json.loads(
+        json.dumps({"trial": search["trial"], "model": mopts, "train": search["train_options"]}, default=str)
+    )
+
+
+def _refit_afresh_if_another_trial(ctx: TrainContext, search, mopts) -> None:
+    """Before the search's final refit (in ``OUT`` itself): when ``OUT/checkpoints`` holds the
+    refit of another trial (a search extended with more ``--epochs`` may choose anew), remove
+    it, so that the refit starts from scratch. Resumed, the old winner's weights went on training
+    under the new winner's settings (or, of other shapes, the run could not resume at all)."""
+    import json
+    import shutil
+
+    from biodl.kinds.base import primary_process
+    from biodl.train.checkpoint import atomic_json
+
+    ck = ctx.out / "checkpoints"
+    if not primary_process():
+        return
+    now = _trial_record(search, mopts)
+    try:
+        before = json.loads((ck / "refit_trial.json").read_text())
+    except (OSError, ValueError):
+        before = None
+    if ck.exists() and before != now:  # (a refit killed midway resumes: its record is written first)
+        shutil.rmtree(ck, ignore_errors=True)
+        (ctx.out / "history.csv").unlink(missing_ok=True)
+        ctx.log(
+            f"the search chose trial {search['trial'] + 1}"  # counted from 1, as the search's lines
+            + (f" (the final model was trained with trial {int(before['trial']) + 1})" if before else "")
+            + ": its refit starts from scratch"
+        )
+    ck.mkdir(parents=True, exist_ok=True)
+    atomic_json(now, ck / "refit_trial.json")
+
+
 class MoleculesKind(DataKind):
     """SMILES tables and SDF files."""
 
@@ -279,6 +318,7 @@ class MoleculesKind(DataKind):
             f"training on {meta.splits['n_fit']} molecules (train + validation: refit); output in {ctx.out}"
         )
         refit = replace(splits, train=[splits.train, splits.valid], valid=None)
+        _refit_afresh_if_another_trial(ctx, search, mopts)
         model, res, meta = super().fit(replace(ctx, config=config, model_options=mopts), model, meta, refit)
         res.val_metrics = {"val_" + search["metric"]: search["score"]}
         return model, res, meta
