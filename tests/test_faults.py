@@ -936,3 +936,14 @@ def test_a_rerun_of_a_run_without_checkpoints_keeps_its_report(tmp_path):
     assert (
         "of the model this training replaced" not in r.output and (tmp_path / "cc" / "report.html").exists()
     )
+
+
+def test_a_genome_evaluation_writes_the_columns_of_the_training_test(window_run, tmp_path):
+    """`biodl evaluate RUN GENOME` wrote centre columns the training's test/predictions.tsv
+    lacks: a script reading one broke on the other (column 4)."""
+    r = runner.invoke(app, ["evaluate", str(window_run), str(GENOME), "--out", str(tmp_path / "ev")])
+    _ok(r)
+    ev = pd.read_csv(tmp_path / "ev" / "predictions.tsv", sep="\t")
+    test = pd.read_csv(window_run / "test" / "predictions.tsv", sep="\t")
+    assert list(ev.columns) == list(test.columns)
+    pd.testing.assert_frame_equal(ev, test, atol=1e-5)
