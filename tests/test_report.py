@@ -531,9 +531,9 @@ def test_a_tables_leftover_row_positions_are_not_shown_its_named_index_is() -> N
     from biodl.report.html import _table_html
 
     df = pd.DataFrame({"gene": ["a", "b", "c"], "mae": [0.1, 0.3, 0.2]}).sort_values("mae", ascending=False)
-    assert "<th></th>" not in _table_html(df.head(2))  # row positions 1, 2: no stray column
-    assert "<th>rank</th>" in _table_html(df.set_index("gene").rename_axis("rank"))
-    assert "<th>a</th>" in _table_html(df.set_index("gene"))  # a label index is shown
+    assert '<th scope="col"></th>' not in _table_html(df.head(2))  # row positions 1, 2: no stray column
+    assert '<th scope="col">rank</th>' in _table_html(df.set_index("gene").rename_axis("rank"))
+    assert '<th scope="row">a</th>' in _table_html(df.set_index("gene"))  # a label index is shown
 
 
 def test_training_never_removes_its_own_input_named_like_a_report_output(tmp_path, rest_small, capsys):
@@ -594,3 +594,18 @@ def test_per_label_metrics_are_a_label_by_metric_table() -> None:
         and table.loc["B", "mcc"] == 0.6
     )
     assert _per_label(cells, ["A"]) == (cells, None)  # one label: as it was
+
+
+def test_figures_and_tables_are_described_to_a_screen_reader_and_print_whole(tmp_path):
+    """A figure without a caption had its file stem as alt text ("roc"); tables had no caption or
+    scope; printing (or saving as PDF) cut every table at its on-screen scroll box."""
+    from biodl.report.html import Section, render_html_report
+    from biodl.report.plots import plot_roc
+
+    roc = plot_roc(np.array([0, 1, 0, 1]), np.array([0.1, 0.9, 0.4, 0.6]), tmp_path / "roc.png")
+    page = render_html_report(
+        "t", [Section("Test metrics", table={"auroc": 0.75}, images=[roc, tmp_path / "roc.png"])]
+    )
+    assert 'alt="ROC curves of the held-out test set"' in page and 'alt="roc"' not in page
+    assert '<caption class="sr">Test metrics</caption>' in page and '<th scope="col">metric</th>' in page
+    assert "@media print" in page and "max-height: none" in page

@@ -101,6 +101,17 @@ figure { margin: 0; max-width: 100%; }
 figure img { max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 4px; }
 figcaption { color: var(--muted); font-size: .85rem; margin-top: .2rem; }
 footer { margin-top: 3rem; color: var(--muted); font-size: .8rem; }
+.sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0);
+      white-space: nowrap; }
+@media print {
+  body { padding: 0; }
+  nav { display: none; }
+  .table-wrap { max-height: none; overflow: visible; display: block; border: none; }
+  thead th { position: static; }
+  th, td { white-space: normal; }
+  figure, tr { break-inside: avoid; }
+  h2 { break-after: avoid; }
+}
 """.strip()
 
 _MIME_BY_SUFFIX = {
@@ -170,7 +181,7 @@ def _to_dataframe(table: TableLike) -> pd.DataFrame:
     return pd.DataFrame({"metric": [str(k) for k in table], "value": pd.Series(cells, dtype=object)})
 
 
-def _table_html(table: TableLike) -> str:
+def _table_html(table: TableLike, caption: str = "") -> str:
     df = _to_dataframe(table)
     # an index is shown when it names the rows; an unnamed integer one is row positions left over
     # from a sort or a head() (shown as a stray column without a header)
@@ -178,18 +189,20 @@ def _table_html(table: TableLike) -> str:
     esc = html.escape
     head = []
     if show_index:
-        head.append(f"<th>{esc(str(df.index.name or ''))}</th>")
-    head += [f"<th>{esc(str(c))}</th>" for c in df.columns]
+        head.append(f'<th scope="col">{esc(str(df.index.name or ""))}</th>')
+    head += [f'<th scope="col">{esc(str(c))}</th>' for c in df.columns]
     rows = []
     for idx, row in zip(df.index, df.itertuples(index=False, name=None), strict=True):
-        cells = [f"<th>{esc(format_value(idx))}</th>"] if show_index else []
+        cells = [f'<th scope="row">{esc(format_value(idx))}</th>'] if show_index else []
         for v in row:
             # a long text (40 thresholds joined, a path) wraps instead of pushing the numbers out of view
             cls = ' class="num"' if _is_number(v) else (' class="long"' if len(format_value(v)) > 60 else "")
             cells.append(f"<td{cls}>{esc(format_value(v))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
+    # the caption (the section's title, shown above as its heading) names the table to a screen reader
+    cap = f'<caption class="sr">{esc(caption)}</caption>' if caption else ""
     return (
-        '<div class="table-wrap"><table>\n<thead><tr>'
+        f'<div class="table-wrap"><table>{cap}\n<thead><tr>'
         + "".join(head)
         + "</tr></thead>\n<tbody>\n"
         + "\n".join(rows)
@@ -212,6 +225,35 @@ def _image_mime(path: Path, data: bytes) -> str:
     raise BiodlInputError("unsupported image type (use PNG, JPEG, GIF or SVG)", path=path)
 
 
+#: What the report's figures without a caption show, by file stem (their alt text: a screen
+#: reader said "roc", "learning_curves").
+_FIGURES = {
+    "roc": "ROC curves of the held-out test set",
+    "pr": "Precision-recall curves of the held-out test set",
+    "scatter": "Predicted against true values of the held-out test set",
+    "pred_vs_true": "Predicted against true values of the held-out test set",
+    "learning_curves": "Learning curves: loss and metrics per epoch",
+    "filters": "First-layer filters as sequence logos",
+    "feature_weights": "Weights of the input features",
+    "path": "Validation metric against the number of features along the penalty path",
+    "abundance": "Reads per taxon: called and true counts",
+    "example_matrix": "An encoded window: site distances and haplotypes",
+    "gene_weights": "Distribution of the gene weights per node",
+    "methylation_test": "Accuracy of the held-out test set by distance",
+}
+
+
+def _described(stem: str) -> str:
+    """The alt text of a figure file without a caption."""
+    if stem in _FIGURES:
+        return _FIGURES[stem]
+    if stem.startswith("confusion"):
+        return "Confusion matrix (" + (stem.removeprefix("confusion").strip("_") or "held-out test") + ")"
+    if stem.startswith("learning_curves"):
+        return "Learning curves (" + stem.removeprefix("learning_curves").strip("_") + ")"
+    return stem.replace("_", " ")
+
+
 def _figure_html(spec: ImageSpec) -> str:
     if isinstance(spec, tuple):
         if len(spec) != 2:
@@ -226,7 +268,7 @@ def _figure_html(spec: ImageSpec) -> str:
     except OSError as exc:
         raise BiodlInputError(f"cannot read image: {exc.strerror or exc}", path=path) from exc
     uri = f"data:{_image_mime(path, data)};base64," + base64.b64encode(data).decode("ascii")
-    alt = html.escape(caption if caption else path.stem, quote=True)
+    alt = html.escape(caption if caption else _described(path.stem), quote=True)
     cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
     return f'<figure><img src="{uri}" alt="{alt}">{cap}</figure>'
 
@@ -283,7 +325,7 @@ def render_html_report(
         if s.text is not None:
             parts.extend(_paragraphs(s.text))
         if s.table is not None and len(_to_dataframe(s.table)):  # no header row without rows
-            parts.append(_table_html(s.table))
+            parts.append(_table_html(s.table, s.title))
         if s.images:
             images = [s.images] if isinstance(s.images, (str, os.PathLike, tuple)) else list(s.images)
             parts.append('<div class="figures">' + "".join(_figure_html(im) for im in images) + "</div>")

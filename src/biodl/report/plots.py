@@ -204,8 +204,18 @@ def _usable_columns(yt: np.ndarray, ys: np.ndarray) -> tuple[list[tuple[int, np.
 def _colors(k: int) -> list:
     from matplotlib import colormaps
 
-    cmap = colormaps["tab10" if k <= 10 else "tab20"]
+    cmap = colormaps["tab10"]  # (tab20's neighbours are two shades of one hue)
     return [cmap(i % cmap.N) for i in range(k)]
+
+
+#: Line styles cycled with the colours: curves are told apart without colour too (colour-vision
+#: deficiency, grey print); (colour, style) pairs repeat only after 20 curves.
+_LINE_STYLES = ("-", "--", "-.", ":")
+
+
+def _styles(k: int) -> list[tuple]:
+    """``(colour, line style)`` of ``k`` curves."""
+    return [(c, _LINE_STYLES[i % len(_LINE_STYLES)]) for i, c in enumerate(_colors(k))]
 
 
 def _curve_title(
@@ -299,10 +309,10 @@ def plot_roc(
     fig = _new_figure(5.2, 5.2)
     ax = fig.add_subplot()
     drawn = curves[: max(int(max_curves), 1)]
-    for color, (j, fpr, tpr), a in zip(_colors(len(drawn)), drawn, aucs, strict=False):
+    for (color, ls), (j, fpr, tpr), a in zip(_styles(len(drawn)), drawn, aucs, strict=False):
         label = f"{names[j]} (AUC = {a:.3f})" if names[j] else f"AUC = {a:.3f}"
-        ax.plot(fpr, tpr, color=color, lw=1.6, label=label)
-    ax.plot([0, 1], [0, 1], ls="--", color="0.6", lw=1, label="chance (AUC = 0.5)")
+        ax.plot(fpr, tpr, color=color, ls=ls, lw=1.6, label=label)
+    ax.plot([0, 1], [0, 1], ls=(0, (1, 3)), color="0.6", lw=1, label="chance (AUC = 0.5)")
     ax.set_xlabel("False positive rate")
     ax.set_ylabel("True positive rate")
     ax.set_title(_curve_title("ROC", title, yt.shape[1], len(drawn), skipped, float(np.mean(aucs))))
@@ -368,13 +378,15 @@ def plot_pr(
     fig = _new_figure(5.2, 5.2)
     ax = fig.add_subplot()
     drawn = curves[: max(int(max_curves), 1)]
-    for color, (j, recall, precision, _), ap in zip(_colors(len(drawn)), drawn, aps, strict=False):
+    for (color, ls), (j, recall, precision, _), ap in zip(_styles(len(drawn)), drawn, aps, strict=False):
         label = f"{names[j]} (AUPRC = {ap:.3f})" if names[j] else f"AUPRC = {ap:.3f}"
-        ax.step(recall, precision, where="post", color=color, lw=1.6, label=label)
+        ax.step(recall, precision, where="post", color=color, ls=ls, lw=1.6, label=label)
     n_legend = len(drawn)
     if len(drawn) == 1:
         prevalence = drawn[0][3]
-        ax.axhline(prevalence, ls="--", color="0.6", lw=1, label=f"chance (positive rate = {prevalence:.3f})")
+        ax.axhline(
+            prevalence, ls=(0, (1, 3)), color="0.6", lw=1, label=f"chance (positive rate = {prevalence:.3f})"
+        )
         n_legend += 1
     ax.set_xlabel("Recall")
     ax.set_ylabel("Precision")
@@ -490,10 +502,19 @@ def plot_learning_curves(
     if "val_loss" in losses:
         best_epoch = per_epoch["val_loss"].idxmin()
     for ax, cols, ylabel in ((ax_loss, losses, "Loss"), (ax_metric, metrics, "Metric")):
-        for color, c in zip(_colors(len(cols)), cols, strict=False):
+        for (color, ls), c in zip(_styles(len(cols)), cols, strict=False):
             series = per_epoch[c].dropna()
             # epochs counted from 1, as the log and the report's tables count them (files: from 0)
-            ax.plot(series.index + 1, series.to_numpy(), marker="o", ms=3, lw=1.5, color=color, label=str(c))
+            ax.plot(
+                series.index + 1,
+                series.to_numpy(),
+                marker="o",
+                ms=3,
+                lw=1.5,
+                color=color,
+                ls=ls,
+                label=str(c),
+            )
         if best_epoch is not None:
             ax.axvline(
                 best_epoch + 1, ls=":", color="0.4", lw=1, label=f"best val_loss (epoch {best_epoch + 1:g})"
