@@ -496,7 +496,10 @@ def test_a_run_whose_test_evaluation_fails_is_finished(tmp_path, rest_small, mon
     monkeypatch.chdir(run)  # "biodl report ." is titled by the folder's name
     html = pipeline.report(Path("."), quiet=True).read_text()
     assert "<h1>DeepBind: run</h1>" in html
-    assert "Held-out test set</h2>\n<p>None in this run" in html  # said, not a silently short page
+    # said, not a silently short page, nor "none in this run" (it has a test file): how to get them
+    assert "Held-out test set</h2>\n<p>This run&#x27;s test file is " in html
+    assert "is missing (its evaluation failed, or the folder was removed)" in html
+    assert f"--out {Path('.') / 'test'} writes them" in html
 
 
 def test_learning_curves_count_epochs_from_one_and_log_scale_curves_decades_apart(
@@ -609,3 +612,25 @@ def test_figures_and_tables_are_described_to_a_screen_reader_and_print_whole(tmp
     assert 'alt="ROC curves of the held-out test set"' in page and 'alt="roc"' not in page
     assert '<caption class="sr">Test metrics</caption>' in page and '<th scope="col">metric</th>' in page
     assert "@media print" in page and "max-height: none" in page
+
+
+def test_a_report_path_that_is_a_folder_is_refused_before_any_work(tmp_path, rest_small) -> None:
+    from biodl import pipeline
+    from biodl.train import TrainConfig
+
+    run = tmp_path / "run"
+    cfg = TrainConfig(max_epochs=1, patience=0, device="cpu", progress=False)
+    pipeline.train(
+        "deepbind",
+        run,
+        options={"data": rest_small["train"]},
+        model_options={"num_motifs": 4, "motif_len": 8, "hidden": 0},
+        config=cfg,
+        quiet=True,
+    )
+    for f in ("report.html", "learning_curves.png"):
+        (run / f).unlink(missing_ok=True)
+    (run / "report.html").mkdir()
+    with pytest.raises(BiodlInputError, match=r"report.html: is not a file \(a folder\?\)"):
+        pipeline.report(run, quiet=True)
+    assert not (run / "learning_curves.png").exists()  # nothing written first

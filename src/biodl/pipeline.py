@@ -1657,6 +1657,11 @@ def report(
     _run_state(run, "report", refuse=True)
     if not (run / "model.pt").exists():
         raise BiodlInputError("no model.pt here; is this a run directory of `biodl train`?", path=run)
+    page = run / "report.html"
+    if page.exists() and not page.is_file():  # before any work (it failed last, after rewriting the rest)
+        raise BiodlInputError(
+            "is not a file (a folder?): `biodl report` writes the report there; move it away first", path=page
+        )
     model, meta, k, recipe = _load(run / "model.pt", "cpu")
     opts, _ = kind_options(recipe, k, _options_dict(options), "report", spellings)
     if data is not None:

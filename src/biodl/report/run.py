@@ -326,17 +326,27 @@ def run_sections(run: Path, meta, recipe, kind) -> list:
         if per_label is not None:
             sections.append(Section("Held-out test set, per label", table=per_label))
     else:  # said, so that a short page is not taken for a broken one
-        sections.append(
-            Section(
-                "Held-out test set",
-                text=(
-                    "None in this run, so no test metrics here (nor the sections drawn from test items)."
-                    if not (test_dir / "metrics.json").exists()
-                    else f"Not shown: {test_dir / 'metrics.json'} cannot be read (cut short or edited)."
+        tested = (meta.options or {}).get("test_file") or splits.get("n_test")
+        if (test_dir / "metrics.json").exists():
+            text = f"Not shown: {test_dir / 'metrics.json'} cannot be read (cut short or edited)."
+        elif tested:  # the run was tested, and its test/ folder is gone
+            given = (meta.options or {}).get("test_file")
+            what = f"test file is {given}" if given else f"test split has {splits.get('n_test')} items"
+            text = (
+                f"This run's {what} (run.json), but {test_dir} is missing (its evaluation failed, or the "
+                "folder was removed), so no test metrics here (nor the sections drawn from test items)."
+                + (
+                    f" biodl evaluate {run} {given} --out {test_dir} writes them."
+                    if given
+                    else f" biodl evaluate {run} FILE --out {test_dir} scores a labelled file."
                 )
-                + " Training with --test FILE makes them part of the run and of this page; "
-                f"biodl evaluate {run} FILE --out DIR scores a labelled file on its own.",
             )
-        )
+        else:
+            text = (
+                "None in this run, so no test metrics here (nor the sections drawn from test items)."
+                " Training with --test FILE makes them part of the run and of this page; "
+                f"biodl evaluate {run} FILE --out DIR scores a labelled file on its own."
+            )
+        sections.append(Section("Held-out test set", text=text))
     sections += _learning_curve_sections(run)
     return sections
