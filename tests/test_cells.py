@@ -805,3 +805,34 @@ def test_samples_too_small_to_split_train_and_are_said(tmp_path):
     cfg = CellCnnConfig(nrun=1, n_best=1, ncell=20, nsubset=8, max_epochs=1)
     train_cellcnn(cells, [0, 1, 0, 1], 2, tmp_path, cfg, log=said.append, names=["a", "b", "c", "copies"])
     assert any("too few distinct cells to hold some out for validation (copies)" in s for s in said), said
+
+
+def test_sample_tables_ids_one_class_scoring_and_missing_groups(tmp_path):
+    """A repeated sample_id replaced every given id by file names (silently); files of one name in
+    two folders were two samples of one id; a table of one class could not be evaluated (the
+    training's refusal); a missing patient became a group of its own in crossval."""
+    import shutil
+
+    from biodl.kinds.cells.experiments import leave_one_group_out
+    from biodl.kinds.cells.io import load_samples, read_sample_table
+    from biodl.kinds.cells.restarts import CellCnnConfig
+
+    a, b = DATA / "patient1_Reference_500.fcs", DATA / "patient1_BCR-XL_500.fcs"
+    (tmp_path / "d.csv").write_text(f"file,label,sample_id\n{a},Ref,S1\n{b},BCRXL,S1\n")
+    with pytest.raises(
+        BiodlInputError, match=r"d.csv, line 3: sample id 'S1' is given twice \(also on line 2\)"
+    ):
+        read_sample_table(tmp_path / "d.csv")
+    for sub, src in (("x", a), ("y", b)):
+        (tmp_path / sub).mkdir()
+        shutil.copy(src, tmp_path / sub / "s.fcs")
+    (tmp_path / "s.csv").write_text("file,label\nx/s.fcs,Ref\ny/s.fcs,BCRXL\n")
+    assert read_sample_table(tmp_path / "s.csv").ids == ["x/s", "y/s"]
+    (tmp_path / "one.csv").write_text(f"file,label\n{b},BCRXL\n")
+    with pytest.raises(BiodlInputError, match="all samples have the same label"):
+        read_sample_table(tmp_path / "one.csv")
+    assert read_sample_table(tmp_path / "one.csv", training=False).labels == ["BCRXL"]
+    (tmp_path / "g.csv").write_text(f"file,label,patient\n{a},Ref,1\n{b},BCRXL,NA\n")
+    ss = load_samples(tmp_path / "g.csv")
+    with pytest.raises(BiodlInputError, match=r"g.csv, line 3: sample 'patient1_BCR-XL_500' has no group"):
+        leave_one_group_out(ss, np.array([0, 1]), CellCnnConfig(nrun=1))

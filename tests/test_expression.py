@@ -683,3 +683,22 @@ def test_an_h5ad_is_read_from_the_matrix_the_model_was_trained_on(capsys):
     assert _trained_matrix(meta, "x.tsv", {}) == {}  # a text table has no layers
     raw = SimpleNamespace(options={"use_raw": True})
     assert _trained_matrix(raw, "x.h5ad", {})["use_raw"] is True
+
+
+def test_gct_lines_after_a_blank_line_and_an_h5ad_without_x_are_named(tmp_path):
+    """A blank line in a GCT made every later error name the line before; an AnnData without .X
+    (only layers: legal) was an internal error."""
+    import anndata as ad
+
+    from biodl.kinds.expression.io import read_expression
+
+    g = tmp_path / "b.gct"
+    g.write_text("#1.2\n2\t2\nName\tDescription\ts1\ts2\ng1\td\t1\t2\n\ng2\td\t3\tabc\n")
+    with pytest.raises(BiodlInputError, match=r"b.gct, line 6: .*'abc'"):
+        read_expression(g)
+    a = ad.AnnData(X=None, obs=pd.DataFrame(index=["c1", "c2"]), var=pd.DataFrame(index=["x", "y"]))
+    a.layers["counts"] = np.ones((2, 2), np.float32)
+    a.write_h5ad(tmp_path / "n.h5ad")
+    with pytest.raises(BiodlInputError, match=r"n.h5ad: the AnnData has no .X: choose a layer .*counts"):
+        read_expression(tmp_path / "n.h5ad")
+    assert read_expression(tmp_path / "n.h5ad", layer="counts").values.shape == (2, 2)

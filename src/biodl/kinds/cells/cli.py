@@ -79,7 +79,9 @@ def interpret(
                 opts[k] = declared[k].convert(opts[k])
         ens, meta = load_model(model)
         ss = load_samples(
-            read_sample_table(samples), markers=meta.data["markers"], cofactor=meta.data["cofactor"]
+            read_sample_table(samples, training=False),
+            markers=meta.data["markers"],
+            cofactor=meta.data["cofactor"],
         )
         reg = meta.task == "regression"
         y, _, _ = encode_labels(

@@ -117,6 +117,15 @@ def leave_one_group_out(
         raise BiodlInputError(f"filter_selection must be ensemble or consensus, got {filter_selection!r}")
     if ss.groups is None:
         raise BiodlInputError("leave-one-group-out needs a group (patient) column in the sample table")
+    gone = [i for i, g in enumerate(ss.groups) if str(g).strip().lower() in ("", "na", "nan", "n/a", "null")]
+    if gone:  # a missing group was a group of its own: a patient's samples could sit in two folds
+        i = gone[0]
+        raise BiodlInputError(
+            f"sample {ss.ids[i]!r} has no group (patient) value ({ss.groups[i]!r}); every sample of "
+            "leave-one-group-out needs its group",
+            path=getattr(ss, "table", None),
+            record=ss.lines[i] if getattr(ss, "lines", None) else None,
+        )
     all_groups = sorted(set(ss.groups), key=lambda g: (len(g), g))
     hold = list(groups) if groups is not None else all_groups
     targets = np.asarray(targets)

@@ -398,6 +398,7 @@ def read_sample_table(
     label_col: str | None = None,
     group_col: str | None = None,
     file_col: str | None = None,
+    training: bool = True,
 ) -> SampleTable:
     """Read a sample table (CSV or TSV; see the module docstring).
 
@@ -472,10 +473,20 @@ def read_sample_table(
             labels.append(lab)
         if gcol is not None:
             groups.append(str(r[gcol]).strip())
-        ids.append(str(r[icol]).strip() if icol and str(r[icol]).strip() else f.stem)
-    if len(set(ids)) != len(ids):
-        ids = [f.stem for f in files]
-    if require_labels and len(set(labels)) < 2:
+        ids.append(str(r[icol]).strip() if icol and str(r[icol]).strip() else None)
+    given: dict[str, int] = {}
+    for s, ln in zip(ids, lines, strict=True):
+        if s is not None and s in given:  # (every given id was replaced by file names, silently)
+            raise BiodlInputError(
+                f"sample id {s!r} is given twice (also on line {given[s]})", path=p, record=ln
+            )
+        if s is not None:
+            given[s] = ln
+    stems = [f.stem for f in files]
+    for k, f in enumerate(files):
+        if ids[k] is None:  # a file's name; of one in another folder too: with its folder
+            ids[k] = f.stem if stems.count(f.stem) == 1 else f"{f.parent.name}/{f.stem}"
+    if training and require_labels and len(set(labels)) < 2:
         raise BiodlInputError(
             f"all samples have the same label {labels[0]!r}; CellCnn needs at least two classes "
             "(or numeric labels for regression)",

@@ -208,8 +208,11 @@ class CellsData:
     train_table: str = ""
 
 
-def _table(path: str | Path | None, require_labels: bool, options: dict) -> SampleTable:
-    """A sample table, or a one-sample table for a single ``.fcs`` file."""
+def _table(
+    path: str | Path | None, require_labels: bool, options: dict, training: bool = False
+) -> SampleTable:
+    """A sample table, or a one-sample table for a single ``.fcs`` file (``training``: its
+    labels need two classes; samples scored may all be of one)."""
     if path is None:
         raise BiodlInputError("no sample table given (--samples TABLE.csv, or the DATA argument)")
     p = Path(path)
@@ -226,6 +229,7 @@ def _table(path: str | Path | None, require_labels: bool, options: dict) -> Samp
         label_col=options.get("label_col"),
         group_col=options.get("group_col"),
         file_col=options.get("file_col"),
+        training=training,
     )
 
 
@@ -342,7 +346,7 @@ class CellsKind(DataKind):
         o = ctx.options
         _check_options(o)  # before any data is read
         cfg = self._config(ctx)
-        table = _table(o["samples"] or o["data"], True, o)
+        table = _table(o["samples"] or o["data"], True, o, training=True)
         ctx.log(f"reading {len(table.files)} samples from {table.path}")
         ss = _load(table, o, seed=ctx.config.seed)
         targets, classes, task = encode_labels(

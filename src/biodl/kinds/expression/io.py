@@ -528,14 +528,16 @@ def read_gct(path: str | Path, missing: str = "error", duplicates: str = "error"
             f"header has {len(samples)} sample columns, the GCT header says {n_cols}", path=p, record=3
         )
     cmeta = body[:n_cmeta]
-    rows = body[n_cmeta:]
-    rows = [r for r in rows if any(x.strip() for x in r)]
+    # each data row with its own line number (blank lines skipped: the rows after one were named
+    # a line too early)
+    kept = [(4 + n_cmeta + i, r) for i, r in enumerate(body[n_cmeta:]) if any(x.strip() for x in r)]
+    rows = [r for _, r in kept]
     if len(rows) != n_rows:
         raise BiodlInputError(f"{len(rows)} data rows, the GCT header says {n_rows}", path=p, record=2)
-    for i, r in enumerate(rows):
+    lines = np.asarray([ln for ln, _ in kept], dtype=np.int64)
+    for ln, r in zip(lines, rows, strict=True):
         if len(r) != len(header):
-            raise BiodlInputError(f"{len(r)} fields, expected {len(header)}", path=p, record=4 + n_cmeta + i)
-    lines = np.arange(len(rows)) + 4 + n_cmeta
+            raise BiodlInputError(f"{len(r)} fields, expected {len(header)}", path=p, record=int(ln))
     genes = [r[0].strip() for r in rows]
     _check_ids(genes, p, lines, "gene", duplicates)
     _check_ids(
@@ -619,6 +621,12 @@ def matrix_from_anndata(
             raise BiodlInputError(f"no layer {layer!r} (layers: {', '.join(a.layers) or 'none'})", path=p)
         x, genes = a.layers[layer], list(map(str, a.var_names))
     else:
+        if a.X is None:  # (legal: some pipelines keep only layers)
+            raise BiodlInputError(
+                "the AnnData has no .X: choose a layer with --set layer=NAME (layers: "
+                f"{', '.join(a.layers) or 'none'}) or --set use_raw=true",
+                path=p,
+            )
         x, genes = a.X, list(map(str, a.var_names))
     x = x.toarray() if sp.issparse(x) else np.asarray(x)
     x = x.astype(np.float32)
