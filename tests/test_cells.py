@@ -836,3 +836,23 @@ def test_sample_tables_ids_one_class_scoring_and_missing_groups(tmp_path):
     ss = load_samples(tmp_path / "g.csv")
     with pytest.raises(BiodlInputError, match=r"g.csv, line 3: sample 'patient1_BCR-XL_500' has no group"):
         leave_one_group_out(ss, np.array([0, 1]), CellCnnConfig(nrun=1))
+
+
+@pytest.mark.parametrize(
+    ("opt", "said"),
+    [
+        ("max_cells=-5", "--set max_cells must be at least 1, got -5"),
+        ("max_cells=abc", "--set max_cells must be an integer, got 'abc'"),
+        ("cofactor=abc", "--set cofactor must be a number, got 'abc'"),
+    ],
+)
+def test_crossval_checks_its_reading_options(tmp_path, opt, said):
+    """They were converted bare (internal errors; max_cells=0 silently meant every cell)."""
+    from typer.testing import CliRunner
+
+    from biodl.cli import app
+
+    r = CliRunner().invoke(
+        app, ["cells", "crossval", str(TABLE), "--out", str(tmp_path / "cv"), "--set", opt]
+    )
+    assert r.exit_code == 2 and said in " ".join(r.output.split()), r.output

@@ -143,11 +143,17 @@ def crossval(
         opts = _opts(
             set_, [*known, "markers", "cofactor", "max_cells", "classes", "positive"], "biodl cells crossval"
         )
+        from biodl.kinds.cells.kind import OPTIONS
+
+        declared = {o.name: o for o in OPTIONS}
+        for k in ("markers", "cofactor", "max_cells"):  # checked as `biodl train` checks them
+            if k in opts:
+                opts[k] = declared[k].convert(opts[k])
         ss = load_samples(
             samples,
             markers=opts.get("markers"),
-            cofactor=float(opts.get("cofactor", 5.0)),
-            max_cells=int(opts["max_cells"]) if opts.get("max_cells") else None,
+            cofactor=float(opts.get("cofactor") or 5.0),
+            max_cells=opts.get("max_cells"),
             seed=seed,
         )
         y, classes, task = encode_labels(
