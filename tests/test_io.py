@@ -359,3 +359,18 @@ def test_an_iupac_code_says_how_to_read_it():
     with pytest.raises(BiodlInputError) as e:
         validate_sequence("ACGXT", "x.fa", "a")
     assert "IUPAC" not in str(e.value)
+
+
+def test_utf16_text_files_are_read_by_their_byte_order_mark(tmp_path):
+    """Excel's 'Unicode Text' export (UTF-16 with a byte-order mark) was read as UTF-8: garbage, a
+    matrix of 0 samples and errors blaming the content."""
+    from biodl.io._util import open_text
+
+    text = "id\tseq\tBound\na\tACGT\t1\n"
+    for enc in ("utf-16", "utf-32", "utf-8-sig"):
+        (tmp_path / "t.seq").write_bytes(text.encode(enc))
+        with open_text(tmp_path / "t.seq") as fh:
+            assert fh.read() == text, enc
+        (tmp_path / "t.seq.gz").write_bytes(gzip.compress(text.encode(enc)))
+        with open_text(tmp_path / "t.seq.gz") as fh:
+            assert fh.read() == text, enc

@@ -158,10 +158,25 @@ def open_text(path: str | Path) -> io.TextIOBase:
     """Open a plain or gzip-compressed text file (detected by its magic bytes; a leading UTF-8
     byte-order mark is dropped); a truncated or corrupt gzip file is a clear error naming it."""
     p = check_file(path)
-    # utf-8-sig: a byte-order mark (as spreadsheets and some editors write) is not part of line 1
+    # utf-8-sig: a byte-order mark (as spreadsheets and some editors write) is not part of line 1;
+    # a UTF-16 / UTF-32 one (Excel's "Unicode Text") names its encoding (read as UTF-8, it was
+    # garbage: a matrix of 0 samples, errors blaming the content)
     if is_gzip(p):
-        return _GuardedText(io.TextIOWrapper(gzip.open(p, "rb"), encoding="utf-8-sig", errors="replace"), p)
-    return open(p, encoding="utf-8-sig", errors="replace")
+        with input_errors(p), gzip.open(p, "rb") as fh:
+            enc = _bom_encoding(fh.read(4))
+        return _GuardedText(io.TextIOWrapper(gzip.open(p, "rb"), encoding=enc, errors="replace"), p)
+    with open(p, "rb") as fh:
+        enc = _bom_encoding(fh.read(4))
+    return open(p, encoding=enc, errors="replace")
+
+
+def _bom_encoding(head: bytes) -> str:
+    """The text encoding a file's first bytes announce (UTF-8 without a byte-order mark)."""
+    if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return "utf-32"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    return "utf-8-sig"
 
 
 # ------------------------------------------------------------------------------ output safety
