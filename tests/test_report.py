@@ -634,3 +634,20 @@ def test_a_report_path_that_is_a_folder_is_refused_before_any_work(tmp_path, res
     with pytest.raises(BiodlInputError, match=r"report.html: is not a file \(a folder\?\)"):
         pipeline.report(run, quiet=True)
     assert not (run / "learning_curves.png").exists()  # nothing written first
+
+
+def test_long_and_foreign_label_names_keep_the_figures_readable(tmp_path, capfd) -> None:
+    """ENCODE-style names (50-60 characters) pushed the legend over the axes or out of the figure;
+    a CJK name was a matplotlib warning per glyph per figure. Legend names are shortened in the
+    middle (both ends kept), figures are cut to what they draw, and the missing glyphs are one note."""
+    from biodl.report.plots import _short, plot_roc
+
+    long = "wgEncodeAwgTfbsHaibGm12878Pol2Pcr2xUniPk|GM12878|Pol2"
+    assert len(_short(long)) == 36 and _short(long).startswith("wgEncode") and _short(long).endswith("|Pol2")
+    assert _short("CTCF") == "CTCF"
+    rng = np.random.default_rng(0)
+    y = (rng.random((60, 2)) < 0.5).astype(float)
+    for k in range(2):
+        plot_roc(y, y + rng.normal(size=y.shape), tmp_path / f"r{k}.png", label_names=["结合位点", long])
+    err = capfd.readouterr().err
+    assert "Glyph" not in err and err.count("the plot font lacks") <= 1

@@ -140,14 +140,40 @@ def _literal_text(fig: Figure) -> None:
 
 
 def _save_figure(fig: Figure, path: str | os.PathLike, dpi: int = DEFAULT_DPI) -> Path:
-    """Render ``fig`` to PNG bytes, write them atomically to ``path`` and release the figure."""
+    """Render ``fig`` to PNG bytes, write them atomically to ``path`` and release the figure.
+    Characters the plot font lacks (CJK, emoji in label names) are one note per process, not a
+    matplotlib warning per glyph per figure."""
+    import warnings
+
     try:
         _literal_text(fig)
         buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fig.savefig(buf, format="png", dpi=dpi, facecolor="white", bbox_inches="tight", pad_inches=0.08)
     finally:
         fig.clear()  # drop artists now rather than whenever the figure is garbage collected
+    for w in caught:
+        if "missing from font" in str(w.message):
+            from biodl.train.metrics import note_once
+
+            note_once(
+                "[biodl] warning: some names hold characters the plot font lacks; the figures draw them "
+                "as boxes (the report's tables show them)"
+            )
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return write_bytes_atomic(path, buf.getvalue())
+
+
+def _short(name: str, width: int = 36) -> str:
+    """``name`` for a legend: at most ``width`` characters, its middle replaced by an ellipsis
+    (ENCODE-style names differ at both ends; the tables show them whole)."""
+    name = str(name)
+    if len(name) <= width:
+        return name
+    head = (width - 1) // 2
+    return name[:head] + "…" + name[len(name) - (width - 1 - head) :]
 
 
 # --------------------------------------------------------------------------------------------
@@ -245,7 +271,7 @@ def _finish_curve_axes(ax: Axes, fig: Figure, n_curves: int) -> None:
     ax.grid(True, alpha=0.3)
     if n_curves > 4:
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small", frameon=False)
-        fig.set_size_inches(7.8, 5.2)
+        fig.set_size_inches(8.6, 5.2)  # room for legend names of up to 36 characters (_short)
     else:
         ax.legend(loc="best", fontsize="small")  # a PR curve can run along the bottom right
 
@@ -310,7 +336,7 @@ def plot_roc(
     ax = fig.add_subplot()
     drawn = curves[: max(int(max_curves), 1)]
     for (color, ls), (j, fpr, tpr), a in zip(_styles(len(drawn)), drawn, aucs, strict=False):
-        label = f"{names[j]} (AUC = {a:.3f})" if names[j] else f"AUC = {a:.3f}"
+        label = f"{_short(names[j])} (AUC = {a:.3f})" if names[j] else f"AUC = {a:.3f}"
         ax.plot(fpr, tpr, color=color, ls=ls, lw=1.6, label=label)
     ax.plot([0, 1], [0, 1], ls=(0, (1, 3)), color="0.6", lw=1, label="chance (AUC = 0.5)")
     ax.set_xlabel("False positive rate")
@@ -379,7 +405,7 @@ def plot_pr(
     ax = fig.add_subplot()
     drawn = curves[: max(int(max_curves), 1)]
     for (color, ls), (j, recall, precision, _), ap in zip(_styles(len(drawn)), drawn, aps, strict=False):
-        label = f"{names[j]} (AUPRC = {ap:.3f})" if names[j] else f"AUPRC = {ap:.3f}"
+        label = f"{_short(names[j])} (AUPRC = {ap:.3f})" if names[j] else f"AUPRC = {ap:.3f}"
         ax.step(recall, precision, where="post", color=color, ls=ls, lw=1.6, label=label)
     n_legend = len(drawn)
     if len(drawn) == 1:
@@ -434,7 +460,7 @@ def plot_scatter(
         ax.plot([lo, hi], [lo, hi], color="0.4", lw=1, ls="--")
         mse = float(np.mean((t - q) ** 2))
         r = float(np.corrcoef(t, q)[0, 1]) if len(t) > 2 and t.std() > 0 and q.std() > 0 else float("nan")
-        ax.set_title(f"{names[j]}\nMSE {mse:.3g}, r {r:.3f}, n {len(t)}", fontsize=9)
+        ax.set_title(f"{_short(names[j])}\nMSE {mse:.3g}, r {r:.3f}, n {len(t)}", fontsize=9)
         ax.set_xlabel("observed")
         ax.set_ylabel("predicted")
     if title:
