@@ -651,3 +651,37 @@ def test_long_and_foreign_label_names_keep_the_figures_readable(tmp_path, capfd)
         plot_roc(y, y + rng.normal(size=y.shape), tmp_path / f"r{k}.png", label_names=["结合位点", long])
     err = capfd.readouterr().err
     assert "Glyph" not in err and err.count("the plot font lacks") <= 1
+
+
+def test_a_report_that_fails_midway_leaves_the_earlier_reports_files(
+    tmp_path, rest_small, monkeypatch
+) -> None:
+    """The page and the files it names change together: a report stopped after writing its
+    figures kept the old report.html beside the new figures and tables."""
+    from biodl import pipeline
+    from biodl.report import html as report_html
+    from biodl.train import TrainConfig
+
+    run = tmp_path / "run"
+    cfg = TrainConfig(max_epochs=1, patience=0, device="cpu", progress=False)
+    pipeline.train(
+        "deepbind",
+        run,
+        options={"data": rest_small["train"], "test_file": rest_small["test"]},
+        model_options={"num_motifs": 4, "motif_len": 8, "hidden": 0},
+        config=cfg,
+        quiet=True,
+    )
+    pipeline.report(run, quiet=True)
+    before = {f: (run / f).read_bytes() for f in ("report.html", "learning_curves.png", "motifs.tsv")}
+    (run / "learning_curves.png").write_bytes(b"an earlier report's picture")
+    before["learning_curves.png"] = b"an earlier report's picture"
+
+    def stopped(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report_html, "render_html_report", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.report(run, quiet=True)
+    assert {f: (run / f).read_bytes() for f in before} == before
+    assert not list(run.glob(".report-backup*"))

@@ -1671,16 +1671,59 @@ def report(
             )
         if not Path(data).exists():
             raise BiodlInputError(f"not found (--test / --data: {k.report_data})", path=data)
-    sections = run_sections(run, meta, recipe, k) + k.report_sections(run, model, meta, data, opts)
-    if note:
-        from biodl.report.html import Section
+    with _report_files_together(run):
+        sections = run_sections(run, meta, recipe, k) + k.report_sections(run, model, meta, data, opts)
+        if note:
+            from biodl.report.html import Section
 
-        sections.insert(1, Section("About these numbers", text=note))
-    path = write_html_report(
-        run / "report.html",
-        title or f"{recipe.title}: {run.resolve().name}",
-        sections,
-        subtitle=recipe.short_citation,
-    )
+            sections.insert(1, Section("About these numbers", text=note))
+        path = write_html_report(
+            run / "report.html",
+            title or f"{recipe.title}: {run.resolve().name}",
+            sections,
+            subtitle=recipe.short_citation,
+        )
     log(f"[biodl] report: {path}", quiet)
     return path
+
+
+@contextlib.contextmanager
+def _report_files_together(run: Path):
+    """The report's files (``report.html`` and the figures and tables it names: motifs.tsv,
+    filters.meme, ...) change together: a report that fails or is stopped midway puts back the
+    files the earlier report had and removes the ones it wrote (the page kept describing the old
+    files while they held the new report's). The earlier files are kept as hard links (copies
+    where the file system has none) until the new report is written."""
+    import re
+    import shutil
+
+    from biodl.report.run import REPORT_OUTPUTS
+
+    def outputs() -> list[Path]:
+        found = [q for q in run.iterdir() if q.is_file()]
+        found += [q for d in ("substructures", "interpret") for q in (run / d).rglob("*") if q.is_file()]
+        return [
+            q for q in found if any(re.fullmatch(p, q.relative_to(run).as_posix()) for p in REPORT_OUTPUTS)
+        ]
+
+    backup = run / f".report-backup.biodl-{os.getpid()}"
+    kept: dict[Path, Path] = {}
+    for q in outputs():
+        b = backup / q.relative_to(run)
+        b.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(q, b)
+        except OSError:
+            shutil.copy2(q, b)
+        kept[q] = b
+    try:
+        yield
+    except BaseException:
+        for q in outputs():
+            if q not in kept:
+                q.unlink(missing_ok=True)  # written by the failed report
+        for q, b in kept.items():
+            os.replace(b, q)  # the earlier report's file, as it was
+        raise
+    finally:
+        shutil.rmtree(backup, ignore_errors=True)
