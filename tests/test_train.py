@@ -937,20 +937,30 @@ class _EpochItems(torch.utils.data.Dataset):
         return 8
 
     def __getitem__(self, i):
-        return torch.tensor([float(self.epoch)])
+        return torch.tensor([float(self.epoch), float(i)])
 
 
 def test_loader_workers_see_each_epoch_of_an_epoch_dependent_dataset():
-    """With --num-workers N, persistent workers kept their copy of epoch 0: augmentation draws,
-    resampled negatives, fresh reads were epoch 0's in every epoch (results depended on the
-    number of workers)."""
-    from biodl.train.datamodule import DataModule
+    """With --num-workers N, the workers' copies of a dataset that changes with the epoch kept
+    epoch 0 (augmentation draws, resampled negatives, fresh reads were epoch 0's every epoch);
+    and Lightning starts a resumed run's first workers before it sets the epoch, so that epoch
+    had epoch 0's order and data. Items carry their epoch; a resumed loader starts at its epoch."""
+    from biodl.train.datamodule import DataModule, EpochSampler
 
-    dl = DataModule(_EpochItems(), None, batch_size=4, seed=0, num_workers=2).train_dataloader()
-    seen = []
+    def items(dl):
+        return [
+            (int(e), int(i))
+            for b in dl
+            for e, i in (b[0] if isinstance(b, (list, tuple)) else b).reshape(-1, 2).tolist()
+        ]
+
+    dm = DataModule(_EpochItems(), None, batch_size=4, seed=0, num_workers=2)
+    dl = dm.train_dataloader()
     for epoch in range(3):
         dl.sampler.set_epoch(epoch)
-        seen.append(
-            sorted({float(v) for b in dl for v in (b[0] if isinstance(b, (list, tuple)) else b).flatten()})
-        )
-    assert seen == [[0.0], [1.0], [2.0]]
+        assert {e for e, _ in items(dl)} == {epoch}
+    dm.first_epoch = 2  # a run resumed after 2 epochs: its first loader, as Lightning uses it
+    order = [i for e, i in items(dm.train_dataloader())]
+    ref = EpochSampler(8, seed=0)
+    ref.set_epoch(2)
+    assert order == list(ref) and {e for e, _ in items(dm.train_dataloader())} == {2}

@@ -84,10 +84,11 @@ class EpochSampler(Sampler[int]):
     Lightning calls :meth:`set_epoch` at the start of every epoch; the epoch is passed on to
     the dataset when it has ``set_epoch`` (augmentation, resampled negatives)."""
 
-    def __init__(self, dataset_or_n, seed: int = 0, shuffle: bool = True) -> None:
+    def __init__(self, dataset_or_n, seed: int = 0, shuffle: bool = True, with_epoch: bool = False) -> None:
         self.dataset = None if isinstance(dataset_or_n, int) else dataset_or_n
         self.n = dataset_or_n if isinstance(dataset_or_n, int) else len(dataset_or_n)
         self.seed, self.shuffle, self.epoch = seed, shuffle, 0
+        self.with_epoch = with_epoch  # items ``(epoch, index)``, for :class:`EpochItems`
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -99,9 +100,35 @@ class EpochSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         if not self.shuffle:
-            return iter(range(self.n))
-        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
-        return iter(torch.randperm(self.n, generator=g).tolist())
+            order = range(self.n)
+        else:
+            g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+            order = torch.randperm(self.n, generator=g).tolist()
+        if self.with_epoch:
+            return iter([(self.epoch, i) for i in order])
+        return iter(order)
+
+
+class EpochItems(Dataset):
+    """A dataset that changes with the epoch (``set_epoch``: augmentation, resampled negatives,
+    fresh reads or CpG subsets) read in DataLoader worker processes: each item key is
+    ``(epoch, index)`` (:class:`EpochSampler` with ``with_epoch``), and the worker's copy is told
+    the epoch before the item is read. Workers keep the copy of the dataset they were started
+    with; Lightning starts them before it sets the epoch of a resumed run, so a copy told the
+    epoch in the main process only served epoch 0's data (every epoch with persistent workers)."""
+
+    def __init__(self, dataset) -> None:
+        self.dataset, self._epoch = dataset, None
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        epoch, i = key
+        if epoch != self._epoch:
+            self.dataset.set_epoch(epoch)
+            self._epoch = epoch
+        return self.dataset[i]
 
 
 #: Evaluation batches are this many times the training batch (validation and test predictions
@@ -146,22 +173,27 @@ class DataModule(pl.LightningDataModule):
             valid = None
         self.train_ds, self.valid_ds, self.test_ds = train, valid, test
         self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
+        # the epoch a resumed run starts at (set by :func:`biodl.train.fit.fit`): Lightning starts
+        # the first epoch's loader workers (which take their first items) before it sets the
+        # sampler's epoch, so a resumed run's first epoch had epoch 0's order and data
+        self.first_epoch = 0
 
     @property
     def has_validation(self) -> bool:
         return self.valid_ds is not None
 
     def _loader(self, ds: Dataset, shuffle: bool) -> DataLoader:
+        # a dataset that changes with the epoch is told it with every item in worker processes
+        by_epoch = self.num_workers > 0 and hasattr(ds, "set_epoch")
+        sampler = EpochSampler(ds, self.seed, shuffle, with_epoch=by_epoch)
+        sampler.set_epoch(self.first_epoch)
         return DataLoader(
-            ds,
+            EpochItems(ds) if by_epoch else ds,
             batch_size=self.batch_size if shuffle else self.batch_size * EVAL_BATCH_FACTOR,
-            sampler=EpochSampler(ds, self.seed, shuffle),
+            sampler=sampler,
             num_workers=self.num_workers,
             collate_fn=BatchCollate(self.collate_fn),
-            # a dataset that changes with the epoch (augmentation, resampled negatives, fresh
-            # reads or sites) is told the epoch in this process: persistent workers kept their
-            # copy of epoch 0 for every epoch, so workers are started anew each epoch for it
-            persistent_workers=self.num_workers > 0 and not hasattr(ds, "set_epoch"),
+            persistent_workers=self.num_workers > 0,
             # a last training batch of one item cannot be batch-normalised: drop it
             drop_last=shuffle and len(ds) % self.batch_size == 1,
         )

@@ -844,6 +844,8 @@ def fit(
             f"{config.max_epochs}){decay}; --no-resume starts over",
             quiet,
         )
+        if hasattr(datamodule, "first_epoch"):  # its loaders start at the resumed epoch
+            datamodule.first_epoch = int(done)
     if not config.resume and last.exists():
         remove_checkpoints(out)
     on_cpu = torch_device(config.device).type == "cpu"
