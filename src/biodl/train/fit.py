@@ -616,6 +616,13 @@ def best_row(
     )
 
 
+def _has_unused_parameters(plan) -> bool:
+    """Whether ``plan``'s network trains parameters its loss does not use in this stage: the
+    decoders of a greedily pre-trained stack (PEDLA, the CpG SAE) once it is fine-tuned."""
+    model = getattr(plan, "model", None)
+    return getattr(model, "decoders", None) is not None and getattr(model, "stage", "") == "finetune"
+
+
 def _say_dead_workers() -> None:
     """Have Lightning's DDP watcher say which worker ended before it stops the training. When a
     worker process exits non-zero (the out-of-memory killer, a crash), Lightning's
@@ -824,6 +831,12 @@ def fit(
         trainer_config = replace(config, max_epochs=config.max_epochs + extend)
     else:
         extend, trainer_config = 0, config
+    if str(trainer_config.strategy).lower() == "ddp" and _has_unused_parameters(plan):
+        from dataclasses import replace
+
+        # the decoders of a pre-trained stack get no gradient when it is fine-tuned (DDP refused
+        # such parameters); they stay in the optimizer, so a checkpoint resumes as it was written
+        trainer_config = replace(trainer_config, strategy="ddp_find_unused_parameters_true")
     trainer = make_trainer(out, trainer_config, monitor, mode, callbacks=callbacks, validate=validate)
     last = out / "checkpoints" / "last.ckpt"
     resumed = str(last) if (config.resume and last.exists()) else None

@@ -26,8 +26,7 @@ def pretrain_layers(
     stopping), the other layers and the head frozen; ``model.stage`` is ``pretrain:k`` while
     layer ``k`` trains (the model's ``loss`` then returns its reconstruction loss) and
     ``finetune`` afterwards. Checkpoints go to ``out_dir/pretrain<k+1>/`` (a killed run
-    resumes there). Returns the :class:`~biodl.train.fit.FitResult` of each layer. The decoders
-    are frozen afterwards (fine-tuning does not use them).
+    resumes there). Returns the :class:`~biodl.train.fit.FitResult` of each layer.
 
     ``model`` needs ``encoders``, ``decoders`` (module lists), ``head``, ``n_layers`` and a
     ``stage`` attribute read by its ``loss(batch)`` (see :class:`biodl.models.features.PEDLA`).
@@ -35,8 +34,10 @@ def pretrain_layers(
     from biodl.train import DataModule, TrainingPlan, fit
 
     results = []
-    c = replace(config, max_epochs=int(epochs), patience=0) if epochs else None
-    for k in range(model.n_layers if c is not None else 0):
+    if not epochs:
+        return results
+    c = replace(config, max_epochs=int(epochs), patience=0)
+    for k in range(model.n_layers):
         model.stage = f"pretrain:{k}"
         for i, enc in enumerate(model.encoders):
             enc.requires_grad_(i == k)
@@ -56,8 +57,4 @@ def pretrain_layers(
         )
     model.stage = "finetune"
     model.requires_grad_(True)
-    # the decoders serve pre-training only: the fine-tuning loss never reaches them (DDP refuses
-    # parameters that get no gradient)
-    for dec in model.decoders:
-        dec.requires_grad_(False)
     return results
