@@ -336,9 +336,9 @@ def run_sections(run: Path, meta, recipe, kind) -> list:
                 f"This run's {what} (run.json), but {test_dir} is missing (its evaluation failed, or the "
                 "folder was removed), so no test metrics here (nor the sections drawn from test items)."
                 + (
-                    f" biodl evaluate {run} {given} --out {test_dir} writes them."
+                    f" biodl evaluate {run} {given} --out DIR scores that file again."
                     if given
-                    else f" biodl evaluate {run} FILE --out {test_dir} scores a labelled file."
+                    else " (The held-out split is not kept as a file.)"
                 )
             )
         else:
