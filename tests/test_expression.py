@@ -669,20 +669,28 @@ def test_dgex_gene_lists_are_checked():
         load_gene_list_option("lm.txt", "landmarks")
 
 
-def test_an_h5ad_is_read_from_the_matrix_the_model_was_trained_on(capsys):
+def test_an_h5ad_is_read_from_the_matrix_the_model_was_trained_on(tmp_path, capsys):
     """A model trained on --set layer=counts read .X at predict / evaluate (another scale) unless
-    the layer was given again: the trained layer is the default for an AnnData input."""
+    the layer was given again: the trained layer is the default for an AnnData input that has it;
+    one without it is read from .X, with a warning (it was refused for a layer nobody asked for)."""
     from types import SimpleNamespace
+
+    import anndata as ad
 
     from biodl.kinds.expression.kind import _trained_matrix
 
+    a = ad.AnnData(X=np.zeros((2, 2), np.float32))
+    a.layers["counts"] = np.ones((2, 2), np.float32)
+    a.write_h5ad(tmp_path / "c.h5ad")
+    ad.AnnData(X=np.zeros((2, 2), np.float32)).write_h5ad(tmp_path / "x.h5ad")
     meta = SimpleNamespace(options={"layer": "counts"})
-    assert _trained_matrix(meta, "x.h5ad", {})["layer"] == "counts"
+    assert _trained_matrix(meta, tmp_path / "c.h5ad", {})["layer"] == "counts"
     assert "reading layer 'counts', as the model was trained" in capsys.readouterr().err
-    assert _trained_matrix(meta, "x.h5ad", {"layer": "X"})["layer"] == "X"  # asked: kept
+    assert _trained_matrix(meta, a, {})["layer"] == "counts"  # in memory too
+    assert _trained_matrix(meta, tmp_path / "c.h5ad", {"layer": "X"})["layer"] == "X"  # asked: kept
+    assert _trained_matrix(meta, tmp_path / "x.h5ad", {}) == {}
+    assert "trained on layer 'counts', which this AnnData lacks: reading .X" in capsys.readouterr().err
     assert _trained_matrix(meta, "x.tsv", {}) == {}  # a text table has no layers
-    raw = SimpleNamespace(options={"use_raw": True})
-    assert _trained_matrix(raw, "x.h5ad", {})["use_raw"] is True
 
 
 def test_gct_lines_after_a_blank_line_and_an_h5ad_without_x_are_named(tmp_path):

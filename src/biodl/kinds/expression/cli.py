@@ -25,18 +25,19 @@ ModelArg = typer.Argument(
 _fail = exit_with  # print the error, exit 2
 
 
-def _model(model: str):
-    """(model, genes, is_published)."""
+def _model(model: str, with_meta: bool = False):
+    """(model, genes, is_published), and the run's metadata (``None`` for the published model)
+    with ``with_meta``."""
     from biodl.kinds.expression.adage import load_published
     from biodl.train import load_model
 
     if model.lower() in ("published", "adage50"):
         m, genes = load_published()
-        return m, genes, True
+        return (m, genes, True, None) if with_meta else (m, genes, True)
     m, meta = load_model(model)
     if meta.recipe != "adage":
         raise BiodlError(f"{model}: not an ADAGE model (recipe {meta.recipe!r})")
-    return m, meta.data["genes"], False
+    return (m, meta.data["genes"], False, meta) if with_meta else (m, meta.data["genes"], False)
 
 
 def _write(df, out: Path | None, index_label: str) -> None:
@@ -100,9 +101,14 @@ def activities_cmd(
         ):
             if value not in choices:
                 raise BiodlInputError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
-        m, genes, published = _model(model)
+        m, genes, published, meta = _model(model, with_meta=True)
         read_kw = {"known_genes": genes, "missing": missing, "duplicates": duplicates}
-        data_m = read_expression(data, orientation=orientation, **read_kw)
+        matrix = {}
+        if meta is not None:  # the AnnData layer (or .raw) the model was trained on
+            from biodl.kinds.expression.kind import _trained_matrix
+
+            matrix = {k: v for k, v in _trained_matrix(meta, data, {}).items() if k in ("layer", "use_raw")}
+        data_m = read_expression(data, orientation=orientation, **read_kw, **matrix)
         if reference is not None:
             set_reference_scaling(m, genes, read_expression(reference, **read_kw))
             scale = "model"

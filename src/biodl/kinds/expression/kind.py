@@ -209,25 +209,46 @@ def model_encode(meta: RunMeta, given: str | None) -> str:
     return trained
 
 
+def _anndata_parts(path: Any) -> tuple[set[str], bool] | None:
+    """``(layer names, has .raw)`` of an AnnData input (an ``.h5ad`` file or an in-memory
+    AnnData), or ``None`` for anything else (or an unreadable file, which its reader names)."""
+    if type(path).__name__ == "AnnData":
+        return set(path.layers), path.raw is not None
+    if not str(path).lower().endswith(".h5ad"):
+        return None
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            return (set(f["layers"]) if "layers" in f else set()), "raw" in f
+    except (OSError, ValueError):
+        return None
+
+
 def _trained_matrix(meta: RunMeta, path: Any, options: dict[str, Any]) -> dict[str, Any]:
     """``options`` with the AnnData matrix the model was trained on (``layer``, ``use_raw``) as
-    the default for an AnnData input (an ``.h5ad`` file or an in-memory AnnData): a model
-    trained on ``--set layer=counts`` read ``.X``, another scale, unless the layer was given
-    again. ``--set layer=X`` reads ``.X``."""
+    the default for an AnnData input that has it: a model trained on ``--set layer=counts`` read
+    ``.X``, another scale, unless the layer was given again. An input without that matrix is
+    read from ``.X``, with a warning. ``--set layer=X`` reads ``.X``."""
+    from biodl.io._util import note
+
     trained = meta.options or {}
-    h5ad = str(path).lower().endswith(".h5ad") or type(path).__name__ == "AnnData"
-    if not h5ad or options.get("layer") not in (None, "") or options.get("use_raw"):
+    parts = _anndata_parts(path)
+    if parts is None or options.get("layer") not in (None, "") or options.get("use_raw"):
         return options
+    layers, has_raw = parts
     if trained.get("use_raw"):
-        from biodl.io._util import note
-
-        note("[biodl] reading .raw, as the model was trained (--set layer=X reads .X)")
-        return {**options, "use_raw": True}
-    if trained.get("layer") not in (None, "", "X"):
-        from biodl.io._util import note
-
-        note(f"[biodl] reading layer {trained['layer']!r}, as the model was trained (--set layer=X reads .X)")
-        return {**options, "layer": trained["layer"]}
+        if has_raw:
+            note("[biodl] reading .raw, as the model was trained (--set layer=X reads .X)")
+            return {**options, "use_raw": True}
+        note("[biodl] warning: the model was trained on .raw, which this AnnData lacks: reading .X")
+    elif trained.get("layer") not in (None, "", "X"):
+        if trained["layer"] in layers:
+            name = trained["layer"]
+            note(f"[biodl] reading layer {name!r}, as the model was trained (--set layer=X reads .X)")
+            return {**options, "layer": trained["layer"]}
+        lacks = f"the model was trained on layer {trained['layer']!r}, which this AnnData lacks"
+        note(f"[biodl] warning: {lacks}: reading .X")
     return options
 
 
