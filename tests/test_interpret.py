@@ -843,3 +843,46 @@ def test_attribute_adds_up_the_completeness_check_over_length_groups(tiny_run, t
     out = " ".join(r.output.split())
     assert out.count("completeness check failed") == 1
     assert "completeness check failed for 3 of 3 sequence(s): 's150', 's60', 's101'" in out
+
+
+def _sites_over_threshold(acts: list[torch.Tensor]) -> np.ndarray:
+    """Windows per filter whose activation reaches half the filter's maximum, over ``acts``
+    (each ``(n, F, P)``)."""
+    a = torch.cat(acts)
+    amax = a.amax(dim=(0, 2), keepdim=True)
+    return ((a >= 0.5 * amax) & (a > 0)).sum(dim=(0, 2)).numpy()
+
+
+def test_filter_pwms_use_every_strand_and_the_normalised_activation():
+    """A DeepBind scoring both strands ran its convolution twice and the PWMs kept the reverse
+    strand's windows only (about half the sites); Basset's filters were thresholded before the
+    batch normalisation that follows them, on other windows than the network uses."""
+    from biodl.interpret.filters import filter_pwms
+
+    torch.manual_seed(0)
+    x = _onehot(40, 60, seed=3)
+    db = DeepBind(n_outputs=1, num_motifs=4, motif_len=8, hidden=0, reverse_complement=True).eval()
+    _, n_sites = filter_pwms(db, x)
+    conv = next(m for m in db.modules() if isinstance(m, nn.Conv1d))
+    calls = []
+    h = conv.register_forward_hook(lambda mod, i, o: calls.append(torch.relu(o.detach())))
+    with torch.no_grad():
+        db(x)
+    h.remove()
+    assert len(calls) == 2  # both strands
+    assert n_sites.tolist() == _sites_over_threshold(calls).tolist()
+    assert (n_sites > _sites_over_threshold(calls[1:])).any()  # more than the last strand's alone
+
+    xb = _onehot(20, 130, seed=4)
+    bs = Basset(2, seq_len=130).eval()
+    with torch.no_grad():
+        for m in bs.modules():  # a batch norm that is not the identity
+            if isinstance(m, nn.BatchNorm1d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    _, n_bs = filter_pwms(bs, xb)
+    conv = next(m for m in bs.modules() if isinstance(m, nn.Conv1d))
+    bn = next(m for m in bs.modules() if isinstance(m, nn.BatchNorm1d))
+    with torch.no_grad():
+        expect = _sites_over_threshold([torch.relu(bn(conv(xb)))])
+    assert n_bs.tolist() == expect.tolist()

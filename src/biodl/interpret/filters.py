@@ -34,7 +34,9 @@ def filter_pwms(
     For each filter, every window of the (padded) input whose activation exceeds
     ``threshold`` x the filter's maximum activation over all sequences is collected
     (Kelley et al. 2016), and the base counts of those windows, plus a pseudocount, are
-    normalised per position.
+    normalised per position. The activation is the filter's output as the network uses it:
+    rectified after the batch normalisation that follows the convolution (Basset), and on
+    every strand the network scans (both for a DeepBind scoring the reverse complement too).
 
     Parameters
     ----------
@@ -55,25 +57,38 @@ def filter_pwms(
 
     model, x = as_module(model), as_onehot(x, "filter PWMs")
     conv = first_conv(model)
-    seen: dict[str, torch.Tensor] = {}
+    mods = list(model.modules())
+    nxt = next((mods[k + 1] for k, m in enumerate(mods[:-1]) if m is conv), None)
+    norm = nxt if isinstance(nxt, nn.BatchNorm1d) and nxt.num_features == conv.out_channels else None
+    # every call of the convolution in one forward (a DeepBind scans both strands: two calls)
+    ins: list[torch.Tensor] = []
+    outs: list[torch.Tensor] = []
 
-    def hook(mod, inputs, output):
-        seen["in"] = inputs[0].detach()
-        seen["out"] = output.detach()
+    def on_conv(mod, inputs, output):
+        ins.append(inputs[0].detach())
+        if norm is None:
+            outs.append(output.detach())
 
-    handle = conv.register_forward_hook(hook)
+    def on_norm(mod, inputs, output):
+        outs.append(output.detach())
+
+    handles = [conv.register_forward_hook(on_conv)]
+    if norm is not None:
+        handles.append(norm.register_forward_hook(on_norm))
     device = next(model.parameters()).device
     acts, windows = [], []
     try:
         with eval_mode(model):
             for i in range(0, x.shape[0], batch_size):
-                seen.clear()
+                ins.clear()
+                outs.clear()
                 model(x[i : i + batch_size].to(device))
-                inp, out = seen["in"][:, :4], torch.relu(seen["out"])  # conv input is what the filter saw
-                acts.append(out.cpu())
-                windows.append(inp.cpu())
+                for inp, out in zip(ins, outs, strict=True):  # the conv input is what the filter saw
+                    acts.append(torch.relu(out).cpu())
+                    windows.append(inp[:, :4].cpu())
     finally:
-        handle.remove()
+        for h in handles:
+            h.remove()
     w = conv.kernel_size[0]
     n_filters = conv.out_channels
     act = torch.cat(acts)  # (n, F, P)
