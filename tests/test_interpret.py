@@ -886,3 +886,20 @@ def test_filter_pwms_use_every_strand_and_the_normalised_activation():
     with torch.no_grad():
         expect = _sites_over_threshold([torch.relu(bn(conv(xb)))])
     assert n_bs.tolist() == expect.tolist()
+
+
+def test_variants_read_a_genomes_iupac_codes_as_n(tiny_run, tmp_path):
+    """An IUPAC code (R, Y, ...) in the genome near a variant stopped the whole run ('sequence 2:
+    invalid character R', naming no record); genome windows and BED predictions read it as N."""
+    from pathlib import Path
+
+    data = Path(__file__).parent / "data" / "interpret"
+    lines = (data / "ecoli_4kb.fa").read_text().splitlines()
+    seq = "".join(lines[1:])
+    seq = seq[:339] + "R" + seq[340:]
+    g = tmp_path / "g.fa"
+    g.write_text(lines[0] + "\n" + "\n".join(seq[i : i + 80] for i in range(0, len(seq), 80)) + "\n")
+    args = ["variants", str(tiny_run), "--vcf", str(data / "variants.vcf"), "--genome", str(g)]
+    r = runner.invoke(app, [*args, "--out", str(tmp_path / "v.tsv")])
+    assert r.exit_code == 0, r.output
+    assert "invalid character" not in r.output

@@ -308,8 +308,10 @@ class _AlleleWindows(Dataset):
         return self.__getitems__([i])[0]
 
     def __getitems__(self, idx: list[int]):
-        xr = one_hot_batch([self.ref[i] for i in idx], n_value=self.n_value)
-        xa = one_hot_batch([self.alt[i] for i in idx], n_value=self.n_value)
+        # windows of a reference genome: its IUPAC codes (R, Y, ...) are read as N, as genome
+        # windows and BED predictions read them (they failed the whole run, naming no record)
+        xr = one_hot_batch([self.ref[i] for i in idx], n_value=self.n_value, iupac_as_n=True)
+        xa = one_hot_batch([self.alt[i] for i in idx], n_value=self.n_value, iupac_as_n=True)
         x = torch.from_numpy(np.stack([xr, xa], axis=1))
         return [(x[k],) for k in range(len(idx))]
 
