@@ -497,6 +497,18 @@ def test_label_words_of_a_binary_task_have_a_stated_positive(seq_run, tmp_path):
     )
     r = runner.invoke(app, ["train", str(bu), "--task", "regression", "--out", str(tmp_path / "rg")] + args)
     _refused(r, "label column 'y' holds words ('bound', 'unbound'): a regression task needs numbers")
+    three = _seq_table(tmp_path / "three.tsv", ["bound", "unbound", "weak"] * 20)
+    r = runner.invoke(app, ["train", str(three), "--task", "binary", "--out", str(tmp_path / "r3")] + args)
+    _refused(r, "a binary task needs two label words, label column 'y' has 3")  # (it asked for positive=)
+    r = runner.invoke(
+        app,
+        ["train", str(bu), "--system", "splicing-cnn", "--task", "multiclass", "--set", "positive=bound"]
+        + ["--out", str(tmp_path / "rm"), "--epochs", "1", "--no-progress"],
+    )
+    _refused(r, "--set positive makes the labels a binary task")
+    na = _seq_table(tmp_path / "na.tsv", ["bound", "unbound", "NA"] * 20)
+    r = runner.invoke(app, ["train", str(na), "--task", "binary", "--out", str(tmp_path / "rn")] + args)
+    _refused(r, "na.tsv, line 4: missing class label ('NA') in column 'y'")  # it was a class
 
 
 def test_no_resume_clears_only_what_a_run_writes(rest_small, tmp_path):

@@ -295,10 +295,14 @@ def read_sequence_table(
             if len(label_cols) == 1 and bad.to_numpy().mean() > 0.5:
                 # a categorical label: multi-class
                 col = raw.iloc[:, 0].str.strip()
-                if (col == "").any():
-                    row = int(np.argmax((col == "").to_numpy()))
+                gap = is_missing.iloc[:, 0].to_numpy()
+                if gap.any():  # ("NA" was a class of its own)
+                    row = int(np.argmax(gap))
                     raise BiodlInputError(
-                        f"empty class label in column {label_cols[0]!r}", path=p, record=row + 2
+                        f"missing class label ({col.iloc[row]!r}) in column {label_cols[0]!r}: give every "
+                        "row its class, or leave the row out",
+                        path=p,
+                        record=row + 2,
                     )
                 classes = sorted(col.unique().tolist())
                 code = {c: i for i, c in enumerate(classes)}

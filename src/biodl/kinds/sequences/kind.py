@@ -725,13 +725,18 @@ class SequencesKind(OneHotTraining):
         if o["task"] in (None, "multiclass") and o["positive"] is None:
             return None
         name = (table.label_names or ["label"])[0]
+        if o["task"] == "multiclass":
+            raise BiodlInputError(
+                "--set positive makes the labels a binary task (its word against the other); with "
+                "--task multiclass leave it out",
+                path=o["data"],
+            )
         if o["task"] not in (None, "binary"):
             raise BiodlInputError(
                 f"label column {name!r} holds words ({', '.join(map(repr, table.classes[:5]))}"
                 f"{', ...' if len(table.classes) > 5 else ''}): a {o['task']} task needs numbers",
                 path=o["data"],
             )
-        pos = positive_word(table.classes, o["positive"], o["data"])
         if len(table.classes) != 2:
             raise BiodlInputError(
                 f"a binary task needs two label words, label column {name!r} has {len(table.classes)} "
@@ -739,6 +744,7 @@ class SequencesKind(OneHotTraining):
                 + ("; for several classes give --task multiclass" if len(table.classes) > 2 else ""),
                 path=o["data"],
             )
+        pos = positive_word(table.classes, o["positive"], o["data"])
         neg = next(c for c in table.classes if c != pos)
         ctx.log(f"label column {name!r}: {pos!r} is the positive class (1), {neg!r} the negative (0)")
         return [neg, pos]
