@@ -959,3 +959,6 @@ def test_a_genome_evaluation_writes_the_columns_of_the_training_test(window_run,
     test = pd.read_csv(window_run / "test" / "predictions.tsv", sep="\t")
     assert list(ev.columns) == list(test.columns)
     pd.testing.assert_frame_equal(ev, test, atol=1e-5)
+    r = runner.invoke(app, ["predict", str(window_run), str(GENOME), "--out", str(tmp_path / "p.tsv")])
+    _ok(r)  # predictions keep the centre the labels refer to
+    assert {"center_start", "center_end"} <= set(pd.read_csv(tmp_path / "p.tsv", sep="\t", nrows=2).columns)

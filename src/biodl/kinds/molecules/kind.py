@@ -179,9 +179,8 @@ def _refit_afresh_if_another_trial(ctx: TrainContext, search, mopts) -> None:
     from biodl.kinds.base import primary_process
     from biodl.train.checkpoint import atomic_json
 
+    # (every DDP rank decides alike and removes alike: none may resume what another removes)
     ck = ctx.out / "checkpoints"
-    if not primary_process():
-        return
     now = _trial_record(search, mopts)
     try:
         before = json.loads((ck / "refit_trial.json").read_text())
@@ -190,11 +189,12 @@ def _refit_afresh_if_another_trial(ctx: TrainContext, search, mopts) -> None:
     if ck.exists() and before != now:  # (a refit killed midway resumes: its record is written first)
         shutil.rmtree(ck, ignore_errors=True)
         (ctx.out / "history.csv").unlink(missing_ok=True)
-        ctx.log(
-            f"the search chose trial {search['trial'] + 1}"  # counted from 1, as the search's lines
-            + (f" (the final model was trained with trial {int(before['trial']) + 1})" if before else "")
-            + ": its refit starts from scratch"
-        )
+        if primary_process():
+            ctx.log(
+                f"the search chose trial {search['trial'] + 1}"  # counted from 1, as the search's lines
+                + (f" (the final model was trained with trial {int(before['trial']) + 1})" if before else "")
+                + ": its refit starts from scratch"
+            )
     ck.mkdir(parents=True, exist_ok=True)
     atomic_json(now, ck / "refit_trial.json")
 

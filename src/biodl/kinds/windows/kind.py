@@ -527,9 +527,9 @@ class WindowsKind(OneHotTraining):
     def frame(self, meta, table, outputs, targets=None) -> pd.DataFrame:
         base = getattr(table, "base", None)
         df = (base if base is not None else table.windows).reset_index(drop=True).copy()
-        # a window's coordinates, as the training's test/predictions.tsv has them (an evaluation
-        # of the genome also had its centre's, a column more)
-        df = df.drop(columns=[c for c in ("center_start", "center_end") if c in df.columns])
+        if targets is not None:  # an evaluation: the columns of the training's test/predictions.tsv
+            # (an evaluation of the genome also had the centre's; predictions keep them)
+            df = df.drop(columns=[c for c in ("center_start", "center_end") if c in df.columns])
         df["chrom"] = df["chrom"].astype(str)
         prob = 1 / (1 + np.exp(-outputs.astype(np.float64)))
         names = list(meta.label_names)
