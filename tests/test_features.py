@@ -596,3 +596,16 @@ def test_stability_selection_under_ddp_is_refused_before_training(tmp_path):
         and "--set randomized (stability selection) runs its fits after training"
         in " ".join(r.output.split())
     )
+
+
+def test_several_processes_counts_devices_and_nodes():
+    from types import SimpleNamespace
+
+    from biodl.kinds.features.kind import _several_processes
+
+    def several(devices, nodes=1):
+        return _several_processes(SimpleNamespace(devices=devices, num_nodes=nodes))
+
+    assert [several(d) for d in (2, "0,1", -1, [0, 1])] == [True] * 4
+    assert [several(d) for d in (1, "1", "auto", "[0]", "0,", [0])] == [False] * 6  # one device
+    assert several(1, nodes=2)

@@ -332,9 +332,22 @@ def path_lambdas(values) -> list[float]:
 
 
 def _several_processes(config) -> bool:
-    """Whether ``config`` trains in several DDP processes (``--devices`` above 1, a list, -1)."""
-    d = str(getattr(config, "devices", "auto")).strip()
-    return d not in ("auto", "1", "", "None") and not (d.isdigit() and int(d) <= 1)
+    """Whether ``config`` trains in several DDP processes: ``--devices`` above 1, -1 or a list of
+    several device indices, or several nodes."""
+    if int(getattr(config, "num_nodes", 1) or 1) > 1:
+        return True
+    d = getattr(config, "devices", "auto")
+    if isinstance(d, (list, tuple)):
+        return len(d) > 1
+    text = str(d).strip().strip("[]").strip()
+    if text in ("auto", "", "None"):
+        return False
+    parts = [p for p in text.split(",") if p.strip()]
+    if len(parts) > 1:
+        return True
+    if "," in str(d) or "[" in str(d):  # one device index
+        return False
+    return text.lstrip("-").isdigit() and (int(text) > 1 or int(text) == -1)  # a count; -1: all
 
 
 def _refit_dir(d: Path, keep) -> Path:
@@ -644,12 +657,19 @@ class FeaturesKind(DataKind):
                 final.scale.load_state_dict(model.scale.state_dict())
                 final.keep_only(keep)
                 rdir = _refit_dir(d, keep)
-                if _other_refits(d, rdir) and not (rdir / "checkpoints").exists():
-                    ctx.log(f"lambda {lam:g}: the selection changed ({int(keep.sum())} features): refitting")
+                others = _other_refits(d, rdir)
+                if others and not (rdir / "checkpoints").exists():
+                    why = (
+                        "the run's refit is of an earlier biodl (one folder for any selection)"
+                        if [q.name for q in others] == ["refit"]
+                        else f"the selection changed ({int(keep.sum())} features)"
+                    )
+                    ctx.log(f"lambda {lam:g}: {why}: refitting from scratch")
                 final, res, _ = super().fit(replace(ctx, out=rdir), final, meta, splits)
                 if res.is_global_zero:  # (after the fit: no rank reads them any more)
                     for q in _other_refits(d, rdir):
                         shutil.rmtree(q, ignore_errors=True)
+                    (d / "refit_selection.json").unlink(missing_ok=True)  # (an earlier layout's)
             if not res.is_global_zero:  # another rank of a DDP run: it trains every fit with rank 0,
                 results.append(res)  # which alone saves, scores and chooses
                 continue
