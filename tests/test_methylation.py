@@ -465,3 +465,13 @@ def test_cov_percent_column_checked_against_the_counts(tmp_path, capsys):
     assert np.allclose(w.values["1"], [0.8, 0.75])  # the counts are used
     err = capsys.readouterr().err
     assert "w.cov, line 2: the percentage in column 4 ('60') disagrees" in err and "1 of 2 line(s)" in err
+
+
+def test_a_sample_table_with_a_separator_ending_each_line(tmp_path):
+    """Each data line ending with a tab shifted the columns: 'listed file A not found'."""
+    from biodl.kinds.methylation.io import read_profiles
+
+    _write(tmp_path / "a.tsv", "chr1\t10\t1\nchr1\t20\t0\n")
+    _write(tmp_path / "b.tsv", "chr1\t10\t0\nchr1\t20\t1\n")
+    t = _write(tmp_path / "cells.tsv", "name\tfile\nA\ta.tsv\t\nB\tb.tsv\t\n")
+    assert [p.name for p in read_profiles(t)] == ["A", "B"]

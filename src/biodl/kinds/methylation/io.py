@@ -494,6 +494,9 @@ def read_profiles(path: str | Path, levels: str = "fraction") -> list[CpGProfile
             t = pd.read_csv(fh, sep=sep, dtype=str, keep_default_na=False)
     except (ValueError, pd.errors.ParserError) as e:
         raise BiodlInputError(f"cannot read the sample table ({e})", path=p) from None
+    from biodl.io._util import unshift_columns
+
+    t = unshift_columns(t, p)  # a separator ending each data line shifted every column
     cols = {str(c).strip().lower(): c for c in t.columns}
     fcol = next((cols[c] for c in _FILE_COLUMNS if c in cols), None)
     if fcol is None:

@@ -732,8 +732,11 @@ def released_auc_on_file(
     p = Path(seq_file)
     if not p.is_file():
         raise BiodlInputError("sequence file not found", path=p)
-    try:
-        df = pd.read_csv(p, sep="\t", dtype={"seq": str}, compression="infer")
+    from biodl.io._util import input_errors, open_text, unshift_columns
+
+    try:  # plain or gzip by the file's bytes, as every reader
+        with input_errors(p), open_text(p) as fh:
+            df = unshift_columns(pd.read_csv(fh, sep="\t", dtype={"seq": str}), p)
     except (ValueError, OSError, pd.errors.ParserError) as e:
         raise BiodlInputError(f"cannot read as a tab-separated table: {e}", path=p) from None
     for col in ("seq", "Bound"):
