@@ -513,8 +513,10 @@ class PopgenKind(DataKind):
         if meta.task == "regression":
             plot_pred_true(df, {meta.recipe: df}, list(meta.label_names), od / "pred_vs_true.png")
         else:
+            from biodl.report.plots import bounded_confusion
+
             cm = confusion(df["true"].tolist(), df["predicted"].tolist(), list(meta.classes))
-            plot_confusion(cm, od / "confusion.png", meta.recipe)
+            plot_confusion(bounded_confusion(cm)[0], od / "confusion.png", meta.recipe)
 
     def evaluation_sections(self, meta):
         # the report's own sections draw these from the same predictions, beside rejection ABC's
