@@ -1064,3 +1064,17 @@ def test_classify_writes_gzip_for_a_gz_name(model, tmp_path) -> None:
     for name in ("c.tsv", "r.txt"):
         with gzip.open(tmp_path / f"{name}.gz", "rt") as fh:
             assert fh.read() == (tmp_path / name).read_text()
+
+
+def test_truth_and_taxonomy_tables_in_utf16_are_read(tmp_path):
+    """They were opened as UTF-8 only: a UTF-16 export was an internal UnicodeDecodeError."""
+    from biodl.kinds.reads.data import read_truth
+    from biodl.kinds.reads.io import read_taxonomy_table
+
+    (tmp_path / "t.tsv").write_bytes("read1\tEscherichia coli\n".encode("utf-16"))
+    assert read_truth(tmp_path / "t.tsv") == {"read1": "Escherichia coli"}
+    (tmp_path / "x.tsv").write_bytes(
+        "genome\tspecies\tgenus\ng1.fna\tE. coli\tEscherichia\n".encode("utf-16")
+    )
+    ranks, rows = read_taxonomy_table(tmp_path / "x.tsv")
+    assert ranks == ["species", "genus"] and rows[0][1] == ["E. coli", "Escherichia"]

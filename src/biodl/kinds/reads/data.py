@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from biodl.errors import BiodlInputError
-from biodl.io._util import check_file
+from biodl.io._util import check_file, open_text
 from biodl.kinds.reads.io import Reference, Taxonomy, _mate_name, iter_batches, load_reference
 from biodl.kinds.reads.kmers import kmer_indices, read_indices
 from biodl.train.batches import Stacked
@@ -341,7 +341,7 @@ def read_truth(path: str | Path) -> dict[str, str]:
     """A truth TSV: read id (or pair name, without ``/1``), taxon; ``#`` lines are comments."""
     p = check_file(path)
     out: dict[str, str] = {}
-    with open(p, encoding="utf-8-sig") as fh:
+    with open_text(p) as fh:  # (plain or gzip; a byte-order mark, UTF-16 too)
         for ln, line in enumerate(fh, 1):
             line = line.rstrip("\r\n")
             if not line.strip() or line.startswith("#"):

@@ -32,6 +32,7 @@ from biodl.io._util import (
     atomic_write_text,
     byte_order_mark_error,
     check_file,
+    open_text,
     output_dir,
 )
 
@@ -447,7 +448,7 @@ def read_taxonomy_table(path: str | Path) -> tuple[list[str], list[tuple[str, li
     first) and one row per genome file (its name, with or without extensions). Returns the
     ranks and ``(genome, names per rank, line)`` rows."""
     p = check_file(path)
-    with open(p, encoding="utf-8-sig", newline="") as fh:  # -sig: a spreadsheet's byte-order mark
+    with open_text(p) as fh:  # a spreadsheet's byte-order mark (UTF-8 or UTF-16), gzip
         rows = [r for r in csv.reader(fh, delimiter="\t")]
     lines = [
         (i + 1, r) for i, r in enumerate(rows) if r and any(c.strip() for c in r) and not r[0].startswith("#")
@@ -497,14 +498,14 @@ def read_ncbi_taxonomy(
     tp = check_file(table)
     parent: dict[int, int] = {}
     rank: dict[int, str] = {}
-    with open(check_file(nodes), encoding="utf-8-sig") as fh:
+    with open_text(nodes) as fh:
         for i, line in enumerate(fh, 1):
             f = [x.strip() for x in line.split("|")]
             if len(f) < 3 or not f[0].isdigit() or not f[1].isdigit():
                 raise BiodlInputError("expected 'taxid | parent | rank | ...'", path=nodes, record=i)
             parent[int(f[0])], rank[int(f[0])] = int(f[1]), f[2]
     sci: dict[int, str] = {}
-    with open(check_file(names), encoding="utf-8-sig") as fh:
+    with open_text(names) as fh:
         for i, line in enumerate(fh, 1):
             f = [x.strip() for x in line.split("|")]
             if len(f) < 4 or not f[0].isdigit():
@@ -512,7 +513,7 @@ def read_ncbi_taxonomy(
             if f[3] == "scientific name":
                 sci[int(f[0])] = f[1]
     rows = []
-    with open(tp, encoding="utf-8-sig") as fh:
+    with open_text(tp) as fh:
         for i, line in enumerate(fh, 1):
             f = [x.strip() for x in line.rstrip("\n").split("\t")]
             if not f[0] or f[0].startswith("#") or (i == 1 and f[0].lower() in ("genome", "file")):
