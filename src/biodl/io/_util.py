@@ -281,7 +281,14 @@ def directory_lock(out: Path, name: str, command: str, what: str) -> Iterator[No
         raise BiodlInputError(f"cannot write in the {what}: {e.strerror or e}", path=out) from None
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            for attempt in range(5):  # (a reader's look at the lock, lock_holder, holds it an instant)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if attempt == 4:
+                        raise
+                    time.sleep(0.05)
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
             raise BiodlInputError(

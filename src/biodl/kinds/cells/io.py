@@ -161,6 +161,9 @@ def read_fcs(path: str | Path) -> FcsData:
     return FcsData(p, events, channels, markers, version, text)
 
 
+_SPILL_SAID = False
+
+
 def _say_spillover(p: Path, text: dict) -> None:
     """A warning (once per file) when the FCS TEXT holds a spillover / compensation matrix
     (``$SPILLOVER``, ``$SPILL``, ``$COMP``) other than the identity: biodl reads the values as
@@ -177,13 +180,16 @@ def _say_spillover(p: Path, text: dict) -> None:
                 return
         except (ValueError, IndexError):
             pass
-        from biodl.train.metrics import note_once
+        global _SPILL_SAID
+        if not _SPILL_SAID:  # once per process, naming the first file (a panel has many)
+            from biodl.io._util import note
 
-        note_once(
-            f"[biodl] warning: {p}: the file holds a spillover matrix (${key.upper()}) that biodl does not "
-            "apply: its values are read as stored, uncompensated; compensate flow data first (e.g. "
-            "with FlowKit) when they need it"
-        )
+            _SPILL_SAID = True
+            note(
+                f"[biodl] warning: {p} (and maybe other files) holds a spillover matrix "
+                f"(${key.upper()}) that biodl does not apply: values are read as stored; compensate "
+                "flow data first (e.g. with FlowKit) if they are not compensated yet"
+            )
         return
 
 
@@ -486,6 +492,16 @@ def read_sample_table(
     for k, f in enumerate(files):
         if ids[k] is None:  # a file's name; of one in another folder too: with its folder
             ids[k] = f.stem if stems.count(f.stem) == 1 else f"{f.parent.name}/{f.stem}"
+    first: dict[str, int] = {}
+    for s, ln in zip(ids, lines, strict=True):
+        if s in first:  # (files of one name in two folders of one name; a given id another's name)
+            raise BiodlInputError(
+                f"two samples would be called {s!r} (lines {first[s]} and {ln}): give them sample_id "
+                "values to tell them apart",
+                path=p,
+                record=ln,
+            )
+        first[s] = ln
     if training and require_labels and len(set(labels)) < 2:
         raise BiodlInputError(
             f"all samples have the same label {labels[0]!r}; CellCnn needs at least two classes "
