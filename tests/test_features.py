@@ -609,3 +609,21 @@ def test_several_processes_counts_devices_and_nodes():
     assert [several(d) for d in (2, "0,1", -1, [0, 1])] == [True] * 4
     assert [several(d) for d in (1, "1", "auto", "[0]", "0,", [0])] == [False] * 6  # one device
     assert several(1, nodes=2)
+
+
+def test_a_dfs_path_trains_under_ddp(tmp_path):
+    """The path's second process chose among fits it had no validation metric of: a false
+    'error: no model on the path has a validation auroc', and its own models saved over the first's."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "dfs"
+    cmd = [sys.executable, "-m", "biodl.cli", "train", "--system", "dfs", "--data", str(DATA)]
+    cmd += ["--labels", str(LABELS), "--set", f"feature_names={NAMES}", "--set", "positive=A-E"]
+    cmd += ["--set", "lambdas=1,2", "--set", "max_features=8", "--batch-size", "32", "--epochs", "2"]
+    cmd += ["--no-progress", "--devices", "2", "--strategy", "ddp", "--out", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "error:" not in r.stderr and r.stderr.count("lambda 2:") == 1, r.stderr[-2000:]
+    path = pd.read_csv(out / "path.tsv", sep="\t")
+    assert path["chosen"].sum() == 1 and path["val_auroc"].notna().all()
