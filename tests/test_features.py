@@ -572,7 +572,7 @@ def test_pedla_fine_tunes_under_ddp(tmp_path):
     out = tmp_path / "pedla"
     cmd = [sys.executable, "-m", "biodl.cli", "train", "--system", "pedla", "--data", str(DATA)]
     cmd += ["--labels", str(LABELS), "--set", f"feature_names={NAMES}", "--set", "pretrain_epochs=1"]
-    cmd += ["--epochs", "1", "--no-progress", "--devices", "2", "--strategy", "ddp", "--out", str(out)]
+    cmd += ["--epochs", "1", "--no-progress", "--devices", "2", "--out", str(out)]  # (Lightning's auto: DDP)
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((out / "run.json").read_text())["status"] == "finished"

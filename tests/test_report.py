@@ -685,3 +685,15 @@ def test_a_report_that_fails_midway_leaves_the_earlier_reports_files(
         pipeline.report(run, quiet=True)
     assert {f: (run / f).read_bytes() for f in before} == before
     assert not list(run.glob(".report-backup*"))
+
+
+def test_shortened_legend_names_stay_apart() -> None:
+    """ENCODE names sharing a long prefix became alike when cut in the middle."""
+    from biodl.report.plots import _short_names
+
+    a = "ENCFF001_H3K27ac_GM12878_fold_change_over_control"
+    b = "ENCFF001_H3K27ac_K562_fold_change_over_control"
+    short = _short_names([a, b])
+    assert len(set(short)) == 2 and "GM12878" in short[0] and "K562" in short[1]
+    assert len(set(_short_names(["x" * 50, "x" * 50]))) == 2
+    assert _short_names(["CTCF", "REST"]) == ["CTCF", "REST"]

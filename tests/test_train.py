@@ -964,3 +964,23 @@ def test_loader_workers_see_each_epoch_of_an_epoch_dependent_dataset():
     ref = EpochSampler(8, seed=0)
     ref.set_epoch(2)
     assert order == list(ref) and {e for e, _ in items(dm.train_dataloader())} == {2}
+
+
+def test_variable_length_sequences_train_with_loader_workers(tmp_path):
+    """Items carrying their epoch were read one at a time in the workers: batches of sequences of
+    several lengths could not be stacked (the dataset pads a batch to its longest)."""
+    rng = np.random.default_rng(0)
+    lines = ["id\tseq\tBound"] + [
+        f"s{i}\t{''.join(rng.choice(list('ACGT'), int(rng.integers(20, 41))))}\t{i % 2}" for i in range(80)
+    ]
+    (tmp_path / "var.tsv").write_text("\n".join(lines) + "\n")
+    cfg = TrainConfig(max_epochs=1, patience=0, device="cpu", progress=False, num_workers=2)
+    train(
+        "deepbind",
+        tmp_path / "run",
+        options={"data": tmp_path / "var.tsv"},
+        model_options={"num_motifs": 4, "motif_len": 8, "hidden": 0},
+        config=cfg,
+        quiet=True,
+    )
+    assert (tmp_path / "run" / "model.pt").exists()

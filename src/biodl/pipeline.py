@@ -1706,6 +1706,14 @@ def _report_files_together(run: Path):
             q for q in found if any(re.fullmatch(p, q.relative_to(run).as_posix()) for p in REPORT_OUTPUTS)
         ]
 
+    for old in run.glob(".report-backup.biodl-*"):  # of a report killed outright (its process gone)
+        pid = old.name.rsplit("-", 1)[-1]
+        try:
+            os.kill(int(pid), 0)
+        except (ValueError, ProcessLookupError):
+            shutil.rmtree(old, ignore_errors=True)
+        except PermissionError:
+            pass
     backup = run / f".report-backup.biodl-{os.getpid()}"
     kept: dict[Path, Path] = {}
     for q in outputs():

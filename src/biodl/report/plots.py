@@ -166,6 +166,25 @@ def _save_figure(fig: Figure, path: str | os.PathLike, dpi: int = DEFAULT_DPI) -
     return write_bytes_atomic(path, buf.getvalue())
 
 
+def _short_names(names: Sequence[str], width: int = 36) -> list[str]:
+    """Legend names of ``names`` (:func:`_short`), told apart: when shortening makes two alike
+    (ENCODE names sharing a long prefix), the prefix all share is dropped first, and any still
+    alike get their number."""
+    names = [str(n) for n in names]
+    out = [_short(n, width) for n in names]
+    if len(set(out)) < len(out) and len(names) > 1:
+        k = len(os.path.commonprefix(names))
+        out = [_short(("…" + n[k:]) if k > 3 and len(n) > k else n, width) for n in names]
+    from collections import Counter
+
+    many, seen = Counter(out), Counter()
+    for j, n in enumerate(out):
+        if many[n] > 1:
+            seen[n] += 1
+            out[j] = f"{n} ({seen[n]})"
+    return out
+
+
 def _short(name: str, width: int = 36) -> str:
     """``name`` for a legend: at most ``width`` characters, its middle replaced by an ellipsis
     (ENCODE-style names differ at both ends; the tables show them whole)."""
@@ -335,8 +354,9 @@ def plot_roc(
     fig = _new_figure(5.2, 5.2)
     ax = fig.add_subplot()
     drawn = curves[: max(int(max_curves), 1)]
+    short = _short_names(names)
     for (color, ls), (j, fpr, tpr), a in zip(_styles(len(drawn)), drawn, aucs, strict=False):
-        label = f"{_short(names[j])} (AUC = {a:.3f})" if names[j] else f"AUC = {a:.3f}"
+        label = f"{short[j]} (AUC = {a:.3f})" if names[j] else f"AUC = {a:.3f}"
         ax.plot(fpr, tpr, color=color, ls=ls, lw=1.6, label=label)
     ax.plot([0, 1], [0, 1], ls=(0, (1, 3)), color="0.6", lw=1, label="chance (AUC = 0.5)")
     ax.set_xlabel("False positive rate")
@@ -404,8 +424,9 @@ def plot_pr(
     fig = _new_figure(5.2, 5.2)
     ax = fig.add_subplot()
     drawn = curves[: max(int(max_curves), 1)]
+    short = _short_names(names)
     for (color, ls), (j, recall, precision, _), ap in zip(_styles(len(drawn)), drawn, aps, strict=False):
-        label = f"{_short(names[j])} (AUPRC = {ap:.3f})" if names[j] else f"AUPRC = {ap:.3f}"
+        label = f"{short[j]} (AUPRC = {ap:.3f})" if names[j] else f"AUPRC = {ap:.3f}"
         ax.step(recall, precision, where="post", color=color, ls=ls, lw=1.6, label=label)
     n_legend = len(drawn)
     if len(drawn) == 1:

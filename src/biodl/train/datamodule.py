@@ -123,12 +123,23 @@ class EpochItems(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, key):
-        epoch, i = key
+    def _at(self, epoch: int) -> None:
         if epoch != self._epoch:
             self.dataset.set_epoch(epoch)
             self._epoch = epoch
+
+    def __getitem__(self, key):
+        epoch, i = key
+        self._at(epoch)
         return self.dataset[i]
+
+    def __getitems__(self, keys: list):
+        """A batch read at once, as the dataset reads it (variable-length sequences are padded
+        to the batch's longest there; reads and CpG sites are drawn per batch)."""
+        self._at(keys[0][0])
+        idx = [i for _, i in keys]
+        many = getattr(self.dataset, "__getitems__", None)
+        return many(idx) if many is not None else [self.dataset[i] for i in idx]
 
 
 #: Evaluation batches are this many times the training batch (validation and test predictions

@@ -616,6 +616,25 @@ def best_row(
     )
 
 
+def several_processes(config) -> bool:
+    """Whether ``config`` trains in several DDP processes: ``--devices`` above 1, -1 or a list of
+    several device indices, or several nodes."""
+    if int(getattr(config, "num_nodes", 1) or 1) > 1:
+        return True
+    d = getattr(config, "devices", "auto")
+    if isinstance(d, (list, tuple)):
+        return len(d) > 1
+    text = str(d).strip().strip("[]").strip()
+    if text in ("auto", "", "None"):
+        return False
+    parts = [p for p in text.split(",") if p.strip()]
+    if len(parts) > 1:
+        return True
+    if "," in str(d) or "[" in str(d):  # one device index
+        return False
+    return text.lstrip("-").isdigit() and (int(text) > 1 or int(text) == -1)  # a count; -1: all
+
+
 def _has_unused_parameters(plan) -> bool:
     """Whether ``plan``'s network trains parameters its loss does not use in this stage: the
     decoders of a greedily pre-trained stack (PEDLA, the CpG SAE) once it is fine-tuned."""
@@ -831,7 +850,10 @@ def fit(
         trainer_config = replace(config, max_epochs=config.max_epochs + extend)
     else:
         extend, trainer_config = 0, config
-    if str(trainer_config.strategy).lower() == "ddp" and _has_unused_parameters(plan):
+    strategy = str(trainer_config.strategy).lower()
+    if (
+        strategy == "ddp" or (strategy == "auto" and several_processes(trainer_config))
+    ) and _has_unused_parameters(plan):
         from dataclasses import replace
 
         # the decoders of a pre-trained stack get no gradient when it is fine-tuned (DDP refused

@@ -109,8 +109,15 @@ def activities_cmd(
 
             matrix = {k: v for k, v in _trained_matrix(meta, data, {}).items() if k in ("layer", "use_raw")}
         data_m = read_expression(data, orientation=orientation, **read_kw, **matrix)
-        if reference is not None:
-            set_reference_scaling(m, genes, read_expression(reference, **read_kw))
+        if reference is not None:  # its ranges scale DATA: read from the same matrix
+            ref_matrix = {}
+            if meta is not None:
+                from biodl.kinds.expression.kind import _trained_matrix
+
+                ref_matrix = {
+                    k: v for k, v in _trained_matrix(meta, reference, {}).items() if k in ("layer", "use_raw")
+                }
+            set_reference_scaling(m, genes, read_expression(reference, **read_kw, **ref_matrix))
             scale = "model"
         if scale is None:
             scale = "global" if published else "model"

@@ -332,22 +332,9 @@ def path_lambdas(values) -> list[float]:
 
 
 def _several_processes(config) -> bool:
-    """Whether ``config`` trains in several DDP processes: ``--devices`` above 1, -1 or a list of
-    several device indices, or several nodes."""
-    if int(getattr(config, "num_nodes", 1) or 1) > 1:
-        return True
-    d = getattr(config, "devices", "auto")
-    if isinstance(d, (list, tuple)):
-        return len(d) > 1
-    text = str(d).strip().strip("[]").strip()
-    if text in ("auto", "", "None"):
-        return False
-    parts = [p for p in text.split(",") if p.strip()]
-    if len(parts) > 1:
-        return True
-    if "," in str(d) or "[" in str(d):  # one device index
-        return False
-    return text.lstrip("-").isdigit() and (int(text) > 1 or int(text) == -1)  # a count; -1: all
+    from biodl.train.fit import several_processes
+
+    return several_processes(config)
 
 
 def _refit_dir(d: Path, keep) -> Path:
