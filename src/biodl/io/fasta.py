@@ -51,7 +51,7 @@ def validate_sequence(seq: str, path, record, iupac_as_n: bool = False, allow_em
         if seq[pos] in "RYSWKMBDHVryswkmbdhv":
             hint = (
                 ": an IUPAC ambiguity code; train with --iupac-as-n to read them as N (a model trained "
-                "without it scores them once written as N, e.g. sed '/^>/!s/[RYSWKMBDHV]/N/gI')"
+                "without it scores them once they are written as N)"
             )
         raise BiodlInputError(
             f"invalid character {seq[pos]!r} at position {pos + 1} of the sequence "

@@ -192,7 +192,11 @@ def _refit_afresh_if_another_trial(ctx: TrainContext, search, mopts) -> None:
         if primary_process():
             ctx.log(
                 f"the search chose trial {search['trial'] + 1}"  # counted from 1, as the search's lines
-                + (f" (the final model was trained with trial {int(before['trial']) + 1})" if before else "")
+                + (
+                    f" (the final model was trained with trial {int(before['trial']) + 1})"
+                    if before
+                    else " (the refit of an earlier biodl has no record of its trial)"
+                )
                 + ": its refit starts from scratch"
             )
     ck.mkdir(parents=True, exist_ok=True)
