@@ -482,6 +482,10 @@ def test_label_words_of_a_binary_task_have_a_stated_positive(seq_run, tmp_path):
     _ok(r)
     ev = pd.read_csv(tmp_path / "ev" / "predictions.tsv", sep="\t")
     assert ev["true_y"].tolist() == [0, 1] * 30
+    rj = tmp_path / "bu" / "run.json"  # a run of an earlier biodl (words coded alphabetically)
+    rj.write_text(rj.read_text().replace('"unbound",\n    "bound"', '"bound",\n    "unbound"'))
+    r = runner.invoke(app, ["train", str(bu), "--task", "binary", "--out", str(tmp_path / "bu")] + args)
+    _refused(r, "holds a run that coded the labels as 'bound' = 0, 'unbound' = 1", "--no-resume")
     fb = _seq_table(tmp_path / "fb.tsv", ["foo", "bar"] * 30)
     r = runner.invoke(app, ["train", str(fb), "--task", "binary", "--out", str(tmp_path / "fb")] + args)
     _refused(r, "fb.tsv: the labels are words ('bar', 'foo')", "give --set positive=WORD")

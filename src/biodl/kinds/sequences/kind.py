@@ -746,6 +746,19 @@ class SequencesKind(OneHotTraining):
             )
         pos = positive_word(table.classes, o["positive"], o["data"])
         neg = next(c for c in table.classes if c != pos)
+        if ctx.config.resume and (ctx.out / "run.json").exists():  # a run to resume: its own coding
+            from biodl.train import read_run_json
+
+            try:
+                before = read_run_json(ctx.out).classes
+            except BiodlInputError:
+                before = None
+            if before and list(before) != [neg, pos]:  # (an earlier biodl coded words alphabetically)
+                raise BiodlInputError(
+                    f"holds a run that coded the labels as {before[0]!r} = 0, {before[1]!r} = 1; resuming it "
+                    f"would train on with {pos!r} = 1: start it over with --no-resume",
+                    path=ctx.out,
+                )
         ctx.log(f"label column {name!r}: {pos!r} is the positive class (1), {neg!r} the negative (0)")
         return [neg, pos]
 
