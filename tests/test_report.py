@@ -614,20 +614,21 @@ def test_figures_and_tables_are_described_to_a_screen_reader_and_print_whole(tmp
     assert "@media print" in page and "max-height: none" in page
 
 
-def test_a_report_path_that_is_a_folder_is_refused_before_any_work(tmp_path, rest_small) -> None:
+def _tiny_run(run: Path, options: dict) -> Path:
+    """A 1-epoch DeepBind (4 motifs) trained into ``run``."""
     from biodl import pipeline
     from biodl.train import TrainConfig
 
-    run = tmp_path / "run"
     cfg = TrainConfig(max_epochs=1, patience=0, device="cpu", progress=False)
-    pipeline.train(
-        "deepbind",
-        run,
-        options={"data": rest_small["train"]},
-        model_options={"num_motifs": 4, "motif_len": 8, "hidden": 0},
-        config=cfg,
-        quiet=True,
-    )
+    model = {"num_motifs": 4, "motif_len": 8, "hidden": 0}
+    pipeline.train("deepbind", run, options=options, model_options=model, config=cfg, quiet=True)
+    return run
+
+
+def test_a_report_path_that_is_a_folder_is_refused_before_any_work(tmp_path, rest_small) -> None:
+    from biodl import pipeline
+
+    run = _tiny_run(tmp_path / "run", {"data": rest_small["train"]})
     for f in ("report.html", "learning_curves.png"):
         (run / f).unlink(missing_ok=True)
     (run / "report.html").mkdir()
@@ -660,18 +661,8 @@ def test_a_report_that_fails_midway_leaves_the_earlier_reports_files(
     figures kept the old report.html beside the new figures and tables."""
     from biodl import pipeline
     from biodl.report import html as report_html
-    from biodl.train import TrainConfig
 
-    run = tmp_path / "run"
-    cfg = TrainConfig(max_epochs=1, patience=0, device="cpu", progress=False)
-    pipeline.train(
-        "deepbind",
-        run,
-        options={"data": rest_small["train"], "test_file": rest_small["test"]},
-        model_options={"num_motifs": 4, "motif_len": 8, "hidden": 0},
-        config=cfg,
-        quiet=True,
-    )
+    run = _tiny_run(tmp_path / "run", {"data": rest_small["train"], "test_file": rest_small["test"]})
     pipeline.report(run, quiet=True)
     before = {f: (run / f).read_bytes() for f in ("report.html", "learning_curves.png", "motifs.tsv")}
     (run / "learning_curves.png").write_bytes(b"an earlier report's picture")
