@@ -64,7 +64,14 @@ OPTIONS = (
         stages=_IO,
         choices=("error", "mean", "first"),
     ),
-    Option("layer", "str", None, "h5ad layer to read (default X).", stages=_IO),
+    Option(
+        "layer",
+        "str",
+        None,
+        "h5ad layer to read (default X; at evaluate / predict the layer the model was trained on, "
+        "where the input has it; X reads .X).",
+        stages=_IO,
+    ),
     Option(
         "encode",
         "choice",
