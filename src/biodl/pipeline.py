@@ -1127,23 +1127,15 @@ def _check_foreign_dir(out: Path, inputs: list[Path] = ()) -> None:
     ``motifs.tsv``, ``filters.png``, ...): training and its report would replace them without a
     word, and ``--no-resume`` only ever clears a biodl run. ``inputs`` (this training's own
     files) are no clash: the report refuses to write over a run's input."""
-    import re
-
     from biodl.io._util import RUN_RECORD_DIRS, RUN_RECORD_FILES
-    from biodl.report.run import REPORT_OUTPUTS
+    from biodl.report.run import report_files
 
     if not out.is_dir() or (out / "run.json").exists():
         return
     clash = sorted(n for n in (*RUN_RECORD_FILES, *RUN_RECORD_DIRS) if (out / n).exists())
     keep = {Path(q).resolve() for q in inputs}
-    # the folder's own entries, and the files of the report's folders (never a whole user tree)
-    entries = [*out.iterdir(), *(f for d in ("substructures", "interpret") for f in (out / d).rglob("*"))]
-    for q in sorted(entries):
-        rel = q.relative_to(out).as_posix()
-        if q.is_file() and q.resolve() not in keep and any(re.fullmatch(pat, rel) for pat in REPORT_OUTPUTS):
-            clash.append(rel)
-            if len(clash) >= 6:
-                break
+    clash += [q.relative_to(out).as_posix() for q in report_files(out) if q.resolve() not in keep]
+    clash = clash[:6]
     if clash:
         raise BiodlInputError(
             f"is not a biodl run directory (no run.json) but holds {', '.join(clash)}, which training "
@@ -1694,17 +1686,9 @@ def _report_files_together(run: Path):
     files the earlier report had and removes the ones it wrote (the page kept describing the old
     files while they held the new report's). The earlier files are kept as hard links (copies
     where the file system has none) until the new report is written."""
-    import re
     import shutil
 
-    from biodl.report.run import REPORT_OUTPUTS
-
-    def outputs() -> list[Path]:
-        found = [q for q in run.iterdir() if q.is_file()]
-        found += [q for d in ("substructures", "interpret") for q in (run / d).rglob("*") if q.is_file()]
-        return [
-            q for q in found if any(re.fullmatch(p, q.relative_to(run).as_posix()) for p in REPORT_OUTPUTS)
-        ]
+    from biodl.report.run import report_files
 
     for old in run.glob(".report-backup.biodl-*"):  # of a report killed outright (its process gone)
         pid = old.name.rsplit("-", 1)[-1]
@@ -1716,7 +1700,7 @@ def _report_files_together(run: Path):
             pass
     backup = run / f".report-backup.biodl-{os.getpid()}"
     kept: dict[Path, Path] = {}
-    for q in outputs():
+    for q in report_files(run):
         b = backup / q.relative_to(run)
         b.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -1727,7 +1711,7 @@ def _report_files_together(run: Path):
     try:
         yield
     except BaseException:
-        for q in outputs():
+        for q in report_files(run):
             if q not in kept:
                 q.unlink(missing_ok=True)  # written by the failed report
         for q, b in kept.items():

@@ -179,6 +179,16 @@ def _given(flags: dict, set_: list[str] | None) -> tuple[dict, dict]:
 
 
 DeviceOpt = typer.Option("auto", "--device", help="cpu, cuda, cuda:N, mps or auto.")
+#: ``--seed`` of the commands that draw random numbers (and check its range).
+SeedOpt = typer.Option(
+    0, help="Random seed (0 to 4294967295): the same seed gives the same numbers at a fixed thread count."
+)
+#: ``--batch-size`` of the scoring commands.
+ScoreBatchOpt = typer.Option(256, help="Items per forward pass (memory, not results).")
+#: ``--device`` of the scoring commands (predict, evaluate, ism, attribute, variants, motifs).
+ScoreDeviceOpt = typer.Option(
+    "auto", "--device", help="cpu, cuda, cuda:N, mps or auto (a CUDA GPU when there is one, as training)."
+)
 SetOpt = typer.Option(
     None,
     "--set",
@@ -593,10 +603,8 @@ def evaluate(
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Directory for metrics.json, predictions.tsv and plots."
     ),
-    device: str = typer.Option(
-        "auto", "--device", help="cpu, cuda, cuda:N, mps or auto (a CUDA GPU when there is one, as training)."
-    ),
-    batch_size: int = typer.Option(256, help="Items per forward pass (memory, not results)."),
+    device: str = ScoreDeviceOpt,
+    batch_size: int = ScoreBatchOpt,
     rc_average: bool | None = RcAverageOpt,
     set_: list[str] | None = SetOpt,
     skip_invalid: bool | None = SkipInvalidOpt,
@@ -670,10 +678,8 @@ def predict(
         help="tsv, csv, npz, h5 or parquet, whatever the --out suffix (npz / h5: ids, a float32 "
         "predictions matrix and column names, for many-output models).",
     ),
-    device: str = typer.Option(
-        "auto", "--device", help="cpu, cuda, cuda:N, mps or auto (a CUDA GPU when there is one, as training)."
-    ),
-    batch_size: int = typer.Option(256, help="Items per forward pass (memory, not results)."),
+    device: str = ScoreDeviceOpt,
+    batch_size: int = ScoreBatchOpt,
     rc_average: bool | None = RcAverageOpt,
     set_: list[str] | None = SetOpt,
     skip_invalid: bool | None = SkipInvalidOpt,
@@ -749,9 +755,7 @@ def demo(
     out: Path = typer.Option(Path("biodl-demo"), "--out", "-o", help="Run directory."),
     experiment: str = typer.Option("REST", help="Bundled ENCODE experiment: REST or GABPA."),
     epochs: int = typer.Option(15, help="Maximum epochs."),
-    seed: int = typer.Option(
-        0, help="Random seed (0 to 4294967295): the same seed gives the same numbers at a fixed thread count."
-    ),
+    seed: int = SeedOpt,
     device: str = DeviceOpt,
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from biodl.cli import ScoreBatchOpt, ScoreDeviceOpt
 from biodl.errors import BiodlError, BiodlInputError, exit_with, stdout_console
 from biodl.io._util import atomic_output
 
@@ -137,11 +138,7 @@ def register(app: typer.Typer) -> None:
             None, "--out-vcf", help="Also write the VCF with BIODL_* INFO fields."
         ),
         batch_size: int = typer.Option(128, help="Variants per forward pass."),
-        device: str = typer.Option(
-            "auto",
-            "--device",
-            help="cpu, cuda, cuda:N, mps or auto (a CUDA GPU when there is one, as training).",
-        ),
+        device: str = ScoreDeviceOpt,
         window: int | None = typer.Option(
             None,
             "--window",
@@ -225,11 +222,7 @@ def register(app: typer.Typer) -> None:
             None, help="Sequences for the filter PWMs (default: the run's test file)."
         ),
         out: Path | None = typer.Option(None, "--out", "-o", help="Output TSV (default RUN_DIR/motifs.tsv)."),
-        device: str = typer.Option(
-            "auto",
-            "--device",
-            help="cpu, cuda, cuda:N, mps or auto (a CUDA GPU when there is one, as training).",
-        ),
+        device: str = ScoreDeviceOpt,
     ) -> None:
         """First-layer filters as PWMs (RUN_DIR/filters.meme), each matched to a motif
         database with Tomtom; prints the table and writes motifs.tsv.
@@ -280,12 +273,8 @@ def register(app: typer.Typer) -> None:
         start: int = typer.Option(0, help="First position to mutate (0-based, in the input sequence)."),
         end: int | None = typer.Option(None, help="Position after the last to mutate (default: the end)."),
         method: str = typer.Option("auto", help="auto, deepbind, trunk or full."),
-        batch_size: int = typer.Option(256, help="Items per forward pass (memory, not results)."),
-        device: str = typer.Option(
-            "auto",
-            "--device",
-            help="cpu, cuda, cuda:N, mps or auto (a CUDA GPU when there is one, as training).",
-        ),
+        batch_size: int = ScoreBatchOpt,
+        device: str = ScoreDeviceOpt,
         precision: str = typer.Option(
             "32-true", help="32-true (float32), or bf16-mixed / 16-mixed (autocast; faster on GPUs)."
         ),
@@ -421,11 +410,7 @@ def register(app: typer.Typer) -> None:
             "integrated_gradients", help="saliency, input_x_gradient, integrated_gradients or deep_lift_shap."
         ),
         output: str | None = typer.Option(None, help="Output (name or index); default the first."),
-        device: str = typer.Option(
-            "auto",
-            "--device",
-            help="cpu, cuda, cuda:N, mps or auto (a CUDA GPU when there is one, as training).",
-        ),
+        device: str = ScoreDeviceOpt,
         rc_average: bool | None = RcAverageOpt,
     ) -> None:
         """Gradient attributions of each sequence (captum), with the completeness check of

@@ -161,13 +161,18 @@ def open_text(path: str | Path) -> io.TextIOBase:
     # utf-8-sig: a byte-order mark (as spreadsheets and some editors write) is not part of line 1;
     # a UTF-16 / UTF-32 one (Excel's "Unicode Text") names its encoding (read as UTF-8, it was
     # garbage: a matrix of 0 samples, errors blaming the content)
-    if is_gzip(p):
-        with input_errors(p), gzip.open(p, "rb") as fh:
-            enc = _bom_encoding(fh.read(4))
-        return _GuardedText(io.TextIOWrapper(gzip.open(p, "rb"), encoding=enc, errors="replace"), p)
     with open(p, "rb") as fh:
-        enc = _bom_encoding(fh.read(4))
-    return open(p, encoding=enc, errors="replace")
+        head = fh.read(4)
+    if head[:2] == GZIP_MAGIC:
+        raw = gzip.open(p, "rb")
+        try:
+            with input_errors(p):
+                enc = _bom_encoding(raw.peek(4)[:4])  # (the stream decompressed once)
+        except BaseException:
+            raw.close()
+            raise
+        return _GuardedText(io.TextIOWrapper(raw, encoding=enc, errors="replace"), p)
+    return open(p, encoding=_bom_encoding(head), errors="replace")
 
 
 def _bom_encoding(head: bytes) -> str:

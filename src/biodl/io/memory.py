@@ -245,8 +245,6 @@ def labels_in_item_order(
     their own (a list) or the index is 0..n-1; matched by id when the items have ids (a dict, a
     Series, a DataFrame) and the index holds them (in another order); refused otherwise."""
     if isinstance(data, (pd.Series, pd.DataFrame)) and given.index.equals(data.index):
-        return given
-    if isinstance(data, (pd.Series, pd.DataFrame)) and given.index.equals(data.index):
         return given  # the items' own rows (a column of the same frame, or of the same subset)
     own_ids = isinstance(data, (pd.Series, pd.DataFrame, Mapping))
     index = [str(v) for v in given.index]

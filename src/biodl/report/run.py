@@ -46,6 +46,17 @@ REPORT_OUTPUTS = (
 )
 
 
+def report_files(run: Path) -> list[Path]:
+    """The files in ``run`` named as ``biodl report`` names its outputs (:data:`REPORT_OUTPUTS`):
+    the folder's own entries and the files of the report's folders, never a whole user tree."""
+    import re
+
+    found = [q for q in run.iterdir() if q.is_file()]
+    found += [q for d in ("substructures", "interpret") for q in (run / d).rglob("*") if q.is_file()]
+    named = [(q, q.relative_to(run).as_posix()) for q in sorted(found)]
+    return [q for q, rel in named if any(re.fullmatch(p, rel) for p in REPORT_OUTPUTS)]
+
+
 #: How a report names the run's recorded input options.
 _INPUT_NAMES = {
     "data": "training file",

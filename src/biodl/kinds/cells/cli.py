@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from biodl.cli import SeedOpt
 from biodl.errors import BiodlError, BiodlInputError, exit_with, stdout_console
 
 cells_app = typer.Typer(no_args_is_help=True, help="Cytometry (FCS) tools and CellCnn analyses.")
@@ -114,9 +115,7 @@ def interpret(
 def crossval(
     samples: Path = typer.Argument(..., help="Sample table with a patient/group column."),
     out: Path = typer.Option(..., "--out", "-o", help="Output directory (predictions.tsv, metrics.json)."),
-    seed: int = typer.Option(
-        0, help="Random seed (0 to 4294967295): the same seed gives the same numbers at a fixed thread count."
-    ),
+    seed: int = SeedOpt,
     set_: list[str] | None = typer.Option(
         None, "--set", help="CellCnn options, e.g. ncell=500, nrun=5, markers=..."
     ),

@@ -28,7 +28,7 @@ import pandas as pd
 from biodl.errors import BiodlInputError
 from biodl.kinds.cells.baseline import ClusterMedianBaseline
 from biodl.kinds.cells.interpret import cell_responses, consensus_filters, rank_filters, select_cells
-from biodl.kinds.cells.io import SampleSet
+from biodl.kinds.cells.io import MISSING_LABELS, SampleSet
 from biodl.kinds.cells.restarts import CellCnnConfig, load_restarts, predict_samples, train_cellcnn
 
 __all__ = ["SpikeIn", "gate", "leave_one_group_out", "make_spike_in"]
@@ -117,7 +117,7 @@ def leave_one_group_out(
         raise BiodlInputError(f"filter_selection must be ensemble or consensus, got {filter_selection!r}")
     if ss.groups is None:
         raise BiodlInputError("leave-one-group-out needs a group (patient) column in the sample table")
-    gone = [i for i, g in enumerate(ss.groups) if str(g).strip().lower() in ("", "na", "nan", "n/a", "null")]
+    gone = [i for i, g in enumerate(ss.groups) if str(g).strip().lower() in MISSING_LABELS]
     if gone:  # a missing group was a group of its own: a patient's samples could sit in two folds
         i = gone[0]
         raise BiodlInputError(

@@ -39,6 +39,7 @@ import torch
 from torch.utils.data import Dataset
 
 from biodl.errors import BiodlInputError
+from biodl.kinds.cells.io import MISSING_LABELS
 from biodl.models.cellcnn import CellCnn, CellCnnEnsemble
 from biodl.train.checkpoint import atomic_json, atomic_torch_save, remove_checkpoints
 from biodl.train.datamodule import DataModule, split_indices
@@ -254,7 +255,7 @@ def encode_labels(
 
     for i, s in enumerate(labels):
         s = str(s).strip()
-        if s.lower() in ("", "na", "nan", "n/a", "null"):
+        if s.lower() in MISSING_LABELS:
             raise BiodlInputError(
                 f"a missing label ({s!r}); CellCnn learns from whole labelled samples: give the sample "
                 "its label or leave it out of the table",

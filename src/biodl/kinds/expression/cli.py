@@ -103,21 +103,17 @@ def activities_cmd(
                 raise BiodlInputError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
         m, genes, published, meta = _model(model, with_meta=True)
         read_kw = {"known_genes": genes, "missing": missing, "duplicates": duplicates}
-        matrix = {}
-        if meta is not None:  # the AnnData layer (or .raw) the model was trained on
+
+        def matrix(path) -> dict:  # the AnnData layer (or .raw) the model was trained on
+            if meta is None:
+                return {}
             from biodl.kinds.expression.kind import _trained_matrix
 
-            matrix = {k: v for k, v in _trained_matrix(meta, data, {}).items() if k in ("layer", "use_raw")}
-        data_m = read_expression(data, orientation=orientation, **read_kw, **matrix)
-        if reference is not None:  # its ranges scale DATA: read from the same matrix
-            ref_matrix = {}
-            if meta is not None:
-                from biodl.kinds.expression.kind import _trained_matrix
+            return {k: v for k, v in _trained_matrix(meta, path, {}).items() if k in ("layer", "use_raw")}
 
-                ref_matrix = {
-                    k: v for k, v in _trained_matrix(meta, reference, {}).items() if k in ("layer", "use_raw")
-                }
-            set_reference_scaling(m, genes, read_expression(reference, **read_kw, **ref_matrix))
+        data_m = read_expression(data, orientation=orientation, **read_kw, **matrix(data))
+        if reference is not None:  # its ranges scale DATA: read from the same matrix
+            set_reference_scaling(m, genes, read_expression(reference, **read_kw, **matrix(reference)))
             scale = "model"
         if scale is None:
             scale = "global" if published else "model"

@@ -264,12 +264,16 @@ def _read_frame(path: Path, names: Sequence[str] = ()) -> pd.DataFrame:
     return df
 
 
+#: Target values read as missing (besides an empty one), any case.
+_MISSING = ("nan", "na", "none", "null")
+
+
 def _to_float(v: str, path, line: int, col: str, where: str = "", value_line: int = 0) -> float:
     """``v`` as a float (empty / NaN / NA: NaN). ``line`` is the table line, or with ``where``
     (its place in words, e.g. an SDF record) the SDF record number; ``value_line``: the file
     line of the value, when known."""
     v = v.strip()
-    if v == "" or v.lower() in ("nan", "na", "none", "null"):
+    if v == "" or v.lower() in _MISSING:
         return np.nan
     try:
         return float(v)
@@ -587,7 +591,7 @@ def _sdf_rows(p: Path, target, id_col) -> tuple[list, list[str]]:
             if n == id_col or n.strip().lower() in ID_COLUMNS:  # identifiers, numbers or not
                 continue
             vals = [m.GetProp(n).strip() for m in mols if m is not None and m.HasProp(n)]
-            vals = [v for v in vals if v and v.lower() not in ("nan", "na", "none", "null")]
+            vals = [v for v in vals if v and v.lower() not in _MISSING]
             if vals and all(parses_as_number(v) for v in vals):
                 names.append(n)
         if not names:

@@ -997,19 +997,15 @@ def dataset_config(path: str | Path) -> dict[str, Any]:
         raise BiodlInputError(
             f"unknown dataset format {cfg.get('format')!r} (expected {DATASET_FORMAT})", path=meta
         )
+
+    def count(v) -> bool:  # a whole number >= 1 (JSON's true is no count)
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
     # the keys every reader uses, checked here rather than failing deep inside one (edited, damaged)
     for key, ok, what in (
-        (
-            "n",
-            lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
-            "a number of simulations >= 1",
-        ),
-        ("chunk", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a shard size >= 1"),
-        (
-            "n_haplotypes",
-            lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
-            "an integer >= 1",
-        ),
+        ("n", count, "a number of simulations >= 1"),
+        ("chunk", count, "a shard size >= 1"),
+        ("n_haplotypes", count, "an integer >= 1"),
         (
             "length",
             lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0,

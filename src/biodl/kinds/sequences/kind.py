@@ -731,16 +731,16 @@ class SequencesKind(OneHotTraining):
                 "--task multiclass leave it out",
                 path=o["data"],
             )
+        words = ", ".join(map(repr, table.classes[:5])) + (", ..." if len(table.classes) > 5 else "")
         if o["task"] not in (None, "binary"):
             raise BiodlInputError(
-                f"label column {name!r} holds words ({', '.join(map(repr, table.classes[:5]))}"
-                f"{', ...' if len(table.classes) > 5 else ''}): a {o['task']} task needs numbers",
+                f"label column {name!r} holds words ({words}): a {o['task']} task needs numbers",
                 path=o["data"],
             )
         if len(table.classes) != 2:
             raise BiodlInputError(
                 f"a binary task needs two label words, label column {name!r} has {len(table.classes)} "
-                f"({', '.join(map(repr, table.classes[:5]))}{', ...' if len(table.classes) > 5 else ''})"
+                f"({words})"
                 + ("; for several classes give --task multiclass" if len(table.classes) > 2 else ""),
                 path=o["data"],
             )
