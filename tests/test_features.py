@@ -562,19 +562,27 @@ def test_an_extended_dfs_path_refits_a_changed_selection_afresh(tmp_path):
         assert path.loc[path["chosen"], "features"].iloc[0].split(",") == used, (epochs, r.output)
 
 
+def _train_in_two_processes(system: str, out, *args: str):
+    """``biodl train --system SYSTEM`` on the HUVEC slice with ``--devices 2`` (DDP on the CPU),
+    in a process of its own; it must succeed."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "biodl.cli", "train", "--system", system, "--data", str(DATA)]
+    cmd += ["--labels", str(LABELS), "--set", f"feature_names={NAMES}", *args]
+    cmd += ["--no-progress", "--devices", "2", "--out", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r
+
+
 def test_pedla_fine_tunes_under_ddp(tmp_path):
     """The decoders of the pre-trained stack get no gradient in fine-tuning: DDP refused them
     ('parameters that were not used in producing the loss'), an internal error once per process.
     They stay in the optimizer (a checkpoint of an earlier version resumes)."""
-    import subprocess
-    import sys
-
     out = tmp_path / "pedla"
-    cmd = [sys.executable, "-m", "biodl.cli", "train", "--system", "pedla", "--data", str(DATA)]
-    cmd += ["--labels", str(LABELS), "--set", f"feature_names={NAMES}", "--set", "pretrain_epochs=1"]
-    cmd += ["--epochs", "1", "--no-progress", "--devices", "2", "--out", str(out)]  # (Lightning's auto: DDP)
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
+    # (no --strategy: Lightning's auto is DDP with 2 devices)
+    _train_in_two_processes("pedla", out, "--set", "pretrain_epochs=1", "--epochs", "1")
     assert json.loads((out / "run.json").read_text())["status"] == "finished"
 
 
@@ -614,16 +622,13 @@ def test_several_processes_counts_devices_and_nodes():
 def test_a_dfs_path_trains_under_ddp(tmp_path):
     """The path's second process chose among fits it had no validation metric of: a false
     'error: no model on the path has a validation auroc', and its own models saved over the first's."""
-    import subprocess
-    import sys
-
     out = tmp_path / "dfs"
-    cmd = [sys.executable, "-m", "biodl.cli", "train", "--system", "dfs", "--data", str(DATA)]
-    cmd += ["--labels", str(LABELS), "--set", f"feature_names={NAMES}", "--set", "positive=A-E"]
-    cmd += ["--set", "lambdas=1,2", "--set", "max_features=8", "--batch-size", "32", "--epochs", "2"]
-    cmd += ["--no-progress", "--devices", "2", "--strategy", "ddp", "--out", str(out)]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
+    r = _train_in_two_processes(
+        "dfs",
+        out,
+        *["--set", "positive=A-E", "--set", "lambdas=1,2", "--set", "max_features=8", "--batch-size", "32"],
+        *["--epochs", "2", "--strategy", "ddp"],
+    )
     assert "error:" not in r.stderr and r.stderr.count("lambda 2:") == 1, r.stderr[-2000:]
     path = pd.read_csv(out / "path.tsv", sep="\t")
     assert path["chosen"].sum() == 1 and path["val_auroc"].notna().all()
