@@ -245,10 +245,14 @@ def _train_into(
             "last epoch's model is kept. More data, or a validation file, gives one",
             quiet,
         )
-    # a test label no metric can use (2 in a binary task): refused now, not after training
-    test = _binary_labels(splits.test, meta)
-    if test is not None:
-        check_label_values(test, meta.label_names, meta.task, f"test ({k.source(splits.test)})")
+    # a validation / test label no loss or metric can use (2 in a binary task, an infinite
+    # target): refused now, not after training
+    for name in ("valid", "test"):
+        part = getattr(splits, name, None)
+        y = _split_labels(part, meta)
+        if y is not None:
+            what = "validation" if name == "valid" else name
+            check_label_values(y, meta.label_names, meta.task, f"{what} ({k.source(part)})")
     _prepare_run_dir(out, recipe.name, k.name, config.resume, quiet)
     _check_fewer_epochs(out, config)
     old_weights = _stored_weights_digest(out) if primary_process() else None  # the model it may replace
@@ -333,12 +337,12 @@ def _train_into(
     return summary
 
 
-def _binary_labels(table, meta):
-    """The 0/1 labels ``(n, n_labels)`` of a labelled ``table`` of a binary or multi-label model,
-    as its kind keeps them (``labels`` or ``targets``), or ``None``."""
+def _split_labels(table, meta):
+    """The labels ``(n, n_labels)`` of a labelled ``table`` (a split) as its kind keeps them
+    (``labels`` or ``targets``, floats), or ``None``."""
     import numpy as np
 
-    if table is None or meta.task not in ("binary", "multilabel"):
+    if table is None or meta.task not in ("binary", "multilabel", "regression"):
         return None
     for name in ("labels", "targets"):
         y = getattr(table, name, None)

@@ -382,6 +382,48 @@ class SoftEpochCap(Callback):
             trainer.should_stop = True
 
 
+class TrainingDiverged(BiodlInputError):
+    """The weights stopped being finite numbers during training (a learning rate too high for
+    the data or model, or a precision too narrow): nothing trained from then on means anything."""
+
+
+class _Diverged(Callback):
+    """Checks, once per epoch before its validation and checkpoints (and at its end without
+    validation), that every weight is still a finite number; raises :class:`TrainingDiverged`
+    otherwise, so a NaN model is never validated, chosen, saved or scored."""
+
+    def __init__(self, lr: float, precision: str | None) -> None:
+        self.lr, self.precision = lr, precision
+
+    def _check(self, trainer, pl_module) -> None:
+        bad = [n for n, p in pl_module.named_parameters() if not bool(torch.isfinite(p).all())]
+        if not bad:
+            return
+        epoch = trainer.current_epoch + 1
+        acc = getattr(pl_module, "epoch_train_loss", None)
+        loss = f" (training loss {float(acc[0]) / acc[1]:.4g})" if acc and acc[1] else ""
+        narrow = (
+            f"; --precision {self.precision} may be too narrow for it (32-true or a -mixed one keeps the "
+            "weights in float32)"
+            if self.precision and str(self.precision).split("-")[0] in ("16", "bf16")
+            else ""
+        )
+        raise TrainingDiverged(
+            f"training diverged in epoch {epoch}{loss}: {len(bad)} weight tensor(s) are no longer finite "
+            f"numbers (first: {bad[0]}), so nothing trained from then on can be used. A lower learning "
+            f"rate (--lr, {self.lr:g} now) usually fixes this{narrow}; rerun with --no-resume (a resumed "
+            "run keeps the optimiser's old learning rate)"
+        )
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self._check(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if not trainer.val_dataloaders:
+            self._check(trainer, pl_module)
+
+
 class _UndefinedMonitor(Callback):
     """Says once, at the first validation whose monitored metric is undefined (NaN), that early
     stopping and the choice of the best epoch cannot use it (such an epoch is never an
@@ -839,7 +881,7 @@ def fit(
     if not validate:
         mode = "min"
     history = HistoryCallback(out / "history.csv")
-    callbacks: list[Callback] = [history]
+    callbacks: list[Callback] = [_Diverged(config.lr, config.precision), history]
     if validate:
         callbacks.append(_UndefinedMonitor(monitor, config.patience, quiet))
     extend = int(config.extend_epochs or 0)
@@ -888,16 +930,26 @@ def fit(
     if meta is not None:
         write_run_json(out, meta.replace(status="running", training=asdict(config), torch_threads=n_threads))
     t0 = time.perf_counter()
+    diverged = False
     with cpu_threads(threads if on_cpu else None):
         try:
             trainer.fit(
                 plan, datamodule=datamodule, ckpt_path=resumed, weights_only=True if resumed else None
             )
+        except TrainingDiverged:
+            if not quiet:
+                raise
+            # a short fit inside a larger one (a calibration fold, a restart, a search trial):
+            # its result is its best epoch before the divergence, none when there was none
+            diverged = True
         except SystemExit as e:
             if trainer.interrupted:  # Ctrl-C: Lightning shut down gracefully and called sys.exit(1)
                 _interrupted(last, config.max_epochs, 143 if e.code == 143 else 130)  # 143: SIGTERM
             raise
     seconds = round(time.perf_counter() - t0, 2)
+    if str(trainer_config.precision) in ("16-true", "bf16-true", "64-true", "64"):
+        # Lightning converted the weights to that type; the model is kept, and scored, in float32
+        plan.float()
     if not trainer.is_global_zero:
         # other ranks of a multi-process (DDP) run: rank 0 exports and reports
         return FitResult(
@@ -913,7 +965,7 @@ def fit(
     src = best if (pick is not None and best.exists()) else last
     if src.exists():
         plan.load_state_dict(torch.load(src, map_location="cpu", weights_only=True)["state_dict"])
-    if pick is None and history.rows:
+    if pick is None and history.rows and not diverged:
         pick = history.rows[-1]
     best_epoch = int(pick["epoch"]) if pick is not None else None
     val_metrics = {k: float(v) for k, v in (pick or {}).items() if k.startswith("val_")}

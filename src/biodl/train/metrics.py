@@ -95,18 +95,31 @@ def compute_metrics(
         ``auprc/<label>`` when there are several labels;
         multiclass: ``accuracy``, ``auroc`` (macro one-vs-rest over the classes present; NaN,
         with a warning naming the class, from ``class_names``, when one class is);
-        regression: ``mse``, ``pearson``, ``r2`` (means over outputs).
+        regression: ``mse``, ``pearson``, ``r2`` (means over outputs; an output whose targets
+        are one value has no Pearson's r nor R^2, one predicted as one value no Pearson's r: NaN
+        with a warning, left out of the means).
+        Every metric is NaN, with a warning, when a labelled item's prediction is not finite.
     """
     logits = logits.float().cpu()
     target = target.float().cpu()
     out: dict[str, float] = {}
+    labelled = (
+        ~torch.isnan(target).all(dim=1) if target.ndim == 2 else torch.ones(len(target), dtype=torch.bool)
+    )
+    bad = int((~torch.isfinite(logits[labelled].reshape(int(labelled.sum()), -1))).any(dim=1).sum())
+    if bad:  # a diverged model: no metric of such scores means anything (AUROC would rank NaNs anyhow)
+        note_once(
+            f"[biodl] warning: {bad} of {int(labelled.sum())} predictions are not finite (NaN or infinite): "
+            "the metrics are undefined (NaN)"
+        )
+        logits = torch.full_like(logits, math.nan)
     if task in ("binary", "multilabel"):
         aurocs, auprcs = [], []
         names = label_names or [str(i) for i in range(target.shape[1])]
         for j in range(target.shape[1]):
             m = ~torch.isnan(target[:, j])
             t = target[m, j].long()
-            if t.numel() == 0 or t.min() == t.max():
+            if t.numel() == 0 or t.min() == t.max() or bad:
                 a = p = math.nan
             else:
                 a = float(binary_auroc(logits[m, j].sigmoid(), t))
@@ -130,9 +143,13 @@ def compute_metrics(
         prob = lg.softmax(-1) if probabilities is None else probabilities.double().cpu()[m]
         present = torch.unique(t)
         out["accuracy"] = (
-            float(multiclass_accuracy(lg, t, num_classes=k, average="micro")) if t.numel() else math.nan
+            float(multiclass_accuracy(lg, t, num_classes=k, average="micro"))
+            if t.numel() and not bad
+            else math.nan
         )
-        if len(present) == k:
+        if bad:
+            out["auroc"] = math.nan
+        elif len(present) == k:
             out["auroc"] = float(multiclass_auroc(prob, t, num_classes=k, average="macro"))
         elif len(present) < 2:  # one class (a small validation or test set): undefined
             out["auroc"] = math.nan
@@ -151,19 +168,51 @@ def compute_metrics(
             )
     elif task == "regression":
         mses, rs, r2s = [], [], []
+        flat_truth, flat_pred = [], []  # outputs whose targets / predictions are one value
         for j in range(target.shape[1]):
             m = ~torch.isnan(target[:, j])
             p, t = logits[m, j], target[m, j]
             if not t.numel():
                 continue
             mses.append(float(mean_squared_error(p, t)))
-            if t.numel() < 2:  # a correlation and R^2 need two values; the squared error does not
+            if t.numel() < 2 or bad:  # a correlation and R^2 need two (finite) values; the MSE does not
+                continue
+            if bool((t == t[0]).all()):  # no variance to explain: both undefined (torchmetrics says R^2 0)
+                flat_truth.append((j, float(t[0]), t.numel()))
+                continue
+            r2s.append(float(r2_score(p, t)))
+            if bool((p == p[0]).all()):  # a constant prediction correlates with nothing
+                flat_pred.append((j, float(p[0]), p.numel()))
                 continue
             rs.append(float(pearson_corrcoef(p, t)))
-            r2s.append(float(r2_score(p, t)))
+        n_out = target.shape[1]
+        if flat_truth:
+            j, v, n = flat_truth[0]
+            what = (
+                f"the {n} targets are all {v:g}"
+                if n_out == 1
+                else f"{len(flat_truth)} of {n_out} outputs have one target value "
+                f"(first: output {j + 1}, all {v:g})"
+            )
+            note_once(
+                f"[biodl] warning: {what}: Pearson's r and R^2 are undefined (NaN)"
+                + ("" if n_out == 1 else " there and left out of their means")
+            )
+        if flat_pred and not bad:
+            j, v, n = flat_pred[0]
+            what = (
+                f"the model predicts one value ({v:g}) for all {n} items"
+                if n_out == 1
+                else f"the model predicts one value for every item in {len(flat_pred)} of {n_out} outputs "
+                f"(first: output {j + 1}, {v:g})"
+            )
+            note_once(
+                f"[biodl] warning: {what}: Pearson's r is undefined (NaN)"
+                + ("" if n_out == 1 else " there and left out of its mean")
+            )
         out["mse"] = sum(mses) / len(mses) if mses else math.nan
-        out["pearson"] = sum(rs) / len(rs) if rs else math.nan
-        out["r2"] = sum(r2s) / len(r2s) if r2s else math.nan
+        out["pearson"] = sum(rs) / len(rs) if rs and not bad else math.nan
+        out["r2"] = sum(r2s) / len(r2s) if r2s and not bad else math.nan
     else:
         raise ValueError(f"unknown task {task!r}")
     return out

@@ -266,7 +266,8 @@ class MoleculesKind(DataKind):
         mk = ctx.recipe.model_kwargs(len(names), **model_options)
         if task == "regression":
             y = np.concatenate([t.targets for t in tables])
-            mean, std = np.nanmean(y, axis=0), np.nanstd(y, axis=0)
+            with np.errstate(invalid="ignore", over="ignore"):  # infinite targets: refused after this
+                mean, std = np.nanmean(y, axis=0), np.nanstd(y, axis=0)
             mk["target_mean"] = [float(v) for v in np.nan_to_num(mean)]
             mk["target_std"] = [float(v) if v > 0 else 1.0 for v in np.nan_to_num(std, nan=1.0)]
         seed_all(ctx.config.seed)
@@ -333,6 +334,7 @@ class MoleculesKind(DataKind):
         ``OUT/search.tsv`` and returns the best (``model_options``, ``train_options``, ``trial``,
         ``metric``, ``score``, ``trials``)."""
         from biodl.kinds.molecules.search import sample_config
+        from biodl.train.fit import TrainingDiverged
         from biodl.train.metrics import MONITOR
 
         o = ctx.options
@@ -351,7 +353,12 @@ class MoleculesKind(DataKind):
             tmeta = meta.replace(model_kwargs=mk)
             cfg = replace(ctx.config, patience=0, progress=False, **topts)
             tdir = ctx.out / "search" / f"trial{t}"
-            _, res, _ = super().fit(replace(ctx, config=cfg, out=tdir), model, tmeta, splits)
+            try:
+                _, res, _ = super().fit(replace(ctx, config=cfg, out=tdir), model, tmeta, splits)
+            except TrainingDiverged:  # a sampled learning rate too high: the trial has no score
+                rows.append({"trial": t, f"final val_{key}": float("nan"), **mopts, **topts, "epochs": None})
+                ctx.log(f"search trial {t + 1}/{n}: diverged (weights not finite), left out {mopts} {topts}")
+                continue
             hist = pd.read_csv(tdir / "history.csv")
             col = f"val_{key}"
             score = (

@@ -1,0 +1,149 @@
+"""Training that diverges (weights no longer finite), precisions that convert the weights, and
+metrics of scores or targets with nothing to rank or explain: said, never a NaN model saved nor a
+number made up."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from biodl.cli import app
+from biodl.models import DeepBind
+from biodl.train import RunMeta, TrainConfig, fit_model, load_model
+from biodl.train import metrics as M
+from biodl.train.fit import TrainingDiverged
+
+runner = CliRunner()
+TINY = ["-m", "num_motifs=4", "-m", "motif_len=6", "-m", "hidden=0"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_warnings():
+    M._WARNED.clear()
+    yield
+    M._WARNED.clear()
+
+
+def _table(path, n=160, regression=False, seed=0, constant=None):
+    rng = np.random.default_rng(seed)
+    seqs = ["".join(rng.choice(list("ACGT"), 40)) for _ in range(n)]
+    if regression:
+        y = [constant if constant is not None else f"{v:.4f}" for v in rng.normal(size=n)]
+        head = "label"
+    else:
+        y = [i % 2 for i in range(n)]
+        head = "Bound"
+    rows = "".join(f"s{i}\t{s}\t{v}\n" for i, (s, v) in enumerate(zip(seqs, y, strict=True)))
+    path.write_text(f"id\tseq\t{head}\n" + rows)
+    return path
+
+
+def test_a_diverging_run_stops_with_the_reason_and_saves_no_model(tmp_path):
+    data, out = _table(tmp_path / "d.tsv"), tmp_path / "run"
+    r = runner.invoke(app, ["train", str(data), "--out", str(out), "--epochs", "3", "--lr", "1e30", *TINY])
+    text = " ".join(r.output.split())
+    assert r.exit_code != 0, text
+    assert "training diverged in epoch" in text and "no longer finite numbers" in text, text
+    assert "--lr, 1e+30 now" in text and "--no-resume" in text, text
+    assert not (out / "model.pt").exists() and not (out / "summary.json").exists()
+    # no checkpoint holds a weight that is not finite
+    for ckpt in (out / "checkpoints").glob("*.ckpt"):
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+        assert all(bool(torch.isfinite(v).all()) for v in state.values() if v.is_floating_point()), ckpt
+
+
+def test_a_short_inner_fit_that_diverges_returns_no_score(tmp_path):
+    """A calibration fold or a restart (quiet fits) that diverges is a failed trial, not the end
+    of the whole run: its result has no validation metric to be chosen by."""
+    from biodl.kinds.sequences.data import SequenceDataset
+    from biodl.kinds.sequences.io import read_sequences
+
+    table = read_sequences(_table(tmp_path / "d.tsv"))
+    tr, va = SequenceDataset(table.subset(range(120))), SequenceDataset(table.subset(range(120, 160)))
+    kw = dict(num_motifs=4, motif_len=6, hidden=0)
+    meta = RunMeta(kind="sequences", recipe="deepbind", task="binary", model_kwargs=dict(n_outputs=1, **kw))
+    cfg = TrainConfig(max_epochs=3, patience=0, batch_size=32, lr=1e30, device="cpu", progress=False)
+    with pytest.raises(TrainingDiverged):
+        fit_model(DeepBind(**kw), "binary", tr, va, tmp_path / "loud", cfg, meta=meta)
+    from biodl.train import DataModule, TrainingPlan, fit
+
+    plan = TrainingPlan(DeepBind(**kw), "binary", lr=1e30)
+    res = fit(plan, DataModule(tr, va, batch_size=32), tmp_path / "quiet", cfg, quiet=True)
+    assert not any(math.isfinite(v) for v in res.val_metrics.values())
+
+
+def test_true_precisions_train_and_keep_a_float32_model(tmp_path):
+    data, out = _table(tmp_path / "d.tsv"), tmp_path / "run"
+    r = runner.invoke(
+        app, ["train", str(data), "--out", str(out), "--epochs", "1", "--precision", "64-true", *TINY]
+    )
+    assert r.exit_code == 0, r.output
+    model, _ = load_model(out / "model.pt")
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    pred = tmp_path / "pred.tsv"
+    r = runner.invoke(app, ["predict", str(out), str(data), "--out", str(pred)])
+    assert r.exit_code == 0, r.output
+    assert pd.read_csv(pred, sep="\t")["prob_Bound"].between(0, 1).all()
+
+
+def test_an_infinite_test_target_is_refused_before_training(tmp_path):
+    data = _table(tmp_path / "d.tsv", regression=True)
+    test = _table(tmp_path / "t.tsv", n=20, regression=True, seed=1)
+    lines = test.read_text().splitlines()
+    lines[3] = lines[3].rsplit("\t", 1)[0] + "\tinf"
+    test.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "run"
+    args = ["train", str(data), "--out", str(out), "--test", str(test), "--epochs", "1", *TINY]
+    r = runner.invoke(app, args)
+    text = " ".join(r.output.split())
+    assert r.exit_code != 0 and "1 infinite label value(s) in the test" in text, text
+    assert not (out / "history.csv").exists()  # nothing trained
+
+
+def test_a_test_set_of_one_target_value_has_no_r2_nor_pearson(tmp_path, capsys):
+    data = _table(tmp_path / "d.tsv", regression=True)
+    test = _table(tmp_path / "t.tsv", n=30, regression=True, seed=1, constant="1.5")
+    out = tmp_path / "run"
+    args = ["train", str(data), "--out", str(out), "--test", str(test), "--epochs", "1", *TINY]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    test_metrics = json.loads((out / "summary.json").read_text())["test_metrics"]
+    assert test_metrics["r2"] is None and test_metrics["pearson"] is None  # was R^2 0.0
+    assert test_metrics["mse"] > 0
+    assert "the 30 targets are all 1.5: Pearson's r and R^2 are undefined (NaN)" in " ".join(r.output.split())
+
+
+def test_metrics_of_constant_targets_and_predictions(capsys):
+    t = torch.full((10, 1), 1.5)
+    m = M.compute_metrics("regression", torch.randn(10, 1), t)
+    assert math.isnan(m["r2"]) and math.isnan(m["pearson"]) and m["mse"] > 0
+    y = torch.randn(10, 1, generator=torch.Generator().manual_seed(0))
+    m = M.compute_metrics("regression", torch.full((10, 1), 2.0), y)
+    assert math.isnan(m["pearson"]) and math.isfinite(m["r2"])  # R^2 of a constant prediction is defined
+    # several outputs: the undefined ones are left out of the means
+    g = torch.Generator().manual_seed(1)
+    y = torch.cat([torch.randn(10, 2, generator=g), torch.ones(10, 1)], 1)
+    p = y + 0.1 * torch.randn(10, 3, generator=g)
+    m = M.compute_metrics("regression", p, y)
+    assert m["pearson"] > 0.9 and m["r2"] > 0.8
+    err = " ".join(capsys.readouterr().err.split())
+    assert "1 of 3 outputs have one target value (first: output 3, all 1)" in err
+    assert "the model predicts one value (2) for all 10 items: Pearson's r is undefined" in err
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_metrics_of_scores_that_are_not_finite_are_undefined(task, capsys):
+    """AUROC ranked NaN scores anyhow (a diverged model scored 0.59)."""
+    y = torch.tensor([[0.0], [1.0], [2.0], [1.0]] * 5 if task == "multiclass" else [[0.0], [1.0]] * 10)
+    k = 3 if task == "multiclass" else 1
+    logits = torch.randn(20, k, generator=torch.Generator().manual_seed(0))
+    logits[3] = math.nan
+    m = M.compute_metrics(task, logits, y)
+    assert m and all(math.isnan(v) for v in m.values()), m
+    assert "1 of 20 predictions are not finite (NaN or infinite)" in " ".join(capsys.readouterr().err.split())
