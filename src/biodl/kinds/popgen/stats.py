@@ -11,7 +11,9 @@ The vector (:func:`compute_stats`, names in :func:`stat_names`) is, in order:
   region);
 * per window (``N_WINDOWS`` equal windows): segregating sites, pi, distinct haplotypes / n, H12.
 
-Missing calls are ``-1`` (allele counts leave them out). Statistics undefined for a matrix
+Missing calls are ``-1``: allele counts leave them out, haplotype statistics use the sites where
+every haplotype is called (unchanged for a matrix without missing calls, so ``STATS_VERSION``
+stays). Statistics undefined for a matrix
 (Tajima's D without sites, r^2 without pairs in a bin) are 0.
 """
 
@@ -49,10 +51,13 @@ def sfs_bin_edges(n_haplotypes: int) -> list[tuple[int, int]]:
 
 
 def _hap_stats(h: np.ndarray) -> tuple[float, float, float, float, float, float]:
-    """(distinct haplotypes / n, haplotype diversity, H1, H12, H123, H2/H1) of ``h`` (sites, n)."""
+    """(distinct haplotypes / n, haplotype diversity, H1, H12, H123, H2/H1) of ``h`` (sites, n),
+    on the sites where every haplotype is called (scikit-allel takes a missing call, -1, for an
+    allele of its own: one ``./.`` made two more distinct haplotypes)."""
     import allel
 
     n = h.shape[1]
+    h = h[(h >= 0).all(axis=1)]
     if h.shape[0] == 0:
         return 1.0 / n, 0.0, 1.0, 1.0, 1.0, 0.0
     ha = allel.HaplotypeArray(h)
