@@ -20,9 +20,16 @@ called ``*.bed`` but are not BED):
   look swapped (column 4 is 100 minus their level on every line) are refused; other
   disagreements are a warning naming the first line.
 
+* Bismark cytosine report: ``chrom  pos  strand  count_methylated  count_unmethylated  context
+  trinucleotide`` (1-based; CG context only, sites without reads dropped), and ENCODE bedMethyl:
+  ``chrom  start0  end  name  score  strand  thickStart  thickEnd  rgb  coverage  percent``. With
+  their strands, each CpG's two strands are merged into one site at the + strand C, counts
+  summed. Files without strands where many sites are 1 bp apart (unmerged strands) are warned
+  about (:func:`_say_unmerged_strands`).
+
 Five-field lines (a bedGraph with a coverage column, say) are refused, naming the accepted
 layouts. :func:`read_sites` reads the positions of any of these files (values ignored; a
-``chrom  pos`` table is enough).
+``chrom  pos`` table, or a BED of the CpGs' Cs or dinucleotides, is enough).
 
 Several profiles (cells or samples) are given as a *sample table*: a CSV / TSV whose header
 has a ``file`` column (paths relative to the table) and optionally ``name``.
@@ -130,6 +137,10 @@ def _sniff(p: Path) -> tuple[str, list[str], int]:
                     path=p,
                     record=i,
                 )
+            if len(f) >= 7 and f[2] in ("+", "-"):
+                return "cpg_report", f, i  # Bismark's (genome-wide) cytosine report
+            if len(f) >= 11 and f[5] in ("+", "-", ".") and _int(f[1]) is not None and _int(f[9]) is not None:
+                return "bedmethyl", f, i  # ENCODE's WGBS bedMethyl
             if len(f) >= 6:
                 start, end = _int(f[1]), _int(f[2])
                 if start is None or end is None:
@@ -231,9 +242,12 @@ def _read(path: str | Path, name: str | None, levels: str, positions_only: bool)
     if levels not in LEVELS:
         raise BiodlInputError(f"levels must be one of {', '.join(LEVELS)}, got {levels!r}")
     fmt, first, _ = _sniff(p)
+    if fmt in ("cpg_report", "bedmethyl"):
+        return _read_stranded(p, fmt, name, positions_only)
     ncol = {"cov": 6, "bedgraph6": 6, "bedgraph": 4, "calls": 3}[fmt]
     if fmt == "calls" and positions_only:
         ncol = 2
+    bed = False  # a sites file that is a BED (chrom start0 end)
     with input_errors(p), open_text(p) as fh:
         text = fh.read()
     lines = text.splitlines()
@@ -248,13 +262,16 @@ def _read(path: str | Path, name: str | None, levels: str, positions_only: bool)
             if not keep:
                 raise BiodlInputError("the file has a header line but no CpG calls", path=p)
         f0 = lines[keep[0]].split()
-        if positions_only and len(f0) >= 3 and f0[1].isdigit() and f0[2] == str(int(f0[1]) + 1):
-            raise BiodlInputError(
-                "this looks like a BED interval (chrom start0 end), not a call table (chrom pos [value], "
-                "1-based): give a call table, or a bedGraph with a value column",
-                path=p,
-                record=keep[0] + 1,
-            )
+        if (
+            positions_only
+            and len(f0) >= 3
+            and f0[1].isdigit()
+            and f0[2].isdigit()
+            and int(f0[2]) > int(f0[1])
+        ):
+            # a BED of sites (an integer end past the start; a value is in [0, 1] or a percentage):
+            # the C (1 bp) or the CpG dinucleotide (2 bp), 0-based start; the site is start + 1
+            bed, ncol = True, 3
     try:  # fast path: pandas' C parser on the data lines
         df = pd.read_csv(
             io.StringIO("\n".join(lines[i] for i in keep)),
@@ -301,6 +318,19 @@ def _read(path: str | Path, name: str | None, levels: str, positions_only: bool)
     pos = pos.astype(np.int64)
     if fmt in ("cov", "bedgraph", "bedgraph6"):
         _check_ends(p, fmt, df, pos, line_no)
+    if bed:
+        end = pd.to_numeric(df[2], errors="coerce").to_numpy()
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isin(end - pos, (1, 2))
+        if bad.any():
+            k = _first_bad(bad)
+            raise BiodlInputError(
+                f"a BED of CpG sites has intervals of the C (1 bp) or of the CpG (2 bp), 0-based start; "
+                f"this one is {df[1].iloc[k]}-{df[2].iloc[k]}: give one line per CpG",
+                path=p,
+                record=int(line_no[k]),
+            )
+        pos = pos + 1  # 0-based start -> the CpG's C, 1-based
     if fmt in ("bedgraph", "bedgraph6"):
         pos = pos + 1  # 0-based start -> 1-based site
     if positions_only:
@@ -338,10 +368,18 @@ def _read(path: str | Path, name: str | None, levels: str, positions_only: bool)
                 path=p,
                 record=int(line_no[k]),
             )
+    return _profile(p, name, df[0].astype(str).to_numpy(), pos, val, line_no)
+
+
+def _profile(
+    p: Path, name: str | None, chrom: np.ndarray, pos: np.ndarray, val: np.ndarray, line_no: np.ndarray
+) -> CpGProfile:
+    """The profile of a file's sites (``chrom``, 1-based ``pos``, level ``val``, ``line_no`` of
+    each), checked: positions >= 1, each chromosome one block sorted by position, no site twice."""
     if (pos < 1).any():
         k = _first_bad(pos < 1)
         raise BiodlInputError(f"positions are 1-based, got {pos[k]}", path=p, record=int(line_no[k]))
-    chrom = df[0].astype(str).to_numpy()
+    df = pd.DataFrame({0: chrom})
     keys = df[0].astype(str).map({u: chrom_key(u) for u in pd.unique(chrom)}).to_numpy(dtype=object)
     positions, values, spelling = {}, {}, {}
     # a chromosome's lines must form one block, sorted by position
@@ -375,8 +413,136 @@ def _read(path: str | Path, name: str | None, levels: str, positions_only: bool)
                 record=int(line_no[k]),
             )
         positions[c], values[c], spelling[c] = pp, val[s:e].astype(np.float32), chrom[s]
+    _say_unmerged_strands(p, positions)
     nm = name or p.name.split(".")[0]
     return CpGProfile(nm, positions, values, str(p), spelling)
+
+
+#: Share of sites with a site 1 bp after them above which a file is taken for one whose CpGs'
+#: two strands are separate lines (two CpGs cannot be 1 bp apart).
+UNMERGED_SHARE = 0.01
+
+
+def _say_unmerged_strands(p: Path, positions: dict[str, np.ndarray]) -> None:
+    """Warn when sites 1 bp apart are common: the two strands' Cs of each CpG on separate lines
+    (Bismark's .cov / bedGraph without ``--merge_CpG``). A model would read each CpG's other
+    strand as a neighbour 1 bp away (its own state, nearly: optimistic scores) and score each
+    CpG twice; without strands in the file biodl cannot merge them itself."""
+    n = sum(len(v) for v in positions.values())
+    pairs = sum(int((np.diff(v) == 1).sum()) for v in positions.values())
+    if n and pairs > UNMERGED_SHARE * n:
+        from biodl.io._util import note
+
+        note(
+            f"[biodl] warning: {p}: {pairs} of {n} sites have a site 1 bp after them -- two CpGs cannot "
+            "be 1 bp apart, so this file looks like one with each CpG's two strands on separate lines "
+            "(Bismark without --merge_CpG): each CpG's other strand becomes a neighbour 1 bp away "
+            "(scores look better than they are) and CpGs are counted twice. Merge the strands first "
+            "(coverage2cytosine --merge_CpG), or give Bismark's CpG report (it has the strands: "
+            "biodl merges them)"
+        )
+
+
+def _read_stranded(p: Path, fmt: str, name: str | None, positions_only: bool) -> CpGProfile:
+    """A Bismark cytosine report (``chrom pos strand count_methylated count_unmethylated context
+    trinucleotide``, 1-based; CG context only, sites without reads dropped) or an ENCODE bedMethyl
+    (``chrom start0 end name score strand thickStart thickEnd rgb coverage percent``): each CpG's
+    two strands merged into one site at its C on the + strand (the - strand's C is 1 bp after it),
+    counts summed, as ``coverage2cytosine --merge_CpG`` does."""
+    cols = [0, 1, 2, 3, 4, 5] if fmt == "cpg_report" else [0, 1, 5, 9, 10]
+    need = 7 if fmt == "cpg_report" else 11
+    with input_errors(p), open_text(p) as fh:
+        lines = fh.read().splitlines()
+    keep_lines = [i for i, s in enumerate(lines) if s.strip() and not s.startswith(_SKIP)]
+    try:  # pandas' C parser (a genome-wide report has tens of millions of lines)
+        df = pd.read_csv(
+            io.StringIO("\n".join(lines[i] for i in keep_lines)),
+            sep=r"\s+",
+            header=None,
+            dtype=str,
+            keep_default_na=False,
+            usecols=cols,
+            engine="c",
+        )
+        df.columns = range(len(cols))
+        short = df.eq("").any(axis=1).to_numpy()
+    except (pd.errors.ParserError, ValueError):
+        df, short = None, None
+    if df is None or short.any() or len(df) != len(keep_lines):
+        rows = [lines[i].split() for i in keep_lines]
+        for k, r in enumerate(rows):
+            if len(r) < need:
+                raise BiodlInputError(
+                    f"a {_NAMES[fmt]} line needs {need} fields ({_LAYOUT[fmt]}), found {len(r)}",
+                    path=p,
+                    record=keep_lines[k] + 1,
+                )
+        df = pd.DataFrame([[r[c] for c in cols] for r in rows], columns=range(len(cols)))
+    line_no = np.asarray(keep_lines, dtype=np.int64) + 1
+    nums = {c: pd.to_numeric(df[c], errors="coerce").to_numpy() for c in df.columns[[1, 3, 4]]}
+    strand = df[2].to_numpy()
+    if fmt == "cpg_report":
+        what = ("position (column 2)", "count_methylated (column 4)", "count_unmethylated (column 5)")
+    else:
+        what = ("start (column 2)", "coverage (column 10)", "percent methylated (column 11)")
+    for j, c in enumerate((1, 3, 4)):
+        v = nums[c]
+        whole = not (fmt == "bedmethyl" and c == 4)  # a percentage may have decimals
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(v) | (v < 0) | ((v != np.round(v)) if whole else (v > 100))
+        if bad.any():
+            k = _first_bad(bad)
+            need = "a non-negative integer" if whole else "a number in [0, 100]"
+            raise BiodlInputError(
+                f"the {what[j]} must be {need}, got {df[c].iloc[k]!r}", path=p, record=int(line_no[k])
+            )
+    if fmt == "cpg_report":
+        pos, m, u = nums[1], nums[3], nums[4]
+        keep = (df[5] == "CG").to_numpy()  # CHG / CHH cytosines of a --CX report are not CpGs
+    else:
+        pos, cov = nums[1] + 1, nums[3]  # 0-based start -> 1-based C
+        m = np.round(cov * nums[4] / 100.0)
+        u = cov - m
+        keep = np.ones(len(df), bool)
+    site = pos.astype(np.int64) - (strand == "-")  # the - strand's C is the CpG's G on the + strand
+    keep &= (m + u) > 0  # a report lists every CpG of the genome, most without reads
+    if positions_only:
+        keep = (df[5] == "CG").to_numpy() if fmt == "cpg_report" else np.ones(len(df), bool)
+    if not keep.any():
+        raise BiodlInputError(
+            f"no CpG with reads in this {_NAMES[fmt]}"
+            + (" (no line of context CG)" if fmt == "cpg_report" and not (df[5] == "CG").any() else ""),
+            path=p,
+        )
+    t = pd.DataFrame(
+        {
+            "chrom": df[0].to_numpy()[keep],
+            "site": site[keep],
+            "m": m[keep],
+            "u": u[keep],
+            "line": line_no[keep],
+        }
+    )
+    order = {c: k for k, c in enumerate(pd.unique(t["chrom"]))}
+    t["block"] = t["chrom"].map(order)
+    merged = (
+        t.groupby(["block", "site"], sort=True)
+        .agg(chrom=("chrom", "first"), m=("m", "sum"), u=("u", "sum"), line=("line", "min"))
+        .reset_index()
+    )
+    val = (
+        np.full(len(merged), np.nan)
+        if positions_only
+        else (merged["m"] / (merged["m"] + merged["u"])).to_numpy(np.float64)
+    )
+    return _profile(
+        p,
+        name,
+        merged["chrom"].astype(str).to_numpy(),
+        merged["site"].to_numpy(np.int64),
+        val,
+        merged["line"].to_numpy(np.int64),
+    )
 
 
 _LAYOUT = {
@@ -384,18 +550,25 @@ _LAYOUT = {
     "bedgraph6": "chrom, start0, end, percent, count_methylated, count_unmethylated",
     "bedgraph": "chrom, start0, end, value",
     "calls": "chrom, pos, value",
+    "cpg_report": "chrom, pos, strand, count_methylated, count_unmethylated, context, trinucleotide",
+    "bedmethyl": "chrom, start0, end, name, score, strand, thickStart, thickEnd, rgb, coverage, percent",
 }
 _NAMES = {
     "cov": "Bismark .cov",
     "bedgraph6": "bedGraph-with-counts",
     "bedgraph": "bedGraph",
     "calls": "call-table",
+    "cpg_report": "Bismark cytosine report",
+    "bedmethyl": "bedMethyl",
 }
 _ACCEPTED = {
     "3 fields": "chrom pos value: DeepCpG table, 1-based",
     "4 fields": "chrom start0 end value: bedGraph",
     "6 fields": "chrom start end percent count_methylated count_unmethylated: Bismark .cov, or a "
     "bedGraph with counts (MethylDackel)",
+    "7 fields": "chrom pos strand count_methylated count_unmethylated context trinucleotide: Bismark "
+    "cytosine report",
+    "11 fields": "chrom start0 end name score strand thickStart thickEnd rgb coverage percent: bedMethyl",
 }
 
 
