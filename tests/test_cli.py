@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -283,3 +284,20 @@ def test_cli_audit_refusals(tmp_path):
         r = runner.invoke(app, args)
         assert r.exit_code == 2 and msg in " ".join(r.output.split()), (args, r.output)
     assert not (tmp_path / "cv").exists()
+
+
+def test_a_read_only_home_gets_matplotlib_a_temporary_config_folder(tmp_path, monkeypatch):
+    """matplotlib warned in two lines on every command when it could not write ~/.config."""
+    from biodl.cli import _writable_config_dirs
+
+    (tmp_path / "file").write_text("")
+    monkeypatch.delenv("MPLCONFIGDIR", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "file" / "config"))  # cannot be made
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    _writable_config_dirs()
+    assert os.environ["MPLCONFIGDIR"].startswith(str(tmp_path / "tmp" / "biodl-matplotlib-"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "ok"))
+    monkeypatch.delenv("MPLCONFIGDIR")
+    _writable_config_dirs()
+    assert "MPLCONFIGDIR" not in os.environ and (tmp_path / "ok" / "matplotlib").is_dir()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import warnings
 
 import numpy as np
@@ -903,3 +904,32 @@ def test_variants_read_a_genomes_iupac_codes_as_n(tiny_run, tmp_path):
     r = runner.invoke(app, [*args, "--out", str(tmp_path / "v.tsv")])
     assert r.exit_code == 0, r.output
     assert "invalid character" not in r.output
+
+
+def test_motif_matching_compiles_where_numba_cannot_write_its_cache(monkeypatch, tmp_path):
+    """A read-only install and home: memelite's import raised numba's 'cannot cache function ...:
+    no locator available' (an internal error; the report dropped its motif section). The cache
+    goes to a folder under the temporary directory and the import is retried."""
+    import builtins
+    import sys
+
+    import numba
+
+    from biodl.interpret import motifs as Mo
+
+    real_import, calls = builtins.__import__, []
+
+    def failing_once(name, *args, **kwargs):
+        if name == "memelite.tomtom" and not calls:
+            calls.append(name)
+            raise RuntimeError("cannot cache function 'logaddexp2': no locator available for file 'fimo.py'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", failing_once)
+    monkeypatch.setattr(numba.config, "CACHE_DIR", numba.config.CACHE_DIR)  # put back afterwards
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    for name in [m for m in sys.modules if m.startswith("memelite")]:
+        monkeypatch.delitem(sys.modules, name)
+    tomtom = Mo._tomtom()
+    assert calls and callable(tomtom)
+    assert numba.config.CACHE_DIR == str(tmp_path / f"biodl-numba-{os.getuid()}")

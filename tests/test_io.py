@@ -1,4 +1,5 @@
 import gzip
+import os
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +143,34 @@ def test_gzip_genome_is_indexed_via_cache(tmp_path, monkeypatch):
         fh.write(">c\nACGTACGTAC\n")
     genome = open_genome(tmp_path / "g.fa.gz")
     assert str(genome["c"][2:6]) == "GTAC"
+
+
+def test_a_genome_in_a_folder_biodl_cannot_write_is_indexed_in_the_cache(tmp_path, monkeypatch):
+    """A shared reference in a read-only folder without its .fai: pyfaidx's own error told the
+    user to call its Python API."""
+    import biodl.io.fasta as F
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "g.fa").write_text(">c\nACGTACGTAC\n")
+    monkeypatch.setenv("BIODL_CACHE", str(tmp_path / "cache"))
+    real = os.access
+    monkeypatch.setattr(
+        F.os, "access", lambda path, mode: False if Path(path) == shared else real(path, mode)
+    )
+    genome = open_genome(shared / "g.fa")
+    assert str(genome["c"][2:6]) == "GTAC"
+    assert not (shared / "g.fa.fai").exists() and list((tmp_path / "cache" / "genomes").glob("g.fa.*.fai"))
+
+
+def test_a_genome_cache_that_cannot_be_written_is_a_clear_error(tmp_path, monkeypatch):
+    """A gzip genome with a read-only home: 'unexpected OSError ... please report it'."""
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("BIODL_CACHE", str(tmp_path / "file" / "cache"))  # under a file: no folder
+    with gzip.open(tmp_path / "g.fa.gz", "wt") as fh:
+        fh.write(">c\nACGTACGTAC\n")
+    with pytest.raises(BiodlInputError, match=r"g.fa.gz: cannot write the genome cache .*set BIODL_CACHE"):
+        open_genome(tmp_path / "g.fa.gz")
 
 
 def test_a_file_that_is_not_fasta_is_refused_as_genome_before_any_copy(tmp_path, monkeypatch):

@@ -906,9 +906,32 @@ def _keep_freed_memory() -> None:
         pass
 
 
+def _writable_config_dirs() -> None:
+    """matplotlib (loaded by Lightning's torchmetrics, by every command that trains or scores)
+    warns in two lines on every run when it cannot write its config folder (a read-only home);
+    it then uses a temporary one anyway: so does biodl, quietly."""
+    if "MPLCONFIGDIR" in os.environ:
+        return
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    try:
+        (base / "matplotlib").mkdir(parents=True, exist_ok=True)
+        if os.access(base / "matplotlib", os.W_OK):
+            return
+    except OSError:
+        pass
+    import tempfile
+
+    uid = os.getuid() if hasattr(os, "getuid") else "user"
+    folder = Path(tempfile.gettempdir()) / f"biodl-matplotlib-{uid}"
+    with contextlib.suppress(OSError):
+        folder.mkdir(parents=True, exist_ok=True)
+        os.environ["MPLCONFIGDIR"] = str(folder)
+
+
 def main() -> None:
     import signal
 
+    _writable_config_dirs()
     _keep_freed_memory()
     _MAIN_PID.append(os.getpid())
     signal.signal(signal.SIGTERM, _terminate)

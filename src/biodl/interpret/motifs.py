@@ -14,6 +14,7 @@ Matrices here are ``(width, 4)`` probabilities, columns ``A, C, G, T``, rows sum
 from __future__ import annotations
 
 import functools
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,6 +119,32 @@ def _jaspar(collection: str, tax_group: str | None, release: str | None) -> tupl
             f"JASPAR {db.release} has no motifs for collection={collection!r}, tax_group={tax_group!r}"
         )
     return tuple(motifs)
+
+
+def _tomtom():
+    """memelite's ``tomtom``. Its numba kernels are compiled with ``cache=True``, and numba
+    refuses to compile them at all when it can write its cache neither beside the package nor in
+    the home folder (a read-only install and home: a container, a cluster node); the cache then
+    goes to a folder of this user's under the temporary directory."""
+    try:
+        from memelite.tomtom import tomtom
+    except RuntimeError as e:
+        if "cannot cache" not in str(e):
+            raise
+        import sys
+        import tempfile
+
+        import numba
+
+        cache = (
+            Path(tempfile.gettempdir()) / f"biodl-numba-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+        )
+        cache.mkdir(parents=True, exist_ok=True)
+        numba.config.CACHE_DIR = str(cache)
+        for name in [m for m in sys.modules if m == "memelite" or m.startswith("memelite.")]:
+            del sys.modules[name]  # imported halfway
+        from memelite.tomtom import tomtom
+    return tomtom
 
 
 def load_jaspar(
@@ -350,8 +377,7 @@ def match_motifs(
         One row per query and rank: ``query, rank, match_id, match_name, p_value, e_value,
         q_value, offset, overlap, strand`` (``strand`` ``+`` or ``-`` of the target).
     """
-    from memelite.tomtom import tomtom
-
+    tomtom = _tomtom()
     db = load_jaspar() if db is None else db
     names = names or [f"filter{i}" for i in range(len(pwms))]
     queries, spans = [], []

@@ -151,6 +151,29 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("BIODL_CACHE", Path.home() / ".cache" / "biodl"))
 
 
+def _genome_cache(cache_dir: str | Path | None, p: Path, why: str) -> Path:
+    """The folder for what biodl keeps of genome ``p`` (``why``: a decompressed copy, an index),
+    created; one that cannot be created (a read-only home, a container) is a clear error."""
+    cdir = Path(cache_dir) if cache_dir else _cache_dir() / "genomes"
+    try:
+        cdir.mkdir(parents=True, exist_ok=True)
+        if not os.access(cdir, os.W_OK):
+            raise PermissionError("not writable")
+    except OSError as e:
+        raise BiodlInputError(
+            f"cannot write the genome cache {cdir} ({getattr(e, 'strerror', None) or e}): it holds {why}; "
+            "set BIODL_CACHE to a writable folder"
+            + (", or give an uncompressed or bgzip-compressed genome" if "decompressed" in why else ""),
+            path=p,
+        ) from None
+    return cdir
+
+
+def _cache_key(p: Path) -> str:
+    st = p.stat()
+    return hashlib.sha1(f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
+
+
 def _fai_problem(fasta: Path, fai: Path, n_checked: int = 8) -> str | None:
     """Why the ``.fai`` index ``fai`` does not describe the plain FASTA ``fasta`` (``None`` when
     it does). pyfaidx rebuilds an index only when it is older than the FASTA, so an index left
@@ -210,18 +233,22 @@ def _checked_index(p: Path, target: Path, cache_dir: str | Path | None) -> str |
     or, when that ``.fai`` does not match the FASTA (:func:`_fai_problem`), a fresh one in
     the cache directory (a warning names the stale file; it is left as it is)."""
     fai = Path(str(target) + ".fai")
-    if _is_bgzf(target) or not fai.is_file() or fai.stat().st_mtime < target.stat().st_mtime:
-        return None  # BGZF offsets are not file offsets; an older .fai is rebuilt by pyfaidx
+    if not fai.is_file() or fai.stat().st_mtime < target.stat().st_mtime:
+        # pyfaidx (re)builds the .fai beside the FASTA: in a folder biodl cannot write (a shared
+        # reference), in the cache directory instead
+        if os.access(target.parent, os.W_OK) or _is_bgzf(target):
+            return None  # (BGZF: pyfaidx needs its .gzi beside it as well; its own error says so)
+        cdir = _genome_cache(cache_dir, p, f"the index of {p} (its folder is not writable)")
+        return str(cdir / f"{target.name}.{_cache_key(target)}.fai")
+    if _is_bgzf(target):
+        return None  # BGZF offsets are not file offsets
     problem = _fai_problem(target, fai)
     if problem is None:
         return None
     from biodl.io._util import note
 
-    cdir = Path(cache_dir) if cache_dir else _cache_dir() / "genomes"
-    cdir.mkdir(parents=True, exist_ok=True)
-    st = target.stat()
-    key = hashlib.sha1(f"{target.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
-    side = cdir / f"{target.name}.{key}.fai"
+    cdir = _genome_cache(cache_dir, p, f"a fresh index of {p}")
+    side = cdir / f"{target.name}.{_cache_key(target)}.fai"
     note(
         f"[biodl] warning: {fai}: this index does not match {p} ({problem}); it was left as it is "
         f"and a fresh index is used instead ({side}). Delete or re-create it (samtools faidx {p})."
@@ -249,11 +276,8 @@ def open_genome(path: str | Path, cache_dir: str | Path | None = None):
     _check_fasta_start(p)
     target = p
     if is_gzip(p) and not _is_bgzf(p):
-        cdir = Path(cache_dir) if cache_dir else _cache_dir() / "genomes"
-        cdir.mkdir(parents=True, exist_ok=True)
-        st = p.stat()
-        key = hashlib.sha1(f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
-        target = cdir / f"{p.name.removesuffix('.gz')}.{key}.fa"
+        cdir = _genome_cache(cache_dir, p, f"the decompressed copy of {p} (gzip cannot be read at random)")
+        target = cdir / f"{p.name.removesuffix('.gz')}.{_cache_key(p)}.fa"
         if not target.exists():
             with (
                 input_errors(p),
