@@ -1078,3 +1078,25 @@ def test_truth_and_taxonomy_tables_in_utf16_are_read(tmp_path):
     )
     ranks, rows = read_taxonomy_table(tmp_path / "x.tsv")
     assert ranks == ["species", "genus"] and rows[0][1] == ["E. coli", "Escherichia"]
+
+
+def test_genome_files_match_their_rows_whatever_their_fasta_extension(tmp_path) -> None:
+    """NC_001802.fsa and NC_005816.FNA were 'not in the taxonomy table' that listed them; a
+    GenBank file given by mistake matches by its stem and is then refused for what it is."""
+    import gzip
+
+    from biodl.kinds.reads.io import build_reference, load_reference
+
+    with gzip.open(GENOMES[0], "rt") as fh:
+        text = fh.read()
+    a, b = tmp_path / "NC_001802.fsa", tmp_path / "NC_005816.FNA"
+    a.write_text(text)
+    b.write_text(text.replace(">", ">b_"))
+    tax = tmp_path / "t.tsv"
+    tax.write_text("genome\tspecies\tgenus\nNC_005816\tYpestis\tYersinia\nNC_001802\tHIV1\tLentivirus\n")
+    build_reference([a, b], tax, tmp_path / "r", quiet=True)
+    assert len(load_reference(tmp_path / "r").genomes) == 2
+    gbk = tmp_path / "NC_001802.gbk"
+    gbk.write_text("LOCUS       NC_001802\n")
+    with pytest.raises(BiodlInputError, match=r"NC_001802\.gbk, line 1: sequence text before the first '>'"):
+        build_reference([gbk], tax, tmp_path / "r2", quiet=True)

@@ -429,11 +429,19 @@ class Taxonomy:
         return None
 
 
+_FASTA_SUFFIXES = (".fna", ".fasta", ".fa", ".fas", ".ffn", ".fsa", ".fsa_nt", ".mfa", ".seq", ".fn")
+
+
 def _key(name: str) -> str:
-    """A genome's matching key: its file name less the FASTA / gzip extensions."""
+    """A genome's matching key: its file name less the gzip and FASTA extensions, in any case
+    (``NC_005816.FNA``, ``NC_001802.fsa``, ``x.fasta.gz`` are ``NC_005816``, ``NC_001802``, ``x``)."""
     n = Path(name).name
-    for suf in (".gz", ".bgz", ".fna", ".fasta", ".fa", ".fas", ".ffn"):
-        n = n.removesuffix(suf)
+    for group in ((".gz", ".bgz"), _FASTA_SUFFIXES):
+        low = n.lower()
+        for suf in group:
+            if low.endswith(suf) and len(n) > len(suf):
+                n = n[: -len(suf)]
+                break
     return n
 
 
@@ -671,7 +679,11 @@ def build_reference(
         taxids = None
     build_taxonomy(ranks, rows, taxonomy, taxids)  # the whole table is checked (one parent per taxon)
     listed = sorted({_key(g) for g, _, _ in rows})
-    keys = [_key(str(g)) for g in genomes]
+    # a row names the file without its extension: one biodl does not know (.gbk given by mistake)
+    # matches by the stem, and reading the file then says what it is
+    keys = [
+        k if k in listed or Path(k).stem not in listed else Path(k).stem for k in map(_key, map(str, genomes))
+    ]
     missing = [str(g) for g, k in zip(genomes, keys, strict=True) if k not in listed]
     if missing and not listed:
         raise BiodlInputError("the taxonomy table has no rows (a header only?)", path=taxonomy)
