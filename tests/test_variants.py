@@ -442,3 +442,17 @@ def test_a_batch_size_below_one_is_refused(model_dir, tmp_path):
         with pytest.raises(BiodlInputError, match=f"--batch-size must be an integer of at least 1, got {bs}"):
             run_variants(model_dir, VCF, GENOME, tmp_path / "b.tsv", batch_size=bs)
     assert not (tmp_path / "b.tsv").exists()
+
+
+def test_the_scored_vcf_says_the_strands_as_the_command_does(tmp_path):
+    """A DeepBind scanning both strands in the network: the command said so, the VCF header's
+    INFO descriptions said 'given strand'."""
+    torch.manual_seed(3)
+    kw = dict(n_outputs=1, num_motifs=4, motif_len=8, hidden=0, reverse_complement=True)
+    meta = {"recipe": "deepbind", "model_kwargs": kw, "n_value": 0.25, "task": "binary", "label_names": ["b"]}
+    meta["seq_len"] = L
+    path = save_legacy_model(tmp_path / "model.pt", DeepBind(**kw), meta)
+    out_vcf = tmp_path / "s.vcf"
+    run_variants(path, VCF, GENOME, tmp_path / "a.tsv", out_vcf=out_vcf)
+    header = [x for x in out_vcf.read_text().splitlines() if x.startswith("##INFO=<ID=BIODL_DIFF")]
+    assert header and "both strands, in the network (reverse_complement)" in header[0], header

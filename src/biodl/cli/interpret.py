@@ -44,15 +44,9 @@ def _positive(value: int, flag: str) -> None:
 
 
 def _strand_phrase(meta, both: bool) -> str:
-    """How the scores were made, as training says it: both strands averaged (a model trained on
-    both, ``--rc-augment``), both strands in the network (DeepBind's ``reverse_complement``),
-    or the given strand. ``meta``: the run's meta, or its model options."""
-    if both:
-        return "both strands averaged"
-    kw = meta if isinstance(meta, dict) else (getattr(meta, "model_kwargs", None) or {})
-    if kw.get("reverse_complement"):
-        return "both strands, in the network (reverse_complement)"
-    return "given strand"
+    from biodl.kinds.sequences.kind import strand_phrase
+
+    return strand_phrase(meta, both)
 
 
 def _strands(meta, rc_average: bool | None) -> bool:

@@ -724,7 +724,9 @@ def run_variants(
     # the first piece before any output is opened: the checks of the VCF (check_vcf) and of the
     # genome are said as problems of those inputs, not as a failed write of an output
     first = next(pieces)
-    strands = "strand-averaged" if both else "given strand"
+    from biodl.kinds.sequences.kind import strand_phrase
+
+    strands = strand_phrase(meta, both)
     with contextlib.ExitStack() as stack:  # both files take their names when every piece is written
         tsv = stack.enter_context(atomic_output_stream(out))
         scored_vcf = None

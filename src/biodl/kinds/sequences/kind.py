@@ -417,6 +417,18 @@ def augmented(dataset, options: dict[str, Any], seed: int, n_value: float):
     return AugmentedDataset(dataset, aug) if aug else dataset
 
 
+def strand_phrase(meta, both: bool) -> str:
+    """How the scores were made, as training says it: both strands averaged (a model trained on
+    both, ``--rc-augment``), both strands in the network (DeepBind's ``reverse_complement``),
+    or the given strand. ``meta``: the run's meta, or its model options."""
+    if both:
+        return "both strands averaged"
+    kw = meta if isinstance(meta, dict) else (getattr(meta, "model_kwargs", None) or {})
+    if kw.get("reverse_complement"):
+        return "both strands, in the network (reverse_complement)"
+    return "given strand"
+
+
 def rc_average_for(meta: RunMeta, options: dict[str, Any]) -> bool:
     """``--rc-average`` as given, else whether the model was trained on both strands."""
     v = options.get("rc_average")

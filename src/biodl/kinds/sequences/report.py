@@ -121,7 +121,9 @@ def _ism_section(run: Path, model, meta: RunMeta, X: torch.Tensor, ids: list[str
                 "IG check": "ok" if not caught else "see warning",
             }
         )
-    strands = "the mean of both strands, as trained with --rc-augment" if both else "the given strand"
+    from biodl.kinds.sequences.kind import strand_phrase
+
+    strands = "the mean of both strands, as trained with --rc-augment" if both else strand_phrase(meta, False)
     text = (
         f"In-silico saturation mutagenesis (method: {ism_method(model, L)}) of the {len(top)} "
         f"highest-scoring positive test sequences, scored as biodl predict scores them ({strands}): "
@@ -157,9 +159,9 @@ def _variants_section(run: Path, meta: RunMeta) -> list:
     keep = ["chrom", "pos", "id", "ref", "alt", "status"] + [
         c for c in df.columns if c.endswith(("_ref", "_alt", "_diff"))
     ][:12]
-    from biodl.kinds.sequences.kind import rc_average_for
+    from biodl.kinds.sequences.kind import rc_average_for, strand_phrase
 
-    how = "both strands averaged" if rc_average_for(meta, {}) else "the given strand"
+    how = strand_phrase(meta, rc_average_for(meta, {}))
     text = (
         f"{int(ok.sum())} of {len(df)} variant alleles scored from {path.name} (windows centred on each "
         f"variant, scored as biodl predict scores them: by default {how}); rows not scored give the "
