@@ -364,3 +364,36 @@ def test_cached_one_hot_batches_equal_per_batch_encoding(monkeypatch):
     assert torch.equal(cached.__getitems__(idx)[0], plain.__getitems__(idx)[0])
     fresh = sd.SequenceDataset(fixed, seed=3)  # negatives as first drawn: the redrawn rows differ
     assert not torch.equal(cached.__getitems__([17])[0], fresh.__getitems__([17])[0])
+
+
+def test_peak_fasta_files_without_labels_train_against_shuffled_negatives(tmp_path):
+    """bedtools getfasta output (no class:1 in the headers) was refused even with
+    --shuffle-negatives yes; a positives-only --test file got no negatives (test AUROC NaN)."""
+    import gzip
+    import json
+
+    from typer.testing import CliRunner
+
+    from biodl.cli import app
+    from tests.conftest import REST_AC, REST_B
+
+    def fasta(src, path, n):
+        with gzip.open(src, "rt") as fh:
+            rows = [r.split("\t") for r in fh.read().splitlines()[1:]]
+        rows = [r for r in rows if r[3] == "1"][:n]
+        path.write_text("".join(f">chr1:{1000 * i}-{1000 * i + 101}\n{r[2]}\n" for i, r in enumerate(rows)))
+        return path
+
+    train, test = fasta(REST_AC, tmp_path / "peaks.fa", 200), fasta(REST_B, tmp_path / "held_out.fa", 50)
+    out = tmp_path / "run"
+    args = ["train", str(train), "--test", str(test), "--out", str(out), "--epochs", "1"]
+    r = CliRunner().invoke(app, [*args, "-m", "num_motifs=4", "-m", "hidden=0"])
+    text = " ".join(r.output.split())
+    assert r.exit_code == 0, text
+    assert "peaks.fa: no labels in the FASTA headers: its 200 sequences are taken as positives" in text
+    assert "held_out.fa: 50 positives only; added 50 dinucleotide-shuffled negatives" in text
+    s = json.loads((out / "summary.json").read_text())
+    assert s["n_train"] + s["n_valid"] == 400 and s["n_test"] == 100
+    assert s["test_metrics"]["auroc"] is not None
+    r = CliRunner().invoke(app, [*args, "--shuffle-negatives", "no", "--no-resume"])
+    assert r.exit_code == 2 and "label the headers or give a table" in " ".join(r.output.split())

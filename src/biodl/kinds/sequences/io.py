@@ -435,8 +435,9 @@ def read_labelled_fasta(
     if all(v is None for v in raw_labels):
         if require_labels:
             raise BiodlInputError(
-                "no labels in the FASTA headers (expected 'class:1' or 'label=1'); "
-                "give a table with a label column instead",
+                "no labels in the FASTA headers (expected 'class:1' or 'label=1', e.g. '>seq1 class:1'); "
+                "label the headers or give a table with a label column (for training, peak sequences "
+                "without labels are positives: --shuffle-negatives auto or yes adds shuffled negatives)",
                 path=p,
                 record=recs[0].line,
             )

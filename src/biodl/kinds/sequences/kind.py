@@ -18,6 +18,7 @@ specificity) and ``predict`` (a ``called_<label>`` column).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -705,12 +706,19 @@ class SequencesKind(OneHotTraining):
         "skip_invalid": "molecule data only; sequence files must be valid, the error names the bad record",
     }
 
-    def _read(self, ctx: TrainContext, path, negatives=None, words: list[str] | None = None):
+    def _read(
+        self, ctx: TrainContext, path, negatives=None, words: list[str] | None = None, positives: bool = False
+    ):
         """A training / validation / test file; ``words`` (``[negative, positive]``): a label
-        column of words read as a binary task's 0 / 1 by them."""
+        column of words read as a binary task's 0 / 1 by them. ``positives``: a FASTA without
+        labels in its headers (peak sequences, ``bedtools getfasta``) is all positives."""
+        from biodl.kinds.sequences.io import _looks_like_fasta
+
         o = ctx.options
+        unlabelled = positives and negatives is None and _looks_like_fasta(Path(path))
         table = load_table(
             path,
+            require_labels=not unlabelled,
             seq_col=o["seq_col"],
             label_cols=o["label_col"],
             iupac_as_n=o["iupac_as_n"],
@@ -720,6 +728,15 @@ class SequencesKind(OneHotTraining):
         )
         if words is not None and table.classes is not None:
             table = binary_from_words(table, words, path)
+        if table.labels is None:
+            ctx.log(
+                f"{path}: no labels in the FASTA headers: its {len(table)} sequences are taken as positives"
+            )
+            table = dataclasses.replace(
+                table,
+                labels=np.ones((len(table), 1), np.float32),
+                label_names=table.label_names[:1] or ["label"],
+            )
         return table
 
     def _binary_words(self, ctx: TrainContext, table) -> list[str] | None:
@@ -785,7 +802,8 @@ class SequencesKind(OneHotTraining):
             if o[key] is not None and o[of] is None:
                 flag = "--valid" if of == "valid_file" else "--test"
                 raise BiodlInputError(f"--set {key} is the negatives file of {flag}, and no {flag} was given")
-        table = self._read(ctx, o["data"], o["negatives"])
+        shuffled = o["shuffle_negatives"] in ("yes", "auto")
+        table = self._read(ctx, o["data"], o["negatives"], positives=shuffled)
         words = self._binary_words(ctx, table)
         if words is not None:
             table = binary_from_words(table, words, o["data"])
@@ -801,15 +819,27 @@ class SequencesKind(OneHotTraining):
         task = "binary" if words is not None else o["task"] or table.task_hint
         if o["task"] is None and task == "regression":
             _refuse_stray_labels(table, o["data"])
+
+        def held_out(path, negatives, which: int):
+            """A validation / test file; positives only (peaks) where training added shuffled
+            negatives get theirs too (DeepBind's test folds: bound + shuffled), else no metric
+            could rank them."""
+            t = self._read(ctx, path, negatives, words, positives=n0 is not None)
+            if n0 is not None and negatives is None and _is_positive_only(t):
+                n = len(t)
+                t = add_shuffled_negatives(t, seed=seed + which)
+                ctx.log(f"{path}: {n} positives only; added {len(t) - n} dinucleotide-shuffled negatives")
+            return t
+
         if o["valid_file"] is not None:
             tr = np.arange(len(table))
-            train_t, valid_t = table, self._read(ctx, o["valid_file"], o["valid_negatives"], words)
+            train_t, valid_t = table, held_out(o["valid_file"], o["valid_negatives"], 1)
         else:
             tr, va = split_indices(len(table), o["valid_fraction"], seed)
             train_t, valid_t = table.subset(tr), table.subset(va)
         test_t = None
         if o["test_file"] is not None:
-            test_t = self._read(ctx, o["test_file"], o["test_negatives"], words)
+            test_t = held_out(o["test_file"], o["test_negatives"], 2)
         # a network whose output does not depend on the input length (DeepBind) takes batches
         # of mixed lengths, padding masked; the others need one length (--pad, or the clear error)
         variable = o["pad"] is None and padded_batches(ctx.recipe)
