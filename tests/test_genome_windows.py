@@ -473,3 +473,14 @@ def test_bed_intervals_beyond_the_chromosome_are_refused(tmp_path, capfd):
         r"\(length 1000 bp\) \(2 such intervals",
     ):
         _resize_intervals(read_bed(bed), 200, {"c1": 1000}, bed)
+
+
+def test_a_bed_of_one_feature_type_is_its_own_default_label(tmp_path, capsys):
+    """A ChIP-seq peaks BED needed --labels peaks although a BED gives one label per file."""
+    from biodl.kinds.windows.data import WindowSpec
+
+    bed = tmp_path / "peaks.bed"
+    bed.write_text("chr1\t100\t300\tpeak1\t500\t.\t10.5\t-1\t5.2\t150\n")
+    features, spec = WindowSpec(window=300, step=300, center=200).features(bed, None)
+    assert spec == {"peaks": ["peaks"]} and len(features) == 1
+    assert "label: 'peaks', the annotation's one feature type" in " ".join(capsys.readouterr().err.split())

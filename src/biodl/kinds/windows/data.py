@@ -774,6 +774,14 @@ class WindowSpec:
         types = set(features["type"].unique())
         if label_types is None:
             label_types = _auto_labels(types)
+            if not label_types and len(types) == 1:  # one feature type (a BED of peaks): its label
+                label_types = sorted(types)
+                from biodl.io._util import note
+
+                note(
+                    f"[biodl] label: {label_types[0]!r}, the annotation's one feature type "
+                    "(--labels names others)"
+                )
             if not label_types:
                 raise BiodlInputError(
                     "none of the default label types are in the annotation (available types: "
