@@ -129,6 +129,23 @@ def test_ism_falls_back_when_split_is_wrong():
         got = saturation_mutagenesis(model, X)
     assert any("full passes" in str(w.message) for w in caught)
     torch.testing.assert_close(got, _brute(model, X), atol=1e-5, rtol=1e-4)
+    # several groups of sequences: the fallback's groups overlapped (48 reference rows for 40)
+    X = _onehot(40, 20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got, ref = saturation_mutagenesis(model, X, return_reference=True, group_size=16)
+    assert ref.shape[0] == 40
+    torch.testing.assert_close(got, _brute(model, X), atol=1e-5, rtol=1e-4)
+
+
+def test_ism_of_a_model_whose_outputs_are_not_finite_is_refused():
+    model = nn.Sequential(nn.Conv1d(4, 2, 3), nn.Flatten(), nn.Linear(2 * 18, 1)).eval()
+    with torch.no_grad():
+        model[2].weight.fill_(float("nan"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(BiodlInputError, match="the model's outputs are not finite"):
+            saturation_mutagenesis(model, _onehot(3, 20))
 
 
 def _trunk_cache(model: nn.Module, X: torch.Tensor):

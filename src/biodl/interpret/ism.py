@@ -703,14 +703,15 @@ def saturation_mutagenesis(
             plan = _TrunkPlan(*split)
         out: torch.Tensor | None = None
         refs = []
-        groups = range(0, n, group_size if chosen != "full" else n)
+        step = group_size if chosen != "full" else n  # kept when a group falls back to full passes
+        groups = range(0, n, step)
         it = groups
         if progress:
             from rich.progress import track
 
             it = track(groups, description=f"ISM ({chosen})")
         for g0 in it:
-            Xg = X[g0 : g0 + (group_size if chosen != "full" else n)]
+            Xg = X[g0 : g0 + step]
             # fast paths: reference activations in float32, only the per-edit changes under
             # autocast (see `precision`); full passes: everything under autocast
             with autocast if chosen == "full" else contextlib.nullcontext():
@@ -722,6 +723,12 @@ def saturation_mutagenesis(
                 with autocast:
                     y0 = _flat(model(Xg))
             y0 = y0.float()
+            if not bool(torch.isfinite(y0).all()):
+                raise BiodlInputError(
+                    "the model's outputs are not finite (NaN or infinite) for "
+                    f"{int((~torch.isfinite(y0)).any(dim=1).sum())} of these {len(Xg)} sequences: its "
+                    "weights are (a training that diverged?); no mutation effect can be computed"
+                )
             refs.append(y0.cpu())
             if out is None:
                 out = torch.zeros(n, end - start, 4, y0.shape[1])
