@@ -147,3 +147,16 @@ def test_metrics_of_scores_that_are_not_finite_are_undefined(task, capsys):
     m = M.compute_metrics(task, logits, y)
     assert m and all(math.isnan(v) for v in m.values()), m
     assert "1 of 20 predictions are not finite (NaN or infinite)" in " ".join(capsys.readouterr().err.split())
+
+
+def test_regression_metrics_do_not_depend_on_a_shift_of_the_targets():
+    """float32 sums of squares: targets near 1e4 gave R^2 0.99 for 0.84, near 1e6 R^2 0 (or 1.4e7)."""
+    g = torch.Generator().manual_seed(0)
+    y = torch.randn(500, 1, generator=g)
+    p = y + 0.5 * torch.randn(500, 1, generator=g)
+    base = M.compute_metrics("regression", p, y)
+    for off in (1e4, 1e6):
+        m = M.compute_metrics("regression", p + off, y + off)
+        assert m["r2"] == pytest.approx(base["r2"], abs=2e-3) and m["pearson"] == pytest.approx(
+            base["pearson"], abs=2e-3
+        )
