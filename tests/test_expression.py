@@ -87,6 +87,8 @@ def test_orientation_auto_and_explicit(tmp_path):
         ("gene\tS1\tS2\nPA0001\t1\t2\nPA0002\tNA\t4\n", "column 2.*missing value", 3),
         ("gene\tS1\tS2\nPA0001\t1\t2\nPA0002\t3\tinf\n", "infinite value", 3),
         ("gene\tS1\tS2\nPA0001\t1\t2\nPA0002\t3\t1e400\n", "column 3.*infinite value", 3),
+        ("gene\tS1\tS2\nPA0001\t1\t2\nPA0002\t3\t1e39\n", "column 3.*1e\\+39 is beyond float32", 3),
+        ("gene\tS1\tS2\nPA0001\t1\t2\nPA0002\tNA\t-1e39\n", "column 3.*-1e\\+39 is beyond float32", 3),
         ("gene\tS1\tS2\nPA0001\t1\t2\nPA0002\t3\nPA0003\t5\t6\n", "2 fields, expected 3", 3),
         ("gene\tS1\tS2\nPA0001\t1\t2\nPA0001\t3\t4\n", "duplicate gene identifier 'PA0001'", 3),
         ("gene\tS1\tS2\nPA0001\t1\t2\n\t3\t4\n", "empty gene identifier", 3),

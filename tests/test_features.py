@@ -299,10 +299,26 @@ def test_cli_train_evaluate_predict_report(tmp_path) -> None:
     assert r.exit_code == 2 and "deep-enhancer does not do multiclass tasks" in " ".join(r.output.split())
 
 
+def test_a_value_beyond_float32_is_refused_by_line(tmp_path) -> None:
+    """1e39 passed the NaN / inf check and became inf in the float32 table: an all-NaN model."""
+    lines = (
+        gzip.open(DATA, "rt").read().splitlines()
+        if str(DATA).endswith(".gz")
+        else DATA.read_text().splitlines()
+    )
+    f = lines[4].split("\t")
+    f[2] = "1e39"
+    lines[4] = "\t".join(f)
+    bad = tmp_path / "big.txt"
+    bad.write_text("\n".join(lines) + "\n")
+    with pytest.raises(BiodlInputError, match=r"big.txt, line 5: .*1e39 is beyond float32's range"):
+        read_features(bad, labels=LABELS, feature_names=NAMES)
+
+
 def test_training_refuses_dubious_tables(tmp_path) -> None:
     t = read_features(DATA, labels=LABELS, feature_names=NAMES)
     x = t.x.copy()
-    x[:, 3] = 1.0  # CPGISLANDS constant
+    x[:, 3] = 7.3  # CPGISLANDS constant (its float32 sd is 9.5e-7, not 0: it was missed)
     data = tmp_path / "c.tsv"
     np.savetxt(data, x, fmt="%.6g", delimiter="\t")
     opts = {"data": data, "labels": LABELS, "feature_names": NAMES, "positive": ["A-E"], "report": False}

@@ -213,14 +213,21 @@ def _check_short_rows(path: Path, sep: str, n_fields: int, line_of_row: np.ndarr
                 )
 
 
+#: The largest float32: larger values (1e39) become infinite in the float32 matrix.
+F32_MAX = float(np.finfo(np.float32).max)
+
+
 def _check_finite(
     arr: np.ndarray, path: Path, line_of_row: np.ndarray, header: list[str], col_offset: int, missing: str
 ) -> None:
-    inf = np.isinf(arr)
+    with np.errstate(invalid="ignore"):  # (NaN: missing, below)
+        inf = np.abs(arr) > F32_MAX  # beyond float32 (1e39) is infinite once the matrix is float32
     if inf.any():
         i, j = map(int, np.argwhere(inf)[0])
+        v = arr[i, j]
         raise BiodlInputError(
-            f"{_column_name(',', j + col_offset, header)}: infinite value",
+            f"{_column_name(',', j + col_offset, header)}: infinite value"
+            + ("" if np.isinf(v) else f" ({v:g} is beyond float32's range, +-3.4e38)"),
             path=path,
             record=int(line_of_row[i]),
         )
@@ -587,11 +594,14 @@ def read_h5ad(
 def _finite(x: np.ndarray, samples: list[str], genes: list[str], missing: str, p, unit: str) -> np.ndarray:
     """``x`` (samples x genes) with its gaps filled as ``missing`` says; an infinite value, or a
     gap with ``missing=error``, is an error naming the sample (``unit``) and gene."""
-    if np.isfinite(x).all():
+    with np.errstate(invalid="ignore"):
+        big = np.abs(x) > F32_MAX  # infinite in float32 (x may be float64)
+    if np.isfinite(x).all() and not big.any():
         return x
-    i, j = map(int, np.argwhere(~np.isfinite(x))[0])
-    if missing == "error" or np.isinf(x).any():
-        hint = "" if np.isinf(x).any() else " (missing=gene-mean fills a gap with the gene's mean)"
+    bad = big if big.any() else ~np.isfinite(x)
+    i, j = map(int, np.argwhere(bad)[0])
+    if missing == "error" or big.any():
+        hint = "" if big.any() else " (missing=gene-mean fills a gap with the gene's mean)"
         raise BiodlInputError(
             f"non-finite value {x[i, j]} at {unit} {samples[i]!r}, gene {genes[j]!r}{hint}",
             path=p,
