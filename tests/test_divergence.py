@@ -160,3 +160,20 @@ def test_regression_metrics_do_not_depend_on_a_shift_of_the_targets():
         assert m["r2"] == pytest.approx(base["r2"], abs=2e-3) and m["pearson"] == pytest.approx(
             base["pearson"], abs=2e-3
         )
+
+
+def test_batches_of_one_item_are_refused_for_batch_normalisation(tmp_path):
+    """basset / neural-fp with --batch-size 1: 'unexpected ValueError ... Expected more than 1
+    value per channel when training' after the data were read."""
+    data, out = _table(tmp_path / "d.tsv", n=40), tmp_path / "run"
+    small = ["-m", "n_filters=[4,4,4]", "-m", "hidden=[4,4]", "--pad", "121"]
+    r = runner.invoke(
+        app, ["train", str(data), "--system", "basset", "--out", str(out), "--batch-size", "1", *small]
+    )
+    text = " ".join(r.output.split())
+    assert r.exit_code == 2 and "--batch-size 1 cannot train basset: its batch normalisation" in text, text
+    # a network without it trains on batches of one
+    r = runner.invoke(
+        app, ["train", str(data), "--out", str(tmp_path / "db"), "--batch-size", "1", "--epochs", "1", *TINY]
+    )
+    assert r.exit_code == 0, r.output
