@@ -135,7 +135,7 @@ def run(
 
     import torch
 
-    from biodl.io.predictions import write_predictions
+    from biodl.io.predictions import FLOAT_FORMAT, write_predictions
 
     if "parquet" in formats and importlib.util.find_spec("pyarrow") is None:
         formats = tuple(f for f in formats if f != "parquet")
@@ -192,7 +192,7 @@ def run(
                     add(f"out_{fmt}_s", t_w)
                 if pandas:
                     t0 = tick()
-                    df.to_csv(sep="\t", index=False, float_format="%.6g")
+                    df.to_csv(sep="\t", index=False, float_format=FLOAT_FORMAT)
                     add("pandas", (t_frame + tick() - t0) / t_model)
                 if verbose:
                     outs = ", ".join(f"{f} {m[f'out_{f}'][-1]:.3f}" for f in formats)

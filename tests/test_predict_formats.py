@@ -5,6 +5,7 @@ the ``--out`` suffix or ``--format``, each holding the numbers of the TSV."""
 from __future__ import annotations
 
 import importlib.util
+import io
 import warnings
 
 import numpy as np
@@ -14,7 +15,7 @@ from typer.testing import CliRunner
 
 from biodl.cli import app
 from biodl.errors import BiodlInputError
-from biodl.io.predictions import format_table, output_format, read_predictions, split_frame
+from biodl.io.predictions import FLOAT_FORMAT, format_table, output_format, read_predictions, split_frame
 
 runner = CliRunner()
 LABELS = ["CTCF", "DNase,K562", 'H3K4me3 "x"']  # a comma and a quote in names: quoted in CSV
@@ -68,11 +69,11 @@ def test_text_is_what_pandas_writes_and_frame_is_one_step(run, tmp_path):
     assert list(df.columns) == cols
     assert (df[f"called_{LABELS[2]}"] == (df[f"prob_{LABELS[2]}"] >= 0.7)).all()
     text = KIND.predictions_text(df)
-    assert text == df.to_csv(sep="\t", index=False, float_format="%.6g")
+    assert text == df.to_csv(sep="\t", index=False, float_format=FLOAT_FORMAT)
     _predict(run, tmp_path / "p.tsv")
     assert (tmp_path / "p.tsv").read_text() == text
     _predict(run, tmp_path / "p.csv")
-    assert (tmp_path / "p.csv").read_text() == df.to_csv(index=False, float_format="%.6g")
+    assert (tmp_path / "p.csv").read_text() == df.to_csv(index=False, float_format=FLOAT_FORMAT)
     r = runner.invoke(app, ["predict", str(run[0]), str(run[1]), "--format", "csv"])
     assert r.exit_code == 0 and r.stdout == (tmp_path / "p.csv").read_text()
 
@@ -173,13 +174,13 @@ def test_format_table_matches_to_csv_on_awkward_columns():
     )
     for sep in ("\t", ","):
         for header in (True, False):
-            want = df.to_csv(sep=sep, index=False, header=header, float_format="%.6g")
+            want = df.to_csv(sep=sep, index=False, header=header, float_format=FLOAT_FORMAT)
             assert format_table(df, sep=sep, header=header) == want
-    assert format_table(df.iloc[:0]) == df.iloc[:0].to_csv(sep="\t", index=False, float_format="%.6g")
+    assert format_table(df.iloc[:0]) == df.iloc[:0].to_csv(sep="\t", index=False, float_format=FLOAT_FORMAT)
     big = pd.DataFrame({"x": np.array([2**60], np.int64), "y": [0.5]})  # beyond float64's integers
-    assert format_table(big) == big.to_csv(sep="\t", index=False, float_format="%.6g")
+    assert format_table(big) == big.to_csv(sep="\t", index=False, float_format=FLOAT_FORMAT)
     cat = pd.DataFrame({"c": pd.Categorical(["a", "b"]), "y": [0.5, 1.0]})
-    assert format_table(cat) == cat.to_csv(sep="\t", index=False, float_format="%.6g")
+    assert format_table(cat) == cat.to_csv(sep="\t", index=False, float_format=FLOAT_FORMAT)
 
 
 def test_split_frame_keys():
@@ -214,3 +215,12 @@ def test_key_columns_read_back_in_the_tables_order(tmp_path, suffix):
     back = read_predictions(tmp_path / f"w{suffix}")
     assert list(back.columns) == list(win.columns)
     assert back["start"].tolist() == [5, 9] and back["name"].tolist() == ["a", "b"]
+
+
+def test_text_predictions_hold_float32_values_exactly():
+    """6 significant digits wrote a target of 1000002.75 as 1e+06 (a TSV and a Parquet of one run
+    disagreed)."""
+    df = pd.DataFrame({"id": ["a", "b"], "truth": np.array([1000002.75, 0.1], np.float32)})
+    back = pd.read_csv(io.StringIO(format_table(df)), sep="\t")
+    assert (back["truth"].to_numpy(np.float32) == df["truth"].to_numpy()).all()
+    assert "1000002.75" in format_table(df)
