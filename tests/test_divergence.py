@@ -177,3 +177,17 @@ def test_batches_of_one_item_are_refused_for_batch_normalisation(tmp_path):
         app, ["train", str(data), "--out", str(tmp_path / "db"), "--batch-size", "1", "--epochs", "1", *TINY]
     )
     assert r.exit_code == 0, r.output
+
+
+def test_sequence_regression_targets_far_from_unit_scale_are_said(tmp_path):
+    """+100 or x 1000 trained to useless models (R^2 -106 for 0.14) without a word."""
+    data = _table(tmp_path / "d.tsv", n=60, regression=True)
+    lines = data.read_text().splitlines()
+    rows = [r.rsplit("\t", 1) for r in lines[1:]]
+    far = tmp_path / "far.tsv"
+    far.write_text("\n".join([lines[0]] + [f"{a}\t{float(b) + 100:.4f}" for a, b in rows]) + "\n")
+    for path, said in ((far, True), (data, False)):
+        args = ["train", str(path), "--out", str(tmp_path / path.stem), "--epochs", "1", *TINY]
+        r = runner.invoke(app, args)
+        assert r.exit_code == 0, r.output
+        assert ("the regression targets have mean" in r.output) is said, r.output

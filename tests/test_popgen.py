@@ -961,3 +961,13 @@ def test_the_sorted_matrix_does_not_depend_on_the_sample_order():
         np.testing.assert_array_equal(
             encode_matrix(gt, pos, 1000.0, 8), encode_matrix(gt[:, perm], pos, 1000.0, 8)
         )
+
+
+def test_r2_of_estimates_that_are_one_value_is_undefined(capsys):
+    """A collapsed model (every estimate 0) scored r2 0.0 and r2_log10 0.0."""
+    from biodl.kinds.popgen.kind import regression_metrics
+
+    true = np.array([[100.0], [200.0], [300.0]])
+    m = regression_metrics(np.zeros((3, 1)), true, ["rho"])
+    assert np.isnan(m["r2"]) and np.isnan(m["r2_log10"]) and m["rmse"] > 0
+    assert "r2 is undefined (NaN): the estimates are one value" in capsys.readouterr().err

@@ -544,8 +544,9 @@ class PopgenKind(DataKind):
 
 
 def abc_class_outputs(prob: np.ndarray) -> np.ndarray:
-    """Rejection ABC's class fractions as the network's outputs (log-probabilities, float32)."""
-    return np.log(prob + 1e-6).astype(np.float32)
+    """Rejection ABC's class fractions as the network's outputs (log-probabilities; float64, so
+    that the probabilities written back from them keep the fractions' ties at 9 digits)."""
+    return np.log(prob + 1e-6)
 
 
 def multiclass_metrics(
@@ -584,8 +585,18 @@ def regression_metrics(est: np.ndarray, true: np.ndarray, names: list[str]) -> d
     out: dict[str, float] = {}
 
     def r2(a, b):
+        """Squared Pearson r; undefined (NaN, said once) for one value, or for truth or estimates
+        that are one value (a collapsed model predicting 0 everywhere scored 0.0)."""
         if len(a) < 2 or a.std() == 0 or b.std() == 0:
-            return 0.0
+            from biodl.train.metrics import note_once
+
+            what = (
+                "fewer than 2 items"
+                if len(a) < 2
+                else ("the truth is one value" if a.std() == 0 else "the estimates are one value")
+            )
+            note_once(f"[biodl] warning: r2 is undefined (NaN): {what}")
+            return float("nan")
         return float(np.corrcoef(a, b)[0, 1] ** 2)
 
     for j, n in enumerate(names):

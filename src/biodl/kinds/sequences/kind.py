@@ -222,6 +222,23 @@ def load_table(
     return fold_case(table, True) if viewpoint and negatives is None else table
 
 
+def _say_unscaled_targets(ctx, table, source) -> None:
+    """Sequence networks regress on the targets as given (molecules, D-GEX and popgen scale them
+    inside the model): targets far from mean 0 / sd 1 (+100, x 1000) trained to useless models
+    (R^2 -106 for 0.14) without a word. Said, with what to do."""
+    y = table.labels[np.isfinite(table.labels)] if table.labels is not None else np.zeros(0)
+    if y.size < 2:
+        return
+    mean, sd = float(y.mean()), float(y.std())
+    if 0 < sd and (sd > 100 or sd < 0.01 or abs(mean) > 10 * max(sd, 1.0)):
+        ctx.log(
+            f"warning: {source}: the regression targets have mean {mean:.4g} and sd {sd:.4g}; "
+            "sequence networks fit the targets as given, starting near 0 with unit scale, and learn "
+            "slowly or not at all far from it: standardise them ((y - mean) / sd), or log-transform "
+            "counts, before training"
+        )
+
+
 def _refuse_stray_labels(table, source) -> None:
     """A 0/1 label column with a few other values (a ``2`` typed for ``1``) would make the guessed
     task regression and train a regression model without a word: refused, naming them (``--task
@@ -819,6 +836,8 @@ class SequencesKind(OneHotTraining):
         task = "binary" if words is not None else o["task"] or table.task_hint
         if o["task"] is None and task == "regression":
             _refuse_stray_labels(table, o["data"])
+        if task == "regression":
+            _say_unscaled_targets(ctx, table, o["data"])
 
         def held_out(path, negatives, which: int):
             """A validation / test file; positives only (peaks) where training added shuffled
