@@ -515,6 +515,15 @@ def test_a_single_sequence_is_refused_by_every_method(tmp_path) -> None:
     f.write_text("ACDEFGHIKL\n")
     r = _predict(f, "--method", "mi")
     assert r.exit_code != 0 and "one sequence only" in r.output and "one.aln" in r.output
+    # ten copies of one sequence: a full map of floating-point noise was written as contacts
+    same = _msa(["ACDEFGHIKL"] * 10)
+    for method in ("mi", "psicov", "plmdca"):
+        with pytest.raises(BiodlInputError, match="10 sequences are all the same"):
+            predict_map(same, method)
+    f = tmp_path / "same.aln"
+    f.write_text("ACDEFGHIKL\n" * 10)
+    r = _predict(f, "--method", "psicov")
+    assert r.exit_code != 0 and "all the same (no column varies)" in " ".join(r.output.split())
 
 
 @pytest.mark.parametrize(

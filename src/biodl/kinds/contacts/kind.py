@@ -261,8 +261,9 @@ def read_proteins(path, options: dict[str, Any], *, labelled: bool, device: str 
         msa = read_msa(e.msa, e.query)
         if options.get("max_seqs"):
             msa = msa.subset(np.arange(min(msa.n_seqs, int(options["max_seqs"]))))
-        if msa.n_seqs < 2:
-            raise BiodlInputError("the alignment has one sequence only: no coevolution to read", path=e.msa)
+        from biodl.kinds.contacts.predictors import check_variation
+
+        check_variation(msa, e.msa)
         dist = None
         if e.native is not None:
             native = read_native(e.native, e.chain, e.native_sequence, query=msa.query)

@@ -75,6 +75,23 @@ def deepcon_map(msa, net, device: str = "cpu") -> np.ndarray:
         return torch.sigmoid(net(x))[0].double().cpu().numpy()
 
 
+def check_variation(msa, path) -> None:
+    """Refuse an alignment with nothing to read coevolution from: one sequence, or sequences that
+    are all the same (every score would be floating-point noise, ranked as contacts)."""
+    if msa.n_seqs < 2:
+        raise BiodlInputError(
+            "the alignment has one sequence only: no coevolution to read (give the query's family "
+            "alignment, e.g. from HHblits or jackhmmer)",
+            path=path,
+        )
+    if not bool((msa.codes != msa.codes[:1]).any()):
+        raise BiodlInputError(
+            f"the alignment's {msa.n_seqs} sequences are all the same (no column varies): no coevolution "
+            "to read (give the query's family alignment, e.g. from HHblits or jackhmmer)",
+            path=path,
+        )
+
+
 def resolve_method(
     method: str | None, model: str | Path | None = None, weights: str | Path | None = None
 ) -> str:
@@ -129,12 +146,7 @@ def predict_map(
 
     o = dict(options or {})
     method = resolve_method(method, model, weights)
-    if msa.n_seqs < 2:
-        raise BiodlInputError(
-            "the alignment has one sequence only: no coevolution to read (give the query's family "
-            "alignment, e.g. from HHblits or jackhmmer)",
-            path=msa.source,
-        )
+    check_variation(msa, msa.source)
     if method == "deepcon":
         if weights is None:
             raise BiodlInputError("--method deepcon needs --weights (the deepcon wheel or its HDF5 file)")
