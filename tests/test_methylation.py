@@ -533,3 +533,21 @@ def test_a_file_with_the_two_strands_on_separate_lines_is_said(tmp_path, capsys)
     merged = "".join(f"18\t{p}\t{p}\t100\t1\t0\n" for p in range(100, 2000, 50))
     read_calls(_write(tmp_path / "one.cov", merged))
     assert "1 bp after them" not in capsys.readouterr().err
+
+
+def test_regression_call_tables_hold_levels_in_0_1(tmp_path):
+    """The linear head's levels after a short training were all negative in the call table (a
+    file the reader refuses as levels)."""
+    out = tmp_path / "sae"
+    args = ["train", "--system", "cpg-sae", "--data", str(DATA / "BS9N_SER.tsv.gz"), "--task", "regression"]
+    r = runner.invoke(app, [*args, "--epochs", "1", "--set", "max_sites=3000", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    pred = tmp_path / "p.tsv"
+    r = runner.invoke(app, ["predict", str(out), str(DATA / "BS9N_SER.tsv.gz"), "--out", str(pred)])
+    assert r.exit_code == 0, r.output
+    v = pd.read_csv(pred, sep="\t", header=None)[2]
+    assert v.between(0, 1).all()
+    raw = pd.read_csv(out / "test" / "predictions.tsv", sep="\t")
+    clipped = not raw.filter(like="pred_").stack().between(0, 1).all()
+    assert clipped == ("levels outside [0, 1] are clipped" in " ".join(r.output.split()))
+    read_calls(pred)  # the call table reads back as levels

@@ -490,7 +490,20 @@ class MethylationKind(DataKind):
         outputs, _ = self.score(model, meta, table, device=device, options=options, batch_size=batch_size)
         s = table.sites
         v = outputs.astype(np.float64)
-        v = v if meta.task == "regression" else 1 / (1 + np.exp(-v))
+        if meta.task == "regression":
+            # levels are fractions; the regression head is linear: the call table (read again as
+            # levels, which refuses values outside [0, 1]) holds levels, clipped and said
+            out_of_range = int(((v < 0) | (v > 1)).sum())
+            if out_of_range:
+                from biodl.train.metrics import note_once
+
+                note_once(
+                    "[biodl] warning: predicted methylation levels outside [0, 1] are clipped to it in the "
+                    "call table (the regression head is linear; the evaluation's predictions.tsv keeps them)"
+                )
+                v = np.clip(v, 0.0, 1.0)
+        else:
+            v = 1 / (1 + np.exp(-v))
         names = ["value"] if len(meta.label_names) == 1 else list(meta.label_names)
         cols = {"chrom": [table.spelling.get(c, c) for c in s.chrom], "pos": s.pos}
         cols.update({n: v[:, j] for j, n in enumerate(names)})
