@@ -820,7 +820,7 @@ def test_query_characters_are_checked_and_written_as_given(tmp_path) -> None:
     assert r.exit_code == 0 and seq == "MK" + bz and df["i"].min() >= 3
     # an alignment's own query is written as the file writes it
     fa = tmp_path / "bz.fa"
-    fa.write_text(">q\nGFGCNGPWBZDDMQCHNHCK\n>s\nGFGCNGPWDEDDMQCHNHCK\n")
+    fa.write_text(">q\nGFGCNGPWBZDDMQCHNHCK\n>s\nGFGCNGPWDEDDMQCHNHCA\n")
     m = read_msa(fa)
     assert m.query == "GFGCNGPWDEDDMQCHNHCK" and m.query_as_written == "GFGCNGPWBZDDMQCHNHCK"
     r = _predict(fa, "--method", "mi", "--out", tmp_path / "fa.rr")
