@@ -513,6 +513,16 @@ def test_bismark_cytosine_report_and_bedmethyl_merge_the_two_strands(tmp_path):
     prof = read_calls(bm)
     assert prof.positions["18"].tolist() == [100, 300]
     assert prof.values["18"].tolist() == pytest.approx([0.5, 1.0])
+    # modkit's bedMethyl: 5mC (m) and 5hmC (h) rows of each site; the m rows are read
+    modkit = _write(
+        tmp_path / "modkit.bed",
+        "chr18\t99\t100\tm\t4\t+\t99\t100\t255,0,0\t4\t75.00\t3\t1\t0\n"
+        "chr18\t99\t100\th\t4\t+\t99\t100\t255,0,0\t4\t25.00\t1\t3\t0\n"
+        "chr18\t100\t101\tm\t4\t-\t100\t101\t255,0,0\t4\t25.00\t1\t3\t0\n"
+        "chr18\t100\t101\th\t4\t-\t100\t101\t255,0,0\t4\t0.00\t0\t4\t0\n",
+    )
+    prof = read_calls(modkit)
+    assert prof.positions["18"].tolist() == [100] and prof.values["18"].tolist() == pytest.approx([0.5])
     with pytest.raises(BiodlInputError, match=r"CpG_bad.txt, line 2: the count_methylated \(column 4\)"):
         read_calls(
             _write(tmp_path / "CpG_bad.txt", "chr18\t100\t+\t3\t1\tCG\tCGT\nchr18\t101\t-\tx\t3\tCG\tCGA\n")

@@ -443,13 +443,39 @@ def _say_unmerged_strands(p: Path, positions: dict[str, np.ndarray]) -> None:
         )
 
 
+_MOD_CODES = frozenset("mhafgcoe")  # modkit's single-letter modification codes
+
+
+def _five_mc_rows(p: Path, name: pd.Series) -> np.ndarray:
+    """The 5mC rows of a bedMethyl: all of an ENCODE file (its name column is free text), the
+    ``m`` rows of a modkit file that holds several modifications per site (5hmC's ``h`` rows
+    would be summed with them as one site), said once."""
+    codes = set(pd.unique(name))
+    if len(codes) < 2 or not codes <= _MOD_CODES:
+        return np.ones(len(name), bool)
+    if "m" not in codes:
+        raise BiodlInputError(
+            f"this bedMethyl holds modification codes {', '.join(sorted(codes))} (modkit) but no 'm' "
+            "(5-methylcytosine) rows",
+            path=p,
+        )
+    from biodl.io._util import note
+
+    note(
+        f"[biodl] {p}: modifications {', '.join(sorted(codes))} (modkit codes): the 'm' (5mC) rows are "
+        "read, the others left out"
+    )
+    return (name == "m").to_numpy()
+
+
 def _read_stranded(p: Path, fmt: str, name: str | None, positions_only: bool) -> CpGProfile:
     """A Bismark cytosine report (``chrom pos strand count_methylated count_unmethylated context
     trinucleotide``, 1-based; CG context only, sites without reads dropped) or an ENCODE bedMethyl
     (``chrom start0 end name score strand thickStart thickEnd rgb coverage percent``): each CpG's
     two strands merged into one site at its C on the + strand (the - strand's C is 1 bp after it),
     counts summed, as ``coverage2cytosine --merge_CpG`` does."""
-    cols = [0, 1, 2, 3, 4, 5] if fmt == "cpg_report" else [0, 1, 5, 9, 10]
+    # bedMethyl: its name column (5 here) is modkit's modification code (m: 5mC, h: 5hmC, ...)
+    cols = [0, 1, 2, 3, 4, 5] if fmt == "cpg_report" else [0, 1, 5, 9, 10, 3]
     need = 7 if fmt == "cpg_report" else 11
     with input_errors(p), open_text(p) as fh:
         lines = fh.read().splitlines()
@@ -464,6 +490,7 @@ def _read_stranded(p: Path, fmt: str, name: str | None, positions_only: bool) ->
             usecols=cols,
             engine="c",
         )
+        df = df[cols]  # (usecols keeps the file's order)
         df.columns = range(len(cols))
         short = df.eq("").any(axis=1).to_numpy()
     except (pd.errors.ParserError, ValueError):
@@ -503,11 +530,11 @@ def _read_stranded(p: Path, fmt: str, name: str | None, positions_only: bool) ->
         pos, cov = nums[1] + 1, nums[3]  # 0-based start -> 1-based C
         m = np.round(cov * nums[4] / 100.0)
         u = cov - m
-        keep = np.ones(len(df), bool)
+        keep = _five_mc_rows(p, df[5])
     site = pos.astype(np.int64) - (strand == "-")  # the - strand's C is the CpG's G on the + strand
     keep &= (m + u) > 0  # a report lists every CpG of the genome, most without reads
     if positions_only:
-        keep = (df[5] == "CG").to_numpy() if fmt == "cpg_report" else np.ones(len(df), bool)
+        keep = (df[5] == "CG").to_numpy() if fmt == "cpg_report" else _five_mc_rows(p, df[5])
     if not keep.any():
         raise BiodlInputError(
             f"no CpG with reads in this {_NAMES[fmt]}"
