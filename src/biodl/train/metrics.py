@@ -66,6 +66,20 @@ def warn_one_class(
     note_once(f"[biodl] warning: {msg}")
 
 
+def _say_one_value(found: list, n_out: int, one, several, undefined: str) -> None:
+    """Say once that a regression metric is undefined where the targets (or predictions) of an
+    output are one value: ``found`` holds ``(output, value, n)`` of each such output; ``one(v, n)``
+    says it of a single output, ``several(k, j, v)`` of ``k`` of several (first: output ``j``)."""
+    if not found:
+        return
+    j, v, n = found[0]
+    what = one(v, n) if n_out == 1 else several(len(found), j, v)
+    note_once(
+        f"[biodl] warning: {what}: {undefined} undefined (NaN)"
+        + ("" if n_out == 1 else " there and left out of the means")
+    )
+
+
 def compute_metrics(
     task: str,
     logits: torch.Tensor,
@@ -188,29 +202,25 @@ def compute_metrics(
                 continue
             rs.append(float(pearson_corrcoef(p, t)))
         n_out = target.shape[1]
-        if flat_truth:
-            j, v, n = flat_truth[0]
-            what = (
-                f"the {n} targets are all {v:g}"
-                if n_out == 1
-                else f"{len(flat_truth)} of {n_out} outputs have one target value "
-                f"(first: output {j + 1}, all {v:g})"
-            )
-            note_once(
-                f"[biodl] warning: {what}: Pearson's r and R^2 are undefined (NaN)"
-                + ("" if n_out == 1 else " there and left out of their means")
-            )
-        if flat_pred and not bad:
-            j, v, n = flat_pred[0]
-            what = (
-                f"the model predicts one value ({v:g}) for all {n} items"
-                if n_out == 1
-                else f"the model predicts one value for every item in {len(flat_pred)} of {n_out} outputs "
-                f"(first: output {j + 1}, {v:g})"
-            )
-            note_once(
-                f"[biodl] warning: {what}: Pearson's r is undefined (NaN)"
-                + ("" if n_out == 1 else " there and left out of its mean")
+        _say_one_value(
+            flat_truth,
+            n_out,
+            lambda v, n: f"the {n} targets are all {v:g}",
+            lambda k, j, v: (
+                f"{k} of {n_out} outputs have one target value (first: output {j + 1}, all {v:g})"
+            ),
+            "Pearson's r and R^2 are",
+        )
+        if not bad:
+            _say_one_value(
+                flat_pred,
+                n_out,
+                lambda v, n: f"the model predicts one value ({v:g}) for all {n} items",
+                lambda k, j, v: (
+                    f"the model predicts one value for every item in {k} of {n_out} outputs "
+                    f"(first: output {j + 1}, {v:g})"
+                ),
+                "Pearson's r is",
             )
         out["mse"] = sum(mses) / len(mses) if mses else math.nan
         out["pearson"] = sum(rs) / len(rs) if rs and not bad else math.nan
