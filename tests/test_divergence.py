@@ -74,8 +74,8 @@ def test_a_short_inner_fit_that_diverges_returns_no_score(tmp_path):
     from biodl.train import DataModule, TrainingPlan, fit
 
     plan = TrainingPlan(DeepBind(**kw), "binary", lr=1e30)
-    res = fit(plan, DataModule(tr, va, batch_size=32), tmp_path / "quiet", cfg, quiet=True)
-    assert not any(math.isfinite(v) for v in res.val_metrics.values())
+    res = fit(plan, DataModule(tr, va, batch_size=32), tmp_path / "inner", cfg, quiet=True, inner=True)
+    assert res.diverged and not any(math.isfinite(v) for v in res.val_metrics.values())
 
 
 def test_true_precisions_train_and_keep_a_float32_model(tmp_path):
@@ -207,3 +207,41 @@ def test_validation_under_a_mixed_precision_scores_the_float32_model(tmp_path):
     assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["metrics"]["auroc"] == pytest.approx(
         val_auroc, abs=1e-6
     )
+
+
+def test_a_quiet_training_that_diverges_is_still_an_error(tmp_path):
+    """quiet=True (the Python API's) turned the divergence check off with the messages."""
+    from biodl import pipeline
+
+    cfg = TrainConfig(max_epochs=2, patience=0, lr=1e30, device="cpu", progress=False)
+    mopts = {"num_motifs": 4, "motif_len": 6, "hidden": 0}
+    with pytest.raises(TrainingDiverged):
+        pipeline.train(
+            "deepbind", tmp_path / "r", options={"data": _table(tmp_path / "d.tsv")}, config=cfg, quiet=True,
+            model_options=mopts,
+        )  # fmt: skip
+    assert not (tmp_path / "r" / "model.pt").exists()
+
+
+def test_cellcnn_restarts_that_diverge_are_never_kept(tmp_path):
+    """A NaN network scored accuracy 0.5 and was selected (then an internal 'Input contains NaN')."""
+    from pathlib import Path
+
+    samples = Path(__file__).parent / "data" / "cells" / "samples.csv"
+    small = [
+        "--set",
+        "nrun=2",
+        "--set",
+        "n_best=1",
+        "--set",
+        "ncell=50",
+        "--set",
+        "nsubset=20",
+        "--epochs",
+        "2",
+    ]
+    args = ["train", "--system", "cellcnn", "--samples", str(samples), *small, "--out", str(tmp_path / "c")]
+    r = runner.invoke(app, [*args, "--set", "learning_rate=1e30"])
+    text = " ".join(r.output.split())
+    assert r.exit_code == 2 and "every one of the 2 restarts diverged" in text, text
+    assert "restart 1/2: training diverged" in text

@@ -760,7 +760,7 @@ def _calibrate(k: DataKind, ctx: TrainContext, meta, splits):
             model, fmeta = k.build(fctx, fsplits)
             plan = k.plan(fctx, model, fmeta, fsplits)
             dm = k.datamodule(fctx, fmeta, fsplits)
-            return run_fit(plan, dm, fdir, fctx.config, threads=k.threads(fctx), quiet=True)
+            return run_fit(plan, dm, fdir, fctx.config, threads=k.threads(fctx), quiet=True, inner=True)
 
         row = store.run_trial(t, setting, folds, fit_fold, key, ctx.out / "calibration")
         cal.trials.append({**row, "resumed": False})

@@ -499,6 +499,7 @@ class FitResult:
     is_global_zero: bool = True
     model_path: Path | None = None
     threads: int | None = None
+    diverged: bool = False
 
 
 def _quiet_lightning() -> None:
@@ -847,6 +848,7 @@ def fit(
     threads: int | None = None,
     quiet: bool = False,
     epochs_option: str = "--epochs",
+    inner: bool = False,
 ) -> FitResult:
     """Train ``plan`` on ``datamodule`` with Lightning, keeping checkpoints in ``out_dir/checkpoints``.
 
@@ -868,6 +870,11 @@ def fit(
     epochs_option
         The option that sets this fit's epochs, named in the "still improving" hint
         (``--set pretrain_epochs`` for a pre-training stage).
+    inner
+        A short fit inside a larger one that scores it (a calibration fold, a CellCnn restart):
+        when the training diverges (:class:`TrainingDiverged`) the result is its best epoch
+        before, none if there was none (``val_metrics`` empty), with ``diverged`` set, instead
+        of the error.
     """
     config.check()
     out = Path(out_dir)
@@ -937,7 +944,7 @@ def fit(
                 plan, datamodule=datamodule, ckpt_path=resumed, weights_only=True if resumed else None
             )
         except TrainingDiverged:
-            if not quiet:
+            if not inner:
                 raise
             # a short fit inside a larger one (a calibration fold, a restart, a search trial):
             # its result is its best epoch before the divergence, none when there was none
@@ -987,7 +994,9 @@ def fit(
             + f"): more epochs ({epochs_option}{'=' if epochs_option.startswith('--set') else ' '}"
             + f"{hard_cap * 2}) may help"
         )
-    return FitResult(out, best_epoch, epochs_run, val_metrics, resumed, seconds, threads=n_threads)
+    return FitResult(
+        out, best_epoch, epochs_run, val_metrics, resumed, seconds, threads=n_threads, diverged=diverged
+    )
 
 
 def _interrupted(last: Path, max_epochs: int, code: int = 130) -> None:

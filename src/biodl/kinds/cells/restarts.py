@@ -757,9 +757,15 @@ def train_cellcnn(
         dm = DataModule(train_ds, valid_ds, batch_size=cfg.batch_size, seed=rseed)
         # a short fit inside a larger one: no per-restart messages (resuming, "more epochs may
         # help", which also named --epochs to `cells crossval`, whose key is --set max_epochs)
-        fres = fit(plan, dm, run_dir, tcfg, quiet=True)
+        fres = fit(plan, dm, run_dir, tcfg, quiet=True, inner=True)
         net = plan.model.cpu().eval()
-        metric, loss = _evaluate(net, valid_ds, regression)
+        finite = all(
+            bool(torch.isfinite(v).all()) for v in net.state_dict().values() if v.is_floating_point()
+        )
+        if finite:
+            metric, loss = _evaluate(net, valid_ds, regression)
+        else:  # diverged before any kept epoch: never selected (a NaN network scored accuracy 0.5)
+            metric, loss = float("nan"), float("nan")
         best_epoch = fres.best_epoch
         res = dict(
             conf,
@@ -767,15 +773,24 @@ def train_cellcnn(
             epochs_run=int(fres.epochs_run),
             valid_accuracy=None if regression else metric,
             valid_loss=loss,
+            diverged=bool(fres.diverged),
         )
+        if fres.diverged and log:
+            log(f"restart {irun + 1}/{cfg.nrun}: training diverged (weights not finite) at lr {lr:.3g}")
         atomic_torch_save({k: v.detach().cpu() for k, v in net.state_dict().items()}, run_dir / "net.pt")
         atomic_json({**res, "identity": ident_key}, done)
         remove_checkpoints(run_dir)
         rows.append(res)
         nets[irun] = net
     df = pd.DataFrame(rows)
+    usable = np.isfinite(df["valid_loss"].to_numpy(np.float64))
+    if not usable.any():
+        raise BiodlInputError(
+            f"every one of the {len(df)} restarts diverged (weights not finite) or has no validation score: "
+            "a lower learning rate (--set learning_rate) usually fixes a divergence"
+        )
     key = df["valid_loss"].to_numpy() if regression else -df["valid_accuracy"].to_numpy()
-    order = np.lexsort((df["valid_loss"].to_numpy(), key))
+    order = [i for i in np.lexsort((df["valid_loss"].to_numpy(), key)) if usable[i]]
     keep = [int(df["run"].iloc[i]) for i in order[: cfg.n_best]]
     df["selected"] = df["run"].isin(keep)
     # the network's place in the ensemble ("net N" of the report's filters); empty when not kept
