@@ -245,3 +245,12 @@ def test_cellcnn_restarts_that_diverge_are_never_kept(tmp_path):
     text = " ".join(r.output.split())
     assert r.exit_code == 2 and "every one of the 2 restarts diverged" in text, text
     assert "restart 1/2: training diverged" in text
+
+
+def test_a_calibration_whose_trials_all_diverge_says_so(tmp_path):
+    """It said 'too few training items per fold, or a fold with one class only'."""
+    args = ["train", str(_table(tmp_path / "d.tsv")), "--calibrate", "2", "--lr", "1e30", "--epochs", "2"]
+    r = runner.invoke(app, [*args, "--out", str(tmp_path / "c")])
+    text = " ".join(r.output.split())
+    assert r.exit_code == 2 and "the training of 2 of the 2 diverged" in text, text
+    assert "calibration trial 1/2: auroc nan; 3 fold(s) diverged" in text

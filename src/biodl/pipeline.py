@@ -770,6 +770,8 @@ def _calibrate(k: DataKind, ctx: TrainContext, meta, splits):
         undefined = sum(1 for v in row["fold_scores"] if not math.isfinite(v))
         if undefined and row["score"] is not None:  # the mean is over the folds where it is defined
             score += f" (mean of the {len(row['fold_scores']) - undefined} folds where {key} is defined)"
+        if row.get("diverged"):
+            score += f"; {row['diverged']} fold(s) diverged (weights not finite)"
         ctx.log(
             f"calibration trial {t}/{c.calibrate}: {key} {score} (folds "
             f"{', '.join(f'{v:.4f}' for v in row['fold_scores'])}; {row['seconds']:.0f} s) {shown}"

@@ -279,6 +279,13 @@ def choose(trials: list[dict[str, Any]], mode: str, top: int = 1) -> list[int]:
     trials without a finite score are never chosen, ties go to the earlier trial."""
     ok = [t for t in trials if t.get("score") is not None and math.isfinite(float(t["score"]))]
     if not ok:
+        diverged = sum(1 for t in trials if t.get("diverged"))
+        if diverged:
+            raise BiodlInputError(
+                f"calibration: no trial produced a cross-validation score; the training of {diverged} of "
+                f"the {len(trials)} diverged (weights not finite): a lower learning rate (--lr) usually "
+                "fixes this"
+            )
         raise BiodlInputError(
             "calibration: no trial produced a cross-validation score (too few training items per fold, "
             "or a fold with one class only); train without --calibrate or give more data"
@@ -363,11 +370,12 @@ class TrialStore:
         import time
 
         t0 = time.perf_counter()
-        scores, best_epochs = [], []
+        scores, best_epochs, diverged = [], [], 0
         for f, (tr, va) in enumerate(folds, 1):
             res = fit_fold(tr, va, Path(work) / f"trial{trial}" / f"fold{f}")
             scores.append(float(res.val_metrics.get(f"val_{metric}", math.nan)))
             best_epochs.append(res.best_epoch)
+            diverged += int(bool(getattr(res, "diverged", False)))
         finite = [v for v in scores if math.isfinite(v)]
         row = {
             "trial": trial,
@@ -377,6 +385,8 @@ class TrialStore:
             "best_epochs": best_epochs,
             "seconds": round(time.perf_counter() - t0, 2),
         }
+        if diverged:  # folds whose training diverged (weights not finite): scored by the epochs before
+            row["diverged"] = diverged
         self.add(row)
         shutil.rmtree(Path(work) / f"trial{trial}", ignore_errors=True)
         return row
