@@ -1096,6 +1096,11 @@ def test_genome_files_match_their_rows_whatever_their_fasta_extension(tmp_path) 
     tax.write_text("genome\tspecies\tgenus\nNC_005816\tYpestis\tYersinia\nNC_001802\tHIV1\tLentivirus\n")
     build_reference([a, b], tax, tmp_path / "r", quiet=True)
     assert len(load_reference(tmp_path / "r").genomes) == 2
+    # a dotted name is a name: NC_001802.v2 is not NC_001802's row
+    v2 = tmp_path / "NC_001802.v2.fna"
+    v2.write_text(text.replace(">", ">v2_"))
+    with pytest.raises(BiodlInputError, match=r"not in the taxonomy table: .*NC_001802\.v2\.fna"):
+        build_reference([v2], tax, tmp_path / "r3", quiet=True)
     gbk = tmp_path / "NC_001802.gbk"
     gbk.write_text("LOCUS       NC_001802\n")
     with pytest.raises(BiodlInputError, match=r"NC_001802\.gbk, line 1: sequence text before the first '>'"):

@@ -429,6 +429,16 @@ class Taxonomy:
         return None
 
 
+_NOT_FASTA = (".gbk", ".gb", ".gbff", ".genbank", ".embl", ".fastq", ".fq", ".gff", ".gff3", ".gtf")
+
+
+def _row_key(key: str, listed: list[str]) -> str:
+    """The taxonomy row a genome file's ``key`` matches: itself, or for a GenBank / EMBL / FASTQ /
+    GFF name given by mistake its stem (reading the file then says what it is)."""
+    stem, suffix = Path(key).stem, Path(key).suffix.lower()
+    return stem if key not in listed and suffix in _NOT_FASTA and stem in listed else key
+
+
 _FASTA_SUFFIXES = (".fna", ".fasta", ".fa", ".fas", ".ffn", ".fsa", ".fsa_nt", ".mfa", ".seq", ".fn")
 
 
@@ -679,11 +689,9 @@ def build_reference(
         taxids = None
     build_taxonomy(ranks, rows, taxonomy, taxids)  # the whole table is checked (one parent per taxon)
     listed = sorted({_key(g) for g, _, _ in rows})
-    # a row names the file without its extension: one biodl does not know (.gbk given by mistake)
-    # matches by the stem, and reading the file then says what it is
-    keys = [
-        k if k in listed or Path(k).stem not in listed else Path(k).stem for k in map(_key, map(str, genomes))
-    ]
+    # a GenBank / EMBL / FASTQ file given by mistake matches its row by the stem, and reading it
+    # then says what it is (any other dotted name is a name: strainA.v2 is not strainA)
+    keys = [_row_key(k, listed) for k in map(_key, map(str, genomes))]
     missing = [str(g) for g, k in zip(genomes, keys, strict=True) if k not in listed]
     if missing and not listed:
         raise BiodlInputError("the taxonomy table has no rows (a header only?)", path=taxonomy)
