@@ -231,7 +231,6 @@ def _train_into(
     model, meta = _build(k, ctx, splits)
     if meta.task == "multiclass":  # inferred from the labels
         _check_multiclass(recipe, k)
-    _check_batch_norm(model, config, recipe.name)
     labels = k.training_labels(meta, splits)
     if labels is not None:
         check_labels(labels, meta.label_names, meta.task, quiet, source=opts.get("data"))
@@ -336,21 +335,6 @@ def _train_into(
         summary["report"] = str(report(out, quiet=quiet))
         _write_summary(out, summary)
     return summary
-
-
-def _check_batch_norm(model, config, system: str) -> None:
-    """Batch normalisation cannot train on batches of one item (torch refuses, deep inside the
-    first step): ``--batch-size 1`` refused up front for a network that has it. (A last batch
-    of one item is dropped by the loader.)"""
-    from torch import nn
-
-    if int(config.batch_size) >= 2 or not isinstance(model, nn.Module):
-        return
-    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
-        raise BiodlInputError(
-            f"--batch-size {config.batch_size} cannot train {system}: its batch normalisation needs at least "
-            "2 items per batch; give --batch-size 2 or more"
-        )
 
 
 def _split_labels(table, meta):

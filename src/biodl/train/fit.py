@@ -943,6 +943,15 @@ def fit(
             trainer.fit(
                 plan, datamodule=datamodule, ckpt_path=resumed, weights_only=True if resumed else None
             )
+        except ValueError as e:
+            if "Expected more than 1 value per channel when training" not in str(e):
+                raise
+            # batch normalisation over a batch of one item (--batch-size 1; a last batch of one is
+            # dropped by the loader): torch's message names no option
+            raise BiodlInputError(
+                f"--batch-size {config.batch_size}: a batch normalisation layer of this network needs at "
+                "least 2 items per batch to train; give --batch-size 2 or more"
+            ) from None
         except TrainingDiverged:
             if not inner:
                 raise
