@@ -648,3 +648,16 @@ def test_a_dfs_path_trains_under_ddp(tmp_path):
     assert "error:" not in r.stderr and r.stderr.count("lambda 2:") == 1, r.stderr[-2000:]
     path = pd.read_csv(out / "path.tsv", sep="\t")
     assert path["chosen"].sum() == 1 and path["val_auroc"].notna().all()
+
+
+def test_values_near_float32s_limit_are_scaled_in_float64() -> None:
+    """Columns of +-2e38 (inside float32's range) overflowed the scaler's float32 sums: NaN
+    weights, blamed on --lr."""
+    from biodl.models.features import FeatureScaler
+
+    rng = np.random.default_rng(0)
+    x = np.stack([rng.uniform(1e38, 3e38, 50) * np.sign(rng.normal(size=50)), np.full(50, 7.3)], 1)
+    s = FeatureScaler(2, log1p=False).fit(torch.from_numpy(x.astype(np.float32)))
+    z = s(torch.from_numpy(x.astype(np.float32)))
+    assert torch.isfinite(z).all() and float(z[:, 0].std(unbiased=False)) == pytest.approx(1.0, abs=1e-3)
+    assert float(s.std[1]) == 1.0  # a constant column is scaled by 1

@@ -60,10 +60,12 @@ class FeatureScaler(nn.Module):
         value), from training rows ``(n, n_features)`` (sd 0 -> 1)."""
         x = x.float()
         self.logged.copy_((x >= 0).all(0) if self.log1p else torch.zeros_like(self.logged))
-        z = self._pre(x)
-        self.mean.copy_(z.mean(0))
-        sd = z.std(0, unbiased=False)
-        self.std.copy_(torch.where(sd > 0, sd, torch.ones_like(sd)))
+        z = self._pre(x).double()  # float64: the sums of values near float32's limit (2e38) overflowed
+        mean, sd = z.mean(0), z.std(0, unbiased=False)
+        # one value in every row (its float sd may not be exactly 0): scaled by 1
+        const = (z == z[:1]).all(0) if len(z) else torch.ones_like(sd, dtype=torch.bool)
+        self.mean.copy_(mean.float())
+        self.std.copy_(torch.where((sd > 0) & ~const, sd, torch.ones_like(sd)).float())
         return self
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
