@@ -520,6 +520,8 @@ def test_a_single_sequence_is_refused_by_every_method(tmp_path) -> None:
     for method in ("mi", "psicov", "plmdca"):
         with pytest.raises(BiodlInputError, match="10 sequences are all the same"):
             predict_map(same, method)
+    with pytest.raises(BiodlInputError, match="differ in one column only"):
+        predict_map(_msa(["ACDEFGHIKL"] * 9 + ["ACDEFGHIKA"]), "mi")
     f = tmp_path / "same.aln"
     f.write_text("ACDEFGHIKL\n" * 10)
     r = _predict(f, "--method", "psicov")
@@ -820,7 +822,7 @@ def test_query_characters_are_checked_and_written_as_given(tmp_path) -> None:
     assert r.exit_code == 0 and seq == "MK" + bz and df["i"].min() >= 3
     # an alignment's own query is written as the file writes it
     fa = tmp_path / "bz.fa"
-    fa.write_text(">q\nGFGCNGPWBZDDMQCHNHCK\n>s\nGFGCNGPWDEDDMQCHNHCA\n")
+    fa.write_text(">q\nGFGCNGPWBZDDMQCHNHCK\n>s\nGFGCNGPWDEDDMQCHNHAA\n")
     m = read_msa(fa)
     assert m.query == "GFGCNGPWDEDDMQCHNHCK" and m.query_as_written == "GFGCNGPWBZDDMQCHNHCK"
     r = _predict(fa, "--method", "mi", "--out", tmp_path / "fa.rr")

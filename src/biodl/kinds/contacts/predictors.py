@@ -84,10 +84,12 @@ def check_variation(msa, path) -> None:
             "alignment, e.g. from HHblits or jackhmmer)",
             path=path,
         )
-    if not bool((msa.codes != msa.codes[:1]).any()):
+    varying = int((msa.codes != msa.codes[:1]).any(axis=0).sum())
+    if varying < 2:  # coevolution is between two columns that vary; every score would be noise
+        what = "are all the same (no column varies)" if not varying else "differ in one column only"
         raise BiodlInputError(
-            f"the alignment's {msa.n_seqs} sequences are all the same (no column varies): no coevolution "
-            "to read (give the query's family alignment, e.g. from HHblits or jackhmmer)",
+            f"the alignment's {msa.n_seqs} sequences {what}: no coevolution to read (give the query's "
+            "family alignment, e.g. from HHblits or jackhmmer)",
             path=path,
         )
 
