@@ -971,6 +971,10 @@ def test_r2_of_estimates_that_are_one_value_is_undefined(capsys):
     m = regression_metrics(np.zeros((3, 1)), true, ["rho"])
     assert np.isnan(m["r2"]) and np.isnan(m["r2_log10"]) and m["rmse"] > 0
     assert "r2 is undefined (NaN): the estimates are one value" in capsys.readouterr().err
+    # two parameters, one undefined: the mean is the other's (it was NaN, hiding a 0.99)
+    est = np.stack([np.zeros(3), [1.0, 2.1, 2.9]], 1)
+    m = regression_metrics(est, np.stack([true[:, 0], [1.0, 2.0, 3.0]], 1), ["rho", "theta"])
+    assert np.isnan(m["r2/rho"]) and m["r2"] == pytest.approx(m["r2/theta"]) and m["r2"] > 0.95
 
 
 def test_haplotype_statistics_hold_under_scattered_missing_calls():

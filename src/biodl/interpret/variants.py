@@ -447,7 +447,7 @@ def write_scored_vcf(
     table: pd.DataFrame,
     out: str | Path,
     output_names: list[str],
-    strands: str = "strand-averaged",
+    strands: str = "both strands averaged",
 ) -> Path:
     """Copy ``vcf`` to ``out`` with INFO fields from :func:`score_variants`'s table.
 
@@ -455,7 +455,7 @@ def write_scored_vcf(
     output (ALT-major, outputs in ``BIODL_OUTPUTS`` order) ``BIODL_REF``, ``BIODL_ALT``,
     ``BIODL_DIFF``, ``BIODL_LOGODDS``. Written to a temporary file, then renamed; a ``.gz`` / ``.bgz`` name
     is BGZF-compressed (readable by bcftools and tabix), a ``.bcf`` name binary BCF. ``strands``
-    says in the header how the scores were made (``strand-averaged`` or ``given strand``).
+    says in the header how the scores were made (:func:`~biodl.kinds.sequences.kind.strand_phrase`).
     """
     with ScoredVcfWriter(vcf, out, output_names, strands) as w:
         w.write(table)
@@ -469,7 +469,11 @@ class ScoredVcfWriter:
     ends without an error."""
 
     def __init__(
-        self, vcf: str | Path, out: str | Path, output_names: list[str], strands: str = "strand-averaged"
+        self,
+        vcf: str | Path,
+        out: str | Path,
+        output_names: list[str],
+        strands: str = "both strands averaged",
     ) -> None:
         self.src, self.out, self.names = check_file(vcf), Path(out), list(output_names)
         self.strands = strands

@@ -507,7 +507,7 @@ class DataKind:
         return True
 
     def predictions_text(self, df: pd.DataFrame, sep: str = "\t") -> str:
-        """The text ``biodl predict`` writes for ``df`` (a TSV, 6 significant digits, with a
+        """The text ``biodl predict`` writes for ``df`` (a TSV, 9 significant digits, with a
         header unless :meth:`predictions_header` says otherwise)."""
         from biodl.io.predictions import format_table
 
@@ -602,7 +602,7 @@ def prediction_frame(
 
 
 def write_table(df: pd.DataFrame, path: str | Path) -> Path:
-    """A TSV written atomically (6 significant digits)."""
+    """A TSV written atomically (9 significant digits: a float32 exactly)."""
     from biodl.io.predictions import write_predictions
 
     return write_predictions(df, path, "tsv")

@@ -613,8 +613,9 @@ def regression_metrics(est: np.ndarray, true: np.ndarray, names: list[str]) -> d
             per[k].append(v)
             if len(names) > 1:
                 out[f"{k}/{n}"] = v
-    for k, v in per.items():
-        out[k] = float(np.mean(v)) if v else float("nan")
+    for k, v in per.items():  # a parameter's undefined r2 (said) is left out of the mean
+        defined = [x for x in v if not np.isnan(x)]
+        out[k] = float(np.mean(defined)) if defined else float("nan")
     return out
 
 

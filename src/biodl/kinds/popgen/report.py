@@ -14,8 +14,9 @@ from biodl.report.plots import _new_figure, _save_figure, bounded_confusion
 
 
 def _r2(t: np.ndarray, q: np.ndarray) -> float:
+    """Squared Pearson r; NaN (drawn as "undefined") where it is (too few points, one value)."""
     if len(t) < 3 or t.std() == 0 or q.std() == 0:
-        return 0.0
+        return float("nan")
     return float(np.corrcoef(t, q)[0, 1] ** 2)
 
 
@@ -42,7 +43,9 @@ def plot_pred_true(
             p = df[f"pred_{t}"].to_numpy(float)
             ax.scatter(y, p, s=8, alpha=0.5, linewidths=0, color=f"C{c}", label=label)
             lo, hi = min(lo, y.min(), p.min()), max(hi, y.max(), p.max())
-            lines.append(f"{label}: R2 {_r2(y, p):.3f}, RMSE {np.sqrt(np.mean((y - p) ** 2)):.3g}")
+            r2 = _r2(y, p)
+            shown = "undefined" if np.isnan(r2) else f"{r2:.3f}"
+            lines.append(f"{label}: R2 {shown}, RMSE {np.sqrt(np.mean((y - p) ** 2)):.3g}")
         ax.plot([lo, hi], [lo, hi], color="0.4", lw=1, ls="--")
         ax.set_xscale("log")
         ax.set_yscale("log")
