@@ -483,4 +483,9 @@ def test_a_bed_of_one_feature_type_is_its_own_default_label(tmp_path, capsys):
     bed.write_text("chr1\t100\t300\tpeak1\t500\t.\t10.5\t-1\t5.2\t150\n")
     features, spec = WindowSpec(window=300, step=300, center=200).features(bed, None)
     assert spec == {"peaks": ["peaks"]} and len(features) == 1
-    assert "label: 'peaks', the annotation's one feature type" in " ".join(capsys.readouterr().err.split())
+    assert "labels: 'peaks', the annotation's one feature type" in " ".join(capsys.readouterr().err.split())
+    dnase = tmp_path / "dnase.bed.gz"
+    dnase.write_bytes(gzip.compress(b"chr1\t400\t600\n"))
+    features, spec = WindowSpec(window=300, step=300, center=200).features([bed, dnase], None)
+    assert spec == {"dnase": ["dnase"], "peaks": ["peaks"]} and len(features) == 2
+    assert "labels: 'dnase', 'peaks', one per BED file" in " ".join(capsys.readouterr().err.split())

@@ -682,6 +682,17 @@ def _auto_labels(types: set[str]) -> list[str]:
     return [t for t in base if t in types or (t == "intron" and "exon" in types)]
 
 
+def _only_bed(annotation) -> bool:
+    """Whether the annotation is BED files only (each one label)."""
+    from biodl.io.gff import _is_bed
+
+    paths = [annotation] if isinstance(annotation, (str, Path)) else annotation
+    try:
+        return bool(paths) and all(_is_bed(Path(p)) for p in paths)
+    except TypeError:  # a feature table given in memory
+        return False
+
+
 @dataclass
 class WindowSpec:
     """How a genome-window run tiles, labels and splits a genome: the one definition used by
@@ -774,14 +785,17 @@ class WindowSpec:
         types = set(features["type"].unique())
         if label_types is None:
             label_types = _auto_labels(types)
-            if not label_types and len(types) == 1:  # one feature type (a BED of peaks): its label
+            if not label_types and (len(types) == 1 or _only_bed(annotation)):
+                # BED files of peaks (a label per file), or one feature type: those are the labels
                 label_types = sorted(types)
                 from biodl.io._util import note
 
-                note(
-                    f"[biodl] label: {label_types[0]!r}, the annotation's one feature type "
-                    "(--labels names others)"
+                which = (
+                    f"{label_types[0]!r}, the annotation's one feature type"
+                    if len(types) == 1
+                    else f"{', '.join(map(repr, label_types))}, one per BED file"
                 )
+                note(f"[biodl] labels: {which} (--labels chooses others)")
             if not label_types:
                 raise BiodlInputError(
                     "none of the default label types are in the annotation (available types: "
