@@ -256,3 +256,21 @@ def test_a_calibration_whose_trials_all_diverge_says_so(tmp_path):
     text = " ".join(r.output.split())
     assert r.exit_code == 2 and "the training of 2 of the 2 diverged" in text, text
     assert "calibration trial 1/2: auroc nan; 3 fold(s) diverged" in text
+
+
+def test_cellcnn_regression_targets_far_from_unit_scale_are_said(tmp_path):
+    """CellCnn fits its targets as given: labels 1000-1040 gave predictions of 0.1-0.9 unsaid."""
+    from pathlib import Path
+
+    cells = Path(__file__).parent / "data" / "cells"
+    rows = (cells / "samples.csv").read_text().splitlines()[1:]
+    table = tmp_path / "samples.csv"
+    table.write_text(
+        "file,label\n" + "".join(f"{cells / r.split(',')[0]},{1000 + 13 * i}\n" for i, r in enumerate(rows))
+    )
+    small = "--set nrun=1 --set n_best=1 --set ncell=50 --set nsubset=20 --epochs 1".split()
+    small += "--set report=false --set max_cells=200".split()
+    args = ["train", "--system", "cellcnn", "--samples", str(table), *small, "--out", str(tmp_path / "c")]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "the regression targets have mean 1020 and sd" in " ".join(r.output.split())

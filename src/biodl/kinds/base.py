@@ -92,6 +92,24 @@ def check_label_values(y: np.ndarray, names: list | None, task: str, where: str)
             )
 
 
+def say_unscaled_targets(log, y: np.ndarray, source, who: str) -> None:
+    """Warn (``log``) when regression targets ``y`` are far from mean 0 / sd 1 and the network
+    (``who``, e.g. "sequence networks fit") fits them as given, starting near 0 with unit scale:
+    +100 or x 1000 trained useless models without a word (molecules, D-GEX and popgen scale
+    their targets inside the model)."""
+    y = np.asarray(y, dtype=np.float64)
+    y = y[np.isfinite(y)]
+    if y.size < 2:
+        return
+    mean, sd = float(y.mean()), float(y.std())
+    if 0 < sd and (sd > 100 or sd < 0.01 or abs(mean) > 10 * max(sd, 1.0)):
+        log(
+            f"warning: {source}: the regression targets have mean {mean:.4g} and sd {sd:.4g}; {who} the "
+            "targets as given, starting near 0 with unit scale, and learn slowly or not at all far from "
+            "it: standardise them ((y - mean) / sd), or log-transform counts, before training"
+        )
+
+
 def check_labels(y: np.ndarray, names: list | None, task: str, quiet: bool = False, source=None) -> None:
     """Training targets a user should hear about: missing (NaN) values are counted (they are
     masked out of the loss and the metrics); a label with no values, or -- for a binary task

@@ -19,7 +19,7 @@ import pandas as pd
 
 from biodl.errors import BiodlInputError
 from biodl.io._util import atomic_write_text
-from biodl.kinds.base import DataKind, Splits, TrainContext
+from biodl.kinds.base import DataKind, Splits, TrainContext, say_unscaled_targets
 from biodl.kinds.cells.io import SampleSet, SampleTable, load_samples, read_sample_table
 from biodl.kinds.cells.restarts import (
     CellCnnConfig,
@@ -361,6 +361,8 @@ class CellsKind(DataKind):
                 else "classes " + ", ".join(f"{i}={c}" for i, c in enumerate(classes))
             )
         )
+        if task == "regression":
+            say_unscaled_targets(ctx.log, targets, table.path, "CellCnn fits")
         test = None
         if o["test_file"] is not None:
             test = self._read_table(

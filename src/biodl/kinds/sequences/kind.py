@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from biodl.errors import BiodlInputError
-from biodl.kinds.base import DataKind, Splits, TrainContext, prediction_frame
+from biodl.kinds.base import DataKind, Splits, TrainContext, prediction_frame, say_unscaled_targets
 from biodl.kinds.sequences.io import binary_from_words, positive_word
 from biodl.options import Option
 from biodl.train.checkpoint import RunMeta, data_as
@@ -220,23 +220,6 @@ def load_table(
         table = read_sequences(path, require_labels=require_labels, **kw)
     warn_duplicate_ids(table.ids, path)
     return fold_case(table, True) if viewpoint and negatives is None else table
-
-
-def _say_unscaled_targets(ctx, table, source) -> None:
-    """Sequence networks regress on the targets as given (molecules, D-GEX and popgen scale them
-    inside the model): targets far from mean 0 / sd 1 (+100, x 1000) trained to useless models
-    (R^2 -106 for 0.14) without a word. Said, with what to do."""
-    y = table.labels[np.isfinite(table.labels)] if table.labels is not None else np.zeros(0)
-    if y.size < 2:
-        return
-    mean, sd = float(y.mean()), float(y.std())
-    if 0 < sd and (sd > 100 or sd < 0.01 or abs(mean) > 10 * max(sd, 1.0)):
-        ctx.log(
-            f"warning: {source}: the regression targets have mean {mean:.4g} and sd {sd:.4g}; "
-            "sequence networks fit the targets as given, starting near 0 with unit scale, and learn "
-            "slowly or not at all far from it: standardise them ((y - mean) / sd), or log-transform "
-            "counts, before training"
-        )
 
 
 def _refuse_stray_labels(table, source) -> None:
@@ -836,8 +819,8 @@ class SequencesKind(OneHotTraining):
         task = "binary" if words is not None else o["task"] or table.task_hint
         if o["task"] is None and task == "regression":
             _refuse_stray_labels(table, o["data"])
-        if task == "regression":
-            _say_unscaled_targets(ctx, table, o["data"])
+        if task == "regression" and table.labels is not None:
+            say_unscaled_targets(ctx.log, table.labels, o["data"], "sequence networks fit")
 
         def held_out(path, negatives, which: int):
             """A validation / test file; positives only (peaks) where training added shuffled
