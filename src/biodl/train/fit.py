@@ -402,12 +402,14 @@ class _Diverged(Callback):
         epoch = trainer.current_epoch + 1
         acc = getattr(pl_module, "epoch_train_loss", None)
         loss = f" (training loss {float(acc[0]) / acc[1]:.4g})" if acc and acc[1] else ""
-        narrow = (
-            f"; --precision {self.precision} may be too narrow for it (32-true or a -mixed one keeps the "
-            "weights in float32)"
-            if self.precision and str(self.precision).split("-")[0] in ("16", "bf16")
-            else ""
-        )
+        prec = str(self.precision or "")
+        narrow = ""
+        if prec.split("-")[0] in ("16", "bf16"):
+            narrow = (
+                f"; --precision {prec} may be too narrow for it ("
+                + ("32-true or a -mixed one keeps the weights in float32" if "true" in prec else "32-true")
+                + ")"
+            )
         raise TrainingDiverged(
             f"training diverged in epoch {epoch}{loss}: {len(bad)} weight tensor(s) are no longer finite "
             f"numbers (first: {bad[0]}), so nothing trained from then on can be used. A lower learning "
