@@ -395,5 +395,13 @@ def test_peak_fasta_files_without_labels_train_against_shuffled_negatives(tmp_pa
     s = json.loads((out / "summary.json").read_text())
     assert s["n_train"] + s["n_valid"] == 400 and s["n_test"] == 100
     assert s["test_metrics"]["auroc"] is not None
+    # evaluate reads the held-out peaks as train --test did
+    r = CliRunner().invoke(app, ["evaluate", str(out), str(test), "--out", str(tmp_path / "ev")])
+    assert r.exit_code == 0, r.output
+    assert "held_out.fa: 50 positives only (the model was trained against shuffled negatives)" in " ".join(
+        r.output.split()
+    )
+    ev = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert ev["n"] == 100 and ev["metrics"]["auroc"] == pytest.approx(s["test_metrics"]["auroc"], abs=1e-6)
     r = CliRunner().invoke(app, [*args, "--shuffle-negatives", "no", "--no-resume"])
     assert r.exit_code == 2 and "label the headers or give a table" in " ".join(r.output.split())

@@ -183,6 +183,9 @@ class SequenceData:
     train_file: str | None = None
     alphabet: str = "dna"
     viewpoint: bool = False
+    #: the training file was positives only (peaks) and got dinucleotide-shuffled negatives: an
+    #: evaluation file of positives only gets its own, as a --test file does
+    shuffled_negatives: bool = False
 
 
 def load_table(
@@ -891,7 +894,13 @@ class SequencesKind(OneHotTraining):
                 "n_valid": len(valid_t),
                 "valid": o["valid_file"] or f"{o['valid_fraction']:g} of the training file (seed {seed})",
             },
-            extra={"table": table, "train_table": train_t, "task": task, "alphabet": alphabet},
+            extra={
+                "table": table,
+                "train_table": train_t,
+                "task": task,
+                "alphabet": alphabet,
+                "shuffled_negatives": n0 is not None,
+            },
         )
 
     def build(self, ctx: TrainContext, splits: Splits):
@@ -921,6 +930,7 @@ class SequencesKind(OneHotTraining):
             train_file=str(o["data"]),
             alphabet=alphabet,
             viewpoint=o["viewpoint"],
+            shuffled_negatives=bool(splits.extra.get("shuffled_negatives")),
         )
         meta = RunMeta(
             kind=self.name,
@@ -951,14 +961,37 @@ class SequencesKind(OneHotTraining):
     def read(self, meta, path, options, *, labelled, quiet=True):
         if path is None:
             raise BiodlInputError("no sequence file given")
+        d = data_as(SequenceData, meta.data)
+        from biodl.kinds.sequences.io import _looks_like_fasta
+
+        peaks = (  # a FASTA of positives only (peaks) for a model trained against shuffled negatives
+            labelled
+            and d.shuffled_negatives
+            and options.get("negatives") is None
+            and _looks_like_fasta(Path(path))
+        )
         table = read_like_model(
             meta,
             path,
-            labelled=labelled,
+            labelled=labelled and not peaks,
+            model_labels=labelled,
             negatives=options.get("negatives"),
             seq_col=options.get("seq_col"),
             label_col=options.get("label_col"),
         )
+        if peaks and (table.labels is None or _is_positive_only(table)):
+            from biodl.kinds.sequences.data import add_shuffled_negatives
+
+            n = len(table)
+            seed = int((getattr(meta, "training", None) or {}).get("seed", 0)) + 2  # a --test file's
+            table = add_shuffled_negatives(table, seed=seed)
+            table.label_names = list(meta.label_names or ["label"])[:1]
+            from biodl.io._util import note
+
+            note(  # said even when quiet: the file scored is not the file given
+                f"[biodl] {path}: {n} positives only (the model was trained against shuffled negatives); "
+                f"added {len(table) - n} dinucleotide-shuffled negatives"
+            )
         if labelled and meta.task != "multiclass" and table.classes is not None:
             # a label column of words: a binary model trained on words reads them by its own
             # [negative, positive]; one trained on numbers cannot tell which word is 1
