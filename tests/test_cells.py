@@ -252,6 +252,8 @@ def test_encode_labels_name_the_table_line():
     "setting,match",
     [
         ("cofactor=0", "--set cofactor must be positive"),
+        ("cofactor=1e-38", "--set cofactor must be from 0.001 to 1e6"),
+        ("cofactor=1e300", "--set cofactor must be from 0.001 to 1e6"),
         ("select_quantile=2", "--set select_quantile must be at most 1"),
         ("select_quantile=-0.1", "--set select_quantile must be at least 0"),
         ("nfilter_choice=0", "nfilter_choice: numbers of filters must be at least 1, got 0"),
@@ -861,3 +863,18 @@ def test_crossval_checks_its_reading_options(tmp_path, opt, said):
         app, ["cells", "crossval", str(TABLE), "--out", str(tmp_path / "cv"), "--set", opt]
     )
     assert r.exit_code == 2 and said in " ".join(r.output.split()), r.output
+
+
+def test_identical_cells_get_no_embedding_and_constant_markers_are_refused(tmp_path):
+    """t-SNE of identical cells crashed the process (a segmentation fault in scikit-learn's
+    Barnes-Hut code); every marker constant trained and reported without a word."""
+    from biodl.kinds.cells.interpret import plot_embedding
+    from biodl.kinds.cells.restarts import CellCnnConfig, train_cellcnn
+
+    same = np.ones((600, 10), np.float32)
+    assert plot_embedding(same, np.arange(600.0), tmp_path / "e.png") is None
+    assert not (tmp_path / "e.png").exists()
+    cells = [np.ones((100, 3), np.float32) for _ in range(4)]
+    cfg = CellCnnConfig(nrun=1, n_best=1, ncell=20, nsubset=8, max_epochs=1)
+    with pytest.raises(BiodlInputError, match="every one of the 3 markers has one value over all"):
+        train_cellcnn(cells, np.array([0, 1, 0, 1]), 2, tmp_path / "r", cfg)

@@ -388,7 +388,8 @@ def plot_embedding(
 ) -> Path | None:
     """2-D embedding (``pca`` or ``tsne``, scikit-learn) of a random cell subsample, coloured by
     a filter's response (cells drawn on top in order of response); ``None`` (no figure) with
-    fewer than 2 markers or 10 cells, which have no 2-D embedding (it was an internal error)."""
+    fewer than 2 markers or 10 cells, which have no 2-D embedding (it was an internal error), or
+    fewer than 3 distinct cells."""
     from sklearn.decomposition import PCA
 
     if cells.ndim != 2 or cells.shape[1] < 2 or len(cells) < 10:
@@ -396,6 +397,10 @@ def plot_embedding(
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(cells), min(max_cells, len(cells)), replace=False)
     x, r = cells[idx], response[idx]
+    if np.unique(x, axis=0).shape[0] < 3 or not np.isfinite(x).all():
+        # (nearly) identical cells: no embedding, and scikit-learn's Barnes-Hut t-SNE crashed the
+        # process (a segmentation fault) on identical points
+        return None
     if method == "pca":
         emb = PCA(n_components=2, random_state=seed).fit_transform(x)
         lab = ("PC1", "PC2")

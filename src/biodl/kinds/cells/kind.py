@@ -194,6 +194,12 @@ def _check_options(options: dict) -> None:
         v = options.get(k)
         if v is not None and not 0 <= v < 1:
             raise BiodlInputError(f"--set {k} must be a probability from 0 to below 1, got {v!r}")
+    c = options.get("cofactor")
+    if c is not None and not 1e-3 <= c <= 1e6:  # arcsinh(x / c) in float32: NaN below, every marker 0 above
+        raise BiodlInputError(
+            f"{by_name['cofactor'].spelling} must be from 0.001 to 1e6 (5 for mass cytometry, ~150 for "
+            f"flow), got {c!r}"
+        )
 
 
 @dataclass

@@ -651,6 +651,11 @@ def train_cellcnn(
             "training cells"
         )
     pooled = np.concatenate(tr_cells)
+    if len(pooled) and (pooled == pooled[:1]).all():
+        raise BiodlInputError(
+            f"every one of the {n_markers} markers has one value over all {len(pooled)} training cells: "
+            "nothing to learn (were the channels exported empty, or the arcsinh cofactor far off?)"
+        )
     center = pooled.mean(0) if cfg.scale else np.zeros(n_markers, np.float32)
     scale = pooled.std(0) if cfg.scale else np.ones(n_markers, np.float32)
     scale = np.where(scale > 1e-6, scale, 1.0).astype(np.float32)
