@@ -52,6 +52,13 @@ def test_a_diverging_run_stops_with_the_reason_and_saves_no_model(tmp_path):
     assert "training diverged in epoch" in text and "no longer finite numbers" in text, text
     assert "--lr, 1e+30 now" in text and "--no-resume" in text, text
     assert not (out / "model.pt").exists() and not (out / "summary.json").exists()
+    # the run says what happened to it: not "interrupted", with "rerun the same command" advice
+    assert json.loads((out / "run.json").read_text())["status"] == "diverged"
+    r = runner.invoke(app, ["evaluate", str(out), str(data)])
+    text = " ".join(r.output.split())
+    assert r.exit_code == 2 and "its training diverged" in text and "lower --lr and --no-resume" in text, text
+    r = runner.invoke(app, ["train", str(data), "--out", str(out), "--epochs", "1", "--no-resume", *TINY])
+    assert r.exit_code == 0, r.output
     # no checkpoint holds a weight that is not finite
     for ckpt in (out / "checkpoints").glob("*.ckpt"):
         state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]

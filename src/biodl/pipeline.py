@@ -216,7 +216,7 @@ def _train_into(
 ):
     """:func:`train`'s work, once it holds the run directory's lock."""
     from biodl.train import save_model, write_run_json
-    from biodl.train.fit import finished_meta
+    from biodl.train.fit import TrainingDiverged, finished_meta
 
     opts = _absolute_paths(k, opts)  # run.json, metrics.json: the inputs wherever the user runs from
     for key in ("data", "samples", "valid_file", "test_file"):
@@ -272,6 +272,10 @@ def _train_into(
         write_run_json(out, meta.replace(status="running"))
     try:
         ctx, model, res, meta = _fit_layout(k, ctx, model, meta, splits)
+    except TrainingDiverged:
+        if primary_process():  # not an interrupted run: resuming it would diverge again
+            write_run_json(out, meta.replace(status="diverged"))
+        raise
     except BiodlInputError as e:
         if getattr(e, "run_unchanged", False) and before is not None and primary_process():
             from biodl.io._util import atomic_write_bytes
@@ -1319,23 +1323,28 @@ def _run_state(model_path: str | Path, command: str, refuse: bool = False) -> No
             False,
         )
         return
-    how = "rerun the same `biodl train` command to finish it (it resumes from its last checkpoint)"
+    if meta.status == "diverged":  # resuming would diverge again: a new training, not more of it
+        stopped = "its training diverged (weights no longer finite numbers)"
+        how = "retrain it with a lower --lr and --no-resume"
+    else:
+        stopped = "training was interrupted"
+        how = "rerun the same `biodl train` command to finish it (it resumes from its last checkpoint)"
     if not (run / "model.pt").exists():
         raise BiodlInputError(
-            f"an unfinished run: training was interrupted before its first model was saved (run.json "
+            f"an unfinished run: {stopped} before its first model was saved (run.json "
             f"status {meta.status!r}, no model.pt yet); {how}",
             path=run,
         )
     if refuse:
         raise BiodlInputError(
-            f"an unfinished run: training was interrupted (run.json status {meta.status!r}), so its "
+            f"an unfinished run: {stopped} (run.json status {meta.status!r}), so its "
             f"run.json, history and checkpoints describe a training that model.pt does not hold; "
             f"{how}, then `biodl {command}` it",
             path=run,
         )
     log(
-        f"[biodl] warning: {run}: an unfinished run (run.json status {meta.status!r}: training was "
-        f"interrupted); model.pt is the model of an earlier finished training, not of the settings in "
+        f"[biodl] warning: {run}: an unfinished run (run.json status {meta.status!r}: {stopped}); "
+        f"model.pt is the model of an earlier finished training, not of the settings in "
         f"run.json. To use the new training, {how}",
         False,
     )
