@@ -878,3 +878,18 @@ def test_identical_cells_get_no_embedding_and_constant_markers_are_refused(tmp_p
     cfg = CellCnnConfig(nrun=1, n_best=1, ncell=20, nsubset=8, max_epochs=1)
     with pytest.raises(BiodlInputError, match="every one of the 3 markers has one value over all"):
         train_cellcnn(cells, np.array([0, 1, 0, 1]), 2, tmp_path / "r", cfg)
+
+
+def test_per_group_auc_counts_a_tie_as_half():
+    """Identical scores for a patient's two samples gave per-group AUC 0.0 (the worst)."""
+    from biodl.kinds.cells.experiments import summarize
+
+    d = pd.DataFrame(
+        {
+            "group": [1, 1, 2, 2],
+            "target": [1, 0, 1, 0],
+            "p_cellcnn": [0.5, 0.5, 0.9, 0.1],
+            "p_baseline": [np.nan] * 4,
+        }
+    )
+    assert summarize(d)["cellcnn_per_group_auc_mean"] == pytest.approx(0.75)

@@ -228,7 +228,7 @@ def leave_one_group_out(
 
 def summarize(pred: pd.DataFrame) -> dict[str, float]:
     """Pooled held-out AUC and accuracy (threshold 0.5) of CellCnn and the baseline, and the
-    fraction of groups whose positive sample is scored above their negative sample(s)."""
+    per-group AUC (the share of a group's positive-negative pairs ordered right, ties half), averaged."""
     out = {}
     y = pred["target"].to_numpy()
     for name in ("cellcnn", "baseline"):
@@ -241,7 +241,8 @@ def summarize(pred: pd.DataFrame) -> dict[str, float]:
         for _, d in pred.groupby("group"):
             pos, neg = d[d["target"] == 1][f"p_{name}"], d[d["target"] == 0][f"p_{name}"]
             if len(pos) and len(neg):
-                wins.append(float((pos.to_numpy()[:, None] > neg.to_numpy()[None]).mean()))
+                a, b = pos.to_numpy()[:, None], neg.to_numpy()[None]
+                wins.append(float(((a > b) + 0.5 * (a == b)).mean()))  # a tie is half a win, as in an AUC
         out[f"{name}_per_group_auc_mean"] = float(np.mean(wins)) if wins else float("nan")
     return out
 
