@@ -333,6 +333,12 @@ def test_training_refuses_dubious_tables(tmp_path) -> None:
         quiet=True,
         model_options={"hidden": [8]},
     )
+    allc = tmp_path / "allc.tsv"
+    np.savetxt(allc, np.ones_like(x) * 3.3, fmt="%.6g", delimiter="\t")
+    with pytest.raises(BiodlInputError, match="every one of the 25 features is constant"):
+        pipeline.train(
+            "dfs", tmp_path / "r4", options={**opts, "data": allc, "constant": "drop"}, config=cfg, quiet=True
+        )
     _, meta = load_model(tmp_path / "r2")
     assert "CPGISLANDS" not in meta.data["features"] and len(meta.data["features"]) == 24 and s["n_train"] > 0
     with pytest.raises(BiodlInputError, match=r"positive class\(es\) X-Y are not among the classes kept"):

@@ -487,6 +487,12 @@ class FeaturesKind(DataKind):
                     path=o["data"],
                 )
             keep = [n for n in train.feature_names if n not in const]
+            if not keep:
+                raise BiodlInputError(
+                    f"every one of the {len(const)} features is constant over the training rows: nothing "
+                    "to learn from",
+                    path=o["data"],
+                )
             ctx.log(f"dropped {len(const)} constant feature(s): {', '.join(const)}")
             train, valid = train.select_features(keep), valid.select_features(keep)
             test = test.select_features(keep) if test is not None else None
