@@ -1105,3 +1105,21 @@ def test_genome_files_match_their_rows_whatever_their_fasta_extension(tmp_path) 
     gbk.write_text("LOCUS       NC_001802\n")
     with pytest.raises(BiodlInputError, match=r"NC_001802\.gbk, line 1: sequence text before the first '>'"):
         build_reference([gbk], tax, tmp_path / "r2", quiet=True)
+
+
+def test_a_bilstm_read_scores_the_same_whatever_reads_share_its_batch() -> None:
+    """The LSTM ran over the padding of a batch's shorter reads: a read's confidence depended on
+    its neighbours and on --batch-size (0.596 alone, 0.632 batched)."""
+    import torch
+
+    from biodl.models.reads import ReadBiLSTM
+
+    torch.manual_seed(0)
+    m = ReadBiLSTM([5, 3], k=4, bucket_bits=8).eval()
+    short, long = torch.randint(1, 256, (1, 30)), torch.randint(1, 256, (1, 60))
+    x = torch.zeros(2, 60, dtype=torch.long)
+    x[0, :30], x[1] = short, long
+    with torch.no_grad():
+        torch.testing.assert_close(m(x)[:1], m(short), atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(m(x)[1:], m(long), atol=1e-6, rtol=1e-5)
+        assert torch.isfinite(m(torch.zeros(1, 10, dtype=torch.long))).all()  # a read without a k-mer

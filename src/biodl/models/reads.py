@@ -218,7 +218,20 @@ class ReadBiLSTM(_RankHeads):
         self._init_heads(rank_sizes, hidden, min_confidence)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, _ = self.lstm(self.embed(x))
+        # the LSTM runs over each read's own k-mers only (packed): over the padding of a batch's
+        # shorter reads, a read's output depended on the reads beside it (and on --batch-size)
+        valid = x != 0
+        pos = torch.arange(1, x.shape[1] + 1, device=x.device)
+        lengths = (valid * pos).amax(dim=1).clamp(min=1)  # up to the last valid k-mer
+        if bool((lengths == x.shape[1]).all()):  # reads of one length (training's): nothing to pack
+            h, _ = self.lstm(self.embed(x))
+        else:
+            packed = nn.utils.rnn.pack_padded_sequence(
+                self.embed(x), lengths.cpu(), batch_first=True, enforce_sorted=False
+            )
+            h, _ = nn.utils.rnn.pad_packed_sequence(
+                self.lstm(packed)[0], batch_first=True, total_length=x.shape[1]
+            )
         score = self.att(h).squeeze(-1).masked_fill(x == 0, -1e4)
         a = torch.softmax(score, dim=1).unsqueeze(-1)
         pooled = (a * h).sum(1)
