@@ -688,3 +688,24 @@ def test_shortened_legend_names_stay_apart() -> None:
     assert len(set(short)) == 2 and "GM12878" in short[0] and "K562" in short[1]
     assert len(set(_short_names(["x" * 50, "x" * 50]))) == 2
     assert _short_names(["CTCF", "REST"]) == ["CTCF", "REST"]
+
+
+def test_learning_curves_mark_the_epoch_kept_and_say_undefined_metrics(tmp_path, monkeypatch):
+    """The dotted line marked the lowest val_loss whatever the run kept (chosen by val_auroc), and
+    metrics NaN at every epoch were 'no metric recorded'."""
+    import biodl.report.plots as P
+
+    figs = []
+    monkeypatch.setattr(P, "_save_figure", lambda fig, path, dpi: figs.append(fig) or Path(path))
+    hist = pd.DataFrame(
+        {
+            "epoch": [0, 1, 2],
+            "train_loss": [0.7, 0.6, 0.5],
+            "val_loss": [0.69, 0.65, 0.66],
+            "val_auroc": [np.nan] * 3,
+        }
+    )
+    P.plot_learning_curves(hist, tmp_path / "lc.png", kept_epoch=2)
+    ax_loss, ax_metric = figs[0].axes
+    assert "kept (epoch 3)" in [t.get_text() for t in ax_loss.get_legend().get_texts()]
+    assert "val_auroc: undefined (NaN) at every epoch" in [t.get_text() for t in ax_metric.texts]

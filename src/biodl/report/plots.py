@@ -499,7 +499,12 @@ def _spans_decades(values: pd.DataFrame, ratio: float = 20.0) -> bool:
 
 
 def plot_learning_curves(
-    history: pd.DataFrame, path: str | os.PathLike, *, title: str | None = None, dpi: int = DEFAULT_DPI
+    history: pd.DataFrame,
+    path: str | os.PathLike,
+    *,
+    title: str | None = None,
+    dpi: int = DEFAULT_DPI,
+    kept_epoch: int | None = None,
 ) -> Path:
     """Plot losses and validation metrics per epoch, in two side-by-side panels.
 
@@ -542,12 +547,20 @@ def plot_learning_curves(
     columns = [c for c in per_epoch.columns if per_epoch[c].notna().any()]
     losses = [c for c in columns if str(c).lower().endswith("loss")]
     metrics = [c for c in columns if c not in losses and str(c).lower() not in _NOT_METRICS]
+    undefined = [  # recorded, NaN at every epoch (AUROC of a one-class validation split)
+        str(c)
+        for c in per_epoch.columns
+        if c not in columns and str(c).lower() not in _NOT_METRICS and str(c) not in ("epoch",)
+    ]
 
     fig = _new_figure(10.0, 4.0)
     ax_loss, ax_metric = fig.subplots(1, 2)
-    best_epoch = None
-    if "val_loss" in losses:
+    best_epoch, best_label = None, ""
+    if kept_epoch is not None:  # the epoch whose weights the run kept, by whatever it was chosen
+        best_epoch, best_label = kept_epoch, f"kept (epoch {kept_epoch + 1:g})"
+    elif "val_loss" in losses:
         best_epoch = per_epoch["val_loss"].idxmin()
+        best_label = f"best val_loss (epoch {best_epoch + 1:g})"
     for ax, cols, ylabel in ((ax_loss, losses, "Loss"), (ax_metric, metrics, "Metric")):
         for (color, ls), c in zip(_styles(len(cols)), cols, strict=False):
             series = per_epoch[c].dropna()
@@ -563,9 +576,7 @@ def plot_learning_curves(
                 label=str(c),
             )
         if best_epoch is not None:
-            ax.axvline(
-                best_epoch + 1, ls=":", color="0.4", lw=1, label=f"best val_loss (epoch {best_epoch + 1:g})"
-            )
+            ax.axvline(best_epoch + 1, ls=":", color="0.4", lw=1, label=best_label)
         if _spans_decades(per_epoch[cols]):  # e.g. a reconstruction error beside a sparsity penalty
             ax.set_yscale("log")
             ylabel += " (log scale)"
@@ -576,10 +587,13 @@ def plot_learning_curves(
         if cols:
             ax.legend(fontsize="small")
         else:
+            nan_cols = [c for c in undefined if (c.lower().endswith("loss")) == (ax is ax_loss)]
             ax.text(
                 0.5,
                 0.5,
-                f"no {ylabel.lower()} recorded",
+                f"{', '.join(nan_cols)}: undefined (NaN) at every epoch"
+                if nan_cols
+                else f"no {ylabel.lower()} recorded",
                 ha="center",
                 va="center",
                 transform=ax.transAxes,

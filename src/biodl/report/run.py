@@ -213,7 +213,14 @@ def learning_curves_section(run: Path) -> list:
     hist = _read_history(path)
     if hist is None or not len(hist) or "epoch" not in hist:
         return []
-    return [Section("Learning curves", images=[plot_learning_curves(hist, run / "learning_curves.png")])]
+    kept = None  # the epoch whose weights the run kept (summary.json), marked on the curves
+    try:
+        kept = json.loads((run / "summary.json").read_text()).get("best_epoch")
+    except (OSError, ValueError, AttributeError):
+        pass
+    kept = int(kept) if isinstance(kept, (int, float)) and not isinstance(kept, bool) else None
+    image = plot_learning_curves(hist, run / "learning_curves.png", kept_epoch=kept)
+    return [Section("Learning curves", images=[image])]
 
 
 def _read_history(path: Path) -> pd.DataFrame | None:

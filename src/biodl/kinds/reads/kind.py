@@ -244,6 +244,11 @@ class ReadsKind(DataKind):
                 model, meta, ctx.options["valid_reads"], ctx.config.seed, ctx.config.device
             )
             ctx.log("temperatures fitted on the validation reads: " + ", ".join(f"{t:.3g}" for t in temps))
+        else:
+            ctx.log(
+                f"warning: {ctx.options['valid_reads']} validation reads, too few to fit the temperatures "
+                "(32 needed): the confidences are left uncalibrated (--set valid_reads 32 or more fits them)"
+            )
         return model, res, meta
 
     def calibrate(self, model, meta, n: int, seed: int, device: str) -> list[float]:
