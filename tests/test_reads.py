@@ -833,9 +833,22 @@ def test_outputs_never_replace_the_model_or_each_other(model, ref, tmp_path) -> 
     r = runner.invoke(app, ["reads", "classify", str(run), str(empty)])
     assert r.exit_code == 0 and "no reads in" in r.output and "nothing was classified" in r.output
     short = tmp_path / "short.fq"
-    short.write_text("@a\nACGTACGT\n+\nIIIIIIII\n@b\n" + "ACGT" * 30 + "\n+\n" + "I" * 120 + "\n")
+    short.write_text(
+        "@a\nACGTACGT\n+\nIIIIIIII\n@b\n"
+        + "ACGT" * 30
+        + "\n+\n"
+        + "I" * 120
+        + "\n@n\n"
+        + "N" * 150
+        + "\n+\n"
+        + "I" * 150
+        + "\n"
+    )
     r = runner.invoke(app, ["reads", "classify", str(run), str(short), "--no-progress"])
-    assert r.exit_code == 0 and "1 of 2 reads are shorter than the model's k (13)" in r.output, r.output
+    text = " ".join(r.output.split())
+    assert r.exit_code == 0 and "2 of 3 reads hold no k-mer (shorter than the model's k, 13" in text, text
+    r = runner.invoke(app, ["predict", str(run), str(short), "--out", str(tmp_path / "p.tsv")])
+    assert r.exit_code == 0 and "2 of 3 reads of" in " ".join(r.output.split()), r.output
     for args, msg in (
         (["--n", "0"], "--n must be at least 1"),
         (["--fragment", "50"], "--fragment must be at least the model's read length"),

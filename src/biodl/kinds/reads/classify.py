@@ -499,11 +499,24 @@ def classify(
 
 
 def _n_shorter(batch: ReadBatch, k: int) -> int:
-    """Reads (pairs: both mates) shorter than ``k``: no k-mer, so never classified."""
-    short = [len(s) < k for s in batch.seqs]
-    if batch.seqs2 is not None:
-        short = [a and len(s) < k for a, s in zip(short, batch.seqs2, strict=True)]
-    return sum(short)
+    """Reads (pairs: both mates) without a k-mer: shorter than ``k``, or without ``k`` A/C/G/T in
+    a row (all N, IUPAC codes): never classified."""
+    return n_without_kmer(batch.seqs, batch.seqs2, k)
+
+
+def n_without_kmer(seqs, seqs2, k: int) -> int:
+    """How many reads (pairs: neither mate) hold no k-mer: no run of ``k`` A/C/G/T."""
+    import re
+
+    run = re.compile(rb"[ACGTacgt]{%d}" % int(k))
+
+    def none(s) -> bool:
+        return len(s) < k or run.search(s if isinstance(s, bytes) else str(s).encode()) is None
+
+    empty = [none(s) for s in seqs]
+    if seqs2 is not None:
+        empty = [a and none(s) for a, s in zip(empty, seqs2, strict=True)]
+    return sum(empty)
 
 
 def _executor(

@@ -196,8 +196,8 @@ def classify_cmd(
         err.print(f"[biodl] note: no reads in {', '.join(inputs)}: nothing was classified")
     elif r["shorter_than_k"]:
         err.print(
-            f"[biodl] note: {r['shorter_than_k']:,} of {r['n']:,} reads are shorter than the model's "
-            f"k ({r['k']}): they hold no k-mer and are reported unclassified"
+            f"[biodl] note: {r['shorter_than_k']:,} of {r['n']:,} reads hold no k-mer (shorter than the "
+            f"model's k, {r['k']}, or without {r['k']} A/C/G/T in a row): they are reported unclassified"
         )
     if progress:
         summary = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items() if k != "counts"}

@@ -303,6 +303,17 @@ class ReadsKind(DataKind):
         from biodl.train.predict import predict
 
         d = data_as(ReadsData, meta.data)
+        from biodl.kinds.reads.classify import n_without_kmer
+
+        empty = n_without_kmer(table.seqs, getattr(table, "seqs2", None), d.k)
+        if empty:
+            from biodl.io._util import note
+
+            note(
+                f"[biodl] note: {empty:,} of {len(table):,} reads of {table.source} hold no k-mer (shorter "
+                f"than the model's k, {d.k}, or without {d.k} A/C/G/T in a row): their scores are the "
+                "network's prior, not evidence"
+            )
         out, _ = predict(
             model,
             EncodedReads(table, d.k, d.bucket_bits),
