@@ -712,3 +712,37 @@ def test_gct_lines_after_a_blank_line_and_an_h5ad_without_x_are_named(tmp_path):
     with pytest.raises(BiodlInputError, match=r"n.h5ad: the AnnData has no .X: choose a layer .*counts"):
         read_expression(tmp_path / "n.h5ad")
     assert read_expression(tmp_path / "n.h5ad", layer="counts").values.shape == (2, 2)
+
+
+def test_constant_genes_are_said_and_a_matrix_of_them_is_refused(tmp_path):
+    """An autoencoder trained on genes of one value learned a constant, advising more epochs."""
+    rng = np.random.default_rng(0)
+    genes = [f"PA{i:04d}" for i in range(12)]
+    x = rng.random((12, 30)).round(4)
+    x[[2, 5]] = 1.0
+    text = "gene\t" + "\t".join(f"S{j}" for j in range(30)) + "\n"
+    text += "".join(
+        g + "\t" + "\t".join(f"{v:g}" for v in row) + "\n" for g, row in zip(genes, x, strict=True)
+    )
+    some = _write(tmp_path, "some.pcl", text)
+    args = ["train", "--system", "adage", "--epochs", "1", "-m", "nodes=2"]
+    r = runner.invoke(app, [*args, "--data", str(some), "--out", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output
+    assert "2 of 12 genes have one value over the training samples (PA0002, PA0005)" in " ".join(
+        r.output.split()
+    )
+    const = _write(tmp_path, "const.pcl", "gene\tS1\tS2\tS3\nPA0001\t1\t1\t1\nPA0002\t2\t2\t2\n")
+    r = runner.invoke(app, [*args, "--data", str(const), "--out", str(tmp_path / "b")])
+    assert r.exit_code == 2 and "every one of the 2 genes has one value" in " ".join(r.output.split()), (
+        r.output
+    )
+
+
+def test_minmax_scaling_of_values_near_float32s_limit(tmp_path):
+    """A gene spanning -3e38 .. 3e38 had an infinite float32 range: every input NaN, blamed on --lr."""
+    from biodl.models.adage import ADAGE
+
+    x = torch.tensor([[3e38, 0.5], [-3e38, 0.2], [0.0, 0.9]], dtype=torch.float32)
+    m = ADAGE(n_genes=2, nodes=1)
+    m.fit_scaling(x)
+    assert torch.isfinite(m.scale(x)).all()

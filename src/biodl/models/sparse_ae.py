@@ -145,14 +145,15 @@ class StackedSparseAE(nn.Module):
         """Fit the input scaling on unscaled training data ``(n, n_genes)``: ``ufldl``: each
         input's mean and sd; ``minmax``: its minimum (``input_mean``) and range (``input_sd``).
         Constant inputs get a spread of 1."""
-        x = torch.as_tensor(x, dtype=self.input_mean.dtype)
+        x = torch.as_tensor(x).double()  # float64: a spread near float32's limit overflowed
         if self.scaling == "ufldl":
             centre, spread = x.mean(0), x.std(0, unbiased=False)
         else:
             centre = x.min(0).values
             spread = x.max(0).values - centre
-        self.input_mean.copy_(centre)
-        self.input_sd.copy_(torch.where(spread > 0, spread, torch.ones_like(spread)))
+        self.input_mean.copy_(centre.to(self.input_mean.dtype))
+        spread = torch.where(spread > 0, spread, torch.ones_like(spread)).clamp(max=3.4e38)
+        self.input_sd.copy_(spread.to(self.input_sd.dtype))
 
     def scale(self, x: torch.Tensor) -> torch.Tensor:
         """Scaled input in [0.1, 0.9] (``ufldl``) or [0, 1] (``minmax``), ``(batch, n_genes)``."""

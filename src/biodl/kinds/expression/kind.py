@@ -154,6 +154,28 @@ OPTIONS = (
 )
 
 
+def _say_constant_genes(ctx: TrainContext, train, genes: list[str]) -> None:
+    """Genes of one value over the training samples scale to 0 and carry nothing: every gene so
+    is refused (an autoencoder trained on it learned a constant, advising more epochs); some
+    are said."""
+    x = np.asarray(train.numpy() if hasattr(train, "numpy") else train)
+    if not len(x):
+        return
+    const = np.flatnonzero((x == x[:1]).all(axis=0))
+    if len(const) == x.shape[1]:
+        raise BiodlInputError(
+            f"every one of the {x.shape[1]} genes has one value over the {len(x)} training samples: nothing "
+            "to learn",
+            path=ctx.options.get("data"),
+        )
+    if len(const):
+        shown = ", ".join(str(genes[j]) for j in const[:5]) + (" ..." if len(const) > 5 else "")
+        ctx.log(
+            f"note: {len(const)} of {x.shape[1]} genes have one value over the training samples ({shown}): "
+            "they scale to 0 and carry no signal (no signature holds them)"
+        )
+
+
 @dataclass
 class ExpressionData:
     """``RunMeta.data`` of an expression model: its genes (ADAGE) or landmarks and targets
@@ -364,6 +386,7 @@ class ExpressionKind(DataKind):
             model = r.build(**mk)
             if getattr(model, "parametrization", None) == "fan-in":  # stored, not left to a default
                 mk["fan_in_scale"] = float(model.fan_in_scale)
+            _say_constant_genes(ctx, splits.train, splits.extra["genes"])
             model.fit_scaling(splits.train)
             data = ExpressionData(genes=splits.extra["genes"], optimizer=opt, data=str(ctx.options["data"]))
             return model, RunMeta(
