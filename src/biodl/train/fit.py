@@ -945,6 +945,12 @@ def fit(
             trainer.fit(
                 plan, datamodule=datamodule, ckpt_path=resumed, weights_only=True if resumed else None
             )
+        except TrainingDiverged:
+            if not inner:
+                raise
+            # a short fit inside a larger one (a calibration fold, a restart, a search trial):
+            # its result is its best epoch before the divergence, none when there was none
+            diverged = True
         except ValueError as e:
             if "Expected more than 1 value per channel when training" not in str(e):
                 raise
@@ -954,12 +960,6 @@ def fit(
                 f"--batch-size {config.batch_size}: a batch normalisation layer of this network needs at "
                 "least 2 items per batch to train; give --batch-size 2 or more"
             ) from None
-        except TrainingDiverged:
-            if not inner:
-                raise
-            # a short fit inside a larger one (a calibration fold, a restart, a search trial):
-            # its result is its best epoch before the divergence, none when there was none
-            diverged = True
         except SystemExit as e:
             if trainer.interrupted:  # Ctrl-C: Lightning shut down gracefully and called sys.exit(1)
                 _interrupted(last, config.max_epochs, 143 if e.code == 143 else 130)  # 143: SIGTERM
