@@ -189,13 +189,11 @@ class ADAGE(nn.Module):
     def fit_scaling(self, x: torch.Tensor) -> None:
         """Set the per-gene minimum and range from unscaled training data ``(n, n_genes)``.
         Constant genes get range 1 (they scale to 0)."""
-        x = x.double()  # the range of values near float32's limit (-3e38 .. 3e38) overflowed
-        lo = x.min(0).values
-        rng = x.max(0).values - lo
+        lo, hi = torch.aminmax(x, dim=0)  # exact in the matrix's type; the range in float64:
+        rng = hi.double() - lo.double()  # -3e38 .. 3e38 overflowed float32
         self.input_min.copy_(lo.to(self.input_min.dtype))
-        self.input_range.copy_(
-            torch.where(rng > 0, rng, torch.ones_like(rng)).clamp(max=3.4e38).to(self.input_range.dtype)
-        )
+        rng = torch.where(rng > 0, rng, torch.ones_like(rng)).clamp(max=3.4e38)
+        self.input_range.copy_(rng.to(self.input_range.dtype))
 
     def scale(self, x: torch.Tensor) -> torch.Tensor:
         """Per-gene 0-1 scaling with the training minimum and range, clipped to [0, 1]."""

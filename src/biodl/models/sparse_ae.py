@@ -145,12 +145,21 @@ class StackedSparseAE(nn.Module):
         """Fit the input scaling on unscaled training data ``(n, n_genes)``: ``ufldl``: each
         input's mean and sd; ``minmax``: its minimum (``input_mean``) and range (``input_sd``).
         Constant inputs get a spread of 1."""
-        x = torch.as_tensor(x).double()  # float64: a spread near float32's limit overflowed
-        if self.scaling == "ufldl":
-            centre, spread = x.mean(0), x.std(0, unbiased=False)
-        else:
-            centre = x.min(0).values
-            spread = x.max(0).values - centre
+        x = torch.as_tensor(x)
+        if self.scaling == "ufldl":  # float64 sums a block of rows at a time (no float64 copy)
+            n = max(len(x), 1)
+            centre = (
+                sum((b.double().sum(0) for b in x.split(4096)), torch.zeros(x.shape[1], dtype=torch.float64))
+                / n
+            )
+            sq = sum(
+                (((b.double() - centre) ** 2).sum(0) for b in x.split(4096)),
+                torch.zeros(x.shape[1], dtype=torch.float64),
+            )
+            spread = (sq / n).sqrt()
+        else:  # min and max exact in the matrix's type, the range in float64 (-3e38..3e38 overflowed)
+            lo, hi = torch.aminmax(x, dim=0)
+            centre, spread = lo.double(), hi.double() - lo.double()
         self.input_mean.copy_(centre.to(self.input_mean.dtype))
         spread = torch.where(spread > 0, spread, torch.ones_like(spread)).clamp(max=3.4e38)
         self.input_sd.copy_(spread.to(self.input_sd.dtype))

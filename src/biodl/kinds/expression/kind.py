@@ -154,25 +154,28 @@ OPTIONS = (
 )
 
 
-def _say_constant_genes(ctx: TrainContext, train, genes: list[str]) -> None:
-    """Genes of one value over the training samples scale to 0 and carry nothing: every gene so
-    is refused (an autoencoder trained on it learned a constant, advising more epochs); some
-    are said."""
-    x = np.asarray(train.numpy() if hasattr(train, "numpy") else train)
+def _say_constant_inputs(ctx: TrainContext, train, names: list[str], rows: str, cols: str) -> None:
+    """Inputs (``cols``: genes, or arrays with ``encode=genes``) of one value over the training
+    ``rows`` carry nothing: all of them so is refused (an autoencoder trained on it learned a
+    constant, advising more epochs); some are said. From per-column min and max (no copy)."""
+    import torch
+
+    x = torch.as_tensor(train)
     if not len(x):
         return
-    const = np.flatnonzero((x == x[:1]).all(axis=0))
+    lo, hi = torch.aminmax(x, dim=0)
+    const = torch.nonzero(lo == hi).flatten().tolist()
     if len(const) == x.shape[1]:
         raise BiodlInputError(
-            f"every one of the {x.shape[1]} genes has one value over the {len(x)} training samples: nothing "
+            f"every one of the {x.shape[1]} {cols} has one value over the {len(x)} training {rows}: nothing "
             "to learn",
             path=ctx.options.get("data"),
         )
-    if len(const):
-        shown = ", ".join(str(genes[j]) for j in const[:5]) + (" ..." if len(const) > 5 else "")
+    if const:
+        shown = ", ".join(str(names[j]) for j in const[:5]) + (" ..." if len(const) > 5 else "")
         ctx.log(
-            f"note: {len(const)} of {x.shape[1]} genes have one value over the training samples ({shown}): "
-            "they scale to 0 and carry no signal (no signature holds them)"
+            f"note: {len(const)} of {x.shape[1]} {cols} have one value over the training {rows} ({shown}): "
+            "they carry no signal"
         )
 
 
@@ -322,6 +325,7 @@ class ExpressionKind(DataKind):
                     f"{m.shape[1]} {cols}); an autoencoder needs at least 2",
                     path=o["data"],
                 )
+            _say_constant_inputs(ctx, tr_x, m.genes, rows, cols)
             test = self.read_adage(m.genes, o["test_file"], o) if o["test_file"] else None
             return Splits(
                 train=tr_x,
@@ -386,7 +390,6 @@ class ExpressionKind(DataKind):
             model = r.build(**mk)
             if getattr(model, "parametrization", None) == "fan-in":  # stored, not left to a default
                 mk["fan_in_scale"] = float(model.fan_in_scale)
-            _say_constant_genes(ctx, splits.train, splits.extra["genes"])
             model.fit_scaling(splits.train)
             data = ExpressionData(genes=splits.extra["genes"], optimizer=opt, data=str(ctx.options["data"]))
             return model, RunMeta(
