@@ -489,3 +489,12 @@ def test_a_bed_of_one_feature_type_is_its_own_default_label(tmp_path, capsys):
     features, spec = WindowSpec(window=300, step=300, center=200).features([bed, dnase], None)
     assert spec == {"dnase": ["dnase"], "peaks": ["peaks"]} and len(features) == 2
     assert "labels: 'dnase', 'peaks', one per BED file" in " ".join(capsys.readouterr().err.split())
+
+
+def test_two_bed_files_of_one_name_are_refused_not_merged(tmp_path):
+    """e1/peaks.bed and e2/peaks.bed became one label 'peaks'."""
+    for d in ("e1", "e2"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "peaks.bed").write_text("chr1\t100\t300\n")
+    with pytest.raises(BiodlInputError, match=r"both give the label 'peaks'.*rename one"):
+        read_annotation([tmp_path / "e1" / "peaks.bed", tmp_path / "e2" / "peaks.bed"])

@@ -318,10 +318,20 @@ def read_annotation(
     if not plist:
         raise BiodlInputError("no annotation files given")
     frames = []
+    by_label: dict[str, Path] = {}  # a BED file's label (its name): two files of one name would merge
     for path in plist:
         p = check_file(path)
         if _is_bed(p):
             frames.append(read_bed_features(p, label_from=bed_label_from))
+            if bed_label_from == "file":
+                for label in pd.unique(frames[-1]["type"]):
+                    if label in by_label and by_label[label].resolve() != p.resolve():
+                        raise BiodlInputError(
+                            f"{by_label[label]} and {p} both give the label {label!r} (a BED file's label is "
+                            "its name): their peaks would be one label; rename one (e.g. CTCF_peaks.bed)",
+                            path=p,
+                        )
+                    by_label[str(label)] = p
         else:
             frames.append(read_gff(p, feature_types=feature_types))
     if len(frames) == 1:
