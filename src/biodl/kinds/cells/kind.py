@@ -528,7 +528,7 @@ class CellsKind(DataKind):
                 else ""
             ),
             "restarts (nrun)": c.get("nrun"),
-            "ensemble size": c.get("n_best"),
+            "ensemble size": len(meta.model_kwargs.get("members") or []) or c.get("n_best"),
         }
 
     def report_sections(self, run, model, meta, data, options):

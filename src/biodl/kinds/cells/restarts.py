@@ -797,6 +797,11 @@ def train_cellcnn(
     key = df["valid_loss"].to_numpy() if regression else -df["valid_accuracy"].to_numpy()
     order = [i for i in np.lexsort((df["valid_loss"].to_numpy(), key)) if usable[i]]
     keep = [int(df["run"].iloc[i]) for i in order[: cfg.n_best]]
+    if len(keep) < cfg.n_best and len(order) < len(df) and log:
+        log(
+            f"warning: only {len(order)} of the {len(df)} restarts have a validation score (the others "
+            f"diverged): the ensemble holds {len(keep)} network(s), not n_best {cfg.n_best}"
+        )
     df["selected"] = df["run"].isin(keep)
     # the network's place in the ensemble ("net N" of the report's filters); empty when not kept
     df["member"] = df["run"].map({r: slot for slot, r in enumerate(keep)}).astype("Int64")
