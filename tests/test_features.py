@@ -611,11 +611,11 @@ def test_pedla_fine_tunes_under_ddp(tmp_path):
 def test_stability_selection_under_ddp_is_refused_before_training(tmp_path):
     """--set randomized ran its fits after training in the first process alone: under DDP the
     other had left, and gloo failed with 'Connection closed by peer' (run.json said finished)."""
-    from biodl.kinds.features.kind import _several_processes
     from biodl.train import TrainConfig
+    from biodl.train.fit import several_processes
 
-    assert _several_processes(TrainConfig(devices=2)) and _several_processes(TrainConfig(devices="0,1"))
-    assert not _several_processes(TrainConfig()) and not _several_processes(TrainConfig(devices=1))
+    assert several_processes(TrainConfig(devices=2)) and several_processes(TrainConfig(devices="0,1"))
+    assert not several_processes(TrainConfig()) and not several_processes(TrainConfig(devices=1))
     r = runner.invoke(
         app,
         ["train", "--system", "dfs", "--data", str(DATA), "--labels", str(LABELS), "--set", "positive=A-E"]
@@ -631,10 +631,10 @@ def test_stability_selection_under_ddp_is_refused_before_training(tmp_path):
 def test_several_processes_counts_devices_and_nodes():
     from types import SimpleNamespace
 
-    from biodl.kinds.features.kind import _several_processes
+    from biodl.train.fit import several_processes
 
     def several(devices, nodes=1):
-        return _several_processes(SimpleNamespace(devices=devices, num_nodes=nodes))
+        return several_processes(SimpleNamespace(devices=devices, num_nodes=nodes))
 
     assert [several(d) for d in (2, "0,1", -1, [0, 1])] == [True] * 4
     assert [several(d) for d in (1, "1", "auto", "[0]", "0,", [0])] == [False] * 6  # one device

@@ -1702,18 +1702,13 @@ def _report_files_together(run: Path):
     files while they held the new report's). The earlier files are kept as hard links (copies
     where the file system has none) until the new report is written."""
     import shutil
+    import tempfile
 
+    from biodl.io._util import _writer_tag, remove_leftovers
     from biodl.report.run import report_files
 
-    for old in run.glob(".report-backup.biodl-*"):  # of a report killed outright (its process gone)
-        pid = old.name.rsplit("-", 1)[-1]
-        try:
-            os.kill(int(pid), 0)
-        except (ValueError, ProcessLookupError):
-            shutil.rmtree(old, ignore_errors=True)
-        except PermissionError:
-            pass
-    backup = run / f".report-backup.biodl-{os.getpid()}"
+    remove_leftovers(run, ".report-backup.biodl-*")  # of a report killed outright (its process gone)
+    backup = Path(tempfile.mkdtemp(prefix=f".report-backup.{_writer_tag()}.", dir=run))
     kept: dict[Path, Path] = {}
     for q in report_files(run):
         b = backup / q.relative_to(run)

@@ -202,9 +202,10 @@ def plot_ism(
     return _save_figure(fig, path, dpi)
 
 
-def learning_curves_section(run: Path) -> list:
+def learning_curves_section(run: Path, kept_epoch: int | None = None) -> list:
     """``[Section]`` with ``run/learning_curves.png`` drawn from ``run/history.csv``, or ``[]``
-    when the run has no per-epoch history."""
+    when the run has no per-epoch history; ``kept_epoch`` (0-based, the run's ``best_epoch``)
+    is marked on the curves."""
     from biodl.report import Section, plot_learning_curves
 
     path = run / "history.csv"
@@ -213,13 +214,7 @@ def learning_curves_section(run: Path) -> list:
     hist = _read_history(path)
     if hist is None or not len(hist) or "epoch" not in hist:
         return []
-    kept = None  # the epoch whose weights the run kept (summary.json), marked on the curves
-    try:
-        kept = json.loads((run / "summary.json").read_text()).get("best_epoch")
-    except (OSError, ValueError, AttributeError):
-        pass
-    kept = int(kept) if isinstance(kept, (int, float)) and not isinstance(kept, bool) else None
-    image = plot_learning_curves(hist, run / "learning_curves.png", kept_epoch=kept)
+    image = plot_learning_curves(hist, run / "learning_curves.png", kept_epoch=kept_epoch)
     return [Section("Learning curves", images=[image])]
 
 
@@ -238,10 +233,10 @@ def _read_history(path: Path) -> pd.DataFrame | None:
     return None
 
 
-def _learning_curve_sections(run: Path) -> list:
-    """Learning curves of the run (``history.csv``), or of each stage a run trained in
-    turn (``layer1/history.csv``, ... for stacked ADAGE)."""
-    secs = learning_curves_section(run)
+def _learning_curve_sections(run: Path, kept_epoch: int | None = None) -> list:
+    """Learning curves of the run (``history.csv``; ``kept_epoch`` marked), or of each stage a
+    run trained in turn (``layer1/history.csv``, ... for stacked ADAGE)."""
+    secs = learning_curves_section(run, kept_epoch)
     if secs:
         return secs
     from biodl.report import Section, plot_learning_curves
@@ -366,5 +361,6 @@ def run_sections(run: Path, meta, recipe, kind) -> list:
                 f"biodl evaluate {run} FILE --out DIR scores a labelled file on its own."
             )
         sections.append(Section("Held-out test set", text=text))
-    sections += _learning_curve_sections(run)
+    kept = None if meta.best_epoch is None else int(meta.best_epoch)  # the epoch whose weights were kept
+    sections += _learning_curve_sections(run, kept)
     return sections

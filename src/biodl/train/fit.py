@@ -20,7 +20,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -896,8 +896,6 @@ def fit(
     extend = int(config.extend_epochs or 0)
     if extend and validate and config.patience and not getattr(plan, "lr_decay", False):
         callbacks.append(SoftEpochCap(config.max_epochs, monitor, mode, history))
-        from dataclasses import replace
-
         trainer_config = replace(config, max_epochs=config.max_epochs + extend)
     else:
         extend, trainer_config = 0, config
@@ -905,8 +903,6 @@ def fit(
     if (
         strategy == "ddp" or (strategy == "auto" and several_processes(trainer_config))
     ) and _has_unused_parameters(plan):
-        from dataclasses import replace
-
         # the decoders of a pre-trained stack get no gradient when it is fine-tuned (DDP refused
         # such parameters); they stay in the optimizer, so a checkpoint resumes as it was written
         trainer_config = replace(trainer_config, strategy="ddp_find_unused_parameters_true")

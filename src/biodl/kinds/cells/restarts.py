@@ -651,7 +651,7 @@ def train_cellcnn(
             "training cells"
         )
     pooled = np.concatenate(tr_cells)
-    if len(pooled) and (pooled == pooled[:1]).all():
+    if len(pooled) and not np.ptp(pooled, axis=0).any():  # (per marker: no cells x markers copy)
         raise BiodlInputError(
             f"every one of the {n_markers} markers has one value over all {len(pooled)} training cells: "
             "nothing to learn (were the channels exported empty, or the arcsinh cofactor far off?)"

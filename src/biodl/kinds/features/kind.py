@@ -331,12 +331,6 @@ def path_lambdas(values) -> list[float]:
     return out
 
 
-def _several_processes(config) -> bool:
-    from biodl.train.fit import several_processes
-
-    return several_processes(config)
-
-
 def _refit_dir(d: Path, keep) -> Path:
     """The folder of a penalty's refit on the features ``keep`` selected: one per selection
     (``refit_<digest>``). A path extended with more ``--epochs`` may select anew; its refit then
@@ -387,7 +381,9 @@ class FeaturesKind(DataKind):
             raise BiodlInputError("no feature table given (DATA or --data)")
         if ctx.recipe.name == "dfs" and o.get("lambdas"):
             path_lambdas(o["lambdas"])  # before reading and training
-        if o.get("randomized") and _several_processes(ctx.config):
+        from biodl.train.fit import several_processes
+
+        if o.get("randomized") and several_processes(ctx.config):
             raise BiodlInputError(
                 "--set randomized (stability selection) runs its fits after training, in one process: "
                 "train with --devices 1 (or without --set randomized)"

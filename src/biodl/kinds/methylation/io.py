@@ -248,11 +248,7 @@ def _read(path: str | Path, name: str | None, levels: str, positions_only: bool)
     if fmt == "calls" and positions_only:
         ncol = 2
     bed = False  # a sites file that is a BED (chrom start0 end)
-    with input_errors(p), open_text(p) as fh:
-        text = fh.read()
-    lines = text.splitlines()
-    # line numbers of the data lines (comments, track lines and blank lines skipped)
-    keep = [i for i, s in enumerate(lines) if s.strip() and not s.startswith(_SKIP)]
+    lines, keep = _data_lines(p)
     if not keep:
         raise BiodlInputError("the file is empty: no CpG calls", path=p)
     if fmt == "calls":
@@ -272,33 +268,7 @@ def _read(path: str | Path, name: str | None, levels: str, positions_only: bool)
             # a BED of sites (an integer end past the start; a value is in [0, 1] or a percentage):
             # the C (1 bp) or the CpG dinucleotide (2 bp), 0-based start; the site is start + 1
             bed, ncol = True, 3
-    try:  # fast path: pandas' C parser on the data lines
-        df = pd.read_csv(
-            io.StringIO("\n".join(lines[i] for i in keep)),
-            sep=r"\s+",
-            header=None,
-            dtype=str,
-            keep_default_na=False,
-            usecols=range(ncol),
-            engine="c",
-        )
-        short = df.eq("").any(axis=1).to_numpy() if len(df.columns) == ncol else np.ones(len(df), bool)
-    except (pd.errors.ParserError, ValueError):
-        df, short = None, None
-    if df is None or short.any() or len(df) != len(keep):
-        rows = [lines[i].split() for i in keep]
-        bad = [k for k, r in enumerate(rows) if len(r) < ncol]
-        if bad:
-            k = bad[0]
-            layout = "chrom, pos" if ncol == 2 else _LAYOUT[fmt]
-            sep = next((c for c in ",;" if len(rows[k]) == 1 and c in rows[k][0]), None)
-            raise BiodlInputError(
-                f"a {_NAMES[fmt]} line needs {ncol} fields ({layout}), found {len(rows[k])}"
-                + (f" (fields are separated by tabs or spaces; this line uses {sep!r})" if sep else ""),
-                path=p,
-                record=keep[k] + 1,
-            )
-        df = pd.DataFrame([r[:ncol] for r in rows])
+    df = _fields(p, lines, keep, list(range(ncol)), ncol, fmt, "chrom, pos" if ncol == 2 else _LAYOUT[fmt])
     line_no = np.asarray(keep, dtype=np.int64) + 1
     pos = pd.to_numeric(df[1], errors="coerce").to_numpy()
     with np.errstate(invalid="ignore"):  # (NaN, inf: named below)
@@ -330,9 +300,8 @@ def _read(path: str | Path, name: str | None, levels: str, positions_only: bool)
                 path=p,
                 record=int(line_no[k]),
             )
-        pos = pos + 1  # 0-based start -> the CpG's C, 1-based
-    if fmt in ("bedgraph", "bedgraph6"):
-        pos = pos + 1  # 0-based start -> 1-based site
+    if bed or fmt in ("bedgraph", "bedgraph6"):
+        pos = pos + 1  # 0-based start -> 1-based site (of a sites BED: the CpG's C)
     if positions_only:
         val = np.full(len(pos), np.nan)
     elif fmt in ("cov", "bedgraph6"):
@@ -468,21 +437,23 @@ def _five_mc_rows(p: Path, name: pd.Series) -> np.ndarray:
     return (name == "m").to_numpy()
 
 
-def _read_stranded(p: Path, fmt: str, name: str | None, positions_only: bool) -> CpGProfile:
-    """A Bismark cytosine report (``chrom pos strand count_methylated count_unmethylated context
-    trinucleotide``, 1-based; CG context only, sites without reads dropped) or an ENCODE bedMethyl
-    (``chrom start0 end name score strand thickStart thickEnd rgb coverage percent``): each CpG's
-    two strands merged into one site at its C on the + strand (the - strand's C is 1 bp after it),
-    counts summed, as ``coverage2cytosine --merge_CpG`` does."""
-    # bedMethyl: its name column (5 here) is modkit's modification code (m: 5mC, h: 5hmC, ...)
-    cols = [0, 1, 2, 3, 4, 5] if fmt == "cpg_report" else [0, 1, 5, 9, 10, 3]
-    need = 7 if fmt == "cpg_report" else 11
+def _data_lines(p: Path) -> tuple[list[str], list[int]]:
+    """The lines of a call file and the indices of its data lines (comments, track lines and
+    blank lines skipped)."""
     with input_errors(p), open_text(p) as fh:
         lines = fh.read().splitlines()
-    keep_lines = [i for i, s in enumerate(lines) if s.strip() and not s.startswith(_SKIP)]
-    try:  # pandas' C parser (a genome-wide report has tens of millions of lines)
+    return lines, [i for i, s in enumerate(lines) if s.strip() and not s.startswith(_SKIP)]
+
+
+def _fields(
+    p: Path, lines: list[str], keep: list[int], cols: list[int], need: int, fmt: str, layout: str
+) -> pd.DataFrame:
+    """Fields ``cols`` of the data lines ``keep`` of ``lines`` (a file of ``fmt``, whose lines
+    have at least ``need`` fields laid out as ``layout``), as text columns ``0 ..``: pandas' C
+    parser, and a line at a time where it cannot (a short line, named with its number)."""
+    try:
         df = pd.read_csv(
-            io.StringIO("\n".join(lines[i] for i in keep_lines)),
+            io.StringIO("\n".join(lines[i] for i in keep)),
             sep=r"\s+",
             header=None,
             dtype=str,
@@ -493,18 +464,35 @@ def _read_stranded(p: Path, fmt: str, name: str | None, positions_only: bool) ->
         df = df[cols]  # (usecols keeps the file's order)
         df.columns = range(len(cols))
         short = df.eq("").any(axis=1).to_numpy()
-    except (pd.errors.ParserError, ValueError):
+    except (pd.errors.ParserError, ValueError, KeyError):
         df, short = None, None
-    if df is None or short.any() or len(df) != len(keep_lines):
-        rows = [lines[i].split() for i in keep_lines]
-        for k, r in enumerate(rows):
-            if len(r) < need:
-                raise BiodlInputError(
-                    f"a {_NAMES[fmt]} line needs {need} fields ({_LAYOUT[fmt]}), found {len(r)}",
-                    path=p,
-                    record=keep_lines[k] + 1,
-                )
+    if df is None or short.any() or len(df) != len(keep):
+        rows = [lines[i].split() for i in keep]
+        bad = [k for k, r in enumerate(rows) if len(r) < need]
+        if bad:
+            k = bad[0]
+            sep = next((c for c in ",;" if len(rows[k]) == 1 and c in rows[k][0]), None)
+            raise BiodlInputError(
+                f"a {_NAMES[fmt]} line needs {need} fields ({layout}), found {len(rows[k])}"
+                + (f" (fields are separated by tabs or spaces; this line uses {sep!r})" if sep else ""),
+                path=p,
+                record=keep[k] + 1,
+            )
         df = pd.DataFrame([[r[c] for c in cols] for r in rows], columns=range(len(cols)))
+    return df
+
+
+def _read_stranded(p: Path, fmt: str, name: str | None, positions_only: bool) -> CpGProfile:
+    """A Bismark cytosine report (``chrom pos strand count_methylated count_unmethylated context
+    trinucleotide``, 1-based; CG context only, sites without reads dropped) or an ENCODE bedMethyl
+    (``chrom start0 end name score strand thickStart thickEnd rgb coverage percent``): each CpG's
+    two strands merged into one site at its C on the + strand (the - strand's C is 1 bp after it),
+    counts summed, as ``coverage2cytosine --merge_CpG`` does."""
+    # bedMethyl: its name column (5 here) is modkit's modification code (m: 5mC, h: 5hmC, ...)
+    cols = [0, 1, 2, 3, 4, 5] if fmt == "cpg_report" else [0, 1, 5, 9, 10, 3]
+    need = 7 if fmt == "cpg_report" else 11
+    lines, keep_lines = _data_lines(p)
+    df = _fields(p, lines, keep_lines, cols, need, fmt, _LAYOUT[fmt])
     line_no = np.asarray(keep_lines, dtype=np.int64) + 1
     nums = {c: pd.to_numeric(df[c], errors="coerce").to_numpy() for c in df.columns[[1, 3, 4]]}
     strand = df[2].to_numpy()
@@ -532,9 +520,8 @@ def _read_stranded(p: Path, fmt: str, name: str | None, positions_only: bool) ->
         u = cov - m
         keep = _five_mc_rows(p, df[5])
     site = pos.astype(np.int64) - (strand == "-")  # the - strand's C is the CpG's G on the + strand
-    keep &= (m + u) > 0  # a report lists every CpG of the genome, most without reads
-    if positions_only:
-        keep = (df[5] == "CG").to_numpy() if fmt == "cpg_report" else _five_mc_rows(p, df[5])
+    if not positions_only:  # (a sites file: every CpG listed)
+        keep &= (m + u) > 0  # a report lists every CpG of the genome, most without reads
     if not keep.any():
         raise BiodlInputError(
             f"no CpG with reads in this {_NAMES[fmt]}"

@@ -164,6 +164,10 @@ OPTIONS = (
     *AUGMENT_OPTIONS,
 )
 
+#: Added to the training seed for the shuffled negatives of a positives-only --valid / --test
+#: file (apart from the training file's); evaluate uses the --test one, so it scores what training did.
+HELD_OUT_NEGATIVES_SEED = {"valid": 1, "test": 2}
+
 #: Tasks whose models keep a decision threshold chosen on the validation split.
 THRESHOLD_TASKS = ("binary", "multilabel")
 
@@ -825,26 +829,26 @@ class SequencesKind(OneHotTraining):
         if task == "regression" and table.labels is not None:
             say_unscaled_targets(ctx.log, table.labels, o["data"], "sequence networks fit")
 
-        def held_out(path, negatives, which: int):
+        def held_out(path, negatives, which: str):
             """A validation / test file; positives only (peaks) where training added shuffled
             negatives get theirs too (DeepBind's test folds: bound + shuffled), else no metric
             could rank them."""
             t = self._read(ctx, path, negatives, words, positives=n0 is not None)
             if n0 is not None and negatives is None and _is_positive_only(t):
                 n = len(t)
-                t = add_shuffled_negatives(t, seed=seed + which)
+                t = add_shuffled_negatives(t, seed=seed + HELD_OUT_NEGATIVES_SEED[which])
                 ctx.log(f"{path}: {n} positives only; added {len(t) - n} dinucleotide-shuffled negatives")
             return t
 
         if o["valid_file"] is not None:
             tr = np.arange(len(table))
-            train_t, valid_t = table, held_out(o["valid_file"], o["valid_negatives"], 1)
+            train_t, valid_t = table, held_out(o["valid_file"], o["valid_negatives"], "valid")
         else:
             tr, va = split_indices(len(table), o["valid_fraction"], seed)
             train_t, valid_t = table.subset(tr), table.subset(va)
         test_t = None
         if o["test_file"] is not None:
-            test_t = held_out(o["test_file"], o["test_negatives"], 2)
+            test_t = held_out(o["test_file"], o["test_negatives"], "test")
         # a network whose output does not depend on the input length (DeepBind) takes batches
         # of mixed lengths, padding masked; the others need one length (--pad, or the clear error)
         variable = o["pad"] is None and padded_batches(ctx.recipe)
@@ -983,8 +987,8 @@ class SequencesKind(OneHotTraining):
             from biodl.kinds.sequences.data import add_shuffled_negatives
 
             n = len(table)
-            seed = int((getattr(meta, "training", None) or {}).get("seed", 0)) + 2  # a --test file's
-            table = add_shuffled_negatives(table, seed=seed)
+            seed = int((getattr(meta, "training", None) or {}).get("seed", 0))
+            table = add_shuffled_negatives(table, seed=seed + HELD_OUT_NEGATIVES_SEED["test"])  # as --test
             table.label_names = list(meta.label_names or ["label"])[:1]
             from biodl.io._util import note
 
