@@ -632,6 +632,10 @@ def test_write_table_honours_csv_and_gz(tmp_path):
     write_table(df, tmp_path / "t.csv.gz")
     with gzip.open(tmp_path / "t.csv.gz", "rt") as fh:
         assert fh.read() == "sample,a\ns1,1.5\ns2,2\n"
+    # a float32 value keeps every digit it has (6 significant digits wrote 1000002.75 as 1e+06)
+    f32 = pd.DataFrame({"a": np.array([1000002.75, 0.123456789], dtype=np.float32)}, index=["s1", "s2"])
+    back = pd.read_csv(write_table(f32, tmp_path / "f.tsv"), sep="\t", index_col=0)
+    assert np.array_equal(back["a"].to_numpy(np.float32), f32["a"].to_numpy())
 
 
 def test_a_separator_ending_each_data_line_is_no_sample(tmp_path):

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from biodl.cli import ScoreBatchOpt, ScoreDeviceOpt
 from biodl.errors import BiodlError, BiodlInputError, exit_with, stdout_console
-from biodl.io._util import atomic_output
+from biodl.io._util import FLOAT_FORMAT, atomic_output
 
 console = stdout_console()
 err = Console(stderr=True, soft_wrap=True, emoji=False, markup=False, highlight=False)
@@ -383,7 +383,7 @@ def register(app: typer.Typer) -> None:
                     frames.append(df[df["ref"] != df["alt"]])
                 df = pd.concat(frames, ignore_index=True)
                 df = df.sort_values("_row", kind="stable").drop(columns="_row")
-                atomic_write_text_by_suffix(out, df.to_csv(sep="\t", index=False, float_format="%.6g"))
+                atomic_write_text_by_suffix(out, df.to_csv(sep="\t", index=False, float_format=FLOAT_FORMAT))
         except BiodlError as e:
             _fail(e)
         n_pos = sum(p[1].shape[0] * p[1].shape[1] for p in done)

@@ -40,7 +40,7 @@ from torch.utils.data import Dataset
 
 from biodl.encode import one_hot_batch
 from biodl.errors import BiodlInputError
-from biodl.io._util import atomic_output, check_file, open_text
+from biodl.io._util import FLOAT_FORMAT, atomic_output, check_file, open_text
 
 __all__ = [
     "ScoredVcfWriter",
@@ -738,7 +738,7 @@ def run_variants(
             scored_vcf = stack.enter_context(ScoredVcfWriter(vcf, out_vcf, names, strands))
         for windows in itertools.chain([first], pieces):
             table = score_variants(model, windows, **kw)
-            text = table.to_csv(sep=sep, index=False, float_format="%.6g", na_rep="NA", header=not n)
+            text = table.to_csv(sep=sep, index=False, float_format=FLOAT_FORMAT, na_rep="NA", header=not n)
             tsv.write(text.encode("utf-8"))
             if scored_vcf is not None:
                 scored_vcf.write(table)

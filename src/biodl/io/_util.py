@@ -18,6 +18,11 @@ from typing import Any, ParamSpec, TypeVar
 
 from biodl.errors import BiodlInputError
 
+#: Numbers in text outputs that users take further (predictions, effects, scores): 9 significant
+#: digits hold a float32 exactly (6 wrote a target of 1000002.75 as 1e+06, and a TSV and a
+#: Parquet of the same run disagreed).
+FLOAT_FORMAT = "%.9g"
+
 P = ParamSpec("P")
 R = TypeVar("R")
 

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from biodl.errors import BiodlInputError
+from biodl.io._util import FLOAT_FORMAT
 
 #: Format name -> file suffixes that choose it (a trailing ``.gz`` compresses the text formats).
 FORMATS: dict[str, tuple[str, ...]] = {
@@ -44,10 +45,6 @@ TEXT_FORMATS = ("tsv", "csv")
 FORMAT_ALIASES = {"hdf5": "h5", "hdf": "h5", "pq": "parquet", "tab": "tsv", "txt": "tsv"}
 
 _INT_EXACT = 2**53  # float64 holds every integer up to here
-
-#: Numbers in text predictions: 9 significant digits hold a float32 exactly (6 wrote a target of
-#: 1000002.75 as 1e+06, and a TSV and a Parquet of the same run disagreed).
-FLOAT_FORMAT = "%.9g"
 
 
 def _suffixes() -> str:

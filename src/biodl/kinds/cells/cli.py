@@ -9,6 +9,7 @@ import typer
 
 from biodl.cli import SeedOpt
 from biodl.errors import BiodlError, BiodlInputError, exit_with, stdout_console
+from biodl.io._util import FLOAT_FORMAT
 
 cells_app = typer.Typer(no_args_is_help=True, help="Cytometry (FCS) tools and CellCnn analyses.")
 
@@ -168,7 +169,8 @@ def crossval(
 
         output_dir(out)
         pred = res["predictions"]
-        atomic_write_text(out / "predictions.tsv", pred.to_csv(sep="\t", index=False, float_format="%.6g"))
+        text = pred.to_csv(sep="\t", index=False, float_format=FLOAT_FORMAT)
+        atomic_write_text(out / "predictions.tsv", text)
         metrics = summarize(pred)
         from biodl.io._util import json_safe
         from biodl.train.checkpoint import atomic_json

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from biodl.errors import BiodlInputError
-from biodl.io._util import atomic_write_text
+from biodl.io._util import FLOAT_FORMAT, atomic_write_text
 from biodl.kinds.base import DataKind, Splits, TrainContext, say_unscaled_targets
 from biodl.kinds.cells.io import SampleSet, SampleTable, load_samples, read_sample_table
 from biodl.kinds.cells.restarts import (
@@ -445,7 +445,7 @@ class CellsKind(DataKind):
         )
         pred = prediction_frame(ss, logp, meta.task, meta.classes)
         atomic_write_text(
-            ctx.out / "predictions_train.tsv", pred.to_csv(sep="\t", index=False, float_format="%.6g")
+            ctx.out / "predictions_train.tsv", pred.to_csv(sep="\t", index=False, float_format=FLOAT_FORMAT)
         )
         restarts = pd.read_csv(ctx.out / "restarts.tsv", sep="\t")
         return {

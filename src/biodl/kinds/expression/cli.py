@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from biodl.errors import BiodlError, BiodlInputError, exit_with
+from biodl.io._util import FLOAT_FORMAT
 
 adage_app = typer.Typer(
     no_args_is_help=True,
@@ -42,7 +43,7 @@ def _model(model: str, with_meta: bool = False):
 
 def _write(df, out: Path | None, index_label: str) -> None:
     if out is None:
-        df.to_csv(sys.stdout, sep="\t", index_label=index_label, float_format="%.6g")
+        df.to_csv(sys.stdout, sep="\t", index_label=index_label, float_format=FLOAT_FORMAT)
     else:
         from biodl.kinds.expression.io import write_table
 

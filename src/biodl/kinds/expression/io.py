@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from biodl.errors import BiodlInputError
-from biodl.io._util import check_file, guess_separator, open_text
+from biodl.io._util import FLOAT_FORMAT, check_file, guess_separator, open_text
 
 ORIENTATIONS = ("auto", "genes-x-samples", "samples-x-genes")
 
@@ -816,4 +816,5 @@ def write_table(df: pd.DataFrame, path: str | Path, index_label: str = "sample")
 
     p = Path(path)
     sep = "," if p.name.lower().removesuffix(".gz").endswith(".csv") else "\t"
-    return atomic_write_text_by_suffix(p, df.to_csv(sep=sep, index_label=index_label, float_format="%.6g"))
+    text = df.to_csv(sep=sep, index_label=index_label, float_format=FLOAT_FORMAT)
+    return atomic_write_text_by_suffix(p, text)

@@ -20,6 +20,7 @@ from rdkit import Chem, rdBase
 
 from biodl.errors import BiodlInputError
 from biodl.io._util import (
+    FLOAT_FORMAT,
     GZIP_MAGIC,
     guess_separator,
     input_errors,
@@ -714,5 +715,5 @@ def write_table(path: str | Path, df: pd.DataFrame) -> Path:
     """Write a TSV atomically (temp file + rename)."""
     from biodl.io._util import atomic_write_text
 
-    atomic_write_text(path, df.to_csv(sep="\t", index=False, float_format="%.6g"))
+    atomic_write_text(path, df.to_csv(sep="\t", index=False, float_format=FLOAT_FORMAT))
     return Path(path)
