@@ -750,3 +750,39 @@ def test_minmax_scaling_of_values_near_float32s_limit(tmp_path):
     m = ADAGE(n_genes=2, nodes=1)
     m.fit_scaling(x)
     assert torch.isfinite(m.scale(x)).all()
+
+
+def _series_matrix(path, table: str, end: bool = True, begin: bool = True):
+    """A GEO series matrix around ``table`` (its ID_REF line and rows), gzip by the name."""
+    import gzip
+
+    head = '!Series_title\t"A study"\n!Series_geo_accession\t"GSE1"\n\n!Sample_title\t"a"\t"b"\t"c"\n'
+    text = head + ("!series_matrix_table_begin\n" if begin else "") + table
+    text += "!series_matrix_table_end\n" if end else ""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "wt") as fh:
+        fh.write(text)
+    return path
+
+
+def test_a_geo_series_matrix_is_read_from_its_table(tmp_path):
+    """GEO's GSE..._series_matrix.txt.gz (metadata lines, then the table between its markers) was
+    refused with '58 fields, expected 2' at the !Sample_title line."""
+    from biodl.kinds.expression.io import read_expression
+
+    table = '"ID_REF"\t"GSM1"\t"GSM2"\t"GSM3"\n"1007_s_at"\t1.5\t2\t3\n"1053_at"\t4\t5\t6.25\n'
+    m = read_expression(_series_matrix(tmp_path / "GSE1_series_matrix.txt.gz", table))
+    assert m.samples == ["GSM1", "GSM2", "GSM3"] and m.genes == ["1007_s_at", "1053_at"]
+    assert m.values.tolist() == [[1.5, 4.0], [2.0, 5.0], [3.0, 6.25]]
+    # a problem in the table names its line in the file (the table starts on line 7)
+    bad = table.replace("6.25", "high")
+    with pytest.raises(BiodlInputError, match=r"line 8") as e:
+        read_expression(_series_matrix(tmp_path / "bad_series_matrix.txt", bad))
+    assert "high" in str(e.value)
+    gap = table.replace("\t6.25", "\t")
+    m = read_expression(_series_matrix(tmp_path / "gap_series_matrix.txt", gap), missing="gene-mean")
+    assert m.values[2, 1] == 4.5
+    with pytest.raises(BiodlInputError, match="table_end"):
+        read_expression(_series_matrix(tmp_path / "cut_series_matrix.txt", table, end=False))
+    with pytest.raises(BiodlInputError, match="table_begin"):
+        read_expression(_series_matrix(tmp_path / "nobegin_series_matrix.txt", table, begin=False))

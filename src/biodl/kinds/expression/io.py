@@ -321,11 +321,13 @@ def read_table_matrix(
     missing: str = "error",
     duplicates: str = "error",
 ) -> ExpressionMatrix:
-    """Read a PCL / TSV / CSV matrix (plain or gzip).
+    """Read a PCL / TSV / CSV matrix or a GEO series matrix (plain or gzip).
 
     The first line is the header (sample or gene names), the first column the row
     identifiers. PCL extras are recognised and skipped: ``NAME`` / ``GWEIGHT`` columns after
-    the id column and an ``EWEIGHT`` row.
+    the id column and an ``EWEIGHT`` row. A GEO series matrix (``GSE..._series_matrix.txt.gz``)
+    is read from its table: the ``ID_REF`` line and the rows up to ``!series_matrix_table_end``
+    (probes x GSM samples; the ``!Series_`` / ``!Sample_`` lines are skipped).
 
     Parameters
     ----------
@@ -343,7 +345,10 @@ def read_table_matrix(
         ``error`` (default), ``mean`` or ``first`` for repeated gene identifiers.
     """
     p = check_file(path)
-    fast = _read_numeric_matrix(p)
+    span = _table_span(p)
+    if span[1] is not None and orientation == "auto":  # a GEO series matrix: probes x GSM samples
+        orientation = "genes-x-samples"
+    fast = _read_numeric_matrix(p, span)
     if fast is not None:  # every cell a number: read as numbers (a string per cell is ~80 bytes)
         header, data_start, row_labels, lines, values64 = fast
         col_labels = [h.strip() for h in header[data_start:]]
@@ -353,10 +358,10 @@ def read_table_matrix(
         del values64
     else:  # anything else (missing values, text, blank or short lines): read and named cell by cell
         header, data_start, row_labels, col_labels, lines, orient, values = _read_text_matrix(
-            p, orientation, known_genes, missing
+            p, orientation, known_genes, missing, span
         )
     header_places = [f"column {j + data_start + 1}" for j in range(len(col_labels))]
-    header_lines = [1] * len(col_labels)
+    header_lines = [span[0] + 1] * len(col_labels)
     if orient == "genes-x-samples":
         _check_ids(row_labels, p, lines, "gene", duplicates)
         _check_ids(col_labels, p, header_lines, "sample", "error", places=header_places, mergeable=False)
@@ -371,6 +376,46 @@ def read_table_matrix(
     return ExpressionMatrix(values, genes, samples, None, str(p))
 
 
+_SERIES_BEGIN, _SERIES_END = "!series_matrix_table_begin", "!series_matrix_table_end"
+
+
+def _table_span(p: Path) -> tuple[int, int | None]:
+    """``(lines before the header, data rows or None for all)``: ``(0, None)`` for a plain
+    matrix; for a GEO series matrix (``!Series_...`` / ``!Sample_...`` lines, then the table
+    between ``!series_matrix_table_begin`` and ``!series_matrix_table_end``) the table's place."""
+    with open_text(p) as fh:
+        first = fh.readline()
+        if not first.startswith("!"):
+            return 0, None
+        begin = end = None
+        for number, line in enumerate(fh, start=2):
+            low = line.strip().strip('"').lower()
+            if begin is None and low == _SERIES_BEGIN:
+                begin = number
+            elif begin is not None and low == _SERIES_END:
+                end = number
+                break
+    if begin is None:
+        raise BiodlInputError(
+            f"a GEO series matrix (its lines start with '!') without its {_SERIES_BEGIN} line: "
+            "give the table itself (the ID_REF line and the rows below it)",
+            path=p,
+            record=1,
+        )
+    if end is None:
+        raise BiodlInputError(
+            f"a GEO series matrix without its {_SERIES_END} line (a truncated download?)", path=p
+        )
+    return begin, end - begin - 2
+
+
+def _header_line(fh, skip: int) -> str:
+    """The header line, after ``skip`` lines (a GEO series matrix's metadata)."""
+    for _ in range(skip):
+        fh.readline()
+    return fh.readline().rstrip("\r\n")
+
+
 def _data_start(header: list[str]) -> int:
     """The first value column: after the id column and PCL's ``NAME`` / ``GWEIGHT`` columns."""
     data_start = 1
@@ -380,14 +425,15 @@ def _data_start(header: list[str]) -> int:
     return data_start
 
 
-def _read_body(fh, sep: str, dtype) -> pd.DataFrame:
-    """The rows after the header line, as they are (no value taken for missing, blank lines
-    kept), each column as ``dtype`` says."""
+def _read_body(fh, sep: str, dtype, span: tuple[int, int | None] = (0, None)) -> pd.DataFrame:
+    """The rows after the header line (``span``: see :func:`_table_span`), as they are (no value
+    taken for missing, blank lines kept), each column as ``dtype`` says."""
     return pd.read_csv(
         fh,
         sep=sep,
         header=None,
-        skiprows=1,
+        skiprows=span[0] + 1,
+        nrows=span[1],
         dtype=dtype,
         keep_default_na=False,
         na_filter=False,
@@ -397,12 +443,12 @@ def _read_body(fh, sep: str, dtype) -> pd.DataFrame:
     )
 
 
-def _read_numeric_matrix(p: Path):
+def _read_numeric_matrix(p: Path, span: tuple[int, int | None]):
     """``(header, data_start, row ids, lines, values float64)`` of a matrix whose every value cell
     parses as a number (PCL's ``EWEIGHT`` row dropped), read by pandas as numbers; ``None`` for
     anything else, which :func:`_read_text_matrix` reads and names cell by cell."""
     with open_text(p) as fh:
-        first = fh.readline().rstrip("\r\n")
+        first = _header_line(fh, span[0])
         second = fh.readline().rstrip("\r\n")
         if not first.strip() or not second.strip():
             return None
@@ -418,7 +464,8 @@ def _read_numeric_matrix(p: Path):
             return None
         fh.seek(0)
         try:
-            df = _read_body(fh, sep, {j: (str if j < data_start else np.float64) for j in range(n_fields)})
+            dtype = {j: (str if j < data_start else np.float64) for j in range(n_fields)}
+            df = _read_body(fh, sep, dtype, span)
         except (ValueError, TypeError, pd.errors.ParserError, pd.errors.EmptyDataError):
             return None
     if df.empty or df.shape[1] != n_fields:
@@ -429,22 +476,23 @@ def _read_numeric_matrix(p: Path):
     del df
     if np.isnan(values).any():  # (a numeric column of a short line): the text reader names it
         return None
-    lines = np.arange(len(ids)) + 2
+    lines = np.arange(len(ids)) + span[0] + 2
     return header, data_start, ids[keep].tolist(), lines[keep], np.ascontiguousarray(values[keep])
 
 
-def _read_text_matrix(p: Path, orientation: str, known_genes, missing: str):
+def _read_text_matrix(p: Path, orientation: str, known_genes, missing: str, span: tuple[int, int | None]):
     """:func:`read_table_matrix`'s reader of any matrix, every cell as text first, so that each
     problem names its line and column."""
+    head = span[0] + 1  # the header's line
     with open_text(p) as fh:
-        first = fh.readline().rstrip("\r\n")
+        first = _header_line(fh, span[0])
         if not first.strip():
-            raise BiodlInputError("empty file or empty header line", path=p, record=1)
+            raise BiodlInputError("empty file or empty header line", path=p, record=head)
         sep = guess_separator(p, first)
         header = next(csv.reader([first], delimiter=sep))
         fh.seek(0)
         try:
-            raw = _read_body(fh, sep, str)
+            raw = _read_body(fh, sep, str, span)
         except pd.errors.ParserError as e:
             m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(e))
             if m:
@@ -458,7 +506,7 @@ def _read_text_matrix(p: Path, orientation: str, known_genes, missing: str):
             raise BiodlInputError("no data rows after the header", path=p) from None
     if raw.empty:
         raise BiodlInputError("no data rows after the header", path=p)
-    lines = np.arange(len(raw)) + 2
+    lines = np.arange(len(raw)) + head + 1
     # blank lines: drop at the end, error in the middle
     blank = (raw.fillna("") == "").all(axis=1).to_numpy()
     if blank.any():
@@ -480,7 +528,7 @@ def _read_text_matrix(p: Path, orientation: str, known_genes, missing: str):
             header = ["", *header]
         else:
             raise BiodlInputError(
-                f"the header has {len(header)} fields but the rows have {raw.shape[1]}", path=p, record=1
+                f"the header has {len(header)} fields but the rows have {raw.shape[1]}", path=p, record=head
             )
     data_start = _data_start(header)
     ids = raw.iloc[:, 0].str.strip()
@@ -488,7 +536,7 @@ def _read_text_matrix(p: Path, orientation: str, known_genes, missing: str):
     raw, lines, ids = raw[keep.to_numpy()], lines[keep.to_numpy()], ids[keep]
     cells = raw.iloc[:, data_start:]
     if cells.shape[1] == 0:
-        raise BiodlInputError("no data columns (only identifiers)", path=p, record=1)
+        raise BiodlInputError("no data columns (only identifiers)", path=p, record=head)
     col_labels = [h.strip() for h in header[data_start:]]
     row_labels = ids.tolist()
     orient = _check_orientation(row_labels, col_labels, orientation, p, known_genes)
