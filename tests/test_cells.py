@@ -50,6 +50,26 @@ def test_read_fcs_fixture():
     assert "pS6" in default_markers(f) and "BC3" not in default_markers(f)
 
 
+def test_default_markers_leave_out_barcodes_and_dna_by_any_name():
+    """The barcode and DNA channels of a file without $PnS names (BC1(La139)Dd) or with Helios
+    names (139La_BC1, 191Ir_DNA1) were kept as markers: the debarcoded samples' condition leaked
+    through the barcodes."""
+    from biodl.kinds.cells.io import FcsData
+
+    f = read_fcs(FCS)
+    pnn_only = FcsData(f.path, f.events, list(f.channels), [""] * len(f.channels), f.version)
+    assert default_markers(pnn_only) == [f.channels[f.names.index(m)] for m in default_markers(f)]
+    helios = ["110Cd_CD3", "139La_BC1", "191Ir_DNA1", "195Pt_Cisplatin", "172Yb_pS6", "Time"]
+    h = FcsData(
+        f.path,
+        f.events[:, :6],
+        ["Cd110Di", "La139Di", "Ir191Di", "Pt195Di", "Yb172Di", "Time"],
+        helios,
+        "3.0",
+    )
+    assert default_markers(h) == ["110Cd_CD3", "172Yb_pS6"]
+
+
 def test_marker_names_resolve_by_pns_pnn_and_stem():
     f = read_fcs(FCS)
     assert resolve_markers(f, ["CD3(110:114)Dd"]) == resolve_markers(f, ["CD3"]) == [2]
@@ -243,6 +263,15 @@ def test_encode_labels_name_the_table_line():
         BiodlInputError, match=r"^s.csv, line 3: labels 'Other' \(line 3\), 'x' \(line 5\) are not among"
     ):
         encode_labels(["Ref", "Other", "x"], classes=["Ref", "BCRXL"], **where)
+    # two spellings of one label would be two classes (Ref / ref: four one-sample classes)
+    with pytest.raises(
+        BiodlInputError, match=r"^s.csv, line 5: labels 'Ref' \(line 2\) and 'ref' differ only"
+    ):
+        encode_labels(["Ref", "BCRXL", "ref"], **where)
+    with pytest.raises(BiodlInputError, match="differ only in case or spaces"):
+        encode_labels(["BCRXL", "BCRXL ", "Ref"])
+    # classes given: the user's word for it
+    assert encode_labels(["a", "A"], classes=["a", "A"])[1] == ["a", "A"]
     # numeric labels with more than two values: regression, as before
     y, classes, task = encode_labels(["1.5", "2", "3"], **where)
     assert task == "regression" and classes is None and y.tolist() == [1.5, 2, 3]

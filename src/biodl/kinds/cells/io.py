@@ -223,10 +223,29 @@ def _channel_stem(channel: str) -> str:
     return channel.split("(")[0].strip() if "(" in channel else channel
 
 
+#: A mass tag before a name (Fluidigm / Helios software: ``191Ir_DNA1``, ``139La_BC1``)
+_MASS_TAG = re.compile(r"^\d{2,3}[A-Z][a-z]?_")
+
+
+def _not_a_marker(*names: str) -> bool:
+    """Whether any of a channel's names (``$PnN``, ``$PnS``), as it is, without its isotope
+    (``BC1(La139)Dd``) or without a mass tag (``191Ir_DNA1``), is an instrument, DNA or barcode
+    channel."""
+    for name in names:
+        name = name.strip()
+        for form in (name, _channel_stem(name), _MASS_TAG.sub("", name)):
+            if form and _NOT_MARKERS.match(form.strip()):
+                return True
+    return False
+
+
 def default_markers(fcs: FcsData) -> list[str]:
     """The channels that are markers: all but time, cell length, DNA, barcodes and other
-    instrument parameters. Names are the display names (:attr:`FcsData.names`)."""
-    return [n for n in fcs.names if not _NOT_MARKERS.match(n.strip())]
+    instrument parameters, by any of their names (``$PnN`` ``BC1(La139)Dd``, ``$PnS``
+    ``139La_BC1``). Names are the display names (:attr:`FcsData.names`)."""
+    return [
+        n for n, c, m in zip(fcs.names, fcs.channels, fcs.markers, strict=True) if not _not_a_marker(n, c, m)
+    ]
 
 
 def resolve_markers(fcs: FcsData, markers: Sequence[str]) -> list[int]:

@@ -212,6 +212,23 @@ class CellCnnConfig:
             )
 
 
+def _one_spelling_per_label(labels: list[str], path, line) -> None:
+    """Refuse two spellings of one label (``Ref`` / ``ref``, ``BCRXL`` / ``BCRXL ``): each would
+    be a class of its own (four one-sample classes instead of two)."""
+    first: dict[str, int] = {}
+    for i, s in enumerate(labels):
+        j = first.setdefault(str(s).strip().casefold(), i)
+        if labels[j] != s:
+            at = f" (line {line(j)})" if line(j) else ""
+            raise BiodlInputError(
+                f"labels {labels[j]!r}{at} and {s!r} differ only in case or spaces: they would be two "
+                "classes. Spell each class one way (or give the classes with --set classes=... "
+                "if they really are different)",
+                path=path,
+                record=line(i),
+            )
+
+
 def encode_labels(
     labels: list[str],
     classes: list[str] | None = None,
@@ -298,6 +315,8 @@ def encode_labels(
         labels = [canonical(s) for s in labels]
         if classes and all(_num(c) is not None for c in classes):
             classes = [canonical(c) for c in classes]
+    if not classes:
+        _one_spelling_per_label(labels, path, line)
     uniq = sorted(set(labels))
     if classes:
         bad = [i for i, s in enumerate(labels) if s not in classes]
