@@ -403,3 +403,18 @@ def test_utf16_text_files_are_read_by_their_byte_order_mark(tmp_path):
         (tmp_path / "t.seq.gz").write_bytes(gzip.compress(text.encode(enc)))
         with open_text(tmp_path / "t.seq.gz") as fh:
             assert fh.read() == text, enc
+
+
+def test_table_line_numbers_count_blank_lines(tmp_path):
+    """A bad sequence or label after a blank line was named one line too high."""
+    from biodl.kinds.sequences.io import iter_sequences
+
+    p = tmp_path / "t.tsv"
+    p.write_text("seq\tlabel\nACGT\t1\n\nACGT\t0\n\nACXT\t1\n")
+    with pytest.raises(BiodlInputError, match=r"t.tsv, line 6"):
+        read_sequence_table(p)
+    with pytest.raises(BiodlInputError, match=r"t.tsv, line 6"):
+        list(iter_sequences(p, rows=1))
+    p.write_text("seq\tlabel\nACGT\t1\n\nACGT\t0\n\nACGT\tx\n")
+    with pytest.raises(BiodlInputError, match=r"t.tsv, line 6: non-numeric label 'x'"):
+        read_sequence_table(p)

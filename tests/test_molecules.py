@@ -519,3 +519,17 @@ def test_a_search_that_chooses_anew_refits_from_scratch(tmp_path):
     assert said == [
         "the search chose trial 3 (the final model was trained with trial 1): its refit starts from scratch"
     ]
+
+
+def test_line_numbers_count_blank_lines(tmp_path):
+    """Every line named after a blank line was the line above the culprit (pandas skips blank
+    lines; the line was the row number + 2): --skip-invalid named a valid molecule."""
+    p = tmp_path / "salts.csv"
+    p.write_text(
+        "Name,SMILES,logS\nbenzene,c1ccccc1,-1.6\n\ntoluene,Cc1ccccc1,-2.2\nbroken,C1CC(,-1\n\nethanol,CCO,x\n"
+    )
+    with pytest.raises(BiodlInputError, match=r"salts.csv, line 7: .*'x'"):
+        read_molecules(p, target="logS")
+    p.write_text(p.read_text().replace(",x\n", ",1.1\n"))
+    t = read_molecules(p, target="logS", skip_invalid=True)
+    assert [b.line for b in t.invalid] == [5] and len(t) == 3

@@ -159,6 +159,34 @@ class _GuardedText(io.TextIOBase):
         super().close()
 
 
+class RowLines:
+    """The file line of each data row of a table pandas read with its blank lines skipped (row
+    ``i`` from the ``start``-th data row on is on line ``self[i]``; ``row + 2`` named the line
+    above the culprit after every blank line). The file is scanned only when a line is asked
+    for (an error); a table whose rows are not one line each (quoted line breaks) falls back to
+    the row count. ``sep``: the table's separator (whitespace other than it makes a line blank,
+    as pandas reads it)."""
+
+    def __init__(self, path: str | Path, sep: str, n_rows: int, start: int = 0):
+        self.path, self.sep, self.n_rows, self.start = path, sep, n_rows, start
+        self._lines: list[int] | None = None
+
+    def _scan(self) -> list[int]:
+        drop = "".join(c for c in " \t\r\n\f\v" if c != self.sep)
+        with open_text(self.path) as fh:
+            found = [n for n, line in enumerate(fh, 1) if n > 1 and line.strip(drop)]
+        rows = found[self.start : self.start + self.n_rows]
+        return rows if len(rows) == self.n_rows else [self.start + i + 2 for i in range(self.n_rows)]
+
+    def __len__(self) -> int:
+        return self.n_rows
+
+    def __getitem__(self, i: int) -> int:
+        if self._lines is None:
+            self._lines = self._scan()
+        return self._lines[i]
+
+
 def open_text(path: str | Path) -> io.TextIOBase:
     """Open a plain or gzip-compressed text file (detected by its magic bytes; a leading UTF-8
     byte-order mark is dropped); a truncated or corrupt gzip file is a clear error naming it."""

@@ -22,6 +22,7 @@ from biodl.errors import BiodlInputError
 from biodl.io._util import (
     FLOAT_FORMAT,
     GZIP_MAGIC,
+    RowLines,
     guess_separator,
     input_errors,
     note,
@@ -262,6 +263,7 @@ def _read_frame(path: Path, names: Sequence[str] = ()) -> pd.DataFrame:
         raise BiodlInputError(f"cannot parse the table ({e})", path=path) from None
     df = unshift_columns(df, path)
     df.columns = [str(c).strip() for c in df.columns]
+    df.attrs["sep"] = sep
     return df
 
 
@@ -449,7 +451,7 @@ def _records(path, target, smiles_col, id_col, require_targets: bool) -> tuple[P
         if header_less:  # a line without a name: its row number
             id_vals = [v or str(i + 1) for i, v in enumerate(id_vals)]
         tvals = [df[t].tolist() for t in target_names]
-        file_lines = df.attrs.get("lines") or [i + 2 for i in range(len(df))]
+        file_lines = df.attrs.get("lines") or RowLines(p, df.attrs.get("sep", ","), len(df))
         for i, smi in enumerate(smiles_vals):
             line = file_lines[i]
             y = [_to_float(tv[i], p, line, t) for tv, t in zip(tvals, target_names, strict=True)]

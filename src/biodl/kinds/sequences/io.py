@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from biodl.errors import BiodlInputError
-from biodl.io._util import check_file, open_text, unshift_columns
+from biodl.io._util import RowLines, check_file, open_text, unshift_columns
 from biodl.io.fasta import iter_fasta, read_fasta, validate_sequence
 
 SEQ_COLUMNS = ("seq", "sequence", "sequences", "Sequence", "SEQ", "Seq")
@@ -233,14 +233,21 @@ def _table_columns(
 
 
 def _table_sequences(
-    df: pd.DataFrame, p: Path, seq_col: str, id_col: str | None, start: int, iupac_as_n: bool, uppercase: bool
+    df: pd.DataFrame,
+    p: Path,
+    seq_col: str,
+    id_col: str | None,
+    start: int,
+    iupac_as_n: bool,
+    uppercase: bool,
+    sep: str,
 ) -> tuple[list[str], list[str]]:
     """``(ids, sequences)`` of the rows of ``df``, the ``start``-th data row of the file first
     (line numbers in errors and the default ids ``seq1, seq2, ...`` count from the file's top)."""
     seqs = df[seq_col].str.strip().tolist()
     if uppercase:
         seqs = [s.upper() for s in seqs]
-    validate_all(seqs, p, range(start + 2, start + len(seqs) + 2), iupac_as_n)  # raises with the line
+    validate_all(seqs, p, RowLines(p, sep, len(seqs), start), iupac_as_n)  # raises with the line
     ids = df[id_col].tolist() if id_col else [f"seq{start + i + 1}" for i in range(len(seqs))]
     return ids, seqs
 
@@ -281,7 +288,7 @@ def read_sequence_table(
     seq_col, label_cols, id_col = _table_columns(
         p, list(df.columns), seq_col, label_cols, id_col, require_labels, prefer_labels
     )
-    ids, seqs = _table_sequences(df, p, seq_col, id_col, 0, iupac_as_n, uppercase)
+    ids, seqs = _table_sequences(df, p, seq_col, id_col, 0, iupac_as_n, uppercase, sep)
 
     labels = None
     classes = None
@@ -302,7 +309,7 @@ def read_sequence_table(
                         f"missing class label ({col.iloc[row]!r}) in column {label_cols[0]!r}: give every "
                         "row its class, or leave the row out",
                         path=p,
-                        record=row + 2,
+                        record=RowLines(p, sep, len(df))[row],
                     )
                 classes = sorted(col.unique().tolist())
                 code = {c: i for i, c in enumerate(classes)}
@@ -312,7 +319,7 @@ def read_sequence_table(
                 raise BiodlInputError(
                     f"non-numeric label {raw.iat[r, c]!r} in column {label_cols[c]!r}",
                     path=p,
-                    record=int(r) + 2,
+                    record=RowLines(p, sep, len(df))[int(r)],
                 )
         else:
             labels = numeric.to_numpy(dtype=np.float32)
@@ -409,9 +416,9 @@ def binary_from_words(table: SequenceTable, classes: list[str], source) -> Seque
 def validate_all(seqs: list[str], path, records, iupac_as_n: bool) -> None:
     """Check every sequence (a fast test first), raising for the first bad one with its
     ``records`` entry (a line number, or an id)."""
-    for s, rec in zip(seqs, records, strict=True):
+    for i, s in enumerate(seqs):
         if not s or not _quick_ok(s, iupac_as_n):
-            validate_sequence(s, path, rec, iupac_as_n)
+            validate_sequence(s, path, records[i], iupac_as_n)
 
 
 def _quick_ok(s: str, iupac_as_n: bool) -> bool:
@@ -509,7 +516,7 @@ def iter_sequences(
             reader = pd.read_csv(fh, sep=sep, dtype=str, keep_default_na=False, comment=None, chunksize=rows)
             for df in reader:
                 df = unshift_columns(df, p)
-                ids, seqs = _table_sequences(df, p, seq_col, id_col, start, iupac_as_n, uppercase)
+                ids, seqs = _table_sequences(df, p, seq_col, id_col, start, iupac_as_n, uppercase, sep)
                 start, pieces = start + len(df), pieces + 1
                 yield SequenceTable(ids=ids, seqs=seqs, source=str(p))
         if not pieces:  # a header without rows: one empty table, as the whole-file reader gives
