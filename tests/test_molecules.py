@@ -533,3 +533,20 @@ def test_line_numbers_count_blank_lines(tmp_path):
     p.write_text(p.read_text().replace(",x\n", ",1.1\n"))
     t = read_molecules(p, target="logS", skip_invalid=True)
     assert [b.line for b in t.invalid] == [5] and len(t) == 3
+
+
+def test_chembl_tdc_and_pubchem_columns_are_found(tmp_path, capsys):
+    """ChEMBL's molecule_chembl_id, TDC's Drug_ID / Drug and PubChem's CID / CanonicalSMILES were
+    not found: predictions numbered the rows and the user's ids were gone, without a word."""
+    p = tmp_path / "chembl.csv"
+    p.write_text("molecule_chembl_id,canonical_smiles,pIC50\nCHEMBL25,CCO,5.1\nCHEMBL26,c1ccccc1,6.0\n")
+    assert read_molecules(p, require_targets=False).ids == ["CHEMBL25", "CHEMBL26"]
+    (tmp_path / "tdc.csv").write_text("Drug_ID,Drug,Y\nD1,CCO,1.0\nD2,c1ccccc1,2.0\n")
+    assert read_molecules(tmp_path / "tdc.csv", require_targets=False).ids == ["D1", "D2"]
+    (tmp_path / "pc.csv").write_text("CID,CanonicalSMILES\n702,CCO\n241,c1ccccc1\n")
+    assert read_molecules(tmp_path / "pc.csv", require_targets=False).ids == ["702", "241"]
+    # ids that are not found are said, with the option that names them
+    (tmp_path / "other.csv").write_text("smiles,vendor_code,y\nCCO,V-1,1\nCCC,V-2,2\n")
+    capsys.readouterr()
+    assert read_molecules(tmp_path / "other.csv", target="y").ids == ["1", "2"]
+    assert "--set id_col=NAME (e.g. 'vendor_code')" in capsys.readouterr().err

@@ -34,8 +34,33 @@ from biodl.io._util import (
 
 __all__ = ["InvalidMolecule", "MoleculeTable", "parse_smiles", "read_molecules", "write_table"]
 
-SMILES_COLUMNS = ("smiles", "canonical_smiles", "smi", "mol", "molecule")
-ID_COLUMNS = ("id", "name", "compound id", "compound_id", "mol_id", "molecule_id", "inchi_key", "cmpd_id")
+SMILES_COLUMNS = (
+    "smiles",
+    "canonical_smiles",
+    "canonicalsmiles",  # PubChem
+    "isomeric_smiles",
+    "isomericsmiles",
+    "smi",
+    "mol",
+    "molecule",
+    "drug",  # Therapeutics Data Commons (Drug_ID, Drug, Y)
+)
+ID_COLUMNS = (
+    "id",
+    "name",
+    "compound id",
+    "compound_id",
+    "mol_id",
+    "molecule_id",
+    "molecule_chembl_id",  # ChEMBL
+    "chembl_id",
+    "drug_id",  # TDC
+    "cid",  # PubChem
+    "pubchem_cid",
+    "inchi_key",
+    "inchikey",
+    "cmpd_id",
+)
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".smi", ".smiles", ".tab")
 SDF_SUFFIXES = (".sdf", ".sd", ".mol")
 
@@ -168,6 +193,18 @@ def _find_column(
         if c in lower:
             return lower[c]
     return None
+
+
+def _say_row_number_ids(path, df: pd.DataFrame, others: list[str]) -> None:
+    """Say that the ids are row numbers when the table has text columns that could be its ids
+    (ChEMBL's ``molecule_chembl_id`` was dropped from the predictions without a word)."""
+    text = [c for c in others if not all(parses_as_number(v) for v in df[c].head(50) if v)]
+    if text:
+        note(
+            f"[biodl] note: {path}: no identifier column found (looked for "
+            f"{', '.join(ID_COLUMNS[:6])}, ...): the molecules are numbered by row; name yours "
+            f"with --set id_col=NAME (e.g. {text[0]!r})"
+        )
 
 
 def _split_smi_line(text: str, sep: str) -> list[str]:
@@ -445,6 +482,8 @@ def _records(path, target, smiles_col, id_col, require_targets: bool) -> tuple[P
         if header_less and not any(df["name"]):
             ic = None  # SMILES only: ids are the row numbers
         target_names = _select_targets(cols, df, target, {sc, ic} if ic else {sc}, p)
+        if ic is None and not header_less:
+            _say_row_number_ids(p, df, [c for c in cols if c != sc and c not in target_names])
         records = []
         smiles_vals = df[sc].tolist()
         id_vals = df[ic].tolist() if ic else [str(i + 1) for i in range(len(df))]
