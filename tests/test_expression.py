@@ -786,3 +786,42 @@ def test_a_geo_series_matrix_is_read_from_its_table(tmp_path):
         read_expression(_series_matrix(tmp_path / "cut_series_matrix.txt", table, end=False))
     with pytest.raises(BiodlInputError, match="table_begin"):
         read_expression(_series_matrix(tmp_path / "nobegin_series_matrix.txt", table, begin=False))
+
+
+def test_auto_orientation_reads_the_id_columns_name_and_says_a_guess(tmp_path, capsys):
+    """A cells x genes table of mouse symbols (Actb: no upper-case symbol) with more cells than
+    genes was silently transposed: ADAGE trained on the cells as genes."""
+    from biodl.kinds.expression.io import read_expression
+
+    rng = np.random.default_rng(0)
+    genes = ["Actb", "Hes4", "Cd74", "Lyz2"]
+    df = pd.DataFrame(rng.random((6, 4)), index=[f"cell_{i}" for i in range(6)], columns=genes)
+    df.to_csv(tmp_path / "cells.csv", index_label="cell")
+    m = read_expression(tmp_path / "cells.csv")
+    assert m.genes == genes and m.shape == (6, 4)
+    df.T.to_csv(tmp_path / "genes.csv", index_label="gene_symbol")
+    assert read_expression(tmp_path / "genes.csv").genes == genes
+    capsys.readouterr()
+    df.to_csv(tmp_path / "plain.csv", index_label="x")  # no evidence at all: the shape, said
+    assert read_expression(tmp_path / "plain.csv").shape == (4, 6)
+    assert "--set orientation=samples-x-genes" in capsys.readouterr().err
+
+
+def test_missing_genes_that_differ_by_a_version_suffix_are_said():
+    """Ensembl ids with and without '.N' versions: '150 of 150 model genes are not in the matrix;
+    is the orientation right?' (for an .h5ad, which has no orientation)."""
+    from biodl.kinds.expression.io import ExpressionMatrix
+
+    m = ExpressionMatrix(
+        np.zeros((2, 3), np.float32), ["ENSG01", "ENSG02", "ENSG03"], ["a", "b"], source="x.h5ad"
+    )
+    with pytest.raises(
+        BiodlInputError, match=r"version suffix \(the model's 'ENSG01.4', the matrix's 'ENSG01'"
+    ):
+        m.align_to(["ENSG01.4", "ENSG02.1", "ENSG03.2"])
+    with pytest.raises(BiodlInputError, match="same kind") as e:
+        m.align_to(["TP53", "ENSG02"])
+    assert "orientation" not in str(e.value)  # an AnnData has one orientation
+    m.source = "x.tsv"
+    with pytest.raises(BiodlInputError, match="orientation right"):
+        m.align_to(["TP53", "ENSG02"])

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from biodl.errors import BiodlInputError
-from biodl.io._util import FLOAT_FORMAT, check_file, guess_separator, open_text
+from biodl.io._util import FLOAT_FORMAT, check_file, guess_separator, note, open_text
 
 ORIENTATIONS = ("auto", "genes-x-samples", "samples-x-genes")
 
@@ -107,7 +107,7 @@ class ExpressionMatrix:
         if missing and fill is None:
             raise BiodlInputError(
                 f"{len(missing)} of {len(genes)} {what} are not in the matrix "
-                f"(first: {', '.join(missing[:5])}); is the orientation right?",
+                f"(first: {', '.join(missing[:5])}){_missing_genes_hint(missing, self.genes, self.source)}",
                 path=self.source or None,
             )
         out = np.full((len(self.samples), len(genes)), fill if fill is not None else 0.0, dtype=np.float32)
@@ -119,6 +119,26 @@ class ExpressionMatrix:
         if missing:
             notes.append(f"{len(missing)} genes missing from the input were set to {fill}")
         return ExpressionMatrix(out, list(genes), list(self.samples), self.obs, self.source, notes)
+
+
+_VERSION = re.compile(r"\.\d+$")
+
+
+def _missing_genes_hint(missing: list[str], have: list[str], source: str) -> str:
+    """Why genes may be missing: ids that differ by a version suffix (``ENSG00000141510.17`` /
+    ``ENSG00000141510``), else a transposed text matrix (an AnnData / GCT has one orientation)."""
+    have_base = {_VERSION.sub("", g): g for g in have}
+    pairs = [(g, have_base[_VERSION.sub("", g)]) for g in missing[:200] if _VERSION.sub("", g) in have_base]
+    if len(pairs) * 2 >= min(len(missing), 200):
+        model, data = pairs[0]
+        return (
+            f"; their ids differ from the matrix's by a version suffix (the model's {model!r}, "
+            f"the matrix's {data!r}: annotation releases write them differently): strip the "
+            "versions ('.N') from the ids of one of the two (a model keeps its training matrix's ids)"
+        )
+    if str(source).lower().removesuffix(".gz").endswith((".h5ad", ".gct")) or not source:
+        return "; are the matrix's ids the same kind as the model's (symbols, Ensembl ids, probe sets)?"
+    return "; is the orientation right, and are the ids the same kind (symbols, Ensembl ids, probe sets)?"
 
 
 def gene_like_fraction(labels: list[str], known_genes: set[str] | None = None) -> float:
@@ -136,18 +156,52 @@ def gene_like_fraction(labels: list[str], known_genes: set[str] | None = None) -
     return (genes - samples) / len(labels)
 
 
+#: The id column's header of a matrix whose rows are genes / samples (evidence for ``auto``).
+_GENE_ROW_HEADERS = frozenset(
+    "gene genes gene_id geneid gene_name gene_symbol symbol id_ref probe probe_id probeset "
+    "probeset_id ensembl ensembl_id orf locus locus_tag feature feature_id".split()
+)
+_SAMPLE_ROW_HEADERS = frozenset(
+    "sample samples sample_id sample_name cell cells cell_id barcode barcodes cell_barcode obs "
+    "array array_id gsm run run_id specimen patient".split()
+)
+
+
 def _check_orientation(
-    rows: list[str], cols: list[str], orientation: str, path: Path, known_genes: set[str] | None
+    rows: list[str],
+    cols: list[str],
+    orientation: str,
+    path: Path | str | None,
+    known_genes: set[str] | None,
+    id_header: str = "",
 ) -> str:
-    """Resolve ``auto`` and catch a matrix given with the wrong orientation."""
+    """Resolve ``auto`` and catch a matrix given with the wrong orientation. ``id_header``: the
+    id column's name (``gene``, ``ID_REF`` / ``cell``, ``sample``), evidence when the labels
+    give none."""
     if orientation not in ORIENTATIONS:
         raise BiodlInputError(f"orientation must be one of {', '.join(ORIENTATIONS)}, not {orientation!r}")
     r, c = gene_like_fraction(rows, known_genes), gene_like_fraction(cols, known_genes)
     if orientation == "auto":
         if abs(r - c) >= 0.3:
             return "genes-x-samples" if r > c else "samples-x-genes"
-        # no evidence from the labels: genes usually outnumber samples
-        return "genes-x-samples" if len(rows) >= len(cols) else "samples-x-genes"
+        head = re.sub(r"[\s.-]+", "_", id_header.strip().lower())
+        if head in _GENE_ROW_HEADERS:
+            return "genes-x-samples"
+        if head in _SAMPLE_ROW_HEADERS:
+            return "samples-x-genes"
+        # no evidence from the labels: genes usually outnumber samples (not in single-cell
+        # tables of selected genes): said, with the option that overrules it
+        orient = "genes-x-samples" if len(rows) >= len(cols) else "samples-x-genes"
+        rows_are = "genes" if orient == "genes-x-samples" else "samples"
+        other = "samples-x-genes" if orient == "genes-x-samples" else "genes-x-samples"
+        note(
+            f"[biodl] note: {path or 'the matrix'}: neither its labels nor its id column's name tell "
+            f"genes from samples; the {rows_are} are taken to be the rows, as there are "
+            f"{'more' if len(rows) > len(cols) else 'as many' if len(rows) == len(cols) else 'fewer'} "
+            f"rows ({len(rows):,}) than columns ({len(cols):,}). If that is wrong, give "
+            f"--set orientation={other}"
+        )
+        return orient
     genes_are_rows = orientation == "genes-x-samples"
     g, s = (r, c) if genes_are_rows else (c, r)
     if s - g >= 0.5:
@@ -352,7 +406,7 @@ def read_table_matrix(
     if fast is not None:  # every cell a number: read as numbers (a string per cell is ~80 bytes)
         header, data_start, row_labels, lines, values64 = fast
         col_labels = [h.strip() for h in header[data_start:]]
-        orient = _check_orientation(row_labels, col_labels, orientation, p, known_genes)
+        orient = _check_orientation(row_labels, col_labels, orientation, p, known_genes, header[0])
         _check_finite(values64, p, lines, header, data_start, missing)
         values = values64.astype(np.float32)
         del values64
@@ -443,7 +497,7 @@ def _read_body(fh, sep: str, dtype, span: tuple[int, int | None] = (0, None)) ->
     )
 
 
-def _read_numeric_matrix(p: Path, span: tuple[int, int | None]):
+def _read_numeric_matrix(p: Path, span: tuple[int, int | None] = (0, None)):
     """``(header, data_start, row ids, lines, values float64)`` of a matrix whose every value cell
     parses as a number (PCL's ``EWEIGHT`` row dropped), read by pandas as numbers; ``None`` for
     anything else, which :func:`_read_text_matrix` reads and names cell by cell."""
@@ -480,7 +534,9 @@ def _read_numeric_matrix(p: Path, span: tuple[int, int | None]):
     return header, data_start, ids[keep].tolist(), lines[keep], np.ascontiguousarray(values[keep])
 
 
-def _read_text_matrix(p: Path, orientation: str, known_genes, missing: str, span: tuple[int, int | None]):
+def _read_text_matrix(
+    p: Path, orientation: str, known_genes, missing: str, span: tuple[int, int | None] = (0, None)
+):
     """:func:`read_table_matrix`'s reader of any matrix, every cell as text first, so that each
     problem names its line and column."""
     head = span[0] + 1  # the header's line
@@ -539,7 +595,7 @@ def _read_text_matrix(p: Path, orientation: str, known_genes, missing: str, span
         raise BiodlInputError("no data columns (only identifiers)", path=p, record=head)
     col_labels = [h.strip() for h in header[data_start:]]
     row_labels = ids.tolist()
-    orient = _check_orientation(row_labels, col_labels, orientation, p, known_genes)
+    orient = _check_orientation(row_labels, col_labels, orientation, p, known_genes, header[0])
     values = _validate_numeric(cells, p, lines, header, data_start, missing)
     return header, data_start, row_labels, col_labels, lines, orient, values
 
@@ -738,7 +794,8 @@ def matrix_from_memory(
         raise BiodlInputError("the DataFrame is empty", path=src)
     rows, cols = [str(i) for i in data.index], [str(c) for c in data.columns]
     known = set(known_genes) if known_genes is not None else None
-    genes_are_rows = _check_orientation(rows, cols, orientation, src, known) == "genes-x-samples"
+    index_name = str(data.index.name or "")
+    genes_are_rows = _check_orientation(rows, cols, orientation, src, known, index_name) == "genes-x-samples"
     num = data.apply(pd.to_numeric, errors="coerce")
     bad = num.isna() & data.notna()
     if bad.to_numpy().any():
