@@ -15,7 +15,14 @@ from typer.testing import CliRunner
 
 from biodl.cli import app
 from biodl.errors import BiodlInputError
-from biodl.io.predictions import FLOAT_FORMAT, format_table, output_format, read_predictions, split_frame
+from biodl.io.predictions import (
+    FLOAT_FORMAT,
+    format_table,
+    output_format,
+    read_predictions,
+    split_frame,
+    write_predictions,
+)
 
 runner = CliRunner()
 LABELS = ["CTCF", "DNase,K562", 'H3K4me3 "x"']  # a comma and a quote in names: quoted in CSV
@@ -224,3 +231,28 @@ def test_text_predictions_hold_float32_values_exactly():
     back = pd.read_csv(io.StringIO(format_table(df)), sep="\t")
     assert (back["truth"].to_numpy(np.float32) == df["truth"].to_numpy()).all()
     assert "1000002.75" in format_table(df)
+
+
+def test_read_predictions_gives_the_same_table_from_every_format(tmp_path):
+    """Text read back changed ids (007 -> 7, NA -> NaN) and groups ('1' -> 1); HDF5 raised on a
+    non-ASCII id; a one-output methylation TSV (no header) lost its first site to the header."""
+    df = pd.DataFrame(
+        {
+            "id": ["007", "NA", "1e5", "café"],
+            "group": ["1", "2", "1", "2"],
+            "score": np.array([0.5, np.nan, 1.0, 0.25], np.float32),
+            "called": np.array([1, 0, 1, 0], np.int8),
+        }
+    )
+    for ext in ("tsv", "csv", "tsv.gz", "parquet", "npz", "h5"):
+        write_predictions(df, tmp_path / f"p.{ext}")
+        back = read_predictions(tmp_path / f"p.{ext}")
+        assert back["id"].tolist() == df["id"].tolist(), ext
+        assert back["group"].tolist() == ["1", "2", "1", "2"], ext
+        np.testing.assert_array_equal(back["score"].to_numpy(np.float32), df["score"].to_numpy())
+        assert back["called"].tolist() == [1, 0, 1, 0]
+    calls = pd.DataFrame({"chrom": ["18", "X"], "pos": [3000023, 12], "value": np.float32([0.25, 1.0])})
+    write_predictions(calls, tmp_path / "c.tsv", header=False)
+    back = read_predictions(tmp_path / "c.tsv")
+    assert list(back.columns) == ["chrom", "pos", "value"] and back["chrom"].tolist() == ["18", "X"]
+    assert back["pos"].tolist() == [3000023, 12] and back["value"].tolist() == [0.25, 1.0]

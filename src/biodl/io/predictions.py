@@ -395,12 +395,50 @@ class PredictionWriter:
             (_write_npz if self.fmt == "npz" else _write_h5)(df, self._tmp)
 
 
+#: Key columns of biodl's prediction tables that are text whatever they look like (an id ``007``
+#: or ``NA``, a chromosome ``18``, a group ``1``), as the binary formats keep them.
+TEXT_KEYS = frozenset(
+    ("id", "name", "sample", "group", "file", "chrom", "smiles", "sequence", "read_id", "strand", "reason")
+)
+#: Spellings of a missing number in a text prediction file.
+_MISSING_TEXT = ("", "nan", "NaN", "NA")
+
+
+def _read_text_predictions(path: str | Path, sep: str) -> pd.DataFrame:
+    """A text prediction table as written: key columns as text, every other column that holds
+    only numbers (or blanks) as numbers. DeepCpG's header-less call table (``chrom pos value``,
+    a one-output methylation prediction) gets its column names back."""
+    from biodl.io._util import open_text, parses_as_number
+
+    with open_text(path) as fh:
+        first = fh.readline().rstrip("\r\n").split(sep)
+    header_less = len(first) == 3 and all(parses_as_number(v) for v in first[1:])
+    with open_text(path) as fh:
+        df = pd.read_csv(
+            fh,
+            sep=sep,
+            dtype=str,
+            keep_default_na=False,
+            header=None if header_less else "infer",
+            names=["chrom", "pos", "value"] if header_less else None,
+        )
+    for c in df.columns:
+        if str(c) in TEXT_KEYS:
+            continue
+        col = df[c]
+        num = pd.to_numeric(col.where(~col.isin(_MISSING_TEXT)), errors="coerce")
+        if not (num.isna() & ~col.isin(_MISSING_TEXT)).any():
+            df[c] = num
+    return df
+
+
 def read_predictions(path: str | Path) -> pd.DataFrame:
-    """A prediction file written by :func:`write_predictions` back as a table (text: as
-    written; npz / h5: the ``fields`` then the ``predictions`` columns; parquet: the table)."""
+    """A prediction file written by :func:`write_predictions` back as a table (text: as written,
+    key columns such as ``id`` as text; npz / h5: the ``fields`` then the ``predictions``
+    columns; parquet: the table)."""
     f = output_format(path)
     if f in TEXT_FORMATS:
-        return pd.read_csv(path, sep="\t" if f == "tsv" else ",")
+        return _read_text_predictions(path, "\t" if f == "tsv" else ",")
     if f == "parquet":
         return pd.read_parquet(path)
     if f == "npz":
@@ -412,7 +450,10 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
         import h5py
 
         with h5py.File(path, "r") as h:
-            fields = {k: h["fields"][k][()] for k in h["fields"]}
+            fields = {
+                k: h["fields"][k].asstr()[()] if h["fields"][k].dtype.kind in "OS" else h["fields"][k][()]
+                for k in h["fields"]
+            }  # text as UTF-8 (astype(str) decoded bytes as ASCII: a 'café' id raised)
             fields = {k: v.astype(str) if v.dtype.kind in "OS" else v for k, v in fields.items()}
             pred, cols = (
                 h["predictions"][()],
