@@ -399,6 +399,11 @@ def _bcf(src: Path, dest: Path, mode: str) -> Path:
     return dest
 
 
+def _vcf_out(model_dir, tmp_path) -> Path:
+    run_variants(model_dir, VCF, GENOME, tmp_path / "t.tsv", out_vcf=tmp_path / "t.vcf")
+    return tmp_path / "t.vcf"
+
+
 def test_bcf_input_and_output(model_dir, tmp_path):
     """A BCF as bcftools writes it (BGZF, -Ob; also -Ou) is scored as its VCF (it was refused:
     'a VCF record before the header'); --out-vcf x.bcf writes BCF (it wrote VCF text)."""
@@ -417,6 +422,13 @@ def test_bcf_input_and_output(model_dir, tmp_path):
     recs = list(Reader(str(tmp_path / "o.bcf")))
     assert [r.ID for r in recs] == [r.ID for r in Reader(str(VCF))]
     assert recs[0].INFO["BIODL_STATUS"] == "ok" and recs[0].INFO.get("BIODL_DIFF") is not None
+    # typed as the header says (they were stored as text: bcftools' -i 'INFO/BIODL_DIFF>0' clashed)
+    text = {r.ID: r for r in Reader(str(_vcf_out(model_dir, tmp_path)))}
+    for r in recs:
+        for key in ("BIODL_REF", "BIODL_DIFF"):
+            got, want = r.INFO.get(key), text[r.ID].INFO.get(key)
+            assert not isinstance(got, str) and got == want, (r.ID, key, got, want)
+    assert not list(tmp_path.glob("*.vcf.*")) and not list(tmp_path.glob(".*"))  # no leftovers
     with pytest.raises(BiodlInputError, match=r"o\.bcf\.gz: a \.bcf file is BGZF-compressed already"):
         run_variants(model_dir, VCF, GENOME, tmp_path / "x.tsv", out_vcf=tmp_path / "o.bcf.gz")
     assert not (tmp_path / "x.tsv").exists()

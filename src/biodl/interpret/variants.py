@@ -527,9 +527,16 @@ class ScoredVcfWriter:
         tmp = stack.enter_context(atomic_output(self.out))
         # the temporary name has no suffix to infer the format from: BGZF (bcftools / tabix read it)
         # for a .gz / .bgz name, binary BCF for a .bcf name, else plain VCF text
-        mode = "wb" if _bcf_name(self.out) else "wz" if _compressed_name(self.out) else "w"
+        # A BCF is written as VCF text first, then converted: cyvcf2 stores an INFO value set as
+        # text ("0.1,0.2") as text in a BCF, whatever the header's Type=Float says
+        self._bcf = tmp if _bcf_name(self.out) else None
+        if self._bcf is not None:
+            tmp = Path(f"{tmp}.vcf")
+            stack.callback(tmp.unlink, missing_ok=True)
+        mode = "wz" if _compressed_name(self.out) else "w"
         with _quiet_htslib():
             self.writer = Writer(str(tmp), self.reader, mode=mode)
+        self._text = tmp
         self.records = iter(self.reader)
 
     def write(self, table: pd.DataFrame) -> None:
@@ -566,7 +573,25 @@ class ScoredVcfWriter:
     def __exit__(self, exc_type, exc, tb) -> bool:
         with _quiet_htslib():
             self.writer.close()  # before the file is renamed (or removed)
+            if exc_type is None and self._bcf is not None:
+                self._to_bcf()
         return bool(self._stack.__exit__(exc_type, exc, tb))
+
+    def _to_bcf(self) -> None:
+        """The VCF text written, as binary BCF with typed values (read back from the text, each
+        INFO value takes its header's type)."""
+        from cyvcf2 import VCF, Writer
+
+        text = VCF(str(self._text))
+        try:
+            out = Writer(str(self._bcf), text, mode="wb")
+            try:
+                for v in text:
+                    out.write_record(v)
+            finally:
+                out.close()
+        finally:
+            text.close()
 
 
 def _compressed_name(path: str | Path) -> bool:
