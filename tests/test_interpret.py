@@ -316,6 +316,15 @@ def test_jaspar_offline_and_self_match(tmp_path):
     back = read_meme_motifs(path)
     assert [m.id for m in back] == ["MA0138.3", "x"] and back[0].name == "REST"
     np.testing.assert_allclose(back[0].ppm, rest, atol=1e-6)
+    # one strand (an RNA model's filters): the reverse complement of GABPA matches no ETS motif well
+    one = match_motifs([ids["MA0062"].ppm[::-1, ::-1]], db, names=["gabpa_rc"], both_strands=False)
+    assert one["strand"].tolist() == ["+"] and one["p_value"].iloc[0] > best.loc["gabpa_rc", "p_value"]
+    # a filter of no site is left out (it was written as 'nsites= 1' with a uniform matrix); RNA: ACGU, +
+    text = write_meme(
+        tmp_path / "r.meme", [rest, np.full((5, 4), 0.25)], np.array([12, 0]), rna=True
+    ).read_text()
+    assert "MOTIF filter0" in text and "filter1" not in text and "nsites= 12" in text
+    assert "ALPHABET= ACGU" in text and "strands: +\n" in text and "U 0.25" in text
 
 
 def test_pwm_helpers_and_bad_meme(tmp_path):

@@ -324,13 +324,21 @@ def write_meme(
     pwms: np.ndarray | list[np.ndarray],
     n_sites: np.ndarray | None = None,
     names: list[str] | None = None,
+    *,
+    rna: bool = False,
 ) -> Path:
-    """Write ``(width, 4)`` probability matrices as a MEME v4 file (atomically)."""
-    lines = ["MEME version 4", "", "ALPHABET= ACGT", "", "strands: + -", ""]
-    lines += ["Background letter frequencies", "A 0.25 C 0.25 G 0.25 T 0.25", ""]
+    """Write ``(width, 4)`` probability matrices as a MEME v4 file (atomically). With
+    ``n_sites``, a matrix of no site (a filter nothing activates: a uniform matrix) is left
+    out, and each other says its count. ``rna``: the ACGU alphabet on the given strand (an RNA
+    model's filters have no reverse complement), else ACGT on both strands."""
+    letters = "ACGU" if rna else "ACGT"
+    lines = ["MEME version 4", "", f"ALPHABET= {letters}", "", "strands: +" if rna else "strands: + -", ""]
+    lines += ["Background letter frequencies", " ".join(f"{c} 0.25" for c in letters), ""]
     for i, p in enumerate(pwms):
         name = names[i] if names is not None else f"filter{i}"
-        n = 1 if n_sites is None else max(int(n_sites[i]), 1)
+        if n_sites is not None and int(n_sites[i]) < 1:
+            continue
+        n = 1 if n_sites is None else int(n_sites[i])
         lines += [f"MOTIF {name}", "", f"letter-probability matrix: alength= 4 w= {len(p)} nsites= {n} E= 0"]
         lines += [" ".join(f"{v:.6f}" for v in row) for row in np.asarray(p)]
         lines.append("")
@@ -355,6 +363,7 @@ def match_motifs(
     names: list[str] | None = None,
     trim_ic: float = 0.3,
     n_best: int = 1,
+    both_strands: bool = True,
 ) -> pd.DataFrame:
     """Tomtom (memelite) of each query matrix against a motif database.
 
@@ -370,6 +379,8 @@ def match_motifs(
         Trim query flanks below this many bits before matching (0: no trimming).
     n_best
         Best matches reported per query.
+    both_strands
+        Match the targets' reverse complements too (DNA); ``False`` for an RNA model's filters.
 
     Returns
     -------
@@ -388,7 +399,7 @@ def match_motifs(
     targets = [np.ascontiguousarray(m.ppm.T) for m in db]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        p, _scores, offsets, overlaps, strands = tomtom(queries, targets)[:5]
+        p, _scores, offsets, overlaps, strands = tomtom(queries, targets, reverse_complement=both_strands)[:5]
     q = _bh(p)
     rows = []
     for i, name in enumerate(names):
@@ -420,6 +431,7 @@ def filter_motifs(
     threshold: float = 0.5,
     trim_ic: float = 0.3,
     min_sites: int = 10,
+    both_strands: bool = True,
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """First-layer filters of ``model`` as PWMs from ``X``, each with its best database match.
 
@@ -435,6 +447,8 @@ def filter_motifs(
         Windows activating a filter to at least this fraction of its maximum make its PWM.
     min_sites
         Filters built from fewer windows are reported without a match.
+    both_strands
+        Match against the database motifs' reverse complements too (``False``: an RNA model).
 
     Returns
     -------
@@ -459,7 +473,8 @@ def filter_motifs(
     for c in cols:
         table[c] = None
     if ok.size:
-        m = match_motifs([pwms[i] for i in ok], db, names=[names[i] for i in ok], trim_ic=trim_ic)
+        queries, qnames = [pwms[i] for i in ok], [names[i] for i in ok]
+        m = match_motifs(queries, db, names=qnames, trim_ic=trim_ic, both_strands=both_strands)
         m = m.set_index("query")
         for c in cols:
             table.loc[ok, c] = m.loc[[names[i] for i in ok], c].to_numpy()

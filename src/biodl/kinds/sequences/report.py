@@ -24,27 +24,34 @@ log = logging.getLogger("biodl.report")
 _VARIANT_ROWS = 50
 
 
-def _filters_section(run: Path, model, X: torch.Tensor, n_logos: int, db) -> list:
+def _is_rna(meta: RunMeta) -> bool:
+    """An RNA model (its filters read one strand, in ACGU)."""
+    return str((meta.data or {}).get("alphabet", "dna")).startswith("rna")
+
+
+def _filters_section(run: Path, model, X: torch.Tensor, n_logos: int, db, rna: bool = False) -> list:
     from biodl.interpret.filters import filter_pwms
     from biodl.interpret.motifs import filter_motifs, information_content
     from biodl.report import Section, plot_logos
 
     text = [
         "Position probability matrices from the windows of the positive test sequences that activate each "
-        "filter to at least half of its maximum (Kelley et al. 2016), ordered by information content. All "
-        "filters are written in MEME format to filters.meme."
+        "filter to at least half of its maximum (Kelley et al. 2016), ordered by information content. Every "
+        "filter with a site is written in MEME format "
+        f"({'ACGU, one strand' if rna else 'ACGT'}) to filters.meme."
     ]
     table = None
     try:
         motifs, desc = db
-        table, pwms, n_sites = filter_motifs(model, X, motifs)
+        table, pwms, n_sites = filter_motifs(model, X, motifs, both_strands=not rna)
         from biodl.io._util import atomic_write_text
 
         atomic_write_text(run / "motifs.tsv", table.to_csv(sep="\t", index=False, float_format="%.4g"))
+        strands = "the given strand: an RNA model" if rna else "both strands"
         text.append(
-            f"Each filter (flanks under 0.3 bits trimmed) was compared with {desc} by Tomtom (memelite, both "
-            "strands); the best match, its p-value and its Benjamini-Hochberg q-value over the database are "
-            "shown (filters with fewer than 10 sites are not matched). Table: motifs.tsv."
+            f"Each filter (flanks under 0.3 bits trimmed) was compared with {desc} by Tomtom (memelite, "
+            f"{strands}); the best match, its p-value and its Benjamini-Hochberg q-value over the "
+            "database are shown (filters with fewer than 10 sites are not matched). Table: motifs.tsv."
         )
     except (BiodlError, ImportError, OSError, RuntimeError) as e:  # matching is optional
         log.warning("motif matching skipped: %s", e)
@@ -63,7 +70,7 @@ def _filters_section(run: Path, model, X: torch.Tensor, n_logos: int, db) -> lis
         subs.append(sub)
     # two columns: at the report's page width, four made the titles (JASPAR match, q) unreadable
     plot_logos([pwms[i] for i in order], run / "filters.png", names=names, titles=subs, ncols=2)
-    _write_meme(run / "filters.meme", pwms, n_sites)
+    _write_meme(run / "filters.meme", pwms, n_sites, rna=rna)
     shown = None
     if table is not None:
         shown = table.copy()
@@ -238,7 +245,7 @@ def interpretation_sections(
         except (BiodlError, ImportError, OSError) as e:
             log.warning("JASPAR unavailable: %s", e)
             db = ([], f"no database ({e})")
-        sections += _filters_section(run, model, X, n_logos, db if db[0] else (None, db[1]))
+        sections += _filters_section(run, model, X, n_logos, db if db[0] else (None, db[1]), _is_rna(meta))
         if meta.task in ("binary", "multilabel", "regression"):
             sections += _ism_section(run, model, meta, X, ids)
     return sections + _variants_section(run, meta)
@@ -309,7 +316,7 @@ def run_motifs(
     motifs, _desc = load_motif_db(db)
     for target in (meme, table_out):  # neither output may replace an input read (test file, --db)
         check_output_path(target)
-    table, pwms, n_sites = filter_motifs(model, X, motifs)
-    _write_meme(meme, pwms, n_sites)
+    table, pwms, n_sites = filter_motifs(model, X, motifs, both_strands=not _is_rna(meta))
+    _write_meme(meme, pwms, n_sites, rna=_is_rna(meta))
     atomic_write_text(table_out, table.to_csv(sep="\t", index=False, float_format="%.4g"))
     return table
