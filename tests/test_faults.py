@@ -966,3 +966,82 @@ def test_a_genome_evaluation_writes_the_columns_of_the_training_test(window_run,
     r = runner.invoke(app, ["predict", str(window_run), str(GENOME), "--out", str(tmp_path / "p.tsv")])
     _ok(r)  # predictions keep the centre the labels refer to
     assert {"center_start", "center_end"} <= set(pd.read_csv(tmp_path / "p.tsv", sep="\t", nrows=2).columns)
+
+
+def test_long_names_are_written_or_refused_in_one_line(seq_run, fasta, tmp_path):
+    """A 230-byte output name (legal) could not be written: its temporary name passed 255 bytes;
+    a name over 255 bytes or a path over 4096 was an 'unexpected OSError ... please report it'."""
+    from biodl.io._util import atomic_write_text
+
+    legal = tmp_path / ("a" * 230 + ".tsv")
+    atomic_write_text(legal, "x\n")
+    atomic_write_text(legal, "y\n")  # a second write (its leftovers' pattern is the short name's)
+    assert legal.read_text() == "y\n" and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    r = runner.invoke(
+        app, ["predict", str(seq_run), str(fasta), "--out", str(tmp_path / ("b" * 300 + ".tsv"))]
+    )
+    _refused(r, "is 304 bytes long; file systems take names of at most 255")
+    deep = tmp_path.joinpath(*["c" * 250] * 20, "p.tsv")
+    r = runner.invoke(app, ["predict", str(seq_run), str(fasta), "--out", str(deep)])
+    _refused(r, "the path is longer than 4096 bytes")
+    r = runner.invoke(app, ["train", str(fasta), "--out", str(tmp_path / ("d" * 300))])
+    _refused(r, "file systems take names of at most 255")
+
+
+def test_checkpoints_are_written_by_the_one_safe_writer(tmp_path, monkeypatch):
+    """Lightning's writer staged checkpoints in $TMPDIR and copied them over the old file where
+    that is another file system: a kill left an empty last.ckpt (no resume), a full disk an
+    unchecked error and a truncated best.ckpt."""
+    import torch
+
+    from biodl.train.fit import TrainConfig, _AtomicCheckpointIO, make_trainer
+
+    io = _AtomicCheckpointIO()
+    target = tmp_path / "checkpoints" / "last.ckpt"
+    io.save_checkpoint({"epoch": 1}, target)
+    assert torch.load(target)["epoch"] == 1
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(BiodlInputError, match="no space left on the device; nothing was replaced"):
+        io.save_checkpoint({"epoch": 2}, target)
+    monkeypatch.undo()
+    assert torch.load(target)["epoch"] == 1 and [p.name for p in target.parent.iterdir()] == ["last.ckpt"]
+    trainer = make_trainer(tmp_path, TrainConfig(max_epochs=1, progress=False), "val_loss", "min")
+    assert isinstance(trainer.strategy.checkpoint_io, _AtomicCheckpointIO)
+
+
+def test_a_retraining_stopped_before_its_test_evaluation_shows_no_old_test_results(
+    rest_small, tmp_path, monkeypatch
+):
+    """Killed (or failing) after the new model was saved, before its test evaluation finished, a
+    retraining left test/ and summary.json of the OLD model; `biodl report` showed them as the new
+    model's held-out results."""
+    import biodl.pipeline as pipeline
+    from biodl.pipeline import train
+    from biodl.train.fit import TrainConfig
+
+    run = tmp_path / "run"
+
+    def fit(epochs):
+        cfg = TrainConfig(max_epochs=epochs, patience=0, device="cpu", progress=False)
+        opts = {"data": rest_small["train"], "test_file": rest_small["test"]}
+        return train(
+            "deepbind", run, options=opts, model_options={"num_motifs": 4, "motif_len": 8}, config=cfg
+        )
+
+    fit(1)
+    assert (run / "test" / "metrics.json").exists() and (run / "summary.json").exists()
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "evaluate_table", killed)
+    with pytest.raises(KeyboardInterrupt):
+        fit(2)
+    assert not (run / "test").exists() and not (run / "summary.json").exists()
+    monkeypatch.undo()
+    fit(2)  # the rerun finishes it: the new model's test results
+    assert (run / "test" / "metrics.json").exists() and (run / "summary.json").exists()

@@ -298,7 +298,7 @@ def _train_into(
     if earlier_run and (old_weights is None or _weights_digest(model.state_dict()) != old_weights):
         # a new model: what the earlier one's outputs were is removed (a rerun keeps them), never
         # a file this training read
-        _drop_stale_outputs(out, t0, config, splits.test is not None, quiet, _input_paths(opts))
+        _drop_stale_outputs(out, t0, config, quiet, _input_paths(opts))
     summary: dict[str, Any] = {
         "system": recipe.name,
         "kind": k.name,
@@ -507,13 +507,13 @@ def _input_paths(opts: dict[str, Any]) -> list[Path]:
     return out
 
 
-def _drop_stale_outputs(
-    out: Path, since: float, config, tested: bool, quiet: bool, inputs: list[Path] = ()
-) -> None:
+def _drop_stale_outputs(out: Path, since: float, config, quiet: bool, inputs: list[Path] = ()) -> None:
     """Remove what was derived from the model this training replaced (written before ``since``):
-    the report and interpretation outputs, the held-out ``test/`` results when this training had
-    no test set, the members of a larger ensemble; say what went. An entry that is, or holds,
-    one of ``inputs`` (the training's own files) is kept."""
+    the report and interpretation outputs, the held-out ``test/`` results and ``summary.json``
+    (also when this training has a test set: its evaluation writes them anew, and a training
+    killed before it finished left the old model's test results under the new model), the
+    members of a larger ensemble; say what went. An entry that is, or holds, one of ``inputs``
+    (the training's own files) is kept."""
     import re
 
     gone = []
@@ -525,7 +525,7 @@ def _drop_stale_outputs(
             continue
         if any(p == here or here in p.parents for p in inputs):
             continue
-        stale = old and (_derived_output(e.name) or (e.name == "test" and not tested))
+        stale = old and (_derived_output(e.name) or e.name in ("test", "summary.json"))
         m = re.fullmatch(r"member(\d+)", e.name)
         if m and e.is_dir() and int(m.group(1)) > max(int(config.ensemble), 1):
             stale = True
@@ -888,8 +888,10 @@ _TRAIN_FLAGS = {
 def check_train_call(config, out: Path) -> None:
     """The checks of a training call that need no data: ``--out`` can be a run directory and
     ``--device`` names a device this machine has."""
+    from biodl.io._util import check_path_length
     from biodl.train.predict import accelerator_for, torch_device
 
+    check_path_length(out / "checkpoints" / "last.ckpt")  # the longest name a run writes
     for p in (out, *out.parents):
         if p.exists():
             if not p.is_dir():

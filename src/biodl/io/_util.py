@@ -419,11 +419,35 @@ def _umask() -> int:
     return mask
 
 
+#: The longest file name and path most file systems take (Linux NAME_MAX, PATH_MAX - 1).
+NAME_MAX, PATH_MAX = 255, 4095
+
+
+def check_path_length(path: str | Path) -> Path:
+    """``path`` if no name in it is longer than the file system takes (255 bytes) and the whole
+    is under 4,096 bytes; else one clear error (pathlib raised 'File name too long' from
+    ``exists()``, an unchecked error)."""
+    p = Path(path)
+    for part in p.parts:
+        size = len(part.encode("utf-8", "surrogateescape"))
+        if size > NAME_MAX:
+            raise BiodlInputError(
+                f"cannot write here: the name {part[:40]}... is {size} bytes long; file systems take "
+                f"names of at most {NAME_MAX}"
+            )
+    if len(str(p.absolute()).encode("utf-8", "surrogateescape")) > PATH_MAX:
+        raise BiodlInputError(
+            f"cannot write here: the path is longer than {PATH_MAX + 1} bytes (file systems take no "
+            f"longer): {str(p)[:60]}..."
+        )
+    return p
+
+
 def check_output_path(path: str | Path) -> Path:
     """``path`` if a file may be written there: not a directory, not a device / pipe / socket,
     not an input of the running command, and a parent directory that exists or can be made
     (a note says which directories were made). Else one clear :class:`BiodlInputError`."""
-    p = Path(path)
+    p = check_path_length(path)
     if p.is_dir():
         raise BiodlInputError("is a directory; give a file name to write", path=p)
     if p.exists() and not p.is_file():
@@ -462,7 +486,7 @@ def check_output_path(path: str | Path) -> Path:
 def check_output_dir(path: str | Path) -> Path:
     """``path`` if it may be written into as a directory (nothing is made): not a file, and not
     the folder or the ``test/`` / ``checkpoints/`` of a run whose model the command uses."""
-    p = Path(path)
+    p = check_path_length(path)
     record = run_record_of(p, directory=True)
     if record:
         raise BiodlInputError(
@@ -566,6 +590,20 @@ def _host_tag() -> str:
     return host
 
 
+def _tmp_stem(name: str) -> str:
+    """``name`` as the start of its temporary file's name (``.NAME.biodl-PID@HOST.XXXXXXXX.tmp``):
+    shortened, with a digest of the whole, where the temporary name would pass 255 bytes (a
+    legal 230-byte output name could not be written)."""
+    import hashlib
+
+    room = NAME_MAX - len(f"..{_writer_tag()}.XXXXXXXX.tmp".encode())
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) <= room:
+        return name
+    digest = hashlib.sha1(raw).hexdigest()[:10]
+    return raw[: max(room - 11, 1)].decode("utf-8", "ignore") + "~" + digest
+
+
 def _writer_tag() -> str:
     """``biodl-PID@HOST``: which process (on which machine, :func:`_host_tag`) a temporary
     output belongs to."""
@@ -620,9 +658,10 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     killed write leaves an existing ``path`` untouched. Targets are checked first
     (:func:`check_output_path`); write errors (a full disk, no permission) are one clear error."""
     p = check_output_path(path)
-    remove_leftovers(p.parent, f".{glob_escape(p.name)}.biodl-*.tmp")  # of a killed earlier write
+    stem = _tmp_stem(p.name)
+    remove_leftovers(p.parent, f".{glob_escape(stem)}.biodl-*.tmp")  # of a killed earlier write
     try:
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.{_writer_tag()}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{stem}.{_writer_tag()}.", suffix=".tmp")
     except OSError as e:
         raise BiodlInputError(f"cannot write here: {e.strerror}", path=p) from None
     os.close(fd)

@@ -27,6 +27,7 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, RichProgressBar
 from torch import nn
 from torch.utils.data import Dataset
@@ -551,6 +552,22 @@ class _MovedRun:
         super().load_state_dict(state_dict)
 
 
+class _AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written as every biodl file is (:func:`biodl.train.checkpoint.atomic_torch_save`:
+    a temporary file beside the target, then a rename). Lightning's own writer staged them in
+    $TMPDIR and, where that is another file system than the run's (a cluster's scratch),
+    *copied* them over the old file: a kill during the copy left an empty ``last.ckpt`` (the run
+    could not resume) or ``best.ckpt``; a full disk was an unchecked error and a truncated file."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        if storage_options is not None:
+            raise TypeError("storage_options are not supported by biodl's checkpoint writer")
+        from biodl.train.checkpoint import atomic_torch_save
+
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        atomic_torch_save(checkpoint, path)
+
+
 class _LastCheckpoint(_MovedRun, ModelCheckpoint):
     """``last.ckpt`` every ``every_n_epochs`` epochs whether or not the monitored metric
     improved, and once more after the final epoch if that epoch was not saved (Lightning's
@@ -777,6 +794,7 @@ def make_trainer(
         deterministic=config.deterministic,
         num_sanity_val_steps=0,
     )
+    kwargs["plugins"] = [_AtomicCheckpointIO()]
     if config.precision:
         kwargs["precision"] = config.precision
     if config.profiler:
