@@ -409,6 +409,19 @@ def test_an_unexpected_error_is_one_line(seq_run, fasta, monkeypatch):
         "some deep numpy complaint",
         "BIODL_TRACEBACK=1",
     )
+    # out of memory is no unchecked input (it said 'please report it')
+    for e in (
+        MemoryError("Unable to allocate output buffer."),
+        RuntimeError("DefaultCPUAllocator: not enough memory"),
+    ):
+
+        def short(*a, e=e, **k):
+            raise e
+
+        monkeypatch.setattr(biodl.pipeline, "predict", short)
+        r = runner.invoke(app, ["predict", str(seq_run), str(fasta)])
+        _refused(r, "out of memory (", "nothing was replaced", "--batch-size")
+        assert "please report" not in r.output
 
 
 # ------------------------------------------------------------------ dubious input

@@ -62,7 +62,30 @@ class _Commands(TyperGroup):
                 if rank != "0" and _peer_gone(e):  # a DDP worker whose primary process stopped
                     err.print(f"[biodl] DDP worker (rank {rank}) stops: the primary process ended")
                     raise typer.Exit(143) from None
+                if _out_of_memory(e):  # not an unchecked input
+                    _fail(BiodlError(_no_memory(e)))
                 _fail(BiodlError(_internal(e)))
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    """Whether ``e`` says the process ran out of memory (Python's MemoryError, torch's and
+    numpy's allocators' errors)."""
+    text = str(e)
+    return isinstance(e, MemoryError) or (
+        isinstance(e, RuntimeError)
+        and any(s in text for s in ("not enough memory", "CUDA out of memory", "Unable to allocate"))
+    )
+
+
+def _no_memory(e: BaseException) -> str:
+    """One line for a process out of memory: what ran out, and what to change."""
+    gpu = "CUDA" in str(e)
+    return (
+        f"out of {'GPU ' if gpu else ''}memory ({type(e).__name__}: {str(e)[:200]}); nothing was "
+        "replaced. Give the process more memory (its ulimit -v / the job's memory limit), or use less: "
+        "a smaller --batch-size, fewer rows at a time, "
+        + ("or --device cpu" if gpu else "or a machine with more memory")
+    )
 
 
 def _peer_gone(e: BaseException) -> bool:
