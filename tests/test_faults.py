@@ -1058,3 +1058,49 @@ def test_a_retraining_stopped_before_its_test_evaluation_shows_no_old_test_resul
     monkeypatch.undo()
     fit(2)  # the rerun finishes it: the new model's test results
     assert (run / "test" / "metrics.json").exists() and (run / "summary.json").exists()
+
+
+def test_an_evaluation_killed_while_moving_its_files_in_is_said_and_finished(tmp_path, capfd):
+    """Killed between two of its moves into place, an evaluation left new predictions beside the
+    old metrics.json, and nothing told a reader of the folder."""
+    import signal
+    import subprocess
+    import sys
+
+    from biodl.io._util import half_replaced, staged_outputs
+    from biodl.kinds.base import read_results
+
+    out = tmp_path / "ev"
+    with staged_outputs(out) as st:
+        (st / "predictions.tsv").write_text("old\n")
+        (st / "metrics.json").write_text(json.dumps({"metrics": {"auroc": 0.5}}))
+    script = (
+        "import os, signal, sys\n"
+        "from biodl.io import _util\n"
+        "real, calls = os.replace, []\n"
+        "def once(a, b):\n"
+        "    real(a, b)\n"
+        "    calls.append(b)\n"
+        "    if len(calls) == 2:  # the manifest, then the first file moved in\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "with _util.staged_outputs(sys.argv[1]) as st:\n"
+        "    (st / 'predictions.tsv').write_text('new\\n')\n"
+        "    (st / 'metrics.json').write_text('{\"metrics\": {\"auroc\": 0.9}}')\n"
+        "    _util.os.replace = once\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", script, str(out)], check=False)
+    assert killed.returncode == -signal.SIGKILL
+    assert (out / "predictions.tsv").read_text() == "new\n"  # moved in before the kill ...
+    assert json.loads((out / "metrics.json").read_text())["metrics"]["auroc"] == 0.5  # ... the old
+    assert half_replaced(out) and read_results(out) is None  # refused, said
+    assert "may hold two evaluations' files" in capfd.readouterr().err
+    with staged_outputs(out) as st:  # the next one finishes the killed one's moves first
+        assert json.loads((out / "metrics.json").read_text())["metrics"]["auroc"] == 0.9
+        (st / "predictions.tsv").write_text("third\n")
+        (st / "metrics.json").write_text(json.dumps({"metrics": {"auroc": 0.7}}))
+    assert not half_replaced(out) and read_results(out)["metrics"]["auroc"] == 0.7
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".biodl-evaluation.json",
+        "metrics.json",
+        "predictions.tsv",
+    ]

@@ -894,6 +894,73 @@ class StatusLine:
 EVALUATION_MANIFEST = ".biodl-evaluation.json"
 
 
+def _manifest(out: Path):
+    """The evaluation manifest of ``out``: a list of files, or ``{"moving": staging folder,
+    "files": [...]}`` while (or, after a kill, since) its files were being moved in; ``None``."""
+    import json
+
+    try:
+        return json.loads((out / EVALUATION_MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _manifest_files(out: Path) -> list[str]:
+    m = _manifest(out)
+    files = m.get("files", []) if isinstance(m, dict) else m if isinstance(m, list) else []
+    return [r for r in files if isinstance(r, str)]
+
+
+def half_replaced(out_dir: str | Path) -> bool:
+    """Whether an evaluation was killed while its files were moved into ``out_dir``: the folder
+    may mix two evaluations (the next evaluation into it finishes the moves)."""
+    m = _manifest(Path(out_dir))
+    return isinstance(m, dict) and "moving" in m
+
+
+def _move_in(tmp: Path, out: Path, files: list[str], last: tuple[str, ...]) -> None:
+    """Move ``files`` (relative paths) from ``tmp`` into ``out``; those named in ``last`` last."""
+    for rel in [r for r in files if Path(r).name not in last] + [r for r in files if Path(r).name in last]:
+        if (tmp / rel).is_file():
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp / rel, out / rel)
+
+
+def _finish_moving(out: Path) -> None:
+    """Finish the moves of an evaluation killed while its files were moved into ``out`` (its
+    staging folder is still there: a killed process removes nothing), so the folder holds that
+    evaluation whole before anything else happens in it."""
+    import json
+    import shutil
+
+    m = _manifest(out)
+    if not (isinstance(m, dict) and isinstance(m.get("moving"), str)):
+        return
+    staging = out / Path(m["moving"]).name
+    if staging.is_dir() and _dead_writer(staging.name) is not None:
+        _move_in(staging, out, _manifest_files(out), ("metrics.json",))
+        shutil.rmtree(staging, ignore_errors=True)
+        atomic_write_text(out / EVALUATION_MANIFEST, json.dumps(_manifest_files(out)) + "\n")
+        note(f"[biodl] {out}: finished moving in the files of an evaluation killed while it wrote them")
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """SIGINT and SIGTERM held back (delivered after the block) in the main thread."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 @contextlib.contextmanager
 def staged_outputs(out_dir: str | Path, last: tuple[str, ...] = ("metrics.json",)) -> Iterator[Path]:
     """Write a set of files into ``out_dir`` as a whole: the caller writes into a hidden
@@ -905,6 +972,7 @@ def staged_outputs(out_dir: str | Path, last: tuple[str, ...] = ("metrics.json",
     import shutil
 
     out = output_dir(out_dir)
+    _finish_moving(out)  # an evaluation killed while its files were moved into place
     remove_leftovers(out, ".biodl-partial.biodl-*")  # of a killed earlier evaluation
     tmp = Path(tempfile.mkdtemp(prefix=f".biodl-partial.{_writer_tag()}.", dir=out))
     try:
@@ -915,14 +983,13 @@ def staged_outputs(out_dir: str | Path, last: tuple[str, ...] = ("metrics.json",
     stale: list[str] = []
     try:
         new = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
-        for rel in [r for r in new if Path(r).name not in last] + [r for r in new if Path(r).name in last]:
-            (out / rel).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp / rel, out / rel)
-        try:
-            before = json.loads((out / EVALUATION_MANIFEST).read_text())
-        except (OSError, ValueError):
-            before = []
-        stale = [r for r in before if isinstance(r, str) and r not in new and (out / r).is_file()]
+        before = _manifest_files(out)
+        # said before the first file moves: a kill between two moves leaves a folder that says
+        # it is half-replaced (readers refuse it; the next evaluation finishes the moves)
+        atomic_write_text(out / EVALUATION_MANIFEST, json.dumps({"moving": tmp.name, "files": new}) + "\n")
+        with _signals_held():  # Ctrl-C / SIGTERM wait for the moves (milliseconds)
+            _move_in(tmp, out, new, last)
+        stale = [r for r in before if r not in new and (out / r).is_file()]
         for r in stale:
             (out / r).unlink()
         atomic_write_text(out / EVALUATION_MANIFEST, json.dumps(new) + "\n")

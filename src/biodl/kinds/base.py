@@ -644,7 +644,18 @@ def read_results(out_dir: str | Path) -> dict[str, Any] | None:
     """``out_dir/metrics.json`` as :func:`write_results` wrote it, or ``None`` when there is
     none; a file that is not one (cut short, edited) is said in a warning and taken as none,
     so a report leaves out the sections that need it instead of failing."""
+    from biodl.io._util import half_replaced
+
     p = Path(out_dir) / "metrics.json"
+    if half_replaced(out_dir) and p.exists():
+        from biodl.train.metrics import note_once
+
+        note_once(
+            f"[biodl] warning: {out_dir}: an evaluation was stopped while its files were moved in, so "
+            "the folder may hold two evaluations' files; its results are left out (biodl evaluate, "
+            "or training again, writes them anew)"
+        )
+        return None
     try:
         result = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
