@@ -198,6 +198,34 @@ def test_the_reference_is_never_written_over(ref, tmp_path) -> None:
     assert r.exit_code == 2 and "sequence.npy is not the reference's sequence array" in r.output, r.output
 
 
+def test_a_rebuild_is_whole_or_refused(ref, tmp_path, monkeypatch) -> None:
+    """A build-reference killed between its files, or two at once into one folder, left one
+    build's sequence.npy beside the other's reference.json: reads labelled with the wrong taxa."""
+    import shutil
+
+    from biodl.io._util import directory_lock
+    from biodl.kinds.reads import io as rio
+
+    r2 = tmp_path / "ref"
+    shutil.copytree(ref, r2)
+    build = ["reads", "build-reference", *map(str, GENOMES[::-1]), "--taxonomy", str(DATA / "taxonomy.tsv")]
+    with directory_lock(r2, rio.REFERENCE_LOCK, "biodl reads build-reference", "reference"):
+        r = runner.invoke(app, [*build, "--out", str(r2)])
+    assert r.exit_code == 2 and "another `biodl reads build-reference` is writing this reference" in r.output
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt  # between the new sequence.npy and the new reference.json
+
+    monkeypatch.setattr(rio, "write_ncbi_dmp", killed)
+    with pytest.raises(KeyboardInterrupt):
+        build_reference(GENOMES[::-1], DATA / "taxonomy.tsv", r2, quiet=True)
+    monkeypatch.undo()
+    r = runner.invoke(app, ["reads", "sample", str(r2), "--n", "3", "--out", str(tmp_path / "s.fa")])
+    assert r.exit_code == 2 and "its build-reference stopped before it finished" in r.output, r.output
+    build_reference(GENOMES[::-1], DATA / "taxonomy.tsv", r2, quiet=True)  # built again: whole
+    assert load_reference(r2).genomes[0]["name"] != load_reference(ref).genomes[0]["name"]
+
+
 def test_genomes_shorter_than_a_read_are_refused(ref) -> None:
     from biodl.kinds.reads.data import check_read_length
     from biodl.kinds.reads.io import load_reference

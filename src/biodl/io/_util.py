@@ -336,8 +336,10 @@ def directory_lock(out: Path, name: str, command: str, what: str) -> Iterator[No
             ) from None
         except OSError:
             pass
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"process {os.getpid()} on {socket.gethostname()}, since {time.ctime()}".encode(), 0)
+        holder = f"process {os.getpid()} on {socket.gethostname()}, since {time.ctime()}"
+        with contextlib.suppress(OSError):  # for a refusal to name: a full disk must not stop the work
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, holder.encode(), 0)
         try:
             yield
         finally:

@@ -32,6 +32,7 @@ from biodl.io._util import (
     atomic_write_text,
     byte_order_mark_error,
     check_file,
+    directory_lock,
     open_text,
     output_dir,
 )
@@ -751,8 +752,31 @@ def build_reference(
         log(f"[biodl] {key}: {len(recs)} contig(s), {length:,} bp -> {tax.names[0][leaf]}", quiet)
     codes = np.concatenate(chunks)
     od = output_dir(out)  # only now: a genome that fails above leaves no directory behind
+    with directory_lock(od, REFERENCE_LOCK, "biodl reads build-reference", "reference"):
+        _write_reference(od, codes, tax, gmeta, contigs, cnames, taxonomy, replacing, quiet)
+    if unused:
+        log(
+            f"[biodl] note: {len(unused)} taxonomy row(s) without a genome here, left out: "
+            f"{', '.join(unused)}",
+            quiet,
+        )
+    return load_reference(od)
+
+
+#: The lock of a reference folder while a build writes it: a second build into it is refused.
+REFERENCE_LOCK = ".biodl-reference.lock"
+
+
+def _write_reference(od: Path, codes, tax, gmeta, contigs, cnames, taxonomy, replacing: bool, quiet: bool):
+    """Write a reference's files. Its reference.json says ``building`` first, so a build killed
+    between its files (an earlier reference's sequence.npy beside this one's reference.json, or
+    the reverse: reads labelled with the wrong taxa) leaves a reference that is refused, not used."""
+    from biodl.kinds.base import log
+
     if replacing:
         log(f"[biodl] replacing the reference in {od}", quiet)
+        building = {"format": REFERENCE_FORMAT, "building": True}
+        atomic_write_text(od / "reference.json", json.dumps(building) + "\n")
     with atomic_output(od / "sequence.npy") as tmp, open(tmp, "wb") as fh:
         np.save(fh, codes)
     meta = {
@@ -771,13 +795,6 @@ def build_reference(
     )
     atomic_write_text(tdir / "seqid2taxid.map", seqmap)
     atomic_write_text(od / "reference.json", json.dumps(meta, indent=1) + "\n")
-    if unused:
-        log(
-            f"[biodl] note: {len(unused)} taxonomy row(s) without a genome here, left out: "
-            f"{', '.join(unused)}",
-            quiet,
-        )
-    return load_reference(od)
 
 
 #: What a reference directory holds (:func:`build_reference`).
@@ -823,6 +840,12 @@ def load_reference(path: str | Path) -> Reference:
         raise BiodlInputError(f"reference.json is not valid JSON: {e}", path=p) from None
     if meta.get("format") != REFERENCE_FORMAT:
         raise BiodlInputError(f"unknown reference format {meta.get('format')!r}", path=p)
+    if meta.get("building"):
+        raise BiodlInputError(
+            "its build-reference stopped before it finished (its files may be of two builds); run "
+            "biodl reads build-reference into it again",
+            path=p,
+        )
     if not (p / "sequence.npy").is_file():
         raise BiodlInputError("sequence.npy is missing from the reference directory", path=p)
     tax = Taxonomy(meta["ranks"], meta["names"], meta["parent"], meta["taxids"])
