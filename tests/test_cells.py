@@ -922,3 +922,27 @@ def test_per_group_auc_counts_a_tie_as_half():
         }
     )
     assert summarize(d)["cellcnn_per_group_auc_mean"] == pytest.approx(0.75)
+
+
+def test_crossval_reads_the_columns_train_reads_and_takes_a_device(tmp_path):
+    """crossval could not read a table whose columns `train` reads (no group_col / label_col /
+    file_col), did not name the group columns it looks for, and had no --device."""
+    from typer.testing import CliRunner
+
+    from biodl.cli import app
+
+    d = TABLE.parent
+    t = tmp_path / "cols.csv"
+    rows = [("patient1_Reference_500.fcs", "Ref", 1), ("patient1_BCR-XL_500.fcs", "BCRXL", 1)]
+    rows += [("patient2_Reference_500.fcs", "Ref", 2), ("patient2_BCR-XL_500.fcs", "BCRXL", 2)]
+    t.write_text("fcs,condition,individual\n" + "".join(f"{d / f},{c},{g}\n" for f, c, g in rows))
+    base = ["cells", "crossval", str(t), "--out", str(tmp_path / "cv")]
+    r = CliRunner().invoke(app, [*base, "--set", "file_col=fcs", "--set", "label_col=condition"])
+    assert r.exit_code == 2 and "--set group_col=NAME" in " ".join(r.output.split()), r.output
+    r = CliRunner().invoke(app, [*base, "--device", "cuda:7", "--set", "file_col=fcs"])
+    assert r.exit_code == 2 and "--device cuda:7" in r.output
+    small = ["nrun=1", "ncell=20", "nsubset=8", "max_epochs=1", "file_col=fcs", "label_col=condition"]
+    args = [*base, "--device", "cpu", *[x for s in [*small, "group_col=individual"] for x in ("--set", s)]]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert len(pd.read_csv(tmp_path / "cv" / "predictions.tsv", sep="\t")) == 4

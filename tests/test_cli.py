@@ -301,3 +301,31 @@ def test_a_read_only_home_gets_matplotlib_a_temporary_config_folder(tmp_path, mo
     monkeypatch.delenv("MPLCONFIGDIR")
     _writable_config_dirs()
     assert "MPLCONFIGDIR" not in os.environ and (tmp_path / "ok" / "matplotlib").is_dir()
+
+
+def test_training_flags_a_recipe_does_not_use_are_refused(tmp_path):
+    """pconsc2 (random forests), deep-enhancer (SVMs) and cellcnn (--precision, --profiler, ...)
+    took these flags without a word and recorded them in run.json as the run's settings."""
+    r = runner.invoke(
+        app, ["train", "x.aln", "--system", "pconsc2", "--lr", "77", "--out", str(tmp_path / "a")]
+    )
+    assert r.exit_code == 2 and "pconsc2 does not use --lr: it trains random forests" in r.output, r.output
+    r = runner.invoke(
+        app,
+        ["train", "x.csv", "--system", "cellcnn", "--precision", "bf16-mixed", "--out", str(tmp_path / "b")],
+    )
+    assert r.exit_code == 2 and "cellcnn does not use --precision" in r.output, r.output
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    r = runner.invoke(app, ["train", "--system", "deep-enhancer", "--help-options"])
+    assert "not used" in r.output and "--ensemble" not in r.output and "--calibrate" not in r.output
+    r = runner.invoke(app, ["train", "--system", "deepbind", "--help-options"])
+    assert "not used" not in r.output and "--calibrate" in r.output and "--ensemble" in r.output
+
+
+def test_a_model_option_given_twice_is_refused_and_version_is_said(tmp_path):
+    r = runner.invoke(
+        app, ["train", "x.fa", "--set", "num_motifs=8", "-m", "num_motifs=9", "--out", str(tmp_path / "r")]
+    )
+    assert r.exit_code == 2 and "-m num_motifs=9 and --set num_motifs=8 both given" in r.output, r.output
+    r = runner.invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.output.startswith("biodl 0.") and "torch" in r.output

@@ -296,6 +296,11 @@ def test_unknown_and_malformed_ids(tmp_path):
     with pytest.raises(BiodlInputError, match="bad") as info:
         score_fasta("D00328.003", fa)
     assert info.value.path == str(fa) and info.value.record == 3
+    # an IUPAC code: a released model cannot be trained with --iupac-as-n (the hint said so)
+    fa.write_text(">ok\nACGT\n>amb\nACRT\n")
+    with pytest.raises(BiodlInputError, match="released models read A, C, G, T") as info:
+        score_fasta("D00328.003", fa)
+    assert "--iupac-as-n" not in str(info.value) and info.value.record == 3
 
 
 def test_cli_list_scores_only_what_it_lists_and_gz_output(tmp_path):

@@ -90,6 +90,10 @@ def kind_options(
         params = recipe.model_params()
         for k in list(given):
             if k not in declared and k in params:
+                if k in mopts:  # as a data option given twice is refused
+                    raise BiodlInputError(
+                        f"-m {k}={mopts[k]} and --set {k}={given[k]} both given; give it once"
+                    )
                 mopts[k] = given.pop(k)
         mopts = recipe.check_model_options(mopts)
     hints = dict(kind.hints)
@@ -189,6 +193,7 @@ def train(
         import dataclasses
 
         config = dataclasses.replace(config, progress=False)
+    _refuse_unused_training(recipe, config, config_given)
     if config.ensemble > 1 and not k.supports_ensemble:
         raise BiodlInputError(f"--ensemble is not available for {k.title} models (train one network)")
     if config.calibrate and not k.supports_calibration:
@@ -505,6 +510,23 @@ def _input_paths(opts: dict[str, Any]) -> list[Path]:
                     if p.exists():
                         out.append(p.resolve())
     return out
+
+
+def _refuse_unused_training(recipe: Recipe, config, config_given) -> None:
+    """Refuse training flags the recipe does not use (they were recorded in run.json as if they
+    had shaped a random forest's or an SVM ensemble's model)."""
+    from biodl.registry import TRAIN_FLAGS
+
+    given = set(config_given)
+    given |= {f for f in ("precision", "profiler") if getattr(config, f, None)}
+    if getattr(config, "num_workers", 0):
+        given.add("num_workers")
+    unused = [TRAIN_FLAGS[f] for f in recipe.unused_training if f in given]
+    if unused:
+        raise BiodlInputError(
+            f"{recipe.name} does not use {', '.join(unused)}: {recipe.unused_why}; leave "
+            f"{'them' if len(unused) > 1 else 'it'} out"
+        )
 
 
 def _drop_stale_outputs(out: Path, since: float, config, quiet: bool, inputs: list[Path] = ()) -> None:

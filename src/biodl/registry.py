@@ -25,6 +25,21 @@ from biodl.errors import BiodlInputError
 DERIVED_PARAMS = ("n_outputs", "seq_len")
 
 
+#: The training flag of each :class:`~biodl.train.fit.TrainConfig` field a recipe may not use.
+TRAIN_FLAGS = {
+    "max_epochs": "--epochs",
+    "patience": "--patience",
+    "batch_size": "--batch-size",
+    "lr": "--lr",
+    "weight_decay": "--weight-decay",
+    "precision": "--precision",
+    "profiler": "--profiler",
+    "num_workers": "--num-workers",
+}
+#: Every one of them: a recipe that does not train by gradient descent.
+NO_GRADIENT_TRAINING = tuple(TRAIN_FLAGS)
+
+
 @dataclass(frozen=True)
 class Recipe:
     """One classic system.
@@ -66,6 +81,10 @@ class Recipe:
         lo, hi)`` or a list of values (uniform choice); names are network parameters or the
         training options ``lr`` / ``weight_decay``. Empty: the generic space
         (:data:`biodl.train.calibrate.GENERIC_SPACE`).
+    unused_training
+        :class:`~biodl.train.fit.TrainConfig` fields the recipe does not use (random forests and
+        SVMs have no epochs or learning rate): their flags are refused, not recorded as if they
+        had shaped the model, and left out of ``--help-options``; ``unused_why`` says why.
     """
 
     name: str
@@ -82,6 +101,8 @@ class Recipe:
     toy: dict[str, dict[str, Any]] = field(default_factory=dict)
     reference: str = ""
     search_space: dict[str, Any] = field(default_factory=dict)
+    unused_training: tuple[str, ...] = ()
+    unused_why: str = ""
 
     @property
     def data_kind(self) -> str:

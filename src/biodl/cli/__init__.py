@@ -148,6 +148,39 @@ app = typer.Typer(
     "code base.\n\nStart with `biodl demo`, then `biodl systems`.",
 )
 console = stdout_console()
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        from biodl import __version__
+
+        parts = [f"biodl {__version__}"]
+        for dist in ("torch", "lightning"):  # as run.json records them; not imported
+            try:
+                parts.append(f"{dist} {version(dist)}")
+            except PackageNotFoundError:
+                pass
+        typer.echo(", ".join(parts))
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        help="Print biodl's version (and torch's, Lightning's) and exit.",
+        callback=_print_version,
+        is_eager=True,
+    ),
+) -> None:
+    """biodl: the classic deep-learning systems of computational biology on one PyTorch code base.
+
+    Start with `biodl demo`, then `biodl systems`."""
+
+
 err = Console(stderr=True, soft_wrap=True, emoji=False, markup=False, highlight=False)
 
 #: How the CLI spells the kind options it has flags for (the rest are ``--set KEY``).
@@ -294,7 +327,7 @@ def _help_options(system: str) -> None:
 
     from biodl.kinds import get_kind
     from biodl.options import describe
-    from biodl.registry import get_recipe
+    from biodl.registry import TRAIN_FLAGS, get_recipe
     from biodl.train.fit import TrainConfig
 
     recipe = get_recipe(system)
@@ -327,22 +360,28 @@ def _help_options(system: str) -> None:
         rows.append((p, "" if d is inspect.Parameter.empty else f"default {json.dumps(d, default=str)}"))
     block(f"{recipe.name}: model options (-m KEY=VALUE or --set KEY=VALUE)", rows)
     td = recipe.train_defaults
-    shown = ("max_epochs", "patience", "batch_size", "lr", "weight_decay")
+    unused = set(recipe.unused_training)
+    shown = [n for n in ("max_epochs", "patience", "batch_size", "lr", "weight_decay") if n not in unused]
     fdefault = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     flag = {"max_epochs": "--epochs"}
+    kinds = [get_kind(n) for n in recipe.kinds]
+    also = ["--seed", "--device", "--devices", "--strategy", "--num-nodes"]
+    also += [TRAIN_FLAGS[f] for f in ("precision", "profiler", "num_workers") if f not in unused]
+    if any(kd.supports_ensemble for kd in kinds):
+        also.append("--ensemble")
+    if any(kd.supports_calibration for kd in kinds):
+        also.append(
+            "--calibrate (--calibrate-top, --calibrate-budget, --calibrate-subsample, --calibrate-folds, "
+            "--calibrate-epochs)"
+        )
+    also.append("--resume")
+    rows = [(flag.get(n, f"--{n.replace('_', '-')}"), str(td.get(n, fdefault[n]))) for n in shown]
+    if unused:
+        rows.append(
+            ("not used", f"{', '.join(TRAIN_FLAGS[f] for f in recipe.unused_training)}: {recipe.unused_why}")
+        )
     # one flag per row: a row naming them all would squeeze the description column to nothing
-    block(
-        "training options (this recipe's defaults)",
-        [
-            *[(flag.get(n, f"--{n.replace('_', '-')}"), str(td.get(n, fdefault[n]))) for n in shown],
-            (
-                "also",
-                "--seed, --device, --devices, --strategy, --num-nodes, --precision, --profiler, "
-                "--num-workers, --ensemble, --calibrate (--calibrate-top, --calibrate-budget, "
-                "--calibrate-subsample, --calibrate-folds, --calibrate-epochs), --resume",
-            ),
-        ],
-    )
+    block("training options (this recipe's defaults)", [*rows, ("also", ", ".join(also))])
 
 
 @app.command()

@@ -40,6 +40,13 @@ def _first_invalid(seq: str, iupac_as_n: bool) -> int:
     return -1 if ok.all() else int(np.argmax(~ok))
 
 
+#: What to do with an IUPAC ambiguity code, said by the sequence readers.
+IUPAC_HINT = (
+    ": an IUPAC ambiguity code; train with --iupac-as-n to read them as N (a model trained "
+    "without it scores them once they are written as N)"
+)
+
+
 def validate_sequence(seq: str, path, record, iupac_as_n: bool = False, allow_empty: bool = False) -> None:
     """Raise a BiodlInputError naming ``path`` and ``record`` if ``seq`` is empty or has a
     character outside ``ACGTUN`` (any case)."""
@@ -49,10 +56,7 @@ def validate_sequence(seq: str, path, record, iupac_as_n: bool = False, allow_em
     if pos >= 0:
         hint = ""
         if seq[pos] in "RYSWKMBDHVryswkmbdhv":
-            hint = (
-                ": an IUPAC ambiguity code; train with --iupac-as-n to read them as N (a model trained "
-                "without it scores them once they are written as N)"
-            )
+            hint = IUPAC_HINT
         raise BiodlInputError(
             f"invalid character {seq[pos]!r} at position {pos + 1} of the sequence "
             f"(allowed: A, C, G, T, U, N in either case){hint}",

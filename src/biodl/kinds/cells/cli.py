@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from biodl.cli import SeedOpt
+from biodl.cli import DeviceOpt, SeedOpt
 from biodl.errors import BiodlError, BiodlInputError, exit_with, stdout_console
 from biodl.io._util import FLOAT_FORMAT
 
@@ -117,8 +117,9 @@ def crossval(
     samples: Path = typer.Argument(..., help="Sample table with a patient/group column."),
     out: Path = typer.Option(..., "--out", "-o", help="Output directory (predictions.tsv, metrics.json)."),
     seed: int = SeedOpt,
+    device: str = DeviceOpt,
     set_: list[str] | None = typer.Option(
-        None, "--set", help="CellCnn options, e.g. ncell=500, nrun=5, markers=..."
+        None, "--set", help="CellCnn options, e.g. ncell=500, nrun=5, markers=..., group_col=donor"
     ),
 ) -> None:
     """Leave-one-group-out CellCnn with the cluster-median + logistic-regression baseline beside it
@@ -139,9 +140,15 @@ def crossval(
         from biodl.train.fit import check_seed
 
         check_seed(seed)
+        from biodl.train.predict import torch_device
+
+        dev = str(torch_device(device))  # a device this machine lacks: refused before any work
         known = [k for k in asdict(CellCnnConfig()) if k != "extra"]
+        columns = ["label_col", "group_col", "file_col"]  # as `biodl train --system cellcnn` reads them
         opts = _opts(
-            set_, [*known, "markers", "cofactor", "max_cells", "classes", "positive"], "biodl cells crossval"
+            set_,
+            [*known, "markers", "cofactor", "max_cells", "classes", "positive", *columns],
+            "biodl cells crossval",
         )
         from biodl.kinds.cells.kind import OPTIONS
 
@@ -149,8 +156,11 @@ def crossval(
         for k in ("markers", "cofactor", "max_cells"):  # checked as `biodl train` checks them
             if k in opts:
                 opts[k] = declared[k].convert(opts[k])
+        from biodl.kinds.cells.io import read_sample_table
+
+        table = read_sample_table(samples, **{c: opts[c] for c in columns if opts.get(c)})
         ss = load_samples(
-            samples,
+            table,
             markers=opts.get("markers"),
             cofactor=float(opts.get("cofactor") or 5.0),
             max_cells=opts.get("max_cells"),
@@ -163,7 +173,7 @@ def crossval(
             raise BiodlError(f"crossval needs two classes, got {', '.join(classes)}")
         cfg = config_from_options(opts)
         res = leave_one_group_out(
-            ss, y, cfg, seed=seed, work_dir=out / "folds", log=lambda m: typer.echo(m, err=True)
+            ss, y, cfg, seed=seed, work_dir=out / "folds", log=lambda m: typer.echo(m, err=True), device=dev
         )
         from biodl.io._util import output_dir
 

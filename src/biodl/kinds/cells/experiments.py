@@ -64,6 +64,7 @@ def leave_one_group_out(
     quantile: float = 0.99,
     spiked: Sequence[np.ndarray | None] | None = None,
     work_dir: str | Path | None = None,
+    device: str = "cpu",
     n_filters: int = 2,
     filter_selection: str = "ensemble",
     profile_cells: Sequence[np.ndarray] | None = None,
@@ -116,7 +117,11 @@ def leave_one_group_out(
     if filter_selection not in ("ensemble", "consensus"):
         raise BiodlInputError(f"filter_selection must be ensemble or consensus, got {filter_selection!r}")
     if ss.groups is None:
-        raise BiodlInputError("leave-one-group-out needs a group (patient) column in the sample table")
+        raise BiodlInputError(
+            "leave-one-group-out needs a group (patient) column in the sample table (looked for "
+            "patient, patient_id, group, donor, subject; name yours with --set group_col=NAME)",
+            path=ss.table,
+        )
     gone = [i for i, g in enumerate(ss.groups) if str(g).strip().lower() in MISSING_LABELS]
     if gone:  # a missing group was a group of its own: a patient's samples could sit in two folds
         i = gone[0]
@@ -150,9 +155,16 @@ def leave_one_group_out(
             if log:
                 log(f"fold {g}: train on {len(tr)} samples, test on {len(te)}")
             ens, _ = train_cellcnn(
-                [ss.cells[i] for i in tr], targets[tr], 2, base / f"fold_{g}", cfg, seed=seed, resume=True
+                [ss.cells[i] for i in tr],
+                targets[tr],
+                2,
+                base / f"fold_{g}",
+                cfg,
+                seed=seed,
+                resume=True,
+                device=device,
             )
-            p = np.exp(predict_samples(ens, [held_cells[i] for i in te]))[:, positive]
+            p = np.exp(predict_samples(ens, [held_cells[i] for i in te], device=device))[:, positive]
             imodel, source = ens, "ensemble"
             if filter_selection == "consensus":
                 nets, rdf = load_restarts(base / f"fold_{g}", len(ss.markers), 2)

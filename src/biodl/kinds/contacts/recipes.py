@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from biodl.registry import Recipe, register
+from biodl.registry import NO_GRADIENT_TRAINING, Recipe, register
 
 KINDS = ("contacts",)
 
@@ -19,6 +19,8 @@ register(
             n_layers=5, n_trees=100, window=11, min_samples_leaf=10, max_pairs=40000, max_features="sqrt"
         ),
         derived=("n_maps", "n_pair", "shapes"),
+        unused_training=NO_GRADIENT_TRAINING,
+        unused_why="it trains random forests, not a network (its settings: -m n_trees=..., --help-options)",
         toy={
             "model": {"n_layers": 2, "n_trees": 5, "window": 5, "max_pairs": 2000},
             "options": {"plm_iter": 10, "psicov_iter": 2},

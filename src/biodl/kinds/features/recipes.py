@@ -3,7 +3,7 @@ no torch): DFS, PEDLA and DEEP."""
 
 from __future__ import annotations
 
-from biodl.registry import Recipe, register
+from biodl.registry import NO_GRADIENT_TRAINING, Recipe, register
 
 KINDS = ("features",)
 
@@ -57,6 +57,8 @@ register(
         citation="Kleftogiannis D, Kalnis P, Bajic VB. DEEP: a general computational framework for predicting enhancers. Nucleic Acids Res 43:e6 (2015).",
         status="ready",
         derived=("n_features", "members", "gamma"),
+        unused_training=NO_GRADIENT_TRAINING,
+        unused_why="it trains an ensemble of SVMs, not a network (its settings: --set n_svms=..., --help-options)",
         toy={"options": {"n_svms": 2}},
         reference="DEEP reports GM 0.90 on FANTOM5 enhancers; here on the ENCODE HUVEC / HMEC tables "
         "(bench/regulatory_features.py).",

@@ -697,9 +697,20 @@ def score_fasta(
     BiodlInputError
         Unknown model, missing/malformed FASTA, or an invalid sequence (record named).
     """
-    from biodl.io.fasta import read_fasta
+    from biodl.errors import BiodlInputError
+    from biodl.io.fasta import IUPAC_HINT, read_fasta
 
-    records = read_fasta(fasta_path)
+    try:
+        records = read_fasta(fasta_path)
+    except BiodlInputError as e:  # a released model cannot be trained again: say what works here
+        if IUPAC_HINT not in e.problem:
+            raise
+        problem = e.problem.replace(
+            IUPAC_HINT,
+            ": an IUPAC ambiguity code; the released models read A, C, G, T (U) and N: write it as N "
+            "(e.g. sed '/^>/!s/[RYSWKMBDHVryswkmbdhv]/N/g')",
+        )
+        raise BiodlInputError(problem, e.path, e.record) from None
     model = load_released(model_id, params_dir, window_size, window_context)
     seqs = [r.sequence for r in records]
     return pd.DataFrame({"id": [r.name for r in records], "score": _score_model(model, seqs)})
