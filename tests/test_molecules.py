@@ -550,3 +550,31 @@ def test_chembl_tdc_and_pubchem_columns_are_found(tmp_path, capsys):
     capsys.readouterr()
     assert read_molecules(tmp_path / "other.csv", target="y").ids == ["1", "2"]
     assert "--set id_col=NAME (e.g. 'vendor_code')" in capsys.readouterr().err
+
+
+def test_a_molecule_scores_the_same_however_its_hydrogens_are_written(tmp_path):
+    """CC[C@@H](C)CO, CC[CH](C)CO and CCC(C)CO got three predictions (the implicit-valence feature
+    was 0 for a bracket H, 1 for an implicit one): the same compound scored by its source's notation.
+    A model trained before (no implicit_h in its kwargs) reads them as it was trained."""
+    from biodl.kinds.molecules.featurize import hydrogens_implicit, mol_to_graph
+
+    same = ["CCC(C)CO", "CC[C@@H](C)CO", "CC[C@H](C)CO", "CC[CH](C)CO"]
+    graphs = [mol_to_graph(Chem.MolFromSmiles(s)).atoms for s in same]
+    assert all(np.array_equal(graphs[0], g) for g in graphs[1:])
+    old = [mol_to_graph(Chem.MolFromSmiles(s), implicit_h=False).atoms for s in same]
+    assert not np.array_equal(old[0], old[1])  # as written: what older models were trained on
+    # a hydrogen only a bracket gives (pyrrole's [nH]) is kept, charged atoms keep their count
+    for smi in ("c1cc[nH]c1", "[NH4+]", "C[N+](C)(C)C", "CC(=O)[O-]"):
+        m = Chem.MolFromSmiles(smi)
+        made = hydrogens_implicit(m)
+        assert [a.GetTotalNumHs() for a in m.GetAtoms()] == [a.GetTotalNumHs() for a in made.GetAtoms()]
+    run = tmp_path / "nfp"
+    args = ["train", "--system", "neural-fp", "--data", str(DELANEY), "--target", TARGET, "--out", str(run)]
+    r = runner.invoke(app, [*args, "--epochs", "1", "--no-progress", "-m", "fp_length=16"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((run / "run.json").read_text())["model_kwargs"]["implicit_h"] is True
+    (tmp_path / "s.csv").write_text("id,smiles\n" + "".join(f"m{i},{s}\n" for i, s in enumerate(same)))
+    r = runner.invoke(app, ["predict", str(run), str(tmp_path / "s.csv"), "--out", str(tmp_path / "p.tsv")])
+    assert r.exit_code == 0, r.output
+    p = pd.read_csv(tmp_path / "p.tsv", sep="\t").iloc[:, -1].to_numpy()
+    assert np.ptp(p) == 0, p

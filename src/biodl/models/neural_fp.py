@@ -195,6 +195,11 @@ class NeuralFPNet(nn.Module):
     target_mean, target_std
         Per-output scaling of the outputs (regression targets standardised on the
         training set; ``None`` = identity). Stored with the model.
+    implicit_h
+        How molecules are featurised for this network: hydrogens written in brackets made
+        implicit first (``True``, the recipe's default since 2026-12-08: ``CC[C@@H](C)CO`` and
+        ``CCC(C)CO`` are one input), or as written (``False``: the paper's code, and the models
+        trained before). See :func:`biodl.kinds.molecules.featurize.hydrogens_implicit`.
 
     Shapes
     ------
@@ -215,9 +220,11 @@ class NeuralFPNet(nn.Module):
         normalize: bool = True,
         target_mean: Sequence[float] | None = None,
         target_std: Sequence[float] | None = None,
+        implicit_h: bool = False,
     ) -> None:
         super().__init__()
         self.n_outputs = n_outputs
+        self.implicit_h = bool(implicit_h)
         self.fingerprint = NeuralFingerprint(fp_length, radius, conv_width, normalize=normalize)
         self.head = PredictionHead(fp_length, n_outputs, head, hidden, dropout)
         self.scale = _TargetScale(n_outputs, target_mean, target_std)

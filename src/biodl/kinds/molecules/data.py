@@ -59,7 +59,8 @@ def featurize_for(
     """The network input of ``mols`` for a recipe: graphs (``neural-fp``) or Morgan bits."""
     if recipe == "circular-fp":
         return morgan_fingerprints(mols, model_kwargs.get("radius", 2), model_kwargs.get("fp_length", 1024))
-    return mols_to_graphs(mols)
+    # a model trained before implicit_h existed read the hydrogens as written
+    return mols_to_graphs(mols, bool(model_kwargs.get("implicit_h", False)))
 
 
 def predict_molecules(

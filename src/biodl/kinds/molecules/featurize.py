@@ -169,8 +169,35 @@ class MolGraph:
         return int(self.atoms.shape[0])
 
 
-def mol_to_graph(mol: Chem.Mol) -> MolGraph:
-    """Featurise one RDKit molecule (hydrogens implicit)."""
+def hydrogens_implicit(mol: Chem.Mol) -> Chem.Mol:
+    """``mol`` with the hydrogens written in brackets (``[C@@H]``, ``[CH]``; or left on heavy
+    atoms by an SDF's ``RemoveHs``) made implicit wherever RDKit computes the same count, so that
+    the atom features do not depend on the notation: ``CC[C@@H](C)CO`` and ``CCC(C)CO`` are one
+    input (the implicit-valence feature was 0 for the first, 1 for the second: the same compound
+    scored differently by source). A hydrogen only a bracket can give (pyrrole's ``[nH]``) stays."""
+    atoms = [a.GetIdx() for a in mol.GetAtoms() if a.GetNumExplicitHs() or a.GetNoImplicit()]
+    if not atoms:
+        return mol
+    m = Chem.RWMol(mol)
+    for i in atoms:
+        a = m.GetAtomWithIdx(i)
+        total, explicit, no_implicit = a.GetTotalNumHs(), a.GetNumExplicitHs(), a.GetNoImplicit()
+        a.SetNumExplicitHs(0)
+        a.SetNoImplicit(False)
+        a.UpdatePropertyCache(strict=False)
+        if a.GetTotalNumHs() != total:  # the bracket's count is not the computed one: kept
+            a.SetNumExplicitHs(explicit)
+            a.SetNoImplicit(no_implicit)
+            a.UpdatePropertyCache(strict=False)
+    return m.GetMol()
+
+
+def mol_to_graph(mol: Chem.Mol, implicit_h: bool = True) -> MolGraph:
+    """Featurise one RDKit molecule (hydrogens implicit; ``implicit_h``: bracket hydrogens made
+    implicit first, :func:`hydrogens_implicit`; ``False``: as written, as models trained before
+    2026-12-08 read them)."""
+    if implicit_h:
+        mol = hydrogens_implicit(mol)
     atoms = np.stack([atom_features(a) for a in mol.GetAtoms()]) if mol.GetNumAtoms() else None
     if atoms is None:
         atoms = np.zeros((0, ATOM_FDIM), np.float32)
@@ -185,9 +212,9 @@ def mol_to_graph(mol: Chem.Mol) -> MolGraph:
     return MolGraph(atoms, bonds, edges, degree)
 
 
-def mols_to_graphs(mols: Sequence[Chem.Mol]) -> list[MolGraph]:
+def mols_to_graphs(mols: Sequence[Chem.Mol], implicit_h: bool = True) -> list[MolGraph]:
     """Featurise molecules (see :func:`mol_to_graph`)."""
-    return [mol_to_graph(m) for m in mols]
+    return [mol_to_graph(m, implicit_h) for m in mols]
 
 
 def morgan_fingerprints(mols: Sequence[Chem.Mol], radius: int = 2, n_bits: int = 1024) -> np.ndarray:

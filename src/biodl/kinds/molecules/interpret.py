@@ -68,7 +68,7 @@ def _activations(model, mols: Sequence[Chem.Mol], batch_size: int = 128):
     """Per molecule: fingerprint ``(L,)`` and per-round atom activations ``(R+1, n_atoms, L)``."""
     fpnet = _net(model)
     model.eval()
-    graphs = mols_to_graphs(mols)
+    graphs = mols_to_graphs(mols, bool(getattr(model, "implicit_h", True)))
     p = next(model.parameters(), None)
     dev = p.device if p is not None else torch.device("cpu")  # a GPU model: its inputs go there
     fps, acts = [], []
