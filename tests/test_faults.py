@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from biodl.cli import app
@@ -1104,3 +1105,35 @@ def test_an_evaluation_killed_while_moving_its_files_in_is_said_and_finished(tmp
         "metrics.json",
         "predictions.tsv",
     ]
+
+
+def test_a_rerun_of_a_run_that_stopped_early_trains_nothing(rest_small, tmp_path, capsys):
+    """Lightning restores the early-stopping counter but not its decision: each identical rerun
+    of a run that had stopped early trained on (6 -> 8 -> 9 -> 12 epochs), replacing the model."""
+    from biodl.pipeline import train
+    from biodl.train.fit import TrainConfig
+
+    run = tmp_path / "es"
+
+    def fit(patience):
+        cfg = TrainConfig(max_epochs=30, patience=patience, device="cpu", progress=False, lr=0.05)
+        opts = {"data": rest_small["train"]}
+        return train(
+            "deepbind", run, options=opts, model_options={"num_motifs": 4, "motif_len": 8}, config=cfg
+        )
+
+    from biodl.train import load_model
+
+    def weights():
+        return {k: v.clone() for k, v in load_model(run)[0].state_dict().items()}
+
+    first = fit(1)
+    assert first["epochs_run"] < 30  # stopped early
+    before = weights()
+    capsys.readouterr()
+    again = fit(1)
+    assert again["epochs_run"] == first["epochs_run"]
+    assert all(torch.equal(v, weights()[k]) for k, v in before.items())
+    assert "nothing more to train" in " ".join(capsys.readouterr().err.split())
+    more = fit(4)  # a larger patience goes on
+    assert more["epochs_run"] > first["epochs_run"]

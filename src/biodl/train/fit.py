@@ -552,6 +552,44 @@ class _MovedRun:
         super().load_state_dict(state_dict)
 
 
+class _StopRecord(Callback):
+    """Records in every checkpoint whether the fit had been told to stop (early stopping, the soft
+    epoch cap) when it was written: Lightning restores the early-stopping counter on a resume but
+    not the decision, so a rerun of a run that had stopped early trained on (one epoch, then
+    more whenever one improved), changing a finished run's model."""
+
+    def __init__(self) -> None:
+        self._trainer = None
+
+    def setup(self, trainer, pl_module, stage) -> None:
+        self._trainer = trainer
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"should_stop": bool(self._trainer is not None and self._trainer.should_stop)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        pass
+
+
+def _stopped_early(ckpt: Path, patience: int | None) -> int | None:
+    """The early-stopping patience ``ckpt`` (``last.ckpt``) was written with when its fit had been
+    told to stop, and ``patience`` is no larger (the same run asked again: nothing to train);
+    ``None`` otherwise (a larger patience goes on)."""
+    try:
+        cbs = torch.load(ckpt, map_location="cpu", weights_only=True).get("callbacks") or {}
+    except Exception:  # noqa: BLE001 - check_resumable has said what is wrong with it
+        return None
+    if not any(
+        isinstance(v, dict) and v.get("should_stop") for k, v in cbs.items() if k.startswith("_StopRecord")
+    ):
+        return None
+    es = [v for k, v in cbs.items() if k.startswith("EarlyStopping") and isinstance(v, dict)]
+    was = int(es[0].get("patience", 0)) if es else 0
+    if patience and was and int(patience) > was:
+        return None
+    return was
+
+
 class _AtomicCheckpointIO(TorchCheckpointIO):
     """Checkpoints written as every biodl file is (:func:`biodl.train.checkpoint.atomic_torch_save`:
     a temporary file beside the target, then a rename). Lightning's own writer staged them in
@@ -924,14 +962,27 @@ def fit(
         # the decoders of a pre-trained stack get no gradient when it is fine-tuned (DDP refused
         # such parameters); they stay in the optimizer, so a checkpoint resumes as it was written
         trainer_config = replace(trainer_config, strategy="ddp_find_unused_parameters_true")
-    trainer = make_trainer(out, trainer_config, monitor, mode, callbacks=callbacks, validate=validate)
+    callbacks.append(_StopRecord())
     last = out / "checkpoints" / "last.ckpt"
     resumed = str(last) if (config.resume and last.exists()) else None
+    stopped = None
+    if resumed:
+        done = check_resumable(last, plan)
+        stopped = _stopped_early(last, config.patience)
+        if stopped is not None:  # finished by early stopping: a rerun trains nothing
+            trainer_config = replace(trainer_config, max_epochs=done)
+    trainer = make_trainer(out, trainer_config, monitor, mode, callbacks=callbacks, validate=validate)
     if resumed:
         from biodl.kinds.base import log
 
-        done = check_resumable(last, plan)
-        if done > trainer_config.max_epochs:  # Lightning would fail deep inside, after run.json changed
+        if stopped is not None:
+            log(
+                f"[biodl] {out}: training stopped early after epoch {done} (validation had stopped "
+                f"improving{f' for {stopped} epochs' if stopped else ''}); nothing more to train (a "
+                "larger --patience goes on, --no-resume starts over)",
+                quiet,
+            )
+        elif done > trainer_config.max_epochs:  # Lightning would fail deep inside, after run.json changed
             raise fewer_epochs_error(done, config.max_epochs, last, epochs_option)
         decay = (
             "; the learning rate's cosine decay goes on from where it stands to the new end, so an "
@@ -939,11 +990,12 @@ def fit(
             if getattr(plan, "lr_decay", False) and 0 < _schedule_length(last) < config.max_epochs
             else ""
         )
-        log(
-            f"[biodl] resuming from {last} ({done} epoch{'s' if done != 1 else ''} done of "
-            f"{config.max_epochs}){decay}; --no-resume starts over",
-            quiet,
-        )
+        if stopped is None:
+            log(
+                f"[biodl] resuming from {last} ({done} epoch{'s' if done != 1 else ''} done of "
+                f"{config.max_epochs}){decay}; --no-resume starts over",
+                quiet,
+            )
         if hasattr(datamodule, "first_epoch"):  # its loaders start at the resumed epoch
             datamodule.first_epoch = int(done)
     if not config.resume and last.exists():
