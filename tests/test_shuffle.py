@@ -403,5 +403,13 @@ def test_peak_fasta_files_without_labels_train_against_shuffled_negatives(tmp_pa
     )
     ev = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert ev["n"] == 100 and ev["metrics"]["auroc"] == pytest.approx(s["test_metrics"]["auroc"], abs=1e-6)
+    # so does a table of the same positives (it was scored without negatives: AUROC NaN)
+    seqs = [x for x in test.read_text().splitlines() if not x.startswith(">")]
+    table = tmp_path / "held_out.tsv"
+    table.write_text("seq\tlabel\n" + "".join(f"{x}\t1\n" for x in seqs))
+    r = CliRunner().invoke(app, ["evaluate", str(out), str(table), "--out", str(tmp_path / "ev2")])
+    assert r.exit_code == 0, r.output
+    ev2 = json.loads((tmp_path / "ev2" / "metrics.json").read_text())
+    assert ev2["n"] == 100 and ev2["metrics"]["auroc"] == pytest.approx(ev["metrics"]["auroc"], abs=1e-6)
     r = CliRunner().invoke(app, [*args, "--shuffle-negatives", "no", "--no-resume"])
     assert r.exit_code == 2 and "label the headers or give a table" in " ".join(r.output.split())

@@ -968,16 +968,13 @@ class SequencesKind(OneHotTraining):
         d = data_as(SequenceData, meta.data)
         from biodl.kinds.sequences.io import _looks_like_fasta
 
-        peaks = (  # a FASTA of positives only (peaks) for a model trained against shuffled negatives
-            labelled
-            and d.shuffled_negatives
-            and options.get("negatives") is None
-            and _looks_like_fasta(Path(path))
-        )
+        # positives only (a FASTA of peaks, or a table whose labels are all 1) for a model trained
+        # against shuffled negatives: scored against its own, as `train --test` scored it
+        peaks = labelled and d.shuffled_negatives and options.get("negatives") is None
         table = read_like_model(
             meta,
             path,
-            labelled=labelled and not peaks,
+            labelled=labelled and not (peaks and _looks_like_fasta(Path(path))),
             model_labels=labelled,
             negatives=options.get("negatives"),
             seq_col=options.get("seq_col"),
