@@ -1137,3 +1137,23 @@ def test_a_rerun_of_a_run_that_stopped_early_trains_nothing(rest_small, tmp_path
     assert "nothing more to train" in " ".join(capsys.readouterr().err.split())
     more = fit(4)  # a larger patience goes on
     assert more["epochs_run"] > first["epochs_run"]
+
+
+def test_a_report_into_a_run_folder_it_cannot_write_is_one_line(seq_run, tmp_path, monkeypatch):
+    """A read-only run folder (another user's, a read-only mount): 'unexpected PermissionError
+    ... please report it' from the report's backup folder."""
+    import shutil
+    import tempfile
+
+    run = tmp_path / "run"
+    shutil.copytree(seq_run, run)
+    real = tempfile.mkdtemp
+
+    def denied(*a, **k):
+        if str(k.get("prefix", "")).startswith(".report-backup"):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real(*a, **k)
+
+    monkeypatch.setattr(tempfile, "mkdtemp", denied)
+    r = runner.invoke(app, ["report", str(run)])
+    _refused(r, "cannot write the report here: Permission denied (the run directory is not writable")

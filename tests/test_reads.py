@@ -1164,3 +1164,17 @@ def test_a_bilstm_read_scores_the_same_whatever_reads_share_its_batch() -> None:
         torch.testing.assert_close(m(x)[:1], m(short), atol=1e-6, rtol=1e-5)
         torch.testing.assert_close(m(x)[1:], m(long), atol=1e-6, rtol=1e-5)
         assert torch.isfinite(m(torch.zeros(1, 10, dtype=torch.long))).all()  # a read without a k-mer
+
+
+def test_a_build_on_a_full_disk_says_so_and_leaves_no_folder(tmp_path, monkeypatch) -> None:
+    """numpy's short write has no errno: 'cannot write: 140000 requested and 61312 written', and
+    the folder the build made was left behind, empty."""
+    from biodl.kinds.reads import io as rio
+
+    def short(fh, arr):
+        raise OSError("140000 requested and 61312 written")
+
+    monkeypatch.setattr(rio.np, "save", short)
+    with pytest.raises(BiodlInputError, match="the disk is full or a file-size limit was reached"):
+        build_reference(GENOMES[:2], DATA / "taxonomy.tsv", tmp_path / "ref", quiet=True)
+    assert not (tmp_path / "ref").exists()

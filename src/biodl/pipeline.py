@@ -1732,7 +1732,14 @@ def _report_files_together(run: Path):
     from biodl.report.run import report_files
 
     remove_leftovers(run, ".report-backup.biodl-*")  # of a report killed outright (its process gone)
-    backup = Path(tempfile.mkdtemp(prefix=f".report-backup.{_writer_tag()}.", dir=run))
+    try:
+        backup = Path(tempfile.mkdtemp(prefix=f".report-backup.{_writer_tag()}.", dir=run))
+    except OSError as e:  # a run folder of another user's, a read-only file system
+        raise BiodlInputError(
+            f"cannot write the report here: {e.strerror or e} (the run directory is not writable; "
+            "copy the run somewhere writable, e.g. cp -r, and report the copy)",
+            path=run,
+        ) from None
     kept: dict[Path, Path] = {}
     for q in report_files(run):
         b = backup / q.relative_to(run)

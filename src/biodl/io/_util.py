@@ -676,6 +676,12 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
             raise BiodlInputError(
                 "cannot write: no space left on the device; nothing was replaced", path=p
             ) from None
+        if e.errno is None and "requested and" in str(e):  # numpy's tofile: a short write, no errno
+            raise BiodlInputError(
+                "cannot write: the disk is full or a file-size limit was reached (a short write); "
+                "nothing was replaced",
+                path=p,
+            ) from None
         raise BiodlInputError(f"cannot write: {e.strerror or e}; nothing was replaced", path=p) from None
     finally:
         if os.path.exists(tmp):

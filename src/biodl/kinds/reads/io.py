@@ -751,9 +751,17 @@ def build_reference(
         )
         log(f"[biodl] {key}: {len(recs)} contig(s), {length:,} bp -> {tax.names[0][leaf]}", quiet)
     codes = np.concatenate(chunks)
+    made = not Path(out).exists()
     od = output_dir(out)  # only now: a genome that fails above leaves no directory behind
-    with directory_lock(od, REFERENCE_LOCK, "biodl reads build-reference", "reference"):
-        _write_reference(od, codes, tax, gmeta, contigs, cnames, taxonomy, replacing, quiet)
+    try:
+        with directory_lock(od, REFERENCE_LOCK, "biodl reads build-reference", "reference"):
+            _write_reference(od, codes, tax, gmeta, contigs, cnames, taxonomy, replacing, quiet)
+    except BaseException:
+        if made:  # nor does a write that fails (a full disk): the folder this build made goes
+            import shutil
+
+            shutil.rmtree(od, ignore_errors=True)
+        raise
     if unused:
         log(
             f"[biodl] note: {len(unused)} taxonomy row(s) without a genome here, left out: "
