@@ -578,3 +578,13 @@ def test_a_molecule_scores_the_same_however_its_hydrogens_are_written(tmp_path):
     assert r.exit_code == 0, r.output
     p = pd.read_csv(tmp_path / "p.tsv", sep="\t").iloc[:, -1].to_numpy()
     assert np.ptp(p) == 0, p
+
+
+def test_an_infinite_target_is_refused_by_its_line(tmp_path):
+    """inf and 1e39 (inf once float32) were refused after featurising, without file, line or
+    molecule; 1e39 was called inf after a numpy overflow warning."""
+    p = tmp_path / "t.csv"
+    for v, said in (("inf", "is infinite"), ("1e39", "is beyond float32's range")):
+        p.write_text(f"smiles,y\nCCO,1.0\nCCC,{v}\n")
+        with pytest.raises(BiodlInputError, match=rf"t.csv, line 3: target 'y': {v} {said}"):
+            read_molecules(p, target="y")

@@ -304,6 +304,8 @@ def _read_frame(path: Path, names: Sequence[str] = ()) -> pd.DataFrame:
     return df
 
 
+_F32_MAX = float(np.finfo(np.float32).max)
+
 #: Target values read as missing (besides an empty one), any case.
 _MISSING = ("nan", "na", "none", "null")
 
@@ -315,6 +317,21 @@ def _to_float(v: str, path, line: int, col: str, where: str = "", value_line: in
     v = v.strip()
     if v == "" or v.lower() in _MISSING:
         return np.nan
+    try:
+        x = float(v)
+    except ValueError:
+        x = None
+    if x is not None:
+        if abs(x) <= _F32_MAX:
+            return x
+        # infinite, or infinite once stored as float32 (1e39): refused here, by line and molecule
+        what = "infinite" if np.isinf(x) else "beyond float32's range (+-3.4e38)"
+        if not where:
+            raise BiodlInputError(f"target {col!r}: {v} is {what}", path=path, record=line)
+        at = f" (on line {value_line})" if value_line else ""
+        err = BiodlInputError(f"{where}: target {col!r}: {v} is {what}{at}", path=path)
+        err.record = line
+        raise err
     try:
         return float(v)
     except ValueError:
