@@ -946,3 +946,45 @@ def test_crossval_reads_the_columns_train_reads_and_takes_a_device(tmp_path):
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     assert len(pd.read_csv(tmp_path / "cv" / "predictions.tsv", sep="\t")) == 4
+
+
+def test_an_fcs_file_is_known_by_its_bytes(tmp_path):
+    """A Beckman .lmd or a file without extension was read as a sample table (the error printed
+    kilobytes of its binary data)."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from biodl.cli import app
+
+    lmd = tmp_path / "sample01.lmd"
+    shutil.copy(FCS, lmd)
+    with pytest.raises(BiodlInputError, match="is an FCS file, not a sample table"):
+        read_sample_table(lmd)
+    run = tmp_path / "run"
+    r = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "--system",
+            "cellcnn",
+            "--samples",
+            str(TABLE),
+            "--out",
+            str(run),
+            "--epochs",
+            "1",
+            "--set",
+            "nrun=1",
+            "--set",
+            "ncell=20",
+            "--set",
+            "nsubset=8",
+            "--set",
+            "report=false",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["predict", str(run), str(lmd), "--out", str(tmp_path / "p.tsv")])
+    assert r.exit_code == 0, r.output
+    assert len(pd.read_csv(tmp_path / "p.tsv", sep="\t")) == 1

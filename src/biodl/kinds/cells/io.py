@@ -445,6 +445,13 @@ def read_sample_table(
         labels; each naming the table and its line.
     """
     p = check_file(path)
+    with open(p, "rb") as fh:
+        if fh.read(6) in (b"FCS2.0", b"FCS3.0", b"FCS3.1"):  # (its bytes were printed as a header)
+            raise BiodlInputError(
+                "is an FCS file, not a sample table: give a table listing the files and their labels "
+                "(file,label), or the file itself where one sample is scored",
+                path=p,
+            )
     header, rows = _read_rows(p)
     cols = [c.strip() for c in header]
     if not rows:
