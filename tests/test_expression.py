@@ -825,3 +825,35 @@ def test_missing_genes_that_differ_by_a_version_suffix_are_said():
     m.source = "x.tsv"
     with pytest.raises(BiodlInputError, match="orientation right"):
         m.align_to(["TP53", "ENSG02"])
+
+
+def test_a_10x_matrix_folder_is_read(tmp_path):
+    """Cell Ranger's matrix.mtx.gz (with features.tsv.gz, barcodes.tsv.gz) was read as a text
+    table: 'line 1: no data columns (only identifiers)'; its folder: 'is a directory'."""
+    import gzip
+
+    import scipy.io
+    import scipy.sparse as sp
+
+    from biodl.kinds.expression.io import read_expression
+
+    counts = np.array([[0, 3, 1], [2, 0, 0], [5, 1, 0], [0, 0, 4]], dtype=np.float32)  # genes x cells
+    d = tmp_path / "filtered_feature_bc_matrix"
+    d.mkdir()
+    with gzip.open(d / "matrix.mtx.gz", "wb") as fh:
+        scipy.io.mmwrite(fh, sp.coo_matrix(counts))
+    with gzip.open(d / "features.tsv.gz", "wt") as fh:
+        fh.writelines(f"ENSG0{i}\tG{i}\tGene Expression\n" for i in range(4))
+    with gzip.open(d / "barcodes.tsv.gz", "wt") as fh:
+        fh.writelines(f"AAAC{i}-1\n" for i in range(3))
+    for p in (d, d / "matrix.mtx.gz"):
+        m = read_expression(p)
+        assert m.genes == ["ENSG00", "ENSG01", "ENSG02", "ENSG03"] and m.samples == [
+            "AAAC0-1",
+            "AAAC1-1",
+            "AAAC2-1",
+        ]
+        assert np.array_equal(m.values, counts.T)
+    (d / "barcodes.tsv.gz").unlink()
+    with pytest.raises(BiodlInputError, match=r"needs its barcodes.tsv\[.gz\] beside it"):
+        read_expression(d)

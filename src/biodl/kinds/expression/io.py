@@ -695,6 +695,65 @@ def read_h5ad(
     return matrix_from_anndata(a, p, layer=layer, use_raw=use_raw, missing=missing, duplicates=duplicates)
 
 
+def _mtx_parts(p: Path) -> tuple[Path, Path, Path] | None:
+    """``(matrix, features, barcodes)`` of a 10x Genomics folder (Cell Ranger's
+    ``filtered_feature_bc_matrix/``) or of its ``matrix.mtx[.gz]``; ``None`` for anything else."""
+    folder = p if p.is_dir() else p.parent
+    if p.is_dir():
+        found = [folder / n for n in ("matrix.mtx.gz", "matrix.mtx") if (folder / n).is_file()]
+        if not found:
+            return None
+        p = found[0]
+    elif not p.name.lower().removesuffix(".gz").endswith(".mtx"):
+        return None
+    prefix = p.name[: p.name.lower().index("matrix.mtx")] if "matrix.mtx" in p.name.lower() else ""
+
+    def first(*names: str) -> Path:
+        for n in names:
+            for q in (folder / f"{prefix}{n}.gz", folder / f"{prefix}{n}"):
+                if q.is_file():
+                    return q
+        raise BiodlInputError(
+            f"a MatrixMarket matrix needs its {names[0]}[.gz] beside it (10x Genomics' layout: "
+            "matrix.mtx.gz, features.tsv.gz or genes.tsv.gz, barcodes.tsv.gz)",
+            path=p,
+        )
+
+    return p, first("features.tsv", "genes.tsv"), first("barcodes.tsv")
+
+
+def read_10x_mtx(path: str | Path, missing: str = "error", duplicates: str = "error") -> ExpressionMatrix:
+    """Read a 10x Genomics matrix folder (or its ``matrix.mtx[.gz]``): genes x cells counts in
+    MatrixMarket format with ``features.tsv`` (gene ids, then symbols) and ``barcodes.tsv``; the
+    genes are named by their ids (Ensembl, unique), the cells by their barcodes."""
+    import scipy.io
+
+    parts = _mtx_parts(Path(path))
+    if parts is None:
+        raise BiodlInputError("not a 10x Genomics matrix folder (no matrix.mtx[.gz] in it)", path=path)
+    mtx, features, barcodes = parts
+    try:
+        with open_text(mtx) as fh:
+            x = scipy.io.mmread(fh)
+    except (ValueError, OSError, IndexError) as e:
+        raise BiodlInputError(f"not a readable MatrixMarket matrix ({e})", path=mtx) from None
+    with open_text(features) as fh:
+        genes = [line.split("\t")[0].strip() for line in fh if line.strip()]
+    with open_text(barcodes) as fh:
+        cells = [line.split("\t")[0].strip() for line in fh if line.strip()]
+    if x.shape != (len(genes), len(cells)):
+        raise BiodlInputError(
+            f"the matrix is {x.shape[0]:,} x {x.shape[1]:,} but {features.name} names {len(genes):,} genes "
+            f"and {barcodes.name} {len(cells):,} cells",
+            path=mtx,
+        )
+    import anndata
+
+    a = anndata.AnnData(x.T.tocsr().astype(np.float32))
+    a.obs_names, a.var_names = cells, genes
+    return matrix_from_anndata(a, mtx, missing=missing, duplicates=duplicates)
+
+
 def _finite(x: np.ndarray, samples: list[str], genes: list[str], missing: str, p, unit: str) -> np.ndarray:
     """``x`` (samples x genes) with its gaps filled as ``missing`` says; an infinite value, or a
     gap with ``missing=error``, is an error naming the sample (``unit``) and gene."""
@@ -834,7 +893,8 @@ def read_expression(
 ) -> ExpressionMatrix:
     """Read an expression matrix in any supported format (chosen by the file name).
 
-    ``.h5ad`` -> :func:`read_h5ad`; ``.gct`` -> :func:`read_gct`; everything else (``.pcl``,
+    ``.h5ad`` -> :func:`read_h5ad`; ``.gct`` -> :func:`read_gct`; a 10x Genomics folder or its
+    ``matrix.mtx[.gz]`` -> :func:`read_10x_mtx`; everything else (``.pcl``,
     ``.tsv``, ``.txt``, ``.csv``, optionally ``.gz``) -> :func:`read_table_matrix`.
 
     Returns
@@ -845,6 +905,10 @@ def read_expression(
     p = Path(path)
     name = p.name.lower().removesuffix(".gz")
     known = set(known_genes) if known_genes is not None else None
+    if (p.is_dir() or name.endswith(".mtx")) and _mtx_parts(p) is not None:
+        if orientation == "genes-x-samples":
+            raise BiodlInputError("a 10x matrix is read as cells x genes; drop orientation", path=p)
+        return read_10x_mtx(p, missing=missing, duplicates=duplicates)
     if name.endswith(".h5ad"):
         if orientation == "genes-x-samples":
             raise BiodlInputError("an .h5ad file is always cells x genes; drop orientation", path=p)
