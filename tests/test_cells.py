@@ -988,3 +988,40 @@ def test_an_fcs_file_is_known_by_its_bytes(tmp_path):
     r = CliRunner().invoke(app, ["predict", str(run), str(lmd), "--out", str(tmp_path / "p.tsv")])
     assert r.exit_code == 0, r.output
     assert len(pd.read_csv(tmp_path / "p.tsv", sep="\t")) == 1
+
+
+def test_flow_channels_sharing_a_marker_name_and_files_with_other_panels(tmp_path):
+    """FACSDiva's FITC-A and FITC-H both called CD3: the default markers refused their own pick
+    ('CD3' is ambiguous) and a model trained on FITC-A stored 'CD3', unreadable on its own files.
+    A marker missing from the first file only was dropped from every sample, silently."""
+    import flowio
+
+    from biodl.kinds.cells.io import load_samples
+
+    rng = np.random.default_rng(0)
+    pnn = ["FSC-A", "FITC-A", "FITC-H", "PE-A", "PE-H", "Time"]
+    pns = ["", "CD3", "CD3", "CD4", "CD4", ""]
+    rows = []
+    for k, lab in enumerate(["ctrl", "stim"]):
+        ev = np.abs(rng.normal(1000, 300, size=(60, len(pnn)))).astype(np.float32)
+        with open(tmp_path / f"s{k}.fcs", "wb") as fh:
+            flowio.create_fcs(fh, ev.ravel().tolist(), pnn, opt_channel_names=pns)
+        rows.append(f"s{k}.fcs,{lab}")
+    (tmp_path / "t.csv").write_text("file,label\n" + "\n".join(rows) + "\n")
+    ss = load_samples(tmp_path / "t.csv", cofactor=150)
+    assert ss.markers == ["FSC-A", "FITC-A", "FITC-H", "PE-A", "PE-H"]
+    assert load_samples(tmp_path / "t.csv", markers=ss.markers, cofactor=150).markers == ss.markers
+    # a panel the first file lacks: refused whichever file comes first
+    ev = np.abs(rng.normal(1000, 300, size=(60, 4))).astype(np.float32)
+    with open(tmp_path / "short.fcs", "wb") as fh:
+        flowio.create_fcs(
+            fh, ev.ravel().tolist(), ["FSC-A", "FITC-A", "FITC-H", "Time"], opt_channel_names=pns[:3] + [""]
+        )
+    (tmp_path / "a.csv").write_text(f"file,label\nshort.fcs,ctrl\n{rows[1]}\n")
+    (tmp_path / "b.csv").write_text(f"file,label\n{rows[1]}\nshort.fcs,ctrl\n")
+    with pytest.raises(
+        BiodlInputError, match="has marker channels the first file \\(short.fcs\\) lacks: PE-A, PE-H"
+    ):
+        load_samples(tmp_path / "a.csv", cofactor=150)
+    with pytest.raises(BiodlInputError, match="short.fcs: unknown marker"):
+        load_samples(tmp_path / "b.csv", cofactor=150)

@@ -239,13 +239,25 @@ def _not_a_marker(*names: str) -> bool:
     return False
 
 
+def unique_name(fcs: FcsData, i: int) -> str:
+    """Channel ``i``'s display name when no other channel has it, else its ``$PnN`` name (a flow
+    file's ``FITC-A`` and ``FITC-H`` both called ``CD3``: 'CD3' named neither)."""
+    n = fcs.names[i]
+    return n if fcs.names.count(n) == 1 else fcs.channels[i]
+
+
 def default_markers(fcs: FcsData) -> list[str]:
     """The channels that are markers: all but time, cell length, DNA, barcodes and other
     instrument parameters, by any of their names (``$PnN`` ``BC1(La139)Dd``, ``$PnS``
-    ``139La_BC1``). Names are the display names (:attr:`FcsData.names`)."""
-    return [
-        n for n, c, m in zip(fcs.names, fcs.channels, fcs.markers, strict=True) if not _not_a_marker(n, c, m)
-    ]
+    ``139La_BC1``). Names are the display names (:attr:`FcsData.names`), or the ``$PnN`` name
+    of a channel whose display name another channel shares (:func:`unique_name`)."""
+    return [unique_name(fcs, i) for i in _marker_channels(fcs)]
+
+
+def _marker_channels(fcs: FcsData) -> list[int]:
+    """The indices of :func:`default_markers`' channels."""
+    both = zip(fcs.names, fcs.channels, fcs.markers, strict=True)
+    return [i for i, (n, c, m) in enumerate(both) if not _not_a_marker(n, c, m)]
 
 
 def resolve_markers(fcs: FcsData, markers: Sequence[str]) -> list[int]:
@@ -632,15 +644,25 @@ def load_samples(
     wanted = parse_marker_list(markers)
     cells, names = [], None
     rng = np.random.default_rng(seed)
+    chosen = wanted is None  # the first file's marker channels, which every file must have
+    first = None
     for f in st.files:
         fcs = read_fcs(f)
         if wanted is None:
-            wanted = default_markers(fcs)
+            wanted, first = default_markers(fcs), f
             if not wanted:
                 raise BiodlInputError("no marker channels found; give them with markers=...", path=f)
         idx = resolve_markers(fcs, wanted)
+        if chosen and f != first:
+            extra = [unique_name(fcs, i) for i in _marker_channels(fcs) if i not in set(idx)]
+            if extra:  # (in the other order the first file's would be the error: one rule for both)
+                raise BiodlInputError(
+                    f"has marker channels the first file ({Path(first).name}) lacks: {', '.join(extra)}; "
+                    "give the markers every file has with --set markers=...",
+                    path=f,
+                )
         if names is None:
-            names = [fcs.names[i] for i in idx]
+            names = [unique_name(fcs, i) for i in idx]
         x = fcs.events[:, idx]
         if x.shape[0] == 0:
             raise BiodlInputError("the file has no events", path=f)
