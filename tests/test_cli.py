@@ -329,3 +329,19 @@ def test_a_model_option_given_twice_is_refused_and_version_is_said(tmp_path):
     assert r.exit_code == 2 and "-m num_motifs=9 and --set num_motifs=8 both given" in r.output, r.output
     r = runner.invoke(app, ["--version"])
     assert r.exit_code == 0 and r.output.startswith("biodl 0.") and "torch" in r.output
+
+
+def test_class_weight_can_be_turned_off_where_it_is_the_default(tmp_path):
+    """dfs and pedla weight classes by default, and there was no --no-class-weight."""
+    d = Path(__file__).parent / "data" / "features"
+    out = tmp_path / "dfs"
+    args = [
+        "train",
+        str(d / "HUVEC_200bp_slice_Data.txt.gz"),
+        "--labels",
+        str(d / "HUVEC_200bp_slice_Classes.txt"),
+    ]
+    args += ["--system", "dfs", "--set", "positive=A-E", "--epochs", "1", "--no-progress", "--out", str(out)]
+    r = runner.invoke(app, [*args, "--no-class-weight", "--set", "report=false", "--set", "lambdas=1"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "run.json").read_text())["options"]["class_weight"] is False

@@ -420,7 +420,9 @@ def train(
         None, help="binary, multilabel, multiclass or regression (default: guessed from the labels)."
     ),
     valid_fraction: float | None = typer.Option(
-        None, help="Fraction of the training data held out for validation (default: 0.1)."
+        None,
+        help="Fraction of the training data held out for validation (default: the recipe's, 0.1 for "
+        "most; CellCnn holds out 0.2 of each sample's cells; --help-options).",
     ),
     shuffle_negatives: str | None = typer.Option(
         None,
@@ -438,7 +440,11 @@ def train(
     rc_augment: bool | None = typer.Option(None, "--rc-augment", help="Reverse-complement augmentation."),
     shift: int | None = typer.Option(None, help="Random shift augmentation of up to this many bases."),
     class_weight: bool | None = typer.Option(
-        None, "--class-weight", help="Weight the loss by inverse class frequency."
+        None,
+        "--class-weight/--no-class-weight",
+        help="Weight the loss by inverse class frequency (default: the recipe's: on for dfs and pedla, "
+        "off otherwise; --help-options).",
+        show_default=False,
     ),
     iupac_as_n: bool | None = typer.Option(
         None, "--iupac-as-n", help="Read IUPAC ambiguity codes (R, Y, ...) as N."
