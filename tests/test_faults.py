@@ -90,7 +90,7 @@ def fasta(tmp_path) -> Path:
 def test_an_evaluation_folder_holds_one_evaluation(seq_run, rest_small, tmp_path, monkeypatch):
     """`evaluate --out DIR` into a folder of an earlier evaluation: an evaluation stopped while
     writing (Ctrl-C, an error) leaves the earlier one whole; a finished one replaces it whole,
-    removing the earlier plots it has none of (positives only: no ROC), and says so."""
+    removing the earlier plots it has none of (one class: no ROC), and says so."""
     from biodl.kinds.sequences.kind import SequencesKind
 
     ev = tmp_path / "ev"
@@ -99,8 +99,9 @@ def test_an_evaluation_folder_holds_one_evaluation(seq_run, rest_small, tmp_path
     assert {"metrics.json", "predictions.tsv", "roc.png", "pr.png"} <= set(before)
 
     lines = rest_small["test"].read_text().splitlines()
-    positives = tmp_path / "pos.seq"
-    positives.write_text("\n".join([lines[0], *(x for x in lines[1:] if x.endswith("\t1"))]) + "\n")
+    # negatives only: no ROC (positives only get shuffled negatives, as this model was trained)
+    positives = tmp_path / "neg.seq"
+    positives.write_text("\n".join([lines[0], *(x for x in lines[1:] if x.endswith("\t0"))]) + "\n")
     real = SequencesKind.write_evaluation
 
     def interrupted(self, out_dir, *a, **k):
