@@ -31,7 +31,7 @@ def channels(fcs: Path = typer.Argument(..., help="An FCS 2.0/3.0/3.1 file.")) -
     """
     from rich.table import Table
 
-    from biodl.kinds.cells.io import default_markers, read_fcs
+    from biodl.kinds.cells.io import _marker_channels, read_fcs
 
     try:
         f = read_fcs(fcs)
@@ -42,9 +42,9 @@ def channels(fcs: Path = typer.Argument(..., help="An FCS 2.0/3.0/3.1 file.")) -
     )
     for c in ("#", "$PnN", "$PnS", "default marker"):
         t.add_column(c)
-    used = set(default_markers(f))
-    for i, (c, s, n) in enumerate(zip(f.channels, f.markers, f.names, strict=True), start=1):
-        t.add_row(str(i), c, s, "yes" if n in used else "")
+    used = set(_marker_channels(f))  # by index: two channels may share a display name
+    for i, (c, s) in enumerate(zip(f.channels, f.markers, strict=True)):
+        t.add_row(str(i + 1), c, s, "yes" if i in used else "")
     stdout_console().print(t)
 
 
