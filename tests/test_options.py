@@ -188,3 +188,13 @@ def test_a_run_made_before_an_option_existed_is_compared_at_the_value_it_had() -
     assert with_before(kind.options, {"decoys": 0.2})["decoys"] == 0.2
     filled = with_before(kind.options, {})
     assert filled["diverged"] == 0.0 and "divergence" not in filled
+
+
+def test_a_training_setting_given_as_a_set_key_names_its_flag():
+    """`--set max_epochs=2` (CellCnn crossval's spelling) for train said only 'does not take'."""
+    from biodl.options import Option, resolve
+
+    with pytest.raises(
+        BiodlInputError, match=r"does not take --set max_epochs \(a training option: --epochs\)"
+    ):
+        resolve([Option("x", "int", 1, "an option")], {"max_epochs": 2}, stage="train", owner="a kind")

@@ -307,6 +307,8 @@ def resolve(
                     why = f" (only for {', '.join(o.recipes)})"
             elif hints and k in hints:
                 why = f" ({hints[k]})"
+            elif k in _TRAINING_FLAGS:  # a training setting, given as a --set key
+                why = f" (a training option: {_TRAINING_FLAGS[k]})"
             else:
                 why = _suggest(k, accepted)
             parts.append(sp + why)
@@ -320,6 +322,21 @@ def resolve(
         if v is not None:
             out[k] = usable[k].convert(v)
     return out
+
+
+#: Training settings a user may give as ``--set`` keys (CellCnn's own spellings included), and
+#: the flag that sets them.
+_TRAINING_FLAGS = {
+    "max_epochs": "--epochs",
+    "epochs": "--epochs",
+    "patience": "--patience",
+    "batch_size": "--batch-size",
+    "lr": "--lr",
+    "learning_rate": "--lr",
+    "weight_decay": "--weight-decay",
+    "seed": "--seed",
+    "device": "--device",
+}
 
 
 def describe(declared: Sequence[Option], stage: str | None = None, recipe: str | None = None) -> list[dict]:
