@@ -1158,3 +1158,49 @@ def test_a_report_into_a_run_folder_it_cannot_write_is_one_line(seq_run, tmp_pat
     monkeypatch.setattr(tempfile, "mkdtemp", denied)
     r = runner.invoke(app, ["report", str(run)])
     _refused(r, "cannot write the report here: Permission denied (the run directory is not writable")
+
+
+def test_a_run_stopped_at_its_soft_cap_goes_on_with_more_epochs(rest_small, tmp_path, capsys):
+    """The record of an early stop took the soft epoch cap's stop for patience's: a larger
+    --epochs trained nothing ('stopped improving for 20 epochs' after one)."""
+    import json as _json
+
+    from biodl.pipeline import train
+    from biodl.train.fit import TrainConfig
+
+    run = tmp_path / "cap"
+
+    def fit(**kw):
+        cfg = TrainConfig(device="cpu", progress=False, lr=0.05, patience=20, **kw)
+        opts = {"data": rest_small["train"]}
+        return train(
+            "deepbind", run, options=opts, model_options={"num_motifs": 4, "motif_len": 8}, config=cfg
+        )
+
+    first = fit(max_epochs=2, extend_epochs=6)  # soft cap 2, hard 8: stops at the first epoch not improving
+    rec = _json.loads((run / "checkpoints" / "stopped.json").read_text())
+    assert rec["by"] == "epoch cap" and rec["soft_cap"] == 2 and rec["epochs"] == first["epochs_run"] < 8
+    capsys.readouterr()
+    assert fit(max_epochs=2, extend_epochs=6)["epochs_run"] == first["epochs_run"]  # the same call: nothing
+    assert "past the 2-epoch cap, validation stopped improving" in " ".join(capsys.readouterr().err.split())
+    more = fit(max_epochs=first["epochs_run"] + 2)  # more epochs asked: goes on to them
+    assert more["epochs_run"] == first["epochs_run"] + 2
+    assert not (run / "checkpoints" / "stopped.json").exists()  # ran to its epochs: no early stop
+
+
+def test_the_early_stop_record_is_gone_while_a_fit_runs(tmp_path):
+    """A fit killed past its early stop but short of --min-epochs must resume: the record of an
+    early stop is removed when a fit starts and written only when it ends."""
+    from types import SimpleNamespace
+
+    from biodl.train.fit import _StopRecord
+
+    rec = tmp_path / "stopped.json"
+    rec.write_text('{"by": "patience", "patience": 1}')
+    trainer = SimpleNamespace(
+        is_global_zero=True, should_stop=True, current_epoch=7, max_epochs=30, callbacks=[]
+    )
+    _StopRecord(rec, 1, None, keep=True).on_train_start(trainer, None)
+    assert rec.exists()  # a rerun that trains nothing keeps it
+    _StopRecord(rec, 1, None).on_train_start(trainer, None)
+    assert not rec.exists()  # killed from here on: no record, the rerun resumes

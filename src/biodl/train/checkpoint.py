@@ -233,7 +233,7 @@ def remove_checkpoints(run_dir: str | Path) -> int:
     """Delete a run's ``checkpoints/*.ckpt`` (and the folder once empty); the bytes freed."""
     ck = Path(run_dir) / "checkpoints"
     freed = 0
-    for f in ck.glob("*.ckpt"):
+    for f in [*ck.glob("*.ckpt"), *ck.glob("stopped.json")]:  # (stopped.json: fit's record of an early stop)
         freed += f.stat().st_size
         f.unlink()
     if ck.is_dir() and not any(ck.iterdir()):

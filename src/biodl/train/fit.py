@@ -552,42 +552,61 @@ class _MovedRun:
         super().load_state_dict(state_dict)
 
 
+#: Written beside the checkpoints when a fit ended because it was told to stop before its
+#: epochs ran out (early stopping, the soft epoch cap); removed when a fit starts.
+STOPPED_FILE = "stopped.json"
+
+
 class _StopRecord(Callback):
-    """Records in every checkpoint whether the fit had been told to stop (early stopping, the soft
-    epoch cap) when it was written: Lightning restores the early-stopping counter on a resume but
-    not the decision, so a rerun of a run that had stopped early trained on (one epoch, then
-    more whenever one improved), changing a finished run's model."""
+    """Records why a fit ended early (``checkpoints/stopped.json``): Lightning restores the
+    early-stopping counter on a resume but not its decision, so a rerun of a run that had
+    stopped early trained on (one epoch, then more whenever one improved), changing a finished
+    run's model. Removed when a fit starts, so a fit killed midway (also one past its early stop
+    but short of ``--min-epochs``) has none and resumes; ``keep``: a rerun that trains nothing
+    leaves the record as it is."""
 
-    def __init__(self) -> None:
-        self._trainer = None
+    def __init__(self, path: Path, patience: int, soft_cap: int | None, keep: bool = False) -> None:
+        self.path, self.patience, self.soft_cap, self.keep = path, int(patience or 0), soft_cap, keep
 
-    def setup(self, trainer, pl_module, stage) -> None:
-        self._trainer = trainer
+    def on_train_start(self, trainer, pl_module) -> None:
+        if not self.keep and trainer.is_global_zero:
+            self.path.unlink(missing_ok=True)
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"should_stop": bool(self._trainer is not None and self._trainer.should_stop)}
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.keep or not trainer.is_global_zero:
+            return
+        if not trainer.should_stop or trainer.current_epoch >= trainer.max_epochs:
+            return
+        es = [c for c in trainer.callbacks if isinstance(c, EarlyStopping)]
+        by_patience = bool(es) and es[0].wait_count >= es[0].patience
+        from biodl.train.checkpoint import atomic_json
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        pass
+        atomic_json(
+            {
+                "by": "patience" if by_patience else "epoch cap",
+                "patience": self.patience,
+                "soft_cap": self.soft_cap,
+                "epochs": int(trainer.current_epoch),
+            },
+            self.path,
+        )
 
 
-def _stopped_early(ckpt: Path, patience: int | None) -> int | None:
-    """The early-stopping patience ``ckpt`` (``last.ckpt``) was written with when its fit had been
-    told to stop, and ``patience`` is no larger (the same run asked again: nothing to train);
-    ``None`` otherwise (a larger patience goes on)."""
+def _stopped_early(path: Path, config) -> dict | None:
+    """The record of a fit that ended early (:class:`_StopRecord`) when this call asks for no
+    more than it had (the same patience, no more epochs than the soft cap it stopped at): the
+    run is finished, a rerun trains nothing. ``None``: resume (a larger --patience, or --epochs
+    past the cap, goes on)."""
     try:
-        cbs = torch.load(ckpt, map_location="cpu", weights_only=True).get("callbacks") or {}
-    except Exception:  # noqa: BLE001 - check_resumable has said what is wrong with it
+        rec = json.loads(path.read_text())
+    except (OSError, ValueError):
         return None
-    if not any(
-        isinstance(v, dict) and v.get("should_stop") for k, v in cbs.items() if k.startswith("_StopRecord")
-    ):
+    if not isinstance(rec, dict):
         return None
-    es = [v for k, v in cbs.items() if k.startswith("EarlyStopping") and isinstance(v, dict)]
-    was = int(es[0].get("patience", 0)) if es else 0
-    if patience and was and int(patience) > was:
-        return None
-    return was
+    if rec.get("by") == "patience":
+        return rec if int(config.patience or 0) <= int(rec.get("patience") or 0) else None
+    cap = rec.get("soft_cap")
+    return rec if cap is not None and int(config.max_epochs) <= int(cap) else None
 
 
 class _AtomicCheckpointIO(TorchCheckpointIO):
@@ -962,24 +981,31 @@ def fit(
         # the decoders of a pre-trained stack get no gradient when it is fine-tuned (DDP refused
         # such parameters); they stay in the optimizer, so a checkpoint resumes as it was written
         trainer_config = replace(trainer_config, strategy="ddp_find_unused_parameters_true")
-    callbacks.append(_StopRecord())
     last = out / "checkpoints" / "last.ckpt"
+    record = out / "checkpoints" / STOPPED_FILE
     resumed = str(last) if (config.resume and last.exists()) else None
     stopped = None
     if resumed:
         done = check_resumable(last, plan)
-        stopped = _stopped_early(last, config.patience)
-        if stopped is not None:  # finished by early stopping: a rerun trains nothing
+        stopped = _stopped_early(record, config)
+        if stopped is not None:  # finished early: a rerun of it trains nothing
             trainer_config = replace(trainer_config, max_epochs=done)
+    soft = config.max_epochs if extend else None
+    callbacks.append(_StopRecord(record, config.patience, soft, keep=stopped is not None))
     trainer = make_trainer(out, trainer_config, monitor, mode, callbacks=callbacks, validate=validate)
     if resumed:
         from biodl.kinds.base import log
 
         if stopped is not None:
+            why = (
+                f"validation had not improved for {stopped['patience']} epochs; a larger --patience goes on"
+                if stopped["by"] == "patience"
+                else f"past the {stopped['soft_cap']}-epoch cap, validation stopped improving; a larger "
+                "--epochs goes on"
+            )
             log(
-                f"[biodl] {out}: training stopped early after epoch {done} (validation had stopped "
-                f"improving{f' for {stopped} epochs' if stopped else ''}); nothing more to train (a "
-                "larger --patience goes on, --no-resume starts over)",
+                f"[biodl] {out}: training stopped early after epoch {done} ({why}); nothing more to "
+                "train (--no-resume starts over)",
                 quiet,
             )
         elif done > trainer_config.max_epochs:  # Lightning would fail deep inside, after run.json changed

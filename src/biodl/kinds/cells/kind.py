@@ -132,8 +132,8 @@ OPTIONS = (
     Option(
         "valid_fraction",
         "float",
-        None,
-        "Fraction of each sample's cells used for validation (0.2; above 0).",
+        0.2,
+        "Fraction of each sample's cells used for validation (above 0, below 1).",
         flag="--valid-fraction",
         minimum=0,  # and not 0: CellCnnConfig.check
     ),
