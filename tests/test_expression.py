@@ -857,3 +857,12 @@ def test_a_10x_matrix_folder_is_read(tmp_path):
     (d / "barcodes.tsv.gz").unlink()
     with pytest.raises(BiodlInputError, match=r"needs its barcodes.tsv\[.gz\] beside it"):
         read_expression(d)
+    # Cell Ranger 2 (plain files, genes.tsv), a dense (array) matrix, GEO's prefixed files
+    for name, layout in (("v2", ""), ("geo", "GSM1_")):
+        e = tmp_path / name
+        e.mkdir()
+        mat = counts if name == "v2" else sp.coo_matrix(counts)
+        scipy.io.mmwrite(str(e / f"{layout}matrix.mtx"), mat)
+        (e / f"{layout}genes.tsv").write_text("".join(f"ENSG0{i}\tG{i}\n" for i in range(4)))
+        (e / f"{layout}barcodes.tsv").write_text("".join(f"AAAC{i}-1\n" for i in range(3)))
+        assert np.array_equal(read_expression(e).values, counts.T), name

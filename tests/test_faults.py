@@ -1075,6 +1075,7 @@ def test_an_evaluation_killed_while_moving_its_files_in_is_said_and_finished(tmp
     out = tmp_path / "ev"
     with staged_outputs(out) as st:
         (st / "predictions.tsv").write_text("old\n")
+        (st / "roc.png").write_text("old plot")  # the killed evaluation has none
         (st / "metrics.json").write_text(json.dumps({"metrics": {"auroc": 0.5}}))
     script = (
         "import os, signal, sys\n"
@@ -1098,6 +1099,7 @@ def test_an_evaluation_killed_while_moving_its_files_in_is_said_and_finished(tmp
     assert "may hold two evaluations' files" in capfd.readouterr().err
     with staged_outputs(out) as st:  # the next one finishes the killed one's moves first
         assert json.loads((out / "metrics.json").read_text())["metrics"]["auroc"] == 0.9
+        assert not (out / "roc.png").exists()  # the earlier evaluation's, which it has none of
         (st / "predictions.tsv").write_text("third\n")
         (st / "metrics.json").write_text(json.dumps({"metrics": {"auroc": 0.7}}))
     assert not half_replaced(out) and read_results(out)["metrics"]["auroc"] == 0.7

@@ -255,4 +255,8 @@ def test_read_predictions_gives_the_same_table_from_every_format(tmp_path):
     write_predictions(calls, tmp_path / "c.tsv", header=False)
     back = read_predictions(tmp_path / "c.tsv")
     assert list(back.columns) == ["chrom", "pos", "value"] and back["chrom"].tolist() == ["18", "X"]
+    # a header of numeric names (D-GEX's predictions of Entrez-id genes) is a header
+    genes = pd.DataFrame({"sample": ["s1"], "7157": np.float32([3.5]), "672": np.float32([0.25])})
+    write_predictions(genes, tmp_path / "g.tsv")
+    assert list(read_predictions(tmp_path / "g.tsv").columns) == ["sample", "7157", "672"]
     assert back["pos"].tolist() == [3000023, 12] and back["value"].tolist() == [0.25, 1.0]

@@ -516,11 +516,14 @@ def _refuse_unused_training(recipe: Recipe, config, config_given) -> None:
     """Refuse training flags the recipe does not use (they were recorded in run.json as if they
     had shaped a random forest's or an SVM ensemble's model)."""
     from biodl.registry import TRAIN_FLAGS
+    from biodl.train.fit import TrainConfig
 
     given = set(config_given)
     given |= {f for f in ("precision", "profiler") if getattr(config, f, None)}
-    if getattr(config, "num_workers", 0):
-        given.add("num_workers")
+    plain = TrainConfig()  # the flags' values when not given
+    for f in ("num_workers", "min_epochs", "devices", "strategy", "num_nodes"):
+        if getattr(config, f, None) not in (getattr(plain, f), None, "auto", 1, "1"):
+            given.add(f)
     unused = [TRAIN_FLAGS[f] for f in recipe.unused_training if f in given]
     if unused:
         raise BiodlInputError(

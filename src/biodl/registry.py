@@ -35,8 +35,12 @@ TRAIN_FLAGS = {
     "precision": "--precision",
     "profiler": "--profiler",
     "num_workers": "--num-workers",
+    "min_epochs": "--min-epochs",
+    "devices": "--devices",
+    "strategy": "--strategy",
+    "num_nodes": "--num-nodes",
 }
-#: Every one of them: a recipe that does not train by gradient descent.
+#: Every one of them: a recipe that does not train by gradient descent (in one process).
 NO_GRADIENT_TRAINING = tuple(TRAIN_FLAGS)
 
 

@@ -365,8 +365,12 @@ def _help_options(system: str) -> None:
     fdefault = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     flag = {"max_epochs": "--epochs"}
     kinds = [get_kind(n) for n in recipe.kinds]
-    also = ["--seed", "--device", "--devices", "--strategy", "--num-nodes"]
-    also += [TRAIN_FLAGS[f] for f in ("precision", "profiler", "num_workers") if f not in unused]
+    also = ["--seed", "--device"]
+    also += [
+        TRAIN_FLAGS[f]
+        for f in ("devices", "strategy", "num_nodes", "min_epochs", "precision", "profiler", "num_workers")
+        if f not in unused
+    ]
     if any(kd.supports_ensemble for kd in kinds):
         also.append("--ensemble")
     if any(kd.supports_calibration for kd in kinds):

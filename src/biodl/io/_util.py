@@ -914,8 +914,13 @@ def _manifest(out: Path):
 
 
 def _manifest_files(out: Path) -> list[str]:
+    """The files an evaluation wrote into ``out``; of one killed while moving them in, those and
+    the files of the evaluation before it (any of them may be there)."""
     m = _manifest(out)
-    files = m.get("files", []) if isinstance(m, dict) else m if isinstance(m, list) else []
+    if isinstance(m, dict):
+        files = [*m.get("files", []), *[r for r in m.get("before", []) if r not in m.get("files", [])]]
+    else:
+        files = m if isinstance(m, list) else []
     return [r for r in files if isinstance(r, str)]
 
 
@@ -946,9 +951,13 @@ def _finish_moving(out: Path) -> None:
         return
     staging = out / Path(m["moving"]).name
     if staging.is_dir() and _dead_writer(staging.name) is not None:
-        _move_in(staging, out, _manifest_files(out), ("metrics.json",))
+        files = [r for r in m.get("files", []) if isinstance(r, str)]
+        _move_in(staging, out, files, ("metrics.json",))
+        for r in m.get("before", []):  # the earlier evaluation's files this one has none of
+            if isinstance(r, str) and r not in files and (out / r).is_file():
+                (out / r).unlink()
         shutil.rmtree(staging, ignore_errors=True)
-        atomic_write_text(out / EVALUATION_MANIFEST, json.dumps(_manifest_files(out)) + "\n")
+        atomic_write_text(out / EVALUATION_MANIFEST, json.dumps(files) + "\n")
         note(f"[biodl] {out}: finished moving in the files of an evaluation killed while it wrote them")
 
 
@@ -994,7 +1003,8 @@ def staged_outputs(out_dir: str | Path, last: tuple[str, ...] = ("metrics.json",
         before = _manifest_files(out)
         # said before the first file moves: a kill between two moves leaves a folder that says
         # it is half-replaced (readers refuse it; the next evaluation finishes the moves)
-        atomic_write_text(out / EVALUATION_MANIFEST, json.dumps({"moving": tmp.name, "files": new}) + "\n")
+        moving = {"moving": tmp.name, "files": new, "before": before}
+        atomic_write_text(out / EVALUATION_MANIFEST, json.dumps(moving) + "\n")
         with _signals_held():  # Ctrl-C / SIGTERM wait for the moves (milliseconds)
             _move_in(tmp, out, new, last)
         stale = [r for r in before if r not in new and (out / r).is_file()]

@@ -412,7 +412,14 @@ def _read_text_predictions(path: str | Path, sep: str) -> pd.DataFrame:
 
     with open_text(path) as fh:
         first = fh.readline().rstrip("\r\n").split(sep)
-    header_less = len(first) == 3 and all(parses_as_number(v) for v in first[1:])
+    # chrom, a position, a level in [0, 1] (a header of numeric gene ids, "sample 7157 672", is no call)
+    header_less = (
+        len(first) == 3
+        and first[0].strip().lower() not in TEXT_KEYS
+        and first[1].strip().isdigit()
+        and parses_as_number(first[2])
+        and 0.0 <= float(first[2]) <= 1.0
+    )
     with open_text(path) as fh:
         df = pd.read_csv(
             fh,

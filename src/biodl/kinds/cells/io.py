@@ -428,6 +428,16 @@ def _check_label(lab: str, name: str, p: Path, line: int) -> None:
         )
 
 
+def looks_like_fcs(path: str | Path) -> bool:
+    """Whether ``path`` starts as an FCS file does (``FCS`` and a version, ``FCS3.1``), whatever
+    its name (a Beckman ``.lmd``, a file without extension)."""
+    try:
+        with open(path, "rb") as fh:
+            return re.fullmatch(rb"FCS\d\.\d", fh.read(6)) is not None
+    except OSError:
+        return False
+
+
 def read_sample_table(
     path: str | Path,
     *,
@@ -457,13 +467,12 @@ def read_sample_table(
         labels; each naming the table and its line.
     """
     p = check_file(path)
-    with open(p, "rb") as fh:
-        if fh.read(6) in (b"FCS2.0", b"FCS3.0", b"FCS3.1"):  # (its bytes were printed as a header)
-            raise BiodlInputError(
-                "is an FCS file, not a sample table: give a table listing the files and their labels "
-                "(file,label), or the file itself where one sample is scored",
-                path=p,
-            )
+    if looks_like_fcs(p):  # (its bytes were printed as a header)
+        raise BiodlInputError(
+            "is an FCS file, not a sample table: give a table listing the files and their labels "
+            "(file,label), or the file itself where one sample is scored",
+            path=p,
+        )
     header, rows = _read_rows(p)
     cols = [c.strip() for c in header]
     if not rows:

@@ -214,17 +214,6 @@ class CellsData:
     train_table: str = ""
 
 
-def _fcs_bytes(p: Path) -> bool:
-    """Whether ``p`` starts as an FCS file does (``FCS2.0`` / ``FCS3.0`` / ``FCS3.1``), whatever its
-    name (a Beckman ``.lmd``, a file without extension: it was read as a sample table, and the
-    error printed kilobytes of its binary data)."""
-    try:
-        with open(p, "rb") as fh:
-            return fh.read(6) in (b"FCS2.0", b"FCS3.0", b"FCS3.1")
-    except OSError:
-        return False
-
-
 def _table(
     path: str | Path | None, require_labels: bool, options: dict, training: bool = False
 ) -> SampleTable:
@@ -233,7 +222,9 @@ def _table(
     if path is None:
         raise BiodlInputError("no sample table given (--samples TABLE.csv, or the DATA argument)")
     p = Path(path)
-    if p.suffix.lower() == ".fcs" or _fcs_bytes(p):  # an FCS file by its name or its first bytes
+    from biodl.kinds.cells.io import looks_like_fcs
+
+    if p.suffix.lower() == ".fcs" or looks_like_fcs(p):  # an FCS file by its name or its first bytes
         if require_labels:
             raise BiodlInputError("a single FCS file has no label; give a sample table (file,label)", path=p)
         from biodl.io._util import check_file

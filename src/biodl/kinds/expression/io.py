@@ -198,8 +198,8 @@ def _check_orientation(
             f"[biodl] note: {path or 'the matrix'}: neither its labels nor its id column's name tell "
             f"genes from samples; the {rows_are} are taken to be the rows, as there are "
             f"{'more' if len(rows) > len(cols) else 'as many' if len(rows) == len(cols) else 'fewer'} "
-            f"rows ({len(rows):,}) than columns ({len(cols):,}). If that is wrong, give "
-            f"--set orientation={other}"
+            f"rows ({len(rows):,}) than columns ({len(cols):,}). If that is wrong, give the "
+            f"orientation: --set orientation={other} (biodl adage activities: --orientation {other})"
         )
         return orient
     genes_are_rows = orientation == "genes-x-samples"
@@ -699,9 +699,11 @@ def _mtx_parts(p: Path) -> tuple[Path, Path, Path] | None:
     """``(matrix, features, barcodes)`` of a 10x Genomics folder (Cell Ranger's
     ``filtered_feature_bc_matrix/``) or of its ``matrix.mtx[.gz]``; ``None`` for anything else."""
     folder = p if p.is_dir() else p.parent
-    if p.is_dir():
-        found = [folder / n for n in ("matrix.mtx.gz", "matrix.mtx") if (folder / n).is_file()]
-        if not found:
+    if p.is_dir():  # matrix.mtx[.gz], or one GEO-prefixed GSM..._matrix.mtx[.gz]
+        found = sorted(
+            q for q in folder.iterdir() if q.name.lower().endswith(("matrix.mtx", "matrix.mtx.gz"))
+        )
+        if len(found) != 1:
             return None
         p = found[0]
     elif not p.name.lower().removesuffix(".gz").endswith(".mtx"):
@@ -732,10 +734,11 @@ def read_10x_mtx(path: str | Path, missing: str = "error", duplicates: str = "er
     if parts is None:
         raise BiodlInputError("not a 10x Genomics matrix folder (no matrix.mtx[.gz] in it)", path=path)
     mtx, features, barcodes = parts
+    import scipy.sparse as sp
+
     try:
-        with open_text(mtx) as fh:
-            x = scipy.io.mmread(fh)
-    except (ValueError, OSError, IndexError) as e:
+        x = sp.coo_matrix(scipy.io.mmread(str(mtx)))  # (scipy reads .gz by the name; array format too)
+    except (ValueError, OSError, IndexError, EOFError) as e:
         raise BiodlInputError(f"not a readable MatrixMarket matrix ({e})", path=mtx) from None
     with open_text(features) as fh:
         genes = [line.split("\t")[0].strip() for line in fh if line.strip()]
