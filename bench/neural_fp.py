@@ -114,7 +114,7 @@ MODELS = {
 # (dropout 0 and batch 100 are the Table 1 configuration, fixed with it; the recipe's defaults
 # became dropout 0.1 and batch 32 later, issue 19: bench/moleculenet.py. implicit_h=False: the
 # paper's featurisation, hydrogens as written, as its code read them; the recipe's default makes
-# bracket hydrogens implicit since 2026-12-08, which changes 7 % of malaria's and 38 % of CEP's
+# bracket hydrogens implicit since 2026-12-07, which changes 7 % of malaria's and 38 % of CEP's
 # molecules, none of Delaney's)
 # epochs by task (the paper: 10,000 minibatches of 100 for every task)
 EPOCHS = {"delaney": 150, "malaria": 40, "cep": 30}

@@ -197,7 +197,7 @@ class NeuralFPNet(nn.Module):
         training set; ``None`` = identity). Stored with the model.
     implicit_h
         How molecules are featurised for this network: hydrogens written in brackets made
-        implicit first (``True``, the recipe's default since 2026-12-08: ``CC[C@@H](C)CO`` and
+        implicit first (``True``, the recipe's default since 2026-12-07: ``CC[C@@H](C)CO`` and
         ``CCC(C)CO`` are one input), or as written (``False``: the paper's code, and the models
         trained before). See :func:`biodl.kinds.molecules.featurize.hydrogens_implicit`.
 

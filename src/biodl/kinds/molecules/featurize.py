@@ -195,7 +195,7 @@ def hydrogens_implicit(mol: Chem.Mol) -> Chem.Mol:
 def mol_to_graph(mol: Chem.Mol, implicit_h: bool = True) -> MolGraph:
     """Featurise one RDKit molecule (hydrogens implicit; ``implicit_h``: bracket hydrogens made
     implicit first, :func:`hydrogens_implicit`; ``False``: as written, as models trained before
-    2026-12-08 read them)."""
+    2026-12-07 read them)."""
     if implicit_h:
         mol = hydrogens_implicit(mol)
     atoms = np.stack([atom_features(a) for a in mol.GetAtoms()]) if mol.GetNumAtoms() else None
