@@ -1024,8 +1024,13 @@ def test_checkpoints_are_written_by_the_one_safe_writer(tmp_path, monkeypatch):
         io.save_checkpoint({"epoch": 2}, target)
     monkeypatch.undo()
     assert torch.load(target)["epoch"] == 1 and [p.name for p in target.parent.iterdir()] == ["last.ckpt"]
-    trainer = make_trainer(tmp_path, TrainConfig(max_epochs=1, progress=False), "val_loss", "min")
-    assert isinstance(trainer.strategy.checkpoint_io, _AtomicCheckpointIO)
+    det, cudnn = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic
+    try:  # (a Trainer made outside fit turns torch's determinism on for the process)
+        trainer = make_trainer(tmp_path, TrainConfig(max_epochs=1, progress=False), "val_loss", "min")
+        assert isinstance(trainer.strategy.checkpoint_io, _AtomicCheckpointIO)
+    finally:
+        torch.use_deterministic_algorithms(det)
+        torch.backends.cudnn.deterministic = cudnn
 
 
 def test_a_retraining_stopped_before_its_test_evaluation_shows_no_old_test_results(

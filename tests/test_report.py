@@ -577,7 +577,8 @@ def test_training_never_removes_its_own_input_named_like_a_report_output(tmp_pat
     (run / "filters.png").write_bytes(b"a report's picture")
     fit(2)  # a longer training of the same run (new weights)
     err = " ".join(capsys.readouterr().err.split())
-    assert "removed filters.png of the model this training replaced" in err  # as an earlier model's
+    # as an earlier model's outputs
+    assert "removed filters.png, summary.json of the model this training replaced" in err
     assert (run / "motifs.tsv").read_bytes() == Path(rest_small["train"]).read_bytes()
 
 
