@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from rdkit import Chem
+from rdkit import Chem, rdBase
 
 __all__ = [
     "ATOM_FDIM",
@@ -179,6 +179,12 @@ def hydrogens_implicit(mol: Chem.Mol) -> Chem.Mol:
     if not atoms:
         return mol
     m = Chem.RWMol(mol)
+    with rdBase.BlockLogs():  # (RDKit's valence warnings for a tried count: said nowhere else)
+        _implicit_where_same(m, atoms)
+    return m.GetMol()
+
+
+def _implicit_where_same(m: Chem.RWMol, atoms: list[int]) -> None:
     for i in atoms:
         a = m.GetAtomWithIdx(i)
         total, explicit, no_implicit = a.GetTotalNumHs(), a.GetNumExplicitHs(), a.GetNoImplicit()
@@ -189,7 +195,6 @@ def hydrogens_implicit(mol: Chem.Mol) -> Chem.Mol:
             a.SetNumExplicitHs(explicit)
             a.SetNoImplicit(no_implicit)
             a.UpdatePropertyCache(strict=False)
-    return m.GetMol()
 
 
 def mol_to_graph(mol: Chem.Mol, implicit_h: bool = True) -> MolGraph:
