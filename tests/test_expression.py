@@ -866,3 +866,9 @@ def test_a_10x_matrix_folder_is_read(tmp_path):
         (e / f"{layout}genes.tsv").write_text("".join(f"ENSG0{i}\tG{i}\n" for i in range(4)))
         (e / f"{layout}barcodes.tsv").write_text("".join(f"AAAC{i}-1\n" for i in range(3)))
         assert np.array_equal(read_expression(e).values, counts.T), name
+    # beside its gunzipped copy (gunzip -k), or an antibody matrix: the gene matrix is read
+    scipy.io.mmwrite(str(tmp_path / "v2" / "adt_matrix.mtx"), sp.coo_matrix(counts[:2]))
+    assert np.array_equal(read_expression(tmp_path / "v2").values, counts.T)
+    scipy.io.mmwrite(str(tmp_path / "geo" / "GSM2_matrix.mtx"), sp.coo_matrix(counts))
+    with pytest.raises(BiodlInputError, match="holds 2 matrices .*give one of them"):
+        read_expression(tmp_path / "geo")

@@ -1211,3 +1211,14 @@ def test_the_early_stop_record_is_gone_while_a_fit_runs(tmp_path):
     assert rec.exists()  # a rerun that trains nothing keeps it
     _StopRecord(rec, 1, None).on_train_start(trainer, None)
     assert not rec.exists()  # killed from here on: no record, the rerun resumes
+
+
+def test_a_larger_min_epochs_goes_on_after_an_early_stop(tmp_path):
+    """A rerun with --min-epochs above the epochs an early-stopped run had trained nothing, and
+    run.json recorded the new minimum."""
+    from biodl.train.fit import TrainConfig, _stopped_early
+
+    rec = tmp_path / "stopped.json"
+    rec.write_text('{"by": "patience", "patience": 1, "soft_cap": null, "epochs": 9}')
+    assert _stopped_early(rec, TrainConfig(max_epochs=15, patience=1)) is not None
+    assert _stopped_early(rec, TrainConfig(max_epochs=15, patience=1, min_epochs=12)) is None

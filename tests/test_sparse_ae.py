@@ -204,3 +204,20 @@ def test_pipeline_encodes_genes_and_predicts_every_layer(tmp_path) -> None:
         pipeline.train(
             "sparse-ae", tmp_path / "x", options={**opts, "corruption": 0.1}, config=cfg, quiet=True
         )
+
+
+def test_a_longer_rerun_retrains_the_later_layers_on_the_new_first(yeast, tmp_path) -> None:
+    """Layer 2 resumed from its checkpoint, which holds the whole network: the longer rerun's
+    model kept layer 1's old weights while reporting layer 1's new best epoch."""
+    from dataclasses import replace
+
+    out = tmp_path / "run"
+    model = _untrained(yeast)
+    fit_sparse_ae(model, model.scale(yeast), None, out, _config(epochs=2))
+    model = _untrained(yeast)
+    res = fit_sparse_ae(model, model.scale(yeast), None, out, replace(_config(epochs=2), max_epochs=4))
+    assert res[0].resumed_from is not None and res[1].resumed_from is None  # layer 2 started over
+    first = torch.load(out / "layer1" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    mine = {f"model.{k}": v for k, v in model.state_dict().items()}
+    layer1 = [k for k in first if ".layers.0." in k]
+    assert layer1 and all(torch.equal(first[k], mine[k]) for k in layer1)

@@ -592,6 +592,17 @@ class _StopRecord(Callback):
         )
 
 
+def stage_config(config: TrainConfig, out_dir: str | Path, earlier_trained: bool) -> tuple[TrainConfig, int]:
+    """``(config, epochs done)`` of one stage of a layer-by-layer fit: once an earlier stage has
+    trained in this call, a later one starts over (it resumed from a checkpoint holding the
+    whole network, the earlier layers' old weights with it: a longer rerun kept layer 1's old
+    weights in the model while reporting its new best epoch)."""
+    if earlier_trained and config.resume:
+        return replace(config, resume=False), 0
+    last = Path(out_dir) / "checkpoints" / "last.ckpt"
+    return config, ((epochs_done(last) or 0) if config.resume and last.exists() else 0)
+
+
 def _stopped_early(path: Path, config) -> dict | None:
     """The record of a fit that ended early (:class:`_StopRecord`) when this call asks for no
     more than it had (the same patience, no more epochs than the soft cap it stopped at): the
@@ -602,6 +613,8 @@ def _stopped_early(path: Path, config) -> dict | None:
     except (OSError, ValueError):
         return None
     if not isinstance(rec, dict):
+        return None
+    if int(config.min_epochs or 0) > int(rec.get("epochs") or 0):  # a larger --min-epochs goes on
         return None
     if rec.get("by") == "patience":
         return rec if int(config.patience or 0) <= int(rec.get("patience") or 0) else None

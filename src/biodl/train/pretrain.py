@@ -32,11 +32,13 @@ def pretrain_layers(
     ``stage`` attribute read by its ``loss(batch)`` (see :class:`biodl.models.features.PEDLA`).
     """
     from biodl.train import DataModule, TrainingPlan, fit
+    from biodl.train.fit import stage_config
 
     results = []
     if not epochs:
         return results
     c = replace(config, max_epochs=int(epochs), patience=0)
+    trained = False
     for k in range(model.n_layers):
         model.stage = f"pretrain:{k}"
         for i, enc in enumerate(model.encoders):
@@ -46,15 +48,17 @@ def pretrain_layers(
         plan = TrainingPlan(model, "reconstruction", lr=c.lr, seed=c.seed, optimizer="adam")
         if log:
             log(f"pre-training layer {k + 1}/{model.n_layers} ({epochs} epochs)")
-        results.append(
-            fit(
-                plan,
-                DataModule(train_ds, valid_ds, batch_size=c.batch_size, seed=c.seed),
-                Path(out_dir) / f"pretrain{k + 1}",
-                c,
-                epochs_option="--set pretrain_epochs",
-            )
+        sub = Path(out_dir) / f"pretrain{k + 1}"
+        ck, done = stage_config(c, sub, trained)  # after a stage that trained, the later start over
+        res = fit(
+            plan,
+            DataModule(train_ds, valid_ds, batch_size=ck.batch_size, seed=ck.seed),
+            sub,
+            ck,
+            epochs_option="--set pretrain_epochs",
         )
+        trained = trained or res.epochs_run > done
+        results.append(res)
     model.stage = "finetune"
     model.requires_grad_(True)
     return results

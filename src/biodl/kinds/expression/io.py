@@ -699,12 +699,18 @@ def _mtx_parts(p: Path) -> tuple[Path, Path, Path] | None:
     """``(matrix, features, barcodes)`` of a 10x Genomics folder (Cell Ranger's
     ``filtered_feature_bc_matrix/``) or of its ``matrix.mtx[.gz]``; ``None`` for anything else."""
     folder = p if p.is_dir() else p.parent
-    if p.is_dir():  # matrix.mtx[.gz], or one GEO-prefixed GSM..._matrix.mtx[.gz]
-        found = sorted(
+    if p.is_dir():  # matrix.mtx[.gz] (either, after gunzip -k), or one GEO-prefixed GSM..._matrix.mtx[.gz]
+        exact = [folder / n for n in ("matrix.mtx.gz", "matrix.mtx") if (folder / n).is_file()]
+        found = exact or sorted(
             q for q in folder.iterdir() if q.name.lower().endswith(("matrix.mtx", "matrix.mtx.gz"))
         )
-        if len(found) != 1:
+        if not found:
             return None
+        if not exact and len(found) > 1:
+            raise BiodlInputError(
+                f"holds {len(found)} matrices ({', '.join(q.name for q in found[:4])}): give one of them",
+                path=folder,
+            )
         p = found[0]
     elif not p.name.lower().removesuffix(".gz").endswith(".mtx"):
         return None

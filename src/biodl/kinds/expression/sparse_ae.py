@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from biodl.train.checkpoint import RunMeta
-from biodl.train.fit import FitResult, TrainConfig, fit
+from biodl.train.fit import FitResult, TrainConfig, fit, stage_config
 
 RECIPE = "sparse-ae"
 
@@ -56,13 +56,17 @@ def fit_sparse_ae(
     if finetune_epochs > 0:
         stages.append((-1, out / "finetune", replace(config, max_epochs=int(finetune_epochs))))
     results = []
+    trained = False
     for layer, sub, cfg in stages:
         model.active_layer = layer
         for i, ae in enumerate(model.layers):
             ae.requires_grad_(layer < 0 or i == layer)
+        cfg, done = stage_config(cfg, sub, trained)  # after a stage that trained, the later start over
         plan = _plan(model, "reconstruction", cfg, optimizer)
         flag = "--set finetune_epochs" if layer < 0 else "--epochs"
-        results.append(fit(plan, _datamodule((x_train,), valid, cfg), sub, cfg, None, epochs_option=flag))
+        res = fit(plan, _datamodule((x_train,), valid, cfg), sub, cfg, None, epochs_option=flag)
+        trained = trained or res.epochs_run > done
+        results.append(res)
     model.requires_grad_(True)
     model.active_layer = len(model.layers) - 1
     return results
