@@ -18,6 +18,9 @@ from typing import Any, ParamSpec, TypeVar
 
 from biodl.errors import BiodlInputError
 
+#: The largest float32: a larger value (1e39) read into a float32 array becomes infinite.
+F32_MAX = 3.4028234663852886e38
+
 #: Numbers in text outputs that users take further (predictions, effects, scores): 9 significant
 #: digits hold a float32 exactly (6 wrote a target of 1000002.75 as 1e+06, and a TSV and a
 #: Parquet of the same run disagreed).

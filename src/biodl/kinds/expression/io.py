@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from biodl.errors import BiodlInputError
-from biodl.io._util import FLOAT_FORMAT, check_file, guess_separator, note, open_text
+from biodl.io._util import F32_MAX, FLOAT_FORMAT, check_file, guess_separator, note, open_text
 
 ORIENTATIONS = ("auto", "genes-x-samples", "samples-x-genes")
 
@@ -265,10 +265,6 @@ def _check_short_rows(path: Path, sep: str, n_fields: int, line_of_row: np.ndarr
                     path=path,
                     record=number,
                 )
-
-
-#: The largest float32: larger values (1e39) become infinite in the float32 matrix.
-F32_MAX = float(np.finfo(np.float32).max)
 
 
 def _check_finite(

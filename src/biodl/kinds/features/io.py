@@ -18,12 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from biodl.errors import BiodlInputError
-from biodl.io._util import check_file, guess_separator, open_text
+from biodl.io._util import F32_MAX, check_file, guess_separator, open_text
 
 LABEL_COLUMNS = ("label", "class", "Class", "Label", "y", "target")
 ID_COLUMNS = ("id", "ID", "name", "region", "sample")
-
-_F32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass
@@ -200,7 +198,7 @@ def read_features(
             if not math.isfinite(v):
                 raise BiodlInputError(f"{col}: {f[j]} is not allowed (NaN / inf); impute it first", path=p,
                                       record=line_no)  # fmt: skip
-            if abs(v) > _F32_MAX:  # infinite once stored as float32
+            if abs(v) > F32_MAX:  # infinite once stored as float32
                 raise BiodlInputError(f"{col}: {f[j]} is beyond float32's range (+-3.4e38)", path=p,
                                       record=line_no)  # fmt: skip
             x[r, k] = v

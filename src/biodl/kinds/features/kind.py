@@ -793,12 +793,13 @@ class FeaturesKind(DataKind):
                     + (f" (no column {labels!r})" if isinstance(labels, str) else ""),
                     path=src,
                 )
+        from biodl.io._util import F32_MAX
         from biodl.io.memory import index_ids
 
         ids = index_ids(data.index, lambda i: f"row{i + 1}")
         sub = data.iloc[:, feature_positions([str(c) for c in data.columns], d.features, source=src)]
         num = sub.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(num) | (np.abs(np.nan_to_num(num)) > np.finfo(np.float32).max)
+        bad = ~np.isfinite(num) | (np.abs(np.nan_to_num(num)) > F32_MAX)
         if bad.any():
             i, j = map(int, np.argwhere(bad)[0])
             v = sub.iat[i, j]

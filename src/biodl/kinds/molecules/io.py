@@ -20,6 +20,7 @@ from rdkit import Chem, rdBase
 
 from biodl.errors import BiodlInputError
 from biodl.io._util import (
+    F32_MAX,
     FLOAT_FORMAT,
     GZIP_MAGIC,
     RowLines,
@@ -304,8 +305,6 @@ def _read_frame(path: Path, names: Sequence[str] = ()) -> pd.DataFrame:
     return df
 
 
-_F32_MAX = float(np.finfo(np.float32).max)
-
 #: Target values read as missing (besides an empty one), any case.
 _MISSING = ("nan", "na", "none", "null")
 
@@ -320,21 +319,6 @@ def _to_float(v: str, path, line: int, col: str, where: str = "", value_line: in
     try:
         x = float(v)
     except ValueError:
-        x = None
-    if x is not None:
-        if abs(x) <= _F32_MAX:
-            return x
-        # infinite, or infinite once stored as float32 (1e39): refused here, by line and molecule
-        what = "infinite" if np.isinf(x) else "beyond float32's range (+-3.4e38)"
-        if not where:
-            raise BiodlInputError(f"target {col!r}: {v} is {what}", path=path, record=line)
-        at = f" (on line {value_line})" if value_line else ""
-        err = BiodlInputError(f"{where}: target {col!r}: {v} is {what}{at}", path=path)
-        err.record = line
-        raise err
-    try:
-        return float(v)
-    except ValueError:
         hint = ""
         if "," in v:
             try:
@@ -342,14 +326,25 @@ def _to_float(v: str, path, line: int, col: str, where: str = "", value_line: in
                 hint = " (a decimal comma? write numbers with a decimal point)"
             except ValueError:
                 pass
-        if not where:
-            raise BiodlInputError(
-                f"target {col!r} is not a number: {v!r}{hint}", path=path, record=line
-            ) from None
-        at = f" (on line {value_line})" if value_line else ""
-        err = BiodlInputError(f"{where}: target {col!r} is not a number: {v!r}{at}{hint}", path=path)
-        err.record = line
-        raise err from None
+        raise _target_error(f" is not a number: {v!r}", hint, path, line, col, where, value_line) from None
+    if abs(x) <= F32_MAX:
+        return x
+    # infinite, or infinite once stored as float32 (1e39): refused here, by line and molecule
+    what = "infinite" if np.isinf(x) else "beyond float32's range (+-3.4e38)"
+    raise _target_error(f": {v} is {what}", "", path, line, col, where, value_line)
+
+
+def _target_error(
+    problem: str, hint: str, path, line: int, col: str, where: str, value_line: int
+) -> BiodlInputError:
+    """The error of a bad target value: a table's names its line; an SDF's its record (``where``,
+    the error's record ``line``) and the value's line."""
+    if not where:
+        return BiodlInputError(f"target {col!r}{problem}{hint}", path=path, record=line)
+    at = f" (on line {value_line})" if value_line else ""
+    err = BiodlInputError(f"{where}: target {col!r}{problem}{at}{hint}", path=path)
+    err.record = line
+    return err
 
 
 def _select_targets(
