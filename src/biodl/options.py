@@ -307,8 +307,8 @@ def resolve(
                     why = f" (only for {', '.join(o.recipes)})"
             elif hints and k in hints:
                 why = f" ({hints[k]})"
-            elif k in _TRAINING_FLAGS:  # a training setting, given as a --set key
-                why = f" (a training option: {_TRAINING_FLAGS[k]})"
+            elif flag := _training_flag(k):  # a training setting, given as a --set key
+                why = f" (a training option: {flag})"
             else:
                 why = _suggest(k, accepted)
             parts.append(sp + why)
@@ -324,19 +324,14 @@ def resolve(
     return out
 
 
-#: Training settings a user may give as ``--set`` keys (CellCnn's own spellings included), and
-#: the flag that sets them.
-_TRAINING_FLAGS = {
-    "max_epochs": "--epochs",
-    "epochs": "--epochs",
-    "patience": "--patience",
-    "batch_size": "--batch-size",
-    "lr": "--lr",
-    "learning_rate": "--lr",
-    "weight_decay": "--weight-decay",
-    "seed": "--seed",
-    "device": "--device",
-}
+def _training_flag(key: str) -> str | None:
+    """The flag of a training setting a user gave as a ``--set`` key (CellCnn crossval's spellings
+    ``max_epochs``, ``learning_rate`` included), else ``None``."""
+    from biodl.registry import TRAIN_FLAGS  # (here: the registry loads every recipe)
+
+    own = {k: TRAIN_FLAGS[k] for k in ("max_epochs", "patience", "batch_size", "lr", "weight_decay")}
+    flags = {**own, "epochs": "--epochs", "learning_rate": "--lr", "seed": "--seed", "device": "--device"}
+    return flags.get(key)
 
 
 def describe(declared: Sequence[Option], stage: str | None = None, recipe: str | None = None) -> list[dict]:

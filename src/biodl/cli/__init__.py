@@ -363,7 +363,6 @@ def _help_options(system: str) -> None:
     unused = set(recipe.unused_training)
     shown = [n for n in ("max_epochs", "patience", "batch_size", "lr", "weight_decay") if n not in unused]
     fdefault = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    flag = {"max_epochs": "--epochs"}
     kinds = [get_kind(n) for n in recipe.kinds]
     also = ["--seed", "--device"]
     also += [
@@ -379,7 +378,7 @@ def _help_options(system: str) -> None:
             "--calibrate-epochs)"
         )
     also.append("--resume")
-    rows = [(flag.get(n, f"--{n.replace('_', '-')}"), str(td.get(n, fdefault[n]))) for n in shown]
+    rows = [(TRAIN_FLAGS[n], str(td.get(n, fdefault[n]))) for n in shown]
     if unused:
         rows.append(
             ("not used", f"{', '.join(TRAIN_FLAGS[f] for f in recipe.unused_training)}: {recipe.unused_why}")
