@@ -503,6 +503,12 @@ class FitResult:
     model_path: Path | None = None
     threads: int | None = None
     diverged: bool = False
+    epochs_resumed: int = 0  # the epochs its checkpoint held when it resumed (0: a fresh fit)
+
+    @property
+    def trained(self) -> bool:
+        """Whether this call trained any epoch (a resumed run at its end trains none)."""
+        return self.epochs_run > self.epochs_resumed
 
 
 def _quiet_lightning() -> None:
@@ -592,15 +598,12 @@ class _StopRecord(Callback):
         )
 
 
-def stage_config(config: TrainConfig, out_dir: str | Path, earlier_trained: bool) -> tuple[TrainConfig, int]:
-    """``(config, epochs done)`` of one stage of a layer-by-layer fit: once an earlier stage has
-    trained in this call, a later one starts over (it resumed from a checkpoint holding the
-    whole network, the earlier layers' old weights with it: a longer rerun kept layer 1's old
-    weights in the model while reporting its new best epoch)."""
-    if earlier_trained and config.resume:
-        return replace(config, resume=False), 0
-    last = Path(out_dir) / "checkpoints" / "last.ckpt"
-    return config, ((epochs_done(last) or 0) if config.resume and last.exists() else 0)
+def stage_config(config: TrainConfig, earlier_trained: bool) -> TrainConfig:
+    """The config of one stage of a layer-by-layer fit: once an earlier stage has trained in this
+    call (:attr:`FitResult.trained`), a later one starts over (it resumed from a checkpoint
+    holding the whole network, the earlier layers' old weights with it: a longer rerun kept
+    layer 1's old weights in the model while reporting its new best epoch)."""
+    return replace(config, resume=False) if earlier_trained and config.resume else config
 
 
 def _stopped_early(path: Path, config) -> dict | None:
@@ -997,7 +1000,7 @@ def fit(
     last = out / "checkpoints" / "last.ckpt"
     record = out / "checkpoints" / STOPPED_FILE
     resumed = str(last) if (config.resume and last.exists()) else None
-    stopped = None
+    stopped, done = None, 0
     if resumed:
         done = check_resumable(last, plan)
         stopped = _stopped_early(record, config)
@@ -1111,7 +1114,15 @@ def fit(
             + f"{hard_cap * 2}) may help"
         )
     return FitResult(
-        out, best_epoch, epochs_run, val_metrics, resumed, seconds, threads=n_threads, diverged=diverged
+        out,
+        best_epoch,
+        epochs_run,
+        val_metrics,
+        resumed,
+        seconds,
+        threads=n_threads,
+        diverged=diverged,
+        epochs_resumed=done,
     )
 
 

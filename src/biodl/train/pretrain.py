@@ -48,16 +48,15 @@ def pretrain_layers(
         plan = TrainingPlan(model, "reconstruction", lr=c.lr, seed=c.seed, optimizer="adam")
         if log:
             log(f"pre-training layer {k + 1}/{model.n_layers} ({epochs} epochs)")
-        sub = Path(out_dir) / f"pretrain{k + 1}"
-        ck, done = stage_config(c, sub, trained)  # after a stage that trained, the later start over
+        ck = stage_config(c, trained)  # after a stage that trained, the later ones start over
         res = fit(
             plan,
             DataModule(train_ds, valid_ds, batch_size=ck.batch_size, seed=ck.seed),
-            sub,
+            Path(out_dir) / f"pretrain{k + 1}",
             ck,
             epochs_option="--set pretrain_epochs",
         )
-        trained = trained or res.epochs_run > done
+        trained = trained or res.trained
         results.append(res)
     model.stage = "finetune"
     model.requires_grad_(True)

@@ -61,11 +61,11 @@ def fit_sparse_ae(
         model.active_layer = layer
         for i, ae in enumerate(model.layers):
             ae.requires_grad_(layer < 0 or i == layer)
-        cfg, done = stage_config(cfg, sub, trained)  # after a stage that trained, the later start over
+        cfg = stage_config(cfg, trained)  # after a stage that trained, the later ones start over
         plan = _plan(model, "reconstruction", cfg, optimizer)
         flag = "--set finetune_epochs" if layer < 0 else "--epochs"
         res = fit(plan, _datamodule((x_train,), valid, cfg), sub, cfg, None, epochs_option=flag)
-        trained = trained or res.epochs_run > done
+        trained = trained or res.trained
         results.append(res)
     model.requires_grad_(True)
     model.active_layer = len(model.layers) - 1
