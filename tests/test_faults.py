@@ -1033,6 +1033,17 @@ def test_checkpoints_are_written_by_the_one_safe_writer(tmp_path, monkeypatch):
         torch.backends.cudnn.deterministic = cudnn
 
 
+def _small_deepbind(run: Path, options: dict, **config):
+    """A 4-motif DeepBind trained on the CPU into ``run`` through ``biodl.pipeline.train``."""
+    from biodl.pipeline import train
+    from biodl.train.fit import TrainConfig
+
+    cfg = TrainConfig(device="cpu", progress=False, **config)
+    return train(
+        "deepbind", run, options=options, model_options={"num_motifs": 4, "motif_len": 8}, config=cfg
+    )
+
+
 def test_a_retraining_stopped_before_its_test_evaluation_shows_no_old_test_results(
     rest_small, tmp_path, monkeypatch
 ):
@@ -1040,17 +1051,12 @@ def test_a_retraining_stopped_before_its_test_evaluation_shows_no_old_test_resul
     retraining left test/ and summary.json of the OLD model; `biodl report` showed them as the new
     model's held-out results."""
     import biodl.pipeline as pipeline
-    from biodl.pipeline import train
-    from biodl.train.fit import TrainConfig
 
     run = tmp_path / "run"
 
     def fit(epochs):
-        cfg = TrainConfig(max_epochs=epochs, patience=0, device="cpu", progress=False)
         opts = {"data": rest_small["train"], "test_file": rest_small["test"]}
-        return train(
-            "deepbind", run, options=opts, model_options={"num_motifs": 4, "motif_len": 8}, config=cfg
-        )
+        return _small_deepbind(run, opts, max_epochs=epochs, patience=0)
 
     fit(1)
     assert (run / "test" / "metrics.json").exists() and (run / "summary.json").exists()
@@ -1118,17 +1124,10 @@ def test_an_evaluation_killed_while_moving_its_files_in_is_said_and_finished(tmp
 def test_a_rerun_of_a_run_that_stopped_early_trains_nothing(rest_small, tmp_path, capsys):
     """Lightning restores the early-stopping counter but not its decision: each identical rerun
     of a run that had stopped early trained on (6 -> 8 -> 9 -> 12 epochs), replacing the model."""
-    from biodl.pipeline import train
-    from biodl.train.fit import TrainConfig
-
     run = tmp_path / "es"
 
     def fit(patience):
-        cfg = TrainConfig(max_epochs=30, patience=patience, device="cpu", progress=False, lr=0.05)
-        opts = {"data": rest_small["train"]}
-        return train(
-            "deepbind", run, options=opts, model_options={"num_motifs": 4, "motif_len": 8}, config=cfg
-        )
+        return _small_deepbind(run, {"data": rest_small["train"]}, max_epochs=30, patience=patience, lr=0.05)
 
     from biodl.train import load_model
 
@@ -1172,17 +1171,10 @@ def test_a_run_stopped_at_its_soft_cap_goes_on_with_more_epochs(rest_small, tmp_
     --epochs trained nothing ('stopped improving for 20 epochs' after one)."""
     import json as _json
 
-    from biodl.pipeline import train
-    from biodl.train.fit import TrainConfig
-
     run = tmp_path / "cap"
 
     def fit(**kw):
-        cfg = TrainConfig(device="cpu", progress=False, lr=0.05, patience=20, **kw)
-        opts = {"data": rest_small["train"]}
-        return train(
-            "deepbind", run, options=opts, model_options={"num_motifs": 4, "motif_len": 8}, config=cfg
-        )
+        return _small_deepbind(run, {"data": rest_small["train"]}, lr=0.05, patience=20, **kw)
 
     first = fit(max_epochs=2, extend_epochs=6)  # soft cap 2, hard 8: stops at the first epoch not improving
     rec = _json.loads((run / "checkpoints" / "stopped.json").read_text())

@@ -20,7 +20,7 @@ import pandas as pd
 from biodl.errors import BiodlInputError
 from biodl.io._util import FLOAT_FORMAT, atomic_write_text
 from biodl.kinds.base import DataKind, Splits, TrainContext, say_unscaled_targets
-from biodl.kinds.cells.io import SampleSet, SampleTable, load_samples, read_sample_table
+from biodl.kinds.cells.io import SampleSet, SampleTable, load_samples, looks_like_fcs, read_sample_table
 from biodl.kinds.cells.restarts import (
     CellCnnConfig,
     config_from_options,
@@ -222,8 +222,6 @@ def _table(
     if path is None:
         raise BiodlInputError("no sample table given (--samples TABLE.csv, or the DATA argument)")
     p = Path(path)
-    from biodl.kinds.cells.io import looks_like_fcs
-
     if p.suffix.lower() == ".fcs" or looks_like_fcs(p):  # an FCS file by its name or its first bytes
         if require_labels:
             raise BiodlInputError("a single FCS file has no label; give a sample table (file,label)", path=p)
